@@ -1,0 +1,105 @@
+"""Atomic file writes: a kill at any moment leaves the old file or the new one, never half of one.
+
+Every file kit writes (checkpoints, run files, caches, submissions) goes through here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import json
+import os
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import IO, Any
+
+__all__ = ["atomic_path", "atomic_write", "read_json", "write_json", "write_text"]
+
+
+class OutputError(OSError):
+    """An output file could not be written (read-only folder, disk full, ...)."""
+
+
+def _explain(path: Path, err: OSError) -> OutputError:
+    reason = {
+        errno.ENOSPC: "the disk is full",
+        errno.EDQUOT: "the disk quota is exhausted",
+        errno.EROFS: "the file system is read-only",
+        errno.EACCES: "permission denied",
+        errno.EPERM: "permission denied",
+    }.get(err.errno or 0, err.strerror or str(err))
+    return OutputError(
+        err.errno or 0,
+        f"cannot write {path}: {reason}. Nothing was replaced; choose another output "
+        f"folder (e.g. --output-dir) or free space.",
+    )
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; rename it onto ``path`` only on success."""
+    target = Path(path)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+        os.close(fd)
+    except OSError as err:
+        raise _explain(target, err) from err
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        with open(tmp, "rb") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, target)
+    except OSError as err:
+        tmp.unlink(missing_ok=True)
+        raise _explain(target, err) from err
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def atomic_write(
+    path: str | os.PathLike[str], writer: Callable[[IO[Any]], None], mode: str = "w"
+) -> Path:
+    """Call ``writer(file_handle)`` on a temporary file, then rename it onto ``path``."""
+    with (
+        atomic_path(path) as tmp,
+        open(tmp, mode, **({} if "b" in mode else {"encoding": "utf-8"})) as fh,
+    ):
+        writer(fh)
+    return Path(path)
+
+
+def write_text(path: str | os.PathLike[str], text: str) -> Path:
+    """Atomically write ``text`` to ``path``."""
+    return atomic_write(path, lambda fh: fh.write(text))
+
+
+def write_json(path: str | os.PathLike[str], obj: Any) -> Path:
+    """Atomically write ``obj`` as indented JSON (numpy scalars and paths become plain values)."""
+    return write_text(
+        path, json.dumps(obj, indent=2, sort_keys=False, default=_json_default) + "\n"
+    )
+
+
+def read_json(path: str | os.PathLike[str]) -> Any:
+    """Read a JSON file, naming the file in any error."""
+    p = Path(path)
+    try:
+        return json.loads(p.read_text(encoding="utf-8"))
+    except FileNotFoundError as err:
+        raise FileNotFoundError(f"{p}: file not found") from err
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{p}: not valid JSON ({err})") from err
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, os.PathLike):
+        return os.fspath(obj)
+    if hasattr(obj, "tolist"):
+        return obj.tolist()
+    if hasattr(obj, "item"):
+        return obj.item()
+    raise TypeError(f"cannot write {type(obj).__name__} as JSON")
