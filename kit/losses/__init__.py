@@ -1,0 +1,35 @@
+"""Losses for the 18-class problem and for three-head models, built from short spec strings.
+
+>>> loss = build_loss("0.5*focal+0.5*f1", num_classes=18, gamma=2.0)
+>>> loss = build_multihead_loss({"mask": "cross_entropy", "gender": "cross_entropy",
+...                              "age": "focal"}, weights={"age": 2.0})
+
+Add your own loss with ``@register_loss("name")`` on a function or class that returns an
+``nn.Module`` whose ``forward(logits (n, C), target (n,) long)`` returns a scalar.
+"""
+
+from kit.losses.classification import (
+    CrossEntropy,
+    FocalLoss,
+    SoftF1Loss,
+    balanced_weights,
+    label_smoothing,
+    resolve_class_weights,
+)
+from kit.losses.multihead import MultiHeadLoss, build_multihead_loss
+from kit.losses.registry import LOSSES, WeightedSumLoss, build_loss, register_loss
+
+__all__ = [
+    "LOSSES",
+    "CrossEntropy",
+    "FocalLoss",
+    "MultiHeadLoss",
+    "SoftF1Loss",
+    "WeightedSumLoss",
+    "balanced_weights",
+    "build_loss",
+    "build_multihead_loss",
+    "label_smoothing",
+    "register_loss",
+    "resolve_class_weights",
+]

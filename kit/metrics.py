@@ -1,0 +1,148 @@
+"""The competition score (macro F1 over all 18 classes) and the numbers shown beside it.
+
+Everything is plain numpy over a bincount confusion matrix, so scoring 12,600 rows costs
+microseconds. ``macro_f1`` equals
+``sklearn.metrics.f1_score(y, p, labels=range(18), average="macro", zero_division=0)``:
+a class absent from both truth and prediction counts as F1 = 0, exactly like the leaderboard.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from kit.labels import HEAD_SIZES, HEADS, NUM_CLASSES, class_name, decode
+
+__all__ = [
+    "accuracy",
+    "confusion_matrix",
+    "head_f1",
+    "macro_f1",
+    "per_class_f1",
+    "report",
+    "summarize",
+]
+
+
+def _as_labels(name: str, y: Any) -> np.ndarray:
+    """``y`` as a 1-D int64 array; ValueError on NaN, fractions or a wrong shape."""
+    if hasattr(y, "detach"):  # torch tensor, possibly on an accelerator
+        y = y.detach().cpu().numpy()
+    arr = np.asarray(y)
+    if arr.ndim != 1:
+        raise ValueError(f"{name} must be a 1-D sequence of class ids, got shape {arr.shape}")
+    if arr.dtype.kind in "iub":
+        return arr.astype(np.int64, copy=False)
+    if arr.dtype.kind != "f":
+        raise ValueError(f"{name} must hold integer class ids, got dtype {arr.dtype}")
+    bad = ~np.isfinite(arr)
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise ValueError(f"{name} holds {arr[i]} at position {i}; expected integer class ids")
+    frac = arr != np.round(arr)
+    if frac.any():
+        i = int(np.flatnonzero(frac)[0])
+        raise ValueError(f"{name} holds {arr[i]} at position {i}; expected integer class ids")
+    return arr.astype(np.int64)
+
+
+def _validate(y_true: Any, y_pred: Any, num_classes: int | None) -> tuple[np.ndarray, np.ndarray]:
+    t, p = _as_labels("y_true", y_true), _as_labels("y_pred", y_pred)
+    if len(t) != len(p):
+        raise ValueError(f"y_true has {len(t)} labels but y_pred has {len(p)}; expected equal")
+    if len(t) == 0:
+        raise ValueError("y_true and y_pred are empty; expected at least one label")
+    if num_classes is not None:
+        for name, arr in (("y_true", t), ("y_pred", p)):
+            bad = (arr < 0) | (arr >= num_classes)
+            if bad.any():
+                i = int(np.flatnonzero(bad)[0])
+                raise ValueError(
+                    f"{name} holds {arr[i]} at position {i}; expected 0..{num_classes - 1}"
+                )
+    return t, p
+
+
+def _confusion(t: np.ndarray, p: np.ndarray, num_classes: int) -> np.ndarray:
+    flat = np.bincount(t * num_classes + p, minlength=num_classes * num_classes)
+    return flat.reshape(num_classes, num_classes)
+
+
+def _f1_from_confusion(cm: np.ndarray) -> np.ndarray:
+    tp = np.diag(cm).astype(np.float64)
+    denom = cm.sum(0) + cm.sum(1)  # = 2tp + fp + fn
+    return np.divide(2 * tp, denom, out=np.zeros_like(tp), where=denom > 0)
+
+
+def confusion_matrix(y_true: Any, y_pred: Any, num_classes: int = NUM_CLASSES) -> np.ndarray:
+    """``(num_classes, num_classes)`` counts; rows are true classes, columns predictions."""
+    t, p = _validate(y_true, y_pred, num_classes)
+    return _confusion(t, p, num_classes)
+
+
+def per_class_f1(y_true: Any, y_pred: Any, num_classes: int = NUM_CLASSES) -> np.ndarray:
+    """F1 of each class ``0..num_classes-1`` (0 where the class is absent from both sides)."""
+    return _f1_from_confusion(confusion_matrix(y_true, y_pred, num_classes))
+
+
+def macro_f1(y_true: Any, y_pred: Any, num_classes: int = NUM_CLASSES) -> float:
+    """The competition score: unweighted mean of :func:`per_class_f1` over all classes."""
+    return float(per_class_f1(y_true, y_pred, num_classes).mean())
+
+
+def accuracy(y_true: Any, y_pred: Any) -> float:
+    """Fraction of rows where the prediction equals the truth."""
+    t, p = _validate(y_true, y_pred, None)
+    return float(np.mean(t == p))
+
+
+def head_f1(y_true: Any, y_pred: Any) -> dict[str, float]:
+    """Macro F1 of each head (``"mask"``, ``"gender"``, ``"age"``) from 18-way labels."""
+    t, p = _validate(y_true, y_pred, NUM_CLASSES)
+    t_heads, p_heads = decode(t), decode(p)
+    return {
+        head: float(_f1_from_confusion(_confusion(th, ph, HEAD_SIZES[head])).mean())
+        for head, th, ph in zip(HEADS, t_heads, p_heads, strict=True)
+    }
+
+
+def summarize(y_true: Any, y_pred: Any) -> dict[str, Any]:
+    """Scores of 18-way labels: macro_f1, accuracy, f1_mask, f1_gender, f1_age, confusion.
+
+    ``confusion`` is a list of lists (JSON-ready), rows true, columns predicted.
+    """
+    t, p = _validate(y_true, y_pred, NUM_CLASSES)
+    cm = _confusion(t, p, NUM_CLASSES)
+    heads = head_f1(t, p)
+    return {
+        "macro_f1": float(_f1_from_confusion(cm).mean()),
+        "accuracy": float(np.mean(t == p)),
+        **{f"f1_{head}": value for head, value in heads.items()},
+        "confusion": cm.tolist(),
+    }
+
+
+def report(y_true: Any, y_pred: Any) -> str:
+    """A text table of per-class precision / recall / F1 / support, then the summary scores."""
+    t, p = _validate(y_true, y_pred, NUM_CLASSES)
+    cm = _confusion(t, p, NUM_CLASSES)
+    tp = np.diag(cm).astype(np.float64)
+    predicted, support = cm.sum(0), cm.sum(1)
+    precision = np.divide(tp, predicted, out=np.zeros_like(tp), where=predicted > 0)
+    recall = np.divide(tp, support, out=np.zeros_like(tp), where=support > 0)
+    f1 = _f1_from_confusion(cm)
+    lines = [f"{'class':>5}  {'name':<24}{'precision':>10}{'recall':>10}{'f1':>10}{'support':>9}"]
+    for c in range(NUM_CLASSES):
+        lines.append(
+            f"{c:>5}  {class_name(c):<24}{precision[c]:>10.4f}{recall[c]:>10.4f}"
+            f"{f1[c]:>10.4f}{support[c]:>9d}"
+        )
+    heads = head_f1(t, p)
+    lines += [
+        "",
+        f"macro F1  {f1.mean():.4f}",
+        f"accuracy  {np.mean(t == p):.4f}   (n = {len(t)})",
+        "head F1   " + "   ".join(f"{head} {value:.4f}" for head, value in heads.items()),
+    ]
+    return "\n".join(lines) + "\n"

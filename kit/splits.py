@@ -1,0 +1,112 @@
+"""Person-level validation splits, stratified on gender x age group.
+
+All images of one person land on the same side: splitting by image leaks a face into both
+training and validation and inflates the score. Stratification is exact rather than sampled:
+within each gender x age-group cell, people are shuffled (seeded) and dealt out in turn, so
+every fold holds each cell's count divided by ``n_splits``, give or take one person. The
+result depends only on the people (sorted by id) and the seed, not on the frame's row order.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from kit.labels import age_to_group
+
+__all__ = ["holdout", "person_folds"]
+
+_STRATA = ("gender", "age_group")
+
+
+def _people(df: pd.DataFrame, person_col: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(person ids sorted, stratum of each person, index into those ids for every row).
+
+    A person whose rows disagree on gender or age group takes the values of their first row.
+    A frame with ``age`` but no ``age_group`` gets the official age groups.
+    """
+    if "age_group" not in df.columns and "age" in df.columns:
+        df = df.assign(age_group=age_to_group(df["age"].to_numpy()))
+    missing = [c for c in (person_col, *_STRATA) if c not in df.columns]
+    if missing:
+        raise ValueError(
+            f"the frame lacks column(s) {missing}; expected {person_col!r}, 'gender' and "
+            f"'age_group' (found {list(df.columns)})"
+        )
+    if len(df) == 0:
+        raise ValueError("the frame has no rows; expected at least one image per person")
+    for col in (person_col, *_STRATA):
+        null = df[col].isna().to_numpy()
+        if null.any():
+            row = df.index[int(np.flatnonzero(null)[0])]
+            raise ValueError(f"column {col!r} is empty at row {row!r}; every row needs a value")
+    keys = df[person_col].astype(str).to_numpy()
+    ids, row_person = np.unique(keys, return_inverse=True)
+    first = pd.Series(np.arange(len(df))).groupby(row_person).min().to_numpy()
+    strata = df.iloc[first].groupby(list(_STRATA), sort=True).ngroup().to_numpy()
+    return ids, strata.astype(np.int64), row_person.reshape(-1)
+
+
+def person_folds(
+    df: pd.DataFrame, n_splits: int = 5, seed: int = 0, person_col: str = "person_id"
+) -> np.ndarray:
+    """Fold id (``0..n_splits-1``) of every row of ``df``; one person, one fold.
+
+    Needs the columns ``person_col``, ``gender`` and ``age_group`` (or ``age``). Raises
+    ValueError when there are fewer people than folds.
+    """
+    if int(n_splits) != n_splits or n_splits < 2:
+        raise ValueError(f"n_splits must be an integer >= 2, got {n_splits!r}")
+    ids, strata, row_person = _people(df, person_col)
+    if len(ids) < n_splits:
+        raise ValueError(
+            f"{len(ids)} people cannot fill {n_splits} folds; use n_splits <= {len(ids)}"
+        )
+    rng = np.random.default_rng(seed)
+    person_fold = np.empty(len(ids), dtype=np.int64)
+    dealt = 0  # one running counter across cells keeps fold sizes within one person
+    for cell in np.unique(strata):
+        members = rng.permutation(np.flatnonzero(strata == cell))
+        person_fold[members] = (dealt + np.arange(len(members))) % n_splits
+        dealt += len(members)
+    # Which fold receives the odd people is itself shuffled, so fold 0 is not always largest.
+    person_fold = rng.permutation(n_splits)[person_fold]
+    return person_fold[row_person]
+
+
+def _quotas(counts: np.ndarray, n_val: int) -> np.ndarray:
+    """Per-cell validation sizes proportional to ``counts`` and summing to ``n_val`` exactly.
+
+    Largest-remainder rounding; ties go to the larger cell, then the earlier one.
+    """
+    share = counts * (n_val / counts.sum())
+    quota = np.floor(share).astype(np.int64)
+    order = np.lexsort((np.arange(len(counts)), -counts, -(share - quota)))
+    quota[order[: n_val - quota.sum()]] += 1
+    return quota
+
+
+def holdout(
+    df: pd.DataFrame, val_ratio: float = 0.2, seed: int = 0, person_col: str = "person_id"
+) -> np.ndarray:
+    """Boolean mask over the rows of ``df``: True for validation rows.
+
+    Exactly ``round(val_ratio * n_people)`` people (Python's round: halves go to even) are
+    drawn without replacement, each gender x age-group cell in proportion to its size.
+    """
+    if not 0.0 < val_ratio < 1.0:
+        raise ValueError(f"val_ratio must be strictly between 0 and 1, got {val_ratio!r}")
+    ids, strata, row_person = _people(df, person_col)
+    n_val = round(val_ratio * len(ids))
+    if not 0 < n_val < len(ids):
+        raise ValueError(
+            f"val_ratio {val_ratio} of {len(ids)} people gives {n_val} validation people; "
+            f"both sides need at least one person"
+        )
+    cells, counts = np.unique(strata, return_counts=True)
+    rng = np.random.default_rng(seed)
+    is_val = np.zeros(len(ids), dtype=bool)
+    for cell, quota in zip(cells, _quotas(counts, n_val), strict=True):
+        members = rng.permutation(np.flatnonzero(strata == cell))
+        is_val[members[:quota]] = True
+    return is_val[row_person]
