@@ -17,6 +17,9 @@ from typing import IO, Any
 __all__ = ["atomic_path", "atomic_write", "read_json", "write_json", "write_text"]
 
 
+_DISK_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS}
+
+
 class OutputError(OSError):
     """An output file could not be written (read-only folder, disk full, ...)."""
 
@@ -49,15 +52,23 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     tmp = Path(tmp_name)
     try:
         yield tmp
+    except OSError as err:
+        tmp.unlink(missing_ok=True)
+        # Only out-of-space / read-only errors are about the output; others (an unreadable
+        # input, say) belong to the caller and keep their own message.
+        if err.errno in _DISK_ERRORS:
+            raise _explain(target, err) from err
+        raise
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    try:
         with open(tmp, "rb") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp, target)
     except OSError as err:
         tmp.unlink(missing_ok=True)
         raise _explain(target, err) from err
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def atomic_write(

@@ -68,3 +68,15 @@ def test_unwritable_target_gives_a_clear_error(tmp_path):
     blocker.write_text("x")
     with pytest.raises(OutputError, match=r"cannot write .*file/run/a.txt"):
         write_text(blocker / "run" / "a.txt", "x")
+
+
+def test_input_errors_inside_the_block_keep_their_message(tmp_path):
+    with pytest.raises(FileNotFoundError, match="input.jpg"), atomic_path(tmp_path / "out") as _:
+        open(tmp_path / "input.jpg")  # noqa: SIM115 - the error is the point
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_disk_full_while_writing_is_explained(tmp_path):
+    with pytest.raises(OutputError, match="disk is full"), atomic_path(tmp_path / "out") as _:
+        raise OSError(errno.ENOSPC, "No space left on device")
+    assert list(tmp_path.iterdir()) == []
