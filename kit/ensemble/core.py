@@ -1,0 +1,207 @@
+"""``ensemble(members, method, weights)``: combine run folders / submissions, and ``write`` it."""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from kit.ensemble.inputs import Member, Split, align, load_member, read_submission
+from kit.ensemble.methods import combine, get_method, normalise_weights
+from kit.ensemble.search import SearchResult, search_weights
+from kit.io import atomic_write, write_json
+from kit.metrics import macro_f1, summarize
+
+__all__ = ["EnsembleResult", "MemberScore", "ensemble", "write"]
+
+Weights = Sequence[float] | str | None
+
+
+@dataclass
+class MemberScore:
+    """One row of the member table."""
+
+    name: str
+    path: str
+    kind: str
+    val_macro_f1: float | None
+    weight: float
+
+
+@dataclass
+class EnsembleResult:
+    """Combined predictions; ``test_probs`` / ``val_probs`` are None for the hard vote."""
+
+    method: str
+    weights: list[float]
+    members: list[MemberScore]
+    test_ids: np.ndarray | None = None
+    test_labels: np.ndarray | None = None
+    test_probs: np.ndarray | None = None
+    val_ids: np.ndarray | None = None
+    val_truth: np.ndarray | None = None
+    val_labels: np.ndarray | None = None
+    val_probs: np.ndarray | None = None
+    val_scores: dict[str, Any] = field(default_factory=dict)
+    search: SearchResult | None = None
+    val_note: str | None = None  # why there is no ensemble validation score
+
+    @property
+    def val_macro_f1(self) -> float | None:
+        return self.val_scores.get("macro_f1")
+
+    def member_table(self) -> pd.DataFrame:
+        """name, kind, val_macro_f1, weight: one row per member."""
+        rows = [(m.name, m.kind, m.val_macro_f1, m.weight) for m in self.members]
+        return pd.DataFrame(rows, columns=["name", "kind", "val_macro_f1", "weight"])
+
+    def record(self) -> dict[str, Any]:
+        """What ``write`` stores as JSON beside the submission."""
+        scores = {k: v for k, v in self.val_scores.items() if k != "confusion"}
+        known = [m.val_macro_f1 for m in self.members if m.val_macro_f1 is not None]
+        return {
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "method": self.method,
+            "weights": self.weights,
+            "members": [asdict(m) for m in self.members],
+            "scores": {"val": scores or None, "best_member_val_macro_f1": max(known, default=None)},
+            "weight_search": None if self.search is None else asdict(self.search),
+            "n_test": None if self.test_ids is None else len(self.test_ids),
+            "val_note": self.val_note,
+        }
+
+
+def _test(members: list[Member]) -> list[Split] | None:
+    """Aligned test splits; None when no member has any; refuses differing rows."""
+    splits = [m.test for m in members]
+    if all(s is None for s in splits):
+        return None
+    lacking = [m.name for m in members if m.test is None]
+    if lacking:
+        raise ValueError(f"{lacking} have no test predictions (test_probs.csv); others do")
+    return align(splits, [m.name for m in members], "test")
+
+
+def _validation(members: list[Member]) -> tuple[list[Split] | None, str | None]:
+    """Aligned validation splits, or None and why: the vote on test can still go ahead."""
+    lacking = [m.name for m in members if m.val is None]
+    if lacking:
+        return None, f"{lacking} have no validation predictions"
+    try:
+        return align([m.val for m in members], [m.name for m in members], "validation"), None
+    except ValueError as err:  # e.g. runs with different splits: fine for test, no val score
+        return None, str(err)
+
+
+def _truth(members: list[Member], val: list[Split]) -> np.ndarray:
+    truth = val[0].truth
+    for m, s in zip(members[1:], val[1:], strict=True):
+        differ = int(np.sum(s.truth != truth))
+        if differ:
+            warnings.warn(
+                f"{m.name}: {differ} validation labels differ from {members[0].name} "
+                "(label fixes?); scoring against the first member's labels",
+                stacklevel=3,
+            )
+    return truth
+
+
+def _weights(
+    weights: Weights,
+    method: str,
+    members: list[Member],
+    val: list[Split] | None,
+    why: str | None,
+    seed: int,
+) -> tuple[np.ndarray, SearchResult | None]:
+    if weights is None and method == "weighted":
+        weights = "auto"
+    if isinstance(weights, str):
+        if weights != "auto":
+            raise ValueError(
+                f"weights must be None, 'auto' or one number per member; got {weights!r}"
+            )
+        if val is None:
+            raise ValueError(
+                f"cannot search weights: they are fitted on validation rows shared by every "
+                f"member, but {why.rstrip('.')}. Give weights by hand (e.g. --weights 1,1) instead."
+            )
+        found = search_weights([s.probs for s in val], val[0].truth, method, seed=seed)
+        return np.asarray(found.weights), found
+    return normalise_weights(weights, len(members)), None
+
+
+def _reorder_to_info(test: list[Split], info: str | os.PathLike[str]) -> list[Split]:
+    order = read_submission(info)  # info.csv has the same ImageID,ans columns
+    ref = Split(order.ids, order.labels)
+    return align([ref, *test], [f"{info}", *(str(s.source) for s in test)], "test")[1:]
+
+
+def ensemble(
+    members: Sequence[str | os.PathLike[str] | Member],
+    method: str = "soft",
+    weights: Weights = None,
+    *,
+    info: str | os.PathLike[str] | None = None,
+    seed: int = 0,
+) -> EnsembleResult:
+    """Combine run folders, K-fold parents and submission CSVs with a registered method.
+
+    ``weights``: None (equal; ``weighted`` then searches), ``"auto"`` (search on the shared
+    validation rows) or one non-negative number per member. Test rows follow the first
+    member's order, or ``info`` (an info.csv) when given; members whose test rows differ are
+    refused. Validation rows are matched by ``image_id``; members whose validation rows differ
+    (e.g. runs on different splits) still vote on test, but without an ensemble validation
+    score (``val_note`` says why) and without weight search. Submission CSVs only join the
+    ``hard`` vote.
+    """
+    loaded = [m if isinstance(m, Member) else load_member(m) for m in members]
+    if not loaded:
+        raise ValueError("no members given; expected at least one run folder or submission CSV")
+    spec = get_method(method)
+    csvs = [m.name for m in loaded if not m.has_probs]
+    if spec.needs_probs and csvs:
+        raise ValueError(
+            f"method {method!r} needs probabilities, but {csvs} are submission CSVs "
+            "(ImageID,ans: labels only). Use --method hard, or pass their run folders."
+        )
+    val, why = _validation(loaded)
+    w, found = _weights(weights, method, loaded, val, why, seed)
+    result = EnsembleResult(method, w.tolist(), [], search=found, val_note=why)
+    for m, wm in zip(loaded, w, strict=True):
+        score = None if m.val is None else macro_f1(m.val.truth, m.val.labels)
+        result.members.append(MemberScore(m.name, str(m.path), m.kind, score, float(wm)))
+    if val is not None:
+        result.val_ids, result.val_truth = val[0].ids, _truth(loaded, val)
+        result.val_probs, result.val_labels = combine(
+            method, [s.probs for s in val], [s.labels for s in val], w
+        )
+        result.val_scores = summarize(result.val_truth, result.val_labels)
+    test = _test(loaded)
+    if test is not None:
+        if info is not None:
+            test = _reorder_to_info(test, info)
+        result.test_ids = test[0].ids
+        result.test_probs, result.test_labels = combine(
+            method, [s.probs for s in test], [s.labels for s in test], w
+        )
+    return result
+
+
+def write(result: EnsembleResult, path: str | os.PathLike[str]) -> tuple[Path, Path]:
+    """Write ``ImageID,ans`` (test row order) and ``<stem>.json`` (the record) beside it."""
+    if result.test_labels is None:
+        raise ValueError("this ensemble has no test predictions (no member has test_probs.csv)")
+    path = Path(path)
+    frame = pd.DataFrame({"ImageID": result.test_ids, "ans": result.test_labels.astype(int)})
+    atomic_write(path, lambda fh: frame.to_csv(fh, index=False))
+    record = path.with_suffix(".json")
+    write_json(record, result.record())
+    return path, record

@@ -1,0 +1,116 @@
+"""Ways to combine members' predictions: a registry of voting methods.
+
+Every probability method takes a list of ``(n, 18)`` probability arrays and optional
+non-negative weights (normalised here) and returns ``(n, 18)`` rows that sum to 1. The hard
+vote takes ``(n,)`` label arrays and returns labels.
+
+Ties are broken deterministically:
+
+* :func:`argmax` (every probability method) takes the lowest class id among equal maxima.
+* :func:`hard_vote` takes the class with the most (weighted) votes; among tied classes the
+  one with the highest (weighted) summed probability when every member has probabilities;
+  then the class voted by the earliest member in the list; then the lowest class id.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from kit.ensemble.hard import _ballots, _count, hard_vote
+from kit.ensemble.voting import (
+    _geometric,
+    _logs,
+    _mean,
+    _rank_mean,
+    _rank_stack,
+    _stack,
+    argmax,
+    geometric_mean,
+    normalise_weights,
+    rank_average,
+    soft_vote,
+)
+
+__all__ = [
+    "METHODS",
+    "Method",
+    "argmax",
+    "combine",
+    "geometric_mean",
+    "get_method",
+    "hard_vote",
+    "normalise_weights",
+    "rank_average",
+    "soft_vote",
+]
+
+Prepared = Any
+
+
+@dataclass(frozen=True)
+class Method:
+    """A registered voting method, split so a weight search prepares the inputs only once."""
+
+    name: str
+    #: False only for the hard vote, which also takes submission CSVs (labels only).
+    needs_probs: bool
+    #: (probs per member or None, labels per member) -> inputs for ``apply``
+    prepare: Callable[[Sequence[np.ndarray | None], Sequence[np.ndarray]], Prepared]
+    #: (prepared, normalised weights) -> (probs or None, labels)
+    apply: Callable[[Prepared, np.ndarray], tuple[np.ndarray | None, np.ndarray]]
+    #: One member alone reproduces that member's own predictions, so a search can start there.
+    searchable: bool = True
+
+    def run(
+        self, probs: Sequence[np.ndarray | None], labels: Sequence[np.ndarray], w: np.ndarray
+    ) -> tuple[np.ndarray | None, np.ndarray]:
+        return self.apply(self.prepare(probs, labels), w)
+
+
+def _with_labels(fn: Callable[[Prepared, np.ndarray], np.ndarray]) -> Callable:
+    def apply(prepared: Prepared, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        out = fn(prepared, w)
+        return out, argmax(out)
+
+    return apply
+
+
+METHODS: dict[str, Method] = {
+    "soft": Method("soft", True, lambda p, _: _stack(p), _with_labels(_mean)),
+    "weighted": Method("weighted", True, lambda p, _: _stack(p), _with_labels(_mean)),
+    "geometric": Method("geometric", True, lambda p, _: _logs(p), _with_labels(_geometric)),
+    "rank": Method(
+        "rank", True, lambda p, _: _rank_stack(p), _with_labels(_rank_mean), searchable=False
+    ),
+    "hard": Method("hard", False, lambda p, y: _ballots(y, p), lambda b, w: (None, _count(b, w))),
+}
+
+
+def get_method(name: str) -> Method:
+    """The registered method called ``name``; ValueError listing the choices otherwise."""
+    try:
+        return METHODS[name]
+    except KeyError:
+        raise ValueError(
+            f"unknown ensemble method {name!r}; expected one of {sorted(METHODS)}"
+        ) from None
+
+
+def combine(
+    method: str,
+    probs: Sequence[np.ndarray | None],
+    labels: Sequence[np.ndarray] | None = None,
+    weights: Sequence[float] | None = None,
+) -> tuple[np.ndarray | None, np.ndarray]:
+    """Run ``method`` on members' probabilities (or labels): ``(probs or None, labels)``."""
+    m = get_method(method)
+    if m.needs_probs and any(p is None for p in probs):
+        raise ValueError(f"method {method!r} needs probabilities from every member")
+    if labels is None:
+        labels = [argmax(p) for p in probs]
+    w = normalise_weights(weights, len(labels))
+    return m.run(probs, labels, w)

@@ -1,0 +1,52 @@
+"""``python -m kit.runs [DIR] [--vs BASELINE] [--markdown] [--sort METRIC] [--all-fields]``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from datetime import timedelta
+
+from kit.runs import ledger
+from kit.runs.compare import IGNORED_FIELDS, table
+from kit.runs.render import to_markdown, to_text
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m kit.runs",
+        description="List run folders: scores and only the config fields that differ "
+        f"(never shown: {', '.join(IGNORED_FIELDS)}).",
+    )
+    p.add_argument("dir", nargs="?", default="runs", help="folder of run folders (default: runs)")
+    p.add_argument("--vs", metavar="BASELINE", help="show each run's changes from this run")
+    p.add_argument("--markdown", action="store_true", help="print a GitHub markdown table")
+    p.add_argument("--sort", metavar="METRIC", help="sort by a column, e.g. val_macro_f1")
+    p.add_argument("--all-fields", action="store_true", help="show every config field")
+    p.add_argument(
+        "--stale-hours",
+        type=float,
+        default=ledger.STALE_AFTER.total_seconds() / 3600,
+        help="a 'running' run not updated for this long is shown incomplete",
+    )
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Print the ledger; returns the exit code (2 on bad input, with the reason on stderr)."""
+    args = _parser().parse_args(argv)
+    try:
+        df = ledger.load(args.dir, stale_after=timedelta(hours=args.stale_hours))
+        if df.empty:
+            print(f"no run folders in {args.dir}")
+            return 0
+        shown = table(df, vs=args.vs, all_fields=args.all_fields, sort=args.sort)
+    except (ValueError, FileNotFoundError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(to_markdown(shown) if args.markdown else to_text(shown), end="")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,135 @@
+"""Comparing runs: which config fields differ, and a display table of the ledger."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from kit.io import read_json
+from kit.runs.ledger import METRIC_COLUMNS, flatten_config
+
+__all__ = ["IGNORED_FIELDS", "diff", "find_run", "is_score", "table", "varying_fields"]
+
+#: Config fields that differ between runs without being an experimental variable: they
+#: never count as a change and are hidden from the ledger.
+IGNORED_FIELDS: tuple[str, ...] = ("name", "output_dir", "resume", "quiet", "workers")
+_SHOWN = ("name", "date", "who", "status", *METRIC_COLUMNS, "best_epoch")
+
+
+def is_score(column: str) -> bool:
+    """Whether higher is better for ``column`` (F1 and accuracy columns)."""
+    return "f1" in column or "accuracy" in column
+
+
+def _key(value: Any) -> str:
+    """A comparable text for a config value: missing, None and NaN are all ``null``."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "null"
+    return json.dumps(value, sort_keys=True, default=str)
+
+
+def _config_of(run: str | os.PathLike[str] | pd.Series | dict[str, Any]) -> dict[str, Any]:
+    if isinstance(run, pd.Series):
+        run = run.to_dict()
+    if isinstance(run, dict):
+        if any(k.startswith("cfg.") for k in run):
+            return {k[4:]: v for k, v in run.items() if k.startswith("cfg.")}
+        return {k[4:]: v for k, v in flatten_config(run).items()}
+    return {k[4:]: v for k, v in flatten_config(read_json(Path(run) / "config.json")).items()}
+
+
+def diff(
+    run_a: str | os.PathLike[str] | pd.Series | dict[str, Any],
+    run_b: str | os.PathLike[str] | pd.Series | dict[str, Any],
+    ignore: tuple[str, ...] = IGNORED_FIELDS,
+) -> dict[str, tuple[Any, Any]]:
+    """Config fields whose values differ: ``{field: (value in a, value in b)}``.
+
+    Runs are run folders, ledger rows (:func:`kit.runs.load`) or config dicts; a field
+    missing on one side counts as None. Fields in ``ignore`` are never reported.
+    """
+    a, b = _config_of(run_a), _config_of(run_b)
+    fields = [f for f in dict.fromkeys([*a, *b]) if f not in ignore]
+    return {f: (a.get(f), b.get(f)) for f in fields if _key(a.get(f)) != _key(b.get(f))}
+
+
+def varying_fields(df: pd.DataFrame, ignore: tuple[str, ...] = IGNORED_FIELDS) -> list[str]:
+    """``cfg.`` columns whose values are not the same in every row (ignored fields left out)."""
+    cols = [c for c in df.columns if c.startswith("cfg.") and c[4:] not in ignore]
+    return [c for c in cols if df[c].map(_key).nunique() > 1]
+
+
+def find_run(df: pd.DataFrame, ref: str | os.PathLike[str]) -> pd.Series:
+    """The ledger row named ``ref``: exact name, then run folder path, then a unique substring."""
+    ref_s = str(ref).rstrip("/")
+    for hits in (
+        df[df["name"] == ref_s],
+        df[df["run_dir"].map(lambda p: Path(p).resolve()) == Path(ref_s).resolve()],
+        df[df["name"].str.contains(ref_s, regex=False)],
+    ):
+        if len(hits) == 1:
+            return hits.iloc[0]
+        if len(hits) > 1:
+            raise ValueError(f"{ref_s!r} matches {len(hits)} runs: {hits['name'].tolist()}")
+    raise ValueError(f"no run {ref_s!r} in the ledger; runs: {df['name'].tolist()}")
+
+
+def _change_text(changes: dict[str, tuple[Any, Any]]) -> str:
+    return "; ".join(f"{f}: {_show(a)} -> {_show(b)}" for f, (a, b) in changes.items())
+
+
+def _flag(n_changes: int) -> str:
+    if n_changes == 0:
+        return "same config"
+    return "" if n_changes == 1 else f"UNCONTROLLED ({n_changes} changes)"
+
+
+def _show(value: Any) -> str:
+    return "-" if _key(value) == "null" else str(value)
+
+
+def table(
+    df: pd.DataFrame,
+    vs: str | os.PathLike[str] | None = None,
+    *,
+    all_fields: bool = False,
+    sort: str | None = None,
+    ignore: tuple[str, ...] = IGNORED_FIELDS,
+) -> pd.DataFrame:
+    """The ledger as shown: name, date, who, status, scores and the config fields that vary.
+
+    ``vs``: a baseline run (name, folder or unique part of a name); adds ``changes``
+    (``field: base -> this``) and ``flag`` (``UNCONTROLLED (k changes)`` when a run differs
+    from the baseline in more than one field). ``sort``: any column, scores descending.
+    """
+    if df.empty:
+        return pd.DataFrame(columns=list(_SHOWN))
+    out = df.copy()
+    out["who"] = [
+        f"{u or '?'}@{c or '?'}{'*' if d else ''}"
+        for u, c, d in zip(out["user"], out["commit"], out["dirty"], strict=True)
+    ]
+    fields = [c for c in df.columns if c.startswith("cfg.")] if all_fields else varying_fields(df)
+    if all_fields:
+        fields = [c for c in fields if c[4:] not in ignore]
+    columns = [*_SHOWN, *(["parent"] if out["parent"].notna().any() else []), *fields]
+    if vs is not None:
+        base = find_run(df, vs)
+        changes = [diff(base, row, ignore) for _, row in df.iterrows()]
+        out["changes"] = [_change_text(c) for c in changes]
+        out["flag"] = [
+            "baseline" if name == base["name"] else _flag(len(c))
+            for name, c in zip(df["name"], changes, strict=True)
+        ]
+        columns += ["changes", "flag"]
+    if sort is not None:
+        if sort not in out.columns:
+            raise ValueError(f"cannot sort by {sort!r}; expected one of {list(out.columns)}")
+        out = out.sort_values(sort, ascending=not is_score(sort), na_position="last", kind="stable")
+    out = out[columns].rename(columns={c: c[4:] for c in fields})
+    return out.reset_index(drop=True)

@@ -1,0 +1,183 @@
+"""Reading run folders into one table: a row per run, metrics and every config field.
+
+Only the files of docs/run-folder.md are read. A run that never finished still gets a row:
+its best metrics.csv epoch stands in for summary.json.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from kit.io import read_json
+
+__all__ = ["METRIC_COLUMNS", "STALE_AFTER", "flatten_config", "load", "read_run"]
+
+#: A "running" status.json whose ``updated`` time is older than this is shown "incomplete":
+#: the process most likely died without recording why (a run updates it every epoch).
+STALE_AFTER = timedelta(hours=2)
+#: Scores taken from summary.json (or the best metrics.csv epoch).
+METRIC_COLUMNS = ("val_macro_f1", "val_f1_mask", "val_f1_gender", "val_f1_age", "val_accuracy")
+_RUN_FILES = ("config.json", "status.json", "summary.json", "metrics.csv")
+# env.json spellings accepted, first match wins (nested "git": {...} also accepted).
+_ENV_KEYS = {
+    "commit": ("git_commit", "commit", "sha"),
+    "dirty": ("git_dirty", "dirty"),
+    "user": ("user", "username"),
+    "start": ("start_time", "started", "start", "time"),
+}
+
+
+def _is_run(path: Path) -> bool:
+    return path.is_dir() and any((path / f).exists() for f in _RUN_FILES)
+
+
+def _read(path: Path) -> dict[str, Any]:
+    return read_json(path) if path.exists() else {}
+
+
+def _env_value(env: dict[str, Any], what: str) -> Any:
+    for scope in (env, env.get("git") if isinstance(env.get("git"), dict) else {}):
+        for key in _ENV_KEYS[what]:
+            if key in scope:
+                return scope[key]
+    return None
+
+
+def flatten_config(config: dict[str, Any]) -> dict[str, Any]:
+    """``cfg.<field>`` per top-level field; lists and dicts as compact JSON text.
+
+    Dicts are not split into sub-fields so that one changed setting is one changed field.
+    """
+    out = {}
+    for key, value in config.items():
+        if isinstance(value, (list, tuple, dict)):
+            value = json.dumps(value, sort_keys=True, separators=(",", ":"))
+        out[f"cfg.{key}"] = value
+    return out
+
+
+def _parse_time(text: Any) -> datetime | None:
+    if not isinstance(text, str):
+        return None
+    try:
+        t = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return t if t.tzinfo else t.replace(tzinfo=timezone.utc)
+
+
+def _date(run: Path, env: dict[str, Any]) -> str:
+    t = _parse_time(_env_value(env, "start"))
+    if t is None:
+        try:  # runs/<YYYYmmdd-HHMMSS>_<name>
+            t = datetime.strptime(run.name[:15], "%Y%m%d-%H%M%S")
+        except ValueError:
+            t = datetime.fromtimestamp(run.stat().st_mtime)
+    return t.strftime("%Y-%m-%d %H:%M")
+
+
+def _status(
+    run: Path, status: dict[str, Any], summary: dict[str, Any], now: datetime, stale: timedelta
+) -> str:
+    if summary:
+        return str(summary.get("status") or "complete")
+    state = status.get("status")
+    if state in ("interrupted", "failed"):
+        return state
+    if state == "running":
+        updated = _parse_time(status.get("updated"))
+        if updated is None:  # fall back on when status.json was last written
+            updated = datetime.fromtimestamp((run / "status.json").stat().st_mtime, timezone.utc)
+        return "running" if now - updated < stale else "incomplete"
+    return "incomplete"  # no status, or "complete" without a summary.json
+
+
+def _scores(run: Path, summary: dict[str, Any]) -> dict[str, Any]:
+    if summary:
+        out = {k: summary.get(k) for k in METRIC_COLUMNS}
+        out["best_epoch"] = summary.get("best_epoch")
+        return out
+    metrics = run / "metrics.csv"
+    if not metrics.exists() or metrics.stat().st_size == 0:
+        return {k: None for k in (*METRIC_COLUMNS, "best_epoch")}
+    try:
+        df = pd.read_csv(metrics)
+    except (pd.errors.EmptyDataError, pd.errors.ParserError) as err:
+        raise ValueError(f"{metrics}: not a readable CSV ({err})") from err
+    if df.empty or "val_macro_f1" not in df:
+        return {k: None for k in (*METRIC_COLUMNS, "best_epoch")}
+    best = df.loc[df["val_macro_f1"].idxmax()]
+    out = {k: (float(best[k]) if k in best else None) for k in METRIC_COLUMNS}
+    out["best_epoch"] = int(best["epoch"]) if "epoch" in best else None
+    return out
+
+
+def read_run(
+    run: str | os.PathLike[str],
+    now: datetime | None = None,
+    stale_after: timedelta = STALE_AFTER,
+) -> dict[str, Any]:
+    """One ledger row for the run folder ``run`` (see :func:`load` for the columns)."""
+    run = Path(run)
+    now = now or datetime.now(timezone.utc)
+    env, status, summary = (_read(run / f) for f in ("env.json", "status.json", "summary.json"))
+    commit = _env_value(env, "commit")
+    row = {
+        "name": run.name,
+        "run_dir": str(run),
+        "parent": None,
+        "kfold": bool(summary.get("folds")),
+        "date": _date(run, env),
+        "user": _env_value(env, "user"),
+        "commit": str(commit)[:7] if commit else None,
+        "dirty": bool(_env_value(env, "dirty")),
+        "status": _status(run, status, summary, now, stale_after),
+        **_scores(run, summary),
+    }
+    row.update(flatten_config(_read(run / "config.json")))
+    return row
+
+
+def _fold_parents(rows: list[dict[str, Any]]) -> dict[str, str]:
+    """Fold run folder name -> K-fold parent name, from the parents' summary.json."""
+    parents = {}
+    for row in rows:
+        if row["kfold"]:
+            for fold in read_json(Path(row["run_dir"]) / "summary.json")["folds"]:
+                parents[Path(fold.get("run_dir", "")).name] = row["name"]
+    return parents
+
+
+def load(
+    dir: str | os.PathLike[str] = "runs",
+    now: datetime | None = None,
+    stale_after: timedelta = STALE_AFTER,
+) -> pd.DataFrame:
+    """One row per run folder under ``dir`` and one level below (fold runs of a K-fold parent).
+
+    Columns: name, run_dir, parent (K-fold parent's name, or None), kfold, date, user,
+    commit (short), dirty, status (complete / running / interrupted / failed / incomplete),
+    the :data:`METRIC_COLUMNS`, best_epoch, and ``cfg.<field>`` for every config field.
+    A "running" run not updated within ``stale_after`` of ``now`` is shown "incomplete".
+    """
+    root = Path(dir)
+    if not root.is_dir():
+        raise FileNotFoundError(f"{root}: no such folder; expected a folder of run folders")
+    rows = []
+    tops = [root] if _is_run(root) else sorted(p for p in root.iterdir() if _is_run(p))
+    tops = [p for p in tops if not p.name.startswith(".") or p == root]
+    for top in tops:
+        rows.append(read_run(top, now, stale_after))
+        for sub in sorted(p for p in top.iterdir() if _is_run(p) and not p.name.startswith(".")):
+            rows.append({**read_run(sub, now, stale_after), "parent": top.name})
+    parents = _fold_parents(rows)
+    for row in rows:
+        row["parent"] = row["parent"] or parents.get(row["name"])
+    df = pd.DataFrame(rows)
+    return df if rows else pd.DataFrame(columns=["name", "run_dir", "status"])
