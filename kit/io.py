@@ -17,6 +17,8 @@ from typing import IO, Any
 __all__ = ["atomic_path", "atomic_write", "read_json", "write_json", "write_text"]
 
 
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
 _DISK_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS}
 
 
@@ -47,6 +49,8 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
         target.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
         os.close(fd)
+        # mkstemp makes owner-only files; give the result the permissions a plain open() would.
+        os.chmod(tmp_name, 0o666 & ~_UMASK)
     except OSError as err:
         raise _explain(target, err) from err
     tmp = Path(tmp_name)

@@ -1,5 +1,6 @@
 import errno
 import os
+import stat
 
 import numpy as np
 import pytest
@@ -80,3 +81,10 @@ def test_disk_full_while_writing_is_explained(tmp_path):
     with pytest.raises(OutputError, match="disk is full"), atomic_path(tmp_path / "out") as _:
         raise OSError(errno.ENOSPC, "No space left on device")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_files_get_the_usual_permissions(tmp_path):
+    plain = tmp_path / "plain.txt"
+    plain.write_text("x")
+    atomic = write_text(tmp_path / "atomic.txt", "x")
+    assert stat.S_IMODE(atomic.stat().st_mode) == stat.S_IMODE(plain.stat().st_mode)

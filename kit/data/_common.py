@@ -1,0 +1,134 @@
+"""What every data module shares: the error type, the layout's names, CSV and value parsing."""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+from pathlib import Path
+
+import pandas as pd
+
+from kit.labels import Gender, Mask
+
+__all__ = [
+    "FRAME_COLUMNS",
+    "GENDERS",
+    "IMAGE_EXTENSIONS",
+    "STEMS",
+    "STEM_MASK",
+    "DataError",
+    "data_root",
+    "parse_age",
+    "parse_gender",
+    "read_csv_checked",
+]
+
+
+class DataError(ValueError):
+    """The dataset on disk (or a fixes file) is not what kit expects.
+
+    Messages name the file, row and field, what was found and what was expected.
+    """
+
+
+#: The seven pictures of every person, in the order rows are sorted.
+STEMS: tuple[str, ...] = (
+    "mask1",
+    "mask2",
+    "mask3",
+    "mask4",
+    "mask5",
+    "incorrect_mask",
+    "normal",
+)
+STEM_MASK: dict[str, int] = {
+    **{f"mask{i}": int(Mask.WEAR) for i in range(1, 6)},
+    "incorrect_mask": int(Mask.INCORRECT),
+    "normal": int(Mask.NOT_WEAR),
+}
+#: Extensions accepted in any letter case.
+IMAGE_EXTENSIONS: tuple[str, ...] = (".jpg", ".jpeg", ".png")
+GENDERS: dict[str, int] = {"male": int(Gender.MALE), "female": int(Gender.FEMALE)}
+FRAME_COLUMNS: tuple[str, ...] = (
+    "image_id",
+    "path",
+    "person_id",
+    "folder",
+    "stem",
+    "gender",
+    "race",
+    "age",
+    "mask",
+    "age_group",
+    "label",
+)
+_MAX_AGE = 120
+
+
+def data_root(data_dir: str | os.PathLike[str]) -> Path:
+    """The absolute data folder, or a DataError if it is missing."""
+    root = Path(data_dir).expanduser().resolve()
+    if not root.is_dir():
+        raise DataError(
+            f"{root}: data folder not found (expected a folder holding train/ and eval/)"
+        )
+    return root
+
+
+def parse_gender(value: str) -> int:
+    """``Gender`` of "male" / "female" (any case, spaces ignored); ValueError otherwise."""
+    key = str(value).strip().lower()
+    if key not in GENDERS:
+        raise ValueError(f"found {value!r}, expected 'male' or 'female'")
+    return GENDERS[key]
+
+
+def parse_age(value: str) -> int:
+    """Age in whole years 0..120 from its text; ValueError otherwise."""
+    text = str(value).strip()
+    if not text.isdigit() or not text.isascii():
+        raise ValueError(f"found {value!r}, expected a whole number of years 0..{_MAX_AGE}")
+    age = int(text)
+    if age > _MAX_AGE:
+        raise ValueError(f"found {age}, expected an age 0..{_MAX_AGE}")
+    return age
+
+
+def read_csv_checked(path: Path, required: tuple[str, ...]) -> pd.DataFrame:
+    """Read a CSV as text (ids keep leading zeros), checking it exists, parses and has columns.
+
+    Cells stay strings, column names are stripped, blank lines are skipped, and every row must
+    have as many fields as the header. The index holds each row's line number in the file.
+    """
+    expected = ",".join(required)
+    if not path.is_file():
+        raise DataError(f"{path}: file not found (expected a CSV with columns {expected})")
+    if path.stat().st_size == 0:
+        raise DataError(f"{path}: file is empty (expected a header line {expected})")
+    try:
+        reader = csv.reader(io.StringIO(path.read_text(encoding="utf-8-sig"), newline=""))
+        header = [c.strip() for c in next(reader)]
+        rows, lines = [], []
+        for row in reader:
+            if not row:
+                continue
+            if len(row) != len(header):
+                raise DataError(
+                    f"{path} line {reader.line_num}: found {len(row)} fields, expected "
+                    f"{len(header)} as in the header ({','.join(header)})"
+                )
+            rows.append(row)
+            lines.append(reader.line_num)
+    except (csv.Error, UnicodeDecodeError, StopIteration) as err:
+        raise DataError(f"{path}: cannot be parsed as CSV ({err})") from err
+    doubled = sorted({c for c in header if header.count(c) > 1})
+    if doubled:
+        raise DataError(f"{path}: column(s) {', '.join(doubled)} appear twice in the header")
+    missing = [c for c in required if c not in header]
+    if missing:
+        raise DataError(
+            f"{path}: missing column(s) {', '.join(missing)}; found columns "
+            f"{', '.join(header)}, expected {expected}"
+        )
+    return pd.DataFrame(rows, columns=header, index=pd.Index(lines, name="line"), dtype=str)
