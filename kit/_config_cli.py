@@ -1,0 +1,152 @@
+"""The command-line parser of ``Config``, built from its dataclass fields (never stale).
+
+``--image-size 128 96`` parses two ints (never a list of characters), ``--no-amp`` switches a
+boolean off, ``--head-losses age=focal,mask=cross_entropy`` fills a dict, ``none`` clears an
+optional field.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import types
+from collections.abc import Callable
+from typing import Any, Union, get_args, get_origin, get_type_hints
+
+import yaml
+
+from kit._config_checks import type_name
+
+__all__ = ["build_parser", "namespace_changes"]
+
+_EXTRA = ("config", "save_config")
+
+
+def build_parser(base: Any) -> argparse.ArgumentParser:
+    """A parser with one option per field of ``base``; unset options stay out of the result."""
+    parser = argparse.ArgumentParser(
+        description="Train a model. Every field of kit.Config is an option; "
+        "precedence: recipe < --config FILE < flags.",
+        argument_default=argparse.SUPPRESS,
+    )
+    parser.add_argument("--config", metavar="FILE", default=None, help="YAML/JSON config file")
+    parser.add_argument(
+        "--save-config", metavar="FILE", default=None, help="write the resolved config and exit"
+    )
+    hints = get_type_hints(type(base))
+    for f in dataclasses.fields(base):
+        hint = hints[f.name]
+        default = getattr(base, f.name)
+        help_text = f"{f.metadata.get('help', '')} [{type_name(hint)}; default: {_show(default)}]"
+        flag = "--" + f.name.replace("_", "-")
+        if hint is bool:
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, help=help_text)
+        elif get_origin(hint) is tuple:
+            elems = get_args(hint)
+            parser.add_argument(
+                flag,
+                nargs=len(elems),
+                type=_converter(elems[0]),
+                metavar=tuple(type_name(e).upper() for e in elems),
+                help=help_text,
+            )
+        else:
+            parser.add_argument(flag, type=_converter(hint), metavar=_metavar(hint), help=help_text)
+    return parser
+
+
+def namespace_changes(ns: argparse.Namespace, config_type: type) -> dict[str, Any]:
+    """The config fields given on the command line (``nargs`` lists back to tuples)."""
+    hints = get_type_hints(config_type)
+    return {
+        k: tuple(v) if get_origin(hints[k]) is tuple else v
+        for k, v in vars(ns).items()
+        if k not in _EXTRA
+    }
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, tuple):
+        return " ".join(map(str, value))
+    if isinstance(value, dict):
+        return ",".join(f"{k}={v}" for k, v in value.items()) or "{}"
+    return "none" if value is None else str(value)
+
+
+_METAVARS = {int: "INT", float: "FLOAT", str: "TEXT", list: "A,B,...", dict: "K=V,..."}
+
+
+def _metavar(hint: Any) -> str:
+    if get_origin(hint) in (Union, types.UnionType):
+        members = [a for a in get_args(hint) if a is not type(None)]
+        return "|".join(_metavar(a) for a in members)
+    return _METAVARS.get(get_origin(hint) or hint, type_name(hint).upper())
+
+
+def _converter(hint: Any) -> Callable[[str], Any]:
+    """A function str -> value of type ``hint`` raising ArgumentTypeError with the type named."""
+
+    def convert(text: str) -> Any:
+        try:
+            return _convert(text, hint)
+        except (ValueError, TypeError, yaml.YAMLError) as err:
+            raise argparse.ArgumentTypeError(
+                f"expected {type_name(hint)}, got {text!r}"
+                + (f" ({err})" if str(err) and "invalid literal" not in str(err) else "")
+            ) from err
+
+    convert.__name__ = type_name(hint)
+    return convert
+
+
+def _convert(text: str, hint: Any) -> Any:
+    origin, args = get_origin(hint), get_args(hint)
+    if origin in (Union, types.UnionType):
+        if type(None) in args and text.lower() in ("none", "null"):
+            return None
+        members = [a for a in args if a is not type(None)]
+        # a comma means a list where the field allows one; str is the fallback of last resort
+        members.sort(key=lambda a: (get_origin(a) is not list or "," not in text, a is str))
+        error: Exception = ValueError("")
+        for member in members:
+            if get_origin(member) is list and "," not in text and len(members) > 1:
+                continue
+            try:
+                return _convert(text, member)
+            except (ValueError, TypeError) as err:
+                error = err if str(err) and not str(error) else error
+        raise error
+    if hint is int:
+        return int(text)
+    if hint is float:
+        return float(text)
+    if hint is str:
+        return text
+    if origin is list:
+        return [_convert(t.strip(), args[0]) for t in text.split(",") if t.strip()]
+    if origin is dict:
+        return _parse_dict(text, args[1])
+    if hint is Any:
+        return yaml.safe_load(text)
+    raise TypeError(f"no command-line parser for {type_name(hint)}")
+
+
+def _split_top(text: str) -> list[str]:
+    """Split on commas outside brackets, so ``age={gamma: 2, alpha: 1},mask=...`` works."""
+    parts, depth, start = [], 0, 0
+    for i, ch in enumerate(text):
+        depth += (ch in "[{(") - (ch in "]})")
+        if ch == "," and depth == 0:
+            parts.append(text[start:i])
+            start = i + 1
+    return [p.strip() for p in [*parts, text[start:]] if p.strip()]
+
+
+def _parse_dict(text: str, value_hint: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for item in _split_top(text):
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"{item!r} is not KEY=VALUE")
+        out[key.strip()] = _convert(value.strip(), value_hint)
+    return out

@@ -1,0 +1,214 @@
+"""The ``Config`` dataclass: everything a run depends on, with YAML/JSON files and a command line.
+
+Precedence is recipe values < ``--config FILE`` < command-line flags. The command line is built
+from :func:`dataclasses.fields`, so a new field is a new flag with its help text automatically.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import difflib
+import json
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, get_type_hints
+
+import yaml
+
+from kit import io
+from kit._config_checks import check, coerce
+
+__all__ = ["Config", "parse_args"]
+
+
+def _f(default: Any, help: str) -> Any:
+    """A dataclass field whose help text feeds ``--help``; mutable defaults are copied.
+
+    (It returns ``dataclasses.field``, hence the ``noqa: RUF009`` where ruff cannot tell.)
+    """
+    if isinstance(default, (dict, list)):
+        return field(default_factory=lambda: copy.deepcopy(default), metadata={"help": help})
+    return field(default=default, metadata={"help": help})
+
+
+@dataclass
+class Config:
+    """Every setting of a training run. Defaults train a tiny CPU model on the fixture."""
+
+    # data
+    data_dir: str | None = _f(None, "competition data folder; none = the synthetic fixture")
+    fixes: str | list[str] | None = _f(None, "label fixes: builtin, a CSV, or a list a,b")  # noqa: RUF009
+    fold: int | None = _f(None, "validate on fold k of n_folds; none = holdout by val_ratio")
+    n_folds: int = _f(5, "number of person-level folds")
+    val_ratio: float = _f(0.2, "share of people held out when fold is none")
+    age_thresholds: tuple[int, int] = _f((30, 60), "training age-group boundaries (val: 30 60)")
+    limit_people: int | None = _f(None, "use only the first N people (quick runs)")
+    seed: int = _f(42, "seed of the split, the model init, shuffling and augmentation")
+    deterministic: bool = _f(True, "deterministic torch algorithms (same config = same result)")
+    # model
+    model: str = _f("resnet10t", "timm model name (see timm.list_models())")
+    head: str = _f("single", "single (18-way) or multi (mask/gender/age heads)")
+    pretrained: bool = _f(False, "start from pretrained weights (needs --pretrained-file)")
+    pretrained_file: str | None = _f(None, "local weights file (implies --pretrained)")
+    # images
+    crop: tuple[float, float] = _f(
+        (0.625, 0.667), "centre crop as a fraction of (height, width): 320x256 of 512x384"
+    )
+    image_size: tuple[int, int] = _f((64, 48), "network input (height, width) after the crop")
+    preset: str = _f("base", "augmentation preset: base or strong")
+    # loss
+    loss: str = _f("cross_entropy", "loss of a single head, e.g. focal or 0.5*focal+0.5*f1")
+    head_losses: dict[str, str] = _f(  # noqa: RUF009
+        {}, "multi-head losses, e.g. age=focal,mask=cross_entropy (others use --loss)"
+    )
+    head_weights: dict[str, float] | None = _f(None, "multi-head loss weights, e.g. age=2")  # noqa: RUF009
+    loss_kwargs: dict[str, Any] = _f({}, "extra loss arguments, e.g. gamma=2,smoothing=0.1")  # noqa: RUF009
+    # optimisation
+    optimizer: str = _f("adamw", "adamw or sgd")
+    lr: float = _f(3e-3, "peak learning rate")
+    weight_decay: float = _f(1e-4, "weight decay")
+    momentum: float = _f(0.9, "SGD momentum")
+    scheduler: str = _f("cosine", "cosine, step, plateau or none (all after warmup)")
+    scheduler_kwargs: dict[str, float] = _f(  # noqa: RUF009
+        {}, "step: step_epochs,gamma; plateau: patience,factor; cosine: min_lr_ratio"
+    )
+    warmup_epochs: float = _f(0.5, "linear warmup length in epochs (fractions allowed)")
+    epochs: int = _f(20, "training epochs")
+    batch_size: int = _f(32, "training batch size")
+    eval_batch_size: int = _f(128, "validation / inference batch size")
+    grad_accum: int = _f(1, "accumulate gradients over this many batches")
+    grad_clip: float = _f(0.0, "clip the gradient norm to this (0 = off)")
+    sampler: str = _f("plain", "plain (shuffle) or balanced (class-balanced sampling)")
+    amp: bool = _f(True, "mixed precision (CUDA only; ignored on CPU)")
+    early_stopping: int = _f(0, "stop after this many epochs without val F1 gain (0 = off)")
+    tta: str = _f("none", "test-time augmentation for validation and test: none or hflip")
+    # machine and output
+    workers: int | str = _f(0, "data loader worker processes, or auto")
+    device: str = _f("auto", "auto, cpu, cuda, cuda:1, mps")
+    output_dir: str = _f("runs", "parent folder of run folders")
+    name: str = _f("baseline", "run name (the run folder is <timestamp>_<name>)")
+    max_steps_per_epoch: int | None = _f(None, "cap the training batches per epoch")
+    smoke: bool = _f(False, "tiny end-to-end run on a tiny fixture (seconds)")
+    quiet: bool = _f(False, "print only warnings")
+    resume: str | None = _f(None, "continue the stopped run in this run folder")
+
+    # ---- dictionaries and files -------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        """Every field as plain JSON/YAML values (tuples become lists)."""
+        return json.loads(json.dumps(dataclasses.asdict(self)))
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Config:
+        """A Config from ``d``; unknown keys and ill-typed values raise ValueError."""
+        return cls().replace(**d)
+
+    def replace(self, **changes: Any) -> Config:
+        """A copy with ``changes`` applied, checked like :meth:`from_dict`."""
+        hints = _hints()
+        unknown = [k for k in changes if k not in hints]
+        if unknown:
+            raise ValueError(_unknown_message(unknown[0], "config key"))
+        coerced = {k: coerce(k, v, hints[k]) for k, v in changes.items()}
+        return dataclasses.replace(self, **coerced)
+
+    def save(self, path: str | Path) -> Path:
+        """Write the config as YAML (.yaml/.yml) or JSON (.json), atomically."""
+        path = Path(path)
+        if _kind(path) == "json":
+            return io.write_json(path, self.to_dict())
+        return io.write_text(path, yaml.safe_dump(self.to_dict(), sort_keys=False))
+
+    @classmethod
+    def load(cls, path: str | Path) -> Config:
+        """Read a config written by :meth:`save` (or by hand); missing keys keep defaults."""
+        return _apply_file(cls(), path)
+
+    # ---- checks and variants ----------------------------------------------------------------
+    def validate(self) -> Config:
+        """Check types, ranges and registry names; return self so calls can chain."""
+        check(self)
+        return self
+
+    def smoke_variant(self) -> Config:
+        """The same recipe shrunk to a seconds-long end-to-end run (model, head, loss kept)."""
+        return dataclasses.replace(
+            self,
+            smoke=True,
+            epochs=min(self.epochs, 2),
+            max_steps_per_epoch=2,
+            batch_size=8,
+            eval_batch_size=64,
+            grad_accum=1,
+            image_size=(64, 48),  # multiples of 16: patch-16 ViTs fit too
+            limit_people=12 if self.limit_people is None else min(self.limit_people, 12),
+            workers=0,
+            early_stopping=0,
+        )
+
+
+# ---- typing helpers -------------------------------------------------------------------------
+def _hints() -> dict[str, Any]:
+    return get_type_hints(Config)
+
+
+def _kind(path: Path) -> str:
+    kinds = {".json": "json", ".yaml": "yaml", ".yml": "yaml"}
+    if path.suffix.lower() not in kinds:
+        raise ValueError(f"{path}: config files end in .json, .yaml or .yml")
+    return kinds[path.suffix.lower()]
+
+
+def read_mapping(path: str | Path) -> dict[str, Any]:
+    """The raw key -> value mapping of a YAML or JSON config file."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"config file {path} not found")
+    text = path.read_text(encoding="utf-8")
+    try:
+        data = json.loads(text) if _kind(path) == "json" else yaml.safe_load(text)
+    except (json.JSONDecodeError, yaml.YAMLError) as err:
+        raise ValueError(f"{path}: not valid {_kind(path).upper()} ({err})") from err
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected a mapping of config keys, got {type(data).__name__}")
+    return data
+
+
+def _apply_file(cfg: Config, path: str | Path) -> Config:
+    """``cfg`` with the keys present in the file at ``path`` replaced (others kept)."""
+    try:
+        return cfg.replace(**read_mapping(path))
+    except ValueError as err:
+        raise ValueError(f"{path}: {err}") from err
+
+
+def _unknown_message(key: str, what: str) -> str:
+    close = difflib.get_close_matches(key, list(_hints()), n=3, cutoff=0.5)
+    hint = f"; did you mean {', '.join(close)}?" if close else ""
+    return f"unknown {what} {key!r}{hint} (valid keys: {', '.join(_hints())})"
+
+
+def parse_args(base: Config, argv: Sequence[str] | None = None) -> Config:
+    """``base`` overridden by ``--config FILE`` and then by command-line flags.
+
+    ``--resume RUN_DIR`` starts from that run's saved config instead of ``base``.
+    ``--save-config FILE`` writes the resolved config and exits.
+    """
+    from kit._config_cli import build_parser, namespace_changes
+
+    parser = build_parser(base)
+    ns = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
+    changes = namespace_changes(ns, type(base))
+    cfg = base
+    if changes.get("resume"):
+        cfg = _apply_file(cfg, Path(changes["resume"]) / "config.json")
+    if ns.config:
+        cfg = _apply_file(cfg, ns.config)
+    cfg = cfg.replace(**changes)
+    if ns.save_config:
+        cfg.save(ns.save_config)
+        print(f"wrote {ns.save_config}; train with it: --config {ns.save_config}")
+        raise SystemExit(0)
+    return cfg

@@ -1,0 +1,153 @@
+"""Predictions and submissions.
+
+``predict`` always uses the evaluation transform of the run's own config, so inference crops,
+resizes and normalises exactly like training did.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+
+from kit import io
+from kit.labels import NUM_CLASSES
+
+__all__ = ["TTA", "load_run_model", "predict", "resolve_device", "write_submission"]
+
+#: TTA mode -> the views of a batch whose probabilities are averaged.
+TTA: dict[str, Callable[[torch.Tensor], list[torch.Tensor]]] = {
+    "none": lambda x: [x],
+    "hflip": lambda x: [x, torch.flip(x, dims=[3])],
+}
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` -> cuda if present, else mps, else cpu; anything else as torch reads it."""
+    if name != "auto":
+        return torch.device(name)
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def load_run_model(run_dir: str | os.PathLike[str], device: str = "cpu") -> tuple[nn.Module, Any]:
+    """(model with the run's best weights, its Config) from a run folder's ``best.pt``."""
+    from kit.config import Config
+    from kit.models import create_model
+    from kit.train.checkpoint import load
+
+    ckpt = load(Path(run_dir) / "best.pt", map_location=device)
+    cfg = Config.from_dict(ckpt["config"])
+    # the trained weights replace any starting weights, so the file is not needed any more
+    model = create_model(cfg.replace(pretrained=False, pretrained_file=None))
+    model.load_state_dict(ckpt["model"])
+    return model.to(device), cfg
+
+
+@torch.inference_mode()
+def predict(
+    model_or_run_dir: nn.Module | str | os.PathLike[str],
+    df: pd.DataFrame,
+    cfg: Any = None,
+    batch_size: int | None = None,
+    tta: str = "none",
+) -> np.ndarray:
+    """(n, 18) probabilities for the rows of ``df`` (column ``path``), in row order.
+
+    Given a run folder, its ``best.pt`` and config are used (``cfg`` then only chooses the
+    device, batch size and workers); given a model, ``cfg`` is its config (required).
+    ``tta="hflip"`` averages the probabilities of each picture and its mirror image.
+    """
+    from kit.data.dataset import ImageDataset
+    from kit.models import to_probs
+    from kit.train.loaders import resolve_workers
+    from kit.transforms import build_transforms
+
+    if tta not in TTA:
+        raise ValueError(f"unknown tta {tta!r}; valid: {sorted(TTA)}")
+    if isinstance(model_or_run_dir, nn.Module):
+        if cfg is None:
+            raise ValueError("predict(model, df) needs the model's cfg for its transforms")
+        model = model_or_run_dir
+        device = next(model.parameters()).device
+    else:
+        device = resolve_device(cfg.device if cfg is not None else "auto")
+        model, run_cfg = load_run_model(model_or_run_dir, device=str(device))
+        if cfg is not None:
+            run_cfg = run_cfg.replace(
+                eval_batch_size=cfg.eval_batch_size, workers=cfg.workers, amp=cfg.amp
+            )
+        cfg = run_cfg
+    _, eval_tf = build_transforms(cfg)
+    loader = DataLoader(
+        ImageDataset(df, eval_tf, labels=None),
+        batch_size=batch_size or cfg.eval_batch_size,
+        shuffle=False,
+        num_workers=resolve_workers(cfg.workers),
+    )
+    use_amp = bool(cfg.amp) and device.type == "cuda"
+    was_training = model.training
+    model.eval()
+    chunks = []
+    try:
+        for images, _ in loader:
+            images = images.to(device, non_blocking=True)
+            with torch.autocast(device.type, enabled=use_amp):
+                views = [to_probs(model(v)) for v in TTA[tta](images)]
+            chunks.append((sum(views) / len(views)).float().cpu())
+    finally:
+        model.train(was_training)
+    if not chunks:
+        return np.zeros((0, NUM_CLASSES))
+    return torch.cat(chunks).numpy().astype(np.float64)
+
+
+def write_submission(
+    probs_or_labels: Any, eval_df: pd.DataFrame, path: str | os.PathLike[str]
+) -> Path:
+    """``ImageID,ans`` in ``eval_df`` (info.csv) order; (n, 18) probabilities are argmaxed.
+
+    Raises ValueError on a row-count mismatch, NaN, or a class outside 0..17.
+    """
+    values = np.asarray(probs_or_labels)
+    if values.ndim == 2:
+        if values.shape[1] != NUM_CLASSES:
+            raise ValueError(f"probabilities must have shape (n, 18), got {values.shape}")
+        if not np.all(np.isfinite(values)):
+            row = int(np.flatnonzero(~np.isfinite(values).all(1))[0])
+            raise ValueError(f"probabilities hold NaN or inf (first at row {row})")
+        labels = values.argmax(1)
+    elif values.ndim == 1:
+        labels = _checked_labels(values)
+    else:
+        raise ValueError(f"expected (n,) labels or (n, 18) probabilities, got {values.shape}")
+    if len(labels) != len(eval_df):
+        raise ValueError(
+            f"{len(labels)} predictions for {len(eval_df)} eval rows; expected one per row"
+        )
+    column = "ImageID" if "ImageID" in eval_df.columns else "image_id"
+    if column not in eval_df.columns:
+        raise ValueError(f"eval_df has no ImageID column; found {list(eval_df.columns)}")
+    table = pd.DataFrame({"ImageID": eval_df[column].to_numpy(), "ans": labels.astype(np.int64)})
+    return io.write_text(path, table.to_csv(index=False, lineterminator="\n"))
+
+
+def _checked_labels(values: np.ndarray) -> np.ndarray:
+    if values.dtype.kind not in "iuf":
+        raise ValueError(f"labels must be integer class ids, got dtype {values.dtype}")
+    bad = ~np.isfinite(values) | (values != np.round(values))
+    bad |= (values < 0) | (values >= NUM_CLASSES)
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        raise ValueError(f"label {values[row]!r} at row {row} is not a class id in 0..17")
+    return values.astype(np.int64)

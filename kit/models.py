@@ -1,0 +1,124 @@
+"""``create_model(cfg)``: any timm backbone plus a single 18-way head or three heads.
+
+Pretrained weights come only from a local file (``cfg.pretrained_file``): this kit assumes no
+network, so a request for pretrained weights without a file fails at once with instructions
+instead of letting timm / huggingface_hub retry downloads.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from kit.labels import HEAD_SIZES, NUM_CLASSES, joint_from_heads
+
+__all__ = ["HEADS", "NO_WEIGHTS_FILE", "Classifier", "MultiHead", "create_model", "to_probs"]
+
+NO_WEIGHTS_FILE = (
+    "pretrained=True needs a local weights file: this machine has no network, so timm cannot "
+    "download {model!r}. Pass --pretrained-file PATH (Config.pretrained_file). To get the file, "
+    'on a machine with internet run: python -c "import timm, torch; '
+    "m = timm.create_model('{model}', pretrained=True); torch.save(m.state_dict(), "
+    "'{model}.pth')\" and copy {model}.pth here."
+)
+
+
+class MultiHead(nn.Module):
+    """Three linear heads on shared features: ``{"mask": (n,3), "gender": (n,2), "age": (n,3)}``."""
+
+    def __init__(self, in_features: int) -> None:
+        super().__init__()
+        self.heads = nn.ModuleDict({h: nn.Linear(in_features, k) for h, k in HEAD_SIZES.items()})
+
+    def forward(self, features: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {h: layer(features) for h, layer in self.heads.items()}
+
+
+class Classifier(nn.Module):
+    """``head(backbone(x))``; the backbone is a timm model built with ``num_classes=0``."""
+
+    def __init__(self, backbone: nn.Module, head: nn.Module) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.head = head
+
+    def forward(self, x: torch.Tensor) -> Any:
+        return self.head(self.backbone(x))
+
+
+#: head kind -> builder(in_features) of the module mapping backbone features to outputs.
+HEADS: dict[str, Callable[[int], nn.Module]] = {
+    "single": lambda n: nn.Linear(n, NUM_CLASSES),
+    "multi": MultiHead,
+}
+
+
+@contextlib.contextmanager
+def _offline() -> Iterator[None]:
+    """No hub access during model creation: a stray download attempt fails fast."""
+    keys = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
+    saved = {k: os.environ.get(k) for k in keys}
+    os.environ.update(dict.fromkeys(keys, "1"))
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def _weights_file(cfg: Any) -> Path | None:
+    if cfg.pretrained_file is None:
+        if cfg.pretrained:
+            raise ValueError(NO_WEIGHTS_FILE.format(model=cfg.model))
+        return None
+    path = Path(cfg.pretrained_file).expanduser()
+    if not path.is_file():
+        raise FileNotFoundError(f"pretrained_file {path} does not exist (model {cfg.model!r})")
+    return path
+
+
+def create_model(cfg: Any) -> Classifier:
+    """The model of ``cfg``: ``timm.create_model(cfg.model, num_classes=0)`` plus ``cfg.head``.
+
+    With ``cfg.pretrained_file`` set (it implies ``pretrained``) the backbone starts from that
+    file's weights (a timm ``state_dict``; its classifier is dropped). Fixed-size models (ViT,
+    Swin) are built for ``cfg.image_size``. Unknown heads or models raise ValueError.
+    """
+    import timm
+
+    if cfg.head not in HEADS:
+        raise ValueError(f"unknown head {cfg.head!r}; valid heads: {sorted(HEADS)}")
+    if not timm.is_model(cfg.model):
+        raise ValueError(
+            f"unknown timm model {cfg.model!r}; list names with timm.list_models('*pattern*')"
+        )
+    weights = _weights_file(cfg)
+    kwargs: dict[str, Any] = {"num_classes": 0}
+    default_cfg = timm.get_pretrained_cfg(cfg.model)
+    if default_cfg is not None and default_cfg.fixed_input_size:
+        # ViT / Swin build position tables for one size: build them for ours
+        kwargs["img_size"] = tuple(cfg.image_size)
+    if weights is not None:
+        # source="" keeps timm on the local file even where the default source is the hub
+        kwargs.update(pretrained=True, pretrained_cfg_overlay={"file": str(weights), "source": ""})
+    with _offline():
+        backbone = timm.create_model(cfg.model, **kwargs)
+    width = getattr(backbone, "head_hidden_size", None) or backbone.num_features
+    return Classifier(backbone, HEADS[cfg.head](width))
+
+
+def to_probs(output: torch.Tensor | dict[str, torch.Tensor]) -> torch.Tensor:
+    """(n, 18) probabilities from single-head logits or a three-head output dict."""
+    if isinstance(output, dict):
+        soft = {h: torch.softmax(output[h].float(), dim=1) for h in HEAD_SIZES}
+        return joint_from_heads(soft["mask"], soft["gender"], soft["age"])
+    return torch.softmax(output.float(), dim=1)

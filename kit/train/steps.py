@@ -1,0 +1,110 @@
+"""One training epoch, one validation pass, and the loss of a config."""
+
+from __future__ import annotations
+
+import math
+import sys
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from kit.inference import predict
+from kit.labels import HEADS, NUM_CLASSES
+from kit.losses import build_loss, build_multihead_loss
+from kit.metrics import summarize
+
+__all__ = ["build_criterion", "train_one_epoch", "validate"]
+
+
+def build_criterion(cfg: Any, labels: Any = None) -> nn.Module:
+    """The loss of ``cfg``; ``labels`` are the 18-way training labels (for balanced weights).
+
+    Multi-head: ``head_losses`` per head (heads not named use ``loss``); ``loss_kwargs`` keys
+    named after a head (``age: {gamma: 2}``) go to that head only, other keys to every head.
+    """
+    if cfg.head == "single":
+        return build_loss(cfg.loss, num_classes=NUM_CLASSES, labels=labels, **cfg.loss_kwargs)
+    specs = {h: cfg.head_losses.get(h, cfg.loss) for h in HEADS}
+    shared = {k: v for k, v in cfg.loss_kwargs.items() if k not in HEADS}
+    per_head = {h: {**shared, **cfg.loss_kwargs.get(h, {})} for h in HEADS}
+    per_head = {h: kw for h, kw in per_head.items() if kw}
+    return build_multihead_loss(specs, weights=cfg.head_weights, labels=labels, **per_head)
+
+
+def _to_device(targets: Any, device: torch.device) -> Any:
+    if isinstance(targets, dict):
+        return {k: v.to(device, non_blocking=True) for k, v in targets.items()}
+    return targets.to(device, non_blocking=True)
+
+
+def train_one_epoch(
+    parts: dict[str, Any], loader: Any, criterion: nn.Module, cfg: Any, epoch: int
+) -> tuple[float, float]:
+    """Train ``parts["model"]`` for one epoch: (mean loss per image, learning rate of its last
+    optimizer step). The schedule advances once per optimizer step (``cfg.grad_accum`` batches).
+    """
+    model, optimizer = parts["model"], parts["optimizer"]
+    schedule, scaler = parts["schedule"], parts["scaler"]
+    device = next(model.parameters()).device
+    use_amp = scaler.is_enabled()
+    steps = epoch_steps(loader, cfg)
+    model.train()
+    optimizer.zero_grad(set_to_none=True)
+    total, seen, lr = 0.0, 0, schedule.current_lr()
+    show = not cfg.quiet and sys.stderr.isatty()
+    with tqdm(total=steps, desc=f"epoch {epoch}", leave=False, disable=not show) as bar:
+        for i, (images, targets) in enumerate(loader):
+            if i >= steps:
+                break
+            images, targets = images.to(device, non_blocking=True), _to_device(targets, device)
+            with torch.autocast(device.type, enabled=use_amp):
+                loss = criterion(model(images), targets)
+            if not torch.isfinite(loss):
+                raise FloatingPointError(
+                    f"training loss is {loss.item()} at epoch {epoch}, batch {i}; "
+                    f"try a lower --lr (now {cfg.lr}) or --grad-clip 1.0"
+                )
+            scaler.scale(loss / cfg.grad_accum).backward()
+            if (i + 1) % cfg.grad_accum == 0 or i + 1 == steps:
+                if cfg.grad_clip > 0:
+                    scaler.unscale_(optimizer)
+                    nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+                lr = schedule.current_lr()
+                scaler.step(optimizer)
+                scaler.update()
+                optimizer.zero_grad(set_to_none=True)
+                schedule.step()
+            total += loss.item() * len(images)
+            seen += len(images)
+            bar.update()
+            bar.set_postfix(loss=f"{total / seen:.4f}")
+    return total / max(seen, 1), lr
+
+
+def epoch_steps(loader: Any, cfg: Any) -> int:
+    """Batches per training epoch (``max_steps_per_epoch`` caps it)."""
+    return min(len(loader), cfg.max_steps_per_epoch or len(loader))
+
+
+def optimizer_steps(loader: Any, cfg: Any) -> int:
+    """Optimizer steps per epoch, after gradient accumulation."""
+    return math.ceil(epoch_steps(loader, cfg) / cfg.grad_accum)
+
+
+def validate(
+    model: nn.Module, df: pd.DataFrame, cfg: Any
+) -> tuple[np.ndarray, dict[str, Any], float]:
+    """(probabilities, scores, loss) on ``df``, scored with the official labels (``label``).
+
+    The loss is the mean negative log-likelihood of the official class under the 18-way
+    probabilities: comparable across heads, losses and age thresholds.
+    """
+    probs = predict(model, df, cfg, tta=cfg.tta)
+    truth = df["label"].to_numpy(np.int64)
+    scores = summarize(truth, probs.argmax(1))
+    picked = probs[np.arange(len(truth)), truth]
+    return probs, scores, float(-np.log(np.clip(picked, 1e-12, None)).mean())

@@ -1,0 +1,126 @@
+"""albumentations pipelines: one config gives the training and the evaluation transform.
+
+Every pipeline is ``prepare`` (centre crop as a fraction of the picture, resize to
+``cfg.image_size``), then the preset's augmentations (training only), then ``finish``
+(normalise with the competition's pixel statistics, to a CHW float tensor). Train and eval share
+``prepare`` and ``finish``, so inference always crops, resizes and normalises like training.
+
+A loader that already returns prepared images (a cache of cropped, resized pictures) pairs with
+``build_transforms(cfg, prepared=True)``, which leaves out the crop and resize.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import albumentations as A
+import numpy as np
+from albumentations.pytorch import ToTensorV2
+
+__all__ = ["MEAN", "PRESETS", "STD", "FractionCenterCrop", "build_transforms", "prepare"]
+
+#: Pixel statistics of the competition's training photos (RGB, 0..1 scale).
+MEAN: tuple[float, float, float] = (0.548, 0.504, 0.479)
+STD: tuple[float, float, float] = (0.237, 0.247, 0.246)
+
+
+class FractionCenterCrop(A.ImageOnlyTransform):
+    """Centre crop keeping ``fraction`` = (height, width) shares of the picture, any size."""
+
+    def __init__(self, fraction: tuple[float, float] = (1.0, 1.0), p: float = 1.0) -> None:
+        super().__init__(p=p)
+        self.fraction = tuple(float(f) for f in fraction)
+
+    def apply(self, img: np.ndarray, **params: Any) -> np.ndarray:
+        h, w = img.shape[:2]
+        ch = max(1, round(h * self.fraction[0]))
+        cw = max(1, round(w * self.fraction[1]))
+        top, left = (h - ch) // 2, (w - cw) // 2
+        return np.ascontiguousarray(img[top : top + ch, left : left + cw])
+
+    def get_transform_init_args_names(self) -> tuple[str, ...]:
+        return ("fraction",)
+
+
+def _base(cfg: Any) -> list[A.BasicTransform]:
+    return []
+
+
+def _strong(cfg: Any) -> list[A.BasicTransform]:
+    return [
+        A.HorizontalFlip(p=0.5),
+        A.ColorJitter(brightness=0.2, contrast=0.2, saturation=0.2, hue=0.03, p=0.5),
+        A.RandomBrightnessContrast(brightness_limit=0.1, contrast_limit=0.1, p=0.3),
+        A.Affine(
+            scale=(0.9, 1.1),
+            translate_percent=(-0.06, 0.06),
+            rotate=(-10, 10),
+            border_mode=0,
+            p=0.5,
+        ),
+        A.CoarseDropout(
+            num_holes_range=(1, 4),
+            hole_height_range=(0.05, 0.15),
+            hole_width_range=(0.05, 0.15),
+            p=0.3,
+        ),
+    ]
+
+
+#: preset name -> augmentations applied to the prepared (cropped, resized) uint8 image.
+PRESETS: dict[str, Callable[[Any], list[A.BasicTransform]]] = {"base": _base, "strong": _strong}
+
+
+def _prepare_steps(cfg: Any) -> list[A.BasicTransform]:
+    height, width = cfg.image_size
+    return [FractionCenterCrop(cfg.crop), A.Resize(height, width, area_for_downscale="image")]
+
+
+def _finish_steps() -> list[A.BasicTransform]:
+    return [A.Normalize(mean=MEAN, std=STD, max_pixel_value=255.0), ToTensorV2()]
+
+
+_OWNED = (A.Normalize, ToTensorV2, A.Resize, A.CenterCrop)
+
+
+def _check_augment(augs: list[A.BasicTransform]) -> None:
+    """Reject steps kit adds itself: a second resize or normalisation would split train/eval."""
+    stack = list(augs)
+    while stack:
+        t = stack.pop()
+        stack.extend(getattr(t, "transforms", []))
+        if isinstance(t, _OWNED):
+            raise ValueError(
+                f"the training transform contains {type(t).__name__}; pass augmentations only: "
+                f"kit crops and resizes (cfg.crop, cfg.image_size) before them and normalises "
+                f"and converts to a tensor after them, for training and inference alike"
+            )
+
+
+def prepare(image: np.ndarray, cfg: Any) -> np.ndarray:
+    """The deterministic geometry of ``cfg`` applied to one uint8 RGB image (H, W, 3)."""
+    return A.Compose(_prepare_steps(cfg))(image=image)["image"]
+
+
+def build_transforms(
+    cfg: Any,
+    augment: A.BasicTransform | list[A.BasicTransform] | None = None,
+    prepared: bool = False,
+) -> tuple[A.Compose, A.Compose]:
+    """``(train_tf, eval_tf)`` for ``cfg``; each maps ``image=uint8 RGB`` to a (3, H, W) tensor.
+
+    ``augment`` replaces the preset's augmentations (a recipe's own ``A.Compose`` or list); it
+    sees the cropped, resized uint8 image. ``prepared=True`` drops the crop and resize.
+    """
+    if cfg.preset not in PRESETS:
+        raise ValueError(f"unknown preset {cfg.preset!r}; valid presets: {sorted(PRESETS)}")
+    head = [] if prepared else _prepare_steps(cfg)
+    if augment is None:
+        augs = PRESETS[cfg.preset](cfg)
+    else:
+        augs = list(augment) if isinstance(augment, (list, tuple)) else [augment]
+        _check_augment(augs)
+    train_tf = A.Compose([*head, *augs, *_finish_steps()], seed=cfg.seed)
+    eval_tf = A.Compose([*head, *_finish_steps()], seed=cfg.seed)
+    return train_tf, eval_tf

@@ -1,0 +1,43 @@
+"""Shared fixtures of the training-core tests: one tiny synthetic dataset per session."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from kit.config import Config
+from kit.data import make_fixture
+
+# One thread: the tests run beside other work on small shared machines, where a second
+# thread mostly waits; results do not depend on it.
+torch.set_num_threads(1)
+
+#: The tiny dataset: enough people for a person-level split of every gender x age cell.
+TINY_PEOPLE, TINY_SIZE = 36, (36, 48)  # size is (width, height), like the real 384x512
+
+
+@pytest.fixture(scope="session")
+def tiny_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A synthetic competition layout (36 people, 36x48 pictures, an eval set of 4 people)."""
+    root = tmp_path_factory.mktemp("tiny") / "data"
+    return make_fixture(root, n_people=TINY_PEOPLE, image_size=TINY_SIZE, seed=0, n_eval_people=4)
+
+
+@pytest.fixture
+def tiny_cfg(tiny_data: Path, tmp_path: Path) -> Config:
+    """A seconds-long CPU run on ``tiny_data`` writing into this test's tmp folder."""
+    return Config(
+        data_dir=str(tiny_data),
+        output_dir=str(tmp_path / "runs"),
+        name="t",
+        model="test_resnet",
+        image_size=(32, 24),
+        epochs=2,
+        batch_size=16,
+        eval_batch_size=128,
+        max_steps_per_epoch=3,
+        warmup_epochs=0.0,
+        quiet=True,
+    )

@@ -1,0 +1,220 @@
+"""Config: defaults, dict/file round trips, validation errors, and the command line."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import pytest
+import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from kit.config import Config, parse_args
+
+
+def test_defaults_validate_and_cover_every_field_in_to_dict():
+    cfg = Config().validate()
+    d = cfg.to_dict()
+    assert list(d) == [f.name for f in dataclasses.fields(Config)]
+    assert d["image_size"] == list(cfg.image_size)  # plain JSON values
+    json.dumps(d)
+
+
+def test_mutable_defaults_are_not_shared():
+    a, b = Config(), Config()
+    a.head_losses["age"] = "focal"
+    assert "age" not in b.head_losses
+
+
+@pytest.mark.parametrize("suffix", [".json", ".yaml", ".yml"])
+def test_save_load_round_trip(tmp_path, suffix):
+    cfg = Config(
+        model="resnet10t",
+        image_size=(96, 72),
+        crop=(0.5, 0.75),
+        fold=2,
+        head="multi",
+        head_losses={"age": "focal"},
+        head_weights={"age": 2.0},
+        loss_kwargs={"gamma": 2.0},
+        fixes=["builtin", "my_fixes.csv"],
+        workers="auto",
+    )
+    path = cfg.save(tmp_path / f"cfg{suffix}")
+    loaded = Config.load(path)
+    assert loaded == cfg
+    assert isinstance(loaded.image_size, tuple) and isinstance(loaded.crop, tuple)
+    raw = json.loads(path.read_text()) if suffix == ".json" else yaml.safe_load(path.read_text())
+    assert raw["image_size"] == [96, 72]
+
+
+def test_load_keeps_defaults_for_missing_keys_and_coerces_ints_to_floats(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("lr: 1\nimage_size: [40, 32]\n")
+    cfg = Config.load(path)
+    assert cfg.lr == 1.0 and isinstance(cfg.lr, float)
+    assert cfg.image_size == (40, 32) and cfg.epochs == Config().epochs
+
+
+def test_unknown_key_names_it_and_suggests_close_matches():
+    with pytest.raises(ValueError, match=r"unknown config key 'learning_rat'") as err:
+        Config.from_dict({"learning_rat": 0.1})
+    with pytest.raises(ValueError, match="did you mean.*batch_size"):
+        Config.from_dict({"batch_sise": 4})
+    assert "valid keys" in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "expected"),
+    [
+        ("epochs", "3", "int"),
+        ("epochs", 2.5, "int"),
+        ("image_size", [96], r"tuple\[int, int\]"),
+        ("image_size", ["a", "b"], r"tuple\[int, int\]"),
+        ("amp", "yes", "bool"),
+        ("head_weights", {"age": "x"}, r"dict\[str, float\]"),
+        ("lr", True, "float"),
+    ],
+)
+def test_wrong_types_name_field_value_and_expected_type(key, value, expected):
+    with pytest.raises(ValueError, match=rf"'{key}'.*{expected}"):
+        Config.from_dict({key: value})
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"model": "resnet_nonexistent"}, "timm.list_models"),
+        ({"loss": "focall"}, "unknown loss focall"),
+        ({"preset": "medium"}, r"valid choices: \['base', 'strong'\]"),
+        ({"optimizer": "adam"}, "valid choices"),
+        ({"scheduler": "linear"}, "valid choices"),
+        ({"head": "triple"}, "valid choices"),
+        ({"sampler": "oversample"}, "valid choices"),
+        ({"tta": "vflip"}, "valid choices"),
+        ({"val_ratio": 1.5}, "val_ratio"),
+        ({"fold": 5, "n_folds": 5}, "fold"),
+        ({"crop": (0.0, 0.5)}, "crop"),
+        ({"age_thresholds": (60, 30)}, "age_thresholds"),
+        ({"workers": "many"}, "workers"),
+        ({"head_losses": {"hair": "focal"}}, "head_losses"),
+        ({"scheduler": "step", "scheduler_kwargs": {"patience": 2.0}}, "scheduler_kwargs"),
+        ({"pretrained_file": "/no/such/weights.pth"}, "/no/such/weights.pth"),
+        ({"pretrained": True}, "--pretrained-file"),
+        ({"device": "tpu:x"}, "device"),
+    ],
+)
+def test_validate_rejects_bad_values_with_the_valid_choices(changes, message):
+    cfg = Config().replace(**changes)
+    with pytest.raises(ValueError, match=message):
+        cfg.validate()
+
+
+def test_smoke_variant_keeps_the_recipe_and_shrinks_the_run():
+    cfg = Config(model="resnet10t", head="multi", loss="focal", preset="strong", epochs=30)
+    smoke = cfg.smoke_variant()
+    assert (smoke.model, smoke.head, smoke.loss, smoke.preset) == (
+        "resnet10t",
+        "multi",
+        "focal",
+        "strong",
+    )
+    assert smoke.smoke and smoke.epochs <= 2 and smoke.max_steps_per_epoch is not None
+    assert smoke.smoke_variant() == smoke  # idempotent
+
+
+# ---- command line ---------------------------------------------------------------------------
+def test_cli_overrides_every_kind_of_field():
+    base = Config(name="recipe", epochs=3)
+    cfg = parse_args(
+        base,
+        [
+            "--model", "efficientnet_b0", "--lr", "3e-4", "--epochs", "10",
+            "--image-size", "128", "96", "--fixes", "builtin",
+            "--head-losses", "age=focal,mask=cross_entropy", "--head-weights", "age=2",
+            "--loss-kwargs", "gamma=2,class_weights=balanced", "--no-amp", "--fold", "1",
+            "--workers", "auto", "--crop", "0.5", "0.75",
+        ],
+    )  # fmt: skip
+    assert cfg.model == "efficientnet_b0" and cfg.lr == 3e-4 and cfg.epochs == 10
+    assert cfg.image_size == (128, 96)  # numbers, never a list of characters
+    assert cfg.crop == (0.5, 0.75)
+    assert cfg.fixes == "builtin"
+    assert cfg.head_losses == {"age": "focal", "mask": "cross_entropy"}
+    assert cfg.head_weights == {"age": 2.0}
+    assert cfg.loss_kwargs == {"gamma": 2, "class_weights": "balanced"}
+    assert cfg.amp is False and cfg.fold == 1 and cfg.workers == "auto"
+    assert cfg.name == "recipe"  # untouched fields keep the recipe's values
+
+
+def test_cli_none_list_and_empty_argv():
+    base = Config(fold=3, fixes="builtin")
+    assert parse_args(base, []) == base
+    cfg = parse_args(base, ["--fold", "none", "--fixes", "builtin,extra.csv"])
+    assert cfg.fold is None and cfg.fixes == ["builtin", "extra.csv"]
+
+
+def test_cli_precedence_recipe_then_file_then_flags(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("lr: 0.5\nepochs: 7\n")
+    base = Config(lr=0.1, epochs=2, batch_size=5)
+    cfg = parse_args(base, ["--config", str(path), "--epochs", "9"])
+    assert (cfg.lr, cfg.epochs, cfg.batch_size) == (0.5, 9, 5)
+
+
+def test_cli_save_config_writes_and_exits(tmp_path):
+    out = tmp_path / "saved.json"
+    with pytest.raises(SystemExit) as exit_info:
+        parse_args(Config(), ["--lr", "0.25", "--save-config", str(out)])
+    assert exit_info.value.code == 0
+    assert Config.load(out).lr == 0.25
+
+
+@pytest.mark.parametrize(
+    ("argv", "needle"),
+    [
+        (["--learning-rate", "0.1"], "--learning-rate"),
+        (["--epochs", "ten"], "--epochs"),
+        (["--image-size", "128"], "--image-size"),
+        (["--image-size", "128", "x"], "int"),
+        (["--head-weights", "age"], "KEY=VALUE"),
+        (["--lr", "fast"], "float"),
+    ],
+)
+def test_cli_errors_name_the_option(capsys, argv, needle):
+    with pytest.raises(SystemExit) as exit_info:
+        parse_args(Config(), argv)
+    assert exit_info.value.code == 2
+    assert needle in capsys.readouterr().err
+
+
+def test_cli_help_lists_every_field_with_its_default(capsys):
+    with pytest.raises(SystemExit):
+        parse_args(Config(epochs=17), ["--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    for f in dataclasses.fields(Config):
+        assert "--" + f.name.replace("_", "-") in text
+    assert "default: 17" in text
+    assert "--save-config" in text and "--config" in text
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    h=st.integers(8, 2048),
+    w=st.integers(8, 2048),
+    lr=st.floats(1e-8, 10, allow_nan=False),
+    epochs=st.integers(1, 500),
+)
+def test_cli_numbers_round_trip(h, w, lr, epochs):
+    argv = ["--image-size", str(h), str(w), "--lr", repr(lr), "--epochs", str(epochs)]
+    cfg = parse_args(Config(), argv)
+    assert (cfg.image_size, cfg.lr, cfg.epochs) == ((h, w), lr, epochs)
+
+
+def test_cli_resume_starts_from_the_run_config_then_applies_flags(tmp_path):
+    run_dir = tmp_path / "20260101-000000_old"
+    run_dir.mkdir()
+    Config(name="old", epochs=4, lr=0.02).save(run_dir / "config.json")
+    cfg = parse_args(Config(name="recipe", lr=0.5), ["--resume", str(run_dir), "--epochs", "6"])
+    assert (cfg.name, cfg.lr, cfg.epochs, cfg.resume) == ("old", 0.02, 6, str(run_dir))

@@ -1,0 +1,90 @@
+"""Models: timm backbones with one or three heads, probabilities, local pretrained weights."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+import timm
+import torch
+
+from kit.config import Config
+from kit.labels import encode
+from kit.models import HEADS, create_model, to_probs
+
+
+@pytest.mark.parametrize("model", ["test_resnet", "test_efficientnet", "test_vit"])
+def test_single_head_gives_18_logits_and_multi_gives_three_heads(model):
+    x = torch.randn(2, 3, 32, 48)  # not square: ViTs are built for the configured size
+    single = create_model(Config(model=model, image_size=(32, 48)))
+    assert single(x).shape == (2, 18)
+    multi = create_model(Config(model=model, head="multi", image_size=(32, 48)))
+    out = multi(x)
+    assert {k: tuple(v.shape) for k, v in out.items()} == {
+        "mask": (2, 3),
+        "gender": (2, 2),
+        "age": (2, 3),
+    }
+
+
+def test_heads_registry_lists_both_kinds():
+    assert set(HEADS) >= {"single", "multi"}
+
+
+def test_to_probs_single_is_softmax():
+    logits = torch.tensor([[0.0] * 18, [float(k) for k in range(18)]])
+    probs = to_probs(logits)
+    assert torch.allclose(probs, torch.softmax(logits, 1))
+    assert torch.allclose(probs.sum(1), torch.ones(2))
+
+
+def test_to_probs_multi_is_the_product_of_head_softmaxes():
+    torch.manual_seed(0)
+    out = {"mask": torch.randn(3, 3), "gender": torch.randn(3, 2), "age": torch.randn(3, 3)}
+    probs = to_probs(out)
+    pm, pg, pa = (torch.softmax(out[h], 1) for h in ("mask", "gender", "age"))
+    for m in range(3):
+        for g in range(2):
+            for a in range(3):
+                expected = pm[:, m] * pg[:, g] * pa[:, a]
+                assert torch.allclose(probs[:, encode(m, g, a)], expected, atol=1e-6)
+    assert torch.allclose(probs.sum(1), torch.ones(3))
+
+
+def test_pretrained_weights_from_a_local_file(tmp_path):
+    torch.manual_seed(1)
+    source = timm.create_model("test_resnet")  # with its 1000-class classifier, like timm files
+    path = tmp_path / "weights.pth"
+    torch.save(source.state_dict(), path)
+    model = create_model(Config(model="test_resnet", pretrained=True, pretrained_file=str(path)))
+    expected = source.state_dict()
+    loaded = model.backbone.state_dict()
+    assert loaded and set(loaded) <= set(expected)
+    for name, tensor in loaded.items():
+        assert torch.equal(tensor, expected[name]), name
+    fresh = create_model(Config(model="test_resnet"))
+    assert not all(torch.equal(fresh.backbone.state_dict()[k], v) for k, v in loaded.items())
+
+
+def test_pretrained_without_a_file_fails_at_once_with_instructions():
+    start = time.monotonic()
+    with pytest.raises(ValueError) as err:
+        create_model(Config(model="resnet18", pretrained=True))
+    assert time.monotonic() - start < 2.0
+    message = str(err.value)
+    assert "--pretrained-file" in message and "no network" in message
+    assert "timm.create_model('resnet18', pretrained=True)" in message
+    assert "torch.save" in message
+
+
+def test_missing_pretrained_file_is_named(tmp_path):
+    missing = tmp_path / "nope.pth"
+    with pytest.raises(FileNotFoundError, match="nope.pth"):
+        create_model(Config(model="test_resnet", pretrained=True, pretrained_file=str(missing)))
+
+
+def test_unknown_model_and_head_are_rejected():
+    with pytest.raises(ValueError, match="timm.list_models"):
+        create_model(Config(model="not_a_model_xyz"))
+    with pytest.raises(ValueError, match="single"):
+        create_model(Config(model="test_resnet", head="two"))

@@ -1,0 +1,60 @@
+"""Every recipe runs end to end with --smoke: a teammate's new recipe is tested automatically."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+RECIPES = sorted((ROOT / "recipes").glob("*.py"))
+CONTRACT_FILES = (
+    "config.json",
+    "env.json",
+    "status.json",
+    "metrics.csv",
+    "last.pt",
+    "best.pt",
+    "val_probs.csv",
+    "test_probs.csv",
+    "submission.csv",
+    "summary.json",
+)
+
+
+def test_there_is_at_least_the_baseline():
+    assert "baseline.py" in [p.name for p in RECIPES]
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The recipes' working folder: the smoke fixture is built there once and reused."""
+    return tmp_path_factory.mktemp("recipes")
+
+
+@pytest.mark.parametrize("recipe", RECIPES, ids=[p.stem for p in RECIPES])
+def test_recipe_smoke_run_completes_with_a_full_run_folder(recipe: Path, workdir: Path):
+    out = workdir / f"runs-{recipe.stem}"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}  # steadier timing on a busy shared machine
+    proc = subprocess.run(
+        [sys.executable, str(recipe), "--smoke", "--output-dir", str(out)],
+        cwd=workdir,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, (
+        f"{recipe.name} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    )
+    (run_dir,) = out.iterdir()
+    missing = [name for name in CONTRACT_FILES if not (run_dir / name).is_file()]
+    assert not missing, f"{recipe.name}: run folder lacks {missing}"
+    assert json.loads((run_dir / "status.json").read_text())["status"] == "complete"
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["status"] == "complete" and 0.0 <= summary["val_macro_f1"] <= 1.0
+    assert json.loads((run_dir / "config.json").read_text())["smoke"] is True
