@@ -107,7 +107,15 @@ def test_vs_baseline_flags_uncontrolled_runs(runs):
     assert "loss: cross_entropy -> focal" in shown.loc["20240103-100000_lr_focal", "changes"]
     assert shown.loc["20240105-100000_stopped", "flag"] == "same config"
     with pytest.raises(ValueError, match="matches 2 runs"):
-        table(load(runs, now=NOW), vs="lr")
+        table(load(runs, now=NOW), vs="_l")  # a substring of two folder names
+
+
+def test_vs_a_run_name_means_its_newest_run(runs):
+    df = load(runs, now=NOW)
+    df.loc[df["name"].str.endswith("_lr_focal"), "cfg.name"] = "lr"  # now two runs named "lr"
+    shown = table(df, vs="lr").set_index("name")
+    assert shown.loc["20240103-100000_lr_focal", "flag"] == "baseline"
+    assert shown.loc["20240102-100000_lr", "changes"] == "loss: focal -> cross_entropy"
 
 
 def test_diff_of_run_folders(runs):

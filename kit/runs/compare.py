@@ -65,8 +65,16 @@ def varying_fields(df: pd.DataFrame, ignore: tuple[str, ...] = IGNORED_FIELDS) -
 
 
 def find_run(df: pd.DataFrame, ref: str | os.PathLike[str]) -> pd.Series:
-    """The ledger row named ``ref``: exact name, then run folder path, then a unique substring."""
+    """The ledger row for ``ref``: a folder name, a run name, a folder path, a unique substring.
+
+    A run name (``cfg.name``) that several runs share, the baseline trained again say, means
+    the newest of them.
+    """
     ref_s = str(ref).rstrip("/")
+    if "cfg.name" in df.columns:
+        named = df[(df["cfg.name"] == ref_s) & (df["name"] != ref_s)]
+        if len(named) and not (df["name"] == ref_s).any():
+            return named.loc[named["name"].idxmax()]  # folder names start with the time
     for hits in (
         df[df["name"] == ref_s],
         df[df["run_dir"].map(lambda p: Path(p).resolve()) == Path(ref_s).resolve()],

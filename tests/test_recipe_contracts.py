@@ -1,0 +1,126 @@
+"""A recipe changes exactly what its docstring says: its "Changes:" line names the fields in
+which its config differs from the baseline's (the run name aside), so the ledger's
+``python -m kit.runs --vs <baseline run>`` on its run shows exactly those fields.
+
+Every recipe with a "Changes:" line is checked; the two below must have one.
+"""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import importlib.util
+import re
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+import kit.runs
+from kit.config import Config, parse_args
+
+ROOT = Path(__file__).resolve().parents[1]
+RECIPES = ROOT / "recipes"
+MUST_DECLARE = ("multihead_age58", "strong_aug")
+_CHANGES = re.compile(r"^Changes:\s*(.+)$", re.M)
+
+
+def declared_changes(docstring: str) -> set[str] | None:
+    """The field names of the docstring's "Changes:" line (None when it has none)."""
+    match = _CHANGES.search(docstring)
+    return None if match is None else {f.strip() for f in match[1].split(",") if f.strip()}
+
+
+def changed_fields(base: Config, cfg: Config) -> set[str]:
+    """Fields whose values differ, by plain dataclass comparison (``name`` left out)."""
+    return {
+        f.name
+        for f in dataclasses.fields(Config)
+        if f.name != "name" and getattr(base, f.name) != getattr(cfg, f.name)
+    }
+
+
+def _docstring(path: Path) -> str:
+    return ast.get_docstring(ast.parse(path.read_text(encoding="utf-8"))) or ""
+
+
+def _declaring() -> list[Path]:
+    paths = sorted(RECIPES.glob("*.py"))
+    return [p for p in paths if p.stem != "baseline" and declared_changes(_docstring(p))]
+
+
+def _load(path: Path) -> ModuleType:
+    """Import a recipe file as ``python recipes/<x>.py`` would see it (recipes/ on sys.path)."""
+    spec = importlib.util.spec_from_file_location(f"recipe_{path.stem}", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture
+def recipes_on_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.syspath_prepend(str(RECIPES))
+    monkeypatch.delitem(sys.modules, "baseline", raising=False)
+
+
+def test_the_docstring_parser_on_hand_written_examples():
+    doc = "Title.\n\nMore words: not this.\nChanges: head, sampler ,age_thresholds\n\nusage"
+    assert declared_changes(doc) == {"head", "sampler", "age_thresholds"}
+    assert declared_changes("Title.\n\nno such line here") is None
+    assert declared_changes("Title.\n  Changes: indented is not the line") is None
+
+
+def test_a_config_changing_an_undeclared_field_is_caught():
+    base = Config()
+    sneaky = base.replace(name="x", preset="strong", lr=0.01)
+    assert changed_fields(base, sneaky) == {"preset", "lr"} != {"preset"}
+    assert changed_fields(base, base.replace(name="other")) == set()
+
+
+@pytest.mark.parametrize("stem", MUST_DECLARE)
+def test_these_recipes_declare_their_changes(stem: str):
+    assert declared_changes(_docstring(RECIPES / f"{stem}.py")), (
+        f"recipes/{stem}.py: its docstring needs a line 'Changes: field, field'"
+    )
+
+
+def _check_contract(path: Path, baseline: Path = RECIPES / "baseline.py") -> None:
+    declared = declared_changes(_docstring(path))
+    assert declared is not None, f"{path.name}: no 'Changes:' line"
+    unknown = declared - {f.name for f in dataclasses.fields(Config)}
+    assert not unknown, f"{path.name}: 'Changes:' names no Config field {sorted(unknown)}"
+
+    base, cfg = _load(baseline).config(), _load(path).config()
+    assert changed_fields(base, cfg) == declared, (
+        f"{path.name} changes {sorted(changed_fields(base, cfg))} from the baseline "
+        f"but its docstring says 'Changes: {', '.join(sorted(declared))}'"
+    )
+    # The ledger compares run folders' config.json: it must see the same fields.
+    assert set(kit.runs.diff(base.to_dict(), cfg.to_dict())) == declared
+    # Its runs are told apart from the baseline's in the ledger by name: the file's stem.
+    assert cfg.name == path.stem
+    # A valid config, and the command line with no flags keeps it as it is.
+    cfg.validate()
+    assert parse_args(cfg, []) == cfg
+
+
+@pytest.mark.parametrize("path", _declaring(), ids=lambda p: p.stem)
+def test_recipe_differs_from_baseline_in_exactly_the_declared_fields(
+    path: Path, recipes_on_path: None
+):
+    _check_contract(path)
+
+
+def test_the_complete_recipe_of_docs_recipes_md_keeps_the_contract(
+    tmp_path: Path, recipes_on_path: None
+):
+    text = (ROOT / "docs" / "recipes.md").read_text(encoding="utf-8")
+    found = re.search(
+        r"complete recipe, `recipes/(\w+)\.py`:\n\n```python\n(.*?)^```", text, re.S | re.M
+    )
+    assert found, "docs/recipes.md lost its complete example recipe"
+    path = tmp_path / f"{found[1]}.py"
+    path.write_text(found[2], encoding="utf-8")
+    _check_contract(path)
