@@ -49,7 +49,7 @@ _EXPORTS: dict[str, str] = {
     **dict.fromkeys(["Config", "parse_args"], "kit.config"),
     **dict.fromkeys(["create_model", "to_probs"], "kit.models"),
     **dict.fromkeys(["build_transforms"], "kit.transforms"),
-    **dict.fromkeys(["Run", "fit"], "kit.train"),
+    **dict.fromkeys(["KFoldRun", "Run", "fit", "fit_folds"], "kit.train"),
     **dict.fromkeys(["predict", "write_submission"], "kit.inference"),
     **dict.fromkeys(["search_weights"], "kit.ensemble"),
     **dict.fromkeys(["score_submission"], "kit.score"),

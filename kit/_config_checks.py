@@ -136,6 +136,10 @@ def check(cfg: Any) -> None:
             raise ValueError(f"config field {name!r} is {value!r}; expected {expected}")
     if cfg.fold is not None and cfg.fold >= cfg.n_folds:
         raise ValueError(f"config field 'fold' is {cfg.fold}; expected 0..{cfg.n_folds - 1}")
+    if cfg.folds is not None:
+        from kit.train.kfold import check_folds  # late: kit.train imports this module
+
+        check_folds(cfg)
     for name, (module, registry) in _CHOICES.items():
         valid = getattr(importlib.import_module(module), registry)
         _check_choice(name, getattr(cfg, name), list(valid))

@@ -43,9 +43,13 @@ class Config:
     fixes: str | list[str] | None = _f(None, "label fixes: builtin, a CSV, or a list a,b")  # noqa: RUF009
     fold: int | None = _f(None, "validate on fold k of n_folds; none = holdout by val_ratio")
     n_folds: int = _f(5, "number of person-level folds")
+    folds: str | None = _f(
+        None, "K-fold: train folds all (or e.g. 0,2) under one parent folder; none = one run"
+    )
     val_ratio: float = _f(0.2, "share of people held out when fold is none")
     age_thresholds: tuple[int, int] = _f((30, 60), "training age-group boundaries (val: 30 60)")
     limit_people: int | None = _f(None, "use only the first N people (quick runs)")
+    strict_data: bool = _f(True, "stop at a bad train row or picture; off: skip them, warn once")
     seed: int = _f(42, "seed of the split, the model init, shuffling and augmentation")
     deterministic: bool = _f(True, "deterministic torch algorithms (same config = same result)")
     # model
@@ -59,6 +63,7 @@ class Config:
     )
     image_size: tuple[int, int] = _f((64, 48), "network input (height, width) after the crop")
     preset: str = _f("base", "augmentation preset: base or strong")
+    cache_flips: bool = _f(False, "cache mirror images too; training picks one or the other")
     # loss
     loss: str = _f("cross_entropy", "loss of a single head, e.g. focal or 0.5*focal+0.5*f1")
     head_losses: dict[str, str] = _f(  # noqa: RUF009
@@ -86,7 +91,11 @@ class Config:
     early_stopping: int = _f(0, "stop after this many epochs without val F1 gain (0 = off)")
     tta: str = _f("none", "test-time augmentation for validation and test: none or hflip")
     # machine and output
-    workers: int | str = _f(0, "data loader worker processes, or auto")
+    workers: int | str = _f("auto", "data loader worker processes, or auto (from the CPU count)")
+    cache: bool = _f(True, "decode, crop and resize every picture once into a memory-mapped cache")
+    cache_dir: str | None = _f(None, "folder of the picture cache; none = <data folder>/cache")
+    channels_last: bool = _f(False, "channels-last memory format (faster convolutions on GPUs)")
+    compile: bool = _f(False, "torch.compile the training model (slow first steps; long GPU runs)")
     device: str = _f("auto", "auto, cpu, cuda, cuda:1, mps")
     output_dir: str = _f("runs", "parent folder of run folders")
     name: str = _f("baseline", "run name (the run folder is <timestamp>_<name>)")
@@ -181,7 +190,8 @@ def _apply_file(cfg: Config, path: str | Path) -> Config:
     try:
         return cfg.replace(**read_mapping(path))
     except ValueError as err:
-        raise ValueError(f"{path}: {err}") from err
+        text = str(err)  # read_mapping's own messages already start with the path
+        raise ValueError(text if text.startswith(str(path)) else f"{path}: {text}") from err
 
 
 def _unknown_message(key: str, what: str) -> str:

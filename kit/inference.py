@@ -61,12 +61,15 @@ def predict(
     cfg: Any = None,
     batch_size: int | None = None,
     tta: str = "none",
+    prepared: Callable[[str], np.ndarray] | None = None,
 ) -> np.ndarray:
     """(n, 18) probabilities for the rows of ``df`` (column ``path``), in row order.
 
     Given a run folder, its ``best.pt`` and config are used (``cfg`` then only chooses the
     device, batch size and workers); given a model, ``cfg`` is its config (required).
     ``tta="hflip"`` averages the probabilities of each picture and its mirror image.
+    ``prepared`` reads pictures already cropped and resized for ``cfg`` by path (an
+    ``ImageCache``); by default every file is decoded and prepared.
     """
     from kit.data.dataset import ImageDataset
     from kit.models import to_probs
@@ -88,13 +91,18 @@ def predict(
                 eval_batch_size=cfg.eval_batch_size, workers=cfg.workers, amp=cfg.amp
             )
         cfg = run_cfg
-    _, eval_tf = build_transforms(cfg)
+    _, eval_tf = build_transforms(cfg, prepared=prepared is not None)
+    source = {} if prepared is None else {"loader": prepared}
+    batch_size = batch_size or cfg.eval_batch_size
     loader = DataLoader(
-        ImageDataset(df, eval_tf, labels=None),
-        batch_size=batch_size or cfg.eval_batch_size,
+        ImageDataset(df, eval_tf, labels=None, **source),
+        batch_size=batch_size,
         shuffle=False,
-        num_workers=resolve_workers(cfg.workers),
+        # workers only pay off when they can prepare one batch while another is predicted
+        num_workers=resolve_workers(cfg.workers) if len(df) > batch_size else 0,
+        pin_memory=device.type == "cuda",
     )
+    channels_last = bool(getattr(cfg, "channels_last", False))
     use_amp = bool(cfg.amp) and device.type == "cuda"
     was_training = model.training
     model.eval()
@@ -102,6 +110,8 @@ def predict(
     try:
         for images, _ in loader:
             images = images.to(device, non_blocking=True)
+            if channels_last:
+                images = images.contiguous(memory_format=torch.channels_last)
             with torch.autocast(device.type, enabled=use_amp):
                 views = [to_probs(model(v)) for v in TTA[tta](images)]
             chunks.append((sum(views) / len(views)).float().cpu())
@@ -149,5 +159,5 @@ def _checked_labels(values: np.ndarray) -> np.ndarray:
     bad |= (values < 0) | (values >= NUM_CLASSES)
     if bad.any():
         row = int(np.flatnonzero(bad)[0])
-        raise ValueError(f"label {values[row]!r} at row {row} is not a class id in 0..17")
+        raise ValueError(f"label {values[row].item()!r} at row {row} is not a class id in 0..17")
     return values.astype(np.int64)

@@ -14,7 +14,15 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
-__all__ = ["atomic_path", "atomic_write", "read_json", "write_json", "write_text"]
+__all__ = [
+    "OutputError",
+    "atomic_path",
+    "atomic_write",
+    "output_error",
+    "read_json",
+    "write_json",
+    "write_text",
+]
 
 
 _UMASK = os.umask(0o022)
@@ -33,12 +41,20 @@ def _explain(path: Path, err: OSError) -> OutputError:
         errno.EROFS: "the file system is read-only",
         errno.EACCES: "permission denied",
         errno.EPERM: "permission denied",
+        errno.EEXIST: "a file is in the way where a folder is expected",
+        errno.ENOTDIR: "a file is in the way where a folder is expected",
     }.get(err.errno or 0, err.strerror or str(err))
     return OutputError(
         err.errno or 0,
         f"cannot write {path}: {reason}. Nothing was replaced; choose another output "
         f"folder (e.g. --output-dir) or free space.",
     )
+
+
+def output_error(path: str | os.PathLike[str], err: OSError) -> OutputError:
+    """``err`` (raised while creating or writing ``path``) as an :class:`OutputError` that says
+    why in plain words: disk full, read-only, permission denied, a file in the way."""
+    return _explain(Path(path), err)
 
 
 @contextlib.contextmanager

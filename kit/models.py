@@ -59,6 +59,10 @@ HEADS: dict[str, Callable[[int], nn.Module]] = {
 }
 
 
+#: Share of the backbone's parameters a weights file must name for it to count as this model's.
+_MIN_WEIGHTS_FOUND = 0.9
+
+
 @contextlib.contextmanager
 def _offline() -> Iterator[None]:
     """No hub access during model creation: a stray download attempt fails fast."""
@@ -86,6 +90,23 @@ def _weights_file(cfg: Any) -> Path | None:
     return path
 
 
+def _check_weights(backbone: nn.Module, path: Path, model: str) -> None:
+    """Refuse a weights file of another architecture: timm loads such a file without error
+    (strict=False), leaving a randomly initialised backbone behind a log line."""
+    from timm.models import load_state_dict
+
+    keys = set(load_state_dict(str(path)))
+    wanted = [name for name, _ in backbone.named_parameters()]
+    found = sum(name in keys for name in wanted)
+    if found < _MIN_WEIGHTS_FOUND * len(wanted):
+        missing = next(name for name in wanted if name not in keys)
+        raise ValueError(
+            f"pretrained_file {path} does not fit model {model!r}: it holds {found} of the "
+            f"backbone's {len(wanted)} weights (no {missing!r}, for one); expected the "
+            f"state_dict of timm.create_model('{model}')"
+        )
+
+
 def create_model(cfg: Any) -> Classifier:
     """The model of ``cfg``: ``timm.create_model(cfg.model, num_classes=0)`` plus ``cfg.head``.
 
@@ -111,7 +132,18 @@ def create_model(cfg: Any) -> Classifier:
         # source="" keeps timm on the local file even where the default source is the hub
         kwargs.update(pretrained=True, pretrained_cfg_overlay={"file": str(weights), "source": ""})
     with _offline():
-        backbone = timm.create_model(cfg.model, **kwargs)
+        try:
+            backbone = timm.create_model(cfg.model, **kwargs)
+        except Exception as err:  # torch / pickle / safetensors errors of a bad weights file
+            if weights is None:
+                raise
+            raise ValueError(
+                f"cannot load pretrained_file {weights} for model {cfg.model!r} "
+                f"({type(err).__name__}: {err}); expected a file written by "
+                f"torch.save(timm.create_model('{cfg.model}', pretrained=True).state_dict(), ...)"
+            ) from err
+    if weights is not None:
+        _check_weights(backbone, weights, cfg.model)
     width = getattr(backbone, "head_hidden_size", None) or backbone.num_features
     return Classifier(backbone, HEADS[cfg.head](width))
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from kit.config import Config, parse_args
 from kit.train import fit
+from kit.train.distributed import is_main_process
 
 
 def config() -> Config:
@@ -29,12 +30,15 @@ def config() -> Config:
 def main(argv: list[str] | None = None) -> None:
     cfg = parse_args(config(), argv)
     run = fit(cfg)
+    if not is_main_process():
+        return  # under torchrun, rank 0 alone reports
     s = run.summary
     print(f"run folder: {run.run_dir}")
+    where = "out of fold" if s.get("folds") else f"at epoch {s['best_epoch']}"
     print(
         f"val macro F1 {s['val_macro_f1']:.4f} (accuracy {s['val_accuracy']:.4f}; "
         f"mask {s['val_f1_mask']:.3f}, gender {s['val_f1_gender']:.3f}, age {s['val_f1_age']:.3f})"
-        f" at epoch {s['best_epoch']}"
+        f" {where}"
     )
     if (run.run_dir / "submission.csv").is_file():
         print(f"submission: {run.run_dir / 'submission.csv'}")

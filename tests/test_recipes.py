@@ -24,6 +24,8 @@ CONTRACT_FILES = (
     "submission.csv",
     "summary.json",
 )
+#: A K-fold parent (docs/run-folder.md): no metrics.csv or checkpoints, its fold runs have them.
+PARENT_FILES = tuple(f for f in CONTRACT_FILES if f not in ("metrics.csv", "last.pt", "best.pt"))
 
 
 def test_there_is_at_least_the_baseline():
@@ -51,10 +53,22 @@ def test_recipe_smoke_run_completes_with_a_full_run_folder(recipe: Path, workdir
     assert proc.returncode == 0, (
         f"{recipe.name} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
     )
-    (run_dir,) = out.iterdir()
-    missing = [name for name in CONTRACT_FILES if not (run_dir / name).is_file()]
-    assert not missing, f"{recipe.name}: run folder lacks {missing}"
+    runs = sorted(p for p in out.iterdir() if (p / "status.json").is_file())
+    assert runs, f"{recipe.name}: no run folder under --output-dir ({list(out.iterdir())})"
+    for run_dir in runs:
+        _check_run_folder(run_dir, recipe.name)
+    assert json.loads((runs[0] / "config.json").read_text())["smoke"] is True
+
+
+def _check_run_folder(run_dir: Path, recipe: str) -> None:
+    """A complete run folder, or a complete K-fold parent whose fold runs are complete."""
+    summary_path = run_dir / "summary.json"
+    summary = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
+    folds = [run_dir / f["run_dir"] for f in summary.get("folds", [])]
+    expected = PARENT_FILES if folds else CONTRACT_FILES
+    missing = [name for name in expected if not (run_dir / name).is_file()]
+    assert not missing, f"{recipe}: {run_dir.name} lacks {missing}"
     assert json.loads((run_dir / "status.json").read_text())["status"] == "complete"
-    summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["status"] == "complete" and 0.0 <= summary["val_macro_f1"] <= 1.0
-    assert json.loads((run_dir / "config.json").read_text())["smoke"] is True
+    for fold_dir in folds:
+        _check_run_folder(fold_dir, recipe)

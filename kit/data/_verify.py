@@ -37,8 +37,14 @@ def verify_images(df: pd.DataFrame, strict: bool = True, decode: bool = False) -
     more = f"; ... and {len(bad) - _SHOWN} more" if len(bad) > _SHOWN else ""
     msg = f"{len(bad)} of {len(df)} image files cannot be used ({shown}{more})"
     if strict:
-        raise DataError(msg + "; replace them, or pass strict=False to drop them")
-    warnings.warn(f"verify_images dropped {msg}", stacklevel=2)
+        raise DataError(
+            msg + "; replace them, or pass strict=False (training: --no-strict-data) to drop them"
+        )
+    warnings.warn(
+        f"verify_images dropped {len(bad)} of {len(df)} image files that cannot be used "
+        f"({shown}{more})",
+        stacklevel=2,
+    )
     keep = [why is None for why in problems]
     return df.loc[keep].reset_index(drop=True)
 

@@ -7,6 +7,7 @@ place together with ``kit.transforms.build_transforms(cfg, prepared=True)``.
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Callable
 from typing import Any
 
@@ -20,6 +21,15 @@ from kit.labels import AGE_THRESHOLDS, HEADS, age_to_group, decode, encode
 __all__ = ["ImageDataset", "load_rgb", "training_labels"]
 
 Loader = Callable[[str], np.ndarray]
+#: What PIL raises for a missing, empty, cut-short or corrupt file (not only OSError).
+_BAD_IMAGE_ERRORS = (
+    OSError,
+    ValueError,
+    SyntaxError,
+    EOFError,
+    struct.error,
+    Image.DecompressionBombError,
+)
 
 
 def load_rgb(path: str) -> np.ndarray:
@@ -27,8 +37,8 @@ def load_rgb(path: str) -> np.ndarray:
     try:
         with Image.open(path) as img:
             return np.asarray(img.convert("RGB"))
-    except (OSError, ValueError) as err:
-        raise OSError(f"cannot read image {path}: {err}") from err
+    except _BAD_IMAGE_ERRORS as err:
+        raise OSError(f"cannot read image {path}: {type(err).__name__}: {err}") from err
 
 
 def training_labels(

@@ -202,7 +202,7 @@ def apply_fixes(
             f"{f.person_id} ({f.field}={f.value}, from {f.source})" for f in report.missing[:5]
         )
         if strict:
-            raise DataError(msg + "; pass strict=False to skip them")
+            raise DataError(msg + "; pass strict=False (training: --no-strict-data) to skip them")
         warnings.warn(msg, stacklevel=2)
     out = df.copy()
     person = out["person_id"].to_numpy()

@@ -175,7 +175,10 @@ def _report_problems(problems: list[str], skipped_images: int, strict: bool) -> 
     more = f"\n  ... and {extra} more" if extra > 0 else ""
     if strict:
         hint = f" (and {len(problems) - 1} more problem(s))" if len(problems) > 1 else ""
-        raise DataError(f"{problems[0]}{hint}; pass strict=False to skip such people")
+        raise DataError(
+            f"{problems[0]}{hint}; pass strict=False (training: --no-strict-data) to skip "
+            "such people"
+        )
     warnings.warn(
         f"read_train skipped {len(problems)} people ({skipped_images} images) with problems:"
         f"\n  {shown}{more}",

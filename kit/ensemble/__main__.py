@@ -17,7 +17,7 @@ def _weights(text: str | None) -> list[float] | str | None:
         return [float(x) for x in text.split(",")]
     except ValueError:
         raise argparse.ArgumentTypeError(
-            f"--weights: expected 'auto' or comma-separated numbers like 0.5,0.3,0.2; got {text!r}"
+            f"expected 'auto' or comma-separated numbers like 0.5,0.3,0.2; got {text!r}"
         ) from None
 
 

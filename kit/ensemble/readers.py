@@ -83,14 +83,19 @@ def _check_ids(path: Path, df: pd.DataFrame, col: str) -> None:
         )
 
 
+def _cell(value: object) -> str:
+    """A cell as the file shows it: ``18``, ``2.5``, ``nan``, or quoted text (``''``)."""
+    return repr(value.item() if isinstance(value, np.generic) else value)
+
+
 def _numbers(path: Path, df: pd.DataFrame, cols: Sequence[str]) -> np.ndarray:
     """Columns as float64, naming the first cell that is empty, NaN or not a number."""
     values = df[list(cols)].apply(pd.to_numeric, errors="coerce").to_numpy(np.float64)
     bad = ~np.isfinite(values)
     if bad.any():
         i, j = (int(k[0]) for k in np.nonzero(bad))
-        raw = df[cols[j]].iat[i]
-        raise ValueError(f"{path}: line {i + 2}, field {cols[j]}: found {raw!r}; expected a number")
+        raw = _cell(df[cols[j]].iat[i])
+        raise ValueError(f"{path}: line {i + 2}, field {cols[j]}: found {raw}; expected a number")
     return values
 
 
@@ -100,7 +105,7 @@ def _class_ids(path: Path, df: pd.DataFrame, col: str) -> np.ndarray:
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
         raise ValueError(
-            f"{path}: line {i + 2}, field {col}: found {df[col].iat[i]!r}; "
+            f"{path}: line {i + 2}, field {col}: found {_cell(df[col].iat[i])}; "
             f"expected a class id 0..{NUM_CLASSES - 1}"
         )
     return values.astype(np.int64)

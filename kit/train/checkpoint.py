@@ -79,8 +79,13 @@ def load(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]
         raise FileNotFoundError(f"checkpoint {path} not found")
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as err:
-        raise ValueError(f"cannot read checkpoint {path}: {err}") from err
+    except Exception as err:  # torch and pickle raise many types for a damaged file
+        first = (str(err).strip().splitlines() or [""])[0][:200]
+        raise ValueError(
+            f"cannot read checkpoint {path} ({type(err).__name__}: {first}): the file is damaged "
+            f"or was not written by kit (--resume needs a run folder's last.pt, inference its "
+            f"best.pt)"
+        ) from err
 
 
 def restore(ckpt: dict[str, Any], parts: dict[str, Any]) -> TrainState:

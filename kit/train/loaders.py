@@ -20,8 +20,9 @@ import pandas as pd
 import torch
 from torch.utils.data import DataLoader, Sampler, WeightedRandomSampler
 
-from kit.data import make_fixture, read_eval, read_train
+from kit.data import make_fixture, read_eval, read_train, verify_images
 from kit.splits import holdout, person_folds
+from kit.train.sampling import SeededDataset, SeededSampler, ShardSampler
 
 __all__ = ["SAMPLERS", "Splits", "epoch_seed", "load_splits", "resolve_data_dir", "train_loader"]
 
@@ -69,10 +70,12 @@ def _build_fixture(root: Path, people: int, size: tuple[int, int]) -> None:
 def load_splits(cfg: Any) -> Splits:
     """Read the data of ``cfg`` and split it by person (holdout, or fold k of n)."""
     data_dir = resolve_data_dir(cfg)
-    df = read_train(data_dir, fixes=cfg.fixes)
+    df = read_train(data_dir, fixes=cfg.fixes, strict=cfg.strict_data)
     if cfg.limit_people is not None:
         keep = df["person_id"].drop_duplicates().iloc[: cfg.limit_people]
         df = df[df["person_id"].isin(keep)].reset_index(drop=True)
+    # A zero-byte or cut-short picture stops the run here, named, not in epoch 9 (~0.1 ms each).
+    df = verify_images(df, strict=cfg.strict_data)
     if cfg.fold is None:
         is_val, fold = holdout(df, val_ratio=cfg.val_ratio, seed=cfg.seed), -1
     else:
@@ -84,7 +87,11 @@ def load_splits(cfg: Any) -> Splits:
             f"({df['person_id'].nunique()} people); use more people or another val_ratio"
         )
     has_eval = (data_dir / "eval" / "info.csv").is_file()
-    return Splits(data_dir, train, val, read_eval(data_dir) if has_eval else None, fold)
+    if not has_eval and (data_dir / "eval").is_dir():
+        _log.warning("%s has no info.csv: this run writes no submission", data_dir / "eval")
+    # always strict: a submission needs every row of info.csv
+    test = verify_images(read_eval(data_dir)) if has_eval else None
+    return Splits(data_dir, train, val, test, fold)
 
 
 def _plain(labels: np.ndarray, generator: torch.Generator) -> Sampler | None:
@@ -112,11 +119,21 @@ def epoch_seed(seed: int, epoch: int) -> int:
 
 
 def resolve_workers(workers: int | str) -> int:
-    """``auto``: no workers on a 1-2 core machine, else up to 8."""
+    """``auto``: one core for the training process, the others (up to 8) load pictures; none
+    on one or two cores, where a worker process slows the training process's compute threads
+    more than it helps (``python -m kit.bench``, docs/benchmarks.md)."""
     if workers != "auto":
         return int(workers)
-    cores = os.cpu_count() or 1
+    cores = usable_cores()
     return 0 if cores <= 2 else min(8, cores - 1)
+
+
+def usable_cores() -> int:
+    """The CPU cores this process may run on (a container's share, not the host's count)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
 
 
 def _seed_worker(worker_id: int) -> None:
@@ -128,18 +145,30 @@ def _seed_worker(worker_id: int) -> None:
         transform.set_random_seed(seed)
 
 
-def train_loader(dataset: Any, cfg: Any, generator: torch.Generator) -> DataLoader:
-    """The training loader; re-seed ``generator`` before each epoch for repeatable batches."""
+def train_loader(
+    dataset: Any, cfg: Any, generator: torch.Generator, rank: int = 0, world_size: int = 1
+) -> DataLoader:
+    """The training loader; re-seed ``generator`` before each epoch for repeatable batches.
+
+    Each sample carries its own augmentation seed (:mod:`kit.train.sampling`), so the batches
+    do not depend on the number of workers; with ``world_size`` > 1 this process (``rank``)
+    gets its share of every epoch.
+    """
     sampler = SAMPLERS[cfg.sampler](np.asarray(dataset.targets), generator)
+    sampler = SeededSampler(sampler, len(dataset), generator)
+    if world_size > 1:
+        sampler = ShardSampler(sampler, rank, world_size)
     workers = resolve_workers(cfg.workers)
     return DataLoader(
-        dataset,
+        SeededDataset(dataset),
         batch_size=cfg.batch_size,
-        shuffle=sampler is None,
         sampler=sampler,
-        generator=generator,
+        # a private generator for the workers' base seed: the loader draws it once with
+        # persistent workers but every epoch without, which must not move any other RNG
+        generator=torch.Generator().manual_seed(cfg.seed),
         num_workers=workers,
         worker_init_fn=_seed_worker if workers else None,
+        persistent_workers=workers > 0,
         pin_memory=torch.cuda.is_available(),
-        drop_last=len(dataset) > cfg.batch_size,
+        drop_last=len(sampler) > cfg.batch_size,
     )

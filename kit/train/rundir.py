@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import getpass
 import io as _io
+import os
 import platform
 import socket
 import subprocess
@@ -54,7 +55,10 @@ def now() -> str:
 def create_run_dir(output_dir: str | Path, name: str) -> Path:
     """A new ``<output_dir>/<YYYYmmdd-HHMMSS>_<name>[-k]`` folder; never an existing one."""
     parent = Path(output_dir)
-    parent.mkdir(parents=True, exist_ok=True)
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:  # read-only, full, or a file where the folder should be
+        raise io.output_error(parent, err) from err
     stem = f"{datetime.now():%Y%m%d-%H%M%S}_{name}"
     for k in range(1, 10_000):
         path = parent / (stem if k == 1 else f"{stem}-{k}")
@@ -63,6 +67,8 @@ def create_run_dir(output_dir: str | Path, name: str) -> Path:
             return path
         except FileExistsError:
             continue
+        except OSError as err:
+            raise io.output_error(path, err) from err
     raise FileExistsError(f"no free run folder name for {parent / stem}")
 
 
@@ -105,6 +111,8 @@ def env_info(device: str) -> dict[str, Any]:
 def write_status(run_dir: Path, status: str, epoch: int, error: str | None = None) -> None:
     """``status.json``: running / complete / interrupted / failed, the epoch, the time."""
     record: dict[str, Any] = {"status": status, "epoch": epoch, "updated": now()}
+    # who writes it: the ledger shows a "running" run whose process is gone as incomplete
+    record.update(pid=os.getpid(), host=socket.gethostname())
     if error is not None:
         record["error"] = error
     io.write_json(run_dir / "status.json", record)

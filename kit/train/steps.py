@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 import sys
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -57,9 +59,8 @@ def train_one_epoch(
     total, seen, lr = 0.0, 0, schedule.current_lr()
     show = not cfg.quiet and sys.stderr.isatty()
     with tqdm(total=steps, desc=f"epoch {epoch}", leave=False, disable=not show) as bar:
-        for i, (images, targets) in enumerate(loader):
-            if i >= steps:
-                break
+        # islice, not a break: a break would load (and throw away) one batch too many
+        for i, (images, targets) in enumerate(itertools.islice(loader, steps)):
             images, targets = images.to(device, non_blocking=True), _to_device(targets, device)
             with torch.autocast(device.type, enabled=use_amp):
                 loss = criterion(model(images), targets)
@@ -96,14 +97,18 @@ def optimizer_steps(loader: Any, cfg: Any) -> int:
 
 
 def validate(
-    model: nn.Module, df: pd.DataFrame, cfg: Any
+    model: nn.Module,
+    df: pd.DataFrame,
+    cfg: Any,
+    predictor: Callable[[nn.Module, pd.DataFrame], np.ndarray] | None = None,
 ) -> tuple[np.ndarray, dict[str, Any], float]:
     """(probabilities, scores, loss) on ``df``, scored with the official labels (``label``).
 
     The loss is the mean negative log-likelihood of the official class under the 18-way
-    probabilities: comparable across heads, losses and age thresholds.
+    probabilities: comparable across heads, losses and age thresholds. ``predictor(model, df)``
+    replaces ``predict(model, df, cfg, tta=cfg.tta)`` (a cache, several processes).
     """
-    probs = predict(model, df, cfg, tta=cfg.tta)
+    probs = predict(model, df, cfg, tta=cfg.tta) if predictor is None else predictor(model, df)
     truth = df["label"].to_numpy(np.int64)
     scores = summarize(truth, probs.argmax(1))
     picked = probs[np.arange(len(truth)), truth]

@@ -1,0 +1,13 @@
+"""``python -m kit.bench``: how close kit's data pipeline gets to the model's own speed.
+
+In one process, at one model, image size, batch size and worker count, it measures training
+throughput (a) on a batch already in memory (the limit), (b) through kit's loader with the
+picture cache, (c) without it, and (d) through a plain per-sample pipeline like the official
+baseline's; then the loaders alone for (b), (c) and (d), and each phase's peak memory.
+See docs/benchmarks.md.
+"""
+
+from kit.bench.core import PHASES, TARGETS, BenchOptions, run_benchmark
+from kit.bench.report import format_report
+
+__all__ = ["PHASES", "TARGETS", "BenchOptions", "format_report", "run_benchmark"]

@@ -1,0 +1,80 @@
+"""Command line of the benchmark: ``python -m kit.bench --help``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from kit import io
+from kit.bench.core import BenchOptions, run_benchmark
+from kit.bench.report import format_report
+
+
+def _workers(text: str) -> int | str:
+    if text == "auto":
+        return text
+    value = int(text) if text.isdigit() else -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0 or auto, got {text!r}")
+    return value
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The benchmark's options; defaults are those of :class:`BenchOptions`."""
+    d = BenchOptions()
+    p = argparse.ArgumentParser(
+        prog="python -m kit.bench",
+        description="Images per second of kit's training pipeline with and without the picture "
+        "cache, against the model's own limit and a plain per-sample baseline.",
+    )
+    p.add_argument("--data-dir", default=None, help="competition data (default: a fixture)")
+    p.add_argument("--people", type=_positive, default=d.people, help="fixture size in people")
+    p.add_argument("--fixture-size", type=_positive, nargs=2, default=d.fixture_size,
+                   metavar=("W", "H"), help="fixture picture size (default: 384 512)")  # fmt: skip
+    p.add_argument("--model", default=d.model, help="timm model name")
+    p.add_argument("--image-size", type=_positive, nargs=2, default=d.image_size,
+                   metavar=("H", "W"), help="network input (height width)")  # fmt: skip
+    p.add_argument("--batch-size", type=_positive, default=d.batch_size)
+    p.add_argument("--workers", type=_workers, default=d.workers, help="loader workers or auto")
+    p.add_argument("--steps", type=_positive, default=d.steps, help="timed batches per phase")
+    p.add_argument("--warmup", type=int, default=d.warmup, help="untimed batches first")
+    p.add_argument("--threads", type=_positive, default=None, help="torch compute threads")
+    p.add_argument("--repeats", type=_positive, default=d.repeats, help="fastest one is reported")
+    p.add_argument("--device", default=d.device, help="auto, cpu, cuda, cuda:1, mps")
+    p.add_argument("--amp", action=argparse.BooleanOptionalAction, default=d.amp)
+    p.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=False)
+    p.add_argument("--compile", action=argparse.BooleanOptionalAction, default=False)
+    p.add_argument("--preset", default=d.preset, help="augmentation preset: base or strong")
+    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--json", metavar="OUT.json", default=None, help="also write the figures")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = vars(build_parser().parse_args(argv))
+    out = args.pop("json")
+    if args["warmup"] < 0:
+        raise SystemExit("--warmup must be >= 0")
+    opts = BenchOptions(**{**args, "image_size": tuple(args["image_size"]),
+                           "fixture_size": tuple(args["fixture_size"])})  # fmt: skip
+    result = run_benchmark(opts, log=lambda line: print(line, file=sys.stderr, flush=True))
+    print(format_report(result))
+    if out:
+        io.write_json(out, result)
+        print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,180 @@
+"""``run_benchmark``: every phase in one process, at one model, image size, batch and workers."""
+
+from __future__ import annotations
+
+import gc
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import torch
+
+from kit.bench.machine import ensure_fixture, machine_info
+from kit.bench.memory import PeakMemory
+from kit.bench.phases import kit_loader, limit_batches, plain_loader, time_data, time_train
+from kit.config import Config
+from kit.data import read_train
+from kit.inference import resolve_device
+from kit.train.loaders import resolve_workers
+from kit.train.pipeline import build_run_cache
+
+__all__ = ["PHASES", "TARGETS", "BenchOptions", "run_benchmark"]
+
+#: phase key -> label. "train_*" phases run kit's training step, "data_*" only the loader.
+PHASES: dict[str, str] = {
+    "train_limit": "(a) limit: train steps on a batch in memory",
+    "train_cached": "(b) kit, with the cache",
+    "train_files": "(c) kit, without the cache",
+    "train_plain": "(d) plain per-sample baseline",
+    "data_cached": "data only: (b) kit, with the cache",
+    "data_files": "data only: (c) kit, without the cache",
+    "data_plain": "data only: (d) plain baseline",
+}
+#: ratio name -> (numerator phase, denominator phase, target or None).
+TARGETS: dict[str, tuple[str, str, float | None]] = {
+    "b/a": ("train_cached", "train_limit", 0.90),
+    "c/a": ("train_files", "train_limit", None),
+    "d/a": ("train_plain", "train_limit", None),
+    "data b/d": ("data_cached", "data_plain", 5.0),
+    "data b/c": ("data_cached", "data_files", None),
+}
+
+
+@dataclass
+class BenchOptions:
+    """What to measure; ``data_dir`` None uses a synthetic fixture at the real 384x512."""
+
+    data_dir: str | None = None
+    people: int = 24
+    fixture_size: tuple[int, int] = (384, 512)  # (width, height), like the real pictures
+    model: str = "resnet10t"
+    image_size: tuple[int, int] = (64, 48)
+    batch_size: int = 32
+    workers: int | str = "auto"
+    steps: int = 20
+    warmup: int = 3
+    repeats: int = 2  # each phase's fastest repeat is reported
+    threads: int | None = None  # torch's compute threads; None keeps torch's default
+    device: str = "auto"
+    amp: bool = False
+    channels_last: bool = False
+    compile: bool = False
+    preset: str = "base"
+    seed: int = 0
+
+
+def _config(opts: BenchOptions) -> Config:
+    return Config(
+        model=opts.model,
+        image_size=tuple(opts.image_size),
+        batch_size=opts.batch_size,
+        workers=opts.workers,
+        device=opts.device,
+        amp=opts.amp,
+        channels_last=opts.channels_last,
+        compile=opts.compile,
+        preset=opts.preset,
+        seed=opts.seed,
+        epochs=1,
+        warmup_epochs=0.0,
+        quiet=True,
+    ).validate()
+
+
+def _frame(df: pd.DataFrame, rows: int, seed: int) -> pd.DataFrame:
+    """``rows`` rows of ``df``: a random sample, or ``df`` repeated when it is too small."""
+    if len(df) >= rows:
+        return df.sample(rows, random_state=seed).reset_index(drop=True)
+    return pd.concat([df] * (rows // len(df) + 1)).iloc[:rows].reset_index(drop=True)
+
+
+def _run_phase(
+    kind: str, make: Callable[[], Any], cfg: Config, device: torch.device, opts: BenchOptions
+) -> float:
+    batches = make()  # dropped on return: a loader's workers end with the phase
+    if kind == "train":
+        return time_train(batches, cfg, device, opts.steps, opts.warmup)
+    return time_data(batches, opts.steps, opts.warmup)
+
+
+def _measure(run: Callable[[], float]) -> tuple[float, PeakMemory]:
+    with PeakMemory() as mem:
+        seconds = run()
+        gc.collect()  # let the phase's loader and its workers go before the next phase
+    return seconds, mem
+
+
+def _summary(label: str, images: int, runs: list[tuple[float, PeakMemory]]) -> dict[str, Any]:
+    """The fastest repeat (the one least disturbed by other work on the machine)."""
+    seconds = min(s for s, _ in runs)
+    peaks = [m.peak_mib for _, m in runs if m.peak_mib is not None]
+    return {
+        "label": label,
+        "images": images,
+        "seconds": round(seconds, 6),
+        "images_per_s": round(images / seconds, 2) if seconds > 0 else None,
+        "repeats_seconds": [round(s, 6) for s, _ in runs],
+        "peak_mib": max(peaks) if peaks else None,
+        "start_mib": runs[0][1].start_mib,
+    }
+
+
+def run_benchmark(opts: BenchOptions, log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Measure every phase of :data:`PHASES`; return settings, machine, phases and ratios."""
+    cfg = _config(opts)
+    device = resolve_device(cfg.device)
+    if opts.threads is not None:
+        torch.set_num_threads(opts.threads)
+    if opts.data_dir:
+        data_dir = Path(opts.data_dir).expanduser()
+    else:
+        data_dir = ensure_fixture(opts.people, opts.fixture_size)
+    total = opts.warmup + opts.steps
+    df = _frame(read_train(data_dir), total * opts.batch_size, opts.seed)
+    images = opts.steps * opts.batch_size
+    with tempfile.TemporaryDirectory(prefix="kit-bench-cache-") as tmp:
+        paths = sorted(set(df["path"].astype(str)))
+        start = time.perf_counter()
+        cache = build_run_cache(cfg, paths, tmp, progress=False)
+        built = time.perf_counter() - start
+        log(f"cache: {len(paths)} pictures prepared in {built:.1f} s")
+        sources: dict[str, Callable[[], Any]] = {
+            "limit": partial(limit_batches, df, cfg, cache),
+            "cached": partial(kit_loader, df, cfg, cache),
+            "files": partial(kit_loader, df, cfg, None),
+            "plain": partial(plain_loader, df, cfg),
+        }
+        runs: dict[str, list[tuple[float, PeakMemory]]] = {key: [] for key in PHASES}
+        for repeat in range(1, opts.repeats + 1):  # round robin: a busy spell hits every phase
+            for key in PHASES:
+                kind, source = key.split("_")
+                log(f"measuring {PHASES[key]} (repeat {repeat}/{opts.repeats}) ...")
+                runs[key].append(
+                    _measure(partial(_run_phase, kind, sources[source], cfg, device, opts))
+                )
+        phases = {key: _summary(PHASES[key], images, runs[key]) for key in PHASES}
+        sources.clear()  # the cache's memory maps close before its folder goes
+    return {
+        "settings": {**asdict(opts), "workers_resolved": resolve_workers(cfg.workers)},
+        "machine": machine_info(device),
+        "data_dir": str(data_dir),
+        "cache_build": {"pictures": len(paths), "seconds": round(built, 3)},
+        "memory_method": "peak PSS of this process and its DataLoader workers, sampled every 50 ms",
+        "phases": phases,
+        "ratios": _ratios(phases),
+    }
+
+
+def _ratios(phases: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    out = {}
+    for name, (top, bottom, target) in TARGETS.items():
+        a, b = phases[top]["images_per_s"], phases[bottom]["images_per_s"]
+        value = round(a / b, 3) if a and b else None
+        met = None if target is None or value is None else value >= target
+        out[name] = {"value": value, "target": target, "met": met}
+    return out

@@ -1,0 +1,44 @@
+"""The benchmark's printed table: images per second, share of the limit, peak memory."""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["format_report"]
+
+
+def _num(value: Any, spec: str) -> str:
+    return "n/a" if value is None else format(value, spec)
+
+
+def format_report(result: dict[str, Any]) -> str:
+    """A plain-text table of ``run_benchmark``'s result, then the ratios and their targets."""
+    s, m = result["settings"], result["machine"]
+    height, width = s["image_size"]
+    lines = [
+        f"kit.bench: {s['model']} at {height}x{width}, batch {s['batch_size']}, "
+        f"{s['workers_resolved']} workers ({s['workers']}), {s['steps']} timed steps after "
+        f"{s['warmup']} (fastest of {s['repeats']} repeats), device {m['device']}, "
+        f"amp {s['amp']}, channels_last {s['channels_last']}",
+        f"machine: {m['cores']} cores, {m['cpu']}, torch {m['torch']} "
+        f"({m['torch_threads']} threads)" + (f", {m['gpu']}" if m["gpu"] else ""),
+        f"data: {result['data_dir']}; cache of {result['cache_build']['pictures']} pictures "
+        f"built in {result['cache_build']['seconds']:.1f} s",
+        "",
+        f"{'phase':<46} {'images/s':>10} {'vs (a)':>8} {'peak MiB':>9}",
+    ]
+    limit = result["phases"]["train_limit"]["images_per_s"]
+    for key, p in result["phases"].items():
+        share = p["images_per_s"] / limit if key.startswith("train") and limit else None
+        lines.append(
+            f"{p['label']:<46} {_num(p['images_per_s'], '10.1f')} "
+            f"{_num(share, '8.2f')} {_num(p['peak_mib'], '9.0f')}"
+        )
+    lines.append("")
+    for name, r in result["ratios"].items():
+        verdict = ""
+        if r["target"] is not None:
+            verdict = f"  (target >= {r['target']:g}: {'met' if r['met'] else 'NOT met'})"
+        lines.append(f"{name:<9} = {_num(r['value'], '.2f')}{verdict}")
+    lines.append(f"memory: {result['memory_method']}")
+    return "\n".join(lines)

@@ -1,0 +1,394 @@
+"""Bad input stops fit() before any training with the readers' own message, or with
+strict_data=False is skipped with one warning that counts what was skipped.
+
+The readers' messages themselves (each case of train.csv, info.csv, folders, pictures, fixes,
+config, prediction files) are tested in test_data_layout.py, test_data_fixes.py,
+test_config.py, test_ensemble.py and test_score.py; docs/troubleshooting.md lists them all
+(checked by test_troubleshooting.py). Here: that they reach the user of ``fit`` unchanged, early.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+from torch.utils.data import DataLoader
+
+import kit.train.loop as loop
+from kit.config import Config, parse_args
+from kit.data import DataError, make_fixture, read_eval, read_train, verify_images
+from kit.data.dataset import ImageDataset, load_rgb
+from kit.ensemble import ensemble
+from kit.ensemble.__main__ import main as ensemble_main
+from kit.train import fit
+from kit.train.loaders import load_splits
+from tests._runfolders import Preds, RunSpec, one_hot_probs, summary, write_run
+
+
+@pytest.fixture(scope="module")
+def layout(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Six people with tiny pictures and one eval person: enough to reach training."""
+    root = tmp_path_factory.mktemp("bad-input") / "data"
+    return make_fixture(root, n_people=6, image_size=(12, 16), seed=0, n_eval_people=1)
+
+
+@pytest.fixture
+def data(layout: Path, tmp_path: Path) -> Path:
+    """A private copy of the layout that a test may break."""
+    return Path(shutil.copytree(layout, tmp_path / "data"))
+
+
+def _cfg(data: Path, out: Path, **changes) -> Config:
+    return Config(
+        data_dir=str(data),
+        output_dir=str(out),
+        model="test_resnet",
+        image_size=(32, 24),
+        epochs=1,
+        batch_size=8,
+        max_steps_per_epoch=1,
+        workers=0,
+        device="cpu",  # the same arithmetic on every machine, GPU or not
+        quiet=True,
+    ).replace(**changes)
+
+
+# ---- ways to break a layout ------------------------------------------------------------------
+
+
+def _train_csv(data: Path) -> Path:
+    return data / "train" / "train.csv"
+
+
+def _meta(data: Path) -> pd.DataFrame:
+    return pd.read_csv(_train_csv(data), dtype=str, keep_default_na=False)
+
+
+def _folder(data: Path, i: int) -> Path:
+    return data / "train" / "images" / _meta(data)["path"][i]
+
+
+def _picture(data: Path, suffixes: tuple[str, ...] = (".jpg", ".jpeg")) -> Path:
+    """A training picture of one of these formats (the fixture mixes extensions)."""
+    frame = read_train(data)
+    return Path(next(p for p in frame["path"] if Path(p).suffix.lower() in suffixes))
+
+
+def _set_meta(data: Path, row: int, column: str, value: str) -> None:
+    meta = _meta(data)
+    meta.loc[row, column] = value
+    meta.to_csv(_train_csv(data), index=False)
+
+
+def _truncate(path: Path, keep: float = 0.5) -> None:
+    raw = path.read_bytes()
+    path.write_bytes(raw[: int(len(raw) * keep)])
+
+
+def _eval_picture(data: Path) -> Path:
+    return Path(read_eval(data)["path"].iloc[0])
+
+
+#: case -> (break the layout, a fragment the message must hold)
+BREAKS: dict[str, tuple[Callable[[Path], None], str]] = {
+    "data folder missing": (lambda d: shutil.rmtree(d), "data folder not found"),
+    "train.csv missing": (lambda d: _train_csv(d).unlink(), "train.csv: file not found"),
+    "train.csv empty": (lambda d: _train_csv(d).write_text(""), "train.csv: file is empty"),
+    "train.csv header only": (
+        lambda d: _train_csv(d).write_text("id,gender,race,age,path\n"),
+        "has a header but no rows",
+    ),
+    "train.csv column missing": (
+        lambda d: _meta(d).drop(columns="age").to_csv(_train_csv(d), index=False),
+        "missing column(s) age",
+    ),
+    "person folder missing": (lambda d: shutil.rmtree(_folder(d, 2)), "person folder not found"),
+    "picture missing": (
+        lambda d: next(_folder(d, 1).glob("normal.*")).unlink(),
+        "missing picture(s) normal",
+    ),
+    "extra picture": (
+        lambda d: (_folder(d, 1) / "mask6.jpg").write_bytes(b"x"),
+        "unexpected picture 'mask6'",
+    ),
+    "zero-byte picture": (lambda d: _picture(d).write_bytes(b""), "empty file (0 bytes)"),
+    "truncated JPEG": (lambda d: _truncate(_picture(d)), "1 of 42 image files cannot be used"),
+    "truncated PNG": (
+        lambda d: _truncate(_picture(d, (".png",)), 0.9),
+        "1 of 42 image files cannot be used",
+    ),
+    "not an image": (
+        lambda d: _picture(d).write_text("<html>404</html>"),
+        "not a readable image",
+    ),
+    "gender not male/female": (
+        lambda d: _set_meta(d, 3, "gender", "F"),
+        "field 'gender': found 'F', expected 'male' or 'female'",
+    ),
+    "age not an integer": (
+        lambda d: _set_meta(d, 0, "age", "45.5"),
+        "field 'age': found '45.5', expected a whole number",
+    ),
+    "age out of range": (lambda d: _set_meta(d, 0, "age", "130"), "expected an age 0..120"),
+    "folder listed twice": (
+        lambda d: _set_meta(d, 1, "path", _meta(d)["path"][0]),
+        "is also listed on line(s)",
+    ),
+    "info.csv empty": (
+        lambda d: (d / "eval" / "info.csv").write_text(""),
+        "info.csv: file is empty",
+    ),
+    "info.csv column missing": (
+        lambda d: (d / "eval" / "info.csv").write_text("image,ans\na.jpg,0\n"),
+        "missing column(s) ImageID",
+    ),
+    "eval picture missing": (
+        lambda d: _eval_picture(d).unlink(),
+        "field 'ImageID': 1 of 7 images missing",
+    ),
+    "eval picture truncated": (
+        lambda d: _truncate(_eval_picture(d)),
+        "1 of 7 image files cannot be used",
+    ),
+    "eval folder missing": (
+        lambda d: shutil.rmtree(d / "eval" / "images"),
+        "images: folder not found",
+    ),
+}
+
+
+def _readers_message(data: Path) -> str:
+    """What the data readers, called directly, say about ``data``."""
+    with pytest.raises(DataError) as info:
+        verify_images(read_train(data))
+        verify_images(read_eval(data))
+    return str(info.value)
+
+
+@pytest.mark.parametrize("case", list(BREAKS))
+def test_fit_stops_before_training_with_the_readers_message(case, data, tmp_path, monkeypatch):
+    breaker, fragment = BREAKS[case]
+    breaker(data)
+    expected = _readers_message(data)
+    assert fragment in expected
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("training started on bad data")
+
+    monkeypatch.setattr(loop, "train_one_epoch", no_training)
+    out = tmp_path / "runs"
+    with pytest.raises(DataError) as info:
+        fit(_cfg(data, out))
+    assert str(info.value) == expected
+    (run_dir,) = out.iterdir()
+    status = json.loads((run_dir / "status.json").read_text())
+    assert status["status"] == "failed" and expected in status["error"]
+    assert not (run_dir / "last.pt").exists()
+
+
+def test_fixes_naming_unknown_people_or_bad_values_stop_fit(data, tmp_path):
+    fixes = tmp_path / "fixes.csv"
+    fixes.write_text("person_id,field,value,source\n999999,gender,male,me\n")
+    with pytest.raises(DataError, match=r"1 label fix\(es\) name people not in the data: 999999"):
+        fit(_cfg(data, tmp_path / "runs", fixes=str(fixes)))
+    fixes.write_text("person_id,field,value\n000001,age,old\n")
+    with pytest.raises(DataError, match=r"fixes\.csv line 2, field 'value' \(age\): found 'old'"):
+        fit(_cfg(data, tmp_path / "runs", fixes=str(fixes)))
+
+
+def test_strict_data_off_skips_bad_people_and_pictures_and_counts_them(data, tmp_path):
+    broken = _picture(data)
+    broken.write_bytes(b"")
+    other = next(i for i, folder in enumerate(_meta(data)["path"]) if folder not in str(broken))
+    _set_meta(data, other, "gender", "unknown")
+    with pytest.raises(DataError):
+        load_splits(_cfg(data, tmp_path))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        splits = load_splits(_cfg(data, tmp_path, strict_data=False))
+    messages = sorted(str(w.message) for w in caught)
+    assert len(messages) == 2, messages
+    assert "read_train skipped 1 people (7 images)" in messages[0]
+    assert "field 'gender'" in messages[0]
+    assert messages[1].startswith("verify_images dropped 1 of 35 image files")
+    assert str(broken) in messages[1]
+    used = pd.concat([splits.train, splits.val])
+    assert len(used) == 6 * 7 - 7 - 1 and str(broken) not in set(used["path"])
+    assert len(splits.eval) == 7  # the eval set is never thinned: a submission needs every row
+
+
+# ---- loading a picture that went bad after the check -----------------------------------------
+
+
+def _encoded(fmt: str) -> bytes:
+    import io
+
+    buf = io.BytesIO()
+    pixels = np.random.default_rng(1).integers(0, 256, (40, 30, 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(buf, format=fmt)
+    return buf.getvalue()
+
+
+CORRUPTIONS: dict[str, Callable[[Path], None]] = {
+    "zero bytes": lambda p: p.write_bytes(b""),
+    "cut-short JPEG": lambda p: p.write_bytes(_encoded("JPEG")[:300]),
+    "cut-short PNG": lambda p: p.write_bytes(_encoded("PNG")[:-40]),
+    "text": lambda p: p.write_text("not a picture"),
+    "deleted": lambda p: p.unlink(),
+}
+
+
+@pytest.mark.parametrize("how", list(CORRUPTIONS))
+def test_loading_a_bad_picture_names_the_file_and_the_fast_check_agrees(how, tmp_path):
+    good = tmp_path / "good.jpg"
+    good.write_bytes(_encoded("JPEG"))
+    bad = tmp_path / "bad.jpg"
+    bad.write_bytes(_encoded("JPEG"))
+    frame = pd.DataFrame({"path": [str(good), str(bad)], "label": [0, 1]})
+    CORRUPTIONS[how](bad)
+    with pytest.raises(OSError, match=rf"cannot read image {bad}: \w+"):
+        load_rgb(str(bad))
+    dataset = ImageDataset(frame, None)
+    assert dataset[0][0].shape == (40, 30, 3)
+    with pytest.raises(OSError, match=f"cannot read image {bad}"):
+        dataset[1]
+    with pytest.raises(OSError, match=f"cannot read image {bad}"):
+        list(DataLoader(dataset, batch_size=2, num_workers=0, collate_fn=lambda b: b))
+    # the fast pass run before training finds every file that loading would fail on
+    with pytest.raises(DataError, match=rf"1 of 2 image files .*{bad}: "):
+        verify_images(frame)
+
+
+# ---- configuration: refused before any run folder exists -------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"model": "resnet_nope"}, r"config field 'model' is 'resnet_nope'"),
+        ({"loss": "focall"}, r"config field 'loss': unknown loss focall"),
+        ({"preset": "medium"}, r"config field 'preset' is 'medium'"),
+        ({"loss_kwargs": {"gama": 2}}, r"no loss in 'cross_entropy' accepts \['gama'\]"),
+    ],
+)
+def test_bad_config_values_are_refused_before_a_run_folder_exists(data, tmp_path, changes, message):
+    out = tmp_path / "runs"
+    with pytest.raises(ValueError, match=message):
+        fit(_cfg(data, out, **changes))
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("model: resnet_nope\n", r"config field 'model' is 'resnet_nope'"),
+        ("epochs: ten\n", r"cfg\.yaml: config field 'epochs' got 'ten' \(str\); expected int"),
+        ("modle: resnet18\n", r"cfg\.yaml: unknown config key 'modle'; did you mean model"),
+        ("[1, 2]\n", r"cfg\.yaml: expected a mapping of config keys, got list"),
+        ("model: [unclosed\n", r"cfg\.yaml: not valid YAML"),
+    ],
+)
+def test_bad_config_files_name_the_file_and_field(data, tmp_path, text, message):
+    path = tmp_path / "cfg.yaml"
+    path.write_text(text)
+    out = tmp_path / "runs"
+    with pytest.raises(ValueError, match=message):
+        fit(parse_args(_cfg(data, out), ["--config", str(path)]))
+    assert not out.exists()
+
+
+def test_bad_command_line_values_are_refused_by_the_parser(data, tmp_path, capsys):
+    with pytest.raises(SystemExit) as info:
+        parse_args(_cfg(data, tmp_path), ["--image-size", "64"])
+    assert info.value.code == 2 and "--image-size" in capsys.readouterr().err
+    cfg = parse_args(_cfg(data, tmp_path / "runs"), ["--preset", "medium"])
+    with pytest.raises(ValueError, match=r"'preset' is 'medium'; valid choices: \['base'"):
+        fit(cfg)
+
+
+# ---- prediction files given to the ensembler ---------------------------------------------------
+
+IDS = [f"{i:040x}.jpg" for i in range(12)]
+
+
+def _run(root: Path, name: str, seed: int) -> Path:
+    rng = np.random.default_rng(seed)
+    val = [f"p{i}/mask1" for i in range(10)]
+    truth = np.arange(len(val))  # the same validation labels in every run
+    guesses = rng.integers(0, 18, len(val))
+    preds = Preds(
+        val, truth, one_hot_probs(guesses, 0.6), IDS, one_hot_probs(rng.integers(0, 18, 12), 0.7)
+    )
+    return write_run(root, RunSpec(name=name, summary=summary(0.5), preds=preds))
+
+
+def _rewrite_test_probs(run: Path, edit: Callable[[pd.DataFrame], pd.DataFrame]) -> None:
+    frame = pd.read_csv(run / "test_probs.csv", dtype={"image_id": str})
+    edit(frame).to_csv(run / "test_probs.csv", index=False)
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (
+            lambda df: df.assign(p4=df.p4.where(df.index != 6, np.nan)),
+            r"test_probs\.csv: line 8, field p4: found ''; expected a number",
+        ),
+        (
+            lambda df: df.iloc[:-2],
+            r"test rows differ between .*a \(12 rows\) and .*b \(10 rows\)",
+        ),
+        (
+            lambda df: df.assign(image_id=[*IDS[:-1], "other.jpg"]),
+            r"1 only in .*a, 1 only in .*b, e\.g\. 'other\.jpg'",
+        ),
+        (
+            lambda df: df.drop(columns="p17"),
+            r"test_probs\.csv: missing column\(s\) \['p17'\]",
+        ),
+        (
+            lambda df: df.assign(p0=np.where(df.index == 0, 1.5, df.p0)),
+            r"test_probs\.csv: line 2, field p0: found 1\.5; expected 0\.\.1",
+        ),
+    ],
+)
+def test_bad_member_files_are_named(tmp_path, edit, message):
+    a, b = _run(tmp_path, "a", 0), _run(tmp_path, "b", 1)
+    _rewrite_test_probs(b, edit)
+    with pytest.raises(ValueError, match=message):
+        ensemble([a, b])
+
+
+@pytest.mark.parametrize(
+    ("answers", "message"),
+    [
+        ([3] * 11 + [18], r"sub\.csv: line 13, field ans: found 18; expected a class id 0\.\.17"),
+        ([3] * 11 + [-1], r"line 13, field ans: found -1;"),
+        ([3] * 11 + [2.5], r"line 13, field ans: found 2\.5;"),
+        ([3] * 11 + [None], r"line 13, field ans: found ''; expected a number"),
+    ],
+)
+def test_bad_submission_members_are_named(tmp_path, answers, message, capsys):
+    a = _run(tmp_path, "a", 0)
+    sub = tmp_path / "sub.csv"
+    pd.DataFrame({"ImageID": IDS, "ans": answers}).to_csv(sub, index=False)
+    with pytest.raises(ValueError, match=message):
+        ensemble([a, sub], method="hard")
+    assert ensemble_main([str(a), str(sub), "--method", "hard"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "sub.csv" in err and "Traceback" not in err
+
+
+def test_submission_with_the_wrong_rows_is_refused_against_info_csv(tmp_path):
+    a = _run(tmp_path, "a", 0)
+    info = tmp_path / "info.csv"
+    pd.DataFrame({"ImageID": IDS[:-1], "ans": 0}).to_csv(info, index=False)
+    with pytest.raises(ValueError, match=r"test rows differ .*info\.csv \(11 rows\)"):
+        ensemble([a], info=info)

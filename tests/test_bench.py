@@ -1,0 +1,66 @@
+"""kit.bench: the benchmark runs end to end and reports every phase (no timing asserted)."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from kit.bench import PHASES, TARGETS
+from kit.bench.__main__ import main
+from kit.bench.memory import PeakMemory
+
+
+def test_benchmark_runs_end_to_end_and_writes_every_phase(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)  # the fixture is built under ./data
+    out = tmp_path / "bench.json"
+    argv = ["--people", "3", "--fixture-size", "48", "64", "--image-size", "32", "24",
+            "--batch-size", "4", "--steps", "2", "--warmup", "1", "--repeats", "2",
+            "--workers", "0", "--device", "cpu", "--json", str(out)]  # fmt: skip
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    result = json.loads(out.read_text())
+
+    assert list(result["phases"]) == list(PHASES)
+    for key, phase in result["phases"].items():
+        assert PHASES[key] in printed
+        assert phase["images"] == 2 * 4 and phase["seconds"] > 0
+        assert len(phase["repeats_seconds"]) == 2
+        assert phase["seconds"] == pytest.approx(min(phase["repeats_seconds"]))
+        assert phase["images_per_s"] == pytest.approx(8 / phase["seconds"], rel=1e-2)
+        assert phase["peak_mib"] is None or phase["peak_mib"] >= phase["start_mib"] > 0
+    for name, (top, bottom, target) in TARGETS.items():
+        ratio = result["ratios"][name]
+        expected = result["phases"][top]["images_per_s"] / result["phases"][bottom]["images_per_s"]
+        assert ratio["value"] == pytest.approx(expected, rel=1e-2)
+        assert ratio["target"] == target
+        assert ratio["met"] is (None if target is None else ratio["value"] >= target)
+        assert name in printed
+    assert result["settings"]["image_size"] == [32, 24]
+    assert result["settings"]["workers_resolved"] == 0
+    # (1 + 2) batches of 4 drawn from the fixture's 21 pictures: 12 distinct ones are cached
+    assert result["cache_build"]["pictures"] == 12
+    assert {"cores", "cpu", "torch", "device"} <= set(result["machine"])
+    assert (tmp_path / "data" / "bench-48x64-3" / "train" / "train.csv").is_file()
+
+
+def test_peak_memory_sees_an_allocation_made_during_the_phase():
+    size = 64 * 2**20
+    with PeakMemory(interval=0.01) as mem:
+        block = np.ones(size, dtype=np.uint8)  # written, so resident
+        time.sleep(0.2)  # several samples while it lives
+        del block
+    if not sys.platform.startswith("linux"):
+        assert mem.peak_mib is None  # no /proc: documented as not measured
+        return
+    assert mem.peak_mib - mem.start_mib >= 0.9 * size / 2**20
+
+
+@pytest.mark.parametrize("bad", [["--steps", "0"], ["--workers", "some"], ["--batch-size", "x"]])
+def test_bad_options_are_refused(bad, capsys):
+    with pytest.raises(SystemExit):
+        main(bad)
+    assert "expected an integer" in capsys.readouterr().err

@@ -1,0 +1,688 @@
+"""docs/troubleshooting.md lists every message a user can meet; each row is produced here.
+
+Every row of the page's tables has an id and a message excerpt. ``TRIGGERS`` maps each id to a
+small function that provokes the message the way a user would and returns the text the user
+sees (an exception, a warning, a log line or a command's output). The test runs every row's
+trigger and checks the excerpt is in that text, and that the page and the registry name the
+same ids, so neither can drift from the code.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import io
+import json
+import logging
+import re
+import shutil
+import subprocess
+import sys
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from PIL import Image
+from torch import nn
+
+import kit.train.rundir as rundir
+from kit import io as kio
+from kit.config import Config, parse_args
+from kit.data import load_fixes, make_fixture, read_eval, read_train, verify_images
+from kit.data.cache import build_cache
+from kit.data.dataset import load_rgb
+from kit.ensemble import ensemble, write
+from kit.ensemble.__main__ import main as ensemble_main
+from kit.inference import predict, write_submission
+from kit.losses import LOSSES
+from kit.models import create_model
+from kit.runs.__main__ import main as runs_main
+from kit.score import main as score_main
+from kit.train import fit
+from kit.train.checkpoint import load as load_checkpoint
+from kit.train.loaders import load_splits
+from tests._runfolders import Preds, RunSpec, one_hot_probs, summary, write_run
+
+ROOT = Path(__file__).resolve().parents[1]
+PAGE = ROOT / "docs" / "troubleshooting.md"
+_ROW = re.compile(r"^\|\s*`(?P<id>[a-z0-9-]+)`\s*\|\s*`(?P<excerpt>[^`]+)`\s*\|")
+
+
+def documented() -> dict[str, str]:
+    """id -> message excerpt, for every table row of the page."""
+    rows: dict[str, str] = {}
+    text = PAGE.read_text(encoding="utf-8") if PAGE.is_file() else ""
+    for line in text.splitlines():
+        match = _ROW.match(line)
+        if match:
+            assert match["id"] not in rows, f"id {match['id']} appears twice in {PAGE.name}"
+            rows[match["id"]] = match["excerpt"].replace("\\|", "|")
+    return rows
+
+
+# ---- how a trigger sees the world -----------------------------------------------------------
+
+
+@dataclass
+class Ctx:
+    """What a trigger may use: a private folder, monkeypatch, and the shared tiny layout."""
+
+    tmp: Path
+    layout: Path  # never modified: copy it with data()
+    mp: pytest.MonkeyPatch
+
+    def data(self) -> Path:
+        """A private copy of the tiny layout (6 people, 1 eval person) that may be broken."""
+        target = self.tmp / "data"
+        if not target.exists():
+            shutil.copytree(self.layout, target)
+        return target
+
+    def cfg(self, **changes) -> Config:
+        """A seconds-long CPU run on the private layout, writing under tmp/runs."""
+        base = Config(
+            data_dir=str(self.data()),
+            output_dir=str(self.tmp / "runs"),
+            model="test_resnet",
+            image_size=(32, 24),
+            epochs=1,
+            batch_size=8,
+            max_steps_per_epoch=1,
+            workers=0,
+            device="cpu",
+            quiet=True,
+        )
+        return base.replace(**changes)
+
+
+def raised(fn: Callable[[], object], *types: type[BaseException]) -> str:
+    """The message of the exception ``fn`` raises (one of ``types``; any Exception if none)."""
+    expected = types or (Exception,)
+    try:
+        fn()
+    except expected as err:
+        return str(err)
+    raise AssertionError("no error was raised")
+
+
+def warned(fn: Callable[[], object]) -> str:
+    """Every warning ``fn`` emits, one per line."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        fn()
+    return "\n".join(str(w.message) for w in caught)
+
+
+def logged(fn: Callable[[], object]) -> str:
+    """The ``kit`` logger's warnings while ``fn`` runs (its exceptions are swallowed)."""
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setLevel(logging.WARNING)
+    log = logging.getLogger("kit")
+    log.addHandler(handler)
+    try:
+        with contextlib.suppress(Exception, SystemExit):
+            fn()
+    finally:
+        log.removeHandler(handler)
+    return stream.getvalue()
+
+
+def printed(main: Callable[[list[str]], object], argv: list[str]) -> str:
+    """What a command prints on stdout and stderr (an argparse exit is fine)."""
+    out = io.StringIO()
+    with (
+        contextlib.redirect_stdout(out),
+        contextlib.redirect_stderr(out),
+        contextlib.suppress(SystemExit),
+    ):
+        main(argv)
+    return out.getvalue()
+
+
+# ---- helpers that break things ----------------------------------------------------------------
+
+
+def _train_csv(ctx: Ctx) -> Path:
+    return ctx.data() / "train" / "train.csv"
+
+
+def _edit_meta(ctx: Ctx, row: int, column: str, value: str) -> Path:
+    meta = pd.read_csv(_train_csv(ctx), dtype=str, keep_default_na=False)
+    meta.loc[row, column] = value
+    meta.to_csv(_train_csv(ctx), index=False)
+    return ctx.data()
+
+
+def _folder(ctx: Ctx, row: int = 0) -> Path:
+    meta = pd.read_csv(_train_csv(ctx), dtype=str, keep_default_na=False)
+    return ctx.data() / "train" / "images" / meta["path"][row]
+
+
+def _one(folder: Path, stem: str) -> Path:
+    (path,) = folder.glob(f"{stem}.*")
+    return path
+
+
+def _bad_picture(ctx: Ctx, content: bytes) -> pd.DataFrame:
+    frame = read_train(ctx.data())
+    Path(frame["path"][0]).write_bytes(content)
+    return frame
+
+
+def _cut_jpeg() -> bytes:
+    """A JPEG missing its last bytes that PIL's own verify() still accepts."""
+    pixels = np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(pixels).save(buf, format="JPEG")
+    return buf.getvalue()[:-300]
+
+
+def _info(ctx: Ctx, ids: list[str]) -> Path:
+    pd.DataFrame({"ImageID": ids, "ans": 0}).to_csv(ctx.data() / "eval" / "info.csv", index=False)
+    return ctx.data()
+
+
+def _eval_ids(ctx: Ctx) -> list[str]:
+    return read_eval(ctx.data())["ImageID"].tolist()
+
+
+def _fixes(ctx: Ctx, text: str) -> Path:
+    path = ctx.tmp / "fixes.csv"
+    path.write_text(text)
+    return path
+
+
+def _file(ctx: Ctx, name: str, text: str) -> Path:
+    path = ctx.tmp / name
+    path.write_text(text)
+    return path
+
+
+def _register_loss(ctx: Ctx, forward: Callable[[torch.Tensor], torch.Tensor]) -> str:
+    class _Loss(nn.Module):
+        def forward(self, logits, target):
+            return forward(logits)
+
+    ctx.mp.setitem(LOSSES, "kit_test_loss", lambda **kwargs: _Loss())
+    return "kit_test_loss"
+
+
+def _raise(err: BaseException) -> Callable[[torch.Tensor], torch.Tensor]:
+    def forward(logits: torch.Tensor) -> torch.Tensor:
+        raise err
+
+    return forward
+
+
+def _os_error(code: int) -> Callable[..., None]:
+    def fail(*args, **kwargs):
+        raise OSError(code, "simulated")
+
+    return fail
+
+
+def _fake_run(ctx: Ctx, cfg: Config) -> Path:
+    """A run folder with a config and an unreadable last.pt (a copy cut short, say)."""
+    run = ctx.tmp / "old-run"
+    run.mkdir()
+    kio.write_json(run / "config.json", cfg.to_dict())
+    (run / "last.pt").write_bytes(b"not a checkpoint")
+    return run
+
+
+IDS = [f"{i:040x}.jpg" for i in range(6)]
+VAL = [f"p{i}/mask1" for i in range(8)]
+
+
+def _member(ctx: Ctx, name: str, seed: int = 0, val: list[str] = VAL, **spec) -> Path:
+    rng = np.random.default_rng(seed)
+    truth = np.arange(len(val)) % 18
+    preds = Preds(
+        val,
+        truth,
+        one_hot_probs(rng.integers(0, 18, len(val)), 0.6),
+        IDS,
+        one_hot_probs(rng.integers(0, 18, len(IDS)), 0.7),
+    )
+    return write_run(ctx.tmp, RunSpec(name=name, summary=summary(0.5), preds=preds, **spec))
+
+
+def _edit_csv(path: Path, edit: Callable[[pd.DataFrame], pd.DataFrame]) -> Path:
+    frame = pd.read_csv(path, dtype={"image_id": str, "person_id": str, "ImageID": str})
+    edit(frame).to_csv(path, index=False)
+    return path
+
+
+def _sub(ctx: Ctx, answers: list, ids: list[str] = IDS, name: str = "sub.csv") -> Path:
+    path = ctx.tmp / name
+    pd.DataFrame({"ImageID": ids, "ans": answers}).to_csv(path, index=False)
+    return path
+
+
+def _no_val_rows_in_common(ctx: Ctx) -> list[Path]:
+    return [_member(ctx, "a"), _member(ctx, "b", 1, val=[f"q{i}/mask1" for i in range(8)])]
+
+
+# ---- the registry: id -> trigger ----------------------------------------------------------------
+
+Trigger = Callable[[Ctx], str]
+TRIGGERS: dict[str, Trigger] = {
+    # data: the layout
+    "data-folder-missing": lambda c: raised(lambda: read_train(c.tmp / "nowhere")),
+    "train-csv-missing": lambda c: raised(lambda: (_train_csv(c).unlink(), read_train(c.data()))),
+    "csv-empty": lambda c: raised(lambda: (_train_csv(c).write_text(""), read_train(c.data()))),
+    "csv-header-only": lambda c: raised(
+        lambda: (_train_csv(c).write_text("id,gender,race,age,path\n"), read_train(c.data()))
+    ),
+    "csv-field-count": lambda c: raised(
+        lambda: (
+            _train_csv(c).write_text("id,gender,race,age,path\n000001,female,Asian,45\n"),
+            read_train(c.data()),
+        )
+    ),
+    "csv-not-text": lambda c: raised(
+        lambda: (_train_csv(c).write_bytes(b"id,gender\n\xff\xfe\x80\n"), read_train(c.data()))
+    ),
+    "csv-column-twice": lambda c: raised(
+        lambda: (_train_csv(c).write_text("id,gender,race,age,path,id\n"), read_train(c.data()))
+    ),
+    "csv-column-missing": lambda c: raised(
+        lambda: (
+            _train_csv(c).write_text("id,gender,race,path\n1,male,Asian,x\n"),
+            read_train(c.data()),
+        )
+    ),
+    "train-images-missing": lambda c: raised(
+        lambda: (shutil.rmtree(c.data() / "train" / "images"), read_train(c.data()))
+    ),
+    "person-id-empty": lambda c: raised(lambda: read_train(_edit_meta(c, 0, "id", ""))),
+    "gender-invalid": lambda c: raised(lambda: read_train(_edit_meta(c, 1, "gender", "F"))),
+    "age-invalid": lambda c: raised(lambda: read_train(_edit_meta(c, 1, "age", "45.5"))),
+    "age-out-of-range": lambda c: raised(lambda: read_train(_edit_meta(c, 1, "age", "130"))),
+    "path-empty": lambda c: raised(lambda: read_train(_edit_meta(c, 1, "path", ""))),
+    "folder-listed-twice": lambda c: raised(
+        lambda: read_train(_edit_meta(c, 1, "path", _folder(c, 0).name))
+    ),
+    "person-folder-missing": lambda c: raised(
+        lambda: (shutil.rmtree(_folder(c, 2)), read_train(c.data()))
+    ),
+    "picture-extension": lambda c: raised(
+        lambda: (
+            _one(_folder(c), "mask1").rename(_folder(c) / "mask1.gif"),
+            read_train(c.data()),
+        )
+    ),
+    "picture-unexpected": lambda c: raised(
+        lambda: ((_folder(c) / "mask6.jpg").write_bytes(b"x"), read_train(c.data()))
+    ),
+    "picture-twice": lambda c: raised(lambda: (_second_normal(c), read_train(c.data()))),
+    "picture-missing": lambda c: raised(
+        lambda: (_one(_folder(c), "normal").unlink(), read_train(c.data()))
+    ),
+    "no-person-readable": lambda c: raised(
+        lambda: read_train(_edit_meta(c, slice(None), "age", "old"), strict=False)
+    ),
+    "people-skipped": lambda c: warned(
+        lambda: read_train(_edit_meta(c, 1, "gender", "F"), strict=False)
+    ),
+    # data: the pictures
+    "image-empty": lambda c: raised(lambda: verify_images(_bad_picture(c, b""))),
+    "image-unreadable": lambda c: raised(lambda: verify_images(_bad_picture(c, b"<html>"))),
+    "image-truncated": lambda c: raised(lambda: verify_images(_bad_picture(c, _cut_jpeg()))),
+    "images-dropped": lambda c: warned(lambda: verify_images(_bad_picture(c, b""), strict=False)),
+    "image-load": lambda c: raised(lambda: load_rgb(str(_file(c, "x.jpg", "not a picture")))),
+    # data: the evaluation set
+    "eval-images-missing": lambda c: raised(
+        lambda: (shutil.rmtree(c.data() / "eval" / "images"), read_eval(c.data()))
+    ),
+    "eval-id-empty": lambda c: raised(lambda: read_eval(_info(c, ["", *_eval_ids(c)[1:]]))),
+    "eval-id-twice": lambda c: raised(
+        lambda: read_eval(_info(c, [*_eval_ids(c), _eval_ids(c)[0]]))
+    ),
+    "eval-image-missing": lambda c: raised(
+        lambda: read_eval(_info(c, [*_eval_ids(c), "gone.jpg"]))
+    ),
+    "eval-dropped": lambda c: warned(
+        lambda: read_eval(_info(c, [*_eval_ids(c), "gone.jpg"]), strict=False)
+    ),
+    "eval-no-info": lambda c: logged(
+        lambda: (_unlink(c.data() / "eval" / "info.csv"), load_splits(c.cfg()))
+    ),
+    # data: splitting
+    "split-too-small": lambda c: raised(lambda: fit(c.cfg(limit_people=1))),
+    "folds-too-many": lambda c: raised(lambda: fit(c.cfg(fold=0, n_folds=10))),
+    "folds-not-index": lambda c: raised(lambda: Config(folds="0,x").validate()),
+    "folds-no-such-fold": lambda c: raised(lambda: Config(folds="7").validate()),
+    "folds-twice": lambda c: raised(lambda: Config(folds="1,1").validate()),
+    "folds-and-fold": lambda c: raised(lambda: Config(folds="all", fold=0).validate()),
+    "kfold-resume-missing": lambda c: raised(lambda: fit(c.cfg(folds="all", resume=str(c.tmp)))),
+    "kfold-resume-single": lambda c: raised(
+        lambda: fit(c.cfg(folds="all", resume=str(_fake_run(c, c.cfg()))))
+    ),
+    "kfold-resume-changed": lambda c: raised(
+        lambda: fit(c.cfg(folds="all", resume=str(_fake_run(c, c.cfg(folds="all", seed=1)))))
+    ),
+    # label fixes
+    "fixes-spec": lambda c: raised(lambda: load_fixes("buitlin")),
+    "fixes-field": lambda c: raised(
+        lambda: load_fixes(_fixes(c, "person_id,field,value\n000001,weight,70\n"))
+    ),
+    "fixes-value": lambda c: raised(
+        lambda: load_fixes(_fixes(c, "person_id,field,value\n000001,gender,m\n"))
+    ),
+    "fixes-swap-value": lambda c: raised(
+        lambda: load_fixes(_fixes(c, "person_id,field,value\n000001,swap_mask,maybe\n"))
+    ),
+    "fixes-person-empty": lambda c: raised(
+        lambda: load_fixes(_fixes(c, "person_id,field,value\n,age,30\n"))
+    ),
+    "fixes-unknown-person": lambda c: raised(
+        lambda: read_train(c.data(), fixes=_fixes(c, "person_id,field,value\n999999,age,30\n"))
+    ),
+    "fixes-skipped": lambda c: warned(
+        lambda: read_train(
+            c.data(), fixes=_fixes(c, "person_id,field,value\n999999,age,30\n"), strict=False
+        )
+    ),
+    # configuration
+    "config-unknown-key": lambda c: raised(lambda: Config.from_dict({"batch_sise": 4})),
+    "config-wrong-type": lambda c: raised(lambda: Config.from_dict({"epochs": "ten"})),
+    "config-out-of-range": lambda c: raised(lambda: Config(val_ratio=1.5).validate()),
+    "config-fold": lambda c: raised(lambda: Config(fold=5, n_folds=5).validate()),
+    "config-choice": lambda c: raised(lambda: Config(preset="medium").validate()),
+    "config-model": lambda c: raised(lambda: Config(model="resnet_nope").validate()),
+    "config-loss": lambda c: raised(lambda: Config(loss="focall").validate()),
+    "config-loss-spec": lambda c: raised(lambda: Config(loss="0.5focal").validate()),
+    "config-loss-kwargs": lambda c: raised(lambda: Config(loss_kwargs={"gama": 2}).validate()),
+    "config-head-losses": lambda c: raised(
+        lambda: Config(head="multi", head_losses={"hair": "focal"}).validate()
+    ),
+    "config-scheduler-kwargs": lambda c: raised(
+        lambda: Config(scheduler="step", scheduler_kwargs={"patience": 2.0}).validate()
+    ),
+    "config-device-no-gpu": lambda c: raised(
+        lambda: (
+            c.mp.setattr(torch.cuda, "is_available", lambda: False),
+            Config(device="cuda").validate(),
+        )
+    ),
+    "config-device-name": lambda c: raised(lambda: Config(device="tpu:x").validate()),
+    "config-file-missing": lambda c: raised(
+        lambda: (c.mp.chdir(c.tmp), Config.load("missing.yaml"))
+    ),
+    "config-file-suffix": lambda c: raised(lambda: Config.load(_file(c, "cfg.txt", "lr: 1"))),
+    "config-file-syntax": lambda c: raised(lambda: Config.load(_file(c, "c.yaml", "lr: [1\n"))),
+    "config-file-not-mapping": lambda c: raised(lambda: Config.load(_file(c, "c.yaml", "- 1\n"))),
+    "cli-unknown-flag": lambda c: printed(
+        lambda argv: parse_args(Config(), argv), ["--learning-rate", "0.1"]
+    ),
+    "cli-bad-value": lambda c: printed(
+        lambda argv: parse_args(Config(), argv), ["--epochs", "ten"]
+    ),
+    "cli-tuple": lambda c: printed(lambda argv: parse_args(Config(), argv), ["--image-size", "64"]),
+    "cli-dict": lambda c: printed(
+        lambda argv: parse_args(Config(), argv), ["--head-weights", "age"]
+    ),
+    # models and weights
+    "pretrained-no-file": lambda c: raised(lambda: Config(pretrained=True).validate()),
+    "pretrained-file-missing": lambda c: raised(
+        lambda: (c.mp.chdir(c.tmp), Config(pretrained_file="weights.pth").validate())
+    ),
+    "pretrained-file-unreadable": lambda c: raised(
+        lambda: create_model(
+            Config(model="test_resnet", pretrained_file=str(_file(c, "w.pth", "hello")))
+        )
+    ),
+    "pretrained-file-wrong-model": lambda c: raised(
+        lambda: (
+            torch.save({"fc.weight": torch.zeros(2, 2)}, c.tmp / "w.pth"),
+            create_model(Config(model="test_resnet", pretrained_file=str(c.tmp / "w.pth"))),
+        )
+    ),
+    "checkpoint-missing": lambda c: raised(
+        lambda: predict(c.tmp, pd.DataFrame({"path": []})), FileNotFoundError
+    ),
+    "checkpoint-unreadable": lambda c: raised(
+        lambda: load_checkpoint(_file(c, "best.pt", "half a file"))
+    ),
+    # training and resuming
+    "resume-no-checkpoint": lambda c: raised(lambda: fit(c.cfg(resume=str(c.tmp)))),
+    "resume-changed": lambda c: logged(
+        lambda: fit(c.cfg(resume=str(_fake_run(c, c.cfg())), lr=0.5))
+    ),
+    "resume-still-running": lambda c: _resume_while_running(c),
+    "resume-unreadable": lambda c: raised(lambda: fit(c.cfg(resume=str(_fake_run(c, c.cfg()))))),
+    "loss-not-finite": lambda c: raised(
+        lambda: fit(c.cfg(loss=_register_loss(c, lambda x: x.sum() * float("nan"))))
+    ),
+    "interrupted": lambda c: logged(
+        lambda: fit(c.cfg(loss=_register_loss(c, _raise(KeyboardInterrupt()))))
+    ),
+    "failure-unrecorded": lambda c: logged(
+        lambda: (
+            c.mp.setattr(rundir, "write_status", _fail_on_failed(rundir.write_status)),
+            fit(c.cfg(loss=_register_loss(c, _raise(RuntimeError("boom"))))),
+        )
+    ),
+    # output: run folders, files, caches
+    "output-file-in-way": lambda c: raised(
+        lambda: fit(c.cfg(output_dir=str(_file(c, "runs", "a file"))))
+    ),
+    "output-read-only": lambda c: raised(
+        lambda: (
+            c.mp.setattr(kio.os, "replace", _os_error(errno.EROFS)),
+            kio.write_text(c.tmp / "x.txt", "x"),
+        )
+    ),
+    "output-disk-full": lambda c: raised(
+        lambda: kio.atomic_write(c.tmp / "x.txt", _os_error(errno.ENOSPC))
+    ),
+    "output-quota": lambda c: raised(
+        lambda: kio.atomic_write(c.tmp / "x.txt", _os_error(errno.EDQUOT))
+    ),
+    "output-permission": lambda c: raised(
+        lambda: (
+            c.mp.setattr(kio.tempfile, "mkstemp", _os_error(errno.EACCES)),
+            kio.write_text(c.tmp / "x.txt", "x"),
+        )
+    ),
+    "cache-unwritable": lambda c: raised(
+        lambda: build_cache(
+            [str(_file(c, "a.jpg", "x"))],
+            lambda p: np.zeros((8, 8, 3), np.uint8),
+            size=(8, 8),
+            cache_dir=_file(c, "cache", "a file"),
+            progress=False,
+        )
+    ),
+    # ensembling: the members
+    "member-missing": lambda c: raised(lambda: ensemble([c.tmp / "nope"])),
+    "member-unfinished": lambda c: raised(
+        lambda: ensemble([write_run(c.tmp, RunSpec(name="r", status="running"))])
+    ),
+    "probs-column-missing": lambda c: raised(
+        lambda: ensemble(
+            [_edit_csv(_member(c, "a") / "val_probs.csv", lambda d: d.drop(columns="p7")).parent]
+        )
+    ),
+    "probs-not-number": lambda c: raised(
+        lambda: ensemble(
+            [_edit_csv(_member(c, "a") / "test_probs.csv", lambda d: d.assign(p3="x")).parent]
+        )
+    ),
+    "probs-out-of-range": lambda c: raised(
+        lambda: ensemble(
+            [_edit_csv(_member(c, "a") / "test_probs.csv", lambda d: d.assign(p3=1.5)).parent]
+        )
+    ),
+    "probs-not-summing": lambda c: raised(
+        lambda: ensemble(
+            [_edit_csv(_member(c, "a") / "test_probs.csv", lambda d: d.assign(p3=0.5)).parent]
+        )
+    ),
+    "class-id-invalid": lambda c: raised(
+        lambda: ensemble([_member(c, "a"), _sub(c, [18] * 6)], "hard")
+    ),
+    "id-empty": lambda c: raised(
+        lambda: ensemble([_member(c, "a"), _sub(c, [1] * 6, ["", *IDS[1:]])], "hard")
+    ),
+    "id-twice": lambda c: raised(
+        lambda: ensemble([_member(c, "a"), _sub(c, [1] * 6, [IDS[0], *IDS[:-1]])], "hard")
+    ),
+    "n-val-mismatch": lambda c: raised(
+        lambda: ensemble(
+            [_edit_csv(_member(c, "a") / "val_probs.csv", lambda d: d.iloc[:-1]).parent]
+        )
+    ),
+    "csv-unreadable": lambda c: raised(
+        lambda: ensemble([_member(c, "a"), _file(c, "sub.csv", "")], "hard")
+    ),
+    "csv-no-rows": lambda c: raised(
+        lambda: ensemble([_member(c, "a"), _file(c, "sub.csv", "ImageID,ans\n")], "hard")
+    ),
+    "rows-differ": lambda c: raised(
+        lambda: ensemble([_member(c, "a"), _sub(c, [1] * 5, IDS[:-1])], "hard")
+    ),
+    "needs-probs": lambda c: raised(lambda: ensemble([_member(c, "a"), _sub(c, [1] * 6)], "soft")),
+    "no-test-for-some": lambda c: raised(
+        lambda: ensemble([_member(c, "a"), _unlink(_member(c, "b", 1) / "test_probs.csv").parent])
+    ),
+    "search-impossible": lambda c: raised(
+        lambda: ensemble(_no_val_rows_in_common(c), "weighted", weights="auto")
+    ),
+    "search-rank": lambda c: raised(
+        lambda: ensemble([_member(c, "a"), _member(c, "b", 1)], "rank", weights="auto")
+    ),
+    "weights-count": lambda c: raised(
+        lambda: ensemble([_member(c, "a"), _member(c, "b", 1)], "soft", weights=[1.0])
+    ),
+    "weights-negative": lambda c: raised(
+        lambda: ensemble([_member(c, "a"), _member(c, "b", 1)], "soft", weights=[1.0, -1.0])
+    ),
+    "weights-cli": lambda c: printed(
+        ensemble_main, [str(_member(c, "a")), "--weights", "half,half"]
+    ),
+    "method-unknown": lambda c: raised(lambda: ensemble([_member(c, "a")], "avg")),
+    "nothing-to-write": lambda c: raised(
+        lambda: write(
+            ensemble([_unlink(_member(c, "a") / "test_probs.csv").parent]), c.tmp / "s.csv"
+        )
+    ),
+    "labels-differ": lambda c: warned(
+        lambda: ensemble(
+            [
+                _member(c, "a"),
+                _edit_csv(
+                    _member(c, "b", 1) / "val_probs.csv", lambda d: d.assign(label=17)
+                ).parent,
+            ]
+        )
+    ),
+    "no-val-score": lambda c: printed(ensemble_main, [str(p) for p in _no_val_rows_in_common(c)]),
+    # scoring and submissions
+    "score-missing-ids": lambda c: printed(
+        score_main,
+        [str(_sub(c, [1] * 5, IDS[:-1])), "--answers", str(_sub(c, [1] * 6, name="a.csv"))],
+    ),
+    "score-extra-ids": lambda c: printed(
+        score_main,
+        [str(_sub(c, [1] * 6)), "--answers", str(_sub(c, [1] * 5, IDS[:-1], name="a.csv"))],
+    ),
+    "score-order": lambda c: printed(
+        score_main,
+        [str(_sub(c, [1] * 6, IDS[::-1])), "--answers", str(_sub(c, [1] * 6, name="a.csv"))],
+    ),
+    "submission-rows": lambda c: raised(
+        lambda: write_submission(np.zeros(3, int), pd.DataFrame({"ImageID": IDS}), c.tmp / "s.csv")
+    ),
+    "submission-nan": lambda c: raised(
+        lambda: write_submission(
+            np.full((6, 18), np.nan), pd.DataFrame({"ImageID": IDS}), c.tmp / "s.csv"
+        )
+    ),
+    "submission-label": lambda c: raised(
+        lambda: write_submission(np.full(6, 18), pd.DataFrame({"ImageID": IDS}), c.tmp / "s.csv")
+    ),
+    # the run ledger
+    "ledger-no-folder": lambda c: printed(runs_main, [str(c.tmp / "nope")]),
+    "ledger-unknown-run": lambda c: printed(
+        runs_main, [str(_member(c, "a").parent), "--vs", "nope"]
+    ),
+    "ledger-sort": lambda c: printed(runs_main, [str(_member(c, "a").parent), "--sort", "nope"]),
+    "ledger-killed-run": lambda c: printed(runs_main, [str(_killed_run(c).parent)]),
+}
+
+
+def _unlink(path: Path) -> Path:
+    path.unlink()
+    return path
+
+
+def _fail_on_failed(real: Callable[..., None]) -> Callable[..., None]:
+    def write_status(run_dir, status, *args, **kwargs):
+        if status == "failed":
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(run_dir, status, *args, **kwargs)
+
+    return write_status
+
+
+def _resume_while_running(ctx: Ctx) -> str:
+    """Resume a run folder whose status.json names a live process of this machine."""
+    cfg = ctx.cfg()
+    run = _fake_run(ctx, cfg)
+    with subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"]) as other:
+        try:
+            status = {"status": "running", "epoch": 1, "updated": rundir.now(),
+                      "pid": other.pid, "host": rundir.socket.gethostname()}  # fmt: skip
+            (run / "status.json").write_text(json.dumps(status))
+            return raised(lambda: fit(cfg.replace(resume=str(run))), RuntimeError)
+        finally:
+            other.kill()
+
+
+def _second_normal(ctx: Ctx) -> None:
+    """A second file for the stem ``normal``, with another extension than the first."""
+    ext = ".PNG" if _one(_folder(ctx), "normal").suffix != ".PNG" else ".jpg"
+    (_folder(ctx) / f"normal{ext}").write_bytes(b"x")
+
+
+def _killed_run(ctx: Ctx) -> Path:
+    """A run folder whose status.json says running, written by a process that has ended."""
+    ended = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                           capture_output=True, text=True, check=True)  # fmt: skip
+    run = write_run(ctx.tmp / "runs", RunSpec(name="killed", status="running"))
+    status = {"status": "running", "epoch": 1, "updated": rundir.now(),
+              "pid": int(ended.stdout), "host": rundir.socket.gethostname()}  # fmt: skip
+    (run / "status.json").write_text(json.dumps(status))
+    return run
+
+
+# ---- the tests --------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def layout(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("troubleshooting") / "data"
+    return make_fixture(root, n_people=6, image_size=(12, 16), seed=0, n_eval_people=1)
+
+
+def test_the_page_and_the_registry_name_the_same_messages():
+    rows = documented()
+    assert len(rows) >= 60
+    assert sorted(set(rows) - set(TRIGGERS)) == [], "documented but never triggered"
+    assert sorted(set(TRIGGERS) - set(rows)) == [], "triggered but not documented"
+
+
+@pytest.mark.parametrize("row", sorted(documented()))
+def test_each_documented_message_is_what_the_user_sees(row, layout, tmp_path, monkeypatch):
+    excerpt = documented()[row]
+    seen = TRIGGERS[row](Ctx(tmp_path, layout, monkeypatch))
+    flat = " ".join(seen.split())
+    assert " ".join(excerpt.split()) in flat, f"{row}: {excerpt!r} not in:\n{seen}"
