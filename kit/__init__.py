@@ -47,7 +47,7 @@ _EXPORTS: dict[str, str] = {
         "kit.metrics",
     ),
     **dict.fromkeys(["Config", "parse_args"], "kit.config"),
-    **dict.fromkeys(["create_model", "to_probs"], "kit.models"),
+    **dict.fromkeys(["create_model", "register_head", "to_probs"], "kit.models"),
     **dict.fromkeys(["build_transforms"], "kit.transforms"),
     **dict.fromkeys(["KFoldRun", "Run", "fit", "fit_folds"], "kit.train"),
     **dict.fromkeys(["predict", "write_submission"], "kit.inference"),

@@ -187,15 +187,20 @@ def _check_model(name: str) -> None:
         )
 
 
+#: output kind -> the config fields that choose its loss (named in errors).
+_LOSS_FIELDS: dict[str, str] = {"joint": "loss", "heads": "head_losses / loss"}
+
+
 def _check_losses(cfg: Any) -> None:
     import numpy as np
 
+    from kit.heads import head_spec
     from kit.train.steps import build_criterion
 
     try:  # one image of every class stands in for the training labels
         build_criterion(cfg, labels=np.arange(NUM_CLASSES))
     except (ValueError, KeyError, TypeError) as err:
-        where = "loss" if cfg.head == "single" else "head_losses / loss"
+        where = _LOSS_FIELDS.get(head_spec(cfg.head).kind, "loss")
         raise ValueError(f"config field {where!r}: {err}") from err
 
 

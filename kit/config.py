@@ -54,7 +54,7 @@ class Config:
     deterministic: bool = _f(True, "deterministic torch algorithms (same config = same result)")
     # model
     model: str = _f("resnet10t", "timm model name (see timm.list_models())")
-    head: str = _f("single", "single (18-way) or multi (mask/gender/age heads)")
+    head: str = _f("single", "single (18-way), multi (mask/gender/age) or a registered head")
     pretrained: bool = _f(False, "start from pretrained weights (needs --pretrained-file)")
     pretrained_file: str | None = _f(None, "local weights file (implies --pretrained)")
     # images

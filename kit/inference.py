@@ -72,7 +72,7 @@ def predict(
     ``ImageCache``); by default every file is decoded and prepared.
     """
     from kit.data.dataset import ImageDataset
-    from kit.models import to_probs
+    from kit.heads import head_spec, to_probs
     from kit.train.loaders import resolve_workers
     from kit.transforms import build_transforms
 
@@ -91,6 +91,7 @@ def predict(
                 eval_batch_size=cfg.eval_batch_size, workers=cfg.workers, amp=cfg.amp
             )
         cfg = run_cfg
+    kind = head_spec(cfg.head).kind
     _, eval_tf = build_transforms(cfg, prepared=prepared is not None)
     source = {} if prepared is None else {"loader": prepared}
     batch_size = batch_size or cfg.eval_batch_size
@@ -113,7 +114,7 @@ def predict(
             if channels_last:
                 images = images.contiguous(memory_format=torch.channels_last)
             with torch.autocast(device.type, enabled=use_amp):
-                views = [to_probs(model(v)) for v in TTA[tta](images)]
+                views = [to_probs(model(v), kind) for v in TTA[tta](images)]
             chunks.append((sum(views) / len(views)).float().cpu())
     finally:
         model.train(was_training)

@@ -1,4 +1,5 @@
-"""``create_model(cfg)``: any timm backbone plus a single 18-way head or three heads.
+"""``create_model(cfg)``: any timm backbone plus a head of ``HEADS`` (``kit.heads``, re-exported
+here with ``register_head`` and ``to_probs``).
 
 Pretrained weights come only from a local file (``cfg.pretrained_file``): this kit assumes no
 network, so a request for pretrained weights without a file fails at once with instructions
@@ -9,16 +10,25 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from kit.labels import HEAD_SIZES, NUM_CLASSES, joint_from_heads
+from kit.heads import HEADS, HeadSpec, MultiHead, head_spec, register_head, to_probs
 
-__all__ = ["HEADS", "NO_WEIGHTS_FILE", "Classifier", "MultiHead", "create_model", "to_probs"]
+__all__ = [
+    "HEADS",
+    "NO_WEIGHTS_FILE",
+    "Classifier",
+    "HeadSpec",
+    "MultiHead",
+    "create_model",
+    "register_head",
+    "to_probs",
+]
 
 NO_WEIGHTS_FILE = (
     "pretrained=True needs a local weights file: this machine has no network, so timm cannot "
@@ -27,17 +37,6 @@ NO_WEIGHTS_FILE = (
     "m = timm.create_model('{model}', pretrained=True); torch.save(m.state_dict(), "
     "'{model}.pth')\" and copy {model}.pth here."
 )
-
-
-class MultiHead(nn.Module):
-    """Three linear heads on shared features: ``{"mask": (n,3), "gender": (n,2), "age": (n,3)}``."""
-
-    def __init__(self, in_features: int) -> None:
-        super().__init__()
-        self.heads = nn.ModuleDict({h: nn.Linear(in_features, k) for h, k in HEAD_SIZES.items()})
-
-    def forward(self, features: torch.Tensor) -> dict[str, torch.Tensor]:
-        return {h: layer(features) for h, layer in self.heads.items()}
 
 
 class Classifier(nn.Module):
@@ -50,13 +49,6 @@ class Classifier(nn.Module):
 
     def forward(self, x: torch.Tensor) -> Any:
         return self.head(self.backbone(x))
-
-
-#: head kind -> builder(in_features) of the module mapping backbone features to outputs.
-HEADS: dict[str, Callable[[int], nn.Module]] = {
-    "single": lambda n: nn.Linear(n, NUM_CLASSES),
-    "multi": MultiHead,
-}
 
 
 #: Share of the backbone's parameters a weights file must name for it to count as this model's.
@@ -116,8 +108,7 @@ def create_model(cfg: Any) -> Classifier:
     """
     import timm
 
-    if cfg.head not in HEADS:
-        raise ValueError(f"unknown head {cfg.head!r}; valid heads: {sorted(HEADS)}")
+    head = head_spec(cfg.head)
     if not timm.is_model(cfg.model):
         raise ValueError(
             f"unknown timm model {cfg.model!r}; list names with timm.list_models('*pattern*')"
@@ -145,12 +136,4 @@ def create_model(cfg: Any) -> Classifier:
     if weights is not None:
         _check_weights(backbone, weights, cfg.model)
     width = getattr(backbone, "head_hidden_size", None) or backbone.num_features
-    return Classifier(backbone, HEADS[cfg.head](width))
-
-
-def to_probs(output: torch.Tensor | dict[str, torch.Tensor]) -> torch.Tensor:
-    """(n, 18) probabilities from single-head logits or a three-head output dict."""
-    if isinstance(output, dict):
-        soft = {h: torch.softmax(output[h].float(), dim=1) for h in HEAD_SIZES}
-        return joint_from_heads(soft["mask"], soft["gender"], soft["age"])
-    return torch.softmax(output.float(), dim=1)
+    return Classifier(backbone, head.build(width))

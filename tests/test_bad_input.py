@@ -21,7 +21,7 @@ import pytest
 from PIL import Image
 from torch.utils.data import DataLoader
 
-import kit.train.loop as loop
+import kit.train.trainer as trainer
 from kit.config import Config, parse_args
 from kit.data import DataError, make_fixture, read_eval, read_train, verify_images
 from kit.data.dataset import ImageDataset, load_rgb
@@ -182,7 +182,7 @@ def test_fit_stops_before_training_with_the_readers_message(case, data, tmp_path
     def no_training(*args, **kwargs):
         raise AssertionError("training started on bad data")
 
-    monkeypatch.setattr(loop, "train_one_epoch", no_training)
+    monkeypatch.setattr(trainer, "train_one_epoch", no_training)
     out = tmp_path / "runs"
     with pytest.raises(DataError) as info:
         fit(_cfg(data, out))

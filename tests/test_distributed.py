@@ -29,26 +29,24 @@ ROOT = Path(__file__).resolve().parents[1]
 PROBS = [f"p{k}" for k in range(18)]
 
 
-def test_torchrun_trains_on_two_processes_and_scores_every_validation_image(tiny_data, tmp_path):
-    out = tmp_path / "runs"
-    args = [
-        "--smoke",
-        "--data-dir",
-        str(tiny_data),
-        "--output-dir",
-        str(out),
-        "--val-ratio",
-        "0.25",
-    ]
+def _torchrun(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    """``recipes/baseline.py --smoke ARGS`` on two gloo processes; fails the test if it does."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
     for key in ("WORLD_SIZE", "RANK", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
         env.pop(key, None)
     launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
     proc = subprocess.run(
-        [*launcher, "--nproc_per_node=2", str(ROOT / "recipes" / "baseline.py"), *args],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120,
+        [*launcher, "--nproc_per_node=2", str(ROOT / "recipes" / "baseline.py"), "--smoke", *args],
+        cwd=cwd, env=env, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return proc
+
+
+def test_torchrun_trains_on_two_processes_and_scores_every_validation_image(tiny_data, tmp_path):
+    out = tmp_path / "runs"
+    args = ["--data-dir", str(tiny_data), "--output-dir", str(out), "--val-ratio", "0.25"]
+    proc = _torchrun(args, tmp_path)
     (run_dir,) = out.iterdir()  # one folder: rank 1 used rank 0's
     assert proc.stdout.count("done: best epoch") == 1  # rank 0 alone reports
     assert proc.stdout.count("run folder:") == 1
@@ -67,6 +65,35 @@ def test_torchrun_trains_on_two_processes_and_scores_every_validation_image(tiny
     truth, guess = val["label"].to_numpy(), expected.argmax(1)
     f1 = f1_score(truth, guess, labels=range(18), average="macro", zero_division=0)
     assert summary["val_macro_f1"] == pytest.approx(f1)
+
+
+def test_torchrun_k_fold_writes_one_parent_with_every_fold(tiny_data, tmp_path):
+    out = tmp_path / "runs"
+    args = ["--data-dir", str(tiny_data), "--output-dir", str(out), "--folds", "all"]
+    proc = _torchrun([*args, "--n-folds", "2", "--epochs", "1"], tmp_path)
+    (parent,) = out.iterdir()  # one parent: rank 1 trained into rank 0's
+    assert parent.name.endswith("_baseline_kfold")
+    assert proc.stdout.count("K-fold done") == 1 and proc.stdout.count("run folder:") == 1
+    folds = sorted(d for d in parent.iterdir() if d.is_dir())
+    assert [json.loads((d / "config.json").read_text())["fold"] for d in folds] == [0, 1]
+    for d in folds:  # one complete run per fold, trained by both processes
+        assert json.loads((d / "status.json").read_text())["status"] == "complete"
+        assert json.loads((d / "env.json").read_text())["processes"] == 2
+    assert json.loads((parent / "status.json").read_text())["status"] == "complete"
+    assert json.loads((parent / "env.json").read_text())["processes"] == 2
+    # out of fold: every training image of the smoke run once, predicted by its fold's model
+    smoke = Config(data_dir=str(tiny_data), n_folds=2, fold=0, smoke=True).smoke_variant()
+    data = load_splits(smoke)
+    oof = pd.read_csv(parent / "val_probs.csv", dtype={"image_id": str, "person_id": str})
+    expected = sorted([*data.train["image_id"], *data.val["image_id"]])
+    assert sorted(oof["image_id"]) == expected
+    per_fold = pd.concat(
+        [pd.read_csv(d / "val_probs.csv", dtype={"image_id": str, "person_id": str}) for d in folds]
+    )
+    merged = oof.merge(per_fold, on="image_id", suffixes=("", "_fold"))
+    assert len(merged) == len(oof)
+    np.testing.assert_allclose(merged[PROBS].to_numpy(), merged[[f"{p}_fold" for p in PROBS]])
+    assert (parent / "submission.csv").is_file()
 
 
 def test_the_environment_names_the_process():

@@ -20,7 +20,7 @@ import pytest
 import timm
 import torch
 
-import kit.train.loop as loop
+import kit.train.trainer as trainer
 from kit.config import Config, parse_args
 from kit.io import OutputError
 from kit.runs import ledger
@@ -195,7 +195,7 @@ def _no_training(monkeypatch) -> None:
     def refuse(cfg):
         raise AssertionError("training data was read: the output error came too late")
 
-    monkeypatch.setattr(loop, "load_splits", refuse)
+    monkeypatch.setattr(trainer, "load_splits", refuse)
 
 
 def test_output_dir_that_is_a_file_fails_before_any_work(tiny_data, tmp_path, monkeypatch):

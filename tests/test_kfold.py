@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from sklearn.metrics import accuracy_score, confusion_matrix, f1_score
 
 import kit.runs
-import kit.train.loop as loop
+import kit.train.trainer as trainer
 from kit.config import Config, parse_args
 from kit.data import read_eval, read_train
 from kit.ensemble import ensemble
@@ -59,7 +59,7 @@ def _fold_dirs(parent: Path) -> dict[int, Path]:
 def all_folds(tiny_data, tmp_path_factory):
     """Every fold trained once; the training frame each fold's loop saw is recorded."""
     seen: dict[int, tuple[set[str], set[str]]] = {}
-    real = loop.load_splits
+    real = trainer.load_splits
 
     def recording(cfg):
         data = real(cfg)
@@ -68,7 +68,7 @@ def all_folds(tiny_data, tmp_path_factory):
 
     cfg = _cfg(tiny_data, tmp_path_factory.mktemp("kfold"), "all")
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(loop, "load_splits", recording)
+        mp.setattr(trainer, "load_splits", recording)
         run = fit(cfg)
     return cfg, run, seen
 
@@ -157,14 +157,14 @@ def test_the_ensembler_and_the_ledger_take_the_parent(all_folds):
 
 def test_a_subset_of_folds_resumes_fold_by_fold(all_folds, tiny_data, tmp_path, monkeypatch):
     cfg, reference, _ = all_folds
-    real = loop.train_one_epoch
+    real = trainer.train_one_epoch
 
     def stop_fold_2_in_epoch_2(parts, loader, criterion, c, epoch):
         if c.fold == 2 and epoch == 2:
             raise KeyboardInterrupt
         return real(parts, loader, criterion, c, epoch)
 
-    monkeypatch.setattr(loop, "train_one_epoch", stop_fold_2_in_epoch_2)
+    monkeypatch.setattr(trainer, "train_one_epoch", stop_fold_2_in_epoch_2)
     with pytest.raises(SystemExit):
         fit(cfg.replace(output_dir=str(tmp_path), folds="0,2"))
     (parent,) = tmp_path.iterdir()
@@ -175,7 +175,7 @@ def test_a_subset_of_folds_resumes_fold_by_fold(all_folds, tiny_data, tmp_path, 
     assert sorted(by_fold) == [0, 2]
     kept = {p: p.stat().st_mtime_ns for p in by_fold[0].iterdir()}
 
-    monkeypatch.setattr(loop, "train_one_epoch", real)
+    monkeypatch.setattr(trainer, "train_one_epoch", real)
     run = fit(parse_args(Config(), ["--resume", str(parent)]))  # the command line's way
     assert run.run_dir == parent and sorted(d for d in parent.iterdir() if d.is_dir()) == sorted(
         by_fold.values()

@@ -11,7 +11,7 @@ import pytest
 import torch
 from sklearn.metrics import f1_score
 
-import kit.train.loop as loop
+import kit.train.trainer as trainer
 from kit.config import Config
 from kit.data import read_eval, read_train
 from kit.train import fit
@@ -118,14 +118,14 @@ def test_two_runs_of_one_config_give_identical_metrics(straight):
 def test_resume_after_an_interrupt_ends_like_an_uninterrupted_run(straight, monkeypatch, tmp_path):
     cfg, reference = straight
     cfg = cfg.replace(output_dir=str(tmp_path))
-    real = loop.train_one_epoch
+    real = trainer.train_one_epoch
 
     def interrupted_in_epoch_2(parts, loader, criterion, c, epoch):
         if epoch == 2:
             raise KeyboardInterrupt
         return real(parts, loader, criterion, c, epoch)
 
-    monkeypatch.setattr(loop, "train_one_epoch", interrupted_in_epoch_2)
+    monkeypatch.setattr(trainer, "train_one_epoch", interrupted_in_epoch_2)
     with pytest.raises(SystemExit) as exit_info:
         fit(cfg)
     assert exit_info.value.code == 130
@@ -134,7 +134,7 @@ def test_resume_after_an_interrupt_ends_like_an_uninterrupted_run(straight, monk
     assert status["status"] == "interrupted" and status["epoch"] == 1
     assert len(pd.read_csv(run_dir / "metrics.csv")) == 1
 
-    monkeypatch.setattr(loop, "train_one_epoch", real)
+    monkeypatch.setattr(trainer, "train_one_epoch", real)
     resumed = fit(cfg.replace(resume=str(run_dir)))
     assert resumed.run_dir == run_dir and list(tmp_path.iterdir()) == [run_dir]
     pd.testing.assert_frame_equal(_metrics(run_dir), _metrics(reference.run_dir))
@@ -149,7 +149,7 @@ def test_a_failure_is_recorded_in_status(tiny_cfg, monkeypatch, tmp_path):
     def broken(*args, **kwargs):
         raise RuntimeError("disk on fire")
 
-    monkeypatch.setattr(loop, "train_one_epoch", broken)
+    monkeypatch.setattr(trainer, "train_one_epoch", broken)
     with pytest.raises(RuntimeError, match="disk on fire"):
         fit(tiny_cfg)
     (run_dir,) = (tmp_path / "runs").iterdir()
@@ -217,7 +217,7 @@ def test_training_learns_and_shuffled_labels_do_not(tiny_cfg, monkeypatch):
     val = pd.read_csv(learned.run_dir / "val_probs.csv")
     counts = np.bincount(read_train(cfg.data_dir)["label"], minlength=18)
     chance = _chance_f1(val["label"].to_numpy(), counts / counts.sum())
-    monkeypatch.setattr(loop, "load_splits", _shuffled(loop.load_splits, seed=1))
+    monkeypatch.setattr(trainer, "load_splits", _shuffled(trainer.load_splits, seed=1))
     shuffled = fit(cfg)
     print(
         f"chance {chance:.3f} learned {learned.best_score:.3f} shuffled {shuffled.best_score:.3f}"

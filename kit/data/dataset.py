@@ -16,7 +16,8 @@ import pandas as pd
 from PIL import Image
 from torch.utils.data import Dataset
 
-from kit.labels import AGE_THRESHOLDS, HEADS, age_to_group, decode, encode
+from kit.heads import OUTPUT_KINDS, head_spec
+from kit.labels import AGE_THRESHOLDS, age_to_group, encode
 
 __all__ = ["ImageDataset", "load_rgb", "training_labels"]
 
@@ -63,8 +64,9 @@ def training_labels(
 class ImageDataset(Dataset):
     """``(transform(image)["image"], target)`` for every row of ``df`` (its ``path`` column).
 
-    ``labels=None`` gives target -1 (inference). ``head="multi"`` gives
-    ``{"mask", "gender", "age"}`` targets instead of the 18-way class id.
+    ``labels=None`` gives target -1 (inference). Otherwise the target is what ``head``'s
+    output kind trains on (``kit.heads``): the 18-way class id for ``"single"``, a
+    ``{"mask", "gender", "age"}`` dict for ``"multi"``.
     """
 
     def __init__(
@@ -78,12 +80,11 @@ class ImageDataset(Dataset):
     ) -> None:
         if "path" not in df.columns:
             raise ValueError(f"the frame has no 'path' column; found {list(df.columns)}")
-        if head not in ("single", "multi"):
-            raise ValueError(f"head must be 'single' or 'multi', got {head!r}")
+        kind = head_spec(head).kind
         self.paths = df["path"].astype(str).tolist()
         self.transform = transform
         self.loader = loader
-        self.head = head
+        self.head, self.kind = head, kind
         self.targets = None if labels is None else training_labels(df, age_thresholds, labels)
 
     def __len__(self) -> int:
@@ -98,7 +99,4 @@ class ImageDataset(Dataset):
     def _target(self, i: int) -> Any:
         if self.targets is None:
             return -1
-        label = int(self.targets[i])
-        if self.head == "multi":
-            return dict(zip(HEADS, decode(label), strict=True))
-        return label
+        return OUTPUT_KINDS[self.kind].target(int(self.targets[i]))

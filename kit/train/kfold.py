@@ -24,6 +24,7 @@ from kit.inference import resolve_device
 from kit.splits import person_folds
 from kit.train import distributed, rundir
 from kit.train.kfold_files import find_fold_run, read_run, write_parent
+from kit.train.kfold_start import check_resume, open_parent
 from kit.train.loaders import load_splits, resolve_data_dir
 from kit.train.loop import Run, fit
 from kit.train.runtime import setup_logging
@@ -31,8 +32,6 @@ from kit.train.runtime import setup_logging
 __all__ = ["KFoldRun", "check_folds", "fit_folds", "parse_folds"]
 
 _log = logging.getLogger("kit")
-#: fields that decide which images each fold validates on: a resumed parent must keep them.
-_SPLIT_FIELDS = ("data_dir", "fixes", "limit_people", "n_folds", "seed")
 
 
 @dataclass
@@ -94,7 +93,7 @@ def fit_folds(cfg: Config, train_transform: A.BasicTransform | None = None) -> K
     cfg.validate()
     wanted = parse_folds(cfg.folds, cfg.n_folds)
     if cfg.resume:
-        _check_resume(cfg, Path(cfg.resume))
+        check_resume(cfg, Path(cfg.resume))
     ctx, device = distributed.init(resolve_device(cfg.device))
     try:
         return _fit_folds(cfg, wanted, train_transform, ctx, str(device))
@@ -111,7 +110,7 @@ def _fit_folds(
 ) -> KFoldRun:
     main = ctx.is_main
     setup_logging(cfg.quiet or not main)
-    parent = distributed.broadcast(_open_parent(cfg, device) if main else None, ctx)
+    parent = distributed.broadcast(open_parent(cfg, device, ctx) if main else None, ctx)
     runs: dict[int, Run] = {}
     _mark(ctx, parent, "running", 0)
     try:
@@ -142,46 +141,6 @@ def _fit_folds(
     )  # fmt: skip
     runs_list = [runs[k] for k in wanted]
     return KFoldRun(parent, "complete", cfg, summary, summary["val_macro_f1"], 0, runs_list)
-
-
-def _check_resume(cfg: Config, parent: Path) -> None:
-    """A resumed parent must exist and keep the fields that decide the split."""
-    if not (parent / "config.json").is_file():
-        raise FileNotFoundError(
-            f"cannot resume {parent}: it has no config.json; expected a K-fold parent "
-            "folder (<output_dir>/<ts>_<name>_kfold)"
-        )
-    saved = Config.from_dict(io.read_json(parent / "config.json"))
-    if saved.folds is None:
-        raise ValueError(
-            f"cannot resume {parent} as a K-fold: it is a single run (its config.json has no "
-            "folds); resume it without --folds, or give its K-fold parent folder"
-        )
-    changed = [
-        f"{f}: {getattr(saved, f)!r} -> {getattr(cfg, f)!r}"
-        for f in _SPLIT_FIELDS
-        if getattr(saved, f) != getattr(cfg, f)
-    ]
-    if changed:
-        raise ValueError(
-            f"cannot resume {parent} with changed {'; '.join(changed)}: these decide which "
-            "images each fold validates on; keep them, or start a new K-fold"
-        )
-
-
-def _open_parent(cfg: Config, device: str) -> Path:
-    """A new parent folder (or the resumed one) with its config.json and env.json."""
-    env = rundir.env_info(device)
-    if not cfg.resume:
-        parent = rundir.create_run_dir(cfg.output_dir, f"{cfg.name}_kfold")
-    else:
-        parent = Path(cfg.resume)
-        if (parent / "env.json").is_file():
-            first = io.read_json(parent / "env.json")
-            env = {**first, "resumed": [*first.get("resumed", []), env]}
-    io.write_json(parent / "config.json", cfg.to_dict())
-    io.write_json(parent / "env.json", env)
-    return parent
 
 
 def _fit_fold(

@@ -19,7 +19,7 @@ from kit import io
 from kit.config import Config
 from kit.inference import write_submission
 from kit.metrics import summarize
-from kit.train.loop import Run
+from kit.train.finish import Run
 from kit.train.rundir import write_probs
 
 __all__ = [

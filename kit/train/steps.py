@@ -14,27 +14,49 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from kit.heads import head_spec
 from kit.inference import predict
 from kit.labels import HEADS, NUM_CLASSES
 from kit.losses import build_loss, build_multihead_loss
 from kit.metrics import summarize
 
-__all__ = ["build_criterion", "train_one_epoch", "validate"]
+__all__ = ["CRITERIA", "build_criterion", "train_one_epoch", "validate"]
 
 
-def build_criterion(cfg: Any, labels: Any = None) -> nn.Module:
-    """The loss of ``cfg``; ``labels`` are the 18-way training labels (for balanced weights).
+def _joint_criterion(cfg: Any, labels: Any) -> nn.Module:
+    return build_loss(cfg.loss, num_classes=NUM_CLASSES, labels=labels, **cfg.loss_kwargs)
 
-    Multi-head: ``head_losses`` per head (heads not named use ``loss``); ``loss_kwargs`` keys
-    named after a head (``age: {gamma: 2}``) go to that head only, other keys to every head.
-    """
-    if cfg.head == "single":
-        return build_loss(cfg.loss, num_classes=NUM_CLASSES, labels=labels, **cfg.loss_kwargs)
+
+def _heads_criterion(cfg: Any, labels: Any) -> nn.Module:
     specs = {h: cfg.head_losses.get(h, cfg.loss) for h in HEADS}
     shared = {k: v for k, v in cfg.loss_kwargs.items() if k not in HEADS}
     per_head = {h: {**shared, **cfg.loss_kwargs.get(h, {})} for h in HEADS}
     per_head = {h: kw for h, kw in per_head.items() if kw}
     return build_multihead_loss(specs, weights=cfg.head_weights, labels=labels, **per_head)
+
+
+#: output kind (``kit.heads.OUTPUT_KINDS``) -> builder(cfg, labels) of its loss.
+CRITERIA: dict[str, Callable[[Any, Any], nn.Module]] = {
+    "joint": _joint_criterion,
+    "heads": _heads_criterion,
+}
+
+
+def build_criterion(cfg: Any, labels: Any = None) -> nn.Module:
+    """The loss of ``cfg`` for its head's output kind; ``labels`` are the 18-way training
+    labels (for balanced weights).
+
+    ``"joint"`` heads use ``loss``. ``"heads"`` heads: ``head_losses`` per head (heads not
+    named use ``loss``); ``loss_kwargs`` keys named after a head (``age: {gamma: 2}``) go to
+    that head only, other keys to every head.
+    """
+    kind = head_spec(cfg.head).kind
+    if kind not in CRITERIA:
+        raise ValueError(
+            f"head {cfg.head!r} has output kind {kind!r}, which has no loss; "
+            f"add a builder to kit.train.steps.CRITERIA (kinds with one: {sorted(CRITERIA)})"
+        )
+    return CRITERIA[kind](cfg, labels)
 
 
 def _to_device(targets: Any, device: torch.device) -> Any:

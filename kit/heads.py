@@ -1,0 +1,158 @@
+"""Model heads: the modules on top of the backbone, each declaring the kind of output it gives.
+
+Training and inference never look at a head's name, only at its output kind
+(:data:`OUTPUT_KINDS`):
+
+- ``"joint"``: one ``(n, 18)`` logits tensor; trained on the 18-way class id (``cfg.loss``).
+- ``"heads"``: a dict ``{"mask": (n, 3), "gender": (n, 2), "age": (n, 3)}`` of logits; trained
+  on the three ids (``cfg.head_losses`` / ``cfg.loss``, weighted by ``cfg.head_weights``).
+
+So a new head of either kind is one decorated builder; ``fit``, ``predict`` and the config
+checks accept it by name:
+
+>>> from torch import nn
+>>> @register_head("dropout_linear", kind="joint")
+... def dropout_linear(in_features: int) -> nn.Module:
+...     return nn.Sequential(nn.Dropout(0.3), nn.Linear(in_features, 18))
+>>> HEADS["dropout_linear"].kind
+'joint'
+>>> _ = HEADS.pop("dropout_linear")  # (only so this example leaves the registry as it was)
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import torch
+from torch import nn
+
+from kit.labels import HEAD_SIZES, NUM_CLASSES, decode, joint_from_heads
+from kit.labels import HEADS as HEAD_NAMES
+
+__all__ = [
+    "HEADS",
+    "OUTPUT_KINDS",
+    "HeadSpec",
+    "MultiHead",
+    "OutputKind",
+    "head_spec",
+    "register_head",
+    "to_probs",
+]
+
+Builder = TypeVar("Builder", bound=Callable[[int], nn.Module])
+
+
+@dataclass(frozen=True)
+class OutputKind:
+    """What a kind of head output is trained on and how it becomes 18-way probabilities."""
+
+    description: str
+    #: 18-way training class id -> the target the loss compares the output with.
+    target: Callable[[int], Any]
+    #: model output -> ``(n, 18)`` probabilities.
+    probs: Callable[[Any], torch.Tensor]
+
+
+def _joint_probs(output: torch.Tensor) -> torch.Tensor:
+    return torch.softmax(output.float(), dim=1)
+
+
+def _heads_probs(output: Mapping[str, torch.Tensor]) -> torch.Tensor:
+    soft = {h: torch.softmax(output[h].float(), dim=1) for h in HEAD_SIZES}
+    return joint_from_heads(soft["mask"], soft["gender"], soft["age"])
+
+
+def _heads_target(label: int) -> dict[str, int]:
+    return dict(zip(HEAD_NAMES, decode(label), strict=True))
+
+
+#: output kind -> how it is trained and read. The loss of each kind is built by
+#: ``kit.train.steps.build_criterion``.
+OUTPUT_KINDS: dict[str, OutputKind] = {
+    "joint": OutputKind("one (n, 18) logits tensor", int, _joint_probs),
+    "heads": OutputKind("a dict of mask / gender / age logits", _heads_target, _heads_probs),
+}
+
+
+@dataclass(frozen=True)
+class HeadSpec:
+    """A registered head: ``build(in_features) -> nn.Module`` giving outputs of ``kind``."""
+
+    build: Callable[[int], nn.Module]
+    kind: str
+
+
+#: head name (``cfg.head``) -> its builder and output kind; add entries with register_head.
+HEADS: dict[str, HeadSpec] = {}
+
+
+def register_head(name: str, kind: str, *, overwrite: bool = False) -> Callable[[Builder], Builder]:
+    """Decorator adding a head builder (``in_features -> nn.Module``) to :data:`HEADS`.
+
+    ``kind`` is a key of :data:`OUTPUT_KINDS`: what the module's forward returns.
+    """
+    if not re.fullmatch(r"[A-Za-z_]\w*", name):
+        raise ValueError(f"head name must be an identifier, got {name!r}")
+    if kind not in OUTPUT_KINDS:
+        raise ValueError(
+            f"head {name!r}: unknown output kind {kind!r}; valid kinds: {sorted(OUTPUT_KINDS)}"
+        )
+
+    def decorate(build: Builder) -> Builder:
+        old = HEADS.get(name)
+        if old is not None and not overwrite and old.build is not build:
+            raise ValueError(
+                f"head {name!r} is already registered ({old.build!r}); "
+                "pass overwrite=True to replace it"
+            )
+        HEADS[name] = HeadSpec(build, kind)
+        return build
+
+    return decorate
+
+
+def head_spec(name: str) -> HeadSpec:
+    """The :class:`HeadSpec` of ``name``; ValueError naming the valid heads if unknown."""
+    spec = HEADS.get(name)
+    if spec is None:
+        close = difflib.get_close_matches(name, list(HEADS), n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise ValueError(f"unknown head {name!r}{hint}; valid heads: {sorted(HEADS)}")
+    if spec.kind not in OUTPUT_KINDS:
+        raise ValueError(
+            f"head {name!r} declares output kind {spec.kind!r}; valid kinds: {sorted(OUTPUT_KINDS)}"
+        )
+    return spec
+
+
+def to_probs(output: torch.Tensor | Mapping[str, torch.Tensor], kind: str | None = None) -> Any:
+    """``(n, 18)`` probabilities of a head's ``output`` of ``kind`` (by default: ``"heads"``
+    for a dict, else ``"joint"``)."""
+    if kind is None:
+        kind = "heads" if isinstance(output, Mapping) else "joint"
+    if kind not in OUTPUT_KINDS:
+        raise ValueError(f"unknown output kind {kind!r}; valid kinds: {sorted(OUTPUT_KINDS)}")
+    return OUTPUT_KINDS[kind].probs(output)
+
+
+@register_head("single", "joint")
+def _linear(in_features: int) -> nn.Module:
+    """One linear layer to the 18 classes."""
+    return nn.Linear(in_features, NUM_CLASSES)
+
+
+@register_head("multi", "heads")
+class MultiHead(nn.Module):
+    """Three linear heads on shared features: ``{"mask": (n,3), "gender": (n,2), "age": (n,3)}``."""
+
+    def __init__(self, in_features: int) -> None:
+        super().__init__()
+        self.heads = nn.ModuleDict({h: nn.Linear(in_features, k) for h, k in HEAD_SIZES.items()})
+
+    def forward(self, features: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {h: layer(features) for h, layer in self.heads.items()}
