@@ -298,3 +298,24 @@ def test_pretrained_without_a_file_fails_before_any_work(tiny_cfg, tmp_path):
         fit(tiny_cfg.replace(pretrained=True))
     assert time.monotonic() - start < 2.0
     assert not (tmp_path / "runs").exists()  # no run folder for a config that cannot run
+
+
+def test_running_f1_labels_of_both_output_kinds():
+    import torch
+
+    from kit.labels import decode
+    from kit.train.steps import batch_labels
+
+    labels = torch.tensor([0, 5, 17, 9])
+    logits = torch.full((4, 18), -9.0)
+    logits[torch.arange(4), torch.tensor([0, 5, 16, 9])] = 9.0
+    true, pred = batch_labels(logits, labels)
+    assert true.tolist() == [0, 5, 17, 9] and pred.tolist() == [0, 5, 16, 9]
+    m, g, a = decode(labels)
+    heads = {
+        "mask": torch.nn.functional.one_hot(m, 3).float() * 9,
+        "gender": torch.nn.functional.one_hot(g, 2).float() * 9,
+        "age": torch.nn.functional.one_hot(a, 3).float() * 9,
+    }
+    true, pred = batch_labels(heads, {"mask": m, "gender": g, "age": a})
+    assert true.tolist() == pred.tolist() == [0, 5, 17, 9]

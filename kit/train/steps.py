@@ -14,13 +14,13 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from kit.heads import head_spec
+from kit.heads import head_spec, to_probs
 from kit.inference import predict
-from kit.labels import HEADS, NUM_CLASSES
+from kit.labels import HEADS, NUM_CLASSES, encode
 from kit.losses import build_loss, build_multihead_loss
-from kit.metrics import summarize
+from kit.metrics import macro_f1, summarize
 
-__all__ = ["CRITERIA", "build_criterion", "train_one_epoch", "validate"]
+__all__ = ["CRITERIA", "batch_labels", "build_criterion", "train_one_epoch", "validate"]
 
 
 def _joint_criterion(cfg: Any, labels: Any) -> nn.Module:
@@ -59,6 +59,15 @@ def build_criterion(cfg: Any, labels: Any = None) -> nn.Module:
     return CRITERIA[kind](cfg, labels)
 
 
+def batch_labels(output: Any, targets: Any) -> tuple[np.ndarray, np.ndarray]:
+    """(18-way training targets, 18-way predictions) of one batch, for the running F1."""
+    with torch.no_grad():
+        pred = to_probs(output.detach() if torch.is_tensor(output) else output).argmax(1)
+    if isinstance(targets, dict):
+        targets = encode(targets["mask"], targets["gender"], targets["age"])
+    return targets.cpu().numpy(), pred.cpu().numpy()
+
+
 def _to_device(targets: Any, device: torch.device) -> Any:
     if isinstance(targets, dict):
         return {k: v.to(device, non_blocking=True) for k, v in targets.items()}
@@ -79,13 +88,16 @@ def train_one_epoch(
     model.train()
     optimizer.zero_grad(set_to_none=True)
     total, seen, lr = 0.0, 0, schedule.current_lr()
+    seen_true: list[np.ndarray] = []
+    seen_pred: list[np.ndarray] = []
     show = not cfg.quiet and sys.stderr.isatty()
     with tqdm(total=steps, desc=f"epoch {epoch}", leave=False, disable=not show) as bar:
         # islice, not a break: a break would load (and throw away) one batch too many
         for i, (images, targets) in enumerate(itertools.islice(loader, steps)):
             images, targets = images.to(device, non_blocking=True), _to_device(targets, device)
             with torch.autocast(device.type, enabled=use_amp):
-                loss = criterion(model(images), targets)
+                output = model(images)
+                loss = criterion(output, targets)
             if not torch.isfinite(loss):
                 raise FloatingPointError(
                     f"training loss is {loss.item()} at epoch {epoch}, batch {i}; "
@@ -103,8 +115,13 @@ def train_one_epoch(
                 schedule.step()
             total += loss.item() * len(images)
             seen += len(images)
+            if show:
+                true, pred = batch_labels(output, targets)
+                seen_true.append(true)
+                seen_pred.append(pred)
+                running_f1 = macro_f1(np.concatenate(seen_true), np.concatenate(seen_pred))
+                bar.set_postfix(loss=f"{total / seen:.4f}", f1=f"{running_f1:.3f}")
             bar.update()
-            bar.set_postfix(loss=f"{total / seen:.4f}")
     return total / max(seen, 1), lr
 
 
