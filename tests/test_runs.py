@@ -192,3 +192,10 @@ def test_cli_markdown_vs_and_errors(runs):
     assert bad.returncode == 2 and "no run 'nobody'" in bad.stderr
     missing = _cli(str(runs / "nope"))
     assert missing.returncode == 2 and "no such folder" in missing.stderr
+
+
+def test_changes_show_whole_numbers_without_a_decimal_point(runs):
+    df = load(runs, now=NOW)
+    df["cfg.limit_people"] = [12.0 if n.endswith("_lr") else None for n in df["name"]]
+    shown = table(df, vs="base").set_index("name")
+    assert "limit_people: - -> 12" in shown.loc["20240102-100000_lr", "changes"]

@@ -98,7 +98,10 @@ def _flag(n_changes: int) -> str:
 
 
 def _show(value: Any) -> str:
-    return "-" if _key(value) == "null" else str(value)
+    if _key(value) == "null":
+        return "-"
+    # an int column holding a missing value is read as floats: show 12, not 12.0
+    return str(int(value)) if isinstance(value, float) and value.is_integer() else str(value)
 
 
 def table(
