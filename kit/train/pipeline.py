@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from functools import partial
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +21,7 @@ from kit.data import dataset as _dataset
 from kit.data.cache import ImageCache, build_cache
 from kit.train.distributed import SINGLE, DistContext, barrier
 from kit.train.loaders import usable_cores
+from kit.train.rundir import package_version
 from kit.transforms import prepare
 
 __all__ = [
@@ -52,17 +52,10 @@ def prepare_file(path: str, cfg: Any) -> np.ndarray:
     return prepare(_dataset.load_rgb(path), cfg)
 
 
-def _version(package: str) -> str | None:
-    try:
-        return metadata.version(package)
-    except metadata.PackageNotFoundError:
-        return None
-
-
 def cache_extra() -> dict[str, Any]:
     """What else the cached pixels depend on (part of the cache key): the loader's version and
     the versions of the packages that decode and resize."""
-    versions = {p: v for p in _PIXEL_PACKAGES if (v := _version(p)) is not None}
+    versions = {p: v for p in _PIXEL_PACKAGES if (v := package_version(p)) is not None}
     return {"loader": "kit.train.pipeline.prepare_file", "version": LOADER_VERSION, **versions}
 
 

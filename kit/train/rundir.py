@@ -27,6 +27,7 @@ __all__ = [
     "METRIC_COLUMNS",
     "create_run_dir",
     "env_info",
+    "package_version",
     "read_metrics",
     "write_metrics",
     "write_probs",
@@ -80,7 +81,8 @@ def _git(*args: str) -> str | None:
     return out.stdout.strip()
 
 
-def _version(package: str) -> str | None:
+def package_version(package: str) -> str | None:
+    """The installed version of ``package``, or None when it is not installed."""
     try:
         return metadata.version(package)
     except metadata.PackageNotFoundError:
@@ -101,7 +103,7 @@ def env_info(device: str) -> dict[str, Any]:
         "host": socket.gethostname(),
         "platform": platform.platform(),
         "python": platform.python_version(),
-        "versions": {p: _version(p) for p in ("kit", *_PACKAGES)},
+        "versions": {p: package_version(p) for p in ("kit", *_PACKAGES)},
         "device": device,
         "start_time": now(),
         "argv": list(sys.argv),
