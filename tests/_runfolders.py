@@ -15,6 +15,21 @@ import numpy as np
 import pandas as pd
 
 N_CLASSES = 18
+#: Every file of a complete run folder (docs/run-folder.md, first table).
+RUN_FILES = (
+    "config.json",
+    "env.json",
+    "status.json",
+    "metrics.csv",
+    "last.pt",
+    "best.pt",
+    "val_probs.csv",
+    "test_probs.csv",
+    "submission.csv",
+    "summary.json",
+)
+#: A K-fold parent has no metrics.csv or checkpoints: its fold runs have them.
+KFOLD_PARENT_FILES = tuple(f for f in RUN_FILES if f not in ("metrics.csv", "last.pt", "best.pt"))
 PROB_COLUMNS = [f"p{i}" for i in range(N_CLASSES)]
 
 BASE_CONFIG: dict[str, Any] = {

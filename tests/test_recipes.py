@@ -10,22 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from tests._runfolders import KFOLD_PARENT_FILES, RUN_FILES
+
 ROOT = Path(__file__).resolve().parents[1]
 RECIPES = sorted((ROOT / "recipes").glob("*.py"))
-CONTRACT_FILES = (
-    "config.json",
-    "env.json",
-    "status.json",
-    "metrics.csv",
-    "last.pt",
-    "best.pt",
-    "val_probs.csv",
-    "test_probs.csv",
-    "submission.csv",
-    "summary.json",
-)
-#: A K-fold parent (docs/run-folder.md): no metrics.csv or checkpoints, its fold runs have them.
-PARENT_FILES = tuple(f for f in CONTRACT_FILES if f not in ("metrics.csv", "last.pt", "best.pt"))
 
 
 def test_there_is_at_least_the_baseline():
@@ -65,7 +53,7 @@ def _check_run_folder(run_dir: Path, recipe: str) -> None:
     summary_path = run_dir / "summary.json"
     summary = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
     folds = [run_dir / f["run_dir"] for f in summary.get("folds", [])]
-    expected = PARENT_FILES if folds else CONTRACT_FILES
+    expected = KFOLD_PARENT_FILES if folds else RUN_FILES
     missing = [name for name in expected if not (run_dir / name).is_file()]
     assert not missing, f"{recipe}: {run_dir.name} lacks {missing}"
     assert json.loads((run_dir / "status.json").read_text())["status"] == "complete"

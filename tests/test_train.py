@@ -16,19 +16,8 @@ from kit.config import Config
 from kit.data import read_eval, read_train
 from kit.train import fit
 from kit.train.rundir import METRIC_COLUMNS, create_run_dir
+from tests._runfolders import RUN_FILES
 
-CONTRACT_FILES = (
-    "config.json",
-    "env.json",
-    "status.json",
-    "metrics.csv",
-    "last.pt",
-    "best.pt",
-    "val_probs.csv",
-    "test_probs.csv",
-    "submission.csv",
-    "summary.json",
-)
 PROBS = [f"p{k}" for k in range(18)]
 
 
@@ -60,7 +49,7 @@ def test_run_folder_holds_every_contract_file(straight, tiny_data):
     d = run.run_dir
     assert d.parent == cfg.output_dir or str(d.parent) == cfg.output_dir
     assert d.name.endswith("_t") and len(d.name.split("_")[0]) == len("YYYYmmdd-HHMMSS")
-    for name in CONTRACT_FILES:
+    for name in RUN_FILES:
         assert (d / name).is_file(), name
     assert not list(d.glob("*.tmp")) and not list(d.glob(".*"))
     assert Config.from_dict(json.loads((d / "config.json").read_text())) == cfg
