@@ -21,17 +21,39 @@ import yaml
 from kit import io
 from kit._config_checks import check, coerce
 
-__all__ = ["Config", "parse_args"]
+__all__ = ["ROLES", "Config", "fields_with_role", "parse_args", "split_fields"]
 
 
-def _f(default: Any, help: str) -> Any:
-    """A dataclass field whose help text feeds ``--help``; mutable defaults are copied.
+#: Field roles (``role`` in field metadata). Resume checks, the ledger's "what differs" and
+#: K-fold's split checks are derived from them, never listed by hand.
+ROLES: dict[str, str] = {
+    "experiment": "changes what is learned or how it is scored: compared by the ledger, "
+    "fixed on resume",
+    "run": "controls this invocation only (resume, printing): may change on resume",
+    "machine": "how fast, not what: may change on resume, hidden from the ledger",
+    "output": "where results go and what they are called: may change on resume",
+}
+
+
+def _f(
+    default: Any,
+    help: str,
+    role: str = "experiment",
+    registry: str | None = None,
+    split: bool = False,
+) -> Any:
+    """A dataclass field with its ``--help`` text, its :data:`ROLES` role, the registry kind
+    its names come from (``kit.registry``), and ``split`` when it decides which people
+    validate (a K-fold resume must keep it). Mutable defaults are copied.
 
     (It returns ``dataclasses.field``, hence the ``noqa: RUF009`` where ruff cannot tell.)
     """
+    if role not in ROLES:
+        raise ValueError(f"unknown field role {role!r}; valid: {sorted(ROLES)}")
+    meta = {"help": help, "role": role, "registry": registry, "split": split}
     if isinstance(default, (dict, list)):
-        return field(default_factory=lambda: copy.deepcopy(default), metadata={"help": help})
-    return field(default=default, metadata={"help": help})
+        return field(default_factory=lambda: copy.deepcopy(default), metadata=meta)
+    return field(default=default, metadata=meta)
 
 
 @dataclass
@@ -39,22 +61,28 @@ class Config:
     """Every setting of a training run. Defaults train a tiny CPU model on the fixture."""
 
     # data
-    data_dir: str | None = _f(None, "competition data folder; none = the synthetic fixture")
-    fixes: str | list[str] | None = _f(None, "label fixes: builtin, a CSV, or a list a,b")  # noqa: RUF009
+    data_dir: str | None = _f(
+        None, "competition data folder; none = the synthetic fixture", split=True
+    )
+    fixes: str | list[str] | None = _f(  # noqa: RUF009
+        None, "label fixes: builtin, a CSV, or a list a,b", split=True
+    )
     fold: int | None = _f(None, "validate on fold k of n_folds; none = holdout by val_ratio")
-    n_folds: int = _f(5, "number of person-level folds")
+    n_folds: int = _f(5, "number of person-level folds", split=True)
     folds: str | None = _f(
         None, "K-fold: train folds all (or e.g. 0,2) under one parent folder; none = one run"
     )
     val_ratio: float = _f(0.2, "share of people held out when fold is none")
     age_thresholds: tuple[int, int] = _f((30, 60), "training age-group boundaries (val: 30 60)")
-    limit_people: int | None = _f(None, "use only the first N people (quick runs)")
+    limit_people: int | None = _f(None, "use only the first N people (quick runs)", split=True)
     strict_data: bool = _f(True, "stop at a bad train row or picture; off: skip them, warn once")
-    seed: int = _f(42, "seed of the split, the model init, shuffling and augmentation")
+    seed: int = _f(42, "seed of the split, the model init, shuffling and augmentation", split=True)
     deterministic: bool = _f(True, "deterministic torch algorithms (same config = same result)")
     # model
     model: str = _f("resnet10t", "timm model name (see timm.list_models())")
-    head: str = _f("single", "single (18-way), multi (mask/gender/age) or a registered head")
+    head: str = _f(
+        "single", "single (18-way), multi (mask/gender/age) or a registered head", registry="head"
+    )
     pretrained: bool = _f(False, "start from pretrained weights (needs --pretrained-file)")
     pretrained_file: str | None = _f(None, "local weights file (implies --pretrained)")
     # images
@@ -62,7 +90,7 @@ class Config:
         (0.625, 0.667), "centre crop as a fraction of (height, width): 320x256 of 512x384"
     )
     image_size: tuple[int, int] = _f((64, 48), "network input (height, width) after the crop")
-    preset: str = _f("base", "augmentation preset: base or strong")
+    preset: str = _f("base", "augmentation preset: base or strong", registry="preset")
     cache_flips: bool = _f(False, "cache mirror images too; training picks one or the other")
     # loss
     loss: str = _f("cross_entropy", "loss of a single head, e.g. focal or 0.5*focal+0.5*f1")
@@ -72,37 +100,57 @@ class Config:
     head_weights: dict[str, float] | None = _f(None, "multi-head loss weights, e.g. age=2")  # noqa: RUF009
     loss_kwargs: dict[str, Any] = _f({}, "extra loss arguments, e.g. gamma=2,smoothing=0.1")  # noqa: RUF009
     # optimisation
-    optimizer: str = _f("adamw", "adamw or sgd")
+    optimizer: str = _f("adamw", "adamw or sgd", registry="optimizer")
     lr: float = _f(3e-3, "peak learning rate")
     weight_decay: float = _f(1e-4, "weight decay")
     momentum: float = _f(0.9, "SGD momentum")
-    scheduler: str = _f("cosine", "cosine, step, plateau or none (all after warmup)")
+    scheduler: str = _f(
+        "cosine", "cosine, step, plateau or none (all after warmup)", registry="scheduler"
+    )
     scheduler_kwargs: dict[str, float] = _f(  # noqa: RUF009
         {}, "step: step_epochs,gamma; plateau: patience,factor; cosine: min_lr_ratio"
     )
     warmup_epochs: float = _f(0.5, "linear warmup length in epochs (fractions allowed)")
     epochs: int = _f(20, "training epochs")
     batch_size: int = _f(32, "training batch size")
-    eval_batch_size: int = _f(128, "validation / inference batch size")
+    eval_batch_size: int = _f(128, "validation / inference batch size", role="machine")
     grad_accum: int = _f(1, "accumulate gradients over this many batches")
     grad_clip: float = _f(0.0, "clip the gradient norm to this (0 = off)")
-    sampler: str = _f("plain", "plain (shuffle) or balanced (class-balanced sampling)")
+    sampler: str = _f(
+        "plain", "plain (shuffle) or balanced (class-balanced sampling)", registry="sampler"
+    )
     amp: bool = _f(True, "mixed precision (CUDA only; ignored on CPU)")
     early_stopping: int = _f(0, "stop after this many epochs without val F1 gain (0 = off)")
-    tta: str = _f("none", "test-time augmentation for validation and test: none or hflip")
+    tta: str = _f(
+        "none", "test-time augmentation for validation and test: none or hflip", registry="tta"
+    )
     # machine and output
-    workers: int | str = _f("auto", "data loader worker processes, or auto (from the CPU count)")
-    cache: bool = _f(True, "decode, crop and resize every picture once into a memory-mapped cache")
-    cache_dir: str | None = _f(None, "folder of the picture cache; none = <data folder>/cache")
-    channels_last: bool = _f(False, "channels-last memory format (faster convolutions on GPUs)")
-    compile: bool = _f(False, "torch.compile the training model (slow first steps; long GPU runs)")
-    device: str = _f("auto", "auto, cpu, cuda, cuda:1, mps")
-    output_dir: str = _f("runs", "parent folder of run folders")
-    name: str = _f("baseline", "run name (the run folder is <timestamp>_<name>)")
+    workers: int | str = _f(
+        "auto", "data loader worker processes, or auto (from the CPU count)", role="machine"
+    )
+    cache: bool = _f(
+        True,
+        "decode, crop and resize every picture once into a memory-mapped cache",
+        role="machine",
+    )
+    cache_dir: str | None = _f(
+        None, "folder of the picture cache; none = <data folder>/cache", role="machine"
+    )
+    channels_last: bool = _f(
+        False, "channels-last memory format (faster convolutions on GPUs)", role="machine"
+    )
+    compile: bool = _f(
+        False,
+        "torch.compile the training model (slow first steps; long GPU runs)",
+        role="machine",
+    )
+    device: str = _f("auto", "auto, cpu, cuda, cuda:1, mps", role="machine")
+    output_dir: str = _f("runs", "parent folder of run folders", role="output")
+    name: str = _f("baseline", "run name (the run folder is <timestamp>_<name>)", role="output")
     max_steps_per_epoch: int | None = _f(None, "cap the training batches per epoch")
     smoke: bool = _f(False, "tiny end-to-end run on a tiny fixture (seconds)")
-    quiet: bool = _f(False, "print only warnings")
-    resume: str | None = _f(None, "continue the stopped run in this run folder")
+    quiet: bool = _f(False, "print only warnings", role="run")
+    resume: str | None = _f(None, "continue the stopped run in this run folder", role="run")
 
     # ---- dictionaries and files -------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -156,6 +204,19 @@ class Config:
             workers=0,
             early_stopping=0,
         )
+
+
+def fields_with_role(*roles: str) -> tuple[str, ...]:
+    """Names of the Config fields whose metadata role is one of ``roles`` (see :data:`ROLES`)."""
+    unknown = [r for r in roles if r not in ROLES]
+    if unknown:
+        raise ValueError(f"unknown field role {unknown[0]!r}; valid: {sorted(ROLES)}")
+    return tuple(f.name for f in dataclasses.fields(Config) if f.metadata["role"] in roles)
+
+
+def split_fields() -> tuple[str, ...]:
+    """The fields that decide which people validate in each fold (``split=True``)."""
+    return tuple(f.name for f in dataclasses.fields(Config) if f.metadata["split"])
 
 
 # ---- typing helpers -------------------------------------------------------------------------

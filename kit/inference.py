@@ -17,10 +17,9 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from kit import io
 from kit.labels import NUM_CLASSES
 
-__all__ = ["TTA", "load_run_model", "predict", "resolve_device", "write_submission"]
+__all__ = ["TTA", "load_run_model", "predict", "resolve_device"]
 
 #: TTA mode -> the views of a batch whose probabilities are averaged.
 TTA: dict[str, Callable[[torch.Tensor], list[torch.Tensor]]] = {
@@ -121,44 +120,3 @@ def predict(
     if not chunks:
         return np.zeros((0, NUM_CLASSES))
     return torch.cat(chunks).numpy().astype(np.float64)
-
-
-def write_submission(
-    probs_or_labels: Any, eval_df: pd.DataFrame, path: str | os.PathLike[str]
-) -> Path:
-    """``ImageID,ans`` in ``eval_df`` (info.csv) order; (n, 18) probabilities are argmaxed.
-
-    Raises ValueError on a row-count mismatch, NaN, or a class outside 0..17.
-    """
-    values = np.asarray(probs_or_labels)
-    if values.ndim == 2:
-        if values.shape[1] != NUM_CLASSES:
-            raise ValueError(f"probabilities must have shape (n, 18), got {values.shape}")
-        if not np.all(np.isfinite(values)):
-            row = int(np.flatnonzero(~np.isfinite(values).all(1))[0])
-            raise ValueError(f"probabilities hold NaN or inf (first at row {row})")
-        labels = values.argmax(1)
-    elif values.ndim == 1:
-        labels = _checked_labels(values)
-    else:
-        raise ValueError(f"expected (n,) labels or (n, 18) probabilities, got {values.shape}")
-    if len(labels) != len(eval_df):
-        raise ValueError(
-            f"{len(labels)} predictions for {len(eval_df)} eval rows; expected one per row"
-        )
-    column = "ImageID" if "ImageID" in eval_df.columns else "image_id"
-    if column not in eval_df.columns:
-        raise ValueError(f"eval_df has no ImageID column; found {list(eval_df.columns)}")
-    table = pd.DataFrame({"ImageID": eval_df[column].to_numpy(), "ans": labels.astype(np.int64)})
-    return io.write_text(path, table.to_csv(index=False, lineterminator="\n"))
-
-
-def _checked_labels(values: np.ndarray) -> np.ndarray:
-    if values.dtype.kind not in "iuf":
-        raise ValueError(f"labels must be integer class ids, got dtype {values.dtype}")
-    bad = ~np.isfinite(values) | (values != np.round(values))
-    bad |= (values < 0) | (values >= NUM_CLASSES)
-    if bad.any():
-        row = int(np.flatnonzero(bad)[0])
-        raise ValueError(f"label {values[row].item()!r} at row {row} is not a class id in 0..17")
-    return values.astype(np.int64)

@@ -16,10 +16,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from kit.ensemble.readers import read_submission
 from kit.labels import NUM_CLASSES
 from kit.metrics import per_class_f1, report, summarize
 from kit.plot import confusion_png
+from kit.runfolder import read_submission
 
 __all__ = ["format_confusion", "main", "score_submission"]
 

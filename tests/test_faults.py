@@ -8,6 +8,7 @@ import errno
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -20,12 +21,13 @@ import pytest
 import timm
 import torch
 
+import kit.runfolder as rundir
 import kit.train.trainer as trainer
 from kit.config import Config, parse_args
 from kit.io import OutputError
 from kit.runs import ledger
 from kit.runs.__main__ import main as ledger_main
-from kit.train import fit, rundir
+from kit.train import fit
 
 ROOT = Path(__file__).resolve().parents[1]
 STEPS = 3  # training steps per epoch of the runs below
@@ -279,7 +281,7 @@ def test_ledger_tells_a_live_run_from_a_dead_one(tmp_path):
     ended = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], check=True,
                            capture_output=True, text=True)  # fmt: skip
     dead_pid = int(ended.stdout)
-    host = rundir.socket.gethostname()
+    host = socket.gethostname()
     _status_run(tmp_path, "alive", pid=os.getpid(), host=host)
     _status_run(tmp_path, "dead", pid=dead_pid, host=host)
     _status_run(tmp_path, "elsewhere", pid=dead_pid, host=host + "-other")
@@ -301,9 +303,7 @@ def test_a_run_that_is_still_training_cannot_be_resumed(tiny_data, tmp_path):
     (run / "last.pt").write_bytes(b"placeholder")
     with subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"]) as other:
         try:
-            _status_run(
-                tmp_path, "run", exist_ok=True, pid=other.pid, host=rundir.socket.gethostname()
-            )
+            _status_run(tmp_path, "run", exist_ok=True, pid=other.pid, host=socket.gethostname())
             with pytest.raises(RuntimeError, match=rf"still running \(process {other.pid} "):
                 fit(cfg.replace(resume=str(run)))
         finally:

@@ -8,7 +8,8 @@ import pytest
 from PIL import Image
 
 from kit.data import read_eval, read_train
-from kit.inference import load_run_model, predict, write_submission
+from kit.inference import load_run_model, predict
+from kit.runfolder import write_submission
 from kit.train import fit
 
 PROBS = [f"p{k}" for k in range(18)]

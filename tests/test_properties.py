@@ -22,13 +22,17 @@ from sklearn import metrics as skm
 from kit.config import Config
 from kit.data import DataError, read_train
 from kit.ensemble import ensemble
-from kit.ensemble.readers import read_submission, read_test_probs, read_val_probs
-from kit.inference import write_submission
 from kit.labels import heads_from_joint, joint_from_heads
 from kit.metrics import accuracy, confusion_matrix, per_class_f1
+from kit.runfolder import (
+    read_submission,
+    read_test_probs,
+    read_val_probs,
+    write_probs,
+    write_submission,
+)
 from kit.score import score_submission
 from kit.splits import holdout, person_folds
-from kit.train.rundir import write_probs
 from tests._layout_helpers import STEM_MASK, assert_frames_equal, expected_frame, write_train
 from tests._runfolders import Preds, RunSpec, summary, write_run
 

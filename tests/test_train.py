@@ -14,8 +14,9 @@ from sklearn.metrics import f1_score
 import kit.train.trainer as trainer
 from kit.config import Config
 from kit.data import read_eval, read_train
+from kit.runfolder import EPOCH_COLUMNS as METRIC_COLUMNS
+from kit.runfolder import create_run_dir
 from kit.train import fit
-from kit.train.rundir import METRIC_COLUMNS, create_run_dir
 from tests._runfolders import RUN_FILES
 
 PROBS = [f"p{k}" for k in range(18)]

@@ -16,6 +16,7 @@ import json
 import logging
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import warnings
@@ -30,7 +31,7 @@ import torch
 from PIL import Image
 from torch import nn
 
-import kit.train.rundir as rundir
+import kit.runfolder as rundir
 from kit import io as kio
 from kit.config import Config, parse_args
 from kit.data import load_fixes, make_fixture, read_eval, read_train, verify_images
@@ -38,9 +39,10 @@ from kit.data.cache import build_cache
 from kit.data.dataset import load_rgb
 from kit.ensemble import ensemble, write
 from kit.ensemble.__main__ import main as ensemble_main
-from kit.inference import predict, write_submission
+from kit.inference import predict
 from kit.losses import LOSSES
 from kit.models import create_model
+from kit.runfolder import write_submission
 from kit.runs.__main__ import main as runs_main
 from kit.score import main as score_main
 from kit.train import fit
@@ -640,7 +642,7 @@ def _resume_while_running(ctx: Ctx) -> str:
     with subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"]) as other:
         try:
             status = {"status": "running", "epoch": 1, "updated": rundir.now(),
-                      "pid": other.pid, "host": rundir.socket.gethostname()}  # fmt: skip
+                      "pid": other.pid, "host": socket.gethostname()}  # fmt: skip
             (run / "status.json").write_text(json.dumps(status))
             return raised(lambda: fit(cfg.replace(resume=str(run))), RuntimeError)
         finally:
@@ -659,7 +661,7 @@ def _killed_run(ctx: Ctx) -> Path:
                            capture_output=True, text=True, check=True)  # fmt: skip
     run = write_run(ctx.tmp / "runs", RunSpec(name="killed", status="running"))
     status = {"status": "running", "epoch": 1, "updated": rundir.now(),
-              "pid": int(ended.stdout), "host": rundir.socket.gethostname()}  # fmt: skip
+              "pid": int(ended.stdout), "host": socket.gethostname()}  # fmt: skip
     (run / "status.json").write_text(json.dumps(status))
     return run
 

@@ -13,14 +13,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from kit.ensemble.readers import (
+from kit.io import read_json
+from kit.runfolder import (
     PROB_COLUMNS,
     Split,
     read_submission,
     read_test_probs,
     read_val_probs,
 )
-from kit.io import read_json
 
 __all__ = [
     "PROB_COLUMNS",

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -16,8 +15,9 @@ from typing import Any
 import pandas as pd
 
 from kit.io import read_json
+from kit.runfolder import writer_alive
 
-__all__ = ["METRIC_COLUMNS", "STALE_AFTER", "flatten_config", "load", "read_run", "running_pid"]
+__all__ = ["METRIC_COLUMNS", "STALE_AFTER", "flatten_config", "load", "read_run"]
 
 #: A "running" status.json whose ``updated`` time is older than this is shown "incomplete":
 #: the process most likely died without recording why (a run updates it every epoch).
@@ -83,38 +83,9 @@ def _date(run: Path, env: dict[str, Any]) -> str:
     return t.strftime("%Y-%m-%d %H:%M")
 
 
-def _writer_alive(status: dict[str, Any]) -> bool | None:
-    """Whether the process that wrote status.json still exists; None when that cannot be told
-    (another machine, an old status.json without pid, not POSIX)."""
-    pid, host = status.get("pid"), status.get("host")
-    if os.name != "posix" or not isinstance(pid, int) or host != socket.gethostname():
-        return None
-    try:
-        os.kill(pid, 0)  # signal 0 checks existence without touching the process
-    except ProcessLookupError:
-        return False
-    except OSError:  # e.g. another user's live process
-        return True
-    return True
-
-
 def _writer_gone(status: dict[str, Any]) -> bool:
     """Whether the process that wrote a "running" status.json is known to have ended."""
-    return _writer_alive(status) is False
-
-
-def running_pid(run: str | os.PathLike[str]) -> int | None:
-    """The id of another live process of this machine that is training in the run folder
-    ``run`` (its status.json says running), or None: resuming it now would mix two runs."""
-    path = Path(run) / "status.json"
-    try:
-        status = read_json(path) if path.is_file() else {}
-    except (OSError, ValueError):
-        return None
-    pid = status.get("pid")
-    if status.get("status") != "running" or pid == os.getpid() or not _writer_alive(status):
-        return None
-    return int(pid)
+    return writer_alive(status) is False
 
 
 def _status(

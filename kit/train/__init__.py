@@ -1,6 +1,8 @@
 """Training: ``fit(cfg) -> Run`` and the pieces it wires together."""
 
-from kit.train.kfold import KFoldRun, fit_folds
-from kit.train.loop import Run, fit
+from kit.runfolder import Run
+from kit.train.distributed import is_main_process
+from kit.train.kfold import fit_folds
+from kit.train.loop import fit
 
-__all__ = ["KFoldRun", "Run", "fit", "fit_folds"]
+__all__ = ["Run", "fit", "fit_folds", "is_main_process"]

@@ -4,38 +4,24 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
 
 from kit import io
-from kit.config import Config
-from kit.inference import write_submission
+from kit import runfolder as rundir
 from kit.metrics import summarize
-from kit.train import distributed, rundir
+from kit.runfolder import Run, write_submission
+from kit.train import distributed
 from kit.train.checkpoint import load
 from kit.train.loaders import Splits
 
 if TYPE_CHECKING:
     from kit.train.trainer import Trainer
 
-__all__ = ["Run", "finish"]
+__all__ = ["finish"]
 
 _log = logging.getLogger("kit")
-
-
-@dataclass
-class Run:
-    """What ``fit`` returns: where the run went and how it scored."""
-
-    run_dir: Path
-    status: str
-    config: Config
-    summary: dict[str, Any]
-    best_score: float
-    best_epoch: int
 
 
 def finish(

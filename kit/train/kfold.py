@@ -1,4 +1,4 @@
-"""K-fold training: ``fit_folds(cfg) -> KFoldRun`` trains the folds named by ``cfg.folds``.
+"""K-fold training: ``fit_folds(cfg) -> Run`` trains the folds named by ``cfg.folds``.
 
 Layout: a parent folder ``<output_dir>/<ts>_<name>_kfold/`` holds one ordinary run folder per
 fold, ``<ts>_<name>_fold<k>/``, beside the parent's own files (out-of-fold ``val_probs.csv``,
@@ -12,36 +12,26 @@ exactly ``fit(cfg)`` with ``fold = k``: same seed, same split as a lone ``--fold
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import albumentations as A
 import pandas as pd
 
 from kit import io
+from kit import runfolder as rundir
 from kit.config import Config
 from kit.inference import resolve_device
+from kit.runfolder import Run, find_fold_run, read_run, write_parent
 from kit.splits import person_folds
-from kit.train import distributed, rundir
-from kit.train.kfold_files import find_fold_run, read_run, write_parent
+from kit.train import distributed
 from kit.train.kfold_start import check_resume, open_parent
 from kit.train.loaders import load_splits, resolve_data_dir
-from kit.train.loop import Run, fit
+from kit.train.loop import fit
 from kit.train.runtime import setup_logging
 
-__all__ = ["KFoldRun", "check_folds", "fit_folds", "parse_folds"]
+__all__ = ["check_folds", "fit_folds", "parse_folds"]
 
 _log = logging.getLogger("kit")
-
-
-@dataclass
-class KFoldRun(Run):
-    """What ``fit`` returns for ``cfg.folds``: the parent folder, CV scores, the fold runs.
-
-    ``best_score`` is the out-of-fold macro F1; ``best_epoch`` is 0 (each fold has its own).
-    """
-
-    folds: list[Run] = field(default_factory=list)
 
 
 def parse_folds(spec: str, n_folds: int) -> list[int]:
@@ -81,7 +71,7 @@ def check_folds(cfg: Config) -> None:
         )
 
 
-def fit_folds(cfg: Config, train_transform: A.BasicTransform | None = None) -> KFoldRun:
+def fit_folds(cfg: Config, train_transform: A.BasicTransform | None = None) -> Run:
     """Train every fold of ``cfg.folds`` and write the K-fold parent folder; see the module.
 
     Under ``torchrun`` every process trains every fold together; rank 0 decides what each
@@ -107,7 +97,7 @@ def _fit_folds(
     train_transform: A.BasicTransform | None,
     ctx: distributed.DistContext,
     device: str,
-) -> KFoldRun:
+) -> Run:
     main = ctx.is_main
     setup_logging(cfg.quiet or not main)
     parent = distributed.broadcast(open_parent(cfg, device, ctx) if main else None, ctx)
@@ -140,7 +130,7 @@ def _fit_folds(
         summary["val_macro_f1"], summary["val_accuracy"], wanted, cfg.n_folds, parent,
     )  # fmt: skip
     runs_list = [runs[k] for k in wanted]
-    return KFoldRun(parent, "complete", cfg, summary, summary["val_macro_f1"], 0, runs_list)
+    return Run(parent, "complete", cfg, summary, summary["val_macro_f1"], 0, runs_list)
 
 
 def _fit_fold(

@@ -5,8 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from kit import io
+from kit import runfolder as rundir
 from kit.config import Config
-from kit.train import distributed, rundir
+from kit.train import distributed
 
 __all__ = ["check_resume", "open_parent"]
 

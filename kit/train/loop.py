@@ -15,8 +15,8 @@ import torch
 
 from kit.config import Config
 from kit.inference import resolve_device
+from kit.runfolder import Run
 from kit.train import distributed
-from kit.train.finish import Run
 from kit.train.runtime import setup_logging
 from kit.train.start import open_run_dir, resolve
 from kit.train.trainer import Trainer
@@ -32,7 +32,8 @@ def fit(cfg: Config, train_transform: A.BasicTransform | None = None) -> Run:
     ``train_transform`` replaces the preset's augmentations (it sees cropped, resized uint8
     pictures; kit adds crop/resize before and normalisation after). Ctrl-C saves the status,
     keeps ``last.pt`` of the last finished epoch, and exits with code 130. With ``cfg.folds``
-    set it trains those folds under one parent folder and returns a ``KFoldRun``.
+    set it trains those folds under one parent folder; the ``Run``'s ``folds`` are the fold
+    runs.
     """
     if cfg.folds is not None:
         from kit.train.kfold import fit_folds  # late: kfold calls back into fit

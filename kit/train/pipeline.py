@@ -19,9 +19,9 @@ import numpy as np
 
 from kit.data import dataset as _dataset
 from kit.data.cache import ImageCache, build_cache
+from kit.runfolder import package_version
 from kit.train.distributed import SINGLE, DistContext, barrier
 from kit.train.loaders import usable_cores
-from kit.train.rundir import package_version
 from kit.transforms import prepare
 
 __all__ = [

@@ -9,9 +9,9 @@ from pathlib import Path
 import torch
 
 from kit import io
+from kit import runfolder as rundir
 from kit.config import Config
-from kit.runs.ledger import running_pid
-from kit.train import distributed, rundir
+from kit.train import distributed
 
 __all__ = ["open_run_dir", "resolve"]
 
@@ -29,7 +29,7 @@ def resolve(cfg: Config) -> Config:
         run_dir = Path(cfg.resume)
         if not (run_dir / "last.pt").is_file():
             raise FileNotFoundError(f"cannot resume {run_dir}: it has no last.pt")
-        pid = running_pid(run_dir)
+        pid = rundir.running_pid(run_dir)
         if pid is not None:  # two processes in one folder would overwrite each other's files
             raise RuntimeError(
                 f"cannot resume {run_dir}: it is still running (process {pid} on this machine); "

@@ -16,13 +16,15 @@ from typing import Any
 import albumentations as A
 import torch
 
+from kit import runfolder as rundir
 from kit.config import Config
 from kit.data.dataset import ImageDataset
 from kit.inference import predict
 from kit.models import create_model
-from kit.train import distributed, rundir
+from kit.runfolder import Run
+from kit.train import distributed
 from kit.train.checkpoint import TrainState, load, restore, save_best, save_last
-from kit.train.finish import Run, finish
+from kit.train.finish import finish
 from kit.train.loaders import Splits, epoch_seed, load_splits, train_loader
 from kit.train.optim import LRSchedule, build_optimizer
 from kit.train.pipeline import RunPictures

@@ -16,22 +16,11 @@ import numpy as np
 import pandas as pd
 
 from kit import io
-from kit.config import Config
-from kit.inference import write_submission
 from kit.metrics import summarize
-from kit.train.finish import Run
-from kit.train.rundir import write_probs
+from kit.runfolder.files import PROB_COLUMNS, write_probs, write_submission
 
-__all__ = [
-    "PROB_COLUMNS",
-    "find_fold_run",
-    "mean_test_probs",
-    "merge_oof",
-    "read_run",
-    "write_parent",
-]
+__all__ = ["find_fold_run", "mean_test_probs", "merge_oof", "write_parent"]
 
-PROB_COLUMNS = [f"p{k}" for k in range(18)]
 _KEYS = ["image_id", "person_id", "label", "fold"]
 
 
@@ -58,14 +47,6 @@ def find_fold_run(parent: Path, k: int) -> tuple[str, Path | None]:
         return "keep", complete[0]
     resumable = [d for d in mine if (d / "last.pt").is_file()]
     return ("resume", resumable[0]) if resumable else ("new", None)
-
-
-def read_run(run_dir: Path) -> Run:
-    """The :class:`Run` of a complete run folder, from its files."""
-    summary = io.read_json(run_dir / "summary.json")
-    config = Config.from_dict(io.read_json(run_dir / "config.json"))
-    score, epoch = summary["val_macro_f1"], summary["best_epoch"]
-    return Run(run_dir, "complete", config, summary, score, epoch)
 
 
 def _read(path: Path) -> pd.DataFrame:

@@ -1,4 +1,5 @@
-"""The run folder (docs/run-folder.md): creation, environment, status, metrics, probabilities.
+"""Writing a run folder (docs/run-folder.md): creation, environment, status, metrics,
+probabilities and the submission.
 
 Every file is written atomically through :mod:`kit.io`.
 """
@@ -22,9 +23,21 @@ import numpy as np
 import pandas as pd
 
 from kit import io
+from kit.labels import NUM_CLASSES
 
 __all__ = [
-    "METRIC_COLUMNS",
+    "BEST",
+    "CONFIG",
+    "ENV",
+    "EPOCH_COLUMNS",
+    "LAST",
+    "METRICS",
+    "PROB_COLUMNS",
+    "STATUS",
+    "SUBMISSION",
+    "SUMMARY",
+    "TEST_PROBS",
+    "VAL_PROBS",
     "create_run_dir",
     "env_info",
     "package_version",
@@ -32,9 +45,24 @@ __all__ = [
     "write_metrics",
     "write_probs",
     "write_status",
+    "write_submission",
 ]
 
-METRIC_COLUMNS = (
+# The files of a run folder (docs/run-folder.md).
+CONFIG, ENV, STATUS, METRICS, SUMMARY = (
+    "config.json",
+    "env.json",
+    "status.json",
+    "metrics.csv",
+    "summary.json",
+)
+VAL_PROBS, TEST_PROBS, SUBMISSION = "val_probs.csv", "test_probs.csv", "submission.csv"
+BEST, LAST = "best.pt", "last.pt"
+
+#: ``p0..p17``: the probability columns of val_probs.csv and test_probs.csv.
+PROB_COLUMNS: list[str] = [f"p{k}" for k in range(NUM_CLASSES)]
+#: The columns of metrics.csv, one row per epoch.
+EPOCH_COLUMNS = (
     "epoch",
     "train_loss",
     "val_loss",
@@ -117,21 +145,21 @@ def write_status(run_dir: Path, status: str, epoch: int, error: str | None = Non
     record.update(pid=os.getpid(), host=socket.gethostname())
     if error is not None:
         record["error"] = error
-    io.write_json(run_dir / "status.json", record)
+    io.write_json(run_dir / STATUS, record)
 
 
 def write_metrics(run_dir: Path, rows: list[dict[str, Any]]) -> None:
     """The whole ``metrics.csv``, one row per epoch (rewritten, so it is never half a row)."""
     buf = _io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=METRIC_COLUMNS, lineterminator="\n")
+    writer = csv.DictWriter(buf, fieldnames=EPOCH_COLUMNS, lineterminator="\n")
     writer.writeheader()
-    writer.writerows({k: row[k] for k in METRIC_COLUMNS} for row in rows)
-    io.write_text(run_dir / "metrics.csv", buf.getvalue())
+    writer.writerows({k: row[k] for k in EPOCH_COLUMNS} for row in rows)
+    io.write_text(run_dir / METRICS, buf.getvalue())
 
 
 def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
     """Rows of an existing ``metrics.csv`` (empty when there is none)."""
-    path = run_dir / "metrics.csv"
+    path = run_dir / METRICS
     if not path.is_file():
         return []
     return pd.read_csv(path).to_dict("records")
@@ -139,6 +167,49 @@ def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
 
 def write_probs(path: Path, keys: pd.DataFrame, probs: np.ndarray) -> None:
     """``keys`` columns then ``p0..p17``, as CSV."""
-    columns = [f"p{k}" for k in range(probs.shape[1])]
-    table = pd.concat([keys.reset_index(drop=True), pd.DataFrame(probs, columns=columns)], axis=1)
+    if probs.ndim != 2 or probs.shape[1] != NUM_CLASSES:
+        raise ValueError(f"probabilities must have shape (n, {NUM_CLASSES}), got {probs.shape}")
+    frame = pd.DataFrame(probs, columns=PROB_COLUMNS)
+    table = pd.concat([keys.reset_index(drop=True), frame], axis=1)
     io.write_text(path, table.to_csv(index=False, float_format="%.8g", lineterminator="\n"))
+
+
+def write_submission(
+    probs_or_labels: Any, eval_df: pd.DataFrame, path: str | os.PathLike[str]
+) -> Path:
+    """``ImageID,ans`` in ``eval_df`` (info.csv) order; (n, 18) probabilities are argmaxed.
+
+    Raises ValueError on a row-count mismatch, NaN, or a class outside 0..17.
+    """
+    values = np.asarray(probs_or_labels)
+    if values.ndim == 2:
+        if values.shape[1] != NUM_CLASSES:
+            raise ValueError(f"probabilities must have shape (n, 18), got {values.shape}")
+        if not np.all(np.isfinite(values)):
+            row = int(np.flatnonzero(~np.isfinite(values).all(1))[0])
+            raise ValueError(f"probabilities hold NaN or inf (first at row {row})")
+        labels = values.argmax(1)
+    elif values.ndim == 1:
+        labels = _checked_labels(values)
+    else:
+        raise ValueError(f"expected (n,) labels or (n, 18) probabilities, got {values.shape}")
+    if len(labels) != len(eval_df):
+        raise ValueError(
+            f"{len(labels)} predictions for {len(eval_df)} eval rows; expected one per row"
+        )
+    column = "ImageID" if "ImageID" in eval_df.columns else "image_id"
+    if column not in eval_df.columns:
+        raise ValueError(f"eval_df has no ImageID column; found {list(eval_df.columns)}")
+    table = pd.DataFrame({"ImageID": eval_df[column].to_numpy(), "ans": labels.astype(np.int64)})
+    return io.write_text(path, table.to_csv(index=False, lineterminator="\n"))
+
+
+def _checked_labels(values: np.ndarray) -> np.ndarray:
+    if values.dtype.kind not in "iuf":
+        raise ValueError(f"labels must be integer class ids, got dtype {values.dtype}")
+    bad = ~np.isfinite(values) | (values != np.round(values))
+    bad |= (values < 0) | (values >= NUM_CLASSES)
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        raise ValueError(f"label {values[row].item()!r} at row {row} is not a class id in 0..17")
+    return values.astype(np.int64)

@@ -1,22 +1,36 @@
-"""Reading and checking prediction files: val_probs.csv, test_probs.csv, submission CSVs.
+"""Reading a run folder (docs/run-folder.md): the :class:`Run`, its status, and the checked
+prediction files (val_probs.csv, test_probs.csv, submission CSVs).
 
 Every error names the file, the line and the field, what was found and what was expected.
 """
 
 from __future__ import annotations
 
+import os
+import socket
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from kit.config import Config
+from kit.io import read_json
 from kit.labels import NUM_CLASSES
+from kit.runfolder.files import CONFIG, PROB_COLUMNS, STATUS, SUMMARY
 
-__all__ = ["PROB_COLUMNS", "Split", "read_submission", "read_test_probs", "read_val_probs"]
-
-PROB_COLUMNS = [f"p{i}" for i in range(NUM_CLASSES)]
+__all__ = [
+    "Run",
+    "Split",
+    "read_run",
+    "read_submission",
+    "read_test_probs",
+    "read_val_probs",
+    "running_pid",
+    "writer_alive",
+]
 _VAL_COLUMNS = ["image_id", "person_id", "label", "fold", *PROB_COLUMNS]
 _TEST_COLUMNS = ["image_id", *PROB_COLUMNS]
 _SUB_COLUMNS = ["ImageID", "ans"]
@@ -151,3 +165,66 @@ def read_submission(path: str | Path) -> Split:
     path = Path(path)
     df = _read_csv(path, _SUB_COLUMNS, ["ImageID"])
     return Split(df["ImageID"].to_numpy(object), _class_ids(path, df, "ans"), None, None, path)
+
+
+@dataclass
+class Run:
+    """A run folder and how it scored: what ``fit`` returns and :func:`read_run` reads.
+
+    For a K-fold parent, ``folds`` holds the fold runs, ``best_score`` is the out-of-fold
+    macro F1 and ``best_epoch`` is 0 (each fold has its own).
+    """
+
+    run_dir: Path
+    status: str
+    config: Config
+    summary: dict[str, Any]
+    best_score: float
+    best_epoch: int
+    folds: list[Run] = field(default_factory=list)
+
+    @property
+    def kfold(self) -> bool:
+        """Whether this is a K-fold parent folder."""
+        return bool(self.folds) or bool(self.summary.get("folds"))
+
+
+def read_run(run_dir: str | os.PathLike[str]) -> Run:
+    """The :class:`Run` of a complete run folder (or K-fold parent), from its files."""
+    run_dir = Path(run_dir)
+    summary = read_json(run_dir / SUMMARY)
+    config = Config.from_dict(read_json(run_dir / CONFIG))
+    folds = [read_run(run_dir / f["run_dir"]) for f in summary.get("folds") or []]
+    score, epoch = summary["val_macro_f1"], summary.get("best_epoch") or 0
+    return Run(
+        run_dir, str(summary.get("status", "complete")), config, summary, score, epoch, folds
+    )
+
+
+def writer_alive(status: dict[str, Any]) -> bool | None:
+    """Whether the process that wrote status.json still exists; None when that cannot be told
+    (another machine, an old status.json without pid, not POSIX)."""
+    pid, host = status.get("pid"), status.get("host")
+    if os.name != "posix" or not isinstance(pid, int) or host != socket.gethostname():
+        return None
+    try:
+        os.kill(pid, 0)  # signal 0 checks existence without touching the process
+    except ProcessLookupError:
+        return False
+    except OSError:  # e.g. another user's live process
+        return True
+    return True
+
+
+def running_pid(run: str | os.PathLike[str]) -> int | None:
+    """The id of another live process of this machine that is training in the run folder
+    ``run`` (its status.json says running), or None: resuming it now would mix two runs."""
+    path = Path(run) / STATUS
+    try:
+        status = read_json(path) if path.is_file() else {}
+    except (OSError, ValueError):
+        return None
+    pid = status.get("pid")
+    if status.get("status") != "running" or pid == os.getpid() or not writer_alive(status):
+        return None
+    return int(pid)

@@ -1,0 +1,144 @@
+"""One registry helper for every "name -> builder" table of kit (timm's pattern).
+
+>>> SHAPES = Registry("shape")
+>>> @SHAPES.register("square")
+... def square(side: float) -> float:
+...     return side * side
+>>> SHAPES.get("square")(3.0)
+9.0
+>>> SHAPES.names()
+['square']
+>>> SHAPES.get("sqare")
+Traceback (most recent call last):
+...
+kit.registry.UnknownName: unknown shape 'sqare' (did you mean 'square'?); valid: ['square']
+
+Every registry made here is also listed in :data:`REGISTRIES` under its ``kind``, so that
+config checks and ``--help`` can find the valid names of a field from its metadata without
+importing the module that fills the registry.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, Generic, TypeVar, overload
+
+__all__ = ["REGISTRIES", "Registry", "UnknownName", "did_you_mean", "get_registry"]
+
+T = TypeVar("T")
+_NAME = re.compile(r"[A-Za-z_][\w.-]*")
+
+
+class UnknownName(ValueError):
+    """A name that no entry of a registry has; the message lists the valid ones."""
+
+
+def did_you_mean(name: str, valid: Iterable[str], n: int = 1) -> str:
+    """`` (did you mean 'x'?)`` for the closest valid names, or ``""`` when none is close."""
+    close = difflib.get_close_matches(str(name), list(valid), n=n, cutoff=0.6)
+    if not close:
+        return ""
+    return f" (did you mean {' or '.join(repr(c) for c in close)}?)"
+
+
+class Registry(Generic[T]):
+    """Entries by name, filled with the :meth:`register` decorator (or call).
+
+    ``kind`` names what the entries are (``loss``, ``head``, ...) in messages and in
+    :data:`REGISTRIES`. ``describe`` optionally turns an entry into one line for ``--help``.
+    """
+
+    def __init__(self, kind: str, describe: Callable[[str, T], str] | None = None) -> None:
+        self.kind = kind
+        self._entries: dict[str, T] = {}
+        self._describe = describe
+        REGISTRIES[kind] = self
+
+    # ---- filling --------------------------------------------------------------------------
+    @overload
+    def register(self, name: str, *, overwrite: bool = ...) -> Callable[[T], T]: ...
+    @overload
+    def register(self, name: str, entry: T, *, overwrite: bool = ...) -> T: ...
+
+    def register(self, name: str, entry: Any = None, *, overwrite: bool = False) -> Any:
+        """Add ``entry`` as ``name``; without ``entry``, a decorator that adds what it wraps.
+
+        Registering another entry under a taken name raises ValueError unless ``overwrite``.
+        """
+        if not isinstance(name, str) or not _NAME.fullmatch(name):
+            raise ValueError(f"{self.kind} name must be an identifier, got {name!r}")
+
+        def add(value: T) -> T:
+            old = self._entries.get(name)
+            if old is not None and old is not value and not overwrite:
+                raise ValueError(
+                    f"{self.kind} {name!r} is already registered ({old!r}); "
+                    "pass overwrite=True to replace it"
+                )
+            self._entries[name] = value
+            return value
+
+        return add if entry is None else add(entry)
+
+    def unregister(self, name: str) -> T:
+        """Remove ``name`` and return its entry (tests and examples clean up with it)."""
+        return self._entries.pop(name)
+
+    # ---- reading --------------------------------------------------------------------------
+    def get(self, name: str) -> T:
+        """The entry of ``name``; :class:`UnknownName` with the close and valid names if none."""
+        try:
+            return self._entries[name]
+        except (KeyError, TypeError):
+            raise UnknownName(self.unknown_message(name)) from None
+
+    def unknown_message(self, name: Any, what: str | None = None) -> str:
+        """``unknown <kind> 'x' (did you mean 'y'?); valid: [...]``; ``what`` replaces the
+        leading ``unknown <kind>`` (a config field, say)."""
+        head = what or f"unknown {self.kind}"
+        return f"{head} {name!r}{did_you_mean(str(name), self.names())}; valid: {self.names()}"
+
+    def names(self) -> list[str]:
+        """The registered names, sorted."""
+        return sorted(self._entries)
+
+    def items(self) -> list[tuple[str, T]]:
+        """``(name, entry)`` pairs, sorted by name."""
+        return sorted(self._entries.items())
+
+    def describe(self) -> list[str]:
+        """One line per entry (its name, and what ``describe`` says of it)."""
+        if self._describe is None:
+            return self.names()
+        return [self._describe(name, entry) for name, entry in self.items()]
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._entries
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.names())
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __getitem__(self, name: str) -> T:
+        return self.get(name)
+
+    def __repr__(self) -> str:
+        return f"Registry({self.kind!r}, {self.names()})"
+
+
+#: kind -> registry, for every registry created (filled as kit's modules are imported).
+REGISTRIES: dict[str, Registry[Any]] = {}
+
+
+def get_registry(kind: str) -> Registry[Any]:
+    """The registry of ``kind``; ValueError naming the known kinds if none was created."""
+    try:
+        return REGISTRIES[kind]
+    except KeyError:
+        raise UnknownName(
+            f"no registry of {kind!r}{did_you_mean(kind, REGISTRIES)}; known: {sorted(REGISTRIES)}"
+        ) from None
