@@ -64,6 +64,10 @@ class Method:
     apply: Callable[[Prepared, np.ndarray], tuple[np.ndarray | None, np.ndarray]]
     #: One member alone reproduces that member's own predictions, so a search can start there.
     searchable: bool = True
+    #: Methods that learn from validation labels (``stack``): (validation probs per member,
+    #: truth, honest fold ids) -> a fitted object with ``.oof`` (out-of-fold validation
+    #: probs) and ``.predict(probs per member)``. ``prepare`` / ``apply`` then only refuse.
+    fit: Callable[..., Any] | None = None
 
     def run(
         self, probs: Sequence[np.ndarray | None], labels: Sequence[np.ndarray], w: np.ndarray

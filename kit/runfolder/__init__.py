@@ -29,6 +29,7 @@ from kit.runfolder.files import (
     write_submission,
 )
 from kit.runfolder.kfold import find_fold_run, mean_test_probs, merge_oof, write_parent
+from kit.runfolder.oof import ValKeys, read_val_keys
 from kit.runfolder.read import (
     Run,
     Split,
@@ -55,6 +56,7 @@ __all__ = [
     "VAL_PROBS",
     "Run",
     "Split",
+    "ValKeys",
     "create_run_dir",
     "env_info",
     "find_fold_run",
@@ -66,6 +68,7 @@ __all__ = [
     "read_run",
     "read_submission",
     "read_test_probs",
+    "read_val_keys",
     "read_val_probs",
     "running_pid",
     "write_metrics",
