@@ -190,4 +190,3 @@ def test_stacking_refuses_members_with_different_validation_rows(tmp_path):
         ensemble([a, b], "stack")
     with pytest.raises(ValueError, match="leave --weights out"):
         ensemble([a], "stack", weights=[1.0])
-
