@@ -78,7 +78,7 @@ def test_fixes_csv_loads_as_a_user_fixes_file_and_undoes_the_planted_errors(tmp_
 
 
 def test_contact_sheet_shows_the_pictures_of_the_run_data(tmp_path, capsys):
-    run, planted, _, _ = _oof_run(tmp_path, people=10)
+    run, *_ = _oof_run(tmp_path, people=10)
     data = tmp_path / "data"
     for i in range(10):
         for stem in STEMS:
