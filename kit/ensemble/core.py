@@ -17,6 +17,7 @@ from kit.ensemble.folds import member_folds
 from kit.ensemble.inputs import Member, Split, align, load_member, read_submission
 from kit.ensemble.methods import Method, argmax, combine, get_method, normalise_weights
 from kit.ensemble.search import SearchResult, search_weights
+from kit.ensemble.tasks import merge_task_members
 from kit.io import atomic_write, write_json
 from kit.metrics import macro_f1, summarize
 
@@ -178,9 +179,9 @@ def ensemble(
     refused. Validation rows are matched by ``image_id``; members whose validation rows differ
     (e.g. runs on different splits) still vote on test, but without an ensemble validation
     score (``val_note`` says why) and without weight search. Submission CSVs only join the
-    ``hard`` vote.
+    ``hard`` vote. Per-task runs are first merged into one 18-way member (kit.ensemble.tasks).
     """
-    loaded = [m if isinstance(m, Member) else load_member(m) for m in members]
+    loaded = merge_task_members([m if isinstance(m, Member) else load_member(m) for m in members])
     if not loaded:
         raise ValueError("no members given; expected at least one run folder or submission CSV")
     spec = get_method(method)

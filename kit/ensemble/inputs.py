@@ -17,7 +17,10 @@ from kit.io import read_json
 from kit.runfolder import (
     PROB_COLUMNS,
     Split,
+    probs_task,
     read_submission,
+    read_task_test_probs,
+    read_task_val_probs,
     read_test_probs,
     read_val_probs,
 )
@@ -40,13 +43,16 @@ class Member:
 
     name: str
     path: Path
-    kind: str  # "run" or "submission"
+    #: "run", "submission", the task of a per-task run ("mask", "gender", "age"), or
+    #: "per-task" (mask, gender and age runs merged by kit.ensemble.tasks)
+    kind: str
     val: Split | None
     test: Split | None
 
     @property
     def has_probs(self) -> bool:
-        return self.kind == "run"
+        """18-way probabilities (not a submission CSV, not a per-task run)."""
+        return self.kind in ("run", "per-task")
 
 
 def _load_run(path: Path) -> Member:
@@ -58,6 +64,11 @@ def _load_run(path: Path) -> Member:
             f"{path}: no val_probs.csv or test_probs.csv (run status: {state}); a run writes "
             "them when it finishes. Expected a finished run folder or a submission CSV."
         )
+    task = probs_task(val_path if val_path.exists() else test_path)
+    if task is not None:  # a per-task run: merged into 18 classes by kit.ensemble.tasks
+        val = read_task_val_probs(val_path, task) if val_path.exists() else None
+        test = read_task_test_probs(test_path, task) if test_path.exists() else None
+        return Member(path.name, path, task, val, test)
     val = read_val_probs(val_path) if val_path.exists() else None
     summary = path / "summary.json"
     if val is not None and summary.exists():

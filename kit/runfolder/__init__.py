@@ -40,6 +40,13 @@ from kit.runfolder.read import (
     running_pid,
     writer_alive,
 )
+from kit.runfolder.tasks import (
+    TASK_COLUMNS,
+    probs_task,
+    read_task_test_probs,
+    read_task_val_probs,
+    write_task_probs,
+)
 
 __all__ = [
     "BEST",
@@ -52,6 +59,7 @@ __all__ = [
     "STATUS",
     "SUBMISSION",
     "SUMMARY",
+    "TASK_COLUMNS",
     "TEST_PROBS",
     "VAL_PROBS",
     "Run",
@@ -64,9 +72,12 @@ __all__ = [
     "merge_oof",
     "now",
     "package_version",
+    "probs_task",
     "read_metrics",
     "read_run",
     "read_submission",
+    "read_task_test_probs",
+    "read_task_val_probs",
     "read_test_probs",
     "read_val_keys",
     "read_val_probs",
@@ -76,5 +87,6 @@ __all__ = [
     "write_probs",
     "write_status",
     "write_submission",
+    "write_task_probs",
     "writer_alive",
 ]
