@@ -48,6 +48,7 @@ from kit.score import main as score_main
 from kit.train import fit
 from kit.train.checkpoint import load as load_checkpoint
 from kit.train.loaders import load_splits
+from tests._after_training_triggers import AFTER_TRAINING
 from tests._runfolders import Preds, RunSpec, one_hot_probs, summary, write_run
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -619,6 +620,7 @@ TRIGGERS: dict[str, Trigger] = {
     "ledger-sort": lambda c: printed(runs_main, [str(_member(c, "a").parent), "--sort", "nope"]),
     "ledger-killed-run": lambda c: printed(runs_main, [str(_killed_run(c).parent)]),
 }
+TRIGGERS.update(AFTER_TRAINING)  # calibration, stacking, per-task merge, label-noise finder
 
 
 def _unlink(path: Path) -> Path:
