@@ -42,9 +42,12 @@ def _warned(fn: Callable[[], object]) -> str:
 
 def _printed(main: Callable[[list[str]], object], argv: list[str]) -> str:
     out = io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
-        with contextlib.suppress(SystemExit):
-            main(argv)
+    with (
+        contextlib.redirect_stdout(out),
+        contextlib.redirect_stderr(out),
+        contextlib.suppress(SystemExit),
+    ):
+        main(argv)
     return out.getvalue()
 
 
