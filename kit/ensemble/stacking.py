@@ -28,16 +28,21 @@ STACK_C = 1.0
 # Floor before the log: a member's 1e-30 carries no more information than 1e-6, and
 # bounded features keep the solver quick.
 _FLOOR = 1e-6
+# Solver tolerance: 1e-3 stops after about half the iterations of scikit-learn's 1e-4 default
+# at 20 runs x 12,600 rows, with macro F1 within 0.002 (scripts/bench_ensemble.py).
+_TOL = 1e-3
 
 
 def stack_features(probs: Sequence[np.ndarray]) -> np.ndarray:
-    """``(n, 18 * members)``: every member's log-probabilities side by side."""
-    return np.log(np.clip(np.concatenate([np.asarray(p) for p in probs], axis=1), _FLOOR, None))
+    """``(n, 18 * members)``: every member's log-probabilities side by side (float32: the
+    solver's time is in matrix products, and halving their width costs no score)."""
+    joined = np.concatenate([np.asarray(p, dtype=np.float32) for p in probs], axis=1)
+    return np.log(np.clip(joined, _FLOOR, None))
 
 
 def _model(c: float, seed: int) -> Pipeline:
     return make_pipeline(
-        StandardScaler(), LogisticRegression(C=c, max_iter=300, tol=1e-4, random_state=seed)
+        StandardScaler(), LogisticRegression(C=c, max_iter=200, tol=_TOL, random_state=seed)
     )
 
 
