@@ -5,7 +5,7 @@ in docs/ensembling.md.
 """
 
 from kit.ensemble.core import EnsembleResult, MemberScore, ensemble, write
-from kit.ensemble.inputs import Member, Split, align, load_member
+from kit.ensemble.inputs import Member, align, load_member
 from kit.ensemble.methods import (
     METHODS,
     Method,
@@ -17,6 +17,7 @@ from kit.ensemble.methods import (
     soft_vote,
 )
 from kit.ensemble.search import SearchResult, search_weights
+from kit.runfolder import Split
 
 __all__ = [
     "METHODS",

@@ -13,25 +13,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from kit.io import read_json
-from kit.runfolder import (
-    PROB_COLUMNS,
-    Split,
-    read_submission,
-    read_test_probs,
-    read_val_probs,
-)
+from kit.runfolder import Split, read_predictions, read_submission
 
-__all__ = [
-    "PROB_COLUMNS",
-    "Member",
-    "Split",
-    "align",
-    "load_member",
-    "read_submission",
-    "read_test_probs",
-    "read_val_probs",
-]
+__all__ = ["Member", "align", "load_member"]
 
 
 @dataclass
@@ -50,25 +34,7 @@ class Member:
 
 
 def _load_run(path: Path) -> Member:
-    val_path, test_path = path / "val_probs.csv", path / "test_probs.csv"
-    if not val_path.exists() and not test_path.exists():
-        status = path / "status.json"
-        state = read_json(status).get("status", "?") if status.exists() else "no status.json"
-        raise FileNotFoundError(
-            f"{path}: no val_probs.csv or test_probs.csv (run status: {state}); a run writes "
-            "them when it finishes. Expected a finished run folder or a submission CSV."
-        )
-    val = read_val_probs(val_path) if val_path.exists() else None
-    summary = path / "summary.json"
-    if val is not None and summary.exists():
-        n_val = read_json(summary).get("n_val")
-        if n_val is not None and int(n_val) != len(val.ids):
-            raise ValueError(
-                f"{val_path}: {len(val.ids)} rows but {summary} says n_val = {n_val}; "
-                "expected the same (was the file truncated or replaced?)"
-            )
-    test = read_test_probs(test_path) if test_path.exists() else None
-    return Member(path.name, path, "run", val, test)
+    return Member(path.name, path, "run", *read_predictions(path))
 
 
 def load_member(path: str | Path) -> Member:
