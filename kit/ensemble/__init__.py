@@ -16,7 +16,7 @@ from kit.ensemble.calibrate import (
 )
 from kit.ensemble.core import EnsembleResult, MemberScore, biases_path, ensemble, write
 from kit.ensemble.folds import HonestFolds, honest_folds
-from kit.ensemble.inputs import Member, Split, align, load_member
+from kit.ensemble.inputs import Member, align, load_member
 from kit.ensemble.methods import (
     METHODS,
     Method,
@@ -29,6 +29,7 @@ from kit.ensemble.methods import (
 )
 from kit.ensemble.search import SearchResult, search_weights
 from kit.ensemble.stacking import Stacker, fit_stacker
+from kit.runfolder import Split
 
 __all__ = [
     "METHODS",

@@ -14,12 +14,13 @@ import numpy as np
 import pandas as pd
 
 from kit.ensemble.folds import member_folds
-from kit.ensemble.inputs import Member, Split, align, load_member, read_submission
+from kit.ensemble.inputs import Member, align, load_member
 from kit.ensemble.methods import Method, argmax, combine, get_method, normalise_weights
 from kit.ensemble.search import SearchResult, search_weights
 from kit.ensemble.tasks import merge_task_members
-from kit.io import atomic_write, write_json
+from kit.io import write_json
 from kit.metrics import macro_f1, summarize
+from kit.runfolder import SUBMISSION_COLUMNS, TEST_PROBS, Split, read_submission, write_submission
 
 __all__ = ["EnsembleResult", "MemberScore", "biases_path", "ensemble", "write"]
 
@@ -91,7 +92,7 @@ def _test(members: list[Member]) -> list[Split] | None:
         return None
     lacking = [m.name for m in members if m.test is None]
     if lacking:
-        raise ValueError(f"{lacking} have no test predictions (test_probs.csv); others do")
+        raise ValueError(f"{lacking} have no test predictions ({TEST_PROBS}); others do")
     return align(splits, [m.name for m in members], "test")
 
 
@@ -158,7 +159,7 @@ def _check_fitted(spec: Method, weights: Weights, val: list[Split] | None, why: 
 
 
 def _reorder_to_info(test: list[Split], info: str | os.PathLike[str]) -> list[Split]:
-    order = read_submission(info)  # info.csv has the same ImageID,ans columns
+    order = read_submission(info)  # info.csv has the submission's columns
     ref = Split(order.ids, order.labels)
     return align([ref, *test], [f"{info}", *(str(s.source) for s in test)], "test")[1:]
 
@@ -238,10 +239,10 @@ def write(result: EnsembleResult, path: str | os.PathLike[str]) -> tuple[Path, P
     """Write ``ImageID,ans`` (test row order) and ``<stem>.json`` (the record) beside it;
     a calibrated result also writes its biases to ``<stem>_biases.json``."""
     if result.test_labels is None:
-        raise ValueError("this ensemble has no test predictions (no member has test_probs.csv)")
+        raise ValueError(f"this ensemble has no test predictions (no member has {TEST_PROBS})")
     path = Path(path)
-    frame = pd.DataFrame({"ImageID": result.test_ids, "ans": result.test_labels.astype(int)})
-    atomic_write(path, lambda fh: frame.to_csv(fh, index=False))
+    ids = pd.DataFrame({SUBMISSION_COLUMNS[0]: result.test_ids})
+    write_submission(result.test_labels, ids, path)
     record = path.with_suffix(".json")
     write_json(record, result.record())
     if result.calibration is not None:

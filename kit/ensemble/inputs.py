@@ -13,28 +13,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from kit.io import read_json
-from kit.runfolder import (
-    PROB_COLUMNS,
-    Split,
-    probs_task,
-    read_submission,
-    read_task_test_probs,
-    read_task_val_probs,
-    read_test_probs,
-    read_val_probs,
-)
+from kit.runfolder import Split, read_predictions, read_submission, read_task_predictions
 
-__all__ = [
-    "PROB_COLUMNS",
-    "Member",
-    "Split",
-    "align",
-    "load_member",
-    "read_submission",
-    "read_test_probs",
-    "read_val_probs",
-]
+__all__ = ["Member", "align", "load_member"]
 
 
 @dataclass
@@ -56,30 +37,11 @@ class Member:
 
 
 def _load_run(path: Path) -> Member:
-    val_path, test_path = path / "val_probs.csv", path / "test_probs.csv"
-    if not val_path.exists() and not test_path.exists():
-        status = path / "status.json"
-        state = read_json(status).get("status", "?") if status.exists() else "no status.json"
-        raise FileNotFoundError(
-            f"{path}: no val_probs.csv or test_probs.csv (run status: {state}); a run writes "
-            "them when it finishes. Expected a finished run folder or a submission CSV."
-        )
-    task = probs_task(val_path if val_path.exists() else test_path)
-    if task is not None:  # a per-task run: merged into 18 classes by kit.ensemble.tasks
-        val = read_task_val_probs(val_path, task) if val_path.exists() else None
-        test = read_task_test_probs(test_path, task) if test_path.exists() else None
+    per_task = read_task_predictions(path)  # a per-task run: merged by kit.ensemble.tasks
+    if per_task is not None:
+        task, val, test = per_task
         return Member(path.name, path, task, val, test)
-    val = read_val_probs(val_path) if val_path.exists() else None
-    summary = path / "summary.json"
-    if val is not None and summary.exists():
-        n_val = read_json(summary).get("n_val")
-        if n_val is not None and int(n_val) != len(val.ids):
-            raise ValueError(
-                f"{val_path}: {len(val.ids)} rows but {summary} says n_val = {n_val}; "
-                "expected the same (was the file truncated or replaced?)"
-            )
-    test = read_test_probs(test_path) if test_path.exists() else None
-    return Member(path.name, path, "run", val, test)
+    return Member(path.name, path, "run", *read_predictions(path))
 
 
 def load_member(path: str | Path) -> Member:

@@ -111,4 +111,4 @@ def _needs_truth(*_: object) -> None:
     )
 
 
-METHODS["stack"] = Method("stack", True, _needs_truth, _needs_truth, False, fit=fit_stacker)
+METHODS.register("stack", Method("stack", True, _needs_truth, _needs_truth, False, fit=fit_stacker))

@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from kit.runfolder.files import VAL_PROBS
-from kit.runfolder.read import _numbers, _read_csv
+from kit.runfolder.names import VAL_PROBS
+from kit.runfolder.predictions import _numbers, _read_csv
 
 __all__ = ["ValKeys", "read_val_keys"]
 

@@ -21,12 +21,13 @@ import pandas as pd
 
 from kit import io
 from kit.labels import HEAD_SIZES
-from kit.runfolder.files import PROB_COLUMNS
-from kit.runfolder.read import Split, _class_ids, _probs, _read_csv
+from kit.runfolder.names import PROB_COLUMNS, TEST_PROBS, VAL_PROBS
+from kit.runfolder.predictions import Split, _class_ids, _probs, _read_csv
 
 __all__ = [
     "TASK_COLUMNS",
     "probs_task",
+    "read_task_predictions",
     "read_task_test_probs",
     "read_task_val_probs",
     "write_task_probs",
@@ -69,6 +70,18 @@ def read_task_test_probs(path: str | Path, task: str) -> Split:
     df = _read_csv(path, ["image_id", *cols], ["image_id"])
     probs = _probs(path, df, cols)
     return Split(df["image_id"].to_numpy(object), probs.argmax(axis=1), probs, None, path)
+
+
+def read_task_predictions(run_dir: str | Path) -> tuple[str, Split | None, Split | None] | None:
+    """``(task, validation split, test split)`` of a per-task run folder (None for a file it
+    lacks), or None when ``run_dir`` is not a per-task run."""
+    run_dir = Path(run_dir)
+    val_path, test_path = run_dir / VAL_PROBS, run_dir / TEST_PROBS
+    task = probs_task(val_path if val_path.exists() else test_path)
+    if task is None:
+        return None
+    val = read_task_val_probs(val_path, task) if val_path.exists() else None
+    return task, val, read_task_test_probs(test_path, task) if test_path.exists() else None
 
 
 def write_task_probs(path: Path, keys: pd.DataFrame, probs: np.ndarray, task: str) -> None:
