@@ -60,7 +60,10 @@ _EXPORTS: dict[str, str] = {
     "build_run_cache": "kit.train.pipeline",
     **dict.fromkeys(["Run", "read_run", "write_submission"], "kit.runfolder"),
     **dict.fromkeys(["predict"], "kit.inference"),
-    **dict.fromkeys(["search_weights"], "kit.ensemble"),
+    **dict.fromkeys(
+        ["apply_biases", "calibrate", "fit_biases", "fit_stacker", "search_weights"], "kit.ensemble"
+    ),
+    "find_suspects": "kit.runs.suspects:find_suspects",
     "ensemble_runs": "kit.ensemble:ensemble",
     "write_ensemble": "kit.ensemble:write",
     "load_runs": "kit.runs:load",

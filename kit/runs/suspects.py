@@ -30,7 +30,7 @@ from PIL import Image
 
 from kit.io import atomic_path, read_json, write_text
 from kit.labels import HEADS, decode, heads_from_joint
-from kit.runfolder import CONFIG, read_val_keys, read_val_probs
+from kit.runfolder import CONFIG, VAL_PROBS, read_val_keys, read_val_probs
 
 __all__ = ["SUSPECT_COLUMNS", "Suspects", "find_suspects", "fixes_table", "main"]
 
@@ -57,7 +57,7 @@ class Suspects:
 
 
 def _pictures(run: Path) -> pd.DataFrame:
-    split = read_val_probs(Path(run) / "val_probs.csv")
+    split = read_val_probs(Path(run) / VAL_PROBS)
     keys = read_val_keys(run).take(split.ids)
     own = dict(zip(HEADS, decode(split.truth), strict=True))
     marg = dict(zip(HEADS, heads_from_joint(split.probs), strict=True))
