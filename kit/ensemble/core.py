@@ -20,7 +20,7 @@ from kit.io import write_json
 from kit.metrics import macro_f1, summarize
 from kit.runfolder import SUBMISSION_COLUMNS, TEST_PROBS, Split, read_submission, write_submission
 
-__all__ = ["EnsembleResult", "MemberScore", "ensemble", "write"]
+__all__ = ["EnsembleResult", "MemberScore", "ensemble", "record_path", "write"]
 
 Weights = Sequence[float] | str | None
 
@@ -196,13 +196,31 @@ def ensemble(
     return result
 
 
+def record_path(path: str | os.PathLike[str]) -> Path:
+    """Where :func:`write` puts the record of the submission ``path``: ``<stem>.json`` beside it.
+
+    A submission whose own name is that (``-o out.json``) is refused: the record would overwrite
+    it. Letter case does not tell names apart (it does not on macOS and Windows disks).
+    """
+    path = Path(path)
+    record = path.with_suffix(".json")
+    if record.name.lower() == path.name.lower():
+        raise ValueError(
+            f"{path}: the ensemble's record is written beside the submission as <name>.json, "
+            f"so a submission named {path.name} would be overwritten by it; name the "
+            f"submission .csv, e.g. -o {path.with_suffix('.csv')}"
+        )
+    return record
+
+
 def write(result: EnsembleResult, path: str | os.PathLike[str]) -> tuple[Path, Path]:
-    """Write ``ImageID,ans`` (test row order) and ``<stem>.json`` (the record) beside it."""
+    """Write ``ImageID,ans`` (test row order) and ``<stem>.json`` (the record) beside it;
+    nothing is written when either cannot be (see :func:`record_path`)."""
+    record = record_path(path)
     if result.test_labels is None:
         raise ValueError(f"this ensemble has no test predictions (no member has {TEST_PROBS})")
     path = Path(path)
     ids = pd.DataFrame({SUBMISSION_COLUMNS[0]: result.test_ids})
     write_submission(result.test_labels, ids, path)
-    record = path.with_suffix(".json")
     write_json(record, result.record())
     return path, record
