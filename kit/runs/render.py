@@ -64,26 +64,29 @@ def _fits(df: pd.DataFrame, width: int) -> tuple[pd.DataFrame, list[list[str]], 
     """The columns and cells that fit ``width`` characters, and the columns left out.
 
     Columns go one by one in :data:`DROP_FIRST` order; before each goes, long cells are tried
-    cut (never a run's name, status or flag: those are what a reader copies and looks for).
+    cut. ``changes`` is cut only when no column is left to go; a run's name, status and flag
+    never are (they are what a reader copies and looks for).
     """
     columns = [str(c) for c in df.columns]
-    rows = _cells(df)
-    uncut = [c in ("name", "status", "flag") for c in columns]
-    cut = [[x if u else _shorten(x, _MIN_CELL) for x, u in zip(r, uncut, strict=True)] for r in rows]
     header = [SHORT_HEADERS.get(c, c) for c in columns]
+    rows = _cells(df)
+
+    def cut(spared: tuple[str, ...]) -> list[list[str]]:
+        keep = [c in spared for c in columns]
+        return [[x if k else _shorten(x, _MIN_CELL) for x, k in zip(r, keep, strict=True)]
+                for r in rows]  # fmt: skip
+
     fields = [c for c in reversed(columns) if c not in (*_KEEP, *DROP_FIRST, *_DROP_LAST)]
     order = [c for c in (*DROP_FIRST, *fields, *_DROP_LAST) if c in columns]
-    hidden: list[str] = []
-    for column in [None, *order]:
-        if column is not None:
-            hidden.append(column)
-        keep = [i for i, c in enumerate(columns) if c not in hidden]
-        head = [header[i] for i in keep]
-        for cells in (rows, cut):
-            picked = [[r[i] for i in keep] for r in cells]
-            if max(map(len, _layout(head, picked))) <= width:
-                return df[[columns[i] for i in keep]], picked, hidden
-    return df[[columns[i] for i in keep]], picked, hidden
+    whole = ("name", "status", "flag")
+    for variants in ((rows, cut((*whole, "changes"))), (cut(whole),)):
+        for k in range(len(order) + 1):
+            keep = [i for i, c in enumerate(columns) if c not in order[:k]]
+            for cells in variants:
+                picked = [[r[i] for i in keep] for r in cells]
+                if max(map(len, _layout([header[i] for i in keep], picked))) <= width:
+                    return df[[columns[i] for i in keep]], picked, order[:k]
+    return df[[columns[i] for i in keep]], picked, order
 
 
 def to_text(df: pd.DataFrame, width: int | None = None) -> str:
