@@ -624,8 +624,55 @@ TRIGGERS: dict[str, Trigger] = {
     ),
     "ledger-sort": lambda c: printed(runs_main, [str(_member(c, "a").parent), "--sort", "nope"]),
     "ledger-killed-run": lambda c: printed(runs_main, [str(_killed_run(c).parent)]),
+    "ledger-skipped-run": lambda c: printed(runs_main, [str(_damaged_config(c))]),
+    "ledger-baseline-choice": lambda c: printed(runs_main, [str(_twice(c)), "--vs", "a"]),
+    "ledger-columns-unknown": lambda c: printed(
+        runs_main, [str(_member(c, "a").parent), "--columns", "nope"]
+    ),
+    "ledger-status-unknown": lambda c: printed(
+        runs_main, [str(_member(c, "a").parent), "--status", "done"]
+    ),
+    "ledger-hidden-columns": lambda c: printed(runs_main, [str(_twice(c)), "--width", "50"]),
+    "prune-needs-yes": lambda c: printed(
+        runs_main, [str(write_run(c.tmp / "runs", RunSpec(status="failed")).parent), "--prune"]
+    ),
+    # the optional picture, the record's name, the command's own output flag
+    "score-needs-answers": lambda c: printed(score_main, [str(_sub(c, [1] * 6))]),
+    "score-no-val": lambda c: printed(
+        score_main, [str(_unlink(_member(c, "a") / "val_probs.csv").parent)]
+    ),
+    "score-png-unwritable": lambda c: printed(
+        score_main,
+        [
+            str(_sub(c, [1] * 6)),
+            "--answers",
+            str(_sub(c, [1] * 6, name="a.csv")),
+            "--png",
+            str(_file(c, "f", "x") / "cm.png"),
+        ],
+    ),
+    "output-json-collision": lambda c: printed(
+        ensemble_main, [str(_member(c, "a")), "-o", str(c.tmp / "out.json")]
+    ),
+    "ensemble-output-unwritable": lambda c: printed(
+        ensemble_main, [str(_member(c, "a")), "-o", str(_file(c, "f", "x") / "s.csv")]
+    ),
 }
 TRIGGERS.update(AFTER_TRAINING)  # calibration, stacking, per-task merge, label-noise finder
+
+
+def _damaged_config(ctx: Ctx) -> Path:
+    """A folder of two runs, the second with a config.json that is not JSON."""
+    _member(ctx, "a")
+    run = _member(ctx, "b", stamp="20240102-120000")
+    (run / "config.json").write_text("{not json")
+    return run.parent
+
+
+def _twice(ctx: Ctx) -> Path:
+    """A folder of two runs both named ``a`` (the same run trained again)."""
+    _member(ctx, "a")
+    return _member(ctx, "a", stamp="20240102-120000").parent
 
 
 def _unlink(path: Path) -> Path:
