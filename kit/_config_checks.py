@@ -24,7 +24,7 @@ _CHOICES: dict[str, tuple[str, str]] = {
     "preset": ("kit.transforms", "PRESETS"),
     "optimizer": ("kit.train.optim", "OPTIMIZERS"),
     "scheduler": ("kit.train.optim", "SCHEDULERS"),
-    "sampler": ("kit.train.loaders", "SAMPLERS"),
+    "sampler": ("kit.data.sampling", "SAMPLERS"),
     "tta": ("kit.inference", "TTA"),
 }
 
@@ -137,7 +137,7 @@ def check(cfg: Any) -> None:
     if cfg.fold is not None and cfg.fold >= cfg.n_folds:
         raise ValueError(f"config field 'fold' is {cfg.fold}; expected 0..{cfg.n_folds - 1}")
     if cfg.folds is not None:
-        from kit.train.kfold import check_folds  # late: kit.train imports this module
+        from kit.train.fit import check_folds  # late: kit.train imports this module
 
         check_folds(cfg)
     for name, (module, registry) in _CHOICES.items():
@@ -195,7 +195,7 @@ def _check_losses(cfg: Any) -> None:
     import numpy as np
 
     from kit.heads import head_spec
-    from kit.train.steps import build_criterion
+    from kit.train.optim import build_criterion
 
     try:  # one image of every class stands in for the training labels
         build_criterion(cfg, labels=np.arange(NUM_CLASSES))
@@ -205,9 +205,9 @@ def _check_losses(cfg: Any) -> None:
 
 
 def _check_scheduler_kwargs(scheduler: str, kwargs: dict[str, float]) -> None:
-    from kit.train.optim import SCHEDULER_KWARGS
+    from kit.train.optim import SCHEDULERS
 
-    allowed = SCHEDULER_KWARGS.get(scheduler, ())
+    allowed = SCHEDULERS.get(scheduler).kwargs if scheduler in SCHEDULERS else ()
     unknown = sorted(set(kwargs) - set(allowed))
     if unknown:
         raise ValueError(
