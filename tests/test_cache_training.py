@@ -114,7 +114,6 @@ def _decodes(cfg: Config, monkeypatch) -> tuple[int, object]:
     return len(counter.opened), run
 
 
-@pytest.mark.slow
 def test_fit_decodes_each_picture_once_with_the_cache_and_every_time_without(
     cfg, tiny_data, monkeypatch
 ):

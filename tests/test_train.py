@@ -332,3 +332,22 @@ def test_running_f1_labels_of_both_output_kinds():
     }
     true, pred = batch_labels(heads, {"mask": m, "gender": g, "age": a})
     assert true.tolist() == pred.tolist() == [0, 5, 17, 9]
+
+
+def test_resume_warns_about_changed_experiment_fields_only(tiny_cfg, tmp_path, caplog):
+    """Fields of role run / machine / output may change on resume; experiment fields warn."""
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_text(json.dumps(tiny_cfg.to_dict()))
+    (run / "last.pt").write_bytes(b"placeholder")  # the resume stops at reading it
+    quiet_changes = {"workers": 1, "eval_batch_size": 7, "name": "other", "quiet": False}
+    for changes, warned in ((quiet_changes, False), ({"lr": 0.5}, True)):
+        caplog.clear()
+        with (
+            caplog.at_level("WARNING", logger="kit"),
+            pytest.raises(ValueError, match="cannot read"),
+        ):
+            fit(tiny_cfg.replace(resume=str(run), **changes))
+        messages = [r.getMessage() for r in caplog.records if "changed settings" in r.getMessage()]
+        assert bool(messages) == warned, messages
+    assert "lr: 0.003 -> 0.5" in messages[0] and "workers" not in messages[0]
