@@ -21,7 +21,8 @@ from kit.models import create_model
 from kit.runfolder import BEST
 from kit.train.checkpoint import load
 from kit.train.distributed import resolve_device
-from kit.train.loop import TTA, predict_frame
+from kit.train.loop import predict_frame
+from kit.transforms import TTA
 
 __all__ = ["TTA", "load_run_model", "predict", "resolve_device"]
 
@@ -52,8 +53,7 @@ def predict(
     ``prepared`` reads pictures already cropped and resized for ``cfg`` by path (an
     ``ImageCache``); by default every file is decoded and prepared.
     """
-    if tta not in TTA:
-        raise ValueError(f"unknown tta {tta!r}; valid: {sorted(TTA)}")
+    TTA.get(tta)  # an unknown mode fails before a model is loaded
     if isinstance(model_or_run_dir, nn.Module):
         if cfg is None:
             raise ValueError("predict(model, df) needs the model's cfg for its transforms")

@@ -15,13 +15,12 @@ from sklearn.metrics import accuracy_score, confusion_matrix, f1_score
 import kit.runs
 import kit.train.data as train_data
 import kit.train.loop as loop
-from kit.config import Config, parse_args
+from kit.config import Config, parse_args, parse_folds
 from kit.data import read_eval, read_train
 from kit.ensemble import ensemble
 from kit.metrics import macro_f1
 from kit.splits import person_folds
 from kit.train import fit
-from kit.train.fit import parse_folds
 
 PROBS = [f"p{k}" for k in range(18)]
 N_FOLDS = 3

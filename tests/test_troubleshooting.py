@@ -48,6 +48,7 @@ from kit.score import main as score_main
 from kit.train import fit
 from kit.train.checkpoint import load as load_checkpoint
 from kit.train.data import load_splits
+from tests._after_training_triggers import AFTER_TRAINING
 from tests._runfolders import Preds, RunSpec, one_hot_probs, summary, write_run
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -206,13 +207,16 @@ def _file(ctx: Ctx, name: str, text: str) -> Path:
     return path
 
 
+_TEST_LOSS = "kit_test_loss"  # unregistered after every row's test
+
+
 def _register_loss(ctx: Ctx, forward: Callable[[torch.Tensor], torch.Tensor]) -> str:
     class _Loss(nn.Module):
         def forward(self, logits, target):
             return forward(logits)
 
-    ctx.mp.setitem(LOSSES, "kit_test_loss", lambda **kwargs: _Loss())
-    return "kit_test_loss"
+    LOSSES.register(_TEST_LOSS, lambda **kwargs: _Loss(), overwrite=True)
+    return _TEST_LOSS
 
 
 def _raise(err: BaseException) -> Callable[[torch.Tensor], torch.Tensor]:
@@ -406,7 +410,7 @@ TRIGGERS: dict[str, Trigger] = {
         lambda: Config(head="multi", head_losses={"hair": "focal"}).validate()
     ),
     "config-scheduler-kwargs": lambda c: raised(
-        lambda: Config(scheduler="step", scheduler_kwargs={"patience": 2.0}).validate()
+        lambda: fit(c.cfg(scheduler="step", scheduler_kwargs={"patience": 2.0}))
     ),
     "config-device-no-gpu": lambda c: raised(
         lambda: (
@@ -432,7 +436,9 @@ TRIGGERS: dict[str, Trigger] = {
         lambda argv: parse_args(Config(), argv), ["--head-weights", "age"]
     ),
     # models and weights
-    "pretrained-no-file": lambda c: raised(lambda: Config(pretrained=True).validate()),
+    "pretrained-no-file": lambda c: raised(
+        lambda: create_model(Config(model="test_resnet", pretrained=True))
+    ),
     "pretrained-file-missing": lambda c: raised(
         lambda: (c.mp.chdir(c.tmp), Config(pretrained_file="weights.pth").validate())
     ),
@@ -619,6 +625,7 @@ TRIGGERS: dict[str, Trigger] = {
     "ledger-sort": lambda c: printed(runs_main, [str(_member(c, "a").parent), "--sort", "nope"]),
     "ledger-killed-run": lambda c: printed(runs_main, [str(_killed_run(c).parent)]),
 }
+TRIGGERS.update(AFTER_TRAINING)  # calibration, stacking, per-task merge, label-noise finder
 
 
 def _unlink(path: Path) -> Path:
@@ -685,6 +692,10 @@ def test_the_page_and_the_registry_name_the_same_messages():
 @pytest.mark.parametrize("row", sorted(documented()))
 def test_each_documented_message_is_what_the_user_sees(row, layout, tmp_path, monkeypatch):
     excerpt = documented()[row]
-    seen = TRIGGERS[row](Ctx(tmp_path, layout, monkeypatch))
+    try:
+        seen = TRIGGERS[row](Ctx(tmp_path, layout, monkeypatch))
+    finally:
+        if _TEST_LOSS in LOSSES:
+            LOSSES.unregister(_TEST_LOSS)
     flat = " ".join(seen.split())
     assert " ".join(excerpt.split()) in flat, f"{row}: {excerpt!r} not in:\n{seen}"

@@ -25,17 +25,17 @@ import torch
 
 from kit import io
 from kit import runfolder as rundir
-from kit.config import Config
-from kit.data.sampling import SAMPLERS
+from kit.config import Config, check_registries, parse_folds
 from kit.metrics import summarize
+from kit.models import NO_WEIGHTS_FILE
 from kit.runfolder import CONFIG, ENV, SUMMARY, Run, find_fold_run, read_run, write_parent
 from kit.splits import person_folds
 from kit.train import data, distributed
 from kit.train.checkpoint import TrainState, check_resumable, load
 from kit.train.loop import Epochs, Job, train_run
-from kit.train.optim import OPTIMIZERS, SCHEDULERS, check_scheduler_kwargs
+from kit.train.optim import check_scheduler_kwargs
 
-__all__ = ["check", "check_folds", "fit", "parse_folds"]
+__all__ = ["check", "fit"]
 
 _log = logging.getLogger("kit")
 
@@ -63,50 +63,13 @@ def check(cfg: Config) -> Config:
     everything that can be refused is refused before a folder is written."""
     cfg = cfg.smoke_variant() if cfg.smoke else cfg
     cfg.validate()
-    OPTIMIZERS.get(cfg.optimizer), SCHEDULERS.get(cfg.scheduler), SAMPLERS.get(cfg.sampler)
+    check_registries(cfg)  # every registry is loaded once kit.train is imported
     check_scheduler_kwargs(cfg)
-    if cfg.folds is not None:
-        check_folds(cfg)
+    if cfg.pretrained and cfg.pretrained_file is None:
+        raise ValueError(NO_WEIGHTS_FILE.format(model=cfg.model))
     if cfg.resume:
         check_resumable(cfg, Path(cfg.resume))
     return cfg
-
-
-def parse_folds(spec: str, n_folds: int) -> list[int]:
-    """The sorted fold indices of ``spec``: ``"all"`` or a comma list such as ``"0,2"``."""
-    expected = f"expected all or a comma list of fold indices in 0..{n_folds - 1}, e.g. 0,2"
-    text = spec.strip().lower()
-    if text == "all":
-        return list(range(n_folds))
-    parts = [p.strip() for p in text.split(",")]
-    bad = next((p for p in parts if not (p.isascii() and p.isdigit())), None)
-    if bad is not None:
-        raise ValueError(
-            f"config field 'folds' is {spec!r}: {bad!r} is not a fold index; {expected}"
-        )
-    folds = [int(p) for p in parts]
-    beyond = [k for k in folds if k >= n_folds]
-    if beyond:
-        raise ValueError(
-            f"config field 'folds' is {spec!r}: there is no fold {beyond[0]} with "
-            f"n_folds = {n_folds}; {expected}"
-        )
-    twice = sorted({k for k in folds if folds.count(k) > 1})
-    if twice:
-        raise ValueError(f"config field 'folds' is {spec!r}: fold {twice[0]} is listed twice")
-    return sorted(folds)
-
-
-def check_folds(cfg: Config) -> None:
-    """ValueError when ``cfg.folds`` is malformed or set together with ``cfg.fold``."""
-    if cfg.folds is None:
-        return
-    parse_folds(cfg.folds, cfg.n_folds)
-    if cfg.fold is not None:
-        raise ValueError(
-            f"config fields 'fold' ({cfg.fold}) and 'folds' ({cfg.folds!r}) are both set; "
-            "expected one: fold k trains one run, folds trains a K-fold (use --fold none)"
-        )
 
 
 def _open_folder(cfg: Config, name: str, device: torch.device, ctx: distributed.DistContext):

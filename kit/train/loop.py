@@ -30,20 +30,18 @@ from tqdm import tqdm
 from kit import runfolder as rundir
 from kit.config import Config
 from kit.data import sampling
-from kit.heads import OUTPUT_KINDS, head_spec, to_probs
+from kit.heads import head_spec, head_target, to_probs
 from kit.labels import NUM_CLASSES, encode
 from kit.metrics import macro_f1, summarize
 from kit.models import create_model
 from kit.train import checkpoint, data, distributed
 from kit.train.checkpoint import Parts, TrainState
 from kit.train.optim import build_criterion
+from kit.transforms import TTA
 
-__all__ = ["TTA", "Epochs", "Job", "predict_frame", "score", "train_one_epoch", "train_run"]
+__all__ = ["Epochs", "Job", "predict_frame", "score", "train_one_epoch", "train_run"]
 
 _log = logging.getLogger("kit")
-#: TTA mode -> the views of a batch whose probabilities are averaged.
-# (kit.transforms' "tta" registry takes this table's place once it exists)
-TTA: dict[str, Any] = {"none": lambda x: [x], "hflip": lambda x: [x, torch.flip(x, dims=[3])]}
 
 
 @dataclass(frozen=True)
@@ -79,7 +77,7 @@ def train_run(job: Job, state: TrainState, train_transform: A.BasicTransform | N
     checkpoint.seed_everything(cfg.seed)
     splits = data.load_splits(cfg)
     pictures = data.RunPictures.for_run(cfg, splits, ctx, progress=not cfg.quiet)
-    target = OUTPUT_KINDS[head_spec(cfg.head).kind].target
+    target = head_target(cfg.head)
     train_ds = data.train_dataset(cfg, splits.train, target, pictures, train_transform)
     train_tf, generator = train_ds.transform, torch.Generator()
     loader = sampling.train_loader(train_ds, cfg, generator, ctx.rank, ctx.world_size)
@@ -254,8 +252,7 @@ def predict_frame(
     ``tta="hflip"`` averages each picture's and its mirror image's probabilities. ``prepared``
     reads pictures already cropped and resized for ``cfg`` by path (an ``ImageCache``).
     """
-    if tta not in TTA:
-        raise ValueError(f"unknown tta {tta!r}; valid: {sorted(TTA)}")
+    views_of = TTA.get(tta)
     device = next(model.parameters()).device
     kind = head_spec(cfg.head).kind
     loader = data.frame_loader(df, cfg, prepared, batch_size, pin_memory=device.type == "cuda")
@@ -268,7 +265,7 @@ def predict_frame(
             if cfg.channels_last:
                 images = images.contiguous(memory_format=torch.channels_last)
             with torch.autocast(device.type, enabled=use_amp):
-                views = [to_probs(model(v), kind) for v in TTA[tta](images)]
+                views = [to_probs(model(v), kind) for v in views_of(images)]
             chunks.append((sum(views) / len(views)).float().cpu())
     finally:
         model.train(was_training)

@@ -22,8 +22,8 @@ from timm.scheduler.scheduler import Scheduler
 from torch import nn
 
 from kit.heads import head_spec
-from kit.labels import HEADS, NUM_CLASSES
-from kit.losses import build_loss, build_multihead_loss
+from kit.labels import NUM_CLASSES
+from kit.losses import build_loss, build_multihead_loss, head_loss_args
 from kit.registry import Registry
 
 __all__ = [
@@ -43,10 +43,9 @@ def _joint_criterion(cfg: Any, labels: Any) -> nn.Module:
 
 
 def _heads_criterion(cfg: Any, labels: Any) -> nn.Module:
-    specs = {h: cfg.head_losses.get(h, cfg.loss) for h in HEADS}
-    shared = {k: v for k, v in cfg.loss_kwargs.items() if k not in HEADS}
-    per_head = {h: {**shared, **cfg.loss_kwargs.get(h, {})} for h in HEADS}
-    per_head = {h: kw for h, kw in per_head.items() if kw}
+    args = head_loss_args(cfg)
+    specs = {h: spec for h, (spec, _) in args.items()}
+    per_head = {h: kw for h, (_, kw) in args.items() if kw}
     return build_multihead_loss(specs, weights=cfg.head_weights, labels=labels, **per_head)
 
 
