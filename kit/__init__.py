@@ -57,7 +57,7 @@ _EXPORTS: dict[str, str] = {
     **dict.fromkeys(["create_model", "register_head", "to_probs"], "kit.models"),
     **dict.fromkeys(["PRESETS", "build_transforms"], "kit.transforms"),
     **dict.fromkeys(["fit", "is_main_process"], "kit.train"),
-    "build_run_cache": "kit.train.pipeline",
+    "build_run_cache": "kit.train.data",
     **dict.fromkeys(["Run", "read_run", "write_submission"], "kit.runfolder"),
     **dict.fromkeys(["predict"], "kit.inference"),
     **dict.fromkeys(

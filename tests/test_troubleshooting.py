@@ -47,7 +47,7 @@ from kit.runs.__main__ import main as runs_main
 from kit.score import main as score_main
 from kit.train import fit
 from kit.train.checkpoint import load as load_checkpoint
-from kit.train.loaders import load_splits
+from kit.train.data import load_splits
 from tests._after_training_triggers import AFTER_TRAINING
 from tests._runfolders import Preds, RunSpec, one_hot_probs, summary, write_run
 
