@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from kit.config import Config
-from kit.data import make_fixture
+from kit.data.fixture import make_fixture
 
 # One thread: the tests run beside other work on small shared machines, where a second
 # thread mostly waits; results do not depend on it.

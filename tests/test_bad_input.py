@@ -22,11 +22,13 @@ from PIL import Image
 from torch.utils.data import DataLoader
 
 import kit.train.loop as loop
-from kit.config import Config, parse_args
-from kit.data import DataError, make_fixture, read_eval, read_train, verify_images
+from kit.config import Config
+from kit.data import DataError, read_eval, read_train, verify_images
 from kit.data.dataset import ImageDataset, load_rgb
+from kit.data.fixture import make_fixture
 from kit.ensemble import ensemble
 from kit.ensemble.__main__ import main as ensemble_main
+from kit.recipe import parse_args
 from kit.train import fit
 from kit.train.data import load_splits
 from tests._runfolders import Preds, RunSpec, one_hot_probs, summary, write_run

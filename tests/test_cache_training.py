@@ -20,10 +20,11 @@ from PIL import Image
 
 import kit.data.dataset as dataset_module
 import kit.train.data as pipeline
-from kit.config import Config, parse_args
+from kit.config import Config
 from kit.data import read_eval
 from kit.data.dataset import FlipChoice, ImageDataset, load_rgb
 from kit.data.sampling import SeededDataset
+from kit.recipe import parse_args
 from kit.train import fit
 from kit.train.data import RunPictures, build_run_cache, load_splits, run_paths
 from kit.transforms import build_transforms, prepare

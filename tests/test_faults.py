@@ -22,8 +22,9 @@ import torch
 
 import kit.runfolder as rundir
 import kit.train.data as train_data
-from kit.config import Config, parse_args
+from kit.config import Config
 from kit.io import OutputError
+from kit.recipe import parse_args
 from kit.runs import ledger
 from kit.runs.__main__ import main as ledger_main
 from kit.train import fit
@@ -40,7 +41,8 @@ import json, sys, time
 import torch
 torch.set_num_threads(1)  # as in tests/conftest.py: the same arithmetic as the test process
 import timm
-from kit.config import Config, parse_args
+from kit.config import Config
+from kit.recipe import parse_args
 from kit.train import fit
 
 cfg = Config.from_dict(json.loads(sys.argv[1]))

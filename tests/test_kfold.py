@@ -15,10 +15,11 @@ from sklearn.metrics import accuracy_score, confusion_matrix, f1_score
 import kit.runs
 import kit.train.data as train_data
 import kit.train.loop as loop
-from kit.config import Config, parse_args, parse_folds
+from kit.config import Config, parse_folds
 from kit.data import read_eval, read_train
 from kit.ensemble import ensemble
 from kit.metrics import macro_f1
+from kit.recipe import parse_args
 from kit.splits import person_folds
 from kit.train import fit
 

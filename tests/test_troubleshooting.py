@@ -33,15 +33,17 @@ from torch import nn
 
 import kit.runfolder as rundir
 from kit import io as kio
-from kit.config import Config, parse_args
-from kit.data import load_fixes, make_fixture, read_eval, read_train, verify_images
+from kit.config import Config
+from kit.data import load_fixes, read_eval, read_train, verify_images
 from kit.data.cache import build_cache
 from kit.data.dataset import load_rgb
+from kit.data.fixture import make_fixture
 from kit.ensemble import ensemble, write
 from kit.ensemble.__main__ import main as ensemble_main
 from kit.inference import predict
 from kit.losses import LOSSES
 from kit.models import create_model
+from kit.recipe import parse_args
 from kit.runfolder import write_submission
 from kit.runs.__main__ import main as runs_main
 from kit.score import main as score_main

@@ -10,7 +10,7 @@ from typing import Any
 
 import torch
 
-from kit.data import make_fixture
+from kit.data.fixture import make_fixture
 from kit.data.sampling import usable_cores
 
 __all__ = ["ensure_fixture", "machine_info"]

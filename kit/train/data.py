@@ -24,9 +24,10 @@ import numpy as np
 import pandas as pd
 from torch.utils.data import DataLoader
 
-from kit.data import make_fixture, read_eval, read_train, verify_images
+from kit.data import read_eval, read_train, verify_images
 from kit.data.cache import ImageCache, build_cache
 from kit.data.dataset import FlipChoice, ImageDataset, load_rgb
+from kit.data.fixture import make_fixture
 from kit.data.sampling import resolve_workers, usable_cores
 from kit.runfolder import package_version
 from kit.splits import holdout, person_folds
