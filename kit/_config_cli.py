@@ -16,17 +16,19 @@ from typing import Any, Union, get_args, get_origin, get_type_hints
 
 import yaml
 
+from kit import cli
 from kit._config_checks import type_name
+from kit.cli import add_debug_flag
 from kit.registry import REGISTRIES
 
 __all__ = ["build_parser", "namespace_changes"]
 
-_EXTRA = ("config", "save_config")
+_EXTRA = ("config", "save_config", "debug")
 
 
 def build_parser(base: Any) -> argparse.ArgumentParser:
     """A parser with one option per field of ``base``; unset options stay out of the result."""
-    parser = argparse.ArgumentParser(
+    parser = cli.ArgumentParser(
         description="Train a model. Every field of kit.Config is an option; "
         "precedence: recipe < --config FILE < flags.",
         argument_default=argparse.SUPPRESS,
@@ -35,6 +37,7 @@ def build_parser(base: Any) -> argparse.ArgumentParser:
     parser.add_argument(
         "--save-config", metavar="FILE", default=None, help="write the resolved config and exit"
     )
+    add_debug_flag(parser)
     hints = get_type_hints(type(base))
     for f in dataclasses.fields(base):
         hint = hints[f.name]

@@ -1,15 +1,15 @@
 """How every kit command ends: kit's own errors as one ``error:`` line and exit code 2.
 
-``python -m kit.<command>`` entry points (and recipes, through the same helper) call
+``python -m kit.<command>`` entry points (and recipes, through ``kit.main``) call
 ``sys.exit(run_cli(main))``. An error kit raises about the user's input (bad data, bad config, a
-bad run folder, an unwritable output: ``ValueError`` and ``OSError`` with kit's messages) is
-printed as ``error: <message>`` on stderr with exit code 2; ``--debug`` or ``KIT_DEBUG=1`` shows
-the Python traceback instead. Warnings are one ``warning:`` line each. Anything else is a
-bug in kit and keeps its traceback. A closed pipe (``python -m kit.score RUN | head``) ends
-quietly.
+bad run folder, an unwritable output: :data:`kit.errors.KIT_ERRORS`) is printed as
+``error: <message>`` on stderr with exit code 2; ``--debug`` or ``KIT_DEBUG=1`` shows the Python
+traceback instead. Warnings are one ``warning:`` line each. Anything else is a bug in kit and
+keeps its traceback. Ctrl-C and SIGTERM (what ``timeout``, ``kill`` and job schedulers send)
+end with 130 and 143. A closed pipe (``python -m kit.score RUN | head``) ends quietly.
 
-This module sits in the lowest layer (it imports only :mod:`kit.io`), so every entry point can
-use it.
+This module sits in the lowest layer (it imports only :mod:`kit.io` and :mod:`kit.errors`), so
+every entry point can use it.
 """
 
 from __future__ import annotations
@@ -17,15 +17,23 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import signal
 import sys
+import threading
 import warnings
 from collections.abc import Callable, Iterator, Sequence
+from typing import NoReturn
 
+from kit.errors import KIT_ERRORS
 from kit.io import OutputError
 
 __all__ = [
     "DEBUG_ENV",
+    "INTERRUPTED",
     "KIT_ERRORS",
+    "TERMINATED",
+    "ArgumentParser",
+    "Terminated",
     "add_debug_flag",
     "debug_requested",
     "error_text",
@@ -35,10 +43,17 @@ __all__ = [
 
 #: The environment variable that shows tracebacks of kit's errors, like ``--debug``.
 DEBUG_ENV = "KIT_DEBUG"
-#: What kit raises about the user's input; every message names the file, row or field.
-KIT_ERRORS: tuple[type[BaseException], ...] = (ValueError, OSError)
-# exit codes a shell sees for Ctrl-C and a closed pipe (128 + signal number)
-_INTERRUPTED, _BROKEN_PIPE = 130, 141
+#: Exit codes a shell sees for Ctrl-C, a closed pipe and SIGTERM (128 + signal number).
+INTERRUPTED, BROKEN_PIPE, TERMINATED = 130, 141, 143
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse's parser, ending a bad command line like every other kit error: the usage,
+    then one line ``error: <message>``, exit code 2 (argparse writes ``PROG: error:``)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(2, f"error: {message}\n")
 
 
 def add_debug_flag(parser: argparse.ArgumentParser) -> None:
@@ -76,6 +91,29 @@ def warnings_as_lines() -> Iterator[None]:
         yield
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised like Ctrl-C (:func:`sigterm_as_interrupt`) so the same clean-up runs."""
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """Inside, SIGTERM raises :class:`Terminated` (a KeyboardInterrupt) in the main thread, so
+    ``kill``, ``timeout`` and job schedulers stop a run the way Ctrl-C does; outside (or off the
+    main thread, where Python cannot set handlers) nothing changes."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def terminate(signum, frame) -> None:
+        raise Terminated()
+
+    previous = signal.signal(signal.SIGTERM, terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def _quiet_stdout() -> None:
     """Point stdout at /dev/null so Python's flush at exit cannot fail on the closed pipe."""
     try:
@@ -99,20 +137,24 @@ def run_cli(
     """
     args = list(sys.argv[1:] if argv is None else argv)
     try:
-        with warnings_as_lines():
+        with warnings_as_lines(), sigterm_as_interrupt():
             code = int(main(args) or 0)
         sys.stdout.flush()  # inside the try: a reader that went away ends quietly too
         return code
     except KIT_ERRORS as err:
         if isinstance(err, BrokenPipeError):
             _quiet_stdout()
-            return _BROKEN_PIPE
+            return BROKEN_PIPE
         if debug_requested(args):
             raise
         if isinstance(err, OutputError) and output_fix:
             err = err.with_fix(output_fix)
         print(f"error: {error_text(err)}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return _INTERRUPTED
+    except KeyboardInterrupt as err:
+        print("terminated" if isinstance(err, Terminated) else "interrupted", file=sys.stderr)
+        return TERMINATED if isinstance(err, Terminated) else INTERRUPTED
+    except SystemExit as err:  # fit() ends an interrupted run with the usual exit code
+        if err.code in (INTERRUPTED, TERMINATED):
+            return int(err.code)
+        raise

@@ -25,6 +25,7 @@ __all__ = [
     "check_registries",
     "fields_with_role",
     "parse_folds",
+    "resumable_fields",
     "split_fields",
 ]
 
@@ -46,16 +47,19 @@ def _f(
     role: str = "experiment",
     registry: str | None = None,
     split: bool = False,
+    resume: bool | None = None,
 ) -> Any:
     """A dataclass field with its ``--help`` text, its :data:`ROLES` role, the registry kind
-    its names come from (``kit.registry``), and ``split`` when it decides which people
-    validate (a K-fold resume must keep it). Mutable defaults are copied.
+    its names come from (``kit.registry``), ``split`` when it decides which people
+    validate (a K-fold resume must keep it), and ``resume``: whether ``--resume`` may change
+    it (default: every role but ``experiment``). Mutable defaults are copied.
 
     (It returns ``dataclasses.field``, hence the ``noqa: RUF009`` where ruff cannot tell.)
     """
     if role not in ROLES:
         raise ValueError(f"unknown field role {role!r}; valid: {sorted(ROLES)}")
-    meta = {"help": help, "role": role, "registry": registry, "split": split}
+    may_resume = role != "experiment" if resume is None else resume
+    meta = {"help": help, "role": role, "registry": registry, "split": split, "resume": may_resume}
     if isinstance(default, (dict, list)):
         return field(default_factory=lambda: copy.deepcopy(default), metadata=meta)
     return field(default=default, metadata=meta)
@@ -74,8 +78,10 @@ class Config:
     )
     fold: int | None = _f(None, "validate on fold k of n_folds; none = holdout by val_ratio")
     n_folds: int = _f(5, "number of person-level folds", split=True)
-    folds: str | None = _f(
-        None, "K-fold: train folds all (or e.g. 0,2) under one parent folder; none = one run"
+    folds: str | None = _f(  # a resumed K-fold parent may train more (or fewer) of its folds
+        None,
+        "K-fold: train folds all (or e.g. 0,2) under one parent folder; none = one run",
+        resume=True,
     )
     val_ratio: float = _f(0.2, "share of people held out when fold is none")
     age_thresholds: tuple[int, int] = _f((30, 60), "training age-group boundaries (val: 30 60)")
@@ -89,7 +95,9 @@ class Config:
         "single", "single (18-way), multi (mask/gender/age) or a registered head", registry="head"
     )
     pretrained: bool = _f(False, "start from pretrained weights (needs --pretrained-file)")
-    pretrained_file: str | None = _f(None, "local weights file (implies --pretrained)")
+    pretrained_file: str | None = _f(  # a resumed run's weights come from last.pt, not this file
+        None, "local weights file (implies --pretrained)", resume=True
+    )
     # images
     crop: tuple[float, float] = _f(
         (0.625, 0.667), "centre crop as a fraction of (height, width): 320x256 of 512x384"
@@ -222,6 +230,12 @@ def fields_with_role(*roles: str) -> tuple[str, ...]:
     if unknown:
         raise ValueError(f"unknown field role {unknown[0]!r}; valid: {sorted(ROLES)}")
     return tuple(f.name for f in dataclasses.fields(Config) if f.metadata["role"] in roles)
+
+
+def resumable_fields() -> tuple[str, ...]:
+    """The fields ``--resume`` may change (metadata ``resume``): none of them shapes the
+    weights, the data, the split or the schedule the run's ``last.pt`` was trained under."""
+    return tuple(f.name for f in dataclasses.fields(Config) if f.metadata["resume"])
 
 
 def split_fields() -> tuple[str, ...]:

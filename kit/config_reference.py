@@ -8,13 +8,13 @@ fields in the class body.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import inspect
 import re
 import sys
 from typing import Any, get_type_hints
 
+from kit import cli
 from kit._config_checks import type_name
 from kit._config_cli import build_parser
 from kit.config import Config
@@ -174,9 +174,7 @@ def markdown(config_cls: type = Config) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     """Print the page (redirect it into docs/configuration.md)."""
-    argparse.ArgumentParser(prog="python -m kit.config_reference", description=COMMAND).parse_args(
-        argv
-    )
+    cli.ArgumentParser(prog="python -m kit.config_reference", description=COMMAND).parse_args(argv)
     sys.stdout.write(markdown())
 
 

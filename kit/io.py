@@ -59,8 +59,8 @@ def _error(errno_: int, path: Path, reason: str, fix: str) -> OutputError:
     return OutputError(errno_, message, path=path, reason=reason, fix=fix)
 
 
-def _explain(path: Path, err: OSError, fix: str = OUTPUT_FIX) -> OutputError:
-    reason = {
+def _explain(path: Path, err: OSError, fix: str = OUTPUT_FIX, why: str = "") -> OutputError:
+    reason = why or {
         errno.ENOSPC: "the disk is full",
         errno.EDQUOT: "the disk quota is exhausted",
         errno.EROFS: "the file system is read-only",
@@ -72,11 +72,14 @@ def _explain(path: Path, err: OSError, fix: str = OUTPUT_FIX) -> OutputError:
     return _error(err.errno or 0, path, reason, fix)
 
 
-def output_error(path: str | os.PathLike[str], err: OSError, fix: str = OUTPUT_FIX) -> OutputError:
+def output_error(
+    path: str | os.PathLike[str], err: OSError, fix: str = OUTPUT_FIX, reason: str = ""
+) -> OutputError:
     """``err`` (raised while creating or writing ``path``) as an :class:`OutputError` that says
-    why in plain words (disk full, read-only, permission denied, a file in the way) and what to
-    do: ``fix``, which names the caller's own option (``"choose another --output-dir"``)."""
-    return _explain(Path(path), err, fix)
+    why in plain words (disk full, read-only, permission denied, a file in the way; or
+    ``reason``) and what to do: ``fix``, which names the caller's own option (``"choose another
+    --output-dir"``)."""
+    return _explain(Path(path), err, fix, reason)
 
 
 @contextlib.contextmanager

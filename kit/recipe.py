@@ -1,4 +1,5 @@
-"""What a recipe calls: its command line (``parse_args``) on top of its base ``Config``.
+"""What a recipe calls: ``main(config)`` (its whole command line: flags, training, errors), or
+``parse_args`` alone on top of its base ``Config``.
 
 Precedence is recipe values < ``--config FILE`` < command-line flags; ``--resume RUN_DIR``
 starts from that run's saved config instead of the recipe's.
@@ -10,11 +11,15 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from kit._config_cli import build_parser, namespace_changes
-from kit.config import Config, apply_file
-from kit.runfolder import CONFIG
+import albumentations as A
 
-__all__ = ["parse_args"]
+from kit._config_cli import build_parser, namespace_changes
+from kit.cli import run_cli
+from kit.config import Config, apply_file
+from kit.runfolder import CONFIG, Run
+from kit.train import fit
+
+__all__ = ["main", "parse_args"]
 
 
 def parse_args(base: Config, argv: Sequence[str] | None = None) -> Config:
@@ -37,3 +42,27 @@ def parse_args(base: Config, argv: Sequence[str] | None = None) -> Config:
         print(f"wrote {ns.save_config}; train with it: --config {ns.save_config}")
         raise SystemExit(0)
     return cfg
+
+
+def main(
+    base: Config,
+    train_transform: A.BasicTransform | None = None,
+    argv: Sequence[str] | None = None,
+) -> Run:
+    """A recipe's whole command line: ``fit(parse_args(base, argv), train_transform)``.
+
+    kit's own errors (bad data, config, run folder, disk) end the process with one ``error:``
+    line and exit code 2 (``--debug`` or ``KIT_DEBUG=1`` shows the traceback); Ctrl-C and SIGTERM
+    with 130 and 143, after the run recorded where it stopped. A bug keeps its traceback.
+    Returns the :class:`Run` when training finished (``fit`` logs its scores and folder).
+    """
+    done: list[Run] = []
+
+    def train(args: list[str]) -> int:
+        done.append(fit(parse_args(base, args), train_transform))
+        return 0
+
+    code = run_cli(train, argv)
+    if code:
+        raise SystemExit(code)
+    return done[0]

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from kit import cli
 from kit.cli import add_debug_flag, error_text, run_cli
 from kit.io import OutputError
 from kit.labels import NUM_CLASSES
@@ -114,7 +115,7 @@ def _target(args: argparse.Namespace) -> tuple[str, np.ndarray, np.ndarray, bool
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m kit.score", description=__doc__.splitlines()[0])
+    p = cli.ArgumentParser(prog="python -m kit.score", description=__doc__.splitlines()[0])
     p.add_argument(
         "target",
         help="a run folder or K-fold parent (its validation report from val_probs.csv), "

@@ -26,8 +26,7 @@ def config() -> kit.Config:
 
 
 def main(argv: list[str] | None = None) -> None:
-    cfg = kit.parse_args(config(), argv)
-    run = kit.fit(cfg)
+    run = kit.main(config(), argv=argv)  # flags, training, one error: line on bad input
     if not kit.is_main_process():
         return  # under torchrun, rank 0 alone reports
     s = run.summary

@@ -37,9 +37,16 @@ def variant(cfg: kit.Config) -> kit.Config:
 
 
 def main(argv: list[str] | None = None) -> None:
+    code = kit.run_cli(train_and_ensemble, argv)  # one error: line on bad input, exit code 2
+    if code:
+        raise SystemExit(code)
+
+
+def train_and_ensemble(argv: list[str]) -> None:
+    """Both members, then their ensemble and its submission."""
     cfg = kit.parse_args(config(), argv)
     if cfg.resume:
-        raise SystemExit(
+        raise ValueError(
             "this recipe trains two members; resume each with "
             "python recipes/baseline.py --resume <its parent folder>, then ensemble them with "
             "python -m kit.ensemble <parent> <parent> -o subs/ens.csv --weights auto"

@@ -9,7 +9,6 @@ test_config.py, test_ensemble.py and test_score.py; docs/troubleshooting.md list
 
 from __future__ import annotations
 
-import json
 import shutil
 import warnings
 from collections.abc import Callable
@@ -186,11 +185,9 @@ def test_fit_stops_before_training_with_the_readers_message(
     out = tmp_path / "runs"
     with pytest.raises(DataError) as info:
         fit(make_cfg(data, out))
-    assert str(info.value) == expected
-    (run_dir,) = out.iterdir()
-    status = json.loads((run_dir / "status.json").read_text())
-    assert status["status"] == "failed" and expected in status["error"]
-    assert not (run_dir / "last.pt").exists()
+    # the same message; a bad eval picture's fix is its own (the eval set is never thinned)
+    assert str(info.value).split("; replace them")[0] == expected.split("; replace them")[0]
+    assert not out.exists(), "a data error left a run folder behind"
 
 
 def test_fixes_naming_unknown_people_or_bad_values_stop_fit(make_cfg, data, tmp_path):

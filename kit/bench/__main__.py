@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from kit import io
+from kit import cli, io
 from kit.bench.core import BenchOptions, run_benchmark
 from kit.bench.report import format_report
 
@@ -33,7 +33,7 @@ def _positive(text: str) -> int:
 def build_parser() -> argparse.ArgumentParser:
     """The benchmark's options; defaults are those of :class:`BenchOptions`."""
     d = BenchOptions()
-    p = argparse.ArgumentParser(
+    p = cli.ArgumentParser(
         prog="python -m kit.bench",
         description="Images per second of kit's training pipeline with and without the picture "
         "cache, against the model's own limit and a plain per-sample baseline.",
@@ -58,14 +58,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--preset", default=d.preset, help="augmentation preset: base or strong")
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--json", metavar="OUT.json", default=None, help="also write the figures")
+    cli.add_debug_flag(p)
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = vars(build_parser().parse_args(argv))
+    """Run the benchmark; returns the exit code (2 with one ``error:`` line on bad input)."""
+    return cli.run_cli(_main, argv, output_fix="pass another --json PATH, or free space")
+
+
+def _main(argv: list[str]) -> int:
+    parser = build_parser()
+    args = vars(parser.parse_args(argv))
+    args.pop("debug")
     out = args.pop("json")
     if args["warmup"] < 0:
-        raise SystemExit("--warmup must be >= 0")
+        parser.error("argument --warmup: expected an integer >= 0")
     opts = BenchOptions(**{**args, "image_size": tuple(args["image_size"]),
                            "fixture_size": tuple(args["fixture_size"])})  # fmt: skip
     result = run_benchmark(opts, log=lambda line: print(line, file=sys.stderr, flush=True))

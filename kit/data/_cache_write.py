@@ -42,7 +42,7 @@ def build_lock(root: Path, key: str) -> Iterator[None]:
         raise OutputError(
             err.errno or 0,
             f"cannot write the image cache in {root}: {err.strerror or err}. Nothing was cached; "
-            f"choose a writable cache folder, or train without the cache (--no-cache).",
+            f"pass a writable folder with --cache-dir DIR, or train without the cache (--no-cache).",
         ) from err
     try:
         if fcntl is not None:

@@ -9,6 +9,7 @@ import pandas as pd
 from PIL import Image
 
 from kit.data._common import DataError
+from kit.data.decode import picture_problem, to_rgb
 
 __all__ = ["verify_images"]
 
@@ -20,12 +21,20 @@ _TAIL_BYTES = 1024
 _SHOWN = 5
 
 
-def verify_images(df: pd.DataFrame, strict: bool = True, decode: bool = False) -> pd.DataFrame:
-    """Check each file of ``df.path``: not empty, an image PIL can parse, not truncated.
+#: What a strict check suggests unless the caller knows better (the eval set cannot drop rows).
+DROP_FIX = "replace them, or pass strict=False (training: --no-strict-data) to drop them"
 
-    Bad files raise a :class:`DataError` naming the first few, or with ``strict=False`` are
-    dropped with one warning (the returned frame has a fresh index). ``decode=True`` also
-    decodes every pixel (slower; catches corrupt data inside an otherwise complete file).
+
+def verify_images(
+    df: pd.DataFrame, strict: bool = True, decode: bool = False, fix: str = DROP_FIX
+) -> pd.DataFrame:
+    """Check each file of ``df.path``: not empty, an image PIL can parse, not truncated, in a
+    mode and orientation :func:`kit.data.dataset.load_rgb` decodes as a viewer shows it.
+
+    Bad files raise a :class:`DataError` naming the first few and then ``fix``, or with
+    ``strict=False`` are dropped with one warning (the returned frame has a fresh index).
+    ``decode=True`` also decodes every pixel (slower; catches corrupt data inside an otherwise
+    complete file).
     """
     if "path" not in df.columns:
         raise DataError(f"verify_images: frame has no 'path' column (found {list(df.columns)})")
@@ -37,9 +46,7 @@ def verify_images(df: pd.DataFrame, strict: bool = True, decode: bool = False) -
     more = f"; ... and {len(bad) - _SHOWN} more" if len(bad) > _SHOWN else ""
     msg = f"{len(bad)} of {len(df)} image files cannot be used ({shown}{more})"
     if strict:
-        raise DataError(
-            msg + "; replace them, or pass strict=False (training: --no-strict-data) to drop them"
-        )
+        raise DataError(f"{msg}; {fix}")
     warnings.warn(
         f"verify_images dropped {len(bad)} of {len(df)} image files that cannot be used "
         f"({shown}{more})",
@@ -61,11 +68,14 @@ def _problem(path: str, decode: bool) -> str | None:
         with Image.open(path) as image:
             fmt = image.format or ""
             image.verify()
-        if decode:
-            with Image.open(path) as image:
-                image.load()
+        with Image.open(path) as image:  # verify() leaves the image unusable: open it again
+            problem = picture_problem(image)
+            if decode and problem is None:
+                to_rgb(image)
     except Exception as err:  # PIL raises many types (OSError, SyntaxError, struct.error...)
         return f"not a readable image ({type(err).__name__}: {err})"
+    if problem is not None:
+        return problem
     marker = _END_MARKERS.get(fmt)
     if marker is not None:
         with open(path, "rb") as fh:

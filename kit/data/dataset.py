@@ -1,7 +1,7 @@
 """The torch ``Dataset`` over a frame of images: (image tensor, training target) pairs.
 
 Reading a picture is one small replaceable function, ``loader(path) -> uint8 RGB (H, W, 3)``.
-The default decodes the file; a cache of prepared (cropped, resized) pictures can take its
+The default decodes the file as a viewer shows it (:func:`kit.data.decode.load_rgb`); a cache of prepared (cropped, resized) pictures can take its
 place together with ``kit.transforms.build_transforms(cfg, prepared=True)``.
 
 The dataset knows nothing of model heads: the target of a row is ``target(18-way class id)``,
@@ -10,41 +10,20 @@ a function the caller passes (training passes its head's ``OutputKind.target``).
 
 from __future__ import annotations
 
-import struct
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from PIL import Image
 from torch.utils.data import Dataset
 
 from kit.data.cache import ImageCache
+from kit.data.decode import load_rgb
 from kit.labels import AGE_THRESHOLDS, age_to_group, encode
 
 __all__ = ["FlipChoice", "ImageDataset", "load_rgb", "training_labels"]
 
 Loader = Callable[[str], np.ndarray]
-#: What PIL raises for a missing, empty, cut-short or corrupt file (not only OSError).
-_BAD_IMAGE_ERRORS = (
-    OSError,
-    ValueError,
-    SyntaxError,
-    EOFError,
-    struct.error,
-    Image.DecompressionBombError,
-)
-
-
-def load_rgb(path: str) -> np.ndarray:
-    """Decode one picture to a uint8 RGB array (H, W, 3), naming the file if it is unreadable."""
-    try:
-        with Image.open(path) as img:
-            return np.asarray(img.convert("RGB"))
-    except _BAD_IMAGE_ERRORS as err:
-        raise OSError(f"cannot read image {path}: {type(err).__name__}: {err}") from err
-
-
 def training_labels(
     df: pd.DataFrame, age_thresholds: tuple[int, int] = AGE_THRESHOLDS, column: str = "label"
 ) -> np.ndarray:

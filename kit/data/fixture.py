@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 import hashlib
 import io
 import os
@@ -17,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from kit import cli
 from kit.data._common import STEM_MASK, STEMS
 from kit.data._faces import render, traits
 from kit.labels import age_to_group, encode
@@ -172,22 +174,25 @@ def make_fixture(
     return root
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    """Command line: write a fixture and print where and what."""
-    parser = argparse.ArgumentParser(prog="python -m kit.data.fixture", description=__doc__)
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command line: write a fixture and print where and what; returns the exit code (2 with
+    one ``error:`` line on bad input)."""
+    return cli.run_cli(_main, argv, output_fix="pass another OUT folder, or free space")
+
+
+def _main(argv: list[str]) -> None:
+    parser = cli.ArgumentParser(prog="python -m kit.data.fixture", description=__doc__)
     parser.add_argument("out", type=Path, help="folder to write train/ and eval/ into")
     parser.add_argument("--people", type=int, default=60, help="training people (7 images each)")
     parser.add_argument("--size", type=int, nargs=2, default=(96, 128), metavar=("W", "H"))
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--eval-people", type=int, default=None)
     parser.add_argument("--overwrite", action="store_true", help="replace existing train/ eval/")
+    cli.add_debug_flag(parser)
     args = parser.parse_args(argv)
-    try:
-        root = make_fixture(
-            args.out, args.people, tuple(args.size), args.seed, args.eval_people, args.overwrite
-        )
-    except (FileExistsError, ValueError) as err:
-        parser.error(str(err))
+    root = make_fixture(
+        args.out, args.people, tuple(args.size), args.seed, args.eval_people, args.overwrite
+    )
     meta = pd.read_csv(root / "train" / "train.csv", dtype={"id": str})
     groups = np.bincount(age_to_group(meta["age"].to_numpy()), minlength=3)
     women = int((meta["gender"] == "female").sum())
@@ -202,4 +207,4 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -6,6 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from kit import cli
 from kit.cli import add_debug_flag, run_cli
 from kit.ensemble.calibrate import calibrate_ensemble
 from kit.ensemble.core import EnsembleResult, biases_path, ensemble, record_path, write
@@ -24,7 +25,7 @@ def _weights(text: str | None) -> list[float] | str | None:
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = cli.ArgumentParser(
         prog="python -m kit.ensemble",
         description="Combine run folders, K-fold parents and submission CSVs into one submission.",
     )

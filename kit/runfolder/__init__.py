@@ -8,6 +8,7 @@ predictions, :class:`Run`) and :mod:`kit.runfolder.predictions` (the checked CSV
 """
 
 from kit.runfolder.files import (
+    check_output_dir,
     create_run_dir,
     drop_last,
     env_info,
@@ -108,6 +109,7 @@ __all__ = [
     "Run",
     "Split",
     "ValKeys",
+    "check_output_dir",
     "create_run_dir",
     "drop_last",
     "env_info",

@@ -6,6 +6,7 @@ Every file is written atomically through :mod:`kit.io`.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import getpass
 import io as _io
@@ -38,6 +39,7 @@ from kit.runfolder.names import (
 from kit.runfolder.source import git_state
 
 __all__ = [
+    "check_output_dir",
     "create_run_dir",
     "drop_last",
     "env_info",
@@ -58,6 +60,23 @@ _PACKAGES = ("torch", "torchvision", "timm", "albumentations", "numpy", "pandas"
 
 def now() -> str:
     return datetime.now().astimezone().isoformat(timespec="seconds")
+
+
+def check_output_dir(output_dir: str | Path) -> None:
+    """Refuse an ``output_dir`` no run folder can be made in (a file in the way, read-only,
+    full, no permission) by making and removing a probe folder in it: a run that cannot write
+    stops before any data is read, and leaves nothing behind."""
+    parent = Path(output_dir)
+    made = [p for p in (parent, *parent.parents) if not p.exists()]  # deepest first
+    probe = parent / f".kit-write-check-{os.getpid()}"
+    try:
+        probe.mkdir(parents=True)
+    except OSError as err:
+        raise io.output_error(parent, err, _RUNS_FIX) from err
+    finally:
+        for folder in (probe, *made):
+            with contextlib.suppress(OSError):
+                folder.rmdir()
 
 
 def create_run_dir(output_dir: str | Path, name: str) -> Path:

@@ -14,6 +14,7 @@ from datetime import timedelta
 
 import pandas as pd
 
+from kit import cli
 from kit.cli import add_debug_flag, run_cli
 from kit.runs import ledger, prune, suspects
 from kit.runs.compare import IGNORED_FIELDS, find_run, table
@@ -22,7 +23,7 @@ from kit.runs.select import STATUSES, pick_columns, select
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = cli.ArgumentParser(
         prog="python -m kit.runs",
         description="List run folders: scores and only the config fields that differ "
         f"(never shown: {', '.join(IGNORED_FIELDS)}).",

@@ -26,8 +26,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
-from PIL import Image
+from kit import cli
+from kit.data.decode import load_rgb
 
+from kit.cli import add_debug_flag, run_cli
 from kit.io import atomic_path, read_json, write_text
 from kit.labels import HEADS, decode, heads_from_joint
 from kit.runfolder import CONFIG, VAL_PROBS, read_val_keys, read_val_probs
@@ -176,7 +178,7 @@ def contact_sheet(
     for ax, (_, row) in zip(axes.ravel(), rows.iterrows(), strict=False):
         file = files.get(row["example"])
         if file is not None:
-            ax.imshow(Image.open(file).convert("RGB"))
+            ax.imshow(load_rgb(str(file)))
         else:
             ax.text(0.5, 0.5, "picture not found", ha="center", va="center", fontsize=8)
         who = row["image_id"] or row["person_id"]
@@ -192,7 +194,7 @@ def contact_sheet(
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = cli.ArgumentParser(
         prog="python -m kit.runs suspects",
         description="List the people and pictures whose out-of-fold probability of their own "
         "label is lowest (mask / gender / age) as a fixes CSV to review, and a contact sheet.",
@@ -201,24 +203,25 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--top", type=int, default=20, help="suspects listed per task (default 20)")
     p.add_argument("--out", help="output folder (default: suspects/<run folder name>)")
     p.add_argument("--data-dir", help="where the pictures are (default: the run's data_dir)")
+    add_debug_flag(p)
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m kit.runs suspects``; returns the exit code (2 on bad input)."""
+    return run_cli(_main, argv, output_fix="pass another --out DIR, or free space")
+
+
+def _main(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
     run = Path(args.run)
     out = Path(args.out or Path("suspects") / run.name)
-    try:
-        found = find_suspects(run, args.top)
-        fixes = fixes_table(found)
-        write_text(out / "fixes.csv", fixes.to_csv(index=False, lineterminator="\n"))
-        table = found.table[SUSPECT_COLUMNS]
-        write_text(out / "suspects.csv", table.to_csv(index=False, lineterminator="\n"))
-        contact_sheet(found, out / "suspects.png", args.data_dir)
-    except (ValueError, FileNotFoundError, OSError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    found = find_suspects(run, args.top)
+    fixes = fixes_table(found)
+    write_text(out / "fixes.csv", fixes.to_csv(index=False, lineterminator="\n"))
+    table = found.table[SUSPECT_COLUMNS]
+    write_text(out / "suspects.csv", table.to_csv(index=False, lineterminator="\n"))
+    contact_sheet(found, out / "suspects.png", args.data_dir)
     print(table.to_string(index=False, float_format=lambda x: f"{x:.3f}"))
     print(f"wrote {out / 'fixes.csv'} ({len(fixes)} suggested fixes), {out / 'suspects.csv'}, "
           f"{out / 'suspects.png'}")

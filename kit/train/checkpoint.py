@@ -9,9 +9,10 @@ Everything stored is a tensor or a plain Python value, so both load with
 
 from __future__ import annotations
 
-import logging
+import errno
 import os
 import random
+import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -22,7 +23,8 @@ from torch import nn
 
 from kit import io
 from kit import runfolder as rundir
-from kit.config import Config, fields_with_role, split_fields
+from kit.config import Config, resumable_fields, split_fields
+from kit.errors import RunBusyError
 from kit.io import atomic_path
 from kit.train.optim import build_optimizer, build_scheduler
 
@@ -41,9 +43,11 @@ __all__ = [
     "set_rng_state",
 ]
 
-_log = logging.getLogger("kit")
-#: fields a resumed run may change without a warning: they change no result
-_MAY_CHANGE = fields_with_role("run", "machine", "output")
+_DISK_FIX = "free space (old runs' last.pt, caches), then continue with --resume {run}"
+#: fields a resumed run may change (field metadata ``resume``); any other change is refused
+_MAY_CHANGE = resumable_fields()
+#: what torch.save's C++ writer says when the OS refused a write (it raises RuntimeError)
+_WRITE_FAILED = ("inline_container", "file write failed", "write failed")
 
 
 @dataclass
@@ -124,8 +128,20 @@ def set_rng_state(state: dict[str, Any]) -> None:
 
 
 def _save(obj: dict[str, Any], path: Path) -> None:
-    with atomic_path(path) as tmp:
-        torch.save(obj, tmp)
+    """``torch.save`` through :func:`kit.io.atomic_path`. torch reports a full disk as a
+    RuntimeError of its writer, not as OSError; by the time it arrives here the temporary file
+    is deleted (the space it took is free again, so status.json can still record the failure)
+    and it becomes an :class:`~kit.io.OutputError` saying so."""
+    try:
+        with atomic_path(path) as tmp:
+            torch.save(obj, tmp)
+    except RuntimeError as err:
+        if not any(text in str(err) for text in _WRITE_FAILED):
+            raise
+        free = shutil.disk_usage(path.parent).free // 2**20
+        reason = f"the disk is full at {path.parent} ({free} MB free)"
+        full = OSError(errno.ENOSPC, reason)
+        raise io.output_error(path, full, _DISK_FIX.format(run=path.parent), reason) from err
 
 
 def save_best(
@@ -170,16 +186,17 @@ def restore(ckpt: dict[str, Any], parts: Parts, state: TrainState) -> None:
 def check_resumable(cfg: Config, folder: Path) -> None:
     """Refuse to resume ``folder`` under ``cfg`` when that cannot work.
 
-    A run folder needs its ``last.pt`` and no live process writing it; changed experiment
-    fields are warned about. A K-fold parent (``cfg.folds`` set) needs its config.json and
-    the fields that decide the split (:func:`kit.config.split_fields`) unchanged.
+    A run folder needs its ``last.pt`` and no live process writing it, a K-fold parent
+    (``cfg.folds`` set) its config.json. Both refuse any change of a field that shapes the
+    weights, the data, the split or the schedule (all but :func:`kit.config.resumable_fields`),
+    before anything is written; a K-fold parent's message singles out the split's fields.
     """
     if cfg.folds is None:
         if not (folder / rundir.LAST).is_file():
             raise FileNotFoundError(f"cannot resume {folder}: it has no last.pt")
         pid = rundir.running_pid(folder)
         if pid is not None:  # two processes in one folder would overwrite each other's files
-            raise RuntimeError(
+            raise RunBusyError(
                 f"cannot resume {folder}: it is still running (process {pid} on this machine); "
                 "stop that process first (its last.pt stays), or wait for it to finish"
             )
@@ -189,21 +206,23 @@ def check_resumable(cfg: Config, folder: Path) -> None:
             "folder (<output_dir>/<ts>_<name>_kfold)"
         )
     saved = Config.from_dict(io.read_json(folder / rundir.CONFIG))
-    if cfg.folds is None:
-        changed = _changed(saved, cfg, [f for f in saved.to_dict() if f not in _MAY_CHANGE])
-        if changed:
-            _log.warning("resuming %s with changed settings: %s", folder, "; ".join(changed))
-        return
-    if saved.folds is None:
+    if cfg.folds is not None and saved.folds is None:
         raise ValueError(
             f"cannot resume {folder} as a K-fold: it is a single run (its config.json has no "
             "folds); resume it without --folds, or give its K-fold parent folder"
         )
-    changed = _changed(saved, cfg, split_fields())
+    changed = _changed(saved, cfg, split_fields()) if cfg.folds is not None else []
     if changed:
         raise ValueError(
             f"cannot resume {folder} with changed {'; '.join(changed)}: these decide which "
             "images each fold validates on; keep them, or start a new K-fold"
+        )
+    changed = _changed(saved, cfg, [f for f in saved.to_dict() if f not in _MAY_CHANGE])
+    if changed:
+        raise ValueError(
+            f"cannot resume {folder} with changed {'; '.join(changed)}: they shape the weights, "
+            "the data, the split or the schedule its last.pt was trained under; resume with "
+            f"--resume {folder} alone (it loads the run's own config.json), or start a new run"
         )
 
 

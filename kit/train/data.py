@@ -41,6 +41,7 @@ __all__ = [
     "build_run_cache",
     "frame_loader",
     "load_splits",
+    "person_folds_of",
     "resolve_data_dir",
     "run_paths",
     "train_dataset",
@@ -51,7 +52,7 @@ _log = logging.getLogger("kit")
 FIXTURE = (Path("data/fixture"), 60, (96, 128))
 SMOKE_FIXTURE = (Path("data/fixture-smoke"), 12, (48, 64))
 #: Bumped when :func:`prepare_file` changes its output, so that old caches are not reused.
-LOADER_VERSION = 1
+LOADER_VERSION = 2  # 2: EXIF orientation, 16-bit and transparency as a viewer shows them
 #: Packages whose code computes the cached pixels (decode: pillow; crop, resize: the rest).
 _PIXEL_PACKAGES = (
     "pillow",
@@ -59,6 +60,13 @@ _PIXEL_PACKAGES = (
     "albucore",
     "opencv-python-headless",
     "opencv-python",
+)
+
+
+#: The eval set is never thinned (a submission needs every row), so its bad pictures have one fix.
+_EVAL_FIX = (
+    "replace them: a submission needs the picture of every row of eval/info.csv, so "
+    "evaluation pictures are never dropped"
 )
 
 
@@ -106,7 +114,7 @@ def load_splits(cfg: Any) -> Splits:
     if cfg.fold is None:
         is_val, fold = holdout(df, val_ratio=cfg.val_ratio, seed=cfg.seed), -1
     else:
-        is_val, fold = person_folds(df, n_splits=cfg.n_folds, seed=cfg.seed) == cfg.fold, cfg.fold
+        is_val, fold = person_folds_of(df, cfg) == cfg.fold, cfg.fold
     train, val = df[~is_val].reset_index(drop=True), df[is_val].reset_index(drop=True)
     if len(train) == 0 or len(val) == 0:
         raise ValueError(
@@ -117,8 +125,20 @@ def load_splits(cfg: Any) -> Splits:
     if not has_eval and (data_dir / "eval").is_dir():
         _log.warning("%s has no info.csv: this run writes no submission", data_dir / "eval")
     # always strict: a submission needs every row of info.csv
-    test = verify_images(read_eval(data_dir)) if has_eval else None
+    test = verify_images(read_eval(data_dir), fix=_EVAL_FIX) if has_eval else None
     return Splits(data_dir, train, val, test, fold)
+
+
+def person_folds_of(df: pd.DataFrame, cfg: Any) -> np.ndarray:
+    """Fold of every row of ``df`` under ``cfg.n_folds`` and ``cfg.seed``; too few people for
+    the folds is refused naming the flag that fixes it."""
+    people = df["person_id"].nunique()
+    if people < cfg.n_folds:
+        raise ValueError(
+            f"{people} people cannot fill {cfg.n_folds} folds (config field 'n_folds'); "
+            f"lower --n-folds to at most {people}, or use more people"
+        )
+    return person_folds(df, n_splits=cfg.n_folds, seed=cfg.seed)
 
 
 # ---- the picture cache ---------------------------------------------------------------------

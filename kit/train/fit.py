@@ -25,15 +25,14 @@ import torch
 
 from kit import io
 from kit import runfolder as rundir
-from kit.config import Config, check_registries, parse_folds
+from kit.cli import INTERRUPTED, TERMINATED, Terminated, sigterm_as_interrupt
+from kit.config import Config, parse_folds
 from kit.metrics import summarize
-from kit.models import NO_WEIGHTS_FILE
 from kit.runfolder import CONFIG, ENV, SUMMARY, Run, find_fold_run, read_run, write_parent
-from kit.splits import person_folds
 from kit.train import data, distributed
 from kit.train.checkpoint import TrainState, check_resumable, load
 from kit.train.loop import Epochs, Job, train_run
-from kit.train.optim import check_scheduler_kwargs
+from kit.train.ready import check, prepare, smoke_note
 
 __all__ = ["check", "fit"]
 
@@ -45,31 +44,23 @@ def fit(cfg: Config, train_transform: A.BasicTransform | None = None) -> Run:
 
     ``train_transform`` replaces the preset's augmentations (it sees cropped, resized uint8
     pictures; kit adds crop/resize before and normalisation after). Ctrl-C saves the status,
-    keeps ``last.pt`` of the last finished epoch, and exits with code 130. The returned
-    :class:`Run` of a K-fold holds the fold runs in ``folds``.
+    keeps ``last.pt`` of the last finished epoch, and exits with code 130 (SIGTERM: the same,
+    with 143). The returned :class:`Run` of a K-fold holds the fold runs in ``folds``. Bad data
+    or config is refused before any run folder is written.
     """
-    cfg = check(cfg)
-    ctx, device = distributed.init(distributed.resolve_device(cfg.device))
-    try:
-        if cfg.folds is None:
-            return _fit_run(cfg, train_transform, ctx, device)
-        return _fit_folds(cfg, train_transform, ctx, device)
-    finally:
-        distributed.teardown(ctx)
-
-
-def check(cfg: Config) -> Config:
-    """``cfg`` (its smoke variant with ``smoke``) checked in full, with the folder it resumes:
-    everything that can be refused is refused before a folder is written."""
-    cfg = cfg.smoke_variant() if cfg.smoke else cfg
-    cfg.validate()
-    check_registries(cfg)  # every registry is loaded once kit.train is imported
-    check_scheduler_kwargs(cfg)
-    if cfg.pretrained and cfg.pretrained_file is None:
-        raise ValueError(NO_WEIGHTS_FILE.format(model=cfg.model))
-    if cfg.resume:
-        check_resumable(cfg, Path(cfg.resume))
-    return cfg
+    with sigterm_as_interrupt():
+        checked = check(cfg)
+        ctx, device = distributed.init(distributed.resolve_device(checked.device))
+        try:
+            if ctx.is_main and not checked.resume:  # an unwritable output stops before the data
+                rundir.check_output_dir(checked.output_dir)
+            if checked.smoke and ctx.is_main and not checked.quiet:
+                print(smoke_note(cfg, checked), flush=True)
+            if checked.folds is None:
+                return _fit_run(checked, train_transform, ctx, device)
+            return _fit_folds(checked, train_transform, ctx, device)
+        finally:
+            distributed.teardown(ctx)
 
 
 def _open_folder(cfg: Config, name: str, device: torch.device, ctx: distributed.DistContext):
@@ -95,18 +86,20 @@ def _fit_run(
     if not ctx.is_main:
         cfg = cfg.replace(quiet=True)
     distributed.setup_logging(cfg.quiet)
+    ready = prepare(cfg, device, ctx, train_transform)  # refuses bad data before the folder
     run_dir = distributed.broadcast(
         _open_folder(cfg, cfg.name, device, ctx) if ctx.is_main else None, ctx
     )
-    job, state = Job(cfg, run_dir, device, ctx), TrainState()
+    job, state = Job(cfg, run_dir, device, ctx), ready.state
     job.write_status("running", state.epoch)
     try:
-        return _finish(job, state, train_run(job, state, train_transform))
-    except KeyboardInterrupt:
+        return _finish(job, state, train_run(job, ready))
+    except KeyboardInterrupt as err:
         job.write_status("interrupted", state.epoch)
         hint = f"continue with --resume {run_dir}" if state.epoch else "no epoch finished"
-        _log.warning("interrupted after epoch %d; %s", state.epoch, hint)
-        raise SystemExit(130) from None
+        how = "terminated (SIGTERM)" if isinstance(err, Terminated) else "interrupted"
+        _log.warning("%s after epoch %d; %s", how, state.epoch, hint)
+        raise SystemExit(TERMINATED if isinstance(err, Terminated) else INTERRUPTED) from None
     except Exception as err:
         try:
             job.write_status("failed", state.epoch, f"{type(err).__name__}: {err}")
@@ -163,13 +156,13 @@ def _fit_folds(
     resume, train) and alone writes the parent."""
     wanted, main = parse_folds(cfg.folds, cfg.n_folds), ctx.is_main
     distributed.setup_logging(cfg.quiet or not main)
+    split = _split(cfg)  # reads and checks the data (and builds the fixture) before the parent
     parent = distributed.broadcast(
         _open_folder(cfg, f"{cfg.name}_kfold", device, ctx) if main else None, ctx
     )
     runs: dict[int, Run] = {}
     _mark(ctx, parent, "running", 0)
     try:
-        data.resolve_data_dir(cfg)  # the fixture, if any, is built once, before the first fold
         for k in wanted:
             plan = distributed.broadcast(find_fold_run(parent, k) if main else None, ctx)
             runs[k] = _fit_fold(cfg, parent, k, plan, train_transform, ctx, device)
@@ -178,7 +171,7 @@ def _fit_folds(
         if main:
             dirs = {k: r.run_dir for k, r in runs.items()}
             summaries = {k: r.summary for k, r in runs.items()}
-            summary = write_parent(parent, cfg.name, cfg.n_folds, dirs, summaries, _split(cfg))
+            summary = write_parent(parent, cfg.name, cfg.n_folds, dirs, summaries, split)
         summary = distributed.broadcast(summary, ctx)
     except (KeyboardInterrupt, SystemExit):
         _mark(ctx, parent, "interrupted", len(runs))
@@ -226,7 +219,7 @@ def _split(cfg: Config) -> pd.Series:
     """Fold of every training image under ``cfg``, indexed by ``image_id``."""
     splits = data.load_splits(cfg.replace(folds=None, fold=0))
     frame = pd.concat([splits.train, splits.val], ignore_index=True)
-    return pd.Series(person_folds(frame, cfg.n_folds, cfg.seed), index=frame["image_id"])
+    return pd.Series(data.person_folds_of(frame, cfg), index=frame["image_id"])
 
 
 def _mark(

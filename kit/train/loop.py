@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import itertools
 import logging
-import math
 import sys
 import time
 from collections.abc import Callable
@@ -20,7 +19,6 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-import albumentations as A
 import numpy as np
 import pandas as pd
 import torch
@@ -30,16 +28,23 @@ from tqdm import tqdm
 from kit import runfolder as rundir
 from kit.config import Config
 from kit.data import sampling
-from kit.heads import head_spec, head_target, to_probs
+from kit.errors import TrainingDiverged
+from kit.heads import head_spec, to_probs
 from kit.labels import NUM_CLASSES, encode
 from kit.metrics import macro_f1, summarize
-from kit.models import create_model
 from kit.train import checkpoint, data, distributed
 from kit.train.checkpoint import Parts, TrainState
-from kit.train.optim import build_criterion
+from kit.train.ready import Ready, epoch_steps, optimizer_steps
 from kit.transforms import TTA
 
-__all__ = ["Epochs", "Job", "predict_frame", "score", "train_one_epoch", "train_run"]
+__all__ = [
+    "Epochs",
+    "Job",
+    "predict_frame",
+    "score",
+    "train_one_epoch",
+    "train_run",
+]
 
 _log = logging.getLogger("kit")
 
@@ -69,25 +74,14 @@ class Epochs:
     predict: Callable[[pd.DataFrame], np.ndarray]  # probabilities, computed by every process
 
 
-def train_run(job: Job, state: TrainState, train_transform: A.BasicTransform | None) -> Epochs:
-    """Train every remaining epoch of ``job``; ``state`` is kept current (the caller reports
-    where an interrupt stopped)."""
+def train_run(job: Job, ready: Ready) -> Epochs:
+    """Train every remaining epoch of ``job``; ``ready.state`` is kept current (the caller
+    reports where an interrupt stopped)."""
     cfg, device, ctx = job.cfg, job.device, job.ctx
-    checkpoint.set_determinism(cfg.deterministic)
-    checkpoint.seed_everything(cfg.seed)
-    splits = data.load_splits(cfg)
-    pictures = data.RunPictures.for_run(cfg, splits, ctx, progress=not cfg.quiet)
-    target = head_target(cfg.head)
-    train_ds = data.train_dataset(cfg, splits.train, target, pictures, train_transform)
-    train_tf, generator = train_ds.transform, torch.Generator()
-    loader = sampling.train_loader(train_ds, cfg, generator, ctx.rank, ctx.world_size)
-    model = distributed.prepare_model(create_model(cfg).to(device), cfg)
-    criterion = build_criterion(cfg, train_ds.targets).to(device)
-    parts = checkpoint.build_parts(cfg, model, optimizer_steps(loader, cfg), device)
-    rows: list[dict[str, Any]] = []
-    if cfg.resume:
-        checkpoint.restore(checkpoint.load(job.run_dir / rundir.LAST, device), parts, state)
-        rows = [r for r in rundir.read_metrics(job.run_dir) if r["epoch"] <= state.epoch]
+    splits, pictures, parts, state, rows = (
+        ready.splits, ready.pictures, ready.parts, ready.state, ready.rows
+    )  # fmt: skip
+    model, train_tf, generator = parts.model, ready.train_tf, ready.generator
     parts.module = distributed.training_module(model, cfg, ctx, device)
 
     def predict(df: pd.DataFrame) -> np.ndarray:  # in shares over the processes
@@ -104,7 +98,9 @@ def train_run(job: Job, state: TrainState, train_transform: A.BasicTransform | N
         checkpoint.seed_everything(seed)
         generator.manual_seed(seed)
         train_tf.set_random_seed(seed)
-        rows.append(_epoch(job, parts, state, loader, criterion, predict, splits.val, epoch))
+        rows.append(
+            _epoch(job, parts, state, ready.loader, ready.criterion, predict, splits.val, epoch)
+        )
         if ctx.is_main:
             rundir.write_metrics(job.run_dir, rows)
             checkpoint.save_last(job.run_dir / rundir.LAST, parts, state, cfg.to_dict())
@@ -166,16 +162,6 @@ def _to_device(targets: Any, device: torch.device) -> Any:
     return targets.to(device, non_blocking=True)
 
 
-def epoch_steps(loader: Any, cfg: Any) -> int:
-    """Batches per training epoch (``max_steps_per_epoch`` caps it)."""
-    return min(len(loader), cfg.max_steps_per_epoch or len(loader))
-
-
-def optimizer_steps(loader: Any, cfg: Any) -> int:
-    """Optimizer steps per epoch, after gradient accumulation."""
-    return math.ceil(epoch_steps(loader, cfg) / cfg.grad_accum)
-
-
 def train_one_epoch(
     parts: Parts, loader: Any, criterion: nn.Module, cfg: Any, epoch: int
 ) -> tuple[float, float]:
@@ -199,7 +185,7 @@ def train_one_epoch(
                 output = model(images)
                 loss = criterion(output, targets)
             if not torch.isfinite(loss):
-                raise FloatingPointError(
+                raise TrainingDiverged(
                     f"training loss is {loss.item()} at epoch {epoch}, batch {i}; "
                     f"try a lower --lr (now {cfg.lr}) or --grad-clip 1.0"
                 )
