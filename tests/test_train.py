@@ -345,7 +345,8 @@ def test_resume_refuses_changed_experiment_fields_only(tiny_cfg, tmp_path):
     may_change = {"workers": 1, "eval_batch_size": 7, "name": "other", "quiet": False}
     with pytest.raises(ValueError, match="cannot read checkpoint"):
         fit(tiny_cfg.replace(resume=str(run), **may_change))
-    with pytest.raises(ValueError, match=r"with changed lr: 0\.003 -> 0\.5; model: ") as info:
+    changed = r"with changed model: 'test_resnet' -> 'resnet10t'; lr: 0\.003 -> 0\.5: "
+    with pytest.raises(ValueError, match=changed) as info:
         fit(tiny_cfg.replace(resume=str(run), lr=0.5, model="resnet10t", workers=1))
     assert "workers" not in str(info.value) and f"--resume {run} alone" in str(info.value)
     assert sorted(p.name for p in run.iterdir()) == ["config.json", "last.pt"]

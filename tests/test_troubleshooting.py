@@ -14,8 +14,10 @@ import errno
 import io
 import json
 import logging
+import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -47,9 +49,10 @@ from kit.recipe import parse_args
 from kit.runfolder import write_submission
 from kit.runs.__main__ import main as runs_main
 from kit.score import main as score_main
-from kit.train import fit
+from kit.train import checkpoint, fit
 from kit.train.checkpoint import load as load_checkpoint
 from kit.train.data import load_splits
+from kit.train.ready import check, smoke_note
 from tests._after_training_triggers import AFTER_TRAINING
 from tests._runfolders import Preds, RunSpec, one_hot_probs, summary, write_run
 
@@ -463,8 +466,19 @@ TRIGGERS: dict[str, Trigger] = {
     ),
     # training and resuming
     "resume-no-checkpoint": lambda c: raised(lambda: fit(c.cfg(resume=str(c.tmp)))),
-    "resume-changed": lambda c: logged(
+    "resume-changed": lambda c: raised(
         lambda: fit(c.cfg(resume=str(_fake_run(c, c.cfg())), lr=0.5))
+    ),
+    "terminated": lambda c: logged(
+        lambda: fit(c.cfg(loss=_register_loss(c, _sigterm)))
+    ),
+    "smoke-shrunk": lambda c: smoke_note(Config(smoke=True), check(Config(smoke=True))),
+    "checkpoint-disk-full": lambda c: raised(
+        lambda: (c.mp.setattr(checkpoint.torch, "save", _torch_disk_full), fit(c.cfg()))
+    ),
+    "image-mode": lambda c: raised(lambda: verify_images(_bad_picture(c, _float_tiff()))),
+    "eval-picture-bad": lambda c: raised(
+        lambda: (Path(read_eval(c.data())["path"][0]).write_bytes(b""), load_splits(c.cfg()))
     ),
     "resume-still-running": lambda c: _resume_while_running(c),
     "resume-unreadable": lambda c: raised(lambda: fit(c.cfg(resume=str(_fake_run(c, c.cfg()))))),
@@ -675,6 +689,25 @@ def _twice(ctx: Ctx) -> Path:
     """A folder of two runs both named ``a`` (the same run trained again)."""
     _member(ctx, "a")
     return _member(ctx, "a", stamp="20240102-120000").parent
+
+
+def _sigterm(logits: torch.Tensor) -> torch.Tensor:
+    """A real SIGTERM to this process in the middle of the first batch."""
+    os.kill(os.getpid(), signal.SIGTERM)
+    return logits.sum()
+
+
+def _torch_disk_full(obj, f, *args, **kwargs) -> None:
+    """torch.save on a full disk: part of the file, then its writer's RuntimeError."""
+    Path(f).write_bytes(b"part of a checkpoint")
+    raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 64 vs 0")
+
+
+def _float_tiff() -> bytes:
+    """A 32-bit float TIFF (a scientific tool's output), to be saved under a .png name."""
+    buf = io.BytesIO()
+    Image.fromarray(np.zeros((16, 12), np.float32)).save(buf, format="TIFF")
+    return buf.getvalue()
 
 
 def _unlink(path: Path) -> Path:

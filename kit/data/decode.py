@@ -4,9 +4,9 @@ Cameras and editors write more than 8-bit RGB: phones store the sensor's pixels 
 orientation tag (1-8) that a viewer applies, editors write CMYK JPEGs, 16-bit, grayscale,
 palette and transparent PNGs. Each is decoded to what a viewer shows (orientation applied,
 16-bit scaled to 8 bits rather than clipped, transparent areas over white, as on a web page),
-and a mode no viewer shows the same way everywhere (32-bit float, a 32-bit integer beyond 16
-bits) is refused naming the file. :func:`picture_problem` is the same policy checked from the
-header alone, so ``verify_images`` refuses such a file before training starts.
+and any other pixel mode (32-bit float, say) is refused naming the file.
+:func:`picture_problem` is the same policy checked from the header alone, so ``verify_images``
+refuses such a file before training starts.
 """
 
 from __future__ import annotations
@@ -31,22 +31,17 @@ BAD_IMAGE_ERRORS = (
 _DIRECT = {"RGB", "L", "1", "P", "CMYK", "YCbCr", "LAB", "HSV"}
 _ALPHA = {"RGBA", "RGBa", "LA", "La", "PA"}
 _HIGH_BIT = {"I;16", "I;16L", "I;16B", "I;16N", "I"}  # 16-bit grayscale PNGs open as these
-_ORIENTATION = 0x0112  # the EXIF tag viewers rotate and mirror by
 _WHITE = (255, 255, 255, 255)
 
 
 def picture_problem(image: Image.Image) -> str | None:
     """Why ``image`` (opened, not necessarily decoded) cannot be shown as a viewer shows it,
-    or None: its mode, or EXIF data too damaged to tell its orientation."""
+    or None. (Damaged EXIF data is no reason: PIL, like viewers, then shows it unrotated.)"""
     if image.mode not in _DIRECT | _ALPHA | _HIGH_BIT:
         return (
             f"pixel mode {image.mode!r} is not a camera or editor picture kit can decode as a "
             "viewer shows it; save it again as an 8-bit RGB JPEG or PNG"
         )
-    try:
-        image.getexif().get(_ORIENTATION)
-    except BAD_IMAGE_ERRORS as err:
-        return f"its EXIF data cannot be read ({type(err).__name__}: {err}), so neither can its orientation"
     return None
 
 
@@ -57,12 +52,8 @@ def to_rgb(image: Image.Image) -> np.ndarray:
         raise ValueError(problem)
     image = ImageOps.exif_transpose(image)
     if image.mode in _HIGH_BIT:
-        values = np.asarray(image, dtype=np.int64)
-        if values.min() < 0 or values.max() > 65535:
-            raise ValueError(
-                f"{image.mode} pixels span {values.min()}..{values.max()}, beyond 16 bits; "
-                "save it again as an 8-bit RGB JPEG or PNG"
-            )
+        # PNG holds at most 16 bits (PIL opens 16-bit gray as I;16 or I); RGB would clip at 255
+        values = np.asarray(image, dtype=np.int64).clip(0, 65535)
         gray = ((values * 255 + 32767) // 65535).astype(np.uint8)  # 16 -> 8 bits, rounded
         return np.repeat(gray[..., None], 3, axis=2)
     if image.mode in _ALPHA or "transparency" in image.info:
