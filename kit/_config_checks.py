@@ -26,6 +26,8 @@ _CHOICES: dict[str, tuple[str, str]] = {
     "scheduler": ("kit.train.optim", "SCHEDULERS"),
     "sampler": ("kit.train.loaders", "SAMPLERS"),
     "tta": ("kit.inference", "TTA"),
+    "crop_mode": ("kit.transforms", "CROP_MODES"),
+    "face_detector": ("kit.faces", "FACE_DETECTORS"),
 }
 
 _Check = tuple[Callable[[Any], bool], str]
@@ -55,6 +57,7 @@ _RANGES: dict[str, _Check] = {
     "max_steps_per_epoch": (lambda v: v >= 1, "an integer >= 1"),
     "head_losses": (lambda v: set(v) <= set(HEAD_SIZES), f"keys among {list(HEAD_SIZES)}"),
     "head_weights": (lambda v: set(v) <= set(HEAD_SIZES), f"keys among {list(HEAD_SIZES)}"),
+    "face_margin": (lambda v: 0 <= v <= 5, "a share in [0, 5], e.g. 0.4"),
     "name": (lambda v: v != "" and "/" not in v and "\\" not in v, "a non-empty name, no slashes"),
 }
 
@@ -148,10 +151,10 @@ def check(cfg: Any) -> None:
     _check_scheduler_kwargs(cfg.scheduler, cfg.scheduler_kwargs)
     if cfg.pretrained_file is not None and not Path(cfg.pretrained_file).is_file():
         raise ValueError(f"config field 'pretrained_file': {cfg.pretrained_file} does not exist")
-    if cfg.pretrained and cfg.pretrained_file is None:
-        from kit.models import NO_WEIGHTS_FILE
+    if cfg.pretrained_tag is not None:
+        from kit.pretrained import pretrained_cfg
 
-        raise ValueError(NO_WEIGHTS_FILE.format(model=cfg.model))
+        pretrained_cfg(cfg)  # an unknown tag names the valid ones
     _check_device(cfg.device)
 
 

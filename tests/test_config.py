@@ -101,7 +101,9 @@ def test_wrong_types_name_field_value_and_expected_type(key, value, expected):
         ({"head_losses": {"hair": "focal"}}, "head_losses"),
         ({"scheduler": "step", "scheduler_kwargs": {"patience": 2.0}}, "scheduler_kwargs"),
         ({"pretrained_file": "/no/such/weights.pth"}, "/no/such/weights.pth"),
-        ({"pretrained": True}, "--pretrained-file"),
+        ({"pretrained_tag": "nope"}, "tags of .resnet10t.: \\[.c3_in1k.\\]"),
+        ({"crop_mode": "faces"}, "did you mean .face."),
+        ({"face_margin": -1.0}, "face_margin"),
         ({"device": "tpu:x"}, "device"),
     ],
 )
