@@ -82,7 +82,7 @@ def register_face_detector(
 def _as_box(found: Any) -> Box | None:
     if found is None:
         return None
-    x0, y0, x1, y1 = (int(round(float(v))) for v in found)
+    x0, y0, x1, y1 = (round(float(v)) for v in found)
     return (x0, y0, x1, y1) if x1 > x0 and y1 > y0 else None
 
 
