@@ -15,6 +15,7 @@ seconds. The timm name of a weight variant is ``<model>.<tag>`` (``--pretrained-
 from __future__ import annotations
 
 import hashlib
+import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -131,8 +132,9 @@ def _download(name: str, hub_id: str, revision: str | None, files: tuple[str, ..
     from huggingface_hub import get_hf_file_metadata, hf_hub_download, hf_hub_url
     from huggingface_hub.errors import HfHubHTTPError
 
+    endpoint = os.environ.get("HF_ENDPOINT") or None  # as set now, not at first import
     for filename in files:
-        url = hf_hub_url(hub_id, filename, revision=revision)
+        url = hf_hub_url(hub_id, filename, revision=revision, endpoint=endpoint)
         try:
             get_hf_file_metadata(url, timeout=PROBE_TIMEOUT_S)
         except HfHubHTTPError as err:
@@ -143,7 +145,10 @@ def _download(name: str, hub_id: str, revision: str | None, files: tuple[str, ..
         except Exception as err:  # connection refused, no DNS, timeout: the hub is unreachable
             raise _unavailable(name, hub_id, f"hub unreachable: {type(err).__name__}") from err
         cache = hub_cache_dir()
-        return Path(hf_hub_download(hub_id, filename, revision=revision, cache_dir=cache))
+        got = hf_hub_download(
+            hub_id, filename, revision=revision, cache_dir=cache, endpoint=endpoint
+        )
+        return Path(got)
     raise _unavailable(name, hub_id, f"the hub repository has none of {list(files)}")
 
 
