@@ -39,6 +39,10 @@ def _cfg(data: Path, tmp: Path, **changes) -> Config:
     return base.replace(**changes)
 
 
+def _truth(data: Path) -> dict:
+    return {**read_boxes(data / "train/faces.csv"), **read_boxes(data / "eval/faces.csv")}
+
+
 def _iou(a, b) -> float:
     w = max(0, min(a[2], b[2]) - max(a[0], b[0]))
     h = max(0, min(a[3], b[3]) - max(a[1], b[1]))
@@ -149,7 +153,7 @@ def test_a_user_detector_and_unknown_names(faces_data, tmp_path):
 def test_face_crop_needs_a_prepared_loader():
     with pytest.raises(ValueError, match="needs each picture's face box"):
         build_transforms(Config(crop_mode="face"))
-    train_tf, eval_tf = build_transforms(Config(crop_mode="face"), prepared=True)
+    _, eval_tf = build_transforms(Config(crop_mode="face"), prepared=True)
     assert isinstance(eval_tf, A.Compose)
 
 

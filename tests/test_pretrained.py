@@ -108,7 +108,7 @@ def test_a_missing_file_is_downloaded_into_the_cache_and_recorded_as_hub(
 ):
     import huggingface_hub
 
-    _, source_file, state = filled
+    source_file = filled[1]
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
     asked = []
