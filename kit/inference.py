@@ -71,9 +71,10 @@ def predict(
     ``ImageCache``); by default every file is decoded and prepared.
     """
     from kit.data.dataset import ImageDataset
+    from kit.faces import prepared_loader
     from kit.heads import head_spec, to_probs
-    from kit.train.loaders import resolve_workers
-    from kit.transforms import build_transforms
+    from kit.train.loaders import resolve_data_dir, resolve_workers
+    from kit.transforms import CROP_MODES, build_transforms
 
     if tta not in TTA:
         raise ValueError(f"unknown tta {tta!r}; valid: {sorted(TTA)}")
@@ -91,6 +92,10 @@ def predict(
             )
         cfg = run_cfg
     kind = head_spec(cfg.head).kind
+    if prepared is None and CROP_MODES.get(cfg.crop_mode).needs_boxes:
+        # the face crop needs each picture's box: the stored boxes of the run's data folder
+        root = resolve_data_dir(cfg)
+        prepared = prepared_loader(cfg, root, df["path"].astype(str).tolist(), progress=False)
     _, eval_tf = build_transforms(cfg, prepared=prepared is not None)
     source = {} if prepared is None else {"loader": prepared}
     batch_size = batch_size or cfg.eval_batch_size

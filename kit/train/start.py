@@ -11,9 +11,12 @@ import torch
 from kit import io
 from kit import runfolder as rundir
 from kit.config import Config
+from kit.faces import FaceBoxes
+from kit.pretrained import Weights
 from kit.train import distributed
+from kit.transforms import normalization
 
-__all__ = ["open_run_dir", "resolve"]
+__all__ = ["open_run_dir", "record_inputs", "resolve"]
 
 _log = logging.getLogger("kit")
 #: fields that may differ when a run is resumed without a warning (they change no result).
@@ -56,3 +59,17 @@ def open_run_dir(cfg: Config, device: torch.device, ctx: distributed.DistContext
         env = {**first, "resumed": [*first.get("resumed", []), env]}
     io.write_json(run_dir / "env.json", env)
     return run_dir
+
+
+def record_inputs(
+    run_dir: Path, cfg: Config, weights: Weights | None, faces: FaceBoxes | None
+) -> None:
+    """Add to env.json what the model started from: the pretrained weights (source, hub id or
+    file, sha256; null when trained from scratch), the normalisation they imply, and the face
+    boxes' found / fallback counts (face crop only)."""
+    env = io.read_json(run_dir / "env.json")
+    norm = normalization(cfg)
+    env["weights"] = None if weights is None else weights.to_dict()
+    env["normalization"] = dataclasses.asdict(norm)
+    env["faces"] = None if faces is None else faces.record()
+    io.write_json(run_dir / "env.json", env)

@@ -20,7 +20,7 @@ from kit import runfolder as rundir
 from kit.config import Config
 from kit.data.dataset import ImageDataset
 from kit.inference import predict
-from kit.models import create_model
+from kit.models import create_model, resolve_weights
 from kit.runfolder import Run
 from kit.train import distributed
 from kit.train.checkpoint import TrainState, load, restore, save_best, save_last
@@ -30,6 +30,7 @@ from kit.train.optim import LRSchedule, build_optimizer
 from kit.train.pipeline import RunPictures
 from kit.train.runtime import seed_everything, set_determinism
 from kit.train.speed import prepare_model, training_module
+from kit.train.start import record_inputs
 from kit.train.steps import build_criterion, optimizer_steps, train_one_epoch, validate
 from kit.transforms import build_transforms
 
@@ -68,6 +69,9 @@ class Trainer:
         cfg, device, ctx = self.cfg, self.device, self.ctx
         set_determinism(cfg.deterministic)
         seed_everything(cfg.seed)
+        # first: pretrained weights that are neither cached nor downloadable fail in seconds,
+        # before the data is read and cached
+        weights = resolve_weights(cfg)
         data = load_splits(cfg)
         self.pictures = RunPictures.for_run(cfg, data, ctx, progress=not cfg.quiet)
         prepared = self.pictures.prepared
@@ -77,7 +81,9 @@ class Trainer:
         )
         generator = torch.Generator()
         loader = train_loader(train_ds, cfg, generator, ctx.rank, ctx.world_size)
-        model = prepare_model(create_model(cfg).to(device), cfg)
+        model = prepare_model(create_model(cfg, weights=weights).to(device), cfg)
+        if ctx.is_main:  # the face boxes' counts were logged when they were read
+            record_inputs(self.run_dir, cfg, weights, self.pictures.faces)
         criterion = build_criterion(cfg, train_ds.targets).to(device)
         optimizer = build_optimizer(model, cfg)
         parts = {
