@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from pathlib import Path
@@ -204,3 +205,30 @@ def test_cli_precomputes_prints_counts_and_draws_the_preview(faces_data, tmp_pat
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
     assert faces_main([str(faces_data), "--detector", "nope"]) == 2
     assert capsys.readouterr().err.startswith("error: ")
+
+
+@pytest.mark.slow
+def test_training_and_inference_crop_the_same_way(tiny_cfg, tiny_data):
+    """A face-crop run trains from the cache; predicting from its folder without the cache
+    (every file decoded and cropped anew) gives the run's own validation probabilities."""
+    from kit.inference import predict
+    from kit.runfolder import read_val_probs
+    from kit.train import fit
+    from kit.train.loaders import load_splits
+
+    cfg = tiny_cfg.replace(crop_mode="face", face_detector="boxes", face_margin=0.2)
+    run = fit(cfg)
+    env = json.loads((run.run_dir / "env.json").read_text())
+    assert env["faces"]["detector"] == "boxes" and env["faces"]["fallback"] == 0
+    assert env["weights"] is None and env["normalization"]["source"] == "competition"
+    saved = read_val_probs(run.run_dir / "val_probs.csv")
+    val = load_splits(cfg).val
+    fresh = predict(run.run_dir, val, cfg.replace(cache=False))
+    assert list(saved.ids) == [f"{Path(p).parent.name}/{Path(p).stem}" for p in val.path]
+    assert np.allclose(fresh, saved.probs, atol=1e-6)
+    # the face crop mattered: the centre crop would have given other pictures
+    loader = prepared_loader(cfg, tiny_data, progress=False)
+    first = str(val.path.iloc[0])
+    assert not np.array_equal(
+        loader(first), prepare(load_rgb(first), cfg.replace(crop_mode="center"))
+    )

@@ -5,7 +5,11 @@ offline mode, an unreachable hub, weight variants, and the normalisation that fo
 from __future__ import annotations
 
 import hashlib
+import json
+import os
 import socket
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -21,6 +25,7 @@ from kit.models import create_model
 from kit.pretrained import PROBE_TIMEOUT_S, WeightsUnavailable, resolve_weights
 from kit.transforms import MEAN, STD, build_transforms, normalization, prepare_key
 
+ROOT = Path(__file__).resolve().parents[1]
 MODEL, NAME, HUB_ID = "resnet10t", "resnet10t.c3_in1k", "timm/resnet10t.c3_in1k"
 REVISION = "0123456789abcdef0123456789abcdef01234567"
 
@@ -158,3 +163,31 @@ def test_normalisation_follows_the_weights():
     # the cache keys on the interpolation (it changes enlarged pixels); mean/std do not
     assert prepare_key(scratch)["interpolation"] == "bilinear"
     assert prepare_key(tuned)["interpolation"] == "bicubic"
+
+
+@pytest.mark.slow
+def test_a_fresh_process_trains_pretrained_offline_from_the_cache_and_records_it(filled, tmp_path):
+    """What a team does on a GPU server without internet: the cache pre-filled, HF_HUB_OFFLINE
+    set in the shell; the run folder's env.json says which weights were loaded."""
+    cache, file, _ = filled
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HUB_CACHE": str(cache),
+           "PYTHONPATH": str(ROOT)}  # fmt: skip
+    cmd = [sys.executable, str(ROOT / "recipes" / "baseline.py"), "--smoke", "--pretrained",
+           "--output-dir", str(tmp_path / "runs")]  # fmt: skip
+    proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    record = json.loads((run_dir / "env.json").read_text())
+    assert record["weights"] == {
+        "source": "cache", "name": NAME, "hub_id": HUB_ID, "file": str(file),
+        "sha256": hashlib.sha256(file.read_bytes()).hexdigest(),
+    }  # fmt: skip
+    pc = timm.get_pretrained_cfg(NAME)
+    assert record["normalization"]["mean"] == list(pc.mean)
+    assert record["normalization"]["interpolation"] == pc.interpolation
+    # the same command with an empty cache stops with the message, before any training
+    env["HF_HUB_CACHE"] = str(tmp_path / "empty")
+    proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode != 0
+    assert "not in the Hugging Face cache" in proc.stderr and "--pretrained-file" in proc.stderr
+    assert "epoch 1/" not in proc.stderr + proc.stdout
