@@ -49,7 +49,12 @@ _EXPORTS: dict[str, str] = {
     **dict.fromkeys(["Config", "parse_args"], "kit.config"),
     **dict.fromkeys(["Registry"], "kit.registry"),
     **dict.fromkeys(["create_model", "register_head", "to_probs"], "kit.models"),
-    **dict.fromkeys(["build_transforms"], "kit.transforms"),
+    **dict.fromkeys(["CROP_MODES", "build_transforms", "normalization"], "kit.transforms"),
+    **dict.fromkeys(["Weights", "WeightsUnavailable", "resolve_weights"], "kit.pretrained"),
+    **dict.fromkeys(
+        ["FACE_DETECTORS", "face_boxes", "prepared_loader", "register_face_detector"],
+        "kit.faces",
+    ),
     **dict.fromkeys(["fit", "is_main_process"], "kit.train"),
     **dict.fromkeys(["Run", "read_run", "write_submission"], "kit.runfolder"),
     **dict.fromkeys(["predict"], "kit.inference"),
