@@ -15,6 +15,7 @@ import torch
 
 from kit.config import Config
 from kit.inference import resolve_device
+from kit.pretrained import resolve_weights
 from kit.runfolder import Run
 from kit.train import distributed
 from kit.train.runtime import setup_logging
@@ -57,8 +58,10 @@ def _fit_process(
     if not ctx.is_main:
         cfg = cfg.replace(quiet=True)
     setup_logging(cfg.quiet)
+    # before the run folder: weights neither cached nor downloadable fail in seconds
+    weights = resolve_weights(cfg)
     run_dir = distributed.broadcast(open_run_dir(cfg, device, ctx) if ctx.is_main else None, ctx)
-    trainer = Trainer(cfg, run_dir, device, ctx)
+    trainer = Trainer(cfg, run_dir, device, ctx, weights)
     trainer.write_status("running")
     try:
         return trainer.run(train_transform)

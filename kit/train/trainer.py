@@ -20,7 +20,7 @@ from kit import runfolder as rundir
 from kit.config import Config
 from kit.data.dataset import ImageDataset
 from kit.inference import predict
-from kit.models import create_model, resolve_weights
+from kit.models import Weights, create_model
 from kit.runfolder import Run
 from kit.train import distributed
 from kit.train.checkpoint import TrainState, load, restore, save_best, save_last
@@ -43,9 +43,15 @@ class Trainer:
     """One process's share of one run: builds the parts, runs the epochs, then ``finish``."""
 
     def __init__(
-        self, cfg: Config, run_dir: Path, device: torch.device, ctx: distributed.DistContext
+        self,
+        cfg: Config,
+        run_dir: Path,
+        device: torch.device,
+        ctx: distributed.DistContext,
+        weights: Weights | None = None,
     ) -> None:
         self.cfg, self.run_dir, self.device, self.ctx = cfg, run_dir, device, ctx
+        self.weights = weights  # resolved before the run folder was made (kit.pretrained)
         self.state = TrainState()
         self.pictures = RunPictures.from_files()
         self.train_model: torch.nn.Module | None = None  # the model wrapped for training
@@ -69,9 +75,7 @@ class Trainer:
         cfg, device, ctx = self.cfg, self.device, self.ctx
         set_determinism(cfg.deterministic)
         seed_everything(cfg.seed)
-        # first: pretrained weights that are neither cached nor downloadable fail in seconds,
-        # before the data is read and cached
-        weights = resolve_weights(cfg)
+        weights = self.weights
         data = load_splits(cfg)
         self.pictures = RunPictures.for_run(cfg, data, ctx, progress=not cfg.quiet)
         prepared = self.pictures.prepared
