@@ -109,14 +109,18 @@ def _span(center: float, size: float, limit: int) -> tuple[int, int]:
 
 def _face_rect(height: int, width: int, box: Box | None, cfg: Any) -> Box:
     """The face box grown by ``cfg.face_margin`` on each side, then to the input's aspect
-    ratio (so the resize does not stretch the face); the centre crop when no face was found."""
-    if box is None:
-        return _center_rect(height, width, None, cfg)
-    x0, y0, x1, y1 = box
-    grow = 1 + 2 * cfg.face_margin
-    w, h = (x1 - x0) * grow, (y1 - y0) * grow
+    ratio (so the resize does not stretch the face); where no face was found, the centre crop
+    ``cfg.crop``, trimmed to that aspect ratio too."""
     aspect = cfg.image_size[0] / cfg.image_size[1]  # height / width of the network input
-    h, w = max(h, w * aspect), max(w, h / aspect)
+    if box is None:
+        x0, y0, x1, y1 = _center_rect(height, width, None, cfg)
+        h, w = y1 - y0, x1 - x0
+        h, w = min(h, w * aspect), min(w, h / aspect)
+    else:
+        x0, y0, x1, y1 = box
+        grow = 1 + 2 * cfg.face_margin
+        h, w = (y1 - y0) * grow, (x1 - x0) * grow
+        h, w = max(h, w * aspect), max(w, h / aspect)
     left, right = _span((x0 + x1) / 2, w, width)
     top, bottom = _span((y0 + y1) / 2, h, height)
     return left, top, right, bottom

@@ -98,8 +98,14 @@ def test_no_face_falls_back_to_the_centre_crop_and_is_counted(faces_data, tmp_pa
     assert "centre-crop fallback" in loader.summary
     first = str(faces_data / rows.image_id[0])
     assert loader.box(first) is None
-    centre = prepare(load_rgb(first), cfg.replace(crop_mode="center"))
-    assert np.array_equal(loader(first), centre)
+    image = load_rgb(first)
+    # the centre crop, trimmed to the input's aspect ratio (no stretched fallback pictures)
+    c0, r0, c1, r1 = crop_rect(image.shape, cfg.replace(crop_mode="center"))
+    x0, y0, x1, y1 = crop_rect(image.shape, cfg)
+    assert c0 <= x0 and r0 <= y0 and x1 <= c1 and y1 <= r1
+    assert abs((x0 + x1) - (c0 + c1)) <= 1 and abs((y0 + y1) - (r0 + r1)) <= 1
+    assert abs((y1 - y0) / (x1 - x0) - 64 / 48) < 0.03
+    assert np.array_equal(loader(first), prepare(image, cfg, None))
 
 
 def test_boxes_are_stored_once_and_reused_until_the_pictures_or_detector_change(
