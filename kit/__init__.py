@@ -56,7 +56,14 @@ _EXPORTS: dict[str, str] = {
     **dict.fromkeys(["parse_args"], "kit.recipe"),
     **dict.fromkeys(["Registry", "UnknownName", "get_registry"], "kit.registry"),
     **dict.fromkeys(["create_model", "register_head", "to_probs"], "kit.models"),
-    **dict.fromkeys(["PRESETS", "build_transforms"], "kit.transforms"),
+    **dict.fromkeys(
+        ["CROP_MODES", "PRESETS", "build_transforms", "normalization"], "kit.transforms"
+    ),
+    **dict.fromkeys(["Weights", "WeightsUnavailable", "resolve_weights"], "kit.pretrained"),
+    **dict.fromkeys(
+        ["FACE_DETECTORS", "face_boxes", "prepared_loader", "register_face_detector"],
+        "kit.faces",
+    ),
     **dict.fromkeys(["fit", "is_main_process"], "kit.train"),
     "build_run_cache": "kit.train.data",
     **dict.fromkeys(["Run", "read_run", "write_submission"], "kit.runfolder"),
