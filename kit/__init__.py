@@ -56,9 +56,8 @@ _EXPORTS: dict[str, str] = {
     **dict.fromkeys(["parse_args"], "kit.recipe"),
     **dict.fromkeys(["Registry", "UnknownName", "get_registry"], "kit.registry"),
     **dict.fromkeys(["create_model", "register_head", "to_probs"], "kit.models"),
-    **dict.fromkeys(
-        ["CROP_MODES", "PRESETS", "build_transforms", "normalization"], "kit.transforms"
-    ),
+    **dict.fromkeys(["PRESETS", "build_transforms", "normalization"], "kit.transforms"),
+    "CROP_MODES": "kit.crops",
     **dict.fromkeys(["Weights", "WeightsUnavailable", "resolve_weights"], "kit.pretrained"),
     **dict.fromkeys(
         ["FACE_DETECTORS", "face_boxes", "prepared_loader", "register_face_detector"],

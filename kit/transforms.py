@@ -1,8 +1,9 @@
 """albumentations pipelines: one config gives the training and the evaluation transform.
 
-Every pipeline is ``prepare`` (a crop of :data:`CROP_MODES`: the centre share ``cfg.crop`` of
-the picture, or the region around the face; then a resize to ``cfg.image_size``), then the
-preset's augmentations (training only), then ``finish`` (normalise, to a CHW float tensor).
+Every pipeline is ``prepare`` (a crop of :data:`kit.crops.CROP_MODES`: the centre share
+``cfg.crop`` of the picture, or the region around the face; then a resize to
+``cfg.image_size``), then the preset's augmentations (training only), then ``finish``
+(normalise, to a CHW float tensor).
 Train and eval share ``prepare`` and ``finish``, so inference crops, resizes and normalises
 exactly like training. Normalisation follows the weights (:func:`normalization`): a pretrained
 model gets its own pretrained config's mean, std and interpolation, a model trained from scratch
@@ -27,21 +28,18 @@ import cv2
 import numpy as np
 from albumentations.pytorch import ToTensorV2
 
+from kit.crops import CROP_MODES, Box, crop_rect
 from kit.pretrained import pretrained_cfg, weights_name
 from kit.registry import Registry
 
 __all__ = [
-    "CROP_MODES",
     "MEAN",
     "PRESETS",
     "STD",
     "TTA",
-    "Box",
-    "CropMode",
     "FractionCenterCrop",
     "Normalization",
     "build_transforms",
-    "crop_rect",
     "normalization",
     "prepare",
     "prepare_key",
@@ -50,8 +48,6 @@ __all__ = [
 #: Pixel statistics of the competition's training photos (RGB, 0..1 scale).
 MEAN: tuple[float, float, float] = (0.548, 0.504, 0.479)
 STD: tuple[float, float, float] = (0.237, 0.247, 0.246)
-#: A face box or crop rectangle in pixels: (x0, y0, x1, y1), x1 and y1 excluded.
-Box = tuple[int, int, int, int]
 #: timm's interpolation names -> OpenCV's (used when a crop is enlarged to the input size).
 _INTERPOLATIONS = {
     "nearest": cv2.INTER_NEAREST,
@@ -82,61 +78,6 @@ def normalization(cfg: Any) -> Normalization:
     mean, std = (tuple(float(v) for v in pc.mean), tuple(float(v) for v in pc.std))
     interpolation = pc.interpolation if pc.interpolation in _INTERPOLATIONS else "bilinear"
     return Normalization(mean, std, interpolation, name)  # type: ignore[arg-type]
-
-
-@dataclass(frozen=True)
-class CropMode:
-    """``rect(height, width, box, cfg)``: the crop of a (height, width) picture whose face box
-    is ``box`` (None: none found / not needed). ``needs_boxes``: the mode uses face boxes."""
-
-    rect: Callable[[int, int, Box | None, Any], Box]
-    needs_boxes: bool
-
-
-#: crop mode name -> :class:`CropMode` (``--crop-mode``).
-CROP_MODES: Registry[CropMode] = Registry("crop_mode")
-
-
-def _center_rect(height: int, width: int, box: Box | None, cfg: Any) -> Box:
-    ch = max(1, round(height * cfg.crop[0]))
-    cw = max(1, round(width * cfg.crop[1]))
-    top, left = (height - ch) // 2, (width - cw) // 2
-    return left, top, left + cw, top + ch
-
-
-def _span(center: float, size: float, limit: int) -> tuple[int, int]:
-    """``size`` pixels around ``center``, moved (then cut) to fit in ``0..limit``."""
-    size = min(max(1, round(size)), limit)
-    start = min(max(0, round(center - size / 2)), limit - size)
-    return start, start + size
-
-
-def _face_rect(height: int, width: int, box: Box | None, cfg: Any) -> Box:
-    """The face box grown by ``cfg.face_margin`` on each side, then to the input's aspect
-    ratio (so the resize does not stretch the face); where no face was found, the centre crop
-    ``cfg.crop``, trimmed to that aspect ratio too."""
-    aspect = cfg.image_size[0] / cfg.image_size[1]  # height / width of the network input
-    if box is None:
-        x0, y0, x1, y1 = _center_rect(height, width, None, cfg)
-        h, w = y1 - y0, x1 - x0
-        h, w = min(h, w * aspect), min(w, h / aspect)
-    else:
-        x0, y0, x1, y1 = box
-        grow = 1 + 2 * cfg.face_margin
-        h, w = (y1 - y0) * grow, (x1 - x0) * grow
-        h, w = max(h, w * aspect), max(w, h / aspect)
-    left, right = _span((x0 + x1) / 2, w, width)
-    top, bottom = _span((y0 + y1) / 2, h, height)
-    return left, top, right, bottom
-
-
-CROP_MODES.register("center", CropMode(_center_rect, needs_boxes=False))
-CROP_MODES.register("face", CropMode(_face_rect, needs_boxes=True))
-
-
-def crop_rect(shape: tuple[int, ...], cfg: Any, box: Box | None = None) -> Box:
-    """The crop ``cfg.crop_mode`` takes of a picture of ``shape`` (H, W, ...) with face ``box``."""
-    return CROP_MODES.get(cfg.crop_mode).rect(int(shape[0]), int(shape[1]), box, cfg)
 
 
 class FractionCenterCrop(A.ImageOnlyTransform):

@@ -22,10 +22,10 @@ from typing import Any
 
 import numpy as np
 
+from kit.crops import Box
 from kit.data.dataset import load_rgb
 from kit.data.fixture import FACE_COLUMNS
 from kit.registry import Registry
-from kit.transforms import Box
 
 __all__ = [
     "FACE_DETECTORS",

@@ -21,13 +21,14 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
+from kit.crops import CROP_MODES, Box
 from kit.data import read_eval, read_train
 from kit.data.cache import cache_dir_for, files_key
 from kit.data.dataset import load_rgb
 from kit.data.fixture import FACE_COLUMNS
 from kit.faces.detectors import FACE_DETECTORS, Finder, image_id, read_boxes
 from kit.io import write_text
-from kit.transforms import CROP_MODES, Box, prepare
+from kit.transforms import prepare
 
 __all__ = ["FaceBoxes", "PreparedLoader", "boxes_path", "face_boxes", "folder_pictures"]
 

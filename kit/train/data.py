@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 from torch.utils.data import DataLoader
 
+from kit.crops import CROP_MODES, Box
 from kit.data import read_eval, read_train, verify_images
 from kit.data.cache import ImageCache, build_cache, cache_dir_for
 from kit.data.dataset import FlipChoice, ImageDataset, load_rgb
@@ -37,7 +38,7 @@ from kit.pretrained import Weights
 from kit.runfolder import package_version
 from kit.splits import holdout, person_folds
 from kit.train.distributed import SINGLE, DistContext, barrier
-from kit.transforms import CROP_MODES, Box, build_transforms, normalization, prepare, prepare_key
+from kit.transforms import build_transforms, normalization, prepare, prepare_key
 
 __all__ = [
     "LOADER_VERSION",
