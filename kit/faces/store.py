@@ -21,13 +21,13 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
+from kit import io
 from kit.crops import CROP_MODES, Box
 from kit.data import read_eval, read_train
 from kit.data.cache import cache_dir_for, files_key
 from kit.data.dataset import load_rgb
 from kit.data.fixture import FACE_COLUMNS
 from kit.faces.detectors import FACE_DETECTORS, Finder, image_id, read_boxes
-from kit.io import write_text
 from kit.transforms import prepare
 
 __all__ = ["FaceBoxes", "PreparedLoader", "boxes_path", "face_boxes", "folder_pictures"]
@@ -125,7 +125,7 @@ def _write(path: Path, root: Path, paths: list[str], found: list[Box | None]) ->
     rows = [(image_id(p, root), *(b if b is not None else ("",) * 4)) for p, b in zip(
         paths, found, strict=True)]  # fmt: skip
     table = pd.DataFrame(rows, columns=list(FACE_COLUMNS))
-    write_text(path, table.to_csv(index=False, lineterminator="\n"))
+    io.write_text(path, table.to_csv(index=False, lineterminator="\n"))
 
 
 def face_boxes(
