@@ -29,8 +29,9 @@ from matplotlib.figure import Figure
 from kit import cli
 from kit.data.decode import load_rgb
 
+from kit import io
 from kit.cli import add_debug_flag, run_cli
-from kit.io import atomic_path, read_json, write_text
+from kit.io import atomic_path, read_json
 from kit.labels import HEADS, decode, heads_from_joint
 from kit.runfolder import CONFIG, VAL_PROBS, read_val_keys, read_val_probs
 
@@ -218,9 +219,9 @@ def _main(argv: list[str]) -> int:
     out = Path(args.out or Path("suspects") / run.name)
     found = find_suspects(run, args.top)
     fixes = fixes_table(found)
-    write_text(out / "fixes.csv", fixes.to_csv(index=False, lineterminator="\n"))
+    io.write_text(out / "fixes.csv", fixes.to_csv(index=False, lineterminator="\n"))
     table = found.table[SUSPECT_COLUMNS]
-    write_text(out / "suspects.csv", table.to_csv(index=False, lineterminator="\n"))
+    io.write_text(out / "suspects.csv", table.to_csv(index=False, lineterminator="\n"))
     contact_sheet(found, out / "suspects.png", args.data_dir)
     print(table.to_string(index=False, float_format=lambda x: f"{x:.3f}"))
     print(f"wrote {out / 'fixes.csv'} ({len(fixes)} suggested fixes), {out / 'suspects.csv'}, "

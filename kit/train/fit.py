@@ -28,6 +28,7 @@ from kit import runfolder as rundir
 from kit.cli import INTERRUPTED, TERMINATED, Terminated, sigterm_as_interrupt
 from kit.config import Config, parse_folds
 from kit.metrics import summarize
+from kit.pretrained import Weights, resolve_weights
 from kit.runfolder import CONFIG, ENV, SUMMARY, Run, find_fold_run, read_run, write_parent
 from kit.train import data, distributed
 from kit.train.checkpoint import TrainState, check_resumable, load
@@ -56,9 +57,11 @@ def fit(cfg: Config, train_transform: A.BasicTransform | None = None) -> Run:
                 rundir.check_output_dir(checked.output_dir)
             if checked.smoke and ctx.is_main and not checked.quiet:
                 print(smoke_note(cfg, checked), flush=True)
+            # before any folder: weights neither cached nor downloadable fail in seconds
+            weights = resolve_weights(checked)
             if checked.folds is None:
-                return _fit_run(checked, train_transform, ctx, device)
-            return _fit_folds(checked, train_transform, ctx, device)
+                return _fit_run(checked, train_transform, ctx, device, weights)
+            return _fit_folds(checked, train_transform, ctx, device, weights)
         finally:
             distributed.teardown(ctx)
 
@@ -81,16 +84,18 @@ def _fit_run(
     train_transform: A.BasicTransform | None,
     ctx: distributed.DistContext,
     device: torch.device,
+    weights: Weights | None = None,
 ) -> Run:
     """One run folder, trained by this process (of one or several): rank 0 writes, prints."""
     if not ctx.is_main:
         cfg = cfg.replace(quiet=True)
     distributed.setup_logging(cfg.quiet)
-    ready = prepare(cfg, device, ctx, train_transform)  # refuses bad data before the folder
+    # bad data, a bad model or a damaged last.pt is refused before the folder is written
+    ready = prepare(cfg, device, ctx, train_transform, weights)
     run_dir = distributed.broadcast(
         _open_folder(cfg, cfg.name, device, ctx) if ctx.is_main else None, ctx
     )
-    job, state = Job(cfg, run_dir, device, ctx), ready.state
+    job, state = Job(cfg, run_dir, device, ctx, weights), ready.state
     job.write_status("running", state.epoch)
     try:
         return _finish(job, state, train_run(job, ready))
@@ -151,6 +156,7 @@ def _fit_folds(
     train_transform: A.BasicTransform | None,
     ctx: distributed.DistContext,
     device: torch.device,
+    weights: Weights | None = None,
 ) -> Run:
     """Every fold of ``cfg.folds``, then the parent's files; rank 0 plans each fold (keep,
     resume, train) and alone writes the parent."""
@@ -165,7 +171,7 @@ def _fit_folds(
     try:
         for k in wanted:
             plan = distributed.broadcast(find_fold_run(parent, k) if main else None, ctx)
-            runs[k] = _fit_fold(cfg, parent, k, plan, train_transform, ctx, device)
+            runs[k] = _fit_fold(cfg, parent, k, plan, train_transform, ctx, device, weights)
             _mark(ctx, parent, "running", len(runs))
         summary = None
         if main:
@@ -197,6 +203,7 @@ def _fit_fold(
     train_transform: A.BasicTransform | None,
     ctx: distributed.DistContext,
     device: torch.device,
+    weights: Weights | None = None,
 ) -> Run:
     """Fold ``k`` as :func:`kit.runfolder.find_fold_run` planned it: kept, resumed, or new."""
     action, found = plan
@@ -212,7 +219,7 @@ def _fit_fold(
         check_resumable(fold_cfg, found)
     else:
         _log.info("fold %d of %d: training", k, cfg.n_folds)
-    return _fit_run(fold_cfg, train_transform, ctx, device)
+    return _fit_run(fold_cfg, train_transform, ctx, device, weights)
 
 
 def _split(cfg: Config) -> pd.Series:

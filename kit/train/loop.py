@@ -32,6 +32,7 @@ from kit.errors import TrainingDiverged
 from kit.heads import head_spec, to_probs
 from kit.labels import NUM_CLASSES, encode
 from kit.metrics import macro_f1, summarize
+from kit.models import Weights
 from kit.train import checkpoint, data, distributed
 from kit.train.checkpoint import Parts, TrainState
 from kit.train.ready import Ready, epoch_steps, optimizer_steps
@@ -57,6 +58,7 @@ class Job:
     run_dir: Path
     device: torch.device
     ctx: distributed.DistContext = distributed.SINGLE
+    weights: Weights | None = None  # resolved before the run folder was made (kit.pretrained)
 
     def write_status(self, status: str, epoch: int, error: str | None = None) -> None:
         """The run's status.json (rank 0 only)."""
@@ -82,6 +84,8 @@ def train_run(job: Job, ready: Ready) -> Epochs:
         ready.splits, ready.pictures, ready.parts, ready.state, ready.rows
     )  # fmt: skip
     model, train_tf, generator = parts.model, ready.train_tf, ready.generator
+    if ctx.is_main:  # what the model started from (the face counts were logged when read)
+        rundir.update_env(job.run_dir, data.inputs_record(cfg, job.weights, pictures.faces))
     parts.module = distributed.training_module(model, cfg, ctx, device)
 
     def predict(df: pd.DataFrame) -> np.ndarray:  # in shares over the processes

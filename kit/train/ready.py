@@ -22,7 +22,7 @@ from kit import runfolder as rundir
 from kit.config import Config, check_registries
 from kit.data import sampling
 from kit.heads import head_target
-from kit.models import NO_WEIGHTS_FILE, create_model
+from kit.models import Weights, create_model
 from kit.train import checkpoint, data, distributed
 from kit.train.checkpoint import Parts, TrainState, check_resumable
 from kit.train.optim import build_criterion, check_scheduler_kwargs
@@ -37,8 +37,6 @@ def check(cfg: Config) -> Config:
         checked.validate()
         check_registries(checked)  # every registry is loaded once kit.train is imported
         check_scheduler_kwargs(checked)
-        if checked.pretrained and checked.pretrained_file is None:
-            raise ValueError(NO_WEIGHTS_FILE.format(model=checked.model))
     if checked.resume:
         check_resumable(checked, Path(checked.resume))
     return checked
@@ -76,10 +74,11 @@ class Ready:
 
 def prepare(
     cfg: Config, device: torch.device, ctx: distributed.DistContext,
-    train_transform: A.BasicTransform | None,
+    train_transform: A.BasicTransform | None, weights: Weights | None = None,
 ) -> Ready:  # fmt: skip
-    """The data (read and checked), the picture cache, the model and its training parts of
-    ``cfg``, restored from ``cfg.resume``'s ``last.pt`` when resuming."""
+    """The data (read and checked), the picture cache, the model (from ``weights``, resolved
+    by :mod:`kit.pretrained`) and its training parts of ``cfg``, restored from
+    ``cfg.resume``'s ``last.pt`` when resuming."""
     checkpoint.set_determinism(cfg.deterministic)
     checkpoint.seed_everything(cfg.seed)
     splits = data.load_splits(cfg)
@@ -88,7 +87,7 @@ def prepare(
     train_ds = data.train_dataset(cfg, splits.train, target, pictures, train_transform)
     generator = torch.Generator()
     loader = sampling.train_loader(train_ds, cfg, generator, ctx.rank, ctx.world_size)
-    model = distributed.prepare_model(create_model(cfg).to(device), cfg)
+    model = distributed.prepare_model(create_model(cfg, weights=weights).to(device), cfg)
     criterion = build_criterion(cfg, train_ds.targets).to(device)
     parts = checkpoint.build_parts(cfg, model, optimizer_steps(loader, cfg), device)
     state, rows = TrainState(), []
