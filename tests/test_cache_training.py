@@ -18,7 +18,7 @@ import pytest
 import torch
 from PIL import Image
 
-import kit.data.dataset as dataset_module
+import kit.data.decode as dataset_module  # where load_rgb opens pictures
 import kit.train.data as pipeline
 from kit.config import Config
 from kit.data import read_eval

@@ -1,0 +1,415 @@
+"""The fix a message suggests works: for every row of docs/troubleshooting.md whose fix names a
+command-line flag, :data:`FIXES` shows the row's message once without the flag and then runs the
+same command with the flag, which must get past the message.
+
+The rows come from the page: a row whose fix cell names a flag (a backticked ``--flag`` or
+``-o``; ``--help`` is a way to read, not a fix) must have an entry here, and rows without one
+have none, so neither the page nor this registry can drift.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import re
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+from huggingface_hub import constants as hf_constants
+
+from kit.config import Config
+from kit.data import load_fixes, read_train
+from kit.ensemble.__main__ import main as ensemble_main
+from kit.errors import KIT_ERRORS
+from kit.faces import prepared_loader
+from kit.pretrained import resolve_weights
+from kit.recipe import parse_args
+from kit.runs.__main__ import main as runs_main
+from kit.score import main as score_main
+from kit.train.data import RunPictures, load_splits
+from kit.train.ready import check
+from tests._after_training_triggers import _run
+from tests._runfolders import RunSpec, write_run
+from tests.test_troubleshooting import (
+    IDS,
+    PAGE,
+    Ctx,
+    _bad_picture,
+    _edit_csv,
+    _edit_meta,
+    _fake_run,
+    _file,
+    _fixes,
+    _folder,
+    _killed_run,
+    _member,
+    _no_val_rows_in_common,
+    _one,
+    _sub,
+    _twice,
+    documented,
+    layout,  # noqa: F401  (the fixture)
+    printed,
+)
+
+_FLAG = re.compile(r"`(--[a-z][a-z-]*|-o)\b")
+
+
+def rows_with_flag_fixes() -> dict[str, list[str]]:
+    """id -> the flags its fix cell names, for every table row of the page that names one."""
+    rows = {}
+    for line in PAGE.read_text(encoding="utf-8").splitlines():
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        if len(cells) < 4 or not re.fullmatch(r"`[a-z0-9-]+`", cells[0]):
+            continue
+        flags = [f for f in _FLAG.findall(cells[-1]) if f != "--help"]
+        if flags:
+            rows[cells[0].strip("`")] = flags
+    return rows
+
+
+def seen(fn: Callable[[], object]) -> str:
+    """The message of the kit error ``fn`` raises, or "" when it gets through."""
+    try:
+        fn()
+    except KIT_ERRORS as err:
+        return str(err)
+    return ""
+
+
+def _train(c: Ctx, argv: list[str], base: Config | None = None) -> str:
+    """What a recipe's command line ``argv`` meets up to its first batch: checks and data."""
+    return seen(lambda: load_splits(check(parse_args(base or c.cfg(), argv))))
+
+
+def _before_after(c: Ctx, argv: list[str], fixed: list[str], base: Config | None = None):
+    return _train(c, argv, base), _train(c, [*argv, *fixed], base)
+
+
+def _cli(main: Callable[[list[str]], object], argv: list[str], fixed: list[str]):
+    return printed(main, argv), printed(main, [*argv, *fixed])
+
+
+def _nonstrict(break_data: Callable[[Ctx], object]) -> Callable[[Ctx], tuple[str, str]]:
+    def case(c: Ctx) -> tuple[str, str]:
+        break_data(c)
+        return _before_after(c, [], ["--no-strict-data"])
+
+    return case
+
+
+def _unknown_fix(c: Ctx) -> None:
+    path = _fixes(c, "person_id,field,value\n999999,age,30\n")
+    c.mp.setattr(c, "cfg", _with(c.cfg, fixes=str(path)))
+
+
+def _with(make: Callable[..., Config], **defaults) -> Callable[..., Config]:
+    return lambda **changes: make(**{**defaults, **changes})
+
+
+def _resume_single(c: Ctx) -> tuple[str, str]:
+    run = str(_fake_run(c, c.cfg()))
+    base = c.cfg(resume=run)
+    return seen(lambda: check(parse_args(base, ["--folds", "all"]))), seen(lambda: check(base))
+
+
+def _no_gpu(c: Ctx) -> tuple[str, str]:
+    c.mp.setattr(torch.cuda, "is_available", lambda: False)
+    before = seen(lambda: parse_args(Config(), ["--device", "cuda"]).validate())
+    return before, seen(lambda: parse_args(Config(), ["--device", "auto"]).validate())
+
+
+def _offline(c: Ctx) -> tuple[str, str]:
+    c.mp.setattr(hf_constants, "HF_HUB_OFFLINE", True)
+    c.mp.setattr(hf_constants, "HF_HUB_CACHE", str(c.tmp / "hub"))
+    weights = c.tmp / "w.pth"
+    torch.save({"conv1.weight": torch.zeros(1)}, weights)  # a file: found, not downloaded
+    base = Config(model="resnet10t", pretrained=True)
+    fixed = ["--pretrained-file", str(weights)]
+    return seen(lambda: resolve_weights(base)), seen(
+        lambda: resolve_weights(parse_args(base, fixed))
+    )
+
+
+def _wrong_model(c: Ctx) -> tuple[str, str]:
+    from kit.models import create_model
+
+    other = "mobilenetv3_small_050"  # no weight name in common with test_resnet's
+    weights = c.tmp / "w.pth"
+    torch.save(create_model(Config(model=other)).backbone.state_dict(), weights)
+    base = Config(model="test_resnet", pretrained_file=str(weights))
+    return seen(lambda: create_model(base)), seen(
+        lambda: create_model(parse_args(base, ["--model", other]))
+    )
+
+
+def _face_boxes(c: Ctx) -> tuple[str, str]:
+    boxes = c.data() / "train" / "faces.csv"
+    moved = Path(shutil.move(boxes, c.tmp / "my_boxes.csv"))
+    base = Config(crop_mode="face", face_detector="boxes", cache_dir=str(c.tmp / "c"),
+                  image_size=(32, 24), data_dir=str(c.data()))  # fmt: skip
+    return seen(lambda: prepared_loader(base, c.data(), workers=0)), seen(
+        lambda: prepared_loader(parse_args(base, ["--face-boxes", str(moved)]), c.data(), workers=0)
+    )
+
+
+def _no_cascade(c: Ctx) -> tuple[str, str]:
+    import cv2
+
+    c.mp.setattr(cv2.data, "haarcascades", str(c.tmp))
+    base = Config(crop_mode="face", cache_dir=str(c.tmp / "c"), image_size=(32, 24),
+                  data_dir=str(c.data()))  # fmt: skip
+    run = lambda argv: seen(  # noqa: E731
+        lambda: prepared_loader(parse_args(base, argv), c.data(), workers=0)
+    )
+    return run(["--face-detector", "opencv"]), run(["--face-detector", "skimage"])
+
+
+def _resume(c: Ctx, saved: Config, changed: list[str]) -> tuple[str, str]:
+    run = str(_fake_run(c, saved))
+    return (
+        seen(lambda: check(parse_args(Config(), ["--resume", run, *changed]))),
+        seen(lambda: check(parse_args(Config(), ["--resume", run]))),
+    )
+
+
+def _unwritable_output(c: Ctx) -> tuple[str, str]:
+    from kit.runfolder import check_output_dir
+
+    blocker = _file(c, "runs", "a file")
+    return seen(lambda: check_output_dir(blocker)), seen(lambda: check_output_dir(c.tmp / "out"))
+
+
+def _read_only(c: Ctx) -> tuple[str, str]:
+    from kit.runfolder import check_output_dir
+
+    mount, real_mkdir = c.tmp / "dataset-volume", Path.mkdir
+
+    def mkdir(self, *args, **kwargs):  # as root nothing is read-only: the refusal is simulated
+        if mount in (self, *self.parents):
+            raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(self))
+        return real_mkdir(self, *args, **kwargs)
+
+    c.mp.setattr(Path, "mkdir", mkdir)
+    before = seen(lambda: check_output_dir(mount / "runs"))
+    after = parse_args(c.cfg(), ["--output-dir", str(c.tmp / "writable")]).output_dir
+    return before, seen(lambda: check_output_dir(after))
+
+
+def _cache(c: Ctx) -> tuple[str, str]:
+    cfg = c.cfg(cache_dir=str(_file(c, "cache", "a file")))
+    splits = load_splits(cfg)
+    before = seen(lambda: RunPictures.for_run(cfg, splits, progress=False))
+    with_dir = parse_args(cfg, ["--cache-dir", str(c.tmp / "cache-ok")])
+    without = parse_args(cfg, ["--no-cache"])
+    after = seen(lambda: RunPictures.for_run(with_dir, splits, progress=False)) + seen(
+        lambda: RunPictures.for_run(without, splits, progress=False)
+    )
+    return before, after
+
+
+def _checkpoint(c: Ctx) -> tuple[str, str]:
+    """A damaged best.pt is not fixed by a flag; --resume needs last.pt: it reads that one."""
+    from kit.inference import predict
+
+    run = _fake_run(c, c.cfg())
+    (run / "best.pt").write_bytes(b"half a file")
+    before = seen(lambda: predict(run, read_train(c.data()).head(1)))
+    return before, seen(lambda: check(parse_args(Config(), ["--resume", str(run)])))
+
+
+def _no_checkpoint(c: Ctx) -> tuple[str, str]:
+    folder = c.tmp / "no-epoch"
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps(c.cfg().to_dict()))
+    before = seen(lambda: check(parse_args(Config(), ["--resume", str(folder)])))
+    return before, seen(lambda: check(parse_args(c.cfg(), [])))
+
+
+def _nan_loss(c: Ctx) -> tuple[str, str]:
+    from kit.train import fit
+
+    base = c.cfg(lr=1e30, epochs=1, max_steps_per_epoch=2, warmup_epochs=0.0)
+    before = seen(lambda: fit(base))
+    return before, seen(lambda: fit(parse_args(base, ["--lr", "0.003", "--grad-clip", "1.0"])))
+
+
+FIXES: dict[str, Callable[[Ctx], tuple[str, str]]] = {
+    # data: a flag that points elsewhere, or skips what is broken
+    "train-csv-missing": lambda c: _before_after(
+        c, ["--data-dir", str(c.data() / "train")], ["--data-dir", str(c.data())]
+    ),
+    "person-id-empty": _nonstrict(lambda c: _edit_meta(c, 0, "id", "")),
+    "gender-invalid": _nonstrict(lambda c: _edit_meta(c, 1, "gender", "F")),
+    "person-folder-missing": _nonstrict(lambda c: shutil.rmtree(_folder(c, 2))),
+    "picture-missing": _nonstrict(lambda c: _one(_folder(c), "normal").unlink()),
+    "image-empty": _nonstrict(lambda c: _bad_picture(c, b"")),
+    "fixes-unknown-person": _nonstrict(_unknown_fix),
+    "split-too-small": lambda c: _before_after(c, ["--val-ratio", "0.05"], ["--val-ratio", "0.3"]),
+    "folds-too-many": lambda c: _before_after(
+        c, ["--fold", "0", "--n-folds", "10"], ["--n-folds", "3"]
+    ),
+    # K-fold and config flags
+    "folds-not-index": lambda c: _before_after(c, ["--folds", "0,x"], ["--folds", "all"]),
+    "folds-no-such-fold": lambda c: _before_after(c, ["--folds", "7"], ["--n-folds", "8"]),
+    "folds-and-fold": lambda c: _before_after(
+        c, ["--folds", "all", "--fold", "0"], ["--fold", "none"]
+    ),
+    "kfold-resume-single": _resume_single,
+    "kfold-resume-changed": lambda c: _resume(
+        c, c.cfg(folds="all", seed=1), ["--folds", "all", "--seed", "42"]
+    ),
+    "fixes-spec": lambda c: (
+        seen(lambda: load_fixes(parse_args(Config(), ["--fixes", "buitlin"]).fixes)),
+        seen(lambda: load_fixes(parse_args(Config(), ["--fixes", "builtin"]).fixes)),
+    ),
+    "config-fold": lambda c: _before_after(c, ["--fold", "5"], ["--fold", "4"]),
+    "config-device-no-gpu": _no_gpu,
+    "cli-unknown-flag": lambda c: (
+        printed(lambda a: parse_args(Config(), a), ["--learning-rate", "0.1"]),
+        printed(lambda a: parse_args(Config(), a), ["--lr", "0.1"]),
+    ),
+    "cli-tuple": lambda c: (
+        printed(lambda a: parse_args(Config(), a), ["--image-size", "64"]),
+        printed(lambda a: parse_args(Config(), a), ["--image-size", "320", "256"]),
+    ),
+    "cli-dict": lambda c: (
+        printed(lambda a: parse_args(Config(), a), ["--head-weights", "age"]),
+        printed(lambda a: parse_args(Config(), a), ["--head-weights", "age=2,mask=1"]),
+    ),
+    # models, weights, faces
+    "pretrained-offline": _offline,
+    "pretrained-file-wrong-model": _wrong_model,
+    "face-boxes-missing": _face_boxes,
+    "face-detector-no-cascade": _no_cascade,
+    # checkpoints and resuming
+    "checkpoint-unreadable": _checkpoint,
+    "resume-no-checkpoint": _no_checkpoint,
+    "resume-changed": lambda c: _resume(c, c.cfg(), ["--lr", "0.5"]),
+    "loss-not-finite": _nan_loss,
+    # output folders and caches
+    "output-file-in-way": _unwritable_output,
+    "output-read-only": lambda c: _read_only(c),
+    "cache-unwritable": _cache,
+    # ensembling and scoring: the command's own flags
+    "needs-probs": lambda c: _cli(
+        ensemble_main, [str(_member(c, "a")), str(_sub(c, [1] * 6))], ["--method", "hard"]
+    ),
+    "search-impossible": lambda c: (
+        printed(ensemble_main, [*map(str, _no_val_rows_in_common(c)), "--weights", "auto"]),
+        printed(ensemble_main, [*map(str, _no_val_rows_in_common(c)), "--weights", "2,1"]),
+    ),
+    "weights-cli": lambda c: (
+        printed(ensemble_main, [str(_member(c, "a")), "--weights", "half"]),
+        printed(ensemble_main, [str(_member(c, "a")), "--weights", "auto"]),
+    ),
+    "labels-differ": lambda c: _labels_differ(c),
+    "output-json-collision": lambda c: (
+        printed(ensemble_main, [str(_member(c, "a")), "-o", str(c.tmp / "out.json")]),
+        printed(ensemble_main, [str(_member(c, "a")), "-o", str(c.tmp / "out.csv")]),
+    ),
+    "ensemble-output-unwritable": lambda c: (
+        printed(ensemble_main, [str(_member(c, "a")), "-o", str(_file(c, "f", "x") / "s.csv")]),
+        printed(ensemble_main, [str(_member(c, "a")), "-o", str(c.tmp / "ok" / "s.csv")]),
+    ),
+    "calibrate-no-probs": lambda c: (
+        printed(ensemble_main, [str(_run(c.tmp, "a")), "--method", "hard", "--calibrate"]),
+        printed(ensemble_main, [str(_run(c.tmp, "b")), "--method", "soft", "--calibrate"]),
+    ),
+    "stack-weights": lambda c: (
+        printed(ensemble_main, [str(_run(c.tmp, "a")), "--method", "stack", "--weights", "1"]),
+        printed(ensemble_main, [str(_run(c.tmp, "b")), str(_run(c.tmp, "c")), "--method", "stack"]),
+    ),
+    "score-order": lambda c: _score_order(c),
+    "score-needs-answers": lambda c: _cli(
+        score_main, [str(_sub(c, [1] * 6))], ["--answers", str(_sub(c, [1] * 6, name="a.csv"))]
+    ),
+    "score-no-val": lambda c: _score_no_val(c),
+    "score-png-unwritable": lambda c: (
+        printed(score_main, [*_scored(c), "--png", str(_file(c, "f", "x") / "cm.png")]),
+        printed(score_main, [*_scored(c), "--png", str(c.tmp / "cm.png")]),
+    ),
+    # the ledger
+    "ledger-no-folder": lambda c: _ledger_no_folder(c),
+    "ledger-killed-run": lambda c: _killed_resumable(c),
+    "ledger-hidden-columns": lambda c: (
+        printed(runs_main, [str(_twice(c)), "--width", "50"]),
+        printed(runs_main, [str(c.tmp), "--width", "0"]),
+    ),
+    "prune-needs-yes": lambda c: _prune(c),
+}
+
+
+def _labels_differ(c: Ctx) -> tuple[str, str]:
+    a = _member(c, "a")
+    b = _edit_csv(_member(c, "b", 1) / "val_probs.csv", lambda d: d.assign(label=17)).parent
+    before = printed(ensemble_main, [str(a), str(b)])
+    # trained with the same --fixes, the members' validation labels agree again
+    _edit_csv(
+        b / "val_probs.csv", lambda d: d.assign(label=pd.read_csv(a / "val_probs.csv")["label"])
+    )
+    return before, printed(ensemble_main, [str(a), str(b)])
+
+
+def _scored(c: Ctx) -> list[str]:
+    return [str(_sub(c, [1] * 6)), "--answers", str(_sub(c, [1] * 6, name="a.csv"))]
+
+
+def _score_order(c: Ctx) -> tuple[str, str]:
+    answers = _sub(c, [1] * 6, name="a.csv")
+    _file(c, "info.csv", "ImageID,ans\n" + "".join(f"{i},0\n" for i in IDS))
+    members = [str(_member(c, "a"))]
+    before = printed(score_main, [str(_sub(c, [1] * 6, IDS[::-1])), "--answers", str(answers)])
+    out = c.tmp / "ordered.csv"
+    printed(ensemble_main, [*members, "--info", str(c.tmp / "info.csv"), "-o", str(out)])
+    return before, printed(score_main, [str(out), "--answers", str(answers)])
+
+
+def _score_no_val(c: Ctx) -> tuple[str, str]:
+    run = _member(c, "a")
+    (run / "val_probs.csv").unlink()
+    answers = _sub(c, [1] * 6, name="a.csv")
+    return printed(score_main, [str(run)]), printed(
+        score_main, [str(_sub(c, [1] * 6)), "--answers", str(answers)]
+    )
+
+
+def _ledger_no_folder(c: Ctx) -> tuple[str, str]:
+    _member(c, "a")
+    return printed(runs_main, [str(c.tmp / "nope")]), printed(runs_main, [str(c.tmp)])
+
+
+def _killed_resumable(c: Ctx) -> tuple[str, str]:
+    """A killed run's ledger status, and its resume getting past the checks."""
+    run = _killed_run(c)
+    (run / "last.pt").write_bytes(b"resumable")
+    return printed(runs_main, [str(run.parent)]), seen(
+        lambda: check(parse_args(Config(), ["--resume", str(run)]))
+    )
+
+
+def _prune(c: Ctx) -> tuple[str, str]:
+    runs = write_run(c.tmp / "runs", RunSpec(status="failed")).parent
+    before = printed(runs_main, [str(runs), "--prune"])
+    return before, printed(runs_main, [str(runs), "--prune", "--yes"])
+
+
+def test_every_row_with_a_flag_fix_has_a_case_and_no_other():
+    rows = rows_with_flag_fixes()
+    assert len(rows) >= 30
+    assert sorted(set(rows) - set(FIXES)) == [], "rows whose flag fix is never tried"
+    assert sorted(set(FIXES) - set(rows)) == [], "cases for rows whose fix names no flag"
+
+
+@pytest.mark.parametrize("row", sorted(rows_with_flag_fixes()))
+def test_the_flag_a_fix_names_gets_past_the_message(row, layout, tmp_path, monkeypatch):  # noqa: F811
+    excerpt = " ".join(documented()[row].split())
+    before, after = FIXES[row](Ctx(tmp_path, layout, monkeypatch))
+    assert excerpt in " ".join(before.split()), f"{row}: the case does not show {excerpt!r}"
+    assert excerpt not in " ".join(after.split()), f"{row}: the fix did not help:\n{after}"
+    assert "error:" not in after and "Traceback" not in after, f"{row}:\n{after}"
