@@ -57,7 +57,8 @@ from tests.test_troubleshooting import (
     printed,
 )
 
-_FLAG = re.compile(r"`(--[a-z][a-z-]*|-o)\b")
+_CODE = re.compile(r"`([^`]+)`")
+_FLAG = re.compile(r"(?<![\w-])(--[a-z][a-z-]*|-o)\b")
 
 
 def rows_with_flag_fixes() -> dict[str, list[str]]:
@@ -67,7 +68,8 @@ def rows_with_flag_fixes() -> dict[str, list[str]]:
         cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
         if len(cells) < 4 or not re.fullmatch(r"`[a-z0-9-]+`", cells[0]):
             continue
-        flags = [f for f in _FLAG.findall(cells[-1]) if f != "--help"]
+        code = " ".join(_CODE.findall(cells[-1]))
+        flags = [f for f in _FLAG.findall(code) if f != "--help"]
         if flags:
             rows[cells[0].strip("`")] = flags
     return rows
@@ -139,7 +141,7 @@ def _offline(c: Ctx) -> tuple[str, str]:
 def _wrong_model(c: Ctx) -> tuple[str, str]:
     from kit.models import create_model
 
-    other = "mobilenetv3_small_050"  # no weight name in common with test_resnet's
+    other = "test_vit"  # no weight name in common with test_resnet's
     weights = c.tmp / "w.pth"
     torch.save(create_model(Config(model=other)).backbone.state_dict(), weights)
     base = Config(model="test_resnet", pretrained_file=str(weights))
@@ -149,10 +151,10 @@ def _wrong_model(c: Ctx) -> tuple[str, str]:
 
 
 def _face_boxes(c: Ctx) -> tuple[str, str]:
-    boxes = c.data() / "train" / "faces.csv"
-    moved = Path(shutil.move(boxes, c.tmp / "my_boxes.csv"))
+    moved = Path(shutil.move(c.data() / "train" / "faces.csv", c.tmp / "my_boxes.csv"))
     base = Config(crop_mode="face", face_detector="boxes", cache_dir=str(c.tmp / "c"),
-                  image_size=(32, 24), data_dir=str(c.data()))  # fmt: skip
+                  image_size=(32, 24), data_dir=str(c.data()),
+                  face_boxes=str(c.tmp / "none.csv"))  # fmt: skip
     return seen(lambda: prepared_loader(base, c.data(), workers=0)), seen(
         lambda: prepared_loader(parse_args(base, ["--face-boxes", str(moved)]), c.data(), workers=0)
     )
@@ -300,22 +302,19 @@ FIXES: dict[str, Callable[[Ctx], tuple[str, str]]] = {
     "needs-probs": lambda c: _cli(
         ensemble_main, [str(_member(c, "a")), str(_sub(c, [1] * 6))], ["--method", "hard"]
     ),
-    "search-impossible": lambda c: (
-        printed(ensemble_main, [*map(str, _no_val_rows_in_common(c)), "--weights", "auto"]),
-        printed(ensemble_main, [*map(str, _no_val_rows_in_common(c)), "--weights", "2,1"]),
-    ),
+    "search-impossible": lambda c: _search(c),
     "weights-cli": lambda c: (
         printed(ensemble_main, [str(_member(c, "a")), "--weights", "half"]),
-        printed(ensemble_main, [str(_member(c, "a")), "--weights", "auto"]),
+        printed(ensemble_main, [str(_member(c, "b")), "--weights", "auto"]),
     ),
     "labels-differ": lambda c: _labels_differ(c),
     "output-json-collision": lambda c: (
         printed(ensemble_main, [str(_member(c, "a")), "-o", str(c.tmp / "out.json")]),
-        printed(ensemble_main, [str(_member(c, "a")), "-o", str(c.tmp / "out.csv")]),
+        printed(ensemble_main, [str(_member(c, "b")), "-o", str(c.tmp / "out.csv")]),
     ),
     "ensemble-output-unwritable": lambda c: (
         printed(ensemble_main, [str(_member(c, "a")), "-o", str(_file(c, "f", "x") / "s.csv")]),
-        printed(ensemble_main, [str(_member(c, "a")), "-o", str(c.tmp / "ok" / "s.csv")]),
+        printed(ensemble_main, [str(_member(c, "b")), "-o", str(c.tmp / "ok" / "s.csv")]),
     ),
     "calibrate-no-probs": lambda c: (
         printed(ensemble_main, [str(_run(c.tmp, "a")), "--method", "hard", "--calibrate"]),
@@ -354,6 +353,12 @@ def _labels_differ(c: Ctx) -> tuple[str, str]:
         b / "val_probs.csv", lambda d: d.assign(label=pd.read_csv(a / "val_probs.csv")["label"])
     )
     return before, printed(ensemble_main, [str(a), str(b)])
+
+
+def _search(c: Ctx) -> tuple[str, str]:
+    members = [str(p) for p in _no_val_rows_in_common(c)]
+    before = printed(ensemble_main, [*members, "--weights", "auto"])
+    return before, printed(ensemble_main, [*members, "--weights", "2,1"])
 
 
 def _scored(c: Ctx) -> list[str]:
