@@ -153,6 +153,8 @@ def check(cfg: Any) -> None:
 
         raise ValueError(NO_WEIGHTS_FILE.format(model=cfg.model))
     _check_device(cfg.device)
+    if cfg.track is not None:
+        importlib.import_module("kit.tracking").check_track(cfg.track)
 
 
 def _check_device(name: str) -> None:

@@ -151,6 +151,20 @@ class Config:
     smoke: bool = _f(False, "tiny end-to-end run on a tiny fixture (seconds)")
     quiet: bool = _f(False, "print only warnings", role="run")
     resume: str | None = _f(None, "continue the stopped run in this run folder", role="run")
+    # tracking and search (docs/tracking.md, docs/search.md): they mirror or tag a run, and
+    # change none of its results
+    track: str | None = _f(
+        None,
+        "experiment trackers, a comma list of tensorboard, wandb, mlflow; none = off",
+        role="run",
+    )
+    mlflow_uri: str | None = _f(
+        None,
+        "MLflow tracking server or store, e.g. http://host:5000; none = MLflow's default",
+        role="run",
+    )
+    study: str | None = _f(None, "the kit.tune study this run is a trial of", role="output")
+    trial: int | None = _f(None, "the trial number of this run in its study", role="output")
 
     # ---- dictionaries and files -------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:

@@ -27,9 +27,15 @@ RUN_FILES = (
     "test_probs.csv",
     "submission.csv",
     "summary.json",
+    "curves.png",
+    "confusion.png",
 )
 #: A K-fold parent has no metrics.csv or checkpoints: its fold runs have them.
-KFOLD_PARENT_FILES = tuple(f for f in RUN_FILES if f not in ("metrics.csv", "last.pt", "best.pt"))
+KFOLD_PARENT_FILES = tuple(
+    f
+    for f in RUN_FILES
+    if f not in ("metrics.csv", "last.pt", "best.pt", "curves.png", "confusion.png")
+)
 PROB_COLUMNS = [f"p{i}" for i in range(N_CLASSES)]
 
 BASE_CONFIG: dict[str, Any] = {

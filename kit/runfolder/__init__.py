@@ -39,10 +39,19 @@ from kit.runfolder.read import (
     running_pid,
     writer_alive,
 )
+from kit.runfolder.tracking import (
+    CONFUSION_PNG,
+    CURVES_PNG,
+    TRACKER_IDS,
+    read_tracker_ids,
+    write_tracker_id,
+)
 
 __all__ = [
     "BEST",
     "CONFIG",
+    "CONFUSION_PNG",
+    "CURVES_PNG",
     "ENV",
     "EPOCH_COLUMNS",
     "LAST",
@@ -52,6 +61,7 @@ __all__ = [
     "SUBMISSION",
     "SUMMARY",
     "TEST_PROBS",
+    "TRACKER_IDS",
     "VAL_PROBS",
     "Run",
     "Split",
@@ -66,6 +76,7 @@ __all__ = [
     "read_run",
     "read_submission",
     "read_test_probs",
+    "read_tracker_ids",
     "read_val_probs",
     "running_pid",
     "write_metrics",
@@ -73,5 +84,6 @@ __all__ = [
     "write_probs",
     "write_status",
     "write_submission",
+    "write_tracker_id",
     "writer_alive",
 ]

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import logging
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
 
 from kit import io
 from kit import runfolder as rundir
+from kit.labels import class_name
 from kit.metrics import summarize
+from kit.plot import confusion_png, curves_png
 from kit.runfolder import Run, write_submission
 from kit.train import distributed
 from kit.train.checkpoint import load
@@ -19,9 +22,14 @@ from kit.train.loaders import Splits
 if TYPE_CHECKING:
     from kit.train.trainer import Trainer
 
-__all__ = ["finish"]
+__all__ = ["finish", "write_curves"]
 
 _log = logging.getLogger("kit")
+
+
+def write_curves(run_dir: Path, rows: list[dict[str, Any]]) -> Path:
+    """The per-epoch curves picture of ``rows`` (metrics.csv) in the run folder."""
+    return curves_png(rows, run_dir / rundir.CURVES_PNG, title=run_dir.name)
 
 
 def finish(
@@ -55,7 +63,16 @@ def finish(
     }
     if main:
         io.write_json(run_dir / "summary.json", summary)
+        write_curves(run_dir, rows)
+        title = f"{run_dir.name}: val macro F1 {summary['val_macro_f1']:.4f}"
+        names = [f"{c} {class_name(c)}" for c in range(len(summary["confusion"]))]
+        confusion_png(summary["confusion"], run_dir / rundir.CONFUSION_PNG, class_names=names,
+                      title=title)  # fmt: skip
+        trainer.trackers.log_summary(summary)
+        files = (rundir.CONFUSION_PNG, rundir.CURVES_PNG, rundir.SUBMISSION)
+        trainer.trackers.log_artifacts([run_dir / f for f in files])
     trainer.write_status("complete")
+    trainer.trackers.close("complete")
     _log.info(
         "done: best epoch %d, val macro F1 %.4f (accuracy %.4f) -> %s",
         summary["best_epoch"], summary["val_macro_f1"], summary["val_accuracy"], run_dir,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,9 +23,10 @@ from kit.data.dataset import ImageDataset
 from kit.inference import predict
 from kit.models import create_model
 from kit.runfolder import Run
+from kit.tracking import Hook, Trackers, open_trackers
 from kit.train import distributed
 from kit.train.checkpoint import TrainState, load, restore, save_best, save_last
-from kit.train.finish import finish
+from kit.train.finish import finish, write_curves
 from kit.train.loaders import Splits, epoch_seed, load_splits, train_loader
 from kit.train.optim import LRSchedule, build_optimizer
 from kit.train.pipeline import RunPictures
@@ -42,9 +44,17 @@ class Trainer:
     """One process's share of one run: builds the parts, runs the epochs, then ``finish``."""
 
     def __init__(
-        self, cfg: Config, run_dir: Path, device: torch.device, ctx: distributed.DistContext
+        self,
+        cfg: Config,
+        run_dir: Path,
+        device: torch.device,
+        ctx: distributed.DistContext,
+        hooks: Sequence[Hook] = (),
     ) -> None:
         self.cfg, self.run_dir, self.device, self.ctx = cfg, run_dir, device, ctx
+        self.hooks = hooks
+        self.trackers = Trackers()  # opened in run(), once the resumed epoch is known
+        self.rows: list[dict[str, Any]] = []
         self.state = TrainState()
         self.pictures = RunPictures.from_files()
         self.train_model: torch.nn.Module | None = None  # the model wrapped for training
@@ -53,6 +63,13 @@ class Trainer:
         """The run's status.json (rank 0 only)."""
         if self.ctx.is_main:
             rundir.write_status(self.run_dir, status, self.state.epoch, error)
+
+    def stop(self, status: str, error: str | None = None) -> None:
+        """The run ends early as ``status``: status.json, the curves so far, the trackers."""
+        self.write_status(status, error)
+        if self.ctx.is_main and self.rows:
+            write_curves(self.run_dir, self.rows)
+        self.trackers.close(status)
 
     def predict(self, model: torch.nn.Module, df: Any) -> Any:
         """Probabilities of every row of ``df``, computed in shares by all processes."""
@@ -86,10 +103,12 @@ class Trainer:
             "schedule": LRSchedule(optimizer, cfg, optimizer_steps(loader, cfg)),
             "scaler": torch.amp.GradScaler(device.type, enabled=cfg.amp and device.type == "cuda"),
         }
-        rows: list[dict[str, Any]] = []
+        rows = self.rows
         if cfg.resume:
             self.state = restore(load(self.run_dir / "last.pt", device), parts)
-            rows = [r for r in rundir.read_metrics(self.run_dir) if r["epoch"] <= self.state.epoch]
+            rows += [r for r in rundir.read_metrics(self.run_dir) if r["epoch"] <= self.state.epoch]
+        if ctx.is_main:  # after last.pt: a resumed run continues its tracker runs at this epoch
+            self.trackers = open_trackers(cfg, self.run_dir, self.hooks, self.state.epoch + 1)
         self.train_model = training_module(model, cfg, ctx, device)
         _log.info(
             "run %s: %s/%s on %s; %d train / %d val images (%d / %d people) from %s",
@@ -106,6 +125,7 @@ class Trainer:
                 rundir.write_metrics(self.run_dir, rows)
                 save_last(self.run_dir / "last.pt", parts, self.state, cfg.to_dict())
             self.write_status("running")
+            self.trackers.log_epoch(rows[-1])  # after last.pt: a hook may stop the run here
             stop = bool(cfg.early_stopping) and self.state.bad_epochs >= cfg.early_stopping
             if distributed.broadcast(stop, ctx):  # every process stops at the same epoch
                 _log.info("early stop: no val macro F1 gain in %d epochs", cfg.early_stopping)
