@@ -16,6 +16,7 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+from typing import ClassVar
 
 import pandas as pd
 import pytest
@@ -200,7 +201,7 @@ def test_mlflow_run_is_continued_with_metrics_params_and_artifacts(tracked):
 class _Broken(Tracker):
     """A tracker whose disk fills up at the first epoch."""
 
-    calls: list[str] = []
+    calls: ClassVar[list[str]] = []
 
     def __init__(self, start):
         self.calls.append("open")
