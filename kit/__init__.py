@@ -55,6 +55,7 @@ _EXPORTS: dict[str, str] = {
     **dict.fromkeys(["predict"], "kit.inference"),
     **dict.fromkeys(["search_weights"], "kit.ensemble"),
     **dict.fromkeys(["score_submission"], "kit.score"),
+    **dict.fromkeys(["tune"], "kit.tune"),
 }
 
 __all__ = sorted(_EXPORTS)

@@ -1,4 +1,5 @@
-"""``python -m kit.runs [DIR] [--vs BASELINE] [--markdown] [--sort METRIC] [--all-fields]``."""
+"""``python -m kit.runs [DIR] [--vs BASELINE] [--markdown] [--sort METRIC] [--all-fields]
+[--study NAME] [--plot PNG]``."""
 
 from __future__ import annotations
 
@@ -6,7 +7,12 @@ import argparse
 import sys
 from collections.abc import Sequence
 from datetime import timedelta
+from pathlib import Path
 
+import pandas as pd
+
+from kit.plot import overlay_png
+from kit.runfolder import read_metrics
 from kit.runs import ledger
 from kit.runs.compare import IGNORED_FIELDS, table
 from kit.runs.render import to_markdown, to_text
@@ -23,6 +29,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--markdown", action="store_true", help="print a GitHub markdown table")
     p.add_argument("--sort", metavar="METRIC", help="sort by a column, e.g. val_macro_f1")
     p.add_argument("--all-fields", action="store_true", help="show every config field")
+    p.add_argument("--study", metavar="NAME", help="only the trials of this kit.tune study")
+    p.add_argument("--plot", metavar="PNG", help="write the listed runs' curves, overlaid")
     p.add_argument(
         "--stale-hours",
         type=float,
@@ -37,15 +45,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         df = ledger.load(args.dir, stale_after=timedelta(hours=args.stale_hours))
+        if args.study is not None and not df.empty:
+            df = df[df.get("cfg.study", pd.Series(None, index=df.index)) == args.study]
         if df.empty:
-            print(f"no run folders in {args.dir}")
+            which = f" of study {args.study}" if args.study is not None else ""
+            print(f"no run folders{which} in {args.dir}")
             return 0
         shown = table(df, vs=args.vs, all_fields=args.all_fields, sort=args.sort)
+        plotted = _plot(df, args.plot) if args.plot else None
     except (ValueError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     print(to_markdown(shown) if args.markdown else to_text(shown), end="")
+    if plotted:
+        print(plotted)
     return 0
+
+
+def _plot(df: pd.DataFrame, png: str) -> str:
+    """The listed runs' metrics.csv curves on one picture (runs without epochs left out)."""
+    curves = {Path(d).name: read_metrics(Path(d)) for d in df["run_dir"]}
+    curves = {name: rows for name, rows in curves.items() if rows}
+    if not curves:
+        raise ValueError("none of the listed runs has a metrics.csv to plot")
+    return f"wrote {overlay_png(curves, png)} ({len(curves)} runs)"
 
 
 if __name__ == "__main__":
