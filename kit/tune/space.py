@@ -63,6 +63,15 @@ def _scalar_type(name: str) -> Any:
     return scalars[0]
 
 
+_BOOLS = {"true": True, "yes": True, "1": True, "false": False, "no": False, "0": False}
+
+
+def _boolean(text: str) -> bool:
+    if text.lower() not in _BOOLS:
+        raise ValueError(f"expected true or false, got {text!r}")
+    return _BOOLS[text.lower()]
+
+
 def _number(text: str, integer: bool, where: str) -> float:
     try:
         return int(text) if integer else float(text)
@@ -82,7 +91,7 @@ def parse_param(name: str, spec: str | Sequence[Any]) -> Param:
         return Param(name, choices=choices)
     parts = spec.split(":")
     if len(parts) == 1 or kind in (str, bool):
-        convert = _converter(kind)
+        convert = _boolean if kind is bool else _converter(kind)
         try:
             choices = tuple(convert(t.strip()) for t in spec.split(",") if t.strip())
         except Exception as err:  # argparse.ArgumentTypeError names the expected type

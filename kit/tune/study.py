@@ -16,6 +16,7 @@ import contextlib
 import logging
 import os
 import socket
+import time
 import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -23,6 +24,7 @@ from typing import Any
 
 import albumentations as A
 import optuna
+import sqlalchemy
 from optuna.exceptions import ExperimentalWarning
 from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 from optuna.trial import TrialState
@@ -75,14 +77,22 @@ def open_storage(url: str) -> RDBStorage:
     """Optuna's database storage at ``url`` (any SQLAlchemy URL), with trial heartbeats."""
     # SQLite: wait for a teammate's write lock instead of failing ("database is locked")
     engine = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}
-    with _experimental_ok():
-        return RDBStorage(
-            url,
-            engine_kwargs=engine,
-            heartbeat_interval=HEARTBEAT_SECONDS,
-            grace_period=GRACE_SECONDS,
-            heartbeat_stale_trial_callback=_RETRY,
-        )
+    for attempt in range(3):
+        try:
+            with _experimental_ok():
+                return RDBStorage(
+                    url,
+                    engine_kwargs=engine,
+                    heartbeat_interval=HEARTBEAT_SECONDS,
+                    grace_period=GRACE_SECONDS,
+                    heartbeat_stale_trial_callback=_RETRY,
+                )
+        except sqlalchemy.exc.IntegrityError:
+            # two workers creating a new database at once: the other one's tables now exist
+            if attempt == 2:
+                raise
+            time.sleep(1 + attempt)
+    raise AssertionError("unreachable")
 
 
 def open_study(
