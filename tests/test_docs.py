@@ -63,7 +63,8 @@ def test_the_docs_do_mark_runnable_blocks():
 @pytest.fixture(scope="module")
 def scratch_repo(tmp_path_factory) -> Path:
     dst = tmp_path_factory.mktemp("repo")
-    ignore = shutil.ignore_patterns(".git", ".ci-venv", "data", "runs", "__pycache__", ".*_cache")
+    # top-level data/ and runs/ are skipped below; kit/data and kit/runs are packages to copy
+    ignore = shutil.ignore_patterns(".git", ".ci-venv", "__pycache__", ".*_cache")
     for item in ROOT.iterdir():
         if item.name in {".git", ".ci-venv", "data", "runs"}:
             continue

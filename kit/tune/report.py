@@ -25,7 +25,7 @@ def best_changes(study: optuna.Study, base: Config) -> dict[str, tuple[Any, Any]
 
 
 def importance(study: optuna.Study) -> dict[str, float] | str:
-    """Optuna's parameter importances (fANOVA), or why there are none yet."""
+    """Optuna's parameter importances (its default evaluator), or why there are none yet."""
     complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     if len(complete) < 2:
         return "needs 2 or more complete trials"
