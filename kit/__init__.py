@@ -12,7 +12,9 @@ from typing import Any
 
 __version__ = "0.1.0"
 
-# name -> module that defines it
+# name -> module that defines it, or "module:attribute" where the top-level name differs from
+# the module's own (a name there is only unique inside its module: `kit.ensemble` and
+# `kit.runs` are packages, and importing one sets that attribute of `kit` to the package).
 _EXPORTS: dict[str, str] = {
     **dict.fromkeys(
         [
@@ -33,27 +35,40 @@ _EXPORTS: dict[str, str] = {
         [
             "DataError",
             "load_fixes",
-            "make_fixture",
             "read_eval",
             "read_train",
             "verify_images",
         ],
         "kit.data",
     ),
+    # from its own module: kit.data would have to import it lazily (`python -m kit.data.fixture`
+    # must not find the module already imported by its package)
+    "make_fixture": "kit.data.fixture",
+    **dict.fromkeys(["build_cache", "load_cache"], "kit.data.cache"),
+    "ImageDataset": "kit.data.dataset",
     **dict.fromkeys(["holdout", "person_folds"], "kit.splits"),
     **dict.fromkeys(["build_loss", "build_multihead_loss", "register_loss"], "kit.losses"),
     **dict.fromkeys(
         ["accuracy", "confusion_matrix", "head_f1", "macro_f1", "report", "summarize"],
         "kit.metrics",
     ),
-    **dict.fromkeys(["Config", "parse_args"], "kit.config"),
-    **dict.fromkeys(["Registry"], "kit.registry"),
+    **dict.fromkeys(["Config", "check_registries", "parse_args"], "kit.config"),
+    **dict.fromkeys(["Registry", "UnknownName", "get_registry"], "kit.registry"),
     **dict.fromkeys(["create_model", "register_head", "to_probs"], "kit.models"),
-    **dict.fromkeys(["build_transforms"], "kit.transforms"),
+    **dict.fromkeys(["PRESETS", "build_transforms"], "kit.transforms"),
     **dict.fromkeys(["fit", "is_main_process"], "kit.train"),
+    "build_run_cache": "kit.train.pipeline",
     **dict.fromkeys(["Run", "read_run", "write_submission"], "kit.runfolder"),
     **dict.fromkeys(["predict"], "kit.inference"),
-    **dict.fromkeys(["search_weights"], "kit.ensemble"),
+    **dict.fromkeys(
+        ["apply_biases", "calibrate", "fit_biases", "fit_stacker", "search_weights"], "kit.ensemble"
+    ),
+    "find_suspects": "kit.runs.suspects:find_suspects",
+    "ensemble_runs": "kit.ensemble:ensemble",
+    "write_ensemble": "kit.ensemble:write",
+    "load_runs": "kit.runs:load",
+    "runs_table": "kit.runs:table",
+    "diff_configs": "kit.runs:diff",
     **dict.fromkeys(["score_submission"], "kit.score"),
     **dict.fromkeys(["tune"], "kit.tune"),
 }
@@ -62,10 +77,11 @@ __all__ = sorted(_EXPORTS)
 
 
 def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
+    where = _EXPORTS.get(name)
+    if where is None:
         raise AttributeError(f"module 'kit' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
+    module, _, attribute = where.partition(":")
+    value = getattr(importlib.import_module(module), attribute or name)
     globals()[name] = value  # later look-ups skip this function
     return value
 

@@ -18,14 +18,9 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from kit.labels import NUM_CLASSES
+from kit.transforms import TTA
 
 __all__ = ["TTA", "load_run_model", "predict", "resolve_device"]
-
-#: TTA mode -> the views of a batch whose probabilities are averaged.
-TTA: dict[str, Callable[[torch.Tensor], list[torch.Tensor]]] = {
-    "none": lambda x: [x],
-    "hflip": lambda x: [x, torch.flip(x, dims=[3])],
-}
 
 
 def resolve_device(name: str) -> torch.device:
@@ -75,8 +70,7 @@ def predict(
     from kit.train.loaders import resolve_workers
     from kit.transforms import build_transforms
 
-    if tta not in TTA:
-        raise ValueError(f"unknown tta {tta!r}; valid: {sorted(TTA)}")
+    views_of = TTA.get(tta)
     if isinstance(model_or_run_dir, nn.Module):
         if cfg is None:
             raise ValueError("predict(model, df) needs the model's cfg for its transforms")
@@ -113,7 +107,7 @@ def predict(
             if channels_last:
                 images = images.contiguous(memory_format=torch.channels_last)
             with torch.autocast(device.type, enabled=use_amp):
-                views = [to_probs(model(v), kind) for v in TTA[tta](images)]
+                views = [to_probs(model(v), kind) for v in views_of(images)]
             chunks.append((sum(views) / len(views)).float().cpu())
     finally:
         model.train(was_training)

@@ -8,14 +8,12 @@ python recipes/baseline.py --help                # every option, with its defaul
 
 from __future__ import annotations
 
-from kit.config import Config, parse_args
-from kit.train import fit
-from kit.train.distributed import is_main_process
+import kit
 
 
-def config() -> Config:
+def config() -> kit.Config:
     """This recipe's settings; any of them can be overridden on the command line."""
-    return Config(
+    return kit.Config(
         name="baseline",
         model="resnet10t",
         head="single",
@@ -28,9 +26,9 @@ def config() -> Config:
 
 
 def main(argv: list[str] | None = None) -> None:
-    cfg = parse_args(config(), argv)
-    run = fit(cfg)
-    if not is_main_process():
+    cfg = kit.parse_args(config(), argv)
+    run = kit.fit(cfg)
+    if not kit.is_main_process():
         return  # under torchrun, rank 0 alone reports
     s = run.summary
     print(f"run folder: {run.run_dir}")

@@ -4,7 +4,7 @@
    training image in ``runs/<ts>_baseline_kfold/``, test probabilities averaged over folds;
 2. the same baseline with focal loss, on the same folds: same data, ``n_folds`` and ``seed``,
    so both members predict the same out-of-fold rows and the ensembler can fit weights there;
-3. ``kit.ensemble.ensemble([...], method="soft", weights="auto")``, written to
+3. ``kit.ensemble_runs([...], method="soft", weights="auto")``, written to
    ``runs/ensembles/<ts>_kfold_ensemble.csv`` with its JSON record beside it.
 
 python recipes/kfold_ensemble.py                    # synthetic fixture, 5 folds x 2 members
@@ -23,23 +23,21 @@ from pathlib import Path
 # When run as a script, Python puts recipes/ on sys.path, so the baseline imports by name.
 from baseline import config as baseline_config
 
-from kit.config import Config, parse_args
-from kit.ensemble import ensemble, write
-from kit.train import fit
+import kit
 
 
-def config() -> Config:
+def config() -> kit.Config:
     """The first member: the baseline on every fold."""
     return baseline_config().replace(folds="all")
 
 
-def variant(cfg: Config) -> Config:
+def variant(cfg: kit.Config) -> kit.Config:
     """The second member: the first with focal loss (same folds, so the same OOF rows)."""
     return cfg.replace(name=f"{cfg.name}_focal", loss="focal")
 
 
 def main(argv: list[str] | None = None) -> None:
-    cfg = parse_args(config(), argv)
+    cfg = kit.parse_args(config(), argv)
     if cfg.resume:
         raise SystemExit(
             "this recipe trains two members; resume each with "
@@ -48,11 +46,11 @@ def main(argv: list[str] | None = None) -> None:
         )
     if cfg.smoke:
         cfg = cfg.replace(n_folds=2)  # two folds per member keep the smoke run to seconds
-    members = [fit(cfg), fit(variant(cfg))]
+    members = [kit.fit(cfg), kit.fit(variant(cfg))]
     for run in members:
         print(f"{run.run_dir}: out-of-fold macro F1 {run.best_score:.4f}")
 
-    result = ensemble([run.run_dir for run in members], method="soft", weights="auto")
+    result = kit.ensemble_runs([run.run_dir for run in members], method="soft", weights="auto")
     print(result.member_table().to_string(index=False))
     if result.val_macro_f1 is not None:
         print(f"ensemble out-of-fold macro F1 {result.val_macro_f1:.4f} (weights fitted there)")
@@ -62,7 +60,8 @@ def main(argv: list[str] | None = None) -> None:
         print("no eval set: nothing to submit")
         return
     stem = f"{datetime.now():%Y%m%d-%H%M%S}_kfold_ensemble"
-    submission, record = write(result, Path(cfg.output_dir) / "ensembles" / f"{stem}.csv")
+    path = Path(cfg.output_dir) / "ensembles" / f"{stem}.csv"
+    submission, record = kit.write_ensemble(result, path)
     print(f"submission: {submission}\nrecord: {record}")
 
 

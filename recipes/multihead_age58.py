@@ -1,9 +1,9 @@
 """Three heads, focal loss on age, age boundary 58 in training, class-balanced batches.
 
-The techniques several teams reported (shared/domain.md, "What worked"): separate mask /
-gender / age outputs, focal loss for the hard age head, training with the age boundary moved
-from 60 to 58 (every ">=60" training person is exactly 60, and 57-59 year olds look alike),
-and sampling rare classes as often as common ones. Validation and the submission are still
+The techniques several teams reported (docs/domain.md, "What worked for the teams"):
+separate mask / gender / age outputs, focal loss for the hard age head, training with the age
+boundary moved from 60 to 58 (every ">=60" training person is exactly 60, and 57-59 year olds
+look alike), and sampling rare classes as often as common ones. Validation and the submission are still
 scored with the official boundary 60 (kit always scores the 18 official classes).
 
 Changes: head, head_losses, age_thresholds, sampler
@@ -17,11 +17,10 @@ from __future__ import annotations
 # When run as a script, Python puts recipes/ on sys.path, so the baseline imports by name.
 from baseline import config as baseline_config
 
-from kit.config import Config, parse_args
-from kit.train import fit
+import kit
 
 
-def config() -> Config:
+def config() -> kit.Config:
     """The baseline's settings with exactly the fields named in "Changes:" replaced."""
     return baseline_config().replace(
         name="multihead_age58",
@@ -33,7 +32,7 @@ def config() -> Config:
 
 
 def main(argv: list[str] | None = None) -> None:
-    fit(parse_args(config(), argv))  # fit logs the scores and the run folder
+    kit.fit(kit.parse_args(config(), argv))  # fit logs the scores and the run folder
 
 
 if __name__ == "__main__":

@@ -16,17 +16,16 @@ from __future__ import annotations
 # When run as a script, Python puts recipes/ on sys.path, so the baseline imports by name.
 from baseline import config as baseline_config
 
-from kit.config import Config, parse_args
-from kit.train import fit
+import kit
 
 
-def config() -> Config:
+def config() -> kit.Config:
     """The baseline's settings with exactly the fields named in "Changes:" replaced."""
     return baseline_config().replace(name="strong_aug", preset="strong", tta="hflip")
 
 
 def main(argv: list[str] | None = None) -> None:
-    fit(parse_args(config(), argv))  # fit logs the scores and the run folder
+    kit.fit(kit.parse_args(config(), argv))  # fit logs the scores and the run folder
 
 
 if __name__ == "__main__":

@@ -1,7 +1,10 @@
 """Build run folders by hand, exactly as docs/run-folder.md describes, for the readers' tests.
 
 Nothing here imports training: the ensembler, the ledger and the scorer are tested on
-folders whose every number the test chose.
+folders whose every number the test chose. File names, columns and the probability and
+submission CSVs come from :mod:`kit.runfolder` (tests/test_run_folder_doc.py holds those to the
+doc); the JSON records are written by hand, so the record readers are tested on files their
+own writers did not make.
 """
 
 from __future__ import annotations
@@ -14,29 +17,40 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-N_CLASSES = 18
-#: Every file of a complete run folder (docs/run-folder.md, first table).
-RUN_FILES = (
-    "config.json",
-    "env.json",
-    "status.json",
-    "metrics.csv",
-    "last.pt",
-    "best.pt",
-    "val_probs.csv",
-    "test_probs.csv",
-    "submission.csv",
-    "summary.json",
-    "curves.png",
-    "confusion.png",
+from kit import runfolder
+from kit.labels import NUM_CLASSES as N_CLASSES
+from kit.runfolder import (
+    CONFIG,
+    ENV,
+    KFOLD_PARENT_FILES,
+    METRICS,
+    PROB_COLUMNS,
+    RUN_FILES,
+    STATUS,
+    SUBMISSION,
+    SUBMISSION_COLUMNS,
+    SUMMARY,
+    TEST_KEYS,
+    TEST_PROBS,
+    VAL_PROBS,
 )
-#: A K-fold parent has no metrics.csv or checkpoints: its fold runs have them.
-KFOLD_PARENT_FILES = tuple(
-    f
-    for f in RUN_FILES
-    if f not in ("metrics.csv", "last.pt", "best.pt", "curves.png", "confusion.png")
-)
-PROB_COLUMNS = [f"p{i}" for i in range(N_CLASSES)]
+
+__all__ = [
+    "BASE_CONFIG",
+    "KFOLD_PARENT_FILES",
+    "N_CLASSES",
+    "PROB_COLUMNS",
+    "RUN_FILES",
+    "Preds",
+    "RunSpec",
+    "metrics_row",
+    "one_hot_probs",
+    "probs_frame",
+    "summary",
+    "write_preds",
+    "write_run",
+    "write_submission",
+]
 
 BASE_CONFIG: dict[str, Any] = {
     "data_dir": None,
@@ -108,21 +122,25 @@ def probs_frame(ids: list[str], probs: np.ndarray, id_col: str = "image_id") -> 
 def write_preds(run: Path, preds: Preds) -> None:
     """val_probs.csv, and test_probs.csv + submission.csv when there are test predictions."""
     n = len(preds.val_ids)
-    val = probs_frame(preds.val_ids, preds.val_probs)
-    val.insert(1, "person_id", preds.person_ids or [i.split("/")[0] for i in preds.val_ids])
-    val.insert(2, "label", np.asarray(preds.val_labels, dtype=int))
-    val.insert(3, "fold", preds.folds or [0] * n)
-    val.to_csv(run / "val_probs.csv", index=False)
+    keys = pd.DataFrame(
+        {
+            "image_id": preds.val_ids,
+            "person_id": preds.person_ids or [i.split("/")[0] for i in preds.val_ids],
+            "label": np.asarray(preds.val_labels, dtype=int),
+            "fold": preds.folds or [0] * n,
+        }
+    )
+    runfolder.write_probs(run / VAL_PROBS, keys, np.asarray(preds.val_probs))
     if preds.test_ids is not None:
-        probs_frame(preds.test_ids, preds.test_probs).to_csv(run / "test_probs.csv", index=False)
-        write_submission(run / "submission.csv", preds.test_ids, preds.test_probs.argmax(1))
+        test_keys = pd.DataFrame({TEST_KEYS[0]: preds.test_ids})
+        runfolder.write_probs(run / TEST_PROBS, test_keys, np.asarray(preds.test_probs))
+        write_submission(run / SUBMISSION, preds.test_ids, preds.test_probs.argmax(1))
 
 
 def write_submission(path: Path, ids: list[str], labels: Any) -> Path:
-    frame = pd.DataFrame({"ImageID": ids, "ans": np.asarray(labels, dtype=int)})
-    path.parent.mkdir(parents=True, exist_ok=True)
-    frame.to_csv(path, index=False)
-    return path
+    """A submission CSV (``ImageID,ans``) of ``labels``, rows in ``ids`` order."""
+    ids_frame = pd.DataFrame({SUBMISSION_COLUMNS[0]: ids})
+    return runfolder.write_submission(np.asarray(labels, dtype=int), ids_frame, path)
 
 
 def write_run(root: Path, spec: RunSpec) -> Path:
@@ -130,7 +148,7 @@ def write_run(root: Path, spec: RunSpec) -> Path:
     run = root / f"{spec.stamp}_{spec.name}"
     run.mkdir(parents=True)
     config = {**BASE_CONFIG, "name": spec.name, **spec.config}
-    _json(run / "config.json", config)
+    _json(run / CONFIG, config)
     env = {
         "git_commit": "0123456789abcdef0123456789abcdef01234567",
         "git_dirty": False,
@@ -143,18 +161,18 @@ def write_run(root: Path, spec: RunSpec) -> Path:
         "argv": ["recipes/baseline.py"],
         **spec.env,
     }
-    _json(run / "env.json", env)
+    _json(run / ENV, env)
     epoch = len(spec.metrics)
-    _json(run / "status.json", {"status": spec.status, "epoch": epoch, "updated": spec.updated})
+    _json(run / STATUS, {"status": spec.status, "epoch": epoch, "updated": spec.updated})
     if spec.metrics:
-        pd.DataFrame(spec.metrics).to_csv(run / "metrics.csv", index=False)
+        pd.DataFrame(spec.metrics).to_csv(run / METRICS, index=False)
     if spec.preds is not None:
         write_preds(run, spec.preds)
     if spec.summary is not None:
         summary = {"name": spec.name, "status": spec.status, "n_val": None, **spec.summary}
         if spec.preds is not None:
             summary["n_val"] = len(spec.preds.val_ids)
-        _json(run / "summary.json", summary)
+        _json(run / SUMMARY, summary)
     return run
 
 

@@ -12,8 +12,8 @@ import kit
 @pytest.mark.parametrize("name", kit.__all__)
 def test_every_export_resolves_to_its_module(name):
     value = getattr(kit, name)
-    module = importlib.import_module(kit._EXPORTS[name])
-    assert value is getattr(module, name)
+    module, _, attribute = kit._EXPORTS[name].partition(":")
+    assert value is getattr(importlib.import_module(module), attribute or name)
 
 
 def test_unknown_names_raise_attribute_error():

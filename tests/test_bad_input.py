@@ -273,7 +273,7 @@ def test_loading_a_bad_picture_names_the_file_and_the_fast_check_agrees(how, tmp
     ("changes", "message"),
     [
         ({"model": "resnet_nope"}, r"config field 'model' is 'resnet_nope'"),
-        ({"loss": "focall"}, r"config field 'loss': unknown loss focall"),
+        ({"loss": "focall"}, r"config field 'loss': unknown loss 'focall'"),
         ({"preset": "medium"}, r"config field 'preset' is 'medium'"),
         ({"loss_kwargs": {"gama": 2}}, r"no loss in 'cross_entropy' accepts \['gama'\]"),
     ],
@@ -290,7 +290,7 @@ def test_bad_config_values_are_refused_before_a_run_folder_exists(data, tmp_path
     [
         ("model: resnet_nope\n", r"config field 'model' is 'resnet_nope'"),
         ("epochs: ten\n", r"cfg\.yaml: config field 'epochs' got 'ten' \(str\); expected int"),
-        ("modle: resnet18\n", r"cfg\.yaml: unknown config key 'modle'; did you mean model"),
+        ("modle: resnet18\n", r"cfg\.yaml: unknown config key 'modle' \(did you mean 'model'"),
         ("[1, 2]\n", r"cfg\.yaml: expected a mapping of config keys, got list"),
         ("model: [unclosed\n", r"cfg\.yaml: not valid YAML"),
     ],
@@ -309,7 +309,7 @@ def test_bad_command_line_values_are_refused_by_the_parser(data, tmp_path, capsy
         parse_args(_cfg(data, tmp_path), ["--image-size", "64"])
     assert info.value.code == 2 and "--image-size" in capsys.readouterr().err
     cfg = parse_args(_cfg(data, tmp_path / "runs"), ["--preset", "medium"])
-    with pytest.raises(ValueError, match=r"'preset' is 'medium'; valid choices: \['base'"):
+    with pytest.raises(ValueError, match=r"'preset' is 'medium'; valid: \['base'"):
         fit(cfg)
 
 

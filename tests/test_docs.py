@@ -1,24 +1,31 @@
-"""Every code block marked runnable in README.md, CONTRIBUTING.md and docs/ runs as written.
+"""Every code block marked runnable in README.md, CONTRIBUTING.md and docs/ runs as written,
+and every Python block there, like every recipe, uses only the public names of ``import kit``.
 
 Mark a block with an extra word after the language: ```` ```bash runnable ```` or
 ```` ```python runnable ````. Blocks run in order, per file, in a scratch copy of the
-repository; a recipe command (`python recipes/<name>.py ...`) gets `--smoke` appended so that a
-documented training finishes in seconds.
+repository (its git-tracked files and the untracked ones git does not ignore); a recipe command
+(`python recipes/<name>.py ...`) gets `--smoke` appended so that a documented training finishes
+in seconds.
 """
 
 from __future__ import annotations
 
+import ast
 import os
 import re
 import shutil
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
 import pytest
 
+import kit
+
 ROOT = Path(__file__).resolve().parents[1]
 _FENCE = re.compile(r"^```(bash|python) runnable\n(.*?)^```", re.M | re.S)
+_PYTHON = re.compile(r"^[ \t]*```python\b[^\n]*\n(.*?)^[ \t]*```", re.M | re.S)
 _RECIPE = re.compile(r"^(python recipes/\S+\.py\b.*?)(\s*\\?)$", re.M)
 
 
@@ -60,18 +67,46 @@ def test_the_docs_do_mark_runnable_blocks():
     assert total >= 5, "the docs lost their runnable examples"
 
 
+def repo_files(root: Path = ROOT) -> list[str]:
+    """The repository's files as git sees them: tracked, plus untracked ones not ignored (so
+    a virtual environment, data, runs and caches inside the clone are never copied)."""
+    out = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return sorted(name for name in out.stdout.split("\0") if name and (root / name).is_file())
+
+
+def copy_repo(root: Path, dst: Path) -> None:
+    """Copy ``repo_files(root)`` into ``dst``, keeping their paths."""
+    for name in repo_files(root):
+        (dst / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(root / name, dst / name)
+
+
+def test_the_scratch_copy_takes_git_files_only(tmp_path: Path):
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    src.mkdir()
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.com"]
+    subprocess.run([*git, "init", "-q"], cwd=src, check=True)
+    (src / ".gitignore").write_text(".venv/\nruns/\n")
+    for name in ["kit/a.py", "new.md", ".venv/lib/big.py", "runs/r/x.csv"]:
+        (src / name).parent.mkdir(parents=True, exist_ok=True)
+        (src / name).write_text(name)
+    subprocess.run([*git, "add", ".gitignore", "kit/a.py"], cwd=src, check=True)
+    subprocess.run([*git, "commit", "-qm", "x"], cwd=src, check=True)
+    copy_repo(src, dst)
+    copied = sorted(p.relative_to(dst).as_posix() for p in dst.rglob("*") if p.is_file())
+    assert copied == [".gitignore", "kit/a.py", "new.md"]  # untracked new.md too, no .venv
+
+
 @pytest.fixture(scope="module")
 def scratch_repo(tmp_path_factory) -> Path:
     dst = tmp_path_factory.mktemp("repo")
-    # top-level data/ and runs/ are skipped below; kit/data and kit/runs are packages to copy
-    ignore = shutil.ignore_patterns(".git", ".ci-venv", "__pycache__", ".*_cache")
-    for item in ROOT.iterdir():
-        if item.name in {".git", ".ci-venv", "data", "runs"}:
-            continue
-        if item.is_dir():
-            shutil.copytree(item, dst / item.name, ignore=ignore)
-        else:
-            shutil.copy2(item, dst / item.name)
+    copy_repo(ROOT, dst)
     return dst
 
 
@@ -95,3 +130,87 @@ def test_runnable_blocks_run(doc: Path, scratch_repo: Path):
             f"{doc.name} runnable block {i} failed:\n{code}\n--- stdout\n{out.stdout[-3000:]}"
             f"\n--- stderr\n{out.stderr[-3000:]}"
         )
+
+
+# ---- only public names ------------------------------------------------------------------------
+
+
+def private_kit_uses(code: str) -> list[str]:
+    """Each use of a kit name that ``import kit`` does not export, as ``line: what``.
+
+    Flags ``from kit.x import ...``, ``import kit.x``, ``from kit import y`` and ``kit.y`` for
+    any ``y`` outside ``kit.__all__``.
+    """
+    public = set(kit.__all__)
+    found = []
+    for node in ast.walk(ast.parse(code)):
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            if node.module.startswith("kit."):
+                names = ", ".join(a.name for a in node.names)
+                found.append(f"{node.lineno}: from {node.module} import {names}")
+            elif node.module == "kit":
+                found += [
+                    f"{node.lineno}: from kit import {a.name}"
+                    for a in node.names
+                    if a.name not in public
+                ]
+        elif isinstance(node, ast.Import):
+            names = [a.name for a in node.names if a.name.startswith("kit.")]
+            found += [f"{node.lineno}: import {name}" for name in names]
+        elif (
+            isinstance(node, ast.Attribute)
+            and isinstance(node.value, ast.Name)
+            and node.value.id == "kit"
+            and node.attr not in public
+        ):
+            found.append(f"{node.lineno}: kit.{node.attr}")
+    return found
+
+
+def python_blocks(text: str) -> list[str]:
+    """The code of every ```python block of a markdown text, runnable or not."""
+    return [m.group(1) for m in _PYTHON.finditer(text)]
+
+
+def test_the_public_name_checker_on_hand_written_examples():
+    code = (
+        "import kit\nimport kit.runs\nfrom kit.train import fit\nfrom kit import Config, io\n"
+        "kit.fit(kit.Config())\nkit.runs.diff(1, 2)\nkit.Config.replace\n"
+    )
+    assert private_kit_uses(code) == [
+        "2: import kit.runs",
+        "3: from kit.train import fit",
+        "4: from kit import io",
+        "6: kit.runs",
+    ]
+    text = "```python\na = 1\n```\n\n  ```python runnable\n  b = 2\n  ```\n```bash\nc\n```\n"
+    assert python_blocks(text) == ["a = 1\n", "  b = 2\n"]
+
+
+def test_no_public_name_repeats_a_kit_module_name():
+    # importing kit.x sets the attribute x of kit to the module, hiding a name exported as x
+    modules = {p.stem for p in (ROOT / "kit").iterdir() if p.suffix == ".py" or p.is_dir()}
+    assert not modules & set(kit.__all__)
+
+
+def _sources() -> list[tuple[str, str]]:
+    """(where, code) of every recipe and every Python block of the docs."""
+    sources = [(str(p.relative_to(ROOT)), p.read_text()) for p in sorted(ROOT.glob("recipes/*.py"))]
+    for doc in _doc_files():
+        for i, code in enumerate(python_blocks(doc.read_text()), 1):
+            sources.append((f"{doc.relative_to(ROOT)} python block {i}", code))
+    return sources
+
+
+def test_recipes_and_docs_use_only_names_that_import_kit_exports():
+    problems = []
+    for where, code in _sources():
+        try:
+            uses = private_kit_uses(textwrap.dedent(code))
+        except SyntaxError as err:
+            uses = [f"{err.lineno}: not Python ({err.msg})"]
+        problems += [f"{where}, line {use}" for use in uses]
+    assert not problems, (
+        "use `import kit` and the names of kit.__all__ (add a missing one to _EXPORTS in "
+        "kit/__init__.py):\n" + "\n".join(problems)
+    )

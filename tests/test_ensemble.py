@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from sklearn.metrics import f1_score
 
 from kit.ensemble import (
+    METHODS,
     combine,
     ensemble,
     geometric_mean,
@@ -108,8 +109,18 @@ def test_hard_vote_equal_probability_falls_back_to_member_order():
     assert hard_vote([np.array([1]), np.array([0])], probs=[even, even]).tolist() == [1]
 
 
+def test_weighted_is_the_soft_vote_under_a_second_name():
+    assert METHODS.get("weighted") is METHODS.get("soft")
+    assert {"soft", "weighted", "geometric", "rank", "hard"} <= set(METHODS.names())
+    w = [0.2, 0.8]
+    soft, _ = combine("soft", [A, B], weights=w)
+    weighted, _ = combine("weighted", [A, B], weights=w)
+    np.testing.assert_array_equal(soft, weighted)
+    np.testing.assert_allclose(soft, 0.2 * A + 0.8 * B)
+
+
 def test_unknown_method_and_bad_weights():
-    with pytest.raises(ValueError, match="unknown ensemble method 'avg'"):
+    with pytest.raises(ValueError, match=r"unknown ensemble method 'avg'.*valid: \['geometric'"):
         combine("avg", [A])
     with pytest.raises(ValueError, match="2 weights for 1 members"):
         soft_vote([A], [1, 2])

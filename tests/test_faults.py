@@ -187,7 +187,7 @@ def test_ctrl_c_mid_epoch_keeps_the_last_finished_epoch_and_exits_130(tiny_data,
     assert torch.load(run_dir / "last.pt", weights_only=True)["state"]["epoch"] == 1
     assert _metrics(run_dir)["epoch"].tolist() == [1]
     assert _leftovers(run_dir) == []
-    assert ledger.read_run(run_dir)["status"] == "interrupted"
+    assert ledger.ledger_row(run_dir)["status"] == "interrupted"
 
 
 # ---- output folder: read-only, full, or a file in the way ------------------------------------

@@ -72,11 +72,36 @@ def test_the_docstring_parser_on_hand_written_examples():
     assert declared_changes("Title.\n  Changes: indented is not the line") is None
 
 
-def test_a_config_changing_an_undeclared_field_is_caught():
+def test_changed_fields_finds_every_difference_but_the_name():
     base = Config()
-    sneaky = base.replace(name="x", preset="strong", lr=0.01)
-    assert changed_fields(base, sneaky) == {"preset", "lr"} != {"preset"}
+    assert changed_fields(base, base.replace(name="x", preset="strong", lr=0.01)) == {
+        "preset",
+        "lr",
+    }
     assert changed_fields(base, base.replace(name="other")) == set()
+
+
+_SNEAKY = '''"""Declares one change and makes two.
+
+Changes: preset
+"""
+
+from baseline import config as baseline_config
+
+
+def config():
+    return baseline_config().replace(name="sneaky", preset="strong", lr=0.01)
+'''
+
+
+def test_a_recipe_changing_an_undeclared_field_is_caught(tmp_path: Path, recipes_on_path: None):
+    path = tmp_path / "sneaky.py"
+    path.write_text(_SNEAKY, encoding="utf-8")
+    with pytest.raises(AssertionError, match=r"changes \['lr', 'preset'\] from the baseline"):
+        _check_contract(path)
+    # declaring both fields makes the same recipe keep the contract
+    path.write_text(_SNEAKY.replace("Changes: preset", "Changes: preset, lr"), encoding="utf-8")
+    _check_contract(path)
 
 
 @pytest.mark.parametrize("stem", MUST_DECLARE)

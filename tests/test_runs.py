@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -11,7 +12,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from kit.runs import IGNORED_FIELDS, diff, load, table, to_markdown
+from kit.config import Config
+from kit.runs import IGNORED_FIELDS, diff, ledger_row, load, table, to_markdown
 from tests._runfolders import RunSpec, metrics_row, summary, write_run
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -21,14 +23,15 @@ NOW = datetime(2024, 1, 10, 12, 0, tzinfo=timezone.utc)
 @pytest.fixture
 def runs(tmp_path) -> Path:
     root = tmp_path / "runs"
-    # name, output_dir, quiet and workers differ too: ignored fields, never a change
+    # name, output_dir, quiet, workers, device and cache differ too: run / output / machine
+    # fields, never a change
     write_run(root, RunSpec("base", "20240101-100000", summary=summary(0.70, mask=0.91)))
     write_run(
         root,
         RunSpec(
             "lr",
             "20240102-100000",
-            config={"lr": 0.001, "quiet": True, "workers": 4},
+            config={"lr": 0.001, "quiet": True, "workers": 4, "device": "cuda", "cache": False},
             summary=summary(0.72, best_epoch=5),
             env={"user": "bob", "git_dirty": True, "git_commit": "fedcba9876543210"},
         ),
@@ -120,7 +123,7 @@ def test_vs_a_run_name_means_its_newest_run(runs):
 
 def test_diff_of_run_folders(runs):
     base, lr, focal = (runs / n for n in sorted(p.name for p in runs.iterdir())[:3])
-    assert diff(base, lr) == {"lr": (0.003, 0.001)}  # quiet / workers / name ignored
+    assert diff(base, lr) == {"lr": (0.003, 0.001)}  # quiet / workers / device / name ignored
     assert diff(base, focal) == {"lr": (0.003, 0.001), "loss": ("cross_entropy", "focal")}
     assert diff(base, base) == {}
     assert "name" in diff(base, lr, ignore=())
@@ -199,3 +202,43 @@ def test_changes_show_whole_numbers_without_a_decimal_point(runs):
     df["cfg.limit_people"] = [12.0 if n.endswith("_lr") else None for n in df["name"]]
     shown = table(df, vs="base").set_index("name")
     assert "limit_people: - -> 12" in shown.loc["20240102-100000_lr", "changes"]
+
+
+def test_ignored_fields_are_the_fields_that_are_not_experiments():
+    roles = {f.name: f.metadata["role"] for f in dataclasses.fields(Config)}
+    assert set(IGNORED_FIELDS) == {name for name, role in roles.items() if role != "experiment"}
+    # the fields the ledger always hid, and the machine fields that joined them
+    assert {"name", "output_dir", "resume", "quiet", "workers", "device", "cache"} <= set(
+        IGNORED_FIELDS
+    )
+    assert not {"lr", "seed", "model", "loss", "epochs"} & set(IGNORED_FIELDS)
+
+
+def test_a_machine_field_is_no_change_and_an_experiment_field_is():
+    base = Config()
+    faster = base.replace(device="cpu", workers=3, cache=False, eval_batch_size=7, quiet=True)
+    assert diff(base.to_dict(), faster.to_dict()) == {}
+    assert diff(base.to_dict(), faster.replace(seed=1).to_dict()) == {"seed": (42, 1)}
+    assert "device" in diff(base.to_dict(), faster.to_dict(), ignore=())
+
+
+def test_table_hides_a_machine_field_that_varies(runs):
+    df = load(runs, now=NOW)
+    assert df["cfg.device"].nunique() == 2  # the lr run says cuda, the others auto
+    assert "device" not in table(df).columns and "cache" not in table(df).columns
+    assert "device" not in table(df, all_fields=True).columns
+
+
+def test_ledger_row_of_a_run_folder(runs):
+    row = ledger_row(runs / "20240103-100000_lr_focal", now=NOW)
+    assert (row["name"], row["status"]) == ("20240103-100000_lr_focal", "complete")
+    assert (row["val_macro_f1"], row["val_f1_age"], row["best_epoch"]) == (0.75, 0.66, 3)
+    assert (row["user"], row["commit"], row["kfold"]) == ("alice", "0123456", False)
+    assert row["cfg.loss"] == "focal" and row["cfg.output_dir"] == "elsewhere"
+
+
+def test_unreadable_metrics_csv_names_the_file(runs):
+    died = runs / "20240104-100000_died"
+    (died / "metrics.csv").write_text('epoch,val_macro_f1\n1,"0.5\n')
+    with pytest.raises(ValueError, match=r"metrics\.csv: not a readable CSV"):
+        ledger_row(died, now=NOW)

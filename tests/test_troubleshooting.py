@@ -53,6 +53,7 @@ from kit.train.loaders import load_splits
 from kit.tune import study as tune_study
 from kit.tune.__main__ import main as tune_main
 from kit.tune.space import parse_space
+from tests._after_training_triggers import AFTER_TRAINING
 from tests._runfolders import Preds, RunSpec, one_hot_probs, summary, write_run
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -211,13 +212,16 @@ def _file(ctx: Ctx, name: str, text: str) -> Path:
     return path
 
 
+_TEST_LOSS = "kit_test_loss"  # unregistered after every row's test
+
+
 def _register_loss(ctx: Ctx, forward: Callable[[torch.Tensor], torch.Tensor]) -> str:
     class _Loss(nn.Module):
         def forward(self, logits, target):
             return forward(logits)
 
-    ctx.mp.setitem(LOSSES, "kit_test_loss", lambda **kwargs: _Loss())
-    return "kit_test_loss"
+    LOSSES.register(_TEST_LOSS, lambda **kwargs: _Loss(), overwrite=True)
+    return _TEST_LOSS
 
 
 def _raise(err: BaseException) -> Callable[[torch.Tensor], torch.Tensor]:
@@ -411,7 +415,7 @@ TRIGGERS: dict[str, Trigger] = {
         lambda: Config(head="multi", head_losses={"hair": "focal"}).validate()
     ),
     "config-scheduler-kwargs": lambda c: raised(
-        lambda: Config(scheduler="step", scheduler_kwargs={"patience": 2.0}).validate()
+        lambda: fit(c.cfg(scheduler="step", scheduler_kwargs={"patience": 2.0}))
     ),
     "config-device-no-gpu": lambda c: raised(
         lambda: (
@@ -437,7 +441,9 @@ TRIGGERS: dict[str, Trigger] = {
         lambda argv: parse_args(Config(), argv), ["--head-weights", "age"]
     ),
     # models and weights
-    "pretrained-no-file": lambda c: raised(lambda: Config(pretrained=True).validate()),
+    "pretrained-no-file": lambda c: raised(
+        lambda: create_model(Config(model="test_resnet", pretrained=True))
+    ),
     "pretrained-file-missing": lambda c: raised(
         lambda: (c.mp.chdir(c.tmp), Config(pretrained_file="weights.pth").validate())
     ),
@@ -649,6 +655,7 @@ TRIGGERS: dict[str, Trigger] = {
         runs_main, [str(_run_without_epochs(c)), "--plot", str(c.tmp / "x.png")]
     ),
 }
+TRIGGERS.update(AFTER_TRAINING)  # calibration, stacking, per-task merge, label-noise finder
 
 RECIPE = str(ROOT / "recipes" / "baseline.py")
 
@@ -771,6 +778,10 @@ def test_the_page_and_the_registry_name_the_same_messages():
 @pytest.mark.parametrize("row", sorted(documented()))
 def test_each_documented_message_is_what_the_user_sees(row, layout, tmp_path, monkeypatch):
     excerpt = documented()[row]
-    seen = TRIGGERS[row](Ctx(tmp_path, layout, monkeypatch))
+    try:
+        seen = TRIGGERS[row](Ctx(tmp_path, layout, monkeypatch))
+    finally:
+        if _TEST_LOSS in LOSSES:
+            LOSSES.unregister(_TEST_LOSS)
     flat = " ".join(seen.split())
     assert " ".join(excerpt.split()) in flat, f"{row}: {excerpt!r} not in:\n{seen}"

@@ -13,25 +13,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from kit.io import read_json
-from kit.runfolder import (
-    PROB_COLUMNS,
-    Split,
-    read_submission,
-    read_test_probs,
-    read_val_probs,
-)
+from kit.runfolder import Split, read_predictions, read_submission, read_task_predictions
 
-__all__ = [
-    "PROB_COLUMNS",
-    "Member",
-    "Split",
-    "align",
-    "load_member",
-    "read_submission",
-    "read_test_probs",
-    "read_val_probs",
-]
+__all__ = ["Member", "align", "load_member"]
 
 
 @dataclass
@@ -40,35 +24,24 @@ class Member:
 
     name: str
     path: Path
-    kind: str  # "run" or "submission"
+    #: "run", "submission", the task of a per-task run ("mask", "gender", "age"), or
+    #: "per-task" (mask, gender and age runs merged by kit.ensemble.tasks)
+    kind: str
     val: Split | None
     test: Split | None
 
     @property
     def has_probs(self) -> bool:
-        return self.kind == "run"
+        """18-way probabilities (not a submission CSV, not a per-task run)."""
+        return self.kind in ("run", "per-task")
 
 
 def _load_run(path: Path) -> Member:
-    val_path, test_path = path / "val_probs.csv", path / "test_probs.csv"
-    if not val_path.exists() and not test_path.exists():
-        status = path / "status.json"
-        state = read_json(status).get("status", "?") if status.exists() else "no status.json"
-        raise FileNotFoundError(
-            f"{path}: no val_probs.csv or test_probs.csv (run status: {state}); a run writes "
-            "them when it finishes. Expected a finished run folder or a submission CSV."
-        )
-    val = read_val_probs(val_path) if val_path.exists() else None
-    summary = path / "summary.json"
-    if val is not None and summary.exists():
-        n_val = read_json(summary).get("n_val")
-        if n_val is not None and int(n_val) != len(val.ids):
-            raise ValueError(
-                f"{val_path}: {len(val.ids)} rows but {summary} says n_val = {n_val}; "
-                "expected the same (was the file truncated or replaced?)"
-            )
-    test = read_test_probs(test_path) if test_path.exists() else None
-    return Member(path.name, path, "run", val, test)
+    per_task = read_task_predictions(path)  # a per-task run: merged by kit.ensemble.tasks
+    if per_task is not None:
+        task, val, test = per_task
+        return Member(path.name, path, task, val, test)
+    return Member(path.name, path, "run", *read_predictions(path))
 
 
 def load_member(path: str | Path) -> Member:

@@ -1,5 +1,5 @@
-"""Writing a run folder (docs/run-folder.md): creation, environment, status, metrics,
-probabilities and the submission.
+"""Writing a run folder (docs/run-folder.md): creation, config, environment, status, metrics,
+probabilities, the submission and the summary (names and columns: :mod:`kit.runfolder.names`).
 
 Every file is written atomically through :mod:`kit.io`.
 """
@@ -24,56 +24,32 @@ import pandas as pd
 
 from kit import io
 from kit.labels import NUM_CLASSES
+from kit.runfolder.names import (
+    CONFIG,
+    ENV,
+    EPOCH_COLUMNS,
+    METRICS,
+    PROB_COLUMNS,
+    STATUS,
+    SUBMISSION_COLUMNS,
+    SUMMARY,
+    SUMMARY_KEYS,
+)
 
 __all__ = [
-    "BEST",
-    "CONFIG",
-    "ENV",
-    "EPOCH_COLUMNS",
-    "LAST",
-    "METRICS",
-    "PROB_COLUMNS",
-    "STATUS",
-    "SUBMISSION",
-    "SUMMARY",
-    "TEST_PROBS",
-    "VAL_PROBS",
     "create_run_dir",
     "env_info",
+    "now",
     "package_version",
-    "read_metrics",
+    "write_config",
+    "write_env",
     "write_metrics",
     "write_probs",
     "write_status",
     "write_submission",
+    "write_summary",
 ]
 
-# The files of a run folder (docs/run-folder.md).
-CONFIG, ENV, STATUS, METRICS, SUMMARY = (
-    "config.json",
-    "env.json",
-    "status.json",
-    "metrics.csv",
-    "summary.json",
-)
-VAL_PROBS, TEST_PROBS, SUBMISSION = "val_probs.csv", "test_probs.csv", "submission.csv"
-BEST, LAST = "best.pt", "last.pt"
-
-#: ``p0..p17``: the probability columns of val_probs.csv and test_probs.csv.
-PROB_COLUMNS: list[str] = [f"p{k}" for k in range(NUM_CLASSES)]
-#: The columns of metrics.csv, one row per epoch.
-EPOCH_COLUMNS = (
-    "epoch",
-    "train_loss",
-    "val_loss",
-    "val_macro_f1",
-    "val_accuracy",
-    "val_f1_mask",
-    "val_f1_gender",
-    "val_f1_age",
-    "lr",
-    "seconds",
-)
 _PACKAGES = ("torch", "torchvision", "timm", "albumentations", "numpy", "pandas", "scikit-learn")
 
 
@@ -138,6 +114,16 @@ def env_info(device: str) -> dict[str, Any]:
     }
 
 
+def write_config(run_dir: Path, config: dict[str, Any]) -> None:
+    """``config.json``: the full resolved config, as :meth:`kit.config.Config.to_dict` gives."""
+    io.write_json(run_dir / CONFIG, config)
+
+
+def write_env(run_dir: Path, env: dict[str, Any]) -> None:
+    """``env.json``: the :func:`env_info` of the run's start."""
+    io.write_json(run_dir / ENV, env)
+
+
 def write_status(run_dir: Path, status: str, epoch: int, error: str | None = None) -> None:
     """``status.json``: running / complete / interrupted / failed, the epoch, the time."""
     record: dict[str, Any] = {"status": status, "epoch": epoch, "updated": now()}
@@ -155,14 +141,6 @@ def write_metrics(run_dir: Path, rows: list[dict[str, Any]]) -> None:
     writer.writeheader()
     writer.writerows({k: row[k] for k in EPOCH_COLUMNS} for row in rows)
     io.write_text(run_dir / METRICS, buf.getvalue())
-
-
-def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
-    """Rows of an existing ``metrics.csv`` (empty when there is none)."""
-    path = run_dir / METRICS
-    if not path.is_file():
-        return []
-    return pd.read_csv(path).to_dict("records")
 
 
 def write_probs(path: Path, keys: pd.DataFrame, probs: np.ndarray) -> None:
@@ -197,11 +175,20 @@ def write_submission(
         raise ValueError(
             f"{len(labels)} predictions for {len(eval_df)} eval rows; expected one per row"
         )
-    column = "ImageID" if "ImageID" in eval_df.columns else "image_id"
+    image_id, ans = SUBMISSION_COLUMNS
+    column = image_id if image_id in eval_df.columns else "image_id"
     if column not in eval_df.columns:
-        raise ValueError(f"eval_df has no ImageID column; found {list(eval_df.columns)}")
-    table = pd.DataFrame({"ImageID": eval_df[column].to_numpy(), "ans": labels.astype(np.int64)})
+        raise ValueError(f"eval_df has no {image_id} column; found {list(eval_df.columns)}")
+    table = pd.DataFrame({image_id: eval_df[column].to_numpy(), ans: labels.astype(np.int64)})
     return io.write_text(path, table.to_csv(index=False, lineterminator="\n"))
+
+
+def write_summary(run_dir: Path, summary: dict[str, Any]) -> None:
+    """``summary.json``; refuses a summary without every key of :data:`SUMMARY_KEYS`."""
+    missing = [k for k in SUMMARY_KEYS if k not in summary]
+    if missing:
+        raise ValueError(f"{run_dir / SUMMARY}: summary lacks {missing}; expected {SUMMARY_KEYS}")
+    io.write_json(run_dir / SUMMARY, summary)
 
 
 def _checked_labels(values: np.ndarray) -> np.ndarray:

@@ -15,19 +15,27 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from kit import io
 from kit.metrics import summarize
-from kit.runfolder.files import PROB_COLUMNS, write_probs, write_submission
+from kit.runfolder.files import write_probs, write_submission, write_summary
+from kit.runfolder.names import (
+    CONFIG,
+    LAST,
+    PROB_COLUMNS,
+    SUBMISSION,
+    SUMMARY,
+    TEST_KEYS,
+    TEST_PROBS,
+    VAL_KEYS,
+    VAL_PROBS,
+)
+from kit.runfolder.read import read_config, read_status
 
 __all__ = ["find_fold_run", "mean_test_probs", "merge_oof", "write_parent"]
 
-_KEYS = ["image_id", "person_id", "label", "fold"]
-
 
 def _is_complete(run_dir: Path) -> bool:
-    status = run_dir / "status.json"
-    done = status.is_file() and io.read_json(status).get("status") == "complete"
-    return done and (run_dir / "summary.json").is_file() and (run_dir / "val_probs.csv").is_file()
+    done = read_status(run_dir).get("status") == "complete"
+    return done and (run_dir / SUMMARY).is_file() and (run_dir / VAL_PROBS).is_file()
 
 
 def find_fold_run(parent: Path, k: int) -> tuple[str, Path | None]:
@@ -39,20 +47,21 @@ def find_fold_run(parent: Path, k: int) -> tuple[str, Path | None]:
         for d in sorted(parent.iterdir(), reverse=True)  # newest first: names start with time
         if d.is_dir()
         and not d.name.startswith(".")
-        and (d / "config.json").is_file()
-        and io.read_json(d / "config.json").get("fold") == k
+        and (d / CONFIG).is_file()
+        and read_config(d).get("fold") == k
     ]
     complete = [d for d in mine if _is_complete(d)]
     if complete:
         return "keep", complete[0]
-    resumable = [d for d in mine if (d / "last.pt").is_file()]
+    resumable = [d for d in mine if (d / LAST).is_file()]
     return ("resume", resumable[0]) if resumable else ("new", None)
 
 
 def _read(path: Path) -> pd.DataFrame:
     if not path.is_file():
         raise FileNotFoundError(f"{path} not found; a finished fold run writes it")
-    return pd.read_csv(path, dtype={"image_id": str, "person_id": str}, keep_default_na=False)
+    ids = {c: str for c in ("image_id", "person_id")}
+    return pd.read_csv(path, dtype=ids, keep_default_na=False)
 
 
 def merge_oof(fold_dirs: dict[int, Path], expected_fold: pd.Series) -> pd.DataFrame:
@@ -63,7 +72,7 @@ def merge_oof(fold_dirs: dict[int, Path], expected_fold: pd.Series) -> pd.DataFr
     """
     parts = []
     for k, run_dir in sorted(fold_dirs.items()):
-        part = _read(run_dir / "val_probs.csv")
+        part = _read(run_dir / VAL_PROBS)
         wrong = part["fold"].to_numpy() != k
         wrong |= expected_fold.reindex(part["image_id"]).to_numpy() != k
         if wrong.any():
@@ -71,7 +80,7 @@ def merge_oof(fold_dirs: dict[int, Path], expected_fold: pd.Series) -> pd.DataFr
             found = expected_fold.get(image)
             found = "no fold (not in this data)" if found is None else f"fold {found}"
             raise ValueError(
-                f"{run_dir / 'val_probs.csv'}: image {image!r} is in fold {k}'s validation rows "
+                f"{run_dir / VAL_PROBS}: image {image!r} is in fold {k}'s validation rows "
                 f"but this config's split puts it in {found}; expected the fold run to share "
                 "the parent's data_dir, fixes, limit_people, n_folds and seed"
             )
@@ -85,13 +94,13 @@ def merge_oof(fold_dirs: dict[int, Path], expected_fold: pd.Series) -> pd.DataFr
 
 def mean_test_probs(fold_dirs: dict[int, Path]) -> pd.DataFrame | None:
     """``image_id,p0..p17``: the mean of the fold runs' test probabilities (None without any)."""
-    paths = {k: d / "test_probs.csv" for k, d in sorted(fold_dirs.items())}
+    paths = {k: d / TEST_PROBS for k, d in sorted(fold_dirs.items())}
     present = [k for k, p in paths.items() if p.is_file()]
     if not present:
         return None
     if len(present) != len(paths):
         missing = [str(p) for k, p in paths.items() if k not in present]
-        raise FileNotFoundError(f"{missing} not found while other folds have test_probs.csv")
+        raise FileNotFoundError(f"{missing} not found while other folds have {TEST_PROBS}")
     tables = [_read(p) for p in paths.values()]
     ids = tables[0]["image_id"]
     for path, table in zip(paths.values(), tables, strict=True):
@@ -116,12 +125,12 @@ def write_parent(
     t0 = time.time()
     oof = merge_oof(fold_dirs, expected_fold)
     probs = oof[PROB_COLUMNS].to_numpy(np.float64)
-    write_probs(parent / "val_probs.csv", oof[_KEYS], probs)
+    write_probs(parent / VAL_PROBS, oof[list(VAL_KEYS)], probs)
     test = mean_test_probs(fold_dirs)
     if test is not None:
         test_probs = test[PROB_COLUMNS].to_numpy()
-        write_probs(parent / "test_probs.csv", test[["image_id"]], test_probs)
-        write_submission(test_probs, test[["image_id"]], parent / "submission.csv")
+        write_probs(parent / TEST_PROBS, test[list(TEST_KEYS)], test_probs)
+        write_submission(test_probs, test[list(TEST_KEYS)], parent / SUBMISSION)
     scores = summarize(oof["label"].to_numpy(), probs.argmax(1))
     trained = sorted(fold_dirs)
     subset = len(trained) < n_folds
@@ -153,5 +162,5 @@ def write_parent(
             else None
         ),
     }
-    io.write_json(parent / "summary.json", summary)
+    write_summary(parent, summary)
     return summary

@@ -1,170 +1,134 @@
-"""Reading a run folder (docs/run-folder.md): the :class:`Run`, its status, and the checked
-prediction files (val_probs.csv, test_probs.csv, submission CSVs).
+"""Reading a run folder (docs/run-folder.md): its JSON records and epochs, its predictions,
+the :class:`Run`, and whether the process that writes it is still alive.
 
-Every error names the file, the line and the field, what was found and what was expected.
+The record readers (:func:`read_config`, :func:`read_env`, :func:`read_status`,
+:func:`read_summary`) give ``{}`` for a missing file unless ``missing_ok=False``: the ledger
+lists unfinished and foreign folders too. A file that is there but unreadable always raises,
+naming it.
 """
 
 from __future__ import annotations
 
 import os
 import socket
-from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from kit.config import Config
 from kit.io import read_json
-from kit.labels import NUM_CLASSES
-from kit.runfolder.files import CONFIG, PROB_COLUMNS, STATUS, SUMMARY
+from kit.runfolder.names import (
+    CONFIG,
+    ENV,
+    METRICS,
+    STATUS,
+    SUMMARY,
+    TEST_PROBS,
+    VAL_PROBS,
+)
+from kit.runfolder.predictions import Split, read_test_probs, read_val_probs
 
 __all__ = [
     "Run",
-    "Split",
+    "fold_run_dirs",
+    "is_run_folder",
+    "read_config",
+    "read_env",
+    "read_metrics",
+    "read_predictions",
     "read_run",
-    "read_submission",
-    "read_test_probs",
-    "read_val_probs",
+    "read_status",
+    "read_summary",
     "running_pid",
     "writer_alive",
 ]
-_VAL_COLUMNS = ["image_id", "person_id", "label", "fold", *PROB_COLUMNS]
-_TEST_COLUMNS = ["image_id", *PROB_COLUMNS]
-_SUB_COLUMNS = ["ImageID", "ans"]
-# CSV round-trips lose a little precision; a row off by more than this is not probabilities.
-_SUM_TOL = 1e-3
+
+#: Any of these makes a folder a run folder (of any age: a run killed at start has config.json).
+_MARKERS = (CONFIG, STATUS, SUMMARY, METRICS)
 
 
-@dataclass
-class Split:
-    """One side (validation or test) of a member, rows keyed by ``ids``."""
-
-    ids: np.ndarray
-    labels: np.ndarray  # predicted class per row
-    probs: np.ndarray | None = None  # (n, 18); None for a submission CSV
-    truth: np.ndarray | None = None  # true class per row (validation only)
-    source: Path | None = None
-
-    def take(self, order: np.ndarray) -> Split:
-        """The same split with rows in ``order`` (positions)."""
-
-        def pick(a: np.ndarray | None) -> np.ndarray | None:
-            return None if a is None else a[order]
-
-        return replace(
-            self,
-            ids=self.ids[order],
-            labels=self.labels[order],
-            probs=pick(self.probs),
-            truth=pick(self.truth),
-        )
+def _record(run_dir: str | os.PathLike[str], name: str, missing_ok: bool) -> dict[str, Any]:
+    path = Path(run_dir) / name
+    if missing_ok and not path.is_file():
+        return {}
+    value = read_json(path)
+    if not isinstance(value, dict):
+        raise ValueError(f"{path}: found a JSON {type(value).__name__}; expected an object {{...}}")
+    return value
 
 
-def _read_csv(path: Path, columns: Sequence[str], id_columns: Sequence[str]) -> pd.DataFrame:
+def read_config(run_dir: str | os.PathLike[str], *, missing_ok: bool = True) -> dict[str, Any]:
+    """``config.json`` as a dict (``{}`` when missing and ``missing_ok``)."""
+    return _record(run_dir, CONFIG, missing_ok)
+
+
+def read_env(run_dir: str | os.PathLike[str], *, missing_ok: bool = True) -> dict[str, Any]:
+    """``env.json`` as a dict (``{}`` when missing and ``missing_ok``)."""
+    return _record(run_dir, ENV, missing_ok)
+
+
+def read_status(run_dir: str | os.PathLike[str], *, missing_ok: bool = True) -> dict[str, Any]:
+    """``status.json`` as a dict (``{}`` when missing and ``missing_ok``)."""
+    return _record(run_dir, STATUS, missing_ok)
+
+
+def read_summary(run_dir: str | os.PathLike[str], *, missing_ok: bool = True) -> dict[str, Any]:
+    """``summary.json`` as a dict (``{}`` when missing, i.e. unfinished, and ``missing_ok``)."""
+    return _record(run_dir, SUMMARY, missing_ok)
+
+
+def read_metrics(run_dir: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """Rows of ``metrics.csv``, one per epoch (empty when it is missing or empty).
+
+    Raises ValueError naming the file when it is not a readable CSV.
+    """
+    path = Path(run_dir) / METRICS
+    if not path.is_file() or path.stat().st_size == 0:
+        return []
     try:
-        df = pd.read_csv(path, dtype={c: str for c in id_columns}, keep_default_na=False)
-    except FileNotFoundError as err:
-        raise FileNotFoundError(f"{path}: file not found") from err
+        return pd.read_csv(path).to_dict("records")
     except (pd.errors.EmptyDataError, pd.errors.ParserError) as err:
         raise ValueError(f"{path}: not a readable CSV ({err})") from err
-    missing = [c for c in columns if c not in df.columns]
-    if missing:
-        raise ValueError(
-            f"{path}: missing column(s) {missing}; found {list(df.columns)}, "
-            f"expected {', '.join(columns[:5])}{', ...' if len(columns) > 5 else ''}"
-        )
-    if len(df) == 0:
-        raise ValueError(f"{path}: no rows; expected one row per image")
-    for c in id_columns:
-        _check_ids(path, df, c)
-    return df
 
 
-def _check_ids(path: Path, df: pd.DataFrame, col: str) -> None:
-    empty = df[col].str.strip() == ""
-    if empty.any():
-        i = int(np.flatnonzero(empty.to_numpy())[0])
-        raise ValueError(f"{path}: line {i + 2}, field {col}: empty; expected an image id")
-    dup = df[col].duplicated()
-    if dup.any() and col in ("image_id", "ImageID"):
-        i = int(np.flatnonzero(dup.to_numpy())[0])
-        raise ValueError(
-            f"{path}: line {i + 2}, field {col}: {df[col].iat[i]!r} appears more than once; "
-            "expected each image once"
-        )
-
-
-def _cell(value: object) -> str:
-    """A cell as the file shows it: ``18``, ``2.5``, ``nan``, or quoted text (``''``)."""
-    return repr(value.item() if isinstance(value, np.generic) else value)
-
-
-def _numbers(path: Path, df: pd.DataFrame, cols: Sequence[str]) -> np.ndarray:
-    """Columns as float64, naming the first cell that is empty, NaN or not a number."""
-    values = df[list(cols)].apply(pd.to_numeric, errors="coerce").to_numpy(np.float64)
-    bad = ~np.isfinite(values)
-    if bad.any():
-        i, j = (int(k[0]) for k in np.nonzero(bad))
-        raw = _cell(df[cols[j]].iat[i])
-        raise ValueError(f"{path}: line {i + 2}, field {cols[j]}: found {raw}; expected a number")
-    return values
-
-
-def _class_ids(path: Path, df: pd.DataFrame, col: str) -> np.ndarray:
-    values = _numbers(path, df, [col])[:, 0]
-    bad = (values != np.round(values)) | (values < 0) | (values >= NUM_CLASSES)
-    if bad.any():
-        i = int(np.flatnonzero(bad)[0])
-        raise ValueError(
-            f"{path}: line {i + 2}, field {col}: found {_cell(df[col].iat[i])}; "
-            f"expected a class id 0..{NUM_CLASSES - 1}"
-        )
-    return values.astype(np.int64)
-
-
-def _probs(path: Path, df: pd.DataFrame) -> np.ndarray:
-    p = _numbers(path, df, PROB_COLUMNS)
-    bad = (p < 0) | (p > 1 + _SUM_TOL)
-    if bad.any():
-        i, j = (int(k[0]) for k in np.nonzero(bad))
-        raise ValueError(f"{path}: line {i + 2}, field p{j}: found {p[i, j]}; expected 0..1")
-    sums = p.sum(axis=1)
-    off = np.abs(sums - 1) > _SUM_TOL
-    if off.any():
-        i = int(np.flatnonzero(off)[0])
-        raise ValueError(
-            f"{path}: line {i + 2}, fields p0..p{NUM_CLASSES - 1}: sum to {sums[i]:.6f}; "
-            "expected probabilities summing to 1"
-        )
-    return p
-
-
-def read_val_probs(path: str | Path) -> Split:
-    """Validation / out-of-fold probabilities: ``image_id,person_id,label,fold,p0..p17``."""
+def is_run_folder(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` is a folder holding any of a run's records (finished or not)."""
     path = Path(path)
-    df = _read_csv(path, _VAL_COLUMNS, ["image_id", "person_id"])
-    probs = _probs(path, df)
-    ids = df["image_id"].to_numpy(object)
-    truth = _class_ids(path, df, "label")
-    return Split(ids, probs.argmax(axis=1), probs, truth, path)
+    return path.is_dir() and any((path / f).exists() for f in _MARKERS)
 
 
-def read_test_probs(path: str | Path) -> Split:
-    """Test probabilities: ``image_id,p0..p17`` in info.csv order."""
-    path = Path(path)
-    df = _read_csv(path, _TEST_COLUMNS, ["image_id"])
-    probs = _probs(path, df)
-    return Split(df["image_id"].to_numpy(object), probs.argmax(axis=1), probs, None, path)
+def fold_run_dirs(
+    parent: str | os.PathLike[str], summary: dict[str, Any] | None = None
+) -> list[Path]:
+    """The fold run folders a K-fold parent's ``summary.json`` names, in its order (empty for
+    an ordinary run). ``run_dir`` entries are relative to the parent (absolute ones are kept)."""
+    summary = read_summary(parent) if summary is None else summary
+    return [Path(parent) / str(f.get("run_dir", "")) for f in summary.get("folds") or []]
 
 
-def read_submission(path: str | Path) -> Split:
-    """A submission CSV (``ImageID,ans``): test labels, no probabilities."""
-    path = Path(path)
-    df = _read_csv(path, _SUB_COLUMNS, ["ImageID"])
-    return Split(df["ImageID"].to_numpy(object), _class_ids(path, df, "ans"), None, None, path)
+def read_predictions(run_dir: str | os.PathLike[str]) -> tuple[Split | None, Split | None]:
+    """The validation and test :class:`Split` of a finished run folder or K-fold parent (None
+    for a file it does not have); the validation rows are checked against ``n_val``."""
+    run_dir = Path(run_dir)
+    val_path, test_path = run_dir / VAL_PROBS, run_dir / TEST_PROBS
+    if not val_path.exists() and not test_path.exists():
+        has_status = (run_dir / STATUS).exists()
+        state = read_status(run_dir).get("status", "?") if has_status else f"no {STATUS}"
+        raise FileNotFoundError(
+            f"{run_dir}: no {VAL_PROBS} or {TEST_PROBS} (run status: {state}); "
+            "a run writes them when it finishes. Expected a finished run folder or a submission "
+            "CSV."
+        )
+    val = read_val_probs(val_path) if val_path.exists() else None
+    n_val = read_summary(run_dir).get("n_val")
+    if val is not None and n_val is not None and int(n_val) != len(val.ids):
+        raise ValueError(
+            f"{val_path}: {len(val.ids)} rows but {run_dir / SUMMARY} says n_val = {n_val}; "
+            "expected the same (was the file truncated or replaced?)"
+        )
+    return val, read_test_probs(test_path) if test_path.exists() else None
 
 
 @dataclass
@@ -192,9 +156,9 @@ class Run:
 def read_run(run_dir: str | os.PathLike[str]) -> Run:
     """The :class:`Run` of a complete run folder (or K-fold parent), from its files."""
     run_dir = Path(run_dir)
-    summary = read_json(run_dir / SUMMARY)
-    config = Config.from_dict(read_json(run_dir / CONFIG))
-    folds = [read_run(run_dir / f["run_dir"]) for f in summary.get("folds") or []]
+    summary = read_summary(run_dir, missing_ok=False)
+    config = Config.from_dict(read_config(run_dir, missing_ok=False))
+    folds = [read_run(d) for d in fold_run_dirs(run_dir, summary)]
     score, epoch = summary["val_macro_f1"], summary.get("best_epoch") or 0
     return Run(
         run_dir, str(summary.get("status", "complete")), config, summary, score, epoch, folds
@@ -219,9 +183,8 @@ def writer_alive(status: dict[str, Any]) -> bool | None:
 def running_pid(run: str | os.PathLike[str]) -> int | None:
     """The id of another live process of this machine that is training in the run folder
     ``run`` (its status.json says running), or None: resuming it now would mix two runs."""
-    path = Path(run) / STATUS
     try:
-        status = read_json(path) if path.is_file() else {}
+        status = read_status(run)
     except (OSError, ValueError):
         return None
     pid = status.get("pid")

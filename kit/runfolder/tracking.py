@@ -1,8 +1,6 @@
-"""The run-folder files of the pictures and the experiment trackers (docs/tracking.md).
-
-Kept apart from :mod:`kit.runfolder.files` so the tracker mirror of a run is one small,
-separate contract: the two PNGs written at the end of training, and ``trackers.json``, the id
-of each tracker's run, read back on ``--resume`` so the same W&B / MLflow run continues.
+"""``trackers.json``: each experiment tracker's run id (docs/tracking.md), read back on
+``--resume`` so the same W&B / MLflow run continues. Kept apart from the run folder's other
+files: it exists only for runs with ``--track``.
 """
 
 from __future__ import annotations
@@ -11,10 +9,8 @@ from pathlib import Path
 
 from kit import io
 
-__all__ = ["CONFUSION_PNG", "CURVES_PNG", "TRACKER_IDS", "read_tracker_ids", "write_tracker_id"]
+__all__ = ["TRACKER_IDS", "read_tracker_ids", "write_tracker_id"]
 
-#: The per-epoch curves (loss, macro F1, per-head F1, lr) and the best epoch's confusion matrix.
-CURVES_PNG, CONFUSION_PNG = "curves.png", "confusion.png"
 #: ``{"wandb": "<run id>", "mlflow": "<run id>"}``: only trackers that have a run id.
 TRACKER_IDS = "trackers.json"
 

@@ -5,17 +5,16 @@ config fields that differ; ``diff(a, b)`` names the fields two runs differ in.
 """
 
 from kit.runs.compare import IGNORED_FIELDS, diff, find_run, table, varying_fields
-from kit.runs.ledger import METRIC_COLUMNS, STALE_AFTER, load, read_run
+from kit.runs.ledger import STALE_AFTER, ledger_row, load
 from kit.runs.render import to_markdown, to_text
 
 __all__ = [
     "IGNORED_FIELDS",
-    "METRIC_COLUMNS",
     "STALE_AFTER",
     "diff",
     "find_run",
+    "ledger_row",
     "load",
-    "read_run",
     "table",
     "to_markdown",
     "to_text",

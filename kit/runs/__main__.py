@@ -13,7 +13,7 @@ import pandas as pd
 
 from kit.plot import overlay_png
 from kit.runfolder import read_metrics
-from kit.runs import ledger
+from kit.runs import ledger, suspects
 from kit.runs.compare import IGNORED_FIELDS, table
 from kit.runs.render import to_markdown, to_text
 
@@ -41,7 +41,12 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Print the ledger; returns the exit code (2 on bad input, with the reason on stderr)."""
+    """Print the ledger; returns the exit code (2 on bad input, with the reason on stderr).
+
+    ``python -m kit.runs suspects RUN ...`` runs the label-noise finder instead."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["suspects"]:
+        return suspects.main(argv[1:])
     args = _parser().parse_args(argv)
     try:
         df = ledger.load(args.dir, stale_after=timedelta(hours=args.stale_hours))

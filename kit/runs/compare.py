@@ -10,15 +10,17 @@ from typing import Any
 
 import pandas as pd
 
-from kit.io import read_json
-from kit.runs.ledger import METRIC_COLUMNS, flatten_config
+from kit.config import fields_with_role
+from kit.runfolder import SCORE_COLUMNS, read_config
+from kit.runs.ledger import flatten_config
 
 __all__ = ["IGNORED_FIELDS", "diff", "find_run", "is_score", "table", "varying_fields"]
 
-#: Config fields that differ between runs without being an experimental variable: they
-#: never count as a change and are hidden from the ledger.
-IGNORED_FIELDS: tuple[str, ...] = ("name", "output_dir", "resume", "quiet", "workers")
-_SHOWN = ("name", "date", "who", "status", *METRIC_COLUMNS, "best_epoch")
+#: Config fields that differ between runs without being an experimental variable (every
+#: field whose role is run, machine or output, see :data:`kit.config.ROLES`): they never
+#: count as a change and are hidden from the ledger.
+IGNORED_FIELDS: tuple[str, ...] = fields_with_role("run", "machine", "output")
+_SHOWN = ("name", "date", "who", "status", *SCORE_COLUMNS, "best_epoch")
 
 
 def is_score(column: str) -> bool:
@@ -40,7 +42,7 @@ def _config_of(run: str | os.PathLike[str] | pd.Series | dict[str, Any]) -> dict
         if any(k.startswith("cfg.") for k in run):
             return {k[4:]: v for k, v in run.items() if k.startswith("cfg.")}
         return {k[4:]: v for k, v in flatten_config(run).items()}
-    return {k[4:]: v for k, v in flatten_config(read_json(Path(run) / "config.json")).items()}
+    return {k[4:]: v for k, v in flatten_config(read_config(run, missing_ok=False)).items()}
 
 
 def diff(

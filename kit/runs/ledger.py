@@ -14,17 +14,24 @@ from typing import Any
 
 import pandas as pd
 
-from kit.io import read_json
-from kit.runfolder import writer_alive
+from kit.runfolder import (
+    SCORE_COLUMNS,
+    STATUS,
+    fold_run_dirs,
+    is_run_folder,
+    read_config,
+    read_env,
+    read_metrics,
+    read_status,
+    read_summary,
+    writer_alive,
+)
 
-__all__ = ["METRIC_COLUMNS", "STALE_AFTER", "flatten_config", "load", "read_run"]
+__all__ = ["STALE_AFTER", "flatten_config", "ledger_row", "load"]
 
 #: A "running" status.json whose ``updated`` time is older than this is shown "incomplete":
 #: the process most likely died without recording why (a run updates it every epoch).
 STALE_AFTER = timedelta(hours=2)
-#: Scores taken from summary.json (or the best metrics.csv epoch).
-METRIC_COLUMNS = ("val_macro_f1", "val_f1_mask", "val_f1_gender", "val_f1_age", "val_accuracy")
-_RUN_FILES = ("config.json", "status.json", "summary.json", "metrics.csv")
 # env.json spellings accepted, first match wins (nested "git": {...} also accepted).
 _ENV_KEYS = {
     "commit": ("git_commit", "commit", "sha"),
@@ -32,14 +39,6 @@ _ENV_KEYS = {
     "user": ("user", "username"),
     "start": ("start_time", "started", "start", "time"),
 }
-
-
-def _is_run(path: Path) -> bool:
-    return path.is_dir() and any((path / f).exists() for f in _RUN_FILES)
-
-
-def _read(path: Path) -> dict[str, Any]:
-    return read_json(path) if path.exists() else {}
 
 
 def _env_value(env: dict[str, Any], what: str) -> Any:
@@ -101,32 +100,26 @@ def _status(
             return "incomplete"
         updated = _parse_time(status.get("updated"))
         if updated is None:  # fall back on when status.json was last written
-            updated = datetime.fromtimestamp((run / "status.json").stat().st_mtime, timezone.utc)
+            updated = datetime.fromtimestamp((run / STATUS).stat().st_mtime, timezone.utc)
         return "running" if now - updated < stale else "incomplete"
     return "incomplete"  # no status, or "complete" without a summary.json
 
 
 def _scores(run: Path, summary: dict[str, Any]) -> dict[str, Any]:
     if summary:
-        out = {k: summary.get(k) for k in METRIC_COLUMNS}
+        out = {k: summary.get(k) for k in SCORE_COLUMNS}
         out["best_epoch"] = summary.get("best_epoch")
         return out
-    metrics = run / "metrics.csv"
-    if not metrics.exists() or metrics.stat().st_size == 0:
-        return {k: None for k in (*METRIC_COLUMNS, "best_epoch")}
-    try:
-        df = pd.read_csv(metrics)
-    except (pd.errors.EmptyDataError, pd.errors.ParserError) as err:
-        raise ValueError(f"{metrics}: not a readable CSV ({err})") from err
+    df = pd.DataFrame(read_metrics(run))
     if df.empty or "val_macro_f1" not in df:
-        return {k: None for k in (*METRIC_COLUMNS, "best_epoch")}
+        return {k: None for k in (*SCORE_COLUMNS, "best_epoch")}
     best = df.loc[df["val_macro_f1"].idxmax()]
-    out = {k: (float(best[k]) if k in best else None) for k in METRIC_COLUMNS}
+    out = {k: (float(best[k]) if k in best else None) for k in SCORE_COLUMNS}
     out["best_epoch"] = int(best["epoch"]) if "epoch" in best else None
     return out
 
 
-def read_run(
+def ledger_row(
     run: str | os.PathLike[str],
     now: datetime | None = None,
     stale_after: timedelta = STALE_AFTER,
@@ -134,7 +127,7 @@ def read_run(
     """One ledger row for the run folder ``run`` (see :func:`load` for the columns)."""
     run = Path(run)
     now = now or datetime.now(timezone.utc)
-    env, status, summary = (_read(run / f) for f in ("env.json", "status.json", "summary.json"))
+    env, status, summary = read_env(run), read_status(run), read_summary(run)
     commit = _env_value(env, "commit")
     row = {
         "name": run.name,
@@ -148,7 +141,7 @@ def read_run(
         "status": _status(run, status, summary, now, stale_after),
         **_scores(run, summary),
     }
-    row.update(flatten_config(_read(run / "config.json")))
+    row.update(flatten_config(read_config(run)))
     return row
 
 
@@ -157,8 +150,8 @@ def _fold_parents(rows: list[dict[str, Any]]) -> dict[str, str]:
     parents = {}
     for row in rows:
         if row["kfold"]:
-            for fold in read_json(Path(row["run_dir"]) / "summary.json")["folds"]:
-                parents[Path(fold.get("run_dir", "")).name] = row["name"]
+            for fold in fold_run_dirs(row["run_dir"]):
+                parents[fold.name] = row["name"]
     return parents
 
 
@@ -171,7 +164,7 @@ def load(
 
     Columns: name, run_dir, parent (K-fold parent's name, or None), kfold, date, user,
     commit (short), dirty, status (complete / running / interrupted / failed / incomplete),
-    the :data:`METRIC_COLUMNS`, best_epoch, and ``cfg.<field>`` for every config field.
+    the :data:`kit.runfolder.SCORE_COLUMNS`, best_epoch, and ``cfg.<field>`` for every config field.
     A "running" run not updated within ``stale_after`` of ``now``, or whose process on this
     machine has ended (killed, crashed), is shown "incomplete".
     """
@@ -179,12 +172,12 @@ def load(
     if not root.is_dir():
         raise FileNotFoundError(f"{root}: no such folder; expected a folder of run folders")
     rows = []
-    tops = [root] if _is_run(root) else sorted(p for p in root.iterdir() if _is_run(p))
+    tops = [root] if is_run_folder(root) else sorted(filter(is_run_folder, root.iterdir()))
     tops = [p for p in tops if not p.name.startswith(".") or p == root]
     for top in tops:
-        rows.append(read_run(top, now, stale_after))
-        for sub in sorted(p for p in top.iterdir() if _is_run(p) and not p.name.startswith(".")):
-            rows.append({**read_run(sub, now, stale_after), "parent": top.name})
+        rows.append(ledger_row(top, now, stale_after))
+        subs = sorted(p for p in top.iterdir() if is_run_folder(p) and not p.name.startswith("."))
+        rows += [{**ledger_row(sub, now, stale_after), "parent": top.name} for sub in subs]
     parents = _fold_parents(rows)
     for row in rows:
         row["parent"] = row["parent"] or parents.get(row["name"])

@@ -85,11 +85,6 @@ class TrackerSpec:
     open: Callable[[TrackerStart], Tracker]
 
 
-TRACKERS: Registry[TrackerSpec] = Registry(
-    "tracker", describe=lambda name, spec: f"{name} (needs {spec.package})"
-)
-
-
 def missing_package(name: str) -> str | None:
     """The package tracker ``name`` needs when it is not installed, else None."""
     package = TRACKERS.get(name).package
@@ -103,8 +98,9 @@ def track_names(track: str | None) -> list[str]:
     return [t.strip() for t in track.split(",") if t.strip()]
 
 
-def check_track(track: str | None) -> None:
-    """ValueError naming a ``--track`` entry that is unknown or whose package is missing."""
+def check_track(track: str | None, field: str | None = "track", cfg: Any = None) -> None:
+    """ValueError naming a ``--track`` entry that is unknown or whose package is missing (the
+    tracker registry's check of the config field ``track``)."""
     for name in track_names(track):
         if name not in TRACKERS:
             raise ValueError(f"config field 'track': {TRACKERS.unknown_message(name)}")
@@ -114,6 +110,11 @@ def check_track(track: str | None) -> None:
                 f"config field 'track': tracker {name!r} needs the {package} package, "
                 f"which is not installed; install the tracking extra: {EXTRA}"
             )
+
+
+TRACKERS: Registry[TrackerSpec] = Registry(
+    "tracker", describe=lambda name, spec: f"{name} (needs {spec.package})", check=check_track
+)
 
 
 def flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:

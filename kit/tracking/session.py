@@ -63,7 +63,7 @@ class Trackers:
         self._each("log_epoch", lambda t: t.log_epoch(int(row["epoch"]), metrics))
 
     def log_summary(self, summary: Mapping[str, Any]) -> None:
-        """summary.json's numbers."""
+        """The numbers of the run's summary (its summary.json)."""
         metrics = summary_metrics(summary)
         self._each("log_summary", lambda t: t.log_summary(metrics))
 

@@ -1,0 +1,102 @@
+"""The names of a run folder (docs/run-folder.md): its files, their columns and keys.
+
+Everything that writes or reads a run folder spells a file or a column only through these.
+"""
+
+from __future__ import annotations
+
+from kit.labels import NUM_CLASSES
+
+__all__ = [
+    "BEST",
+    "CONFIG",
+    "CONFUSION_PNG",
+    "CURVES_PNG",
+    "ENV",
+    "EPOCH_COLUMNS",
+    "KFOLD_PARENT_FILES",
+    "KFOLD_SUMMARY_KEYS",
+    "LAST",
+    "METRICS",
+    "PROB_COLUMNS",
+    "RUN_FILES",
+    "SCORE_COLUMNS",
+    "STATUS",
+    "SUBMISSION",
+    "SUBMISSION_COLUMNS",
+    "SUMMARY",
+    "SUMMARY_KEYS",
+    "TEST_COLUMNS",
+    "TEST_KEYS",
+    "TEST_PROBS",
+    "VAL_COLUMNS",
+    "VAL_KEYS",
+    "VAL_PROBS",
+]
+
+# The files of a run folder (docs/run-folder.md).
+CONFIG, ENV, STATUS, METRICS, SUMMARY = (
+    "config.json",
+    "env.json",
+    "status.json",
+    "metrics.csv",
+    "summary.json",
+)
+VAL_PROBS, TEST_PROBS, SUBMISSION = "val_probs.csv", "test_probs.csv", "submission.csv"
+BEST, LAST = "best.pt", "last.pt"
+#: The per-epoch curves (loss, macro F1, per-head F1, lr) and the best epoch's confusion matrix.
+CURVES_PNG, CONFUSION_PNG = "curves.png", "confusion.png"
+
+#: Every file of a complete run folder, in the order of docs/run-folder.md's first table.
+RUN_FILES = (
+    *(CONFIG, ENV, STATUS, METRICS, LAST, BEST, VAL_PROBS, TEST_PROBS, SUBMISSION, SUMMARY),
+    *(CURVES_PNG, CONFUSION_PNG),
+)
+#: A K-fold parent's own files: its fold runs hold metrics.csv, the checkpoints, the pictures.
+KFOLD_PARENT_FILES = tuple(
+    f for f in RUN_FILES if f not in (METRICS, LAST, BEST, CURVES_PNG, CONFUSION_PNG)
+)
+
+#: ``p0..p17``: the probability columns of val_probs.csv and test_probs.csv.
+PROB_COLUMNS: list[str] = [f"p{k}" for k in range(NUM_CLASSES)]
+#: The key columns of val_probs.csv (before the probabilities), and all of its columns.
+VAL_KEYS = ("image_id", "person_id", "label", "fold")
+VAL_COLUMNS = (*VAL_KEYS, *PROB_COLUMNS)
+#: The key column of test_probs.csv (rows in info.csv order), and all of its columns.
+TEST_KEYS = ("image_id",)
+TEST_COLUMNS = (*TEST_KEYS, *PROB_COLUMNS)
+#: The columns of a submission CSV (and of the answers and info.csv it is scored against).
+SUBMISSION_COLUMNS = ("ImageID", "ans")
+#: The columns of metrics.csv, one row per epoch.
+EPOCH_COLUMNS = (
+    "epoch",
+    "train_loss",
+    "val_loss",
+    "val_macro_f1",
+    "val_accuracy",
+    "val_f1_mask",
+    "val_f1_gender",
+    "val_f1_age",
+    "lr",
+    "seconds",
+)
+#: The validation scores a run is compared by: keys of summary.json and columns of
+#: metrics.csv (the ledger falls back on the best epoch of an unfinished run).
+SCORE_COLUMNS = ("val_macro_f1", "val_f1_mask", "val_f1_gender", "val_f1_age", "val_accuracy")
+#: The keys every summary.json holds.
+SUMMARY_KEYS = (
+    "name",
+    "status",
+    "best_epoch",
+    "epochs_run",
+    "val_macro_f1",
+    "val_accuracy",
+    "val_f1_mask",
+    "val_f1_gender",
+    "val_f1_age",
+    "confusion",
+    "n_val",
+    "seconds",
+)
+#: The keys a K-fold parent's summary.json adds.
+KFOLD_SUMMARY_KEYS = ("n_folds", "folds", "cv_note")
