@@ -95,6 +95,7 @@ def tracked(tiny_data, tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp:
         for var in ("CACHE_DIR", "CONFIG_DIR", "DATA_DIR", "ARTIFACT_DIR"):
             mp.setenv(f"WANDB_{var}", str(tmp / "wandb-home"))
+        mp.chdir(tmp)  # MLflow puts a SQLite store's artifacts in ./mlruns
         mp.setenv("WANDB_MODE", "offline")
         mp.setenv("WANDB_SILENT", "true")
         cfg = Config(
