@@ -9,8 +9,6 @@ from __future__ import annotations
 import copy
 import dataclasses
 import json
-import sys
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, get_type_hints
@@ -26,7 +24,6 @@ __all__ = [
     "Config",
     "check_registries",
     "fields_with_role",
-    "parse_args",
     "parse_folds",
     "split_fields",
 ]
@@ -208,7 +205,7 @@ class Config:
     @classmethod
     def load(cls, path: str | Path) -> Config:
         """Read a config written by :meth:`save` (or by hand); missing keys keep defaults."""
-        return _apply_file(cls(), path)
+        return apply_file(cls(), path)
 
     # ---- checks and variants ----------------------------------------------------------------
     def validate(self) -> Config:
@@ -274,7 +271,7 @@ def read_mapping(path: str | Path) -> dict[str, Any]:
     return data
 
 
-def _apply_file(cfg: Config, path: str | Path) -> Config:
+def apply_file(cfg: Config, path: str | Path) -> Config:
     """``cfg`` with the keys present in the file at ``path`` replaced (others kept)."""
     try:
         return cfg.replace(**read_mapping(path))
@@ -286,27 +283,3 @@ def _apply_file(cfg: Config, path: str | Path) -> Config:
 def _unknown_message(key: str, what: str) -> str:
     close = did_you_mean(key, _hints(), n=3, cutoff=0.5)
     return f"unknown {what} {key!r}{close}; valid keys: {', '.join(_hints())}"
-
-
-def parse_args(base: Config, argv: Sequence[str] | None = None) -> Config:
-    """``base`` overridden by ``--config FILE`` and then by command-line flags.
-
-    ``--resume RUN_DIR`` starts from that run's saved config instead of ``base``.
-    ``--save-config FILE`` writes the resolved config and exits.
-    """
-    from kit._config_cli import build_parser, namespace_changes
-
-    parser = build_parser(base)
-    ns = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
-    changes = namespace_changes(ns, type(base))
-    cfg = base
-    if changes.get("resume"):
-        cfg = _apply_file(cfg, Path(changes["resume"]) / "config.json")
-    if ns.config:
-        cfg = _apply_file(cfg, ns.config)
-    cfg = cfg.replace(**changes)
-    if ns.save_config:
-        cfg.save(ns.save_config)
-        print(f"wrote {ns.save_config}; train with it: --config {ns.save_config}")
-        raise SystemExit(0)
-    return cfg

@@ -13,7 +13,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import kit.train  # noqa: F401  (fills every registry the config fields name)
-from kit.config import Config, check_registries, parse_args
+from kit.config import Config, check_registries
+from kit.recipe import parse_args
 from kit.registry import REGISTRIES, UnknownName
 
 

@@ -359,3 +359,51 @@ def test_cli_end_to_end(two_runs, tmp_path):
         timeout=120,
     )
     assert bad.returncode == 2 and "not available for method 'rank'" in bad.stderr
+
+
+# ---- the record's name, the output hint, one-line errors (issue #15) --------------------------
+
+
+def _ens(*args: str, **kw) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "kit.ensemble", *args],
+                          capture_output=True, text=True, cwd=ROOT, timeout=120, **kw)  # fmt: skip
+
+
+@pytest.mark.parametrize("name", ["out.json", "OUT.JSON"])
+def test_an_output_named_like_its_record_is_refused_before_anything_is_written(
+    two_runs, tmp_path, name
+):
+    ra, rb, _ = two_runs
+    out = tmp_path / "subs" / name
+    out.parent.mkdir()
+    out.write_text("the user's own file\n")
+    proc = _ens(str(ra), str(rb), "-o", str(out))
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.startswith(f"error: {out}: the ensemble's record is written beside")
+    assert "-o " + str(out.with_suffix(".csv")) in proc.stderr
+    assert out.read_text() == "the user's own file\n" and sorted(out.parent.iterdir()) == [out]
+    with pytest.raises(ValueError, match="would be overwritten by it"):
+        write(ensemble([ra, rb]), out)
+    assert out.read_text() == "the user's own file\n"
+
+
+def test_an_unwritable_output_names_this_commands_flag(two_runs, tmp_path):
+    ra, rb, _ = two_runs
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    proc = _ens(str(ra), str(rb), "-o", str(blocker / "sub.csv"))
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1
+    assert "a file is in the way" in proc.stderr and "pass another -o PATH" in proc.stderr
+    assert "--output-dir" not in proc.stderr
+    debug = _ens(str(ra), str(rb), "-o", str(blocker / "sub.csv"), "--debug")
+    assert debug.returncode == 1 and "Traceback" in debug.stderr and "OutputError" in debug.stderr
+
+
+def test_a_warning_is_one_line(two_runs):
+    ra, rb, (y, *_rest) = two_runs
+    df = pd.read_csv(rb / "val_probs.csv", dtype={"image_id": str, "person_id": str})
+    df.assign(label=(df.label + 1) % 18).to_csv(rb / "val_probs.csv", index=False)
+    proc = _ens(str(ra), str(rb))
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == f"warning: {rb.name}: {len(y)} validation labels differ from {ra.name} " \
+        "(label fixes?); scoring against the first member's labels\n"  # fmt: skip

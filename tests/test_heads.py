@@ -21,7 +21,7 @@ from kit.inference import load_run_model, predict
 from kit.labels import decode
 from kit.registry import UnknownName
 from kit.train import fit
-from kit.train.steps import build_criterion
+from kit.train.optim import build_criterion
 
 PROBS = [f"p{k}" for k in range(18)]
 
@@ -79,8 +79,12 @@ def test_a_registered_head_trains_through_fit_and_predicts(
 
 def test_targets_and_loss_follow_the_declared_kind(new_heads):
     frame = pd.DataFrame({"path": ["a.jpg", "b.jpg"], "label": [0, 17]})
-    joint = ImageDataset(frame, None, head="single_dropout", loader=lambda p: np.zeros((4, 4, 3)))
-    heads = ImageDataset(frame, None, head="mlp_heads", loader=lambda p: np.zeros((4, 4, 3)))
+
+    def dataset(head: str) -> ImageDataset:  # the target the head's declared kind trains on
+        loader = lambda p: np.zeros((4, 4, 3))  # noqa: E731
+        return ImageDataset(frame, None, target=head_target(head), loader=loader)
+
+    joint, heads = dataset("single_dropout"), dataset("mlp_heads")
     assert joint[1][1] == 17
     assert heads[1][1] == dict(zip(("mask", "gender", "age"), decode(17), strict=True))
 

@@ -135,7 +135,7 @@ def test_tensorboard_event_files_hold_the_epochs_and_pictures(tracked):
     assert [e.step for e in events.Scalars("lr")] == [1, 2]
     summary = json.loads((run_dir / "summary.json").read_text())
     assert events.Scalars("final/val_macro_f1")[0].value == pytest.approx(summary["val_macro_f1"])
-    assert {"confusion", "curves"} <= set(events.Tags()["images"])
+    assert {"val_confusion", "curves"} <= set(events.Tags()["images"])
 
 
 def test_wandb_offline_run_is_one_run_continued_on_resume(tracked):
@@ -191,7 +191,7 @@ def test_mlflow_run_is_continued_with_metrics_params_and_artifacts(tracked):
         json.loads((run_dir / "summary.json").read_text())["val_macro_f1"]
     )
     files = {a.path for a in client.list_artifacts(run_id)}
-    assert files == {"confusion.png", "curves.png", "submission.csv"}
+    assert files == {"val_confusion.png", "curves.png", "submission.csv"}
     experiments = client.search_experiments()
     assert len(client.search_runs([e.experiment_id for e in experiments])) == 1
 

@@ -34,22 +34,24 @@ from torch import nn
 import kit.runfolder as rundir
 import kit.tune as kit_tune
 from kit import io as kio
-from kit.config import Config, parse_args
-from kit.data import load_fixes, make_fixture, read_eval, read_train, verify_images
+from kit.config import Config
+from kit.data import load_fixes, read_eval, read_train, verify_images
 from kit.data.cache import build_cache
 from kit.data.dataset import load_rgb
+from kit.data.fixture import make_fixture
 from kit.ensemble import ensemble, write
 from kit.ensemble.__main__ import main as ensemble_main
 from kit.inference import predict
 from kit.losses import LOSSES
 from kit.models import create_model
+from kit.recipe import parse_args
 from kit.runfolder import write_submission
 from kit.runs.__main__ import main as runs_main
 from kit.score import main as score_main
 from kit.tracking import base as tracking_base
 from kit.train import fit
 from kit.train.checkpoint import load as load_checkpoint
-from kit.train.loaders import load_splits
+from kit.train.data import load_splits
 from kit.tune import study as tune_study
 from kit.tune.__main__ import main as tune_main
 from kit.tune.space import parse_space
@@ -654,6 +656,39 @@ TRIGGERS: dict[str, Trigger] = {
     "ledger-plot-empty": lambda c: printed(
         runs_main, [str(_run_without_epochs(c)), "--plot", str(c.tmp / "x.png")]
     ),
+    "ledger-skipped-run": lambda c: printed(runs_main, [str(_damaged_config(c))]),
+    "ledger-baseline-choice": lambda c: printed(runs_main, [str(_twice(c)), "--vs", "a"]),
+    "ledger-columns-unknown": lambda c: printed(
+        runs_main, [str(_member(c, "a").parent), "--columns", "nope"]
+    ),
+    "ledger-status-unknown": lambda c: printed(
+        runs_main, [str(_member(c, "a").parent), "--status", "done"]
+    ),
+    "ledger-hidden-columns": lambda c: printed(runs_main, [str(_twice(c)), "--width", "50"]),
+    "prune-needs-yes": lambda c: printed(
+        runs_main, [str(write_run(c.tmp / "runs", RunSpec(status="failed")).parent), "--prune"]
+    ),
+    # the optional picture, the record's name, the command's own output flag
+    "score-needs-answers": lambda c: printed(score_main, [str(_sub(c, [1] * 6))]),
+    "score-no-val": lambda c: printed(
+        score_main, [str(_unlink(_member(c, "a") / "val_probs.csv").parent)]
+    ),
+    "score-png-unwritable": lambda c: printed(
+        score_main,
+        [
+            str(_sub(c, [1] * 6)),
+            "--answers",
+            str(_sub(c, [1] * 6, name="a.csv")),
+            "--png",
+            str(_file(c, "f", "x") / "cm.png"),
+        ],
+    ),
+    "output-json-collision": lambda c: printed(
+        ensemble_main, [str(_member(c, "a")), "-o", str(c.tmp / "out.json")]
+    ),
+    "ensemble-output-unwritable": lambda c: printed(
+        ensemble_main, [str(_member(c, "a")), "-o", str(_file(c, "f", "x") / "s.csv")]
+    ),
 }
 TRIGGERS.update(AFTER_TRAINING)  # calibration, stacking, per-task merge, label-noise finder
 
@@ -712,6 +747,20 @@ def _run_without_epochs(ctx: Ctx) -> Path:
     run.mkdir(parents=True)
     (run / "status.json").write_text(json.dumps({"status": "failed", "epoch": 0}))
     return run.parent
+
+
+def _damaged_config(ctx: Ctx) -> Path:
+    """A folder of two runs, the second with a config.json that is not JSON."""
+    _member(ctx, "a")
+    run = _member(ctx, "b", stamp="20240102-120000")
+    (run / "config.json").write_text("{not json")
+    return run.parent
+
+
+def _twice(ctx: Ctx) -> Path:
+    """A folder of two runs both named ``a`` (the same run trained again)."""
+    _member(ctx, "a")
+    return _member(ctx, "a", stamp="20240102-120000").parent
 
 
 def _unlink(path: Path) -> Path:

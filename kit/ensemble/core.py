@@ -22,7 +22,7 @@ from kit.io import write_json
 from kit.metrics import macro_f1, summarize
 from kit.runfolder import SUBMISSION_COLUMNS, TEST_PROBS, Split, read_submission, write_submission
 
-__all__ = ["EnsembleResult", "MemberScore", "biases_path", "ensemble", "write"]
+__all__ = ["EnsembleResult", "MemberScore", "biases_path", "ensemble", "record_path", "write"]
 
 Weights = Sequence[float] | str | None
 
@@ -235,15 +235,33 @@ def biases_path(path: str | os.PathLike[str]) -> Path:
     return path.with_name(f"{path.stem}_biases.json")
 
 
+def record_path(path: str | os.PathLike[str]) -> Path:
+    """Where :func:`write` puts the record of the submission ``path``: ``<stem>.json`` beside it.
+
+    A submission whose own name is that (``-o out.json``) is refused: the record would overwrite
+    it. Letter case does not tell names apart (it does not on macOS and Windows disks).
+    """
+    path = Path(path)
+    record = path.with_suffix(".json")
+    if record.name.lower() == path.name.lower():
+        raise ValueError(
+            f"{path}: the ensemble's record is written beside the submission as <name>.json, "
+            f"so a submission named {path.name} would be overwritten by it; name the "
+            f"submission .csv, e.g. -o {path.with_suffix('.csv')}"
+        )
+    return record
+
+
 def write(result: EnsembleResult, path: str | os.PathLike[str]) -> tuple[Path, Path]:
     """Write ``ImageID,ans`` (test row order) and ``<stem>.json`` (the record) beside it;
-    a calibrated result also writes its biases to ``<stem>_biases.json``."""
+    a calibrated result also writes its biases to ``<stem>_biases.json``. Nothing is written
+    when the record's name would collide (see :func:`record_path`)."""
+    record = record_path(path)
     if result.test_labels is None:
         raise ValueError(f"this ensemble has no test predictions (no member has {TEST_PROBS})")
     path = Path(path)
     ids = pd.DataFrame({SUBMISSION_COLUMNS[0]: result.test_ids})
     write_submission(result.test_labels, ids, path)
-    record = path.with_suffix(".json")
     write_json(record, result.record())
     if result.calibration is not None:
         write_json(biases_path(path), result.calibration)

@@ -10,15 +10,17 @@ from kit.labels import NUM_CLASSES
 __all__ = [
     "BEST",
     "CONFIG",
-    "CONFUSION_PNG",
     "CURVES_PNG",
     "ENV",
     "EPOCH_COLUMNS",
+    "EXTRA_FILES",
+    "GIT_DIFF",
     "KFOLD_PARENT_FILES",
     "KFOLD_SUMMARY_KEYS",
     "LAST",
     "METRICS",
     "PROB_COLUMNS",
+    "RECIPE",
     "RUN_FILES",
     "SCORE_COLUMNS",
     "STATUS",
@@ -30,6 +32,7 @@ __all__ = [
     "TEST_KEYS",
     "TEST_PROBS",
     "VAL_COLUMNS",
+    "VAL_CONFUSION",
     "VAL_KEYS",
     "VAL_PROBS",
 ]
@@ -44,17 +47,22 @@ CONFIG, ENV, STATUS, METRICS, SUMMARY = (
 )
 VAL_PROBS, TEST_PROBS, SUBMISSION = "val_probs.csv", "test_probs.csv", "submission.csv"
 BEST, LAST = "best.pt", "last.pt"
-#: The per-epoch curves (loss, macro F1, per-head F1, lr) and the best epoch's confusion matrix.
-CURVES_PNG, CONFUSION_PNG = "curves.png", "confusion.png"
+#: The pictures of the end of training: per-epoch curves (loss, macro F1, per-head F1, lr) and
+#: the best epoch's validation confusion matrix (``python -m kit.score RUN_DIR`` redraws it).
+CURVES_PNG, VAL_CONFUSION = "curves.png", "val_confusion.png"
 
 #: Every file of a complete run folder, in the order of docs/run-folder.md's first table.
 RUN_FILES = (
     *(CONFIG, ENV, STATUS, METRICS, LAST, BEST, VAL_PROBS, TEST_PROBS, SUBMISSION, SUMMARY),
-    *(CURVES_PNG, CONFUSION_PNG),
+    *(CURVES_PNG, VAL_CONFUSION),
 )
+#: Files a run folder holds only sometimes (docs/run-folder.md's second table): the recipe
+#: that started the run, and the uncommitted changes when the working tree was dirty.
+RECIPE, GIT_DIFF = "recipe.py", "git.diff"
+EXTRA_FILES = (RECIPE, GIT_DIFF)
 #: A K-fold parent's own files: its fold runs hold metrics.csv, the checkpoints, the pictures.
 KFOLD_PARENT_FILES = tuple(
-    f for f in RUN_FILES if f not in (METRICS, LAST, BEST, CURVES_PNG, CONFUSION_PNG)
+    f for f in RUN_FILES if f not in (METRICS, LAST, BEST, CURVES_PNG, VAL_CONFUSION)
 )
 
 #: ``p0..p17``: the probability columns of val_probs.csv and test_probs.csv.

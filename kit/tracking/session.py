@@ -41,6 +41,13 @@ class Trackers:
     def __init__(self, entries: Sequence[tuple[str, Tracker]] = ()) -> None:
         self._entries = list(entries)
 
+    def open(
+        self, cfg: Config, run_dir: Path, hooks: Sequence[Hook] = (), first_epoch: int = 1
+    ) -> Trackers:
+        """Add the trackers of :func:`open_trackers`; returns self."""
+        self._entries += open_trackers(cfg, run_dir, hooks, first_epoch)._entries
+        return self
+
     @property
     def names(self) -> list[str]:
         """The trackers still receiving calls."""

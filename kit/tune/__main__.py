@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 import optuna
 
-from kit.config import parse_args
+from kit.recipe import parse_args
 from kit.tune import load_recipe, report, run, write_plots
 from kit.tune.study import DB_NAME, default_storage
 
