@@ -72,6 +72,9 @@ _EXPORTS: dict[str, str] = {
     "diff_configs": "kit.runs:diff",
     **dict.fromkeys(["score_submission"], "kit.score"),
     **dict.fromkeys(["tune"], "kit.tune"),
+    **dict.fromkeys(
+        ["TRACKERS", "Pruned", "Tracker", "TrackerSpec", "TrackerStart"], "kit.tracking"
+    ),
 }
 
 __all__ = sorted(_EXPORTS)
