@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import albumentations as A
@@ -30,7 +31,8 @@ from kit.config import Config, parse_folds
 from kit.metrics import summarize
 from kit.pretrained import Weights, resolve_weights
 from kit.runfolder import CONFIG, ENV, SUMMARY, Run, find_fold_run, read_run, write_parent
-from kit.train import data, distributed
+from kit.tracking import Hook, Pruned
+from kit.train import data, distributed, mirror
 from kit.train.checkpoint import TrainState, check_resumable, load
 from kit.train.loop import Epochs, Job, train_run
 from kit.train.ready import check, prepare, smoke_note
@@ -40,14 +42,18 @@ __all__ = ["check", "fit"]
 _log = logging.getLogger("kit")
 
 
-def fit(cfg: Config, train_transform: A.BasicTransform | None = None) -> Run:
+def fit(
+    cfg: Config, train_transform: A.BasicTransform | None = None, *, hooks: Sequence[Hook] = ()
+) -> Run:
     """Train ``cfg`` and write its run folder (a K-fold parent with ``cfg.folds``).
 
     ``train_transform`` replaces the preset's augmentations (it sees cropped, resized uint8
     pictures; kit adds crop/resize before and normalisation after). Ctrl-C saves the status,
     keeps ``last.pt`` of the last finished epoch, and exits with code 130 (SIGTERM: the same,
     with 143). The returned :class:`Run` of a K-fold holds the fold runs in ``folds``. Bad data
-    or config is refused before any run folder is written.
+    or config is refused before any run folder is written. ``hooks`` open like
+    ``cfg.track``'s trackers and see every epoch (docs/tracking.md); one raising
+    :class:`kit.tracking.Pruned` stops the run, marked ``pruned``, and ``fit`` re-raises it.
     """
     with sigterm_as_interrupt():
         checked = check(cfg)
@@ -60,7 +66,7 @@ def fit(cfg: Config, train_transform: A.BasicTransform | None = None) -> Run:
             # before any folder: weights neither cached nor downloadable fail in seconds
             weights = resolve_weights(checked)
             if checked.folds is None:
-                return _fit_run(checked, train_transform, ctx, device, weights)
+                return _fit_run(checked, train_transform, ctx, device, weights, hooks)
             return _fit_folds(checked, train_transform, ctx, device, weights)
         finally:
             distributed.teardown(ctx)
@@ -85,6 +91,7 @@ def _fit_run(
     ctx: distributed.DistContext,
     device: torch.device,
     weights: Weights | None = None,
+    hooks: Sequence[Hook] = (),
 ) -> Run:
     """One run folder, trained by this process (of one or several): rank 0 writes, prints."""
     if not ctx.is_main:
@@ -95,19 +102,23 @@ def _fit_run(
     run_dir = distributed.broadcast(
         _open_folder(cfg, cfg.name, device, ctx) if ctx.is_main else None, ctx
     )
-    job, state = Job(cfg, run_dir, device, ctx, weights), ready.state
+    job, state = Job(cfg, run_dir, device, ctx, weights=weights, hooks=tuple(hooks)), ready.state
     job.write_status("running", state.epoch)
     try:
         return _finish(job, state, train_run(job, ready))
+    except Pruned as why:
+        mirror.stop(job, state, "pruned")
+        _log.info("pruned after epoch %d (%s)", state.epoch, why)
+        raise
     except KeyboardInterrupt as err:
-        job.write_status("interrupted", state.epoch)
+        mirror.stop(job, state, "interrupted")
         hint = f"continue with --resume {run_dir}" if state.epoch else "no epoch finished"
         how = "terminated (SIGTERM)" if isinstance(err, Terminated) else "interrupted"
         _log.warning("%s after epoch %d; %s", how, state.epoch, hint)
         raise SystemExit(TERMINATED if isinstance(err, Terminated) else INTERRUPTED) from None
     except Exception as err:
         try:
-            job.write_status("failed", state.epoch, f"{type(err).__name__}: {err}")
+            mirror.stop(job, state, "failed", f"{type(err).__name__}: {err}")
         except OSError:  # a full disk must not hide the error that stopped the run
             _log.warning("could not record the failure in %s", run_dir / rundir.STATUS)
         raise
@@ -144,6 +155,7 @@ def _finish(job: Job, state: TrainState, done: Epochs) -> Run:
     if main:
         io.write_json(run_dir / rundir.SUMMARY, summary)
     job.write_status("complete", state.epoch)
+    mirror.complete(job, rows, summary)
     _log.info(
         "done: best epoch %d, val macro F1 %.4f (accuracy %.4f) -> %s",
         summary["best_epoch"], summary["val_macro_f1"], summary["val_accuracy"], run_dir,

@@ -13,8 +13,8 @@ import itertools
 import logging
 import sys
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -33,6 +33,7 @@ from kit.heads import head_spec, to_probs
 from kit.labels import NUM_CLASSES, encode
 from kit.metrics import macro_f1, summarize
 from kit.models import Weights
+from kit.tracking import Hook, Trackers
 from kit.train import checkpoint, data, distributed
 from kit.train.checkpoint import Parts, TrainState
 from kit.train.ready import Ready, epoch_steps, optimizer_steps
@@ -59,6 +60,8 @@ class Job:
     device: torch.device
     ctx: distributed.DistContext = distributed.SINGLE
     weights: Weights | None = None  # resolved before the run folder was made (kit.pretrained)
+    hooks: Sequence[Hook] = ()  # fit's epoch hooks, opened with the --track trackers
+    trackers: Trackers = field(default_factory=Trackers)  # opened by train_run (rank 0)
 
     def write_status(self, status: str, epoch: int, error: str | None = None) -> None:
         """The run's status.json (rank 0 only)."""
@@ -87,6 +90,8 @@ def train_run(job: Job, ready: Ready) -> Epochs:
     if ctx.is_main:  # what the model started from (the face counts were logged when read)
         rundir.update_env(job.run_dir, data.inputs_record(cfg, job.weights, pictures.faces))
     parts.module = distributed.training_module(model, cfg, ctx, device)
+    if ctx.is_main:  # after last.pt: a resumed run continues its tracker runs at this epoch
+        job.trackers.open(cfg, job.run_dir, job.hooks, state.epoch + 1)
 
     def predict(df: pd.DataFrame) -> np.ndarray:  # in shares over the processes
         share = partial(predict_frame, model, cfg=cfg, tta=cfg.tta, prepared=pictures.eval)
@@ -109,6 +114,7 @@ def train_run(job: Job, ready: Ready) -> Epochs:
             rundir.write_metrics(job.run_dir, rows)
             checkpoint.save_last(job.run_dir / rundir.LAST, parts, state, cfg.to_dict())
         job.write_status("running", state.epoch)
+        job.trackers.log_epoch(rows[-1])  # after last.pt: a hook may stop the run here
         stop = bool(cfg.early_stopping) and state.bad_epochs >= cfg.early_stopping
         if distributed.broadcast(stop, ctx):  # every process stops at the same epoch
             _log.info("early stop: no val macro F1 gain in %d epochs", cfg.early_stopping)
