@@ -22,6 +22,7 @@ import pytest
 import torch
 from huggingface_hub import constants as hf_constants
 
+import kit.tune as kit_tune
 from kit.config import Config
 from kit.data import load_fixes, read_train
 from kit.ensemble.__main__ import main as ensemble_main
@@ -33,6 +34,7 @@ from kit.runs.__main__ import main as runs_main
 from kit.score import main as score_main
 from kit.train.data import RunPictures, load_splits
 from kit.train.ready import check
+from kit.tune.space import parse_space
 from tests._after_training_triggers import _run
 from tests._runfolders import RunSpec, write_run
 from tests.test_troubleshooting import (
@@ -341,6 +343,25 @@ FIXES: dict[str, Callable[[Ctx], tuple[str, str]]] = {
         printed(runs_main, [str(c.tmp), "--width", "0"]),
     ),
     "prune-needs-yes": lambda c: _prune(c),
+    # the hyper-parameter search: what --param says, and the folds it searches on
+    "tune-param-format": lambda c: (
+        seen(lambda: parse_space(["lr"])),
+        seen(lambda: parse_space(["lr=log:1e-4:1e-2"])),
+    ),
+    "tune-param-range": lambda c: (
+        seen(lambda: parse_space(["lr=1e-2:1e-4"])),
+        seen(lambda: parse_space(["lr=0.001"])),
+    ),
+    "tune-folds": lambda c: (
+        seen(lambda: kit_tune.run(c.cfg(folds="all"), {"lr": "1e-3"}, 1)),
+        seen(
+            lambda: kit_tune.run(
+                parse_args(c.cfg(folds="all"), ["--folds", "none", "--fold", "0"]),
+                {"lr": "1e-3"},
+                1,
+            )
+        ),
+    ),
 }
 
 
