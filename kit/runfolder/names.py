@@ -19,6 +19,9 @@ __all__ = [
     "LAST",
     "METRICS",
     "PROB_COLUMNS",
+    "PSEUDO_COLUMNS",
+    "PSEUDO_LABELS",
+    "PSEUDO_SUMMARY_KEY",
     "RECIPE",
     "RUN_FILES",
     "SCORE_COLUMNS",
@@ -53,7 +56,9 @@ RUN_FILES = (CONFIG, ENV, STATUS, METRICS, LAST, BEST, VAL_PROBS, TEST_PROBS, SU
 #: that started the run, the uncommitted changes when the working tree was dirty, and the
 #: confusion picture ``python -m kit.score RUN_DIR`` draws.
 RECIPE, GIT_DIFF, VAL_CONFUSION = "recipe.py", "git.diff", "val_confusion.png"
-EXTRA_FILES = (RECIPE, GIT_DIFF, VAL_CONFUSION)
+#: The eval pictures a pseudo-labelled run trained on (``Config.pseudo_labels``).
+PSEUDO_LABELS = "pseudo_labels.csv"
+EXTRA_FILES = (RECIPE, GIT_DIFF, VAL_CONFUSION, PSEUDO_LABELS)
 #: A K-fold parent's own files: its fold runs hold metrics.csv and the checkpoints.
 KFOLD_PARENT_FILES = tuple(f for f in RUN_FILES if f not in (METRICS, LAST, BEST))
 
@@ -98,5 +103,8 @@ SUMMARY_KEYS = (
     "n_val",
     "seconds",
 )
+#: The columns of pseudo_labels.csv and the summary.json key of a pseudo-labelled run.
+PSEUDO_COLUMNS = ("image_id", "label", "p_top")
+PSEUDO_SUMMARY_KEY = "pseudo"
 #: The keys a K-fold parent's summary.json adds.
 KFOLD_SUMMARY_KEYS = ("n_folds", "folds", "cv_note")

@@ -30,9 +30,9 @@ from tqdm import tqdm
 from kit import runfolder as rundir
 from kit.config import Config
 from kit.data import sampling
-from kit.heads import head_spec, head_target, to_probs
-from kit.labels import NUM_CLASSES, encode
-from kit.metrics import macro_f1, summarize
+from kit.heads import OUTPUT_KINDS, head_spec, head_target, head_task, to_probs
+from kit.labels import encode
+from kit.metrics import macro_f1, selection_score, summarize, summarize_task, task_values
 from kit.models import create_model
 from kit.train import checkpoint, data, distributed
 from kit.train.checkpoint import Parts, TrainState
@@ -78,7 +78,9 @@ def train_run(job: Job, state: TrainState, train_transform: A.BasicTransform | N
     splits = data.load_splits(cfg)
     pictures = data.RunPictures.for_run(cfg, splits, ctx, progress=not cfg.quiet)
     target = head_target(cfg.head)
-    train_ds = data.train_dataset(cfg, splits.train, target, pictures, train_transform)
+    train_ds = data.train_dataset(cfg, splits.training, target, pictures, train_transform)
+    if splits.pseudo is not None and ctx.is_main:
+        rundir.write_pseudo_labels(job.run_dir, splits.pseudo.rows)
     train_tf, generator = train_ds.transform, torch.Generator()
     loader = sampling.train_loader(train_ds, cfg, generator, ctx.rank, ctx.world_size)
     model = distributed.prepare_model(create_model(cfg).to(device), cfg)
@@ -125,11 +127,13 @@ def _epoch(
     cfg, t0 = job.cfg, time.time()
     train_loss, lr = train_one_epoch(parts, loader, criterion, cfg, epoch)
     train_loss = distributed.mean(train_loss, job.ctx)
-    scores, val_loss = score(val, predict(val))
-    parts.scheduler.step(epoch, scores["macro_f1"])
-    improved = scores["macro_f1"] > state.best_score
+    task = head_task(cfg.head)
+    scores, val_loss = score(val, predict(val), task)
+    chosen = selection_score(scores, task)  # a per-task run keeps its best task F1
+    parts.scheduler.step(epoch, chosen)
+    improved = chosen > state.best_score
     if improved:
-        state.best_score, state.best_epoch, state.bad_epochs = scores["macro_f1"], epoch, 0
+        state.best_score, state.best_epoch, state.bad_epochs = chosen, epoch, 0
         if job.ctx.is_main:
             best = job.run_dir / rundir.BEST
             checkpoint.save_best(best, parts.model, cfg.to_dict(), epoch, state.best_score)
@@ -141,13 +145,18 @@ def _epoch(
     row.update({f"val_f1_{h}": scores[f"f1_{h}"] for h in ("mask", "gender", "age")})
     row.update(lr=lr, seconds=round(time.time() - t0, 3))
     _log.info(
-        "epoch %d/%d  train_loss %.4f  val_loss %.4f  val_f1 %.4f (mask %.3f gender %.3f "
-        "age %.3f)  acc %.4f  lr %.2e  %.1fs%s",
-        epoch, cfg.epochs, train_loss, val_loss, row["val_macro_f1"], row["val_f1_mask"],
-        row["val_f1_gender"], row["val_f1_age"], row["val_accuracy"], lr, row["seconds"],
-        "  *best" if improved else "",
+        "epoch %d/%d  train_loss %.4f  val_loss %.4f  val_f1 %s (mask %s gender %s "
+        "age %s)  acc %.4f  lr %.2e  %.1fs%s",
+        epoch, cfg.epochs, train_loss, val_loss, _fmt(row["val_macro_f1"], 4),
+        _fmt(row["val_f1_mask"]), _fmt(row["val_f1_gender"]), _fmt(row["val_f1_age"]),
+        row["val_accuracy"], lr, row["seconds"], "  *best" if improved else "",
     )  # fmt: skip
     return row
+
+
+def _fmt(value: float | None, digits: int = 3) -> str:
+    """A score for the log; ``-`` for one a per-task run does not have."""
+    return "-" if value is None else f"{value:.{digits}f}"
 
 
 # ---- the batch loop ----------------------------------------------------------------------------
@@ -226,15 +235,24 @@ def train_one_epoch(
     return total / max(seen, 1), lr
 
 
-def score(df: pd.DataFrame, probs: np.ndarray) -> tuple[dict[str, Any], float]:
+def score(
+    df: pd.DataFrame, probs: np.ndarray, task: str | None = None
+) -> tuple[dict[str, Any], float]:
     """(scores, loss) of ``probs`` on ``df``, scored with the official labels (``label``).
 
     The loss is the mean negative log-likelihood of the official class under the 18-way
-    probabilities: comparable across heads, losses and age thresholds.
+    probabilities: comparable across heads, losses and age thresholds. A per-task run's
+    ``probs`` are its ``task``'s: scores and loss are the task's (``summarize_task``).
     """
     truth = df["label"].to_numpy(np.int64)
-    picked = probs[np.arange(len(truth)), truth]
-    return summarize(truth, probs.argmax(1)), float(-np.log(np.clip(picked, 1e-12, None)).mean())
+    if task is not None:
+        values = task_values(task, truth)
+        picked = probs[np.arange(len(values)), values]
+        scores = summarize_task(task, truth, probs.argmax(1))
+    else:
+        picked = probs[np.arange(len(truth)), truth]
+        scores = summarize(truth, probs.argmax(1))
+    return scores, float(-np.log(np.clip(picked, 1e-12, None)).mean())
 
 
 @torch.inference_mode()
@@ -247,7 +265,8 @@ def predict_frame(
     prepared: Any = None,
 ) -> np.ndarray:
     """(n, 18) probabilities of ``model`` (trained under ``cfg``, on its device) for the rows of
-    ``df`` (column ``path``), in row order, through ``cfg``'s evaluation transform.
+    ``df`` (column ``path``), in row order, through ``cfg``'s evaluation transform; a per-task
+    head (``kit.heads.head_task``) gives its task's (n, k) probabilities instead.
 
     ``tta="hflip"`` averages each picture's and its mirror image's probabilities. ``prepared``
     reads pictures already cropped and resized for ``cfg`` by path (an ``ImageCache``).
@@ -270,5 +289,5 @@ def predict_frame(
     finally:
         model.train(was_training)
     if not chunks:
-        return np.zeros((0, NUM_CLASSES))
+        return np.zeros((0, OUTPUT_KINDS.get(kind).width))
     return torch.cat(chunks).numpy().astype(np.float64)
