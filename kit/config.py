@@ -92,7 +92,10 @@ class Config:
     # model
     model: str = _f("resnet10t", "timm model name (see timm.list_models())")
     head: str = _f(
-        "single", "single (18-way), multi (mask/gender/age) or a registered head", registry="head"
+        "single",
+        "single (18-way), multi (mask/gender/age), one task (mask, gender, age) or a registered "
+        "head",
+        registry="head",
     )
     pretrained: bool = _f(False, "start from pretrained weights (needs --pretrained-file)")
     pretrained_file: str | None = _f(None, "local weights file (implies --pretrained)")
