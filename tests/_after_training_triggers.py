@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import logging
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -74,6 +75,20 @@ def _task(tmp: Path, task: str, k: int, prefix: str = "p") -> Path:
     return run
 
 
+def _logged(fn: Callable[[], object]) -> str:
+    """The ``kit`` logger's warnings while ``fn`` runs."""
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setLevel(logging.WARNING)
+    log = logging.getLogger("kit")
+    log.addHandler(handler)
+    try:
+        fn()
+    finally:
+        log.removeHandler(handler)
+    return stream.getvalue()
+
+
 def _eval_probs(c: Any, ids: list[str] | None = None) -> Path:
     """A loose test_probs.csv-shaped file of the trigger layout's eval pictures (or ``ids``)."""
     ids = list(read_eval(c.data())["image_id"]) if ids is None else ids
@@ -96,6 +111,9 @@ AFTER_TRAINING: dict[str, Callable[[Any], str]] = {
     "pseudo-no-test-probs": lambda c: _raised(lambda: fit(c.cfg(pseudo_labels=str(c.tmp)))),
     "pseudo-per-task": _per_task_source,
     "pseudo-no-eval": _no_eval,
+    "pseudo-none-passed": lambda c: _logged(
+        lambda: load_splits(c.cfg(pseudo_labels=str(_eval_probs(c)), pseudo_threshold=0.5))
+    ),
     "pseudo-other-eval": lambda c: _raised(
         lambda: load_splits(c.cfg(pseudo_labels=str(_eval_probs(c, ["x.jpg"]))))
     ),

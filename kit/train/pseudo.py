@@ -103,6 +103,12 @@ def load_pseudo_labels(cfg: Any, eval_df: pd.DataFrame | None, data_dir: Path) -
         p_top=top[keep],
     )
     record = pseudo_record(sources, cfg.pseudo_threshold, len(rows), len(order))
+    if rows.empty:
+        _log.warning(
+            "pseudo-labels: no eval picture has a top probability above %.3f (the highest is "
+            "%.3f); this run trains on train.csv alone: lower pseudo_threshold",
+            cfg.pseudo_threshold, float(top.max(initial=0.0)),
+        )  # fmt: skip
     _log.info(
         "pseudo-labels: %d of %d eval pictures above %.3f from %s",
         len(rows), len(order), cfg.pseudo_threshold, ", ".join(str(p) for p, _ in sources),
