@@ -77,6 +77,10 @@ _EXPORTS: dict[str, str] = {
     "runs_table": "kit.runs:table",
     "diff_configs": "kit.runs:diff",
     **dict.fromkeys(["score_submission"], "kit.score"),
+    **dict.fromkeys(["tune"], "kit.tune"),
+    **dict.fromkeys(
+        ["TRACKERS", "Pruned", "Tracker", "TrackerSpec", "TrackerStart"], "kit.tracking"
+    ),
 }
 
 __all__ = sorted(_EXPORTS)

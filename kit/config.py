@@ -191,6 +191,21 @@ class Config:
         None, "boxes CSV for --face-detector boxes; none = <data>/{train,eval}/faces.csv"
     )
     face_margin: float = _f(0.4, "face crop: share of the face box added on each side")
+    # tracking and search (docs/tracking.md, docs/search.md): they mirror or tag a run, and
+    # change none of its results
+    track: str | None = _f(
+        None,
+        "experiment trackers, a comma list of tensorboard, wandb, mlflow; none = off",
+        role="run",
+        registry="tracker",
+    )
+    mlflow_uri: str | None = _f(
+        None,
+        "MLflow tracking server or store, e.g. http://host:5000; none = MLflow's default",
+        role="run",
+    )
+    study: str | None = _f(None, "the kit.tune study this run is a trial of", role="output")
+    trial: int | None = _f(None, "the trial number of this run in its study", role="output")
 
     # ---- dictionaries and files -------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:

@@ -18,6 +18,7 @@ from kit.config import Config
 from kit.heads import OUTPUT_KINDS, head_task, to_probs
 from kit.inference import predict
 from kit.labels import HEAD_SIZES, HEADS, decode, joint_from_heads
+from kit.runfolder import RUN_FILES, SUBMISSION
 from kit.runs import load
 from kit.train import fit
 from kit.train.data import load_splits
@@ -71,6 +72,8 @@ def test_a_task_run_writes_task_probabilities_and_task_scores(task_runs: dict[st
         test = pd.read_csv(run / "test_probs.csv", dtype={"image_id": str})
         assert list(test.columns) == ["image_id", *_cols(task)]
         assert not (run / "submission.csv").exists()  # a task predicts no class
+        missing = [f for f in RUN_FILES if f != SUBMISSION and not (run / f).is_file()]
+        assert not missing, f"{task} run lacks {missing}"
         summary = json.loads((run / "summary.json").read_text())
         truth = _task_truth(val["label"].to_numpy(), task)
         pred = val[_cols(task)].to_numpy().argmax(1)

@@ -14,8 +14,8 @@ import logging
 import math
 import sys
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -34,6 +34,7 @@ from kit.heads import OUTPUT_KINDS, head_spec, head_target, head_task, to_probs
 from kit.labels import encode
 from kit.metrics import macro_f1, selection_score, summarize, summarize_task, task_values
 from kit.models import Weights, create_model
+from kit.tracking import Hook, Trackers
 from kit.train import checkpoint, data, distributed
 from kit.train.checkpoint import Parts, TrainState
 from kit.train.optim import build_criterion
@@ -53,6 +54,8 @@ class Job:
     device: torch.device
     ctx: distributed.DistContext = distributed.SINGLE
     weights: Weights | None = None  # resolved before the run folder was made (kit.pretrained)
+    hooks: Sequence[Hook] = ()  # fit's epoch hooks, opened with the --track trackers
+    trackers: Trackers = field(default_factory=Trackers)  # opened by train_run (rank 0)
 
     def write_status(self, status: str, epoch: int, error: str | None = None) -> None:
         """The run's status.json (rank 0 only)."""
@@ -94,6 +97,8 @@ def train_run(job: Job, state: TrainState, train_transform: A.BasicTransform | N
         checkpoint.restore(checkpoint.load(job.run_dir / rundir.LAST, device), parts, state)
         rows = [r for r in rundir.read_metrics(job.run_dir) if r["epoch"] <= state.epoch]
     parts.module = distributed.training_module(model, cfg, ctx, device)
+    if ctx.is_main:  # after last.pt: a resumed run continues its tracker runs at this epoch
+        job.trackers.open(cfg, job.run_dir, job.hooks, state.epoch + 1)
 
     def predict(df: pd.DataFrame) -> np.ndarray:  # in shares over the processes
         share = partial(predict_frame, model, cfg=cfg, tta=cfg.tta, prepared=pictures.eval)
@@ -114,6 +119,7 @@ def train_run(job: Job, state: TrainState, train_transform: A.BasicTransform | N
             rundir.write_metrics(job.run_dir, rows)
             checkpoint.save_last(job.run_dir / rundir.LAST, parts, state, cfg.to_dict())
         job.write_status("running", state.epoch)
+        job.trackers.log_epoch(rows[-1])  # after last.pt: a hook may stop the run here
         stop = bool(cfg.early_stopping) and state.bad_epochs >= cfg.early_stopping
         if distributed.broadcast(stop, ctx):  # every process stops at the same epoch
             _log.info("early stop: no val macro F1 gain in %d epochs", cfg.early_stopping)
