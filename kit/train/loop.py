@@ -206,6 +206,7 @@ def train_one_epoch(
     model.train()
     optimizer.zero_grad(set_to_none=True)
     total, seen, lr = 0.0, 0, float(optimizer.param_groups[0]["lr"])
+    width = OUTPUT_KINDS.get(head_spec(cfg.head).kind).width  # a per-task head: its values
     seen_true: list[np.ndarray] = []
     seen_pred: list[np.ndarray] = []
     show = not cfg.quiet and sys.stderr.isatty()
@@ -238,7 +239,7 @@ def train_one_epoch(
                 true, pred = batch_labels(output, targets)
                 seen_true.append(true)
                 seen_pred.append(pred)
-                running_f1 = macro_f1(np.concatenate(seen_true), np.concatenate(seen_pred))
+                running_f1 = macro_f1(np.concatenate(seen_true), np.concatenate(seen_pred), width)
                 bar.set_postfix(loss=f"{total / seen:.4f}", f1=f"{running_f1:.3f}")
             bar.update()
     return total / max(seen, 1), lr
