@@ -67,7 +67,7 @@ _EXPORTS: dict[str, str] = {
     ),
     **dict.fromkeys(["fit", "is_main_process"], "kit.train"),
     "build_run_cache": "kit.train.data",
-    **dict.fromkeys(["Run", "read_run", "write_submission"], "kit.runfolder"),
+    **dict.fromkeys(["Run", "read_run", "write_submission", "write_test_probs"], "kit.runfolder"),
     **dict.fromkeys(["predict"], "kit.inference"),
     **dict.fromkeys(
         ["apply_biases", "calibrate", "fit_biases", "fit_stacker", "search_weights"], "kit.ensemble"

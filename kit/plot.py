@@ -14,6 +14,7 @@ needed, no global figure state, nothing to close).
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -107,6 +108,10 @@ def confusion_png(
 _STYLES = ("-", "--", ":")
 
 
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
 def _draw_panels(axes: Sequence[Any], runs: Mapping[str, Rows]) -> None:
     """One run: a colour per column. Several: a colour per run, a line style per column."""
     overlay = len(runs) > 1
@@ -114,8 +119,8 @@ def _draw_panels(axes: Sequence[Any], runs: Mapping[str, Rows]) -> None:
         for k, (label, rows) in enumerate(runs.items()):
             epochs = [r["epoch"] for r in rows]
             for c, col in enumerate(columns):
-                if not rows or col not in rows[0]:
-                    continue
+                if not rows or col not in rows[0] or all(_missing(r[col]) for r in rows):
+                    continue  # e.g. a per-task run has no 18-class macro F1
                 style = {"color": f"C{k}", "ls": _STYLES[c % 3]} if overlay else {"color": f"C{c}"}
                 name = f"{label} {col}" if overlay and len(columns) > 1 else (label or col)
                 ax.plot(epochs, [r[col] for r in rows], marker="o", ms=3, label=name, **style)
@@ -125,6 +130,8 @@ def _draw_panels(axes: Sequence[Any], runs: Mapping[str, Rows]) -> None:
         ax.grid(alpha=0.3)
         if ax.lines:
             ax.legend(fontsize=7)
+        else:
+            ax.text(0.5, 0.5, "not recorded", ha="center", va="center", transform=ax.transAxes)
     if any(r.get("lr") for rows in runs.values() for r in rows):
         axes[-1].set_yscale("log")
 

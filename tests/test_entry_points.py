@@ -95,6 +95,10 @@ CASES: dict[str, tuple[Argv, str]] = {
         ],
         "config field 'image_size' is (4, 4)",
     ),
+    "recipes/pseudo_label.py": (
+        lambda w: ["--pseudo-labels", str(w.root / "no-run"), "--output-dir", str(w.runs)],
+        "no-run",
+    ),
     "kit.score": (
         lambda w: [str(w.root / "sub.csv"), "--answers", str(w.root / "answers.csv")],
         "line 2, field ans: found 18",

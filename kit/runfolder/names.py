@@ -20,6 +20,9 @@ __all__ = [
     "LAST",
     "METRICS",
     "PROB_COLUMNS",
+    "PSEUDO_COLUMNS",
+    "PSEUDO_LABELS",
+    "PSEUDO_SUMMARY_KEY",
     "RECIPE",
     "RUN_FILES",
     "SCORE_COLUMNS",
@@ -57,9 +60,11 @@ RUN_FILES = (
     *(CURVES_PNG, VAL_CONFUSION),
 )
 #: Files a run folder holds only sometimes (docs/run-folder.md's second table): the recipe
-#: that started the run, and the uncommitted changes when the working tree was dirty.
+#: that started the run, the uncommitted changes when the working tree was dirty, and the eval
+#: pictures a pseudo-labelled run trained on (``Config.pseudo_labels``).
 RECIPE, GIT_DIFF = "recipe.py", "git.diff"
-EXTRA_FILES = (RECIPE, GIT_DIFF)
+PSEUDO_LABELS = "pseudo_labels.csv"
+EXTRA_FILES = (RECIPE, GIT_DIFF, PSEUDO_LABELS)
 #: A K-fold parent's own files: its fold runs hold metrics.csv, the checkpoints, the pictures.
 KFOLD_PARENT_FILES = tuple(
     f for f in RUN_FILES if f not in (METRICS, LAST, BEST, CURVES_PNG, VAL_CONFUSION)
@@ -106,5 +111,8 @@ SUMMARY_KEYS = (
     "n_val",
     "seconds",
 )
+#: The columns of pseudo_labels.csv and the summary.json key of a pseudo-labelled run.
+PSEUDO_COLUMNS = ("image_id", "label", "p_top")
+PSEUDO_SUMMARY_KEY = "pseudo"
 #: The keys a K-fold parent's summary.json adds.
 KFOLD_SUMMARY_KEYS = ("n_folds", "folds", "cv_note")

@@ -28,13 +28,24 @@ from kit import io
 from kit import runfolder as rundir
 from kit.cli import INTERRUPTED, TERMINATED, Terminated, sigterm_as_interrupt
 from kit.config import Config, parse_folds
-from kit.metrics import summarize
+from kit.heads import head_task
+from kit.metrics import selection_score
 from kit.pretrained import Weights, resolve_weights
-from kit.runfolder import CONFIG, ENV, SUMMARY, Run, find_fold_run, read_run, write_parent
+from kit.runfolder import (
+    CONFIG,
+    ENV,
+    PSEUDO_SUMMARY_KEY,
+    SUMMARY,
+    Run,
+    find_fold_run,
+    read_run,
+    run_score,
+    write_parent,
+)
 from kit.tracking import Hook, Pruned
 from kit.train import data, distributed, mirror
 from kit.train.checkpoint import TrainState, check_resumable, load
-from kit.train.loop import Epochs, Job, train_run
+from kit.train.loop import Epochs, Job, score, train_run
 from kit.train.ready import check, prepare, smoke_note
 
 __all__ = ["check", "fit"]
@@ -126,22 +137,26 @@ def _fit_run(
 
 def _finish(job: Job, state: TrainState, done: Epochs) -> Run:
     """Reload ``best.pt``, write its probabilities (and the submission when there is an eval
-    set) and ``summary.json``, mark the run complete; rank 0 alone writes."""
+    set) and ``summary.json``, mark the run complete; rank 0 alone writes. A per-task run
+    writes its task's probabilities and no submission (it predicts no class)."""
     cfg, run_dir, t0, main = job.cfg, job.run_dir, time.time(), job.ctx.is_main
     model, splits, rows, predict = done.model, done.splits, done.rows, done.predict
+    task = head_task(cfg.head)
     distributed.barrier(job.ctx)  # rank 0 has written best.pt
     best = load(run_dir / rundir.BEST, job.device)
     model.load_state_dict(best["model"])
     val_probs = predict(splits.val)
     if main:
         keys = splits.val[["image_id", "person_id", "label"]].assign(fold=splits.fold)
-        rundir.write_probs(run_dir / rundir.VAL_PROBS, keys, val_probs)
+        rundir.write_run_probs(run_dir / rundir.VAL_PROBS, keys, val_probs, task)
     if splits.eval is not None:
         test_probs = predict(splits.eval)
         if main:
-            rundir.write_probs(run_dir / rundir.TEST_PROBS, splits.eval[["image_id"]], test_probs)
-            rundir.write_submission(test_probs, splits.eval, run_dir / rundir.SUBMISSION)
-    scores = summarize(splits.val["label"].to_numpy(), val_probs.argmax(1))
+            test_keys = splits.eval[["image_id"]]
+            rundir.write_run_probs(run_dir / rundir.TEST_PROBS, test_keys, test_probs, task)
+            if task is None:
+                rundir.write_submission(test_probs, splits.eval, run_dir / rundir.SUBMISSION)
+    scores, _ = score(splits.val, val_probs, task)
     summary = {
         "name": cfg.name,
         "status": "complete",
@@ -151,16 +166,20 @@ def _finish(job: Job, state: TrainState, done: Epochs) -> Run:
         "confusion": scores["confusion"],
         "n_val": len(splits.val),
         "seconds": round(sum(r["seconds"] for r in rows) + time.time() - t0, 3),
+        **({} if task is None else {"task": task}),
+        **({} if splits.pseudo is None else {rundir.PSEUDO_SUMMARY_KEY: splits.pseudo.record}),
     }
     if main:
         io.write_json(run_dir / rundir.SUMMARY, summary)
     job.write_status("complete", state.epoch)
     mirror.complete(job, rows, summary)
+    chosen = selection_score(scores, task)
     _log.info(
-        "done: best epoch %d, val macro F1 %.4f (accuracy %.4f) -> %s",
-        summary["best_epoch"], summary["val_macro_f1"], summary["val_accuracy"], run_dir,
+        "done: best epoch %d, val %s %.4f (accuracy %.4f) -> %s",
+        summary["best_epoch"], "macro F1" if task is None else f"{task} F1", chosen,
+        summary["val_accuracy"], run_dir,
     )  # fmt: skip
-    return Run(run_dir, "complete", cfg, summary, summary["val_macro_f1"], summary["best_epoch"])
+    return Run(run_dir, "complete", cfg, summary, chosen, summary["best_epoch"])
 
 
 def _fit_folds(
@@ -189,7 +208,8 @@ def _fit_folds(
         if main:
             dirs = {k: r.run_dir for k, r in runs.items()}
             summaries = {k: r.summary for k, r in runs.items()}
-            summary = write_parent(parent, cfg.name, cfg.n_folds, dirs, summaries, split)
+            pseudo = {k: v for k, v in summaries[wanted[0]].items() if k == PSEUDO_SUMMARY_KEY}
+            summary = write_parent(parent, cfg.name, cfg.n_folds, dirs, summaries, split, pseudo)
         summary = distributed.broadcast(summary, ctx)
     except (KeyboardInterrupt, SystemExit):
         _mark(ctx, parent, "interrupted", len(runs))
@@ -199,12 +219,14 @@ def _fit_folds(
         _mark(ctx, parent, "failed", len(runs), f"{type(err).__name__}: {err}")
         raise
     _mark(ctx, parent, "complete", len(runs))
+    task, chosen = summary.get("task"), run_score(summary)
     _log.info(
-        "K-fold done: out-of-fold macro F1 %.4f (accuracy %.4f) over folds %s of %d -> %s",
-        summary["val_macro_f1"], summary["val_accuracy"], wanted, cfg.n_folds, parent,
+        "K-fold done: out-of-fold %s %.4f (accuracy %.4f) over folds %s of %d -> %s",
+        "macro F1" if task is None else f"{task} F1", chosen, summary["val_accuracy"], wanted,
+        cfg.n_folds, parent,
     )  # fmt: skip
     folds = [runs[k] for k in wanted]
-    return Run(parent, "complete", cfg, summary, summary["val_macro_f1"], 0, folds)
+    return Run(parent, "complete", cfg, summary, chosen, 0, folds)
 
 
 def _fit_fold(

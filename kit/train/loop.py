@@ -29,9 +29,9 @@ from kit import runfolder as rundir
 from kit.config import Config
 from kit.data import sampling
 from kit.errors import TrainingDiverged
-from kit.heads import head_spec, to_probs
-from kit.labels import NUM_CLASSES, encode
-from kit.metrics import macro_f1, summarize
+from kit.heads import OUTPUT_KINDS, head_spec, head_task, to_probs
+from kit.labels import encode
+from kit.metrics import macro_f1, selection_score, summarize, summarize_task, task_values
 from kit.models import Weights
 from kit.tracking import Hook, Trackers
 from kit.train import checkpoint, data, distributed
@@ -87,6 +87,8 @@ def train_run(job: Job, ready: Ready) -> Epochs:
         ready.splits, ready.pictures, ready.parts, ready.state, ready.rows
     )  # fmt: skip
     model, train_tf, generator = parts.model, ready.train_tf, ready.generator
+    if splits.pseudo is not None and ctx.is_main:
+        rundir.write_pseudo_labels(job.run_dir, splits.pseudo.rows)
     if ctx.is_main:  # what the model started from (the face counts were logged when read)
         rundir.update_env(job.run_dir, data.inputs_record(cfg, job.weights, pictures.faces))
     parts.module = distributed.training_module(model, cfg, ctx, device)
@@ -131,11 +133,13 @@ def _epoch(
     cfg, t0 = job.cfg, time.time()
     train_loss, lr = train_one_epoch(parts, loader, criterion, cfg, epoch)
     train_loss = distributed.mean(train_loss, job.ctx)
-    scores, val_loss = score(val, predict(val))
-    parts.scheduler.step(epoch, scores["macro_f1"])
-    improved = scores["macro_f1"] > state.best_score
+    task = head_task(cfg.head)
+    scores, val_loss = score(val, predict(val), task)
+    chosen = selection_score(scores, task)  # a per-task run keeps its best task F1
+    parts.scheduler.step(epoch, chosen)
+    improved = chosen > state.best_score
     if improved:
-        state.best_score, state.best_epoch, state.bad_epochs = scores["macro_f1"], epoch, 0
+        state.best_score, state.best_epoch, state.bad_epochs = chosen, epoch, 0
         if job.ctx.is_main:
             best = job.run_dir / rundir.BEST
             checkpoint.save_best(best, parts.model, cfg.to_dict(), epoch, state.best_score)
@@ -147,13 +151,18 @@ def _epoch(
     row.update({f"val_f1_{h}": scores[f"f1_{h}"] for h in ("mask", "gender", "age")})
     row.update(lr=lr, seconds=round(time.time() - t0, 3))
     _log.info(
-        "epoch %d/%d  train_loss %.4f  val_loss %.4f  val_f1 %.4f (mask %.3f gender %.3f "
-        "age %.3f)  acc %.4f  lr %.2e  %.1fs%s",
-        epoch, cfg.epochs, train_loss, val_loss, row["val_macro_f1"], row["val_f1_mask"],
-        row["val_f1_gender"], row["val_f1_age"], row["val_accuracy"], lr, row["seconds"],
-        "  *best" if improved else "",
+        "epoch %d/%d  train_loss %.4f  val_loss %.4f  val_f1 %s (mask %s gender %s "
+        "age %s)  acc %.4f  lr %.2e  %.1fs%s",
+        epoch, cfg.epochs, train_loss, val_loss, _fmt(row["val_macro_f1"], 4),
+        _fmt(row["val_f1_mask"]), _fmt(row["val_f1_gender"]), _fmt(row["val_f1_age"]),
+        row["val_accuracy"], lr, row["seconds"], "  *best" if improved else "",
     )  # fmt: skip
     return row
+
+
+def _fmt(value: float | None, digits: int = 3) -> str:
+    """A score for the log; ``-`` for one a per-task run does not have."""
+    return "-" if value is None else f"{value:.{digits}f}"
 
 
 # ---- the batch loop ----------------------------------------------------------------------------
@@ -184,6 +193,7 @@ def train_one_epoch(
     model.train()
     optimizer.zero_grad(set_to_none=True)
     total, seen, lr = 0.0, 0, float(optimizer.param_groups[0]["lr"])
+    width = OUTPUT_KINDS.get(head_spec(cfg.head).kind).width  # a per-task head: its values
     seen_true: list[np.ndarray] = []
     seen_pred: list[np.ndarray] = []
     show = not cfg.quiet and sys.stderr.isatty()
@@ -216,21 +226,30 @@ def train_one_epoch(
                 true, pred = batch_labels(output, targets)
                 seen_true.append(true)
                 seen_pred.append(pred)
-                running_f1 = macro_f1(np.concatenate(seen_true), np.concatenate(seen_pred))
+                running_f1 = macro_f1(np.concatenate(seen_true), np.concatenate(seen_pred), width)
                 bar.set_postfix(loss=f"{total / seen:.4f}", f1=f"{running_f1:.3f}")
             bar.update()
     return total / max(seen, 1), lr
 
 
-def score(df: pd.DataFrame, probs: np.ndarray) -> tuple[dict[str, Any], float]:
+def score(
+    df: pd.DataFrame, probs: np.ndarray, task: str | None = None
+) -> tuple[dict[str, Any], float]:
     """(scores, loss) of ``probs`` on ``df``, scored with the official labels (``label``).
 
     The loss is the mean negative log-likelihood of the official class under the 18-way
-    probabilities: comparable across heads, losses and age thresholds.
+    probabilities: comparable across heads, losses and age thresholds. A per-task run's
+    ``probs`` are its ``task``'s: scores and loss are the task's (``summarize_task``).
     """
     truth = df["label"].to_numpy(np.int64)
-    picked = probs[np.arange(len(truth)), truth]
-    return summarize(truth, probs.argmax(1)), float(-np.log(np.clip(picked, 1e-12, None)).mean())
+    if task is not None:
+        values = task_values(task, truth)
+        picked = probs[np.arange(len(values)), values]
+        scores = summarize_task(task, truth, probs.argmax(1))
+    else:
+        picked = probs[np.arange(len(truth)), truth]
+        scores = summarize(truth, probs.argmax(1))
+    return scores, float(-np.log(np.clip(picked, 1e-12, None)).mean())
 
 
 @torch.inference_mode()
@@ -243,7 +262,8 @@ def predict_frame(
     prepared: Any = None,
 ) -> np.ndarray:
     """(n, 18) probabilities of ``model`` (trained under ``cfg``, on its device) for the rows of
-    ``df`` (column ``path``), in row order, through ``cfg``'s evaluation transform.
+    ``df`` (column ``path``), in row order, through ``cfg``'s evaluation transform; a per-task
+    head (``kit.heads.head_task``) gives its task's (n, k) probabilities instead.
 
     ``tta="hflip"`` averages each picture's and its mirror image's probabilities. ``prepared``
     reads pictures already cropped and resized for ``cfg`` by path (an ``ImageCache``).
@@ -266,5 +286,5 @@ def predict_frame(
     finally:
         model.train(was_training)
     if not chunks:
-        return np.zeros((0, NUM_CLASSES))
+        return np.zeros((0, OUTPUT_KINDS.get(kind).width))
     return torch.cat(chunks).numpy().astype(np.float64)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from kit import runfolder as rundir
-from kit.labels import class_name
+from kit.labels import VALUE_NAMES, class_name
 from kit.plot import confusion_png, curves_png
 
 if TYPE_CHECKING:
@@ -29,8 +29,11 @@ def complete(job: Job, rows: list[dict[str, Any]], summary: dict[str, Any]) -> N
     run_dir = job.run_dir
     _curves(job, rows)
     if job.ctx.is_main:
-        names = [f"{c} {class_name(c)}" for c in range(len(summary["confusion"]))]
-        title = f"{run_dir.name}: val macro F1 {summary['val_macro_f1']:.4f}"
+        task = summary.get("task")  # a per-task run's confusion is its task's values
+        k = len(summary["confusion"])
+        names = [f"{c} {class_name(c) if task is None else VALUE_NAMES[task][c]}" for c in range(k)]
+        what = "macro F1" if task is None else f"{task} F1"
+        title = f"{run_dir.name}: val {what} {rundir.run_score(summary):.4f}"
         confusion_png(summary["confusion"], run_dir / rundir.VAL_CONFUSION, class_names=names,
                       title=title)  # fmt: skip
     job.trackers.log_summary(summary)

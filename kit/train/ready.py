@@ -26,6 +26,7 @@ from kit.models import Weights, create_model
 from kit.train import checkpoint, data, distributed
 from kit.train.checkpoint import Parts, TrainState, check_resumable
 from kit.train.optim import build_criterion, check_scheduler_kwargs
+from kit.train.pseudo import check_pseudo_sources
 
 __all__ = ["Ready", "check", "epoch_steps", "optimizer_steps", "prepare", "smoke_note"]
 
@@ -37,6 +38,7 @@ def check(cfg: Config) -> Config:
         checked.validate()
         check_registries(checked)  # every registry is loaded once kit.train is imported
         check_scheduler_kwargs(checked)
+        check_pseudo_sources(checked)
     if checked.resume:
         check_resumable(checked, Path(checked.resume))
     return checked
@@ -84,7 +86,7 @@ def prepare(
     splits = data.load_splits(cfg)
     pictures = data.RunPictures.for_run(cfg, splits, ctx, progress=not cfg.quiet)
     target = head_target(cfg.head)
-    train_ds = data.train_dataset(cfg, splits.train, target, pictures, train_transform)
+    train_ds = data.train_dataset(cfg, splits.training, target, pictures, train_transform)
     generator = torch.Generator()
     loader = sampling.train_loader(train_ds, cfg, generator, ctx.rank, ctx.world_size)
     model = distributed.prepare_model(create_model(cfg, weights=weights).to(device), cfg)
