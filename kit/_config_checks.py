@@ -1,32 +1,24 @@
 """Type, range and registry checks behind ``Config.replace`` and ``Config.validate``.
 
-Registries are looked up lazily (``module:NAME``) so a new head, preset, optimizer, scheduler,
-sampler or TTA mode registered in its own module is accepted here without edits.
+A field whose metadata names a ``registry`` kind is checked by the registry of that kind in
+:data:`kit.registry.REGISTRIES`, so a head, preset, loss, optimizer, ... registered in its own
+module is accepted here without edits, and this module imports no training code: a registry
+not imported yet is skipped by ``validate`` and required by :func:`check_registries`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import difflib
-import importlib
 import types
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
 
-from kit.labels import HEAD_SIZES, NUM_CLASSES
+from kit.labels import HEAD_SIZES
+from kit.registry import REGISTRIES, did_you_mean
 
-__all__ = ["check", "coerce", "matches", "type_name"]
-
-#: field -> (module, registry dict) of its valid names.
-_CHOICES: dict[str, tuple[str, str]] = {
-    "head": ("kit.models", "HEADS"),
-    "preset": ("kit.transforms", "PRESETS"),
-    "optimizer": ("kit.train.optim", "OPTIMIZERS"),
-    "scheduler": ("kit.train.optim", "SCHEDULERS"),
-    "sampler": ("kit.train.loaders", "SAMPLERS"),
-    "tta": ("kit.inference", "TTA"),
-}
+__all__ = ["check", "check_folds", "check_registries", "coerce", "matches", "parse_folds"]
+__all__ += ["type_name"]
 
 _Check = tuple[Callable[[Any], bool], str]
 #: field -> (predicate, what is expected); None values skip the check.
@@ -126,7 +118,11 @@ def _to_float(v: Any) -> Any:
 
 
 def check(cfg: Any) -> None:
-    """Raise ValueError naming the first bad field of ``cfg``, its value and what is expected."""
+    """Raise ValueError naming the first bad field of ``cfg``, its value and what is expected.
+
+    Registry names are checked for the registries imported so far (see
+    :func:`check_registries`).
+    """
     hints = get_type_hints(type(cfg))
     for f in dataclasses.fields(cfg):
         coerce(f.name, getattr(cfg, f.name), hints[f.name])
@@ -136,30 +132,78 @@ def check(cfg: Any) -> None:
             raise ValueError(f"config field {name!r} is {value!r}; expected {expected}")
     if cfg.fold is not None and cfg.fold >= cfg.n_folds:
         raise ValueError(f"config field 'fold' is {cfg.fold}; expected 0..{cfg.n_folds - 1}")
-    if cfg.folds is not None:
-        from kit.train.kfold import check_folds  # late: kit.train imports this module
-
-        check_folds(cfg)
-    for name, (module, registry) in _CHOICES.items():
-        valid = getattr(importlib.import_module(module), registry)
-        _check_choice(name, getattr(cfg, name), list(valid))
+    check_folds(cfg)
+    check_registries(cfg, require=False)
     _check_model(cfg.model)
-    _check_losses(cfg)
-    _check_scheduler_kwargs(cfg.scheduler, cfg.scheduler_kwargs)
     if cfg.pretrained_file is not None and not Path(cfg.pretrained_file).is_file():
         raise ValueError(f"config field 'pretrained_file': {cfg.pretrained_file} does not exist")
-    if cfg.pretrained and cfg.pretrained_file is None:
-        from kit.models import NO_WEIGHTS_FILE
-
-        raise ValueError(NO_WEIGHTS_FILE.format(model=cfg.model))
     _check_device(cfg.device)
 
 
-def _check_device(name: str) -> None:
-    import torch
+def check_registries(cfg: Any, require: bool = True) -> None:
+    """Check every field with ``registry`` metadata against the registry of that kind.
 
+    ``require``: a kind with no registry in :data:`kit.registry.REGISTRIES` (its module not
+    imported) is an error; without it such fields are left unchecked. Training calls this
+    once every module that fills a registry is imported.
+    """
+    for f in dataclasses.fields(cfg):
+        kind = f.metadata.get("registry")
+        if kind is None:
+            continue
+        registry = REGISTRIES.get(kind)
+        if registry is not None:
+            registry.check(getattr(cfg, f.name), f.name, cfg)
+        elif require:
+            raise ValueError(
+                f"config field {f.name!r} names a {kind}, but no {kind} registry is loaded"
+                f"{did_you_mean(kind, REGISTRIES)} (loaded: {sorted(REGISTRIES)}); import the "
+                f"module that registers them first (importing kit.train loads every registry)"
+            )
+
+
+def parse_folds(spec: str, n_folds: int) -> list[int]:
+    """The sorted fold indices of ``spec``: ``"all"`` or a comma list such as ``"0,2"``."""
+    expected = f"expected all or a comma list of fold indices in 0..{n_folds - 1}, e.g. 0,2"
+    text = spec.strip().lower()
+    if text == "all":
+        return list(range(n_folds))
+    parts = [p.strip() for p in text.split(",")]
+    bad = next((p for p in parts if not (p.isascii() and p.isdigit())), None)
+    if bad is not None:
+        raise ValueError(
+            f"config field 'folds' is {spec!r}: {bad!r} is not a fold index; {expected}"
+        )
+    folds = [int(p) for p in parts]
+    beyond = [k for k in folds if k >= n_folds]
+    if beyond:
+        raise ValueError(
+            f"config field 'folds' is {spec!r}: there is no fold {beyond[0]} with "
+            f"n_folds = {n_folds}; {expected}"
+        )
+    twice = sorted({k for k in folds if folds.count(k) > 1})
+    if twice:
+        raise ValueError(f"config field 'folds' is {spec!r}: fold {twice[0]} is listed twice")
+    return sorted(folds)
+
+
+def check_folds(cfg: Any) -> None:
+    """ValueError when ``cfg.folds`` is malformed or set together with ``cfg.fold``."""
+    if cfg.folds is None:
+        return
+    parse_folds(cfg.folds, cfg.n_folds)
+    if cfg.fold is not None:
+        raise ValueError(
+            f"config fields 'fold' ({cfg.fold}) and 'folds' ({cfg.folds!r}) are both set; "
+            "expected one: fold k trains one run, folds trains a K-fold (use --fold none)"
+        )
+
+
+def _check_device(name: str) -> None:
     if name == "auto":
         return
+    import torch  # only for a named device: checking a config must not load torch otherwise
+
     try:
         device = torch.device(name)
     except (RuntimeError, ValueError) as err:
@@ -168,49 +212,12 @@ def _check_device(name: str) -> None:
         raise ValueError(f"config field 'device' is {name!r} but torch sees no CUDA GPU; use auto")
 
 
-def _check_choice(name: str, value: str, valid: list[str]) -> None:
-    if value not in valid:
-        close = difflib.get_close_matches(value, valid, n=1)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
-        raise ValueError(f"config field {name!r} is {value!r}{hint}; valid choices: {valid}")
-
-
 def _check_model(name: str) -> None:
-    import timm
+    import timm  # slow to import: only when a config is checked
 
     if not timm.is_model(name):
-        close = difflib.get_close_matches(name, timm.list_models(), n=3, cutoff=0.6)
-        hint = f" Close names: {close}." if close else ""
+        close = did_you_mean(name, timm.list_models(), n=3)
         raise ValueError(
-            f"config field 'model' is {name!r}, which is not a timm model.{hint} "
+            f"config field 'model' is {name!r}, which is not a timm model{close}. "
             f"List names with: python -c \"import timm; print(timm.list_models('*{name[:6]}*'))\""
-        )
-
-
-#: output kind -> the config fields that choose its loss (named in errors).
-_LOSS_FIELDS: dict[str, str] = {"joint": "loss", "heads": "head_losses / loss"}
-
-
-def _check_losses(cfg: Any) -> None:
-    import numpy as np
-
-    from kit.heads import head_spec
-    from kit.train.steps import build_criterion
-
-    try:  # one image of every class stands in for the training labels
-        build_criterion(cfg, labels=np.arange(NUM_CLASSES))
-    except (ValueError, KeyError, TypeError) as err:
-        where = _LOSS_FIELDS.get(head_spec(cfg.head).kind, "loss")
-        raise ValueError(f"config field {where!r}: {err}") from err
-
-
-def _check_scheduler_kwargs(scheduler: str, kwargs: dict[str, float]) -> None:
-    from kit.train.optim import SCHEDULER_KWARGS
-
-    allowed = SCHEDULER_KWARGS.get(scheduler, ())
-    unknown = sorted(set(kwargs) - set(allowed))
-    if unknown:
-        raise ValueError(
-            f"config field 'scheduler_kwargs' has {unknown} for scheduler {scheduler!r}; "
-            f"it accepts {list(allowed) or 'no arguments'}"
         )

@@ -2,7 +2,8 @@
 
 ``--image-size 128 96`` parses two ints (never a list of characters), ``--no-amp`` switches a
 boolean off, ``--head-losses age=focal,mask=cross_entropy`` fills a dict, ``none`` clears an
-optional field.
+optional field. The help of a field with a ``registry`` kind lists what that registry holds
+when the parser is built (losses with the keyword arguments each takes).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any, Union, get_args, get_origin, get_type_hints
 import yaml
 
 from kit._config_checks import type_name
+from kit.registry import REGISTRIES
 
 __all__ = ["build_parser", "namespace_changes"]
 
@@ -38,6 +40,7 @@ def build_parser(base: Any) -> argparse.ArgumentParser:
         hint = hints[f.name]
         default = getattr(base, f.name)
         help_text = f"{f.metadata.get('help', '')} [{type_name(hint)}; default: {_show(default)}]"
+        help_text += _registered(f.metadata.get("registry"))
         flag = "--" + f.name.replace("_", "-")
         if hint is bool:
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, help=help_text)
@@ -63,6 +66,15 @@ def namespace_changes(ns: argparse.Namespace, config_type: type) -> dict[str, An
         for k, v in vars(ns).items()
         if k not in _EXTRA
     }
+
+
+def _registered(kind: str | None) -> str:
+    """`` Registered: a, b.`` for the registry of ``kind`` if it is loaded, else ``""``."""
+    registry = REGISTRIES.get(kind) if kind else None
+    if registry is None:
+        return ""
+    # argparse %-formats help texts
+    return f" Registered: {', '.join(registry.describe())}.".replace("%", "%%")
 
 
 def _show(value: Any) -> str:

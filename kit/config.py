@@ -8,10 +8,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import difflib
 import json
-import sys
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, get_type_hints
@@ -19,9 +16,17 @@ from typing import Any, get_type_hints
 import yaml
 
 from kit import io
-from kit._config_checks import check, coerce
+from kit._config_checks import check, check_registries, coerce, parse_folds
+from kit.registry import did_you_mean
 
-__all__ = ["ROLES", "Config", "fields_with_role", "parse_args", "split_fields"]
+__all__ = [
+    "ROLES",
+    "Config",
+    "check_registries",
+    "fields_with_role",
+    "parse_folds",
+    "split_fields",
+]
 
 
 #: Field roles (``role`` in field metadata). Resume checks, the ledger's "what differs" and
@@ -93,9 +98,13 @@ class Config:
     preset: str = _f("base", "augmentation preset: base or strong", registry="preset")
     cache_flips: bool = _f(False, "cache mirror images too; training picks one or the other")
     # loss
-    loss: str = _f("cross_entropy", "loss of a single head, e.g. focal or 0.5*focal+0.5*f1")
+    loss: str = _f(
+        "cross_entropy", "loss of a single head, e.g. focal or 0.5*focal+0.5*f1", registry="loss"
+    )
     head_losses: dict[str, str] = _f(  # noqa: RUF009
-        {}, "multi-head losses, e.g. age=focal,mask=cross_entropy (others use --loss)"
+        {},
+        "multi-head losses, e.g. age=focal,mask=cross_entropy (others use --loss)",
+        registry="loss",
     )
     head_weights: dict[str, float] | None = _f(None, "multi-head loss weights, e.g. age=2")  # noqa: RUF009
     loss_kwargs: dict[str, Any] = _f({}, "extra loss arguments, e.g. gamma=2,smoothing=0.1")  # noqa: RUF009
@@ -181,11 +190,12 @@ class Config:
     @classmethod
     def load(cls, path: str | Path) -> Config:
         """Read a config written by :meth:`save` (or by hand); missing keys keep defaults."""
-        return _apply_file(cls(), path)
+        return apply_file(cls(), path)
 
     # ---- checks and variants ----------------------------------------------------------------
     def validate(self) -> Config:
-        """Check types, ranges and registry names; return self so calls can chain."""
+        """Check types, ranges and the names of the registries imported so far (training
+        requires them all: :func:`check_registries`); return self so calls can chain."""
         check(self)
         return self
 
@@ -246,7 +256,7 @@ def read_mapping(path: str | Path) -> dict[str, Any]:
     return data
 
 
-def _apply_file(cfg: Config, path: str | Path) -> Config:
+def apply_file(cfg: Config, path: str | Path) -> Config:
     """``cfg`` with the keys present in the file at ``path`` replaced (others kept)."""
     try:
         return cfg.replace(**read_mapping(path))
@@ -256,30 +266,5 @@ def _apply_file(cfg: Config, path: str | Path) -> Config:
 
 
 def _unknown_message(key: str, what: str) -> str:
-    close = difflib.get_close_matches(key, list(_hints()), n=3, cutoff=0.5)
-    hint = f"; did you mean {', '.join(close)}?" if close else ""
-    return f"unknown {what} {key!r}{hint} (valid keys: {', '.join(_hints())})"
-
-
-def parse_args(base: Config, argv: Sequence[str] | None = None) -> Config:
-    """``base`` overridden by ``--config FILE`` and then by command-line flags.
-
-    ``--resume RUN_DIR`` starts from that run's saved config instead of ``base``.
-    ``--save-config FILE`` writes the resolved config and exits.
-    """
-    from kit._config_cli import build_parser, namespace_changes
-
-    parser = build_parser(base)
-    ns = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
-    changes = namespace_changes(ns, type(base))
-    cfg = base
-    if changes.get("resume"):
-        cfg = _apply_file(cfg, Path(changes["resume"]) / "config.json")
-    if ns.config:
-        cfg = _apply_file(cfg, ns.config)
-    cfg = cfg.replace(**changes)
-    if ns.save_config:
-        cfg.save(ns.save_config)
-        print(f"wrote {ns.save_config}; train with it: --config {ns.save_config}")
-        raise SystemExit(0)
-    return cfg
+    close = did_you_mean(key, _hints(), n=3, cutoff=0.5)
+    return f"unknown {what} {key!r}{close}; valid keys: {', '.join(_hints())}"

@@ -16,13 +16,11 @@ checks accept it by name:
 ...     return nn.Sequential(nn.Dropout(0.3), nn.Linear(in_features, 18))
 >>> HEADS["dropout_linear"].kind
 'joint'
->>> _ = HEADS.pop("dropout_linear")  # (only so this example leaves the registry as it was)
+>>> _ = HEADS.unregister("dropout_linear")  # (so this example leaves the registry as it was)
 """
 
 from __future__ import annotations
 
-import difflib
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -32,6 +30,7 @@ from torch import nn
 
 from kit.labels import HEAD_SIZES, NUM_CLASSES, decode, joint_from_heads
 from kit.labels import HEADS as HEAD_NAMES
+from kit.registry import Registry, UnknownName
 
 __all__ = [
     "HEADS",
@@ -40,6 +39,7 @@ __all__ = [
     "MultiHead",
     "OutputKind",
     "head_spec",
+    "head_target",
     "register_head",
     "to_probs",
 ]
@@ -72,11 +72,12 @@ def _heads_target(label: int) -> dict[str, int]:
 
 
 #: output kind -> how it is trained and read. The loss of each kind is built by
-#: ``kit.train.steps.build_criterion``.
-OUTPUT_KINDS: dict[str, OutputKind] = {
-    "joint": OutputKind("one (n, 18) logits tensor", int, _joint_probs),
-    "heads": OutputKind("a dict of mask / gender / age logits", _heads_target, _heads_probs),
-}
+#: ``kit.train.optim.build_criterion``.
+OUTPUT_KINDS: Registry[OutputKind] = Registry("output_kind")
+OUTPUT_KINDS.register("joint", OutputKind("one (n, 18) logits tensor", int, _joint_probs))
+OUTPUT_KINDS.register(
+    "heads", OutputKind("a dict of mask / gender / age logits", _heads_target, _heads_probs)
+)
 
 
 @dataclass(frozen=True)
@@ -87,8 +88,12 @@ class HeadSpec:
     kind: str
 
 
+def _describe(name: str, spec: HeadSpec) -> str:
+    return f"{name} ({spec.kind})"
+
+
 #: head name (``cfg.head``) -> its builder and output kind; add entries with register_head.
-HEADS: dict[str, HeadSpec] = {}
+HEADS: Registry[HeadSpec] = Registry("head", describe=_describe)
 
 
 def register_head(name: str, kind: str, *, overwrite: bool = False) -> Callable[[Builder], Builder]:
@@ -96,38 +101,29 @@ def register_head(name: str, kind: str, *, overwrite: bool = False) -> Callable[
 
     ``kind`` is a key of :data:`OUTPUT_KINDS`: what the module's forward returns.
     """
-    if not re.fullmatch(r"[A-Za-z_]\w*", name):
-        raise ValueError(f"head name must be an identifier, got {name!r}")
     if kind not in OUTPUT_KINDS:
-        raise ValueError(
-            f"head {name!r}: unknown output kind {kind!r}; valid kinds: {sorted(OUTPUT_KINDS)}"
-        )
+        raise UnknownName(OUTPUT_KINDS.unknown_message(kind, f"head {name!r}: unknown output kind"))
+    add = HEADS.register(name, overwrite=overwrite)  # checks the name now, not at decoration
 
     def decorate(build: Builder) -> Builder:
-        old = HEADS.get(name)
-        if old is not None and not overwrite and old.build is not build:
-            raise ValueError(
-                f"head {name!r} is already registered ({old.build!r}); "
-                "pass overwrite=True to replace it"
-            )
-        HEADS[name] = HeadSpec(build, kind)
+        add(HeadSpec(build, kind))
         return build
 
     return decorate
 
 
 def head_spec(name: str) -> HeadSpec:
-    """The :class:`HeadSpec` of ``name``; ValueError naming the valid heads if unknown."""
+    """The :class:`HeadSpec` of ``name``; :class:`~kit.registry.UnknownName` if unknown."""
     spec = HEADS.get(name)
-    if spec is None:
-        close = difflib.get_close_matches(name, list(HEADS), n=1)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
-        raise ValueError(f"unknown head {name!r}{hint}; valid heads: {sorted(HEADS)}")
-    if spec.kind not in OUTPUT_KINDS:
-        raise ValueError(
-            f"head {name!r} declares output kind {spec.kind!r}; valid kinds: {sorted(OUTPUT_KINDS)}"
-        )
+    if spec.kind not in OUTPUT_KINDS:  # an entry registered without register_head
+        raise UnknownName(OUTPUT_KINDS.unknown_message(spec.kind, f"head {name!r} has output kind"))
     return spec
+
+
+def head_target(name: str) -> Callable[[int], Any]:
+    """The training target of head ``name`` for an 18-way class id (its kind's ``target``):
+    the id itself for ``"joint"`` heads, a ``{mask, gender, age}`` dict for ``"heads"``."""
+    return OUTPUT_KINDS.get(head_spec(name).kind).target
 
 
 def to_probs(output: torch.Tensor | Mapping[str, torch.Tensor], kind: str | None = None) -> Any:
@@ -135,9 +131,7 @@ def to_probs(output: torch.Tensor | Mapping[str, torch.Tensor], kind: str | None
     for a dict, else ``"joint"``)."""
     if kind is None:
         kind = "heads" if isinstance(output, Mapping) else "joint"
-    if kind not in OUTPUT_KINDS:
-        raise ValueError(f"unknown output kind {kind!r}; valid kinds: {sorted(OUTPUT_KINDS)}")
-    return OUTPUT_KINDS[kind].probs(output)
+    return OUTPUT_KINDS.get(kind).probs(output)
 
 
 @register_head("single", "joint")

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import IO, Any
 
 __all__ = [
+    "OUTPUT_FIX",
     "OutputError",
     "atomic_path",
     "atomic_write",
@@ -30,11 +31,35 @@ os.umask(_UMASK)
 _DISK_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS}
 
 
+#: What an :class:`OutputError` suggests unless the command that writes knows its own flag.
+OUTPUT_FIX = "choose another output folder or free space"
+
+
 class OutputError(OSError):
-    """An output file could not be written (read-only folder, disk full, ...)."""
+    """An output file could not be written (read-only folder, disk full, ...).
+
+    ``path``, ``reason`` and ``fix`` make up the message; a command replaces the generic fix with
+    the flag that chooses its own output (:meth:`with_fix`), so the hint always works there.
+    """
+
+    def __init__(self, errno_: int, message: str, *, path: Path | None = None,
+                 reason: str = "", fix: str = "") -> None:  # fmt: skip
+        super().__init__(errno_, message)
+        self.path, self.reason, self.fix = path, reason, fix
+
+    def with_fix(self, fix: str) -> OutputError:
+        """The same error suggesting ``fix`` (e.g. ``"pass another -o PATH"``) instead."""
+        if self.path is None:  # a message built by hand keeps its own advice
+            return self
+        return _error(self.errno or 0, self.path, self.reason, fix)
 
 
-def _explain(path: Path, err: OSError) -> OutputError:
+def _error(errno_: int, path: Path, reason: str, fix: str) -> OutputError:
+    message = f"cannot write {path}: {reason}. Nothing was replaced; {fix}."
+    return OutputError(errno_, message, path=path, reason=reason, fix=fix)
+
+
+def _explain(path: Path, err: OSError, fix: str = OUTPUT_FIX) -> OutputError:
     reason = {
         errno.ENOSPC: "the disk is full",
         errno.EDQUOT: "the disk quota is exhausted",
@@ -44,17 +69,14 @@ def _explain(path: Path, err: OSError) -> OutputError:
         errno.EEXIST: "a file is in the way where a folder is expected",
         errno.ENOTDIR: "a file is in the way where a folder is expected",
     }.get(err.errno or 0, err.strerror or str(err))
-    return OutputError(
-        err.errno or 0,
-        f"cannot write {path}: {reason}. Nothing was replaced; choose another output "
-        f"folder (e.g. --output-dir) or free space.",
-    )
+    return _error(err.errno or 0, path, reason, fix)
 
 
-def output_error(path: str | os.PathLike[str], err: OSError) -> OutputError:
+def output_error(path: str | os.PathLike[str], err: OSError, fix: str = OUTPUT_FIX) -> OutputError:
     """``err`` (raised while creating or writing ``path``) as an :class:`OutputError` that says
-    why in plain words: disk full, read-only, permission denied, a file in the way."""
-    return _explain(Path(path), err)
+    why in plain words (disk full, read-only, permission denied, a file in the way) and what to
+    do: ``fix``, which names the caller's own option (``"choose another --output-dir"``)."""
+    return _explain(Path(path), err, fix)
 
 
 @contextlib.contextmanager

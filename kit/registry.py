@@ -15,7 +15,8 @@ kit.registry.UnknownName: unknown shape 'sqare' (did you mean 'square'?); valid:
 
 Every registry made here is also listed in :data:`REGISTRIES` under its ``kind``, so that
 config checks and ``--help`` can find the valid names of a field from its metadata without
-importing the module that fills the registry.
+importing the module that fills the registry. A registry whose values are more than one name
+(loss specs such as ``0.5*focal+0.5*f1``) passes its own ``check`` (see :meth:`Registry.check`).
 """
 
 from __future__ import annotations
@@ -35,25 +36,38 @@ class UnknownName(ValueError):
     """A name that no entry of a registry has; the message lists the valid ones."""
 
 
-def did_you_mean(name: str, valid: Iterable[str], n: int = 1) -> str:
-    """`` (did you mean 'x'?)`` for the closest valid names, or ``""`` when none is close."""
-    close = difflib.get_close_matches(str(name), list(valid), n=n, cutoff=0.6)
+def did_you_mean(name: str, valid: Iterable[str], n: int = 1, cutoff: float = 0.6) -> str:
+    """`` (did you mean 'x'?)`` for the closest valid names, or ``""`` when none is close
+    (``cutoff`` is difflib's similarity threshold)."""
+    close = difflib.get_close_matches(str(name), list(valid), n=n, cutoff=cutoff)
     if not close:
         return ""
     return f" (did you mean {' or '.join(repr(c) for c in close)}?)"
 
 
+#: ``check(value, field, cfg)`` of a registry whose values are not plain names.
+Checker = Callable[[Any, "str | None", Any], None]
+
+
 class Registry(Generic[T]):
     """Entries by name, filled with the :meth:`register` decorator (or call).
 
-    ``kind`` names what the entries are (``loss``, ``head``, ...) in messages and in
-    :data:`REGISTRIES`. ``describe`` optionally turns an entry into one line for ``--help``.
+    ``kind`` names what the entries are (``loss``, ``head``, ``ensemble_method``, ...) in
+    messages (underscores read as spaces) and in :data:`REGISTRIES`. ``describe`` optionally
+    turns an entry into one line for ``--help``; ``check`` replaces the plain "is it a
+    registered name" test of :meth:`check` for composite values.
     """
 
-    def __init__(self, kind: str, describe: Callable[[str, T], str] | None = None) -> None:
+    def __init__(
+        self,
+        kind: str,
+        describe: Callable[[str, T], str] | None = None,
+        check: Checker | None = None,
+    ) -> None:
         self.kind = kind
         self._entries: dict[str, T] = {}
         self._describe = describe
+        self._check = check
         REGISTRIES[kind] = self
 
     # ---- filling --------------------------------------------------------------------------
@@ -68,13 +82,14 @@ class Registry(Generic[T]):
         Registering another entry under a taken name raises ValueError unless ``overwrite``.
         """
         if not isinstance(name, str) or not _NAME.fullmatch(name):
-            raise ValueError(f"{self.kind} name must be an identifier, got {name!r}")
+            raise ValueError(f"{self.label} name must be an identifier, got {name!r}")
 
         def add(value: T) -> T:
             old = self._entries.get(name)
-            if old is not None and old is not value and not overwrite:
+            # an equal entry again (a module imported twice, a frozen spec rebuilt) is no change
+            if old is not None and old is not value and old != value and not overwrite:
                 raise ValueError(
-                    f"{self.kind} {name!r} is already registered ({old!r}); "
+                    f"{self.label} {name!r} is already registered ({old!r}); "
                     "pass overwrite=True to replace it"
                 )
             self._entries[name] = value
@@ -97,8 +112,25 @@ class Registry(Generic[T]):
     def unknown_message(self, name: Any, what: str | None = None) -> str:
         """``unknown <kind> 'x' (did you mean 'y'?); valid: [...]``; ``what`` replaces the
         leading ``unknown <kind>`` (a config field, say)."""
-        head = what or f"unknown {self.kind}"
+        head = what or f"unknown {self.label}"
         return f"{head} {name!r}{did_you_mean(str(name), self.names())}; valid: {self.names()}"
+
+    @property
+    def label(self) -> str:
+        """``kind`` as words, for messages (``ensemble_method`` -> ``ensemble method``)."""
+        return self.kind.replace("_", " ")
+
+    def check(self, value: Any, field: str | None = None, cfg: Any = None) -> None:
+        """Raise ValueError unless ``value`` is valid here: by default a registered name; a
+        registry made with ``check`` decides itself (it may read other fields of ``cfg``).
+
+        ``field`` is the config field ``value`` comes from, named in the message.
+        """
+        if self._check is not None:
+            self._check(value, field, cfg)
+        elif value not in self:
+            what = None if field is None else f"config field {field!r} is"
+            raise UnknownName(self.unknown_message(value, what))
 
     def names(self) -> list[str]:
         """The registered names, sorted."""
@@ -115,7 +147,7 @@ class Registry(Generic[T]):
         return [self._describe(name, entry) for name, entry in self.items()]
 
     def __contains__(self, name: object) -> bool:
-        return name in self._entries
+        return isinstance(name, str) and name in self._entries
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.names())

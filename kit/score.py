@@ -1,7 +1,10 @@
-"""Score a submission against answers: macro F1, accuracy, per-class report, confusion picture.
+"""Score a run's validation or a submission: macro F1, accuracy, per-class report, confusion.
 
-``python -m kit.score submission.csv --answers data/eval/answers.csv [--png confusion.png]``
-Both files are ``ImageID,ans`` (the fixture's ``eval/answers.csv`` works as is).
+``python -m kit.score RUN_DIR``: the run's (or K-fold parent's, out-of-fold) own validation
+report from its val_probs.csv. ``python -m kit.score submission.csv --answers
+data/eval/answers.csv [--png confusion.png]``: a submission against answers, both ``ImageID,ans``
+(the fixture's ``eval/answers.csv`` works as is). The scores come first; the picture is optional
+and only warns when it cannot be written.
 """
 
 from __future__ import annotations
@@ -16,12 +19,23 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from kit.cli import add_debug_flag, error_text, run_cli
+from kit.io import OutputError
 from kit.labels import NUM_CLASSES
 from kit.metrics import per_class_f1, report, summarize
 from kit.plot import confusion_png
-from kit.runfolder import read_submission
+from kit.runfolder import (
+    SUBMISSION,
+    VAL_CONFUSION,
+    VAL_PROBS,
+    read_predictions,
+    read_submission,
+    read_summary,
+)
 
 __all__ = ["format_confusion", "main", "score_submission"]
+
+_PNG_FIX = "pass --png PATH to draw it elsewhere, or free space"
 
 
 def _examples(ids: np.ndarray) -> str:
@@ -76,34 +90,77 @@ def format_confusion(confusion: Sequence[Sequence[int]]) -> str:
     return "\n".join([head, *rows]) + "\n"
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Print the scores and write the confusion PNG; exit code 2 on bad input."""
-    p = argparse.ArgumentParser(prog="python -m kit.score", description=__doc__.splitlines()[0])
-    p.add_argument("submission", help="submission CSV (ImageID,ans)")
-    p.add_argument(
-        "--answers", required=True, help="answers CSV (ImageID,ans), e.g. eval/answers.csv"
-    )
-    p.add_argument("--png", help="confusion picture (default: <submission>_confusion.png)")
-    args = p.parse_args(argv)
-    sub = Path(args.submission)
-    png = Path(args.png) if args.png else sub.with_name(f"{sub.stem}_confusion.png")
-    try:
-        truth, pred, same_order = _aligned(sub, Path(args.answers))
-        s = _scores(truth, pred, same_order)
-        title = (
-            f"{sub.name}: macro F1 {s['macro_f1']:.4f}, accuracy {s['accuracy']:.4f}, n {s['n']}"
+def _target(args: argparse.Namespace) -> tuple[str, np.ndarray, np.ndarray, bool, Path]:
+    """What to score: (title, truth, predictions, same order, default picture path)."""
+    path = Path(args.target)
+    if path.is_dir() and args.answers is None:  # a run's own validation report
+        val, _ = read_predictions(path)  # explains a run that has not finished
+        if val is None:
+            raise FileNotFoundError(
+                f"{path}: no {VAL_PROBS}; expected a run folder that finished validation "
+                "(or pass a submission CSV with --answers)"
+            )
+        folds = read_summary(path).get("folds")
+        what = f"out-of-fold over {len(folds)} folds" if folds else "validation"
+        return f"{path.name} ({what})", val.truth, val.labels, True, path / VAL_CONFUSION
+    if args.answers is None:
+        raise ValueError(
+            f"{path}: a submission CSV is scored against answers; pass --answers "
+            "eval/answers.csv (or give a run folder for its validation report)"
         )
-        confusion_png(s["confusion"], png, title=title)
-    except (ValueError, FileNotFoundError, OSError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    sub = path / SUBMISSION if path.is_dir() else path
+    truth, pred, same_order = _aligned(sub, Path(args.answers))
+    return sub.name, truth, pred, same_order, sub.with_name(f"{sub.stem}_confusion.png")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m kit.score", description=__doc__.splitlines()[0])
+    p.add_argument(
+        "target",
+        help="a run folder or K-fold parent (its validation report from val_probs.csv), "
+        "or a submission CSV (ImageID,ans) with --answers",
+    )
+    p.add_argument("--answers", help="answers CSV (ImageID,ans), e.g. eval/answers.csv")
+    p.add_argument(
+        "--png",
+        help="confusion picture (default: <submission>_confusion.png beside a submission, "
+        f"{VAL_CONFUSION} in a run folder)",
+    )
+    add_debug_flag(p)
+    return p
+
+
+def _picture(confusion: list[list[int]], png: Path, title: str) -> None:
+    """The optional picture: a folder it cannot be written to only warns."""
+    try:
+        confusion_png(confusion, png, title=title)
+    except OSError as err:
+        if isinstance(err, OutputError):
+            err = err.with_fix(_PNG_FIX)
+        print(f"warning: no confusion picture: {error_text(err)}", file=sys.stderr)
+        return
+    print(f"wrote {png}")
+
+
+def _main(argv: Sequence[str]) -> int:
+    args = _parser().parse_args(argv)
+    title, truth, pred, same_order, default_png = _target(args)
+    png = Path(args.png) if args.png else default_png
+    s = _scores(truth, pred, same_order)
+    print(f"{title}\n")
     print(f"macro F1  {s['macro_f1']:.4f}   accuracy  {s['accuracy']:.4f}   (n = {s['n']})\n")
     print(report(truth, pred))
     print(format_confusion(s["confusion"]))
     if not s["same_order"]:
         print("WARNING: rows are not in the answers' order; the leaderboard expects info.csv order")
-    print(f"wrote {png}")
+    headline = f"macro F1 {s['macro_f1']:.4f}, accuracy {s['accuracy']:.4f}, n {s['n']}"
+    _picture(s["confusion"], png, f"{title}: {headline}")
     return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Print the scores, then write the confusion PNG; exit code 2 on bad input."""
+    return run_cli(_main, argv, output_fix=_PNG_FIX)
 
 
 if __name__ == "__main__":

@@ -7,6 +7,9 @@ Every pipeline is ``prepare`` (centre crop as a fraction of the picture, resize 
 
 A loader that already returns prepared images (a cache of cropped, resized pictures) pairs with
 ``build_transforms(cfg, prepared=True)``, which leaves out the crop and resize.
+
+:data:`TTA` holds the test-time views of a batch of prepared tensors, for validation in
+training and for inference alike.
 """
 
 from __future__ import annotations
@@ -18,7 +21,9 @@ import albumentations as A
 import numpy as np
 from albumentations.pytorch import ToTensorV2
 
-__all__ = ["MEAN", "PRESETS", "STD", "FractionCenterCrop", "build_transforms", "prepare"]
+from kit.registry import Registry
+
+__all__ = ["MEAN", "PRESETS", "STD", "TTA", "FractionCenterCrop", "build_transforms", "prepare"]
 
 #: Pixel statistics of the competition's training photos (RGB, 0..1 scale).
 MEAN: tuple[float, float, float] = (0.548, 0.504, 0.479)
@@ -43,10 +48,21 @@ class FractionCenterCrop(A.ImageOnlyTransform):
         return ("fraction",)
 
 
+#: preset name -> augmentations applied to the prepared (cropped, resized) uint8 image.
+PRESETS: Registry[Callable[[Any], list[A.BasicTransform]]] = Registry("preset")
+
+#: TTA mode -> the views of a batch ``(n, 3, H, W)`` whose probabilities are averaged.
+TTA: Registry[Callable[[Any], list[Any]]] = Registry("tta")
+TTA.register("none", lambda x: [x])
+TTA.register("hflip", lambda x: [x, x.flip(3)])  # the mirror image: width is the last axis
+
+
+@PRESETS.register("base")
 def _base(cfg: Any) -> list[A.BasicTransform]:
     return []
 
 
+@PRESETS.register("strong")
 def _strong(cfg: Any) -> list[A.BasicTransform]:
     return [
         A.HorizontalFlip(p=0.5),
@@ -66,10 +82,6 @@ def _strong(cfg: Any) -> list[A.BasicTransform]:
             p=0.3,
         ),
     ]
-
-
-#: preset name -> augmentations applied to the prepared (cropped, resized) uint8 image.
-PRESETS: dict[str, Callable[[Any], list[A.BasicTransform]]] = {"base": _base, "strong": _strong}
 
 
 def _prepare_steps(cfg: Any) -> list[A.BasicTransform]:
@@ -113,11 +125,10 @@ def build_transforms(
     ``augment`` replaces the preset's augmentations (a recipe's own ``A.Compose`` or list); it
     sees the cropped, resized uint8 image. ``prepared=True`` drops the crop and resize.
     """
-    if cfg.preset not in PRESETS:
-        raise ValueError(f"unknown preset {cfg.preset!r}; valid presets: {sorted(PRESETS)}")
+    preset = PRESETS.get(cfg.preset)
     head = [] if prepared else _prepare_steps(cfg)
     if augment is None:
-        augs = PRESETS[cfg.preset](cfg)
+        augs = preset(cfg)
     else:
         augs = list(augment) if isinstance(augment, (list, tuple)) else [augment]
         _check_augment(augs)

@@ -2,9 +2,10 @@
 
 The techniques several teams reported (docs/domain.md, "What worked for the teams"):
 separate mask / gender / age outputs, focal loss for the hard age head, training with the age
-boundary moved from 60 to 58 (every ">=60" training person is exactly 60, and 57-59 year olds
-look alike), and sampling rare classes as often as common ones. Validation and the submission are still
-scored with the official boundary 60 (kit always scores the 18 official classes).
+boundary moved from 60 to 58 (every ">=60" training person is exactly 60, and 57-59 year
+olds look alike), and sampling rare classes as often as common ones. Validation and the
+submission are still scored with the official boundary 60 (kit always scores the 18 official
+classes).
 
 Changes: head, head_losses, age_thresholds, sampler
 

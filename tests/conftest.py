@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from kit.config import Config
-from kit.data import make_fixture
+from kit.data.fixture import make_fixture
 
 # One thread: the tests run beside other work on small shared machines, where a second
 # thread mostly waits; results do not depend on it.
@@ -25,12 +25,15 @@ def tiny_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_fixture(root, n_people=TINY_PEOPLE, image_size=TINY_SIZE, seed=0, n_eval_people=4)
 
 
-@pytest.fixture
-def tiny_cfg(tiny_data: Path, tmp_path: Path) -> Config:
-    """A seconds-long CPU run on ``tiny_data`` writing into this test's tmp folder."""
+@pytest.fixture(scope="session")
+def tiny_base(tiny_data: Path) -> Config:
+    """The one tiny training config of the tests: a seconds-long CPU run on ``tiny_data``.
+
+    It writes into ``runs`` under the current folder; tests give it their own ``output_dir``
+    (``tiny_cfg`` does) and override only what they are about.
+    """
     return Config(
         data_dir=str(tiny_data),
-        output_dir=str(tmp_path / "runs"),
         name="t",
         model="test_resnet",
         image_size=(32, 24),
@@ -39,5 +42,13 @@ def tiny_cfg(tiny_data: Path, tmp_path: Path) -> Config:
         eval_batch_size=128,
         max_steps_per_epoch=3,
         warmup_epochs=0.0,
+        workers=0,
+        device="cpu",  # the same arithmetic on every machine, GPU or not
         quiet=True,
     )
+
+
+@pytest.fixture
+def tiny_cfg(tiny_base: Config, tmp_path: Path) -> Config:
+    """:func:`tiny_base` writing into this test's tmp folder."""
+    return tiny_base.replace(output_dir=str(tmp_path / "runs"))

@@ -21,14 +21,16 @@ import pytest
 from PIL import Image
 from torch.utils.data import DataLoader
 
-import kit.train.trainer as trainer
-from kit.config import Config, parse_args
-from kit.data import DataError, make_fixture, read_eval, read_train, verify_images
+import kit.train.loop as loop
+from kit.config import Config
+from kit.data import DataError, read_eval, read_train, verify_images
 from kit.data.dataset import ImageDataset, load_rgb
+from kit.data.fixture import make_fixture
 from kit.ensemble import ensemble
 from kit.ensemble.__main__ import main as ensemble_main
+from kit.recipe import parse_args
 from kit.train import fit
-from kit.train.loaders import load_splits
+from kit.train.data import load_splits
 from tests._runfolders import Preds, RunSpec, one_hot_probs, summary, write_run
 
 
@@ -45,19 +47,15 @@ def data(layout: Path, tmp_path: Path) -> Path:
     return Path(shutil.copytree(layout, tmp_path / "data"))
 
 
-def _cfg(data: Path, out: Path, **changes) -> Config:
-    return Config(
-        data_dir=str(data),
-        output_dir=str(out),
-        model="test_resnet",
-        image_size=(32, 24),
-        epochs=1,
-        batch_size=8,
-        max_steps_per_epoch=1,
-        workers=0,
-        device="cpu",  # the same arithmetic on every machine, GPU or not
-        quiet=True,
-    ).replace(**changes)
+@pytest.fixture
+def make_cfg(tiny_base: Config) -> Callable[..., Config]:
+    """``make_cfg(data, out, **changes)``: one step of one epoch on a layout of this module."""
+    base = tiny_base.replace(epochs=1, batch_size=8, max_steps_per_epoch=1)
+
+    def make(data: Path, out: Path, **changes) -> Config:
+        return base.replace(data_dir=str(data), output_dir=str(out), **changes)
+
+    return make
 
 
 # ---- ways to break a layout ------------------------------------------------------------------
@@ -173,7 +171,9 @@ def _readers_message(data: Path) -> str:
 
 
 @pytest.mark.parametrize("case", list(BREAKS))
-def test_fit_stops_before_training_with_the_readers_message(case, data, tmp_path, monkeypatch):
+def test_fit_stops_before_training_with_the_readers_message(
+    make_cfg, case, data, tmp_path, monkeypatch
+):
     breaker, fragment = BREAKS[case]
     breaker(data)
     expected = _readers_message(data)
@@ -182,10 +182,10 @@ def test_fit_stops_before_training_with_the_readers_message(case, data, tmp_path
     def no_training(*args, **kwargs):
         raise AssertionError("training started on bad data")
 
-    monkeypatch.setattr(trainer, "train_one_epoch", no_training)
+    monkeypatch.setattr(loop, "train_one_epoch", no_training)
     out = tmp_path / "runs"
     with pytest.raises(DataError) as info:
-        fit(_cfg(data, out))
+        fit(make_cfg(data, out))
     assert str(info.value) == expected
     (run_dir,) = out.iterdir()
     status = json.loads((run_dir / "status.json").read_text())
@@ -193,26 +193,26 @@ def test_fit_stops_before_training_with_the_readers_message(case, data, tmp_path
     assert not (run_dir / "last.pt").exists()
 
 
-def test_fixes_naming_unknown_people_or_bad_values_stop_fit(data, tmp_path):
+def test_fixes_naming_unknown_people_or_bad_values_stop_fit(make_cfg, data, tmp_path):
     fixes = tmp_path / "fixes.csv"
     fixes.write_text("person_id,field,value,source\n999999,gender,male,me\n")
     with pytest.raises(DataError, match=r"1 label fix\(es\) name people not in the data: 999999"):
-        fit(_cfg(data, tmp_path / "runs", fixes=str(fixes)))
+        fit(make_cfg(data, tmp_path / "runs", fixes=str(fixes)))
     fixes.write_text("person_id,field,value\n000001,age,old\n")
     with pytest.raises(DataError, match=r"fixes\.csv line 2, field 'value' \(age\): found 'old'"):
-        fit(_cfg(data, tmp_path / "runs", fixes=str(fixes)))
+        fit(make_cfg(data, tmp_path / "runs", fixes=str(fixes)))
 
 
-def test_strict_data_off_skips_bad_people_and_pictures_and_counts_them(data, tmp_path):
+def test_strict_data_off_skips_bad_people_and_pictures_and_counts_them(make_cfg, data, tmp_path):
     broken = _picture(data)
     broken.write_bytes(b"")
     other = next(i for i, folder in enumerate(_meta(data)["path"]) if folder not in str(broken))
     _set_meta(data, other, "gender", "unknown")
     with pytest.raises(DataError):
-        load_splits(_cfg(data, tmp_path))
+        load_splits(make_cfg(data, tmp_path))
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        splits = load_splits(_cfg(data, tmp_path, strict_data=False))
+        splits = load_splits(make_cfg(data, tmp_path, strict_data=False))
     messages = sorted(str(w.message) for w in caught)
     assert len(messages) == 2, messages
     assert "read_train skipped 1 people (7 images)" in messages[0]
@@ -273,15 +273,17 @@ def test_loading_a_bad_picture_names_the_file_and_the_fast_check_agrees(how, tmp
     ("changes", "message"),
     [
         ({"model": "resnet_nope"}, r"config field 'model' is 'resnet_nope'"),
-        ({"loss": "focall"}, r"config field 'loss': unknown loss focall"),
+        ({"loss": "focall"}, r"config field 'loss': unknown loss 'focall'"),
         ({"preset": "medium"}, r"config field 'preset' is 'medium'"),
         ({"loss_kwargs": {"gama": 2}}, r"no loss in 'cross_entropy' accepts \['gama'\]"),
     ],
 )
-def test_bad_config_values_are_refused_before_a_run_folder_exists(data, tmp_path, changes, message):
+def test_bad_config_values_are_refused_before_a_run_folder_exists(
+    make_cfg, data, tmp_path, changes, message
+):
     out = tmp_path / "runs"
     with pytest.raises(ValueError, match=message):
-        fit(_cfg(data, out, **changes))
+        fit(make_cfg(data, out, **changes))
     assert not out.exists()
 
 
@@ -290,26 +292,26 @@ def test_bad_config_values_are_refused_before_a_run_folder_exists(data, tmp_path
     [
         ("model: resnet_nope\n", r"config field 'model' is 'resnet_nope'"),
         ("epochs: ten\n", r"cfg\.yaml: config field 'epochs' got 'ten' \(str\); expected int"),
-        ("modle: resnet18\n", r"cfg\.yaml: unknown config key 'modle'; did you mean model"),
+        ("modle: resnet18\n", r"cfg\.yaml: unknown config key 'modle' \(did you mean 'model'"),
         ("[1, 2]\n", r"cfg\.yaml: expected a mapping of config keys, got list"),
         ("model: [unclosed\n", r"cfg\.yaml: not valid YAML"),
     ],
 )
-def test_bad_config_files_name_the_file_and_field(data, tmp_path, text, message):
+def test_bad_config_files_name_the_file_and_field(make_cfg, data, tmp_path, text, message):
     path = tmp_path / "cfg.yaml"
     path.write_text(text)
     out = tmp_path / "runs"
     with pytest.raises(ValueError, match=message):
-        fit(parse_args(_cfg(data, out), ["--config", str(path)]))
+        fit(parse_args(make_cfg(data, out), ["--config", str(path)]))
     assert not out.exists()
 
 
-def test_bad_command_line_values_are_refused_by_the_parser(data, tmp_path, capsys):
+def test_bad_command_line_values_are_refused_by_the_parser(make_cfg, data, tmp_path, capsys):
     with pytest.raises(SystemExit) as info:
-        parse_args(_cfg(data, tmp_path), ["--image-size", "64"])
+        parse_args(make_cfg(data, tmp_path), ["--image-size", "64"])
     assert info.value.code == 2 and "--image-size" in capsys.readouterr().err
-    cfg = parse_args(_cfg(data, tmp_path / "runs"), ["--preset", "medium"])
-    with pytest.raises(ValueError, match=r"'preset' is 'medium'; valid choices: \['base'"):
+    cfg = parse_args(make_cfg(data, tmp_path / "runs"), ["--preset", "medium"])
+    with pytest.raises(ValueError, match=r"'preset' is 'medium'; valid: \['base'"):
         fit(cfg)
 
 

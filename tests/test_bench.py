@@ -14,6 +14,7 @@ from kit.bench.__main__ import main
 from kit.bench.memory import PeakMemory
 
 
+@pytest.mark.slow
 def test_benchmark_runs_end_to_end_and_writes_every_phase(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)  # the fixture is built under ./data
     out = tmp_path / "bench.json"

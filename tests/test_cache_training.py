@@ -1,7 +1,7 @@
 """The picture cache inside training: same pixels, right key, decoded once, off with --no-cache.
 
 The cache itself (atomic builds, partial caches never used, locking) is tested in
-test_cache.py; these tests cover what ``fit`` and ``kit.train.pipeline`` add on top.
+test_cache.py; these tests cover what ``fit`` and ``kit.train.data`` add on top.
 """
 
 from __future__ import annotations
@@ -19,14 +19,14 @@ import torch
 from PIL import Image
 
 import kit.data.dataset as dataset_module
-import kit.train.pipeline as pipeline
-from kit.config import Config, parse_args
+import kit.train.data as pipeline
+from kit.config import Config
 from kit.data import read_eval
-from kit.data.dataset import ImageDataset, load_rgb
+from kit.data.dataset import FlipChoice, ImageDataset, load_rgb
+from kit.data.sampling import SeededDataset
+from kit.recipe import parse_args
 from kit.train import fit
-from kit.train.loaders import load_splits
-from kit.train.pipeline import FlipChoice, RunPictures, build_run_cache, run_paths
-from kit.train.sampling import SeededDataset
+from kit.train.data import RunPictures, build_run_cache, load_splits, run_paths
 from kit.transforms import build_transforms, prepare
 
 

@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import subprocess
+import sys
 
 import pytest
 import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kit.config import Config, parse_args
+import kit.train  # noqa: F401  (fills every registry the config fields name)
+from kit.config import Config, check_registries
+from kit.recipe import parse_args
+from kit.registry import REGISTRIES, UnknownName
 
 
 def test_defaults_validate_and_cover_every_field_in_to_dict():
@@ -86,22 +91,20 @@ def test_wrong_types_name_field_value_and_expected_type(key, value, expected):
     ("changes", "message"),
     [
         ({"model": "resnet_nonexistent"}, "timm.list_models"),
-        ({"loss": "focall"}, "unknown loss focall"),
-        ({"preset": "medium"}, r"valid choices: \['base', 'strong'\]"),
-        ({"optimizer": "adam"}, "valid choices"),
-        ({"scheduler": "linear"}, "valid choices"),
-        ({"head": "triple"}, "valid choices"),
-        ({"sampler": "oversample"}, "valid choices"),
-        ({"tta": "vflip"}, "valid choices"),
+        ({"loss": "focall"}, "unknown loss 'focall'"),
+        ({"preset": "medium"}, r"valid: \['base', 'strong'\]"),
+        ({"optimizer": "adam"}, "config field 'optimizer' is 'adam'.*valid: "),
+        ({"scheduler": "linear"}, "config field 'scheduler' is 'linear'.*valid: "),
+        ({"head": "triple"}, "valid: "),
+        ({"sampler": "oversample"}, "config field 'sampler' is 'oversample'.*valid: "),
+        ({"tta": "vflip"}, "valid: "),
         ({"val_ratio": 1.5}, "val_ratio"),
         ({"fold": 5, "n_folds": 5}, "fold"),
         ({"crop": (0.0, 0.5)}, "crop"),
         ({"age_thresholds": (60, 30)}, "age_thresholds"),
         ({"workers": "many"}, "workers"),
         ({"head_losses": {"hair": "focal"}}, "head_losses"),
-        ({"scheduler": "step", "scheduler_kwargs": {"patience": 2.0}}, "scheduler_kwargs"),
         ({"pretrained_file": "/no/such/weights.pth"}, "/no/such/weights.pth"),
-        ({"pretrained": True}, "--pretrained-file"),
         ({"device": "tpu:x"}, "device"),
     ],
 )
@@ -218,3 +221,104 @@ def test_cli_resume_starts_from_the_run_config_then_applies_flags(tmp_path):
     Config(name="old", epochs=4, lr=0.02).save(run_dir / "config.json")
     cfg = parse_args(Config(name="recipe", lr=0.5), ["--resume", str(run_dir), "--epochs", "6"])
     assert (cfg.name, cfg.lr, cfg.epochs, cfg.resume) == ("old", 0.02, 6, str(run_dir))
+
+
+# ---- registries: checked by field metadata, without importing training code -----------------
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"head": "singel"}, r"config field 'head' is 'singel' \(did you mean 'single'\?\)"),
+        ({"preset": "strng"}, r"config field 'preset' is 'strng' \(did you mean 'strong'\?\)"),
+        ({"tta": "hflp"}, r"config field 'tta' is 'hflp' \(did you mean 'hflip'\?\)"),
+        ({"loss": "0.5*focall+f1"}, r"config field 'loss': loss spec '0.5\*focall\+f1': unknown"),
+        ({"loss_kwargs": {"gama": 2}}, r"config field 'loss_kwargs': no loss in 'cross_entropy'"),
+        (
+            {"head": "multi", "head_losses": {"age": "focl"}},
+            r"config field 'head_losses' \(head 'age'\): unknown loss 'focl'",
+        ),
+        (
+            {"head": "multi", "loss": "focal", "head_losses": {"age": "f1"}}
+            | {"loss_kwargs": {"gamma": 2}},
+            r"config field 'loss_kwargs' \(head 'age'\): no loss in 'f1' accepts \['gamma'\]",
+        ),
+    ],
+)
+def test_validate_names_the_field_of_a_bad_registry_name(changes, message):
+    with pytest.raises(ValueError, match=message):
+        Config(**changes).validate()
+
+
+def test_loss_kwargs_for_every_head_and_per_head_are_accepted():
+    Config(head="multi", head_losses={"age": "focal"}, loss_kwargs={"age": {"gamma": 2}}).validate()
+    Config(loss="focal+cross_entropy", loss_kwargs={"gamma": 1, "label_smoothing": 0.1}).validate()
+
+
+def test_checking_a_loss_spec_builds_no_loss():
+    from kit.losses import LOSSES, register_loss
+
+    built = []
+
+    @register_loss("_test_costly")
+    def _costly(*, depth: int = 1):
+        built.append(depth)
+        raise AssertionError("a config check must not build the loss")
+
+    try:
+        Config(loss="0.5*_test_costly+f1", loss_kwargs={"depth": 3}).validate()
+        with pytest.raises(ValueError, match=r"each accepts: .*'_test_costly': \['depth'\]"):
+            Config(loss="_test_costly", loss_kwargs={"width": 3}).validate()
+    finally:
+        LOSSES.unregister("_test_costly")
+    assert built == []
+
+
+_NO_TRAINING_CODE = """
+import sys
+import kit.config
+kit.config.Config(head="no_such_head", loss="no_such_loss", preset="x", tta="x").validate()
+heavy = [m for m in ("kit.train", "kit.inference", "kit.models", "kit.losses", "kit.heads",
+                     "kit.transforms", "kit.data") if m in sys.modules]
+print(heavy)
+try:
+    kit.config.check_registries(kit.config.Config())
+except ValueError as err:
+    print(err)
+"""
+
+
+def test_config_checks_import_no_training_code():
+    out = subprocess.run(
+        [sys.executable, "-c", _NO_TRAINING_CODE], capture_output=True, text=True, check=True
+    )
+    heavy, required = out.stdout.splitlines()
+    assert heavy == "[]"  # unloaded registries are skipped by validate()...
+    # ...and required by check_registries, which training calls once all are imported
+    assert required.startswith("config field 'head' names a head, but no head registry")
+
+
+def test_check_registries_passes_once_kit_train_has_filled_every_registry():
+    kinds = {f.metadata["registry"] for f in dataclasses.fields(Config)} - {None}
+    assert kinds <= set(REGISTRIES), f"no registry for {sorted(kinds - set(REGISTRIES))}"
+    check_registries(Config())
+    with pytest.raises(UnknownName, match="config field 'head' is 'triple'"):
+        check_registries(Config(head="triple"))
+
+
+def test_help_lists_what_is_registered_when_the_parser_is_built(capsys):
+    from kit.losses import LOSSES, register_loss
+
+    register_loss("_test_help_loss")(lambda *, sharpness=1.0: None)
+    try:
+        with pytest.raises(SystemExit):
+            parse_args(Config(), ["--help"])
+    finally:
+        LOSSES.unregister("_test_help_loss")
+    text = " ".join(capsys.readouterr().out.split())
+    loss_help = text[text.index("--loss TEXT loss") : text.index("--head-losses K=V,... multi")]
+    for name in LOSSES.names():
+        assert name in loss_help
+    assert "_test_help_loss(sharpness)" in loss_help  # registered just now, with its argument
+    assert "focal(class_weights, gamma)" in loss_help
+    head_help = text[text.index("--head TEXT single") : text.index("--pretrained, --no")]
+    assert "multi (heads), single (joint)" in head_help
+    assert "Registered: hflip, none" in text

@@ -16,7 +16,8 @@ from sklearn.metrics import f1_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from kit.data import make_fixture, read_eval, read_train, verify_images
+from kit.data import read_eval, read_train, verify_images
+from kit.data.fixture import make_fixture
 from tests._layout_helpers import STEM_MASK, age_group, real_meta
 
 SMALL = (32, 40)

@@ -11,6 +11,7 @@ from torch.utils.data import DataLoader
 from kit.config import Config
 from kit.data import read_train
 from kit.data.dataset import ImageDataset, load_rgb, training_labels
+from kit.heads import OUTPUT_KINDS
 from kit.transforms import build_transforms
 
 
@@ -37,12 +38,12 @@ def _fake_loader(path: str) -> np.ndarray:
     return np.full((16, 12, 3), value, dtype=np.uint8)
 
 
-def test_items_use_the_loader_transform_and_head():
+def test_items_use_the_loader_transform_and_target():
     df = _frame()
     ds = ImageDataset(df, None, age_thresholds=(30, 58), loader=_fake_loader)
     image, target = ds[1]
     assert image.shape == (16, 12, 3) and image[0, 0, 0] == 1 and target == 11
-    multi = ImageDataset(df, None, head="multi", loader=_fake_loader)
+    multi = ImageDataset(df, None, target=OUTPUT_KINDS["heads"].target, loader=_fake_loader)
     assert multi[3][1] == {"mask": 2, "gender": 1, "age": 2}
     unlabeled = ImageDataset(df.drop(columns="label"), None, labels=None, loader=_fake_loader)
     assert unlabeled[0][1] == -1
@@ -51,7 +52,8 @@ def test_items_use_the_loader_transform_and_head():
 def test_multi_head_targets_collate_into_tensors(tiny_data):
     df = read_train(tiny_data).head(6)
     _, eval_tf = build_transforms(Config(image_size=(32, 24)))
-    images, targets = next(iter(DataLoader(ImageDataset(df, eval_tf, head="multi"), batch_size=6)))
+    multi = ImageDataset(df, eval_tf, target=OUTPUT_KINDS["heads"].target)
+    images, targets = next(iter(DataLoader(multi, batch_size=6)))
     assert images.shape == (6, 3, 32, 24) and images.dtype == torch.float32
     assert set(targets) == {"mask", "gender", "age"}
     np.testing.assert_array_equal(targets["mask"].numpy(), df["mask"].to_numpy())
@@ -71,5 +73,5 @@ def test_load_rgb_gives_uint8_rgb_and_names_a_bad_file(tiny_data, tmp_path):
 def test_bad_frames_are_rejected():
     with pytest.raises(ValueError, match="path"):
         ImageDataset(_frame().drop(columns="path"), None)
-    with pytest.raises(ValueError, match="head"):
-        ImageDataset(_frame(), None, head="double")
+    with pytest.raises(ValueError, match="no label column 'grade'"):
+        ImageDataset(_frame(), None, labels="grade")

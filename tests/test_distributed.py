@@ -17,12 +17,13 @@ from sklearn.metrics import f1_score
 from torch.utils.data import DataLoader, DistributedSampler
 
 from kit.config import Config
+from kit.data import sampling
 from kit.data.dataset import ImageDataset
+from kit.data.sampling import SeededSampler, ShardSampler, train_loader
 from kit.inference import load_run_model, predict
-from kit.train import fit, loaders
+from kit.train import fit
+from kit.train.data import load_splits
 from kit.train.distributed import SINGLE, DistContext, from_env, gather_rows, shard_rows
-from kit.train.loaders import load_splits, train_loader
-from kit.train.sampling import SeededSampler, ShardSampler
 from kit.transforms import build_transforms
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -43,6 +44,7 @@ def _torchrun(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
     return proc
 
 
+@pytest.mark.slow
 def test_torchrun_trains_on_two_processes_and_scores_every_validation_image(tiny_data, tmp_path):
     out = tmp_path / "runs"
     args = ["--data-dir", str(tiny_data), "--output-dir", str(out), "--val-ratio", "0.25"]
@@ -67,6 +69,7 @@ def test_torchrun_trains_on_two_processes_and_scores_every_validation_image(tiny
     assert summary["val_macro_f1"] == pytest.approx(f1)
 
 
+@pytest.mark.slow
 def test_torchrun_k_fold_writes_one_parent_with_every_fold(tiny_data, tmp_path):
     out = tmp_path / "runs"
     args = ["--data-dir", str(tiny_data), "--output-dir", str(out), "--folds", "all"]
@@ -159,9 +162,9 @@ def test_process_shares_split_one_epoch_with_the_same_seeds(world):
 
 @pytest.mark.parametrize("cores, expected", [(1, 0), (2, 0), (3, 2), (4, 3), (32, 8)])
 def test_auto_workers_follow_the_cores(cores, expected, monkeypatch):
-    monkeypatch.setattr(loaders, "usable_cores", lambda: cores)
-    assert loaders.resolve_workers("auto") == expected
-    assert loaders.resolve_workers(5) == 5
+    monkeypatch.setattr(sampling, "usable_cores", lambda: cores)
+    assert sampling.resolve_workers("auto") == expected
+    assert sampling.resolve_workers(5) == 5
 
 
 def test_worker_loaders_persist_and_pin_memory_only_on_cuda(tiny_cfg):

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from sklearn.metrics import f1_score
 
 from kit.ensemble import (
+    METHODS,
     combine,
     ensemble,
     geometric_mean,
@@ -110,8 +111,18 @@ def test_hard_vote_equal_probability_falls_back_to_member_order():
     assert hard_vote([np.array([1]), np.array([0])], probs=[even, even]).tolist() == [1]
 
 
+def test_weighted_is_the_soft_vote_under_a_second_name():
+    assert METHODS.get("weighted") is METHODS.get("soft")
+    assert {"soft", "weighted", "geometric", "rank", "hard"} <= set(METHODS.names())
+    w = [0.2, 0.8]
+    soft, _ = combine("soft", [A, B], weights=w)
+    weighted, _ = combine("weighted", [A, B], weights=w)
+    np.testing.assert_array_equal(soft, weighted)
+    np.testing.assert_allclose(soft, 0.2 * A + 0.8 * B)
+
+
 def test_unknown_method_and_bad_weights():
-    with pytest.raises(ValueError, match="unknown ensemble method 'avg'"):
+    with pytest.raises(ValueError, match=r"unknown ensemble method 'avg'.*valid: \['geometric'"):
         combine("avg", [A])
     with pytest.raises(ValueError, match="2 weights for 1 members"):
         soft_vote([A], [1, 2])
@@ -427,3 +438,51 @@ def test_cli_end_to_end(two_runs, tmp_path):
         timeout=120,
     )
     assert bad.returncode == 2 and "not available for method 'rank'" in bad.stderr
+
+
+# ---- the record's name, the output hint, one-line errors (issue #15) --------------------------
+
+
+def _ens(*args: str, **kw) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "kit.ensemble", *args],
+                          capture_output=True, text=True, cwd=ROOT, timeout=120, **kw)  # fmt: skip
+
+
+@pytest.mark.parametrize("name", ["out.json", "OUT.JSON"])
+def test_an_output_named_like_its_record_is_refused_before_anything_is_written(
+    two_runs, tmp_path, name
+):
+    ra, rb, _ = two_runs
+    out = tmp_path / "subs" / name
+    out.parent.mkdir()
+    out.write_text("the user's own file\n")
+    proc = _ens(str(ra), str(rb), "-o", str(out))
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.startswith(f"error: {out}: the ensemble's record is written beside")
+    assert "-o " + str(out.with_suffix(".csv")) in proc.stderr
+    assert out.read_text() == "the user's own file\n" and sorted(out.parent.iterdir()) == [out]
+    with pytest.raises(ValueError, match="would be overwritten by it"):
+        write(ensemble([ra, rb]), out)
+    assert out.read_text() == "the user's own file\n"
+
+
+def test_an_unwritable_output_names_this_commands_flag(two_runs, tmp_path):
+    ra, rb, _ = two_runs
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    proc = _ens(str(ra), str(rb), "-o", str(blocker / "sub.csv"))
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1
+    assert "a file is in the way" in proc.stderr and "pass another -o PATH" in proc.stderr
+    assert "--output-dir" not in proc.stderr
+    debug = _ens(str(ra), str(rb), "-o", str(blocker / "sub.csv"), "--debug")
+    assert debug.returncode == 1 and "Traceback" in debug.stderr and "OutputError" in debug.stderr
+
+
+def test_a_warning_is_one_line(two_runs):
+    ra, rb, (y, *_rest) = two_runs
+    df = pd.read_csv(rb / "val_probs.csv", dtype={"image_id": str, "person_id": str})
+    df.assign(label=(df.label + 1) % 18).to_csv(rb / "val_probs.csv", index=False)
+    proc = _ens(str(ra), str(rb))
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == f"warning: {rb.name}: {len(y)} validation labels differ from {ra.name} " \
+        "(label fixes?); scoring against the first member's labels\n"  # fmt: skip

@@ -18,16 +18,17 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-import timm
 import torch
 
 import kit.runfolder as rundir
-import kit.train.trainer as trainer
-from kit.config import Config, parse_args
+import kit.train.data as train_data
+from kit.config import Config
 from kit.io import OutputError
+from kit.recipe import parse_args
 from kit.runs import ledger
 from kit.runs.__main__ import main as ledger_main
 from kit.train import fit
+from tests._training import at_training_step
 
 ROOT = Path(__file__).resolve().parents[1]
 STEPS = 3  # training steps per epoch of the runs below
@@ -40,7 +41,8 @@ import json, sys, time
 import torch
 torch.set_num_threads(1)  # as in tests/conftest.py: the same arithmetic as the test process
 import timm
-from kit.config import Config, parse_args
+from kit.config import Config
+from kit.recipe import parse_args
 from kit.train import fit
 
 cfg = Config.from_dict(json.loads(sys.argv[1]))
@@ -64,22 +66,10 @@ fit(cfg)
 """
 
 
-def _cfg(data: Path, out: Path, **changes) -> Config:
-    return Config(
-        data_dir=str(data),
-        output_dir=str(out),
-        name="f",
-        model="test_resnet",
-        image_size=(32, 24),
-        epochs=3,
-        batch_size=16,
-        max_steps_per_epoch=STEPS,
-        warmup_epochs=0.5,
-        workers=0,
-        deterministic=True,
-        device="cpu",  # the same arithmetic on every machine, GPU or not
-        quiet=True,
-    ).replace(**changes)
+@pytest.fixture
+def base(tiny_base: Config) -> Config:
+    """Three epochs of ``STEPS`` steps, warming up over half an epoch."""
+    return tiny_base.replace(epochs=3, max_steps_per_epoch=STEPS, warmup_epochs=0.5)
 
 
 def _metrics(run_dir: Path) -> pd.DataFrame:
@@ -102,9 +92,10 @@ def _wait_for(marker: Path, proc: subprocess.Popen, timeout: float = 240.0) -> N
         time.sleep(0.05)
 
 
-def test_sigkill_mid_epoch_then_resume_ends_like_an_uninterrupted_run(tiny_data, tmp_path):
+@pytest.mark.slow
+def test_sigkill_mid_epoch_then_resume_ends_like_an_uninterrupted_run(base, tmp_path):
     killed_out, straight_out = tmp_path / "killed", tmp_path / "straight"
-    cfg = _cfg(tiny_data, killed_out)
+    cfg = base.replace(output_dir=str(killed_out))
     script, marker = tmp_path / "killable.py", tmp_path / "in-epoch-2"
     script.write_text(_KILLABLE)
     proc = subprocess.Popen(
@@ -154,30 +145,12 @@ def test_sigkill_mid_epoch_then_resume_ends_like_an_uninterrupted_run(tiny_data,
     assert ledger.load(killed_out).set_index("name").loc[run_dir.name, "status"] == "complete"
 
 
-def _block_model_at(monkeypatch, step: int, action) -> None:
-    """Make every model built by timm call ``action()`` at its ``step``-th training forward."""
-    real, calls = timm.create_model, [0]
-
-    def hook(module, args):
-        if module.training:
-            calls[0] += 1
-            if calls[0] == step:
-                action()
-
-    def create_model(*args, **kwargs):
-        model = real(*args, **kwargs)
-        model.register_forward_pre_hook(hook)
-        return model
-
-    monkeypatch.setattr(timm, "create_model", create_model)
-
-
-def test_ctrl_c_mid_epoch_keeps_the_last_finished_epoch_and_exits_130(tiny_data, tmp_path):
+def test_ctrl_c_mid_epoch_keeps_the_last_finished_epoch_and_exits_130(base, tmp_path):
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
-    cfg = _cfg(tiny_data, tmp_path, epochs=2)
+    cfg = base.replace(output_dir=str(tmp_path), epochs=2)
     with pytest.MonkeyPatch.context() as mp:
         # a real SIGINT, delivered while the second step of epoch 2 is running
-        _block_model_at(mp, STEPS + 2, lambda: os.kill(os.getpid(), signal.SIGINT))
+        at_training_step(mp, STEPS + 2, lambda: os.kill(os.getpid(), signal.SIGINT))
         with pytest.raises(SystemExit) as info:
             fit(cfg)
     assert info.value.code == 130
@@ -197,18 +170,18 @@ def _no_training(monkeypatch) -> None:
     def refuse(cfg):
         raise AssertionError("training data was read: the output error came too late")
 
-    monkeypatch.setattr(trainer, "load_splits", refuse)
+    monkeypatch.setattr(train_data, "load_splits", refuse)
 
 
-def test_output_dir_that_is_a_file_fails_before_any_work(tiny_data, tmp_path, monkeypatch):
+def test_output_dir_that_is_a_file_fails_before_any_work(base, tmp_path, monkeypatch):
     _no_training(monkeypatch)
     blocker = tmp_path / "runs"
     blocker.write_text("not a folder")
     with pytest.raises(OutputError, match=r"runs: a file is in the way where a folder") as info:
-        fit(_cfg(tiny_data, blocker))
+        fit(base.replace(output_dir=str(blocker)))
     assert "--output-dir" in str(info.value)
     with pytest.raises(OutputError, match="a file is in the way"):
-        fit(_cfg(tiny_data, blocker / "sub"))
+        fit(base.replace(output_dir=str(blocker / "sub")))
     assert blocker.read_text() == "not a folder"
 
 
@@ -216,9 +189,7 @@ def test_output_dir_that_is_a_file_fails_before_any_work(tiny_data, tmp_path, mo
     ("code", "reason"),
     [(errno.EROFS, "read-only"), (errno.ENOSPC, "disk is full"), (errno.EACCES, "permission")],
 )
-def test_unwritable_output_dir_fails_before_any_work(
-    tiny_data, tmp_path, monkeypatch, code, reason
-):
+def test_unwritable_output_dir_fails_before_any_work(base, tmp_path, monkeypatch, code, reason):
     # As root, permissions are not enforced: the file system's refusal is simulated.
     _no_training(monkeypatch)
     out = tmp_path / "runs"
@@ -231,11 +202,11 @@ def test_unwritable_output_dir_fails_before_any_work(
 
     monkeypatch.setattr(Path, "mkdir", mkdir)
     with pytest.raises(OutputError, match=rf"cannot write {out}.*{reason}"):
-        fit(_cfg(tiny_data, out))
+        fit(base.replace(output_dir=str(out)))
     assert not out.exists()
 
 
-def test_disk_full_while_checkpointing_keeps_the_old_checkpoint(tiny_data, tmp_path, monkeypatch):
+def test_disk_full_while_checkpointing_keeps_the_old_checkpoint(base, tmp_path, monkeypatch):
     real_save, saves = torch.save, []
 
     def save(obj, f, *args, **kwargs):
@@ -256,7 +227,7 @@ def test_disk_full_while_checkpointing_keeps_the_old_checkpoint(tiny_data, tmp_p
 
     monkeypatch.setattr(rundir, "write_status", status)
     with pytest.raises(OutputError, match=r"cannot write .*last\.pt: the disk is full") as info:
-        fit(_cfg(tiny_data, tmp_path, epochs=3))
+        fit(base.replace(output_dir=str(tmp_path), epochs=3))
     assert "status.json" not in str(info.value)  # the first error, not the bookkeeping one
     (run_dir,) = tmp_path.iterdir()
     assert torch.load(run_dir / "last.pt", weights_only=True)["state"]["epoch"] == 1
@@ -295,8 +266,8 @@ def test_ledger_tells_a_live_run_from_a_dead_one(tmp_path):
     }
 
 
-def test_a_run_that_is_still_training_cannot_be_resumed(tiny_data, tmp_path):
-    cfg = _cfg(tiny_data, tmp_path / "runs")
+def test_a_run_that_is_still_training_cannot_be_resumed(base, tmp_path):
+    cfg = base.replace(output_dir=str(tmp_path / "runs"))
     run = tmp_path / "run"
     run.mkdir()
     (run / "config.json").write_text(json.dumps(cfg.to_dict()))

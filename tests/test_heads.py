@@ -16,11 +16,12 @@ import kit.heads
 from kit.config import Config
 from kit.data import read_train
 from kit.data.dataset import ImageDataset
-from kit.heads import HEADS, head_spec, register_head, to_probs
+from kit.heads import HEADS, head_spec, head_target, register_head, to_probs
 from kit.inference import load_run_model, predict
 from kit.labels import decode
+from kit.registry import UnknownName
 from kit.train import fit
-from kit.train.steps import build_criterion
+from kit.train.optim import build_criterion
 
 PROBS = [f"p{k}" for k in range(18)]
 
@@ -51,8 +52,9 @@ def new_heads() -> Iterator[None]:
     try:
         yield
     finally:
-        HEADS.pop("single_dropout", None)
-        HEADS.pop("mlp_heads", None)
+        for name in ("single_dropout", "mlp_heads"):
+            if name in HEADS:
+                HEADS.unregister(name)
 
 
 @pytest.mark.parametrize(
@@ -77,8 +79,12 @@ def test_a_registered_head_trains_through_fit_and_predicts(
 
 def test_targets_and_loss_follow_the_declared_kind(new_heads):
     frame = pd.DataFrame({"path": ["a.jpg", "b.jpg"], "label": [0, 17]})
-    joint = ImageDataset(frame, None, head="single_dropout", loader=lambda p: np.zeros((4, 4, 3)))
-    heads = ImageDataset(frame, None, head="mlp_heads", loader=lambda p: np.zeros((4, 4, 3)))
+
+    def dataset(head: str) -> ImageDataset:  # the target the head's declared kind trains on
+        loader = lambda p: np.zeros((4, 4, 3))  # noqa: E731
+        return ImageDataset(frame, None, target=head_target(head), loader=loader)
+
+    joint, heads = dataset("single_dropout"), dataset("mlp_heads")
     assert joint[1][1] == 17
     assert heads[1][1] == dict(zip(("mask", "gender", "age"), decode(17), strict=True))
 
@@ -109,7 +115,7 @@ def test_to_probs_reads_the_output_by_kind():
 
 
 def test_registry_errors_name_the_head_and_what_is_valid(new_heads):
-    with pytest.raises(ValueError, match=r"kind 'logits'.*valid kinds: \['heads', 'joint'\]"):
+    with pytest.raises(ValueError, match=r"kind 'logits'.*valid: \['heads', 'joint'\]"):
         register_head("x_head", kind="logits")
     with pytest.raises(ValueError, match="'single_dropout' is already registered"):
         register_head("single_dropout", kind="joint")(nn.Identity)
@@ -122,7 +128,15 @@ def test_registry_errors_name_the_head_and_what_is_valid(new_heads):
 
 
 def test_the_module_example_runs():
-    before = dict(HEADS)
+    before = HEADS.items()
     result = doctest.testmod(kit.heads, raise_on_error=False, verbose=False)
     assert result.attempted >= 3 and result.failed == 0
-    assert before == HEADS
+    assert before == HEADS.items()
+
+
+def test_each_head_exposes_the_training_target_of_its_kind(new_heads):
+    assert head_target("single")(17) == 17 and head_target("single_dropout")(5) == 5
+    assert head_target("multi")(17) == dict(zip(("mask", "gender", "age"), decode(17), strict=True))
+    assert head_target("mlp_heads") is head_target("multi")  # by kind, not by module
+    with pytest.raises(UnknownName, match=r"unknown head 'mlp_head' \(did you mean 'mlp_heads'"):
+        head_target("mlp_head")

@@ -16,20 +16,9 @@ PROBS = [f"p{k}" for k in range(18)]
 
 
 @pytest.fixture(scope="module")
-def trained(tiny_data, tmp_path_factory):
-    from kit.config import Config
-
-    cfg = Config(
-        data_dir=str(tiny_data),
-        output_dir=str(tmp_path_factory.mktemp("inference")),
-        model="test_resnet",
-        image_size=(32, 24),
-        epochs=1,
-        batch_size=16,
-        max_steps_per_epoch=2,
-        quiet=True,
-    )
-    return fit(cfg)
+def trained(tiny_base, tmp_path_factory):
+    out = str(tmp_path_factory.mktemp("inference"))
+    return fit(tiny_base.replace(output_dir=out, epochs=1, max_steps_per_epoch=2))
 
 
 def test_predict_from_a_run_folder_reproduces_its_val_probs(trained):

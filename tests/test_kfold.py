@@ -13,34 +13,18 @@ from hypothesis import strategies as st
 from sklearn.metrics import accuracy_score, confusion_matrix, f1_score
 
 import kit.runs
-import kit.train.trainer as trainer
-from kit.config import Config, parse_args
+import kit.train.data as train_data
+import kit.train.loop as loop
+from kit.config import Config, parse_folds
 from kit.data import read_eval, read_train
 from kit.ensemble import ensemble
 from kit.metrics import macro_f1
+from kit.recipe import parse_args
 from kit.splits import person_folds
 from kit.train import fit
-from kit.train.kfold import parse_folds
 
 PROBS = [f"p{k}" for k in range(18)]
 N_FOLDS = 3
-
-
-def _cfg(data: Path, out: Path, folds: str) -> Config:
-    return Config(
-        data_dir=str(data),
-        output_dir=str(out),
-        name="t",
-        model="test_resnet",
-        image_size=(32, 24),
-        epochs=2,
-        batch_size=16,
-        max_steps_per_epoch=2,
-        warmup_epochs=0.0,
-        n_folds=N_FOLDS,
-        folds=folds,
-        quiet=True,
-    )
 
 
 def _json(path: Path) -> dict:
@@ -56,19 +40,21 @@ def _fold_dirs(parent: Path) -> dict[int, Path]:
 
 
 @pytest.fixture(scope="module")
-def all_folds(tiny_data, tmp_path_factory):
+def all_folds(tiny_base, tmp_path_factory):
     """Every fold trained once; the training frame each fold's loop saw is recorded."""
     seen: dict[int, tuple[set[str], set[str]]] = {}
-    real = trainer.load_splits
+    real = train_data.load_splits
 
     def recording(cfg):
         data = real(cfg)
-        seen[cfg.fold] = (set(data.train["image_id"]), set(data.val["image_id"]))
+        if cfg.output_dir != out:  # a fold's own run, not the parent's look at the split
+            seen[cfg.fold] = (set(data.train["image_id"]), set(data.val["image_id"]))
         return data
 
-    cfg = _cfg(tiny_data, tmp_path_factory.mktemp("kfold"), "all")
+    out = str(tmp_path_factory.mktemp("kfold"))
+    cfg = tiny_base.replace(output_dir=out, max_steps_per_epoch=2, n_folds=N_FOLDS, folds="all")
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(trainer, "load_splits", recording)
+        mp.setattr(train_data, "load_splits", recording)
         run = fit(cfg)
     return cfg, run, seen
 
@@ -157,14 +143,14 @@ def test_the_ensembler_and_the_ledger_take_the_parent(all_folds):
 
 def test_a_subset_of_folds_resumes_fold_by_fold(all_folds, tiny_data, tmp_path, monkeypatch):
     cfg, reference, _ = all_folds
-    real = trainer.train_one_epoch
+    real = loop.train_one_epoch
 
     def stop_fold_2_in_epoch_2(parts, loader, criterion, c, epoch):
         if c.fold == 2 and epoch == 2:
             raise KeyboardInterrupt
         return real(parts, loader, criterion, c, epoch)
 
-    monkeypatch.setattr(trainer, "train_one_epoch", stop_fold_2_in_epoch_2)
+    monkeypatch.setattr(loop, "train_one_epoch", stop_fold_2_in_epoch_2)
     with pytest.raises(SystemExit):
         fit(cfg.replace(output_dir=str(tmp_path), folds="0,2"))
     (parent,) = tmp_path.iterdir()
@@ -175,7 +161,7 @@ def test_a_subset_of_folds_resumes_fold_by_fold(all_folds, tiny_data, tmp_path, 
     assert sorted(by_fold) == [0, 2]
     kept = {p: p.stat().st_mtime_ns for p in by_fold[0].iterdir()}
 
-    monkeypatch.setattr(trainer, "train_one_epoch", real)
+    monkeypatch.setattr(loop, "train_one_epoch", real)
     run = fit(parse_args(Config(), ["--resume", str(parent)]))  # the command line's way
     assert run.run_dir == parent and sorted(d for d in parent.iterdir() if d.is_dir()) == sorted(
         by_fold.values()

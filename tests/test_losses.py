@@ -22,6 +22,8 @@ from kit.losses import (
     SoftF1Loss,
     build_loss,
     build_multihead_loss,
+    check_spec,
+    head_loss_args,
     register_loss,
 )
 
@@ -176,8 +178,8 @@ def test_kwargs_reach_only_the_components_that_take_them():
 @pytest.mark.parametrize(
     ("call", "fragment"),
     [
-        (lambda: build_loss("focall"), r"unknown loss focall .*cross_entropy.*focal"),
-        (lambda: build_loss("focal+nope"), "unknown loss nope"),
+        (lambda: build_loss("focall"), r"unknown loss 'focall' .*cross_entropy.*focal"),
+        (lambda: build_loss("focal+nope"), "unknown loss 'nope'"),
         (lambda: build_loss("f1", gamma=2.0), r"accepts \['gamma'\]"),
         (lambda: build_loss("focal+f1", smoothing=0.1), "smoothing"),
         (lambda: build_loss("0.5*"), "cannot read loss spec"),
@@ -226,7 +228,7 @@ def test_register_loss_adds_a_usable_component():
         with pytest.raises(ValueError, match="already registered"):
             register_loss("_test_l1")(lambda: nn.Identity())
     finally:
-        LOSSES.pop("_test_l1", None)
+        LOSSES.unregister("_test_l1")
 
 
 def _head_batch(n=12, seed=0):
@@ -287,3 +289,42 @@ def test_multihead_errors():
         MultiHeadLoss({"mask": FocalLoss()}, weights={"age": 1.0})
     with pytest.raises(ValueError, match="accepts"):
         build_multihead_loss("f1", age={"gamma": 1.0})
+
+
+def test_check_spec_reads_names_and_keywords_without_building():
+    calls = []
+
+    @register_loss("_test_spy")
+    def _spy(*, width: int = 1) -> nn.Module:
+        calls.append(width)
+        return nn.Identity()
+
+    try:
+        assert check_spec("0.5*_test_spy+f1", {"width": 2, "eps": 1e-6}) == [
+            (0.5, "_test_spy"),
+            (1.0, "f1"),
+        ]
+        with pytest.raises(ValueError, match=r"each accepts: \{'_test_spy': \['width'\]\}"):
+            check_spec("_test_spy", {"depth": 2})
+        assert calls == []  # nothing was built
+        assert "_test_spy(width)" in LOSSES.describe()
+    finally:
+        LOSSES.unregister("_test_spy")
+    with pytest.raises(ValueError, match=r"loss spec 'f1\+focl': unknown loss 'focl' \(did you"):
+        check_spec("f1+focl")
+
+
+def test_head_loss_args_split_shared_and_per_head_keywords():
+    from kit.config import Config
+
+    cfg = Config(
+        head="multi",
+        loss="focal",
+        head_losses={"age": "f1"},
+        loss_kwargs={"gamma": 3, "age": {"eps": 0.1}},
+    )
+    assert head_loss_args(cfg) == {
+        "mask": ("focal", {"gamma": 3}),
+        "gender": ("focal", {"gamma": 3}),
+        "age": ("f1", {"gamma": 3, "eps": 0.1}),
+    }

@@ -18,7 +18,8 @@ from types import ModuleType
 import pytest
 
 import kit.runs
-from kit.config import Config, parse_args
+from kit.config import Config
+from kit.recipe import parse_args
 
 ROOT = Path(__file__).resolve().parents[1]
 RECIPES = ROOT / "recipes"

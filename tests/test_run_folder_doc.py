@@ -10,6 +10,7 @@ from pathlib import Path
 import kit.runfolder
 from kit.runfolder import (
     EPOCH_COLUMNS,
+    EXTRA_FILES,
     KFOLD_PARENT_FILES,
     KFOLD_SUMMARY_KEYS,
     PROB_COLUMNS,
@@ -54,6 +55,7 @@ def _content(rows: list[list[str]], name: str) -> str:
 
 TABLES = _tables(DOC.read_text())
 RUN_TABLE = TABLES["file | written | content"]
+EXTRA_TABLE = TABLES["file | when | content"]
 PARENT_TABLE = TABLES["file | content"]
 
 
@@ -66,6 +68,7 @@ def _probs_text(keys: tuple[str, ...]) -> str:
 def test_run_files_are_the_documented_ones():
     assert tuple(_files(RUN_TABLE)) == RUN_FILES
     assert sorted(_files(PARENT_TABLE)) == sorted(KFOLD_PARENT_FILES)
+    assert tuple(_files(EXTRA_TABLE)) == EXTRA_FILES
 
 
 def test_documented_columns_are_the_code_constants():
@@ -94,7 +97,8 @@ def test_the_doc_names_every_module_of_the_package():
 
 
 def test_no_module_outside_runfolder_spells_a_run_folder_file():
-    quoted = re.compile("|".join(rf"[\"']{re.escape(name)}[\"']" for name in RUN_FILES))
+    names = (*RUN_FILES, *EXTRA_FILES)
+    quoted = re.compile("|".join(rf"[\"']{re.escape(name)}[\"']" for name in names))
     found = []
     for path in sorted((ROOT / "kit").rglob("*.py")):
         rel = path.relative_to(ROOT).as_posix()

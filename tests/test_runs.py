@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+import io
 import json
+import os
+import socket
 import subprocess
 import sys
 from datetime import datetime, timedelta, timezone
@@ -13,7 +16,16 @@ import pandas as pd
 import pytest
 
 from kit.config import Config
-from kit.runs import IGNORED_FIELDS, diff, ledger_row, load, table, to_markdown
+from kit.runs import (
+    IGNORED_FIELDS,
+    BaselineChoice,
+    RunSkipped,
+    diff,
+    ledger_row,
+    load,
+    table,
+    to_markdown,
+)
 from tests._runfolders import RunSpec, metrics_row, summary, write_run
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -116,7 +128,8 @@ def test_vs_baseline_flags_uncontrolled_runs(runs):
 def test_vs_a_run_name_means_its_newest_run(runs):
     df = load(runs, now=NOW)
     df.loc[df["name"].str.endswith("_lr_focal"), "cfg.name"] = "lr"  # now two runs named "lr"
-    shown = table(df, vs="lr").set_index("name")
+    with pytest.warns(BaselineChoice, match="'lr' names 2 runs; comparing with the newest"):
+        shown = table(df, vs="lr").set_index("name")
     assert shown.loc["20240103-100000_lr_focal", "flag"] == "baseline"
     assert shown.loc["20240102-100000_lr", "changes"] == "loss: focal -> cross_entropy"
 
@@ -242,3 +255,143 @@ def test_unreadable_metrics_csv_names_the_file(runs):
     (died / "metrics.csv").write_text('epoch,val_macro_f1\n1,"0.5\n')
     with pytest.raises(ValueError, match=r"metrics\.csv: not a readable CSV"):
         ledger_row(died, now=NOW)
+
+
+# ---- one damaged folder, width, filters, columns, prune, errors (issues #15, #16) -------------
+
+_DAMAGE = {
+    "config.json": "{not json",
+    "summary.json": "[1, 2]",
+    "status.json": '{"status": "runn',
+    "metrics.csv": 'epoch,val_macro_f1\n1,"0.5\n',
+}
+
+
+@pytest.mark.parametrize("damaged", sorted(_DAMAGE))
+def test_one_damaged_folder_is_skipped_with_one_warning(runs, damaged):
+    bad = runs / "20240104-100000_died"
+    (bad / damaged).write_text(_DAMAGE[damaged])
+    out = _cli(str(runs))
+    assert out.returncode == 0, out.stderr
+    assert out.stderr.count("\n") == 1 and out.stderr.startswith(f"warning: skipped {bad}: ")
+    assert damaged in out.stderr and "Traceback" not in out.stderr
+    assert "died" not in out.stdout and "lr_focal" in out.stdout and "stopped" in out.stdout
+    with pytest.warns(RunSkipped, match=damaged):
+        assert len(load(runs, now=NOW)) == 4
+
+
+def test_a_damaged_folds_list_is_skipped_too(runs):
+    path = runs / "20240101-100000_base" / "summary.json"
+    path.write_text(json.dumps({**json.loads(path.read_text()), "folds": "0,1"}))
+    with pytest.warns(RunSkipped, match=r"summary\.json: 'folds' is str"):
+        assert "20240101-100000_base" not in load(runs, now=NOW)["name"].tolist()
+
+
+def _ten_runs(root: Path) -> Path:
+    for k in range(10):
+        write_run(
+            root,
+            RunSpec(
+                f"resnet50_focal_mixup_try{k}",
+                f"202402{k + 10}-100000",
+                config={"lr": 0.001 * (k + 1), "loss": "focal" if k % 2 else "cross_entropy",
+                        "head_losses": {"mask": "focal", "gender": "cross_entropy",
+                                        "age": f"label_smoothing_{k}"}, "epochs": k + 1},
+                summary=summary(0.5 + k / 100),
+                env={"user": "a_long_user_name"},
+            ),
+        )  # fmt: skip
+    return root
+
+
+def test_default_table_fits_120_columns_and_csv_markdown_keep_everything(tmp_path):
+    root = _ten_runs(tmp_path / "runs")
+    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
+    for args in ([], ["--vs", "try0"]):
+        cmd = [sys.executable, "-m", "kit.runs", str(root), *args]
+        out = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=120, env=env)
+        assert out.returncode == 0, out.stderr
+        lines = out.stdout.splitlines()
+        assert len(lines) >= 2 + 10 + 1 and max(map(len, lines)) <= 120, out.stdout
+        assert lines[0].split()[:3] == ["name", "status", "f1"] and "more columns:" in lines[12]
+        assert all(f"resnet50_focal_mixup_try{k}" in out.stdout for k in range(10))  # names whole
+    wide = _cli(str(root), "--vs", "try0", "--csv")
+    frame = pd.read_csv(io.StringIO(wide.stdout))
+    assert len(frame) == 10 and {"date", "who", "val_accuracy", "head_losses", "flag"} <= set(
+        frame.columns
+    )
+    md = _cli(str(root), "--markdown").stdout.splitlines()
+    assert md[0].startswith("| name | date | who | status | val_macro_f1 |")
+    assert "label_smoothing_9" in _cli(str(root), "--width", "0").stdout
+
+
+def test_filters_and_columns(runs):
+    write_run(
+        runs, RunSpec("smoke", "20240106-100000", config={"smoke": True}, summary=summary(0.1))
+    )
+    names = lambda out: [line.split()[0][16:] for line in out.stdout.splitlines()[2:]]  # noqa: E731
+    assert names(_cli(str(runs), "--name", "lr", "--columns", "name")) == ["lr", "lr_focal"]
+    assert names(_cli(str(runs), "--name", "*_l?", "--columns", "name")) == ["lr"]
+    assert names(_cli(str(runs), "--status", "complete", "--no-smoke", "--columns", "name")) == [
+        "base", "lr", "lr_focal"]  # fmt: skip
+    assert "smoke" in names(_cli(str(runs), "--status", "complete", "--columns", "name"))
+    picked = _cli(str(runs), "--columns", "name,f1,lr", "--name", "focal").stdout.splitlines()
+    assert picked[0].split() == ["name", "f1", "lr"] and picked[2].split()[1:] == [
+        "0.7500",
+        "0.001",
+    ]
+    bad = _cli(str(runs), "--columns", "name,nope")
+    assert bad.returncode == 2 and bad.stderr.startswith("error: --columns: unknown column(s) nope")
+    bad = _cli(str(runs), "--status", "done")
+    assert bad.returncode == 2 and "expected any of complete" in bad.stderr
+    # the baseline stays in the table even when the filter leaves it out
+    vs = _cli(str(runs), "--vs", "base", "--name", "focal", "--columns", "name,flag").stdout
+    assert "baseline" in vs and "UNCONTROLLED" in vs and "_lr " not in vs
+
+
+def test_vs_a_shared_run_name_says_which_run_it_took(runs):
+    again = write_run(runs, RunSpec("base", "20240109-100000", summary=summary(0.71)))
+    out = _cli(str(runs), "--vs", "base")
+    assert out.returncode == 0
+    assert out.stderr == (
+        f"warning: 'base' names 2 runs; comparing with the newest, {again.name} "
+        "(not 20240101-100000_base); pass a folder name to choose\n"
+    )
+
+
+def test_prune_lists_first_and_deletes_only_with_yes(runs):
+    base, died = runs / "20240101-100000_base", runs / "20240104-100000_died"
+    for run in (base, runs / "20240102-100000_lr"):
+        (run / "last.pt").write_bytes(b"x" * 1000)
+        (run / "best.pt").write_bytes(b"x")
+    failed = write_run(runs, RunSpec("broke", "20240106-100000", status="failed"))
+    smoke = write_run(runs, RunSpec("smoke", "20240107-100000", config={"smoke": True}))
+    live = write_run(runs, RunSpec("live", "20240108-100000", config={"smoke": True}))
+    status = {"status": "running", "epoch": 1, "updated": datetime.now(timezone.utc).isoformat(),
+              "pid": os.getpid(), "host": socket.gethostname()}  # fmt: skip
+    (live / "status.json").write_text(json.dumps(status))
+    (live / "last.pt").write_bytes(b"x")
+    before = sorted(p.relative_to(runs) for p in runs.rglob("*"))
+    listed = _cli(str(runs), "--prune")
+    assert listed.returncode == 0, listed.stderr
+    assert sorted(p.relative_to(runs) for p in runs.rglob("*")) == before  # nothing deleted
+    assert listed.stdout.splitlines()[0] == "4 to delete, 0.0 MB:"
+    assert "pass --yes to delete" in listed.stdout and str(live) not in listed.stdout
+    for item in (failed, smoke, base / "last.pt"):
+        assert str(item) in listed.stdout
+    done = _cli(str(runs), "--prune", "--yes")
+    assert done.returncode == 0 and "deleted 4" in done.stdout
+    assert not failed.exists() and not smoke.exists() and not (base / "last.pt").exists()
+    assert (base / "best.pt").exists() and (live / "last.pt").exists() and died.exists()
+    assert _cli(str(runs), "--prune").stdout == "nothing to prune\n"
+
+
+def test_errors_are_one_line_and_debug_shows_the_traceback(runs):
+    out = _cli(str(runs), "--sort", "nope")
+    assert out.returncode == 2 and out.stderr.count("\n") == 1 and "Traceback" not in out.stderr
+    for debug in (_cli(str(runs), "--sort", "nope", "--debug"),
+                  subprocess.run([sys.executable, "-m", "kit.runs", str(runs), "--sort", "nope"],
+                                 capture_output=True, text=True, cwd=ROOT, timeout=120,
+                                 env={**os.environ, "KIT_DEBUG": "1"})):  # fmt: skip
+        assert debug.returncode == 1 and "Traceback" in debug.stderr
+        assert "cannot sort by 'nope'" in debug.stderr

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import errno
+import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -13,8 +16,12 @@ from PIL import Image
 from sklearn.metrics import accuracy_score, f1_score
 from sklearn.metrics import confusion_matrix as sk_confusion
 
+from kit import io as kio
 from kit.plot import BOTTOM, CELL, LEFT, RIGHT, TOP, confusion_png
+from kit.runfolder import VAL_CONFUSION
+from kit.score import main as score_main
 from kit.score import score_submission
+from tests._runfolders import Preds, RunSpec, one_hot_probs, summary, write_run
 
 ROOT = Path(__file__).resolve().parents[1]
 IDS = [f"{i:040x}.jpg" for i in range(300)]
@@ -124,3 +131,101 @@ def test_cli_refuses_a_bad_submission(files):
     )
     assert out.returncode == 2 and "sub.csv" in out.stderr and "300 ImageID(s)" in out.stderr
     assert not sub.with_name("sub_confusion.png").exists()
+
+
+# ---- a run's own validation report, the optional picture, errors, pipes (issues #15, #16) -----
+
+
+def _cli(*args: str, **kw) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "kit.score", *args],
+                          capture_output=True, text=True, cwd=ROOT, timeout=120, **kw)  # fmt: skip
+
+
+def _val_run(root: Path, **spec) -> tuple[Path, np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(3)
+    truth = np.arange(72) % 18
+    pred = np.where(rng.random(72) < 0.7, truth, rng.integers(0, 18, 72))
+    ids = [f"p{i // 4}/mask{i % 4}" for i in range(72)]
+    preds = Preds(ids, truth, one_hot_probs(pred, 0.8))
+    return write_run(root, RunSpec(preds=preds, summary=summary(0.5), **spec)), truth, pred
+
+
+def test_run_dir_prints_its_validation_report_and_draws_it(tmp_path):
+    run, truth, pred = _val_run(tmp_path)
+    out = _cli(str(run))
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith(f"{run.name} (validation)")
+    f1 = f1_score(truth, pred, labels=range(18), average="macro", zero_division=0)
+    assert f"macro F1  {f1:.4f}" in out.stdout and "true\\pred" in out.stdout
+    per_class = f1_score(truth, pred, labels=range(18), average=None, zero_division=0)
+    assert f"{per_class[7]:>10.4f}" in out.stdout.splitlines()[12]  # class 7's row
+    mask = f1_score(truth // 6, pred // 6, average="macro")
+    assert f"mask {mask:.4f}" in out.stdout
+    with Image.open(run / VAL_CONFUSION) as img:
+        assert img.format == "PNG"
+
+
+def test_kfold_parent_scores_out_of_fold(tmp_path):
+    folds = [{"fold": k, "run_dir": f"f{k}", "val_macro_f1": 0.5} for k in range(3)]
+    run, truth, pred = _val_run(tmp_path, name="cv_kfold")
+    body = json.loads((run / "summary.json").read_text())
+    (run / "summary.json").write_text(json.dumps({**body, "folds": folds}))
+    out = _cli(str(run), "--png", str(tmp_path / "cm.png"))
+    assert out.returncode == 0 and "(out-of-fold over 3 folds)" in out.stdout
+    f1 = f1_score(truth, pred, labels=range(18), average="macro", zero_division=0)
+    assert f"macro F1  {f1:.4f}" in out.stdout
+    assert (tmp_path / "cm.png").is_file() and not (run / VAL_CONFUSION).exists()
+
+
+def test_a_picture_that_cannot_be_written_only_warns(files, tmp_path):
+    sub, answers, truth, pred = files
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    out = _cli(str(sub), "--answers", str(answers), "--png", str(blocker / "cm.png"))
+    assert out.returncode == 0, out.stderr
+    f1 = f1_score(truth, pred, labels=range(18), average="macro", zero_division=0)
+    assert f"macro F1  {f1:.4f}" in out.stdout and "wrote" not in out.stdout
+    assert out.stderr.startswith("warning: no confusion picture: cannot write")
+    assert "pass --png PATH" in out.stderr and "--output-dir" not in out.stderr
+
+
+def test_a_read_only_folder_only_warns(files, monkeypatch, capsys):
+    sub, answers, _, _ = files
+    monkeypatch.setattr(kio.os, "replace", _raise(OSError(errno.EROFS, "Read-only file system")))
+    assert score_main([str(sub), "--answers", str(answers)]) == 0
+    seen = capsys.readouterr()
+    assert "macro F1" in seen.out and not sub.with_name("sub_confusion.png").exists()
+    assert "the file system is read-only" in seen.err and "--png" in seen.err
+
+
+def _raise(err: BaseException):
+    def fail(*args, **kwargs):
+        raise err
+
+    return fail
+
+
+def test_errors_are_one_line_and_debug_shows_the_traceback(tmp_path):
+    sub = tmp_path / "sub.csv"
+    sub.write_text("ImageID,ans\na.jpg,1\n")
+    out = _cli(str(sub))
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert out.stderr.startswith("error: ") and out.stderr.count("\n") == 1
+    assert "pass --answers" in out.stderr
+    unfinished = write_run(tmp_path, RunSpec(name="r", status="running"))
+    out = _cli(str(unfinished))
+    assert out.returncode == 2 and "no val_probs.csv or test_probs.csv" in out.stderr
+    debug = _cli(str(sub), "--debug")
+    assert debug.returncode == 1 and "Traceback" in debug.stderr
+    env = {**os.environ, "KIT_DEBUG": "1"}
+    assert "Traceback" in _cli(str(sub), env=env).stderr
+
+
+def test_a_closed_pipe_ends_quietly(files):
+    sub, answers, _, _ = files
+    cmd = [sys.executable, "-m", "kit.score", str(sub), "--answers", str(answers)]
+    with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT) as proc:
+        proc.stdout.close()  # like `| head` that has read enough, before kit prints anything
+        err = proc.stderr.read().decode()
+        proc.wait(timeout=120)
+    assert "Traceback" not in err and "BrokenPipe" not in err, err

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -11,13 +12,14 @@ import pytest
 import torch
 from sklearn.metrics import f1_score
 
-import kit.train.trainer as trainer
+import kit.train.data as train_data
 from kit.config import Config
 from kit.data import read_eval, read_train
 from kit.runfolder import EPOCH_COLUMNS as METRIC_COLUMNS
 from kit.runfolder import create_run_dir
 from kit.train import fit
 from tests._runfolders import RUN_FILES
+from tests._training import at_training_step
 
 PROBS = [f"p{k}" for k in range(18)]
 
@@ -27,20 +29,13 @@ def _metrics(run_dir) -> pd.DataFrame:
 
 
 @pytest.fixture(scope="module")
-def straight(tiny_data, tmp_path_factory):
+def straight(tiny_base, tmp_path_factory):
     """An uninterrupted three-epoch run, shared by the contract, determinism and resume tests."""
-    cfg = Config(
-        data_dir=str(tiny_data),
+    cfg = tiny_base.replace(
         output_dir=str(tmp_path_factory.mktemp("straight")),
-        name="t",
-        model="test_resnet",
-        image_size=(32, 24),
         epochs=3,
-        batch_size=16,
-        max_steps_per_epoch=3,
         warmup_epochs=0.5,
         preset="strong",  # exercises the augmentation seeding
-        quiet=True,
     )
     return cfg, fit(cfg)
 
@@ -48,7 +43,7 @@ def straight(tiny_data, tmp_path_factory):
 def test_run_folder_holds_every_contract_file(straight, tiny_data):
     cfg, run = straight
     d = run.run_dir
-    assert d.parent == cfg.output_dir or str(d.parent) == cfg.output_dir
+    assert d.parent == Path(cfg.output_dir)
     assert d.name.endswith("_t") and len(d.name.split("_")[0]) == len("YYYYmmdd-HHMMSS")
     for name in RUN_FILES:
         assert (d / name).is_file(), name
@@ -59,7 +54,7 @@ def test_run_folder_holds_every_contract_file(straight, tiny_data):
     env = json.loads((d / "env.json").read_text())
     for key in ("git_commit", "git_dirty", "user", "host", "versions", "device", "argv"):
         assert key in env
-    assert env["versions"]["torch"] == torch.__version__.split("+")[0] or env["versions"]["torch"]
+    assert env["versions"]["torch"].split("+")[0] == torch.__version__.split("+")[0]
 
     metrics = pd.read_csv(d / "metrics.csv")
     assert tuple(metrics.columns) == METRIC_COLUMNS
@@ -105,26 +100,23 @@ def test_two_runs_of_one_config_give_identical_metrics(straight):
     pd.testing.assert_frame_equal(_metrics(first.run_dir), _metrics(second.run_dir))
 
 
-def test_resume_after_an_interrupt_ends_like_an_uninterrupted_run(straight, monkeypatch, tmp_path):
+def test_resume_after_an_interrupt_ends_like_an_uninterrupted_run(straight, tmp_path):
     cfg, reference = straight
     cfg = cfg.replace(output_dir=str(tmp_path))
-    real = trainer.train_one_epoch
 
-    def interrupted_in_epoch_2(parts, loader, criterion, c, epoch):
-        if epoch == 2:
-            raise KeyboardInterrupt
-        return real(parts, loader, criterion, c, epoch)
+    def interrupt():
+        raise KeyboardInterrupt
 
-    monkeypatch.setattr(trainer, "train_one_epoch", interrupted_in_epoch_2)
-    with pytest.raises(SystemExit) as exit_info:
-        fit(cfg)
+    with pytest.MonkeyPatch.context() as mp:
+        at_training_step(mp, cfg.max_steps_per_epoch + 2, interrupt)  # inside epoch 2
+        with pytest.raises(SystemExit) as exit_info:
+            fit(cfg)
     assert exit_info.value.code == 130
     (run_dir,) = tmp_path.iterdir()
     status = json.loads((run_dir / "status.json").read_text())
     assert status["status"] == "interrupted" and status["epoch"] == 1
     assert len(pd.read_csv(run_dir / "metrics.csv")) == 1
 
-    monkeypatch.setattr(trainer, "train_one_epoch", real)
     resumed = fit(cfg.replace(resume=str(run_dir)))
     assert resumed.run_dir == run_dir and list(tmp_path.iterdir()) == [run_dir]
     pd.testing.assert_frame_equal(_metrics(run_dir), _metrics(reference.run_dir))
@@ -136,10 +128,10 @@ def test_resume_after_an_interrupt_ends_like_an_uninterrupted_run(straight, monk
 
 
 def test_a_failure_is_recorded_in_status(tiny_cfg, monkeypatch, tmp_path):
-    def broken(*args, **kwargs):
+    def broken():
         raise RuntimeError("disk on fire")
 
-    monkeypatch.setattr(trainer, "train_one_epoch", broken)
+    at_training_step(monkeypatch, 1, broken)
     with pytest.raises(RuntimeError, match="disk on fire"):
         fit(tiny_cfg)
     (run_dir,) = (tmp_path / "runs").iterdir()
@@ -197,6 +189,7 @@ def _chance_f1(labels: np.ndarray, prior: np.ndarray, draws: int = 200) -> float
     return float(np.mean(scores))
 
 
+@pytest.mark.slow
 def test_training_learns_and_shuffled_labels_do_not(tiny_cfg, monkeypatch):
     """Chance (guessing from the class prior) scores ~0.05 macro F1 here. The fixture's cues
     are learnable, so a real signal must lift a short training well clear of it (>= 3x chance
@@ -207,7 +200,7 @@ def test_training_learns_and_shuffled_labels_do_not(tiny_cfg, monkeypatch):
     val = pd.read_csv(learned.run_dir / "val_probs.csv")
     counts = np.bincount(read_train(cfg.data_dir)["label"], minlength=18)
     chance = _chance_f1(val["label"].to_numpy(), counts / counts.sum())
-    monkeypatch.setattr(trainer, "load_splits", _shuffled(trainer.load_splits, seed=1))
+    monkeypatch.setattr(train_data, "load_splits", _shuffled(train_data.load_splits, seed=1))
     shuffled = fit(cfg)
     print(
         f"chance {chance:.3f} learned {learned.best_score:.3f} shuffled {shuffled.best_score:.3f}"
@@ -220,19 +213,20 @@ def test_training_learns_and_shuffled_labels_do_not(tiny_cfg, monkeypatch):
 
 # ---- learning-rate schedules ----------------------------------------------------------------
 def _schedule(**changes):
-    from kit.train.optim import LRSchedule
+    from kit.train.optim import build_scheduler
 
     cfg = Config(lr=1.0, epochs=4, warmup_epochs=1.0).replace(**changes)
     param = torch.nn.Parameter(torch.zeros(1))
     opt = torch.optim.SGD([param], lr=cfg.lr)
-    return LRSchedule(opt, cfg, steps_per_epoch=5), opt
+    return build_scheduler(opt, cfg, steps_per_epoch=5), opt
 
 
-def _lrs(schedule, opt, steps: int) -> list[float]:
+def _lrs(scheduler, opt, steps: int, start: int = 0) -> list[float]:
+    """The learning rate of each optimizer update, as the training loop steps the scheduler."""
     out = []
-    for _ in range(steps):
+    for update in range(start, start + steps):
         out.append(opt.param_groups[0]["lr"])
-        schedule.step()
+        scheduler.step_update(num_updates=update + 1)
     return out
 
 
@@ -249,6 +243,13 @@ def test_cosine_with_linear_warmup_matches_the_formula():
     assert lrs[0] < lrs[4] < lrs[5] == pytest.approx(1.0)
 
 
+def test_fractional_warmup_and_the_cosine_floor():
+    schedule, opt = _schedule(warmup_epochs=0.4, scheduler_kwargs={"min_lr_ratio": 0.1})
+    lrs = _lrs(schedule, opt, 25)
+    assert lrs[:3] == pytest.approx([1 / 3, 2 / 3, 1.0])  # 0.4 epoch of 5 updates: 2 updates
+    assert lrs[20:] == pytest.approx([0.1] * 5)  # past the schedule's end: the floor
+
+
 def test_step_schedule_decays_by_gamma_every_step_epochs():
     schedule, opt = _schedule(
         scheduler="step", warmup_epochs=0.0, scheduler_kwargs={"step_epochs": 2, "gamma": 0.5}
@@ -258,21 +259,43 @@ def test_step_schedule_decays_by_gamma_every_step_epochs():
 
 
 def test_plateau_drops_after_patience_and_the_state_round_trips():
-    schedule, opt = _schedule(
-        scheduler="plateau", warmup_epochs=0.0, scheduler_kwargs={"patience": 1, "factor": 0.1}
-    )
-    for score in (0.5, 0.4, 0.4):  # best, then two epochs without gain > patience 1
-        schedule.epoch_end(score)
+    kwargs = {"patience": 1, "factor": 0.1}
+    schedule, opt = _schedule(scheduler="plateau", warmup_epochs=0.0, scheduler_kwargs=kwargs)
+    for epoch, score in enumerate((0.5, 0.4, 0.4), start=1):  # best, then 2 > patience 1
+        _lrs(schedule, opt, 5, start=5 * (epoch - 1))
+        schedule.step(epoch, score)
     assert opt.param_groups[0]["lr"] == pytest.approx(0.1)
-    again, opt2 = _schedule(
-        scheduler="plateau", warmup_epochs=0.0, scheduler_kwargs={"patience": 1, "factor": 0.1}
-    )
+    assert _lrs(schedule, opt, 2, start=15) == pytest.approx([0.1, 0.1])  # updates keep it
+    again, opt2 = _schedule(scheduler="plateau", warmup_epochs=0.0, scheduler_kwargs=kwargs)
     again.load_state_dict(schedule.state_dict())
     assert opt2.param_groups[0]["lr"] == pytest.approx(0.1)
+    again.step(4, 0.4)  # the counters came along: one more epoch without gain is not a drop
+    assert opt2.param_groups[0]["lr"] == pytest.approx(0.1)
+    again.step(5, 0.4)
+    assert opt2.param_groups[0]["lr"] == pytest.approx(0.01)
+
+
+def test_unknown_scheduler_kwargs_name_the_field_before_a_run_folder(tiny_cfg, tmp_path):
+    cfg = tiny_cfg.replace(scheduler="step", scheduler_kwargs={"min_lr_ratio": 0.1})
+    with pytest.raises(ValueError, match=r"'scheduler_kwargs' has \['min_lr_ratio'\]"):
+        fit(cfg)
+    assert not (tmp_path / "runs").exists()
+
+
+def test_no_weight_decay_for_biases_and_norm_weights():
+    from kit.models import create_model
+    from kit.train.optim import build_optimizer
+
+    model = create_model(Config(model="test_resnet"))
+    optimizer = build_optimizer(model, Config(weight_decay=0.05))
+    decay = {g["weight_decay"]: {id(p) for p in g["params"]} for g in optimizer.param_groups}
+    assert set(decay) == {0.0, 0.05}
+    for p in model.parameters():
+        assert id(p) in decay[0.0 if p.ndim <= 1 else 0.05]
 
 
 def test_balanced_sampler_draws_classes_evenly():
-    from kit.train.loaders import SAMPLERS
+    from kit.data.sampling import SAMPLERS
 
     labels = np.array([0] * 90 + [1] * 9 + [2] * 1)
     sampler = SAMPLERS["balanced"](labels, torch.Generator().manual_seed(0))
@@ -294,7 +317,7 @@ def test_running_f1_labels_of_both_output_kinds():
     import torch
 
     from kit.labels import decode
-    from kit.train.steps import batch_labels
+    from kit.train.loop import batch_labels
 
     labels = torch.tensor([0, 5, 17, 9])
     logits = torch.full((4, 18), -9.0)
@@ -309,3 +332,22 @@ def test_running_f1_labels_of_both_output_kinds():
     }
     true, pred = batch_labels(heads, {"mask": m, "gender": g, "age": a})
     assert true.tolist() == pred.tolist() == [0, 5, 17, 9]
+
+
+def test_resume_warns_about_changed_experiment_fields_only(tiny_cfg, tmp_path, caplog):
+    """Fields of role run / machine / output may change on resume; experiment fields warn."""
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_text(json.dumps(tiny_cfg.to_dict()))
+    (run / "last.pt").write_bytes(b"placeholder")  # the resume stops at reading it
+    quiet_changes = {"workers": 1, "eval_batch_size": 7, "name": "other", "quiet": False}
+    for changes, warned in ((quiet_changes, False), ({"lr": 0.5}, True)):
+        caplog.clear()
+        with (
+            caplog.at_level("WARNING", logger="kit"),
+            pytest.raises(ValueError, match="cannot read"),
+        ):
+            fit(tiny_cfg.replace(resume=str(run), **changes))
+        messages = [r.getMessage() for r in caplog.records if "changed settings" in r.getMessage()]
+        assert bool(messages) == warned, messages
+    assert "lr: 0.003 -> 0.5" in messages[0] and "workers" not in messages[0]

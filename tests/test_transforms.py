@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from kit.config import Config
-from kit.transforms import MEAN, PRESETS, STD, FractionCenterCrop, build_transforms, prepare
+from kit.transforms import MEAN, PRESETS, STD, TTA, FractionCenterCrop, build_transforms, prepare
 
 
 def _picture(h: int = 128, w: int = 96, seed: int = 0) -> np.ndarray:
@@ -82,3 +82,21 @@ def test_prepared_transforms_skip_crop_and_resize():
     _, prepared_tf = build_transforms(cfg, prepared=True)
     img = _picture()
     assert torch.equal(eval_tf(image=img)["image"], prepared_tf(image=prepare(img, cfg))["image"])
+
+
+def test_tta_views_are_a_registry_shared_with_inference():
+    import kit.inference
+
+    assert kit.inference.TTA is TTA and {"none", "hflip"} <= set(TTA)
+    x = torch.arange(2 * 3 * 4 * 5, dtype=torch.float32).reshape(2, 3, 4, 5)
+    (plain,) = TTA.get("none")(x)
+    same, mirror = TTA.get("hflip")(x)
+    assert torch.equal(plain, x) and torch.equal(same, x)
+    assert torch.equal(mirror, torch.flip(x, dims=[3]))  # left-right: the width axis
+    with pytest.raises(ValueError, match=r"unknown tta 'vflip' \(did you mean 'hflip'\?\)"):
+        TTA.get("vflip")
+
+
+def test_unknown_preset_names_the_close_one():
+    with pytest.raises(ValueError, match=r"unknown preset 'strnog' \(did you mean 'strong'\?\)"):
+        build_transforms(Config(preset="strnog"))

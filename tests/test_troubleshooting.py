@@ -33,21 +33,24 @@ from torch import nn
 
 import kit.runfolder as rundir
 from kit import io as kio
-from kit.config import Config, parse_args
-from kit.data import load_fixes, make_fixture, read_eval, read_train, verify_images
+from kit.config import Config
+from kit.data import load_fixes, read_eval, read_train, verify_images
 from kit.data.cache import build_cache
 from kit.data.dataset import load_rgb
+from kit.data.fixture import make_fixture
 from kit.ensemble import ensemble, write
 from kit.ensemble.__main__ import main as ensemble_main
 from kit.inference import predict
 from kit.losses import LOSSES
 from kit.models import create_model
+from kit.recipe import parse_args
 from kit.runfolder import write_submission
 from kit.runs.__main__ import main as runs_main
 from kit.score import main as score_main
 from kit.train import fit
 from kit.train.checkpoint import load as load_checkpoint
-from kit.train.loaders import load_splits
+from kit.train.data import load_splits
+from tests._after_training_triggers import AFTER_TRAINING
 from tests._runfolders import Preds, RunSpec, one_hot_probs, summary, write_run
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -206,13 +209,16 @@ def _file(ctx: Ctx, name: str, text: str) -> Path:
     return path
 
 
+_TEST_LOSS = "kit_test_loss"  # unregistered after every row's test
+
+
 def _register_loss(ctx: Ctx, forward: Callable[[torch.Tensor], torch.Tensor]) -> str:
     class _Loss(nn.Module):
         def forward(self, logits, target):
             return forward(logits)
 
-    ctx.mp.setitem(LOSSES, "kit_test_loss", lambda **kwargs: _Loss())
-    return "kit_test_loss"
+    LOSSES.register(_TEST_LOSS, lambda **kwargs: _Loss(), overwrite=True)
+    return _TEST_LOSS
 
 
 def _raise(err: BaseException) -> Callable[[torch.Tensor], torch.Tensor]:
@@ -406,7 +412,7 @@ TRIGGERS: dict[str, Trigger] = {
         lambda: Config(head="multi", head_losses={"hair": "focal"}).validate()
     ),
     "config-scheduler-kwargs": lambda c: raised(
-        lambda: Config(scheduler="step", scheduler_kwargs={"patience": 2.0}).validate()
+        lambda: fit(c.cfg(scheduler="step", scheduler_kwargs={"patience": 2.0}))
     ),
     "config-device-no-gpu": lambda c: raised(
         lambda: (
@@ -432,7 +438,9 @@ TRIGGERS: dict[str, Trigger] = {
         lambda argv: parse_args(Config(), argv), ["--head-weights", "age"]
     ),
     # models and weights
-    "pretrained-no-file": lambda c: raised(lambda: Config(pretrained=True).validate()),
+    "pretrained-no-file": lambda c: raised(
+        lambda: create_model(Config(model="test_resnet", pretrained=True))
+    ),
     "pretrained-file-missing": lambda c: raised(
         lambda: (c.mp.chdir(c.tmp), Config(pretrained_file="weights.pth").validate())
     ),
@@ -618,7 +626,55 @@ TRIGGERS: dict[str, Trigger] = {
     ),
     "ledger-sort": lambda c: printed(runs_main, [str(_member(c, "a").parent), "--sort", "nope"]),
     "ledger-killed-run": lambda c: printed(runs_main, [str(_killed_run(c).parent)]),
+    "ledger-skipped-run": lambda c: printed(runs_main, [str(_damaged_config(c))]),
+    "ledger-baseline-choice": lambda c: printed(runs_main, [str(_twice(c)), "--vs", "a"]),
+    "ledger-columns-unknown": lambda c: printed(
+        runs_main, [str(_member(c, "a").parent), "--columns", "nope"]
+    ),
+    "ledger-status-unknown": lambda c: printed(
+        runs_main, [str(_member(c, "a").parent), "--status", "done"]
+    ),
+    "ledger-hidden-columns": lambda c: printed(runs_main, [str(_twice(c)), "--width", "50"]),
+    "prune-needs-yes": lambda c: printed(
+        runs_main, [str(write_run(c.tmp / "runs", RunSpec(status="failed")).parent), "--prune"]
+    ),
+    # the optional picture, the record's name, the command's own output flag
+    "score-needs-answers": lambda c: printed(score_main, [str(_sub(c, [1] * 6))]),
+    "score-no-val": lambda c: printed(
+        score_main, [str(_unlink(_member(c, "a") / "val_probs.csv").parent)]
+    ),
+    "score-png-unwritable": lambda c: printed(
+        score_main,
+        [
+            str(_sub(c, [1] * 6)),
+            "--answers",
+            str(_sub(c, [1] * 6, name="a.csv")),
+            "--png",
+            str(_file(c, "f", "x") / "cm.png"),
+        ],
+    ),
+    "output-json-collision": lambda c: printed(
+        ensemble_main, [str(_member(c, "a")), "-o", str(c.tmp / "out.json")]
+    ),
+    "ensemble-output-unwritable": lambda c: printed(
+        ensemble_main, [str(_member(c, "a")), "-o", str(_file(c, "f", "x") / "s.csv")]
+    ),
 }
+TRIGGERS.update(AFTER_TRAINING)  # calibration, stacking, per-task merge, label-noise finder
+
+
+def _damaged_config(ctx: Ctx) -> Path:
+    """A folder of two runs, the second with a config.json that is not JSON."""
+    _member(ctx, "a")
+    run = _member(ctx, "b", stamp="20240102-120000")
+    (run / "config.json").write_text("{not json")
+    return run.parent
+
+
+def _twice(ctx: Ctx) -> Path:
+    """A folder of two runs both named ``a`` (the same run trained again)."""
+    _member(ctx, "a")
+    return _member(ctx, "a", stamp="20240102-120000").parent
 
 
 def _unlink(path: Path) -> Path:
@@ -685,6 +741,10 @@ def test_the_page_and_the_registry_name_the_same_messages():
 @pytest.mark.parametrize("row", sorted(documented()))
 def test_each_documented_message_is_what_the_user_sees(row, layout, tmp_path, monkeypatch):
     excerpt = documented()[row]
-    seen = TRIGGERS[row](Ctx(tmp_path, layout, monkeypatch))
+    try:
+        seen = TRIGGERS[row](Ctx(tmp_path, layout, monkeypatch))
+    finally:
+        if _TEST_LOSS in LOSSES:
+            LOSSES.unregister(_TEST_LOSS)
     flat = " ".join(seen.split())
     assert " ".join(excerpt.split()) in flat, f"{row}: {excerpt!r} not in:\n{seen}"

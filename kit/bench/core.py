@@ -19,9 +19,9 @@ from kit.bench.memory import PeakMemory
 from kit.bench.phases import kit_loader, limit_batches, plain_loader, time_data, time_train
 from kit.config import Config
 from kit.data import read_train
-from kit.inference import resolve_device
-from kit.train.loaders import resolve_workers
-from kit.train.pipeline import build_run_cache
+from kit.data.sampling import resolve_workers
+from kit.train.data import build_run_cache
+from kit.train.distributed import resolve_device
 
 __all__ = ["PHASES", "TARGETS", "BenchOptions", "run_benchmark"]
 

@@ -10,8 +10,8 @@ from typing import Any
 
 import torch
 
-from kit.data import make_fixture
-from kit.train.loaders import usable_cores
+from kit.data.fixture import make_fixture
+from kit.data.sampling import usable_cores
 
 __all__ = ["ensure_fixture", "machine_info"]
 

@@ -25,12 +25,12 @@ from torchvision import transforms as T
 
 from kit.data.cache import ImageCache
 from kit.data.dataset import ImageDataset, load_rgb
+from kit.data.sampling import resolve_workers, train_loader
 from kit.models import create_model
-from kit.train.distributed import SINGLE
-from kit.train.loaders import resolve_workers, train_loader
-from kit.train.optim import LRSchedule, build_optimizer
-from kit.train.speed import prepare_model, training_module
-from kit.train.steps import build_criterion, train_one_epoch
+from kit.train.checkpoint import build_parts
+from kit.train.distributed import SINGLE, prepare_model, training_module
+from kit.train.loop import train_one_epoch
+from kit.train.optim import build_criterion
 from kit.transforms import MEAN, STD, build_transforms
 
 __all__ = ["PlainDataset", "kit_loader", "limit_batches", "plain_loader", "time_data", "time_train"]
@@ -117,13 +117,8 @@ def time_train(
     """Seconds for ``steps`` kit training steps (``train_one_epoch``) after ``warmup`` ones."""
     torch.manual_seed(cfg.seed)
     model = prepare_model(create_model(cfg).to(device), cfg)
-    optimizer = build_optimizer(model, cfg)
-    parts = {
-        "model": training_module(model, cfg, SINGLE, device),
-        "optimizer": optimizer,
-        "schedule": LRSchedule(optimizer, cfg, warmup + steps),
-        "scaler": torch.amp.GradScaler(device.type, enabled=cfg.amp and device.type == "cuda"),
-    }
+    parts = build_parts(cfg, model, warmup + steps, device)
+    parts.module = training_module(model, cfg, SINGLE, device)
     clock = _Clock(batches, warmup + steps, warmup, device)
     train_one_epoch(parts, clock, build_criterion(cfg).to(device), cfg, epoch=1)
     _sync(device)

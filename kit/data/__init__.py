@@ -1,6 +1,8 @@
-"""Data: reading the competition layout, opt-in label fixes, a synthetic fixture dataset."""
+"""Data: reading the competition layout, opt-in label fixes, image checks.
 
-from typing import Any
+The synthetic fixture is :mod:`kit.data.fixture` (``kit.make_fixture``); it is not imported
+here so that ``python -m kit.data.fixture`` runs that module only once.
+"""
 
 from kit.data._common import DataError
 from kit.data.fixes import BUILTIN_FIXES, Fix, FixReport, apply_fixes, load_fixes
@@ -13,17 +15,7 @@ __all__ = [
     "FixReport",
     "apply_fixes",
     "load_fixes",
-    "make_fixture",
     "read_eval",
     "read_train",
     "verify_images",
 ]
-
-
-def __getattr__(name: str) -> Any:
-    # Imported on first use so that `python -m kit.data.fixture` runs the module only once.
-    if name == "make_fixture":
-        from kit.data.fixture import make_fixture
-
-        return make_fixture
-    raise AttributeError(f"module 'kit.data' has no attribute {name!r}")

@@ -14,6 +14,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from kit.io import OutputError, atomic_path
+from kit.registry import Registry
 
 try:
     import fcntl
@@ -24,10 +25,9 @@ __all__ = ["EXECUTORS", "build_lock", "clean_leftovers", "write_flips", "write_i
 
 #: ``build_cache(executor=...)`` name -> pool. Threads suit PIL / OpenCV loaders (they release
 #: the GIL while decoding and resizing) and take any callable; processes need a picklable load.
-EXECUTORS: dict[str, type[Executor]] = {
-    "thread": ThreadPoolExecutor,
-    "process": ProcessPoolExecutor,
-}
+EXECUTORS: Registry[type[Executor]] = Registry("executor")
+EXECUTORS.register("thread", ThreadPoolExecutor)
+EXECUTORS.register("process", ProcessPoolExecutor)
 
 _CHUNK = 256  # rows copied per step when writing flips: bounded memory, few calls
 
@@ -89,7 +89,7 @@ def _mapper(workers: int, executor: str) -> Iterator[Callable[..., Iterator[Any]
     if workers <= 0:
         yield map
         return
-    with EXECUTORS[executor](max_workers=workers) as pool:
+    with EXECUTORS.get(executor)(max_workers=workers) as pool:
         yield pool.map
 
 

@@ -212,8 +212,7 @@ def build_cache(
     names = [os.fspath(p) for p in paths]
     if not names:
         raise ValueError("build_cache needs at least one image path; got none")
-    if executor not in EXECUTORS:
-        raise ValueError(f"unknown executor {executor!r}; valid: {sorted(EXECUTORS)}")
+    EXECUTORS.get(executor)  # an unknown name fails before any work
     hw = _check_size(size)
     key = image_key(names, size=hw, crop=crop, extra=extra)
     root = Path(cache_dir)

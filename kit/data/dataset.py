@@ -3,6 +3,9 @@
 Reading a picture is one small replaceable function, ``loader(path) -> uint8 RGB (H, W, 3)``.
 The default decodes the file; a cache of prepared (cropped, resized) pictures can take its
 place together with ``kit.transforms.build_transforms(cfg, prepared=True)``.
+
+The dataset knows nothing of model heads: the target of a row is ``target(18-way class id)``,
+a function the caller passes (training passes its head's ``OutputKind.target``).
 """
 
 from __future__ import annotations
@@ -16,10 +19,10 @@ import pandas as pd
 from PIL import Image
 from torch.utils.data import Dataset
 
-from kit.heads import OUTPUT_KINDS, head_spec
+from kit.data.cache import ImageCache
 from kit.labels import AGE_THRESHOLDS, age_to_group, encode
 
-__all__ = ["ImageDataset", "load_rgb", "training_labels"]
+__all__ = ["FlipChoice", "ImageDataset", "load_rgb", "training_labels"]
 
 Loader = Callable[[str], np.ndarray]
 #: What PIL raises for a missing, empty, cut-short or corrupt file (not only OSError).
@@ -64,9 +67,9 @@ def training_labels(
 class ImageDataset(Dataset):
     """``(transform(image)["image"], target)`` for every row of ``df`` (its ``path`` column).
 
-    ``labels=None`` gives target -1 (inference). Otherwise the target is what ``head``'s
-    output kind trains on (``kit.heads``): the 18-way class id for ``"single"``, a
-    ``{"mask", "gender", "age"}`` dict for ``"multi"``.
+    ``labels=None`` gives target -1 (inference). Otherwise the target is ``target(class id)``
+    of the row's 18-way training label: ``int`` (the default) for an 18-way head, a head's
+    ``OutputKind.target`` (``kit.heads``) for others, e.g. a ``{"mask", "gender", "age"}`` dict.
     """
 
     def __init__(
@@ -75,16 +78,15 @@ class ImageDataset(Dataset):
         transform: Callable[..., dict[str, Any]] | None,
         labels: str | None = "label",
         age_thresholds: tuple[int, int] = AGE_THRESHOLDS,
-        head: str = "single",
+        target: Callable[[int], Any] = int,
         loader: Loader = load_rgb,
     ) -> None:
         if "path" not in df.columns:
             raise ValueError(f"the frame has no 'path' column; found {list(df.columns)}")
-        kind = head_spec(head).kind
         self.paths = df["path"].astype(str).tolist()
         self.transform = transform
         self.loader = loader
-        self.head, self.kind = head, kind
+        self.target = target
         self.targets = None if labels is None else training_labels(df, age_thresholds, labels)
 
     def __len__(self) -> int:
@@ -94,9 +96,21 @@ class ImageDataset(Dataset):
         image = self.loader(self.paths[i])
         if self.transform is not None:
             image = self.transform(image=image)["image"]
-        return image, self._target(i)
+        return image, -1 if self.targets is None else self.target(int(self.targets[i]))
 
-    def _target(self, i: int) -> Any:
-        if self.targets is None:
-            return -1
-        return OUTPUT_KINDS[self.kind].target(int(self.targets[i]))
+
+class FlipChoice:
+    """A loader over a cache built with flips: the stored picture or its stored mirror image,
+    with even odds; seeded per sample by ``kit.data.sampling.SeededDataset``."""
+
+    def __init__(self, cache: ImageCache) -> None:
+        self.cache = cache
+        self._rng = np.random.default_rng(0)
+
+    def set_random_seed(self, seed: int) -> None:
+        """Seed the next choices."""
+        self._rng = np.random.default_rng(seed)
+
+    def __call__(self, path: str) -> np.ndarray:
+        i = self.cache.index_of(path)
+        return self.cache.flipped(i) if self._rng.random() < 0.5 else self.cache[i]

@@ -6,7 +6,9 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from kit.ensemble.core import EnsembleResult, ensemble, write
+from kit.cli import add_debug_flag, run_cli
+from kit.ensemble.calibrate import calibrate_ensemble
+from kit.ensemble.core import EnsembleResult, biases_path, ensemble, record_path, write
 from kit.ensemble.methods import METHODS
 
 
@@ -27,7 +29,11 @@ def _parser() -> argparse.ArgumentParser:
         description="Combine run folders, K-fold parents and submission CSVs into one submission.",
     )
     p.add_argument("members", nargs="+", help="run folders, K-fold parents or submission CSVs")
-    p.add_argument("-o", "--output", help="submission CSV to write (a .json record goes beside)")
+    p.add_argument(
+        "-o",
+        "--output",
+        help="submission CSV to write; its record goes beside as <name>.json (so not a .json)",
+    )
     p.add_argument("--method", default="soft", choices=sorted(METHODS))
     p.add_argument(
         "--weights",
@@ -37,6 +43,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--info", help="eval info.csv: write rows in its order (checks the ids)")
     p.add_argument("--seed", type=int, default=0, help="seed of the weight search")
+    p.add_argument(
+        "--calibrate",
+        action="store_true",
+        help="fit 18 per-class biases for macro F1 on validation rows and apply them to test "
+        "(prints the in-sample and the honest cross-fitted F1; biases saved beside -o)",
+    )
+    add_debug_flag(p)
     return p
 
 
@@ -62,19 +75,25 @@ def format_table(result: EnsembleResult) -> str:
     return "\n".join(lines)
 
 
+def _main(argv: Sequence[str]) -> int:
+    args = _parser().parse_args(argv)
+    if args.output:
+        record_path(args.output)  # refuse a colliding name before any work
+    result = ensemble(args.members, args.method, args.weights, info=args.info, seed=args.seed)
+    print(format_table(result))
+    if args.calibrate:
+        print(calibrate_ensemble(result).summary())
+    if args.output:
+        sub, record = write(result, args.output)
+        print(f"wrote {sub} ({len(result.test_ids)} rows) and {record}")
+        if result.calibration is not None:
+            print(f"wrote biases to {biases_path(sub)}")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit code (2 on bad input, with the reason on stderr)."""
-    args = _parser().parse_args(argv)
-    try:
-        result = ensemble(args.members, args.method, args.weights, info=args.info, seed=args.seed)
-        print(format_table(result))
-        if args.output:
-            sub, record = write(result, args.output)
-            print(f"wrote {sub} ({len(result.test_ids)} rows) and {record}")
-    except (ValueError, FileNotFoundError, OSError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    return 0
+    return run_cli(_main, argv, output_fix="pass another -o PATH, or free space")
 
 
 if __name__ == "__main__":

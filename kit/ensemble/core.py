@@ -13,14 +13,16 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from kit.ensemble.folds import member_folds
 from kit.ensemble.inputs import Member, align, load_member
-from kit.ensemble.methods import combine, get_method, normalise_weights
+from kit.ensemble.methods import Method, argmax, combine, get_method, normalise_weights
 from kit.ensemble.search import SearchResult, search_weights
+from kit.ensemble.tasks import merge_task_members
 from kit.io import write_json
 from kit.metrics import macro_f1, summarize
 from kit.runfolder import SUBMISSION_COLUMNS, TEST_PROBS, Split, read_submission, write_submission
 
-__all__ = ["EnsembleResult", "MemberScore", "ensemble", "write"]
+__all__ = ["EnsembleResult", "MemberScore", "biases_path", "ensemble", "record_path", "write"]
 
 Weights = Sequence[float] | str | None
 
@@ -53,6 +55,8 @@ class EnsembleResult:
     val_scores: dict[str, Any] = field(default_factory=dict)
     search: SearchResult | None = None
     val_note: str | None = None  # why there is no ensemble validation score
+    calibration: dict[str, Any] | None = None  # kit.ensemble.calibrate's record, when applied
+    fitted: dict[str, Any] | None = None  # what a method fitted on validation (stack) did
 
     @property
     def val_macro_f1(self) -> float | None:
@@ -76,6 +80,8 @@ class EnsembleResult:
             "weight_search": None if self.search is None else asdict(self.search),
             "n_test": None if self.test_ids is None else len(self.test_ids),
             "val_note": self.val_note,
+            "calibration": self.calibration,
+            "fitted": self.fitted,
         }
 
 
@@ -139,6 +145,19 @@ def _weights(
     return normalise_weights(weights, len(members)), None
 
 
+def _check_fitted(spec: Method, weights: Weights, val: list[Split] | None, why: str | None):
+    if weights is not None:
+        raise ValueError(
+            f"method {spec.name!r} learns how much to trust each member; leave --weights out"
+        )
+    if val is None:
+        raise ValueError(
+            f"method {spec.name!r} fits a meta-model on validation rows shared by every member, "
+            f"but {why.rstrip('.')}. Use members of the same split (or K-fold parents of the "
+            "same folds), or another method."
+        )
+
+
 def _reorder_to_info(test: list[Split], info: str | os.PathLike[str]) -> list[Split]:
     order = read_submission(info)  # info.csv has the submission's columns
     ref = Split(order.ids, order.labels)
@@ -161,9 +180,9 @@ def ensemble(
     refused. Validation rows are matched by ``image_id``; members whose validation rows differ
     (e.g. runs on different splits) still vote on test, but without an ensemble validation
     score (``val_note`` says why) and without weight search. Submission CSVs only join the
-    ``hard`` vote.
+    ``hard`` vote. Per-task runs are first merged into one 18-way member (kit.ensemble.tasks).
     """
-    loaded = [m if isinstance(m, Member) else load_member(m) for m in members]
+    loaded = merge_task_members([m if isinstance(m, Member) else load_member(m) for m in members])
     if not loaded:
         raise ValueError("no members given; expected at least one run folder or submission CSV")
     spec = get_method(method)
@@ -174,35 +193,76 @@ def ensemble(
             "(ImageID,ans: labels only). Use --method hard, or pass their run folders."
         )
     val, why = _validation(loaded)
+    if spec.fit is not None:
+        _check_fitted(spec, weights, val, why)
     w, found = _weights(weights, method, loaded, val, why, seed)
     result = EnsembleResult(method, w.tolist(), [], search=found, val_note=why)
     for m, wm in zip(loaded, w, strict=True):
         score = None if m.val is None else macro_f1(m.val.truth, m.val.labels)
         result.members.append(MemberScore(m.name, str(m.path), m.kind, score, float(wm)))
+    fitted = None
     if val is not None:
         result.val_ids, result.val_truth = val[0].ids, _truth(loaded, val)
-        result.val_probs, result.val_labels = combine(
-            method, [s.probs for s in val], [s.labels for s in val], w
-        )
+        if spec.fit is not None:
+            folds = member_folds(loaded[0].path, val[0].ids)
+            fitted = spec.fit([s.probs for s in val], result.val_truth, folds.ids, seed=seed)
+            result.val_probs, result.val_labels = fitted.oof, argmax(fitted.oof)
+            result.fitted = {"val_scores": "out-of-fold", "folds": folds.n_folds}
+            result.fitted["folds_from"] = folds.source
+        else:
+            result.val_probs, result.val_labels = combine(
+                method, [s.probs for s in val], [s.labels for s in val], w
+            )
         result.val_scores = summarize(result.val_truth, result.val_labels)
     test = _test(loaded)
     if test is not None:
         if info is not None:
             test = _reorder_to_info(test, info)
         result.test_ids = test[0].ids
-        result.test_probs, result.test_labels = combine(
-            method, [s.probs for s in test], [s.labels for s in test], w
-        )
+        if fitted is not None:
+            result.test_probs = fitted.predict([s.probs for s in test])
+            result.test_labels = argmax(result.test_probs)
+        else:
+            result.test_probs, result.test_labels = combine(
+                method, [s.probs for s in test], [s.labels for s in test], w
+            )
     return result
 
 
+def biases_path(path: str | os.PathLike[str]) -> Path:
+    """Where :func:`write` puts the calibration biases of submission ``path``."""
+    path = Path(path)
+    return path.with_name(f"{path.stem}_biases.json")
+
+
+def record_path(path: str | os.PathLike[str]) -> Path:
+    """Where :func:`write` puts the record of the submission ``path``: ``<stem>.json`` beside it.
+
+    A submission whose own name is that (``-o out.json``) is refused: the record would overwrite
+    it. Letter case does not tell names apart (it does not on macOS and Windows disks).
+    """
+    path = Path(path)
+    record = path.with_suffix(".json")
+    if record.name.lower() == path.name.lower():
+        raise ValueError(
+            f"{path}: the ensemble's record is written beside the submission as <name>.json, "
+            f"so a submission named {path.name} would be overwritten by it; name the "
+            f"submission .csv, e.g. -o {path.with_suffix('.csv')}"
+        )
+    return record
+
+
 def write(result: EnsembleResult, path: str | os.PathLike[str]) -> tuple[Path, Path]:
-    """Write ``ImageID,ans`` (test row order) and ``<stem>.json`` (the record) beside it."""
+    """Write ``ImageID,ans`` (test row order) and ``<stem>.json`` (the record) beside it;
+    a calibrated result also writes its biases to ``<stem>_biases.json``. Nothing is written
+    when the record's name would collide (see :func:`record_path`)."""
+    record = record_path(path)
     if result.test_labels is None:
         raise ValueError(f"this ensemble has no test predictions (no member has {TEST_PROBS})")
     path = Path(path)
     ids = pd.DataFrame({SUBMISSION_COLUMNS[0]: result.test_ids})
     write_submission(result.test_labels, ids, path)
-    record = path.with_suffix(".json")
     write_json(record, result.record())
+    if result.calibration is not None:
+        write_json(biases_path(path), result.calibration)
     return path, record

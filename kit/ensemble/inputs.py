@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from kit.runfolder import Split, read_predictions, read_submission
+from kit.runfolder import Split, read_predictions, read_submission, read_task_predictions
 
 __all__ = ["Member", "align", "load_member"]
 
@@ -24,16 +24,23 @@ class Member:
 
     name: str
     path: Path
-    kind: str  # "run" or "submission"
+    #: "run", "submission", the task of a per-task run ("mask", "gender", "age"), or
+    #: "per-task" (mask, gender and age runs merged by kit.ensemble.tasks)
+    kind: str
     val: Split | None
     test: Split | None
 
     @property
     def has_probs(self) -> bool:
-        return self.kind == "run"
+        """18-way probabilities (not a submission CSV, not a per-task run)."""
+        return self.kind in ("run", "per-task")
 
 
 def _load_run(path: Path) -> Member:
+    per_task = read_task_predictions(path)  # a per-task run: merged by kit.ensemble.tasks
+    if per_task is not None:
+        task, val, test = per_task
+        return Member(path.name, path, task, val, test)
     return Member(path.name, path, "run", *read_predictions(path))
 
 

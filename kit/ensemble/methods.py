@@ -34,6 +34,7 @@ from kit.ensemble.voting import (
     rank_average,
     soft_vote,
 )
+from kit.registry import Registry
 
 __all__ = [
     "METHODS",
@@ -55,6 +56,7 @@ Prepared = Any
 class Method:
     """A registered voting method, split so a weight search prepares the inputs only once."""
 
+    #: The name it was registered under first (an alias such as ``weighted`` shares it).
     name: str
     #: False only for the hard vote, which also takes submission CSVs (labels only).
     needs_probs: bool
@@ -64,6 +66,10 @@ class Method:
     apply: Callable[[Prepared, np.ndarray], tuple[np.ndarray | None, np.ndarray]]
     #: One member alone reproduces that member's own predictions, so a search can start there.
     searchable: bool = True
+    #: Methods that learn from validation labels (``stack``): (validation probs per member,
+    #: truth, honest fold ids) -> a fitted object with ``.oof`` (out-of-fold validation
+    #: probs) and ``.predict(probs per member)``. ``prepare`` / ``apply`` then only refuse.
+    fit: Callable[..., Any] | None = None
 
     def run(
         self, probs: Sequence[np.ndarray | None], labels: Sequence[np.ndarray], w: np.ndarray
@@ -79,25 +85,27 @@ def _with_labels(fn: Callable[[Prepared, np.ndarray], np.ndarray]) -> Callable:
     return apply
 
 
-METHODS: dict[str, Method] = {
-    "soft": Method("soft", True, lambda p, _: _stack(p), _with_labels(_mean)),
-    "weighted": Method("weighted", True, lambda p, _: _stack(p), _with_labels(_mean)),
-    "geometric": Method("geometric", True, lambda p, _: _logs(p), _with_labels(_geometric)),
-    "rank": Method(
-        "rank", True, lambda p, _: _rank_stack(p), _with_labels(_rank_mean), searchable=False
-    ),
-    "hard": Method("hard", False, lambda p, y: _ballots(y, p), lambda b, w: (None, _count(b, w))),
-}
+#: method name (``--method``) -> its :class:`Method`.
+METHODS: Registry[Method] = Registry("ensemble_method")
+METHODS.register("soft", Method("soft", True, lambda p, _: _stack(p), _with_labels(_mean)))
+# The same vote: the two names differ only in the default weights (``weighted`` searches them
+# when none are given, see kit.ensemble.core), so one entry serves both.
+METHODS.register("weighted", METHODS.get("soft"))
+METHODS.register(
+    "geometric", Method("geometric", True, lambda p, _: _logs(p), _with_labels(_geometric))
+)
+METHODS.register(
+    "rank",
+    Method("rank", True, lambda p, _: _rank_stack(p), _with_labels(_rank_mean), searchable=False),
+)
+METHODS.register(
+    "hard", Method("hard", False, lambda p, y: _ballots(y, p), lambda b, w: (None, _count(b, w)))
+)
 
 
 def get_method(name: str) -> Method:
-    """The registered method called ``name``; ValueError listing the choices otherwise."""
-    try:
-        return METHODS[name]
-    except KeyError:
-        raise ValueError(
-            f"unknown ensemble method {name!r}; expected one of {sorted(METHODS)}"
-        ) from None
+    """The registered method called ``name``; :class:`~kit.registry.UnknownName` otherwise."""
+    return METHODS.get(name)
 
 
 def combine(

@@ -17,7 +17,14 @@ from kit.losses.classification import (
     resolve_class_weights,
 )
 from kit.losses.multihead import MultiHeadLoss, build_multihead_loss
-from kit.losses.registry import LOSSES, WeightedSumLoss, build_loss, register_loss
+from kit.losses.registry import (
+    LOSSES,
+    WeightedSumLoss,
+    build_loss,
+    check_spec,
+    head_loss_args,
+    register_loss,
+)
 
 __all__ = [
     "LOSSES",
@@ -29,6 +36,8 @@ __all__ = [
     "balanced_weights",
     "build_loss",
     "build_multihead_loss",
+    "check_spec",
+    "head_loss_args",
     "label_smoothing",
     "register_loss",
     "resolve_class_weights",

@@ -4,20 +4,129 @@ from __future__ import annotations
 
 import inspect
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import torch
 from torch import nn
 
-__all__ = ["LOSSES", "WeightedSumLoss", "build_loss", "register_loss"]
+from kit.heads import head_spec
+from kit.labels import HEADS
+from kit.registry import Registry, UnknownName
+
+__all__ = ["LOSSES", "WeightedSumLoss", "build_loss", "check_spec", "head_loss_args"]
+__all__ += ["register_loss"]
 
 LossFactory = Callable[..., nn.Module]
-#: name -> factory; a factory takes keyword arguments and returns the loss module.
-LOSSES: dict[str, LossFactory] = {}
 #: Arguments ``build_loss`` hands to every component whose factory declares them.
 _CONTEXT = ("num_classes", "labels")
 _TERM = re.compile(r"^\s*(?:(?P<weight>\d+(?:\.\d*)?|\.\d+)\s*\*\s*)?(?P<name>[A-Za-z_]\w*)\s*$")
+
+
+def _accepted(factory: LossFactory) -> set[str] | None:
+    """Keyword names the factory takes; None when it takes ``**kwargs`` (anything)."""
+    params = inspect.signature(factory).parameters.values()
+    if any(p.kind is p.VAR_KEYWORD for p in params):
+        return None
+    return {p.name for p in params if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)}
+
+
+def _takes(factory: LossFactory) -> list[str]:
+    """The keyword arguments a user can give the factory (``build_loss`` fills the context)."""
+    acc = _accepted(factory)
+    return ["**kwargs"] if acc is None else sorted(acc - set(_CONTEXT))
+
+
+def _describe(name: str, factory: LossFactory) -> str:
+    return f"{name}({', '.join(_takes(factory))})"
+
+
+def _parse(spec: str) -> list[tuple[float, str]]:
+    terms = []
+    for part in spec.split("+"):
+        match = _TERM.match(part)
+        if match is None:
+            raise ValueError(
+                f"cannot read loss spec {spec!r} at {part.strip()!r}; expected terms like "
+                f"'focal' or '0.5*focal' joined by '+'"
+            )
+        weight = match["weight"]
+        terms.append((float(weight) if weight else 1.0, match["name"]))
+    return terms
+
+
+def check_spec(spec: Any, kwargs: Mapping[str, Any] | None = None) -> list[tuple[float, str]]:
+    """The ``(weight, name)`` terms of a loss spec, checked without building anything.
+
+    Raises TypeError for a non-string, ValueError for a spec that does not parse,
+    :class:`~kit.registry.UnknownName` for an unregistered loss, and ValueError for a keyword
+    argument that no component's factory accepts (the message lists what each accepts).
+    """
+    if not isinstance(spec, str):
+        raise TypeError(f"loss spec must be a string such as 'focal+f1', got {spec!r}")
+    terms = _parse(spec)
+    for _, name in terms:
+        if name not in LOSSES:
+            where = "" if spec.strip() == name else f"loss spec {spec!r}: "
+            raise UnknownName(where + LOSSES.unknown_message(name))
+    accepted = {name: _accepted(LOSSES.get(name)) for _, name in terms}
+    unused = [
+        key
+        for key in kwargs or {}
+        if all(acc is not None and key not in acc for acc in accepted.values())
+    ]
+    if unused:
+        takes = {name: _takes(LOSSES.get(name)) for name in accepted}
+        raise ValueError(f"no loss in {spec!r} accepts {unused}; each accepts: {takes}")
+    return terms
+
+
+def _named(where: str, check: Callable[[], Any]) -> None:
+    """Run ``check``, prefixing its ValueError or TypeError with ``where``."""
+    try:
+        check()
+    except (ValueError, TypeError) as err:
+        raise type(err)(f"{where}: {err}") from None
+
+
+def head_loss_args(cfg: Any) -> dict[str, tuple[str, dict[str, Any]]]:
+    """head -> (loss spec, keyword arguments) of a three-head model trained with ``cfg``:
+    ``head_losses`` per head (others ``loss``); ``loss_kwargs`` keys named after a head
+    (``age: {gamma: 2}``) go to that head only, other keys to every head."""
+    shared = {k: v for k, v in cfg.loss_kwargs.items() if k not in HEADS}
+    return {
+        h: (cfg.head_losses.get(h, cfg.loss), {**shared, **dict(cfg.loss_kwargs.get(h, {}))})
+        for h in HEADS
+    }
+
+
+def _check(value: Any, field: str | None, cfg: Any) -> None:
+    """The registry check of the loss fields: ``loss`` (a spec) and ``head_losses`` (head ->
+    spec); given the config, ``loss_kwargs`` too, against the losses its head trains with."""
+    where = f"config field {field!r}" if field else "loss"
+    if isinstance(value, Mapping):
+        for head, spec in value.items():
+            _named(f"{where} (head {head!r})", lambda spec=spec: check_spec(spec))
+        return
+    _named(where, lambda: check_spec(value))
+    if cfg is None or field != "loss":
+        return
+    kind = head_spec(cfg.head).kind
+    if kind == "joint":
+        _named("config field 'loss_kwargs'", lambda: check_spec(cfg.loss, cfg.loss_kwargs))
+    elif kind == "heads":
+        for head, kw in cfg.loss_kwargs.items():
+            if head in HEADS and not isinstance(kw, Mapping):
+                raise TypeError(f"config field 'loss_kwargs': {head} must be a dict, got {kw!r}")
+        for head, (spec, kw) in head_loss_args(cfg).items():
+            source = f"'head_losses' (head {head!r})" if head in cfg.head_losses else "'loss'"
+            _named(f"config field {source}", lambda spec=spec: check_spec(spec))
+            where = f"config field 'loss_kwargs' (head {head!r})"
+            _named(where, lambda spec=spec, kw=kw: check_spec(spec, kw))
+
+
+#: name -> factory; a factory takes keyword arguments and returns the loss module.
+LOSSES: Registry[LossFactory] = Registry("loss", describe=_describe, check=_check)
 
 
 def register_loss(name: str, *, overwrite: bool = False) -> Callable[[LossFactory], LossFactory]:
@@ -26,19 +135,9 @@ def register_loss(name: str, *, overwrite: bool = False) -> Callable[[LossFactor
     The factory's keyword parameters become the keyword arguments ``build_loss`` accepts for
     it; ``num_classes`` and ``labels`` are filled in by ``build_loss`` when declared.
     """
-    if not re.fullmatch(r"[A-Za-z_]\w*", name):
+    if not re.fullmatch(r"[A-Za-z_]\w*", name):  # stricter than Registry: specs split on + * .
         raise ValueError(f"loss name must be an identifier, got {name!r}")
-
-    def decorate(factory: LossFactory) -> LossFactory:
-        if name in LOSSES and not overwrite and LOSSES[name] is not factory:
-            raise ValueError(
-                f"loss {name!r} is already registered ({LOSSES[name]!r}); "
-                f"pass overwrite=True to replace it"
-            )
-        LOSSES[name] = factory
-        return factory
-
-    return decorate
+    return LOSSES.register(name, overwrite=overwrite)
 
 
 class WeightedSumLoss(nn.Module):
@@ -60,28 +159,6 @@ class WeightedSumLoss(nn.Module):
         return f"weights={self.weights}"
 
 
-def _parse(spec: str) -> list[tuple[float, str]]:
-    terms = []
-    for part in spec.split("+"):
-        match = _TERM.match(part)
-        if match is None:
-            raise ValueError(
-                f"cannot read loss spec {spec!r} at {part.strip()!r}; expected terms like "
-                f"'focal' or '0.5*focal' joined by '+'"
-            )
-        weight = match["weight"]
-        terms.append((float(weight) if weight else 1.0, match["name"]))
-    return terms
-
-
-def _accepted(factory: LossFactory) -> set[str] | None:
-    """Keyword names the factory takes; None when it takes ``**kwargs`` (anything)."""
-    params = inspect.signature(factory).parameters.values()
-    if any(p.kind is p.VAR_KEYWORD for p in params):
-        return None
-    return {p.name for p in params if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)}
-
-
 def build_loss(
     spec: str, *, num_classes: int | None = None, labels: Any = None, **kwargs: Any
 ) -> nn.Module:
@@ -91,21 +168,8 @@ def build_loss(
     every component that declares them; every other keyword goes to each component that
     accepts it, and one no component accepts is an error. ``forward(logits, target)``.
     """
-    if not isinstance(spec, str):
-        raise TypeError(f"loss spec must be a string such as 'focal+f1', got {spec!r}")
-    terms = _parse(spec)
-    unknown = sorted({name for _, name in terms if name not in LOSSES})
-    if unknown:
-        raise ValueError(f"unknown loss {', '.join(unknown)} in {spec!r}; known: {sorted(LOSSES)}")
-    accepted = {name: _accepted(LOSSES[name]) for _, name in terms}
-    unused = [
-        key
-        for key in kwargs
-        if all(acc is not None and key not in acc for acc in accepted.values())
-    ]
-    if unused:
-        takes = {name: sorted((acc or set()) - set(_CONTEXT)) for name, acc in accepted.items()}
-        raise ValueError(f"no loss in {spec!r} accepts {unused}; each accepts: {takes}")
+    terms = check_spec(spec, kwargs)
+    accepted = {name: _accepted(LOSSES.get(name)) for _, name in terms}
     context = {"num_classes": num_classes, "labels": labels}
     modules = []
     for weight, name in terms:
@@ -114,7 +178,7 @@ def build_loss(
         args.update(
             {k: v for k, v in context.items() if v is not None and (acc is None or k in acc)}
         )
-        modules.append((weight, LOSSES[name](**args)))
+        modules.append((weight, LOSSES.get(name)(**args)))
     if len(modules) == 1 and modules[0][0] == 1.0:
         return modules[0][1]
     return WeightedSumLoss(modules)

@@ -12,7 +12,6 @@ import io as _io
 import os
 import platform
 import socket
-import subprocess
 import sys
 from datetime import datetime
 from importlib import metadata
@@ -28,6 +27,7 @@ from kit.runfolder.names import (
     CONFIG,
     ENV,
     EPOCH_COLUMNS,
+    LAST,
     METRICS,
     PROB_COLUMNS,
     STATUS,
@@ -35,9 +35,11 @@ from kit.runfolder.names import (
     SUMMARY,
     SUMMARY_KEYS,
 )
+from kit.runfolder.source import git_state
 
 __all__ = [
     "create_run_dir",
+    "drop_last",
     "env_info",
     "now",
     "package_version",
@@ -50,6 +52,7 @@ __all__ = [
     "write_summary",
 ]
 
+_RUNS_FIX = "choose another --output-dir (Config.output_dir) or free space"
 _PACKAGES = ("torch", "torchvision", "timm", "albumentations", "numpy", "pandas", "scikit-learn")
 
 
@@ -63,7 +66,7 @@ def create_run_dir(output_dir: str | Path, name: str) -> Path:
     try:
         parent.mkdir(parents=True, exist_ok=True)
     except OSError as err:  # read-only, full, or a file where the folder should be
-        raise io.output_error(parent, err) from err
+        raise io.output_error(parent, err, _RUNS_FIX) from err
     stem = f"{datetime.now():%Y%m%d-%H%M%S}_{name}"
     for k in range(1, 10_000):
         path = parent / (stem if k == 1 else f"{stem}-{k}")
@@ -73,16 +76,8 @@ def create_run_dir(output_dir: str | Path, name: str) -> Path:
         except FileExistsError:
             continue
         except OSError as err:
-            raise io.output_error(path, err) from err
+            raise io.output_error(path, err, _RUNS_FIX) from err
     raise FileExistsError(f"no free run folder name for {parent / stem}")
-
-
-def _git(*args: str) -> str | None:
-    try:
-        out = subprocess.run(["git", *args], capture_output=True, text=True, timeout=5, check=True)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return out.stdout.strip()
 
 
 def package_version(package: str) -> str | None:
@@ -94,15 +89,20 @@ def package_version(package: str) -> str | None:
 
 
 def env_info(device: str) -> dict[str, Any]:
-    """Git commit and dirty flag of the cwd's repository, versions, machine, command line."""
-    status = _git("status", "--porcelain", "--untracked-files=no")
+    """Git commit and dirty flag of the cwd's repository, versions, machine, command line.
+
+    Dirty counts untracked files under ``recipes/`` and ``kit/`` too (listed in
+    ``git_untracked``): a recipe run before it is committed is not in the commit.
+    """
+    git = git_state()
     try:
         user = getpass.getuser()
     except (KeyError, OSError):
         user = None
     return {
-        "git_commit": _git("rev-parse", "HEAD") or None,
-        "git_dirty": None if status is None else bool(status),
+        "git_commit": git.commit,
+        "git_dirty": git.dirty,
+        "git_untracked": list(git.untracked),
         "user": user,
         "host": socket.gethostname(),
         "platform": platform.platform(),
@@ -200,3 +200,15 @@ def _checked_labels(values: np.ndarray) -> np.ndarray:
         row = int(np.flatnonzero(bad)[0])
         raise ValueError(f"label {values[row].item()!r} at row {row} is not a class id in 0..17")
     return values.astype(np.int64)
+
+
+def drop_last(run_dir: str | os.PathLike[str]) -> int:
+    """Delete a finished run's ``last.pt`` (only ``--resume`` needs it; ``best.pt`` stays);
+    returns the bytes freed (0 when there was none)."""
+    path = Path(run_dir) / LAST
+    try:
+        size = path.stat().st_size
+        path.unlink()
+    except FileNotFoundError:
+        return 0
+    return size

@@ -12,11 +12,14 @@ __all__ = [
     "CONFIG",
     "ENV",
     "EPOCH_COLUMNS",
+    "EXTRA_FILES",
+    "GIT_DIFF",
     "KFOLD_PARENT_FILES",
     "KFOLD_SUMMARY_KEYS",
     "LAST",
     "METRICS",
     "PROB_COLUMNS",
+    "RECIPE",
     "RUN_FILES",
     "SCORE_COLUMNS",
     "STATUS",
@@ -28,6 +31,7 @@ __all__ = [
     "TEST_KEYS",
     "TEST_PROBS",
     "VAL_COLUMNS",
+    "VAL_CONFUSION",
     "VAL_KEYS",
     "VAL_PROBS",
 ]
@@ -45,6 +49,11 @@ BEST, LAST = "best.pt", "last.pt"
 
 #: Every file of a complete run folder, in the order of docs/run-folder.md's first table.
 RUN_FILES = (CONFIG, ENV, STATUS, METRICS, LAST, BEST, VAL_PROBS, TEST_PROBS, SUBMISSION, SUMMARY)
+#: Files a run folder holds only sometimes (docs/run-folder.md's second table): the recipe
+#: that started the run, the uncommitted changes when the working tree was dirty, and the
+#: confusion picture ``python -m kit.score RUN_DIR`` draws.
+RECIPE, GIT_DIFF, VAL_CONFUSION = "recipe.py", "git.diff", "val_confusion.png"
+EXTRA_FILES = (RECIPE, GIT_DIFF, VAL_CONFUSION)
 #: A K-fold parent's own files: its fold runs hold metrics.csv and the checkpoints.
 KFOLD_PARENT_FILES = tuple(f for f in RUN_FILES if f not in (METRICS, LAST, BEST))
 

@@ -114,18 +114,20 @@ def _class_ids(path: Path, df: pd.DataFrame, col: str) -> np.ndarray:
     return values.astype(np.int64)
 
 
-def _probs(path: Path, df: pd.DataFrame) -> np.ndarray:
-    p = _numbers(path, df, PROB_COLUMNS)
+def _probs(path: Path, df: pd.DataFrame, columns: Sequence[str] = PROB_COLUMNS) -> np.ndarray:
+    p = _numbers(path, df, columns)
     bad = (p < 0) | (p > 1 + _SUM_TOL)
     if bad.any():
         i, j = (int(k[0]) for k in np.nonzero(bad))
-        raise ValueError(f"{path}: line {i + 2}, field p{j}: found {p[i, j]}; expected 0..1")
+        raise ValueError(
+            f"{path}: line {i + 2}, field {columns[j]}: found {p[i, j]}; expected 0..1"
+        )
     sums = p.sum(axis=1)
     off = np.abs(sums - 1) > _SUM_TOL
     if off.any():
         i = int(np.flatnonzero(off)[0])
         raise ValueError(
-            f"{path}: line {i + 2}, fields p0..p{NUM_CLASSES - 1}: sum to {sums[i]:.6f}; "
+            f"{path}: line {i + 2}, fields {columns[0]}..{columns[-1]}: sum to {sums[i]:.6f}; "
             "expected probabilities summing to 1"
         )
     return p

@@ -105,7 +105,13 @@ def fold_run_dirs(
     """The fold run folders a K-fold parent's ``summary.json`` names, in its order (empty for
     an ordinary run). ``run_dir`` entries are relative to the parent (absolute ones are kept)."""
     summary = read_summary(parent) if summary is None else summary
-    return [Path(parent) / str(f.get("run_dir", "")) for f in summary.get("folds") or []]
+    folds = summary.get("folds") or []
+    if not isinstance(folds, list) or not all(isinstance(f, dict) for f in folds):
+        raise ValueError(
+            f"{Path(parent) / SUMMARY}: 'folds' is {type(folds).__name__} {folds!r:.60}; "
+            'expected a list of {"fold": k, "run_dir": ...} objects'
+        )
+    return [Path(parent) / str(f.get("run_dir", "")) for f in folds]
 
 
 def read_predictions(run_dir: str | os.PathLike[str]) -> tuple[Split | None, Split | None]:

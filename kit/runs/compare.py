@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -14,12 +15,21 @@ from kit.config import fields_with_role
 from kit.runfolder import SCORE_COLUMNS, read_config
 from kit.runs.ledger import flatten_config
 
-__all__ = ["IGNORED_FIELDS", "diff", "find_run", "is_score", "table", "varying_fields"]
+__all__ = [
+    "IGNORED_FIELDS",
+    "BaselineChoice",
+    "diff", "find_run", "is_score", "table", "varying_fields"]
 
 #: Config fields that differ between runs without being an experimental variable (every
 #: field whose role is run, machine or output, see :data:`kit.config.ROLES`): they never
 #: count as a change and are hidden from the ledger.
 IGNORED_FIELDS: tuple[str, ...] = fields_with_role("run", "machine", "output")
+
+
+class BaselineChoice(UserWarning):
+    """``vs`` named a run name that several runs share: which one was taken."""
+
+
 _SHOWN = ("name", "date", "who", "status", *SCORE_COLUMNS, "best_epoch")
 
 
@@ -70,13 +80,22 @@ def find_run(df: pd.DataFrame, ref: str | os.PathLike[str]) -> pd.Series:
     """The ledger row for ``ref``: a folder name, a run name, a folder path, a unique substring.
 
     A run name (``cfg.name``) that several runs share, the baseline trained again say, means
-    the newest of them.
+    the newest of them (a :class:`BaselineChoice` warning says which).
     """
     ref_s = str(ref).rstrip("/")
     if "cfg.name" in df.columns:
         named = df[(df["cfg.name"] == ref_s) & (df["name"] != ref_s)]
         if len(named) and not (df["name"] == ref_s).any():
-            return named.loc[named["name"].idxmax()]  # folder names start with the time
+            chosen = named.loc[named["name"].idxmax()]  # folder names start with the time
+            if len(named) > 1:
+                others = sorted(set(named["name"]) - {chosen["name"]})
+                warnings.warn(
+                    f"{ref_s!r} names {len(named)} runs; comparing with the newest, "
+                    f"{chosen['name']} (not {', '.join(others)}); pass a folder name to choose",
+                    BaselineChoice,
+                    stacklevel=2,
+                )
+            return chosen
     for hits in (
         df[df["name"] == ref_s],
         df[df["run_dir"].map(lambda p: Path(p).resolve()) == Path(ref_s).resolve()],

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from kit.cli import error_text
 from kit.runfolder import (
     SCORE_COLUMNS,
     STATUS,
@@ -27,7 +29,11 @@ from kit.runfolder import (
     writer_alive,
 )
 
-__all__ = ["STALE_AFTER", "flatten_config", "ledger_row", "load"]
+__all__ = ["STALE_AFTER", "RunSkipped", "flatten_config", "ledger_row", "load"]
+
+
+class RunSkipped(UserWarning):
+    """A run folder left out of the ledger because one of its files cannot be read."""
 
 #: A "running" status.json whose ``updated`` time is older than this is shown "incomplete":
 #: the process most likely died without recording why (a run updates it every epoch).
@@ -111,7 +117,9 @@ def _scores(run: Path, summary: dict[str, Any]) -> dict[str, Any]:
         out["best_epoch"] = summary.get("best_epoch")
         return out
     df = pd.DataFrame(read_metrics(run))
-    if df.empty or "val_macro_f1" not in df:
+    if "val_macro_f1" in df:  # a cell that is not a number counts as missing, not as a crash
+        df["val_macro_f1"] = pd.to_numeric(df["val_macro_f1"], errors="coerce")
+    if df.empty or "val_macro_f1" not in df or df["val_macro_f1"].isna().all():
         return {k: None for k in (*SCORE_COLUMNS, "best_epoch")}
     best = df.loc[df["val_macro_f1"].idxmax()]
     out = {k: (float(best[k]) if k in best else None) for k in SCORE_COLUMNS}
@@ -128,6 +136,7 @@ def ledger_row(
     run = Path(run)
     now = now or datetime.now(timezone.utc)
     env, status, summary = read_env(run), read_status(run), read_summary(run)
+    fold_run_dirs(run, summary)  # a damaged "folds" list fails here, naming summary.json
     commit = _env_value(env, "commit")
     row = {
         "name": run.name,
@@ -143,6 +152,15 @@ def ledger_row(
     }
     row.update(flatten_config(read_config(run)))
     return row
+
+
+def _readable_row(run: Path, now: datetime | None, stale: timedelta) -> dict[str, Any] | None:
+    """The run's row, or None with a :class:`RunSkipped` warning naming the damaged file."""
+    try:
+        return ledger_row(run, now, stale)
+    except (ValueError, OSError) as err:
+        warnings.warn(f"skipped {run}: {error_text(err)}", RunSkipped, stacklevel=3)
+        return None
 
 
 def _fold_parents(rows: list[dict[str, Any]]) -> dict[str, str]:
@@ -166,7 +184,9 @@ def load(
     commit (short), dirty, status (complete / running / interrupted / failed / incomplete),
     the :data:`kit.runfolder.SCORE_COLUMNS`, best_epoch, and ``cfg.<field>`` for every config field.
     A "running" run not updated within ``stale_after`` of ``now``, or whose process on this
-    machine has ended (killed, crashed), is shown "incomplete".
+    machine has ended (killed, crashed), is shown "incomplete". A folder whose config.json,
+    summary.json, status.json, env.json or metrics.csv cannot be read is left out with a
+    :class:`RunSkipped` warning naming it, so one damaged folder never hides the others.
     """
     root = Path(dir)
     if not root.is_dir():
@@ -175,9 +195,12 @@ def load(
     tops = [root] if is_run_folder(root) else sorted(filter(is_run_folder, root.iterdir()))
     tops = [p for p in tops if not p.name.startswith(".") or p == root]
     for top in tops:
-        rows.append(ledger_row(top, now, stale_after))
+        row = _readable_row(top, now, stale_after)
+        rows += [row] if row else []
         subs = sorted(p for p in top.iterdir() if is_run_folder(p) and not p.name.startswith("."))
-        rows += [{**ledger_row(sub, now, stale_after), "parent": top.name} for sub in subs]
+        for sub in subs:
+            row = _readable_row(sub, now, stale_after)
+            rows += [{**row, "parent": top.name}] if row else []
     parents = _fold_parents(rows)
     for row in rows:
         row["parent"] = row["parent"] or parents.get(row["name"])

@@ -1,4 +1,7 @@
-"""Checkpoints: ``best.pt`` (weights + config, for inference) and ``last.pt`` (for ``--resume``).
+"""Checkpoints and resuming: ``best.pt`` (weights + config, for inference), ``last.pt`` (the
+training parts, progress and random states, for ``--resume``), the seeds and deterministic
+kernels that make a resumed run end like an uninterrupted one, and the checks a folder must
+pass before it is resumed.
 
 Everything stored is a tensor or a plain Python value, so both load with
 ``torch.load(..., weights_only=True)``. Writes go through :func:`kit.io.atomic_path`.
@@ -6,18 +9,41 @@ Everything stored is a tensor or a plain Python value, so both load with
 
 from __future__ import annotations
 
+import logging
+import os
 import random
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
 from torch import nn
 
+from kit import io
+from kit import runfolder as rundir
+from kit.config import Config, fields_with_role, split_fields
 from kit.io import atomic_path
+from kit.train.optim import build_optimizer, build_scheduler
 
-__all__ = ["TrainState", "load", "rng_state", "save_best", "save_last", "set_rng_state"]
+__all__ = [
+    "Parts",
+    "TrainState",
+    "build_parts",
+    "check_resumable",
+    "load",
+    "restore",
+    "rng_state",
+    "save_best",
+    "save_last",
+    "seed_everything",
+    "set_determinism",
+    "set_rng_state",
+]
+
+_log = logging.getLogger("kit")
+#: fields a resumed run may change without a warning: they change no result
+_MAY_CHANGE = fields_with_role("run", "machine", "output")
 
 
 @dataclass
@@ -28,6 +54,49 @@ class TrainState:
     best_score: float = -1.0
     best_epoch: int = 0
     bad_epochs: int = 0  # epochs since the best score (early stopping)
+
+
+@dataclass
+class Parts:
+    """What trains. ``last.pt`` holds the state of every part named in :attr:`SAVED`."""
+
+    model: nn.Module  # the plain module: checkpoints keep plain weight names
+    optimizer: torch.optim.Optimizer
+    scheduler: Any  # a timm scheduler (kit.train.optim)
+    scaler: torch.amp.GradScaler
+    module: nn.Module | None = None  # what the training step calls (wrapped model); None: model
+
+    SAVED: ClassVar[tuple[str, ...]] = ("model", "optimizer", "scheduler", "scaler")
+
+    @property
+    def trained(self) -> nn.Module:
+        """The module the training step calls."""
+        return self.model if self.module is None else self.module
+
+
+def build_parts(cfg: Any, model: nn.Module, steps_per_epoch: int, device: torch.device) -> Parts:
+    """Optimizer, scheduler and gradient scaler of ``model`` (``module`` left unset)."""
+    optimizer = build_optimizer(model, cfg)
+    scheduler = build_scheduler(optimizer, cfg, steps_per_epoch)
+    scaler = torch.amp.GradScaler(device.type, enabled=cfg.amp and device.type == "cuda")
+    return Parts(model, optimizer, scheduler, scaler)
+
+
+def seed_everything(seed: int) -> None:
+    """Seed python, numpy and torch (CPU and every GPU)."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def set_determinism(deterministic: bool) -> None:
+    """Deterministic kernels (warn where none exists) or the fastest cuDNN choice."""
+    if deterministic:
+        # cuBLAS needs this before its first use to be deterministic on CUDA >= 10.2
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.use_deterministic_algorithms(deterministic, warn_only=True)
+    torch.backends.cudnn.deterministic = deterministic
+    torch.backends.cudnn.benchmark = not deterministic
 
 
 def rng_state() -> dict[str, Any]:
@@ -66,9 +135,9 @@ def save_best(
     _save({"model": model.state_dict(), "config": config, "epoch": epoch, "score": score}, path)
 
 
-def save_last(path: Path, parts: dict[str, Any], state: TrainState, config: dict[str, Any]) -> None:
-    """``parts`` (model, optimizer, schedule, scaler: anything with ``state_dict``) + progress."""
-    obj = {name: part.state_dict() for name, part in parts.items()}
+def save_last(path: Path, parts: Parts, state: TrainState, config: dict[str, Any]) -> None:
+    """Every saved part's state, the progress, the random states and the config."""
+    obj: dict[str, Any] = {name: getattr(parts, name).state_dict() for name in Parts.SAVED}
     obj.update(state=asdict(state), rng=rng_state(), config=config)
     _save(obj, path)
 
@@ -88,9 +157,59 @@ def load(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]
         ) from err
 
 
-def restore(ckpt: dict[str, Any], parts: dict[str, Any]) -> TrainState:
-    """Load every part's state from a ``last.pt`` and return the saved progress."""
-    for name, part in parts.items():
-        part.load_state_dict(ckpt[name])
+def restore(ckpt: dict[str, Any], parts: Parts, state: TrainState) -> None:
+    """Load every saved part's state, the random states and (into ``state``) the progress
+    from a ``last.pt``."""
+    for name in Parts.SAVED:
+        getattr(parts, name).load_state_dict(ckpt[name])
     set_rng_state(ckpt["rng"])
-    return TrainState(**ckpt["state"])
+    for key, value in ckpt["state"].items():
+        setattr(state, key, value)
+
+
+def check_resumable(cfg: Config, folder: Path) -> None:
+    """Refuse to resume ``folder`` under ``cfg`` when that cannot work.
+
+    A run folder needs its ``last.pt`` and no live process writing it; changed experiment
+    fields are warned about. A K-fold parent (``cfg.folds`` set) needs its config.json and
+    the fields that decide the split (:func:`kit.config.split_fields`) unchanged.
+    """
+    if cfg.folds is None:
+        if not (folder / rundir.LAST).is_file():
+            raise FileNotFoundError(f"cannot resume {folder}: it has no last.pt")
+        pid = rundir.running_pid(folder)
+        if pid is not None:  # two processes in one folder would overwrite each other's files
+            raise RuntimeError(
+                f"cannot resume {folder}: it is still running (process {pid} on this machine); "
+                "stop that process first (its last.pt stays), or wait for it to finish"
+            )
+    elif not (folder / rundir.CONFIG).is_file():
+        raise FileNotFoundError(
+            f"cannot resume {folder}: it has no config.json; expected a K-fold parent "
+            "folder (<output_dir>/<ts>_<name>_kfold)"
+        )
+    saved = Config.from_dict(io.read_json(folder / rundir.CONFIG))
+    if cfg.folds is None:
+        changed = _changed(saved, cfg, [f for f in saved.to_dict() if f not in _MAY_CHANGE])
+        if changed:
+            _log.warning("resuming %s with changed settings: %s", folder, "; ".join(changed))
+        return
+    if saved.folds is None:
+        raise ValueError(
+            f"cannot resume {folder} as a K-fold: it is a single run (its config.json has no "
+            "folds); resume it without --folds, or give its K-fold parent folder"
+        )
+    changed = _changed(saved, cfg, split_fields())
+    if changed:
+        raise ValueError(
+            f"cannot resume {folder} with changed {'; '.join(changed)}: these decide which "
+            "images each fold validates on; keep them, or start a new K-fold"
+        )
+
+
+def _changed(saved: Config, cfg: Config, names: Any) -> list[str]:
+    return [
+        f"{n}: {getattr(saved, n)!r} -> {getattr(cfg, n)!r}"
+        for n in names
+        if getattr(saved, n) != getattr(cfg, n)
+    ]

@@ -1,4 +1,5 @@
-"""Several training processes on one machine (``torchrun``): join, agree, gather, leave.
+"""The training process: its place among several processes on one machine (``torchrun``: join,
+agree, gather, leave), its device, its logging and the module it trains.
 
 ``torchrun --nproc_per_node=N recipe.py ...`` starts N copies of the recipe with ``WORLD_SIZE``,
 ``RANK`` and ``LOCAL_RANK`` set. ``fit`` then joins a process group (nccl on CUDA, gloo on CPU),
@@ -10,7 +11,9 @@ writes the run folder and prints; the others learn its path from rank 0.
 
 from __future__ import annotations
 
+import logging
 import os
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -24,6 +27,7 @@ from torch.utils.data import DistributedSampler
 
 __all__ = [
     "SINGLE",
+    "ChannelsLastInput",
     "DistContext",
     "barrier",
     "broadcast",
@@ -33,8 +37,12 @@ __all__ = [
     "is_main_process",
     "mean",
     "predict_sharded",
+    "prepare_model",
+    "resolve_device",
+    "setup_logging",
     "shard_rows",
     "teardown",
+    "training_module",
     "wrap_ddp",
 ]
 
@@ -185,3 +193,59 @@ def wrap_ddp(model: nn.Module, ctx: DistContext, device: torch.device) -> nn.Mod
         return model
     ids = [device.index] if device.type == "cuda" else None
     return nn.parallel.DistributedDataParallel(model, device_ids=ids)
+
+
+# ---- this process: its device, its logging, the module it trains ----------------------
+def resolve_device(name: str) -> torch.device:
+    """``auto`` -> cuda if present, else mps, else cpu; anything else as torch reads it."""
+    if name != "auto":
+        return torch.device(name)
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def setup_logging(quiet: bool) -> logging.Logger:
+    """The ``kit`` logger at INFO (WARNING when quiet), printing plain lines to stdout when
+    nothing else (an application, pytest) has configured logging."""
+    log = logging.getLogger("kit")
+    log.setLevel(logging.WARNING if quiet else logging.INFO)
+    if not log.handlers and not logging.getLogger().handlers:
+        handler = logging.StreamHandler(sys.stdout)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        log.addHandler(handler)
+        log.propagate = False
+    return log
+
+
+class ChannelsLastInput(nn.Module):
+    """``model(x)`` with ``x`` in channels-last layout (the layout fast GPU convolutions use)."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> Any:
+        return self.model(x.contiguous(memory_format=torch.channels_last))
+
+
+def prepare_model(model: nn.Module, cfg: Any) -> nn.Module:
+    """``model`` with its weights in channels-last layout when ``cfg.channels_last`` (in place)."""
+    if cfg.channels_last:
+        model.to(memory_format=torch.channels_last)
+    return model
+
+
+def training_module(
+    model: nn.Module, cfg: Any, ctx: DistContext, device: torch.device
+) -> nn.Module:
+    """What the training step calls: ``model`` with channels-last input, wrapped for several
+    processes, compiled, as ``cfg`` asks. It shares ``model``'s parameters, so checkpoints and
+    validation use the plain ``model`` with plain weight names."""
+    module: nn.Module = ChannelsLastInput(model) if cfg.channels_last else model
+    module = wrap_ddp(module, ctx, device)
+    if cfg.compile:
+        module = torch.compile(module)
+    return module

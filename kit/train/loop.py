@@ -1,76 +1,274 @@
-"""``fit(cfg) -> Run``: data, model, loss, optimizer, epochs, checkpoints, the run folder.
+"""The epoch loop and the batch loop of one run folder, in one process, and the forward pass
+over a frame that validation (and ``kit.inference``) use.
 
-A run is usable per fold (``cfg.fold = k``), resumable (``cfg.resume = run_dir`` continues in
-the same folder and, with ``deterministic=True``, ends with the same metrics), and leaves every
-file of docs/run-folder.md. Started by ``torchrun``, every process runs ``fit`` and they train
-one model together (``kit.train.distributed``, docs/multi-gpu.md); rank 0 writes the folder.
+:func:`train_run` builds the :class:`~kit.train.checkpoint.Parts`, restores ``last.pt`` when
+resuming, trains epoch after epoch (each seeded on its own, so a resumed run ends like an
+uninterrupted one) and keeps ``best.pt`` / ``last.pt`` / ``metrics.csv`` current. Under torchrun
+every process runs it on its share of the batches; rank 0 alone writes.
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
+import math
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import Any
 
 import albumentations as A
+import numpy as np
+import pandas as pd
 import torch
+from torch import nn
+from tqdm import tqdm
 
+from kit import runfolder as rundir
 from kit.config import Config
-from kit.inference import resolve_device
-from kit.runfolder import Run
-from kit.train import distributed
-from kit.train.runtime import setup_logging
-from kit.train.start import open_run_dir, resolve
-from kit.train.trainer import Trainer
+from kit.data import sampling
+from kit.heads import head_spec, head_target, to_probs
+from kit.labels import NUM_CLASSES, encode
+from kit.metrics import macro_f1, summarize
+from kit.models import create_model
+from kit.train import checkpoint, data, distributed
+from kit.train.checkpoint import Parts, TrainState
+from kit.train.optim import build_criterion
+from kit.transforms import TTA
 
-__all__ = ["Run", "fit"]
+__all__ = ["Epochs", "Job", "predict_frame", "score", "train_one_epoch", "train_run"]
 
 _log = logging.getLogger("kit")
 
 
-def fit(cfg: Config, train_transform: A.BasicTransform | None = None) -> Run:
-    """Train ``cfg`` and write its run folder; return the :class:`Run`.
+@dataclass(frozen=True)
+class Job:
+    """One process's share of one run folder."""
 
-    ``train_transform`` replaces the preset's augmentations (it sees cropped, resized uint8
-    pictures; kit adds crop/resize before and normalisation after). Ctrl-C saves the status,
-    keeps ``last.pt`` of the last finished epoch, and exits with code 130. With ``cfg.folds``
-    set it trains those folds under one parent folder; the ``Run``'s ``folds`` are the fold
-    runs.
+    cfg: Config
+    run_dir: Path
+    device: torch.device
+    ctx: distributed.DistContext = distributed.SINGLE
+
+    def write_status(self, status: str, epoch: int, error: str | None = None) -> None:
+        """The run's status.json (rank 0 only)."""
+        if self.ctx.is_main:
+            rundir.write_status(self.run_dir, status, epoch, error)
+
+
+@dataclass
+class Epochs:
+    """What :func:`train_run` leaves for the end of the run."""
+
+    model: nn.Module  # the plain model (its last epoch's weights)
+    splits: data.Splits
+    rows: list[dict[str, Any]]  # metrics.csv
+    predict: Callable[[pd.DataFrame], np.ndarray]  # probabilities, computed by every process
+
+
+def train_run(job: Job, state: TrainState, train_transform: A.BasicTransform | None) -> Epochs:
+    """Train every remaining epoch of ``job``; ``state`` is kept current (the caller reports
+    where an interrupt stopped)."""
+    cfg, device, ctx = job.cfg, job.device, job.ctx
+    checkpoint.set_determinism(cfg.deterministic)
+    checkpoint.seed_everything(cfg.seed)
+    splits = data.load_splits(cfg)
+    pictures = data.RunPictures.for_run(cfg, splits, ctx, progress=not cfg.quiet)
+    target = head_target(cfg.head)
+    train_ds = data.train_dataset(cfg, splits.train, target, pictures, train_transform)
+    train_tf, generator = train_ds.transform, torch.Generator()
+    loader = sampling.train_loader(train_ds, cfg, generator, ctx.rank, ctx.world_size)
+    model = distributed.prepare_model(create_model(cfg).to(device), cfg)
+    criterion = build_criterion(cfg, train_ds.targets).to(device)
+    parts = checkpoint.build_parts(cfg, model, optimizer_steps(loader, cfg), device)
+    rows: list[dict[str, Any]] = []
+    if cfg.resume:
+        checkpoint.restore(checkpoint.load(job.run_dir / rundir.LAST, device), parts, state)
+        rows = [r for r in rundir.read_metrics(job.run_dir) if r["epoch"] <= state.epoch]
+    parts.module = distributed.training_module(model, cfg, ctx, device)
+
+    def predict(df: pd.DataFrame) -> np.ndarray:  # in shares over the processes
+        share = partial(predict_frame, model, cfg=cfg, tta=cfg.tta, prepared=pictures.eval)
+        return distributed.predict_sharded(share, df, ctx)
+
+    _log.info(
+        "run %s: %s/%s on %s; %d train / %d val images (%d / %d people) from %s",
+        job.run_dir, cfg.model, cfg.head, device, len(splits.train), len(splits.val),
+        splits.train["person_id"].nunique(), splits.val["person_id"].nunique(), splits.data_dir,
+    )  # fmt: skip
+    for epoch in range(state.epoch + 1, cfg.epochs + 1):
+        seed = sampling.epoch_seed(cfg.seed, epoch)
+        checkpoint.seed_everything(seed)
+        generator.manual_seed(seed)
+        train_tf.set_random_seed(seed)
+        rows.append(_epoch(job, parts, state, loader, criterion, predict, splits.val, epoch))
+        if ctx.is_main:
+            rundir.write_metrics(job.run_dir, rows)
+            checkpoint.save_last(job.run_dir / rundir.LAST, parts, state, cfg.to_dict())
+        job.write_status("running", state.epoch)
+        stop = bool(cfg.early_stopping) and state.bad_epochs >= cfg.early_stopping
+        if distributed.broadcast(stop, ctx):  # every process stops at the same epoch
+            _log.info("early stop: no val macro F1 gain in %d epochs", cfg.early_stopping)
+            break
+    return Epochs(model, splits, rows, predict)
+
+
+def _epoch(
+    job: Job, parts: Parts, state: TrainState, loader: Any, criterion: nn.Module,
+    predict: Callable[[pd.DataFrame], np.ndarray], val: pd.DataFrame, epoch: int,
+) -> dict[str, Any]:  # fmt: skip
+    """Train one epoch, score the whole validation set (the same on every process), tell the
+    scheduler, keep ``best.pt``: the epoch's row of metrics.csv."""
+    cfg, t0 = job.cfg, time.time()
+    train_loss, lr = train_one_epoch(parts, loader, criterion, cfg, epoch)
+    train_loss = distributed.mean(train_loss, job.ctx)
+    scores, val_loss = score(val, predict(val))
+    parts.scheduler.step(epoch, scores["macro_f1"])
+    improved = scores["macro_f1"] > state.best_score
+    if improved:
+        state.best_score, state.best_epoch, state.bad_epochs = scores["macro_f1"], epoch, 0
+        if job.ctx.is_main:
+            best = job.run_dir / rundir.BEST
+            checkpoint.save_best(best, parts.model, cfg.to_dict(), epoch, state.best_score)
+    else:
+        state.bad_epochs += 1
+    state.epoch = epoch
+    row = {"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss}
+    row.update({f"val_{k}": scores[k] for k in ("macro_f1", "accuracy")})
+    row.update({f"val_f1_{h}": scores[f"f1_{h}"] for h in ("mask", "gender", "age")})
+    row.update(lr=lr, seconds=round(time.time() - t0, 3))
+    _log.info(
+        "epoch %d/%d  train_loss %.4f  val_loss %.4f  val_f1 %.4f (mask %.3f gender %.3f "
+        "age %.3f)  acc %.4f  lr %.2e  %.1fs%s",
+        epoch, cfg.epochs, train_loss, val_loss, row["val_macro_f1"], row["val_f1_mask"],
+        row["val_f1_gender"], row["val_f1_age"], row["val_accuracy"], lr, row["seconds"],
+        "  *best" if improved else "",
+    )  # fmt: skip
+    return row
+
+
+# ---- the batch loop ----------------------------------------------------------------------------
+def batch_labels(output: Any, targets: Any) -> tuple[np.ndarray, np.ndarray]:
+    """(18-way training targets, 18-way predictions) of one batch, for the running F1."""
+    with torch.no_grad():
+        pred = to_probs(output.detach() if torch.is_tensor(output) else output).argmax(1)
+    if isinstance(targets, dict):
+        targets = encode(targets["mask"], targets["gender"], targets["age"])
+    return targets.cpu().numpy(), pred.cpu().numpy()
+
+
+def _to_device(targets: Any, device: torch.device) -> Any:
+    if isinstance(targets, dict):
+        return {k: v.to(device, non_blocking=True) for k, v in targets.items()}
+    return targets.to(device, non_blocking=True)
+
+
+def epoch_steps(loader: Any, cfg: Any) -> int:
+    """Batches per training epoch (``max_steps_per_epoch`` caps it)."""
+    return min(len(loader), cfg.max_steps_per_epoch or len(loader))
+
+
+def optimizer_steps(loader: Any, cfg: Any) -> int:
+    """Optimizer steps per epoch, after gradient accumulation."""
+    return math.ceil(epoch_steps(loader, cfg) / cfg.grad_accum)
+
+
+def train_one_epoch(
+    parts: Parts, loader: Any, criterion: nn.Module, cfg: Any, epoch: int
+) -> tuple[float, float]:
+    """Train ``parts.trained`` for one epoch: (mean loss per image, learning rate of its last
+    optimizer step). The scheduler advances once per optimizer step (``cfg.grad_accum``
+    batches), counting updates from the run's start."""
+    model, optimizer, scaler = parts.trained, parts.optimizer, parts.scaler
+    device = next(model.parameters()).device
+    steps, updates = epoch_steps(loader, cfg), (epoch - 1) * optimizer_steps(loader, cfg)
+    model.train()
+    optimizer.zero_grad(set_to_none=True)
+    total, seen, lr = 0.0, 0, float(optimizer.param_groups[0]["lr"])
+    seen_true: list[np.ndarray] = []
+    seen_pred: list[np.ndarray] = []
+    show = not cfg.quiet and sys.stderr.isatty()
+    with tqdm(total=steps, desc=f"epoch {epoch}", leave=False, disable=not show) as bar:
+        # islice, not a break: a break would load (and throw away) one batch too many
+        for i, (images, targets) in enumerate(itertools.islice(loader, steps)):
+            images, targets = images.to(device, non_blocking=True), _to_device(targets, device)
+            with torch.autocast(device.type, enabled=scaler.is_enabled()):
+                output = model(images)
+                loss = criterion(output, targets)
+            if not torch.isfinite(loss):
+                raise FloatingPointError(
+                    f"training loss is {loss.item()} at epoch {epoch}, batch {i}; "
+                    f"try a lower --lr (now {cfg.lr}) or --grad-clip 1.0"
+                )
+            scaler.scale(loss / cfg.grad_accum).backward()
+            if (i + 1) % cfg.grad_accum == 0 or i + 1 == steps:
+                if cfg.grad_clip > 0:
+                    scaler.unscale_(optimizer)
+                    nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+                lr = float(optimizer.param_groups[0]["lr"])
+                scaler.step(optimizer)
+                scaler.update()
+                optimizer.zero_grad(set_to_none=True)
+                updates += 1
+                parts.scheduler.step_update(num_updates=updates)
+            total += loss.item() * len(images)
+            seen += len(images)
+            if show:
+                true, pred = batch_labels(output, targets)
+                seen_true.append(true)
+                seen_pred.append(pred)
+                running_f1 = macro_f1(np.concatenate(seen_true), np.concatenate(seen_pred))
+                bar.set_postfix(loss=f"{total / seen:.4f}", f1=f"{running_f1:.3f}")
+            bar.update()
+    return total / max(seen, 1), lr
+
+
+def score(df: pd.DataFrame, probs: np.ndarray) -> tuple[dict[str, Any], float]:
+    """(scores, loss) of ``probs`` on ``df``, scored with the official labels (``label``).
+
+    The loss is the mean negative log-likelihood of the official class under the 18-way
+    probabilities: comparable across heads, losses and age thresholds.
     """
-    if cfg.folds is not None:
-        from kit.train.kfold import fit_folds  # late: kfold calls back into fit
+    truth = df["label"].to_numpy(np.int64)
+    picked = probs[np.arange(len(truth)), truth]
+    return summarize(truth, probs.argmax(1)), float(-np.log(np.clip(picked, 1e-12, None)).mean())
 
-        return fit_folds(cfg, train_transform)
-    cfg = resolve(cfg)
-    ctx, device = distributed.init(resolve_device(cfg.device))
+
+@torch.inference_mode()
+def predict_frame(
+    model: nn.Module,
+    df: pd.DataFrame,
+    cfg: Any,
+    batch_size: int | None = None,
+    tta: str = "none",
+    prepared: Any = None,
+) -> np.ndarray:
+    """(n, 18) probabilities of ``model`` (trained under ``cfg``, on its device) for the rows of
+    ``df`` (column ``path``), in row order, through ``cfg``'s evaluation transform.
+
+    ``tta="hflip"`` averages each picture's and its mirror image's probabilities. ``prepared``
+    reads pictures already cropped and resized for ``cfg`` by path (an ``ImageCache``).
+    """
+    views_of = TTA.get(tta)
+    device = next(model.parameters()).device
+    kind = head_spec(cfg.head).kind
+    loader = data.frame_loader(df, cfg, prepared, batch_size, pin_memory=device.type == "cuda")
+    use_amp, was_training = bool(cfg.amp) and device.type == "cuda", model.training
+    model.eval()
+    chunks = []
     try:
-        return _fit_process(cfg, train_transform, ctx, device)
+        for images, _ in loader:
+            images = images.to(device, non_blocking=True)
+            if cfg.channels_last:
+                images = images.contiguous(memory_format=torch.channels_last)
+            with torch.autocast(device.type, enabled=use_amp):
+                views = [to_probs(model(v), kind) for v in views_of(images)]
+            chunks.append((sum(views) / len(views)).float().cpu())
     finally:
-        distributed.teardown(ctx)
-
-
-def _fit_process(
-    cfg: Config,
-    train_transform: A.BasicTransform | None,
-    ctx: distributed.DistContext,
-    device: torch.device,
-) -> Run:
-    """``fit`` in one process (of one or several): rank 0 writes the folder and prints."""
-    if not ctx.is_main:
-        cfg = cfg.replace(quiet=True)
-    setup_logging(cfg.quiet)
-    run_dir = distributed.broadcast(open_run_dir(cfg, device, ctx) if ctx.is_main else None, ctx)
-    trainer = Trainer(cfg, run_dir, device, ctx)
-    trainer.write_status("running")
-    try:
-        return trainer.run(train_transform)
-    except KeyboardInterrupt:
-        trainer.write_status("interrupted")
-        hint = f"continue with --resume {run_dir}" if trainer.state.epoch else "no epoch finished"
-        _log.warning("interrupted after epoch %d; %s", trainer.state.epoch, hint)
-        raise SystemExit(130) from None
-    except Exception as err:
-        why = f"{type(err).__name__}: {err}"
-        try:
-            trainer.write_status("failed", why)
-        except OSError:  # a full disk must not hide the error that stopped the run
-            _log.warning("could not record the failure in %s", run_dir / "status.json")
-        raise
+        model.train(was_training)
+    if not chunks:
+        return np.zeros((0, NUM_CLASSES))
+    return torch.cat(chunks).numpy().astype(np.float64)

@@ -1,140 +1,208 @@
-"""Optimizers and learning-rate schedules with linear warmup.
+"""What training minimises and how: the loss of a config, the optimizer, the learning-rate
+scheduler (the last two built with timm's factories and classes).
 
-The schedule is stepped once per optimizer step (after gradient accumulation): the learning rate
-is ``lr * warmup(step) * shape(step)``, with ``shape`` from :data:`SCHEDULERS`. ``plateau`` is
-the exception: its factor drops at epoch ends when the validation macro F1 stalls.
+Registries :data:`OPTIMIZERS` and :data:`SCHEDULERS` hold the names ``cfg.optimizer`` and
+``cfg.scheduler`` accept. Schedulers are timm schedulers stepped per optimizer update
+(``step_update(num_updates)``, after gradient accumulation) with a linear warmup of
+``cfg.warmup_epochs`` (fractions allowed), and told the validation macro F1 at every epoch end
+(``step(epoch, metric)``; only ``plateau`` listens). Their state goes into ``last.pt``.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import torch
+from timm.optim import create_optimizer_v2
+from timm.scheduler import CosineLRScheduler, StepLRScheduler
+from timm.scheduler.scheduler import Scheduler
 from torch import nn
 
-__all__ = ["OPTIMIZERS", "SCHEDULERS", "SCHEDULER_KWARGS", "LRSchedule", "build_optimizer"]
+from kit.heads import head_spec
+from kit.labels import NUM_CLASSES
+from kit.losses import build_loss, build_multihead_loss, head_loss_args
+from kit.registry import Registry
+
+__all__ = [
+    "CRITERIA",
+    "OPTIMIZERS",
+    "SCHEDULERS",
+    "SchedulerSpec",
+    "build_criterion",
+    "build_optimizer",
+    "build_scheduler",
+    "check_scheduler_kwargs",
+]
 
 
-def _adamw(params: Iterable[Any], cfg: Any) -> torch.optim.Optimizer:
-    return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+def _joint_criterion(cfg: Any, labels: Any) -> nn.Module:
+    return build_loss(cfg.loss, num_classes=NUM_CLASSES, labels=labels, **cfg.loss_kwargs)
 
 
-def _sgd(params: Iterable[Any], cfg: Any) -> torch.optim.Optimizer:
-    return torch.optim.SGD(
-        params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay, nesterov=True
+def _heads_criterion(cfg: Any, labels: Any) -> nn.Module:
+    args = head_loss_args(cfg)
+    specs = {h: spec for h, (spec, _) in args.items()}
+    per_head = {h: kw for h, (_, kw) in args.items() if kw}
+    return build_multihead_loss(specs, weights=cfg.head_weights, labels=labels, **per_head)
+
+
+#: output kind (``kit.heads.OUTPUT_KINDS``) -> builder(cfg, labels) of its loss.
+CRITERIA: dict[str, Callable[[Any, Any], nn.Module]] = {
+    "joint": _joint_criterion,
+    "heads": _heads_criterion,
+}
+
+
+def build_criterion(cfg: Any, labels: Any = None) -> nn.Module:
+    """The loss of ``cfg`` for its head's output kind; ``labels`` are the 18-way training
+    labels (for balanced weights).
+
+    ``"joint"`` heads use ``loss``. ``"heads"`` heads: ``head_losses`` per head (heads not
+    named use ``loss``); ``loss_kwargs`` keys named after a head (``age: {gamma: 2}``) go to
+    that head only, other keys to every head.
+    """
+    kind = head_spec(cfg.head).kind
+    if kind not in CRITERIA:
+        raise ValueError(
+            f"head {cfg.head!r} has output kind {kind!r}, which has no loss; "
+            f"add a builder to kit.train.optim.CRITERIA (kinds with one: {sorted(CRITERIA)})"
+        )
+    return CRITERIA[kind](cfg, labels)
+
+
+#: optimizer name -> builder(model, cfg). timm puts biases and norm weights (1-d parameters)
+#: in a group without weight decay (``filter_bias_and_bn``).
+OPTIMIZERS: Registry[Callable[[nn.Module, Any], torch.optim.Optimizer]] = Registry("optimizer")
+
+
+@OPTIMIZERS.register("adamw")
+def _adamw(model: nn.Module, cfg: Any) -> torch.optim.Optimizer:
+    return create_optimizer_v2(model, "adamw", lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+
+@OPTIMIZERS.register("sgd")
+def _sgd(model: nn.Module, cfg: Any) -> torch.optim.Optimizer:
+    # timm's "sgd" is SGD with Nesterov momentum
+    return create_optimizer_v2(
+        model, "sgd", lr=cfg.lr, weight_decay=cfg.weight_decay, momentum=cfg.momentum
     )
 
 
-#: name -> builder(param groups, cfg).
-OPTIMIZERS: dict[str, Callable[[Iterable[Any], Any], torch.optim.Optimizer]] = {
-    "adamw": _adamw,
-    "sgd": _sgd,
-}
-
-
 def build_optimizer(model: nn.Module, cfg: Any) -> torch.optim.Optimizer:
-    """``cfg.optimizer`` over ``model``; biases and norm weights get no weight decay."""
-    if cfg.optimizer not in OPTIMIZERS:
-        raise ValueError(f"unknown optimizer {cfg.optimizer!r}; valid: {sorted(OPTIMIZERS)}")
-    decay, no_decay = [], []
-    for p in model.parameters():
-        if p.requires_grad:
-            (no_decay if p.ndim <= 1 else decay).append(p)
-    groups = [{"params": decay}, {"params": no_decay, "weight_decay": 0.0}]
-    return OPTIMIZERS[cfg.optimizer](groups, cfg)
+    """``cfg.optimizer`` over ``model``'s trainable parameters."""
+    return OPTIMIZERS.get(cfg.optimizer)(model, cfg)
 
 
-# A shape maps (progress after warmup in 0..1, epoch progress in epochs, kwargs) -> factor.
-_Shape = Callable[[float, float, dict[str, float]], float]
+class _Plateau(StepLRScheduler):
+    """Constant after warmup; at an epoch end the rate shrinks by ``factor`` once ``patience``
+    epochs have passed without a better val macro F1.
 
+    Written here because timm's ``PlateauLRScheduler`` is deprecated, steps only per epoch and
+    (its docstring says) forgets its counters on resume; these live in ``__dict__``, which timm's
+    ``state_dict`` saves.
+    """
 
-def _cosine(t: float, epoch: float, kw: dict[str, float]) -> float:
-    floor = kw.get("min_lr_ratio", 0.0)
-    return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * min(t, 1.0)))
+    def __init__(self, optimizer: Any, patience: float, factor: float, **warmup: Any) -> None:
+        super().__init__(optimizer, decay_t=1, decay_rate=1.0, t_in_epochs=False, **warmup)
+        self.patience, self.factor = patience, factor
+        self.best, self.bad_epochs, self.scale, self.t = -math.inf, 0, 1.0, 0
 
+    def _get_lr(self, t: int) -> list[float]:
+        return [lr * self.scale for lr in super()._get_lr(t)]
 
-def _step(t: float, epoch: float, kw: dict[str, float]) -> float:
-    every = kw.get("step_epochs", 0) or kw.get("_epochs", 3) / 3
-    return kw.get("gamma", 0.1) ** math.floor(epoch / max(every, 1e-9))
+    def step_update(self, num_updates: int, metric: float | None = None) -> None:
+        self.t = num_updates
+        super().step_update(num_updates, metric)
 
-
-def _constant(t: float, epoch: float, kw: dict[str, float]) -> float:
-    return 1.0
-
-
-#: scheduler name -> shape after warmup (plateau's drops are applied at epoch ends).
-SCHEDULERS: dict[str, _Shape] = {
-    "cosine": _cosine,
-    "step": _step,
-    "plateau": _constant,
-    "none": _constant,
-}
-#: the ``cfg.scheduler_kwargs`` each scheduler understands.
-SCHEDULER_KWARGS: dict[str, tuple[str, ...]] = {
-    "cosine": ("min_lr_ratio",),
-    "step": ("step_epochs", "gamma"),
-    "plateau": ("patience", "factor"),
-    "none": (),
-}
-
-
-class LRSchedule:
-    """Sets the optimizer's learning rates every step; ``state_dict`` makes it resumable."""
-
-    def __init__(self, optimizer: torch.optim.Optimizer, cfg: Any, steps_per_epoch: int) -> None:
-        if cfg.scheduler not in SCHEDULERS:
-            raise ValueError(f"unknown scheduler {cfg.scheduler!r}; valid: {sorted(SCHEDULERS)}")
-        self.optimizer = optimizer
-        self.kind = cfg.scheduler
-        self.kwargs = {**cfg.scheduler_kwargs, "_epochs": cfg.epochs}
-        self.base_lrs = [cfg.lr for _ in optimizer.param_groups]
-        self.steps_per_epoch = max(1, steps_per_epoch)
-        self.total = self.steps_per_epoch * cfg.epochs
-        self.warmup = min(round(cfg.warmup_epochs * self.steps_per_epoch), self.total - 1)
-        self.step_count = 0
-        self.plateau_scale, self.best, self.bad_epochs = 1.0, -math.inf, 0
-        self._apply()
-
-    def factor(self, step: int) -> float:
-        """The learning-rate multiplier at optimizer step ``step``."""
-        warm = min(1.0, (step + 1) / (self.warmup + 1)) if self.warmup > 0 else 1.0
-        t = (step - self.warmup) / max(1, self.total - self.warmup)
-        shape = SCHEDULERS[self.kind](max(t, 0.0), step / self.steps_per_epoch, self.kwargs)
-        return warm * shape * self.plateau_scale
-
-    def step(self) -> None:
-        """Advance one optimizer step."""
-        self.step_count += 1
-        self._apply()
-
-    def epoch_end(self, score: float) -> None:
-        """Plateau only: shrink the rate after ``patience`` epochs without a better score."""
-        if self.kind != "plateau":
+    def step(self, epoch: int, metric: float | None = None) -> None:
+        if metric is None:
             return
-        if score > self.best:
-            self.best, self.bad_epochs = score, 0
+        if metric > self.best:
+            self.best, self.bad_epochs = metric, 0
             return
         self.bad_epochs += 1
-        if self.bad_epochs > self.kwargs.get("patience", 1):
-            self.plateau_scale *= self.kwargs.get("factor", 0.1)
-            self.bad_epochs = 0
-            self._apply()
+        if self.bad_epochs > self.patience:
+            self.scale, self.bad_epochs = self.scale * self.factor, 0
+            self.update_groups(self._get_lr(self.t))
 
-    def current_lr(self) -> float:
-        return float(self.optimizer.param_groups[0]["lr"])
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        super().load_state_dict(state_dict)
+        self.update_groups(self._get_lr(self.t))
 
-    def _apply(self) -> None:
-        f = self.factor(self.step_count)
-        for group, base in zip(self.optimizer.param_groups, self.base_lrs, strict=True):
-            group["lr"] = base * f
 
-    def state_dict(self) -> dict[str, Any]:
-        keys = ("step_count", "plateau_scale", "best", "bad_epochs")
-        return {k: getattr(self, k) for k in keys}
+@dataclass(frozen=True)
+class SchedulerSpec:
+    """A scheduler kit accepts: ``build(optimizer, cfg, steps_per_epoch, warmup, kwargs)``
+    and the ``cfg.scheduler_kwargs`` keys it reads."""
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        for k, v in state.items():
-            setattr(self, k, v)
-        self._apply()
+    build: Callable[..., Scheduler]
+    kwargs: tuple[str, ...] = ()
+
+
+SCHEDULERS: Registry[SchedulerSpec] = Registry("scheduler")
+
+
+def _cosine(opt: Any, cfg: Any, spe: int, warmup: dict[str, Any], kw: dict[str, float]) -> Any:
+    total = spe * cfg.epochs
+    return CosineLRScheduler(
+        opt,
+        t_initial=max(1, total - warmup["warmup_t"]),
+        lr_min=cfg.lr * kw.get("min_lr_ratio", 0.0),
+        warmup_prefix=True,
+        t_in_epochs=False,
+        **warmup,
+    )
+
+
+def _step(opt: Any, cfg: Any, spe: int, warmup: dict[str, Any], kw: dict[str, float]) -> Any:
+    every = kw.get("step_epochs") or cfg.epochs / 3
+    return StepLRScheduler(
+        opt,
+        decay_t=every * spe,
+        decay_rate=kw.get("gamma", 0.1),
+        warmup_prefix=False,  # decay counts epochs from the start, warmup included
+        t_in_epochs=False,
+        **warmup,
+    )
+
+
+def _plateau(opt: Any, cfg: Any, spe: int, warmup: dict[str, Any], kw: dict[str, float]) -> Any:
+    return _Plateau(opt, kw.get("patience", 1), kw.get("factor", 0.1), **warmup)
+
+
+def _constant(opt: Any, cfg: Any, spe: int, warmup: dict[str, Any], kw: dict[str, float]) -> Any:
+    return StepLRScheduler(opt, decay_t=1, decay_rate=1.0, t_in_epochs=False, **warmup)
+
+
+SCHEDULERS.register("cosine", SchedulerSpec(_cosine, ("min_lr_ratio",)))
+SCHEDULERS.register("step", SchedulerSpec(_step, ("step_epochs", "gamma")))
+SCHEDULERS.register("plateau", SchedulerSpec(_plateau, ("patience", "factor")))
+SCHEDULERS.register("none", SchedulerSpec(_constant))
+
+
+def check_scheduler_kwargs(cfg: Any) -> None:
+    """ValueError naming ``scheduler_kwargs`` when it has keys ``cfg.scheduler`` does not read."""
+    allowed = SCHEDULERS.get(cfg.scheduler).kwargs
+    unknown = sorted(set(cfg.scheduler_kwargs) - set(allowed))
+    if unknown:
+        raise ValueError(
+            f"config field 'scheduler_kwargs' has {unknown} for scheduler {cfg.scheduler!r}; "
+            f"it accepts {list(allowed) or 'no arguments'}"
+        )
+
+
+def build_scheduler(optimizer: torch.optim.Optimizer, cfg: Any, steps_per_epoch: int) -> Any:
+    """``cfg.scheduler`` over ``optimizer`` with ``steps_per_epoch`` updates an epoch.
+
+    The warmup rises linearly over ``round(warmup_epochs * steps_per_epoch)`` updates from
+    ``lr / (warmup + 1)`` (so the first update already learns) to ``lr``.
+    """
+    check_scheduler_kwargs(cfg)
+    spe = max(1, steps_per_epoch)
+    warm = min(round(cfg.warmup_epochs * spe), spe * cfg.epochs - 1)
+    warmup = {"warmup_t": warm, "warmup_lr_init": cfg.lr / (warm + 1) if warm > 0 else 0.0}
+    spec = SCHEDULERS.get(cfg.scheduler)
+    return spec.build(optimizer, cfg, spe, warmup, dict(cfg.scheduler_kwargs))

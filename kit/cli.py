@@ -1,0 +1,118 @@
+"""How every kit command ends: kit's own errors as one ``error:`` line and exit code 2.
+
+``python -m kit.<command>`` entry points (and recipes, through the same helper) call
+``sys.exit(run_cli(main))``. An error kit raises about the user's input (bad data, bad config, a
+bad run folder, an unwritable output: ``ValueError`` and ``OSError`` with kit's messages) is
+printed as ``error: <message>`` on stderr with exit code 2; ``--debug`` or ``KIT_DEBUG=1`` shows
+the Python traceback instead. Warnings are one ``warning:`` line each. Anything else is a
+bug in kit and keeps its traceback. A closed pipe (``python -m kit.score RUN | head``) ends
+quietly.
+
+This module sits in the lowest layer (it imports only :mod:`kit.io`), so every entry point can
+use it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import sys
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+
+from kit.io import OutputError
+
+__all__ = [
+    "DEBUG_ENV",
+    "KIT_ERRORS",
+    "add_debug_flag",
+    "debug_requested",
+    "error_text",
+    "run_cli",
+    "warnings_as_lines",
+]
+
+#: The environment variable that shows tracebacks of kit's errors, like ``--debug``.
+DEBUG_ENV = "KIT_DEBUG"
+#: What kit raises about the user's input; every message names the file, row or field.
+KIT_ERRORS: tuple[type[BaseException], ...] = (ValueError, OSError)
+# exit codes a shell sees for Ctrl-C and a closed pipe (128 + signal number)
+_INTERRUPTED, _BROKEN_PIPE = 130, 141
+
+
+def add_debug_flag(parser: argparse.ArgumentParser) -> None:
+    """Add ``--debug`` (show the traceback of kit's errors) to a command's parser."""
+    parser.add_argument(
+        "--debug",
+        action="store_true",
+        help=f"show the Python traceback of an error instead of one line (also {DEBUG_ENV}=1)",
+    )
+
+
+def debug_requested(argv: Sequence[str]) -> bool:
+    """Whether ``--debug`` is among ``argv`` or ``KIT_DEBUG`` is set to anything but 0/empty."""
+    return "--debug" in argv or os.environ.get(DEBUG_ENV, "").strip() not in ("", "0")
+
+
+def error_text(err: BaseException) -> str:
+    """The message of ``err`` without Python's ``[Errno N]`` prefix; the file named when known."""
+    if isinstance(err, OSError) and err.strerror:
+        if isinstance(err, OutputError) or not err.filename:
+            return err.strerror
+        return f"{err.filename}: {err.strerror}"
+    return str(err) or type(err).__name__
+
+
+@contextlib.contextmanager
+def warnings_as_lines() -> Iterator[None]:
+    """Show each warning raised inside as one ``warning: <message>`` line on stderr, at once."""
+
+    def show(message, category, filename, lineno, file=None, line=None) -> None:
+        print(f"warning: {message}", file=sys.stderr)
+
+    with warnings.catch_warnings():
+        warnings.showwarning = show
+        yield
+
+
+def _quiet_stdout() -> None:
+    """Point stdout at /dev/null so Python's flush at exit cannot fail on the closed pipe."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # stdout replaced by an object without a descriptor
+        pass
+
+
+def run_cli(
+    main: Callable[[list[str]], int | None],
+    argv: Sequence[str] | None = None,
+    *,
+    output_fix: str | None = None,
+) -> int:
+    """Run ``main(argv)`` (``sys.argv[1:]`` when None) and return the process's exit code.
+
+    ``output_fix``: the command's own way out of an unwritable output (``"pass another -o
+    PATH"``); it replaces the generic hint of an :class:`~kit.io.OutputError`, so the fix a
+    message suggests is a flag this command has.
+    """
+    args = list(sys.argv[1:] if argv is None else argv)
+    try:
+        with warnings_as_lines():
+            code = int(main(args) or 0)
+        sys.stdout.flush()  # inside the try: a reader that went away ends quietly too
+        return code
+    except KIT_ERRORS as err:
+        if isinstance(err, BrokenPipeError):
+            _quiet_stdout()
+            return _BROKEN_PIPE
+        if debug_requested(args):
+            raise
+        if isinstance(err, OutputError) and output_fix:
+            err = err.with_fix(output_fix)
+        print(f"error: {error_text(err)}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return _INTERRUPTED

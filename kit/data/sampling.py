@@ -1,0 +1,173 @@
+"""How training batches are drawn: the samplers ``cfg.sampler`` names, per-sample augmentation
+seeds, process shards, and the training DataLoader.
+
+Every sample of an epoch carries its own augmentation seed, drawn from the epoch's generator
+and its position in the epoch. A sample is therefore augmented the same way whichever process
+(the main one, any DataLoader worker, any distributed rank) prepares it: the number of workers
+and of training processes changes no picture. Re-seeding the generator from ``(seed, epoch)``
+(:func:`epoch_seed`) at every epoch start makes an epoch's batches independent of what ran
+before it, so a resumed run sees the same batches as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable, Iterator, Sized
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, Sampler, WeightedRandomSampler
+
+from kit.registry import Registry
+
+__all__ = [
+    "SAMPLERS",
+    "SeededDataset",
+    "SeededSampler",
+    "ShardSampler",
+    "epoch_seed",
+    "resolve_workers",
+    "train_loader",
+    "usable_cores",
+]
+
+
+class SeededSampler(Sampler):
+    """``(index, seed)`` pairs: the indices of ``sampler`` (or ``range(n)`` shuffled by
+    ``generator`` when it is None), each with a seed for that sample's augmentation."""
+
+    def __init__(self, sampler: Sampler | None, n: int, generator: torch.Generator) -> None:
+        self.sampler, self.n, self.generator = sampler, n, generator
+
+    def __len__(self) -> int:
+        return len(self.sampler) if isinstance(self.sampler, Sized) else self.n
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        # One draw from the epoch's generator, before the order is drawn: re-seeding the
+        # generator (kit does at each epoch start) fixes both.
+        base = int(torch.randint(0, 2**31, (1,), generator=self.generator))
+        if self.sampler is None:
+            order = torch.randperm(self.n, generator=self.generator).tolist()
+        else:
+            order = list(self.sampler)
+        for pos, index in enumerate(order):
+            yield int(index), (base + pos) % 2**32
+
+
+class ShardSampler(Sampler):
+    """This process's share of ``sampler`` by ``DistributedSampler``'s rule (pad the epoch by
+    repeating its start to a multiple of ``world_size``, take every ``world_size``-th item from
+    ``rank``), for any sampler. Every rank must draw the same epoch (the same seeded generator)."""
+
+    def __init__(self, sampler: Sampler, rank: int, world_size: int) -> None:
+        if not 0 <= rank < world_size:
+            raise ValueError(f"rank must be in 0..{world_size - 1}, got {rank}")
+        self.sampler, self.rank, self.world_size = sampler, rank, world_size
+
+    def __len__(self) -> int:
+        return math.ceil(len(self.sampler) / self.world_size)
+
+    def __iter__(self) -> Iterator[Any]:
+        items = list(self.sampler)
+        total = len(self) * self.world_size
+        while items and len(items) < total:
+            items += items[: total - len(items)]
+        return iter(items[self.rank : total : self.world_size])
+
+
+class SeededDataset(Dataset):
+    """``dataset[i]`` for a key ``(i, seed)``, with the dataset's transform (and its loader,
+    if it draws random numbers, like :class:`FlipChoice`) seeded by ``seed`` first: a sample
+    is augmented alike whichever worker or process prepares it."""
+
+    def __init__(self, dataset: Any) -> None:
+        self.dataset = dataset
+        self.targets = getattr(dataset, "targets", None)
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, key: tuple[int, int]) -> Any:
+        index, seed = key
+        for name in ("transform", "loader"):
+            part = getattr(self.dataset, name, None)
+            if hasattr(part, "set_random_seed"):
+                part.set_random_seed(seed)
+        return self.dataset[index]
+
+
+#: sampler name -> builder(training labels, generator); None means plain shuffling.
+SAMPLERS: Registry[Callable[[np.ndarray, torch.Generator], Sampler | None]] = Registry("sampler")
+
+
+@SAMPLERS.register("plain")
+def _plain(labels: np.ndarray, generator: torch.Generator) -> Sampler | None:
+    return None  # SeededSampler shuffles with the epoch's generator
+
+
+@SAMPLERS.register("balanced")
+def _balanced(labels: np.ndarray, generator: torch.Generator) -> Sampler:
+    weights = 1.0 / np.bincount(labels, minlength=int(labels.max()) + 1)[labels]
+    return WeightedRandomSampler(
+        torch.as_tensor(weights, dtype=torch.double), len(labels), True, generator=generator
+    )
+
+
+def epoch_seed(seed: int, epoch: int) -> int:
+    """A 31-bit seed for one epoch of a run."""
+    return int(np.random.SeedSequence([seed, epoch]).generate_state(1)[0] >> 1)
+
+
+def usable_cores() -> int:
+    """The CPU cores this process may run on (a container's share, not the host's count)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
+
+
+def resolve_workers(workers: int | str) -> int:
+    """``auto``: one core for the training process, the others (up to 8) load pictures; none
+    on one or two cores, where a worker process slows the training process's compute threads
+    more than it helps (``python -m kit.bench``, docs/benchmarks.md)."""
+    if workers != "auto":
+        return int(workers)
+    cores = usable_cores()
+    return 0 if cores <= 2 else min(8, cores - 1)
+
+
+def _seed_worker(worker_id: int) -> None:
+    seed = torch.initial_seed() % 2**32  # differs per worker, fixed by the loader's generator
+    np.random.seed(seed)
+    info = torch.utils.data.get_worker_info()
+    transform = getattr(info.dataset, "transform", None) if info else None
+    if hasattr(transform, "set_random_seed"):
+        transform.set_random_seed(seed)
+
+
+def train_loader(
+    dataset: Any, cfg: Any, generator: torch.Generator, rank: int = 0, world_size: int = 1
+) -> DataLoader:
+    """The training loader of ``dataset`` (an ``ImageDataset``); re-seed ``generator`` before
+    each epoch for repeatable batches. With ``world_size`` > 1, this process (``rank``) gets its
+    share of every epoch."""
+    sampler = SAMPLERS.get(cfg.sampler)(np.asarray(dataset.targets), generator)
+    sampler = SeededSampler(sampler, len(dataset), generator)
+    if world_size > 1:
+        sampler = ShardSampler(sampler, rank, world_size)
+    workers = resolve_workers(cfg.workers)
+    return DataLoader(
+        SeededDataset(dataset),
+        batch_size=cfg.batch_size,
+        sampler=sampler,
+        # a private generator for the workers' base seed: the loader draws it once with
+        # persistent workers but every epoch without, which must not move any other RNG
+        generator=torch.Generator().manual_seed(cfg.seed),
+        num_workers=workers,
+        worker_init_fn=_seed_worker if workers else None,
+        persistent_workers=workers > 0,
+        pin_memory=torch.cuda.is_available(),
+        drop_last=len(sampler) > cfg.batch_size,
+    )

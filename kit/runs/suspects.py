@@ -1,0 +1,229 @@
+"""Label-noise finder: the people and pictures whose out-of-fold probability of their own
+label is lowest, by task, as a fixes CSV to review and a contact sheet.
+
+Gender and age belong to a person, so a person's pictures are pooled (mean probability of
+the labelled value over the person's pictures); the mask belongs to a picture. The 18-way
+probabilities are marginalised with :func:`kit.labels.heads_from_joint`. Out-of-fold rows
+(a K-fold parent) cover every training person; a holdout run covers its validation people.
+
+``python -m kit.runs suspects RUN [--top 20] [--out suspects/<run>]`` writes:
+
+- ``fixes.csv``: the suspects whose predicted value differs from the label, in the columns of
+  the user fixes file (``person_id,field,value,source``, docs/data.md) plus review columns; a
+  teammate deletes the rows that are wrong and passes the file to ``--fixes``;
+- ``suspects.csv``: every listed suspect (task, person, picture, p_own, label, predicted);
+- ``suspects.png``: the top suspects' pictures with their label and the predicted value.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+from PIL import Image
+
+from kit.io import atomic_path, read_json, write_text
+from kit.labels import HEADS, decode, heads_from_joint
+from kit.runfolder import CONFIG, VAL_PROBS, read_val_keys, read_val_probs
+
+__all__ = ["SUSPECT_COLUMNS", "Suspects", "find_suspects", "fixes_table", "main"]
+
+SUSPECT_COLUMNS = ["task", "person_id", "image_id", "p_own", "label", "predicted"]
+_VALUES = {
+    "mask": ("wear", "incorrect", "not_wear"),
+    "gender": ("male", "female"),
+    "age": ("<30", "30-59", ">=60"),
+}
+# Suggested age of a person whose predicted age group differs from the labelled one: the age
+# of the predicted group closest to the labelled group (the mildest change that moves it).
+_AGE_BELOW, _AGE_ABOVE = {0: "29", 1: "59"}, {1: "30", 2: "60"}
+# A labelled incorrect / not-wear picture predicted as the other is what swap_mask fixes.
+_SWAPS = {(1, 2), (2, 1)}
+
+
+@dataclass
+class Suspects:
+    """The suspects of one run: ``table`` in :data:`SUSPECT_COLUMNS`, lowest p_own first
+    within each task; ``run`` is the run folder."""
+
+    run: Path
+    table: pd.DataFrame
+
+
+def _pictures(run: Path) -> pd.DataFrame:
+    split = read_val_probs(Path(run) / VAL_PROBS)
+    keys = read_val_keys(run).take(split.ids)
+    own = dict(zip(HEADS, decode(split.truth), strict=True))
+    marg = dict(zip(HEADS, heads_from_joint(split.probs), strict=True))
+    frame = pd.DataFrame({"image_id": split.ids, "person_id": keys.person_ids})
+    for task in HEADS:
+        frame[f"{task}_own"] = own[task]
+        for v in range(marg[task].shape[1]):
+            frame[f"{task}_p{v}"] = marg[task][:, v]
+    return frame
+
+
+def _ranked(rows: pd.DataFrame, task: str, top: int) -> pd.DataFrame:
+    rows = rows.sort_values(["p_own", "person_id", "image_id"], kind="stable").head(top)
+    rows = rows.assign(
+        task=task,
+        label=[_VALUES[task][v] for v in rows["own"]],
+        predicted=[_VALUES[task][v] for v in rows["pred"]],
+    )
+    return rows
+
+
+def find_suspects(run: str | Path, top: int = 20) -> Suspects:
+    """The ``top`` lowest-p_own suspects of each task in ``run``'s val_probs.csv."""
+    if top < 1:
+        raise ValueError(f"--top must be at least 1, got {top}")
+    pics = _pictures(Path(run))
+    parts = []
+    for task in HEADS:
+        cols = [c for c in pics.columns if c.startswith(f"{task}_p")]
+        probs = pics[cols].to_numpy()
+        own = pics[f"{task}_own"].to_numpy()
+        if task == "mask":  # a picture's own label
+            rows = pics[["person_id", "image_id"]].assign(
+                example=pics["image_id"],
+                p_own=probs[np.arange(len(own)), own], own=own, pred=probs.argmax(1)
+            )
+        else:  # a person's: pool the pictures
+            groups = pics.groupby("person_id", sort=True)
+            pooled = groups[[*cols, f"{task}_own"]].mean()
+            p, o = pooled[cols].to_numpy(), pooled[f"{task}_own"].round().astype(int).to_numpy()
+            rows = pd.DataFrame(
+                {
+                    "person_id": pooled.index,
+                    "image_id": "",
+                    "p_own": p[np.arange(len(o)), o],
+                    "own": o,
+                    "pred": p.argmax(1),
+                    "example": groups["image_id"].first().to_numpy(),
+                }
+            )
+        parts.append(_ranked(rows, task, top))
+    table = pd.concat(parts, ignore_index=True)
+    return Suspects(Path(run), table[[*SUSPECT_COLUMNS, "own", "pred", "example"]])
+
+
+def _fix(row: pd.Series) -> tuple[str, str] | None:
+    """(field, value) of the fix a suspect suggests, or None when no fix field expresses it."""
+    own, pred = int(row["own"]), int(row["pred"])
+    if own == pred:
+        return None
+    if row["task"] == "gender":
+        return "gender", _VALUES["gender"][pred]
+    if row["task"] == "age":
+        return "age", (_AGE_BELOW if pred < own else _AGE_ABOVE)[pred]
+    return ("swap_mask", "1") if (own, pred) in _SWAPS else None
+
+
+def fixes_table(suspects: Suspects) -> pd.DataFrame:
+    """The suggested fixes, one per person and field, in the user fixes file's columns
+    (``person_id,field,value,source``) plus the review columns of the suspect."""
+    rows = []
+    for _, row in suspects.table.iterrows():
+        fix = _fix(row)
+        if fix is None:
+            continue
+        where = f" picture {row['image_id']}" if row["image_id"] else ""
+        source = (
+            f"suspect in {suspects.run.name}{where}: p({row['label']}) = {row['p_own']:.3f}, "
+            f"predicted {row['predicted']}; review before use"
+        )
+        rows.append({"person_id": row["person_id"], "field": fix[0], "value": fix[1], **row})
+        rows[-1]["source"] = source
+    cols = ["person_id", "field", "value", "source", *SUSPECT_COLUMNS[:1], *SUSPECT_COLUMNS[2:]]
+    table = pd.DataFrame(rows, columns=cols)
+    return table.drop_duplicates(["person_id", "field"], keep="first").reset_index(drop=True)
+
+
+def _image_paths(run: Path, data_dir: str | None) -> dict[str, str]:
+    """image_id -> picture file, from the run's data_dir (or ``data_dir``); empty if absent."""
+    if data_dir is None and (run / CONFIG).is_file():
+        data_dir = read_json(run / CONFIG).get("data_dir")
+    images = Path(data_dir or "") / "train" / "images"
+    if not data_dir or not images.is_dir():
+        return {}
+    return {
+        f"{f.parent.name}/{f.stem}": str(f)
+        for f in images.glob("*/*")
+        if f.is_file() and not f.name.startswith(".")
+    }
+
+
+def contact_sheet(
+    suspects: Suspects, path: str | Path, data_dir: str | None = None, n: int = 24
+) -> Path:
+    """A PNG grid of the first ``n`` suspects (lowest p_own across tasks) with label and
+    prediction; a person-level suspect shows the person's first picture. Pictures come from
+    ``data_dir`` (default: the run's); a missing one is drawn as "picture not found"."""
+    files = _image_paths(suspects.run, data_dir)
+    rows = suspects.table.sort_values("p_own", kind="stable").head(n)
+    cols = min(6, max(1, len(rows)))
+    lines = max(1, -(-len(rows) // cols))
+    fig = Figure(figsize=(2.2 * cols, 3.0 * lines))  # no pyplot: no display, no global state
+    axes = fig.subplots(lines, cols, squeeze=False)
+    for ax in axes.ravel():
+        ax.axis("off")
+    for ax, (_, row) in zip(axes.ravel(), rows.iterrows(), strict=False):
+        file = files.get(row["example"])
+        if file is not None:
+            ax.imshow(Image.open(file).convert("RGB"))
+        else:
+            ax.text(0.5, 0.5, "picture not found", ha="center", va="center", fontsize=8)
+        who = row["image_id"] or row["person_id"]
+        ax.set_title(
+            f"{row['task']}: {who}\nlabel {row['label']} -> {row['predicted']}\n"
+            f"p(label) = {row['p_own']:.3f}",
+            fontsize=7,
+        )
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=80)
+    return Path(path)
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m kit.runs suspects",
+        description="List the people and pictures whose out-of-fold probability of their own "
+        "label is lowest (mask / gender / age) as a fixes CSV to review, and a contact sheet.",
+    )
+    p.add_argument("run", help="a run folder or K-fold parent (its val_probs.csv)")
+    p.add_argument("--top", type=int, default=20, help="suspects listed per task (default 20)")
+    p.add_argument("--out", help="output folder (default: suspects/<run folder name>)")
+    p.add_argument("--data-dir", help="where the pictures are (default: the run's data_dir)")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m kit.runs suspects``; returns the exit code (2 on bad input)."""
+    args = _parser().parse_args(argv)
+    run = Path(args.run)
+    out = Path(args.out or Path("suspects") / run.name)
+    try:
+        found = find_suspects(run, args.top)
+        fixes = fixes_table(found)
+        write_text(out / "fixes.csv", fixes.to_csv(index=False, lineterminator="\n"))
+        table = found.table[SUSPECT_COLUMNS]
+        write_text(out / "suspects.csv", table.to_csv(index=False, lineterminator="\n"))
+        contact_sheet(found, out / "suspects.png", args.data_dir)
+    except (ValueError, FileNotFoundError, OSError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(table.to_string(index=False, float_format=lambda x: f"{x:.3f}"))
+    print(f"wrote {out / 'fixes.csv'} ({len(fixes)} suggested fixes), {out / 'suspects.csv'}, "
+          f"{out / 'suspects.png'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

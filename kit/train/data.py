@@ -1,0 +1,222 @@
+"""Where a run's pictures come from: the data folder (or fixture), the split, the picture cache,
+the training dataset and the loader of a frame to predict (batches are drawn by
+:mod:`kit.data.sampling`).
+
+With ``cfg.cache`` on, every picture of the data set is decoded, centre-cropped and resized
+once with :func:`prepare_file` (the steps the uncached transforms start with) into a
+memory-mapped cache (:mod:`kit.data.cache`); the datasets then read it with
+``build_transforms(cfg, prepared=True)``. Pixels are identical either way.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import albumentations as A
+import numpy as np
+import pandas as pd
+from torch.utils.data import DataLoader
+
+from kit.data import read_eval, read_train, verify_images
+from kit.data.cache import ImageCache, build_cache
+from kit.data.dataset import FlipChoice, ImageDataset, load_rgb
+from kit.data.fixture import make_fixture
+from kit.data.sampling import resolve_workers, usable_cores
+from kit.runfolder import package_version
+from kit.splits import holdout, person_folds
+from kit.train.distributed import SINGLE, DistContext, barrier
+from kit.transforms import build_transforms, prepare
+
+__all__ = [
+    "LOADER_VERSION",
+    "RunPictures",
+    "Splits",
+    "build_run_cache",
+    "frame_loader",
+    "load_splits",
+    "resolve_data_dir",
+    "run_paths",
+    "train_dataset",
+]
+
+_log = logging.getLogger("kit")
+#: (folder, people, picture size (W, H)) of the fixture used when ``data_dir`` is None.
+FIXTURE = (Path("data/fixture"), 60, (96, 128))
+SMOKE_FIXTURE = (Path("data/fixture-smoke"), 12, (48, 64))
+#: Bumped when :func:`prepare_file` changes its output, so that old caches are not reused.
+LOADER_VERSION = 1
+#: Packages whose code computes the cached pixels (decode: pillow; crop, resize: the rest).
+_PIXEL_PACKAGES = (
+    "pillow",
+    "albumentations",
+    "albucore",
+    "opencv-python-headless",
+    "opencv-python",
+)
+
+
+# ---- the data and its split -------------------------------------------------------------------
+@dataclass
+class Splits:
+    """The frames of one run: training rows, validation rows, and the eval set if any."""
+
+    data_dir: Path
+    train: pd.DataFrame
+    val: pd.DataFrame
+    eval: pd.DataFrame | None
+    fold: int  # fold id written to val_probs.csv; -1 for a holdout split
+
+
+def resolve_data_dir(cfg: Any) -> Path:
+    """``cfg.data_dir``, or the fixture (built once under ``data/``, relative to the cwd)."""
+    if cfg.data_dir is not None:
+        return Path(cfg.data_dir).expanduser()
+    root, people, size = SMOKE_FIXTURE if cfg.smoke else FIXTURE
+    if not (root / "train" / "train.csv").is_file():
+        # built beside root and renamed into place, so parallel runs never see half of one
+        _log.info("building the synthetic fixture in %s (%d people, first run only)", root, people)
+        tmp = root.with_name(f".{root.name}.{os.getpid()}.tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        make_fixture(tmp, n_people=people, image_size=size, seed=0)
+        try:
+            os.replace(tmp, root)
+        except OSError:  # another process finished first, or an old partial folder is in the way
+            shutil.rmtree(tmp, ignore_errors=True)
+            if not (root / "train" / "train.csv").is_file():
+                raise
+    return root
+
+
+def load_splits(cfg: Any) -> Splits:
+    """Read the data of ``cfg`` and split it by person (holdout, or fold k of n)."""
+    data_dir = resolve_data_dir(cfg)
+    df = read_train(data_dir, fixes=cfg.fixes, strict=cfg.strict_data)
+    if cfg.limit_people is not None:
+        keep = df["person_id"].drop_duplicates().iloc[: cfg.limit_people]
+        df = df[df["person_id"].isin(keep)].reset_index(drop=True)
+    # A zero-byte or cut-short picture stops the run here, named, not in epoch 9 (~0.1 ms each).
+    df = verify_images(df, strict=cfg.strict_data)
+    if cfg.fold is None:
+        is_val, fold = holdout(df, val_ratio=cfg.val_ratio, seed=cfg.seed), -1
+    else:
+        is_val, fold = person_folds(df, n_splits=cfg.n_folds, seed=cfg.seed) == cfg.fold, cfg.fold
+    train, val = df[~is_val].reset_index(drop=True), df[is_val].reset_index(drop=True)
+    if len(train) == 0 or len(val) == 0:
+        raise ValueError(
+            f"the split left {len(train)} training and {len(val)} validation images "
+            f"({df['person_id'].nunique()} people); use more people or another val_ratio"
+        )
+    has_eval = (data_dir / "eval" / "info.csv").is_file()
+    if not has_eval and (data_dir / "eval").is_dir():
+        _log.warning("%s has no info.csv: this run writes no submission", data_dir / "eval")
+    # always strict: a submission needs every row of info.csv
+    test = verify_images(read_eval(data_dir)) if has_eval else None
+    return Splits(data_dir, train, val, test, fold)
+
+
+# ---- the picture cache ---------------------------------------------------------------------
+def prepare_file(path: str, cfg: Any) -> np.ndarray:
+    """One picture decoded, centre-cropped and resized as ``cfg`` says: uint8 (H, W, 3)."""
+    return prepare(load_rgb(path), cfg)
+
+
+def cache_extra() -> dict[str, Any]:
+    """What else the cached pixels depend on (part of the cache key): the loader's version and
+    the versions of the packages that decode and resize."""
+    versions = {p: v for p in _PIXEL_PACKAGES if (v := package_version(p)) is not None}
+    return {"loader": "kit.train.data.prepare_file", "version": LOADER_VERSION, **versions}
+
+
+def run_paths(data: Splits) -> list[str]:
+    """Every picture of ``data`` (training, validation and eval rows), sorted."""
+    frames = [data.train, data.val] + ([data.eval] if data.eval is not None else [])
+    # sorted, not split order: every fold and seed of one data set shares one cache
+    return sorted({str(p) for df in frames for p in df["path"]})
+
+
+def build_run_cache(
+    cfg: Any, paths: list[str], folder: str | os.PathLike[str], progress: bool = True
+) -> ImageCache:
+    """Build (or reuse) the cache in ``folder`` of ``paths`` prepared under ``cfg``'s crop and
+    size, decoding on every core."""
+    return build_cache(
+        paths,
+        partial(prepare_file, cfg=cfg),
+        size=tuple(cfg.image_size),
+        crop=list(cfg.crop),
+        cache_dir=folder,
+        extra=cache_extra(),
+        workers=usable_cores(),
+        progress=progress,
+        flips=cfg.cache_flips,
+    )
+
+
+@dataclass
+class RunPictures:
+    """The picture loaders of one run. ``cache`` None: every picture is decoded from its file
+    (``train`` is ``load_rgb``, ``eval`` None); else both read the cache (prepared pictures)."""
+
+    train: Any
+    eval: Any
+    cache: ImageCache | None
+
+    @property
+    def prepared(self) -> bool:
+        """Whether the loaders return cropped, resized pictures (for ``prepared=True``)."""
+        return self.cache is not None
+
+    @classmethod
+    def for_run(
+        cls, cfg: Any, data: Splits, ctx: DistContext = SINGLE, progress: bool = True
+    ) -> RunPictures:
+        """The pictures of ``data`` as ``cfg.cache`` says; with several processes, rank 0
+        builds the cache (in ``cfg.cache_dir`` or ``<data_dir>/cache``) while the others wait,
+        then they reuse it."""
+        if not cfg.cache:
+            return cls(load_rgb, None, None)
+        paths = run_paths(data)
+        folder = Path(cfg.cache_dir).expanduser() if cfg.cache_dir else data.data_dir / "cache"
+        if ctx.is_main:
+            cache = build_run_cache(cfg, paths, folder, progress=progress)
+        barrier(ctx)
+        if not ctx.is_main:
+            cache = build_run_cache(cfg, paths, folder, progress=False)
+        return cls(FlipChoice(cache) if cfg.cache_flips else cache, cache, cache)
+
+
+# ---- datasets and loaders ------------------------------------------------------------------
+def train_dataset(
+    cfg: Any, df: pd.DataFrame, target: Callable[[int], Any], pictures: RunPictures,
+    augment: A.BasicTransform | None = None,
+) -> ImageDataset:  # fmt: skip
+    """The training rows ``df`` with their ``target`` (the head's) under ``cfg``'s training
+    transform; ``augment`` replaces the preset's augmentations."""
+    train_tf, _ = build_transforms(cfg, augment=augment, prepared=pictures.prepared)
+    return ImageDataset(df, train_tf, "label", cfg.age_thresholds, target, pictures.train)
+
+
+def frame_loader(
+    df: pd.DataFrame, cfg: Any, prepared: Any = None, batch_size: int | None = None,
+    pin_memory: bool = False,
+) -> DataLoader:  # fmt: skip
+    """The rows of ``df`` in order, through ``cfg``'s evaluation transform (pictures read by
+    ``prepared``, a cache, when given); targets are -1."""
+    _, eval_tf = build_transforms(cfg, prepared=prepared is not None)
+    source = {} if prepared is None else {"loader": prepared}
+    batch_size = batch_size or cfg.eval_batch_size
+    return DataLoader(
+        ImageDataset(df, eval_tf, labels=None, **source),
+        batch_size=batch_size,
+        shuffle=False,
+        # workers only pay off when they can prepare one batch while another is predicted
+        num_workers=resolve_workers(cfg.workers) if len(df) > batch_size else 0,
+        pin_memory=pin_memory,
+    )

@@ -1,0 +1,247 @@
+"""``fit(cfg) -> Run``: one run folder, or with ``cfg.folds`` a K-fold of them.
+
+A run is usable per fold (``cfg.fold = k``), resumable (``cfg.resume = run_dir`` continues in
+the same folder and ends with the same metrics), and leaves every file of docs/run-folder.md.
+
+K-fold: a parent folder ``<output_dir>/<ts>_<name>_kfold/`` holds one ordinary run folder per
+fold, ``<ts>_<name>_fold<k>/``, beside the parent's own files (out-of-fold ``val_probs.csv``,
+fold-averaged ``test_probs.csv``, CV ``summary.json``). Every fold is exactly the run of
+``cfg`` with ``fold = k``: same seed, same split as a lone ``--fold k`` run. Resuming a parent
+keeps the complete folds, resumes an interrupted one and trains the missing ones.
+
+Started by ``torchrun``, every process runs ``fit`` and they train one model together
+(:mod:`kit.train.distributed`, docs/multi-gpu.md); rank 0 decides and writes the folders.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+import albumentations as A
+import pandas as pd
+import torch
+
+from kit import io
+from kit import runfolder as rundir
+from kit.config import Config, check_registries, parse_folds
+from kit.metrics import summarize
+from kit.models import NO_WEIGHTS_FILE
+from kit.runfolder import CONFIG, ENV, SUMMARY, Run, find_fold_run, read_run, write_parent
+from kit.splits import person_folds
+from kit.train import data, distributed
+from kit.train.checkpoint import TrainState, check_resumable, load
+from kit.train.loop import Epochs, Job, train_run
+from kit.train.optim import check_scheduler_kwargs
+
+__all__ = ["check", "fit"]
+
+_log = logging.getLogger("kit")
+
+
+def fit(cfg: Config, train_transform: A.BasicTransform | None = None) -> Run:
+    """Train ``cfg`` and write its run folder (a K-fold parent with ``cfg.folds``).
+
+    ``train_transform`` replaces the preset's augmentations (it sees cropped, resized uint8
+    pictures; kit adds crop/resize before and normalisation after). Ctrl-C saves the status,
+    keeps ``last.pt`` of the last finished epoch, and exits with code 130. The returned
+    :class:`Run` of a K-fold holds the fold runs in ``folds``.
+    """
+    cfg = check(cfg)
+    ctx, device = distributed.init(distributed.resolve_device(cfg.device))
+    try:
+        if cfg.folds is None:
+            return _fit_run(cfg, train_transform, ctx, device)
+        return _fit_folds(cfg, train_transform, ctx, device)
+    finally:
+        distributed.teardown(ctx)
+
+
+def check(cfg: Config) -> Config:
+    """``cfg`` (its smoke variant with ``smoke``) checked in full, with the folder it resumes:
+    everything that can be refused is refused before a folder is written."""
+    cfg = cfg.smoke_variant() if cfg.smoke else cfg
+    cfg.validate()
+    check_registries(cfg)  # every registry is loaded once kit.train is imported
+    check_scheduler_kwargs(cfg)
+    if cfg.pretrained and cfg.pretrained_file is None:
+        raise ValueError(NO_WEIGHTS_FILE.format(model=cfg.model))
+    if cfg.resume:
+        check_resumable(cfg, Path(cfg.resume))
+    return cfg
+
+
+def _open_folder(cfg: Config, name: str, device: torch.device, ctx: distributed.DistContext):
+    """A new folder ``<output_dir>/<ts>_<name>`` (or ``cfg.resume``, reopened) with its
+    config.json and env.json (a resumed folder's env.json lists every resumption)."""
+    folder = Path(cfg.resume) if cfg.resume else rundir.create_run_dir(cfg.output_dir, name)
+    env = {**rundir.env_info(str(device)), "processes": ctx.world_size}
+    if cfg.resume and (folder / ENV).is_file():
+        first = io.read_json(folder / ENV)
+        env = {**first, "resumed": [*first.get("resumed", []), env]}
+    io.write_json(folder / CONFIG, cfg.to_dict())
+    io.write_json(folder / ENV, env)
+    return folder
+
+
+def _fit_run(
+    cfg: Config,
+    train_transform: A.BasicTransform | None,
+    ctx: distributed.DistContext,
+    device: torch.device,
+) -> Run:
+    """One run folder, trained by this process (of one or several): rank 0 writes, prints."""
+    if not ctx.is_main:
+        cfg = cfg.replace(quiet=True)
+    distributed.setup_logging(cfg.quiet)
+    run_dir = distributed.broadcast(
+        _open_folder(cfg, cfg.name, device, ctx) if ctx.is_main else None, ctx
+    )
+    job, state = Job(cfg, run_dir, device, ctx), TrainState()
+    job.write_status("running", state.epoch)
+    try:
+        return _finish(job, state, train_run(job, state, train_transform))
+    except KeyboardInterrupt:
+        job.write_status("interrupted", state.epoch)
+        hint = f"continue with --resume {run_dir}" if state.epoch else "no epoch finished"
+        _log.warning("interrupted after epoch %d; %s", state.epoch, hint)
+        raise SystemExit(130) from None
+    except Exception as err:
+        try:
+            job.write_status("failed", state.epoch, f"{type(err).__name__}: {err}")
+        except OSError:  # a full disk must not hide the error that stopped the run
+            _log.warning("could not record the failure in %s", run_dir / rundir.STATUS)
+        raise
+
+
+def _finish(job: Job, state: TrainState, done: Epochs) -> Run:
+    """Reload ``best.pt``, write its probabilities (and the submission when there is an eval
+    set) and ``summary.json``, mark the run complete; rank 0 alone writes."""
+    cfg, run_dir, t0, main = job.cfg, job.run_dir, time.time(), job.ctx.is_main
+    model, splits, rows, predict = done.model, done.splits, done.rows, done.predict
+    distributed.barrier(job.ctx)  # rank 0 has written best.pt
+    best = load(run_dir / rundir.BEST, job.device)
+    model.load_state_dict(best["model"])
+    val_probs = predict(splits.val)
+    if main:
+        keys = splits.val[["image_id", "person_id", "label"]].assign(fold=splits.fold)
+        rundir.write_probs(run_dir / rundir.VAL_PROBS, keys, val_probs)
+    if splits.eval is not None:
+        test_probs = predict(splits.eval)
+        if main:
+            rundir.write_probs(run_dir / rundir.TEST_PROBS, splits.eval[["image_id"]], test_probs)
+            rundir.write_submission(test_probs, splits.eval, run_dir / rundir.SUBMISSION)
+    scores = summarize(splits.val["label"].to_numpy(), val_probs.argmax(1))
+    summary = {
+        "name": cfg.name,
+        "status": "complete",
+        "best_epoch": int(best["epoch"]),
+        "epochs_run": len(rows),
+        **{f"val_{k}": v for k, v in scores.items() if k != "confusion"},
+        "confusion": scores["confusion"],
+        "n_val": len(splits.val),
+        "seconds": round(sum(r["seconds"] for r in rows) + time.time() - t0, 3),
+    }
+    if main:
+        io.write_json(run_dir / rundir.SUMMARY, summary)
+    job.write_status("complete", state.epoch)
+    _log.info(
+        "done: best epoch %d, val macro F1 %.4f (accuracy %.4f) -> %s",
+        summary["best_epoch"], summary["val_macro_f1"], summary["val_accuracy"], run_dir,
+    )  # fmt: skip
+    return Run(run_dir, "complete", cfg, summary, summary["val_macro_f1"], summary["best_epoch"])
+
+
+def _fit_folds(
+    cfg: Config,
+    train_transform: A.BasicTransform | None,
+    ctx: distributed.DistContext,
+    device: torch.device,
+) -> Run:
+    """Every fold of ``cfg.folds``, then the parent's files; rank 0 plans each fold (keep,
+    resume, train) and alone writes the parent."""
+    wanted, main = parse_folds(cfg.folds, cfg.n_folds), ctx.is_main
+    distributed.setup_logging(cfg.quiet or not main)
+    parent = distributed.broadcast(
+        _open_folder(cfg, f"{cfg.name}_kfold", device, ctx) if main else None, ctx
+    )
+    runs: dict[int, Run] = {}
+    _mark(ctx, parent, "running", 0)
+    try:
+        data.resolve_data_dir(cfg)  # the fixture, if any, is built once, before the first fold
+        for k in wanted:
+            plan = distributed.broadcast(find_fold_run(parent, k) if main else None, ctx)
+            runs[k] = _fit_fold(cfg, parent, k, plan, train_transform, ctx, device)
+            _mark(ctx, parent, "running", len(runs))
+        summary = None
+        if main:
+            dirs = {k: r.run_dir for k, r in runs.items()}
+            summaries = {k: r.summary for k, r in runs.items()}
+            summary = write_parent(parent, cfg.name, cfg.n_folds, dirs, summaries, _split(cfg))
+        summary = distributed.broadcast(summary, ctx)
+    except (KeyboardInterrupt, SystemExit):
+        _mark(ctx, parent, "interrupted", len(runs))
+        _log.warning("K-fold interrupted; continue with --resume %s", parent)
+        raise
+    except Exception as err:
+        _mark(ctx, parent, "failed", len(runs), f"{type(err).__name__}: {err}")
+        raise
+    _mark(ctx, parent, "complete", len(runs))
+    _log.info(
+        "K-fold done: out-of-fold macro F1 %.4f (accuracy %.4f) over folds %s of %d -> %s",
+        summary["val_macro_f1"], summary["val_accuracy"], wanted, cfg.n_folds, parent,
+    )  # fmt: skip
+    folds = [runs[k] for k in wanted]
+    return Run(parent, "complete", cfg, summary, summary["val_macro_f1"], 0, folds)
+
+
+def _fit_fold(
+    cfg: Config,
+    parent: Path,
+    k: int,
+    plan: tuple[str, Path | None],
+    train_transform: A.BasicTransform | None,
+    ctx: distributed.DistContext,
+    device: torch.device,
+) -> Run:
+    """Fold ``k`` as :func:`kit.runfolder.find_fold_run` planned it: kept, resumed, or new."""
+    action, found = plan
+    if action == "keep" and found is not None:
+        _log.info("fold %d: complete in %s; kept", k, found)
+        return read_run(found)
+    fold_cfg = cfg.replace(
+        folds=None, fold=k, resume=None, output_dir=str(parent), name=f"{cfg.name}_fold{k}"
+    )
+    if action == "resume" and found is not None:
+        _log.info("fold %d: resuming %s", k, found)
+        fold_cfg = fold_cfg.replace(resume=str(found))
+        check_resumable(fold_cfg, found)
+    else:
+        _log.info("fold %d of %d: training", k, cfg.n_folds)
+    return _fit_run(fold_cfg, train_transform, ctx, device)
+
+
+def _split(cfg: Config) -> pd.Series:
+    """Fold of every training image under ``cfg``, indexed by ``image_id``."""
+    splits = data.load_splits(cfg.replace(folds=None, fold=0))
+    frame = pd.concat([splits.train, splits.val], ignore_index=True)
+    return pd.Series(person_folds(frame, cfg.n_folds, cfg.seed), index=frame["image_id"])
+
+
+def _mark(
+    ctx: distributed.DistContext, parent: Path, status: str, done: int, error: str | None = None
+) -> None:
+    """The parent's status.json (``epoch`` counts the finished folds), from rank 0 only.
+
+    A summary.json left by an earlier, smaller set of folds stays valid for its files, but the
+    ledger reads its status first, so it is told when this resume stopped.
+    """
+    if not ctx.is_main:
+        return
+    rundir.write_status(parent, status, done, error)
+    summary_path = parent / SUMMARY
+    if status in ("interrupted", "failed") and summary_path.is_file():
+        summary = io.read_json(summary_path)
+        if summary.get("status") != status:
+            io.write_json(summary_path, {**summary, "status": status})

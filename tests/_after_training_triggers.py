@@ -1,0 +1,115 @@
+"""Triggers of the messages of calibration, stacking, per-task merging and the label-noise
+finder, for tests/test_troubleshooting.py (kept apart so that file's registry stays short)."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from kit.ensemble import calibrate, combine, ensemble, fit_biases, fit_stacker
+from kit.ensemble.__main__ import main as ensemble_main
+from kit.ensemble.tasks import merge_heads
+from kit.runfolder import read_val_keys, write_task_probs
+from kit.runs.__main__ import main as runs_main
+from tests._runfolders import Preds, RunSpec, one_hot_probs, summary, write_run
+
+N = 36
+Y = np.arange(N) % 18
+P = one_hot_probs(Y, 0.5)
+
+
+def _raised(fn: Callable[[], object]) -> str:
+    try:
+        fn()
+    except Exception as err:
+        return str(err)
+    raise AssertionError("no error was raised")
+
+
+def _warned(fn: Callable[[], object]) -> str:
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        fn()
+    return "\n".join(str(w.message) for w in caught)
+
+
+def _printed(main: Callable[[list[str]], object], argv: list[str]) -> str:
+    out = io.StringIO()
+    with (
+        contextlib.redirect_stdout(out),
+        contextlib.redirect_stderr(out),
+        contextlib.suppress(SystemExit),
+    ):
+        main(argv)
+    return out.getvalue()
+
+
+def _run(tmp: Path, name: str, prefix: str = "p") -> Path:
+    ids = [f"{prefix}{i // 3}/img{i % 3}" for i in range(N)]
+    test = [f"{i:040x}.jpg" for i in range(6)]
+    preds = Preds(ids, Y, P, test, one_hot_probs(Y[:6]), folds=[(i // 3) % 2 for i in range(N)])
+    return write_run(tmp, RunSpec(name=name, summary=summary(0.5), preds=preds))
+
+
+def _task(tmp: Path, task: str, k: int, prefix: str = "p") -> Path:
+    run = tmp / f"20240101-120000_{task}"
+    run.mkdir(parents=True)
+    ids = [f"{prefix}{i // 3}/img{i % 3}" for i in range(N)]
+    keys = pd.DataFrame({"image_id": ids, "person_id": [i.split("/")[0] for i in ids]})
+    keys = keys.assign(label=Y, fold=0)
+    write_task_probs(run / "val_probs.csv", keys, np.full((N, k), 1 / k), task)
+    test = pd.DataFrame({"image_id": [f"{i:040x}.jpg" for i in range(6)]})
+    write_task_probs(run / "test_probs.csv", test, np.full((6, k), 1 / k), task)
+    return run
+
+
+AFTER_TRAINING: dict[str, Callable[[Any], str]] = {
+    "calibrate-no-probs": lambda c: _printed(
+        ensemble_main, [str(_run(c.tmp, "a")), "--method", "hard", "--calibrate"]
+    ),
+    "calibrate-shape": lambda c: _raised(lambda: fit_biases(P[:, :3], Y)),
+    "honest-one-person": lambda c: _raised(lambda: calibrate(P, Y, groups=["001"] * N)),
+    "honest-no-groups": lambda c: _raised(lambda: calibrate(P, Y)),
+    "stack-rows-differ": lambda c: _raised(
+        lambda: ensemble([_run(c.tmp, "a"), _run(c.tmp, "b", "q")], "stack")
+    ),
+    "stack-weights": lambda c: _printed(
+        ensemble_main, [str(_run(c.tmp, "a")), "--method", "stack", "--weights", "1"]
+    ),
+    "stack-combine": lambda c: _raised(lambda: combine("stack", [P])),
+    "stack-members": lambda c: _raised(
+        lambda: fit_stacker([P, P], Y, np.arange(N) % 2).predict([P])
+    ),
+    "stack-lengths": lambda c: _raised(lambda: fit_stacker([P], Y[:-1], np.arange(N) % 2)),
+    "val-keys-missing": lambda c: _raised(
+        lambda: read_val_keys(_run(c.tmp, "a")).take(np.array(["nope/img0"], dtype=object))
+    ),
+    "tasks-missing": lambda c: _raised(
+        lambda: ensemble([_task(c.tmp, "mask", 3), _task(c.tmp / "g", "gender", 2)])
+    ),
+    "tasks-no-oof": lambda c: _warned(
+        lambda: ensemble(
+            [
+                _task(c.tmp, "mask", 3),
+                _task(c.tmp / "g", "gender", 2, "q"),
+                _task(c.tmp / "a", "age", 3),
+            ]
+        )
+    ),
+    "merge-heads-missing": lambda c: _raised(
+        lambda: merge_heads({"mask": [np.full((2, 3), 1 / 3)], "gender": [np.ones((2, 2)) / 2]})
+    ),
+    "task-probs-shape": lambda c: _raised(
+        lambda: write_task_probs(c.tmp / "v.csv", pd.DataFrame(), np.ones((2, 3)), "gender")
+    ),
+    "suspects-top": lambda c: _printed(
+        runs_main, ["suspects", str(_run(c.tmp, "a")), "--top", "0"]
+    ),
+}

@@ -1,0 +1,110 @@
+"""Per-task runs (mask / gender / age probabilities) merged into 18 classes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from kit.ensemble import ensemble
+from kit.labels import HEAD_SIZES, decode, heads_from_joint, joint_from_heads
+from kit.runfolder import TASK_COLUMNS, probs_task, read_task_val_probs, write_task_probs
+from tests._runfolders import Preds, RunSpec, summary, write_run
+
+N, N_TEST = 90, 12
+IDS = [f"p{i // 3:03d}/img{i % 3}" for i in range(N)]
+TEST_IDS = [f"{i:040x}.jpg" for i in range(N_TEST)]
+TRUTH = np.arange(N) % 18
+
+
+def _dirichlet(seed: int, n: int, k: int) -> np.ndarray:
+    return np.random.default_rng(seed).dirichlet(np.ones(k), n)
+
+
+def _task_run(root: Path, task: str, seed: int, ids: list[str] = IDS) -> tuple[Path, dict]:
+    """A per-task run folder written by the run-folder writer, and its probabilities."""
+    k = HEAD_SIZES[task]
+    run = root / f"20240101-120000_{task}{seed}"
+    run.mkdir(parents=True)
+    val, test = _dirichlet(seed, N, k), _dirichlet(seed + 100, N_TEST, k)
+    keys = pd.DataFrame(
+        {"image_id": ids, "person_id": [i.split("/")[0] for i in ids], "label": TRUTH}
+    ).assign(fold=[(i // 3) % 3 for i in range(N)])
+    write_task_probs(run / "val_probs.csv", keys, val, task)
+    write_task_probs(run / "test_probs.csv", pd.DataFrame({"image_id": TEST_IDS}), test, task)
+    return run, {"val": val, "test": test}
+
+
+def _joint_run(root: Path) -> tuple[Path, tuple[np.ndarray, np.ndarray]]:
+    full = _dirichlet(5, N, 18), _dirichlet(6, N_TEST, 18)
+    preds = Preds(IDS, TRUTH, full[0], TEST_IDS, full[1])
+    return write_run(root, RunSpec(name="joint", summary=summary(0.5), preds=preds)), full
+
+
+def test_task_files_hold_task_columns_and_read_back(tmp_path):
+    run, probs = _task_run(tmp_path, "gender", 1)
+    header = pd.read_csv(run / "val_probs.csv", nrows=0).columns.tolist()
+    assert header == ["image_id", "person_id", "label", "fold", "gender0", "gender1"]
+    assert probs_task(run / "val_probs.csv") == "gender" and TASK_COLUMNS["gender"] == header[4:]
+    split = read_task_val_probs(run / "val_probs.csv", "gender")
+    np.testing.assert_allclose(split.probs, probs["val"], rtol=1e-7)
+    assert split.truth.tolist() == TRUTH.tolist()
+
+
+def test_merging_mask_gender_age_runs_equals_joint_from_heads(tmp_path):
+    runs = {t: _task_run(tmp_path, t, s) for s, t in enumerate(("age", "mask", "gender"))}
+    result = ensemble([runs[t][0] for t in ("age", "mask", "gender")], "soft")
+    want = joint_from_heads(*(runs[t][1]["test"] for t in ("mask", "gender", "age")))
+    np.testing.assert_allclose(result.test_probs, want, rtol=1e-6)
+    np.testing.assert_allclose(
+        result.val_probs, joint_from_heads(*(runs[t][1]["val"] for t in ("mask", "gender", "age")))
+    )
+    assert result.val_macro_f1 is not None  # same validation people: out-of-fold score
+    assert result.members[0].kind == "per-task"
+
+
+def test_two_runs_of_a_task_are_averaged_and_18_way_runs_vote_beside_the_merge(tmp_path):
+    m1, m2 = _task_run(tmp_path, "mask", 1), _task_run(tmp_path, "mask", 2)
+    g, a = _task_run(tmp_path, "gender", 3), _task_run(tmp_path, "age", 4)
+    full = _dirichlet(5, N, 18), _dirichlet(6, N_TEST, 18)
+    run18 = write_run(
+        tmp_path,
+        RunSpec(
+            name="joint", summary=summary(0.5), preds=Preds(IDS, TRUTH, full[0], TEST_IDS, full[1])
+        ),
+    )
+    result = ensemble([m1[0], m2[0], g[0], a[0], run18], "soft")
+    merged = joint_from_heads((m1[1]["test"] + m2[1]["test"]) / 2, g[1]["test"], a[1]["test"])
+    np.testing.assert_allclose(result.test_probs, (merged + full[1]) / 2, rtol=1e-6)
+
+
+def test_a_missing_task_is_filled_from_the_18_way_marginals(tmp_path):
+    mask = _task_run(tmp_path, "mask", 1)
+    full = _dirichlet(5, N, 18), _dirichlet(6, N_TEST, 18)
+    run18 = write_run(
+        tmp_path,
+        RunSpec(
+            name="joint", summary=summary(0.5), preds=Preds(IDS, TRUTH, full[0], TEST_IDS, full[1])
+        ),
+    )
+    result = ensemble([mask[0], run18], "soft", weights=[1.0, 0.0])  # the merged member alone
+    _, pg, pa = heads_from_joint(full[1])
+    np.testing.assert_allclose(result.test_probs, joint_from_heads(mask[1]["test"], pg, pa))
+
+
+def test_per_task_runs_without_a_task_and_no_18_way_run_are_refused(tmp_path):
+    runs = [_task_run(tmp_path, t, s)[0] for s, t in enumerate(("mask", "gender"))]
+    with pytest.raises(ValueError, match="but no age probabilities; add a per-task age run"):
+        ensemble(runs)
+
+
+def test_differing_validation_people_merge_test_but_warn(tmp_path):
+    other = [f"q{i // 3:03d}/img{i % 3}" for i in range(N)]
+    runs = [_task_run(tmp_path, "mask", 1)[0], _task_run(tmp_path, "gender", 2, other)[0]]
+    runs.append(_task_run(tmp_path, "age", 3)[0])
+    with pytest.warns(UserWarning, match="no out-of-fold score for the merge"):
+        result = ensemble(runs)
+    assert result.val_macro_f1 is None and result.test_labels is not None
+    assert decode(result.test_labels)[0].max() <= 2

@@ -1,0 +1,80 @@
+"""A run's record of its code is true: an uncommitted recipe is dirty, and the run folder holds
+what re-creates the code (recipe.py, git.diff) (issue #16)."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from kit.runfolder import GIT_DIFF, RECIPE, env_info, git_state, recipe_path, write_source
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _git(repo: Path, *args: str) -> str:
+    return subprocess.run(["git", *args], cwd=repo, check=True, capture_output=True,
+                          text=True).stdout  # fmt: skip
+
+
+@pytest.fixture
+def repo(tmp_path) -> Path:
+    repo = tmp_path / "team"
+    (repo / "recipes").mkdir(parents=True)
+    (repo / "kit").mkdir()
+    (repo / "recipes" / "baseline.py").write_text("print('baseline')\n")
+    (repo / "kit" / "losses.py").write_text("X = 1\n")
+    (repo / ".gitignore").write_text("/runs/\n")
+    _git(repo, "init", "-q")
+    _git(repo, "add", ".")
+    _git(repo, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "start")
+    return repo
+
+
+def test_an_uncommitted_recipe_is_dirty_and_stored_with_the_run(repo, monkeypatch):
+    monkeypatch.chdir(repo)
+    assert git_state().dirty is False and env_info("cpu")["git_dirty"] is False
+    mine = repo / "recipes" / "mine.py"
+    mine.write_text("import kit\nprint('mine')\n")
+    (repo / "notes.txt").write_text("untracked outside recipes/ and kit/ is no code change\n")
+    state = git_state()
+    assert state.dirty is True and state.untracked == ("recipes/mine.py",)
+    env = env_info("cpu")
+    assert env["git_dirty"] is True and env["git_untracked"] == ["recipes/mine.py"]
+    assert env["git_commit"] == _git(repo, "rev-parse", "HEAD").strip()
+
+    (repo / "kit" / "losses.py").write_text("X = 2\n")  # a tracked change too
+    run = repo / "runs" / "r"
+    run.mkdir(parents=True)
+    written = write_source(run, mine)
+    assert written == [run / RECIPE, run / GIT_DIFF]
+    assert (run / RECIPE).read_text() == mine.read_text()
+    # the folder re-creates the code: a clean checkout of the commit plus git.diff
+    clone = repo.parent / "clone"
+    _git(repo.parent, "clone", "-q", str(repo), str(clone))
+    _git(clone, "apply", str(run / GIT_DIFF))
+    assert (clone / "recipes" / "mine.py").read_text() == mine.read_text()
+    assert (clone / "kit" / "losses.py").read_text() == "X = 2\n"
+
+
+def test_a_clean_tree_stores_the_recipe_only(repo, monkeypatch):
+    monkeypatch.chdir(repo)
+    run = repo / "runs" / "r"
+    run.mkdir(parents=True)
+    assert write_source(run, repo / "recipes" / "baseline.py") == [run / RECIPE]
+
+
+def test_recipe_path_is_a_py_file_outside_kit(repo):
+    assert recipe_path(str(repo / "recipes" / "baseline.py")) == repo / "recipes" / "baseline.py"
+    assert recipe_path(str(ROOT / "kit" / "runs" / "__main__.py")) is None  # python -m kit.runs
+    assert recipe_path("-c") is None and recipe_path("") is None
+    assert recipe_path(str(repo / "recipes" / "nope.py")) is None
+
+
+def test_documented_outputs_are_git_ignored():
+    names = ["ensemble.csv", "ensemble.json", "submission_confusion.png", "ledger.md", "my.yaml",
+             "subs/soft.csv", "runs/x/val_confusion.png"]  # fmt: skip
+    ignored = subprocess.run(["git", "check-ignore", *names], cwd=ROOT, capture_output=True,
+                             text=True).stdout.split()  # fmt: skip
+    assert ignored == names
