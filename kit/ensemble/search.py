@@ -73,8 +73,8 @@ class _Objective:
         self.labels = [argmax(p) for p in probs]
         self.prepared = self.method.prepare(probs, self.labels)
         self.stack = np.asarray(self.prepared, np.float64) if method in _LINEAR else None
-        if self.stack is not None:  # how far one member can move a row's class scores apart
-            self.spread = self.stack.max(axis=2) - self.stack.min(axis=2)
+        if self.stack is not None:  # each member's highest and lowest class score per row
+            self.hi, self.lo = self.stack.max(axis=2), self.stack.min(axis=2)
         self.evaluations = 0
 
     def exact(self, w: np.ndarray) -> float:
@@ -114,10 +114,13 @@ class _Objective:
             return _f1(_counts(self.y, np.stack(preds)))
         delta = grid - self.w[i]
         xi = self.stack[i]
-        # Moving weight i by d changes any two classes' gap by at most |d| * spread: rows that
-        # lead by more keep their class. The rest are a linear race in d, so a row with the
-        # same winner at both ends of the range (0 included) keeps it throughout too.
-        reach = max(abs(delta.min()), abs(delta.max())) * self.spread[i]
+        # Moving weight i by d > 0 closes the winner's lead over class c by d * (x_c - x_win),
+        # at most d * (max x - x_win); by d < 0, at most |d| * (x_win - min x). Rows that lead
+        # by more keep their class. The rest are a linear race in d, so a row with the same
+        # winner at both ends of the range (0 included) keeps it throughout too.
+        up, down = max(delta.max(), 0.0), max(-delta.min(), 0.0)
+        x_win = xi[np.arange(len(xi)), self.current]
+        reach = np.maximum(up * (self.hi[i] - x_win), down * (x_win - self.lo[i]))
         rows = np.flatnonzero(self.margin <= reach * (1 + 1e-9) + 1e-12)
         base, x, current = self.base[rows], xi[rows], self.current[rows]
         moved = np.zeros(len(rows), bool)
@@ -224,7 +227,13 @@ def search_weights(
     # The best coarse optimum does not always refine best: refine each, keep the best.
     order = sorted(range(len(found)), key=lambda k: -found[k][1])  # stable: earlier first
     fine = np.linspace(0, 1, fine_steps + 1)
-    refined = [_ascend(f, *found[k], fine, rounds) for k in order]
+    refined, done = [], []
+    for k in order:
+        w, s = found[k]
+        if any(np.allclose(w, d, rtol=0, atol=1e-12) for d in done):
+            continue  # starts often meet at one optimum: refine it once
+        done.append(w)
+        refined.append(_ascend(f, w, s, fine, rounds))
     best_w = max(refined, key=lambda ws: ws[1])[0]  # the first best on ties
     score = f.exact(best_w)
     if score < s0:  # rounding broke an exact tie differently: keep the proven start
