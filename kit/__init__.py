@@ -56,7 +56,13 @@ _EXPORTS: dict[str, str] = {
     **dict.fromkeys(["parse_args"], "kit.recipe"),
     **dict.fromkeys(["Registry", "UnknownName", "get_registry"], "kit.registry"),
     **dict.fromkeys(["create_model", "register_head", "to_probs"], "kit.models"),
-    **dict.fromkeys(["PRESETS", "build_transforms"], "kit.transforms"),
+    **dict.fromkeys(["PRESETS", "build_transforms", "normalization"], "kit.transforms"),
+    "CROP_MODES": "kit.crops",
+    **dict.fromkeys(["Weights", "WeightsUnavailable", "resolve_weights"], "kit.pretrained"),
+    **dict.fromkeys(
+        ["FACE_DETECTORS", "face_boxes", "prepared_loader", "register_face_detector"],
+        "kit.faces",
+    ),
     **dict.fromkeys(["fit", "is_main_process"], "kit.train"),
     "build_run_cache": "kit.train.data",
     **dict.fromkeys(["Run", "read_run", "write_submission"], "kit.runfolder"),
@@ -71,6 +77,10 @@ _EXPORTS: dict[str, str] = {
     "runs_table": "kit.runs:table",
     "diff_configs": "kit.runs:diff",
     **dict.fromkeys(["score_submission"], "kit.score"),
+    **dict.fromkeys(["tune"], "kit.tune"),
+    **dict.fromkeys(
+        ["TRACKERS", "Pruned", "Tracker", "TrackerSpec", "TrackerStart"], "kit.tracking"
+    ),
 }
 
 __all__ = sorted(_EXPORTS)

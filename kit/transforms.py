@@ -1,12 +1,17 @@
 """albumentations pipelines: one config gives the training and the evaluation transform.
 
-Every pipeline is ``prepare`` (centre crop as a fraction of the picture, resize to
+Every pipeline is ``prepare`` (a crop of :data:`kit.crops.CROP_MODES`: the centre share
+``cfg.crop`` of the picture, or the region around the face; then a resize to
 ``cfg.image_size``), then the preset's augmentations (training only), then ``finish``
-(normalise with the competition's pixel statistics, to a CHW float tensor). Train and eval share
-``prepare`` and ``finish``, so inference always crops, resizes and normalises like training.
+(normalise, to a CHW float tensor).
+Train and eval share ``prepare`` and ``finish``, so inference crops, resizes and normalises
+exactly like training. Normalisation follows the weights (:func:`normalization`): a pretrained
+model gets its own pretrained config's mean, std and interpolation, a model trained from scratch
+the competition's pixel statistics.
 
-A loader that already returns prepared images (a cache of cropped, resized pictures) pairs with
-``build_transforms(cfg, prepared=True)``, which leaves out the crop and resize.
+A loader that already returns prepared images (a cache of cropped, resized pictures, or the face
+crop, which needs each picture's face box) pairs with ``build_transforms(cfg, prepared=True)``,
+which leaves out the crop and resize.
 
 :data:`TTA` holds the test-time views of a batch of prepared tensors, for validation in
 training and for inference alike.
@@ -16,6 +21,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import albumentations as A
@@ -23,13 +29,56 @@ import cv2
 import numpy as np
 from albumentations.pytorch import ToTensorV2
 
+from kit.crops import CROP_MODES, Box, crop_rect
+from kit.pretrained import pretrained_cfg, weights_name
 from kit.registry import Registry
 
-__all__ = ["MEAN", "PRESETS", "STD", "TTA", "FractionCenterCrop", "build_transforms", "prepare"]
+__all__ = [
+    "MEAN",
+    "PRESETS",
+    "STD",
+    "TTA",
+    "FractionCenterCrop",
+    "Normalization",
+    "build_transforms",
+    "normalization",
+    "prepare",
+    "prepare_key",
+]
 
 #: Pixel statistics of the competition's training photos (RGB, 0..1 scale).
 MEAN: tuple[float, float, float] = (0.548, 0.504, 0.479)
 STD: tuple[float, float, float] = (0.237, 0.247, 0.246)
+#: timm's interpolation names -> OpenCV's (used when a crop is enlarged to the input size).
+_INTERPOLATIONS = {
+    "nearest": cv2.INTER_NEAREST,
+    "bilinear": cv2.INTER_LINEAR,
+    "bicubic": cv2.INTER_CUBIC,
+    "lanczos": cv2.INTER_LANCZOS4,
+}
+
+
+@dataclass(frozen=True)
+class Normalization:
+    """Pixel statistics and resize interpolation of a run, and whose they are (``source``:
+    ``competition``, or the timm name of the pretrained weights)."""
+
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    interpolation: str
+    source: str
+
+
+def normalization(cfg: Any) -> Normalization:
+    """A pretrained model's own mean / std / interpolation (timm's pretrained config of
+    ``cfg.model`` and ``cfg.pretrained_tag``); the competition's statistics otherwise."""
+    if not (cfg.pretrained or cfg.pretrained_file):
+        return Normalization(MEAN, STD, "bilinear", "competition")
+    pc = pretrained_cfg(cfg)
+    name = weights_name(cfg.model, cfg.pretrained_tag)
+    mean, std = (tuple(float(v) for v in pc.mean), tuple(float(v) for v in pc.std))
+    interpolation = pc.interpolation if pc.interpolation in _INTERPOLATIONS else "bilinear"
+    return Normalization(mean, std, interpolation, name)  # type: ignore[arg-type]
 
 
 class FractionCenterCrop(A.ImageOnlyTransform):
@@ -59,32 +108,6 @@ TTA.register("none", lambda x: [x])
 TTA.register("hflip", lambda x: [x, x.flip(3)])  # the mirror image: width is the last axis
 
 
-#: At this shrink factor and beyond INTER_AREA (box averaging); below it INTER_LINEAR. Measured on
-#: 384x512 JPEGs cropped to 320x256 (docs/speed.md): at 224x224 (1.4x) bilinear is 0.23 grey
-#: levels from area averaging and 6x faster; at 64x48 (5x) it is 1.8 levels off (aliasing).
-_AREA_FROM = 2.0
-
-
-class _FitResize(A.ImageOnlyTransform):
-    """Resize to (height, width): bilinear for shrinking less than :data:`_AREA_FROM` times (and
-    for enlarging), area averaging from there on."""
-
-    def __init__(self, height: int, width: int, p: float = 1.0) -> None:
-        super().__init__(p=p)
-        self.height, self.width = int(height), int(width)
-
-    def apply(self, img: np.ndarray, **params: Any) -> np.ndarray:
-        h, w = img.shape[:2]
-        if (h, w) == (self.height, self.width):
-            return img
-        shrink = max(h / self.height, w / self.width)
-        interp = cv2.INTER_AREA if shrink >= _AREA_FROM else cv2.INTER_LINEAR
-        return cv2.resize(img, (self.width, self.height), interpolation=interp)
-
-    def get_transform_init_args_names(self) -> tuple[str, ...]:
-        return ("height", "width")
-
-
 @PRESETS.register("base")
 def _base(cfg: Any) -> list[A.BasicTransform]:
     return []
@@ -112,13 +135,61 @@ def _strong(cfg: Any) -> list[A.BasicTransform]:
     ]
 
 
-def _prepare_steps(cfg: Any) -> list[A.BasicTransform]:
+#: At this shrink factor and beyond INTER_AREA (box averaging); below it INTER_LINEAR. Measured on
+#: 384x512 JPEGs cropped to 320x256 (docs/speed.md): at 224x224 (1.4x) bilinear is 0.23 grey
+#: levels from area averaging and 6x faster; at 64x48 (5x) it is 1.8 levels off (aliasing).
+_AREA_FROM = 2.0
+
+
+class _FitResize(A.ImageOnlyTransform):
+    """Resize to (height, width): bilinear when shrinking less than :data:`_AREA_FROM` times,
+    area averaging from there on, ``enlarge`` (an OpenCV flag) when enlarging."""
+
+    def __init__(self, height: int, width: int, enlarge: int = cv2.INTER_LINEAR) -> None:
+        super().__init__(p=1.0)
+        self.height, self.width, self.enlarge = int(height), int(width), int(enlarge)
+
+    def apply(self, img: np.ndarray, **params: Any) -> np.ndarray:
+        h, w = img.shape[:2]
+        if (h, w) == (self.height, self.width):
+            return img
+        shrink = min(h / self.height, w / self.width)  # < 1: some side is enlarged
+        if shrink < 1:
+            flag = self.enlarge
+        else:
+            shrink = max(h / self.height, w / self.width)
+            flag = cv2.INTER_AREA if shrink >= _AREA_FROM else cv2.INTER_LINEAR
+        return cv2.resize(img, (self.width, self.height), interpolation=flag)
+
+    def get_transform_init_args_names(self) -> tuple[str, ...]:
+        return ("height", "width", "enlarge")
+
+
+def _resize(cfg: Any) -> _FitResize:
     height, width = cfg.image_size
-    return [FractionCenterCrop(cfg.crop), _FitResize(height, width)]
+    # the weights' interpolation when enlarging a small crop
+    return _resize_step(height, width, _INTERPOLATIONS[normalization(cfg).interpolation])
 
 
-def _finish_steps() -> list[A.BasicTransform]:
-    return [A.Normalize(mean=MEAN, std=STD, max_pixel_value=255.0), ToTensorV2()]
+@functools.lru_cache(maxsize=32)
+def _resize_step(height: int, width: int, enlarge: int) -> _FitResize:
+    # Built once per geometry, not per picture (building an albumentations pipeline costs about
+    # as much as the resize itself); it holds no random state, so threads may share it.
+    return _FitResize(height, width, enlarge)
+
+
+def _prepare_steps(cfg: Any) -> list[A.BasicTransform]:
+    if CROP_MODES.get(cfg.crop_mode).needs_boxes:
+        raise ValueError(
+            f"crop_mode {cfg.crop_mode!r} needs each picture's face box: read pictures with "
+            f"kit.faces.prepared_loader(cfg, paths) and pass prepared=True"
+        )
+    return [FractionCenterCrop(cfg.crop), _resize(cfg)]
+
+
+def _finish_steps(cfg: Any) -> list[A.BasicTransform]:
+    norm = normalization(cfg)
+    return [A.Normalize(mean=norm.mean, std=norm.std, max_pixel_value=255.0), ToTensorV2()]
 
 
 _OWNED = (A.Normalize, ToTensorV2, A.Resize, A.CenterCrop, _FitResize)
@@ -138,16 +209,23 @@ def _check_augment(augs: list[A.BasicTransform]) -> None:
             )
 
 
-def prepare(image: np.ndarray, cfg: Any) -> np.ndarray:
-    """The deterministic geometry of ``cfg`` applied to one uint8 RGB image (H, W, 3)."""
-    return _prepare_compose(tuple(cfg.crop), tuple(cfg.image_size))(image=image)["image"]
+def prepare(image: np.ndarray, cfg: Any, box: Box | None = None) -> np.ndarray:
+    """The deterministic geometry of ``cfg`` applied to one uint8 RGB image (H, W, 3): the crop
+    of ``cfg.crop_mode`` (around face ``box`` for ``face``), resized to ``cfg.image_size``.
+    Training, the cache and inference all prepare pictures with this one function."""
+    x0, y0, x1, y1 = crop_rect(image.shape, cfg, box)
+    crop = np.ascontiguousarray(image[y0:y1, x0:x1])
+    return _resize(cfg)(image=crop)["image"]
 
 
-@functools.lru_cache(maxsize=16)
-def _prepare_compose(crop: tuple[float, float], size: tuple[int, int]) -> A.Compose:
-    # Building a Compose costs about 0.6 ms, as much as resizing: once per geometry, not per
-    # picture. Its steps hold no random state, so threads may share it.
-    return A.Compose([FractionCenterCrop(crop), _FitResize(*size)])
+def prepare_key(cfg: Any) -> dict[str, Any]:
+    """Every setting :func:`prepare` depends on, as JSON values (part of the cache key; the
+    face boxes themselves key it through the caller)."""
+    key: dict[str, Any] = {"mode": cfg.crop_mode, "crop": list(cfg.crop)}
+    if CROP_MODES.get(cfg.crop_mode).needs_boxes:
+        key["margin"] = cfg.face_margin
+        key["detector"] = cfg.face_detector
+    return {**key, "interpolation": normalization(cfg).interpolation}
 
 
 def build_transforms(
@@ -167,6 +245,7 @@ def build_transforms(
     else:
         augs = list(augment) if isinstance(augment, (list, tuple)) else [augment]
         _check_augment(augs)
-    train_tf = A.Compose([*head, *augs, *_finish_steps()], seed=cfg.seed)
-    eval_tf = A.Compose([*head, *_finish_steps()], seed=cfg.seed)
+    tail = _finish_steps(cfg)
+    train_tf = A.Compose([*head, *augs, *tail], seed=cfg.seed)
+    eval_tf = A.Compose([*head, *tail], seed=cfg.seed)
     return train_tf, eval_tf

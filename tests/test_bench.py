@@ -54,7 +54,7 @@ def test_benchmark_runs_end_to_end_and_writes_every_phase(tmp_path, monkeypatch,
 def _check_phase(phase: dict, repeats: int, images: int) -> None:
     times = phase["repeats_seconds"]
     assert len(times) == repeats and phase["seconds"] > 0
-    assert phase["seconds"] == pytest.approx(float(np.median(times)), rel=1e-4)  # the median
+    assert phase["seconds"] == pytest.approx(float(np.median(times)), abs=2e-6)  # the median
     assert phase["images_per_s"] == pytest.approx(images / phase["seconds"], rel=1e-2)
     lo, hi = phase["images_per_s_range"]
     assert lo == pytest.approx(images / max(times), rel=1e-2)

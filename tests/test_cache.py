@@ -29,7 +29,7 @@ from kit.cache import main as cache_main
 from kit.config import Config
 from kit.data.cache import ImageCache, build_cache, image_key, load_cache
 from kit.io import OutputError
-from kit.transforms import _prepare_compose, prepare
+from kit.transforms import _resize_step, prepare
 
 ROOT = Path(__file__).resolve().parents[1]
 SIZE = (12, 16)  # (height, width) of a cached picture
@@ -440,11 +440,19 @@ def test_prepare_shrinks_bilinear_below_2x_and_by_area_from_2x(size, interpolati
     np.testing.assert_array_equal(prepare(image, cfg), expected)
 
 
-def test_prepare_builds_its_pipeline_once_per_geometry():
-    _prepare_compose.cache_clear()
+def test_prepare_builds_its_resize_once_per_geometry():
+    _resize_step.cache_clear()
     image = np.zeros((40, 30, 3), np.uint8)
     for _ in range(5):
         prepare(image, Config(image_size=(16, 12)))
     prepare(image, Config(image_size=(8, 8)))
-    info = _prepare_compose.cache_info()
+    info = _resize_step.cache_info()
     assert (info.misses, info.hits) == (2, 4)
+
+
+def test_prepare_enlarges_with_the_weights_interpolation():
+    image = np.random.default_rng(1).integers(0, 256, (40, 30, 3), dtype=np.uint8)
+    cfg = Config(image_size=(64, 48), crop=(1.0, 1.0))
+    np.testing.assert_array_equal(
+        prepare(image, cfg), cv2.resize(image, (48, 64), interpolation=cv2.INTER_LINEAR)
+    )

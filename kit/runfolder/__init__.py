@@ -13,6 +13,7 @@ from kit.runfolder.files import (
     env_info,
     now,
     package_version,
+    update_env,
     write_config,
     write_env,
     write_metrics,
@@ -25,6 +26,7 @@ from kit.runfolder.kfold import find_fold_run, mean_test_probs, merge_oof, write
 from kit.runfolder.names import (
     BEST,
     CONFIG,
+    CURVES_PNG,
     ENV,
     EPOCH_COLUMNS,
     EXTRA_FILES,
@@ -75,10 +77,12 @@ from kit.runfolder.tasks import (
     read_task_val_probs,
     write_task_probs,
 )
+from kit.runfolder.tracking import TRACKER_IDS, read_tracker_ids, write_tracker_id
 
 __all__ = [
     "BEST",
     "CONFIG",
+    "CURVES_PNG",
     "ENV",
     "EPOCH_COLUMNS",
     "EXTRA_FILES",
@@ -100,6 +104,7 @@ __all__ = [
     "TEST_COLUMNS",
     "TEST_KEYS",
     "TEST_PROBS",
+    "TRACKER_IDS",
     "VAL_COLUMNS",
     "VAL_CONFUSION",
     "VAL_KEYS",
@@ -132,10 +137,12 @@ __all__ = [
     "read_task_test_probs",
     "read_task_val_probs",
     "read_test_probs",
+    "read_tracker_ids",
     "read_val_keys",
     "read_val_probs",
     "recipe_path",
     "running_pid",
+    "update_env",
     "write_config",
     "write_env",
     "write_metrics",
@@ -146,5 +153,6 @@ __all__ = [
     "write_submission",
     "write_summary",
     "write_task_probs",
+    "write_tracker_id",
     "writer_alive",
 ]

@@ -10,6 +10,7 @@ from kit.labels import NUM_CLASSES
 __all__ = [
     "BEST",
     "CONFIG",
+    "CURVES_PNG",
     "ENV",
     "EPOCH_COLUMNS",
     "EXTRA_FILES",
@@ -46,16 +47,23 @@ CONFIG, ENV, STATUS, METRICS, SUMMARY = (
 )
 VAL_PROBS, TEST_PROBS, SUBMISSION = "val_probs.csv", "test_probs.csv", "submission.csv"
 BEST, LAST = "best.pt", "last.pt"
+#: The pictures of the end of training: per-epoch curves (loss, macro F1, per-head F1, lr) and
+#: the best epoch's validation confusion matrix (``python -m kit.score RUN_DIR`` redraws it).
+CURVES_PNG, VAL_CONFUSION = "curves.png", "val_confusion.png"
 
 #: Every file of a complete run folder, in the order of docs/run-folder.md's first table.
-RUN_FILES = (CONFIG, ENV, STATUS, METRICS, LAST, BEST, VAL_PROBS, TEST_PROBS, SUBMISSION, SUMMARY)
+RUN_FILES = (
+    *(CONFIG, ENV, STATUS, METRICS, LAST, BEST, VAL_PROBS, TEST_PROBS, SUBMISSION, SUMMARY),
+    *(CURVES_PNG, VAL_CONFUSION),
+)
 #: Files a run folder holds only sometimes (docs/run-folder.md's second table): the recipe
-#: that started the run, the uncommitted changes when the working tree was dirty, and the
-#: confusion picture ``python -m kit.score RUN_DIR`` draws.
-RECIPE, GIT_DIFF, VAL_CONFUSION = "recipe.py", "git.diff", "val_confusion.png"
-EXTRA_FILES = (RECIPE, GIT_DIFF, VAL_CONFUSION)
-#: A K-fold parent's own files: its fold runs hold metrics.csv and the checkpoints.
-KFOLD_PARENT_FILES = tuple(f for f in RUN_FILES if f not in (METRICS, LAST, BEST))
+#: that started the run, and the uncommitted changes when the working tree was dirty.
+RECIPE, GIT_DIFF = "recipe.py", "git.diff"
+EXTRA_FILES = (RECIPE, GIT_DIFF)
+#: A K-fold parent's own files: its fold runs hold metrics.csv, the checkpoints, the pictures.
+KFOLD_PARENT_FILES = tuple(
+    f for f in RUN_FILES if f not in (METRICS, LAST, BEST, CURVES_PNG, VAL_CONFUSION)
+)
 
 #: ``p0..p17``: the probability columns of val_probs.csv and test_probs.csv.
 PROB_COLUMNS: list[str] = [f"p{k}" for k in range(NUM_CLASSES)]

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import albumentations as A
@@ -27,10 +28,11 @@ from kit import io
 from kit import runfolder as rundir
 from kit.config import Config, check_registries, parse_folds
 from kit.metrics import summarize
-from kit.models import NO_WEIGHTS_FILE
+from kit.pretrained import Weights, resolve_weights
 from kit.runfolder import CONFIG, ENV, SUMMARY, Run, find_fold_run, read_run, write_parent
 from kit.splits import person_folds
-from kit.train import data, distributed
+from kit.tracking import Hook, Pruned
+from kit.train import data, distributed, mirror
 from kit.train.checkpoint import TrainState, check_resumable, load
 from kit.train.loop import Epochs, Job, train_run
 from kit.train.optim import check_scheduler_kwargs
@@ -40,20 +42,26 @@ __all__ = ["check", "fit"]
 _log = logging.getLogger("kit")
 
 
-def fit(cfg: Config, train_transform: A.BasicTransform | None = None) -> Run:
+def fit(
+    cfg: Config, train_transform: A.BasicTransform | None = None, *, hooks: Sequence[Hook] = ()
+) -> Run:
     """Train ``cfg`` and write its run folder (a K-fold parent with ``cfg.folds``).
 
     ``train_transform`` replaces the preset's augmentations (it sees cropped, resized uint8
     pictures; kit adds crop/resize before and normalisation after). Ctrl-C saves the status,
     keeps ``last.pt`` of the last finished epoch, and exits with code 130. The returned
-    :class:`Run` of a K-fold holds the fold runs in ``folds``.
+    :class:`Run` of a K-fold holds the fold runs in ``folds``. ``hooks`` open like
+    ``cfg.track``'s trackers and see every epoch (docs/tracking.md); one raising
+    :class:`kit.tracking.Pruned` stops the run, marked ``pruned``, and ``fit`` re-raises it.
     """
     cfg = check(cfg)
     ctx, device = distributed.init(distributed.resolve_device(cfg.device))
     try:
+        # before any folder: weights neither cached nor downloadable fail in seconds
+        weights = resolve_weights(cfg)
         if cfg.folds is None:
-            return _fit_run(cfg, train_transform, ctx, device)
-        return _fit_folds(cfg, train_transform, ctx, device)
+            return _fit_run(cfg, train_transform, ctx, device, weights, hooks)
+        return _fit_folds(cfg, train_transform, ctx, device, weights)
     finally:
         distributed.teardown(ctx)
 
@@ -65,8 +73,6 @@ def check(cfg: Config) -> Config:
     cfg.validate()
     check_registries(cfg)  # every registry is loaded once kit.train is imported
     check_scheduler_kwargs(cfg)
-    if cfg.pretrained and cfg.pretrained_file is None:
-        raise ValueError(NO_WEIGHTS_FILE.format(model=cfg.model))
     if cfg.resume:
         check_resumable(cfg, Path(cfg.resume))
     return cfg
@@ -90,6 +96,8 @@ def _fit_run(
     train_transform: A.BasicTransform | None,
     ctx: distributed.DistContext,
     device: torch.device,
+    weights: Weights | None = None,
+    hooks: Sequence[Hook] = (),
 ) -> Run:
     """One run folder, trained by this process (of one or several): rank 0 writes, prints."""
     if not ctx.is_main:
@@ -98,18 +106,23 @@ def _fit_run(
     run_dir = distributed.broadcast(
         _open_folder(cfg, cfg.name, device, ctx) if ctx.is_main else None, ctx
     )
-    job, state = Job(cfg, run_dir, device, ctx), TrainState()
+    job = Job(cfg, run_dir, device, ctx, weights=weights, hooks=tuple(hooks))
+    state = TrainState()
     job.write_status("running", state.epoch)
     try:
         return _finish(job, state, train_run(job, state, train_transform))
+    except Pruned as why:
+        mirror.stop(job, state, "pruned")
+        _log.info("pruned after epoch %d (%s)", state.epoch, why)
+        raise
     except KeyboardInterrupt:
-        job.write_status("interrupted", state.epoch)
+        mirror.stop(job, state, "interrupted")
         hint = f"continue with --resume {run_dir}" if state.epoch else "no epoch finished"
         _log.warning("interrupted after epoch %d; %s", state.epoch, hint)
         raise SystemExit(130) from None
     except Exception as err:
         try:
-            job.write_status("failed", state.epoch, f"{type(err).__name__}: {err}")
+            mirror.stop(job, state, "failed", f"{type(err).__name__}: {err}")
         except OSError:  # a full disk must not hide the error that stopped the run
             _log.warning("could not record the failure in %s", run_dir / rundir.STATUS)
         raise
@@ -146,6 +159,7 @@ def _finish(job: Job, state: TrainState, done: Epochs) -> Run:
     if main:
         io.write_json(run_dir / rundir.SUMMARY, summary)
     job.write_status("complete", state.epoch)
+    mirror.complete(job, rows, summary)
     _log.info(
         "done: best epoch %d, val macro F1 %.4f (accuracy %.4f) -> %s",
         summary["best_epoch"], summary["val_macro_f1"], summary["val_accuracy"], run_dir,
@@ -158,6 +172,7 @@ def _fit_folds(
     train_transform: A.BasicTransform | None,
     ctx: distributed.DistContext,
     device: torch.device,
+    weights: Weights | None = None,
 ) -> Run:
     """Every fold of ``cfg.folds``, then the parent's files; rank 0 plans each fold (keep,
     resume, train) and alone writes the parent."""
@@ -172,7 +187,7 @@ def _fit_folds(
         data.resolve_data_dir(cfg)  # the fixture, if any, is built once, before the first fold
         for k in wanted:
             plan = distributed.broadcast(find_fold_run(parent, k) if main else None, ctx)
-            runs[k] = _fit_fold(cfg, parent, k, plan, train_transform, ctx, device)
+            runs[k] = _fit_fold(cfg, parent, k, plan, train_transform, ctx, device, weights)
             _mark(ctx, parent, "running", len(runs))
         summary = None
         if main:
@@ -204,6 +219,7 @@ def _fit_fold(
     train_transform: A.BasicTransform | None,
     ctx: distributed.DistContext,
     device: torch.device,
+    weights: Weights | None = None,
 ) -> Run:
     """Fold ``k`` as :func:`kit.runfolder.find_fold_run` planned it: kept, resumed, or new."""
     action, found = plan
@@ -219,7 +235,7 @@ def _fit_fold(
         check_resumable(fold_cfg, found)
     else:
         _log.info("fold %d of %d: training", k, cfg.n_folds)
-    return _fit_run(fold_cfg, train_transform, ctx, device)
+    return _fit_run(fold_cfg, train_transform, ctx, device, weights)
 
 
 def _split(cfg: Config) -> pd.Series:

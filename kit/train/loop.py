@@ -14,8 +14,8 @@ import logging
 import math
 import sys
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -33,7 +33,8 @@ from kit.data import sampling
 from kit.heads import head_spec, head_target, to_probs
 from kit.labels import NUM_CLASSES
 from kit.metrics import summarize
-from kit.models import create_model
+from kit.models import Weights, create_model
+from kit.tracking import Hook, Trackers
 from kit.train import checkpoint, data, distributed
 from kit.train.checkpoint import Parts, TrainState
 from kit.train.optim import build_criterion
@@ -61,6 +62,9 @@ class Job:
     run_dir: Path
     device: torch.device
     ctx: distributed.DistContext = distributed.SINGLE
+    weights: Weights | None = None  # resolved before the run folder was made (kit.pretrained)
+    hooks: Sequence[Hook] = ()  # fit's epoch hooks, opened with the --track trackers
+    trackers: Trackers = field(default_factory=Trackers)  # opened by train_run (rank 0)
 
     def write_status(self, status: str, epoch: int, error: str | None = None) -> None:
         """The run's status.json (rank 0 only)."""
@@ -90,7 +94,9 @@ def train_run(job: Job, state: TrainState, train_transform: A.BasicTransform | N
     train_ds = data.train_dataset(cfg, splits.train, target, pictures, train_transform)
     train_tf, generator = train_ds.transform, torch.Generator()
     loader = sampling.train_loader(train_ds, cfg, generator, ctx.rank, ctx.world_size)
-    model = distributed.prepare_model(create_model(cfg).to(device), cfg)
+    model = distributed.prepare_model(create_model(cfg, weights=job.weights).to(device), cfg)
+    if ctx.is_main:  # what the model started from (the face counts were logged when read)
+        rundir.update_env(job.run_dir, data.inputs_record(cfg, job.weights, pictures.faces))
     criterion = build_criterion(cfg, train_ds.targets).to(device)
     parts = checkpoint.build_parts(cfg, model, optimizer_steps(loader, cfg), device)
     rows: list[dict[str, Any]] = []
@@ -98,6 +104,8 @@ def train_run(job: Job, state: TrainState, train_transform: A.BasicTransform | N
         checkpoint.restore(checkpoint.load(job.run_dir / rundir.LAST, device), parts, state)
         rows = [r for r in rundir.read_metrics(job.run_dir) if r["epoch"] <= state.epoch]
     parts.module = distributed.training_module(model, cfg, ctx, device)
+    if ctx.is_main:  # after last.pt: a resumed run continues its tracker runs at this epoch
+        job.trackers.open(cfg, job.run_dir, job.hooks, state.epoch + 1)
 
     def predict(df: pd.DataFrame) -> np.ndarray:  # in shares over the processes
         share = partial(predict_frame, model, cfg=cfg, tta=cfg.tta, prepared=pictures.eval)
@@ -118,6 +126,7 @@ def train_run(job: Job, state: TrainState, train_transform: A.BasicTransform | N
             rundir.write_metrics(job.run_dir, rows)
             checkpoint.save_last(job.run_dir / rundir.LAST, parts, state, cfg.to_dict())
         job.write_status("running", state.epoch)
+        job.trackers.log_epoch(rows[-1])  # after last.pt: a hook may stop the run here
         stop = bool(cfg.early_stopping) and state.bad_epochs >= cfg.early_stopping
         if distributed.broadcast(stop, ctx):  # every process stops at the same epoch
             _log.info("early stop: no val macro F1 gain in %d epochs", cfg.early_stopping)
