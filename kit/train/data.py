@@ -59,7 +59,8 @@ _log = logging.getLogger("kit")
 FIXTURE = (Path("data/fixture"), 60, (96, 128))
 SMOKE_FIXTURE = (Path("data/fixture-smoke"), 12, (48, 64))
 #: Bumped when :func:`prepare_file` changes its output, so that old caches are not reused.
-LOADER_VERSION = 2
+#: 3: bilinear below a 2x shrink, area averaging from 2x (kit.transforms._FitResize).
+LOADER_VERSION = 3
 #: Packages whose code computes the cached pixels (decode: pillow; crop, resize: the rest).
 _PIXEL_PACKAGES = (
     "pillow",
