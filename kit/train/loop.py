@@ -33,11 +33,11 @@ from kit.data import sampling
 from kit.heads import OUTPUT_KINDS, head_spec, head_target, head_task, to_probs
 from kit.metrics import selection_score, summarize, summarize_task, task_values
 from kit.models import Weights, create_model
+from kit.running import SYNC_EVERY, Running, batch_labels
 from kit.tracking import Hook, Trackers
 from kit.train import checkpoint, data, distributed
 from kit.train.checkpoint import Parts, TrainState
 from kit.train.optim import build_criterion
-from kit.train.running import SYNC_EVERY, Running, batch_labels
 from kit.transforms import TTA
 
 __all__ = [
