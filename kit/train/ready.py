@@ -21,12 +21,12 @@ from torch import nn
 from kit import runfolder as rundir
 from kit.config import Config, check_registries
 from kit.data import sampling
+from kit.data.pseudo import check_pseudo_sources
 from kit.heads import head_target
 from kit.models import Weights, create_model
 from kit.train import checkpoint, data, distributed
 from kit.train.checkpoint import Parts, TrainState, check_resumable
 from kit.train.optim import build_criterion, check_scheduler_kwargs
-from kit.train.pseudo import check_pseudo_sources
 
 __all__ = ["Ready", "check", "epoch_steps", "optimizer_steps", "prepare", "smoke_note"]
 
