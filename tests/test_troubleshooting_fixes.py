@@ -17,14 +17,17 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
 from huggingface_hub import constants as hf_constants
 
 import kit.tune as kit_tune
+from kit.cache import main as cache_main
 from kit.config import Config
 from kit.data import load_fixes, read_train
+from kit.data.cache import build_cache
 from kit.ensemble.__main__ import main as ensemble_main
 from kit.errors import KIT_ERRORS
 from kit.faces import prepared_loader
@@ -343,6 +346,11 @@ FIXES: dict[str, Callable[[Ctx], tuple[str, str]]] = {
         printed(runs_main, [str(c.tmp), "--width", "0"]),
     ),
     "prune-needs-yes": lambda c: _prune(c),
+    # the cache command: the folder that holds the caches
+    "cache-no-folder": lambda c: (
+        printed(cache_main, ["--list", str(c.tmp / "nope")]),
+        printed(cache_main, ["--list", str(_cached(c))]),
+    ),
     # the hyper-parameter search: what --param says, and the folds it searches on
     "tune-param-format": lambda c: (
         seen(lambda: parse_space(["lr"])),
@@ -363,6 +371,15 @@ FIXES: dict[str, Callable[[Ctx], tuple[str, str]]] = {
         ),
     ),
 }
+
+
+def _cached(c: Ctx) -> Path:
+    """A cache folder holding one small cache."""
+    folder = c.tmp / "cache"
+    paths = [str(p) for p in read_train(c.data())["path"][:2]]
+    build_cache(paths, lambda p: np.zeros((8, 8, 3), np.uint8), size=(8, 8), cache_dir=folder,
+                progress=False)  # fmt: skip
+    return folder
 
 
 def _labels_differ(c: Ctx) -> tuple[str, str]:
