@@ -49,11 +49,11 @@ def predict(
 
     Given a run folder, its ``best.pt`` and config are used (``cfg`` then only chooses the
     device, batch size and workers); given a model, ``cfg`` is its config (required).
-    ``tta="hflip"`` averages the probabilities of each picture and its mirror image.
+    ``tta`` names the test-time views averaged (``kit.transforms.tta_views``), e.g. ``"hflip"``.
     ``prepared`` reads pictures already cropped and resized for ``cfg`` by path (an
     ``ImageCache``); by default every file is decoded and prepared.
     """
-    TTA.get(tta)  # an unknown mode fails before a model is loaded
+    TTA.check(tta)  # an unknown view fails before a model is loaded
     if isinstance(model_or_run_dir, nn.Module):
         if cfg is None:
             raise ValueError("predict(model, df) needs the model's cfg for its transforms")
