@@ -145,7 +145,9 @@ class Config:
         registry="mix",
     )
     mix_pairs: str = _f(
-        "random", "mixing partners: random, or same_class (the same 18-way class)", registry="mix_pairs"
+        "random",
+        "mixing partners: random, or same_class (the same 18-way class)",
+        registry="mix_pairs",
     )
     mix_alpha: float = _f(1.0, "mixup / cutmix: lam ~ Beta(mix_alpha, mix_alpha)")
     mix_lam: tuple[float, float] = _f(

@@ -81,7 +81,7 @@ def _box(x: torch.Tensor, partner: np.ndarray, cfg: Any) -> float:
 def _halves(axis: int) -> Callable[[torch.Tensor, np.ndarray, Any], float]:
     def mix(x: torch.Tensor, partner: np.ndarray, cfg: Any) -> float:
         size = x.shape[axis]
-        cut = int(round(np.random.uniform(*cfg.mix_lam) * size))
+        cut = round(float(np.random.uniform(*cfg.mix_lam)) * size)
         cut = min(max(cut, 1), size - 1)
         rest = x[torch.as_tensor(partner, device=x.device)].narrow(axis, cut, size - cut)
         x.narrow(axis, cut, size - cut).copy_(rest)
@@ -97,8 +97,10 @@ MIXES.register("mixup", MixSpec(_blend, {"mixup_alpha": 1.0, "cutmix_alpha": 0.0
 MIXES.register("cutmix", MixSpec(_box, {"mixup_alpha": 0.0, "cutmix_alpha": 1.0}))
 MIXES.register(
     "mixup_cutmix",
-    MixSpec(lambda x, p, cfg: (_box if np.random.rand() < 0.5 else _blend)(x, p, cfg),
-            {"mixup_alpha": 1.0, "cutmix_alpha": 1.0}),
+    MixSpec(
+        lambda x, p, cfg: (_box if np.random.rand() < 0.5 else _blend)(x, p, cfg),
+        {"mixup_alpha": 1.0, "cutmix_alpha": 1.0},
+    ),
 )  # one of the two per batch, with even odds (timm's switch_prob)
 MIXES.register("vhalves", MixSpec(_halves(3)))  # a vertical cut: left and right halves
 MIXES.register("hhalves", MixSpec(_halves(2)))  # a horizontal cut: top and bottom halves
@@ -163,4 +165,3 @@ def build_mixer(cfg: Any) -> Mixer | None:
 def mix_active(cfg: Any, epoch: int) -> bool:
     """Whether batches of ``epoch`` (1-based) are mixed: all but the last ``mix_off_epochs``."""
     return cfg.mix != "none" and epoch <= cfg.epochs - cfg.mix_off_epochs
-

@@ -55,6 +55,7 @@ class FractionCenterCrop(A.ImageOnlyTransform):
 #: preset name -> augmentations applied to the prepared (cropped, resized) uint8 image.
 PRESETS: Registry[Callable[[Any], list[A.BasicTransform]]] = Registry("preset")
 
+
 def _check_tta(value: Any, field: str | None, cfg: Any) -> None:
     """A TTA spec is one registered name or several joined by ``+`` (their product)."""
     if not isinstance(value, str):

@@ -20,6 +20,7 @@ __all__ = [
     "METRICS",
     "PROB_COLUMNS",
     "RECIPE",
+    "REFIT",
     "RUN_FILES",
     "SCORE_COLUMNS",
     "STATUS",
@@ -53,7 +54,9 @@ RUN_FILES = (CONFIG, ENV, STATUS, METRICS, LAST, BEST, VAL_PROBS, TEST_PROBS, SU
 #: that started the run, the uncommitted changes when the working tree was dirty, and the
 #: confusion picture ``python -m kit.score RUN_DIR`` draws.
 RECIPE, GIT_DIFF, VAL_CONFUSION = "recipe.py", "git.diff", "val_confusion.png"
-EXTRA_FILES = (RECIPE, GIT_DIFF, VAL_CONFUSION)
+#: The weights after a refit (``cfg.refit``): what test_probs.csv and submission.csv used.
+REFIT = "refit.pt"
+EXTRA_FILES = (RECIPE, GIT_DIFF, REFIT, VAL_CONFUSION)
 #: A K-fold parent's own files: its fold runs hold metrics.csv and the checkpoints.
 KFOLD_PARENT_FILES = tuple(f for f in RUN_FILES if f not in (METRICS, LAST, BEST))
 
@@ -83,7 +86,9 @@ EPOCH_COLUMNS = (
 #: The validation scores a run is compared by: keys of summary.json and columns of
 #: metrics.csv (the ledger falls back on the best epoch of an unfinished run).
 SCORE_COLUMNS = ("val_macro_f1", "val_f1_mask", "val_f1_gender", "val_f1_age", "val_accuracy")
-#: The keys every summary.json holds.
+#: The keys every summary.json holds. ``submission_weights`` names the weights of
+#: test_probs.csv and submission.csv: ``best.pt``, ``refit.pt``, or ``folds`` (a K-fold
+#: parent's mean of its fold runs).
 SUMMARY_KEYS = (
     "name",
     "status",
@@ -96,6 +101,7 @@ SUMMARY_KEYS = (
     "val_f1_age",
     "confusion",
     "n_val",
+    "submission_weights",
     "seconds",
 )
 #: The keys a K-fold parent's summary.json adds.

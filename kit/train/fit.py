@@ -32,7 +32,7 @@ from kit.runfolder import CONFIG, ENV, SUMMARY, Run, find_fold_run, read_run, wr
 from kit.splits import person_folds
 from kit.train import data, distributed
 from kit.train.checkpoint import TrainState, check_resumable, load
-from kit.train.loop import Epochs, Job, train_run
+from kit.train.loop import Epochs, Job, refit, train_run
 from kit.train.optim import check_scheduler_kwargs
 
 __all__ = ["check", "fit"]
@@ -116,8 +116,9 @@ def _fit_run(
 
 
 def _finish(job: Job, state: TrainState, done: Epochs) -> Run:
-    """Reload ``best.pt``, write its probabilities (and the submission when there is an eval
-    set) and ``summary.json``, mark the run complete; rank 0 alone writes."""
+    """Reload ``best.pt``, write its probabilities, refit (``cfg.refit``), write the test
+    probabilities and submission of the refit or best weights (when there is an eval set) and
+    ``summary.json``, mark the run complete; rank 0 alone writes."""
     cfg, run_dir, t0, main = job.cfg, job.run_dir, time.time(), job.ctx.is_main
     model, splits, rows, predict = done.model, done.splits, done.rows, done.predict
     distributed.barrier(job.ctx)  # rank 0 has written best.pt
@@ -127,6 +128,9 @@ def _finish(job: Job, state: TrainState, done: Epochs) -> Run:
     if main:
         keys = splits.val[["image_id", "person_id", "label"]].assign(fold=splits.fold)
         rundir.write_probs(run_dir / rundir.VAL_PROBS, keys, val_probs)
+    weights = rundir.BEST
+    if cfg.refit != "none":  # validated above; the test set gets the refit weights
+        predict, weights = refit(job, done, best), rundir.REFIT
     if splits.eval is not None:
         test_probs = predict(splits.eval)
         if main:
@@ -141,6 +145,7 @@ def _finish(job: Job, state: TrainState, done: Epochs) -> Run:
         **{f"val_{k}": v for k, v in scores.items() if k != "confusion"},
         "confusion": scores["confusion"],
         "n_val": len(splits.val),
+        "submission_weights": weights,
         "seconds": round(sum(r["seconds"] for r in rows) + time.time() - t0, 3),
     }
     if main:
