@@ -137,7 +137,7 @@ class Config:
         "product such as hflip+shift",
         registry="tta",
     )
-    # training techniques (docs/techniques.md)
+    # techniques
     mix: str = _f(
         "none",
         "batch mixing: none, mixup, cutmix, mixup_cutmix, vhalves (left / right halves) or "

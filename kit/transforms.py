@@ -62,9 +62,10 @@ def _check_tta(value: Any, field: str | None, cfg: Any) -> None:
         raise TypeError(f"a TTA spec is a string such as 'hflip+shift', got {value!r}")
     for name in value.split("+"):
         if name.strip() not in TTA:
-            where = f"config field {field!r}" if field else "TTA"
-            spec = "" if value.strip() == name.strip() else f" in {value!r}"
-            raise UnknownName(TTA.unknown_message(name.strip(), f"{where}: unknown view{spec}"))
+            where = f"config field {field!r} is" if field else "unknown TTA view"
+            if value.strip() != name.strip():  # name the view inside the spec
+                where = f"{where.removesuffix(' is')} is {value!r}: unknown view"
+            raise UnknownName(TTA.unknown_message(name.strip(), where))
 
 
 #: TTA name -> the views of a batch ``(n, 3, H, W)`` of prepared, normalised pictures. Every

@@ -77,6 +77,11 @@ def _check(logits: torch.Tensor, target: torch.Tensor, expected: int | None = No
     """Refuse logits and targets that do not fit: targets are class ids (n,) or soft
     targets (n, C) of probabilities (mixed batches, ``kit.mixing``)."""
     soft = target.is_floating_point()
+    if soft and target.ndim == 1:
+        raise ValueError(
+            f"target must hold integer class ids (n,) or probabilities (n, C); got dtype "
+            f"{target.dtype} of shape {tuple(target.shape)}"
+        )
     if (
         logits.ndim != 2
         or target.ndim != (2 if soft else 1)

@@ -159,7 +159,7 @@ def save_last(path: Path, parts: Parts, state: TrainState, config: dict[str, Any
     """Every saved part's state, the progress, the random states and the config."""
     obj: dict[str, Any] = {name: getattr(parts, name).state_dict() for name in Parts.SAVED}
     if parts.ema is not None:
-        obj["ema"] = parts.ema.state_dict()
+        obj["ema"] = parts.ema.module.state_dict()  # plain weight names, like "model"
     obj.update(state=asdict(state), rng=rng_state(), config=config)
     _save(obj, path)
 
@@ -185,7 +185,7 @@ def restore(ckpt: dict[str, Any], parts: Parts, state: TrainState) -> None:
     for name in Parts.SAVED:
         getattr(parts, name).load_state_dict(ckpt[name])
     if parts.ema is not None and "ema" in ckpt:
-        parts.ema.load_state_dict(ckpt["ema"])
+        parts.ema.module.load_state_dict(ckpt["ema"])
     elif parts.ema is not None:  # resumed with --ema from a run that had none: start it here
         parts.ema.set(parts.model)
     set_rng_state(ckpt["rng"])
