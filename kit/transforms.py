@@ -62,7 +62,7 @@ def _check_tta(value: Any, field: str | None, cfg: Any) -> None:
         raise TypeError(f"a TTA spec is a string such as 'hflip+shift', got {value!r}")
     for name in value.split("+"):
         if name.strip() not in TTA:
-            where = f"config field {field!r} is" if field else "unknown TTA view"
+            where = f"config field {field!r} is" if field else "unknown tta view"
             if value.strip() != name.strip():  # name the view inside the spec
                 where = f"{where.removesuffix(' is')} is {value!r}: unknown view"
             raise UnknownName(TTA.unknown_message(name.strip(), where))

@@ -268,5 +268,5 @@ def test_views_keep_the_shape_and_move_the_picture_as_named():
 def test_unknown_views_are_refused_by_name():
     with pytest.raises(ValueError, match="'tta' is 'hflip\\+hflp': unknown view 'hflp'"):
         Config(tta="hflip+hflp").validate()
-    with pytest.raises(ValueError, match="unknown TTA view 'flip'"):
+    with pytest.raises(ValueError, match="unknown tta view 'flip'"):
         predict(nn.Linear(2, 2), pd.DataFrame({"path": []}), Config(), tta="flip")

@@ -51,6 +51,7 @@ from kit.train import fit
 from kit.train.checkpoint import load as load_checkpoint
 from kit.train.data import load_splits
 from tests._after_training_triggers import AFTER_TRAINING
+from tests._technique_triggers import TECHNIQUES
 from tests._runfolders import Preds, RunSpec, one_hot_probs, summary, write_run
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -661,6 +662,7 @@ TRIGGERS: dict[str, Trigger] = {
     ),
 }
 TRIGGERS.update(AFTER_TRAINING)  # calibration, stacking, per-task merge, label-noise finder
+TRIGGERS.update(TECHNIQUES)  # mixing, boundary ages, EMA, logit adjustment, refit, TTA
 
 
 def _damaged_config(ctx: Ctx) -> Path:
