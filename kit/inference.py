@@ -51,7 +51,8 @@ def predict(
     device, batch size and workers); given a model, ``cfg`` is its config (required).
     ``tta`` names the test-time views averaged (``kit.transforms.tta_views``), e.g. ``"hflip"``.
     ``prepared`` reads pictures already cropped and resized for ``cfg`` by path (an
-    ``ImageCache``); by default every file is decoded and prepared.
+    ``ImageCache``); by default every file is decoded and prepared (a face crop around the
+    stored face boxes of the run's data folder, :func:`kit.train.data.frame_loader`).
     """
     TTA.check(tta)  # an unknown view fails before a model is loaded
     if isinstance(model_or_run_dir, nn.Module):

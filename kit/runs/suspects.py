@@ -28,7 +28,8 @@ import pandas as pd
 from matplotlib.figure import Figure
 from PIL import Image
 
-from kit.io import atomic_path, read_json, write_text
+from kit import io
+from kit.io import atomic_path, read_json
 from kit.labels import HEADS, decode, heads_from_joint
 from kit.runfolder import CONFIG, VAL_PROBS, read_val_keys, read_val_probs
 
@@ -212,9 +213,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         found = find_suspects(run, args.top)
         fixes = fixes_table(found)
-        write_text(out / "fixes.csv", fixes.to_csv(index=False, lineterminator="\n"))
+        io.write_text(out / "fixes.csv", fixes.to_csv(index=False, lineterminator="\n"))
         table = found.table[SUSPECT_COLUMNS]
-        write_text(out / "suspects.csv", table.to_csv(index=False, lineterminator="\n"))
+        io.write_text(out / "suspects.csv", table.to_csv(index=False, lineterminator="\n"))
         contact_sheet(found, out / "suspects.png", args.data_dir)
     except (ValueError, FileNotFoundError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)

@@ -9,6 +9,7 @@ every process runs it on its share of the batches; rank 0 alone writes.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import logging
 import math
@@ -34,7 +35,7 @@ from kit.heads import head_spec, head_target, to_probs
 from kit.labels import NUM_CLASSES, encode
 from kit.metrics import macro_f1, summarize
 from kit.mixing import Mixer, build_mixer, mix_active
-from kit.models import create_model
+from kit.models import Weights, create_model
 from kit.registry import Registry
 from kit.splits import drop_ages
 from kit.train import checkpoint, data, distributed
@@ -56,6 +57,7 @@ class Job:
     run_dir: Path
     device: torch.device
     ctx: distributed.DistContext = distributed.SINGLE
+    weights: Weights | None = None  # resolved before the run folder was made (kit.pretrained)
 
     def write_status(self, status: str, epoch: int, error: str | None = None) -> None:
         """The run's status.json (rank 0 only)."""
@@ -108,7 +110,7 @@ def build_trainer(
                                   pictures, augment)  # fmt: skip
     generator = torch.Generator()
     loader = sampling.train_loader(train_ds, cfg, generator, ctx.rank, ctx.world_size)
-    model = distributed.prepare_model(create_model(cfg).to(device), cfg)
+    model = distributed.prepare_model(create_model(cfg, weights=job.weights).to(device), cfg)
     if weights is not None:
         model.load_state_dict(weights)
     criterion = build_criterion(cfg, train_ds.targets).to(device)
@@ -133,6 +135,8 @@ def train_run(job: Job, state: TrainState, train_transform: A.BasicTransform | N
     splits = data.load_splits(cfg)
     pictures = data.RunPictures.for_run(cfg, splits, ctx, progress=not cfg.quiet)
     t = build_trainer(job, splits.train, pictures, train_transform)
+    if ctx.is_main:  # what the model started from (the face counts were logged when read)
+        rundir.update_env(job.run_dir, data.inputs_record(cfg, job.weights, pictures.faces))
     rows: list[dict[str, Any]] = []
     if cfg.resume:
         checkpoint.restore(checkpoint.load(job.run_dir / rundir.LAST, device), t.parts, state)
@@ -222,7 +226,7 @@ def refit(job: Job, done: Epochs, best: dict[str, Any]) -> Callable[[pd.DataFram
     spec = REFITS.get(job.cfg.refit)
     assert spec.config is not None, "refit 'none' trains nothing"
     cfg = spec.config(job.cfg, int(best["epoch"]))
-    rjob = Job(cfg, job.run_dir, job.device, job.ctx)
+    rjob = dataclasses.replace(job, cfg=cfg)
     everyone = pd.concat([done.splits.train, done.splits.val], ignore_index=True)
     checkpoint.seed_everything(cfg.seed)  # refit "all" starts from the run's initial weights
     weights = best["model"] if spec.from_best else None
