@@ -22,7 +22,7 @@ from kit.runfolder import BEST
 from kit.train.checkpoint import load
 from kit.train.distributed import resolve_device
 from kit.train.loop import predict_frame
-from kit.transforms import TTA
+from kit.tta import TTA
 
 __all__ = ["TTA", "load_run_model", "predict", "resolve_device"]
 

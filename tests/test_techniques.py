@@ -24,7 +24,7 @@ from kit.train.checkpoint import load
 from kit.train.data import RunPictures, load_splits
 from kit.train.distributed import SINGLE
 from kit.train.loop import Job, build_trainer, predict_frame
-from kit.transforms import TTA, shift, tta_views, zoom
+from kit.tta import TTA, shift, tta_views, zoom
 
 # ---- mixing --------------------------------------------------------------------------------
 MIXED = [m for m in MIXES.names() if m != "none"]

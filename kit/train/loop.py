@@ -41,7 +41,7 @@ from kit.splits import drop_ages
 from kit.train import checkpoint, data, distributed
 from kit.train.checkpoint import Parts, TrainState
 from kit.train.optim import build_criterion
-from kit.transforms import tta_views
+from kit.tta import tta_views
 
 __all__ = ["REFITS", "Epochs", "Job", "RefitSpec", "Trainer", "build_trainer", "predict_frame"]
 __all__ += ["refit", "score", "train_one_epoch", "train_run"]
