@@ -4,8 +4,9 @@ Every training batch pairs each picture with another of the same 18-way class an
 partner's right part next to the picture's left part, the cut drawn between 40 % and 60 % of
 the width (``vhalves``; the 1st place cut at 46-54 %: add ``--mix-lam 0.46 0.54``). A
 partner of the same class keeps every pasted mask under its label, which random CutMix does
-not (the 3rd place saw it "make wrong examples"). Validation, best.pt and the submission use an exponential
-moving average of the weights (timm's ModelEmaV3). docs/techniques.md has the measurements.
+not (the 3rd place saw it "make wrong examples"). Validation, best.pt and the submission use
+an exponential moving average of the weights (timm's ModelEmaV3). docs/techniques.md has the
+measurements.
 
 Changes: mix, mix_pairs, ema
 
