@@ -67,7 +67,7 @@ _EXPORTS: dict[str, str] = {
     ),
     **dict.fromkeys(["fit", "is_main_process"], "kit.train"),
     "build_run_cache": "kit.train.data",
-    **dict.fromkeys(["Run", "read_run", "write_submission"], "kit.runfolder"),
+    **dict.fromkeys(["Run", "read_run", "write_submission", "write_test_probs"], "kit.runfolder"),
     **dict.fromkeys(["predict"], "kit.inference"),
     **dict.fromkeys(
         ["apply_biases", "calibrate", "fit_biases", "fit_stacker", "search_weights"], "kit.ensemble"
@@ -79,6 +79,10 @@ _EXPORTS: dict[str, str] = {
     "runs_table": "kit.runs:table",
     "diff_configs": "kit.runs:diff",
     **dict.fromkeys(["score_submission"], "kit.score"),
+    **dict.fromkeys(["tune"], "kit.tune"),
+    **dict.fromkeys(
+        ["TRACKERS", "Pruned", "Tracker", "TrackerSpec", "TrackerStart"], "kit.tracking"
+    ),
 }
 
 __all__ = sorted(_EXPORTS)

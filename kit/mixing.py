@@ -8,8 +8,9 @@ targets become ``lam * target + (1 - lam) * partner's target``, soft (n, C) rows
 a three-head model gets each head's marginal of the mixed 18-way target, so every head mixes
 its own target with the same ``lam``.
 
-Partners (:data:`MIX_PAIRS`) are ``random`` or ``same_class`` (a partner of the same 18-way
-training class, so a cut can never paste a mask onto a face labelled "not wear": the reason the
+A per-task head (``--head age``) mixes its task's values the same way. Partners
+(:data:`MIX_PAIRS`) are ``random`` or ``same_class`` (a partner of the same 18-way training
+class, or of the same task value for a per-task head, so a cut can never paste a mask onto a face labelled "not wear": the reason the
 3rd place gave for CutMix "making wrong examples").
 
 Classic random-pair MixUp / CutMix is ``timm.data.Mixup`` itself; kit adds only what timm has
@@ -30,7 +31,8 @@ import torch
 from timm.data import Mixup
 from timm.data.mixup import cutmix_bbox_and_lam
 
-from kit.labels import HEADS, NUM_CLASSES, encode, heads_from_joint
+from kit.heads import head_task
+from kit.labels import HEAD_SIZES, HEADS, NUM_CLASSES, encode, heads_from_joint
 from kit.registry import Registry
 
 __all__ = ["MIXES", "MIX_PAIRS", "Mixer", "build_mixer", "mix_active", "soft_targets"]
@@ -106,10 +108,12 @@ MIXES.register("vhalves", MixSpec(_halves(3)))  # a vertical cut: left and right
 MIXES.register("hhalves", MixSpec(_halves(2)))  # a horizontal cut: top and bottom halves
 
 
-def soft_targets(classes: torch.Tensor, partner: Any, lam: float) -> torch.Tensor:
-    """``lam * one_hot(classes) + (1 - lam) * one_hot(classes[partner])``: (n, 18) rows
+def soft_targets(
+    classes: torch.Tensor, partner: Any, lam: float, width: int = NUM_CLASSES
+) -> torch.Tensor:
+    """``lam * one_hot(classes) + (1 - lam) * one_hot(classes[partner])``: (n, width) rows
     summing to 1."""
-    onehot = torch.nn.functional.one_hot(classes.long(), NUM_CLASSES).float()
+    onehot = torch.nn.functional.one_hot(classes.long(), width).float()
     return onehot * lam + onehot[torch.as_tensor(partner, device=onehot.device)] * (1.0 - lam)
 
 
@@ -138,11 +142,13 @@ class Mixer:
     def __init__(self, cfg: Any) -> None:
         self.cfg, self.spec = cfg, MIXES.get(cfg.mix)
         self.pairs = MIX_PAIRS.get(cfg.mix_pairs)
+        task = head_task(cfg.head)  # a per-task head's targets are its task's values
+        self.width = NUM_CLASSES if task is None else HEAD_SIZES[task]
         self.timm = None
         if self.spec.timm is not None and cfg.mix_pairs == "random":
             alphas = {k: v * cfg.mix_alpha for k, v in self.spec.timm.items()}
             self.timm = Mixup(
-                **alphas, prob=cfg.mix_prob, label_smoothing=0.0, num_classes=NUM_CLASSES
+                **alphas, prob=cfg.mix_prob, label_smoothing=0.0, num_classes=self.width
             )
 
     def __call__(self, images: torch.Tensor, targets: Any) -> tuple[torch.Tensor, Any]:
@@ -154,7 +160,7 @@ class Mixer:
         if self.spec.mix is not None and np.random.rand() < self.cfg.mix_prob:
             partner = self.pairs(classes.cpu().numpy())
             lam = self.spec.mix(images, partner, self.cfg)
-        return images, _like(targets, soft_targets(classes, partner, lam))
+        return images, _like(targets, soft_targets(classes, partner, lam, self.width))
 
 
 def build_mixer(cfg: Any) -> Mixer | None:

@@ -25,6 +25,10 @@ def config() -> kit.Config:
     )
 
 
+def _fmt(score: float | None) -> str:
+    return "-" if score is None else f"{score:.4f}"  # a per-task run (--head mask) has none
+
+
 def main(argv: list[str] | None = None) -> None:
     cfg = kit.parse_args(config(), argv)
     run = kit.fit(cfg)
@@ -33,9 +37,13 @@ def main(argv: list[str] | None = None) -> None:
     s = run.summary
     print(f"run folder: {run.run_dir}")
     where = "out of fold" if s.get("folds") else f"at epoch {s['best_epoch']}"
+    heads = ", ".join(
+        f"{h} {s[f'val_f1_{h}']:.3f}"
+        for h in ("mask", "gender", "age")
+        if s[f"val_f1_{h}"] is not None
+    )
     print(
-        f"val macro F1 {s['val_macro_f1']:.4f} (accuracy {s['val_accuracy']:.4f}; "
-        f"mask {s['val_f1_mask']:.3f}, gender {s['val_f1_gender']:.3f}, age {s['val_f1_age']:.3f})"
+        f"val macro F1 {_fmt(s['val_macro_f1'])} (accuracy {s['val_accuracy']:.4f}; {heads})"
         f" {where}"
     )
     if (run.run_dir / "submission.csv").is_file():

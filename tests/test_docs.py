@@ -190,7 +190,9 @@ def test_the_public_name_checker_on_hand_written_examples():
 def test_no_public_name_repeats_a_kit_module_name():
     # importing kit.x sets the attribute x of kit to the module, hiding a name exported as x
     modules = {p.stem for p in (ROOT / "kit").iterdir() if p.suffix == ".py" or p.is_dir()}
-    assert not modules & set(kit.__all__)
+    # unless the export is that module itself (kit.tune: a callable module), so nothing hides
+    same = {n for n in modules & set(kit.__all__) if getattr(kit, n) is sys.modules[f"kit.{n}"]}
+    assert not (modules & set(kit.__all__)) - same
 
 
 def _sources() -> list[tuple[str, str]]:

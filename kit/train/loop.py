@@ -15,8 +15,8 @@ import logging
 import math
 import sys
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -31,13 +31,14 @@ from tqdm import tqdm
 from kit import runfolder as rundir
 from kit.config import Config
 from kit.data import sampling
-from kit.heads import head_spec, head_target, to_probs
-from kit.labels import NUM_CLASSES, encode
-from kit.metrics import macro_f1, summarize
+from kit.heads import OUTPUT_KINDS, head_spec, head_target, head_task, to_probs
+from kit.labels import encode
+from kit.metrics import macro_f1, selection_score, summarize, summarize_task, task_values
 from kit.mixing import Mixer, build_mixer, mix_active
 from kit.models import Weights, create_model
 from kit.registry import Registry
 from kit.splits import drop_ages
+from kit.tracking import Hook, Trackers
 from kit.train import checkpoint, data, distributed
 from kit.train.checkpoint import Parts, TrainState
 from kit.train.optim import build_criterion
@@ -58,6 +59,8 @@ class Job:
     device: torch.device
     ctx: distributed.DistContext = distributed.SINGLE
     weights: Weights | None = None  # resolved before the run folder was made (kit.pretrained)
+    hooks: Sequence[Hook] = ()  # fit's epoch hooks, opened with the --track trackers
+    trackers: Trackers = field(default_factory=Trackers)  # opened by train_run (rank 0)
 
     def write_status(self, status: str, epoch: int, error: str | None = None) -> None:
         """The run's status.json (rank 0 only)."""
@@ -134,7 +137,9 @@ def train_run(job: Job, state: TrainState, train_transform: A.BasicTransform | N
     checkpoint.seed_everything(cfg.seed)
     splits = data.load_splits(cfg)
     pictures = data.RunPictures.for_run(cfg, splits, ctx, progress=not cfg.quiet)
-    t = build_trainer(job, splits.train, pictures, train_transform)
+    t = build_trainer(job, splits.training, pictures, train_transform)
+    if splits.pseudo is not None and ctx.is_main:
+        rundir.write_pseudo_labels(job.run_dir, splits.pseudo.rows)
     if ctx.is_main:  # what the model started from (the face counts were logged when read)
         rundir.update_env(job.run_dir, data.inputs_record(cfg, job.weights, pictures.faces))
     rows: list[dict[str, Any]] = []
@@ -142,6 +147,8 @@ def train_run(job: Job, state: TrainState, train_transform: A.BasicTransform | N
         checkpoint.restore(checkpoint.load(job.run_dir / rundir.LAST, device), t.parts, state)
         rows = [r for r in rundir.read_metrics(job.run_dir) if r["epoch"] <= state.epoch]
     t.parts.module = distributed.training_module(t.parts.model, cfg, ctx, device)
+    if ctx.is_main:  # after last.pt: a resumed run continues its tracker runs at this epoch
+        job.trackers.open(cfg, job.run_dir, job.hooks, state.epoch + 1)
     predict = _predictor(t.parts.evaluated, cfg, pictures, ctx)
     _log.info(
         "run %s: %s/%s on %s; %d train / %d val images (%d / %d people) from %s",
@@ -155,6 +162,7 @@ def train_run(job: Job, state: TrainState, train_transform: A.BasicTransform | N
             rundir.write_metrics(job.run_dir, rows)
             checkpoint.save_last(job.run_dir / rundir.LAST, t.parts, state, cfg.to_dict())
         job.write_status("running", state.epoch)
+        job.trackers.log_epoch(rows[-1])  # after last.pt: a hook may stop the run here
         stop = bool(cfg.early_stopping) and state.bad_epochs >= cfg.early_stopping
         if distributed.broadcast(stop, ctx):  # every process stops at the same epoch
             _log.info("early stop: no val macro F1 gain in %d epochs", cfg.early_stopping)
@@ -171,11 +179,13 @@ def _epoch(
     cfg, t0, parts = job.cfg, time.time(), t.parts
     train_loss, lr = train_one_epoch(parts, t.loader, t.criterion, cfg, epoch, mixer)
     train_loss = distributed.mean(train_loss, job.ctx)
-    scores, val_loss = score(val, predict(val))
-    parts.scheduler.step(epoch, scores["macro_f1"])
-    improved = scores["macro_f1"] > state.best_score
+    task = head_task(cfg.head)
+    scores, val_loss = score(val, predict(val), task)
+    chosen = selection_score(scores, task)  # a per-task run keeps its best task F1
+    parts.scheduler.step(epoch, chosen)
+    improved = chosen > state.best_score
     if improved:
-        state.best_score, state.best_epoch, state.bad_epochs = scores["macro_f1"], epoch, 0
+        state.best_score, state.best_epoch, state.bad_epochs = chosen, epoch, 0
         if job.ctx.is_main:
             best = job.run_dir / rundir.BEST
             checkpoint.save_best(best, parts.evaluated, cfg.to_dict(), epoch, state.best_score)
@@ -187,13 +197,18 @@ def _epoch(
     row.update({f"val_f1_{h}": scores[f"f1_{h}"] for h in ("mask", "gender", "age")})
     row.update(lr=lr, seconds=round(time.time() - t0, 3))
     _log.info(
-        "epoch %d/%d  train_loss %.4f  val_loss %.4f  val_f1 %.4f (mask %.3f gender %.3f "
-        "age %.3f)  acc %.4f  lr %.2e  %.1fs%s",
-        epoch, cfg.epochs, train_loss, val_loss, row["val_macro_f1"], row["val_f1_mask"],
-        row["val_f1_gender"], row["val_f1_age"], row["val_accuracy"], lr, row["seconds"],
-        "  *best" if improved else "",
+        "epoch %d/%d  train_loss %.4f  val_loss %.4f  val_f1 %s (mask %s gender %s "
+        "age %s)  acc %.4f  lr %.2e  %.1fs%s",
+        epoch, cfg.epochs, train_loss, val_loss, _fmt(row["val_macro_f1"], 4),
+        _fmt(row["val_f1_mask"]), _fmt(row["val_f1_gender"]), _fmt(row["val_f1_age"]),
+        row["val_accuracy"], lr, row["seconds"], "  *best" if improved else "",
     )  # fmt: skip
     return row
+
+
+def _fmt(value: float | None, digits: int = 3) -> str:
+    """A score for the log; ``-`` for one a per-task run does not have."""
+    return "-" if value is None else f"{value:.{digits}f}"
 
 
 # ---- refit: more training on every person, after validation ------------------------------------
@@ -227,7 +242,7 @@ def refit(job: Job, done: Epochs, best: dict[str, Any]) -> Callable[[pd.DataFram
     assert spec.config is not None, "refit 'none' trains nothing"
     cfg = spec.config(job.cfg, int(best["epoch"]))
     rjob = dataclasses.replace(job, cfg=cfg)
-    everyone = pd.concat([done.splits.train, done.splits.val], ignore_index=True)
+    everyone = pd.concat([done.splits.training, done.splits.val], ignore_index=True)
     checkpoint.seed_everything(cfg.seed)  # refit "all" starts from the run's initial weights
     weights = best["model"] if spec.from_best else None
     t = build_trainer(rjob, everyone, done.pictures, done.transform, weights)
@@ -283,6 +298,7 @@ def train_one_epoch(
     model.train()
     optimizer.zero_grad(set_to_none=True)
     total, seen, lr = 0.0, 0, float(optimizer.param_groups[0]["lr"])
+    width = OUTPUT_KINDS.get(head_spec(cfg.head).kind).width  # a per-task head: its values
     seen_true: list[np.ndarray] = []
     seen_pred: list[np.ndarray] = []
     show = not cfg.quiet and sys.stderr.isatty()
@@ -319,21 +335,30 @@ def train_one_epoch(
                 true, pred = batch_labels(output, hard)
                 seen_true.append(true)
                 seen_pred.append(pred)
-                running_f1 = macro_f1(np.concatenate(seen_true), np.concatenate(seen_pred))
+                running_f1 = macro_f1(np.concatenate(seen_true), np.concatenate(seen_pred), width)
                 bar.set_postfix(loss=f"{total / seen:.4f}", f1=f"{running_f1:.3f}")
             bar.update()
     return total / max(seen, 1), lr
 
 
-def score(df: pd.DataFrame, probs: np.ndarray) -> tuple[dict[str, Any], float]:
+def score(
+    df: pd.DataFrame, probs: np.ndarray, task: str | None = None
+) -> tuple[dict[str, Any], float]:
     """(scores, loss) of ``probs`` on ``df``, scored with the official labels (``label``).
 
     The loss is the mean negative log-likelihood of the official class under the 18-way
-    probabilities: comparable across heads, losses and age thresholds.
+    probabilities: comparable across heads, losses and age thresholds. A per-task run's
+    ``probs`` are its ``task``'s: scores and loss are the task's (``summarize_task``).
     """
     truth = df["label"].to_numpy(np.int64)
-    picked = probs[np.arange(len(truth)), truth]
-    return summarize(truth, probs.argmax(1)), float(-np.log(np.clip(picked, 1e-12, None)).mean())
+    if task is not None:
+        values = task_values(task, truth)
+        picked = probs[np.arange(len(values)), values]
+        scores = summarize_task(task, truth, probs.argmax(1))
+    else:
+        picked = probs[np.arange(len(truth)), truth]
+        scores = summarize(truth, probs.argmax(1))
+    return scores, float(-np.log(np.clip(picked, 1e-12, None)).mean())
 
 
 @torch.inference_mode()
@@ -346,11 +371,11 @@ def predict_frame(
     prepared: Any = None,
 ) -> np.ndarray:
     """(n, 18) probabilities of ``model`` (trained under ``cfg``, on its device) for the rows of
-    ``df`` (column ``path``), in row order, through ``cfg``'s evaluation transform.
+    ``df`` (column ``path``), in row order, through ``cfg``'s evaluation transform; a per-task
+    head (``kit.heads.head_task``) gives its task's (n, k) probabilities instead.
 
     ``tta`` names the test-time views whose probabilities are averaged
-    (``kit.transforms.tta_views``: ``"hflip"``, ``"hflip+shift"``, ...). ``prepared``
-    reads pictures already cropped and resized for ``cfg`` by path (an ``ImageCache``).
+    (``kit.tta.tta_views``: ``"hflip"``, ``"hflip+shift"``, ...). ``prepared`` reads pictures already cropped and resized for ``cfg`` by path (an ``ImageCache``).
     """
     views_of = tta_views(tta)
     device = next(model.parameters()).device
@@ -370,5 +395,5 @@ def predict_frame(
     finally:
         model.train(was_training)
     if not chunks:
-        return np.zeros((0, NUM_CLASSES))
+        return np.zeros((0, OUTPUT_KINDS.get(kind).width))
     return torch.cat(chunks).numpy().astype(np.float64)
