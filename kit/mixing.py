@@ -8,10 +8,10 @@ targets become ``lam * target + (1 - lam) * partner's target``, soft (n, C) rows
 a three-head model gets each head's marginal of the mixed 18-way target, so every head mixes
 its own target with the same ``lam``.
 
-A per-task head (``--head age``) mixes its task's values the same way. Partners
-(:data:`MIX_PAIRS`) are ``random`` or ``same_class`` (a partner of the same 18-way training
-class, or of the same task value for a per-task head, so a cut can never paste a mask onto a face labelled "not wear": the reason the
-3rd place gave for CutMix "making wrong examples").
+Partners (:data:`MIX_PAIRS`) are ``random`` or ``same_class`` (a partner of the same 18-way
+training class, so a cut can never paste a mask onto a face labelled "not wear": the reason the
+3rd place gave for CutMix "making wrong examples"). A per-task head (``--head age``) mixes its
+task's values the same way (same class: the same task value).
 
 Classic random-pair MixUp / CutMix is ``timm.data.Mixup`` itself; kit adds only what timm has
 no option for (partners of the same class, half pictures). Every random draw (timm's too) comes

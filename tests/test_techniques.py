@@ -270,3 +270,14 @@ def test_unknown_views_are_refused_by_name():
         Config(tta="hflip+hflp").validate()
     with pytest.raises(ValueError, match="unknown tta view 'flip'"):
         predict(nn.Linear(2, 2), pd.DataFrame({"path": []}), Config(), tta="flip")
+
+
+@pytest.mark.parametrize("mix", MIXED)
+def test_a_per_task_head_mixes_its_own_values(mix: str):
+    np.random.seed(3)
+    images, _ = _batch()
+    ages = torch.tensor([0, 1, 2, 0, 1, 2, 0, 1, 2, 0, 1, 2, 0, 1, 2, 0])
+    out, soft = _mixer(mix=mix, head="age")(images.clone(), ages)
+    assert soft.shape == (16, 3) and torch.allclose(soft.sum(1), torch.ones(16))
+    loss = build_loss("cross_entropy", num_classes=3)(torch.randn(16, 3), soft)
+    assert torch.isfinite(loss)

@@ -375,7 +375,8 @@ def predict_frame(
     head (``kit.heads.head_task``) gives its task's (n, k) probabilities instead.
 
     ``tta`` names the test-time views whose probabilities are averaged
-    (``kit.tta.tta_views``: ``"hflip"``, ``"hflip+shift"``, ...). ``prepared`` reads pictures already cropped and resized for ``cfg`` by path (an ``ImageCache``).
+    (``kit.tta.tta_views``: ``"hflip"``, ``"hflip+shift"``, ...). ``prepared`` reads pictures
+    already cropped and resized for ``cfg`` by path (an ``ImageCache``).
     """
     views_of = tta_views(tta)
     device = next(model.parameters()).device
