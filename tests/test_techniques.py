@@ -279,5 +279,6 @@ def test_a_per_task_head_mixes_its_own_values(mix: str):
     ages = torch.tensor([0, 1, 2, 0, 1, 2, 0, 1, 2, 0, 1, 2, 0, 1, 2, 0])
     out, soft = _mixer(mix=mix, head="age")(images.clone(), ages)
     assert soft.shape == (16, 3) and torch.allclose(soft.sum(1), torch.ones(16))
+    assert not torch.equal(out, images)
     loss = build_loss("cross_entropy", num_classes=3)(torch.randn(16, 3), soft)
     assert torch.isfinite(loss)
