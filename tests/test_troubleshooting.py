@@ -36,6 +36,7 @@ from torch import nn
 import kit.runfolder as rundir
 import kit.tune as kit_tune
 from kit import io as kio
+from kit.cache import main as cache_main
 from kit.config import Config
 from kit.data import load_fixes, read_eval, read_train, verify_images
 from kit.data.cache import build_cache
@@ -670,6 +671,7 @@ TRIGGERS: dict[str, Trigger] = {
     ),
     # the run ledger
     "ledger-no-folder": lambda c: printed(runs_main, [str(c.tmp / "nope")]),
+    "cache-no-folder": lambda c: printed(cache_main, ["--list", str(c.tmp / "nope")]),
     "ledger-unknown-run": lambda c: printed(
         runs_main, [str(_member(c, "a").parent), "--vs", "nope"]
     ),

@@ -32,13 +32,13 @@ from kit.data import read_eval, read_train, verify_images
 from kit.data.cache import ImageCache, build_cache, cache_dir_for
 from kit.data.dataset import FlipChoice, ImageDataset, load_rgb
 from kit.data.fixture import make_fixture
+from kit.data.pseudo import PseudoLabels, load_pseudo_labels
 from kit.data.sampling import resolve_workers, usable_cores
 from kit.faces import FaceBoxes, PreparedLoader, prepared_loader
 from kit.pretrained import Weights
 from kit.runfolder import package_version
 from kit.splits import holdout, person_folds
 from kit.train.distributed import SINGLE, DistContext, barrier
-from kit.train.pseudo import PseudoLabels, load_pseudo_labels
 from kit.transforms import build_transforms, normalization, prepare, prepare_key
 
 __all__ = [
@@ -59,7 +59,8 @@ _log = logging.getLogger("kit")
 FIXTURE = (Path("data/fixture"), 60, (96, 128))
 SMOKE_FIXTURE = (Path("data/fixture-smoke"), 12, (48, 64))
 #: Bumped when :func:`prepare_file` changes its output, so that old caches are not reused.
-LOADER_VERSION = 2
+#: 3: bilinear below a 2x shrink, area averaging from 2x (kit.transforms._FitResize).
+LOADER_VERSION = 3
 #: Packages whose code computes the cached pixels (decode: pillow; crop, resize: the rest).
 _PIXEL_PACKAGES = (
     "pillow",

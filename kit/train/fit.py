@@ -27,6 +27,7 @@ import torch
 from kit import io
 from kit import runfolder as rundir
 from kit.config import Config, check_registries, parse_folds
+from kit.data.pseudo import check_pseudo_sources
 from kit.heads import head_task
 from kit.metrics import selection_score
 from kit.pretrained import Weights, resolve_weights
@@ -47,7 +48,6 @@ from kit.train import data, distributed, mirror
 from kit.train.checkpoint import TrainState, check_resumable, load
 from kit.train.loop import Epochs, Job, refit, score, train_run
 from kit.train.optim import check_scheduler_kwargs
-from kit.train.pseudo import check_pseudo_sources
 
 __all__ = ["check", "fit"]
 

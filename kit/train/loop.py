@@ -32,11 +32,11 @@ from kit import runfolder as rundir
 from kit.config import Config
 from kit.data import sampling
 from kit.heads import OUTPUT_KINDS, head_spec, head_target, head_task, to_probs
-from kit.labels import encode
-from kit.metrics import macro_f1, selection_score, summarize, summarize_task, task_values
+from kit.metrics import selection_score, summarize, summarize_task, task_values
 from kit.mixing import Mixer, build_mixer, mix_active
 from kit.models import Weights, create_model
 from kit.registry import Registry
+from kit.running import SYNC_EVERY, Running, batch_labels
 from kit.splits import drop_ages
 from kit.tracking import Hook, Trackers
 from kit.train import checkpoint, data, distributed
@@ -44,8 +44,8 @@ from kit.train.checkpoint import Parts, TrainState
 from kit.train.optim import build_criterion
 from kit.tta import tta_views
 
-__all__ = ["REFITS", "Epochs", "Job", "RefitSpec", "Trainer", "build_trainer", "predict_frame"]
-__all__ += ["refit", "score", "train_one_epoch", "train_run"]
+__all__ = ["REFITS", "Epochs", "Job", "RefitSpec", "Trainer", "batch_labels", "build_trainer"]
+__all__ += ["predict_frame", "refit", "score", "train_one_epoch", "train_run"]
 
 _log = logging.getLogger("kit")
 
@@ -259,15 +259,6 @@ def refit(job: Job, done: Epochs, best: dict[str, Any]) -> Callable[[pd.DataFram
 
 
 # ---- the batch loop ----------------------------------------------------------------------------
-def batch_labels(output: Any, targets: Any) -> tuple[np.ndarray, np.ndarray]:
-    """(18-way training targets, 18-way predictions) of one batch, for the running F1."""
-    with torch.no_grad():
-        pred = to_probs(output.detach() if torch.is_tensor(output) else output).argmax(1)
-    if isinstance(targets, dict):
-        targets = encode(targets["mask"], targets["gender"], targets["age"])
-    return targets.cpu().numpy(), pred.cpu().numpy()
-
-
 def _to_device(targets: Any, device: torch.device) -> Any:
     if isinstance(targets, dict):
         return {k: v.to(device, non_blocking=True) for k, v in targets.items()}
@@ -297,11 +288,10 @@ def train_one_epoch(
     steps, updates = epoch_steps(loader, cfg), (epoch - 1) * optimizer_steps(loader, cfg)
     model.train()
     optimizer.zero_grad(set_to_none=True)
-    total, seen, lr = 0.0, 0, float(optimizer.param_groups[0]["lr"])
+    seen, lr = 0, float(optimizer.param_groups[0]["lr"])
     width = OUTPUT_KINDS.get(head_spec(cfg.head).kind).width  # a per-task head: its values
-    seen_true: list[np.ndarray] = []
-    seen_pred: list[np.ndarray] = []
     show = not cfg.quiet and sys.stderr.isatty()
+    running = Running(device, counts=show, width=width)
     with tqdm(total=steps, desc=f"epoch {epoch}", leave=False, disable=not show) as bar:
         # islice, not a break: a break would load (and throw away) one batch too many
         for i, (images, targets) in enumerate(itertools.islice(loader, steps)):
@@ -312,11 +302,13 @@ def train_one_epoch(
             with torch.autocast(device.type, enabled=scaler.is_enabled()):
                 output = model(images)
                 loss = criterion(output, targets)
-            if not torch.isfinite(loss):
-                raise FloatingPointError(
-                    f"training loss is {loss.item()} at epoch {epoch}, batch {i}; "
-                    f"try a lower --lr (now {cfg.lr}) or --grad-clip 1.0"
-                )
+            running.add(loss, len(images), output, hard)
+            seen += len(images)
+            if (i + 1) % SYNC_EVERY == 0:
+                running.check(epoch, cfg)
+                if show:
+                    loss_now = running.loss_sum.item() / seen
+                    bar.set_postfix(loss=f"{loss_now:.4f}", f1=f"{running.f1():.3f}")
             scaler.scale(loss / cfg.grad_accum).backward()
             if (i + 1) % cfg.grad_accum == 0 or i + 1 == steps:
                 if cfg.grad_clip > 0:
@@ -329,16 +321,9 @@ def train_one_epoch(
                 updates += 1
                 parts.scheduler.step_update(num_updates=updates)
                 parts.update_ema(updates)
-            total += loss.item() * len(images)
-            seen += len(images)
-            if show:
-                true, pred = batch_labels(output, hard)
-                seen_true.append(true)
-                seen_pred.append(pred)
-                running_f1 = macro_f1(np.concatenate(seen_true), np.concatenate(seen_pred), width)
-                bar.set_postfix(loss=f"{total / seen:.4f}", f1=f"{running_f1:.3f}")
             bar.update()
-    return total / max(seen, 1), lr
+    running.check(epoch, cfg)
+    return running.loss_sum.item() / max(seen, 1), lr
 
 
 def score(
