@@ -22,7 +22,7 @@ from kit.runfolder import BEST
 from kit.train.checkpoint import load
 from kit.train.distributed import resolve_device
 from kit.train.loop import predict_frame
-from kit.transforms import TTA
+from kit.tta import TTA
 
 __all__ = ["TTA", "load_run_model", "predict", "resolve_device"]
 
@@ -50,12 +50,12 @@ def predict(
 
     Given a run folder, its ``best.pt`` and config are used (``cfg`` then only chooses the
     device, batch size and workers); given a model, ``cfg`` is its config (required).
-    ``tta="hflip"`` averages the probabilities of each picture and its mirror image.
+    ``tta`` names the test-time views averaged (``kit.transforms.tta_views``), e.g. ``"hflip"``.
     ``prepared`` reads pictures already cropped and resized for ``cfg`` by path (an
     ``ImageCache``); by default every file is decoded and prepared (a face crop around the
     stored face boxes of the run's data folder, :func:`kit.train.data.frame_loader`).
     """
-    TTA.get(tta)  # an unknown mode fails before a model is loaded
+    TTA.check(tta)  # an unknown view fails before a model is loaded
     if isinstance(model_or_run_dir, nn.Module):
         if cfg is None:
             raise ValueError("predict(model, df) needs the model's cfg for its transforms")

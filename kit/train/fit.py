@@ -15,6 +15,7 @@ Started by ``torchrun``, every process runs ``fit`` and they train one model tog
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Sequence
@@ -45,8 +46,8 @@ from kit.runfolder import (
 from kit.tracking import Hook, Pruned
 from kit.train import data, distributed, mirror
 from kit.train.checkpoint import TrainState, check_resumable, load
-from kit.train.loop import Epochs, Job, score, train_run
-from kit.train.ready import check, prepare, smoke_note
+from kit.train.loop import Epochs, Job, prepare, refit, score, train_run
+from kit.train.ready import check, smoke_note
 
 __all__ = ["check", "fit"]
 
@@ -109,11 +110,12 @@ def _fit_run(
         cfg = cfg.replace(quiet=True)
     distributed.setup_logging(cfg.quiet)
     # bad data, a bad model or a damaged last.pt is refused before the folder is written
-    ready = prepare(cfg, device, ctx, train_transform, weights)
+    unopened = Job(cfg, Path(cfg.resume or cfg.output_dir), device, ctx, weights, tuple(hooks))
+    ready = prepare(unopened, train_transform)
     run_dir = distributed.broadcast(
         _open_folder(cfg, cfg.name, device, ctx) if ctx.is_main else None, ctx
     )
-    job, state = Job(cfg, run_dir, device, ctx, weights=weights, hooks=tuple(hooks)), ready.state
+    job, state = dataclasses.replace(unopened, run_dir=run_dir), ready.state
     job.write_status("running", state.epoch)
     try:
         return _finish(job, state, train_run(job, ready))
@@ -136,9 +138,10 @@ def _fit_run(
 
 
 def _finish(job: Job, state: TrainState, done: Epochs) -> Run:
-    """Reload ``best.pt``, write its probabilities (and the submission when there is an eval
-    set) and ``summary.json``, mark the run complete; rank 0 alone writes. A per-task run
-    writes its task's probabilities and no submission (it predicts no class)."""
+    """Reload ``best.pt``, write its probabilities, refit (``cfg.refit``), write the test
+    probabilities and submission of the refit or best weights (when there is an eval set) and
+    ``summary.json``, mark the run complete; rank 0 alone writes. A per-task run writes its
+    task's probabilities and no submission (it predicts no class)."""
     cfg, run_dir, t0, main = job.cfg, job.run_dir, time.time(), job.ctx.is_main
     model, splits, rows, predict = done.model, done.splits, done.rows, done.predict
     task = head_task(cfg.head)
@@ -149,6 +152,9 @@ def _finish(job: Job, state: TrainState, done: Epochs) -> Run:
     if main:
         keys = splits.val[["image_id", "person_id", "label"]].assign(fold=splits.fold)
         rundir.write_run_probs(run_dir / rundir.VAL_PROBS, keys, val_probs, task)
+    weights = rundir.BEST
+    if cfg.refit != "none":  # validated above; the test set gets the refit weights
+        predict, weights = refit(job, done, best), rundir.REFIT
     if splits.eval is not None:
         test_probs = predict(splits.eval)
         if main:
@@ -165,6 +171,7 @@ def _finish(job: Job, state: TrainState, done: Epochs) -> Run:
         **{f"val_{k}": v for k, v in scores.items() if k != "confusion"},
         "confusion": scores["confusion"],
         "n_val": len(splits.val),
+        "submission_weights": weights,
         "seconds": round(sum(r["seconds"] for r in rows) + time.time() - t0, 3),
         **({} if task is None else {"task": task}),
         **({} if splits.pseudo is None else {rundir.PSEUDO_SUMMARY_KEY: splits.pseudo.record}),
