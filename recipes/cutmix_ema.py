@@ -30,7 +30,7 @@ def config() -> kit.Config:
 
 
 def main(argv: list[str] | None = None) -> None:
-    kit.fit(kit.parse_args(config(), argv))  # fit logs the scores and the run folder
+    kit.main(config(), argv=argv)  # fit logs the scores and the run folder
 
 
 if __name__ == "__main__":

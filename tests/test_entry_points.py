@@ -78,6 +78,10 @@ CASES: dict[str, tuple[Argv, str]] = {
         lambda w: ["--resume", str(w.finished), "--model", "resnet18"],
         "with changed model: 'mobilenetv3_small_050' -> 'resnet18'",
     ),
+    "recipes/cutmix_ema.py": (
+        lambda w: ["--data-dir", str(w.bad), "--output-dir", str(w.runs), "--smoke"],
+        "train.csv line 3, field 'gender'",
+    ),
     "recipes/kfold_ensemble.py": (
         lambda w: ["--data-dir", str(w.bad), "--output-dir", str(w.runs), "--smoke"],
         "train.csv line 3, field 'gender'",
