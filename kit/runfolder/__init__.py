@@ -55,6 +55,7 @@ from kit.runfolder.predictions import Split, read_submission, read_test_probs, r
 from kit.runfolder.read import (
     Run,
     fold_run_dirs,
+    is_complete,
     is_run_folder,
     read_config,
     read_env,
@@ -114,6 +115,7 @@ __all__ = [
     "find_fold_run",
     "fold_run_dirs",
     "git_state",
+    "is_complete",
     "is_run_folder",
     "mean_test_probs",
     "merge_oof",

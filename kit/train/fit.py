@@ -28,10 +28,20 @@ from kit import runfolder as rundir
 from kit.config import Config, check_registries, parse_folds
 from kit.metrics import summarize
 from kit.models import NO_WEIGHTS_FILE
-from kit.runfolder import CONFIG, ENV, SUMMARY, Run, find_fold_run, read_run, write_parent
+from kit.runfolder import (
+    CONFIG,
+    ENV,
+    LAST,
+    SUMMARY,
+    Run,
+    find_fold_run,
+    is_complete,
+    read_run,
+    write_parent,
+)
 from kit.splits import person_folds
 from kit.train import data, distributed
-from kit.train.checkpoint import TrainState, check_resumable, load
+from kit.train.checkpoint import TrainState, check_resumable, last_epoch, load
 from kit.train.loop import Epochs, Job, train_run
 from kit.train.optim import check_scheduler_kwargs
 
@@ -67,15 +77,24 @@ def check(cfg: Config) -> Config:
     check_scheduler_kwargs(cfg)
     if cfg.pretrained and cfg.pretrained_file is None:
         raise ValueError(NO_WEIGHTS_FILE.format(model=cfg.model))
-    if cfg.resume:
+    if cfg.resume and not _nothing_to_train(cfg):
         check_resumable(cfg, Path(cfg.resume))
     return cfg
 
 
+def _nothing_to_train(cfg: Config) -> bool:
+    """Whether ``cfg`` resumes a single run that is already complete (it may have no last.pt:
+    ``keep_last`` off or ``--prune``)."""
+    return bool(cfg.resume) and cfg.folds is None and is_complete(Path(cfg.resume))
+
+
 def _open_folder(cfg: Config, name: str, device: torch.device, ctx: distributed.DistContext):
     """A new folder ``<output_dir>/<ts>_<name>`` (or ``cfg.resume``, reopened) with its
-    config.json and env.json (a resumed folder's env.json lists every resumption)."""
+    config.json and env.json (a resumed folder's env.json lists every resumption) and, in a new
+    folder, what re-creates the run (recipe.py, git.diff: :func:`kit.runfolder.write_source`)."""
     folder = Path(cfg.resume) if cfg.resume else rundir.create_run_dir(cfg.output_dir, name)
+    if not cfg.resume:
+        rundir.write_source(folder)
     env = {**rundir.env_info(str(device)), "processes": ctx.world_size}
     if cfg.resume and (folder / ENV).is_file():
         first = io.read_json(folder / ENV)
@@ -95,6 +114,13 @@ def _fit_run(
     if not ctx.is_main:
         cfg = cfg.replace(quiet=True)
     distributed.setup_logging(cfg.quiet)
+    if _nothing_to_train(cfg):
+        done = read_run(cfg.resume)
+        _log.warning(
+            "%s is complete (best epoch %d, val macro F1 %.4f): nothing to train; to train "
+            "longer, start a new run with more --epochs", done.run_dir, done.best_epoch, done.best_score,
+        )  # fmt: skip
+        return done
     run_dir = distributed.broadcast(
         _open_folder(cfg, cfg.name, device, ctx) if ctx.is_main else None, ctx
     )
@@ -103,9 +129,14 @@ def _fit_run(
     try:
         return _finish(job, state, train_run(job, state, train_transform))
     except KeyboardInterrupt:
-        job.write_status("interrupted", state.epoch)
-        hint = f"continue with --resume {run_dir}" if state.epoch else "no epoch finished"
-        _log.warning("interrupted after epoch %d; %s", state.epoch, hint)
+        # what is on disk, not state.epoch: an epoch is counted before its last.pt is written
+        saved = last_epoch(run_dir / LAST)
+        job.write_status("interrupted", saved or 0)
+        if saved:
+            hint = f"last.pt holds epoch {saved} of {cfg.epochs}: continue with --resume {run_dir}"
+        else:
+            hint = "no epoch was saved, so there is nothing to resume: start the run again"
+        _log.warning("interrupted; %s", hint)
         raise SystemExit(130) from None
     except Exception as err:
         try:
@@ -146,6 +177,8 @@ def _finish(job: Job, state: TrainState, done: Epochs) -> Run:
     if main:
         io.write_json(run_dir / rundir.SUMMARY, summary)
     job.write_status("complete", state.epoch)
+    if main and not cfg.keep_last:
+        rundir.drop_last(run_dir)  # only --resume needs it, and a complete run trains no more
     _log.info(
         "done: best epoch %d, val macro F1 %.4f (accuracy %.4f) -> %s",
         summary["best_epoch"], summary["val_macro_f1"], summary["val_accuracy"], run_dir,
