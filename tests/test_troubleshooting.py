@@ -32,6 +32,7 @@ from PIL import Image
 from torch import nn
 
 import kit.runfolder as rundir
+import kit.train.checkpoint as checkpoint
 from kit import io as kio
 from kit.config import Config
 from kit.data import load_fixes, read_eval, read_train, verify_images
@@ -474,6 +475,15 @@ TRIGGERS: dict[str, Trigger] = {
     "interrupted": lambda c: logged(
         lambda: fit(c.cfg(loss=_register_loss(c, _raise(KeyboardInterrupt()))))
     ),
+    "interrupted-resumable": lambda c: logged(
+        lambda: (
+            c.mp.setattr(checkpoint, "save_last", _nth_call_raises(checkpoint.save_last, 2)),
+            fit(c.cfg(epochs=2)),
+        )
+    ),
+    "resume-complete": lambda c: logged(
+        lambda: fit(c.cfg(resume=str(fit(c.cfg(keep_last=False)).run_dir)))
+    ),
     "failure-unrecorded": lambda c: logged(
         lambda: (
             c.mp.setattr(rundir, "write_status", _fail_on_failed(rundir.write_status)),
@@ -680,6 +690,19 @@ def _twice(ctx: Ctx) -> Path:
 def _unlink(path: Path) -> Path:
     path.unlink()
     return path
+
+
+def _nth_call_raises(real: Callable[..., None], n: int) -> Callable[..., None]:
+    """``real``, except that its ``n``-th call is a Ctrl-C (before it writes anything)."""
+    calls = [0]
+
+    def call(*args, **kwargs) -> None:
+        calls[0] += 1
+        if calls[0] == n:
+            raise KeyboardInterrupt
+        real(*args, **kwargs)
+
+    return call
 
 
 def _fail_on_failed(real: Callable[..., None]) -> Callable[..., None]:
