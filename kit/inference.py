@@ -8,6 +8,7 @@ resizes and normalises exactly like training did (it runs training's own forward
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -67,3 +68,12 @@ def predict(
             )
         cfg = run_cfg
     return predict_frame(model, df, cfg, batch_size=batch_size, tta=tta, prepared=prepared)
+
+
+if __name__ == "__main__":  # a library, not a command: say which command predicts
+    print(
+        "kit.inference is a library (predict, load_run_model); to predict from the shell run: "
+        "python -m kit.predict RUN_DIR [--data-dir DIR] [-o submission.csv]",
+        file=sys.stderr,
+    )
+    raise SystemExit(2)

@@ -44,6 +44,8 @@ from kit.ensemble.__main__ import main as ensemble_main
 from kit.inference import predict
 from kit.losses import LOSSES
 from kit.models import create_model
+from kit.predict import main as predict_main
+from kit.predict import read_inputs
 from kit.recipe import parse_args
 from kit.runfolder import write_submission
 from kit.runs.__main__ import main as runs_main
@@ -475,6 +477,12 @@ TRIGGERS: dict[str, Trigger] = {
     "interrupted": lambda c: logged(
         lambda: fit(c.cfg(loss=_register_loss(c, _raise(KeyboardInterrupt()))))
     ),
+    "predict-no-best": lambda c: printed(predict_main, [str(c.tmp)]),
+    "predict-csv-no-path": lambda c: raised(lambda: read_inputs(_file(c, "l.csv", "file\na\n"))),
+    "predict-csv-missing": lambda c: raised(
+        lambda: read_inputs(_file(c, "l.csv", "path\na.jpg\n"))
+    ),
+    "predict-no-pictures": lambda c: raised(lambda: read_inputs(c.tmp)),
     "interrupted-resumable": lambda c: logged(
         lambda: (
             c.mp.setattr(checkpoint, "save_last", _nth_call_raises(checkpoint.save_last, 2)),

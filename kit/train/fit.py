@@ -118,7 +118,8 @@ def _fit_run(
         done = read_run(cfg.resume)
         _log.warning(
             "%s is complete (best epoch %d, val macro F1 %.4f): nothing to train; to train "
-            "longer, start a new run with more --epochs", done.run_dir, done.best_epoch, done.best_score,
+            "longer, start a new run with more --epochs",
+            done.run_dir, done.best_epoch, done.best_score,
         )  # fmt: skip
         return done
     run_dir = distributed.broadcast(
