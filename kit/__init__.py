@@ -61,6 +61,8 @@ _EXPORTS: dict[str, str] = {
     "build_run_cache": "kit.train.data",
     **dict.fromkeys(["Run", "read_run", "write_submission"], "kit.runfolder"),
     **dict.fromkeys(["predict"], "kit.inference"),
+    **dict.fromkeys(["predict_run", "read_inputs"], "kit.predict"),
+    **dict.fromkeys(["mistakes_sheet", "picture_sheet", "worst_mistakes"], "kit.sheets"),
     **dict.fromkeys(
         ["apply_biases", "calibrate", "fit_biases", "fit_stacker", "search_weights"], "kit.ensemble"
     ),

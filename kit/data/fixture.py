@@ -21,7 +21,12 @@ from kit.data._common import STEM_MASK, STEMS
 from kit.data._faces import render, traits
 from kit.labels import age_to_group, encode
 
-__all__ = ["main", "make_fixture"]
+__all__ = ["FIXTURE", "SMOKE_FIXTURE", "main", "make_fixture"]
+
+#: (folder, people, picture size (W, H)) of the fixture a run uses when ``data_dir`` is None
+#: (relative to the current folder), and of a ``--smoke`` run's.
+FIXTURE = (Path("data/fixture"), 60, (96, 128))
+SMOKE_FIXTURE = (Path("data/fixture-smoke"), 12, (48, 64))
 
 # Real per-person age counts (ages 18..60) of the 2,700 training people; ages are drawn from
 # these so the boundary crowding (57-59, and everyone >= 60 being exactly 60) is reproduced.

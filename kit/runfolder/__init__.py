@@ -48,6 +48,7 @@ from kit.runfolder.names import (
     VAL_COLUMNS,
     VAL_CONFUSION,
     VAL_KEYS,
+    VAL_MISTAKES,
     VAL_PROBS,
 )
 from kit.runfolder.oof import ValKeys, read_val_keys
@@ -104,6 +105,7 @@ __all__ = [
     "VAL_COLUMNS",
     "VAL_CONFUSION",
     "VAL_KEYS",
+    "VAL_MISTAKES",
     "VAL_PROBS",
     "GitState",
     "Run",

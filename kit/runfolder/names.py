@@ -33,6 +33,7 @@ __all__ = [
     "VAL_COLUMNS",
     "VAL_CONFUSION",
     "VAL_KEYS",
+    "VAL_MISTAKES",
     "VAL_PROBS",
 ]
 
@@ -51,9 +52,11 @@ BEST, LAST = "best.pt", "last.pt"
 RUN_FILES = (CONFIG, ENV, STATUS, METRICS, LAST, BEST, VAL_PROBS, TEST_PROBS, SUBMISSION, SUMMARY)
 #: Files a run folder holds only sometimes (docs/run-folder.md's second table): the recipe
 #: that started the run, the uncommitted changes when the working tree was dirty, and the
-#: confusion picture ``python -m kit.score RUN_DIR`` draws.
+#: confusion picture ``python -m kit.score RUN_DIR`` draws, and the mistakes sheet (the most
+#: confident wrong validation predictions) written at the end of the run.
 RECIPE, GIT_DIFF, VAL_CONFUSION = "recipe.py", "git.diff", "val_confusion.png"
-EXTRA_FILES = (RECIPE, GIT_DIFF, VAL_CONFUSION)
+VAL_MISTAKES = "val_mistakes.png"
+EXTRA_FILES = (RECIPE, GIT_DIFF, VAL_CONFUSION, VAL_MISTAKES)
 #: A K-fold parent's own files: its fold runs hold metrics.csv and the checkpoints.
 KFOLD_PARENT_FILES = tuple(f for f in RUN_FILES if f not in (METRICS, LAST, BEST))
 

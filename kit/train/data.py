@@ -27,7 +27,7 @@ from torch.utils.data import DataLoader
 from kit.data import read_eval, read_train, verify_images
 from kit.data.cache import ImageCache, build_cache
 from kit.data.dataset import FlipChoice, ImageDataset, load_rgb
-from kit.data.fixture import make_fixture
+from kit.data.fixture import FIXTURE, SMOKE_FIXTURE, make_fixture
 from kit.data.sampling import resolve_workers, usable_cores
 from kit.runfolder import package_version
 from kit.splits import holdout, person_folds
@@ -47,9 +47,6 @@ __all__ = [
 ]
 
 _log = logging.getLogger("kit")
-#: (folder, people, picture size (W, H)) of the fixture used when ``data_dir`` is None.
-FIXTURE = (Path("data/fixture"), 60, (96, 128))
-SMOKE_FIXTURE = (Path("data/fixture-smoke"), 12, (48, 64))
 #: Bumped when :func:`prepare_file` changes its output, so that old caches are not reused.
 LOADER_VERSION = 1
 #: Packages whose code computes the cached pixels (decode: pillow; crop, resize: the rest).

@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 import albumentations as A
+import numpy as np
 import pandas as pd
 import torch
 
@@ -39,6 +40,7 @@ from kit.runfolder import (
     read_run,
     write_parent,
 )
+from kit.sheets import mistakes_sheet
 from kit.splits import person_folds
 from kit.train import data, distributed
 from kit.train.checkpoint import TrainState, check_resumable, last_epoch, load
@@ -159,6 +161,7 @@ def _finish(job: Job, state: TrainState, done: Epochs) -> Run:
     if main:
         keys = splits.val[["image_id", "person_id", "label"]].assign(fold=splits.fold)
         rundir.write_probs(run_dir / rundir.VAL_PROBS, keys, val_probs)
+        _mistakes(run_dir, splits.val, val_probs)
     if splits.eval is not None:
         test_probs = predict(splits.eval)
         if main:
@@ -185,6 +188,16 @@ def _finish(job: Job, state: TrainState, done: Epochs) -> Run:
         summary["best_epoch"], summary["val_macro_f1"], summary["val_accuracy"], run_dir,
     )  # fmt: skip
     return Run(run_dir, "complete", cfg, summary, summary["val_macro_f1"], summary["best_epoch"])
+
+
+def _mistakes(run_dir: Path, val: pd.DataFrame, probs: np.ndarray) -> None:
+    """The mistakes sheet; a picture that cannot be drawn only warns (the run is complete)."""
+    path = run_dir / rundir.VAL_MISTAKES
+    try:
+        title = f"{run_dir.name}: most confident mistakes"
+        mistakes_sheet(val["path"].tolist(), val["label"].to_numpy(), probs, path, title=title)
+    except (OSError, ValueError) as err:
+        _log.warning("no mistakes sheet %s: %s", path, err)
 
 
 def _fit_folds(
