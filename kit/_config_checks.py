@@ -18,7 +18,7 @@ from kit.labels import HEAD_SIZES
 from kit.registry import REGISTRIES, did_you_mean
 
 __all__ = ["check", "check_folds", "check_registries", "coerce", "matches", "parse_folds"]
-__all__ += ["type_name"]
+__all__ += ["pretrained_cfg", "type_name", "weights_name"]
 
 _Check = tuple[Callable[[Any], bool], str]
 #: field -> (predicate, what is expected); None values skip the check.
@@ -47,6 +47,7 @@ _RANGES: dict[str, _Check] = {
     "max_steps_per_epoch": (lambda v: v >= 1, "an integer >= 1"),
     "head_losses": (lambda v: set(v) <= set(HEAD_SIZES), f"keys among {list(HEAD_SIZES)}"),
     "head_weights": (lambda v: set(v) <= set(HEAD_SIZES), f"keys among {list(HEAD_SIZES)}"),
+    "face_margin": (lambda v: 0 <= v <= 5, "a share in [0, 5], e.g. 0.4"),
     "name": (lambda v: v != "" and "/" not in v and "\\" not in v, "a non-empty name, no slashes"),
 }
 
@@ -137,6 +138,8 @@ def check(cfg: Any) -> None:
     _check_model(cfg.model)
     if cfg.pretrained_file is not None and not Path(cfg.pretrained_file).is_file():
         raise ValueError(f"config field 'pretrained_file': {cfg.pretrained_file} does not exist")
+    if cfg.pretrained_tag is not None:
+        pretrained_cfg(cfg)  # an unknown tag names the valid ones
     _check_device(cfg.device)
 
 
@@ -221,3 +224,32 @@ def _check_model(name: str) -> None:
             f"config field 'model' is {name!r}, which is not a timm model{close}. "
             f"List names with: python -c \"import timm; print(timm.list_models('*{name[:6]}*'))\""
         )
+
+
+def weights_name(model: str, tag: str | None = None) -> str:
+    """The timm name of ``model``'s weight variant ``tag`` (``model`` itself when no tag)."""
+    if not tag:
+        return model
+    return f"{model.partition('.')[0]}.{tag}"
+
+
+def pretrained_cfg(cfg: Any) -> Any:
+    """timm's pretrained config of ``cfg.model`` with ``cfg.pretrained_tag`` (mean, std,
+    interpolation, hub id); ValueError listing the valid tags for an unknown one.
+
+    Here, not in :mod:`kit.pretrained`, because checking a config asks it too."""
+    import timm  # slow to import: only when a config is checked
+
+    name = weights_name(cfg.model, getattr(cfg, "pretrained_tag", None))
+    try:
+        found = timm.get_pretrained_cfg(name)
+    except RuntimeError:  # timm's "Invalid pretrained tag"
+        found = None
+    if found is None:
+        base = name.partition(".")[0]
+        tags = [n.partition(".")[2] for n in timm.list_pretrained(f"{base}.*")]
+        raise ValueError(
+            f"config field 'pretrained_tag': timm has no weights {name!r}; "
+            f"tags of {base!r}: {tags or 'none (no pretrained weights)'}"
+        )
+    return found

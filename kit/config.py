@@ -88,8 +88,12 @@ class Config:
     head: str = _f(
         "single", "single (18-way), multi (mask/gender/age) or a registered head", registry="head"
     )
-    pretrained: bool = _f(False, "start from pretrained weights (needs --pretrained-file)")
-    pretrained_file: str | None = _f(None, "local weights file (implies --pretrained)")
+    pretrained: bool = _f(
+        False, "start from timm's pretrained weights (Hugging Face cache, else download)"
+    )
+    pretrained_file: str | None = _f(
+        None, "local weights file instead of the hub (implies --pretrained)"
+    )
     # images
     crop: tuple[float, float] = _f(
         (0.625, 0.667), "centre crop as a fraction of (height, width): 320x256 of 512x384"
@@ -165,6 +169,24 @@ class Config:
     smoke: bool = _f(False, "tiny end-to-end run on a tiny fixture (seconds)")
     quiet: bool = _f(False, "print only warnings", role="run")
     resume: str | None = _f(None, "continue the stopped run in this run folder", role="run")
+    # pretrained weights and face crop (docs/pretrained.md, docs/faces.md)
+    pretrained_tag: str | None = _f(
+        None, "timm weight variant of --model, e.g. ra2_in1k; none = timm's default"
+    )
+    crop_mode: str = _f(
+        "center",
+        "center (--crop share of the picture) or face (around the detected face)",
+        registry="crop_mode",
+    )
+    face_detector: str = _f(
+        "skimage",
+        "face crop: skimage, opencv, boxes (a CSV) or a registered one",
+        registry="face_detector",
+    )
+    face_boxes: str | None = _f(
+        None, "boxes CSV for --face-detector boxes; none = <data>/{train,eval}/faces.csv"
+    )
+    face_margin: float = _f(0.4, "face crop: share of the face box added on each side")
 
     # ---- dictionaries and files -------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:

@@ -52,7 +52,8 @@ def predict(
     device, batch size and workers); given a model, ``cfg`` is its config (required).
     ``tta="hflip"`` averages the probabilities of each picture and its mirror image.
     ``prepared`` reads pictures already cropped and resized for ``cfg`` by path (an
-    ``ImageCache``); by default every file is decoded and prepared.
+    ``ImageCache``); by default every file is decoded and prepared (a face crop around the
+    stored face boxes of the run's data folder, :func:`kit.train.data.frame_loader`).
     """
     TTA.get(tta)  # an unknown mode fails before a model is loaded
     if isinstance(model_or_run_dir, nn.Module):

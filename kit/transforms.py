@@ -1,12 +1,17 @@
 """albumentations pipelines: one config gives the training and the evaluation transform.
 
-Every pipeline is ``prepare`` (centre crop as a fraction of the picture, resize to
+Every pipeline is ``prepare`` (a crop of :data:`kit.crops.CROP_MODES`: the centre share
+``cfg.crop`` of the picture, or the region around the face; then a resize to
 ``cfg.image_size``), then the preset's augmentations (training only), then ``finish``
-(normalise with the competition's pixel statistics, to a CHW float tensor). Train and eval share
-``prepare`` and ``finish``, so inference always crops, resizes and normalises like training.
+(normalise, to a CHW float tensor).
+Train and eval share ``prepare`` and ``finish``, so inference crops, resizes and normalises
+exactly like training. Normalisation follows the weights (:func:`normalization`): a pretrained
+model gets its own pretrained config's mean, std and interpolation, a model trained from scratch
+the competition's pixel statistics.
 
-A loader that already returns prepared images (a cache of cropped, resized pictures) pairs with
-``build_transforms(cfg, prepared=True)``, which leaves out the crop and resize.
+A loader that already returns prepared images (a cache of cropped, resized pictures, or the face
+crop, which needs each picture's face box) pairs with ``build_transforms(cfg, prepared=True)``,
+which leaves out the crop and resize.
 
 :data:`TTA` holds the test-time views of a batch of prepared tensors, for validation in
 training and for inference alike.
@@ -15,19 +20,64 @@ training and for inference alike.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import albumentations as A
+import cv2
 import numpy as np
 from albumentations.pytorch import ToTensorV2
 
+from kit.crops import CROP_MODES, Box, crop_rect
+from kit.pretrained import pretrained_cfg, weights_name
 from kit.registry import Registry
 
-__all__ = ["MEAN", "PRESETS", "STD", "TTA", "FractionCenterCrop", "build_transforms", "prepare"]
+__all__ = [
+    "MEAN",
+    "PRESETS",
+    "STD",
+    "TTA",
+    "FractionCenterCrop",
+    "Normalization",
+    "build_transforms",
+    "normalization",
+    "prepare",
+    "prepare_key",
+]
 
 #: Pixel statistics of the competition's training photos (RGB, 0..1 scale).
 MEAN: tuple[float, float, float] = (0.548, 0.504, 0.479)
 STD: tuple[float, float, float] = (0.237, 0.247, 0.246)
+#: timm's interpolation names -> OpenCV's (used when a crop is enlarged to the input size).
+_INTERPOLATIONS = {
+    "nearest": cv2.INTER_NEAREST,
+    "bilinear": cv2.INTER_LINEAR,
+    "bicubic": cv2.INTER_CUBIC,
+    "lanczos": cv2.INTER_LANCZOS4,
+}
+
+
+@dataclass(frozen=True)
+class Normalization:
+    """Pixel statistics and resize interpolation of a run, and whose they are (``source``:
+    ``competition``, or the timm name of the pretrained weights)."""
+
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    interpolation: str
+    source: str
+
+
+def normalization(cfg: Any) -> Normalization:
+    """A pretrained model's own mean / std / interpolation (timm's pretrained config of
+    ``cfg.model`` and ``cfg.pretrained_tag``); the competition's statistics otherwise."""
+    if not (cfg.pretrained or cfg.pretrained_file):
+        return Normalization(MEAN, STD, "bilinear", "competition")
+    pc = pretrained_cfg(cfg)
+    name = weights_name(cfg.model, cfg.pretrained_tag)
+    mean, std = (tuple(float(v) for v in pc.mean), tuple(float(v) for v in pc.std))
+    interpolation = pc.interpolation if pc.interpolation in _INTERPOLATIONS else "bilinear"
+    return Normalization(mean, std, interpolation, name)  # type: ignore[arg-type]
 
 
 class FractionCenterCrop(A.ImageOnlyTransform):
@@ -84,13 +134,25 @@ def _strong(cfg: Any) -> list[A.BasicTransform]:
     ]
 
 
-def _prepare_steps(cfg: Any) -> list[A.BasicTransform]:
+def _resize(cfg: Any) -> A.Resize:
     height, width = cfg.image_size
-    return [FractionCenterCrop(cfg.crop), A.Resize(height, width, area_for_downscale="image")]
+    flag = _INTERPOLATIONS[normalization(cfg).interpolation]
+    # area when shrinking (no aliasing); the weights' interpolation when enlarging a small crop
+    return A.Resize(height, width, interpolation=flag, area_for_downscale="image")
 
 
-def _finish_steps() -> list[A.BasicTransform]:
-    return [A.Normalize(mean=MEAN, std=STD, max_pixel_value=255.0), ToTensorV2()]
+def _prepare_steps(cfg: Any) -> list[A.BasicTransform]:
+    if CROP_MODES.get(cfg.crop_mode).needs_boxes:
+        raise ValueError(
+            f"crop_mode {cfg.crop_mode!r} needs each picture's face box: read pictures with "
+            f"kit.faces.prepared_loader(cfg, paths) and pass prepared=True"
+        )
+    return [FractionCenterCrop(cfg.crop), _resize(cfg)]
+
+
+def _finish_steps(cfg: Any) -> list[A.BasicTransform]:
+    norm = normalization(cfg)
+    return [A.Normalize(mean=norm.mean, std=norm.std, max_pixel_value=255.0), ToTensorV2()]
 
 
 _OWNED = (A.Normalize, ToTensorV2, A.Resize, A.CenterCrop)
@@ -110,9 +172,23 @@ def _check_augment(augs: list[A.BasicTransform]) -> None:
             )
 
 
-def prepare(image: np.ndarray, cfg: Any) -> np.ndarray:
-    """The deterministic geometry of ``cfg`` applied to one uint8 RGB image (H, W, 3)."""
-    return A.Compose(_prepare_steps(cfg))(image=image)["image"]
+def prepare(image: np.ndarray, cfg: Any, box: Box | None = None) -> np.ndarray:
+    """The deterministic geometry of ``cfg`` applied to one uint8 RGB image (H, W, 3): the crop
+    of ``cfg.crop_mode`` (around face ``box`` for ``face``), resized to ``cfg.image_size``.
+    Training, the cache and inference all prepare pictures with this one function."""
+    x0, y0, x1, y1 = crop_rect(image.shape, cfg, box)
+    crop = np.ascontiguousarray(image[y0:y1, x0:x1])
+    return _resize(cfg)(image=crop)["image"]
+
+
+def prepare_key(cfg: Any) -> dict[str, Any]:
+    """Every setting :func:`prepare` depends on, as JSON values (part of the cache key; the
+    face boxes themselves key it through the caller)."""
+    key: dict[str, Any] = {"mode": cfg.crop_mode, "crop": list(cfg.crop)}
+    if CROP_MODES.get(cfg.crop_mode).needs_boxes:
+        key["margin"] = cfg.face_margin
+        key["detector"] = cfg.face_detector
+    return {**key, "interpolation": normalization(cfg).interpolation}
 
 
 def build_transforms(
@@ -132,6 +208,7 @@ def build_transforms(
     else:
         augs = list(augment) if isinstance(augment, (list, tuple)) else [augment]
         _check_augment(augs)
-    train_tf = A.Compose([*head, *augs, *_finish_steps()], seed=cfg.seed)
-    eval_tf = A.Compose([*head, *_finish_steps()], seed=cfg.seed)
+    tail = _finish_steps(cfg)
+    train_tf = A.Compose([*head, *augs, *tail], seed=cfg.seed)
+    eval_tf = A.Compose([*head, *tail], seed=cfg.seed)
     return train_tf, eval_tf

@@ -105,6 +105,9 @@ def test_wrong_types_name_field_value_and_expected_type(key, value, expected):
         ({"workers": "many"}, "workers"),
         ({"head_losses": {"hair": "focal"}}, "head_losses"),
         ({"pretrained_file": "/no/such/weights.pth"}, "/no/such/weights.pth"),
+        ({"pretrained_tag": "nope"}, "tags of .resnet10t.: \\[.c3_in1k.\\]"),
+        ({"crop_mode": "faces"}, "did you mean .face."),
+        ({"face_margin": -1.0}, "face_margin"),
         ({"device": "tpu:x"}, "device"),
     ],
 )

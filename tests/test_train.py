@@ -305,9 +305,13 @@ def test_balanced_sampler_draws_classes_evenly():
     assert counts.min() > 15  # plain sampling would give class 2 about 1 draw in 100
 
 
-def test_pretrained_without_a_file_fails_before_any_work(tiny_cfg, tmp_path):
+def test_pretrained_offline_and_not_cached_fails_before_any_work(tiny_cfg, tmp_path, monkeypatch):
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "empty-hub"))
     start = time.monotonic()
-    with pytest.raises(ValueError, match="--pretrained-file"):
+    with pytest.raises(ValueError, match="not in the Hugging Face cache.*--pretrained-file"):
         fit(tiny_cfg.replace(pretrained=True))
     assert time.monotonic() - start < 2.0
     assert not (tmp_path / "runs").exists()  # no run folder for a config that cannot run

@@ -24,10 +24,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pandas as pd
 import pytest
 import torch
+from huggingface_hub import constants as hf_constants
 from PIL import Image
 from torch import nn
 
@@ -41,11 +43,13 @@ from kit.data.dataset import load_rgb
 from kit.data.fixture import make_fixture
 from kit.ensemble import ensemble, write
 from kit.ensemble.__main__ import main as ensemble_main
+from kit.faces import FACE_DETECTORS, prepared_loader, read_boxes
 from kit.inference import predict
 from kit.losses import LOSSES
 from kit.models import create_model
 from kit.predict import main as predict_main
 from kit.predict import read_inputs
+from kit.pretrained import resolve_weights
 from kit.recipe import parse_args
 from kit.runfolder import write_submission
 from kit.runs.__main__ import main as runs_main
@@ -53,6 +57,7 @@ from kit.score import main as score_main
 from kit.train import fit
 from kit.train.checkpoint import load as load_checkpoint
 from kit.train.data import load_splits
+from kit.transforms import build_transforms
 from tests._after_training_triggers import AFTER_TRAINING
 from tests._runfolders import Preds, RunSpec, one_hot_probs, summary, write_run
 
@@ -441,9 +446,47 @@ TRIGGERS: dict[str, Trigger] = {
         lambda argv: parse_args(Config(), argv), ["--head-weights", "age"]
     ),
     # models and weights
-    "pretrained-no-file": lambda c: raised(
-        lambda: create_model(Config(model="test_resnet", pretrained=True))
+    "pretrained-offline": lambda c: raised(
+        lambda: (
+            c.mp.setattr(hf_constants, "HF_HUB_OFFLINE", True),
+            c.mp.setattr(hf_constants, "HF_HUB_CACHE", str(c.tmp / "hub")),
+            resolve_weights(Config(model="resnet10t", pretrained=True)),
+        )
     ),
+    "pretrained-hub-unreachable": lambda c: raised(
+        lambda: (
+            c.mp.setattr(hf_constants, "HF_HUB_OFFLINE", False),
+            c.mp.setattr(hf_constants, "HF_HUB_CACHE", str(c.tmp / "hub")),
+            c.mp.setenv("HF_ENDPOINT", "http://127.0.0.1:9"),  # nothing listens there
+            resolve_weights(Config(model="resnet10t", pretrained=True)),
+        )
+    ),
+    "pretrained-tag-unknown": lambda c: raised(
+        lambda: Config(pretrained=True, pretrained_tag="in22k").validate()
+    ),
+    # face crop
+    "face-boxes-missing": lambda c: raised(
+        lambda: prepared_loader(
+            Config(
+                crop_mode="face",
+                face_detector="boxes",
+                cache_dir=str(c.tmp / "c"),
+                face_boxes=str(c.tmp / "none.csv"),
+            ),
+            c.data(),
+        )
+    ),
+    "face-boxes-bad-row": lambda c: raised(
+        lambda: read_boxes(_file(c, "b.csv", "image_id,x0,y0,x1,y1\na,1,2,3,4\nb,1,x,3,4\n"))
+    ),
+    "face-boxes-columns": lambda c: raised(lambda: read_boxes(_file(c, "b.csv", "id,x,y\n"))),
+    "face-detector-no-cascade": lambda c: raised(
+        lambda: (
+            c.mp.setattr(cv2.data, "haarcascades", str(c.tmp)),
+            FACE_DETECTORS.get("opencv").open(Config(), c.tmp),
+        )
+    ),
+    "crop-mode-needs-boxes": lambda c: raised(lambda: build_transforms(Config(crop_mode="face"))),
     "pretrained-file-missing": lambda c: raised(
         lambda: (c.mp.chdir(c.tmp), Config(pretrained_file="weights.pth").validate())
     ),

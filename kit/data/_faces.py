@@ -122,9 +122,12 @@ def _clip_rows(shape: _Shape, top: float, bottom: float, edge: float) -> _Shape:
     return box, lambda x, y: f(x, y) * _band(y, top, bottom, edge)
 
 
-def render(t: Traits, stem_index: int, size: tuple[int, int], rng: np.random.Generator):
-    """One picture (PIL RGB, ``size`` = (width, height)) of person ``t``; stems 0-4 are
-    mask1..mask5, 5 incorrect_mask, 6 normal."""
+def render(
+    t: Traits, stem_index: int, size: tuple[int, int], rng: np.random.Generator
+) -> tuple[Image.Image, tuple[int, int, int, int]]:
+    """One picture (PIL RGB, ``size`` = (width, height)) of person ``t`` and its face box
+    (x0, y0, x1, y1 in pixels: the face oval, forehead to chin); stems 0-4 are mask1..mask5,
+    5 incorrect_mask, 6 normal."""
     width, height = size
     edge = 1.2 / height
     cx = width / height / 2 + rng.normal(0, 0.025)
@@ -168,4 +171,6 @@ def render(t: Traits, stem_index: int, size: tuple[int, int], rng: np.random.Gen
     pixels += rng.normal(0, 0.03, pixels.shape).astype(np.float32)
     pixels = (np.clip(pixels, 0, 1) * 255 + 0.5).astype(np.uint8)
     radius = rng.uniform(0, 0.7) * height / 128
-    return Image.fromarray(pixels, "RGB").filter(ImageFilter.GaussianBlur(radius))
+    image = Image.fromarray(pixels, "RGB").filter(ImageFilter.GaussianBlur(radius))
+    x0, x1, y0, y1 = (max(0, round(v * height)) for v in face[0])
+    return image, (x0, y0, min(width, x1), min(height, y1))

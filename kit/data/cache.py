@@ -34,7 +34,16 @@ from kit.data._cache_write import (
 )
 from kit.io import read_json, write_json
 
-__all__ = ["EXECUTORS", "CacheMeta", "ImageCache", "build_cache", "image_key", "load_cache"]
+__all__ = [
+    "EXECUTORS",
+    "CacheMeta",
+    "ImageCache",
+    "build_cache",
+    "cache_dir_for",
+    "files_key",
+    "image_key",
+    "load_cache",
+]
 
 #: Bumped when the file layout changes, so old caches miss instead of being misread.
 FORMAT = 1
@@ -62,6 +71,24 @@ def _check_size(size: Sequence[int]) -> tuple[int, int]:
     return int(hw[0]), int(hw[1])
 
 
+def files_key(paths: Sequence[str | os.PathLike[str]], spec: Any) -> str:
+    """Hex digest of every file's path, byte size and mtime_ns and of ``spec`` (JSON values):
+    the key of anything computed from these files (the image cache, stored face boxes)."""
+    try:
+        digest = hashlib.sha256(json.dumps(spec, sort_keys=True).encode())
+    except TypeError as err:
+        raise TypeError(f"a cache key's settings must be JSON values: {err}") from err
+    for p in paths:
+        name = os.fspath(p)
+        try:
+            st = os.stat(name)
+        except OSError as err:
+            raise FileNotFoundError(f"{name}: cannot key the image cache: {err.strerror}") from err
+        # NUL cannot occur in a path, so the records cannot run into each other.
+        digest.update(b"\n" + os.fsencode(name) + f"\0{st.st_size}\0{st.st_mtime_ns}".encode())
+    return digest.hexdigest()[:32]
+
+
 def image_key(
     paths: Sequence[str | os.PathLike[str]],
     *,
@@ -73,20 +100,16 @@ def image_key(
     mtime_ns, the output ``size`` (height, width), the ``crop`` spec and ``extra`` (JSON values)."""
     spec = {"format": FORMAT, "size": _check_size(size), "crop": crop, "extra": extra}
     try:
-        digest = hashlib.sha256(json.dumps(spec, sort_keys=True).encode())
+        return files_key(paths, spec)
     except TypeError as err:
         raise TypeError(
             f"crop and extra key the cache, so they must be JSON values: {err}"
         ) from err
-    for p in paths:
-        name = os.fspath(p)
-        try:
-            st = os.stat(name)
-        except OSError as err:
-            raise FileNotFoundError(f"{name}: cannot key the image cache: {err.strerror}") from err
-        # NUL cannot occur in a path, so the records cannot run into each other.
-        digest.update(b"\n" + os.fsencode(name) + f"\0{st.st_size}\0{st.st_mtime_ns}".encode())
-    return digest.hexdigest()[:32]
+
+
+def cache_dir_for(cfg: Any, data_dir: str | os.PathLike[str]) -> Path:
+    """The cache folder of a run: ``cfg.cache_dir``, or ``<data_dir>/cache``."""
+    return Path(cfg.cache_dir).expanduser() if cfg.cache_dir else Path(data_dir) / "cache"
 
 
 class ImageCache:

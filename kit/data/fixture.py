@@ -1,6 +1,10 @@
 """A synthetic dataset in exactly the competition layout, for tests, demos and benchmarks.
 
 ``python -m kit.data.fixture OUT --people N [--size W H] [--seed S] [--eval-people M]``
+
+Besides the competition's files it writes where it drew each face: ``train/faces.csv`` and
+``eval/faces.csv`` (``image_id,x0,y0,x1,y1``; ``image_id`` is the picture's path relative to
+the data folder), the boxes file format of ``--face-detector boxes`` (docs/faces.md).
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from kit.data._common import STEM_MASK, STEMS
 from kit.data._faces import render, traits
 from kit.labels import age_to_group, encode
 
-__all__ = ["FIXTURE", "SMOKE_FIXTURE", "main", "make_fixture"]
+__all__ = ["FACE_COLUMNS", "FIXTURE", "SMOKE_FIXTURE", "main", "make_fixture"]
 
 #: (folder, people, picture size (W, H)) of the fixture a run uses when ``data_dir`` is None
 #: (relative to the current folder), and of a ``--smoke`` run's.
@@ -93,35 +97,47 @@ def _put(path: Path, data: bytes | str) -> None:
     path.write_bytes(data.encode() if isinstance(data, str) else data)
 
 
+#: Columns of a face boxes file (the fixture's true boxes, ``kit.faces``' stored boxes).
+FACE_COLUMNS = ("image_id", "x0", "y0", "x1", "y1")
+
+
+def _put_boxes(path: Path, boxes: list[tuple[str, tuple[int, int, int, int]]]) -> None:
+    table = pd.DataFrame([(i, *b) for i, b in boxes], columns=list(FACE_COLUMNS))
+    _put(path, table.to_csv(index=False, lineterminator="\n"))
+
+
 def _write_train(root: Path, n: int, size: tuple[int, int], seed: int) -> None:
     rng = np.random.default_rng([seed, 0])
     people, ids = _attributes(n, rng), _person_ids(n, rng)
     images = root / "train" / "images"
-    rows = []
+    rows, boxes = [], []
     for i, ((gender, age), pid) in enumerate(zip(people, ids, strict=True)):
         folder = f"{pid}_{('male', 'female')[gender]}_Asian_{age}"
         rows.append((pid, ("male", "female")[gender], "Asian", age, folder))
         look = traits(gender, age, np.random.default_rng([seed, 0, i]))
         for k, (stem, ext) in enumerate(zip(STEMS, _extensions(i, rng), strict=True)):
-            image = render(look, k, size, np.random.default_rng([seed, 0, i, k + 1]))
+            image, box = render(look, k, size, np.random.default_rng([seed, 0, i, k + 1]))
             _save(images / folder / f"{stem}.{ext}", image, ext)
+            boxes.append((f"train/images/{folder}/{stem}.{ext}", box))
         if i < 2:  # junk that readers must skip
             _put(images / folder / "._mask1.jpg", _APPLE_DOUBLE)
     _put(images / ".DS_Store", b"")
     table = pd.DataFrame(rows, columns=["id", "gender", "race", "age", "path"])
     _put(root / "train" / "train.csv", table.to_csv(index=False, lineterminator="\n"))
+    _put_boxes(root / "train" / "faces.csv", boxes)
 
 
 def _write_eval(root: Path, n: int, size: tuple[int, int], seed: int) -> None:
     rng = np.random.default_rng([seed, 1])
     people = _attributes(n, rng)
-    entries = []
+    entries, boxes = [], []
     for i, (gender, age) in enumerate(people):
         look = traits(gender, age, np.random.default_rng([seed, 1, i]))
         for k, stem in enumerate(STEMS):
             name = hashlib.sha1(f"kit-fixture:{seed}:{i}:{stem}".encode()).hexdigest() + ".jpg"
-            image = render(look, k, size, np.random.default_rng([seed, 1, i, k + 1]))
+            image, box = render(look, k, size, np.random.default_rng([seed, 1, i, k + 1]))
             _save(root / "eval" / "images" / name, image, "jpg")
+            boxes.append((f"eval/images/{name}", box))
             entries.append((name, encode(STEM_MASK[stem], gender, age_to_group(age))))
     _put(root / "eval" / "images" / ".DS_Store", b"")
     order = rng.permutation(len(entries))
@@ -129,6 +145,7 @@ def _write_eval(root: Path, n: int, size: tuple[int, int], seed: int) -> None:
     info = answers.assign(ans=0)
     _put(root / "eval" / "info.csv", info.to_csv(index=False, lineterminator="\n"))
     _put(root / "eval" / "answers.csv", answers.to_csv(index=False, lineterminator="\n"))
+    _put_boxes(root / "eval" / "faces.csv", boxes)
 
 
 def make_fixture(
@@ -142,7 +159,8 @@ def make_fixture(
     """Write a synthetic dataset in the competition layout under ``root``; return ``root``.
 
     ``image_size`` is (width, height); ``n_eval_people`` defaults to a third of ``n_people``
-    (0: no eval folder). ``eval/answers.csv`` holds the true classes. Same arguments, same
+    (0: no eval folder). ``eval/answers.csv`` holds the true classes, ``train/faces.csv`` and
+    ``eval/faces.csv`` the true face boxes. Same arguments, same
     bytes. An existing ``train/`` or ``eval/`` under ``root`` is an error unless ``overwrite``.
     """
     root = Path(root)

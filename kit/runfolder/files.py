@@ -43,6 +43,7 @@ __all__ = [
     "env_info",
     "now",
     "package_version",
+    "update_env",
     "write_config",
     "write_env",
     "write_metrics",
@@ -122,6 +123,13 @@ def write_config(run_dir: Path, config: dict[str, Any]) -> None:
 def write_env(run_dir: Path, env: dict[str, Any]) -> None:
     """``env.json``: the :func:`env_info` of the run's start."""
     io.write_json(run_dir / ENV, env)
+
+
+def update_env(run_dir: Path, records: dict[str, Any]) -> None:
+    """Add ``records`` to ``env.json`` (what the run learned once it started: its weights,
+    normalisation, face boxes), keeping what is there."""
+    env = io.read_json(run_dir / ENV) if (run_dir / ENV).is_file() else {}
+    io.write_json(run_dir / ENV, {**env, **records})
 
 
 def write_status(run_dir: Path, status: str, epoch: int, error: str | None = None) -> None:

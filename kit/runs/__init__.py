@@ -15,7 +15,7 @@ from kit.runs.compare import (
     varying_fields,
 )
 from kit.runs.ledger import STALE_AFTER, RunSkipped, ledger_row, load
-from kit.runs.render import to_csv, to_markdown, to_text
+from kit.runs.render import csv_text, to_markdown, to_text
 from kit.runs.select import STATUSES, pick_columns, select
 
 __all__ = [
@@ -31,7 +31,7 @@ __all__ = [
     "pick_columns",
     "select",
     "table",
-    "to_csv",
+    "csv_text",
     "to_markdown",
     "to_text",
     "varying_fields",

@@ -17,7 +17,7 @@ import pandas as pd
 from kit.cli import add_debug_flag, run_cli
 from kit.runs import ledger, prune, suspects
 from kit.runs.compare import IGNORED_FIELDS, find_run, table
-from kit.runs.render import to_csv, to_markdown, to_text
+from kit.runs.render import csv_text, to_markdown, to_text
 from kit.runs.select import STATUSES, pick_columns, select
 
 
@@ -92,7 +92,7 @@ def _show(args: argparse.Namespace, df: pd.DataFrame) -> int:
     if args.markdown:
         print(to_markdown(shown), end="")
     elif args.csv:
-        print(to_csv(shown), end="")
+        print(csv_text(shown), end="")
     else:
         width = shutil.get_terminal_size((120, 24)).columns if args.width is None else args.width
         print(to_text(shown, width=None if args.columns else width), end="")

@@ -10,7 +10,7 @@ import pandas as pd
 
 from kit.runs.compare import is_score
 
-__all__ = ["DROP_FIRST", "SHORT_HEADERS", "cell", "to_csv", "to_markdown", "to_text"]
+__all__ = ["DROP_FIRST", "SHORT_HEADERS", "cell", "csv_text", "to_markdown", "to_text"]
 
 
 def cell(value: Any, score: bool = False) -> str:
@@ -108,7 +108,7 @@ def to_text(df: pd.DataFrame, width: int | None = None) -> str:
     return "\n".join(lines) + "\n"
 
 
-def to_csv(df: pd.DataFrame) -> str:
+def csv_text(df: pd.DataFrame) -> str:
     """The table as CSV with the full column names, for a spreadsheet or pandas."""
     return df.to_csv(index=False, lineterminator="\n")
 

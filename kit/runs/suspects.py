@@ -26,7 +26,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from kit.io import read_json, write_text
+from kit import io
+from kit.io import read_json
 from kit.labels import HEADS, decode, heads_from_joint
 from kit.runfolder import CONFIG, VAL_PROBS, read_val_keys, read_val_probs
 from kit.sheets import picture_sheet, train_picture_files
@@ -186,9 +187,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         found = find_suspects(run, args.top)
         fixes = fixes_table(found)
-        write_text(out / "fixes.csv", fixes.to_csv(index=False, lineterminator="\n"))
+        io.write_text(out / "fixes.csv", fixes.to_csv(index=False, lineterminator="\n"))
         table = found.table[SUSPECT_COLUMNS]
-        write_text(out / "suspects.csv", table.to_csv(index=False, lineterminator="\n"))
+        io.write_text(out / "suspects.csv", table.to_csv(index=False, lineterminator="\n"))
         contact_sheet(found, out / "suspects.png", args.data_dir)
     except (ValueError, FileNotFoundError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)

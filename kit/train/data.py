@@ -2,14 +2,17 @@
 the training dataset and the loader of a frame to predict (batches are drawn by
 :mod:`kit.data.sampling`).
 
-With ``cfg.cache`` on, every picture of the data set is decoded, centre-cropped and resized
-once with :func:`prepare_file` (the steps the uncached transforms start with) into a
-memory-mapped cache (:mod:`kit.data.cache`); the datasets then read it with
-``build_transforms(cfg, prepared=True)``. Pixels are identical either way.
+With ``cfg.cache`` on, every picture of the data set is decoded, cropped (centre or face,
+``cfg.crop_mode``) and resized once by :class:`kit.faces.PreparedLoader` (the one prepare step
+of training and inference) into a memory-mapped cache (:mod:`kit.data.cache`); the datasets
+then read it with ``build_transforms(cfg, prepared=True)``. Pixels are identical either way.
+The face crop without the cache reads pictures through the same loader (it needs each
+picture's face box, which the transforms do not see), in training and in inference alike.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import shutil
@@ -24,15 +27,18 @@ import numpy as np
 import pandas as pd
 from torch.utils.data import DataLoader
 
+from kit.crops import CROP_MODES, Box
 from kit.data import read_eval, read_train, verify_images
-from kit.data.cache import ImageCache, build_cache
+from kit.data.cache import ImageCache, build_cache, cache_dir_for
 from kit.data.dataset import FlipChoice, ImageDataset, load_rgb
 from kit.data.fixture import FIXTURE, SMOKE_FIXTURE, make_fixture
 from kit.data.sampling import resolve_workers, usable_cores
+from kit.faces import FaceBoxes, PreparedLoader, prepared_loader
+from kit.pretrained import Weights
 from kit.runfolder import package_version
 from kit.splits import holdout, person_folds
 from kit.train.distributed import SINGLE, DistContext, barrier
-from kit.transforms import build_transforms, prepare
+from kit.transforms import build_transforms, normalization, prepare, prepare_key
 
 __all__ = [
     "LOADER_VERSION",
@@ -40,6 +46,7 @@ __all__ = [
     "Splits",
     "build_run_cache",
     "frame_loader",
+    "inputs_record",
     "load_splits",
     "resolve_data_dir",
     "run_paths",
@@ -48,7 +55,7 @@ __all__ = [
 
 _log = logging.getLogger("kit")
 #: Bumped when :func:`prepare_file` changes its output, so that old caches are not reused.
-LOADER_VERSION = 1
+LOADER_VERSION = 2
 #: Packages whose code computes the cached pixels (decode: pillow; crop, resize: the rest).
 _PIXEL_PACKAGES = (
     "pillow",
@@ -119,9 +126,10 @@ def load_splits(cfg: Any) -> Splits:
 
 
 # ---- the picture cache ---------------------------------------------------------------------
-def prepare_file(path: str, cfg: Any) -> np.ndarray:
-    """One picture decoded, centre-cropped and resized as ``cfg`` says: uint8 (H, W, 3)."""
-    return prepare(load_rgb(path), cfg)
+def prepare_file(path: str, cfg: Any, box: Box | None = None) -> np.ndarray:
+    """One picture decoded, cropped (around face ``box`` in face mode) and resized as ``cfg``
+    says: uint8 (H, W, 3)."""
+    return prepare(load_rgb(path), cfg, box)
 
 
 def cache_extra() -> dict[str, Any]:
@@ -139,17 +147,21 @@ def run_paths(data: Splits) -> list[str]:
 
 
 def build_run_cache(
-    cfg: Any, paths: list[str], folder: str | os.PathLike[str], progress: bool = True
-) -> ImageCache:
+    cfg: Any, paths: list[str], folder: str | os.PathLike[str], progress: bool = True,
+    loader: PreparedLoader | None = None,
+) -> ImageCache:  # fmt: skip
     """Build (or reuse) the cache in ``folder`` of ``paths`` prepared under ``cfg``'s crop and
-    size, decoding on every core."""
+    size (by ``loader``: it holds the face boxes of a face crop), decoding on every core."""
+    extra = cache_extra()
+    if loader is not None and loader.faces is not None:
+        extra["faces"] = loader.faces.file.name  # the boxes file's name carries its key
     return build_cache(
         paths,
-        partial(prepare_file, cfg=cfg),
+        loader or partial(prepare_file, cfg=cfg),
         size=tuple(cfg.image_size),
-        crop=list(cfg.crop),
+        crop=prepare_key(cfg),
         cache_dir=folder,
-        extra=cache_extra(),
+        extra=extra,
         workers=usable_cores(),
         progress=progress,
         flips=cfg.cache_flips,
@@ -159,34 +171,56 @@ def build_run_cache(
 @dataclass
 class RunPictures:
     """The picture loaders of one run. ``cache`` None: every picture is decoded from its file
-    (``train`` is ``load_rgb``, ``eval`` None); else both read the cache (prepared pictures)."""
+    (``train`` is ``load_rgb``, ``eval`` None), or prepared around its face by a
+    :class:`PreparedLoader` (face crop); else both read the cache (prepared pictures)."""
 
     train: Any
     eval: Any
     cache: ImageCache | None
+    faces: FaceBoxes | None = None  # the face boxes of a face crop
 
     @property
     def prepared(self) -> bool:
         """Whether the loaders return cropped, resized pictures (for ``prepared=True``)."""
-        return self.cache is not None
+        return self.cache is not None or isinstance(self.train, PreparedLoader)
 
     @classmethod
     def for_run(
         cls, cfg: Any, data: Splits, ctx: DistContext = SINGLE, progress: bool = True
     ) -> RunPictures:
-        """The pictures of ``data`` as ``cfg.cache`` says; with several processes, rank 0
-        builds the cache (in ``cfg.cache_dir`` or ``<data_dir>/cache``) while the others wait,
-        then they reuse it."""
-        if not cfg.cache:
+        """The pictures of ``data`` as ``cfg.cache`` and ``cfg.crop_mode`` say; with several
+        processes, rank 0 finds the face boxes and builds the cache (in ``cfg.cache_dir`` or
+        ``<data_dir>/cache``) while the others wait, then they reuse them."""
+        if not cfg.cache and not CROP_MODES.get(cfg.crop_mode).needs_boxes:
             return cls(load_rgb, None, None)
-        paths = run_paths(data)
-        folder = Path(cfg.cache_dir).expanduser() if cfg.cache_dir else data.data_dir / "cache"
+        paths, folder = run_paths(data), cache_dir_for(cfg, data.data_dir)
+
+        def build(show: bool) -> tuple[PreparedLoader, ImageCache | None]:
+            cores = usable_cores()
+            loader = prepared_loader(cfg, data.data_dir, paths, workers=cores, progress=show)
+            if not cfg.cache:
+                return loader, None
+            return loader, build_run_cache(cfg, paths, folder, progress=show, loader=loader)
+
         if ctx.is_main:
-            cache = build_run_cache(cfg, paths, folder, progress=progress)
+            loader, cache = build(progress)
         barrier(ctx)
         if not ctx.is_main:
-            cache = build_run_cache(cfg, paths, folder, progress=False)
-        return cls(FlipChoice(cache) if cfg.cache_flips else cache, cache, cache)
+            loader, cache = build(False)
+        if cache is None:
+            return cls(loader, loader, None, loader.faces)
+        return cls(FlipChoice(cache) if cfg.cache_flips else cache, cache, cache, loader.faces)
+
+
+def inputs_record(cfg: Any, weights: Weights | None, faces: FaceBoxes | None) -> dict[str, Any]:
+    """env.json's records of what a run's model starts from: the pretrained weights (source,
+    hub id or file, sha256; None from scratch), the normalisation they imply, and the face
+    boxes' found / fallback counts (face crop only)."""
+    return {
+        "weights": None if weights is None else weights.to_dict(),
+        "normalization": dataclasses.asdict(normalization(cfg)),
+        "faces": None if faces is None else faces.record(),
+    }
 
 
 # ---- datasets and loaders ------------------------------------------------------------------
@@ -205,7 +239,11 @@ def frame_loader(
     pin_memory: bool = False,
 ) -> DataLoader:  # fmt: skip
     """The rows of ``df`` in order, through ``cfg``'s evaluation transform (pictures read by
-    ``prepared``, a cache, when given); targets are -1."""
+    ``prepared``, a cache, when given); targets are -1. A face crop with no ``prepared``
+    prepares each picture around its stored face box (those of the run's data folder)."""
+    if prepared is None and CROP_MODES.get(cfg.crop_mode).needs_boxes:
+        paths = df["path"].astype(str).tolist()
+        prepared = prepared_loader(cfg, resolve_data_dir(cfg), paths, progress=False)
     _, eval_tf = build_transforms(cfg, prepared=prepared is not None)
     source = {} if prepared is None else {"loader": prepared}
     batch_size = batch_size or cfg.eval_batch_size

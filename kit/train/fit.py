@@ -28,7 +28,7 @@ from kit import io
 from kit import runfolder as rundir
 from kit.config import Config, check_registries, parse_folds
 from kit.metrics import summarize
-from kit.models import NO_WEIGHTS_FILE
+from kit.pretrained import Weights, resolve_weights
 from kit.runfolder import (
     CONFIG,
     ENV,
@@ -63,9 +63,11 @@ def fit(cfg: Config, train_transform: A.BasicTransform | None = None) -> Run:
     cfg = check(cfg)
     ctx, device = distributed.init(distributed.resolve_device(cfg.device))
     try:
+        # before any folder: weights neither cached nor downloadable fail in seconds
+        weights = resolve_weights(cfg)
         if cfg.folds is None:
-            return _fit_run(cfg, train_transform, ctx, device)
-        return _fit_folds(cfg, train_transform, ctx, device)
+            return _fit_run(cfg, train_transform, ctx, device, weights)
+        return _fit_folds(cfg, train_transform, ctx, device, weights)
     finally:
         distributed.teardown(ctx)
 
@@ -77,8 +79,6 @@ def check(cfg: Config) -> Config:
     cfg.validate()
     check_registries(cfg)  # every registry is loaded once kit.train is imported
     check_scheduler_kwargs(cfg)
-    if cfg.pretrained and cfg.pretrained_file is None:
-        raise ValueError(NO_WEIGHTS_FILE.format(model=cfg.model))
     if cfg.resume and not _nothing_to_train(cfg):
         check_resumable(cfg, Path(cfg.resume))
     return cfg
@@ -111,6 +111,7 @@ def _fit_run(
     train_transform: A.BasicTransform | None,
     ctx: distributed.DistContext,
     device: torch.device,
+    weights: Weights | None = None,
 ) -> Run:
     """One run folder, trained by this process (of one or several): rank 0 writes, prints."""
     if not ctx.is_main:
@@ -127,7 +128,7 @@ def _fit_run(
     run_dir = distributed.broadcast(
         _open_folder(cfg, cfg.name, device, ctx) if ctx.is_main else None, ctx
     )
-    job, state = Job(cfg, run_dir, device, ctx), TrainState()
+    job, state = Job(cfg, run_dir, device, ctx, weights), TrainState()
     job.write_status("running", state.epoch)
     try:
         return _finish(job, state, train_run(job, state, train_transform))
@@ -205,6 +206,7 @@ def _fit_folds(
     train_transform: A.BasicTransform | None,
     ctx: distributed.DistContext,
     device: torch.device,
+    weights: Weights | None = None,
 ) -> Run:
     """Every fold of ``cfg.folds``, then the parent's files; rank 0 plans each fold (keep,
     resume, train) and alone writes the parent."""
@@ -219,7 +221,7 @@ def _fit_folds(
         data.resolve_data_dir(cfg)  # the fixture, if any, is built once, before the first fold
         for k in wanted:
             plan = distributed.broadcast(find_fold_run(parent, k) if main else None, ctx)
-            runs[k] = _fit_fold(cfg, parent, k, plan, train_transform, ctx, device)
+            runs[k] = _fit_fold(cfg, parent, k, plan, train_transform, ctx, device, weights)
             _mark(ctx, parent, "running", len(runs))
         summary = None
         if main:
@@ -251,6 +253,7 @@ def _fit_fold(
     train_transform: A.BasicTransform | None,
     ctx: distributed.DistContext,
     device: torch.device,
+    weights: Weights | None = None,
 ) -> Run:
     """Fold ``k`` as :func:`kit.runfolder.find_fold_run` planned it: kept, resumed, or new."""
     action, found = plan
@@ -266,7 +269,7 @@ def _fit_fold(
         check_resumable(fold_cfg, found)
     else:
         _log.info("fold %d of %d: training", k, cfg.n_folds)
-    return _fit_run(fold_cfg, train_transform, ctx, device)
+    return _fit_run(fold_cfg, train_transform, ctx, device, weights)
 
 
 def _split(cfg: Config) -> pd.Series:

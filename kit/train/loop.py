@@ -33,7 +33,7 @@ from kit.data import sampling
 from kit.heads import head_spec, head_target, to_probs
 from kit.labels import NUM_CLASSES, encode
 from kit.metrics import macro_f1, summarize
-from kit.models import create_model
+from kit.models import Weights, create_model
 from kit.train import checkpoint, data, distributed
 from kit.train.checkpoint import Parts, TrainState
 from kit.train.optim import build_criterion
@@ -52,6 +52,7 @@ class Job:
     run_dir: Path
     device: torch.device
     ctx: distributed.DistContext = distributed.SINGLE
+    weights: Weights | None = None  # resolved before the run folder was made (kit.pretrained)
 
     def write_status(self, status: str, epoch: int, error: str | None = None) -> None:
         """The run's status.json (rank 0 only)."""
@@ -81,7 +82,9 @@ def train_run(job: Job, state: TrainState, train_transform: A.BasicTransform | N
     train_ds = data.train_dataset(cfg, splits.train, target, pictures, train_transform)
     train_tf, generator = train_ds.transform, torch.Generator()
     loader = sampling.train_loader(train_ds, cfg, generator, ctx.rank, ctx.world_size)
-    model = distributed.prepare_model(create_model(cfg).to(device), cfg)
+    model = distributed.prepare_model(create_model(cfg, weights=job.weights).to(device), cfg)
+    if ctx.is_main:  # what the model started from (the face counts were logged when read)
+        rundir.update_env(job.run_dir, data.inputs_record(cfg, job.weights, pictures.faces))
     criterion = build_criterion(cfg, train_ds.targets).to(device)
     parts = checkpoint.build_parts(cfg, model, optimizer_steps(loader, cfg), device)
     rows: list[dict[str, Any]] = []

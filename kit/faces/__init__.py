@@ -1,0 +1,63 @@
+"""Face crop: face boxes from a registry of detectors, stored once per data folder.
+
+``--crop-mode face`` crops every picture around its face (``--face-margin`` on each side, the
+network's aspect ratio) instead of the fixed centre share; a picture without a detected face
+gets the centre crop, and the run reports how many did. Boxes come from ``--face-detector``
+(:data:`FACE_DETECTORS`: ``skimage``, ``opencv``, ``boxes`` or a registered one), are computed
+once per data folder by :func:`face_boxes` and stored beside the image cache.
+
+``python -m kit.faces DATA_DIR [--preview out.png]`` precomputes them (docs/faces.md).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from kit.crops import CROP_MODES
+from kit.faces.detectors import (
+    FACE_DETECTORS,
+    FaceDetector,
+    image_id,
+    read_boxes,
+    register_face_detector,
+)
+from kit.faces.preview import preview
+from kit.faces.store import FaceBoxes, PreparedLoader, boxes_path, face_boxes, folder_pictures
+
+__all__ = [
+    "FACE_DETECTORS",
+    "FaceBoxes",
+    "FaceDetector",
+    "PreparedLoader",
+    "boxes_path",
+    "face_boxes",
+    "folder_pictures",
+    "image_id",
+    "prepared_loader",
+    "preview",
+    "read_boxes",
+    "register_face_detector",
+]
+
+
+def prepared_loader(
+    cfg: Any,
+    data_dir: str | os.PathLike[str],
+    paths: Sequence[str] = (),
+    workers: int = 1,
+    progress: bool = True,
+) -> PreparedLoader:
+    """The loader that prepares pictures as ``cfg`` says, for training and inference alike:
+    with ``crop_mode`` face, the boxes of the whole data folder (stored, or detected now), plus
+    those of any of ``paths`` outside it."""
+    if not CROP_MODES.get(cfg.crop_mode).needs_boxes:
+        return PreparedLoader(cfg)
+    boxes = face_boxes(cfg, data_dir, workers=workers, progress=progress)
+    extra = sorted({os.fspath(p) for p in paths} - set(boxes.boxes))
+    if extra:
+        more = face_boxes(cfg, Path(data_dir), extra, workers=workers, progress=progress)
+        boxes = FaceBoxes({**boxes.boxes, **more.boxes}, boxes.file, boxes.detector)
+    return PreparedLoader(cfg, boxes)

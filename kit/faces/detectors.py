@@ -1,0 +1,209 @@
+"""Face detectors behind one registry (``--face-detector``): name -> :class:`FaceDetector`.
+
+- ``skimage``: scikit-image's LBP frontal-face cascade, shipped inside the scikit-image wheel
+  (no download). Default: it works with every OpenCV version.
+- ``opencv``: OpenCV's Haar cascade ``haarcascade_frontalface_default.xml``, shipped inside the
+  ``opencv-python-headless`` 4.x wheels (OpenCV 5 dropped the cascades: then a clear error).
+- ``boxes``: a CSV ``image_id,x0,y0,x1,y1`` written by any external tool (MTCNN, RetinaFace,
+  by hand); ``image_id`` is the picture's path relative to the data folder.
+- anything registered with :func:`register_face_detector` (a function image -> box or None).
+
+How often each finds the fixture's faces is measured in docs/faces.md.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from kit.crops import Box
+from kit.data.dataset import load_rgb
+from kit.data.fixture import FACE_COLUMNS
+from kit.registry import Registry
+
+__all__ = [
+    "FACE_DETECTORS",
+    "FaceDetector",
+    "Finder",
+    "image_id",
+    "read_boxes",
+    "register_face_detector",
+]
+
+#: ``find(path) -> Box | None`` for one picture, made once per process by ``FaceDetector.open``.
+Finder = Callable[[str], "Box | None"]
+#: Pictures are searched at this height (boxes are scaled back): cascades are 3-4x faster on a
+#: 256-pixel picture than on a 512-pixel one and find the same faces, which fill the frame.
+_DETECT_HEIGHT = 256
+
+
+def _no_inputs(cfg: Any, root: Path) -> list[Path]:
+    return []
+
+
+@dataclass(frozen=True)
+class FaceDetector:
+    """``open(cfg, data_dir)`` -> ``find(path) -> Box | None``. ``version`` keys the stored
+    boxes (bump it when the detector changes); ``inputs(cfg, data_dir)`` names files that key
+    them too (a boxes CSV); ``parallel``: safe to run in several processes at once."""
+
+    open: Callable[[Any, Path], Finder]
+    version: str = "1"
+    inputs: Callable[[Any, Path], list[Path]] = field(default=_no_inputs)
+    parallel: bool = False
+
+
+#: face detector name -> :class:`FaceDetector` (``--face-detector``).
+FACE_DETECTORS: Registry[FaceDetector] = Registry("face_detector")
+
+
+def register_face_detector(
+    name: str, version: str = "1"
+) -> Callable[[Callable[[np.ndarray], Any]], Callable[[np.ndarray], Any]]:
+    """Decorator: ``fn(image) -> (x0, y0, x1, y1) | None`` (uint8 RGB, pixels) as detector
+    ``name``; bump ``version`` when ``fn`` changes, so stored boxes are recomputed."""
+
+    def add(fn: Callable[[np.ndarray], Any]) -> Callable[[np.ndarray], Any]:
+        def open_(cfg: Any, root: Path) -> Finder:
+            return lambda path: _as_box(fn(load_rgb(path)))
+
+        FACE_DETECTORS.register(name, FaceDetector(open_, version=f"user-{version}"))
+        return fn
+
+    return add
+
+
+def _as_box(found: Any) -> Box | None:
+    if found is None:
+        return None
+    x0, y0, x1, y1 = (round(float(v)) for v in found)
+    return (x0, y0, x1, y1) if x1 > x0 and y1 > y0 else None
+
+
+def _largest(boxes: list[Box], scale: float) -> Box | None:
+    if not boxes:
+        return None
+    x0, y0, x1, y1 = max(boxes, key=lambda b: (b[2] - b[0]) * (b[3] - b[1]))
+    return _as_box((x0 * scale, y0 * scale, x1 * scale, y1 * scale))
+
+
+def _gray(path: str) -> tuple[np.ndarray, float]:
+    """The picture in grey at :data:`_DETECT_HEIGHT` (never enlarged) and the scale back."""
+    from PIL import Image
+
+    with Image.open(path) as img:
+        gray = img.convert("L")
+    scale = max(1.0, gray.height / _DETECT_HEIGHT)
+    if scale > 1:
+        gray = gray.resize((round(gray.width / scale), round(gray.height / scale)), Image.BOX)
+    return np.asarray(gray), scale
+
+
+def _open_skimage(cfg: Any, root: Path) -> Finder:
+    from skimage import data
+    from skimage.feature import Cascade
+
+    cascade = Cascade(data.lbp_frontal_face_cascade_filename())
+
+    def find(path: str) -> Box | None:
+        gray, scale = _gray(path)
+        side = gray.shape[0]
+        found = cascade.detect_multi_scale(
+            img=gray,
+            scale_factor=1.15,
+            step_ratio=1,
+            min_size=(side // 8, side // 8),
+            max_size=(side, side),
+            min_neighbor_number=2,
+        )
+        boxes = [(d["c"], d["r"], d["c"] + d["width"], d["r"] + d["height"]) for d in found]
+        return _largest(boxes, scale)
+
+    return find
+
+
+OPENCV_CASCADE = "haarcascade_frontalface_default.xml"
+
+
+def _open_opencv(cfg: Any, root: Path) -> Finder:
+    import cv2
+
+    folder = getattr(getattr(cv2, "data", None), "haarcascades", "")
+    path = Path(folder) / OPENCV_CASCADE
+    if not hasattr(cv2, "CascadeClassifier") or not path.is_file():
+        raise ValueError(
+            f"face detector 'opencv' needs OpenCV's Haar cascades, which OpenCV {cv2.__version__} "
+            f"does not ship (OpenCV 5 dropped them); use --face-detector skimage (bundled with "
+            f"scikit-image), or install opencv-python-headless 4.x"
+        )
+    cascade = cv2.CascadeClassifier(str(path))
+
+    def find(path: str) -> Box | None:
+        gray, scale = _gray(path)
+        side = gray.shape[0]
+        found = cascade.detectMultiScale(
+            cv2.equalizeHist(gray), scaleFactor=1.05, minNeighbors=3, minSize=(side // 8,) * 2
+        )
+        return _largest([(x, y, x + w, y + h) for x, y, w, h in found], scale)
+
+    return find
+
+
+def image_id(path: str | os.PathLike[str], root: str | os.PathLike[str]) -> str:
+    """The id of a picture in a boxes file: its path relative to the data folder, with ``/``."""
+    return Path(os.path.relpath(path, root)).as_posix()
+
+
+def read_boxes(path: str | os.PathLike[str]) -> dict[str, Box | None]:
+    """``image_id -> box`` of a boxes CSV (``image_id,x0,y0,x1,y1``; empty or invalid
+    coordinates: no face). ValueError naming the file and line for a malformed row."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"face boxes file {path} not found; write one (columns {','.join(FACE_COLUMNS)}, "
+            f"image_id relative to the data folder) or pass --face-boxes PATH"
+        )
+    boxes: dict[str, Box | None] = {}
+    with open(path, newline="", encoding="utf-8") as f:
+        reader = csv.DictReader(f)
+        missing = [c for c in FACE_COLUMNS if c not in (reader.fieldnames or [])]
+        if missing:
+            raise ValueError(
+                f"{path}: face boxes file lacks columns {missing}; expected header "
+                f"{','.join(FACE_COLUMNS)}"
+            )
+        for line, row in enumerate(reader, start=2):
+            coords = [row[c].strip() for c in FACE_COLUMNS[1:]]
+            try:
+                boxes[row["image_id"].strip()] = _as_box(coords) if all(coords) else None
+            except ValueError:
+                raise ValueError(
+                    f"{path}, line {line}: face box {coords} is not four numbers "
+                    f"x0,y0,x1,y1 (leave all four empty for no face)"
+                ) from None
+    return boxes
+
+
+def _box_files(cfg: Any, root: Path) -> list[Path]:
+    if cfg.face_boxes:
+        return [Path(cfg.face_boxes).expanduser()]
+    found = [root / part / "faces.csv" for part in ("train", "eval")]
+    return [p for p in found if p.is_file()] or [root / "train" / "faces.csv"]
+
+
+def _open_boxes(cfg: Any, root: Path) -> Finder:
+    table: dict[str, Box | None] = {}
+    for path in _box_files(cfg, root):
+        table.update(read_boxes(path))
+    return lambda path: table.get(image_id(path, root))
+
+
+FACE_DETECTORS.register("skimage", FaceDetector(_open_skimage, version="1", parallel=True))
+FACE_DETECTORS.register("opencv", FaceDetector(_open_opencv, version="1", parallel=True))
+FACE_DETECTORS.register("boxes", FaceDetector(_open_boxes, version="1", inputs=_box_files))

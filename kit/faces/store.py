@@ -1,0 +1,178 @@
+"""Face boxes computed once per data folder, stored beside the image cache, and reused.
+
+``<cache folder>/faces-<key>.csv`` holds one row per picture of the data folder (training and
+eval pictures), in the boxes-file format (``image_id,x0,y0,x1,y1``, empty where no face was
+found), so it can be inspected, corrected and passed back as ``--face-boxes``. The key is
+built like the image cache's: every picture's path, size and mtime, the detector's name and
+version, and the files it reads (a boxes CSV).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+from kit import io
+from kit.crops import CROP_MODES, Box
+from kit.data import read_eval, read_train
+from kit.data.cache import cache_dir_for, files_key
+from kit.data.dataset import load_rgb
+from kit.data.fixture import FACE_COLUMNS
+from kit.faces.detectors import FACE_DETECTORS, Finder, image_id, read_boxes
+from kit.transforms import prepare
+
+__all__ = ["FaceBoxes", "PreparedLoader", "boxes_path", "face_boxes", "folder_pictures"]
+
+_log = logging.getLogger("kit")
+_CHUNK = 64  # pictures per task of the detection pool
+
+
+@dataclass(frozen=True)
+class FaceBoxes:
+    """``path -> box`` (None: no face, the crop falls back to the centre) and where stored."""
+
+    boxes: dict[str, Box | None]
+    file: Path
+    detector: str
+
+    @property
+    def found(self) -> int:
+        """Pictures with a face box."""
+        return sum(b is not None for b in self.boxes.values())
+
+    @property
+    def fallback(self) -> int:
+        """Pictures without one (centre-cropped)."""
+        return len(self.boxes) - self.found
+
+    def summary(self) -> str:
+        """``face boxes (detector x): N found, M centre-crop fallback (P%) -> file``."""
+        share = self.fallback / max(1, len(self.boxes))
+        return (
+            f"face boxes ({self.detector}): {self.found} found, {self.fallback} centre-crop "
+            f"fallback ({share:.0%}) of {len(self.boxes)} pictures; stored in {self.file}"
+        )
+
+    def record(self) -> dict[str, Any]:
+        """What the run folder keeps of them (env.json)."""
+        return {"detector": self.detector, "found": self.found, "fallback": self.fallback,
+                "file": str(self.file)}  # fmt: skip
+
+
+def folder_pictures(data_dir: str | os.PathLike[str], strict: bool = True) -> list[str]:
+    """Every training and eval picture of the data folder, sorted (the boxes' key)."""
+    frames = [read_train(data_dir, strict=strict)]
+    if (Path(data_dir) / "eval" / "info.csv").is_file():
+        frames.append(read_eval(data_dir, strict=strict))
+    return sorted({str(p) for df in frames for p in df["path"]})
+
+
+def boxes_path(cfg: Any, data_dir: str | os.PathLike[str], paths: Sequence[str]) -> Path:
+    """Where the boxes of ``paths`` found by ``cfg.face_detector`` are (or will be) stored."""
+    root = Path(data_dir)
+    detector = FACE_DETECTORS.get(cfg.face_detector)
+    inputs = [str(p) for p in detector.inputs(cfg, root) if p.is_file()]
+    spec = {"detector": cfg.face_detector, "version": detector.version, "inputs": inputs}
+    key = files_key([*paths, *inputs], spec)
+    return cache_dir_for(cfg, root) / f"faces-{cfg.face_detector}-{key}.csv"
+
+
+def _detect(
+    name: str, cfg: Any, root: Path, paths: list[str], find: Finder | None = None
+) -> list[Box | None]:
+    """One task: open the detector (once per task) unless given, and search ``paths``."""
+    find = find or FACE_DETECTORS.get(name).open(cfg, root)
+    out: list[Box | None] = []
+    for path in paths:
+        try:
+            out.append(find(path))
+        except OSError:  # an unreadable picture has no face; training reports the file
+            out.append(None)
+    return out
+
+
+def _compute(cfg: Any, root: Path, paths: list[str], workers: int, progress: bool):
+    detector = FACE_DETECTORS.get(cfg.face_detector)
+    find = detector.open(cfg, root)  # here first: a detector that cannot start fails at once
+    chunks = [paths[i : i + _CHUNK] for i in range(0, len(paths), _CHUNK)]
+    bar = tqdm(total=len(paths), desc=f"face boxes ({cfg.face_detector})", unit="img",
+               disable=not progress, leave=False)  # fmt: skip
+    found: list[Box | None] = []
+    if detector.parallel and workers > 1 and len(chunks) > 1:
+        with ProcessPoolExecutor(min(workers, len(chunks))) as pool:
+            tasks = [pool.submit(_detect, cfg.face_detector, cfg, root, c) for c in chunks]
+            for task, chunk in zip(tasks, chunks, strict=True):
+                found.extend(task.result())
+                bar.update(len(chunk))
+    else:
+        for chunk in chunks:
+            found.extend(_detect(cfg.face_detector, cfg, root, chunk, find))
+            bar.update(len(chunk))
+    bar.close()
+    return found
+
+
+def _write(path: Path, root: Path, paths: list[str], found: list[Box | None]) -> None:
+    rows = [(image_id(p, root), *(b if b is not None else ("",) * 4)) for p, b in zip(
+        paths, found, strict=True)]  # fmt: skip
+    table = pd.DataFrame(rows, columns=list(FACE_COLUMNS))
+    io.write_text(path, table.to_csv(index=False, lineterminator="\n"))
+
+
+def face_boxes(
+    cfg: Any,
+    data_dir: str | os.PathLike[str],
+    paths: Sequence[str] | None = None,
+    workers: int = 1,
+    progress: bool = True,
+) -> FaceBoxes:
+    """The face boxes of every picture of ``data_dir`` (or of ``paths``) found by
+    ``cfg.face_detector``: read from the stored file when its key matches, else detected
+    (``workers`` processes for the bundled detectors) and stored atomically."""
+    root = Path(data_dir)
+    names = sorted(set(paths)) if paths is not None else folder_pictures(root, cfg.strict_data)
+    file = boxes_path(cfg, root, names)
+    if file.is_file():
+        stored = read_boxes(file)
+        boxes = {p: stored.get(image_id(p, root)) for p in names}
+    else:
+        found = _compute(cfg, root, names, workers, progress)
+        _write(file, root, names, found)
+        boxes = dict(zip(names, found, strict=True))
+    result = FaceBoxes(boxes, file, cfg.face_detector)
+    _log.info("%s", result.summary())
+    return result
+
+
+class PreparedLoader:
+    """``loader(path)``: the picture decoded and prepared (crop of ``cfg.crop_mode`` around its
+    face box, resize) by :func:`kit.transforms.prepare`; pairs with ``prepared=True``.
+    Picklable, so DataLoader workers and the cache build can use it."""
+
+    def __init__(self, cfg: Any, boxes: FaceBoxes | None = None) -> None:
+        if boxes is None and CROP_MODES.get(cfg.crop_mode).needs_boxes:
+            raise ValueError(f"crop_mode {cfg.crop_mode!r} needs face boxes (kit.faces.face_boxes)")
+        self.cfg = cfg
+        self.faces = boxes
+        self.boxes = {} if boxes is None else boxes.boxes
+
+    @property
+    def summary(self) -> str:
+        """The found / fallback counts of the face boxes (or that none are used)."""
+        return "no face boxes (centre crop)" if self.faces is None else self.faces.summary()
+
+    def box(self, path: str) -> Box | None:
+        """The face box of ``path`` (None: none found, or not needed)."""
+        return self.boxes.get(os.fspath(path))
+
+    def __call__(self, path: str) -> np.ndarray:
+        return prepare(load_rgb(path), self.cfg, self.box(path))
