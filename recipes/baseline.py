@@ -26,20 +26,8 @@ def config() -> kit.Config:
 
 
 def main(argv: list[str] | None = None) -> None:
-    cfg = kit.parse_args(config(), argv)
-    run = kit.fit(cfg)
-    if not kit.is_main_process():
-        return  # under torchrun, rank 0 alone reports
-    s = run.summary
-    print(f"run folder: {run.run_dir}")
-    where = "out of fold" if s.get("folds") else f"at epoch {s['best_epoch']}"
-    print(
-        f"val macro F1 {s['val_macro_f1']:.4f} (accuracy {s['val_accuracy']:.4f}; "
-        f"mask {s['val_f1_mask']:.3f}, gender {s['val_f1_gender']:.3f}, age {s['val_f1_age']:.3f})"
-        f" {where}"
-    )
-    if (run.run_dir / "submission.csv").is_file():
-        print(f"submission: {run.run_dir / 'submission.csv'}")
+    # fit itself reports the run folder, its scores and the submission (once)
+    kit.fit(kit.parse_args(config(), argv))
 
 
 if __name__ == "__main__":

@@ -185,8 +185,11 @@ def _finish(job: Job, state: TrainState, done: Epochs) -> Run:
     if main and not cfg.keep_last:
         rundir.drop_last(run_dir)  # only --resume needs it, and a complete run trains no more
     _log.info(
-        "done: best epoch %d, val macro F1 %.4f (accuracy %.4f) -> %s",
-        summary["best_epoch"], summary["val_macro_f1"], summary["val_accuracy"], run_dir,
+        "done: best epoch %d, val macro F1 %.4f (accuracy %.4f; mask %.3f, gender %.3f, "
+        "age %.3f) -> %s%s",
+        summary["best_epoch"], summary["val_macro_f1"], summary["val_accuracy"],
+        summary["val_f1_mask"], summary["val_f1_gender"], summary["val_f1_age"], run_dir,
+        f"\nsubmission: {run_dir / rundir.SUBMISSION}" if splits.eval is not None else "",
     )  # fmt: skip
     return Run(run_dir, "complete", cfg, summary, summary["val_macro_f1"], summary["best_epoch"])
 

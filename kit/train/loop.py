@@ -12,7 +12,6 @@ from __future__ import annotations
 import itertools
 import logging
 import math
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,7 +24,6 @@ import numpy as np
 import pandas as pd
 import torch
 from torch import nn
-from tqdm import tqdm
 
 from kit import runfolder as rundir
 from kit.config import Config
@@ -34,6 +32,7 @@ from kit.heads import head_spec, head_target, to_probs
 from kit.labels import NUM_CLASSES, encode
 from kit.metrics import macro_f1, summarize
 from kit.models import Weights, create_model
+from kit.progress import Progress
 from kit.train import checkpoint, data, distributed
 from kit.train.checkpoint import Parts, TrainState
 from kit.train.optim import build_criterion
@@ -58,6 +57,11 @@ class Job:
         """The run's status.json (rank 0 only)."""
         if self.ctx.is_main:
             rundir.write_status(self.run_dir, status, epoch, error)
+
+    def heartbeat(self, epoch: int, progress: dict[str, Any]) -> None:
+        """status.json says "running" at ``epoch`` with where the current epoch stands."""
+        if self.ctx.is_main:
+            rundir.write_status(self.run_dir, "running", epoch, progress=progress)
 
 
 @dataclass
@@ -126,7 +130,8 @@ def _epoch(
     """Train one epoch, score the whole validation set (the same on every process), tell the
     scheduler, keep ``best.pt``: the epoch's row of metrics.csv."""
     cfg, t0 = job.cfg, time.time()
-    train_loss, lr = train_one_epoch(parts, loader, criterion, cfg, epoch)
+    heartbeat = partial(job.heartbeat, epoch - 1)
+    train_loss, lr = train_one_epoch(parts, loader, criterion, cfg, epoch, heartbeat)
     train_loss = distributed.mean(train_loss, job.ctx)
     scores, val_loss = score(val, predict(val))
     parts.scheduler.step(epoch, scores["macro_f1"])
@@ -180,11 +185,13 @@ def optimizer_steps(loader: Any, cfg: Any) -> int:
 
 
 def train_one_epoch(
-    parts: Parts, loader: Any, criterion: nn.Module, cfg: Any, epoch: int
-) -> tuple[float, float]:
+    parts: Parts, loader: Any, criterion: nn.Module, cfg: Any, epoch: int,
+    heartbeat: Callable[[dict[str, Any]], None] | None = None,
+) -> tuple[float, float]:  # fmt: skip
     """Train ``parts.trained`` for one epoch: (mean loss per image, learning rate of its last
     optimizer step). The scheduler advances once per optimizer step (``cfg.grad_accum``
-    batches), counting updates from the run's start."""
+    batches), counting updates from the run's start. Progress is shown as
+    :mod:`kit.train.progress` says, and ``heartbeat`` gets its figures."""
     model, optimizer, scaler = parts.trained, parts.optimizer, parts.scaler
     device = next(model.parameters()).device
     steps, updates = epoch_steps(loader, cfg), (epoch - 1) * optimizer_steps(loader, cfg)
@@ -193,8 +200,8 @@ def train_one_epoch(
     total, seen, lr = 0.0, 0, float(optimizer.param_groups[0]["lr"])
     seen_true: list[np.ndarray] = []
     seen_pred: list[np.ndarray] = []
-    show = not cfg.quiet and sys.stderr.isatty()
-    with tqdm(total=steps, desc=f"epoch {epoch}", leave=False, disable=not show) as bar:
+    beat = None if heartbeat is None else (lambda figures: heartbeat({"epoch": epoch, **figures}))
+    with Progress(f"epoch {epoch}/{cfg.epochs}", steps, cfg.quiet, beat) as progress:
         # islice, not a break: a break would load (and throw away) one batch too many
         for i, (images, targets) in enumerate(itertools.islice(loader, steps)):
             images, targets = images.to(device, non_blocking=True), _to_device(targets, device)
@@ -219,13 +226,14 @@ def train_one_epoch(
                 parts.scheduler.step_update(num_updates=updates)
             total += loss.item() * len(images)
             seen += len(images)
-            if show:
+            postfix = {"loss": f"{total / seen:.4f}"}
+            if progress.bar_shown:  # the running F1 costs a little each batch: only for a bar
                 true, pred = batch_labels(output, targets)
                 seen_true.append(true)
                 seen_pred.append(pred)
                 running_f1 = macro_f1(np.concatenate(seen_true), np.concatenate(seen_pred))
-                bar.set_postfix(loss=f"{total / seen:.4f}", f1=f"{running_f1:.3f}")
-            bar.update()
+                postfix["f1"] = f"{running_f1:.3f}"
+            progress.step(len(images), **postfix)
     return total / max(seen, 1), lr
 
 
