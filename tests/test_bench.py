@@ -18,7 +18,7 @@ from kit.bench.memory import PeakMemory
 def test_benchmark_runs_end_to_end_and_writes_every_phase(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)  # the fixture is built under ./data
     out = tmp_path / "bench.json"
-    argv = ["--people", "3", "--fixture-size", "48", "64", "--image-size", "32", "24",
+    argv = ["--people", "3", "--fixture-size", "64", "48", "--image-size", "32", "24",
             "--batch-size", "4", "--steps", "2", "--warmup", "1", "--repeats", "2",
             "--workers", "0", "--device", "cpu", "--json", str(out)]  # fmt: skip
     assert main(argv) == 0
@@ -45,7 +45,7 @@ def test_benchmark_runs_end_to_end_and_writes_every_phase(tmp_path, monkeypatch,
     # (1 + 2) batches of 4 drawn from the fixture's 21 pictures: 12 distinct ones are cached
     assert result["cache_build"]["pictures"] == 12
     assert {"cores", "cpu", "torch", "device"} <= set(result["machine"])
-    assert (tmp_path / "data" / "bench-48x64-3" / "train" / "train.csv").is_file()
+    assert (tmp_path / "data" / "bench-64x48-3" / "train" / "train.csv").is_file()
 
 
 def test_peak_memory_sees_an_allocation_made_during_the_phase():

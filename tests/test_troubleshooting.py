@@ -802,7 +802,7 @@ def _killed_run(ctx: Ctx) -> Path:
 @pytest.fixture(scope="module")
 def layout(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("troubleshooting") / "data"
-    return make_fixture(root, n_people=6, image_size=(12, 16), seed=0, n_eval_people=1)
+    return make_fixture(root, n_people=6, image_size=(16, 12), seed=0, n_eval_people=1)
 
 
 def test_the_page_and_the_registry_name_the_same_messages():

@@ -47,11 +47,11 @@ TARGETS: dict[str, tuple[str, str, float | None]] = {
 
 @dataclass
 class BenchOptions:
-    """What to measure; ``data_dir`` None uses a synthetic fixture at the real 384x512."""
+    """What to measure; ``data_dir`` None uses a synthetic fixture at the real size, 512x384."""
 
     data_dir: str | None = None
     people: int = 24
-    fixture_size: tuple[int, int] = (384, 512)  # (width, height), like the real pictures
+    fixture_size: tuple[int, int] = (512, 384)  # (height, width), like the real pictures
     model: str = "resnet10t"
     image_size: tuple[int, int] = (64, 48)
     batch_size: int = 32
