@@ -17,6 +17,7 @@ import shutil
 import subprocess
 import sys
 import textwrap
+from importlib import import_module
 from pathlib import Path
 
 import pytest
@@ -219,7 +220,9 @@ def test_the_public_name_checker_on_hand_written_examples():
 def test_no_public_name_repeats_a_kit_module_name():
     # importing kit.x sets the attribute x of kit to the module, hiding a name exported as x
     modules = {p.stem for p in (ROOT / "kit").iterdir() if p.suffix == ".py" or p.is_dir()}
-    assert not modules & set(kit.__all__)
+    # except a module that calls the name it hides: kit.predict, the command and the function
+    clashes = {m for m in modules & set(kit.__all__) if not callable(import_module(f"kit.{m}"))}
+    assert not clashes
 
 
 def _sources() -> list[tuple[str, str]]:

@@ -101,3 +101,13 @@ def test_kit_inference_is_not_a_command_and_points_at_kit_predict(capsys, monkey
     with pytest.raises(SystemExit) as info:
         runpy.run_module("kit.inference", run_name="__main__")
     assert info.value.code == 2 and "python -m kit.predict RUN_DIR" in capsys.readouterr().err
+
+
+def test_kit_predict_stays_the_function_after_the_command_module_is_imported(trained):
+    import kit
+    import kit.predict
+    from kit.data import read_eval
+    from kit.inference import predict
+
+    df = read_eval(trained.config.data_dir).head(4)
+    np.testing.assert_allclose(kit.predict(trained.run_dir, df), predict(trained.run_dir, df))
