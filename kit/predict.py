@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import types
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -189,17 +188,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     """``python -m kit.predict``; returns the exit code (2, one ``error:`` line: bad input)."""
     return run_cli(_main, argv, output_fix=_OUTPUT_FIX)
 
-
-class _CallableModule(types.ModuleType):
-    """``kit.predict`` is kit's public ``predict`` function and the name of this command's
-    module; importing this module sets the attribute ``kit.predict`` to it, so calling the
-    module calls the function and ``kit.predict(run_dir, df)`` works either way."""
-
-    def __call__(self, *args, **kwargs):
-        return predict(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule
 
 if __name__ == "__main__":
     sys.exit(main())
