@@ -67,7 +67,7 @@ _EXPORTS: dict[str, str] = {
     ),
     **dict.fromkeys(["fit", "is_main_process"], "kit.train"),
     "build_run_cache": "kit.train.data",
-    **dict.fromkeys(["Run", "read_run", "write_submission"], "kit.runfolder"),
+    **dict.fromkeys(["Run", "read_run", "write_submission", "write_test_probs"], "kit.runfolder"),
     **dict.fromkeys(["predict"], "kit.inference"),
     **dict.fromkeys(["predict_run", "read_inputs"], "kit.predict"),
     **dict.fromkeys(["mistakes_sheet", "picture_sheet", "worst_mistakes"], "kit.sheets"),
@@ -81,6 +81,10 @@ _EXPORTS: dict[str, str] = {
     "runs_table": "kit.runs:table",
     "diff_configs": "kit.runs:diff",
     **dict.fromkeys(["score_submission"], "kit.score"),
+    **dict.fromkeys(["tune"], "kit.tune"),
+    **dict.fromkeys(
+        ["TRACKERS", "Pruned", "Tracker", "TrackerSpec", "TrackerStart"], "kit.tracking"
+    ),
 }
 
 __all__ = sorted(_EXPORTS)

@@ -28,6 +28,7 @@ _RANGES: dict[str, _Check] = {
     "val_ratio": (lambda v: 0 < v < 1, "a number strictly between 0 and 1"),
     "age_thresholds": (lambda v: 0 < v[0] < v[1], "two increasing ages, e.g. 30 60"),
     "limit_people": (lambda v: v >= 1, "an integer >= 1"),
+    "pseudo_threshold": (lambda v: 0 <= v < 1, "a probability in [0, 1), e.g. 0.9"),
     "crop": (lambda v: all(0 < x <= 1 for x in v), "two fractions in (0, 1], e.g. 0.625 0.667"),
     "image_size": (lambda v: all(x >= 8 for x in v), "two sizes >= 8 pixels (height width)"),
     "lr": (lambda v: v > 0, "a number > 0"),

@@ -81,12 +81,21 @@ class Config:
     age_thresholds: tuple[int, int] = _f((30, 60), "training age-group boundaries (val: 30 60)")
     limit_people: int | None = _f(None, "use only the first N people (quick runs)", split=True)
     strict_data: bool = _f(True, "stop at a bad train row or picture; off: skip them, warn once")
+    pseudo_labels: str | list[str] | None = _f(  # noqa: RUF009
+        None,
+        "stage 2: confident eval predictions of this run folder, K-fold parent or "
+        "test_probs.csv (a list a,b: their mean) join training under their predicted class",
+    )
+    pseudo_threshold: float = _f(0.9, "a pseudo-label needs a top probability above this")
     seed: int = _f(42, "seed of the split, the model init, shuffling and augmentation", split=True)
     deterministic: bool = _f(True, "deterministic torch algorithms (same config = same result)")
     # model
     model: str = _f("resnet10t", "timm model name (see timm.list_models())")
     head: str = _f(
-        "single", "single (18-way), multi (mask/gender/age) or a registered head", registry="head"
+        "single",
+        "single (18-way), multi (mask/gender/age), one task (mask, gender, age) or a registered "
+        "head",
+        registry="head",
     )
     pretrained: bool = _f(
         False, "start from timm's pretrained weights (Hugging Face cache, else download)"
@@ -187,6 +196,21 @@ class Config:
         None, "boxes CSV for --face-detector boxes; none = <data>/{train,eval}/faces.csv"
     )
     face_margin: float = _f(0.4, "face crop: share of the face box added on each side")
+    # tracking and search (docs/tracking.md, docs/search.md): they mirror or tag a run, and
+    # change none of its results
+    track: str | None = _f(
+        None,
+        "experiment trackers, a comma list of tensorboard, wandb, mlflow; none = off",
+        role="run",
+        registry="tracker",
+    )
+    mlflow_uri: str | None = _f(
+        None,
+        "MLflow tracking server or store, e.g. http://host:5000; none = MLflow's default",
+        role="run",
+    )
+    study: str | None = _f(None, "the kit.tune study this run is a trial of", role="output")
+    trial: int | None = _f(None, "the trial number of this run in its study", role="output")
 
     # ---- dictionaries and files -------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:

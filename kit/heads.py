@@ -6,6 +6,10 @@ Training and inference never look at a head's name, only at its output kind
 - ``"joint"``: one ``(n, 18)`` logits tensor; trained on the 18-way class id (``cfg.loss``).
 - ``"heads"``: a dict ``{"mask": (n, 3), "gender": (n, 2), "age": (n, 3)}`` of logits; trained
   on the three ids (``cfg.head_losses`` / ``cfg.loss``, weighted by ``cfg.head_weights``).
+- ``"mask"``, ``"gender"``, ``"age"``: one task only, ``(n, 3)``, ``(n, 2)`` or ``(n, 3)``
+  logits, trained on that task's id (``cfg.loss``). Such a run's probabilities are the task's
+  (``OutputKind.task`` says which), never 18-way: the ensembler merges a mask, a gender and an
+  age run (docs/ensembling.md, "Per-task runs").
 
 So a new head of either kind is one decorated builder; ``fit``, ``predict`` and the config
 checks accept it by name:
@@ -23,6 +27,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, TypeVar
 
 import torch
@@ -40,6 +45,7 @@ __all__ = [
     "OutputKind",
     "head_spec",
     "head_target",
+    "head_task",
     "register_head",
     "to_probs",
 ]
@@ -49,13 +55,21 @@ Builder = TypeVar("Builder", bound=Callable[[int], nn.Module])
 
 @dataclass(frozen=True)
 class OutputKind:
-    """What a kind of head output is trained on and how it becomes 18-way probabilities."""
+    """What a kind of head output is trained on and how it becomes probabilities."""
 
     description: str
     #: 18-way training class id -> the target the loss compares the output with.
     target: Callable[[int], Any]
-    #: model output -> ``(n, 18)`` probabilities.
+    #: model output -> ``(n, 18)`` probabilities, or ``(n, classes of task)`` for a task kind.
     probs: Callable[[Any], torch.Tensor]
+    #: the one task (``"mask"``, ``"gender"``, ``"age"``) a per-task kind predicts; None for
+    #: kinds whose probabilities are 18-way.
+    task: str | None = None
+
+    @property
+    def width(self) -> int:
+        """Columns of :attr:`probs`: 18, or the task's number of values."""
+        return NUM_CLASSES if self.task is None else HEAD_SIZES[self.task]
 
 
 def _joint_probs(output: torch.Tensor) -> torch.Tensor:
@@ -78,6 +92,26 @@ OUTPUT_KINDS.register("joint", OutputKind("one (n, 18) logits tensor", int, _joi
 OUTPUT_KINDS.register(
     "heads", OutputKind("a dict of mask / gender / age logits", _heads_target, _heads_probs)
 )
+
+
+def _task_value(index: int, label: int) -> int:
+    return decode(label)[index]
+
+
+def _task_target(index: int) -> Callable[[int], int]:
+    return partial(_task_value, index)  # a partial, not a lambda: DataLoader workers pickle it
+
+
+for _i, _task in enumerate(HEAD_NAMES):
+    OUTPUT_KINDS.register(
+        _task,
+        OutputKind(
+            f"one (n, {HEAD_SIZES[_task]}) {_task} logits tensor",
+            _task_target(_i),
+            _joint_probs,  # a softmax over the task's values
+            task=_task,
+        ),
+    )
 
 
 @dataclass(frozen=True)
@@ -126,9 +160,15 @@ def head_target(name: str) -> Callable[[int], Any]:
     return OUTPUT_KINDS.get(head_spec(name).kind).target
 
 
+def head_task(name: str) -> str | None:
+    """The one task head ``name`` predicts (``"mask"``, ``"gender"``, ``"age"``), or None when
+    its probabilities are 18-way."""
+    return OUTPUT_KINDS.get(head_spec(name).kind).task
+
+
 def to_probs(output: torch.Tensor | Mapping[str, torch.Tensor], kind: str | None = None) -> Any:
-    """``(n, 18)`` probabilities of a head's ``output`` of ``kind`` (by default: ``"heads"``
-    for a dict, else ``"joint"``)."""
+    """Probabilities of a head's ``output`` of ``kind`` (by default: ``"heads"`` for a dict,
+    else ``"joint"``): ``(n, 18)``, or the task's ``(n, k)`` for a per-task kind."""
     if kind is None:
         kind = "heads" if isinstance(output, Mapping) else "joint"
     return OUTPUT_KINDS.get(kind).probs(output)
@@ -150,3 +190,15 @@ class MultiHead(nn.Module):
 
     def forward(self, features: torch.Tensor) -> dict[str, torch.Tensor]:
         return {h: layer(features) for h, layer in self.heads.items()}
+
+
+def _task_head(task: str) -> Callable[[int], nn.Module]:
+    def build(in_features: int) -> nn.Module:
+        return nn.Linear(in_features, HEAD_SIZES[task])
+
+    build.__doc__ = f"One linear layer to the {HEAD_SIZES[task]} {task} values (a per-task run)."
+    return build
+
+
+for _task in HEAD_NAMES:  # heads "mask", "gender", "age": one task each
+    register_head(_task, _task)(_task_head(_task))

@@ -46,7 +46,8 @@ def predict(
     tta: str = "none",
     prepared: Callable[[str], np.ndarray] | None = None,
 ) -> np.ndarray:
-    """(n, 18) probabilities for the rows of ``df`` (column ``path``), in row order.
+    """(n, 18) probabilities for the rows of ``df`` (column ``path``), in row order; a
+    per-task run (``--head mask``, ``gender`` or ``age``) gives its task's (n, 3) or (n, 2).
 
     Given a run folder, its ``best.pt`` and config are used (``cfg`` then only chooses the
     device, batch size and workers); given a model, ``cfg`` is its config (required).

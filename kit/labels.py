@@ -16,6 +16,7 @@ __all__ = [
     "HEADS",
     "HEAD_SIZES",
     "NUM_CLASSES",
+    "VALUE_NAMES",
     "AgeGroup",
     "Gender",
     "Mask",
@@ -55,6 +56,12 @@ HEAD_SIZES: dict[str, int] = {"mask": 3, "gender": 2, "age": 3}
 _MASK_NAMES = ("wear", "incorrect", "not_wear")
 _GENDER_NAMES = ("male", "female")
 _AGE_NAMES = ("<30", "30-59", ">=60")
+#: task -> the names of its values, in id order (``VALUE_NAMES["mask"][1] == "incorrect"``).
+VALUE_NAMES: dict[str, tuple[str, ...]] = {
+    "mask": _MASK_NAMES,
+    "gender": _GENDER_NAMES,
+    "age": _AGE_NAMES,
+}
 
 T = TypeVar("T")
 

@@ -21,7 +21,10 @@ __all__ = [
     "macro_f1",
     "per_class_f1",
     "report",
+    "selection_score",
     "summarize",
+    "summarize_task",
+    "task_values",
 ]
 
 
@@ -121,6 +124,33 @@ def summarize(y_true: Any, y_pred: Any) -> dict[str, Any]:
         **{f"f1_{head}": value for head, value in heads.items()},
         "confusion": cm.tolist(),
     }
+
+
+def task_values(task: str, labels: Any) -> np.ndarray:
+    """The ``task`` value (mask, gender or age group) of each 18-way class id in ``labels``."""
+    if task not in HEAD_SIZES:
+        raise ValueError(f"unknown task {task!r}; expected one of {list(HEAD_SIZES)}")
+    t, _ = _validate(labels, labels, NUM_CLASSES)
+    return decode(t)[HEADS.index(task)]
+
+
+def summarize_task(task: str, y_true: Any, y_pred: Any) -> dict[str, Any]:
+    """Scores of a per-task run: ``y_true`` are 18-way class ids, ``y_pred`` predicted values
+    of ``task``. The keys of :func:`summarize`: ``f1_<task>`` (macro F1 over the task's values)
+    and ``accuracy`` are the task's; ``macro_f1`` and the other tasks' F1 are None (a per-task
+    run predicts no class), ``confusion`` is the task's (k, k) matrix."""
+    k = HEAD_SIZES.get(task, 0)
+    t, p = _validate(task_values(task, y_true), y_pred, k)
+    cm = _confusion(t, p, k)
+    heads = {f"f1_{h}": None for h in HEADS}
+    heads[f"f1_{task}"] = float(_f1_from_confusion(cm).mean())
+    return {"macro_f1": None, "accuracy": float(np.mean(t == p)), **heads, "confusion": cm.tolist()}
+
+
+def selection_score(scores: dict[str, Any], task: str | None = None) -> float:
+    """The score a run keeps its best checkpoint by: ``macro_f1``, or for a per-task run
+    (``task``) its task's ``f1_<task>``."""
+    return float(scores["macro_f1"] if task is None else scores[f"f1_{task}"])
 
 
 def report(y_true: Any, y_pred: Any) -> str:

@@ -1,57 +1,97 @@
-"""A confusion-matrix picture drawn with PIL only (no plotting library needed).
+"""Pictures a person looks at, drawn with matplotlib.
 
-Layout, for ``n`` classes and a cell of ``cell`` pixels: the grid starts at ``(LEFT, TOP)``
-and the image is ``LEFT + n * cell + RIGHT`` wide and ``TOP + n * cell + BOTTOM`` high.
-Cell colour is the row-normalised count (share of the true class), white to dark blue; each
-cell shows its count; rows are true classes, columns predictions.
+- :func:`confusion_png`: the 18x18 confusion matrix through scikit-learn's
+  ``ConfusionMatrixDisplay`` with class names, rows true, cell colour the row share.
+- :func:`curves_png`: one run's per-epoch curves (loss, macro F1, per-head F1, learning rate)
+  from its ``metrics.csv`` rows.
+- :func:`overlay_png`: the same panels with several runs overlaid (``python -m kit.runs --plot``).
+
+Each ``*_figure`` function returns a matplotlib ``Figure`` (tests read its texts and lines);
+each ``*_png`` function writes it atomically. Figures are made with ``Figure()``, not pyplot,
+so they render with the Agg canvas whatever backend the user's session has chosen (no display
+needed, no global figure state, nothing to close).
 """
 
 from __future__ import annotations
 
+import math
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageFont
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
+from sklearn.metrics import ConfusionMatrixDisplay
 
 from kit.io import atomic_path
 from kit.labels import class_name
 
-__all__ = ["BOTTOM", "CELL", "LEFT", "RIGHT", "TOP", "confusion_png"]
+__all__ = [
+    "CURVE_PANELS",
+    "confusion_figure",
+    "confusion_png",
+    "curves_figure",
+    "curves_png",
+    "overlay_png",
+    "save_png",
+]
 
-CELL, LEFT, TOP, RIGHT, BOTTOM = 36, 200, 200, 24, 64
-_EMPTY, _FULL = np.array([255, 255, 255]), np.array([8, 48, 107])
-_GRID, _SEPARATOR = (210, 210, 210), (60, 60, 60)
+#: panel title -> the metrics.csv columns drawn in it (missing columns are skipped).
+CURVE_PANELS: dict[str, tuple[str, ...]] = {
+    "loss": ("train_loss", "val_loss"),
+    "val macro F1": ("val_macro_f1",),
+    "val F1 per head": ("val_f1_mask", "val_f1_gender", "val_f1_age"),
+    "learning rate": ("lr",),
+}
 
-
-def _font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
-    try:
-        return ImageFont.load_default(size=size)
-    except TypeError:  # Pillow < 10.1 has only the fixed bitmap font
-        return ImageFont.load_default()
-
-
-def _colour(share: float) -> tuple[int, int, int]:
-    return tuple(round(c) for c in _EMPTY + share * (_FULL - _EMPTY))
-
-
-def _centred(draw: ImageDraw.ImageDraw, box: tuple[int, int, int, int], text: str, **kw) -> None:
-    left, top, right, bottom = draw.textbbox((0, 0), text, font=kw["font"])
-    x = (box[0] + box[2] - (right - left)) / 2 - left
-    y = (box[1] + box[3] - (bottom - top)) / 2 - top
-    draw.text((x, y), text, **kw)
+Rows = Sequence[Mapping[str, Any]]
 
 
-def _column_labels(img: Image.Image, names: Sequence[str], cell: int, font) -> None:
-    """Class names above the grid, rotated to read bottom-up."""
-    strip = Image.new("RGB", (TOP - 8, len(names) * cell), "white")
-    draw = ImageDraw.Draw(strip)
-    for i, name in enumerate(names):
-        bbox = draw.textbbox((0, 0), name, font=font)
-        y = i * cell + (cell - (bbox[3] - bbox[1])) / 2 - bbox[1]
-        draw.text((4, y), name, fill="black", font=font)
-    img.paste(strip.rotate(90, expand=True), (LEFT, 4))
+def save_png(fig: Figure, path: str | os.PathLike[str]) -> Path:
+    """Write ``fig`` as a PNG at ``path`` atomically."""
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=100)
+    return Path(path)
+
+
+def confusion_figure(
+    confusion: Sequence[Sequence[int]] | np.ndarray,
+    *,
+    class_names: Sequence[str] | None = None,
+    title: str | None = None,
+) -> Figure:
+    """The ``(n, n)`` count matrix (rows true), coloured by row share, each cell its count."""
+    cm = np.asarray(confusion)
+    if cm.ndim != 2 or cm.shape[0] != cm.shape[1]:
+        raise ValueError(f"confusion must be a square matrix, got shape {cm.shape}")
+    n = len(cm)
+    names = list(class_names) if class_names is not None else [class_name(c) for c in range(n)]
+    if len(names) != n:
+        raise ValueError(f"got {len(names)} class names for {n} classes")
+    rows = cm.sum(axis=1, keepdims=True)
+    share = np.divide(cm, rows, out=np.zeros(cm.shape), where=rows > 0)
+    fig = Figure(figsize=(3 + 0.55 * n, 2.5 + 0.5 * n))
+    ax = fig.add_subplot()
+    # colour by row share, but write counts: draw the shares, then relabel the cells
+    disp = ConfusionMatrixDisplay(share, display_labels=names)
+    disp.plot(ax=ax, cmap="Blues", colorbar=False, xticks_rotation="vertical", values_format=".0f")
+    disp.im_.set_clim(0, 1)  # a full row is dark blue, whatever the largest share
+    for (i, j), text in np.ndenumerate(disp.text_):
+        text.set_text(str(int(cm[i, j])))
+        text.set_fontsize(8)
+        text.set_color("white" if share[i, j] > 0.5 else ("0.6" if cm[i, j] == 0 else "black"))
+    if n == 18:  # heavier lines between the mask groups of the 18-class layout
+        for k in (5.5, 11.5):
+            ax.axhline(k, color="0.25", lw=1.5)
+            ax.axvline(k, color="0.25", lw=1.5)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    if title:
+        ax.set_title(title)
+    fig.tight_layout()
+    return fig
 
 
 def confusion_png(
@@ -60,41 +100,60 @@ def confusion_png(
     *,
     class_names: Sequence[str] | None = None,
     title: str | None = None,
-    cell: int = CELL,
 ) -> Path:
-    """Draw the ``(n, n)`` count matrix ``confusion`` (rows true) to a PNG at ``path``."""
-    cm = np.asarray(confusion)
-    if cm.ndim != 2 or cm.shape[0] != cm.shape[1]:
-        raise ValueError(f"confusion must be a square matrix, got shape {cm.shape}")
-    n = len(cm)
-    names = (
-        list(class_names) if class_names is not None else [f"{c} {class_name(c)}" for c in range(n)]
-    )
-    if len(names) != n:
-        raise ValueError(f"got {len(names)} class names for {n} classes")
-    rows = cm.sum(axis=1, keepdims=True)
-    share = np.divide(cm, rows, out=np.zeros(cm.shape), where=rows > 0)
-    img = Image.new("RGB", (LEFT + n * cell + RIGHT, TOP + n * cell + BOTTOM), "white")
-    draw = ImageDraw.Draw(img)
-    small, label = _font(max(8, cell // 3)), _font(max(9, cell // 3 + 1))
-    for i in range(n):
-        for j in range(n):
-            x, y = LEFT + j * cell, TOP + i * cell
-            box = (x, y, x + cell, y + cell)
-            draw.rectangle(box, fill=_colour(share[i, j]), outline=_GRID)
-            ink = "white" if share[i, j] > 0.5 else ((150, 150, 150) if cm[i, j] == 0 else "black")
-            _centred(draw, box, str(int(cm[i, j])), fill=ink, font=small)
-        bbox = draw.textbbox((0, 0), names[i], font=label)
-        ty = TOP + i * cell + (cell - (bbox[3] - bbox[1])) / 2 - bbox[1]
-        draw.text((LEFT - 8 - (bbox[2] - bbox[0]), ty), names[i], fill="black", font=label)
-    # Heavier lines every 6 classes: the mask groups of the 18-class layout.
-    for k in range(0, n + 1, 6 if n == 18 else n):
-        draw.line((LEFT + k * cell, TOP, LEFT + k * cell, TOP + n * cell), fill=_SEPARATOR, width=2)
-        draw.line((LEFT, TOP + k * cell, LEFT + n * cell, TOP + k * cell), fill=_SEPARATOR, width=2)
-    _column_labels(img, names, cell, label)
-    draw.text((8, 8), "rows: true\ncolumns: predicted", fill="black", font=label)
+    """Draw :func:`confusion_figure` to a PNG at ``path``."""
+    return save_png(confusion_figure(confusion, class_names=class_names, title=title), path)
+
+
+_STYLES = ("-", "--", ":")
+
+
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def _draw_panels(axes: Sequence[Any], runs: Mapping[str, Rows]) -> None:
+    """One run: a colour per column. Several: a colour per run, a line style per column."""
+    overlay = len(runs) > 1
+    for ax, (title, columns) in zip(axes, CURVE_PANELS.items(), strict=True):
+        for k, (label, rows) in enumerate(runs.items()):
+            epochs = [r["epoch"] for r in rows]
+            for c, col in enumerate(columns):
+                if not rows or col not in rows[0] or all(_missing(r[col]) for r in rows):
+                    continue  # e.g. a per-task run has no 18-class macro F1
+                style = {"color": f"C{k}", "ls": _STYLES[c % 3]} if overlay else {"color": f"C{c}"}
+                name = f"{label} {col}" if overlay and len(columns) > 1 else (label or col)
+                ax.plot(epochs, [r[col] for r in rows], marker="o", ms=3, label=name, **style)
+        ax.set_title(title)
+        ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.grid(alpha=0.3)
+        if ax.lines:
+            ax.legend(fontsize=7)
+        else:
+            ax.text(0.5, 0.5, "not recorded", ha="center", va="center", transform=ax.transAxes)
+    if any(r.get("lr") for rows in runs.values() for r in rows):
+        axes[-1].set_yscale("log")
+
+
+def curves_figure(runs: Mapping[str, Rows], title: str | None = None) -> Figure:
+    """The :data:`CURVE_PANELS`, one line per run and column; ``runs``: label -> epoch rows."""
+    if not runs:
+        raise ValueError("no runs to plot")
+    fig = Figure(figsize=(11, 7))
+    axes = fig.subplots(2, 2)
+    _draw_panels(list(axes.flat), runs if len(runs) > 1 else {"": next(iter(runs.values()))})
     if title:
-        draw.text((LEFT, TOP + n * cell + 12), title, fill="black", font=_font(14))
-    with atomic_path(path) as tmp:
-        img.save(tmp, format="PNG")
-    return Path(path)
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def curves_png(rows: Rows, path: str | os.PathLike[str], title: str | None = None) -> Path:
+    """One run's per-epoch curves (its ``metrics.csv`` rows) as a PNG at ``path``."""
+    return save_png(curves_figure({"": rows}, title), path)
+
+
+def overlay_png(runs: Mapping[str, Rows], path: str | os.PathLike[str]) -> Path:
+    """Several runs' curves on the same panels (``runs``: label -> epoch rows)."""
+    return save_png(curves_figure(runs, f"{len(runs)} runs"), path)

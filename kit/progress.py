@@ -63,6 +63,7 @@ class Progress:
         self.first_after = first_after
         self.start = self.last = time.monotonic()
         self.done = self.images = 0
+        self.postfix: dict[str, str] = {}
         self.next_step = self._next_mark()
         notebook = in_notebook()
         self.lines = not quiet and not sys.stderr.isatty() and not notebook
@@ -86,8 +87,10 @@ class Progress:
         and at the end of a line (loss, running F1)."""
         self.done += steps
         self.images += images
-        if postfix and self.bar_shown:
-            self.bar.set_postfix(**postfix)
+        if postfix:
+            self.postfix = postfix  # lines show the latest figures
+            if self.bar_shown:
+                self.bar.set_postfix(**postfix)
         self.bar.update(steps)
         now = time.monotonic()
         if self.done >= self.steps:
@@ -103,7 +106,7 @@ class Progress:
                 "%s  %3d%% (%d/%d %s)  %.1f img/s  ETA %s%s",
                 self.desc, figures["percent"], self.done, self.steps, self.what,
                 figures["images_per_s"], _clock(figures["eta_s"]),
-                "".join(f"  {k} {v}" for k, v in postfix.items()),
+                "".join(f"  {k} {v}" for k, v in self.postfix.items()),
             )  # fmt: skip
         if self.heartbeat is not None:
             self.heartbeat(figures)

@@ -1,10 +1,12 @@
-"""Triggers of the messages of calibration, stacking, per-task merging and the label-noise
-finder, for tests/test_troubleshooting.py (kept apart so that file's registry stays short)."""
+"""Triggers of the messages of calibration, stacking, per-task merging, pseudo-labels and the
+label-noise finder, for tests/test_troubleshooting.py (kept apart so that file's registry stays
+short)."""
 
 from __future__ import annotations
 
 import contextlib
 import io
+import logging
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -13,11 +15,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from kit.data import read_eval
 from kit.ensemble import calibrate, combine, ensemble, fit_biases, fit_stacker
 from kit.ensemble.__main__ import main as ensemble_main
 from kit.ensemble.tasks import merge_heads
-from kit.runfolder import read_val_keys, write_task_probs
+from kit.runfolder import read_val_keys, write_task_probs, write_test_probs
 from kit.runs.__main__ import main as runs_main
+from kit.train import fit
+from kit.train.data import load_splits
 from tests._runfolders import Preds, RunSpec, one_hot_probs, summary, write_run
 
 N = 36
@@ -70,7 +75,48 @@ def _task(tmp: Path, task: str, k: int, prefix: str = "p") -> Path:
     return run
 
 
+def _logged(fn: Callable[[], object]) -> str:
+    """The ``kit`` logger's warnings while ``fn`` runs."""
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setLevel(logging.WARNING)
+    log = logging.getLogger("kit")
+    log.addHandler(handler)
+    try:
+        fn()
+    finally:
+        log.removeHandler(handler)
+    return stream.getvalue()
+
+
+def _eval_probs(c: Any, ids: list[str] | None = None) -> Path:
+    """A loose test_probs.csv-shaped file of the trigger layout's eval pictures (or ``ids``)."""
+    ids = list(read_eval(c.data())["image_id"]) if ids is None else ids
+    return write_test_probs(c.tmp / "stage1.csv", ids, np.full((len(ids), 18), 1 / 18))
+
+
+def _no_eval(c: Any) -> str:
+    source = _eval_probs(c)
+    (c.data() / "eval" / "info.csv").unlink()
+    return _raised(lambda: load_splits(c.cfg(pseudo_labels=str(source))))
+
+
+def _per_task_source(c: Any) -> str:
+    run = _task(c.tmp, "mask", 3)
+    return _raised(lambda: fit(c.cfg(pseudo_labels=str(run))))
+
+
 AFTER_TRAINING: dict[str, Callable[[Any], str]] = {
+    "pseudo-not-found": lambda c: _raised(lambda: fit(c.cfg(pseudo_labels=str(c.tmp / "x")))),
+    "pseudo-no-test-probs": lambda c: _raised(lambda: fit(c.cfg(pseudo_labels=str(c.tmp)))),
+    "pseudo-per-task": _per_task_source,
+    "pseudo-no-eval": _no_eval,
+    "pseudo-none-passed": lambda c: _logged(
+        lambda: load_splits(c.cfg(pseudo_labels=str(_eval_probs(c)), pseudo_threshold=0.5))
+    ),
+    "pseudo-other-eval": lambda c: _raised(
+        lambda: load_splits(c.cfg(pseudo_labels=str(_eval_probs(c, ["x.jpg"]))))
+    ),
     "calibrate-no-probs": lambda c: _printed(
         ensemble_main, [str(_run(c.tmp, "a")), "--method", "hard", "--calibrate"]
     ),

@@ -11,6 +11,7 @@ import pytest
 
 from kit.bench import PHASES, TARGETS
 from kit.bench.__main__ import main
+from kit.bench.core import sweep_workers
 from kit.bench.memory import PeakMemory
 
 
@@ -20,7 +21,8 @@ def test_benchmark_runs_end_to_end_and_writes_every_phase(tmp_path, monkeypatch,
     out = tmp_path / "bench.json"
     argv = ["--people", "3", "--fixture-size", "64", "48", "--image-size", "32", "24",
             "--batch-size", "4", "--steps", "2", "--warmup", "1", "--repeats", "2",
-            "--workers", "0", "--device", "cpu", "--json", str(out)]  # fmt: skip
+            "--workers", "0", "--device", "cpu", "--data-workers", "0", "1",
+            "--json", str(out)]  # fmt: skip
     assert main(argv) == 0
     printed = capsys.readouterr().out
     result = json.loads(out.read_text())
@@ -29,10 +31,7 @@ def test_benchmark_runs_end_to_end_and_writes_every_phase(tmp_path, monkeypatch,
     for key, phase in result["phases"].items():
         assert PHASES[key] in printed
         assert phase["images"] == 2 * 4 and phase["seconds"] > 0
-        assert len(phase["repeats_seconds"]) == 2
-        assert phase["seconds"] == pytest.approx(min(phase["repeats_seconds"]))
-        assert phase["images_per_s"] == pytest.approx(8 / phase["seconds"], rel=1e-2)
-        assert phase["peak_mib"] is None or phase["peak_mib"] >= phase["start_mib"] > 0
+        _check_phase(phase, repeats=2, images=8)
     for name, (top, bottom, target) in TARGETS.items():
         ratio = result["ratios"][name]
         expected = result["phases"][top]["images_per_s"] / result["phases"][bottom]["images_per_s"]
@@ -42,10 +41,31 @@ def test_benchmark_runs_end_to_end_and_writes_every_phase(tmp_path, monkeypatch,
         assert name in printed
     assert result["settings"]["image_size"] == [32, 24]
     assert result["settings"]["workers_resolved"] == 0
-    # (1 + 2) batches of 4 drawn from the fixture's 21 pictures: 12 distinct ones are cached
-    assert result["cache_build"]["pictures"] == 12
+    # batches are drawn from the whole data set (3 people x 7 pictures), all of it cached
+    assert result["cache_build"]["pictures"] == 21
+    assert list(result["data_workers"]) == ["0", "1"]
+    for workers, phase in result["data_workers"].items():
+        _check_phase(phase, repeats=2, images=8)
+        assert phase["label"] in printed and f"{workers} workers" in phase["label"]
     assert {"cores", "cpu", "torch", "device"} <= set(result["machine"])
     assert (tmp_path / "data" / "bench-64x48-3" / "train" / "train.csv").is_file()
+
+
+def _check_phase(phase: dict, repeats: int, images: int) -> None:
+    times = phase["repeats_seconds"]
+    assert len(times) == repeats and phase["seconds"] > 0
+    assert phase["seconds"] == pytest.approx(float(np.median(times)), abs=2e-6)  # the median
+    assert phase["images_per_s"] == pytest.approx(images / phase["seconds"], rel=1e-2)
+    lo, hi = phase["images_per_s_range"]
+    assert lo == pytest.approx(images / max(times), rel=1e-2)
+    assert hi == pytest.approx(images / min(times), rel=1e-2)
+    assert phase["peak_mib"] is None or phase["peak_mib"] >= phase["start_mib"] > 0
+
+
+def test_sweep_counts_double_up_to_the_cores():
+    assert sweep_workers(1) == (0, 1)
+    assert sweep_workers(6) == (0, 1, 2, 4, 6)
+    assert sweep_workers(16) == (0, 1, 2, 4, 8, 16)
 
 
 def test_peak_memory_sees_an_allocation_made_during_the_phase():

@@ -12,18 +12,24 @@ import sys
 import textwrap
 import threading
 import time
+from functools import partial
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 import torch
+from filelock import FileLock
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
+from kit.cache import main as cache_main
+from kit.config import Config
 from kit.data.cache import ImageCache, build_cache, image_key, load_cache
 from kit.io import OutputError
+from kit.transforms import _resize_step, prepare
 
 ROOT = Path(__file__).resolve().parents[1]
 SIZE = (12, 16)  # (height, width) of a cached picture
@@ -223,11 +229,30 @@ def test_sigkill_mid_build_leaves_no_cache_and_temp_is_cleaned(images, tmp_path)
     assert list(folder.glob(f".{key}.npy.*.tmp")), "the killed build left its temporary file"
     assert _final_files(folder) == [] and load_cache(folder, key) is None
 
+    # the next build of any key in the folder removes it (the killed build's lock is free) ...
+    small = (6, 8)
+    other = build(images, partial(crop_resize, size=small), folder, size=small)
+    assert not list(folder.glob(f".{key}.*.tmp")) and other.key != key
     load = Counting()
     cache = build(images, load, folder)
     assert load.calls == 20
     np.testing.assert_array_equal(stack(cache), reference(images))
     assert not list(folder.glob("*.tmp")), "leftovers of the killed build are cleaned up"
+
+
+def test_a_live_builds_temporary_files_are_kept_by_other_builds(images, tmp_path):
+    folder = tmp_path / "c"
+    folder.mkdir()
+    live, dead = "a" * 32, "b" * 32
+    for key in (live, dead):
+        (folder / f".{key}.npy.x1y2.tmp").write_bytes(b"partial")
+    (folder / f".{dead}_flip.npy.x3.tmp").write_bytes(b"partial")
+    (folder / "notes.tmp").write_text("not kit's")
+    with FileLock(folder / f".{live}.lock"):  # another process building `live` right now
+        build(images, Counting(), folder)
+    names = sorted(p.name for p in folder.glob("*.tmp")) + [p.name for p in folder.glob(".*.tmp")]
+    assert f".{live}.npy.x1y2.tmp" in names and "notes.tmp" in names
+    assert not [n for n in names if dead in n]
 
 
 def test_leftover_temp_and_uncommitted_files_are_not_used(images, tmp_path):
@@ -344,3 +369,90 @@ def test_bad_arguments(images, tmp_path):
     cache = build(images, crop_resize, tmp_path)
     with pytest.raises(KeyError, match="not in image cache"):
         cache.index_of("elsewhere.png")
+
+
+# ---- python -m kit.cache --list / --prune ----------------------------------------------------
+def _states(capsys) -> dict[str, str]:
+    out = capsys.readouterr().out
+    return dict(re.findall(r"^([0-9a-f]{32})\s+(\w+)", out, re.M))
+
+
+def test_list_and_prune_show_then_remove_only_old_caches(images, tmp_path, capsys):
+    folder = tmp_path / "c"
+    old = build(images[10:], cache_dir=folder, extra={"loader": 1})  # then kit's loader changed
+    new = build(images[10:], cache_dir=folder, extra={"loader": 2})
+    moved = build(images[:5], cache_dir=folder)
+    partial_key = build(images[5:9], cache_dir=folder).key
+    (folder / f"{partial_key}.json").unlink()  # an interrupted build
+    Image.fromarray(np.zeros((24, 32, 3), np.uint8)).save(images[0])  # a picture replaced
+    os.utime(images[0], ns=(1, 1))
+    (folder / f".{'c' * 32}.npy.x.tmp").write_bytes(b"killed")
+    before = sorted(p.name for p in folder.iterdir())
+
+    assert cache_main(["--list", str(folder)]) == 0
+    states = _states(capsys)
+    assert states == {
+        old.key: "superseded",
+        new.key: "ok",
+        moved.key: "stale",
+        partial_key: "partial",
+        "c" * 32: "leftover",
+    }
+    assert cache_main(["--prune", str(folder)]) == 0  # lists, deletes nothing
+    assert set(_states(capsys)) == set(states) - {new.key}
+    assert sorted(p.name for p in folder.iterdir()) == before
+
+    assert cache_main(["--prune", str(folder), "--yes"]) == 0
+    left = sorted(p.name for p in folder.iterdir())
+    assert left == sorted([f".{new.key}.lock", f"{new.key}.npy", f"{new.key}.json"])
+    assert load_cache(folder, new.key) is not None
+
+
+def test_prune_keeps_a_cache_being_built(images, tmp_path, capsys):
+    folder = tmp_path / "c"
+    folder.mkdir()
+    busy = "d" * 32
+    (folder / f".{busy}.npy.x.tmp").write_bytes(b"live")
+    with FileLock(folder / f".{busy}.lock"):
+        assert cache_main(["--list", str(folder)]) == 0
+        assert _states(capsys)[busy] == "building"
+        assert cache_main(["--prune", str(folder), "--yes"]) == 0
+    assert (folder / f".{busy}.npy.x.tmp").exists()
+
+
+def test_cache_command_names_a_missing_folder(tmp_path, capsys):
+    assert cache_main(["--list", str(tmp_path / "nope")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "no such cache folder" in err and "nope" in err
+
+
+# ---- the picture preparation the cache stores ------------------------------------------------
+@pytest.mark.parametrize(
+    ("size", "interpolation"), [((224, 224), cv2.INTER_LINEAR), ((64, 48), cv2.INTER_AREA)]
+)
+def test_prepare_shrinks_bilinear_below_2x_and_by_area_from_2x(size, interpolation):
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 256, (512, 384, 3), dtype=np.uint8)
+    cfg = Config(image_size=size, crop=(0.625, 0.667))
+    top, left = (512 - 320) // 2, (384 - 256) // 2
+    crop = image[top : top + 320, left : left + 256]
+    expected = cv2.resize(crop, size[::-1], interpolation=interpolation)
+    np.testing.assert_array_equal(prepare(image, cfg), expected)
+
+
+def test_prepare_builds_its_resize_once_per_geometry():
+    _resize_step.cache_clear()
+    image = np.zeros((40, 30, 3), np.uint8)
+    for _ in range(5):
+        prepare(image, Config(image_size=(16, 12)))
+    prepare(image, Config(image_size=(8, 8)))
+    info = _resize_step.cache_info()
+    assert (info.misses, info.hits) == (2, 4)
+
+
+def test_prepare_enlarges_with_the_weights_interpolation():
+    image = np.random.default_rng(1).integers(0, 256, (40, 30, 3), dtype=np.uint8)
+    cfg = Config(image_size=(64, 48), crop=(1.0, 1.0))
+    np.testing.assert_array_equal(
+        prepare(image, cfg), cv2.resize(image, (48, 64), interpolation=cv2.INTER_LINEAR)
+    )

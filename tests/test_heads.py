@@ -115,7 +115,8 @@ def test_to_probs_reads_the_output_by_kind():
 
 
 def test_registry_errors_name_the_head_and_what_is_valid(new_heads):
-    with pytest.raises(ValueError, match=r"kind 'logits'.*valid: \['heads', 'joint'\]"):
+    valid = r"\['age', 'gender', 'heads', 'joint', 'mask'\]"
+    with pytest.raises(ValueError, match=r"kind 'logits'.*valid: " + valid):
         register_head("x_head", kind="logits")
     with pytest.raises(ValueError, match="'single_dropout' is already registered"):
         register_head("single_dropout", kind="joint")(nn.Identity)

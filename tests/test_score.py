@@ -1,4 +1,4 @@
-"""kit.score and kit.plot: scores against sklearn, the confusion PNG, bad submissions."""
+"""kit.score: scores against sklearn, the confusion PNG, bad submissions (kit.plot: test_plot)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,6 @@ from sklearn.metrics import accuracy_score, f1_score
 from sklearn.metrics import confusion_matrix as sk_confusion
 
 from kit import io as kio
-from kit.plot import BOTTOM, CELL, LEFT, RIGHT, TOP, confusion_png
 from kit.runfolder import VAL_CONFUSION
 from kit.score import main as score_main
 from kit.score import score_submission
@@ -71,23 +70,7 @@ def test_cli_prints_scores_and_writes_png(files):
         img.verify()
     with Image.open(png) as img:
         assert img.format == "PNG"
-        assert img.size == (LEFT + 18 * CELL + RIGHT, TOP + 18 * CELL + BOTTOM)
-
-
-def test_png_colours_follow_row_shares(tmp_path):
-    cm = np.zeros((18, 18), int)
-    cm[0, 0] = 5  # row 0 entirely on the diagonal
-    cm[1, 1], cm[1, 2] = 1, 3  # row 1: a quarter / three quarters
-    path = confusion_png(cm, tmp_path / "cm.png", cell=20, title="t")
-    with Image.open(path) as img:
-        assert img.size == (LEFT + 18 * 20 + RIGHT, TOP + 18 * 20 + BOTTOM)
-        rgb = img.convert("RGB")
-
-        def corner(i: int, j: int) -> tuple[int, int, int]:  # inside the cell, away from text
-            return rgb.getpixel((LEFT + j * 20 + 3, TOP + i * 20 + 3))
-
-        assert corner(0, 1) == (255, 255, 255)
-        assert sum(corner(0, 0)) < sum(corner(1, 2)) < sum(corner(1, 1)) < 3 * 255
+        assert min(img.size) >= 18 * 40  # room for 18 readable rows and columns
 
 
 @pytest.mark.parametrize(

@@ -35,7 +35,9 @@ from torch import nn
 
 import kit.runfolder as rundir
 import kit.train.checkpoint as checkpoint
+import kit.tune as kit_tune
 from kit import io as kio
+from kit.cache import main as cache_main
 from kit.config import Config
 from kit.data import load_fixes, read_eval, read_train, verify_images
 from kit.data.cache import build_cache
@@ -54,10 +56,14 @@ from kit.recipe import parse_args
 from kit.runfolder import write_submission
 from kit.runs.__main__ import main as runs_main
 from kit.score import main as score_main
+from kit.tracking import base as tracking_base
 from kit.train import fit
 from kit.train.checkpoint import load as load_checkpoint
 from kit.train.data import load_splits
 from kit.transforms import build_transforms
+from kit.tune import study as tune_study
+from kit.tune.__main__ import main as tune_main
+from kit.tune.space import parse_space
 from tests._after_training_triggers import AFTER_TRAINING
 from tests._runfolders import Preds, RunSpec, one_hot_probs, summary, write_run
 
@@ -682,11 +688,37 @@ TRIGGERS: dict[str, Trigger] = {
     ),
     # the run ledger
     "ledger-no-folder": lambda c: printed(runs_main, [str(c.tmp / "nope")]),
+    "cache-no-folder": lambda c: printed(cache_main, ["--list", str(c.tmp / "nope")]),
     "ledger-unknown-run": lambda c: printed(
         runs_main, [str(_member(c, "a").parent), "--vs", "nope"]
     ),
     "ledger-sort": lambda c: printed(runs_main, [str(_member(c, "a").parent), "--sort", "nope"]),
     "ledger-killed-run": lambda c: printed(runs_main, [str(_killed_run(c).parent)]),
+    # tracking and search (docs/tracking.md, docs/search.md)
+    "track-unknown": lambda c: raised(lambda: c.cfg(track="tensorbord").validate()),
+    "track-missing-package": lambda c: _without_wandb(c),
+    "track-failed": lambda c: _mlflow_server_gone(c),
+    "track-ids-file": lambda c: raised(lambda: _bad_tracker_ids(c)),
+    "tune-param-format": lambda c: raised(lambda: parse_space(["lr"])),
+    "tune-param-field": lambda c: raised(lambda: parse_space(["lrr=1:2"])),
+    "tune-param-range": lambda c: raised(lambda: parse_space(["lr=1e-2:1e-4"])),
+    "tune-param-log": lambda c: raised(lambda: parse_space(["lr=log:0:1"])),
+    "tune-param-number": lambda c: raised(lambda: parse_space(["lr=a:b"])),
+    "tune-param-field-kind": lambda c: raised(lambda: parse_space(["image_size=1:2"])),
+    "tune-param-value": lambda c: printed(
+        tune_main, [RECIPE, "--trials", "1", "--param", "loss=focall", *_tune_out(c)]
+    ),
+    "tune-recipe-missing": lambda c: printed(
+        tune_main, [str(c.tmp / "nope.py"), "--trials", "1", "--param", "lr=1e-3"]
+    ),
+    "tune-recipe-config": lambda c: printed(
+        tune_main, [_not_a_recipe(c), "--trials", "1", "--param", "lr=1e-3", *_tune_out(c)]
+    ),
+    "tune-folds": lambda c: raised(lambda: kit_tune.run(c.cfg(folds="all"), {"lr": "1e-3"}, 1)),
+    "tune-trial-died": lambda c: logged(lambda: _rerun_killed_trial(c)),
+    "ledger-plot-empty": lambda c: printed(
+        runs_main, [str(_run_without_epochs(c)), "--plot", str(c.tmp / "x.png")]
+    ),
     "ledger-skipped-run": lambda c: printed(runs_main, [str(_damaged_config(c))]),
     "ledger-baseline-choice": lambda c: printed(runs_main, [str(_twice(c)), "--vs", "a"]),
     "ledger-columns-unknown": lambda c: printed(
@@ -722,6 +754,62 @@ TRIGGERS: dict[str, Trigger] = {
     ),
 }
 TRIGGERS.update(AFTER_TRAINING)  # calibration, stacking, per-task merge, label-noise finder
+
+RECIPE = str(ROOT / "recipes" / "baseline.py")
+
+
+def _tune_out(ctx: Ctx) -> list[str]:
+    return ["--output-dir", str(ctx.tmp / "runs")]
+
+
+def _without_wandb(ctx: Ctx) -> str:
+    real = tracking_base.importlib.util.find_spec
+    ctx.mp.setattr(
+        tracking_base.importlib.util, "find_spec", lambda n: None if n == "wandb" else real(n)
+    )
+    return raised(lambda: ctx.cfg(track="tensorboard,wandb").validate())
+
+
+def _mlflow_server_gone(ctx: Ctx) -> str:
+    """A run tracked to an MLflow server that is not (or no longer) there."""
+    ctx.mp.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    with socket.socket() as s:  # a free port: nothing listens there
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    return logged(lambda: fit(ctx.cfg(track="mlflow", mlflow_uri=f"http://127.0.0.1:{port}")))
+
+
+def _bad_tracker_ids(ctx: Ctx) -> None:
+    (ctx.tmp / rundir.TRACKER_IDS).write_text("[1]")
+    rundir.read_tracker_ids(ctx.tmp)
+
+
+def _not_a_recipe(ctx: Ctx) -> str:
+    path = ctx.tmp / "recipe.py"
+    path.write_text("NAME = 'no config() here'\n")
+    return str(path)
+
+
+def _rerun_killed_trial(ctx: Ctx) -> None:
+    """A study whose trial 0 was left running by a worker process that has since ended."""
+    import optuna
+
+    ended = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                           capture_output=True, text=True, check=True)  # fmt: skip
+    cfg = ctx.cfg()
+    storage = tune_study.default_storage(cfg.output_dir)
+    study = optuna.create_study(study_name=cfg.name, storage=storage, direction="maximize")
+    trial = study.ask({"lr": optuna.distributions.CategoricalDistribution([1e-3])})
+    trial.set_user_attr("pid", int(ended.stdout))
+    trial.set_user_attr("host", socket.gethostname())
+    kit_tune.run(cfg, {"lr": "1e-3"}, 1)
+
+
+def _run_without_epochs(ctx: Ctx) -> Path:
+    run = ctx.tmp / "runs" / "20240101-000000_early"
+    run.mkdir(parents=True)
+    (run / "status.json").write_text(json.dumps({"status": "failed", "epoch": 0}))
+    return run.parent
 
 
 def _damaged_config(ctx: Ctx) -> Path:

@@ -51,7 +51,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=_positive, default=d.steps, help="timed batches per phase")
     p.add_argument("--warmup", type=int, default=d.warmup, help="untimed batches first")
     p.add_argument("--threads", type=_positive, default=None, help="torch compute threads")
-    p.add_argument("--repeats", type=_positive, default=d.repeats, help="fastest one is reported")
+    p.add_argument("--repeats", type=_positive, default=d.repeats,
+                   help="the median is reported, with the fastest and slowest")  # fmt: skip
+    p.add_argument("--data-workers", type=_workers, nargs="+", default=None, metavar="N",
+                   help="data-only sweep (default 0 1 2 4 .. cores)")  # fmt: skip
     p.add_argument("--device", default=d.device, help="auto, cpu, cuda, cuda:1, mps")
     p.add_argument("--amp", action=argparse.BooleanOptionalAction, default=d.amp)
     p.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=False)
@@ -67,6 +70,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     out = args.pop("json")
     if args["warmup"] < 0:
         raise SystemExit("--warmup must be >= 0")
+    if args["data_workers"] is not None:
+        if "auto" in args["data_workers"]:
+            raise SystemExit("--data-workers takes worker counts (integers >= 0), not auto")
+        args["data_workers"] = tuple(args["data_workers"])
     opts = BenchOptions(**{**args, "image_size": tuple(args["image_size"]),
                            "fixture_size": tuple(args["fixture_size"])})  # fmt: skip
     result = run_benchmark(opts, log=lambda line: print(line, file=sys.stderr, flush=True))

@@ -83,6 +83,8 @@ def limit_batches(df: pd.DataFrame, cfg: Any, cache: ImageCache) -> Iterator[Any
     _, eval_tf = build_transforms(cfg, prepared=True)
     dataset = ImageDataset(df.iloc[: cfg.batch_size], eval_tf, "label", loader=cache)
     images, targets = next(iter(DataLoader(dataset, batch_size=cfg.batch_size)))
+    if torch.cuda.is_available():  # like the loader's batches: the copy to the GPU is timed too
+        images, targets = images.pin_memory(), targets.pin_memory()
     return itertools.repeat((images, targets))
 
 

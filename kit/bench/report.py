@@ -11,6 +11,15 @@ def _num(value: Any, spec: str) -> str:
     return "n/a" if value is None else format(value, spec)
 
 
+def _line(p: dict[str, Any], share: float | None) -> str:
+    lo, hi = p.get("images_per_s_range") or (None, None)
+    spread = f"{_num(lo, '.1f')}-{_num(hi, '.1f')}"
+    return (
+        f"{p['label']:<46} {_num(p['images_per_s'], '10.1f')} {spread:>15} "
+        f"{_num(share, '8.2f')} {_num(p['peak_mib'], '9.0f')}"
+    )
+
+
 def format_report(result: dict[str, Any]) -> str:
     """A plain-text table of ``run_benchmark``'s result, then the ratios and their targets."""
     s, m = result["settings"], result["machine"]
@@ -18,22 +27,23 @@ def format_report(result: dict[str, Any]) -> str:
     lines = [
         f"kit.bench: {s['model']} at {height}x{width}, batch {s['batch_size']}, "
         f"{s['workers_resolved']} workers ({s['workers']}), {s['steps']} timed steps after "
-        f"{s['warmup']} (fastest of {s['repeats']} repeats), device {m['device']}, "
+        f"{s['warmup']} (median of {s['repeats']} repeats), device {m['device']}, "
         f"amp {s['amp']}, channels_last {s['channels_last']}",
         f"machine: {m['cores']} cores, {m['cpu']}, torch {m['torch']} "
         f"({m['torch_threads']} threads)" + (f", {m['gpu']}" if m["gpu"] else ""),
         f"data: {result['data_dir']}; cache of {result['cache_build']['pictures']} pictures "
         f"built in {result['cache_build']['seconds']:.1f} s",
         "",
-        f"{'phase':<46} {'images/s':>10} {'vs (a)':>8} {'peak MiB':>9}",
+        f"{'phase':<46} {'images/s':>10} {'min-max':>15} {'vs (a)':>8} {'peak MiB':>9}",
     ]
     limit = result["phases"]["train_limit"]["images_per_s"]
     for key, p in result["phases"].items():
         share = p["images_per_s"] / limit if key.startswith("train") and limit else None
-        lines.append(
-            f"{p['label']:<46} {_num(p['images_per_s'], '10.1f')} "
-            f"{_num(share, '8.2f')} {_num(p['peak_mib'], '9.0f')}"
-        )
+        lines.append(_line(p, share))
+    sweep = result.get("data_workers") or {}
+    if sweep:
+        lines += ["", "the data side alone, per worker count (no model at all):"]
+        lines += [_line(p, None) for p in sweep.values()]
     lines.append("")
     for name, r in result["ratios"].items():
         verdict = ""

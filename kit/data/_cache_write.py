@@ -1,9 +1,16 @@
-"""Writing an image cache: the build lock, leftover clean-up, parallel decode into a memmap."""
+"""Writing an image cache: the build lock, leftover clean-up, parallel decode into a memmap.
+
+The lock is ``filelock.FileLock`` on ``.<key>.lock`` (an OS lock: a killed build releases it,
+and it works on Windows and macOS as on Linux). Holding a key's lock proves no live build
+writes that key's temporary files, which is how any build in a folder tells a killed build's
+pre-allocated leftovers from a running one's.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import os
+import re
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from functools import partial
@@ -11,17 +18,25 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from filelock import FileLock, Timeout
 
 from kit.io import OutputError, atomic_path
 from kit.progress import Progress
 from kit.registry import Registry
 
-try:
-    import fcntl
-except ImportError:  # Windows: builds of one key are then not serialised
-    fcntl = None  # type: ignore[assignment]
+__all__ = [
+    "EXECUTORS",
+    "build_lock",
+    "clean_leftovers",
+    "lock_path",
+    "temp_files",
+    "write_flips",
+    "write_images",
+]
 
-__all__ = ["EXECUTORS", "build_lock", "clean_leftovers", "write_flips", "write_images"]
+#: kit.io.atomic_path's temporary names for a key's files: ``.<key>[_flip].npy.<random>.tmp``
+#: and ``.<key>.json.<random>.tmp``; group 1 is the key.
+_TEMP = re.compile(r"^\.([0-9a-f]{32})(?:_flip)?\.(?:npy|json)\..+\.tmp$")
 
 #: ``build_cache(executor=...)`` name -> pool. Threads suit PIL / OpenCV loaders (they release
 #: the GIL while decoding and resizing) and take any callable; processes need a picklable load.
@@ -32,12 +47,18 @@ EXECUTORS.register("process", ProcessPoolExecutor)
 _CHUNK = 256  # rows copied per step when writing flips: bounded memory, few calls
 
 
+def lock_path(root: Path, key: str) -> Path:
+    """``root/.<key>.lock``: held by whoever builds ``key``."""
+    return root / f".{key}.lock"
+
+
 @contextlib.contextmanager
 def build_lock(root: Path, key: str) -> Iterator[None]:
-    """Hold an exclusive lock on ``root/.<key>.lock`` (released by the OS even on SIGKILL)."""
+    """Hold the exclusive lock of ``key`` in ``root`` (released by the OS even on SIGKILL)."""
     try:
         root.mkdir(parents=True, exist_ok=True)
-        fd = os.open(root / f".{key}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+        lock = FileLock(lock_path(root, key))
+        lock.acquire()
     except OSError as err:
         raise OutputError(
             err.errno or 0,
@@ -45,19 +66,44 @@ def build_lock(root: Path, key: str) -> Iterator[None]:
             f"choose a writable cache folder, or train without the cache (--no-cache).",
         ) from err
     try:
-        if fcntl is not None:
-            fcntl.flock(fd, fcntl.LOCK_EX)
         yield
     finally:
-        os.close(fd)  # closing releases the flock
+        lock.release()
 
 
-def clean_leftovers(root: Path, key: str) -> None:
-    """Delete temporary files of earlier, interrupted builds of ``key`` (call under the lock:
-    holding it proves no live build owns them)."""
-    for name in (f"{key}.npy", f"{key}_flip.npy", f"{key}.json"):
-        for tmp in root.glob(f".{name}.*.tmp"):  # kit.io.atomic_path's temporary names
-            tmp.unlink(missing_ok=True)
+def temp_files(root: Path) -> dict[str, list[Path]]:
+    """Temporary files of cache builds in ``root``, by key."""
+    found: dict[str, list[Path]] = {}
+    with contextlib.suppress(OSError):
+        for entry in os.scandir(root):
+            if m := _TEMP.match(entry.name):
+                found.setdefault(m.group(1), []).append(root / entry.name)
+    return found
+
+
+def clean_leftovers(root: Path, key: str) -> list[Path]:
+    """Delete the temporary files of interrupted builds in ``root`` (call holding ``key``'s
+    lock): ``key``'s own, and any other key's whose lock is free (no live build owns them).
+    Returns the files deleted."""
+    removed = []
+    for other, files in sorted(temp_files(root).items()):
+        if other == key or not lock_path(root, other).exists():  # no lock file: no live build
+            removed += _unlink(files)
+            continue
+        try:
+            with FileLock(lock_path(root, other), timeout=0):
+                removed += _unlink(files)
+        except Timeout:  # that key is being built right now: its files are live
+            continue
+        except OSError:  # a read-only lock file, say: leave that key alone
+            continue
+    return removed
+
+
+def _unlink(files: list[Path]) -> list[Path]:
+    for f in files:
+        f.unlink(missing_ok=True)
+    return files
 
 
 def _load_checked(load: Callable[[str], Any], shape: tuple[int, ...], path: str) -> np.ndarray:

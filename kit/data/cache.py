@@ -6,10 +6,13 @@ Files in ``cache_dir`` for one key (see :func:`image_key`):
 - ``<key>_flip.npy``: the same rows flipped left-right (only when built with ``flips=True``).
 - ``<key>.json``: :class:`CacheMeta`. Written last, so it is the commit marker: without a json
   saying ``"complete": true`` there is no cache, whatever ``.npy`` files lie around.
-- ``.<key>.lock``: empty; makes concurrent builds of one key wait for each other.
+- ``.<key>.lock``: empty; its ``filelock`` makes concurrent builds of one key wait for each
+  other, and tells any build in the folder whether a key's temporary files are live.
 
 Arrays are written under temporary names and renamed only once complete and flushed
-(``kit.io.atomic_path``), so an interrupted build never leaves a file under a final name.
+(``kit.io.atomic_path``), so an interrupted build never leaves a file under a final name; the
+next build of any key in the folder deletes a killed build's temporary files (their key's lock
+is free). ``python -m kit.cache --list / --prune`` shows and removes old caches.
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ __all__ = [
     "files_key",
     "image_key",
     "load_cache",
+    "read_meta",
 ]
 
 #: Bumped when the file layout changes, so old caches miss instead of being misread.
@@ -187,7 +191,8 @@ class ImageCache:
         return f"ImageCache({self.path}, {len(self)} x {h}x{w}{flips})"
 
 
-def _read_meta(path: Path) -> CacheMeta | None:
+def read_meta(path: Path) -> CacheMeta | None:
+    """The :class:`CacheMeta` in the json ``path``, or None when absent or damaged."""
     try:
         raw = read_json(path)
         meta = CacheMeta(**raw)
@@ -207,7 +212,7 @@ def _npy_shape(path: Path) -> tuple[int, ...] | None:
 def load_cache(cache_dir: str | os.PathLike[str], key: str) -> ImageCache | None:
     """The complete cache ``key`` in ``cache_dir``, or None when absent, partial or damaged."""
     root = Path(cache_dir)
-    meta = _read_meta(root / f"{key}.json")
+    meta = read_meta(root / f"{key}.json")
     if meta is None or meta.key != key or meta.complete is not True or meta.format != FORMAT:
         return None
     cache = ImageCache(root / f"{key}.npy", meta)

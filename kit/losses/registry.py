@@ -112,7 +112,7 @@ def _check(value: Any, field: str | None, cfg: Any) -> None:
     if cfg is None or field != "loss":
         return
     kind = head_spec(cfg.head).kind
-    if kind == "joint":
+    if kind != "heads":  # one loss over one output: 18-way or a single task
         _named("config field 'loss_kwargs'", lambda: check_spec(cfg.loss, cfg.loss_kwargs))
     elif kind == "heads":
         for head, kw in cfg.loss_kwargs.items():

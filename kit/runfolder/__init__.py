@@ -26,6 +26,7 @@ from kit.runfolder.kfold import find_fold_run, mean_test_probs, merge_oof, write
 from kit.runfolder.names import (
     BEST,
     CONFIG,
+    CURVES_PNG,
     ENV,
     EPOCH_COLUMNS,
     EXTRA_FILES,
@@ -35,6 +36,9 @@ from kit.runfolder.names import (
     LAST,
     METRICS,
     PROB_COLUMNS,
+    PSEUDO_COLUMNS,
+    PSEUDO_LABELS,
+    PSEUDO_SUMMARY_KEY,
     RECIPE,
     RUN_FILES,
     SCORE_COLUMNS,
@@ -54,6 +58,13 @@ from kit.runfolder.names import (
 )
 from kit.runfolder.oof import ValKeys, read_val_keys
 from kit.runfolder.predictions import Split, read_submission, read_test_probs, read_val_probs
+from kit.runfolder.pseudo import (
+    pseudo_probs_file,
+    pseudo_record,
+    read_pseudo_labels,
+    write_pseudo_labels,
+    write_test_probs,
+)
 from kit.runfolder.read import (
     Run,
     fold_run_dirs,
@@ -66,22 +77,27 @@ from kit.runfolder.read import (
     read_run,
     read_status,
     read_summary,
+    run_score,
     running_pid,
     writer_alive,
 )
 from kit.runfolder.source import GitState, git_state, recipe_path, write_source
 from kit.runfolder.tasks import (
     TASK_COLUMNS,
+    prob_columns,
     probs_task,
     read_task_predictions,
     read_task_test_probs,
     read_task_val_probs,
+    write_run_probs,
     write_task_probs,
 )
+from kit.runfolder.tracking import TRACKER_IDS, read_tracker_ids, write_tracker_id
 
 __all__ = [
     "BEST",
     "CONFIG",
+    "CURVES_PNG",
     "ENV",
     "EPOCH_COLUMNS",
     "EXTRA_FILES",
@@ -91,6 +107,9 @@ __all__ = [
     "LAST",
     "METRICS",
     "PROB_COLUMNS",
+    "PSEUDO_COLUMNS",
+    "PSEUDO_LABELS",
+    "PSEUDO_SUMMARY_KEY",
     "RECIPE",
     "RUN_FILES",
     "SCORE_COLUMNS",
@@ -103,6 +122,7 @@ __all__ = [
     "TEST_COLUMNS",
     "TEST_KEYS",
     "TEST_PROBS",
+    "TRACKER_IDS",
     "VAL_COLUMNS",
     "VAL_CONFUSION",
     "VAL_KEYS",
@@ -124,11 +144,15 @@ __all__ = [
     "merge_oof",
     "now",
     "package_version",
+    "prob_columns",
     "probs_task",
+    "pseudo_probs_file",
+    "pseudo_record",
     "read_config",
     "read_env",
     "read_metrics",
     "read_predictions",
+    "read_pseudo_labels",
     "read_run",
     "read_status",
     "read_submission",
@@ -137,9 +161,11 @@ __all__ = [
     "read_task_test_probs",
     "read_task_val_probs",
     "read_test_probs",
+    "read_tracker_ids",
     "read_val_keys",
     "read_val_probs",
     "recipe_path",
+    "run_score",
     "running_pid",
     "update_env",
     "write_config",
@@ -147,10 +173,14 @@ __all__ = [
     "write_metrics",
     "write_parent",
     "write_probs",
+    "write_pseudo_labels",
+    "write_run_probs",
     "write_source",
     "write_status",
     "write_submission",
     "write_summary",
     "write_task_probs",
+    "write_test_probs",
+    "write_tracker_id",
     "writer_alive",
 ]

@@ -15,8 +15,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from kit.metrics import summarize
-from kit.runfolder.files import write_probs, write_submission, write_summary
+from kit.metrics import summarize, summarize_task
+from kit.runfolder.files import write_submission, write_summary
 from kit.runfolder.names import (
     CONFIG,
     LAST,
@@ -28,6 +28,7 @@ from kit.runfolder.names import (
     VAL_PROBS,
 )
 from kit.runfolder.read import is_complete, read_config
+from kit.runfolder.tasks import prob_columns, probs_task, write_run_probs
 
 __all__ = ["find_fold_run", "mean_test_probs", "merge_oof", "write_parent"]
 
@@ -86,8 +87,11 @@ def merge_oof(fold_dirs: dict[int, Path], expected_fold: pd.Series) -> pd.DataFr
     return oof
 
 
-def mean_test_probs(fold_dirs: dict[int, Path]) -> pd.DataFrame | None:
-    """``image_id,p0..p17``: the mean of the fold runs' test probabilities (None without any)."""
+def mean_test_probs(
+    fold_dirs: dict[int, Path], columns: list[str] = PROB_COLUMNS
+) -> pd.DataFrame | None:
+    """``image_id,p0..p17`` (or a per-task run's ``columns``): the mean of the fold runs' test
+    probabilities (None without any)."""
     paths = {k: d / TEST_PROBS for k, d in sorted(fold_dirs.items())}
     present = [k for k, p in paths.items() if p.is_file()]
     if not present:
@@ -103,8 +107,8 @@ def mean_test_probs(fold_dirs: dict[int, Path]) -> pd.DataFrame | None:
                 f"{path}: test rows differ from {paths[present[0]]}; expected every fold "
                 "predicted on the same eval set in the same (info.csv) order"
             )
-    mean = np.mean([t[PROB_COLUMNS].to_numpy(np.float64) for t in tables], axis=0)
-    return pd.concat([ids, pd.DataFrame(mean, columns=PROB_COLUMNS)], axis=1)
+    mean = np.mean([t[columns].to_numpy(np.float64) for t in tables], axis=0)
+    return pd.concat([ids, pd.DataFrame(mean, columns=columns)], axis=1)
 
 
 def write_parent(
@@ -114,18 +118,31 @@ def write_parent(
     fold_dirs: dict[int, Path],
     fold_summaries: dict[int, dict[str, Any]],
     expected_fold: pd.Series,
+    extra: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Write the parent's val_probs, test_probs, submission and summary; return the summary."""
+    """Write the parent's val_probs, test_probs, submission and summary (with the ``extra``
+    keys, e.g. the fold runs' ``pseudo`` record); return the summary.
+
+    Fold runs of a per-task head give a per-task parent: its task's columns, task scores
+    (:func:`kit.metrics.summarize_task`) and no submission."""
     t0 = time.time()
+    task = probs_task(fold_dirs[min(fold_dirs)] / VAL_PROBS)
+    columns = prob_columns(task)
     oof = merge_oof(fold_dirs, expected_fold)
-    probs = oof[PROB_COLUMNS].to_numpy(np.float64)
-    write_probs(parent / VAL_PROBS, oof[list(VAL_KEYS)], probs)
-    test = mean_test_probs(fold_dirs)
+    probs = oof[columns].to_numpy(np.float64)
+    write_run_probs(parent / VAL_PROBS, oof[list(VAL_KEYS)], probs, task)
+    test = mean_test_probs(fold_dirs, columns)
     if test is not None:
-        test_probs = test[PROB_COLUMNS].to_numpy()
-        write_probs(parent / TEST_PROBS, test[list(TEST_KEYS)], test_probs)
-        write_submission(test_probs, test[list(TEST_KEYS)], parent / SUBMISSION)
-    scores = summarize(oof["label"].to_numpy(), probs.argmax(1))
+        test_probs = test[columns].to_numpy()
+        write_run_probs(parent / TEST_PROBS, test[list(TEST_KEYS)], test_probs, task)
+        if task is None:
+            write_submission(test_probs, test[list(TEST_KEYS)], parent / SUBMISSION)
+    truth = oof["label"].to_numpy()
+    scores = (
+        summarize(truth, probs.argmax(1))
+        if task is None
+        else summarize_task(task, truth, probs.argmax(1))
+    )
     trained = sorted(fold_dirs)
     subset = len(trained) < n_folds
     summaries = [fold_summaries[k] for k in trained]
@@ -155,6 +172,8 @@ def write_parent(
             if subset
             else None
         ),
+        **({} if task is None else {"task": task}),
+        **(extra or {}),
     }
     write_summary(parent, summary)
     return summary

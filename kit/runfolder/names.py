@@ -10,6 +10,7 @@ from kit.labels import NUM_CLASSES
 __all__ = [
     "BEST",
     "CONFIG",
+    "CURVES_PNG",
     "ENV",
     "EPOCH_COLUMNS",
     "EXTRA_FILES",
@@ -19,6 +20,9 @@ __all__ = [
     "LAST",
     "METRICS",
     "PROB_COLUMNS",
+    "PSEUDO_COLUMNS",
+    "PSEUDO_LABELS",
+    "PSEUDO_SUMMARY_KEY",
     "RECIPE",
     "RUN_FILES",
     "SCORE_COLUMNS",
@@ -47,18 +51,27 @@ CONFIG, ENV, STATUS, METRICS, SUMMARY = (
 )
 VAL_PROBS, TEST_PROBS, SUBMISSION = "val_probs.csv", "test_probs.csv", "submission.csv"
 BEST, LAST = "best.pt", "last.pt"
+#: The pictures of the end of training: per-epoch curves (loss, macro F1, per-head F1, lr) and
+#: the best epoch's validation confusion matrix (``python -m kit.score RUN_DIR`` redraws it).
+CURVES_PNG, VAL_CONFUSION = "curves.png", "val_confusion.png"
 
 #: Every file of a complete run folder, in the order of docs/run-folder.md's first table.
-RUN_FILES = (CONFIG, ENV, STATUS, METRICS, LAST, BEST, VAL_PROBS, TEST_PROBS, SUBMISSION, SUMMARY)
+RUN_FILES = (
+    *(CONFIG, ENV, STATUS, METRICS, LAST, BEST, VAL_PROBS, TEST_PROBS, SUBMISSION, SUMMARY),
+    *(CURVES_PNG, VAL_CONFUSION),
+)
 #: Files a run folder holds only sometimes (docs/run-folder.md's second table): the recipe
-#: that started the run, the uncommitted changes when the working tree was dirty, and the
-#: confusion picture ``python -m kit.score RUN_DIR`` draws, and the mistakes sheet (the most
-#: confident wrong validation predictions) written at the end of the run.
-RECIPE, GIT_DIFF, VAL_CONFUSION = "recipe.py", "git.diff", "val_confusion.png"
-VAL_MISTAKES = "val_mistakes.png"
-EXTRA_FILES = (RECIPE, GIT_DIFF, VAL_CONFUSION, VAL_MISTAKES)
-#: A K-fold parent's own files: its fold runs hold metrics.csv and the checkpoints.
-KFOLD_PARENT_FILES = tuple(f for f in RUN_FILES if f not in (METRICS, LAST, BEST))
+#: that started the run, the uncommitted changes when the working tree was dirty, the mistakes
+#: sheet (the most confident wrong validation predictions: a run's, at its end; a K-fold
+#: parent's, from ``python -m kit.score PARENT --mistakes``) and the eval pictures a
+#: pseudo-labelled run trained on (``Config.pseudo_labels``).
+RECIPE, GIT_DIFF, VAL_MISTAKES = "recipe.py", "git.diff", "val_mistakes.png"
+PSEUDO_LABELS = "pseudo_labels.csv"
+EXTRA_FILES = (RECIPE, GIT_DIFF, VAL_MISTAKES, PSEUDO_LABELS)
+#: A K-fold parent's own files: its fold runs hold metrics.csv, the checkpoints, the pictures.
+KFOLD_PARENT_FILES = tuple(
+    f for f in RUN_FILES if f not in (METRICS, LAST, BEST, CURVES_PNG, VAL_CONFUSION)
+)
 
 #: ``p0..p17``: the probability columns of val_probs.csv and test_probs.csv.
 PROB_COLUMNS: list[str] = [f"p{k}" for k in range(NUM_CLASSES)]
@@ -101,5 +114,8 @@ SUMMARY_KEYS = (
     "n_val",
     "seconds",
 )
+#: The columns of pseudo_labels.csv and the summary.json key of a pseudo-labelled run.
+PSEUDO_COLUMNS = ("image_id", "label", "p_top")
+PSEUDO_SUMMARY_KEY = "pseudo"
 #: The keys a K-fold parent's summary.json adds.
 KFOLD_SUMMARY_KEYS = ("n_folds", "folds", "cv_note")

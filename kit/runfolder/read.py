@@ -149,8 +149,9 @@ def read_predictions(run_dir: str | os.PathLike[str]) -> tuple[Split | None, Spl
 class Run:
     """A run folder and how it scored: what ``fit`` returns and :func:`read_run` reads.
 
-    For a K-fold parent, ``folds`` holds the fold runs, ``best_score`` is the out-of-fold
-    macro F1 and ``best_epoch`` is 0 (each fold has its own).
+    ``best_score`` is the validation macro F1 (a per-task run's: its task's F1, see
+    :func:`run_score`). For a K-fold parent, ``folds`` holds the fold runs, ``best_score`` is
+    the out-of-fold score and ``best_epoch`` is 0 (each fold has its own).
     """
 
     run_dir: Path
@@ -167,13 +168,20 @@ class Run:
         return bool(self.folds) or bool(self.summary.get("folds"))
 
 
+def run_score(summary: dict[str, Any]) -> float:
+    """The score a summary's run was selected by: ``val_macro_f1``, or for a per-task run
+    (``task`` in the summary) its task's ``val_f1_<task>``."""
+    task = summary.get("task")
+    return summary["val_macro_f1"] if task is None else summary[f"val_f1_{task}"]
+
+
 def read_run(run_dir: str | os.PathLike[str]) -> Run:
     """The :class:`Run` of a complete run folder (or K-fold parent), from its files."""
     run_dir = Path(run_dir)
     summary = read_summary(run_dir, missing_ok=False)
     config = Config.from_dict(read_config(run_dir, missing_ok=False))
     folds = [read_run(d) for d in fold_run_dirs(run_dir, summary)]
-    score, epoch = summary["val_macro_f1"], summary.get("best_epoch") or 0
+    score, epoch = run_score(summary), summary.get("best_epoch") or 0
     return Run(
         run_dir, str(summary.get("status", "complete")), config, summary, score, epoch, folds
     )

@@ -21,15 +21,18 @@ import pandas as pd
 
 from kit import io
 from kit.labels import HEAD_SIZES
+from kit.runfolder.files import write_probs
 from kit.runfolder.names import PROB_COLUMNS, TEST_PROBS, VAL_PROBS
 from kit.runfolder.predictions import Split, _class_ids, _probs, _read_csv
 
 __all__ = [
     "TASK_COLUMNS",
+    "prob_columns",
     "probs_task",
     "read_task_predictions",
     "read_task_test_probs",
     "read_task_val_probs",
+    "write_run_probs",
     "write_task_probs",
 ]
 
@@ -93,3 +96,16 @@ def write_task_probs(path: Path, keys: pd.DataFrame, probs: np.ndarray, task: st
         )
     table = pd.concat([keys.reset_index(drop=True), pd.DataFrame(probs, columns=cols)], axis=1)
     io.write_text(path, table.to_csv(index=False, float_format="%.8g", lineterminator="\n"))
+
+
+def write_run_probs(path: Path, keys: pd.DataFrame, probs: np.ndarray, task: str | None) -> None:
+    """A run's probabilities: ``p0..p17`` (:func:`write_probs`), or ``task``'s columns."""
+    if task is None:
+        write_probs(path, keys, probs)
+    else:
+        write_task_probs(path, keys, probs, task)
+
+
+def prob_columns(task: str | None) -> list[str]:
+    """The probability columns of a run's files: ``p0..p17``, or ``task``'s."""
+    return PROB_COLUMNS if task is None else TASK_COLUMNS[task]

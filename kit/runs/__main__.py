@@ -1,7 +1,8 @@
 """``python -m kit.runs [DIR]``: the ledger of run folders (docs/experiments.md).
 
-Filters (``--name``, ``--status``, ``--no-smoke``) choose the rows, ``--columns`` the columns;
-``--markdown`` and ``--csv`` print every column at full width; ``--prune`` frees disk space.
+Filters (``--name``, ``--status``, ``--no-smoke``, ``--study``) choose the rows, ``--columns``
+the columns; ``--markdown`` and ``--csv`` print every column at full width; ``--plot`` overlays
+the rows' curves; ``--prune`` frees disk space.
 """
 
 from __future__ import annotations
@@ -11,10 +12,13 @@ import shutil
 import sys
 from collections.abc import Sequence
 from datetime import timedelta
+from pathlib import Path
 
 import pandas as pd
 
 from kit.cli import add_debug_flag, run_cli
+from kit.plot import overlay_png
+from kit.runfolder import read_metrics
 from kit.runs import ledger, prune, suspects
 from kit.runs.compare import IGNORED_FIELDS, find_run, table
 from kit.runs.render import csv_text, to_markdown, to_text
@@ -34,6 +38,7 @@ def _parser() -> argparse.ArgumentParser:
         "--status", help=f"only runs of these statuses, comma-separated ({', '.join(STATUSES)})"
     )
     rows.add_argument("--no-smoke", action="store_true", help="leave out --smoke runs")
+    rows.add_argument("--study", metavar="NAME", help="only the trials of this kit.tune study")
     rows.add_argument(
         "--stale-hours",
         type=float,
@@ -57,6 +62,7 @@ def _parser() -> argparse.ArgumentParser:
     fmt = out.add_mutually_exclusive_group()
     fmt.add_argument("--markdown", action="store_true", help="print a GitHub markdown table")
     fmt.add_argument("--csv", action="store_true", help="print CSV (every column, full names)")
+    out.add_argument("--plot", metavar="PNG", help="also draw the listed runs' curves, overlaid")
     disk = p.add_argument_group("disk space")
     disk.add_argument(
         "--prune",
@@ -70,7 +76,8 @@ def _parser() -> argparse.ArgumentParser:
 
 def _rows(args: argparse.Namespace, df: pd.DataFrame) -> pd.DataFrame:
     status = args.status.split(",") if args.status else None
-    return select(df, name=args.name, status=status, smoke=False if args.no_smoke else None)
+    smoke = False if args.no_smoke else None
+    return select(df, name=args.name, status=status, smoke=smoke, study=args.study)
 
 
 def _show(args: argparse.Namespace, df: pd.DataFrame) -> int:
@@ -96,7 +103,18 @@ def _show(args: argparse.Namespace, df: pd.DataFrame) -> int:
     else:
         width = shutil.get_terminal_size((120, 24)).columns if args.width is None else args.width
         print(to_text(shown, width=None if args.columns else width), end="")
+    if args.plot:
+        print(_plot(rows, args.plot))
     return 0
+
+
+def _plot(rows: pd.DataFrame, png: str) -> str:
+    """The listed runs' metrics.csv curves on one picture (runs without epochs left out)."""
+    curves = {Path(d).name: read_metrics(Path(d)) for d in rows["run_dir"]}
+    curves = {name: epochs for name, epochs in curves.items() if epochs}
+    if not curves:
+        raise ValueError("none of the listed runs has a metrics.csv to plot")
+    return f"wrote {overlay_png(curves, png)} ({len(curves)} runs)"
 
 
 def _prune(args: argparse.Namespace, df: pd.DataFrame) -> int:

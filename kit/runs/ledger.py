@@ -99,7 +99,7 @@ def _status(
     if summary:
         return str(summary.get("status") or "complete")
     state = status.get("status")
-    if state in ("interrupted", "failed"):
+    if state in ("interrupted", "failed", "pruned"):
         return state
     if state == "running":
         if _writer_gone(status):

@@ -13,7 +13,7 @@ from kit.runs.render import SHORT_HEADERS
 __all__ = ["STATUSES", "pick_columns", "select"]
 
 #: The statuses a ledger row can have (see :func:`kit.runs.load`).
-STATUSES = ("complete", "running", "interrupted", "failed", "incomplete")
+STATUSES = ("complete", "running", "interrupted", "failed", "pruned", "incomplete")
 
 
 def _matches(text: object, pattern: str) -> bool:
@@ -29,12 +29,13 @@ def select(
     name: str | None = None,
     status: Sequence[str] | None = None,
     smoke: bool | None = None,
+    study: str | None = None,
 ) -> pd.DataFrame:
     """The rows of a ledger (:func:`kit.runs.load`) that match every filter given.
 
     ``name``: part of the folder name or of the run name (``cfg.name``), or a glob such as
     ``*focal*``. ``status``: any of :data:`STATUSES`. ``smoke``: False leaves out ``--smoke``
-    runs, True keeps only them.
+    runs, True keeps only them. ``study``: only the trials of this ``kit.tune`` study.
     """
     keep = pd.Series(True, index=df.index)
     if name is not None:
@@ -51,6 +52,8 @@ def select(
         keep &= df["status"].isin(list(status))
     if smoke is not None and "cfg.smoke" in df:
         keep &= df["cfg.smoke"].map(lambda v: v is True) == smoke
+    if study is not None:
+        keep &= (df["cfg.study"] == study) if "cfg.study" in df else False
     return df[keep]
 
 

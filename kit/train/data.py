@@ -38,6 +38,7 @@ from kit.pretrained import Weights
 from kit.runfolder import package_version
 from kit.splits import holdout, person_folds
 from kit.train.distributed import SINGLE, DistContext, barrier
+from kit.train.pseudo import PseudoLabels, load_pseudo_labels
 from kit.transforms import build_transforms, normalization, prepare, prepare_key
 
 __all__ = [
@@ -55,7 +56,8 @@ __all__ = [
 
 _log = logging.getLogger("kit")
 #: Bumped when :func:`prepare_file` changes its output, so that old caches are not reused.
-LOADER_VERSION = 2
+#: 3: bilinear below a 2x shrink, area averaging from 2x (kit.transforms._FitResize).
+LOADER_VERSION = 3
 #: Packages whose code computes the cached pixels (decode: pillow; crop, resize: the rest).
 _PIXEL_PACKAGES = (
     "pillow",
@@ -76,6 +78,14 @@ class Splits:
     val: pd.DataFrame
     eval: pd.DataFrame | None
     fold: int  # fold id written to val_probs.csv; -1 for a holdout split
+    pseudo: PseudoLabels | None = None  # eval rows trained on (cfg.pseudo_labels), never val
+
+    @property
+    def training(self) -> pd.DataFrame:
+        """The rows training draws from: ``train``, plus the pseudo-labelled eval rows."""
+        if self.pseudo is None:
+            return self.train
+        return pd.concat([self.train, self.pseudo.rows], ignore_index=True)
 
 
 def resolve_data_dir(cfg: Any) -> Path:
@@ -122,7 +132,9 @@ def load_splits(cfg: Any) -> Splits:
         _log.warning("%s has no info.csv: this run writes no submission", data_dir / "eval")
     # always strict: a submission needs every row of info.csv
     test = verify_images(read_eval(data_dir)) if has_eval else None
-    return Splits(data_dir, train, val, test, fold)
+    # after the split: pseudo-labelled eval pictures can only ever be training rows
+    pseudo = load_pseudo_labels(cfg, test, data_dir) if cfg.pseudo_labels else None
+    return Splits(data_dir, train, val, test, fold, pseudo)
 
 
 # ---- the picture cache ---------------------------------------------------------------------

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import albumentations as A
@@ -27,38 +28,47 @@ import torch
 from kit import io
 from kit import runfolder as rundir
 from kit.config import Config, check_registries, parse_folds
-from kit.metrics import summarize
+from kit.heads import head_task
+from kit.metrics import selection_score
 from kit.pretrained import Weights, resolve_weights
 from kit.runfolder import (
     CONFIG,
     ENV,
     LAST,
+    PSEUDO_SUMMARY_KEY,
     SUMMARY,
     Run,
     find_fold_run,
     is_complete,
     read_run,
+    run_score,
     write_parent,
 )
 from kit.sheets import mistakes_sheet
 from kit.splits import person_folds
-from kit.train import data, distributed
+from kit.tracking import Hook, Pruned
+from kit.train import data, distributed, mirror
 from kit.train.checkpoint import TrainState, check_resumable, last_epoch, load
-from kit.train.loop import Epochs, Job, train_run
+from kit.train.loop import Epochs, Job, score, train_run
 from kit.train.optim import check_scheduler_kwargs
+from kit.train.pseudo import check_pseudo_sources
 
 __all__ = ["check", "fit"]
 
 _log = logging.getLogger("kit")
 
 
-def fit(cfg: Config, train_transform: A.BasicTransform | None = None) -> Run:
+def fit(
+    cfg: Config, train_transform: A.BasicTransform | None = None, *, hooks: Sequence[Hook] = ()
+) -> Run:
     """Train ``cfg`` and write its run folder (a K-fold parent with ``cfg.folds``).
 
     ``train_transform`` replaces the preset's augmentations (it sees cropped, resized uint8
     pictures; kit adds crop/resize before and normalisation after). Ctrl-C saves the status,
     keeps ``last.pt`` of the last finished epoch, and exits with code 130. The returned
-    :class:`Run` of a K-fold holds the fold runs in ``folds``.
+    :class:`Run` of a K-fold holds the fold runs in ``folds``. ``hooks`` open like
+    ``cfg.track``'s trackers and see every epoch (docs/tracking.md); one raising
+    :class:`kit.tracking.Pruned` stops the run, marked ``pruned``, and ``fit`` re-raises it.
     """
     cfg = check(cfg)
     ctx, device = distributed.init(distributed.resolve_device(cfg.device))
@@ -66,7 +76,7 @@ def fit(cfg: Config, train_transform: A.BasicTransform | None = None) -> Run:
         # before any folder: weights neither cached nor downloadable fail in seconds
         weights = resolve_weights(cfg)
         if cfg.folds is None:
-            return _fit_run(cfg, train_transform, ctx, device, weights)
+            return _fit_run(cfg, train_transform, ctx, device, weights, hooks)
         return _fit_folds(cfg, train_transform, ctx, device, weights)
     finally:
         distributed.teardown(ctx)
@@ -79,6 +89,7 @@ def check(cfg: Config) -> Config:
     cfg.validate()
     check_registries(cfg)  # every registry is loaded once kit.train is imported
     check_scheduler_kwargs(cfg)
+    check_pseudo_sources(cfg)
     if cfg.resume and not _nothing_to_train(cfg):
         check_resumable(cfg, Path(cfg.resume))
     return cfg
@@ -112,6 +123,7 @@ def _fit_run(
     ctx: distributed.DistContext,
     device: torch.device,
     weights: Weights | None = None,
+    hooks: Sequence[Hook] = (),
 ) -> Run:
     """One run folder, trained by this process (of one or several): rank 0 writes, prints."""
     if not ctx.is_main:
@@ -128,11 +140,17 @@ def _fit_run(
     run_dir = distributed.broadcast(
         _open_folder(cfg, cfg.name, device, ctx) if ctx.is_main else None, ctx
     )
-    job, state = Job(cfg, run_dir, device, ctx, weights), TrainState()
+    job = Job(cfg, run_dir, device, ctx, weights=weights, hooks=tuple(hooks))
+    state = TrainState()
     job.write_status("running", state.epoch)
     try:
         return _finish(job, state, train_run(job, state, train_transform))
+    except Pruned as why:
+        mirror.stop(job, state, "pruned")
+        _log.info("pruned after epoch %d (%s)", state.epoch, why)
+        raise
     except KeyboardInterrupt:
+        mirror.stop(job, state, "interrupted")
         # what is on disk, not state.epoch: an epoch is counted before its last.pt is written
         saved = last_epoch(run_dir / LAST)
         job.write_status("interrupted", saved or 0)
@@ -144,7 +162,7 @@ def _fit_run(
         raise SystemExit(130) from None
     except Exception as err:
         try:
-            job.write_status("failed", state.epoch, f"{type(err).__name__}: {err}")
+            mirror.stop(job, state, "failed", f"{type(err).__name__}: {err}")
         except OSError:  # a full disk must not hide the error that stopped the run
             _log.warning("could not record the failure in %s", run_dir / rundir.STATUS)
         raise
@@ -152,23 +170,28 @@ def _fit_run(
 
 def _finish(job: Job, state: TrainState, done: Epochs) -> Run:
     """Reload ``best.pt``, write its probabilities (and the submission when there is an eval
-    set) and ``summary.json``, mark the run complete; rank 0 alone writes."""
+    set) and ``summary.json``, mark the run complete; rank 0 alone writes. A per-task run
+    writes its task's probabilities and no submission (it predicts no class)."""
     cfg, run_dir, t0, main = job.cfg, job.run_dir, time.time(), job.ctx.is_main
     model, splits, rows, predict = done.model, done.splits, done.rows, done.predict
+    task = head_task(cfg.head)
     distributed.barrier(job.ctx)  # rank 0 has written best.pt
     best = load(run_dir / rundir.BEST, job.device)
     model.load_state_dict(best["model"])
     val_probs = predict(splits.val)
     if main:
         keys = splits.val[["image_id", "person_id", "label"]].assign(fold=splits.fold)
-        rundir.write_probs(run_dir / rundir.VAL_PROBS, keys, val_probs)
-        _mistakes(run_dir, splits.val, val_probs)
+        rundir.write_run_probs(run_dir / rundir.VAL_PROBS, keys, val_probs, task)
+        if task is None:  # 18-way probabilities: the true and the predicted class
+            _mistakes(run_dir, splits.val, val_probs)
     if splits.eval is not None:
         test_probs = predict(splits.eval)
         if main:
-            rundir.write_probs(run_dir / rundir.TEST_PROBS, splits.eval[["image_id"]], test_probs)
-            rundir.write_submission(test_probs, splits.eval, run_dir / rundir.SUBMISSION)
-    scores = summarize(splits.val["label"].to_numpy(), val_probs.argmax(1))
+            test_keys = splits.eval[["image_id"]]
+            rundir.write_run_probs(run_dir / rundir.TEST_PROBS, test_keys, test_probs, task)
+            if task is None:
+                rundir.write_submission(test_probs, splits.eval, run_dir / rundir.SUBMISSION)
+    scores, _ = score(splits.val, val_probs, task)
     summary = {
         "name": cfg.name,
         "status": "complete",
@@ -178,20 +201,29 @@ def _finish(job: Job, state: TrainState, done: Epochs) -> Run:
         "confusion": scores["confusion"],
         "n_val": len(splits.val),
         "seconds": round(sum(r["seconds"] for r in rows) + time.time() - t0, 3),
+        **({} if task is None else {"task": task}),
+        **({} if splits.pseudo is None else {rundir.PSEUDO_SUMMARY_KEY: splits.pseudo.record}),
     }
     if main:
         io.write_json(run_dir / rundir.SUMMARY, summary)
     job.write_status("complete", state.epoch)
     if main and not cfg.keep_last:
         rundir.drop_last(run_dir)  # only --resume needs it, and a complete run trains no more
+    mirror.complete(job, rows, summary)
+    chosen = selection_score(scores, task)
+    heads = ", ".join(
+        f"{h} {summary[f'val_f1_{h}']:.3f}"
+        for h in ("mask", "gender", "age")
+        if summary.get(f"val_f1_{h}") is not None
+    )
     _log.info(
-        "done: best epoch %d, val macro F1 %.4f (accuracy %.4f; mask %.3f, gender %.3f, "
-        "age %.3f) -> %s%s",
-        summary["best_epoch"], summary["val_macro_f1"], summary["val_accuracy"],
-        summary["val_f1_mask"], summary["val_f1_gender"], summary["val_f1_age"], run_dir,
-        f"\nsubmission: {run_dir / rundir.SUBMISSION}" if splits.eval is not None else "",
+        "done: best epoch %d, val %s %.4f (accuracy %.4f%s) -> %s%s",
+        summary["best_epoch"], "macro F1" if task is None else f"{task} F1", chosen,
+        summary["val_accuracy"], f"; {heads}" if heads else "", run_dir,
+        f"\nsubmission: {run_dir / rundir.SUBMISSION}" if (run_dir / rundir.SUBMISSION).is_file()
+        else "",
     )  # fmt: skip
-    return Run(run_dir, "complete", cfg, summary, summary["val_macro_f1"], summary["best_epoch"])
+    return Run(run_dir, "complete", cfg, summary, chosen, summary["best_epoch"])
 
 
 def _mistakes(run_dir: Path, val: pd.DataFrame, probs: np.ndarray) -> None:
@@ -230,7 +262,10 @@ def _fit_folds(
         if main:
             dirs = {k: r.run_dir for k, r in runs.items()}
             summaries = {k: r.summary for k, r in runs.items()}
-            summary = write_parent(parent, cfg.name, cfg.n_folds, dirs, summaries, _split(cfg))
+            pseudo = {k: v for k, v in summaries[wanted[0]].items() if k == PSEUDO_SUMMARY_KEY}
+            summary = write_parent(
+                parent, cfg.name, cfg.n_folds, dirs, summaries, _split(cfg), pseudo
+            )
         summary = distributed.broadcast(summary, ctx)
     except (KeyboardInterrupt, SystemExit):
         _mark(ctx, parent, "interrupted", len(runs))
@@ -240,12 +275,14 @@ def _fit_folds(
         _mark(ctx, parent, "failed", len(runs), f"{type(err).__name__}: {err}")
         raise
     _mark(ctx, parent, "complete", len(runs))
+    task, chosen = summary.get("task"), run_score(summary)
     _log.info(
-        "K-fold done: out-of-fold macro F1 %.4f (accuracy %.4f) over folds %s of %d -> %s",
-        summary["val_macro_f1"], summary["val_accuracy"], wanted, cfg.n_folds, parent,
+        "K-fold done: out-of-fold %s %.4f (accuracy %.4f) over folds %s of %d -> %s",
+        "macro F1" if task is None else f"{task} F1", chosen, summary["val_accuracy"], wanted,
+        cfg.n_folds, parent,
     )  # fmt: skip
     folds = [runs[k] for k in wanted]
-    return Run(parent, "complete", cfg, summary, summary["val_macro_f1"], 0, folds)
+    return Run(parent, "complete", cfg, summary, chosen, 0, folds)
 
 
 def _fit_fold(

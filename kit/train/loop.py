@@ -13,8 +13,8 @@ import itertools
 import logging
 import math
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -28,17 +28,26 @@ from torch import nn
 from kit import runfolder as rundir
 from kit.config import Config
 from kit.data import sampling
-from kit.heads import head_spec, head_target, to_probs
-from kit.labels import NUM_CLASSES, encode
-from kit.metrics import macro_f1, summarize
+from kit.heads import OUTPUT_KINDS, head_spec, head_target, head_task, to_probs
+from kit.metrics import selection_score, summarize, summarize_task, task_values
 from kit.models import Weights, create_model
 from kit.progress import Progress
+from kit.tracking import Hook, Trackers
 from kit.train import checkpoint, data, distributed
 from kit.train.checkpoint import Parts, TrainState
 from kit.train.optim import build_criterion
+from kit.train.running import SYNC_EVERY, Running, batch_labels
 from kit.transforms import TTA
 
-__all__ = ["Epochs", "Job", "predict_frame", "score", "train_one_epoch", "train_run"]
+__all__ = [
+    "Epochs",
+    "Job",
+    "batch_labels",
+    "predict_frame",
+    "score",
+    "train_one_epoch",
+    "train_run",
+]
 
 _log = logging.getLogger("kit")
 
@@ -52,6 +61,8 @@ class Job:
     device: torch.device
     ctx: distributed.DistContext = distributed.SINGLE
     weights: Weights | None = None  # resolved before the run folder was made (kit.pretrained)
+    hooks: Sequence[Hook] = ()  # fit's epoch hooks, opened with the --track trackers
+    trackers: Trackers = field(default_factory=Trackers)  # opened by train_run (rank 0)
 
     def write_status(self, status: str, epoch: int, error: str | None = None) -> None:
         """The run's status.json (rank 0 only)."""
@@ -83,7 +94,9 @@ def train_run(job: Job, state: TrainState, train_transform: A.BasicTransform | N
     splits = data.load_splits(cfg)
     pictures = data.RunPictures.for_run(cfg, splits, ctx, progress=not cfg.quiet)
     target = head_target(cfg.head)
-    train_ds = data.train_dataset(cfg, splits.train, target, pictures, train_transform)
+    train_ds = data.train_dataset(cfg, splits.training, target, pictures, train_transform)
+    if splits.pseudo is not None and ctx.is_main:
+        rundir.write_pseudo_labels(job.run_dir, splits.pseudo.rows)
     train_tf, generator = train_ds.transform, torch.Generator()
     loader = sampling.train_loader(train_ds, cfg, generator, ctx.rank, ctx.world_size)
     model = distributed.prepare_model(create_model(cfg, weights=job.weights).to(device), cfg)
@@ -96,6 +109,8 @@ def train_run(job: Job, state: TrainState, train_transform: A.BasicTransform | N
         checkpoint.restore(checkpoint.load(job.run_dir / rundir.LAST, device), parts, state)
         rows = [r for r in rundir.read_metrics(job.run_dir) if r["epoch"] <= state.epoch]
     parts.module = distributed.training_module(model, cfg, ctx, device)
+    if ctx.is_main:  # after last.pt: a resumed run continues its tracker runs at this epoch
+        job.trackers.open(cfg, job.run_dir, job.hooks, state.epoch + 1)
 
     def predict(df: pd.DataFrame) -> np.ndarray:  # in shares over the processes
         share = partial(predict_frame, model, cfg=cfg, tta=cfg.tta, prepared=pictures.eval)
@@ -116,6 +131,7 @@ def train_run(job: Job, state: TrainState, train_transform: A.BasicTransform | N
             rundir.write_metrics(job.run_dir, rows)
             checkpoint.save_last(job.run_dir / rundir.LAST, parts, state, cfg.to_dict())
         job.write_status("running", state.epoch)
+        job.trackers.log_epoch(rows[-1])  # after last.pt: a hook may stop the run here
         stop = bool(cfg.early_stopping) and state.bad_epochs >= cfg.early_stopping
         if distributed.broadcast(stop, ctx):  # every process stops at the same epoch
             _log.info("early stop: no val macro F1 gain in %d epochs", cfg.early_stopping)
@@ -133,11 +149,13 @@ def _epoch(
     heartbeat = partial(job.heartbeat, epoch - 1)
     train_loss, lr = train_one_epoch(parts, loader, criterion, cfg, epoch, heartbeat)
     train_loss = distributed.mean(train_loss, job.ctx)
-    scores, val_loss = score(val, predict(val))
-    parts.scheduler.step(epoch, scores["macro_f1"])
-    improved = scores["macro_f1"] > state.best_score
+    task = head_task(cfg.head)
+    scores, val_loss = score(val, predict(val), task)
+    chosen = selection_score(scores, task)  # a per-task run keeps its best task F1
+    parts.scheduler.step(epoch, chosen)
+    improved = chosen > state.best_score
     if improved:
-        state.best_score, state.best_epoch, state.bad_epochs = scores["macro_f1"], epoch, 0
+        state.best_score, state.best_epoch, state.bad_epochs = chosen, epoch, 0
         if job.ctx.is_main:
             best = job.run_dir / rundir.BEST
             checkpoint.save_best(best, parts.model, cfg.to_dict(), epoch, state.best_score)
@@ -149,25 +167,21 @@ def _epoch(
     row.update({f"val_f1_{h}": scores[f"f1_{h}"] for h in ("mask", "gender", "age")})
     row.update(lr=lr, seconds=round(time.time() - t0, 3))
     _log.info(
-        "epoch %d/%d  train_loss %.4f  val_loss %.4f  val_f1 %.4f (mask %.3f gender %.3f "
-        "age %.3f)  acc %.4f  lr %.2e  %.1fs%s",
-        epoch, cfg.epochs, train_loss, val_loss, row["val_macro_f1"], row["val_f1_mask"],
-        row["val_f1_gender"], row["val_f1_age"], row["val_accuracy"], lr, row["seconds"],
-        "  *best" if improved else "",
+        "epoch %d/%d  train_loss %.4f  val_loss %.4f  val_f1 %s (mask %s gender %s "
+        "age %s)  acc %.4f  lr %.2e  %.1fs%s",
+        epoch, cfg.epochs, train_loss, val_loss, _fmt(row["val_macro_f1"], 4),
+        _fmt(row["val_f1_mask"]), _fmt(row["val_f1_gender"]), _fmt(row["val_f1_age"]),
+        row["val_accuracy"], lr, row["seconds"], "  *best" if improved else "",
     )  # fmt: skip
     return row
 
 
+def _fmt(value: float | None, digits: int = 3) -> str:
+    """A score for the log; ``-`` for one a per-task run does not have."""
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
 # ---- the batch loop ----------------------------------------------------------------------------
-def batch_labels(output: Any, targets: Any) -> tuple[np.ndarray, np.ndarray]:
-    """(18-way training targets, 18-way predictions) of one batch, for the running F1."""
-    with torch.no_grad():
-        pred = to_probs(output.detach() if torch.is_tensor(output) else output).argmax(1)
-    if isinstance(targets, dict):
-        targets = encode(targets["mask"], targets["gender"], targets["age"])
-    return targets.cpu().numpy(), pred.cpu().numpy()
-
-
 def _to_device(targets: Any, device: torch.device) -> Any:
     if isinstance(targets, dict):
         return {k: v.to(device, non_blocking=True) for k, v in targets.items()}
@@ -191,28 +205,31 @@ def train_one_epoch(
     """Train ``parts.trained`` for one epoch: (mean loss per image, learning rate of its last
     optimizer step). The scheduler advances once per optimizer step (``cfg.grad_accum``
     batches), counting updates from the run's start. Progress is shown as
-    :mod:`kit.train.progress` says, and ``heartbeat`` gets its figures."""
+    :mod:`kit.progress` says, and ``heartbeat`` gets its figures."""
     model, optimizer, scaler = parts.trained, parts.optimizer, parts.scaler
     device = next(model.parameters()).device
     steps, updates = epoch_steps(loader, cfg), (epoch - 1) * optimizer_steps(loader, cfg)
     model.train()
     optimizer.zero_grad(set_to_none=True)
-    total, seen, lr = 0.0, 0, float(optimizer.param_groups[0]["lr"])
-    seen_true: list[np.ndarray] = []
-    seen_pred: list[np.ndarray] = []
+    seen, lr = 0, float(optimizer.param_groups[0]["lr"])
+    width = OUTPUT_KINDS.get(head_spec(cfg.head).kind).width  # a per-task head: its values
     beat = None if heartbeat is None else (lambda figures: heartbeat({"epoch": epoch, **figures}))
     with Progress(f"epoch {epoch}/{cfg.epochs}", steps, cfg.quiet, beat) as progress:
+        running = Running(device, counts=progress.bar_shown, width=width)
         # islice, not a break: a break would load (and throw away) one batch too many
         for i, (images, targets) in enumerate(itertools.islice(loader, steps)):
             images, targets = images.to(device, non_blocking=True), _to_device(targets, device)
             with torch.autocast(device.type, enabled=scaler.is_enabled()):
                 output = model(images)
                 loss = criterion(output, targets)
-            if not torch.isfinite(loss):
-                raise FloatingPointError(
-                    f"training loss is {loss.item()} at epoch {epoch}, batch {i}; "
-                    f"try a lower --lr (now {cfg.lr}) or --grad-clip 1.0"
-                )
+            running.add(loss, len(images), output, targets)
+            seen += len(images)
+            postfix = {}
+            if (i + 1) % SYNC_EVERY == 0:  # reading the device's figures waits for it
+                running.check(epoch, cfg)
+                postfix["loss"] = f"{running.loss_sum.item() / seen:.4f}"
+                if progress.bar_shown:
+                    postfix["f1"] = f"{running.f1():.3f}"
             scaler.scale(loss / cfg.grad_accum).backward()
             if (i + 1) % cfg.grad_accum == 0 or i + 1 == steps:
                 if cfg.grad_clip > 0:
@@ -224,28 +241,29 @@ def train_one_epoch(
                 optimizer.zero_grad(set_to_none=True)
                 updates += 1
                 parts.scheduler.step_update(num_updates=updates)
-            total += loss.item() * len(images)
-            seen += len(images)
-            postfix = {"loss": f"{total / seen:.4f}"}
-            if progress.bar_shown:  # the running F1 costs a little each batch: only for a bar
-                true, pred = batch_labels(output, targets)
-                seen_true.append(true)
-                seen_pred.append(pred)
-                running_f1 = macro_f1(np.concatenate(seen_true), np.concatenate(seen_pred))
-                postfix["f1"] = f"{running_f1:.3f}"
             progress.step(len(images), **postfix)
-    return total / max(seen, 1), lr
+    running.check(epoch, cfg)
+    return running.loss_sum.item() / max(seen, 1), lr
 
 
-def score(df: pd.DataFrame, probs: np.ndarray) -> tuple[dict[str, Any], float]:
+def score(
+    df: pd.DataFrame, probs: np.ndarray, task: str | None = None
+) -> tuple[dict[str, Any], float]:
     """(scores, loss) of ``probs`` on ``df``, scored with the official labels (``label``).
 
     The loss is the mean negative log-likelihood of the official class under the 18-way
-    probabilities: comparable across heads, losses and age thresholds.
+    probabilities: comparable across heads, losses and age thresholds. A per-task run's
+    ``probs`` are its ``task``'s: scores and loss are the task's (``summarize_task``).
     """
     truth = df["label"].to_numpy(np.int64)
-    picked = probs[np.arange(len(truth)), truth]
-    return summarize(truth, probs.argmax(1)), float(-np.log(np.clip(picked, 1e-12, None)).mean())
+    if task is not None:
+        values = task_values(task, truth)
+        picked = probs[np.arange(len(values)), values]
+        scores = summarize_task(task, truth, probs.argmax(1))
+    else:
+        picked = probs[np.arange(len(truth)), truth]
+        scores = summarize(truth, probs.argmax(1))
+    return scores, float(-np.log(np.clip(picked, 1e-12, None)).mean())
 
 
 @torch.inference_mode()
@@ -258,7 +276,8 @@ def predict_frame(
     prepared: Any = None,
 ) -> np.ndarray:
     """(n, 18) probabilities of ``model`` (trained under ``cfg``, on its device) for the rows of
-    ``df`` (column ``path``), in row order, through ``cfg``'s evaluation transform.
+    ``df`` (column ``path``), in row order, through ``cfg``'s evaluation transform; a per-task
+    head (``kit.heads.head_task``) gives its task's (n, k) probabilities instead.
 
     ``tta="hflip"`` averages each picture's and its mirror image's probabilities. ``prepared``
     reads pictures already cropped and resized for ``cfg`` by path (an ``ImageCache``).
@@ -281,5 +300,5 @@ def predict_frame(
     finally:
         model.train(was_training)
     if not chunks:
-        return np.zeros((0, NUM_CLASSES))
+        return np.zeros((0, OUTPUT_KINDS.get(kind).width))
     return torch.cat(chunks).numpy().astype(np.float64)

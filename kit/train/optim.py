@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 from timm.optim import create_optimizer_v2
 from timm.scheduler import CosineLRScheduler, StepLRScheduler
@@ -22,7 +23,7 @@ from timm.scheduler.scheduler import Scheduler
 from torch import nn
 
 from kit.heads import head_spec
-from kit.labels import NUM_CLASSES
+from kit.labels import HEAD_SIZES, HEADS, NUM_CLASSES, decode
 from kit.losses import build_loss, build_multihead_loss, head_loss_args
 from kit.registry import Registry
 
@@ -49,10 +50,21 @@ def _heads_criterion(cfg: Any, labels: Any) -> nn.Module:
     return build_multihead_loss(specs, weights=cfg.head_weights, labels=labels, **per_head)
 
 
+def _task_criterion(task: str) -> Callable[[Any, Any], nn.Module]:
+    """``cfg.loss`` over one task's values; balanced weights count the task's values."""
+
+    def build(cfg: Any, labels: Any) -> nn.Module:
+        values = None if labels is None else decode(np.asarray(labels))[HEADS.index(task)]
+        return build_loss(cfg.loss, num_classes=HEAD_SIZES[task], labels=values, **cfg.loss_kwargs)
+
+    return build
+
+
 #: output kind (``kit.heads.OUTPUT_KINDS``) -> builder(cfg, labels) of its loss.
 CRITERIA: dict[str, Callable[[Any, Any], nn.Module]] = {
     "joint": _joint_criterion,
     "heads": _heads_criterion,
+    **{task: _task_criterion(task) for task in HEADS},
 }
 
 
@@ -60,7 +72,8 @@ def build_criterion(cfg: Any, labels: Any = None) -> nn.Module:
     """The loss of ``cfg`` for its head's output kind; ``labels`` are the 18-way training
     labels (for balanced weights).
 
-    ``"joint"`` heads use ``loss``. ``"heads"`` heads: ``head_losses`` per head (heads not
+    ``"joint"`` heads use ``loss``; so do per-task heads (``"mask"``, ``"gender"``,
+    ``"age"``), over their task's values. ``"heads"`` heads: ``head_losses`` per head (heads not
     named use ``loss``); ``loss_kwargs`` keys named after a head (``age: {gamma: 2}``) go to
     that head only, other keys to every head.
     """

@@ -1,0 +1,39 @@
+"""Experiment trackers that mirror a run folder: TensorBoard, W&B, MLflow (docs/tracking.md).
+
+``Config(track="tensorboard,wandb,mlflow")`` (``--track``) opens them for a run; the packages
+come with ``pip install -e ".[track]"``. Importing this package imports none of them: each is
+imported when its tracker opens.
+"""
+
+from kit.tracking import to_mlflow, to_tensorboard, to_wandb  # noqa: F401 (fill TRACKERS)
+from kit.tracking.base import (
+    EXTRA,
+    TRACKERS,
+    Pruned,
+    Tracker,
+    TrackerSpec,
+    TrackerStart,
+    check_track,
+    epoch_metrics,
+    flatten,
+    summary_metrics,
+    track_names,
+)
+from kit.tracking.session import Hook, Trackers, open_trackers
+
+__all__ = [
+    "EXTRA",
+    "TRACKERS",
+    "Hook",
+    "Pruned",
+    "Tracker",
+    "TrackerSpec",
+    "TrackerStart",
+    "Trackers",
+    "check_track",
+    "epoch_metrics",
+    "flatten",
+    "open_trackers",
+    "summary_metrics",
+    "track_names",
+]

@@ -1,0 +1,151 @@
+"""What a tracker is, the tracker registry, and the one place tracker failures are contained.
+
+A tracker mirrors a run folder to an experiment tracker (TensorBoard, W&B, MLflow): it is
+opened from a :class:`TrackerStart` (the run folder, its flattened config, the run id stored
+by an earlier, resumed process) and then receives, in this order, every finished epoch's
+metrics, the final summary, the artifact files, and the run's final status. The run folder
+stays the source of truth: a tracker that fails is dropped with one warning (:class:`Trackers`)
+and the training goes on.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from kit.registry import Registry
+
+__all__ = [
+    "EXTRA",
+    "TRACKERS",
+    "Pruned",
+    "Tracker",
+    "TrackerSpec",
+    "TrackerStart",
+    "check_track",
+    "epoch_metrics",
+    "flatten",
+    "missing_package",
+    "summary_metrics",
+    "track_names",
+]
+
+_log = logging.getLogger("kit")
+
+#: The pip extra that installs every tracker package (and Optuna).
+EXTRA = 'pip install -e ".[track]"'
+
+
+class Pruned(Exception):
+    """Raised by an epoch hook to stop the run early; the run folder is marked ``pruned``."""
+
+
+@dataclass(frozen=True)
+class TrackerStart:
+    """What a tracker is opened with."""
+
+    run_dir: Path
+    name: str  # the run folder's name: the tracker run's name
+    config: dict[str, Any]  # flattened (``loss_kwargs.gamma``), JSON values
+    study: str | None = None  # a search's study name: a group in the tracker
+    mlflow_uri: str | None = None
+    resume_id: str | None = None  # this tracker's run id from trackers.json, when resuming
+    first_epoch: int = 1  # the first epoch this process will log
+
+
+class Tracker:
+    """The calls a tracker receives; each does nothing unless overridden. Any may raise."""
+
+    #: The tracker run's id, stored in trackers.json so a resumed run continues it.
+    run_id: str | None = None
+
+    def log_epoch(self, epoch: int, metrics: Mapping[str, float]) -> None:
+        """``metrics`` of one finished epoch (:func:`epoch_metrics` names)."""
+
+    def log_summary(self, summary: Mapping[str, float]) -> None:
+        """The final scores (:func:`summary_metrics` names)."""
+
+    def log_artifacts(self, files: Sequence[Path]) -> None:
+        """The end-of-run files (pictures, submission) to keep with the tracker run."""
+
+    def close(self, status: str) -> None:
+        """The run ended as ``status`` (complete, pruned, interrupted, failed)."""
+
+
+@dataclass(frozen=True)
+class TrackerSpec:
+    """A registered tracker: the package it needs and how to open it."""
+
+    package: str
+    open: Callable[[TrackerStart], Tracker]
+
+
+def missing_package(name: str) -> str | None:
+    """The package tracker ``name`` needs when it is not installed, else None."""
+    package = TRACKERS.get(name).package
+    return None if importlib.util.find_spec(package) is not None else package
+
+
+def track_names(track: str | None) -> list[str]:
+    """The tracker names of a ``--track`` value (comma list; none/empty = no tracker)."""
+    if track is None or track.strip().lower() in ("", "none"):
+        return []
+    return [t.strip() for t in track.split(",") if t.strip()]
+
+
+def check_track(track: str | None, field: str | None = "track", cfg: Any = None) -> None:
+    """ValueError naming a ``--track`` entry that is unknown or whose package is missing (the
+    tracker registry's check of the config field ``track``)."""
+    for name in track_names(track):
+        if name not in TRACKERS:
+            raise ValueError(f"config field 'track': {TRACKERS.unknown_message(name)}")
+        package = missing_package(name)
+        if package is not None:
+            raise ValueError(
+                f"config field 'track': tracker {name!r} needs the {package} package, "
+                f"which is not installed; install the tracking extra: {EXTRA}"
+            )
+
+
+TRACKERS: Registry[TrackerSpec] = Registry(
+    "tracker", describe=lambda name, spec: f"{name} (needs {spec.package})", check=check_track
+)
+
+
+def flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"a": {"b": 1}}`` -> ``{"a.b": 1}``; lists become JSON text, other values stay."""
+    out: dict[str, Any] = {}
+    for key, value in config.items():
+        if isinstance(value, Mapping) and value:
+            out.update(flatten(value, f"{prefix}{key}."))
+        elif isinstance(value, (list, tuple, Mapping)):
+            out[f"{prefix}{key}"] = json.dumps(value)
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def epoch_metrics(row: Mapping[str, Any]) -> dict[str, float]:
+    """A metrics.csv row as tracker names: ``train/loss``, ``val/macro_f1``, ``lr``, ..."""
+    out: dict[str, float] = {}
+    for key, value in row.items():
+        if key == "epoch" or value is None:
+            continue
+        split, _, rest = key.partition("_")
+        name = f"{split}/{rest}" if split in ("train", "val") and rest else key
+        out["epoch_seconds" if key == "seconds" else name] = float(value)
+    return out
+
+
+def summary_metrics(summary: Mapping[str, Any]) -> dict[str, float]:
+    """The number-valued entries of summary.json as ``final/<key>`` (no confusion, folds)."""
+    return {
+        f"final/{k}": float(v)
+        for k, v in summary.items()
+        if isinstance(v, (int, float)) and not isinstance(v, bool)
+    }

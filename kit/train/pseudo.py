@@ -1,0 +1,116 @@
+"""Pseudo-labels: a stage-2 run trains with the eval pictures a finished run (or several: their
+mean) predicts confidently, added to its training rows under their predicted class.
+
+Only the training rows grow: validation people come from train.csv alone (the split is made
+before these rows exist, and a K-fold's folds never see them), so the validation score of a
+stage-2 run is as honest as stage 1's. The rows and their source are written to the run folder
+(``pseudo_labels.csv`` and ``summary.json``'s ``pseudo``: :mod:`kit.runfolder.pseudo`).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from kit.labels import AgeGroup, decode
+from kit.runfolder import (
+    probs_task,
+    pseudo_probs_file,
+    pseudo_record,
+    read_test_probs,
+)
+
+__all__ = ["GROUP_AGES", "PseudoLabels", "check_pseudo_sources", "load_pseudo_labels"]
+
+_log = logging.getLogger("kit")
+#: The age a pseudo row carries for its predicted age group, so that training age thresholds
+#: other than the official ones (e.g. 30, 58) keep the group: any thresholds with
+#: 20 < low <= 45 < high <= 60 do.
+GROUP_AGES = {AgeGroup.YOUNG: 20, AgeGroup.MIDDLE: 45, AgeGroup.OLD: 60}
+
+
+@dataclass(frozen=True)
+class PseudoLabels:
+    """The pseudo-labelled training rows of a run and the record of where they came from."""
+
+    rows: pd.DataFrame  # image_id, path, person_id, mask, gender, age, age_group, label, p_top
+    record: dict[str, Any]  # summary.json's "pseudo" entry
+
+
+def _sources(cfg: Any) -> list[str]:
+    value = cfg.pseudo_labels
+    return [] if value is None else [value] if isinstance(value, str) else list(value)
+
+
+def check_pseudo_sources(cfg: Any) -> list[tuple[Path, Path | None]]:
+    """The (probability file, run folder) of every ``cfg.pseudo_labels`` source, checked to be
+    there and 18-way: refused before any run folder is written."""
+    found = []
+    for source in _sources(cfg):
+        path, run = pseudo_probs_file(source)
+        task = probs_task(path)
+        if task is not None:
+            raise ValueError(
+                f"pseudo_labels: {path} holds {task} probabilities only (a per-task run); "
+                "pseudo-labels need 18-way probabilities: merge the mask, gender and age runs "
+                "with kit.ensemble_runs, write its test rows with kit.write_test_probs and "
+                "pass that file"
+            )
+        found.append((path, run))
+    return found
+
+
+def load_pseudo_labels(cfg: Any, eval_df: pd.DataFrame | None, data_dir: Path) -> PseudoLabels:
+    """The eval rows of ``eval_df`` whose top probability (the mean over ``cfg.pseudo_labels``)
+    is above ``cfg.pseudo_threshold``, labelled with the predicted class, in info.csv order."""
+    sources = check_pseudo_sources(cfg)
+    if eval_df is None:
+        raise ValueError(
+            f"pseudo_labels: {data_dir / 'eval' / 'info.csv'} not found; pseudo-labels are "
+            "predictions of the eval pictures, so the data needs its eval set"
+        )
+    order = pd.Index(eval_df["image_id"].astype(str))
+    probs = np.zeros((len(order), 18))
+    for path, _ in sources:
+        split = read_test_probs(path)
+        ids = pd.Index(split.ids.astype(str))
+        missing, extra = order.difference(ids), ids.difference(order)
+        if len(missing) or len(extra):
+            example = (missing if len(missing) else extra)[0]
+            raise ValueError(
+                f"pseudo_labels: {path} has {len(ids)} rows, {len(missing)} eval pictures "
+                f"missing and {len(extra)} not in {data_dir / 'eval' / 'info.csv'} (e.g. "
+                f"{example!r}); expected predictions of this data set's eval pictures"
+            )
+        probs += split.probs[ids.get_indexer(order)]
+    probs /= len(sources)
+    top, label = probs.max(axis=1), probs.argmax(axis=1)
+    keep = top > cfg.pseudo_threshold
+    mask, gender, group = decode(label[keep])
+    rows = eval_df.loc[keep, ["image_id", "path"]].reset_index(drop=True)
+    rows = rows.assign(
+        person_id="pseudo:" + rows["image_id"].astype(str),
+        mask=mask,
+        gender=gender,
+        age=[GROUP_AGES[AgeGroup(g)] for g in group],
+        age_group=group,
+        label=label[keep],
+        p_top=top[keep],
+    )
+    record = pseudo_record(sources, cfg.pseudo_threshold, len(rows), len(order))
+    if rows.empty:
+        _log.warning(
+            "pseudo-labels: no eval picture has a top probability above %.3f (the highest is "
+            "%.3f); this run trains on train.csv alone: lower pseudo_threshold",
+            cfg.pseudo_threshold, float(top.max(initial=0.0)),
+        )  # fmt: skip
+    _log.info(
+        "pseudo-labels: %d of %d eval pictures above %.3f from %s",
+        len(rows), len(order), cfg.pseudo_threshold, ", ".join(str(p) for p, _ in sources),
+    )  # fmt: skip
+    return PseudoLabels(rows, record)

@@ -1,0 +1,137 @@
+"""Pseudo-labels: stage 2 trains with stage 1's confident eval predictions added to its
+training rows, never to its validation rows, and records where they came from."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import kit
+from kit.config import Config
+from kit.data import read_eval
+from kit.labels import decode
+from kit.runfolder import read_pseudo_labels
+from kit.train import data as train_data
+from kit.train import fit
+from kit.train.data import load_splits
+from kit.train.pseudo import GROUP_AGES
+
+P = [f"p{k}" for k in range(18)]
+
+
+@pytest.fixture(scope="module")
+def stage1(tiny_base: Config, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("stage1") / "runs"
+    return fit(tiny_base.replace(output_dir=str(out), name="stage1")).run_dir
+
+
+def _threshold(run: Path) -> tuple[float, int]:
+    """A threshold that lets about half of the eval pictures through, and how many pass
+    (counted here from test_probs.csv, independently of kit)."""
+    top = pd.read_csv(run / "test_probs.csv")[P].to_numpy().max(1)
+    t = float(np.median(top))
+    return t, int((top > t).sum())
+
+
+def test_pseudo_rows_are_training_rows_only(stage1: Path, tiny_base: Config):
+    t, passed = _threshold(stage1)
+    plain = load_splits(tiny_base)
+    splits = load_splits(tiny_base.replace(pseudo_labels=str(stage1), pseudo_threshold=t))
+    eval_ids = set(read_eval(tiny_base.data_dir)["image_id"])
+    assert 0 < passed < len(eval_ids)
+    assert splits.val.equals(plain.val) and splits.train.equals(plain.train)
+    assert not eval_ids & set(splits.val["image_id"])
+    rows = splits.pseudo.rows
+    assert len(rows) == passed and set(rows["image_id"]) <= eval_ids
+    assert len(splits.training) == len(plain.train) + passed
+    # labelled with the predicted class, its mask / gender / age consistent with it
+    test = pd.read_csv(stage1 / "test_probs.csv", dtype={"image_id": str}).set_index("image_id")
+    want = test.loc[rows["image_id"], P].to_numpy().argmax(1)
+    assert rows["label"].tolist() == want.tolist()
+    m, g, a = decode(want)
+    assert rows["mask"].tolist() == m.tolist() and rows["gender"].tolist() == g.tolist()
+    assert rows["age"].tolist() == [GROUP_AGES[x] for x in a]
+    # a K-fold's folds are made before the pseudo rows exist: same validation rows
+    fold = tiny_base.replace(fold=1, n_folds=3)
+    with_pseudo = load_splits(fold.replace(pseudo_labels=str(stage1), pseudo_threshold=t))
+    assert with_pseudo.val.equals(load_splits(fold).val)
+
+
+def test_pseudo_rows_keep_their_group_under_other_training_age_thresholds(stage1, tiny_base):
+    cfg = tiny_base.replace(pseudo_labels=str(stage1), pseudo_threshold=0.0)
+    rows = load_splits(cfg).pseudo.rows
+    labels = kit.ImageDataset(rows, None, age_thresholds=(30, 58)).targets
+    assert labels.tolist() == rows["label"].tolist()
+
+
+@pytest.mark.slow
+def test_stage2_trains_on_them_records_them_and_never_validates_on_them(
+    stage1: Path, tiny_cfg: Config, monkeypatch: pytest.MonkeyPatch
+):
+    t, passed = _threshold(stage1)
+    seen: list[int] = []
+    real = train_data.train_dataset
+
+    def spy(cfg, df, *args, **kwargs):
+        seen.append(len(df))
+        return real(cfg, df, *args, **kwargs)
+
+    monkeypatch.setattr(train_data, "train_dataset", spy)
+    run = fit(tiny_cfg.replace(name="stage2", pseudo_labels=str(stage1), pseudo_threshold=t))
+    splits = load_splits(tiny_cfg)
+    assert seen == [len(splits.train) + passed]
+    stage1_val = pd.read_csv(stage1 / "val_probs.csv", dtype={"image_id": str})
+    stage2_val = pd.read_csv(run.run_dir / "val_probs.csv", dtype={"image_id": str})
+    assert stage2_val["image_id"].tolist() == stage1_val["image_id"].tolist()
+    record = json.loads((run.run_dir / "summary.json").read_text())["pseudo"]
+    assert record["n_pictures"] == passed and record["threshold"] == t
+    assert record["n_eval"] == len(read_eval(tiny_cfg.data_dir))
+    assert record["sources"] == [
+        {"file": str((stage1 / "test_probs.csv").resolve()), "run": str(stage1.resolve())}
+    ]
+    listed = read_pseudo_labels(run.run_dir)
+    assert len(listed) == passed and not set(listed["image_id"]) & set(stage2_val["image_id"])
+    assert json.loads((run.run_dir / "config.json").read_text())["pseudo_labels"] == str(stage1)
+
+
+@pytest.mark.slow
+def test_a_k_fold_with_pseudo_labels_keeps_them_out_of_the_out_of_fold_rows(stage1, tiny_cfg):
+    probs = tiny_cfg.output_dir + "/mean_probs.csv"
+    test = pd.read_csv(stage1 / "test_probs.csv", dtype={"image_id": str})
+    kit.write_test_probs(probs, test["image_id"], test[P].to_numpy())  # a loose file
+    cfg = tiny_cfg.replace(pseudo_labels=[str(stage1), probs], pseudo_threshold=0.0)
+    parent = fit(cfg.replace(name="kp", folds="all", n_folds=2)).run_dir
+    oof = pd.read_csv(parent / "val_probs.csv", dtype={"image_id": str})
+    assert not set(oof["image_id"]) & set(test["image_id"])
+    record = json.loads((parent / "summary.json").read_text())["pseudo"]
+    assert record["n_pictures"] == len(test) and record["sources"][1]["run"] is None
+
+
+def test_bad_sources_are_refused_before_a_run_folder_is_written(tmp_path, tiny_cfg, stage1):
+    out = Path(tiny_cfg.output_dir)
+    with pytest.raises(FileNotFoundError, match="pseudo_labels: .*nope not found"):
+        fit(tiny_cfg.replace(pseudo_labels=str(tmp_path / "nope")))
+    with pytest.raises(FileNotFoundError, match="has no test_probs.csv"):
+        fit(tiny_cfg.replace(pseudo_labels=str(tmp_path)))
+    task = tmp_path / "mask_run"
+    task.mkdir()
+    ids = pd.read_csv(stage1 / "test_probs.csv", dtype={"image_id": str})["image_id"]
+    kit.runfolder.write_task_probs(
+        task / "test_probs.csv", ids.to_frame(), np.full((len(ids), 3), 1 / 3), "mask"
+    )
+    with pytest.raises(ValueError, match="holds mask probabilities only"):
+        fit(tiny_cfg.replace(pseudo_labels=str(task)))
+    assert not out.exists()
+    with pytest.raises(ValueError, match="'pseudo_threshold' is 1.0; expected a probability"):
+        tiny_cfg.replace(pseudo_threshold=1.0).validate()
+
+
+def test_predictions_of_another_eval_set_are_refused(tmp_path, tiny_base, stage1):
+    other = tmp_path / "other.csv"
+    kit.write_test_probs(other, ["x.jpg", "y.jpg"], np.full((2, 18), 1 / 18))
+    with pytest.raises(ValueError, match=r"2 rows, \d+ eval pictures missing and 2 not in"):
+        load_splits(tiny_base.replace(pseudo_labels=str(other)))

@@ -1,0 +1,195 @@
+"""kit.tune: the search space, trials as tagged run folders, pruning, a study continued after a
+restart or a killed trial, two workers on one SQLite study, the report and the plots."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import optuna
+import pytest
+from optuna.distributions import CategoricalDistribution, FloatDistribution
+from optuna.trial import TrialState, create_trial
+
+import kit
+from kit.config import Config
+from kit.runs.__main__ import main as runs_main
+from kit.tune import Param, importance, load_recipe, parse_space, report, write_plots
+from kit.tune.__main__ import main as tune_main
+from kit.tune.study import counted, default_storage
+
+ROOT = Path(__file__).resolve().parents[1]
+SPACE = {"lr": "log:1e-4:1e-2", "loss": ["cross_entropy", "focal"]}
+
+
+class PruneOddTrials(optuna.pruners.BasePruner):
+    """Prunes every odd-numbered trial at its first report: the test decides, not the scores."""
+
+    def prune(self, study, trial):
+        return trial.number % 2 == 1
+
+
+def _smoke(tmp_path: Path) -> Config:
+    return Config(smoke=True, quiet=True, output_dir=str(tmp_path / "runs"), name="s")
+
+
+def _config(run_dir: str) -> dict:
+    return json.loads((Path(run_dir) / "config.json").read_text())
+
+
+def _status(run_dir: str) -> str:
+    return json.loads((Path(run_dir) / "status.json").read_text())["status"]
+
+
+def test_space_texts():
+    lr, epochs, loss, amp = parse_space(
+        ["lr=log:1e-4:1e-2", "epochs=1:3", "loss=cross_entropy, focal", "amp=true,false"]
+    )
+    assert lr == Param("lr", 1e-4, 1e-2, log=True)
+    assert epochs == Param("epochs", 1, 3, integer=True)
+    assert loss.choices == ("cross_entropy", "focal") and amp.choices == (True, False)
+    assert parse_space({"fold": "0,1"})[0].choices == (0, 1)  # int | None reads as int
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("lr", "expected NAME=SPEC"),
+        ("lrr=1:2", r"unknown config field 'lrr' \(did you mean 'lr'\?\)"),
+        ("lr=1e-2:1e-4", "LOW must be below HIGH"),
+        ("lr=log:0:1", r"a log range needs LOW > 0"),
+        ("lr=a:b", "'a' is not a number"),
+        ("epochs=1.5:3", "'1.5' is not an integer"),
+        ("image_size=1:2", "holds more than one value; it cannot be searched"),
+        ("epochs=two", "expected int"),
+    ],
+)
+def test_space_errors(text, message):
+    with pytest.raises(ValueError, match=message):
+        parse_space([text])
+
+
+def test_search_runs_tagged_trials_prunes_and_continues(tmp_path):
+    base = _smoke(tmp_path)
+    study = kit.tune(base, SPACE, 3, pruner=PruneOddTrials(), seed=0)
+    trials = study.get_trials()
+    assert [t.number for t in trials] == [0, 1, 2]
+    assert [t.state for t in trials] == [
+        TrialState.COMPLETE,
+        TrialState.PRUNED,
+        TrialState.COMPLETE,
+    ]
+    for t in trials:
+        config = _config(t.user_attrs["run_dir"])
+        assert (config["study"], config["trial"], config["name"]) == (
+            "s",
+            t.number,
+            f"s-trial{t.number}",
+        )
+        assert config["lr"] == t.params["lr"] and config["loss"] == t.params["loss"]
+        expected = "pruned" if t.state == TrialState.PRUNED else "complete"
+        assert _status(t.user_attrs["run_dir"]) == expected
+    summary = json.loads((Path(trials[0].user_attrs["run_dir"]) / "summary.json").read_text())
+    assert trials[0].value == summary["val_macro_f1"]
+    assert list(trials[0].intermediate_values) == [1, 2]  # every epoch reported
+    assert Path(default_storage(base.output_dir).removeprefix("sqlite:///")).is_file()
+
+    again = kit.tune(base, SPACE, 4, pruner=PruneOddTrials())  # a restart continues the study
+    assert [t.number for t in again.get_trials()] == [0, 1, 2, 3]
+
+
+def test_a_trial_killed_mid_way_is_failed_and_rerun_with_its_parameters(tmp_path):
+    base = _smoke(tmp_path)
+    ended = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                           capture_output=True, text=True, check=True)  # fmt: skip
+    study = optuna.create_study(
+        study_name="s", storage=default_storage(base.output_dir), direction="maximize"
+    )
+    killed = study.ask({"lr": FloatDistribution(1e-4, 1e-2, log=True),
+                        "loss": CategoricalDistribution(["cross_entropy", "focal"])})  # fmt: skip
+    killed.set_user_attr("pid", int(ended.stdout))  # as its worker left it when killed
+    killed.set_user_attr("host", __import__("socket").gethostname())
+    study = kit.tune(base, SPACE, 2, pruner=optuna.pruners.NopPruner())
+    trials = study.get_trials()
+    assert trials[0].state == TrialState.FAIL
+    assert trials[1].params == trials[0].params and trials[1].state == TrialState.COMPLETE
+    assert len(trials) == 3 and [t.number for t in counted(study)] == [1, 2]
+
+
+def _finished_study(tmp_path: Path) -> optuna.Study:
+    """A study filled by hand: the report and the plots need no training."""
+    study = optuna.create_study(direction="maximize", study_name="hand")
+    dists = {"lr": FloatDistribution(1e-4, 1e-2, log=True),
+             "loss": CategoricalDistribution(["cross_entropy", "focal"])}  # fmt: skip
+    for k, (lr, loss, value) in enumerate(
+        [
+            (1e-4, "focal", 0.2),
+            (1e-3, "cross_entropy", 0.5),
+            (3e-3, "focal", 0.7),
+            (1e-2, "focal", 0.4),
+        ]
+    ):
+        params, attrs = {"lr": lr, "loss": loss}, {"run_dir": f"runs/t{k}"}
+        study.add_trial(create_trial(params=params, distributions=dists, value=value,
+                                     user_attrs=attrs))  # fmt: skip
+    return study
+
+
+def test_report_names_the_best_trial_its_changes_and_the_importances(tmp_path):
+    study = _finished_study(tmp_path)
+    text = report(study, Config(lr=3e-3), "sqlite:///x.db")
+    assert "study hand: 4 trials (4 complete) in sqlite:///x.db" in text
+    assert "best: trial 2, val macro F1 0.7000, run folder runs/t2" in text
+    assert "  loss: 'cross_entropy' -> 'focal'" in text and "lr:" not in text.split("importance")[0]
+    found = importance(study)
+    assert set(found) == {"lr", "loss"} and sum(found.values()) == pytest.approx(1.0)
+    assert all(f"  {k}" in text for k in found)
+    written = write_plots(study, tmp_path / "plots")
+    assert [p.name for p in written] == ["history.png", "importance.png"]
+    assert all(p.stat().st_size > 1000 for p in written)
+    one = optuna.create_study(direction="maximize")
+    one.add_trial(create_trial(params={}, distributions={}, value=0.1))
+    assert "parameter importance: needs 2 or more complete trials" in report(one, Config(), "m")
+
+
+def test_recipe_config_is_loaded_from_the_file(tmp_path):
+    assert load_recipe(ROOT / "recipes" / "baseline.py").name == "baseline"
+    bad = tmp_path / "bad.py"
+    bad.write_text("X = 1\n")
+    with pytest.raises(ValueError, match="a recipe defines config"):
+        load_recipe(bad)
+
+
+@pytest.mark.slow  # two processes, each importing torch and training 2-3 smoke trials
+def test_two_workers_share_one_sqlite_study_without_duplicates(tmp_path):
+    out = tmp_path / "runs"
+    command = [sys.executable, "-m", "kit.tune", str(ROOT / "recipes" / "baseline.py"),
+               "--trials", "4", "--param", "lr=log:1e-4:1e-2", "--no-prune", "--study", "two",
+               "--smoke", "--quiet", "--output-dir", str(out)]  # fmt: skip
+    workers = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                text=True) for _ in range(2)]  # fmt: skip
+    logs = [w.communicate(timeout=400)[0] for w in workers]
+    assert [w.returncode for w in workers] == [0, 0], logs
+    study = optuna.load_study(study_name="two", storage=default_storage(out))
+    trials = study.get_trials()
+    assert 4 <= len(trials) <= 5  # two workers racing for the last trial may both start one
+    assert all(t.state == TrialState.COMPLETE for t in trials)
+    folders = sorted(p for p in out.iterdir() if p.is_dir())
+    assert sorted(_config(str(p))["trial"] for p in folders) == [t.number for t in trials]
+    assert sorted(Path(t.user_attrs["run_dir"]).name for t in trials) == [p.name for p in folders]
+    assert all("best: trial" in log for log in logs)
+    listed = subprocess.run([sys.executable, "-m", "kit.runs", str(out), "--study", "two"],
+                            capture_output=True, text=True, check=True).stdout  # fmt: skip
+    assert all(p.name in listed for p in folders)
+
+
+def test_cli_bad_input_is_one_line(tmp_path, capsys):
+    recipe = str(ROOT / "recipes" / "baseline.py")
+    out = ["--output-dir", str(tmp_path / "runs"), "--smoke"]
+    assert tune_main([recipe, "--trials", "2", "--param", "loss=focall", *out]) == 2
+    assert "error: search parameter loss='focall': config field 'loss'" in capsys.readouterr().err
+    assert tune_main([str(tmp_path / "none.py"), "--trials", "1", "--param", "lr=1:2"]) == 2
+    assert "error: recipe" in capsys.readouterr().err
+    assert runs_main([str(tmp_path), "--study", "x"]) == 0
