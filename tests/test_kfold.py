@@ -145,10 +145,10 @@ def test_a_subset_of_folds_resumes_fold_by_fold(all_folds, tiny_data, tmp_path, 
     cfg, reference, _ = all_folds
     real = loop.train_one_epoch
 
-    def stop_fold_2_in_epoch_2(parts, loader, criterion, c, epoch):
+    def stop_fold_2_in_epoch_2(parts, loader, criterion, c, epoch, *rest):
         if c.fold == 2 and epoch == 2:
             raise KeyboardInterrupt
-        return real(parts, loader, criterion, c, epoch)
+        return real(parts, loader, criterion, c, epoch, *rest)
 
     monkeypatch.setattr(loop, "train_one_epoch", stop_fold_2_in_epoch_2)
     with pytest.raises(SystemExit):
