@@ -18,7 +18,7 @@ from kit.labels import HEAD_SIZES
 from kit.registry import REGISTRIES, did_you_mean
 
 __all__ = ["check", "check_folds", "check_registries", "coerce", "matches", "parse_folds"]
-__all__ += ["pretrained_cfg", "type_name", "weights_name"]
+__all__ += ["parse_age_ranges", "pretrained_cfg", "type_name", "weights_name"]
 
 _Check = tuple[Callable[[Any], bool], str]
 #: field -> (predicate, what is expected); None values skip the check.
@@ -50,6 +50,12 @@ _RANGES: dict[str, _Check] = {
     "head_weights": (lambda v: set(v) <= set(HEAD_SIZES), f"keys among {list(HEAD_SIZES)}"),
     "face_margin": (lambda v: 0 <= v <= 5, "a share in [0, 5], e.g. 0.4"),
     "name": (lambda v: v != "" and "/" not in v and "\\" not in v, "a non-empty name, no slashes"),
+    "mix_alpha": (lambda v: v > 0, "a number > 0"),
+    "mix_lam": (lambda v: 0 < v[0] <= v[1] < 1, "two shares 0 < low <= high < 1, e.g. 0.4 0.6"),
+    "mix_prob": (lambda v: 0 <= v <= 1, "a probability in [0, 1]"),
+    "mix_off_epochs": (lambda v: v >= 0, "an integer >= 0 (0 = mix every epoch)"),
+    "ema_decay": (lambda v: 0 < v < 1, "a number strictly between 0 and 1, e.g. 0.999"),
+    "refit_epochs": (lambda v: v >= 1, "an integer >= 1"),
 }
 
 
@@ -135,6 +141,14 @@ def check(cfg: Any) -> None:
     if cfg.fold is not None and cfg.fold >= cfg.n_folds:
         raise ValueError(f"config field 'fold' is {cfg.fold}; expected 0..{cfg.n_folds - 1}")
     check_folds(cfg)
+    if cfg.drop_ages is not None:
+        parse_age_ranges(cfg.drop_ages)
+    if cfg.refit != "none" and cfg.folds is not None:
+        raise ValueError(
+            f"config field 'refit' is {cfg.refit!r} with folds {cfg.folds!r}: a K-fold's test "
+            "probabilities already average models that saw every person; use --refit none, or "
+            "refit a single run (--folds none)"
+        )
     check_registries(cfg, require=False)
     _check_model(cfg.model)
     if cfg.pretrained_file is not None and not Path(cfg.pretrained_file).is_file():
@@ -189,6 +203,22 @@ def parse_folds(spec: str, n_folds: int) -> list[int]:
     if twice:
         raise ValueError(f"config field 'folds' is {spec!r}: fold {twice[0]} is listed twice")
     return sorted(folds)
+
+
+def parse_age_ranges(spec: str) -> list[tuple[int, int]]:
+    """The inclusive ``(low, high)`` age ranges of ``spec``, e.g. ``"27-29,57-59"``."""
+    expected = "expected inclusive ranges of whole years joined by commas, e.g. 27-29,57-59"
+    ranges = []
+    for part in spec.split(","):
+        low, dash, high = part.strip().partition("-")
+        ok = dash and low.strip().isdigit() and high.strip().isdigit()
+        if not ok or not 0 <= int(low) <= int(high) <= 120:
+            raise ValueError(
+                f"config field 'drop_ages' is {spec!r}: {part.strip()!r} is no age range "
+                f"low-high in 0..120; {expected}"
+            )
+        ranges.append((int(low), int(high)))
+    return ranges
 
 
 def check_folds(cfg: Any) -> None:

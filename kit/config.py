@@ -16,7 +16,7 @@ from typing import Any, get_type_hints
 import yaml
 
 from kit import io
-from kit._config_checks import check, check_registries, coerce, parse_folds
+from kit._config_checks import check, check_registries, coerce, parse_age_ranges, parse_folds
 from kit.registry import did_you_mean
 
 __all__ = [
@@ -24,6 +24,7 @@ __all__ = [
     "Config",
     "check_registries",
     "fields_with_role",
+    "parse_age_ranges",
     "parse_folds",
     "split_fields",
 ]
@@ -144,8 +145,42 @@ class Config:
     amp: bool = _f(True, "mixed precision (CUDA only; ignored on CPU)")
     early_stopping: int = _f(0, "stop after this many epochs without val F1 gain (0 = off)")
     tta: str = _f(
-        "none", "test-time augmentation for validation and test: none or hflip", registry="tta"
+        "none",
+        "test-time views averaged for validation and test: none, hflip, shift, scale, or a "
+        "product such as hflip+shift",
+        registry="tta",
     )
+    # techniques
+    mix: str = _f(
+        "none",
+        "batch mixing: none, mixup, cutmix, mixup_cutmix, vhalves (left / right halves) or "
+        "hhalves (top / bottom halves)",
+        registry="mix",
+    )
+    mix_pairs: str = _f(
+        "random",
+        "mixing partners: random, or same_class (the same 18-way class)",
+        registry="mix_pairs",
+    )
+    mix_alpha: float = _f(1.0, "mixup / cutmix: lam ~ Beta(mix_alpha, mix_alpha)")
+    mix_lam: tuple[float, float] = _f(
+        (0.4, 0.6), "vhalves / hhalves: range of the cut position (share of the width / height)"
+    )
+    mix_prob: float = _f(1.0, "share of the training batches that are mixed")
+    mix_off_epochs: int = _f(0, "train the last N epochs without mixing")
+    drop_ages: str | None = _f(
+        None, "leave training people of these ages out, e.g. 27-29,57-59 (validation keeps all)"
+    )
+    ema: bool = _f(False, "validate, keep and submit an exponential moving average of the weights")
+    ema_decay: float = _f(0.999, "EMA decay per optimizer step (its maximum with ema_warmup)")
+    ema_warmup: bool = _f(True, "EMA decay rising from 0 towards ema_decay (timm, power 3/4)")
+    refit: str = _f(
+        "none",
+        "after training: none, continue (refit_epochs more on train + val people) or all "
+        "(retrain on every person for the best epoch count)",
+        registry="refit",
+    )
+    refit_epochs: int = _f(2, "epochs of refit=continue")
     # machine and output
     workers: int | str = _f(
         "auto", "data loader worker processes, or auto (from the CPU count)", role="machine"
@@ -264,6 +299,7 @@ class Config:
             limit_people=12 if self.limit_people is None else min(self.limit_people, 12),
             workers=0,
             early_stopping=0,
+            refit_epochs=min(self.refit_epochs, 1),
         )
 
 

@@ -23,14 +23,17 @@ from kit.runfolder import BEST
 from kit.train.checkpoint import load
 from kit.train.distributed import resolve_device
 from kit.train.loop import predict_frame
-from kit.transforms import TTA
+from kit.tta import TTA
 
 __all__ = ["TTA", "load_run_model", "predict", "resolve_device"]
 
 
-def load_run_model(run_dir: str | os.PathLike[str], device: str = "cpu") -> tuple[nn.Module, Any]:
-    """(model with the run's best weights, its Config) from a run folder's ``best.pt``."""
-    ckpt = load(Path(run_dir) / BEST, map_location=device)
+def load_run_model(
+    run_dir: str | os.PathLike[str], device: str = "cpu", weights: str = BEST
+) -> tuple[nn.Module, Any]:
+    """(model with the run's best weights, its Config) from a run folder's ``best.pt`` (or
+    ``weights``: ``refit.pt``, the weights a refit run's submission used)."""
+    ckpt = load(Path(run_dir) / weights, map_location=device)
     cfg = Config.from_dict(ckpt["config"])
     # the trained weights replace any starting weights, so the file is not needed any more
     model = create_model(cfg.replace(pretrained=False, pretrained_file=None))
@@ -45,25 +48,26 @@ def predict(
     batch_size: int | None = None,
     tta: str = "none",
     prepared: Callable[[str], np.ndarray] | None = None,
+    weights: str = BEST,
 ) -> np.ndarray:
     """(n, 18) probabilities for the rows of ``df`` (column ``path``), in row order; a
     per-task run (``--head mask``, ``gender`` or ``age``) gives its task's (n, 3) or (n, 2).
 
-    Given a run folder, its ``best.pt`` and config are used (``cfg`` then only chooses the
+    Given a run folder, its ``best.pt`` (or ``weights``) and config are used (``cfg`` then only chooses the
     device, batch size and workers); given a model, ``cfg`` is its config (required).
-    ``tta="hflip"`` averages the probabilities of each picture and its mirror image.
+    ``tta`` names the test-time views averaged (``kit.transforms.tta_views``), e.g. ``"hflip"``.
     ``prepared`` reads pictures already cropped and resized for ``cfg`` by path (an
     ``ImageCache``); by default every file is decoded and prepared (a face crop around the
     stored face boxes of the run's data folder, :func:`kit.train.data.frame_loader`).
     """
-    TTA.get(tta)  # an unknown mode fails before a model is loaded
+    TTA.check(tta)  # an unknown view fails before a model is loaded
     if isinstance(model_or_run_dir, nn.Module):
         if cfg is None:
             raise ValueError("predict(model, df) needs the model's cfg for its transforms")
         model = model_or_run_dir
     else:
         device = resolve_device(cfg.device if cfg is not None else "auto")
-        model, run_cfg = load_run_model(model_or_run_dir, device=str(device))
+        model, run_cfg = load_run_model(model_or_run_dir, device=str(device), weights=weights)
         if cfg is not None:
             run_cfg = run_cfg.replace(
                 eval_batch_size=cfg.eval_batch_size, workers=cfg.workers, amp=cfg.amp

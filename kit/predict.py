@@ -34,6 +34,7 @@ from kit.data._common import IMAGE_EXTENSIONS
 from kit.inference import predict
 from kit.runfolder import (
     BEST,
+    REFIT,
     SUBMISSION,
     fold_run_dirs,
     read_config,
@@ -42,22 +43,28 @@ from kit.runfolder import (
     write_submission,
 )
 from kit.train.data import resolve_data_dir
-from kit.transforms import TTA
+from kit.tta import TTA
 
-__all__ = ["main", "predict_run", "read_inputs", "run_members"]
+__all__ = ["main", "predict_run", "read_inputs", "run_members", "weights_of"]
 
 _OUTPUT_FIX = "pass another -o PATH, or free space"
 
 
+def weights_of(run_dir: Path) -> str:
+    """The weights file that wrote ``run_dir``'s own submission: ``refit.pt`` after a refit,
+    else ``best.pt`` (also for a run that has not finished)."""
+    return REFIT if read_summary(run_dir).get("submission_weights") == REFIT else BEST
+
+
 def run_members(run_dir: str | os.PathLike[str]) -> list[Path]:
-    """The folders whose ``best.pt`` predict for ``run_dir``: itself, or a K-fold parent's folds."""
+    """The folders whose weights predict for ``run_dir``: itself, or a K-fold parent's folds."""
     run_dir = Path(run_dir)
     folds = fold_run_dirs(run_dir, read_summary(run_dir))
     members = folds or [run_dir]
-    missing = [m for m in members if not (m / BEST).is_file()]
+    missing = [m / weights_of(m) for m in members if not (m / weights_of(m)).is_file()]
     if missing:
         raise FileNotFoundError(
-            f"{missing[0] / BEST} not found; expected a run folder that finished at least one "
+            f"{missing[0]} not found; expected a run folder that finished at least one "
             "epoch, or a K-fold parent whose folds did (python -m kit.runs shows their status)"
         )
     return members
@@ -121,12 +128,13 @@ def predict_run(
     cfg: Config | None = None,
 ) -> np.ndarray:
     """(n, 18) probabilities of ``run_dir`` (the mean over a K-fold parent's folds) for the
-    rows of ``frame``; ``tta`` None uses each run's own ``tta``. ``cfg`` chooses the device,
+    rows of ``frame``, from the weights of each run's own submission (:func:`weights_of`);
+    ``tta`` None uses each run's own ``tta``. ``cfg`` chooses the device,
     batch size and workers."""
     probs = []
     for member in run_members(run_dir):
         mode = tta if tta is not None else str(read_config(member).get("tta", "none"))
-        probs.append(predict(member, frame, cfg=cfg, tta=mode))
+        probs.append(predict(member, frame, cfg=cfg, tta=mode, weights=weights_of(member)))
     return np.mean(probs, axis=0)
 
 
@@ -153,7 +161,9 @@ def _parser() -> argparse.ArgumentParser:
         "with a path column (default: the data the run trained on)",
     )
     p.add_argument(
-        "--tta", choices=TTA.names(), help="test-time augmentation (default: the run's own)"
+        "--tta",
+        help=f"test-time views, one of {', '.join(TTA.names())} or several joined by + "
+        "(default: the run's own)",
     )
     p.add_argument(
         "-o",
@@ -169,6 +179,8 @@ def _parser() -> argparse.ArgumentParser:
 
 def _main(argv: Sequence[str]) -> int:
     args = _parser().parse_args(argv)
+    if args.tta is not None:
+        TTA.check(args.tta)  # an unknown view fails before any work
     run_dir = Path(args.run)
     members = run_members(run_dir)  # before any picture is read
     source = Path(args.data_dir) if args.data_dir else _default_source(members[0])

@@ -12,9 +12,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from kit.config import parse_age_ranges
 from kit.labels import age_to_group
 
-__all__ = ["holdout", "person_folds"]
+__all__ = ["drop_ages", "holdout", "person_folds"]
 
 _STRATA = ("gender", "age_group")
 
@@ -110,3 +111,24 @@ def holdout(
         members = rng.permutation(np.flatnonzero(strata == cell))
         is_val[members[:quota]] = True
     return is_val[row_person]
+
+
+def drop_ages(df: pd.DataFrame, spec: str | None) -> pd.DataFrame:
+    """The rows of ``df`` whose ``age`` lies in none of the inclusive ranges of ``spec``
+    (``"27-29,57-59"``; None keeps every row). Training drops people next to an age-group
+    boundary this way (``cfg.drop_ages``); validation and scoring keep everyone."""
+    if spec is None:
+        return df
+    if "age" not in df.columns:
+        raise ValueError(f"drop_ages needs an 'age' column; the frame has {list(df.columns)}")
+    ages = df["age"].to_numpy()
+    inside = np.zeros(len(df), dtype=bool)
+    for low, high in parse_age_ranges(spec):
+        inside |= (ages >= low) & (ages <= high)
+    kept = df[~inside].reset_index(drop=True)
+    if len(kept) == 0:
+        raise ValueError(
+            f"drop_ages {spec!r} leaves no training rows (ages {ages.min()}..{ages.max()}); "
+            "drop narrower ranges"
+        )
+    return kept

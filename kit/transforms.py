@@ -13,8 +13,7 @@ A loader that already returns prepared images (a cache of cropped, resized pictu
 crop, which needs each picture's face box) pairs with ``build_transforms(cfg, prepared=True)``,
 which leaves out the crop and resize.
 
-:data:`TTA` holds the test-time views of a batch of prepared tensors, for validation in
-training and for inference alike.
+The test-time views of a prepared batch are :data:`kit.tta.TTA`.
 """
 
 from __future__ import annotations
@@ -37,7 +36,6 @@ __all__ = [
     "MEAN",
     "PRESETS",
     "STD",
-    "TTA",
     "FractionCenterCrop",
     "Normalization",
     "build_transforms",
@@ -101,11 +99,6 @@ class FractionCenterCrop(A.ImageOnlyTransform):
 
 #: preset name -> augmentations applied to the prepared (cropped, resized) uint8 image.
 PRESETS: Registry[Callable[[Any], list[A.BasicTransform]]] = Registry("preset")
-
-#: TTA mode -> the views of a batch ``(n, 3, H, W)`` whose probabilities are averaged.
-TTA: Registry[Callable[[Any], list[Any]]] = Registry("tta")
-TTA.register("none", lambda x: [x])
-TTA.register("hflip", lambda x: [x, x.flip(3)])  # the mirror image: width is the last axis
 
 
 @PRESETS.register("base")

@@ -203,6 +203,7 @@ def summary(f1: float, best_epoch: int = 3, **extra: Any) -> dict[str, Any]:
         "val_f1_gender": extra.pop("gender", 0.8),
         "val_f1_age": extra.pop("age", 0.6),
         "confusion": [[0] * N_CLASSES for _ in range(N_CLASSES)],
+        "submission_weights": "best.pt",
         "seconds": 100.0,
         **extra,
     }

@@ -92,10 +92,16 @@ def _wait_for(marker: Path, proc: subprocess.Popen, timeout: float = 240.0) -> N
         time.sleep(0.05)
 
 
+#: The killed run plain, and with the techniques that carry state or random draws across
+#: epochs: the weight average (in last.pt) and same-class CutMix (numpy's generator).
+TECHNIQUES = {"plain": {}, "ema_mix": {"ema": True, "mix": "cutmix", "mix_pairs": "same_class"}}
+
+
 @pytest.mark.slow
-def test_sigkill_mid_epoch_then_resume_ends_like_an_uninterrupted_run(base, tmp_path):
+@pytest.mark.parametrize("techniques", TECHNIQUES.values(), ids=TECHNIQUES.keys())
+def test_sigkill_mid_epoch_then_resume_ends_like_an_uninterrupted_run(base, tmp_path, techniques):
     killed_out, straight_out = tmp_path / "killed", tmp_path / "straight"
-    cfg = base.replace(output_dir=str(killed_out))
+    cfg = base.replace(output_dir=str(killed_out), **techniques)
     script, marker = tmp_path / "killable.py", tmp_path / "in-epoch-2"
     script.write_text(_KILLABLE)
     proc = subprocess.Popen(
@@ -121,6 +127,7 @@ def test_sigkill_mid_epoch_then_resume_ends_like_an_uninterrupted_run(base, tmp_
     assert _metrics(run_dir)["epoch"].tolist() == [1]
     last = torch.load(run_dir / "last.pt", weights_only=True)
     assert last["state"]["epoch"] == 1
+    assert ("ema" in last) == bool(techniques.get("ema"))
     assert _leftovers(run_dir) == []
     assert not (run_dir / "summary.json").exists()
 

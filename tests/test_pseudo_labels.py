@@ -13,12 +13,12 @@ import pytest
 import kit
 from kit.config import Config
 from kit.data import read_eval
+from kit.data.pseudo import GROUP_AGES
 from kit.labels import decode
 from kit.runfolder import read_pseudo_labels
 from kit.train import data as train_data
 from kit.train import fit
 from kit.train.data import load_splits
-from kit.train.pseudo import GROUP_AGES
 
 P = [f"p{k}" for k in range(18)]
 

@@ -1,4 +1,4 @@
-"""kit.train.running: the batch loop's device-side loss sum, NaN check and running F1."""
+"""kit.running: the batch loop's device-side loss sum, NaN check and running F1."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from kit.metrics import macro_f1
-from kit.train.running import Running
+from kit.running import Running
 
 
 def _logits(pred: torch.Tensor) -> torch.Tensor:

@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from kit.config import Config
-from kit.transforms import MEAN, PRESETS, STD, TTA, FractionCenterCrop, build_transforms, prepare
+from kit.transforms import MEAN, PRESETS, STD, FractionCenterCrop, build_transforms, prepare
+from kit.tta import TTA
 
 
 def _picture(h: int = 128, w: int = 96, seed: int = 0) -> np.ndarray:

@@ -66,6 +66,7 @@ from kit.tune.__main__ import main as tune_main
 from kit.tune.space import parse_space
 from tests._after_training_triggers import AFTER_TRAINING
 from tests._runfolders import Preds, RunSpec, one_hot_probs, summary, write_run
+from tests._technique_triggers import TECHNIQUES
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGE = ROOT / "docs" / "troubleshooting.md"
@@ -754,6 +755,7 @@ TRIGGERS: dict[str, Trigger] = {
     ),
 }
 TRIGGERS.update(AFTER_TRAINING)  # calibration, stacking, per-task merge, label-noise finder
+TRIGGERS.update(TECHNIQUES)  # mixing, boundary ages, EMA, logit adjustment, refit, TTA
 
 RECIPE = str(ROOT / "recipes" / "baseline.py")
 

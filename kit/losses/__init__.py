@@ -5,7 +5,8 @@
 ...                              "age": "focal"}, weights={"age": 2.0})
 
 Add your own loss with ``@register_loss("name")`` on a function or class that returns an
-``nn.Module`` whose ``forward(logits (n, C), target (n,) long)`` returns a scalar.
+``nn.Module`` whose ``forward(logits (n, C), target)`` returns a scalar; ``target`` is class
+ids ``(n,)`` (long) or, in mixed batches (``cfg.mix``), soft targets ``(n, C)`` (float).
 """
 
 from kit.losses.classification import (
@@ -16,6 +17,7 @@ from kit.losses.classification import (
     label_smoothing,
     resolve_class_weights,
 )
+from kit.losses.long_tail import LogitAdjusted, balanced_softmax, class_priors
 from kit.losses.multihead import MultiHeadLoss, build_multihead_loss
 from kit.losses.registry import (
     LOSSES,
@@ -30,13 +32,16 @@ __all__ = [
     "LOSSES",
     "CrossEntropy",
     "FocalLoss",
+    "LogitAdjusted",
     "MultiHeadLoss",
     "SoftF1Loss",
     "WeightedSumLoss",
+    "balanced_softmax",
     "balanced_weights",
     "build_loss",
     "build_multihead_loss",
     "check_spec",
+    "class_priors",
     "head_loss_args",
     "label_smoothing",
     "register_loss",

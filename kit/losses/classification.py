@@ -1,6 +1,7 @@
 """The built-in losses: cross entropy, focal, label smoothing and soft macro F1.
 
-Each takes ``logits (n, C)`` and ``target (n,)`` (long) and returns a scalar. None of them
+Each takes ``logits (n, C)`` and ``target``: class ids ``(n,)`` (long) or soft targets
+``(n, C)`` (float rows of probabilities, from mixed batches), and returns a scalar. None of them
 assumes a number of classes: C always comes from the logits (the official baseline's
 F1 loss defaulted to 3 classes on the 18-class problem).
 """
@@ -73,19 +74,45 @@ def resolve_class_weights(
 
 
 def _check(logits: torch.Tensor, target: torch.Tensor, expected: int | None = None) -> None:
-    if logits.ndim != 2 or target.ndim != 1 or len(logits) != len(target) or len(target) == 0:
+    """Refuse logits and targets that do not fit: targets are class ids (n,) or soft
+    targets (n, C) of probabilities (mixed batches, ``kit.mixing``)."""
+    soft = target.is_floating_point()
+    if soft and target.ndim == 1:
         raise ValueError(
-            f"expected logits (n, C) and target (n,) with n >= 1, got logits "
-            f"{tuple(logits.shape)} and target {tuple(target.shape)}"
+            f"target must hold integer class ids (n,) or probabilities (n, C); got dtype "
+            f"{target.dtype} of shape {tuple(target.shape)}"
+        )
+    if (
+        logits.ndim != 2
+        or target.ndim != (2 if soft else 1)
+        or len(logits) != len(target)
+        or len(target) == 0
+    ):
+        raise ValueError(
+            f"expected logits (n, C) and target (n,) of class ids or (n, C) of probabilities, "
+            f"n >= 1; got logits {tuple(logits.shape)} and target {tuple(target.shape)}"
         )
     num_classes = logits.shape[1]
     if expected is not None and num_classes != expected:
         raise ValueError(f"logits have {num_classes} classes; this loss was built for {expected}")
+    if soft:
+        if target.shape[1] != num_classes:
+            raise ValueError(
+                f"soft target has {target.shape[1]} classes; logits have {num_classes}"
+            )
+        return
     if target.dtype not in (torch.int64, torch.int32, torch.uint8):
         raise ValueError(f"target must hold integer class ids, got dtype {target.dtype}")
     low, high = int(target.min()), int(target.max())
     if low < 0 or high >= num_classes:
         raise ValueError(f"target holds {low}..{high}; logits have classes 0..{num_classes - 1}")
+
+
+def _as_probs(target: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """Soft targets as they are; class ids as one-hot rows."""
+    if target.is_floating_point():
+        return target.float()
+    return F.one_hot(target.long(), num_classes).float()
 
 
 class _Weighted(nn.Module):
@@ -121,8 +148,9 @@ class CrossEntropy(_Weighted):
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         _check(logits, target, self.num_classes)
+        target = target.float() if target.is_floating_point() else target.long()
         return F.cross_entropy(
-            logits.float(), target.long(), weight=self.weight, label_smoothing=self.label_smoothing
+            logits.float(), target, weight=self.weight, label_smoothing=self.label_smoothing
         )
 
 
@@ -166,16 +194,25 @@ class FocalLoss(_Weighted):
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         _check(logits, target, self.num_classes)
-        target = target.long()
-        log_pt = F.log_softmax(logits.float(), dim=1).gather(1, target[:, None]).squeeze(1)
-        loss = -log_pt
-        if self.gamma:
-            # The clamp keeps the gradient finite where p_t rounds to 1 and gamma < 1.
-            loss = loss * (-torch.expm1(log_pt)).clamp_min(1e-30) ** self.gamma
-        if self.weight is None:
+        log_p = F.log_softmax(logits.float(), dim=1)
+        if target.is_floating_point():  # soft: the expected focal term under the target
+            t = target.float()
+            loss = -(t * self._focal(log_p) * log_p).sum(1)
+            w = None if self.weight is None else t @ self.weight
+        else:
+            target = target.long()
+            log_pt = log_p.gather(1, target[:, None]).squeeze(1)
+            loss = -self._focal(log_pt) * log_pt
+            w = None if self.weight is None else self.weight[target]
+        if w is None:
             return loss.mean()
-        w = self.weight[target]
         return (w * loss).sum() / w.sum()
+
+    def _focal(self, log_p: torch.Tensor) -> torch.Tensor | float:
+        if not self.gamma:
+            return 1.0
+        # The clamp keeps the gradient finite where p rounds to 1 and gamma < 1.
+        return (-torch.expm1(log_p)).clamp_min(1e-30) ** self.gamma
 
     def extra_repr(self) -> str:
         return f"gamma={self.gamma}"
@@ -196,7 +233,7 @@ class SoftF1Loss(nn.Module):
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         _check(logits, target)
         probs = F.softmax(logits.float(), dim=1)
-        onehot = F.one_hot(target.long(), logits.shape[1]).to(probs.dtype)
+        onehot = _as_probs(target, logits.shape[1])
         tp = (probs * onehot).sum(0)
         # 2TP + FP + FN = (TP + FP) + (TP + FN) = predicted mass + true count
         f1 = 2 * tp / (probs.sum(0) + onehot.sum(0) + self.eps)

@@ -154,6 +154,7 @@ def write_parent(
         **{f"val_{k}": v for k, v in scores.items() if k != "confusion"},
         "confusion": scores["confusion"],
         "n_val": len(oof),
+        "submission_weights": "folds",  # the mean of the fold runs' test probabilities
         "seconds": round(sum(float(s.get("seconds", 0)) for s in summaries) + time.time() - t0, 3),
         "n_folds": n_folds,
         "folds": [

@@ -24,6 +24,7 @@ __all__ = [
     "PSEUDO_LABELS",
     "PSEUDO_SUMMARY_KEY",
     "RECIPE",
+    "REFIT",
     "RUN_FILES",
     "SCORE_COLUMNS",
     "STATUS",
@@ -63,11 +64,13 @@ RUN_FILES = (
 #: Files a run folder holds only sometimes (docs/run-folder.md's second table): the recipe
 #: that started the run, the uncommitted changes when the working tree was dirty, the mistakes
 #: sheet (the most confident wrong validation predictions: a run's, at its end; a K-fold
-#: parent's, from ``python -m kit.score PARENT --mistakes``) and the eval pictures a
-#: pseudo-labelled run trained on (``Config.pseudo_labels``).
+#: parent's, from ``python -m kit.score PARENT --mistakes``), the eval pictures a
+#: pseudo-labelled run trained on (``Config.pseudo_labels``), and the weights after a refit
+#: (``Config.refit``): what test_probs.csv and submission.csv used.
 RECIPE, GIT_DIFF, VAL_MISTAKES = "recipe.py", "git.diff", "val_mistakes.png"
 PSEUDO_LABELS = "pseudo_labels.csv"
-EXTRA_FILES = (RECIPE, GIT_DIFF, VAL_MISTAKES, PSEUDO_LABELS)
+REFIT = "refit.pt"
+EXTRA_FILES = (RECIPE, GIT_DIFF, VAL_MISTAKES, PSEUDO_LABELS, REFIT)
 #: A K-fold parent's own files: its fold runs hold metrics.csv, the checkpoints, the pictures.
 KFOLD_PARENT_FILES = tuple(
     f for f in RUN_FILES if f not in (METRICS, LAST, BEST, CURVES_PNG, VAL_CONFUSION)
@@ -99,7 +102,9 @@ EPOCH_COLUMNS = (
 #: The validation scores a run is compared by: keys of summary.json and columns of
 #: metrics.csv (the ledger falls back on the best epoch of an unfinished run).
 SCORE_COLUMNS = ("val_macro_f1", "val_f1_mask", "val_f1_gender", "val_f1_age", "val_accuracy")
-#: The keys every summary.json holds.
+#: The keys every summary.json holds. ``submission_weights`` names the weights of
+#: test_probs.csv and submission.csv: ``best.pt``, ``refit.pt``, or ``folds`` (a K-fold
+#: parent's mean of its fold runs).
 SUMMARY_KEYS = (
     "name",
     "status",
@@ -112,6 +117,7 @@ SUMMARY_KEYS = (
     "val_f1_age",
     "confusion",
     "n_val",
+    "submission_weights",
     "seconds",
 )
 #: The columns of pseudo_labels.csv and the summary.json key of a pseudo-labelled run.

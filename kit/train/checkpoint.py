@@ -18,6 +18,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 import torch
+from timm.utils import ModelEmaV3
 from torch import nn
 
 from kit import io
@@ -59,13 +60,15 @@ class TrainState:
 
 @dataclass
 class Parts:
-    """What trains. ``last.pt`` holds the state of every part named in :attr:`SAVED`."""
+    """What trains. ``last.pt`` holds the state of every part named in :attr:`SAVED` (and of
+    the weight average ``ema`` when there is one)."""
 
     model: nn.Module  # the plain module: checkpoints keep plain weight names
     optimizer: torch.optim.Optimizer
     scheduler: Any  # a timm scheduler (kit.train.optim)
     scaler: torch.amp.GradScaler
     module: nn.Module | None = None  # what the training step calls (wrapped model); None: model
+    ema: ModelEmaV3 | None = None  # the moving average of the weights (cfg.ema)
 
     SAVED: ClassVar[tuple[str, ...]] = ("model", "optimizer", "scheduler", "scaler")
 
@@ -74,13 +77,30 @@ class Parts:
         """The module the training step calls."""
         return self.model if self.module is None else self.module
 
+    @property
+    def evaluated(self) -> nn.Module:
+        """The weights validation scores, ``best.pt`` keeps and the submission uses: the
+        moving average with ``cfg.ema``, else the model itself."""
+        return self.model if self.ema is None else self.ema.module
+
+    def update_ema(self, step: int) -> None:
+        """Move the average towards the model after optimizer step ``step`` (from 1)."""
+        if self.ema is not None:
+            self.ema.update(self.model, step=step)
+
 
 def build_parts(cfg: Any, model: nn.Module, steps_per_epoch: int, device: torch.device) -> Parts:
-    """Optimizer, scheduler and gradient scaler of ``model`` (``module`` left unset)."""
+    """Optimizer, scheduler, gradient scaler and (with ``cfg.ema``) weight average of
+    ``model`` (``module`` left unset)."""
     optimizer = build_optimizer(model, cfg)
     scheduler = build_scheduler(optimizer, cfg, steps_per_epoch)
     scaler = torch.amp.GradScaler(device.type, enabled=cfg.amp and device.type == "cuda")
-    return Parts(model, optimizer, scheduler, scaler)
+    ema = None
+    if getattr(cfg, "ema", False):
+        # timm's warmup: decay 1 - (1 + step)^-3/4, capped at ema_decay (3/4: timm's advice
+        # for runs of under a million steps)
+        ema = ModelEmaV3(model, decay=cfg.ema_decay, use_warmup=cfg.ema_warmup, warmup_power=0.75)
+    return Parts(model, optimizer, scheduler, scaler, ema=ema)
 
 
 def seed_everything(seed: int) -> None:
@@ -139,6 +159,8 @@ def save_best(
 def save_last(path: Path, parts: Parts, state: TrainState, config: dict[str, Any]) -> None:
     """Every saved part's state, the progress, the random states and the config."""
     obj: dict[str, Any] = {name: getattr(parts, name).state_dict() for name in Parts.SAVED}
+    if parts.ema is not None:
+        obj["ema"] = parts.ema.module.state_dict()  # plain weight names, like "model"
     obj.update(state=asdict(state), rng=rng_state(), config=config)
     _save(obj, path)
 
@@ -175,6 +197,10 @@ def restore(ckpt: dict[str, Any], parts: Parts, state: TrainState) -> None:
     from a ``last.pt``."""
     for name in Parts.SAVED:
         getattr(parts, name).load_state_dict(ckpt[name])
+    if parts.ema is not None and "ema" in ckpt:
+        parts.ema.module.load_state_dict(ckpt["ema"])
+    elif parts.ema is not None:  # resumed with --ema from a run that had none: start it here
+        parts.ema.set(parts.model)
     set_rng_state(ckpt["rng"])
     for key, value in ckpt["state"].items():
         setattr(state, key, value)

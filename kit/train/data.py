@@ -32,13 +32,13 @@ from kit.data import read_eval, read_train, verify_images
 from kit.data.cache import ImageCache, build_cache, cache_dir_for
 from kit.data.dataset import FlipChoice, ImageDataset, load_rgb
 from kit.data.fixture import FIXTURE, SMOKE_FIXTURE, make_fixture
+from kit.data.pseudo import PseudoLabels, load_pseudo_labels
 from kit.data.sampling import resolve_workers, usable_cores
 from kit.faces import FaceBoxes, PreparedLoader, prepared_loader
 from kit.pretrained import Weights
 from kit.runfolder import package_version
 from kit.splits import holdout, person_folds
 from kit.train.distributed import SINGLE, DistContext, barrier
-from kit.train.pseudo import PseudoLabels, load_pseudo_labels
 from kit.transforms import build_transforms, normalization, prepare, prepare_key
 
 __all__ = [

@@ -28,6 +28,7 @@ import torch
 from kit import io
 from kit import runfolder as rundir
 from kit.config import Config, check_registries, parse_folds
+from kit.data.pseudo import check_pseudo_sources
 from kit.heads import head_task
 from kit.metrics import selection_score
 from kit.pretrained import Weights, resolve_weights
@@ -49,9 +50,8 @@ from kit.splits import person_folds
 from kit.tracking import Hook, Pruned
 from kit.train import data, distributed, mirror
 from kit.train.checkpoint import TrainState, check_resumable, last_epoch, load
-from kit.train.loop import Epochs, Job, score, train_run
+from kit.train.loop import Epochs, Job, refit, score, train_run
 from kit.train.optim import check_scheduler_kwargs
-from kit.train.pseudo import check_pseudo_sources
 
 __all__ = ["check", "fit"]
 
@@ -169,9 +169,10 @@ def _fit_run(
 
 
 def _finish(job: Job, state: TrainState, done: Epochs) -> Run:
-    """Reload ``best.pt``, write its probabilities (and the submission when there is an eval
-    set) and ``summary.json``, mark the run complete; rank 0 alone writes. A per-task run
-    writes its task's probabilities and no submission (it predicts no class)."""
+    """Reload ``best.pt``, write its probabilities, refit (``cfg.refit``), write the test
+    probabilities and submission of the refit or best weights (when there is an eval set) and
+    ``summary.json``, mark the run complete; rank 0 alone writes. A per-task run writes its
+    task's probabilities and no submission (it predicts no class)."""
     cfg, run_dir, t0, main = job.cfg, job.run_dir, time.time(), job.ctx.is_main
     model, splits, rows, predict = done.model, done.splits, done.rows, done.predict
     task = head_task(cfg.head)
@@ -184,6 +185,9 @@ def _finish(job: Job, state: TrainState, done: Epochs) -> Run:
         rundir.write_run_probs(run_dir / rundir.VAL_PROBS, keys, val_probs, task)
         if task is None:  # 18-way probabilities: the true and the predicted class
             _mistakes(run_dir, splits.val, val_probs)
+    weights = rundir.BEST
+    if cfg.refit != "none":  # validated above; the test set gets the refit weights
+        predict, weights = refit(job, done, best), rundir.REFIT
     if splits.eval is not None:
         test_probs = predict(splits.eval)
         if main:
@@ -200,6 +204,7 @@ def _finish(job: Job, state: TrainState, done: Epochs) -> Run:
         **{f"val_{k}": v for k, v in scores.items() if k != "confusion"},
         "confusion": scores["confusion"],
         "n_val": len(splits.val),
+        "submission_weights": weights,
         "seconds": round(sum(r["seconds"] for r in rows) + time.time() - t0, 3),
         **({} if task is None else {"task": task}),
         **({} if splits.pseudo is None else {rundir.PSEUDO_SUMMARY_KEY: splits.pseudo.record}),

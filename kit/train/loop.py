@@ -9,6 +9,7 @@ every process runs it on its share of the batches; rank 0 alone writes.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import logging
 import math
@@ -30,24 +31,20 @@ from kit.config import Config
 from kit.data import sampling
 from kit.heads import OUTPUT_KINDS, head_spec, head_target, head_task, to_probs
 from kit.metrics import selection_score, summarize, summarize_task, task_values
+from kit.mixing import Mixer, build_mixer, mix_active
 from kit.models import Weights, create_model
 from kit.progress import Progress
+from kit.registry import Registry
+from kit.running import SYNC_EVERY, Running, batch_labels
+from kit.splits import drop_ages
 from kit.tracking import Hook, Trackers
 from kit.train import checkpoint, data, distributed
 from kit.train.checkpoint import Parts, TrainState
 from kit.train.optim import build_criterion
-from kit.train.running import SYNC_EVERY, Running, batch_labels
-from kit.transforms import TTA
+from kit.tta import tta_views
 
-__all__ = [
-    "Epochs",
-    "Job",
-    "batch_labels",
-    "predict_frame",
-    "score",
-    "train_one_epoch",
-    "train_run",
-]
+__all__ = ["REFITS", "Epochs", "Job", "RefitSpec", "Trainer", "batch_labels", "build_trainer"]
+__all__ += ["predict_frame", "refit", "score", "train_one_epoch", "train_run"]
 
 _log = logging.getLogger("kit")
 
@@ -79,10 +76,61 @@ class Job:
 class Epochs:
     """What :func:`train_run` leaves for the end of the run."""
 
-    model: nn.Module  # the plain model (its last epoch's weights)
+    model: nn.Module  # the evaluated module (the weight average with cfg.ema), last weights
     splits: data.Splits
     rows: list[dict[str, Any]]  # metrics.csv
     predict: Callable[[pd.DataFrame], np.ndarray]  # probabilities, computed by every process
+    pictures: data.RunPictures
+    transform: A.BasicTransform | None  # the recipe's training augmentations, if any
+
+
+@dataclass
+class Trainer:
+    """What trains on a set of rows: their loader (and its generator), the loss, the parts
+    and the batch mixer (None: unmixed)."""
+
+    loader: Any
+    generator: torch.Generator
+    train_tf: Any
+    criterion: nn.Module
+    parts: Parts
+    mixer: Mixer | None
+
+    def start_epoch(self, cfg: Config, epoch: int) -> Mixer | None:
+        """Seed every random draw of ``epoch`` from ``(cfg.seed, epoch)`` alone (a resumed run
+        repeats it exactly); the mixer to use in it."""
+        seed = sampling.epoch_seed(cfg.seed, epoch)
+        checkpoint.seed_everything(seed)  # numpy's generator also draws the mixing
+        self.generator.manual_seed(seed)
+        self.train_tf.set_random_seed(seed)
+        return self.mixer if mix_active(cfg, epoch) else None
+
+
+def build_trainer(
+    job: Job, rows: pd.DataFrame, pictures: data.RunPictures, augment: A.BasicTransform | None,
+    weights: dict[str, Any] | None = None,
+) -> Trainer:  # fmt: skip
+    """The :class:`Trainer` of ``job.cfg`` on ``rows`` (people of ``cfg.drop_ages`` left out),
+    its model starting from ``weights`` when given."""
+    cfg, device, ctx = job.cfg, job.device, job.ctx
+    train_ds = data.train_dataset(cfg, drop_ages(rows, cfg.drop_ages), head_target(cfg.head),
+                                  pictures, augment)  # fmt: skip
+    generator = torch.Generator()
+    loader = sampling.train_loader(train_ds, cfg, generator, ctx.rank, ctx.world_size)
+    model = distributed.prepare_model(create_model(cfg, weights=job.weights).to(device), cfg)
+    if weights is not None:
+        model.load_state_dict(weights)
+    criterion = build_criterion(cfg, train_ds.targets).to(device)
+    parts = checkpoint.build_parts(cfg, model, optimizer_steps(loader, cfg), device)
+    return Trainer(loader, generator, train_ds.transform, criterion, parts, build_mixer(cfg))
+
+
+def _predictor(model: nn.Module, cfg: Config, pictures: Any, ctx: Any) -> Callable[..., Any]:
+    def predict(df: pd.DataFrame) -> np.ndarray:  # in shares over the processes
+        share = partial(predict_frame, model, cfg=cfg, tta=cfg.tta, prepared=pictures.eval)
+        return distributed.predict_sharded(share, df, ctx)
+
+    return predict
 
 
 def train_run(job: Job, state: TrainState, train_transform: A.BasicTransform | None) -> Epochs:
@@ -93,61 +141,48 @@ def train_run(job: Job, state: TrainState, train_transform: A.BasicTransform | N
     checkpoint.seed_everything(cfg.seed)
     splits = data.load_splits(cfg)
     pictures = data.RunPictures.for_run(cfg, splits, ctx, progress=not cfg.quiet)
-    target = head_target(cfg.head)
-    train_ds = data.train_dataset(cfg, splits.training, target, pictures, train_transform)
+    t = build_trainer(job, splits.training, pictures, train_transform)
     if splits.pseudo is not None and ctx.is_main:
         rundir.write_pseudo_labels(job.run_dir, splits.pseudo.rows)
-    train_tf, generator = train_ds.transform, torch.Generator()
-    loader = sampling.train_loader(train_ds, cfg, generator, ctx.rank, ctx.world_size)
-    model = distributed.prepare_model(create_model(cfg, weights=job.weights).to(device), cfg)
     if ctx.is_main:  # what the model started from (the face counts were logged when read)
         rundir.update_env(job.run_dir, data.inputs_record(cfg, job.weights, pictures.faces))
-    criterion = build_criterion(cfg, train_ds.targets).to(device)
-    parts = checkpoint.build_parts(cfg, model, optimizer_steps(loader, cfg), device)
     rows: list[dict[str, Any]] = []
     if cfg.resume:
-        checkpoint.restore(checkpoint.load(job.run_dir / rundir.LAST, device), parts, state)
+        checkpoint.restore(checkpoint.load(job.run_dir / rundir.LAST, device), t.parts, state)
         rows = [r for r in rundir.read_metrics(job.run_dir) if r["epoch"] <= state.epoch]
-    parts.module = distributed.training_module(model, cfg, ctx, device)
+    t.parts.module = distributed.training_module(t.parts.model, cfg, ctx, device)
     if ctx.is_main:  # after last.pt: a resumed run continues its tracker runs at this epoch
         job.trackers.open(cfg, job.run_dir, job.hooks, state.epoch + 1)
-
-    def predict(df: pd.DataFrame) -> np.ndarray:  # in shares over the processes
-        share = partial(predict_frame, model, cfg=cfg, tta=cfg.tta, prepared=pictures.eval)
-        return distributed.predict_sharded(share, df, ctx)
-
+    predict = _predictor(t.parts.evaluated, cfg, pictures, ctx)
     _log.info(
         "run %s: %s/%s on %s; %d train / %d val images (%d / %d people) from %s",
-        job.run_dir, cfg.model, cfg.head, device, len(splits.train), len(splits.val),
+        job.run_dir, cfg.model, cfg.head, device, len(t.loader.dataset), len(splits.val),
         splits.train["person_id"].nunique(), splits.val["person_id"].nunique(), splits.data_dir,
     )  # fmt: skip
     for epoch in range(state.epoch + 1, cfg.epochs + 1):
-        seed = sampling.epoch_seed(cfg.seed, epoch)
-        checkpoint.seed_everything(seed)
-        generator.manual_seed(seed)
-        train_tf.set_random_seed(seed)
-        rows.append(_epoch(job, parts, state, loader, criterion, predict, splits.val, epoch))
+        mixer = t.start_epoch(cfg, epoch)
+        rows.append(_epoch(job, t, mixer, state, predict, splits.val, epoch))
         if ctx.is_main:
             rundir.write_metrics(job.run_dir, rows)
-            checkpoint.save_last(job.run_dir / rundir.LAST, parts, state, cfg.to_dict())
+            checkpoint.save_last(job.run_dir / rundir.LAST, t.parts, state, cfg.to_dict())
         job.write_status("running", state.epoch)
         job.trackers.log_epoch(rows[-1])  # after last.pt: a hook may stop the run here
         stop = bool(cfg.early_stopping) and state.bad_epochs >= cfg.early_stopping
         if distributed.broadcast(stop, ctx):  # every process stops at the same epoch
             _log.info("early stop: no val macro F1 gain in %d epochs", cfg.early_stopping)
             break
-    return Epochs(model, splits, rows, predict)
+    return Epochs(t.parts.evaluated, splits, rows, predict, pictures, train_transform)
 
 
 def _epoch(
-    job: Job, parts: Parts, state: TrainState, loader: Any, criterion: nn.Module,
+    job: Job, t: Trainer, mixer: Mixer | None, state: TrainState,
     predict: Callable[[pd.DataFrame], np.ndarray], val: pd.DataFrame, epoch: int,
 ) -> dict[str, Any]:  # fmt: skip
     """Train one epoch, score the whole validation set (the same on every process), tell the
     scheduler, keep ``best.pt``: the epoch's row of metrics.csv."""
-    cfg, t0 = job.cfg, time.time()
+    cfg, t0, parts = job.cfg, time.time(), t.parts
     heartbeat = partial(job.heartbeat, epoch - 1)
-    train_loss, lr = train_one_epoch(parts, loader, criterion, cfg, epoch, heartbeat)
+    train_loss, lr = train_one_epoch(parts, t.loader, t.criterion, cfg, epoch, mixer, heartbeat)
     train_loss = distributed.mean(train_loss, job.ctx)
     task = head_task(cfg.head)
     scores, val_loss = score(val, predict(val), task)
@@ -158,7 +193,7 @@ def _epoch(
         state.best_score, state.best_epoch, state.bad_epochs = chosen, epoch, 0
         if job.ctx.is_main:
             best = job.run_dir / rundir.BEST
-            checkpoint.save_best(best, parts.model, cfg.to_dict(), epoch, state.best_score)
+            checkpoint.save_best(best, parts.evaluated, cfg.to_dict(), epoch, state.best_score)
     else:
         state.bad_epochs += 1
     state.epoch = epoch
@@ -181,6 +216,53 @@ def _fmt(value: float | None, digits: int = 3) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 
 
+# ---- refit: more training on every person, after validation ------------------------------------
+@dataclass(frozen=True)
+class RefitSpec:
+    """A refit: ``config(cfg, best_epoch)`` is the config it trains with (None: no refit);
+    ``from_best`` starts it from ``best.pt``'s weights instead of new ones."""
+
+    config: Callable[[Config, int], Config] | None
+    from_best: bool = False
+
+
+#: refit name (``cfg.refit``) -> what it trains after the validated run.
+REFITS: Registry[RefitSpec] = Registry("refit")
+REFITS.register("none", RefitSpec(None))
+
+
+# the 1st place's last step: a few epochs on the validation people too, at a tenth of the rate
+def _continue(cfg: Config, best_epoch: int) -> Config:
+    return cfg.replace(epochs=cfg.refit_epochs, warmup_epochs=0.0, lr=cfg.lr / 10)
+
+
+REFITS.register("continue", RefitSpec(_continue, from_best=True))
+REFITS.register("all", RefitSpec(lambda c, best: c.replace(epochs=best)))
+
+
+def refit(job: Job, done: Epochs, best: dict[str, Any]) -> Callable[[pd.DataFrame], np.ndarray]:
+    """Train ``job.cfg.refit`` on the training and validation people (``best``: the loaded
+    ``best.pt``), write ``refit.pt`` (rank 0), and return the predictions of its weights."""
+    spec = REFITS.get(job.cfg.refit)
+    assert spec.config is not None, "refit 'none' trains nothing"
+    cfg = spec.config(job.cfg, int(best["epoch"]))
+    rjob = dataclasses.replace(job, cfg=cfg)
+    everyone = pd.concat([done.splits.training, done.splits.val], ignore_index=True)
+    checkpoint.seed_everything(cfg.seed)  # refit "all" starts from the run's initial weights
+    weights = best["model"] if spec.from_best else None
+    t = build_trainer(rjob, everyone, done.pictures, done.transform, weights)
+    t.parts.module = distributed.training_module(t.parts.model, cfg, job.ctx, job.device)
+    _log.info("refit %s: %d epochs on %d images", job.cfg.refit, cfg.epochs, len(t.loader.dataset))
+    for epoch in range(1, cfg.epochs + 1):
+        mixer = t.start_epoch(cfg, epoch)
+        loss, lr = train_one_epoch(t.parts, t.loader, t.criterion, cfg, epoch, mixer)
+        _log.info("refit epoch %d/%d  train_loss %.4f  lr %.2e", epoch, cfg.epochs, loss, lr)
+    if job.ctx.is_main:
+        path = job.run_dir / rundir.REFIT
+        checkpoint.save_best(path, t.parts.evaluated, job.cfg.to_dict(), cfg.epochs, math.nan)
+    return _predictor(t.parts.evaluated, cfg, done.pictures, job.ctx)
+
+
 # ---- the batch loop ----------------------------------------------------------------------------
 def _to_device(targets: Any, device: torch.device) -> Any:
     if isinstance(targets, dict):
@@ -200,12 +282,13 @@ def optimizer_steps(loader: Any, cfg: Any) -> int:
 
 def train_one_epoch(
     parts: Parts, loader: Any, criterion: nn.Module, cfg: Any, epoch: int,
-    heartbeat: Callable[[dict[str, Any]], None] | None = None,
+    mixer: Mixer | None = None, heartbeat: Callable[[dict[str, Any]], None] | None = None,
 ) -> tuple[float, float]:  # fmt: skip
     """Train ``parts.trained`` for one epoch: (mean loss per image, learning rate of its last
-    optimizer step). The scheduler advances once per optimizer step (``cfg.grad_accum``
-    batches), counting updates from the run's start. Progress is shown as
-    :mod:`kit.progress` says, and ``heartbeat`` gets its figures."""
+    optimizer step). The scheduler and the weight average advance once per optimizer step
+    (``cfg.grad_accum`` batches), counting updates from the run's start. ``mixer`` mixes
+    every batch (its targets become soft). Progress is shown as :mod:`kit.progress` says, and
+    ``heartbeat`` gets its figures."""
     model, optimizer, scaler = parts.trained, parts.optimizer, parts.scaler
     device = next(model.parameters()).device
     steps, updates = epoch_steps(loader, cfg), (epoch - 1) * optimizer_steps(loader, cfg)
@@ -219,10 +302,13 @@ def train_one_epoch(
         # islice, not a break: a break would load (and throw away) one batch too many
         for i, (images, targets) in enumerate(itertools.islice(loader, steps)):
             images, targets = images.to(device, non_blocking=True), _to_device(targets, device)
+            hard = targets
+            if mixer is not None:
+                images, targets = mixer(images, targets)
             with torch.autocast(device.type, enabled=scaler.is_enabled()):
                 output = model(images)
                 loss = criterion(output, targets)
-            running.add(loss, len(images), output, targets)
+            running.add(loss, len(images), output, hard)
             seen += len(images)
             postfix = {}
             if (i + 1) % SYNC_EVERY == 0:  # reading the device's figures waits for it
@@ -241,6 +327,7 @@ def train_one_epoch(
                 optimizer.zero_grad(set_to_none=True)
                 updates += 1
                 parts.scheduler.step_update(num_updates=updates)
+                parts.update_ema(updates)
             progress.step(len(images), **postfix)
     running.check(epoch, cfg)
     return running.loss_sum.item() / max(seen, 1), lr
@@ -279,10 +366,11 @@ def predict_frame(
     ``df`` (column ``path``), in row order, through ``cfg``'s evaluation transform; a per-task
     head (``kit.heads.head_task``) gives its task's (n, k) probabilities instead.
 
-    ``tta="hflip"`` averages each picture's and its mirror image's probabilities. ``prepared``
-    reads pictures already cropped and resized for ``cfg`` by path (an ``ImageCache``).
+    ``tta`` names the test-time views whose probabilities are averaged
+    (``kit.tta.tta_views``: ``"hflip"``, ``"hflip+shift"``, ...). ``prepared`` reads pictures
+    already cropped and resized for ``cfg`` by path (an ``ImageCache``).
     """
-    views_of = TTA.get(tta)
+    views_of = tta_views(tta)
     device = next(model.parameters()).device
     kind = head_spec(cfg.head).kind
     loader = data.frame_loader(df, cfg, prepared, batch_size, pin_memory=device.type == "cuda")

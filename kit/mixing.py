@@ -1,0 +1,173 @@
+"""Batch mixing for training: MixUp, CutMix and half-picture CutMix, with soft targets.
+
+A mixed batch pairs every picture with a partner from the same batch and blends the two: MixUp
+blends the pixels, CutMix pastes a box of the partner, the half-picture variants paste one half
+(left / right for ``vhalves``, top / bottom for ``hhalves``) with a cut position drawn from the
+narrow range ``cfg.mix_lam`` (the 1st place of the competition cut near the middle). The
+targets become ``lam * target + (1 - lam) * partner's target``, soft (n, C) rows that sum to 1;
+a three-head model gets each head's marginal of the mixed 18-way target, so every head mixes
+its own target with the same ``lam``.
+
+Partners (:data:`MIX_PAIRS`) are ``random`` or ``same_class`` (a partner of the same 18-way
+training class, so a cut can never paste a mask onto a face labelled "not wear": the reason the
+3rd place gave for CutMix "making wrong examples"). A per-task head (``--head age``) mixes its
+task's values the same way (same class: the same task value).
+
+Classic random-pair MixUp / CutMix is ``timm.data.Mixup`` itself; kit adds only what timm has
+no option for (partners of the same class, half pictures). Every random draw (timm's too) comes
+from numpy's global generator, which training re-seeds at the start of every epoch
+(``kit.train.checkpoint.seed_everything``): a resumed run mixes its batches exactly as an
+uninterrupted one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from timm.data import Mixup
+from timm.data.mixup import cutmix_bbox_and_lam
+
+from kit.heads import head_task
+from kit.labels import HEAD_SIZES, HEADS, NUM_CLASSES, encode, heads_from_joint
+from kit.registry import Registry
+
+__all__ = ["MIXES", "MIX_PAIRS", "Mixer", "build_mixer", "mix_active", "soft_targets"]
+
+#: pairing name -> ``pairs(class ids (n,) numpy) -> partner index of each row``.
+MIX_PAIRS: Registry[Callable[[np.ndarray], np.ndarray]] = Registry("mix_pairs")
+
+
+@MIX_PAIRS.register("random")
+def _random_pairs(classes: np.ndarray) -> np.ndarray:
+    return np.random.permutation(len(classes))
+
+
+@MIX_PAIRS.register("same_class")
+def _same_class_pairs(classes: np.ndarray) -> np.ndarray:
+    """Each row's partner has its class (a class seen once in the batch pairs with itself,
+    which leaves that picture and its target as they were)."""
+    partner = np.arange(len(classes))
+    for c in np.unique(classes):
+        rows = np.flatnonzero(classes == c)
+        partner[rows] = rows[np.random.permutation(len(rows))]
+    return partner
+
+
+@dataclass(frozen=True)
+class MixSpec:
+    """A mixing operation: ``mix(images, partner, cfg) -> lam`` pastes or blends the partner
+    rows into ``images`` in place; ``timm`` the ``timm.data.Mixup`` arguments that do the same
+    with random partners (None: kit's own code for every pairing)."""
+
+    mix: Callable[[torch.Tensor, np.ndarray, Any], float] | None
+    timm: dict[str, float] | None = None
+
+
+def _blend(x: torch.Tensor, partner: np.ndarray, cfg: Any) -> float:
+    lam = float(np.random.beta(cfg.mix_alpha, cfg.mix_alpha))
+    x.mul_(lam).add_(x[torch.as_tensor(partner, device=x.device)], alpha=1.0 - lam)
+    return lam
+
+
+def _box(x: torch.Tensor, partner: np.ndarray, cfg: Any) -> float:
+    lam = float(np.random.beta(cfg.mix_alpha, cfg.mix_alpha))
+    (yl, yh, xl, xh), lam = cutmix_bbox_and_lam(x.shape, lam, correct_lam=True)
+    x[:, :, yl:yh, xl:xh] = x[torch.as_tensor(partner, device=x.device)][:, :, yl:yh, xl:xh]
+    return float(lam)
+
+
+def _halves(axis: int) -> Callable[[torch.Tensor, np.ndarray, Any], float]:
+    def mix(x: torch.Tensor, partner: np.ndarray, cfg: Any) -> float:
+        size = x.shape[axis]
+        cut = round(float(np.random.uniform(*cfg.mix_lam)) * size)
+        cut = min(max(cut, 1), size - 1)
+        rest = x[torch.as_tensor(partner, device=x.device)].narrow(axis, cut, size - cut)
+        x.narrow(axis, cut, size - cut).copy_(rest)
+        return cut / size  # the share the picture keeps, exactly
+
+    return mix
+
+
+#: mix name (``cfg.mix``) -> its operation.
+MIXES: Registry[MixSpec] = Registry("mix")
+MIXES.register("none", MixSpec(None))
+MIXES.register("mixup", MixSpec(_blend, {"mixup_alpha": 1.0, "cutmix_alpha": 0.0}))
+MIXES.register("cutmix", MixSpec(_box, {"mixup_alpha": 0.0, "cutmix_alpha": 1.0}))
+MIXES.register(
+    "mixup_cutmix",
+    MixSpec(
+        lambda x, p, cfg: (_box if np.random.rand() < 0.5 else _blend)(x, p, cfg),
+        {"mixup_alpha": 1.0, "cutmix_alpha": 1.0},
+    ),
+)  # one of the two per batch, with even odds (timm's switch_prob)
+MIXES.register("vhalves", MixSpec(_halves(3)))  # a vertical cut: left and right halves
+MIXES.register("hhalves", MixSpec(_halves(2)))  # a horizontal cut: top and bottom halves
+
+
+def soft_targets(
+    classes: torch.Tensor, partner: Any, lam: float, width: int = NUM_CLASSES
+) -> torch.Tensor:
+    """``lam * one_hot(classes) + (1 - lam) * one_hot(classes[partner])``: (n, width) rows
+    summing to 1."""
+    onehot = torch.nn.functional.one_hot(classes.long(), width).float()
+    return onehot * lam + onehot[torch.as_tensor(partner, device=onehot.device)] * (1.0 - lam)
+
+
+def _classes(targets: Any) -> torch.Tensor:
+    """18-way training class ids of a batch's targets (ids, or a dict of head ids)."""
+    if isinstance(targets, dict):
+        return encode(targets["mask"], targets["gender"], targets["age"])
+    return targets
+
+
+def _like(targets: Any, soft: torch.Tensor) -> Any:
+    """The (n, 18) soft targets in the form of ``targets``: per-head marginals for a dict."""
+    if isinstance(targets, dict):
+        return dict(zip(HEADS, heads_from_joint(soft), strict=True))
+    return soft
+
+
+class Mixer:
+    """Mixes a training batch as ``cfg`` says (``mix``, ``mix_pairs``, ``mix_alpha``,
+    ``mix_lam``, ``mix_prob``): ``mixer(images, targets) -> (images, soft targets)``.
+
+    ``images`` are changed in place. A batch left unmixed (probability ``1 - mix_prob``)
+    still gets soft (one-hot) targets, so the loss sees one kind of target all epoch.
+    """
+
+    def __init__(self, cfg: Any) -> None:
+        self.cfg, self.spec = cfg, MIXES.get(cfg.mix)
+        self.pairs = MIX_PAIRS.get(cfg.mix_pairs)
+        task = head_task(cfg.head)  # a per-task head's targets are its task's values
+        self.width = NUM_CLASSES if task is None else HEAD_SIZES[task]
+        self.timm = None
+        if self.spec.timm is not None and cfg.mix_pairs == "random":
+            alphas = {k: v * cfg.mix_alpha for k, v in self.spec.timm.items()}
+            self.timm = Mixup(
+                **alphas, prob=cfg.mix_prob, label_smoothing=0.0, num_classes=self.width
+            )
+
+    def __call__(self, images: torch.Tensor, targets: Any) -> tuple[torch.Tensor, Any]:
+        classes = _classes(targets)
+        if self.timm is not None and len(images) % 2 == 0:  # timm pairs row i with row n-1-i
+            images, soft = self.timm(images, classes)
+            return images, _like(targets, soft)
+        lam, partner = 1.0, np.arange(len(images))
+        if self.spec.mix is not None and np.random.rand() < self.cfg.mix_prob:
+            partner = self.pairs(classes.cpu().numpy())
+            lam = self.spec.mix(images, partner, self.cfg)
+        return images, _like(targets, soft_targets(classes, partner, lam, self.width))
+
+
+def build_mixer(cfg: Any) -> Mixer | None:
+    """The :class:`Mixer` of ``cfg``, or None when ``cfg.mix`` is ``none``."""
+    return None if MIXES.get(cfg.mix).mix is None else Mixer(cfg)
+
+
+def mix_active(cfg: Any, epoch: int) -> bool:
+    """Whether batches of ``epoch`` (1-based) are mixed: all but the last ``mix_off_epochs``."""
+    return cfg.mix != "none" and epoch <= cfg.epochs - cfg.mix_off_epochs
