@@ -53,8 +53,9 @@ def predict(
     """(n, 18) probabilities for the rows of ``df`` (column ``path``), in row order; a
     per-task run (``--head mask``, ``gender`` or ``age``) gives its task's (n, 3) or (n, 2).
 
-    Given a run folder, its ``best.pt`` (or ``weights``) and config are used (``cfg`` then only chooses the
-    device, batch size and workers); given a model, ``cfg`` is its config (required).
+    Given a run folder, its ``best.pt`` (or ``weights``) and config are used (``cfg`` then
+    only chooses the device, batch size and workers); given a model, ``cfg`` is its config
+    (required).
     ``tta`` names the test-time views averaged (``kit.transforms.tta_views``), e.g. ``"hflip"``.
     ``prepared`` reads pictures already cropped and resized for ``cfg`` by path (an
     ``ImageCache``); by default every file is decoded and prepared (a face crop around the

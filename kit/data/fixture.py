@@ -234,7 +234,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     log, handler = logging.getLogger("kit"), logging.StreamHandler(sys.stdout)
     handler.setFormatter(logging.Formatter("%(message)s"))
     log.addHandler(handler)
-    level, log.level = log.level, logging.INFO
+    level = log.level
+    log.setLevel(logging.INFO)
     start = time.monotonic()
     try:
         root = make_fixture(
