@@ -8,6 +8,8 @@ too. Imports are lazy, so ``import kit`` is instant and loads torch only when ne
 from __future__ import annotations
 
 import importlib
+import sys
+import types
 from typing import Any
 
 __version__ = "0.1.0"
@@ -71,6 +73,8 @@ _EXPORTS: dict[str, str] = {
     "build_run_cache": "kit.train.data",
     **dict.fromkeys(["Run", "read_run", "write_submission", "write_test_probs"], "kit.runfolder"),
     **dict.fromkeys(["predict"], "kit.inference"),
+    **dict.fromkeys(["predict_run", "read_inputs"], "kit.predict"),
+    **dict.fromkeys(["mistakes_sheet", "picture_sheet", "worst_mistakes"], "kit.sheets"),
     **dict.fromkeys(
         ["apply_biases", "calibrate", "fit_biases", "fit_stacker", "search_weights"], "kit.ensemble"
     ),
@@ -102,3 +106,17 @@ def __getattr__(name: str) -> Any:
 
 def __dir__() -> list[str]:
     return sorted([*globals(), *_EXPORTS])
+
+
+class _Facade(types.ModuleType):
+    """``kit`` itself. Importing a submodule sets it as an attribute of its package; the
+    command module ``kit.predict`` (``python -m kit.predict``) would so hide the exported
+    function ``kit.predict``. An exported name keeps its export."""
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if isinstance(value, types.ModuleType) and name in _EXPORTS:
+            return
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Facade

@@ -210,6 +210,11 @@ class Config:
     device: str = _f("auto", "auto, cpu, cuda, cuda:1, mps", role="machine")
     output_dir: str = _f("runs", "parent folder of run folders", role="output")
     name: str = _f("baseline", "run name (the run folder is <timestamp>_<name>)", role="output")
+    keep_last: bool = _f(
+        True,
+        "keep last.pt when the run completes (only --resume needs it; best.pt always stays)",
+        role="output",
+    )
     max_steps_per_epoch: int | None = _f(None, "cap the training batches per epoch")
     smoke: bool = _f(False, "tiny end-to-end run on a tiny fixture (seconds)")
     quiet: bool = _f(False, "print only warnings", role="run")

@@ -8,6 +8,7 @@ resizes and normalises exactly like training did (it runs training's own forward
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -27,9 +28,12 @@ from kit.tta import TTA
 __all__ = ["TTA", "load_run_model", "predict", "resolve_device"]
 
 
-def load_run_model(run_dir: str | os.PathLike[str], device: str = "cpu") -> tuple[nn.Module, Any]:
-    """(model with the run's best weights, its Config) from a run folder's ``best.pt``."""
-    ckpt = load(Path(run_dir) / BEST, map_location=device)
+def load_run_model(
+    run_dir: str | os.PathLike[str], device: str = "cpu", weights: str = BEST
+) -> tuple[nn.Module, Any]:
+    """(model with the run's best weights, its Config) from a run folder's ``best.pt`` (or
+    ``weights``: ``refit.pt``, the weights a refit run's submission used)."""
+    ckpt = load(Path(run_dir) / weights, map_location=device)
     cfg = Config.from_dict(ckpt["config"])
     # the trained weights replace any starting weights, so the file is not needed any more
     model = create_model(cfg.replace(pretrained=False, pretrained_file=None))
@@ -44,12 +48,14 @@ def predict(
     batch_size: int | None = None,
     tta: str = "none",
     prepared: Callable[[str], np.ndarray] | None = None,
+    weights: str = BEST,
 ) -> np.ndarray:
     """(n, 18) probabilities for the rows of ``df`` (column ``path``), in row order; a
     per-task run (``--head mask``, ``gender`` or ``age``) gives its task's (n, 3) or (n, 2).
 
-    Given a run folder, its ``best.pt`` and config are used (``cfg`` then only chooses the
-    device, batch size and workers); given a model, ``cfg`` is its config (required).
+    Given a run folder, its ``best.pt`` (or ``weights``) and config are used (``cfg`` then
+    only chooses the device, batch size and workers); given a model, ``cfg`` is its config
+    (required).
     ``tta`` names the test-time views averaged (``kit.transforms.tta_views``), e.g. ``"hflip"``.
     ``prepared`` reads pictures already cropped and resized for ``cfg`` by path (an
     ``ImageCache``); by default every file is decoded and prepared (a face crop around the
@@ -62,10 +68,19 @@ def predict(
         model = model_or_run_dir
     else:
         device = resolve_device(cfg.device if cfg is not None else "auto")
-        model, run_cfg = load_run_model(model_or_run_dir, device=str(device))
+        model, run_cfg = load_run_model(model_or_run_dir, device=str(device), weights=weights)
         if cfg is not None:
             run_cfg = run_cfg.replace(
                 eval_batch_size=cfg.eval_batch_size, workers=cfg.workers, amp=cfg.amp
             )
         cfg = run_cfg
     return predict_frame(model, df, cfg, batch_size=batch_size, tta=tta, prepared=prepared)
+
+
+if __name__ == "__main__":  # a library, not a command: say which command predicts
+    print(
+        "kit.inference is a library (predict, load_run_model); to predict from the shell run: "
+        "python -m kit.predict RUN_DIR [--data-dir DIR] [-o submission.csv]",
+        file=sys.stderr,
+    )
+    raise SystemExit(2)

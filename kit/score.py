@@ -1,10 +1,10 @@
 """Score a run's validation or a submission: macro F1, accuracy, per-class report, confusion.
 
-``python -m kit.score RUN_DIR``: the run's (or K-fold parent's, out-of-fold) own validation
-report from its val_probs.csv. ``python -m kit.score submission.csv --answers
-data/eval/answers.csv [--png confusion.png]``: a submission against answers, both ``ImageID,ans``
-(the fixture's ``eval/answers.csv`` works as is). The scores come first; the picture is optional
-and only warns when it cannot be written.
+``python -m kit.score RUN_DIR [--mistakes]``: the run's (or K-fold parent's, out-of-fold) own
+validation report from its val_probs.csv; ``--mistakes`` (re)draws its mistakes sheet.
+``python -m kit.score submission.csv --answers data/eval/answers.csv [--png confusion.png]``:
+a submission against answers, both ``ImageID,ans`` (the fixture's ``eval/answers.csv`` works as
+is). The scores come first; the picture is optional and only warns when it cannot be written.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ import pandas as pd
 
 from kit import cli
 from kit.cli import add_debug_flag, error_text, run_cli
+from kit.data.fixture import FIXTURE, SMOKE_FIXTURE
 from kit.io import OutputError
 from kit.labels import NUM_CLASSES
 from kit.metrics import per_class_f1, report, summarize
@@ -28,11 +29,15 @@ from kit.plot import confusion_png
 from kit.runfolder import (
     SUBMISSION,
     VAL_CONFUSION,
+    VAL_MISTAKES,
     VAL_PROBS,
+    Split,
+    read_config,
     read_predictions,
     read_submission,
     read_summary,
 )
+from kit.sheets import mistakes_sheet, train_picture_files
 
 __all__ = ["format_confusion", "main", "score_submission"]
 
@@ -92,7 +97,8 @@ def format_confusion(confusion: Sequence[Sequence[int]]) -> str:
 
 
 def _target(args: argparse.Namespace) -> tuple[str, np.ndarray, np.ndarray, bool, Path]:
-    """What to score: (title, truth, predictions, same order, default picture path)."""
+    """What to score: (title, truth, predictions, same order, default picture path); with
+    ``--mistakes``, a run folder's mistakes sheet is drawn first."""
     path = Path(args.target)
     if path.is_dir() and args.answers is None:  # a run's own validation report
         val, _ = read_predictions(path)  # explains a run that has not finished
@@ -103,7 +109,14 @@ def _target(args: argparse.Namespace) -> tuple[str, np.ndarray, np.ndarray, bool
             )
         folds = read_summary(path).get("folds")
         what = f"out-of-fold over {len(folds)} folds" if folds else "validation"
+        if args.mistakes:
+            _mistakes(path, val, args.data_dir)
         return f"{path.name} ({what})", val.truth, val.labels, True, path / VAL_CONFUSION
+    if args.mistakes:
+        raise ValueError(
+            f"{path}: --mistakes draws a run folder's validation mistakes; give a run folder "
+            "(without --answers)"
+        )
     if args.answers is None:
         raise ValueError(
             f"{path}: a submission CSV is scored against answers; pass --answers "
@@ -127,8 +140,34 @@ def _parser() -> argparse.ArgumentParser:
         help="confusion picture (default: <submission>_confusion.png beside a submission, "
         f"{VAL_CONFUSION} in a run folder)",
     )
+    p.add_argument(
+        "--mistakes",
+        action="store_true",
+        help=f"also draw a run folder's mistakes sheet ({VAL_MISTAKES} in it): the most "
+        "confident wrong validation predictions",
+    )
+    p.add_argument(
+        "--data-dir", help="where the run's pictures are, for --mistakes (default: the run's)"
+    )
     add_debug_flag(p)
     return p
+
+
+def _mistakes(run: Path, val: Split, data_dir: str | None) -> None:
+    """The mistakes sheet of ``run``'s validation rows, pictures from ``data_dir`` or the
+    data the run trained on (its fixture when it had none)."""
+    config = read_config(run)
+    fixture = (SMOKE_FIXTURE if config.get("smoke") else FIXTURE)[0]
+    files = train_picture_files(data_dir or config.get("data_dir") or fixture)
+    if not files:
+        raise FileNotFoundError(
+            f"no training pictures found for {run}'s mistakes sheet; pass --data-dir DIR "
+            "(the data folder the run trained on)"
+        )
+    pictures = [files.get(str(i)) for i in val.ids]
+    title = f"{run.name}: most confident mistakes"
+    out = mistakes_sheet(pictures, val.truth, val.probs, run / VAL_MISTAKES, title=title)
+    print(f"wrote {out}")
 
 
 def _picture(confusion: list[list[int]], png: Path, title: str) -> None:

@@ -25,28 +25,10 @@ def config() -> kit.Config:
     )
 
 
-def _fmt(score: float | None) -> str:
-    return "-" if score is None else f"{score:.4f}"  # a per-task run (--head mask) has none
-
-
 def main(argv: list[str] | None = None) -> None:
-    run = kit.main(config(), argv=argv)  # flags, training, one error: line on bad input
-    if not kit.is_main_process():
-        return  # under torchrun, rank 0 alone reports
-    s = run.summary
-    print(f"run folder: {run.run_dir}")
-    where = "out of fold" if s.get("folds") else f"at epoch {s['best_epoch']}"
-    heads = ", ".join(
-        f"{h} {s[f'val_f1_{h}']:.3f}"
-        for h in ("mask", "gender", "age")
-        if s[f"val_f1_{h}"] is not None
-    )
-    print(
-        f"val macro F1 {_fmt(s['val_macro_f1'])} (accuracy {s['val_accuracy']:.4f}; {heads})"
-        f" {where}"
-    )
-    if (run.run_dir / "submission.csv").is_file():
-        print(f"submission: {run.run_dir / 'submission.csv'}")
+    # flags, training, one error: line on bad input; fit itself reports the run folder, its
+    # scores and the submission (once)
+    kit.main(config(), argv=argv)
 
 
 if __name__ == "__main__":

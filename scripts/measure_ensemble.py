@@ -49,7 +49,7 @@ def main() -> None:
     out = Path(args.out)
     data = out / "data"
     if not (data / "train.csv").is_file():
-        kit.make_fixture(data, n_people=args.people, image_size=(36, 48), n_eval_people=10)
+        kit.make_fixture(data, n_people=args.people, image_size=(48, 36), n_eval_people=10)
     base = kit.Config(
         data_dir=str(data),
         output_dir=str(out / "runs"),

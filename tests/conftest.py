@@ -15,7 +15,7 @@ from kit.data.fixture import make_fixture
 torch.set_num_threads(1)
 
 #: The tiny dataset: enough people for a person-level split of every gender x age cell.
-TINY_PEOPLE, TINY_SIZE = 36, (36, 48)  # size is (width, height), like the real 384x512
+TINY_PEOPLE, TINY_SIZE = 36, (48, 36)  # size is (height, width), like the real 512x384
 
 
 @pytest.fixture(scope="session")

@@ -37,7 +37,7 @@ from tests._runfolders import Preds, RunSpec, one_hot_probs, summary, write_run
 def layout(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Six people with tiny pictures and one eval person: enough to reach training."""
     root = tmp_path_factory.mktemp("bad-input") / "data"
-    return make_fixture(root, n_people=6, image_size=(12, 16), seed=0, n_eval_people=1)
+    return make_fixture(root, n_people=6, image_size=(16, 12), seed=0, n_eval_people=1)
 
 
 @pytest.fixture

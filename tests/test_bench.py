@@ -19,7 +19,7 @@ from kit.bench.memory import PeakMemory
 def test_benchmark_runs_end_to_end_and_writes_every_phase(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)  # the fixture is built under ./data
     out = tmp_path / "bench.json"
-    argv = ["--people", "3", "--fixture-size", "48", "64", "--image-size", "32", "24",
+    argv = ["--people", "3", "--fixture-size", "64", "48", "--image-size", "32", "24",
             "--batch-size", "4", "--steps", "2", "--warmup", "1", "--repeats", "2",
             "--workers", "0", "--device", "cpu", "--data-workers", "0", "1",
             "--json", str(out)]  # fmt: skip
@@ -48,7 +48,7 @@ def test_benchmark_runs_end_to_end_and_writes_every_phase(tmp_path, monkeypatch,
         _check_phase(phase, repeats=2, images=8)
         assert phase["label"] in printed and f"{workers} workers" in phase["label"]
     assert {"cores", "cpu", "torch", "device"} <= set(result["machine"])
-    assert (tmp_path / "data" / "bench-48x64-3" / "train" / "train.csv").is_file()
+    assert (tmp_path / "data" / "bench-64x48-3" / "train" / "train.csv").is_file()
 
 
 def _check_phase(phase: dict, repeats: int, images: int) -> None:

@@ -165,3 +165,13 @@ def test_cache_switches_parse_on_the_command_line():
         if f.type in (bool, "bool"):
             flag = "--no-" + f.name.replace("_", "-")
             assert getattr(parse_args(Config().replace(**{f.name: True}), [flag]), f.name) is False
+
+
+def test_a_smoke_run_and_a_smoke_kfold_decode_each_picture_once(cfg, monkeypatch):
+    """Issue #16: a smoke run built the cache twice for the same pictures."""
+    smoke = cfg.replace(smoke=True)
+    unique = len(run_paths(load_splits(smoke.smoke_variant())))
+    assert _decodes(smoke, monkeypatch)[0] == unique
+    # every fold of a smoke K-fold reads the same pictures: the one cache serves them all
+    assert _decodes(smoke.replace(folds="all", n_folds=2), monkeypatch)[0] == 0
+    assert len(list(Path(cfg.cache_dir).glob("*.npy"))) == 1

@@ -20,7 +20,7 @@ from kit.data import read_eval, read_train, verify_images
 from kit.data.fixture import make_fixture
 from tests._layout_helpers import STEM_MASK, age_group, real_meta
 
-SMALL = (32, 40)
+SMALL = (40, 32)  # (height, width)
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +35,7 @@ def test_layout_parses(big: Path) -> None:
     assert all(re.fullmatch(r"\d{6}(-1)?", p) for p in train["person_id"])
     assert any(p.endswith("-1") for p in train["person_id"])
     with Image.open(train["path"][0]) as image:
-        assert image.size == SMALL
+        assert image.size == SMALL[::-1]  # PIL: (width, height)
     evals = verify_images(read_eval(big))
     info = pd.read_csv(big / "eval" / "info.csv")
     answers = pd.read_csv(big / "eval" / "answers.csv")
@@ -86,6 +86,8 @@ def test_deterministic_and_seeded(tmp_path: Path) -> None:
     first = _files(make_fixture(tmp_path / "a", 8, SMALL, seed=5, n_eval_people=2))
     second = _files(make_fixture(tmp_path / "b", 8, SMALL, seed=5, n_eval_people=2))
     assert first == second
+    parallel = _files(make_fixture(tmp_path / "p", 8, SMALL, seed=5, n_eval_people=2, workers=2))
+    assert parallel == first  # people drawn in two processes: the same bytes
     other = _files(make_fixture(tmp_path / "c", 8, SMALL, seed=6, n_eval_people=2))
     assert other["train/train.csv"] != first["train/train.csv"]
     assert set(other) != set(first)  # other ids and eval names
@@ -121,7 +123,7 @@ def test_cues_carry_the_labels(tmp_path: Path) -> None:
 def test_cli(tmp_path: Path) -> None:
     out = tmp_path / "cli"
     args = [sys.executable, "-m", "kit.data.fixture", str(out), "--people", "4"]
-    args += ["--size", "24", "32", "--seed", "2", "--eval-people", "1"]
+    args += ["--size", "32", "24", "--seed", "2", "--eval-people", "1"]
     done = subprocess.run(args, capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stderr
     assert str(out.resolve()) in done.stdout and "4 people, 28 images" in done.stdout
@@ -132,3 +134,33 @@ def test_cli(tmp_path: Path) -> None:
     assert again.returncode == 2 and "already exists" in again.stderr
     assert STEM_MASK  # the helper's stems are the ones the fixture writes
     assert set(read_train(out)["stem"]) == set(STEM_MASK)
+
+
+def test_cli_help_shows_defaults_and_height_width_order(capsys) -> None:
+    from kit.data.fixture import main
+
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "--size H W" in text and "picture height and width" in text
+    assert "(default: (128, 96))" in text and "(default: 60)" in text
+
+
+def test_cli_shows_progress_lines_off_a_terminal(tmp_path: Path, monkeypatch, capsys) -> None:
+    import kit.progress as progress
+    from kit.data.fixture import main
+
+    monkeypatch.setattr(progress.sys.stderr, "isatty", lambda: False, raising=False)
+    monkeypatch.setattr(progress, "EVERY_FRACTION", 0.5)
+    monkeypatch.setattr(progress.Progress, "__init__", _no_wait(progress.Progress.__init__))
+    main([str(tmp_path / "f"), "--people", "4", "--size", "16", "12", "--eval-people", "2"])
+    out = capsys.readouterr().out
+    assert "fixture: training people   50% (2/4 people)" in out and " img/s  ETA " in out
+    assert "in " in out.splitlines()[-3]  # the time it took
+
+
+def _no_wait(init):
+    def call(self, *args, **kwargs):
+        init(self, *args, **{**kwargs, "first_after": 0.0})
+
+    return call

@@ -33,7 +33,7 @@ from kit.transforms import build_transforms, prepare
 def faces_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A small fixture at a quarter of the real picture size (faces big enough to detect)."""
     root = tmp_path_factory.mktemp("faces") / "data"
-    return make_fixture(root, n_people=6, image_size=(96, 128), seed=1, n_eval_people=2)
+    return make_fixture(root, n_people=6, image_size=(128, 96), seed=1, n_eval_people=2)
 
 
 def _cfg(data: Path, tmp: Path, **changes) -> Config:

@@ -3,7 +3,10 @@ what re-creates the code (recipe.py, git.diff) (issue #16)."""
 
 from __future__ import annotations
 
+import json
+import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -78,3 +81,32 @@ def test_documented_outputs_are_git_ignored():
     ignored = subprocess.run(["git", "check-ignore", *names], cwd=ROOT, capture_output=True,
                              text=True).stdout.split()  # fmt: skip
     assert ignored == names
+
+
+_RECIPE = """
+import sys
+import kit
+
+cfg = kit.Config(name="mine", data_dir=sys.argv[1], model="test_resnet", image_size=(32, 24),
+                 epochs=1, batch_size=16, max_steps_per_epoch=1, workers=0, device="cpu",
+                 quiet=True, keep_last=False)
+print(kit.fit(cfg).run_dir)
+"""
+
+
+def test_a_run_of_an_untracked_recipe_is_recorded_dirty_with_its_copy(repo, tiny_data):
+    """The newcomer's flow: write recipes/mine.py, run it, commit later."""
+    mine = repo / "recipes" / "mine.py"
+    mine.write_text(_RECIPE)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    argv = [sys.executable, "recipes/mine.py", str(tiny_data)]
+    done = subprocess.run(argv, cwd=repo, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    run = repo / out.strip().splitlines()[-1]
+    record = json.loads((run / "env.json").read_text())
+    assert record["git_dirty"] is True and record["git_untracked"] == ["recipes/mine.py"]
+    assert (run / RECIPE).read_text() == _RECIPE
+    assert "recipes/mine.py" in (run / GIT_DIFF).read_text()
+    # keep_last=False: the complete run kept best.pt and dropped last.pt
+    assert (run / "best.pt").is_file() and not (run / "last.pt").exists()

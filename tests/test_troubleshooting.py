@@ -36,6 +36,7 @@ from PIL import Image
 from torch import nn
 
 import kit.runfolder as rundir
+import kit.train.checkpoint as checkpoint
 import kit.tune as kit_tune
 from kit import io as kio
 from kit.cache import main as cache_main
@@ -50,13 +51,15 @@ from kit.faces import FACE_DETECTORS, prepared_loader, read_boxes
 from kit.inference import predict
 from kit.losses import LOSSES
 from kit.models import create_model
+from kit.predict import main as predict_main
+from kit.predict import read_inputs
 from kit.pretrained import resolve_weights
 from kit.recipe import parse_args
 from kit.runfolder import write_submission
 from kit.runs.__main__ import main as runs_main
 from kit.score import main as score_main
 from kit.tracking import base as tracking_base
-from kit.train import checkpoint, fit
+from kit.train import fit
 from kit.train.checkpoint import load as load_checkpoint
 from kit.train.data import load_splits
 from kit.train.ready import check, smoke_note
@@ -536,6 +539,21 @@ TRIGGERS: dict[str, Trigger] = {
     "interrupted": lambda c: logged(
         lambda: fit(c.cfg(loss=_register_loss(c, _raise(KeyboardInterrupt()))))
     ),
+    "predict-no-best": lambda c: printed(predict_main, [str(c.tmp)]),
+    "predict-csv-no-path": lambda c: raised(lambda: read_inputs(_file(c, "l.csv", "file\na\n"))),
+    "predict-csv-missing": lambda c: raised(
+        lambda: read_inputs(_file(c, "l.csv", "path\na.jpg\n"))
+    ),
+    "predict-no-pictures": lambda c: raised(lambda: read_inputs(c.tmp)),
+    "interrupted-resumable": lambda c: logged(
+        lambda: (
+            c.mp.setattr(checkpoint, "save_last", _nth_call_raises(checkpoint.save_last, 2)),
+            fit(c.cfg(epochs=2)),
+        )
+    ),
+    "resume-complete": lambda c: logged(
+        lambda: fit(c.cfg(resume=str(fit(c.cfg(keep_last=False)).run_dir)))
+    ),
     "failure-unrecorded": lambda c: logged(
         lambda: (
             c.mp.setattr(rundir, "write_status", _fail_on_failed(rundir.write_status)),
@@ -846,6 +864,19 @@ def _unlink(path: Path) -> Path:
     return path
 
 
+def _nth_call_raises(real: Callable[..., None], n: int) -> Callable[..., None]:
+    """``real``, except that its ``n``-th call is a Ctrl-C (before it writes anything)."""
+    calls = [0]
+
+    def call(*args, **kwargs) -> None:
+        calls[0] += 1
+        if calls[0] == n:
+            raise KeyboardInterrupt
+        real(*args, **kwargs)
+
+    return call
+
+
 def _fail_on_failed(real: Callable[..., None]) -> Callable[..., None]:
     def write_status(run_dir, status, *args, **kwargs):
         if status == "failed":
@@ -892,7 +923,7 @@ def _killed_run(ctx: Ctx) -> Path:
 @pytest.fixture(scope="module")
 def layout(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("troubleshooting") / "data"
-    return make_fixture(root, n_people=6, image_size=(12, 16), seed=0, n_eval_people=1)
+    return make_fixture(root, n_people=6, image_size=(16, 12), seed=0, n_eval_people=1)
 
 
 def test_the_page_and_the_registry_name_the_same_messages():

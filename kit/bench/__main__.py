@@ -41,7 +41,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-dir", default=None, help="competition data (default: a fixture)")
     p.add_argument("--people", type=_positive, default=d.people, help="fixture size in people")
     p.add_argument("--fixture-size", type=_positive, nargs=2, default=d.fixture_size,
-                   metavar=("W", "H"), help="fixture picture size (default: 384 512)")  # fmt: skip
+                   metavar=("H", "W"),
+                   help="fixture picture height and width (default: 512 384)")  # fmt: skip
     p.add_argument("--model", default=d.model, help="timm model name")
     p.add_argument("--image-size", type=_positive, nargs=2, default=d.image_size,
                    metavar=("H", "W"), help="network input (height width)")  # fmt: skip

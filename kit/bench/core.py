@@ -48,13 +48,13 @@ TARGETS: dict[str, tuple[str, str, float | None]] = {
 
 @dataclass
 class BenchOptions:
-    """What to measure; ``data_dir`` None uses a synthetic fixture at the real 384x512."""
+    """What to measure; ``data_dir`` None uses a synthetic fixture at the real size, 512x384."""
 
     data_dir: str | None = None
     # 300 people = 2,100 pictures: at 224x224 a 316 MB cache, 10x a large L3 cache, so reads
     # come from memory (or disk), as with the real 31,500 pictures
     people: int = 300
-    fixture_size: tuple[int, int] = (384, 512)  # (width, height), like the real pictures
+    fixture_size: tuple[int, int] = (512, 384)  # (height, width), like the real pictures
     model: str = "resnet10t"
     image_size: tuple[int, int] = (224, 224)
     batch_size: int = 32

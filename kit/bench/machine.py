@@ -17,7 +17,8 @@ __all__ = ["ensure_fixture", "machine_info"]
 
 
 def ensure_fixture(people: int, size: tuple[int, int], root: Path = Path("data")) -> Path:
-    """``data/bench-<W>x<H>-<people>``: a training set of synthetic pictures, built once."""
+    """``data/bench-<H>x<W>-<people>``: a training set of synthetic pictures of ``size``
+    (height, width), built once."""
     folder = root / f"bench-{size[0]}x{size[1]}-{people}"
     if not (folder / "train" / "train.csv").is_file():
         tmp = folder.with_name(f".{folder.name}.{os.getpid()}.tmp")

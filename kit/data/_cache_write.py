@@ -19,9 +19,9 @@ from typing import Any
 
 import numpy as np
 from filelock import FileLock, Timeout
-from tqdm.auto import tqdm
 
 from kit.io import OutputError, atomic_path
+from kit.progress import Progress
 from kit.registry import Registry
 
 __all__ = [
@@ -161,7 +161,7 @@ def write_images(
     task = partial(_load_checked, load, shape)
     # Bounded batches: results wait in memory only until their batch is written.
     step = max(1, workers) * 8
-    bar = tqdm(total=len(names), desc="caching images", unit="img", disable=not progress)
+    bar = Progress("caching images", len(names), not progress, what="pictures", first_after=5)
     try:
         with atomic_path(target) as tmp, bar, _mapper(workers, executor) as imap:
             out = np.lib.format.open_memmap(tmp, "w+", dtype=np.uint8, shape=(len(names), *shape))
@@ -170,7 +170,7 @@ def write_images(
                 batch = names[start : start + step]
                 for i, img in enumerate(_carried(imap(task, batch)), start):
                     out[i] = img
-                bar.update(len(batch))
+                bar.step(len(batch), len(batch))
             out.flush()
             del out
     except _LoadError as carrier:

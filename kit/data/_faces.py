@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageFilter
 
-__all__ = ["Traits", "render", "traits"]
+__all__ = ["Traits", "background", "render", "traits"]
 
 _MASK_PALETTE = np.array(
     [
@@ -122,22 +122,34 @@ def _clip_rows(shape: _Shape, top: float, bottom: float, edge: float) -> _Shape:
     return box, lambda x, y: f(x, y) * _band(y, top, bottom, edge)
 
 
+def background(t: Traits, size: tuple[int, int]) -> np.ndarray:
+    """Person ``t``'s background gradient at ``size`` (height, width): float32 (H, W, 3), the
+    same for all seven pictures of the person, so it is computed once per person."""
+    height, width = size
+    col_a, col_b, angle = t.background
+    ramp = np.arange(width)[None, :] * np.cos(angle) + np.arange(height)[:, None] * np.sin(angle)
+    ramp = np.clip(ramp / height, 0, 1.2)[..., None] / 1.2
+    return np.ascontiguousarray(col_a * (1 - ramp) + col_b * ramp, dtype=np.float32)
+
+
 def render(
-    t: Traits, stem_index: int, size: tuple[int, int], rng: np.random.Generator
+    t: Traits,
+    stem_index: int,
+    size: tuple[int, int],
+    rng: np.random.Generator,
+    back: np.ndarray | None = None,
 ) -> tuple[Image.Image, tuple[int, int, int, int]]:
-    """One picture (PIL RGB, ``size`` = (width, height)) of person ``t`` and its face box
+    """One picture (PIL RGB, ``size`` = (height, width)) of person ``t`` and its face box
     (x0, y0, x1, y1 in pixels: the face oval, forehead to chin); stems 0-4 are mask1..mask5,
-    5 incorrect_mask, 6 normal."""
-    width, height = size
+    5 incorrect_mask, 6 normal. ``back``: the person's :func:`background` (left unchanged)."""
+    height, width = size
     edge = 1.2 / height
     cx = width / height / 2 + rng.normal(0, 0.025)
     cy = 0.46 + rng.normal(0, 0.02)
     a, b = 0.2 * t.scale * rng.uniform(0.96, 1.04), 0.27 * t.scale * rng.uniform(0.96, 1.04)
 
-    col_a, col_b, angle = t.background
-    ramp = np.arange(width)[None, :] * np.cos(angle) + np.arange(height)[:, None] * np.sin(angle)
-    ramp = np.clip(ramp / height, 0, 1.2)[..., None] / 1.2
-    canvas = _Canvas(width, height, col_a * (1 - ramp) + col_b * ramp)
+    back = background(t, size) if back is None else back
+    canvas = _Canvas(width, height, back.copy())  # painted in place
     canvas.paint(_ellipse(cx, cy + 0.62, 0.4, 0.27, edge), t.clothes)
     canvas.paint(_rect(cx - 0.1, cx + 0.1, cy, cy + 0.42, edge), t.skin)
     cap = _ellipse(cx, cy - 0.12 * b, 1.16 * a, 1.06 * b, edge)

@@ -1,6 +1,6 @@
 """A synthetic dataset in exactly the competition layout, for tests, demos and benchmarks.
 
-``python -m kit.data.fixture OUT --people N [--size W H] [--seed S] [--eval-people M]``
+``python -m kit.data.fixture OUT --people N [--size H W] [--seed S] [--eval-people M]``
 
 Besides the competition's files it writes where it drew each face: ``train/faces.csv`` and
 ``eval/faces.csv`` (``image_id,x0,y0,x1,y1``; ``image_id`` is the picture's path relative to
@@ -10,13 +10,18 @@ the data folder), the boxes file format of ``--face-detector boxes`` (docs/faces
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import hashlib
 import io
+import logging
 import os
 import shutil
+import sys
 import tempfile
+import time
 from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -24,10 +29,16 @@ import pandas as pd
 
 from kit import cli
 from kit.data._common import STEM_MASK, STEMS
-from kit.data._faces import render, traits
+from kit.data._fixture_draw import cores, draw, put
 from kit.labels import age_to_group, encode
+from kit.progress import Progress
 
-__all__ = ["FACE_COLUMNS", "main", "make_fixture"]
+__all__ = ["FACE_COLUMNS", "FIXTURE", "SMOKE_FIXTURE", "main", "make_fixture"]
+
+#: (folder, people, picture size (height, width)) of the fixture a run uses when ``data_dir``
+#: is None (relative to the current folder), and of a ``--smoke`` run's.
+FIXTURE = (Path("data/fixture"), 60, (128, 96))
+SMOKE_FIXTURE = (Path("data/fixture-smoke"), 12, (64, 48))
 
 # Real per-person age counts (ages 18..60) of the 2,700 training people; ages are drawn from
 # these so the boundary crowding (57-59, and everyone >= 60 being exactly 60) is reproduced.
@@ -45,7 +56,6 @@ _GROUP_P = np.array([1281, 1227, 192]) / 2700
 _FIRST_EXTS = ("jpg", "jpeg", "png", "JPG", "Jpeg", "PNG", "mixed")
 _LATER_EXTS, _LATER_P = ("jpg", "jpeg", "png", "JPG"), (0.7, 0.12, 0.12, 0.06)
 _APPLE_DOUBLE = b"\x00\x05\x16\x07\x00\x02\x00\x00Mac OS X        " + bytes(40)
-_JPEG_QUALITY = 90
 
 
 def _attributes(n: int, rng: np.random.Generator) -> list[tuple[int, int]]:
@@ -80,84 +90,90 @@ def _extensions(i: int, rng: np.random.Generator) -> list[str]:
     return [str(kind)] * len(STEMS)
 
 
-def _save(path: Path, image, ext: str) -> None:
-    buf = io.BytesIO()
-    if ext.lower() == "png":
-        image.save(buf, format="PNG", compress_level=1)
-    else:
-        image.save(buf, format="JPEG", quality=_JPEG_QUALITY)
-    _put(path, buf.getvalue())
-
-
-def _put(path: Path, data: bytes | str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(data.encode() if isinstance(data, str) else data)
-
-
 #: Columns of a face boxes file (the fixture's true boxes, ``kit.faces``' stored boxes).
 FACE_COLUMNS = ("image_id", "x0", "y0", "x1", "y1")
 
 
 def _put_boxes(path: Path, boxes: list[tuple[str, tuple[int, int, int, int]]]) -> None:
     table = pd.DataFrame([(i, *b) for i, b in boxes], columns=list(FACE_COLUMNS))
-    _put(path, table.to_csv(index=False, lineterminator="\n"))
+    put(path, table.to_csv(index=False, lineterminator="\n"))
 
 
-def _write_train(root: Path, n: int, size: tuple[int, int], seed: int) -> None:
+def _write_train(
+    root: Path, n: int, size: tuple[int, int], seed: int, workers: int, progress: bool
+) -> None:
     rng = np.random.default_rng([seed, 0])
     people, ids = _attributes(n, rng), _person_ids(n, rng)
     images = root / "train" / "images"
-    rows, boxes = [], []
+    rows, jobs = [], []
     for i, ((gender, age), pid) in enumerate(zip(people, ids, strict=True)):
         folder = f"{pid}_{('male', 'female')[gender]}_Asian_{age}"
         rows.append((pid, ("male", "female")[gender], "Asian", age, folder))
-        look = traits(gender, age, np.random.default_rng([seed, 0, i]))
-        for k, (stem, ext) in enumerate(zip(STEMS, _extensions(i, rng), strict=True)):
-            image, box = render(look, k, size, np.random.default_rng([seed, 0, i, k + 1]))
-            _save(images / folder / f"{stem}.{ext}", image, ext)
-            boxes.append((f"train/images/{folder}/{stem}.{ext}", box))
+        files = [
+            (f"{stem}.{ext}", stem) for stem, ext in zip(STEMS, _extensions(i, rng), strict=True)
+        ]
+        jobs.append((images / folder, "train", seed, i, gender * 1000 + age, size, files))
         if i < 2:  # junk that readers must skip
-            _put(images / folder / "._mask1.jpg", _APPLE_DOUBLE)
-    _put(images / ".DS_Store", b"")
+            put(images / folder / "._mask1.jpg", _APPLE_DOUBLE)
+    drawn = draw(jobs, workers, "fixture: training people", progress)
+    boxes = [
+        (f"train/images/{job[0].name}/{name}", box)
+        for job, person in zip(jobs, drawn, strict=True)
+        for (name, _), box in zip(job[6], person, strict=True)
+    ]
+    put(images / ".DS_Store", b"")
     table = pd.DataFrame(rows, columns=["id", "gender", "race", "age", "path"])
-    _put(root / "train" / "train.csv", table.to_csv(index=False, lineterminator="\n"))
+    put(root / "train" / "train.csv", table.to_csv(index=False, lineterminator="\n"))
     _put_boxes(root / "train" / "faces.csv", boxes)
 
 
-def _write_eval(root: Path, n: int, size: tuple[int, int], seed: int) -> None:
+def _write_eval(
+    root: Path, n: int, size: tuple[int, int], seed: int, workers: int, progress: bool
+) -> None:
     rng = np.random.default_rng([seed, 1])
     people = _attributes(n, rng)
-    entries, boxes = [], []
+    images = root / "eval" / "images"
+    jobs, entries = [], []
     for i, (gender, age) in enumerate(people):
-        look = traits(gender, age, np.random.default_rng([seed, 1, i]))
-        for k, stem in enumerate(STEMS):
+        files = []
+        for stem in STEMS:
             name = hashlib.sha1(f"kit-fixture:{seed}:{i}:{stem}".encode()).hexdigest() + ".jpg"
-            image, box = render(look, k, size, np.random.default_rng([seed, 1, i, k + 1]))
-            _save(root / "eval" / "images" / name, image, "jpg")
-            boxes.append((f"eval/images/{name}", box))
+            files.append((name, stem))
             entries.append((name, encode(STEM_MASK[stem], gender, age_to_group(age))))
-    _put(root / "eval" / "images" / ".DS_Store", b"")
+        jobs.append((images, "eval", seed, i, gender * 1000 + age, size, files))
+    drawn = draw(jobs, workers, "fixture: eval people", progress)
+    boxes = [
+        (f"eval/images/{name}", box)
+        for job, person in zip(jobs, drawn, strict=True)
+        for (name, _), box in zip(job[6], person, strict=True)
+    ]
+    put(images / ".DS_Store", b"")
     order = rng.permutation(len(entries))
     answers = pd.DataFrame([entries[j] for j in order], columns=["ImageID", "ans"])
     info = answers.assign(ans=0)
-    _put(root / "eval" / "info.csv", info.to_csv(index=False, lineterminator="\n"))
-    _put(root / "eval" / "answers.csv", answers.to_csv(index=False, lineterminator="\n"))
+    put(root / "eval" / "info.csv", info.to_csv(index=False, lineterminator="\n"))
+    put(root / "eval" / "answers.csv", answers.to_csv(index=False, lineterminator="\n"))
     _put_boxes(root / "eval" / "faces.csv", boxes)
 
 
 def make_fixture(
     root: str | os.PathLike[str],
     n_people: int = 60,
-    image_size: tuple[int, int] = (96, 128),
+    image_size: tuple[int, int] = (128, 96),
     seed: int = 0,
     n_eval_people: int | None = None,
     overwrite: bool = False,
+    workers: int | None = None,
+    progress: bool = False,
 ) -> Path:
     """Write a synthetic dataset in the competition layout under ``root``; return ``root``.
 
-    ``image_size`` is (width, height); ``n_eval_people`` defaults to a third of ``n_people``
-    (0: no eval folder). ``eval/answers.csv`` holds the true classes, ``train/faces.csv`` and
-    ``eval/faces.csv`` the true face boxes. Same arguments, same
+    ``image_size`` is (height, width), like every size in kit (the real pictures are
+    (512, 384)); ``workers`` processes draw the people (default: one per core, one process
+    for small fixtures); ``progress`` shows a bar or progress lines. ``n_eval_people``
+    defaults to a third of ``n_people`` (0: no eval folder). ``eval/answers.csv`` holds the
+    true classes, ``train/faces.csv`` and ``eval/faces.csv`` the true face boxes. Same
+    arguments (whatever ``workers``), same
     bytes. An existing ``train/`` or ``eval/`` under ``root`` is an error unless ``overwrite``.
     """
     root = Path(root)
@@ -168,6 +184,8 @@ def make_fixture(
             f"expected n_people >= 1, n_eval_people >= 0 and a positive image size, got "
             f"n_people={n_people}, n_eval_people={n_eval_people}, image_size={image_size}"
         )
+    if workers is None:  # a process pool only pays off beyond a few dozen people
+        workers = min(cores(), max(1, (n_people + n_eval) // 24))
     for part in ("train", "eval"):
         if (root / part).exists() and not overwrite:
             raise FileExistsError(
@@ -179,9 +197,9 @@ def make_fixture(
     root.mkdir(parents=True, exist_ok=True)
     stage = Path(tempfile.mkdtemp(prefix=".kit-fixture-", dir=root))
     try:
-        _write_train(stage, n_people, size, seed)
+        _write_train(stage, n_people, size, seed, workers, progress)
         if n_eval > 0:
-            _write_eval(stage, n_eval, size, seed)
+            _write_eval(stage, n_eval, size, seed, workers, progress)
         for part in ("train", "eval"):
             if (root / part).exists():
                 shutil.rmtree(root / part)
@@ -193,29 +211,54 @@ def make_fixture(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Command line: write a fixture and print where and what; returns the exit code (2 with
-    one ``error:`` line on bad input)."""
+    """Command line: write a fixture (with progress) and print where and what; returns the exit
+    code (2 with one ``error:`` line on bad input)."""
     return cli.run_cli(_main, argv, output_fix="pass another OUT folder, or free space")
 
 
 def _main(argv: list[str]) -> None:
-    parser = cli.ArgumentParser(prog="python -m kit.data.fixture", description=__doc__)
+    parser = cli.ArgumentParser(
+        prog="python -m kit.data.fixture",
+        description=__doc__.splitlines()[0],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
     parser.add_argument("out", type=Path, help="folder to write train/ and eval/ into")
     parser.add_argument("--people", type=int, default=60, help="training people (7 images each)")
-    parser.add_argument("--size", type=int, nargs=2, default=(96, 128), metavar=("W", "H"))
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--eval-people", type=int, default=None)
+    parser.add_argument(
+        "--size", type=int, nargs=2, default=FIXTURE[2], metavar=("H", "W"),
+        help="picture height and width in pixels (the real pictures: 512 384)",
+    )  # fmt: skip
+    parser.add_argument("--seed", type=int, default=0, help="same seed, same bytes")
+    parser.add_argument(
+        "--eval-people", type=int, default=None, help="eval people (default: a third of --people)"
+    )
+    parser.add_argument(
+        "--workers", type=int, default=None, help="processes drawing people (default: per core)"
+    )
     parser.add_argument("--overwrite", action="store_true", help="replace existing train/ eval/")
     cli.add_debug_flag(parser)
     args = parser.parse_args(argv)
-    root = make_fixture(
-        args.out, args.people, tuple(args.size), args.seed, args.eval_people, args.overwrite
-    )
+    # the progress lines (when the output is not a terminal) go to stdout, for this call only
+    log, handler = logging.getLogger("kit"), logging.StreamHandler(sys.stdout)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    log.addHandler(handler)
+    level = log.level
+    log.setLevel(logging.INFO)
+    start = time.monotonic()
+    try:
+        root = make_fixture(
+            args.out, args.people, tuple(args.size), args.seed, args.eval_people,
+            args.overwrite, args.workers, progress=True,
+        )  # fmt: skip
+    finally:
+        log.removeHandler(handler)
+        log.setLevel(level)
     meta = pd.read_csv(root / "train" / "train.csv", dtype={"id": str})
     groups = np.bincount(age_to_group(meta["age"].to_numpy()), minlength=3)
     women = int((meta["gender"] == "female").sum())
     n_eval = len(pd.read_csv(root / "eval" / "info.csv")) if (root / "eval").exists() else 0
-    print(f"wrote a synthetic dataset to {root.resolve()}")
+    seconds = time.monotonic() - start
+    print(f"wrote a synthetic dataset to {root.resolve()} in {seconds:.1f} s")
     print(
         f"  train: {len(meta)} people, {7 * len(meta)} images "
         f"(female {women}, male {len(meta) - women}; "

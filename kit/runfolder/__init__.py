@@ -55,6 +55,7 @@ from kit.runfolder.names import (
     VAL_COLUMNS,
     VAL_CONFUSION,
     VAL_KEYS,
+    VAL_MISTAKES,
     VAL_PROBS,
 )
 from kit.runfolder.oof import ValKeys, read_val_keys
@@ -69,6 +70,7 @@ from kit.runfolder.pseudo import (
 from kit.runfolder.read import (
     Run,
     fold_run_dirs,
+    is_complete,
     is_run_folder,
     read_config,
     read_env,
@@ -127,6 +129,7 @@ __all__ = [
     "VAL_COLUMNS",
     "VAL_CONFUSION",
     "VAL_KEYS",
+    "VAL_MISTAKES",
     "VAL_PROBS",
     "GitState",
     "Run",
@@ -139,6 +142,7 @@ __all__ = [
     "find_fold_run",
     "fold_run_dirs",
     "git_state",
+    "is_complete",
     "is_run_folder",
     "mean_test_probs",
     "merge_oof",

@@ -151,13 +151,22 @@ def update_env(run_dir: Path, records: dict[str, Any]) -> None:
     io.write_json(run_dir / ENV, {**env, **records})
 
 
-def write_status(run_dir: Path, status: str, epoch: int, error: str | None = None) -> None:
-    """``status.json``: running / complete / interrupted / failed, the epoch, the time."""
+def write_status(
+    run_dir: Path,
+    status: str,
+    epoch: int,
+    error: str | None = None,
+    progress: dict[str, Any] | None = None,
+) -> None:
+    """``status.json``: running / complete / interrupted / failed, the last finished epoch, the
+    time; ``progress`` says where the epoch in training stands (the heartbeat)."""
     record: dict[str, Any] = {"status": status, "epoch": epoch, "updated": now()}
     # who writes it: the ledger shows a "running" run whose process is gone as incomplete
     record.update(pid=os.getpid(), host=socket.gethostname())
     if error is not None:
         record["error"] = error
+    if progress is not None:
+        record["progress"] = progress
     io.write_json(run_dir / STATUS, record)
 
 

@@ -22,21 +22,15 @@ from kit.runfolder.names import (
     LAST,
     PROB_COLUMNS,
     SUBMISSION,
-    SUMMARY,
     TEST_KEYS,
     TEST_PROBS,
     VAL_KEYS,
     VAL_PROBS,
 )
-from kit.runfolder.read import read_config, read_status
+from kit.runfolder.read import is_complete, read_config
 from kit.runfolder.tasks import prob_columns, probs_task, write_run_probs
 
 __all__ = ["find_fold_run", "mean_test_probs", "merge_oof", "write_parent"]
-
-
-def _is_complete(run_dir: Path) -> bool:
-    done = read_status(run_dir).get("status") == "complete"
-    return done and (run_dir / SUMMARY).is_file() and (run_dir / VAL_PROBS).is_file()
 
 
 def find_fold_run(parent: Path, k: int) -> tuple[str, Path | None]:
@@ -51,7 +45,7 @@ def find_fold_run(parent: Path, k: int) -> tuple[str, Path | None]:
         and (d / CONFIG).is_file()
         and read_config(d).get("fold") == k
     ]
-    complete = [d for d in mine if _is_complete(d)]
+    complete = [d for d in mine if is_complete(d)]
     if complete:
         return "keep", complete[0]
     resumable = [d for d in mine if (d / LAST).is_file()]

@@ -38,6 +38,7 @@ __all__ = [
     "VAL_COLUMNS",
     "VAL_CONFUSION",
     "VAL_KEYS",
+    "VAL_MISTAKES",
     "VAL_PROBS",
 ]
 
@@ -61,13 +62,15 @@ RUN_FILES = (
     *(CURVES_PNG, VAL_CONFUSION),
 )
 #: Files a run folder holds only sometimes (docs/run-folder.md's second table): the recipe
-#: that started the run, the uncommitted changes when the working tree was dirty, the eval
-#: pictures a pseudo-labelled run trained on (``Config.pseudo_labels``), and the weights after a
-#: refit (``Config.refit``): what test_probs.csv and submission.csv used.
-RECIPE, GIT_DIFF = "recipe.py", "git.diff"
+#: that started the run, the uncommitted changes when the working tree was dirty, the mistakes
+#: sheet (the most confident wrong validation predictions: a run's, at its end; a K-fold
+#: parent's, from ``python -m kit.score PARENT --mistakes``), the eval pictures a
+#: pseudo-labelled run trained on (``Config.pseudo_labels``), and the weights after a refit
+#: (``Config.refit``): what test_probs.csv and submission.csv used.
+RECIPE, GIT_DIFF, VAL_MISTAKES = "recipe.py", "git.diff", "val_mistakes.png"
 PSEUDO_LABELS = "pseudo_labels.csv"
 REFIT = "refit.pt"
-EXTRA_FILES = (RECIPE, GIT_DIFF, PSEUDO_LABELS, REFIT)
+EXTRA_FILES = (RECIPE, GIT_DIFF, VAL_MISTAKES, PSEUDO_LABELS, REFIT)
 #: A K-fold parent's own files: its fold runs hold metrics.csv, the checkpoints, the pictures.
 KFOLD_PARENT_FILES = tuple(
     f for f in RUN_FILES if f not in (METRICS, LAST, BEST, CURVES_PNG, VAL_CONFUSION)

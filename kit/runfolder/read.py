@@ -33,6 +33,7 @@ from kit.runfolder.predictions import Split, read_test_probs, read_val_probs
 __all__ = [
     "Run",
     "fold_run_dirs",
+    "is_complete",
     "is_run_folder",
     "read_config",
     "read_env",
@@ -77,6 +78,13 @@ def read_status(run_dir: str | os.PathLike[str], *, missing_ok: bool = True) -> 
 def read_summary(run_dir: str | os.PathLike[str], *, missing_ok: bool = True) -> dict[str, Any]:
     """``summary.json`` as a dict (``{}`` when missing, i.e. unfinished, and ``missing_ok``)."""
     return _record(run_dir, SUMMARY, missing_ok)
+
+
+def is_complete(run_dir: str | os.PathLike[str]) -> bool:
+    """Whether ``run_dir`` finished: status ``complete`` with its summary and predictions."""
+    run_dir = Path(run_dir)
+    done = read_status(run_dir).get("status") == "complete"
+    return done and (run_dir / SUMMARY).is_file() and (run_dir / VAL_PROBS).is_file()
 
 
 def read_metrics(run_dir: str | os.PathLike[str]) -> list[dict[str, Any]]:

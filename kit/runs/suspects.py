@@ -25,15 +25,13 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from matplotlib.figure import Figure
-from kit import cli
-from kit.data.decode import load_rgb
 
-from kit import io
+from kit import cli, io
 from kit.cli import add_debug_flag, run_cli
 from kit.io import atomic_path, read_json
 from kit.labels import HEADS, decode, heads_from_joint
 from kit.runfolder import CONFIG, VAL_PROBS, read_val_keys, read_val_probs
+from kit.sheets import picture_sheet, train_picture_files
 
 __all__ = ["SUSPECT_COLUMNS", "Suspects", "find_suspects", "fixes_table", "main"]
 
@@ -148,50 +146,25 @@ def fixes_table(suspects: Suspects) -> pd.DataFrame:
     return table.drop_duplicates(["person_id", "field"], keep="first").reset_index(drop=True)
 
 
-def _image_paths(run: Path, data_dir: str | None) -> dict[str, str]:
-    """image_id -> picture file, from the run's data_dir (or ``data_dir``); empty if absent."""
-    if data_dir is None and (run / CONFIG).is_file():
-        data_dir = read_json(run / CONFIG).get("data_dir")
-    images = Path(data_dir or "") / "train" / "images"
-    if not data_dir or not images.is_dir():
-        return {}
-    return {
-        f"{f.parent.name}/{f.stem}": str(f)
-        for f in images.glob("*/*")
-        if f.is_file() and not f.name.startswith(".")
-    }
-
-
 def contact_sheet(
     suspects: Suspects, path: str | Path, data_dir: str | None = None, n: int = 24
 ) -> Path:
     """A PNG grid of the first ``n`` suspects (lowest p_own across tasks) with label and
     prediction; a person-level suspect shows the person's first picture. Pictures come from
     ``data_dir`` (default: the run's); a missing one is drawn as "picture not found"."""
-    files = _image_paths(suspects.run, data_dir)
+    if data_dir is None and (suspects.run / CONFIG).is_file():
+        data_dir = read_json(suspects.run / CONFIG).get("data_dir")
+    files = train_picture_files(data_dir)
     rows = suspects.table.sort_values("p_own", kind="stable").head(n)
-    cols = min(6, max(1, len(rows)))
-    lines = max(1, -(-len(rows) // cols))
-    fig = Figure(figsize=(2.2 * cols, 3.0 * lines))  # no pyplot: no display, no global state
-    axes = fig.subplots(lines, cols, squeeze=False)
-    for ax in axes.ravel():
-        ax.axis("off")
-    for ax, (_, row) in zip(axes.ravel(), rows.iterrows(), strict=False):
-        file = files.get(row["example"])
-        if file is not None:
-            ax.imshow(load_rgb(str(file)))
-        else:
-            ax.text(0.5, 0.5, "picture not found", ha="center", va="center", fontsize=8)
-        who = row["image_id"] or row["person_id"]
-        ax.set_title(
-            f"{row['task']}: {who}\nlabel {row['label']} -> {row['predicted']}\n"
-            f"p(label) = {row['p_own']:.3f}",
-            fontsize=7,
+    cells = [
+        (
+            files.get(row["example"]),
+            f"{row['task']}: {row['image_id'] or row['person_id']}\n"
+            f"label {row['label']} -> {row['predicted']}\np(label) = {row['p_own']:.3f}",
         )
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=80)
-    return Path(path)
+        for _, row in rows.iterrows()
+    ]
+    return picture_sheet(cells, path)
 
 
 def _parser() -> argparse.ArgumentParser:

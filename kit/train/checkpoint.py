@@ -34,6 +34,7 @@ __all__ = [
     "TrainState",
     "build_parts",
     "check_resumable",
+    "last_epoch",
     "load",
     "restore",
     "rng_state",
@@ -193,6 +194,18 @@ def load(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]
             f"or was not written by kit (--resume needs a run folder's last.pt, inference its "
             f"best.pt)"
         ) from err
+
+
+def last_epoch(path: Path) -> int | None:
+    """The epoch a ``last.pt`` holds (None when there is none or it cannot be read): what a
+    ``--resume`` would continue from. Memory-mapped, so a large checkpoint is not read whole."""
+    if not path.is_file():
+        return None
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        return int(ckpt["state"]["epoch"])
+    except Exception:  # a damaged file: nothing to resume from
+        return None
 
 
 def restore(ckpt: dict[str, Any], parts: Parts, state: TrainState) -> None:

@@ -31,7 +31,7 @@ from kit.crops import CROP_MODES, Box
 from kit.data import read_eval, read_train, verify_images
 from kit.data.cache import ImageCache, build_cache, cache_dir_for
 from kit.data.dataset import FlipChoice, ImageDataset, load_rgb
-from kit.data.fixture import make_fixture
+from kit.data.fixture import FIXTURE, SMOKE_FIXTURE, make_fixture
 from kit.data.pseudo import PseudoLabels, load_pseudo_labels
 from kit.data.sampling import resolve_workers, usable_cores
 from kit.faces import FaceBoxes, PreparedLoader, prepared_loader
@@ -56,9 +56,6 @@ __all__ = [
 ]
 
 _log = logging.getLogger("kit")
-#: (folder, people, picture size (W, H)) of the fixture used when ``data_dir`` is None.
-FIXTURE = (Path("data/fixture"), 60, (96, 128))
-SMOKE_FIXTURE = (Path("data/fixture-smoke"), 12, (48, 64))
 #: Bumped when :func:`prepare_file` changes its output, so that old caches are not reused.
 #: 4: EXIF orientation, 16-bit and transparency decoded as a viewer shows them;
 #: 3: bilinear below a 2x shrink, area averaging from 2x (kit.transforms._FitResize).

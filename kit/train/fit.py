@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import albumentations as A
+import numpy as np
 import pandas as pd
 import torch
 
@@ -35,6 +36,7 @@ from kit.pretrained import Weights, resolve_weights
 from kit.runfolder import (
     CONFIG,
     ENV,
+    LAST,
     PSEUDO_SUMMARY_KEY,
     SUMMARY,
     Run,
@@ -43,11 +45,12 @@ from kit.runfolder import (
     run_score,
     write_parent,
 )
+from kit.sheets import mistakes_sheet
 from kit.tracking import Hook, Pruned
 from kit.train import data, distributed, mirror
-from kit.train.checkpoint import TrainState, check_resumable, load
+from kit.train.checkpoint import TrainState, check_resumable, last_epoch, load
 from kit.train.loop import Epochs, Job, prepare, refit, score, train_run
-from kit.train.ready import check, smoke_note
+from kit.train.ready import check, nothing_to_train, smoke_note
 
 __all__ = ["check", "fit"]
 
@@ -86,8 +89,11 @@ def fit(
 
 def _open_folder(cfg: Config, name: str, device: torch.device, ctx: distributed.DistContext):
     """A new folder ``<output_dir>/<ts>_<name>`` (or ``cfg.resume``, reopened) with its
-    config.json and env.json (a resumed folder's env.json lists every resumption)."""
+    config.json and env.json (a resumed folder's env.json lists every resumption) and, in a new
+    folder, what re-creates the run (recipe.py, git.diff: :func:`kit.runfolder.write_source`)."""
     folder = Path(cfg.resume) if cfg.resume else rundir.create_run_dir(cfg.output_dir, name)
+    if not cfg.resume:
+        rundir.write_source(folder)
     env = {**rundir.env_info(str(device)), "processes": ctx.world_size}
     if cfg.resume and (folder / ENV).is_file():
         first = io.read_json(folder / ENV)
@@ -109,6 +115,14 @@ def _fit_run(
     if not ctx.is_main:
         cfg = cfg.replace(quiet=True)
     distributed.setup_logging(cfg.quiet)
+    if nothing_to_train(cfg):
+        done = read_run(cfg.resume)
+        _log.warning(
+            "%s is complete (best epoch %d, val macro F1 %.4f): nothing to train; to train "
+            "longer, start a new run with more --epochs",
+            done.run_dir, done.best_epoch, done.best_score,
+        )  # fmt: skip
+        return done
     # bad data, a bad model or a damaged last.pt is refused before the folder is written
     unopened = Job(cfg, Path(cfg.resume or cfg.output_dir), device, ctx, weights, tuple(hooks))
     ready = prepare(unopened, train_transform)
@@ -125,9 +139,15 @@ def _fit_run(
         raise
     except KeyboardInterrupt as err:
         mirror.stop(job, state, "interrupted")
-        hint = f"continue with --resume {run_dir}" if state.epoch else "no epoch finished"
+        # what is on disk, not state.epoch: an epoch is counted before its last.pt is written
+        saved = last_epoch(run_dir / LAST)
+        job.write_status("interrupted", saved or 0)
+        if saved:
+            hint = f"last.pt holds epoch {saved} of {cfg.epochs}: continue with --resume {run_dir}"
+        else:
+            hint = "no epoch was saved, so there is nothing to resume: start the run again"
         how = "terminated (SIGTERM)" if isinstance(err, Terminated) else "interrupted"
-        _log.warning("%s after epoch %d; %s", how, state.epoch, hint)
+        _log.warning("%s; %s", how, hint)
         raise SystemExit(TERMINATED if isinstance(err, Terminated) else INTERRUPTED) from None
     except Exception as err:
         try:
@@ -152,6 +172,8 @@ def _finish(job: Job, state: TrainState, done: Epochs) -> Run:
     if main:
         keys = splits.val[["image_id", "person_id", "label"]].assign(fold=splits.fold)
         rundir.write_run_probs(run_dir / rundir.VAL_PROBS, keys, val_probs, task)
+        if task is None:  # 18-way probabilities: the true and the predicted class
+            _mistakes(run_dir, splits.val, val_probs)
     weights = rundir.BEST
     if cfg.refit != "none":  # validated above; the test set gets the refit weights
         predict, weights = refit(job, done, best), rundir.REFIT
@@ -179,14 +201,33 @@ def _finish(job: Job, state: TrainState, done: Epochs) -> Run:
     if main:
         io.write_json(run_dir / rundir.SUMMARY, summary)
     job.write_status("complete", state.epoch)
+    if main and not cfg.keep_last:
+        rundir.drop_last(run_dir)  # only --resume needs it, and a complete run trains no more
     mirror.complete(job, rows, summary)
     chosen = selection_score(scores, task)
+    heads = ", ".join(
+        f"{h} {summary[f'val_f1_{h}']:.3f}"
+        for h in ("mask", "gender", "age")
+        if summary.get(f"val_f1_{h}") is not None
+    )
     _log.info(
-        "done: best epoch %d, val %s %.4f (accuracy %.4f) -> %s",
+        "done: best epoch %d, val %s %.4f (accuracy %.4f%s) -> %s%s",
         summary["best_epoch"], "macro F1" if task is None else f"{task} F1", chosen,
-        summary["val_accuracy"], run_dir,
+        summary["val_accuracy"], f"; {heads}" if heads else "", run_dir,
+        f"\nsubmission: {run_dir / rundir.SUBMISSION}" if (run_dir / rundir.SUBMISSION).is_file()
+        else "",
     )  # fmt: skip
     return Run(run_dir, "complete", cfg, summary, chosen, summary["best_epoch"])
+
+
+def _mistakes(run_dir: Path, val: pd.DataFrame, probs: np.ndarray) -> None:
+    """The mistakes sheet; a picture that cannot be drawn only warns (the run is complete)."""
+    path = run_dir / rundir.VAL_MISTAKES
+    try:
+        title = f"{run_dir.name}: most confident mistakes"
+        mistakes_sheet(val["path"].tolist(), val["label"].to_numpy(), probs, path, title=title)
+    except (OSError, ValueError) as err:
+        _log.warning("no mistakes sheet %s: %s", path, err)
 
 
 def _fit_folds(

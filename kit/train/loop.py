@@ -13,7 +13,6 @@ import dataclasses
 import itertools
 import logging
 import math
-import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -26,7 +25,6 @@ import numpy as np
 import pandas as pd
 import torch
 from torch import nn
-from tqdm import tqdm
 
 from kit import runfolder as rundir
 from kit.config import Config
@@ -35,6 +33,7 @@ from kit.heads import OUTPUT_KINDS, head_spec, head_target, head_task, to_probs
 from kit.metrics import selection_score, summarize, summarize_task, task_values
 from kit.mixing import Mixer, build_mixer, mix_active
 from kit.models import Weights, create_model
+from kit.progress import Progress
 from kit.registry import Registry
 from kit.running import SYNC_EVERY, Running, batch_labels
 from kit.splits import drop_ages
@@ -66,6 +65,11 @@ class Job:
         """The run's status.json (rank 0 only)."""
         if self.ctx.is_main:
             rundir.write_status(self.run_dir, status, epoch, error)
+
+    def heartbeat(self, epoch: int, progress: dict[str, Any]) -> None:
+        """status.json says "running" at ``epoch`` with where the current epoch stands."""
+        if self.ctx.is_main:
+            rundir.write_status(self.run_dir, "running", epoch, progress=progress)
 
 
 @dataclass
@@ -203,7 +207,8 @@ def _epoch(
     """Train one epoch, score the whole validation set (the same on every process), tell the
     scheduler, keep ``best.pt``: the epoch's row of metrics.csv."""
     cfg, t0, parts = job.cfg, time.time(), t.parts
-    train_loss, lr = train_one_epoch(parts, t.loader, t.criterion, cfg, epoch, mixer)
+    heartbeat = partial(job.heartbeat, epoch - 1)
+    train_loss, lr = train_one_epoch(parts, t.loader, t.criterion, cfg, epoch, mixer, heartbeat)
     train_loss = distributed.mean(train_loss, job.ctx)
     task = head_task(cfg.head)
     scores, val_loss = score(val, predict(val), task)
@@ -303,12 +308,13 @@ def optimizer_steps(loader: Any, cfg: Any) -> int:
 
 def train_one_epoch(
     parts: Parts, loader: Any, criterion: nn.Module, cfg: Any, epoch: int,
-    mixer: Mixer | None = None,
+    mixer: Mixer | None = None, heartbeat: Callable[[dict[str, Any]], None] | None = None,
 ) -> tuple[float, float]:  # fmt: skip
     """Train ``parts.trained`` for one epoch: (mean loss per image, learning rate of its last
     optimizer step). The scheduler and the weight average advance once per optimizer step
     (``cfg.grad_accum`` batches), counting updates from the run's start. ``mixer`` mixes
-    every batch (its targets become soft)."""
+    every batch (its targets become soft). Progress is shown as :mod:`kit.progress` says, and
+    ``heartbeat`` gets its figures."""
     model, optimizer, scaler = parts.trained, parts.optimizer, parts.scaler
     device = next(model.parameters()).device
     steps, updates = epoch_steps(loader, cfg), (epoch - 1) * optimizer_steps(loader, cfg)
@@ -316,9 +322,9 @@ def train_one_epoch(
     optimizer.zero_grad(set_to_none=True)
     seen, lr = 0, float(optimizer.param_groups[0]["lr"])
     width = OUTPUT_KINDS.get(head_spec(cfg.head).kind).width  # a per-task head: its values
-    show = not cfg.quiet and sys.stderr.isatty()
-    running = Running(device, counts=show, width=width)
-    with tqdm(total=steps, desc=f"epoch {epoch}", leave=False, disable=not show) as bar:
+    beat = None if heartbeat is None else (lambda figures: heartbeat({"epoch": epoch, **figures}))
+    with Progress(f"epoch {epoch}/{cfg.epochs}", steps, cfg.quiet, beat) as progress:
+        running = Running(device, counts=progress.bar_shown, width=width)
         # islice, not a break: a break would load (and throw away) one batch too many
         for i, (images, targets) in enumerate(itertools.islice(loader, steps)):
             images, targets = images.to(device, non_blocking=True), _to_device(targets, device)
@@ -330,11 +336,12 @@ def train_one_epoch(
                 loss = criterion(output, targets)
             running.add(loss, len(images), output, hard)
             seen += len(images)
-            if (i + 1) % SYNC_EVERY == 0:
+            postfix = {}
+            if (i + 1) % SYNC_EVERY == 0:  # reading the device's figures waits for it
                 running.check(epoch, cfg)
-                if show:
-                    loss_now = running.loss_sum.item() / seen
-                    bar.set_postfix(loss=f"{loss_now:.4f}", f1=f"{running.f1():.3f}")
+                postfix["loss"] = f"{running.loss_sum.item() / seen:.4f}"
+                if progress.bar_shown:
+                    postfix["f1"] = f"{running.f1():.3f}"
             scaler.scale(loss / cfg.grad_accum).backward()
             if (i + 1) % cfg.grad_accum == 0 or i + 1 == steps:
                 if cfg.grad_clip > 0:
@@ -347,7 +354,7 @@ def train_one_epoch(
                 updates += 1
                 parts.scheduler.step_update(num_updates=updates)
                 parts.update_ema(updates)
-            bar.update()
+            progress.step(len(images), **postfix)
     running.check(epoch, cfg)
     return running.loss_sum.item() / max(seen, 1), lr
 

@@ -11,10 +11,11 @@ from pathlib import Path
 
 from kit.config import Config, check_registries
 from kit.data.pseudo import check_pseudo_sources
+from kit.runfolder import is_complete
 from kit.train.checkpoint import check_resumable
 from kit.train.optim import check_scheduler_kwargs
 
-__all__ = ["check", "smoke_note"]
+__all__ = ["check", "nothing_to_train", "smoke_note"]
 
 
 def check(cfg: Config) -> Config:
@@ -25,9 +26,15 @@ def check(cfg: Config) -> Config:
         check_registries(checked)  # every registry is loaded once kit.train is imported
         check_scheduler_kwargs(checked)
         check_pseudo_sources(checked)
-    if checked.resume:
+    if checked.resume and not nothing_to_train(checked):
         check_resumable(checked, Path(checked.resume))
     return checked
+
+
+def nothing_to_train(cfg: Config) -> bool:
+    """Whether ``cfg`` resumes a single run that is already complete (it may have no last.pt:
+    ``keep_last`` off or ``--prune``)."""
+    return bool(cfg.resume) and cfg.folds is None and is_complete(Path(cfg.resume))
 
 
 def smoke_note(cfg: Config, small: Config) -> str:
