@@ -138,11 +138,11 @@ import kit.train.loop as loop
 
 marker, real = Path(sys.argv[1]), loop.train_one_epoch
 
-def slow_second_epoch(parts, loader, criterion, cfg, epoch):
+def slow_second_epoch(parts, loader, criterion, cfg, epoch, *rest, **kwargs):
     if epoch == 2:
         marker.write_text("in epoch 2")
         time.sleep(120)  # SIGTERM arrives here, mid-epoch
-    return real(parts, loader, criterion, cfg, epoch)
+    return real(parts, loader, criterion, cfg, epoch, *rest, **kwargs)
 
 loop.train_one_epoch = slow_second_epoch
 kit.main(kit.Config(model="test_resnet", device="cpu", workers=0), argv=sys.argv[2:])

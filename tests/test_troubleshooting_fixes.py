@@ -98,6 +98,14 @@ def _before_after(c: Ctx, argv: list[str], fixed: list[str], base: Config | None
     return _train(c, argv, base), _train(c, [*argv, *fixed], base)
 
 
+def _config(argv: list[str], fixed: list[str]) -> tuple[str, str]:
+    """A config's check with ``argv``, then with ``fixed`` added (later flags win)."""
+    return (
+        seen(lambda: parse_args(Config(), argv).validate()),
+        seen(lambda: parse_args(Config(), [*argv, *fixed]).validate()),
+    )
+
+
 def _cli(main: Callable[[list[str]], object], argv: list[str], fixed: list[str]):
     return printed(main, argv), printed(main, [*argv, *fixed])
 
@@ -351,6 +359,14 @@ FIXES: dict[str, Callable[[Ctx], tuple[str, str]]] = {
         printed(cache_main, ["--list", str(c.tmp / "nope")]),
         printed(cache_main, ["--list", str(_cached(c))]),
     ),
+    # training techniques: the flag's value the message asks for
+    "drop-ages-spec": lambda c: _config(["--drop-ages", "27_29"], ["--drop-ages", "27-29,57-59"]),
+    "mix-lam-range": lambda c: _config(["--mix-lam", "0.6", "0.4"], ["--mix-lam", "0.4", "0.6"]),
+    "ema-decay-range": lambda c: _config(["--ema-decay", "1.0"], ["--ema-decay", "0.999"]),
+    "refit-kfold": lambda c: _config(
+        ["--refit", "continue", "--folds", "all"], ["--refit", "none"]
+    ),
+    "tta-unknown-view": lambda c: _config(["--tta", "hflip+flip"], ["--tta", "hflip+shift"]),
     # the hyper-parameter search: what --param says, and the folds it searches on
     "tune-param-format": lambda c: (
         seen(lambda: parse_space(["lr"])),
