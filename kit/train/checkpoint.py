@@ -222,15 +222,16 @@ def restore(ckpt: dict[str, Any], parts: Parts, state: TrainState) -> None:
         setattr(state, key, value)
 
 
-def check_resumable(cfg: Config, folder: Path) -> None:
+def check_resumable(cfg: Config, folder: Path, complete: bool = False) -> None:
     """Refuse to resume ``folder`` under ``cfg`` when that cannot work.
 
     A run folder needs its ``last.pt`` and no live process writing it, a K-fold parent
     (``cfg.folds`` set) its config.json. Both refuse any change of a field that shapes the
     weights, the data, the split or the schedule (all but :func:`kit.config.resumable_fields`),
     before anything is written; a K-fold parent's message singles out the split's fields.
+    A ``complete`` run needs no ``last.pt`` (nothing is trained), but refuses changes alike.
     """
-    if cfg.folds is None:
+    if cfg.folds is None and not complete:
         if not (folder / rundir.LAST).is_file():
             raise FileNotFoundError(f"cannot resume {folder}: it has no last.pt")
         pid = rundir.running_pid(folder)

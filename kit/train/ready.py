@@ -26,8 +26,8 @@ def check(cfg: Config) -> Config:
         check_registries(checked)  # every registry is loaded once kit.train is imported
         check_scheduler_kwargs(checked)
         check_pseudo_sources(checked)
-    if checked.resume and not nothing_to_train(checked):
-        check_resumable(checked, Path(checked.resume))
+    if checked.resume:  # a complete run trains nothing, but refuses changed fields alike
+        check_resumable(checked, Path(checked.resume), complete=nothing_to_train(checked))
     return checked
 
 
