@@ -34,6 +34,7 @@ __all__ = [
     "TrainState",
     "build_parts",
     "check_resumable",
+    "check_unchanged",
     "last_epoch",
     "load",
     "restore",
@@ -244,6 +245,13 @@ def check_resumable(cfg: Config, folder: Path) -> None:
             f"cannot resume {folder}: it has no config.json; expected a K-fold parent "
             "folder (<output_dir>/<ts>_<name>_kfold)"
         )
+    check_unchanged(cfg, folder)
+
+
+def check_unchanged(cfg: Config, folder: Path) -> None:
+    """Refuse ``cfg`` for a resume of ``folder`` when it changes a field that shapes the
+    weights, the data, the split or the schedule (all but :func:`kit.config.resumable_fields`);
+    a K-fold parent's message singles out the split's fields."""
     saved = Config.from_dict(io.read_json(folder / rundir.CONFIG))
     if cfg.folds is not None and saved.folds is None:
         raise ValueError(
