@@ -79,8 +79,8 @@ def predict(
 
 if __name__ == "__main__":  # a library, not a command: say which command predicts
     print(
-        "error: kit.inference is a library (predict, load_run_model); to predict from the "
-        "shell run: "
+        "error: kit.inference is a library (predict, load_run_model); to predict from the shell "
+        "run: "
         "python -m kit.predict RUN_DIR [--data-dir DIR] [-o submission.csv]",
         file=sys.stderr,
     )

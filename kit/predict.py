@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from kit.cli import add_debug_flag, run_cli
+from kit.cli import ArgumentParser, add_debug_flag, run_cli
 from kit.config import Config
 from kit.data import read_eval
 from kit.data._common import IMAGE_EXTENSIONS
@@ -149,7 +149,7 @@ def probs_path(output: Path) -> Path:
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = ArgumentParser(
         prog="python -m kit.predict",
         description="Predict pictures with a run's (or K-fold parent's) best weights and its "
         "own transforms; write a submission and the probabilities.",

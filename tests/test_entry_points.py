@@ -123,8 +123,8 @@ CASES: dict[str, tuple[Argv, str]] = {
     "kit.data.fixture": (lambda w: [str(w.good)], "train"),
     "kit.faces": (lambda w: [str(w.bad), "--detector", "boxes"], "field 'gender'"),
     "kit.config_reference": (lambda w: ["--bogus"], "unrecognized arguments: --bogus"),
-    "kit.inference": (lambda w: [], "kit.inference is a library"),
-    "kit.predict": (lambda w: [str(w.root / "no-run")], "best.pt not found"),
+    "kit.predict": (lambda w: [str(w.runs / "nope")], "nope"),
+    "kit.inference": (lambda w: [], "python -m kit.predict RUN_DIR"),
     "kit.cache": (lambda w: ["--list", str(w.root / "no-cache")], "no such cache folder"),
     "kit.tune": (
         lambda w: [str(w.root / "nope.py"), "--trials", "1", "--param", "lr=0.001:0.1:log"],

@@ -59,6 +59,7 @@ from tests.test_troubleshooting import (
     _twice,
     documented,
     layout,  # noqa: F401  (the fixture)
+    logged,
     printed,
 )
 
@@ -246,6 +247,16 @@ def _no_checkpoint(c: Ctx) -> tuple[str, str]:
     return before, seen(lambda: check(parse_args(c.cfg(), [])))
 
 
+def _longer(c: Ctx) -> tuple[str, str]:
+    """A finished run resumed trains nothing; a new run with more --epochs trains them."""
+    from kit.train import fit
+
+    done = fit(c.cfg(keep_last=False))
+    before = logged(lambda: fit(c.cfg(resume=str(done.run_dir))))
+    longer = fit(parse_args(c.cfg(), ["--epochs", "2"]))
+    return before, "" if longer.summary["epochs_run"] == 2 else "the new run did not train longer"
+
+
 def _nan_loss(c: Ctx) -> tuple[str, str]:
     from kit.train import fit
 
@@ -306,6 +317,7 @@ FIXES: dict[str, Callable[[Ctx], tuple[str, str]]] = {
     "checkpoint-unreadable": _checkpoint,
     "resume-no-checkpoint": _no_checkpoint,
     "resume-changed": lambda c: _resume(c, c.cfg(), ["--lr", "0.5"]),
+    "resume-complete": lambda c: _longer(c),
     "loss-not-finite": _nan_loss,
     # output folders and caches
     "output-file-in-way": _unwritable_output,

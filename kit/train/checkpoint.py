@@ -34,6 +34,7 @@ __all__ = [
     "TrainState",
     "build_parts",
     "check_resumable",
+    "check_unchanged",
     "last_epoch",
     "load",
     "restore",
@@ -222,16 +223,15 @@ def restore(ckpt: dict[str, Any], parts: Parts, state: TrainState) -> None:
         setattr(state, key, value)
 
 
-def check_resumable(cfg: Config, folder: Path, complete: bool = False) -> None:
+def check_resumable(cfg: Config, folder: Path) -> None:
     """Refuse to resume ``folder`` under ``cfg`` when that cannot work.
 
     A run folder needs its ``last.pt`` and no live process writing it, a K-fold parent
     (``cfg.folds`` set) its config.json. Both refuse any change of a field that shapes the
     weights, the data, the split or the schedule (all but :func:`kit.config.resumable_fields`),
     before anything is written; a K-fold parent's message singles out the split's fields.
-    A ``complete`` run needs no ``last.pt`` (nothing is trained), but refuses changes alike.
     """
-    if cfg.folds is None and not complete:
+    if cfg.folds is None:
         if not (folder / rundir.LAST).is_file():
             raise FileNotFoundError(f"cannot resume {folder}: it has no last.pt")
         pid = rundir.running_pid(folder)
@@ -245,6 +245,13 @@ def check_resumable(cfg: Config, folder: Path, complete: bool = False) -> None:
             f"cannot resume {folder}: it has no config.json; expected a K-fold parent "
             "folder (<output_dir>/<ts>_<name>_kfold)"
         )
+    check_unchanged(cfg, folder)
+
+
+def check_unchanged(cfg: Config, folder: Path) -> None:
+    """Refuse ``cfg`` for a resume of ``folder`` when it changes a field that shapes the
+    weights, the data, the split or the schedule (all but :func:`kit.config.resumable_fields`);
+    a K-fold parent's message singles out the split's fields."""
     saved = Config.from_dict(io.read_json(folder / rundir.CONFIG))
     if cfg.folds is not None and saved.folds is None:
         raise ValueError(

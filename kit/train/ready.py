@@ -12,7 +12,7 @@ from pathlib import Path
 from kit.config import Config, check_registries
 from kit.data.pseudo import check_pseudo_sources
 from kit.runfolder import is_complete
-from kit.train.checkpoint import check_resumable
+from kit.train.checkpoint import check_resumable, check_unchanged
 from kit.train.optim import check_scheduler_kwargs
 
 __all__ = ["check", "nothing_to_train", "smoke_note"]
@@ -26,8 +26,10 @@ def check(cfg: Config) -> Config:
         check_registries(checked)  # every registry is loaded once kit.train is imported
         check_scheduler_kwargs(checked)
         check_pseudo_sources(checked)
-    if checked.resume:  # a complete run trains nothing, but refuses changed fields alike
-        check_resumable(checked, Path(checked.resume), complete=nothing_to_train(checked))
+    if checked.resume and nothing_to_train(checked):
+        check_unchanged(checked, Path(checked.resume))  # a finished run: nothing else to check
+    elif checked.resume:
+        check_resumable(checked, Path(checked.resume))
     return checked
 
 
