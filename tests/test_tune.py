@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import optuna
@@ -193,3 +194,27 @@ def test_cli_bad_input_is_one_line(tmp_path, capsys):
     assert tune_main([str(tmp_path / "none.py"), "--trials", "1", "--param", "lr=1:2"]) == 2
     assert "error: recipe" in capsys.readouterr().err
     assert runs_main([str(tmp_path), "--study", "x"]) == 0
+
+
+_OPEN_AT = """
+import sys, time
+from kit.tune.study import open_storage, open_study
+for i, url in enumerate(sys.argv[2:]):
+    while time.time() < float(sys.argv[1]) + i:  # both workers open each new database at once
+        time.sleep(0.001)
+    open_study("two", open_storage(url))
+"""
+
+
+def test_two_workers_creating_one_new_sqlite_database_at_once_both_open_it(tmp_path):
+    # Without the lock beside the file, about one start in two failed with
+    # "table studies already exists" (the race CI hit with two kit.tune workers).
+    urls = [default_storage(tmp_path / f"db{i}") for i in range(4)]
+    start = str(time.time() + 8)  # after both have imported torch
+    workers = [subprocess.Popen([sys.executable, "-c", _OPEN_AT, start, *urls],
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+               for _ in range(2)]  # fmt: skip
+    logs = [w.communicate(timeout=120)[0] for w in workers]
+    assert [w.returncode for w in workers] == [0, 0], logs
+    for url in urls:
+        assert optuna.load_study(study_name="two", storage=url).get_trials() == []

@@ -25,6 +25,7 @@ from typing import Any
 import albumentations as A
 import optuna
 import sqlalchemy
+from filelock import FileLock
 from optuna.exceptions import ExperimentalWarning
 from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 from optuna.trial import TrialState
@@ -77,17 +78,27 @@ def open_storage(url: str) -> RDBStorage:
     """Optuna's database storage at ``url`` (any SQLAlchemy URL), with trial heartbeats."""
     # SQLite: wait for a teammate's write lock instead of failing ("database is locked")
     engine = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}
+
+    def storage() -> RDBStorage:
+        with _experimental_ok():
+            return RDBStorage(
+                url,
+                engine_kwargs=engine,
+                heartbeat_interval=HEARTBEAT_SECONDS,
+                grace_period=GRACE_SECONDS,
+                heartbeat_stale_trial_callback=_RETRY,
+            )
+
+    database = sqlalchemy.engine.make_url(url).database
+    if url.startswith("sqlite") and database and database != ":memory:":
+        # Two workers creating a new SQLite file at once race on its tables ("table studies
+        # already exists"); an OS lock beside the file makes the schema creation one at a time.
+        with FileLock(f"{database}.lock", timeout=120):
+            return storage()
     for attempt in range(3):
         try:
-            with _experimental_ok():
-                return RDBStorage(
-                    url,
-                    engine_kwargs=engine,
-                    heartbeat_interval=HEARTBEAT_SECONDS,
-                    grace_period=GRACE_SECONDS,
-                    heartbeat_stale_trial_callback=_RETRY,
-                )
-        except sqlalchemy.exc.IntegrityError:
+            return storage()
+        except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.OperationalError):
             # two workers creating a new database at once: the other one's tables now exist
             if attempt == 2:
                 raise
