@@ -27,6 +27,7 @@ __all__ = [
     "parse_age_ranges",
     "parse_folds",
     "resumable_fields",
+    "smoke_note",
     "split_fields",
 ]
 
@@ -148,7 +149,13 @@ class Config:
     sampler: str = _f(
         "plain", "plain (shuffle) or balanced (class-balanced sampling)", registry="sampler"
     )
-    amp: bool = _f(True, "mixed precision (CUDA only; ignored on CPU)")
+    amp: bool = _f(True, "mixed precision (autocast) on CUDA; on CPU with --amp-dtype bfloat16")
+    amp_dtype: str = _f(
+        "auto",
+        "autocast dtype: auto (bfloat16 on GPUs that support it, else float16), bfloat16 (also "
+        "on CPU) or float16 (CUDA, with a gradient scaler)",
+        registry="amp_dtype",
+    )
     early_stopping: int = _f(0, "stop after this many epochs without val F1 gain (0 = off)")
     tta: str = _f(
         "none",
@@ -307,6 +314,20 @@ class Config:
             early_stopping=0,
             refit_epochs=min(self.refit_epochs, 1),
         )
+
+
+def smoke_note(cfg: Config, small: Config) -> str:
+    """``smoke: epochs 20 -> 2, image_size 380x380 -> 64x48, ...``: what ``--smoke`` changed."""
+
+    def show(value: object) -> str:
+        return "x".join(map(str, value)) if isinstance(value, tuple) else str(value)
+
+    changed = [
+        f"{f.name} {show(getattr(cfg, f.name))} -> {show(getattr(small, f.name))}"
+        for f in dataclasses.fields(Config)
+        if f.name != "smoke" and getattr(cfg, f.name) != getattr(small, f.name)
+    ]
+    return "smoke: " + (", ".join(changed) or "nothing to shrink")
 
 
 def fields_with_role(*roles: str) -> tuple[str, ...]:

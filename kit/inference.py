@@ -18,10 +18,10 @@ import pandas as pd
 from torch import nn
 
 from kit.config import Config
+from kit.device import resolve_device
 from kit.models import create_model
 from kit.runfolder import BEST
 from kit.train.checkpoint import load
-from kit.train.distributed import resolve_device
 from kit.train.loop import predict_frame
 from kit.tta import TTA
 

@@ -16,7 +16,7 @@ task's values the same way (same class: the same task value).
 Classic random-pair MixUp / CutMix is ``timm.data.Mixup`` itself; kit adds only what timm has
 no option for (partners of the same class, half pictures). Every random draw (timm's too) comes
 from numpy's global generator, which training re-seeds at the start of every epoch
-(``kit.train.checkpoint.seed_everything``): a resumed run mixes its batches exactly as an
+(``kit.seeding.seed_everything``): a resumed run mixes its batches exactly as an
 uninterrupted one.
 """
 

@@ -20,12 +20,12 @@ import torch
 
 import kit
 from kit.cli import run_cli
-from kit.config import Config, fields_with_role, resumable_fields
+from kit.config import Config, fields_with_role, resumable_fields, smoke_note
 from kit.data import DataError
 from kit.io import OutputError
 from kit.recipe import main as kit_main
 from kit.train import checkpoint, fit
-from kit.train.ready import check, smoke_note
+from kit.train.checkpoint import check
 
 ROOT = Path(__file__).resolve().parents[1]
 

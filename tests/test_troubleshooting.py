@@ -40,7 +40,7 @@ import kit.train.checkpoint as checkpoint
 import kit.tune as kit_tune
 from kit import io as kio
 from kit.cache import main as cache_main
-from kit.config import Config
+from kit.config import Config, smoke_note
 from kit.data import load_fixes, read_eval, read_train, verify_images
 from kit.data.cache import build_cache
 from kit.data.dataset import load_rgb
@@ -60,9 +60,9 @@ from kit.runs.__main__ import main as runs_main
 from kit.score import main as score_main
 from kit.tracking import base as tracking_base
 from kit.train import fit
+from kit.train.checkpoint import check
 from kit.train.checkpoint import load as load_checkpoint
 from kit.train.data import load_splits
-from kit.train.ready import check, smoke_note
 from kit.transforms import build_transforms
 from kit.tune import study as tune_study
 from kit.tune.__main__ import main as tune_main
@@ -439,6 +439,7 @@ TRIGGERS: dict[str, Trigger] = {
         )
     ),
     "config-device-name": lambda c: raised(lambda: Config(device="tpu:x").validate()),
+    "config-amp-dtype": lambda c: raised(lambda: Config(amp_dtype="fp16").validate()),
     "config-file-missing": lambda c: raised(
         lambda: (c.mp.chdir(c.tmp), Config.load("missing.yaml"))
     ),

@@ -35,8 +35,8 @@ from kit.pretrained import resolve_weights
 from kit.recipe import parse_args
 from kit.runs.__main__ import main as runs_main
 from kit.score import main as score_main
+from kit.train.checkpoint import check
 from kit.train.data import RunPictures, load_splits
-from kit.train.ready import check
 from kit.tune.space import parse_space
 from tests._after_training_triggers import _run
 from tests._runfolders import RunSpec, write_run
@@ -374,6 +374,7 @@ FIXES: dict[str, Callable[[Ctx], tuple[str, str]]] = {
     # training techniques: the flag's value the message asks for
     "drop-ages-spec": lambda c: _config(["--drop-ages", "27_29"], ["--drop-ages", "27-29,57-59"]),
     "mix-lam-range": lambda c: _config(["--mix-lam", "0.6", "0.4"], ["--mix-lam", "0.4", "0.6"]),
+    "config-amp-dtype": lambda c: _config(["--amp-dtype", "fp16"], ["--amp-dtype", "float16"]),
     "ema-decay-range": lambda c: _config(["--ema-decay", "1.0"], ["--ema-decay", "0.999"]),
     "refit-kfold": lambda c: _config(
         ["--refit", "continue", "--folds", "all"], ["--refit", "none"]

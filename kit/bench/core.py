@@ -21,8 +21,8 @@ from kit.bench.phases import kit_loader, limit_batches, plain_loader, time_data,
 from kit.config import Config
 from kit.data import read_train
 from kit.data.sampling import resolve_workers, usable_cores
+from kit.device import resolve_device
 from kit.train.data import build_run_cache
-from kit.train.distributed import resolve_device
 
 __all__ = ["PHASES", "TARGETS", "BenchOptions", "run_benchmark"]
 

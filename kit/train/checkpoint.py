@@ -1,7 +1,8 @@
 """Checkpoints and resuming: ``best.pt`` (weights + config, for inference), ``last.pt`` (the
-training parts, progress and random states, for ``--resume``), the seeds and deterministic
-kernels that make a resumed run end like an uninterrupted one, and the checks a folder must
-pass before it is resumed.
+training parts, progress and random states of :mod:`kit.seeding`, for ``--resume``), and what
+is checked before a run folder is written: the config in full (:func:`check`) and the folder a
+run resumes. The data, the model and a resumed ``last.pt`` follow, still before the folder
+(:func:`kit.train.loop.prepare`): none of them leaves a run folder behind when refused.
 
 Everything stored is a tensor or a plain Python value, so both load with
 ``torch.load(..., weights_only=True)``. Writes go through :func:`kit.io.atomic_path`.
@@ -10,40 +11,38 @@ Everything stored is a tensor or a plain Python value, so both load with
 from __future__ import annotations
 
 import errno
-import os
-import random
 import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
-import numpy as np
 import torch
 from timm.utils import ModelEmaV3
 from torch import nn
 
 from kit import io
 from kit import runfolder as rundir
-from kit.config import Config, resumable_fields, split_fields
+from kit.config import Config, check_registries, resumable_fields, split_fields
+from kit.data.pseudo import check_pseudo_sources
+from kit.device import pick_amp
 from kit.errors import RunBusyError
 from kit.io import atomic_path
-from kit.train.optim import build_optimizer, build_scheduler
+from kit.seeding import rng_state, set_rng_state
+from kit.train.optim import build_optimizer, build_scheduler, check_scheduler_kwargs
 
 __all__ = [
     "Parts",
     "TrainState",
     "build_parts",
+    "check",
     "check_resumable",
     "check_unchanged",
     "last_epoch",
     "load",
+    "nothing_to_train",
     "restore",
-    "rng_state",
     "save_best",
     "save_last",
-    "seed_everything",
-    "set_determinism",
-    "set_rng_state",
 ]
 
 _DISK_FIX = "free space (old runs' last.pt, caches), then continue with --resume {run}"
@@ -99,54 +98,13 @@ def build_parts(cfg: Any, model: nn.Module, steps_per_epoch: int, device: torch.
     ``model`` (``module`` left unset)."""
     optimizer = build_optimizer(model, cfg)
     scheduler = build_scheduler(optimizer, cfg, steps_per_epoch)
-    scaler = torch.amp.GradScaler(device.type, enabled=cfg.amp and device.type == "cuda")
+    scaler = pick_amp(cfg, device).scaler()  # enabled for float16 autocast only
     ema = None
     if getattr(cfg, "ema", False):
         # timm's warmup: decay 1 - (1 + step)^-3/4, capped at ema_decay (3/4: timm's advice
         # for runs of under a million steps)
         ema = ModelEmaV3(model, decay=cfg.ema_decay, use_warmup=cfg.ema_warmup, warmup_power=0.75)
     return Parts(model, optimizer, scheduler, scaler, ema=ema)
-
-
-def seed_everything(seed: int) -> None:
-    """Seed python, numpy and torch (CPU and every GPU)."""
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-
-
-def set_determinism(deterministic: bool) -> None:
-    """Deterministic kernels (warn where none exists) or the fastest cuDNN choice."""
-    if deterministic:
-        # cuBLAS needs this before its first use to be deterministic on CUDA >= 10.2
-        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-    torch.use_deterministic_algorithms(deterministic, warn_only=True)
-    torch.backends.cudnn.deterministic = deterministic
-    torch.backends.cudnn.benchmark = not deterministic
-
-
-def rng_state() -> dict[str, Any]:
-    """The python, numpy and torch (CPU and CUDA) random states as tensors / plain values."""
-    kind, keys, pos, has_gauss, cached = np.random.get_state()
-    state: dict[str, Any] = {
-        "python": random.getstate(),
-        "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, cached],
-        "torch": torch.get_rng_state(),
-    }
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def set_rng_state(state: dict[str, Any]) -> None:
-    """Restore what :func:`rng_state` saved."""
-    version, internal, gauss = state["python"]
-    random.setstate((version, tuple(internal), gauss))
-    kind, keys, pos, has_gauss, cached = state["numpy"]
-    np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
-    torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
 
 
 def _save(obj: dict[str, Any], path: Path) -> None:
@@ -221,6 +179,27 @@ def restore(ckpt: dict[str, Any], parts: Parts, state: TrainState) -> None:
     set_rng_state(ckpt["rng"])
     for key, value in ckpt["state"].items():
         setattr(state, key, value)
+
+
+def check(cfg: Config) -> Config:
+    """``cfg`` checked in full (then shrunk to its smoke variant with ``smoke``), with the
+    folder it resumes: everything that can be refused is refused before a folder is written."""
+    for checked in (cfg, cfg.smoke_variant()) if cfg.smoke else (cfg,):
+        checked.validate()
+        check_registries(checked)  # every registry is loaded once kit.train is imported
+        check_scheduler_kwargs(checked)
+        check_pseudo_sources(checked)
+    if checked.resume and nothing_to_train(checked):
+        check_unchanged(checked, Path(checked.resume))  # a finished run: nothing else to check
+    elif checked.resume:
+        check_resumable(checked, Path(checked.resume))
+    return checked
+
+
+def nothing_to_train(cfg: Config) -> bool:
+    """Whether ``cfg`` resumes a single run that is already complete (it may have no last.pt:
+    ``keep_last`` off or ``--prune``)."""
+    return bool(cfg.resume) and cfg.folds is None and rundir.is_complete(Path(cfg.resume))
 
 
 def check_resumable(cfg: Config, folder: Path) -> None:

@@ -38,7 +38,6 @@ __all__ = [
     "mean",
     "predict_sharded",
     "prepare_model",
-    "resolve_device",
     "setup_logging",
     "shard_rows",
     "teardown",
@@ -195,18 +194,7 @@ def wrap_ddp(model: nn.Module, ctx: DistContext, device: torch.device) -> nn.Mod
     return nn.parallel.DistributedDataParallel(model, device_ids=ids)
 
 
-# ---- this process: its device, its logging, the module it trains ----------------------
-def resolve_device(name: str) -> torch.device:
-    """``auto`` -> cuda if present, else mps, else cpu; anything else as torch reads it."""
-    if name != "auto":
-        return torch.device(name)
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")
-
-
+# ---- this process: its logging and the module it trains (its device: kit.device) -----
 def setup_logging(quiet: bool) -> logging.Logger:
     """The ``kit`` logger at INFO (WARNING when quiet), printing plain lines to stdout when
     nothing else (an application, pytest) has configured logging."""

@@ -26,19 +26,16 @@ import numpy as np
 import pandas as pd
 import torch
 
-from kit import io
 from kit import runfolder as rundir
 from kit.cli import INTERRUPTED, TERMINATED, Terminated, sigterm_as_interrupt
-from kit.config import Config, parse_folds
+from kit.config import Config, parse_folds, smoke_note
+from kit.device import pick_amp, resolve_device
 from kit.heads import head_task
 from kit.metrics import selection_score
 from kit.pretrained import Weights, resolve_weights
 from kit.runfolder import (
-    CONFIG,
-    ENV,
     LAST,
     PSEUDO_SUMMARY_KEY,
-    SUMMARY,
     Run,
     find_fold_run,
     read_run,
@@ -48,11 +45,17 @@ from kit.runfolder import (
 from kit.sheets import mistakes_sheet
 from kit.tracking import Hook, Pruned
 from kit.train import data, distributed, mirror
-from kit.train.checkpoint import TrainState, check_resumable, last_epoch, load
+from kit.train.checkpoint import (
+    TrainState,
+    check,
+    check_resumable,
+    last_epoch,
+    load,
+    nothing_to_train,
+)
 from kit.train.loop import Epochs, Job, prepare, refit, score, train_run
-from kit.train.ready import check, nothing_to_train, smoke_note
 
-__all__ = ["check", "fit"]
+__all__ = ["fit"]
 
 _log = logging.getLogger("kit")
 
@@ -72,7 +75,7 @@ def fit(
     """
     with sigterm_as_interrupt():
         checked = check(cfg)
-        ctx, device = distributed.init(distributed.resolve_device(checked.device))
+        ctx, device = distributed.init(resolve_device(checked.device))
         try:
             if ctx.is_main and not checked.resume:  # an unwritable output stops before the data
                 rundir.check_output_dir(checked.output_dir)
@@ -89,17 +92,19 @@ def fit(
 
 def _open_folder(cfg: Config, name: str, device: torch.device, ctx: distributed.DistContext):
     """A new folder ``<output_dir>/<ts>_<name>`` (or ``cfg.resume``, reopened) with its
-    config.json and env.json (a resumed folder's env.json lists every resumption) and, in a new
+    config.json and env.json (with the autocast dtype; a resumed folder's env.json lists every
+    resumption) and, in a new
     folder, what re-creates the run (recipe.py, git.diff: :func:`kit.runfolder.write_source`)."""
     folder = Path(cfg.resume) if cfg.resume else rundir.create_run_dir(cfg.output_dir, name)
     if not cfg.resume:
         rundir.write_source(folder)
     env = {**rundir.env_info(str(device)), "processes": ctx.world_size}
-    if cfg.resume and (folder / ENV).is_file():
-        first = io.read_json(folder / ENV)
+    env["amp_dtype"] = pick_amp(cfg, device).name  # what autocast computes in on this device
+    first = rundir.read_env(folder) if cfg.resume else {}
+    if first:
         env = {**first, "resumed": [*first.get("resumed", []), env]}
-    io.write_json(folder / CONFIG, cfg.to_dict())
-    io.write_json(folder / ENV, env)
+    rundir.write_config(folder, cfg.to_dict())
+    rundir.write_env(folder, env)
     return folder
 
 
@@ -199,7 +204,7 @@ def _finish(job: Job, state: TrainState, done: Epochs) -> Run:
         **({} if splits.pseudo is None else {rundir.PSEUDO_SUMMARY_KEY: splits.pseudo.record}),
     }
     if main:
-        io.write_json(run_dir / rundir.SUMMARY, summary)
+        rundir.write_summary(run_dir, summary)
     job.write_status("complete", state.epoch)
     if main and not cfg.keep_last:
         rundir.drop_last(run_dir)  # only --resume needs it, and a complete run trains no more
@@ -322,8 +327,6 @@ def _mark(
     if not ctx.is_main:
         return
     rundir.write_status(parent, status, done, error)
-    summary_path = parent / SUMMARY
-    if status in ("interrupted", "failed") and summary_path.is_file():
-        summary = io.read_json(summary_path)
-        if summary.get("status") != status:
-            io.write_json(summary_path, {**summary, "status": status})
+    summary = rundir.read_summary(parent) if status in ("interrupted", "failed") else {}
+    if summary and summary.get("status") != status:
+        rundir.write_summary(parent, {**summary, "status": status})

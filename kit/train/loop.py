@@ -29,6 +29,7 @@ from torch import nn
 from kit import runfolder as rundir
 from kit.config import Config
 from kit.data import sampling
+from kit.device import pick_amp
 from kit.heads import OUTPUT_KINDS, head_spec, head_target, head_task, to_probs
 from kit.metrics import selection_score, summarize, summarize_task, task_values
 from kit.mixing import Mixer, build_mixer, mix_active
@@ -36,6 +37,7 @@ from kit.models import Weights, create_model
 from kit.progress import Progress
 from kit.registry import Registry
 from kit.running import SYNC_EVERY, Running, batch_labels
+from kit.seeding import seed_everything, set_determinism
 from kit.splits import drop_ages
 from kit.tracking import Hook, Trackers
 from kit.train import checkpoint, data, distributed
@@ -100,7 +102,7 @@ class Trainer:
         """Seed every random draw of ``epoch`` from ``(cfg.seed, epoch)`` alone (a resumed run
         repeats it exactly); the mixer to use in it."""
         seed = sampling.epoch_seed(cfg.seed, epoch)
-        checkpoint.seed_everything(seed)  # numpy's generator also draws the mixing
+        seed_everything(seed)  # numpy's generator also draws the mixing
         self.generator.manual_seed(seed)
         self.train_tf.set_random_seed(seed)
         return self.mixer if mix_active(cfg, epoch) else None
@@ -152,8 +154,8 @@ def prepare(job: Job, train_transform: A.BasicTransform | None) -> Ready:
     restored from ``cfg.resume``'s ``last.pt`` when resuming. Nothing is written to
     ``job.run_dir`` (it need not exist yet)."""
     cfg, device, ctx = job.cfg, job.device, job.ctx
-    checkpoint.set_determinism(cfg.deterministic)
-    checkpoint.seed_everything(cfg.seed)
+    set_determinism(cfg.deterministic)
+    seed_everything(cfg.seed)
     splits = data.load_splits(cfg)
     pictures = data.RunPictures.for_run(cfg, splits, ctx, progress=not cfg.quiet)
     t = build_trainer(job, splits.training, pictures, train_transform)
@@ -274,7 +276,7 @@ def refit(job: Job, done: Epochs, best: dict[str, Any]) -> Callable[[pd.DataFram
     cfg = spec.config(job.cfg, int(best["epoch"]))
     rjob = dataclasses.replace(job, cfg=cfg)
     everyone = pd.concat([done.splits.training, done.splits.val], ignore_index=True)
-    checkpoint.seed_everything(cfg.seed)  # refit "all" starts from the run's initial weights
+    seed_everything(cfg.seed)  # refit "all" starts from the run's initial weights
     weights = best["model"] if spec.from_best else None
     t = build_trainer(rjob, everyone, done.pictures, done.transform, weights)
     t.parts.module = distributed.training_module(t.parts.model, cfg, job.ctx, job.device)
@@ -317,6 +319,7 @@ def train_one_epoch(
     ``heartbeat`` gets its figures."""
     model, optimizer, scaler = parts.trained, parts.optimizer, parts.scaler
     device = next(model.parameters()).device
+    amp = pick_amp(cfg, device)  # the scaler of build_parts is on for float16 alone
     steps, updates = epoch_steps(loader, cfg), (epoch - 1) * optimizer_steps(loader, cfg)
     model.train()
     optimizer.zero_grad(set_to_none=True)
@@ -331,7 +334,7 @@ def train_one_epoch(
             hard = targets
             if mixer is not None:
                 images, targets = mixer(images, targets)
-            with torch.autocast(device.type, enabled=scaler.is_enabled()):
+            with amp.autocast():
                 output = model(images)
                 loss = criterion(output, targets)
             running.add(loss, len(images), output, hard)
@@ -400,7 +403,7 @@ def predict_frame(
     device = next(model.parameters()).device
     kind = head_spec(cfg.head).kind
     loader = data.frame_loader(df, cfg, prepared, batch_size, pin_memory=device.type == "cuda")
-    use_amp, was_training = bool(cfg.amp) and device.type == "cuda", model.training
+    amp, was_training = pick_amp(cfg, device), model.training
     model.eval()
     chunks = []
     try:
@@ -408,7 +411,7 @@ def predict_frame(
             images = images.to(device, non_blocking=True)
             if cfg.channels_last:
                 images = images.contiguous(memory_format=torch.channels_last)
-            with torch.autocast(device.type, enabled=use_amp):
+            with amp.autocast():
                 views = [to_probs(model(v), kind) for v in views_of(images)]
             chunks.append((sum(views) / len(views)).float().cpu())
     finally:

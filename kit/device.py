@@ -1,0 +1,88 @@
+"""The device a run computes on and the precision of its autocast (AMP).
+
+``cfg.amp`` turns autocast on; ``cfg.amp_dtype`` (registry :data:`AMP_DTYPES`) picks its
+dtype: ``auto`` is bfloat16 on a GPU that supports it (Ampere and later) and float16 on older
+ones; ``bfloat16`` also runs on the CPU (torch autocasts CPU matmuls and convolutions in
+bfloat16); ``float16`` is CUDA only. Elsewhere the run computes in float32, as without
+``--amp``. Only float16 needs a gradient scaler: bfloat16 has float32's exponent range, so its
+small gradients do not underflow.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from kit.registry import Registry
+
+__all__ = ["AMP_DTYPES", "Amp", "pick_amp", "resolve_device"]
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` -> cuda if present, else mps, else cpu; anything else as torch reads it."""
+    if name != "auto":
+        return torch.device(name)
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+#: ``cfg.amp_dtype`` -> the autocast dtype it gives on a device (None: float32, no autocast).
+AMP_DTYPES: Registry[Callable[[torch.device], torch.dtype | None]] = Registry("amp_dtype")
+
+
+@AMP_DTYPES.register("auto")
+def _auto(device: torch.device) -> torch.dtype | None:
+    if device.type != "cuda":
+        return None  # CPU autocast is slower than float32 on most CPUs: only when asked
+    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+
+
+@AMP_DTYPES.register("bfloat16")
+def _bfloat16(device: torch.device) -> torch.dtype | None:
+    return torch.bfloat16 if device.type in ("cuda", "cpu") else None
+
+
+@AMP_DTYPES.register("float16")
+def _float16(device: torch.device) -> torch.dtype | None:
+    return torch.float16 if device.type == "cuda" else None
+
+
+@dataclass(frozen=True)
+class Amp:
+    """The autocast of a run on its device: ``dtype`` None computes in float32."""
+
+    device_type: str
+    dtype: torch.dtype | None = None
+
+    @property
+    def name(self) -> str:
+        """``bfloat16``, ``float16`` or ``float32`` (no autocast): what env.json records."""
+        return str(self.dtype or torch.float32).removeprefix("torch.")
+
+    @property
+    def scaled(self) -> bool:
+        """Whether the loss needs a gradient scaler (float16 only)."""
+        return self.dtype == torch.float16
+
+    def autocast(self) -> Any:
+        """The autocast context of the forward pass (a no-op in float32)."""
+        if self.dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device_type, dtype=self.dtype)
+
+    def scaler(self) -> torch.amp.GradScaler:
+        """A gradient scaler, enabled only where :attr:`scaled`."""
+        return torch.amp.GradScaler(self.device_type, enabled=self.scaled)
+
+
+def pick_amp(cfg: Any, device: torch.device) -> Amp:
+    """The autocast of ``cfg`` (``amp``, ``amp_dtype``) on ``device``."""
+    dtype = AMP_DTYPES.get(cfg.amp_dtype)(device) if cfg.amp else None
+    return Amp(device.type, dtype)
