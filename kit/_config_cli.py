@@ -17,7 +17,7 @@ from typing import Any, Union, get_args, get_origin, get_type_hints
 import yaml
 
 from kit import cli
-from kit._config_checks import type_name
+from kit._config_types import type_name
 from kit.cli import add_debug_flag
 from kit.registry import REGISTRIES
 

@@ -15,8 +15,8 @@ import sys
 from typing import Any, get_type_hints
 
 from kit import cli
-from kit._config_checks import type_name
 from kit._config_cli import build_parser
+from kit._config_types import type_name
 from kit.config import Config
 
 __all__ = ["COMMAND", "field_rows", "main", "markdown"]
@@ -27,11 +27,11 @@ COMMAND = "python -m kit.config_reference > docs/configuration.md"
 _INTRO = """\
 # Configuration reference
 
-<!-- Generated from kit/config.py by `{command}`; do not edit by hand. -->
+<!-- Generated from kit/_config_fields.py by `{command}`; do not edit by hand. -->
 
-Every setting of a training run is a field of `kit.Config` (kit/config.py), and every field is
-a command-line flag of every recipe. This page is generated from the dataclass, so it lists
-exactly the fields the code has.
+Every setting of a training run is a field of `kit.Config` (declared in kit/_config_fields.py),
+and every field is a command-line flag of every recipe. This page is generated from the
+dataclass, so it lists exactly the fields the code has.
 
 ## Where a value comes from
 
@@ -106,17 +106,20 @@ def _flags(config_cls: type) -> dict[str, str]:
 
 
 def _sections(config_cls: type) -> dict[str, str]:
-    """field -> the ``# comment`` heading above it in the class body (``other`` if none)."""
-    try:
-        lines, _ = inspect.getsourcelines(config_cls)
-    except (OSError, TypeError):  # no source (frozen or interactive): one flat table
-        return {}
-    out, current = {}, _OTHER
-    for line in lines:
-        if match := _SECTION.match(line):
-            current = match[1]
-        elif match := _FIELD.match(line):
-            out.setdefault(match[1], current)
+    """field -> the ``# comment`` heading above it in the body of the class that declares it
+    (``Config``'s fields are declared in a base class), ``other`` if none."""
+    out: dict[str, str] = {}
+    for cls in reversed([c for c in config_cls.__mro__ if dataclasses.is_dataclass(c)]):
+        try:
+            lines, _ = inspect.getsourcelines(cls)
+        except (OSError, TypeError):  # no source (frozen or interactive): one flat table
+            continue
+        current = _OTHER
+        for line in lines:
+            if match := _SECTION.match(line):
+                current = match[1]
+            elif match := _FIELD.match(line):
+                out.setdefault(match[1], current)
     return out
 
 

@@ -18,7 +18,7 @@ PAGE = ROOT / "docs" / "configuration.md"
 def test_the_committed_page_is_the_generated_one():
     committed = PAGE.read_text(encoding="utf-8") if PAGE.is_file() else ""
     assert committed == markdown(), (
-        f"docs/configuration.md is out of date with kit/config.py; regenerate it: {COMMAND}"
+        f"docs/configuration.md is out of date with kit/_config_fields.py; regenerate it: {COMMAND}"
     )
 
 
