@@ -86,7 +86,7 @@ def _heads_target(label: int) -> dict[str, int]:
 
 
 #: output kind -> how it is trained and read. The loss of each kind is built by
-#: ``kit.train.optim.build_criterion``.
+#: ``kit.losses.criterion.build_criterion``.
 OUTPUT_KINDS: Registry[OutputKind] = Registry("output_kind")
 OUTPUT_KINDS.register("joint", OutputKind("one (n, 18) logits tensor", int, _joint_probs))
 OUTPUT_KINDS.register(

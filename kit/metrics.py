@@ -21,6 +21,7 @@ __all__ = [
     "macro_f1",
     "per_class_f1",
     "report",
+    "score_probs",
     "selection_score",
     "summarize",
     "summarize_task",
@@ -145,6 +146,26 @@ def summarize_task(task: str, y_true: Any, y_pred: Any) -> dict[str, Any]:
     heads = {f"f1_{h}": None for h in HEADS}
     heads[f"f1_{task}"] = float(_f1_from_confusion(cm).mean())
     return {"macro_f1": None, "accuracy": float(np.mean(t == p)), **heads, "confusion": cm.tolist()}
+
+
+def score_probs(
+    truth: Any, probs: np.ndarray, task: str | None = None
+) -> tuple[dict[str, Any], float]:
+    """(scores, loss) of ``probs`` against the official 18-way labels ``truth``.
+
+    The loss is the mean negative log-likelihood of the official class under the 18-way
+    probabilities: comparable across heads, losses and age thresholds. A per-task run's
+    ``probs`` are its ``task``'s: scores and loss are the task's (:func:`summarize_task`).
+    """
+    truth = np.asarray(truth, dtype=np.int64)
+    if task is not None:
+        values = task_values(task, truth)
+        picked = probs[np.arange(len(values)), values]
+        scores = summarize_task(task, truth, probs.argmax(1))
+    else:
+        picked = probs[np.arange(len(truth)), truth]
+        scores = summarize(truth, probs.argmax(1))
+    return scores, float(-np.log(np.clip(picked, 1e-12, None)).mean())
 
 
 def selection_score(scores: dict[str, Any], task: str | None = None) -> float:

@@ -18,11 +18,11 @@ from kit.config import Config
 from kit.heads import OUTPUT_KINDS, head_task, to_probs
 from kit.inference import predict
 from kit.labels import HEAD_SIZES, HEADS, decode, joint_from_heads
+from kit.losses.criterion import build_criterion
 from kit.runfolder import RUN_FILES, SUBMISSION
 from kit.runs import load
 from kit.train import fit
 from kit.train.data import load_splits
-from kit.train.optim import build_criterion
 
 TASKS = ("mask", "gender", "age")
 

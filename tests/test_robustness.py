@@ -22,6 +22,7 @@ import kit
 from kit.cli import run_cli
 from kit.config import Config, fields_with_role, resumable_fields, smoke_note
 from kit.data import DataError
+from kit.errors import RunBusyError
 from kit.io import OutputError
 from kit.recipe import main as kit_main
 from kit.train import checkpoint, fit
@@ -206,7 +207,7 @@ def _fails(err: BaseException):
 @pytest.mark.parametrize(
     "err",
     [DataError("train.csv line 3, field 'age': bad"), FileNotFoundError("x: file not found"),
-     checkpoint.RunBusyError("it is still running"), kit.KitError("a kit error")],
+     RunBusyError("it is still running"), kit.KitError("a kit error")],
     ids=["data", "missing-file", "busy", "kit-error"],
 )  # fmt: skip
 def test_kit_errors_end_in_one_error_line_and_exit_2(err, capsys, monkeypatch):

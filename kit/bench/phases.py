@@ -26,11 +26,11 @@ from torchvision import transforms as T
 from kit.data.cache import ImageCache
 from kit.data.dataset import ImageDataset, load_rgb
 from kit.data.sampling import resolve_workers, train_loader
+from kit.losses.criterion import build_criterion
 from kit.models import create_model
 from kit.train.checkpoint import build_parts
 from kit.train.distributed import SINGLE, prepare_model, training_module
 from kit.train.loop import train_one_epoch
-from kit.train.optim import build_criterion
 from kit.transforms import MEAN, STD, build_transforms
 
 __all__ = ["PlainDataset", "kit_loader", "limit_batches", "plain_loader", "time_data", "time_train"]

@@ -1,8 +1,9 @@
 """Checkpoints and resuming: ``best.pt`` (weights + config, for inference), ``last.pt`` (the
 training parts, progress and random states of :mod:`kit.seeding`, for ``--resume``), and what
 is checked before a run folder is written: the config in full (:func:`check`) and the folder a
-run resumes. The data, the model and a resumed ``last.pt`` follow, still before the folder
-(:func:`kit.train.loop.prepare`): none of them leaves a run folder behind when refused.
+run resumes (:mod:`kit.runfolder.resume`). The data, the model and a resumed ``last.pt``
+follow, still before the folder (:func:`kit.train.loop.prepare`): none of them leaves a run
+folder behind when refused.
 
 Everything stored is a tensor or a plain Python value, so both load with
 ``torch.load(..., weights_only=True)``. Writes go through :func:`kit.io.atomic_path`.
@@ -21,12 +22,11 @@ from timm.utils import ModelEmaV3
 from torch import nn
 
 from kit import io
-from kit import runfolder as rundir
-from kit.config import Config, check_registries, resumable_fields, split_fields
+from kit.config import Config, check_registries
 from kit.data.pseudo import check_pseudo_sources
 from kit.device import pick_amp
-from kit.errors import RunBusyError
 from kit.io import atomic_path
+from kit.runfolder.resume import check_resumable, check_unchanged, nothing_to_train
 from kit.seeding import rng_state, set_rng_state
 from kit.train.optim import build_optimizer, build_scheduler, check_scheduler_kwargs
 
@@ -35,19 +35,14 @@ __all__ = [
     "TrainState",
     "build_parts",
     "check",
-    "check_resumable",
-    "check_unchanged",
     "last_epoch",
     "load",
-    "nothing_to_train",
     "restore",
     "save_best",
     "save_last",
 ]
 
 _DISK_FIX = "free space (old runs' last.pt, caches), then continue with --resume {run}"
-#: fields a resumed run may change (field metadata ``resume``); any other change is refused
-_MAY_CHANGE = resumable_fields()
 #: what torch.save's C++ writer says when the OS refused a write (it raises RuntimeError)
 _WRITE_FAILED = ("inline_container", "file write failed", "write failed")
 
@@ -194,67 +189,3 @@ def check(cfg: Config) -> Config:
     elif checked.resume:
         check_resumable(checked, Path(checked.resume))
     return checked
-
-
-def nothing_to_train(cfg: Config) -> bool:
-    """Whether ``cfg`` resumes a single run that is already complete (it may have no last.pt:
-    ``keep_last`` off or ``--prune``)."""
-    return bool(cfg.resume) and cfg.folds is None and rundir.is_complete(Path(cfg.resume))
-
-
-def check_resumable(cfg: Config, folder: Path) -> None:
-    """Refuse to resume ``folder`` under ``cfg`` when that cannot work.
-
-    A run folder needs its ``last.pt`` and no live process writing it, a K-fold parent
-    (``cfg.folds`` set) its config.json. Both refuse any change of a field that shapes the
-    weights, the data, the split or the schedule (all but :func:`kit.config.resumable_fields`),
-    before anything is written; a K-fold parent's message singles out the split's fields.
-    """
-    if cfg.folds is None:
-        if not (folder / rundir.LAST).is_file():
-            raise FileNotFoundError(f"cannot resume {folder}: it has no last.pt")
-        pid = rundir.running_pid(folder)
-        if pid is not None:  # two processes in one folder would overwrite each other's files
-            raise RunBusyError(
-                f"cannot resume {folder}: it is still running (process {pid} on this machine); "
-                "stop that process first (its last.pt stays), or wait for it to finish"
-            )
-    elif not (folder / rundir.CONFIG).is_file():
-        raise FileNotFoundError(
-            f"cannot resume {folder}: it has no config.json; expected a K-fold parent "
-            "folder (<output_dir>/<ts>_<name>_kfold)"
-        )
-    check_unchanged(cfg, folder)
-
-
-def check_unchanged(cfg: Config, folder: Path) -> None:
-    """Refuse ``cfg`` for a resume of ``folder`` when it changes a field that shapes the
-    weights, the data, the split or the schedule (all but :func:`kit.config.resumable_fields`);
-    a K-fold parent's message singles out the split's fields."""
-    saved = Config.from_dict(io.read_json(folder / rundir.CONFIG))
-    if cfg.folds is not None and saved.folds is None:
-        raise ValueError(
-            f"cannot resume {folder} as a K-fold: it is a single run (its config.json has no "
-            "folds); resume it without --folds, or give its K-fold parent folder"
-        )
-    changed = _changed(saved, cfg, split_fields()) if cfg.folds is not None else []
-    if changed:
-        raise ValueError(
-            f"cannot resume {folder} with changed {'; '.join(changed)}: these decide which "
-            "images each fold validates on; keep them, or start a new K-fold"
-        )
-    changed = _changed(saved, cfg, [f for f in saved.to_dict() if f not in _MAY_CHANGE])
-    if changed:
-        raise ValueError(
-            f"cannot resume {folder} with changed {'; '.join(changed)}: they shape the weights, "
-            "the data, the split or the schedule its last.pt was trained under; resume with "
-            f"--resume {folder} alone (it loads the run's own config.json), or start a new run"
-        )
-
-
-def _changed(saved: Config, cfg: Config, names: Any) -> list[str]:
-    return [
-        f"{n}: {getattr(saved, n)!r} -> {getattr(cfg, n)!r}"
-        for n in names
-        if getattr(saved, n) != getattr(cfg, n)
-    ]

@@ -31,7 +31,7 @@ from kit.cli import INTERRUPTED, TERMINATED, Terminated, sigterm_as_interrupt
 from kit.config import Config, parse_folds, smoke_note
 from kit.device import pick_amp, resolve_device
 from kit.heads import head_task
-from kit.metrics import selection_score
+from kit.metrics import score_probs, selection_score
 from kit.pretrained import Weights, resolve_weights
 from kit.runfolder import (
     LAST,
@@ -42,18 +42,12 @@ from kit.runfolder import (
     run_score,
     write_parent,
 )
+from kit.runfolder.resume import check_resumable, nothing_to_train
 from kit.sheets import mistakes_sheet
 from kit.tracking import Hook, Pruned
 from kit.train import data, distributed, mirror
-from kit.train.checkpoint import (
-    TrainState,
-    check,
-    check_resumable,
-    last_epoch,
-    load,
-    nothing_to_train,
-)
-from kit.train.loop import Epochs, Job, prepare, refit, score, train_run
+from kit.train.checkpoint import TrainState, check, last_epoch, load
+from kit.train.loop import Epochs, Job, prepare, refit, train_run
 
 __all__ = ["fit"]
 
@@ -189,7 +183,7 @@ def _finish(job: Job, state: TrainState, done: Epochs) -> Run:
             rundir.write_run_probs(run_dir / rundir.TEST_PROBS, test_keys, test_probs, task)
             if task is None:
                 rundir.write_submission(test_probs, splits.eval, run_dir / rundir.SUBMISSION)
-    scores, _ = score(splits.val, val_probs, task)
+    scores, _ = score_probs(splits.val["label"], val_probs, task)
     summary = {
         "name": cfg.name,
         "status": "complete",

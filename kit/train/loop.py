@@ -31,7 +31,8 @@ from kit.config import Config
 from kit.data import sampling
 from kit.device import pick_amp
 from kit.heads import OUTPUT_KINDS, head_spec, head_target, head_task, to_probs
-from kit.metrics import selection_score, summarize, summarize_task, task_values
+from kit.losses.criterion import build_criterion
+from kit.metrics import score_probs, selection_score
 from kit.mixing import Mixer, build_mixer, mix_active
 from kit.models import Weights, create_model
 from kit.progress import Progress
@@ -42,11 +43,10 @@ from kit.splits import drop_ages
 from kit.tracking import Hook, Trackers
 from kit.train import checkpoint, data, distributed
 from kit.train.checkpoint import Parts, TrainState
-from kit.train.optim import build_criterion
 from kit.tta import tta_views
 
 __all__ = ["REFITS", "Epochs", "Job", "RefitSpec", "Trainer", "batch_labels", "build_trainer"]
-__all__ += ["Ready", "predict_frame", "prepare", "refit", "score", "train_one_epoch", "train_run"]
+__all__ += ["Ready", "predict_frame", "prepare", "refit", "train_one_epoch", "train_run"]
 
 _log = logging.getLogger("kit")
 
@@ -213,7 +213,7 @@ def _epoch(
     train_loss, lr = train_one_epoch(parts, t.loader, t.criterion, cfg, epoch, mixer, heartbeat)
     train_loss = distributed.mean(train_loss, job.ctx)
     task = head_task(cfg.head)
-    scores, val_loss = score(val, predict(val), task)
+    scores, val_loss = score_probs(val["label"], predict(val), task)
     chosen = selection_score(scores, task)  # a per-task run keeps its best task F1
     parts.scheduler.step(epoch, chosen)
     improved = chosen > state.best_score
@@ -360,26 +360,6 @@ def train_one_epoch(
             progress.step(len(images), **postfix)
     running.check(epoch, cfg)
     return running.loss_sum.item() / max(seen, 1), lr
-
-
-def score(
-    df: pd.DataFrame, probs: np.ndarray, task: str | None = None
-) -> tuple[dict[str, Any], float]:
-    """(scores, loss) of ``probs`` on ``df``, scored with the official labels (``label``).
-
-    The loss is the mean negative log-likelihood of the official class under the 18-way
-    probabilities: comparable across heads, losses and age thresholds. A per-task run's
-    ``probs`` are its ``task``'s: scores and loss are the task's (``summarize_task``).
-    """
-    truth = df["label"].to_numpy(np.int64)
-    if task is not None:
-        values = task_values(task, truth)
-        picked = probs[np.arange(len(values)), values]
-        scores = summarize_task(task, truth, probs.argmax(1))
-    else:
-        picked = probs[np.arange(len(truth)), truth]
-        scores = summarize(truth, probs.argmax(1))
-    return scores, float(-np.log(np.clip(picked, 1e-12, None)).mean())
 
 
 @torch.inference_mode()

@@ -1,5 +1,5 @@
-"""What training minimises and how: the loss of a config, the optimizer, the learning-rate
-scheduler (the last two built with timm's factories and classes).
+"""How training minimises its loss (built by :func:`kit.losses.criterion.build_criterion`):
+the optimizer and the learning-rate scheduler, built with timm's factories and classes.
 
 Registries :data:`OPTIMIZERS` and :data:`SCHEDULERS` hold the names ``cfg.optimizer`` and
 ``cfg.scheduler`` accept. Schedulers are timm schedulers stepped per optimizer update
@@ -15,75 +15,22 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import torch
 from timm.optim import create_optimizer_v2
 from timm.scheduler import CosineLRScheduler, StepLRScheduler
 from timm.scheduler.scheduler import Scheduler
 from torch import nn
 
-from kit.heads import head_spec
-from kit.labels import HEAD_SIZES, HEADS, NUM_CLASSES, decode
-from kit.losses import build_loss, build_multihead_loss, head_loss_args
 from kit.registry import Registry
 
 __all__ = [
-    "CRITERIA",
     "OPTIMIZERS",
     "SCHEDULERS",
     "SchedulerSpec",
-    "build_criterion",
     "build_optimizer",
     "build_scheduler",
     "check_scheduler_kwargs",
 ]
-
-
-def _joint_criterion(cfg: Any, labels: Any) -> nn.Module:
-    return build_loss(cfg.loss, num_classes=NUM_CLASSES, labels=labels, **cfg.loss_kwargs)
-
-
-def _heads_criterion(cfg: Any, labels: Any) -> nn.Module:
-    args = head_loss_args(cfg)
-    specs = {h: spec for h, (spec, _) in args.items()}
-    per_head = {h: kw for h, (_, kw) in args.items() if kw}
-    return build_multihead_loss(specs, weights=cfg.head_weights, labels=labels, **per_head)
-
-
-def _task_criterion(task: str) -> Callable[[Any, Any], nn.Module]:
-    """``cfg.loss`` over one task's values; balanced weights count the task's values."""
-
-    def build(cfg: Any, labels: Any) -> nn.Module:
-        values = None if labels is None else decode(np.asarray(labels))[HEADS.index(task)]
-        return build_loss(cfg.loss, num_classes=HEAD_SIZES[task], labels=values, **cfg.loss_kwargs)
-
-    return build
-
-
-#: output kind (``kit.heads.OUTPUT_KINDS``) -> builder(cfg, labels) of its loss.
-CRITERIA: dict[str, Callable[[Any, Any], nn.Module]] = {
-    "joint": _joint_criterion,
-    "heads": _heads_criterion,
-    **{task: _task_criterion(task) for task in HEADS},
-}
-
-
-def build_criterion(cfg: Any, labels: Any = None) -> nn.Module:
-    """The loss of ``cfg`` for its head's output kind; ``labels`` are the 18-way training
-    labels (for balanced weights).
-
-    ``"joint"`` heads use ``loss``; so do per-task heads (``"mask"``, ``"gender"``,
-    ``"age"``), over their task's values. ``"heads"`` heads: ``head_losses`` per head (heads not
-    named use ``loss``); ``loss_kwargs`` keys named after a head (``age: {gamma: 2}``) go to
-    that head only, other keys to every head.
-    """
-    kind = head_spec(cfg.head).kind
-    if kind not in CRITERIA:
-        raise ValueError(
-            f"head {cfg.head!r} has output kind {kind!r}, which has no loss; "
-            f"add a builder to kit.train.optim.CRITERIA (kinds with one: {sorted(CRITERIA)})"
-        )
-    return CRITERIA[kind](cfg, labels)
 
 
 #: optimizer name -> builder(model, cfg). timm puts biases and norm weights (1-d parameters)
