@@ -9,9 +9,9 @@ from torch import nn
 
 from kit.config import Config
 from kit.device import Amp, pick_amp
+from kit.optim import build_parts
 from kit.runfolder import read_env, read_metrics
 from kit.train import fit
-from kit.train.checkpoint import build_parts
 from kit.train.loop import train_one_epoch
 
 CPU, CUDA = torch.device("cpu"), torch.device("cuda")

@@ -20,10 +20,10 @@ from kit.losses import LOSSES, build_loss, build_multihead_loss, class_priors
 from kit.mixing import MIX_PAIRS, MIXES, Mixer, build_mixer, mix_active
 from kit.splits import drop_ages
 from kit.train import fit
-from kit.train.checkpoint import load
+from kit.train.checkpoint import Job, build_trainer, load
 from kit.train.data import RunPictures, load_splits
 from kit.train.distributed import SINGLE
-from kit.train.loop import Job, build_trainer, predict_frame
+from kit.train.loop import predict_frame
 from kit.tta import TTA, shift, tta_views, zoom
 
 # ---- mixing --------------------------------------------------------------------------------

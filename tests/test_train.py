@@ -213,7 +213,7 @@ def test_training_learns_and_shuffled_labels_do_not(tiny_cfg, monkeypatch):
 
 # ---- learning-rate schedules ----------------------------------------------------------------
 def _schedule(**changes):
-    from kit.train.optim import build_scheduler
+    from kit.optim import build_scheduler
 
     cfg = Config(lr=1.0, epochs=4, warmup_epochs=1.0).replace(**changes)
     param = torch.nn.Parameter(torch.zeros(1))
@@ -284,7 +284,7 @@ def test_unknown_scheduler_kwargs_name_the_field_before_a_run_folder(tiny_cfg, t
 
 def test_no_weight_decay_for_biases_and_norm_weights():
     from kit.models import create_model
-    from kit.train.optim import build_optimizer
+    from kit.optim import build_optimizer
 
     model = create_model(Config(model="test_resnet"))
     optimizer = build_optimizer(model, Config(weight_decay=0.05))

@@ -28,7 +28,7 @@ from kit.data.dataset import ImageDataset, load_rgb
 from kit.data.sampling import resolve_workers, train_loader
 from kit.losses.criterion import build_criterion
 from kit.models import create_model
-from kit.train.checkpoint import build_parts
+from kit.optim import build_parts
 from kit.train.distributed import SINGLE, prepare_model, training_module
 from kit.train.loop import train_one_epoch
 from kit.transforms import MEAN, STD, build_transforms

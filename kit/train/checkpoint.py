@@ -1,42 +1,52 @@
-"""Checkpoints and resuming: ``best.pt`` (weights + config, for inference), ``last.pt`` (the
-training parts, progress and random states of :mod:`kit.seeding`, for ``--resume``), and what
-is checked before a run folder is written: the config in full (:func:`check`) and the folder a
-run resumes (:mod:`kit.runfolder.resume`). The data, the model and a resumed ``last.pt``
-follow, still before the folder (:func:`kit.train.loop.prepare`): none of them leaves a run
-folder behind when refused.
-
-Everything stored is a tensor or a plain Python value, so both load with
-``torch.load(..., weights_only=True)``. Writes go through :func:`kit.io.atomic_path`.
+"""What a run starts from, before its folder is written: the config checked in full with the
+folder it resumes (:func:`check`), then the data, the model and their :class:`Trainer`, new or
+restored from ``last.pt`` (:func:`prepare`): a refusal leaves no run folder behind. And the
+checkpoints: ``best.pt`` (weights + config, for inference) and ``last.pt`` (the parts,
+progress and random states, for ``--resume``), tensors and plain values that load with
+``torch.load(..., weights_only=True)``, written through :func:`kit.io.atomic_path`.
 """
 
 from __future__ import annotations
 
 import errno
 import shutil
-from dataclasses import asdict, dataclass
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
+import albumentations as A
+import pandas as pd
 import torch
-from timm.utils import ModelEmaV3
 from torch import nn
 
 from kit import io
+from kit import runfolder as rundir
 from kit.config import Config, check_registries
+from kit.data import sampling
 from kit.data.pseudo import check_pseudo_sources
-from kit.device import pick_amp
+from kit.heads import head_target
 from kit.io import atomic_path
+from kit.losses.criterion import build_criterion
+from kit.mixing import Mixer, build_mixer, mix_active
+from kit.models import Weights, create_model
+from kit.optim import Parts, build_parts, check_scheduler_kwargs, optimizer_steps
 from kit.runfolder.resume import check_resumable, check_unchanged, nothing_to_train
-from kit.seeding import rng_state, set_rng_state
-from kit.train.optim import build_optimizer, build_scheduler, check_scheduler_kwargs
+from kit.seeding import rng_state, seed_everything, set_determinism, set_rng_state
+from kit.splits import drop_ages
+from kit.tracking import Hook, Trackers
+from kit.train import data, distributed
 
 __all__ = [
-    "Parts",
+    "Job",
+    "Ready",
     "TrainState",
-    "build_parts",
+    "Trainer",
+    "build_trainer",
     "check",
     "last_epoch",
     "load",
+    "prepare",
     "restore",
     "save_best",
     "save_last",
@@ -55,51 +65,6 @@ class TrainState:
     best_score: float = -1.0
     best_epoch: int = 0
     bad_epochs: int = 0  # epochs since the best score (early stopping)
-
-
-@dataclass
-class Parts:
-    """What trains. ``last.pt`` holds the state of every part named in :attr:`SAVED` (and of
-    the weight average ``ema`` when there is one)."""
-
-    model: nn.Module  # the plain module: checkpoints keep plain weight names
-    optimizer: torch.optim.Optimizer
-    scheduler: Any  # a timm scheduler (kit.train.optim)
-    scaler: torch.amp.GradScaler
-    module: nn.Module | None = None  # what the training step calls (wrapped model); None: model
-    ema: ModelEmaV3 | None = None  # the moving average of the weights (cfg.ema)
-
-    SAVED: ClassVar[tuple[str, ...]] = ("model", "optimizer", "scheduler", "scaler")
-
-    @property
-    def trained(self) -> nn.Module:
-        """The module the training step calls."""
-        return self.model if self.module is None else self.module
-
-    @property
-    def evaluated(self) -> nn.Module:
-        """The weights validation scores, ``best.pt`` keeps and the submission uses: the
-        moving average with ``cfg.ema``, else the model itself."""
-        return self.model if self.ema is None else self.ema.module
-
-    def update_ema(self, step: int) -> None:
-        """Move the average towards the model after optimizer step ``step`` (from 1)."""
-        if self.ema is not None:
-            self.ema.update(self.model, step=step)
-
-
-def build_parts(cfg: Any, model: nn.Module, steps_per_epoch: int, device: torch.device) -> Parts:
-    """Optimizer, scheduler, gradient scaler and (with ``cfg.ema``) weight average of
-    ``model`` (``module`` left unset)."""
-    optimizer = build_optimizer(model, cfg)
-    scheduler = build_scheduler(optimizer, cfg, steps_per_epoch)
-    scaler = pick_amp(cfg, device).scaler()  # enabled for float16 autocast only
-    ema = None
-    if getattr(cfg, "ema", False):
-        # timm's warmup: decay 1 - (1 + step)^-3/4, capped at ema_decay (3/4: timm's advice
-        # for runs of under a million steps)
-        ema = ModelEmaV3(model, decay=cfg.ema_decay, use_warmup=cfg.ema_warmup, warmup_power=0.75)
-    return Parts(model, optimizer, scheduler, scaler, ema=ema)
 
 
 def _save(obj: dict[str, Any], path: Path) -> None:
@@ -189,3 +154,100 @@ def check(cfg: Config) -> Config:
     elif checked.resume:
         check_resumable(checked, Path(checked.resume))
     return checked
+
+
+# ---- what a run starts from: its job and its Trainer, new or restored from last.pt ----
+@dataclass(frozen=True)
+class Job:
+    """One process's share of one run folder."""
+
+    cfg: Config
+    run_dir: Path
+    device: torch.device
+    ctx: distributed.DistContext = distributed.SINGLE
+    weights: Weights | None = None  # resolved before the run folder was made (kit.pretrained)
+    hooks: Sequence[Hook] = ()  # fit's epoch hooks, opened with the --track trackers
+    trackers: Trackers = field(default_factory=Trackers)  # opened by train_run (rank 0)
+
+    def write_status(self, status: str, epoch: int, error: str | None = None) -> None:
+        """The run's status.json (rank 0 only)."""
+        if self.ctx.is_main:
+            rundir.write_status(self.run_dir, status, epoch, error)
+
+    def heartbeat(self, epoch: int, progress: dict[str, Any]) -> None:
+        """status.json says "running" at ``epoch`` with where the current epoch stands."""
+        if self.ctx.is_main:
+            rundir.write_status(self.run_dir, "running", epoch, progress=progress)
+
+
+@dataclass
+class Trainer:
+    """What trains on a set of rows: their loader (and its generator), the loss, the parts
+    and the batch mixer (None: unmixed)."""
+
+    loader: Any
+    generator: torch.Generator
+    train_tf: Any
+    criterion: nn.Module
+    parts: Parts
+    mixer: Mixer | None
+
+    def start_epoch(self, cfg: Config, epoch: int) -> Mixer | None:
+        """Seed every random draw of ``epoch`` from ``(cfg.seed, epoch)`` alone (a resumed run
+        repeats it exactly); the mixer to use in it."""
+        seed = sampling.epoch_seed(cfg.seed, epoch)
+        seed_everything(seed)  # numpy's generator also draws the mixing
+        self.generator.manual_seed(seed)
+        self.train_tf.set_random_seed(seed)
+        return self.mixer if mix_active(cfg, epoch) else None
+
+
+def build_trainer(
+    job: Job, rows: pd.DataFrame, pictures: data.RunPictures, augment: A.BasicTransform | None,
+    weights: dict[str, Any] | None = None,
+) -> Trainer:  # fmt: skip
+    """The :class:`Trainer` of ``job.cfg`` on ``rows`` (people of ``cfg.drop_ages`` left out),
+    its model starting from ``weights`` when given."""
+    cfg, device, ctx = job.cfg, job.device, job.ctx
+    train_ds = data.train_dataset(cfg, drop_ages(rows, cfg.drop_ages), head_target(cfg.head),
+                                  pictures, augment)  # fmt: skip
+    generator = torch.Generator()
+    loader = sampling.train_loader(train_ds, cfg, generator, ctx.rank, ctx.world_size)
+    model = distributed.prepare_model(create_model(cfg, weights=job.weights).to(device), cfg)
+    if weights is not None:
+        model.load_state_dict(weights)
+    criterion = build_criterion(cfg, train_ds.targets).to(device)
+    parts = build_parts(cfg, model, optimizer_steps(loader, cfg), device)
+    return Trainer(loader, generator, train_ds.transform, criterion, parts, build_mixer(cfg))
+
+
+@dataclass
+class Ready:
+    """What a run needs before its first epoch, built by :func:`prepare` before its folder is
+    written, so that bad data, a model that does not fit its weights or a damaged ``last.pt``
+    leave no run folder behind (and a resumed folder untouched)."""
+
+    splits: data.Splits
+    pictures: data.RunPictures
+    trainer: Trainer
+    state: TrainState  # restored from last.pt when resuming
+    rows: list[dict[str, Any]]  # metrics.csv rows of the epochs already done
+    transform: A.BasicTransform | None  # the recipe's training augmentations, if any
+
+
+def prepare(job: Job, train_transform: A.BasicTransform | None) -> Ready:
+    """The data (read and checked), the picture cache and the :class:`Trainer` of ``job.cfg``,
+    restored from ``cfg.resume``'s ``last.pt`` when resuming. Nothing is written to
+    ``job.run_dir`` (it need not exist yet)."""
+    cfg, device, ctx = job.cfg, job.device, job.ctx
+    set_determinism(cfg.deterministic)
+    seed_everything(cfg.seed)
+    splits = data.load_splits(cfg)
+    pictures = data.RunPictures.for_run(cfg, splits, ctx, progress=not cfg.quiet)
+    t = build_trainer(job, splits.training, pictures, train_transform)
+    state, rows = TrainState(), []
+    if cfg.resume:
+        resumed = Path(cfg.resume)
+        restore(load(resumed / rundir.LAST, device), t.parts, state)
+        rows = [r for r in rundir.read_metrics(resumed) if r["epoch"] <= state.epoch]
+    return Ready(splits, pictures, t, state, rows, train_transform)

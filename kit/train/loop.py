@@ -1,23 +1,21 @@
 """The epoch loop and the batch loop of one run folder, in one process, and the forward pass
 over a frame that validation (and ``kit.inference``) use.
 
-:func:`train_run` builds the :class:`~kit.train.checkpoint.Parts`, restores ``last.pt`` when
-resuming, trains epoch after epoch (each seeded on its own, so a resumed run ends like an
-uninterrupted one) and keeps ``best.pt`` / ``last.pt`` / ``metrics.csv`` current. Under torchrun
-every process runs it on its share of the batches; rank 0 alone writes.
+:func:`train_run` trains the :class:`~kit.train.checkpoint.Trainer` that
+:func:`~kit.train.checkpoint.prepare` built (restored from ``last.pt`` when resuming) epoch
+after epoch, each seeded on its own so a resumed run ends like an uninterrupted one, and keeps
+``best.pt`` / ``last.pt`` / ``metrics.csv`` current. Under torchrun every process runs it on
+its share of the batches; rank 0 alone writes.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
 import logging
-import math
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from functools import partial
-from pathlib import Path
 from typing import Any
 
 import albumentations as A
@@ -28,50 +26,20 @@ from torch import nn
 
 from kit import runfolder as rundir
 from kit.config import Config
-from kit.data import sampling
 from kit.device import pick_amp
-from kit.heads import OUTPUT_KINDS, head_spec, head_target, head_task, to_probs
-from kit.losses.criterion import build_criterion
+from kit.heads import OUTPUT_KINDS, head_spec, head_task, to_probs
 from kit.metrics import score_probs, selection_score
-from kit.mixing import Mixer, build_mixer, mix_active
-from kit.models import Weights, create_model
+from kit.mixing import Mixer
+from kit.optim import Parts, epoch_steps, optimizer_steps
 from kit.progress import Progress
-from kit.registry import Registry
 from kit.running import SYNC_EVERY, Running, batch_labels
-from kit.seeding import seed_everything, set_determinism
-from kit.splits import drop_ages
-from kit.tracking import Hook, Trackers
 from kit.train import checkpoint, data, distributed
-from kit.train.checkpoint import Parts, TrainState
+from kit.train.checkpoint import Job, Ready, Trainer, TrainState
 from kit.tta import tta_views
 
-__all__ = ["REFITS", "Epochs", "Job", "RefitSpec", "Trainer", "batch_labels", "build_trainer"]
-__all__ += ["Ready", "predict_frame", "prepare", "refit", "train_one_epoch", "train_run"]
+__all__ = ["Epochs", "batch_labels", "predict_frame", "predictor", "train_one_epoch", "train_run"]
 
 _log = logging.getLogger("kit")
-
-
-@dataclass(frozen=True)
-class Job:
-    """One process's share of one run folder."""
-
-    cfg: Config
-    run_dir: Path
-    device: torch.device
-    ctx: distributed.DistContext = distributed.SINGLE
-    weights: Weights | None = None  # resolved before the run folder was made (kit.pretrained)
-    hooks: Sequence[Hook] = ()  # fit's epoch hooks, opened with the --track trackers
-    trackers: Trackers = field(default_factory=Trackers)  # opened by train_run (rank 0)
-
-    def write_status(self, status: str, epoch: int, error: str | None = None) -> None:
-        """The run's status.json (rank 0 only)."""
-        if self.ctx.is_main:
-            rundir.write_status(self.run_dir, status, epoch, error)
-
-    def heartbeat(self, epoch: int, progress: dict[str, Any]) -> None:
-        """status.json says "running" at ``epoch`` with where the current epoch stands."""
-        if self.ctx.is_main:
-            rundir.write_status(self.run_dir, "running", epoch, progress=progress)
 
 
 @dataclass
@@ -86,85 +54,14 @@ class Epochs:
     transform: A.BasicTransform | None  # the recipe's training augmentations, if any
 
 
-@dataclass
-class Trainer:
-    """What trains on a set of rows: their loader (and its generator), the loss, the parts
-    and the batch mixer (None: unmixed)."""
+def predictor(model: nn.Module, cfg: Config, pictures: Any, ctx: Any) -> Callable[..., Any]:
+    """Probabilities of ``model`` for a frame, in shares over the processes (on every one)."""
 
-    loader: Any
-    generator: torch.Generator
-    train_tf: Any
-    criterion: nn.Module
-    parts: Parts
-    mixer: Mixer | None
-
-    def start_epoch(self, cfg: Config, epoch: int) -> Mixer | None:
-        """Seed every random draw of ``epoch`` from ``(cfg.seed, epoch)`` alone (a resumed run
-        repeats it exactly); the mixer to use in it."""
-        seed = sampling.epoch_seed(cfg.seed, epoch)
-        seed_everything(seed)  # numpy's generator also draws the mixing
-        self.generator.manual_seed(seed)
-        self.train_tf.set_random_seed(seed)
-        return self.mixer if mix_active(cfg, epoch) else None
-
-
-def build_trainer(
-    job: Job, rows: pd.DataFrame, pictures: data.RunPictures, augment: A.BasicTransform | None,
-    weights: dict[str, Any] | None = None,
-) -> Trainer:  # fmt: skip
-    """The :class:`Trainer` of ``job.cfg`` on ``rows`` (people of ``cfg.drop_ages`` left out),
-    its model starting from ``weights`` when given."""
-    cfg, device, ctx = job.cfg, job.device, job.ctx
-    train_ds = data.train_dataset(cfg, drop_ages(rows, cfg.drop_ages), head_target(cfg.head),
-                                  pictures, augment)  # fmt: skip
-    generator = torch.Generator()
-    loader = sampling.train_loader(train_ds, cfg, generator, ctx.rank, ctx.world_size)
-    model = distributed.prepare_model(create_model(cfg, weights=job.weights).to(device), cfg)
-    if weights is not None:
-        model.load_state_dict(weights)
-    criterion = build_criterion(cfg, train_ds.targets).to(device)
-    parts = checkpoint.build_parts(cfg, model, optimizer_steps(loader, cfg), device)
-    return Trainer(loader, generator, train_ds.transform, criterion, parts, build_mixer(cfg))
-
-
-def _predictor(model: nn.Module, cfg: Config, pictures: Any, ctx: Any) -> Callable[..., Any]:
     def predict(df: pd.DataFrame) -> np.ndarray:  # in shares over the processes
         share = partial(predict_frame, model, cfg=cfg, tta=cfg.tta, prepared=pictures.eval)
         return distributed.predict_sharded(share, df, ctx)
 
     return predict
-
-
-@dataclass
-class Ready:
-    """What a run needs before its first epoch, built by :func:`prepare` before its folder is
-    written, so that bad data, a model that does not fit its weights or a damaged ``last.pt``
-    leave no run folder behind (and a resumed folder untouched)."""
-
-    splits: data.Splits
-    pictures: data.RunPictures
-    trainer: Trainer
-    state: TrainState  # restored from last.pt when resuming
-    rows: list[dict[str, Any]]  # metrics.csv rows of the epochs already done
-    transform: A.BasicTransform | None  # the recipe's training augmentations, if any
-
-
-def prepare(job: Job, train_transform: A.BasicTransform | None) -> Ready:
-    """The data (read and checked), the picture cache and the :class:`Trainer` of ``job.cfg``,
-    restored from ``cfg.resume``'s ``last.pt`` when resuming. Nothing is written to
-    ``job.run_dir`` (it need not exist yet)."""
-    cfg, device, ctx = job.cfg, job.device, job.ctx
-    set_determinism(cfg.deterministic)
-    seed_everything(cfg.seed)
-    splits = data.load_splits(cfg)
-    pictures = data.RunPictures.for_run(cfg, splits, ctx, progress=not cfg.quiet)
-    t = build_trainer(job, splits.training, pictures, train_transform)
-    state, rows = TrainState(), []
-    if cfg.resume:
-        resumed = Path(cfg.resume)
-        checkpoint.restore(checkpoint.load(resumed / rundir.LAST, device), t.parts, state)
-        rows = [r for r in rundir.read_metrics(resumed) if r["epoch"] <= state.epoch]
-    return Ready(splits, pictures, t, state, rows, train_transform)
 
 
 def train_run(job: Job, ready: Ready) -> Epochs:
@@ -181,7 +78,7 @@ def train_run(job: Job, ready: Ready) -> Epochs:
     t.parts.module = distributed.training_module(t.parts.model, cfg, ctx, device)
     if ctx.is_main:  # after last.pt: a resumed run continues its tracker runs at this epoch
         job.trackers.open(cfg, job.run_dir, job.hooks, state.epoch + 1)
-    predict = _predictor(t.parts.evaluated, cfg, pictures, ctx)
+    predict = predictor(t.parts.evaluated, cfg, pictures, ctx)
     _log.info(
         "run %s: %s/%s on %s; %d train / %d val images (%d / %d people) from %s",
         job.run_dir, cfg.model, cfg.head, device, len(t.loader.dataset), len(splits.val),
@@ -244,68 +141,11 @@ def _fmt(value: float | None, digits: int = 3) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 
 
-# ---- refit: more training on every person, after validation ------------------------------------
-@dataclass(frozen=True)
-class RefitSpec:
-    """A refit: ``config(cfg, best_epoch)`` is the config it trains with (None: no refit);
-    ``from_best`` starts it from ``best.pt``'s weights instead of new ones."""
-
-    config: Callable[[Config, int], Config] | None
-    from_best: bool = False
-
-
-#: refit name (``cfg.refit``) -> what it trains after the validated run.
-REFITS: Registry[RefitSpec] = Registry("refit")
-REFITS.register("none", RefitSpec(None))
-
-
-# the 1st place's last step: a few epochs on the validation people too, at a tenth of the rate
-def _continue(cfg: Config, best_epoch: int) -> Config:
-    return cfg.replace(epochs=cfg.refit_epochs, warmup_epochs=0.0, lr=cfg.lr / 10)
-
-
-REFITS.register("continue", RefitSpec(_continue, from_best=True))
-REFITS.register("all", RefitSpec(lambda c, best: c.replace(epochs=best)))
-
-
-def refit(job: Job, done: Epochs, best: dict[str, Any]) -> Callable[[pd.DataFrame], np.ndarray]:
-    """Train ``job.cfg.refit`` on the training and validation people (``best``: the loaded
-    ``best.pt``), write ``refit.pt`` (rank 0), and return the predictions of its weights."""
-    spec = REFITS.get(job.cfg.refit)
-    assert spec.config is not None, "refit 'none' trains nothing"
-    cfg = spec.config(job.cfg, int(best["epoch"]))
-    rjob = dataclasses.replace(job, cfg=cfg)
-    everyone = pd.concat([done.splits.training, done.splits.val], ignore_index=True)
-    seed_everything(cfg.seed)  # refit "all" starts from the run's initial weights
-    weights = best["model"] if spec.from_best else None
-    t = build_trainer(rjob, everyone, done.pictures, done.transform, weights)
-    t.parts.module = distributed.training_module(t.parts.model, cfg, job.ctx, job.device)
-    _log.info("refit %s: %d epochs on %d images", job.cfg.refit, cfg.epochs, len(t.loader.dataset))
-    for epoch in range(1, cfg.epochs + 1):
-        mixer = t.start_epoch(cfg, epoch)
-        loss, lr = train_one_epoch(t.parts, t.loader, t.criterion, cfg, epoch, mixer)
-        _log.info("refit epoch %d/%d  train_loss %.4f  lr %.2e", epoch, cfg.epochs, loss, lr)
-    if job.ctx.is_main:
-        path = job.run_dir / rundir.REFIT
-        checkpoint.save_best(path, t.parts.evaluated, job.cfg.to_dict(), cfg.epochs, math.nan)
-    return _predictor(t.parts.evaluated, cfg, done.pictures, job.ctx)
-
-
 # ---- the batch loop ----------------------------------------------------------------------------
 def _to_device(targets: Any, device: torch.device) -> Any:
     if isinstance(targets, dict):
         return {k: v.to(device, non_blocking=True) for k, v in targets.items()}
     return targets.to(device, non_blocking=True)
-
-
-def epoch_steps(loader: Any, cfg: Any) -> int:
-    """Batches per training epoch (``max_steps_per_epoch`` caps it)."""
-    return min(len(loader), cfg.max_steps_per_epoch or len(loader))
-
-
-def optimizer_steps(loader: Any, cfg: Any) -> int:
-    """Optimizer steps per epoch, after gradient accumulation."""
-    return math.ceil(epoch_steps(loader, cfg) / cfg.grad_accum)
 
 
 def train_one_epoch(

@@ -1,5 +1,7 @@
 """How training minimises its loss (built by :func:`kit.losses.criterion.build_criterion`):
-the optimizer and the learning-rate scheduler, built with timm's factories and classes.
+the optimizer and the learning-rate scheduler (built with timm's factories and classes), the
+:class:`Parts` that train together (model, optimizer, scheduler, gradient scaler, weight
+average) and the refit schedules :data:`REFITS` (what trains after validation).
 
 Registries :data:`OPTIMIZERS` and :data:`SCHEDULERS` hold the names ``cfg.optimizer`` and
 ``cfg.scheduler`` accept. Schedulers are timm schedulers stepped per optimizer update
@@ -13,23 +15,32 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from timm.optim import create_optimizer_v2
 from timm.scheduler import CosineLRScheduler, StepLRScheduler
 from timm.scheduler.scheduler import Scheduler
+from timm.utils import ModelEmaV3
 from torch import nn
 
+from kit.config import Config
+from kit.device import pick_amp
 from kit.registry import Registry
 
 __all__ = [
     "OPTIMIZERS",
+    "REFITS",
     "SCHEDULERS",
+    "Parts",
+    "RefitSpec",
     "SchedulerSpec",
     "build_optimizer",
+    "build_parts",
     "build_scheduler",
     "check_scheduler_kwargs",
+    "epoch_steps",
+    "optimizer_steps",
 ]
 
 
@@ -166,3 +177,81 @@ def build_scheduler(optimizer: torch.optim.Optimizer, cfg: Any, steps_per_epoch:
     warmup = {"warmup_t": warm, "warmup_lr_init": cfg.lr / (warm + 1) if warm > 0 else 0.0}
     spec = SCHEDULERS.get(cfg.scheduler)
     return spec.build(optimizer, cfg, spe, warmup, dict(cfg.scheduler_kwargs))
+
+
+def epoch_steps(loader: Any, cfg: Any) -> int:
+    """Batches per training epoch (``max_steps_per_epoch`` caps it)."""
+    return min(len(loader), cfg.max_steps_per_epoch or len(loader))
+
+
+def optimizer_steps(loader: Any, cfg: Any) -> int:
+    """Optimizer steps per epoch, after gradient accumulation."""
+    return math.ceil(epoch_steps(loader, cfg) / cfg.grad_accum)
+
+
+@dataclass
+class Parts:
+    """What trains. ``last.pt`` holds the state of every part named in :attr:`SAVED` (and of
+    the weight average ``ema`` when there is one)."""
+
+    model: nn.Module  # the plain module: checkpoints keep plain weight names
+    optimizer: torch.optim.Optimizer
+    scheduler: Any  # a timm scheduler
+    scaler: torch.amp.GradScaler
+    module: nn.Module | None = None  # what the training step calls (wrapped model); None: model
+    ema: ModelEmaV3 | None = None  # the moving average of the weights (cfg.ema)
+
+    SAVED: ClassVar[tuple[str, ...]] = ("model", "optimizer", "scheduler", "scaler")
+
+    @property
+    def trained(self) -> nn.Module:
+        """The module the training step calls."""
+        return self.model if self.module is None else self.module
+
+    @property
+    def evaluated(self) -> nn.Module:
+        """The weights validation scores, ``best.pt`` keeps and the submission uses: the
+        moving average with ``cfg.ema``, else the model itself."""
+        return self.model if self.ema is None else self.ema.module
+
+    def update_ema(self, step: int) -> None:
+        """Move the average towards the model after optimizer step ``step`` (from 1)."""
+        if self.ema is not None:
+            self.ema.update(self.model, step=step)
+
+
+def build_parts(cfg: Any, model: nn.Module, steps_per_epoch: int, device: torch.device) -> Parts:
+    """Optimizer, scheduler, gradient scaler and (with ``cfg.ema``) weight average of
+    ``model`` (``module`` left unset)."""
+    optimizer = build_optimizer(model, cfg)
+    scheduler = build_scheduler(optimizer, cfg, steps_per_epoch)
+    scaler = pick_amp(cfg, device).scaler()  # enabled for float16 autocast only
+    ema = None
+    if getattr(cfg, "ema", False):
+        # timm's warmup: decay 1 - (1 + step)^-3/4, capped at ema_decay (3/4: timm's advice
+        # for runs of under a million steps)
+        ema = ModelEmaV3(model, decay=cfg.ema_decay, use_warmup=cfg.ema_warmup, warmup_power=0.75)
+    return Parts(model, optimizer, scheduler, scaler, ema=ema)
+
+
+@dataclass(frozen=True)
+class RefitSpec:
+    """A refit: ``config(cfg, best_epoch)`` is the config it trains with (None: no refit);
+    ``from_best`` starts it from ``best.pt``'s weights instead of new ones."""
+
+    config: Callable[[Config, int], Config] | None
+    from_best: bool = False
+
+
+#: refit name (``cfg.refit``) -> what it trains after the validated run.
+REFITS: Registry[RefitSpec] = Registry("refit")
+REFITS.register("none", RefitSpec(None))
+
+
+# the 1st place's last step: a few epochs on the validation people too, at a tenth of the rate
+def _continue(cfg: Config, best_epoch: int) -> Config:
+    return cfg.replace(epochs=cfg.refit_epochs, warmup_epochs=0.0, lr=cfg.lr / 10)
+
+
+REFITS.register("continue", RefitSpec(_continue, from_best=True))
+REFITS.register("all", RefitSpec(lambda c, best: c.replace(epochs=best)))

@@ -1,0 +1,246 @@
+"""One run folder from start to end: its data, model and resumed ``last.pt`` prepared before
+the folder is written, the folder opened, the epochs trained, then its end: ``best.pt``'s
+probabilities, the refit, the submission, ``summary.json``, the pictures (curves, confusion,
+mistakes) and the trackers told. A run stopped early (Ctrl-C, SIGTERM, a pruning hook, an
+error) records its status, draws the curves of the epochs it finished and says how to resume.
+
+Rank 0 alone writes and draws (the other processes' :class:`~kit.tracking.Trackers` are empty).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import albumentations as A
+import numpy as np
+import pandas as pd
+import torch
+
+from kit import runfolder as rundir
+from kit.cli import INTERRUPTED, TERMINATED, Terminated
+from kit.config import Config
+from kit.device import pick_amp
+from kit.heads import head_task
+from kit.labels import VALUE_NAMES, class_name
+from kit.metrics import score_probs, selection_score
+from kit.optim import REFITS
+from kit.plot import confusion_png, curves_png
+from kit.pretrained import Weights
+from kit.runfolder import LAST, Run, read_run
+from kit.runfolder.resume import nothing_to_train
+from kit.seeding import seed_everything
+from kit.sheets import mistakes_sheet
+from kit.tracking import Hook, Pruned
+from kit.train import checkpoint, distributed, loop
+from kit.train.checkpoint import Job, TrainState, last_epoch, load, prepare
+from kit.train.loop import Epochs, train_run
+
+__all__ = ["complete", "finish", "fit_run", "open_folder", "refit", "stop"]
+
+_log = logging.getLogger("kit")
+
+
+def open_folder(cfg: Config, name: str, device: torch.device, ctx: distributed.DistContext):
+    """A new folder ``<output_dir>/<ts>_<name>`` (or ``cfg.resume``, reopened) with its
+    config.json and env.json (with the autocast dtype; a resumed folder's env.json lists every
+    resumption) and, in a new folder, what re-creates the run (recipe.py, git.diff:
+    :func:`kit.runfolder.write_source`)."""
+    folder = Path(cfg.resume) if cfg.resume else rundir.create_run_dir(cfg.output_dir, name)
+    if not cfg.resume:
+        rundir.write_source(folder)
+    env = {**rundir.env_info(str(device)), "processes": ctx.world_size}
+    env["amp_dtype"] = pick_amp(cfg, device).name  # what autocast computes in on this device
+    first = rundir.read_env(folder) if cfg.resume else {}
+    if first:
+        env = {**first, "resumed": [*first.get("resumed", []), env]}
+    rundir.write_config(folder, cfg.to_dict())
+    rundir.write_env(folder, env)
+    return folder
+
+
+def fit_run(
+    cfg: Config,
+    train_transform: A.BasicTransform | None,
+    ctx: distributed.DistContext,
+    device: torch.device,
+    weights: Weights | None = None,
+    hooks: Sequence[Hook] = (),
+) -> Run:
+    """One run folder, trained by this process (of one or several): rank 0 writes, prints."""
+    if not ctx.is_main:
+        cfg = cfg.replace(quiet=True)
+    distributed.setup_logging(cfg.quiet)
+    if nothing_to_train(cfg):
+        done = read_run(cfg.resume)
+        _log.warning(
+            "%s is complete (best epoch %d, val macro F1 %.4f): nothing to train; to train "
+            "longer, start a new run with more --epochs",
+            done.run_dir, done.best_epoch, done.best_score,
+        )  # fmt: skip
+        return done
+    # bad data, a bad model or a damaged last.pt is refused before the folder is written
+    unopened = Job(cfg, Path(cfg.resume or cfg.output_dir), device, ctx, weights, tuple(hooks))
+    ready = prepare(unopened, train_transform)
+    run_dir = distributed.broadcast(
+        open_folder(cfg, cfg.name, device, ctx) if ctx.is_main else None, ctx
+    )
+    job, state = dataclasses.replace(unopened, run_dir=run_dir), ready.state
+    job.write_status("running", state.epoch)
+    try:
+        return finish(job, state, train_run(job, ready))
+    except Pruned as why:
+        stop(job, state, "pruned")
+        _log.info("pruned after epoch %d (%s)", state.epoch, why)
+        raise
+    except KeyboardInterrupt as err:
+        stop(job, state, "interrupted")
+        # what is on disk, not state.epoch: an epoch is counted before its last.pt is written
+        saved = last_epoch(run_dir / LAST)
+        job.write_status("interrupted", saved or 0)
+        if saved:
+            hint = f"last.pt holds epoch {saved} of {cfg.epochs}: continue with --resume {run_dir}"
+        else:
+            hint = "no epoch was saved, so there is nothing to resume: start the run again"
+        how = "terminated (SIGTERM)" if isinstance(err, Terminated) else "interrupted"
+        _log.warning("%s; %s", how, hint)
+        raise SystemExit(TERMINATED if isinstance(err, Terminated) else INTERRUPTED) from None
+    except Exception as err:
+        try:
+            stop(job, state, "failed", f"{type(err).__name__}: {err}")
+        except OSError:  # a full disk must not hide the error that stopped the run
+            _log.warning("could not record the failure in %s", run_dir / rundir.STATUS)
+        raise
+
+
+def finish(job: Job, state: TrainState, done: Epochs) -> Run:
+    """Reload ``best.pt``, write its probabilities, refit (``cfg.refit``), write the test
+    probabilities and submission of the refit or best weights (when there is an eval set) and
+    ``summary.json``, mark the run complete; rank 0 alone writes. A per-task run writes its
+    task's probabilities and no submission (it predicts no class)."""
+    cfg, run_dir, t0, main = job.cfg, job.run_dir, time.time(), job.ctx.is_main
+    model, splits, rows, predict = done.model, done.splits, done.rows, done.predict
+    task = head_task(cfg.head)
+    distributed.barrier(job.ctx)  # rank 0 has written best.pt
+    best = load(run_dir / rundir.BEST, job.device)
+    model.load_state_dict(best["model"])
+    val_probs = predict(splits.val)
+    if main:
+        keys = splits.val[["image_id", "person_id", "label"]].assign(fold=splits.fold)
+        rundir.write_run_probs(run_dir / rundir.VAL_PROBS, keys, val_probs, task)
+        if task is None:  # 18-way probabilities: the true and the predicted class
+            _mistakes(run_dir, splits.val, val_probs)
+    weights = rundir.BEST
+    if cfg.refit != "none":  # validated above; the test set gets the refit weights
+        predict, weights = refit(job, done, best), rundir.REFIT
+    if splits.eval is not None:
+        test_probs = predict(splits.eval)
+        if main:
+            test_keys = splits.eval[["image_id"]]
+            rundir.write_run_probs(run_dir / rundir.TEST_PROBS, test_keys, test_probs, task)
+            if task is None:
+                rundir.write_submission(test_probs, splits.eval, run_dir / rundir.SUBMISSION)
+    scores, _ = score_probs(splits.val["label"], val_probs, task)
+    summary = {
+        "name": cfg.name,
+        "status": "complete",
+        "best_epoch": int(best["epoch"]),
+        "epochs_run": len(rows),
+        **{f"val_{k}": v for k, v in scores.items() if k != "confusion"},
+        "confusion": scores["confusion"],
+        "n_val": len(splits.val),
+        "submission_weights": weights,
+        "seconds": round(sum(r["seconds"] for r in rows) + time.time() - t0, 3),
+        **({} if task is None else {"task": task}),
+        **({} if splits.pseudo is None else {rundir.PSEUDO_SUMMARY_KEY: splits.pseudo.record}),
+    }
+    if main:
+        rundir.write_summary(run_dir, summary)
+    job.write_status("complete", state.epoch)
+    if main and not cfg.keep_last:
+        rundir.drop_last(run_dir)  # only --resume needs it, and a complete run trains no more
+    complete(job, rows, summary)
+    chosen = selection_score(scores, task)
+    heads = ", ".join(
+        f"{h} {summary[f'val_f1_{h}']:.3f}"
+        for h in ("mask", "gender", "age")
+        if summary.get(f"val_f1_{h}") is not None
+    )
+    _log.info(
+        "done: best epoch %d, val %s %.4f (accuracy %.4f%s) -> %s%s",
+        summary["best_epoch"], "macro F1" if task is None else f"{task} F1", chosen,
+        summary["val_accuracy"], f"; {heads}" if heads else "", run_dir,
+        f"\nsubmission: {run_dir / rundir.SUBMISSION}" if (run_dir / rundir.SUBMISSION).is_file()
+        else "",
+    )  # fmt: skip
+    return Run(run_dir, "complete", cfg, summary, chosen, summary["best_epoch"])
+
+
+def _mistakes(run_dir: Path, val: pd.DataFrame, probs: np.ndarray) -> None:
+    """The mistakes sheet; a picture that cannot be drawn only warns (the run is complete)."""
+    path = run_dir / rundir.VAL_MISTAKES
+    try:
+        title = f"{run_dir.name}: most confident mistakes"
+        mistakes_sheet(val["path"].tolist(), val["label"].to_numpy(), probs, path, title=title)
+    except (OSError, ValueError) as err:
+        _log.warning("no mistakes sheet %s: %s", path, err)
+
+
+def _curves(job: Job, rows: list[dict[str, Any]]) -> None:
+    if job.ctx.is_main and rows:
+        curves_png(rows, job.run_dir / rundir.CURVES_PNG, title=job.run_dir.name)
+
+
+def complete(job: Job, rows: list[dict[str, Any]], summary: dict[str, Any]) -> None:
+    """A finished run: both pictures, then the trackers' summary, artifacts and close."""
+    run_dir = job.run_dir
+    _curves(job, rows)
+    if job.ctx.is_main:
+        task = summary.get("task")  # a per-task run's confusion is its task's values
+        k = len(summary["confusion"])
+        names = [f"{c} {class_name(c) if task is None else VALUE_NAMES[task][c]}" for c in range(k)]
+        what = "macro F1" if task is None else f"{task} F1"
+        title = f"{run_dir.name}: val {what} {rundir.run_score(summary):.4f}"
+        confusion_png(summary["confusion"], run_dir / rundir.VAL_CONFUSION, class_names=names,
+                      title=title)  # fmt: skip
+    job.trackers.log_summary(summary)
+    files = (rundir.VAL_CONFUSION, rundir.CURVES_PNG, rundir.SUBMISSION)
+    job.trackers.log_artifacts([run_dir / f for f in files])
+    job.trackers.close("complete")
+
+
+def stop(job: Job, state: TrainState, status: str, error: str | None = None) -> None:
+    """A run ending early as ``status`` (pruned, interrupted, failed): status.json, the curves
+    of the epochs it finished, the trackers told."""
+    job.write_status(status, state.epoch, error)
+    if job.ctx.is_main:
+        _curves(job, rundir.read_metrics(job.run_dir))
+    job.trackers.close(status)
+
+
+def refit(job: Job, done: Epochs, best: dict[str, Any]) -> Callable[[pd.DataFrame], np.ndarray]:
+    """Train ``job.cfg.refit`` on the training and validation people (``best``: the loaded
+    ``best.pt``), write ``refit.pt`` (rank 0), and return the predictions of its weights."""
+    spec = REFITS.get(job.cfg.refit)
+    assert spec.config is not None, "refit 'none' trains nothing"
+    cfg = spec.config(job.cfg, int(best["epoch"]))
+    rjob = dataclasses.replace(job, cfg=cfg)
+    everyone = pd.concat([done.splits.training, done.splits.val], ignore_index=True)
+    seed_everything(cfg.seed)  # refit "all" starts from the run's initial weights
+    weights = best["model"] if spec.from_best else None
+    t = checkpoint.build_trainer(rjob, everyone, done.pictures, done.transform, weights)
+    t.parts.module = distributed.training_module(t.parts.model, cfg, job.ctx, job.device)
+    _log.info("refit %s: %d epochs on %d images", job.cfg.refit, cfg.epochs, len(t.loader.dataset))
+    for epoch in range(1, cfg.epochs + 1):
+        mixer = t.start_epoch(cfg, epoch)
+        loss, lr = loop.train_one_epoch(t.parts, t.loader, t.criterion, cfg, epoch, mixer)
+        _log.info("refit epoch %d/%d  train_loss %.4f  lr %.2e", epoch, cfg.epochs, loss, lr)
+    if job.ctx.is_main:
+        path = job.run_dir / rundir.REFIT
+        checkpoint.save_best(path, t.parts.evaluated, job.cfg.to_dict(), cfg.epochs, math.nan)
+    return loop.predictor(t.parts.evaluated, cfg, done.pictures, job.ctx)
