@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from kit.bench.__main__ import build_parser
+
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "scripts" / "gpu-check"
 
@@ -40,11 +42,12 @@ def test_on_a_cpu_machine_it_says_so_and_exits_0():
 def test_the_plan_covers_every_setting_of_the_issue(tmp_path):
     steps = gc.plan(tmp_path, people=2700, python="py")
     benches = [s for s in steps if s.group == "bench"]
-    seen = {(a[a.index("--model") + 1], "--channels-last" in a, a[a.index("--workers") + 1])
-            for a in (s.argv for s in benches)}  # fmt: skip
+    seen = {(a[a.index("--model") + 1], "--channels-last" in a, a[a.index("--workers") + 1],
+             a[a.index("--amp-dtype") + 1]) for a in (s.argv for s in benches)}  # fmt: skip
     for model in ("efficientnet_b0", "resnet50"):
-        assert {(model, True, "8"), (model, False, "8")} <= seen
-    assert {("efficientnet_b0", True, w) for w in ("4", "8", "16")} <= seen
+        for dtype in ("bfloat16", "float16"):
+            assert {(model, True, "8", dtype), (model, False, "8", dtype)} <= seen
+    assert {("efficientnet_b0", True, w, "bfloat16") for w in ("4", "8", "16")} <= seen
     for s in benches:
         assert s.argv[s.argv.index("--image-size") + 1 :][:2] == ["224", "224"]
         assert "--amp" in s.argv and s.json
@@ -99,3 +102,9 @@ def test_dry_run_prints_the_commands_without_a_gpu(capsys, tmp_path):
     assert gc.main(["--dry-run", "--work", str(tmp_path), "--people", "30"]) == 0
     out = capsys.readouterr().out
     assert "bench resnet50 cl=off w=8:" in out and "--people 30" in out
+
+
+def test_every_bench_step_is_a_valid_kit_bench_command(tmp_path):
+    for s in (s for s in gc.plan(tmp_path, python="py") if s.group == "bench"):
+        args = build_parser().parse_args(s.argv[3:])  # after "py -m kit.bench"
+        assert args.amp and args.amp_dtype in ("bfloat16", "float16")

@@ -57,6 +57,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="data-only sweep (default 0 1 2 4 .. cores)")  # fmt: skip
     p.add_argument("--device", default=d.device, help="auto, cpu, cuda, cuda:1, mps")
     p.add_argument("--amp", action=argparse.BooleanOptionalAction, default=d.amp)
+    p.add_argument("--amp-dtype", default=d.amp_dtype,
+                   help="autocast dtype with --amp: auto, bfloat16 or float16")  # fmt: skip
     p.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=False)
     p.add_argument("--compile", action=argparse.BooleanOptionalAction, default=False)
     p.add_argument("--preset", default=d.preset, help="augmentation preset: base or strong")

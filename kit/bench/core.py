@@ -68,6 +68,7 @@ class BenchOptions:
     threads: int | None = None  # torch's compute threads; None keeps torch's default
     device: str = "auto"
     amp: bool = False
+    amp_dtype: str = "auto"  # autocast dtype with amp (kit.device.AMP_DTYPES)
     channels_last: bool = False
     compile: bool = False
     preset: str = "base"
@@ -82,6 +83,7 @@ def _config(opts: BenchOptions) -> Config:
         workers=opts.workers,
         device=opts.device,
         amp=opts.amp,
+        amp_dtype=opts.amp_dtype,
         channels_last=opts.channels_last,
         compile=opts.compile,
         preset=opts.preset,
