@@ -28,20 +28,9 @@ from kit.config import Config
 from kit.device import pick_amp
 from kit.registry import Registry
 
-__all__ = [
-    "OPTIMIZERS",
-    "REFITS",
-    "SCHEDULERS",
-    "Parts",
-    "RefitSpec",
-    "SchedulerSpec",
-    "build_optimizer",
-    "build_parts",
-    "build_scheduler",
-    "check_scheduler_kwargs",
-    "epoch_steps",
-    "optimizer_steps",
-]
+__all__ = ["OPTIMIZERS", "REFITS", "SCHEDULERS", "Parts", "RefitSpec", "SchedulerSpec"]
+__all__ += ["build_optimizer", "build_parts", "build_scheduler", "check_scheduler_kwargs"]
+__all__ += ["epoch_steps", "optimizer_steps"]
 
 
 #: optimizer name -> builder(model, cfg). timm puts biases and norm weights (1-d parameters)

@@ -101,7 +101,7 @@ def test_figures_and_the_table(tmp_path):
 def test_dry_run_prints_the_commands_without_a_gpu(capsys, tmp_path):
     assert gc.main(["--dry-run", "--work", str(tmp_path), "--people", "30"]) == 0
     out = capsys.readouterr().out
-    assert "bench resnet50 cl=off w=8:" in out and "--people 30" in out
+    assert "bench resnet50 cl=off w=8 amp=float16:" in out and "--people 30" in out
 
 
 def test_every_bench_step_is_a_valid_kit_bench_command(tmp_path):

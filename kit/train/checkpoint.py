@@ -37,20 +37,8 @@ from kit.splits import drop_ages
 from kit.tracking import Hook, Trackers
 from kit.train import data, distributed
 
-__all__ = [
-    "Job",
-    "Ready",
-    "TrainState",
-    "Trainer",
-    "build_trainer",
-    "check",
-    "last_epoch",
-    "load",
-    "prepare",
-    "restore",
-    "save_best",
-    "save_last",
-]
+__all__ = ["Job", "Ready", "TrainState", "Trainer", "build_trainer", "check", "last_epoch"]
+__all__ += ["load", "prepare", "restore", "save_best", "save_last"]
 
 _DISK_FIX = "free space (old runs' last.pt, caches), then continue with --resume {run}"
 #: what torch.save's C++ writer says when the OS refused a write (it raises RuntimeError)
