@@ -46,7 +46,7 @@ __all__ = ["complete", "finish", "fit_run", "open_folder", "refit", "stop"]
 _log = logging.getLogger("kit")
 
 
-def open_folder(cfg: Config, name: str, device: torch.device, ctx: distributed.DistContext):
+def open_folder(cfg: Config, name: str, device: torch.device, ctx: distributed.DistContext) -> Path:
     """A new folder ``<output_dir>/<ts>_<name>`` (or ``cfg.resume``, reopened) with its
     config.json and env.json (with the autocast dtype; a resumed folder's env.json lists every
     resumption) and, in a new folder, what re-creates the run (recipe.py, git.diff:
