@@ -51,7 +51,15 @@ _EXPORTS: dict[str, str] = {
     **dict.fromkeys(["holdout", "person_folds"], "kit.splits"),
     **dict.fromkeys(["build_loss", "build_multihead_loss", "register_loss"], "kit.losses"),
     **dict.fromkeys(
-        ["accuracy", "confusion_matrix", "head_f1", "macro_f1", "report", "summarize"],
+        [
+            "accuracy",
+            "confusion_matrix",
+            "f1_from_confusion",
+            "head_f1",
+            "macro_f1",
+            "report",
+            "summarize",
+        ],
         "kit.metrics",
     ),
     **dict.fromkeys(["Config", "check_registries"], "kit.config"),

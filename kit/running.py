@@ -17,7 +17,7 @@ import torch
 from kit.errors import TrainingDiverged
 from kit.heads import to_probs
 from kit.labels import NUM_CLASSES, encode
-from kit.metrics import _f1_from_confusion
+from kit.metrics import f1_from_confusion
 
 __all__ = ["SYNC_EVERY", "Running", "batch_labels"]
 
@@ -80,4 +80,4 @@ class Running:
     def f1(self) -> float:
         """Macro F1 of every training batch so far, from the confusion counts."""
         cm = self.cm.cpu().numpy().reshape(self.width, self.width)
-        return float(_f1_from_confusion(cm).mean())
+        return float(f1_from_confusion(cm).mean())
