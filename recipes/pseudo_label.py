@@ -36,14 +36,11 @@ def config() -> kit.Config:
 
 
 def main(argv: list[str] | None = None) -> None:
-    code = kit.run_cli(train, argv)  # one error: line on bad input, exit code 2
-    if code:
-        raise SystemExit(code)
+    kit.main(config(), argv=argv, train=train)  # one error: line on bad input, exit code 2
 
 
-def train(argv: list[str]) -> None:
+def train(cfg: kit.Config) -> None:
     """Stage 1 (unless given) and stage 2, and how many eval pictures stage 2 trained on."""
-    cfg = kit.parse_args(config(), argv)
     if cfg.smoke:
         # two smoke epochs are never 95% sure: let every eval picture through to train on it
         cfg = cfg.replace(pseudo_threshold=0.0)
