@@ -21,6 +21,7 @@ from kit.ensemble.__main__ import main as ensemble_main
 from kit.ensemble.tasks import merge_heads
 from kit.runfolder import read_val_keys, write_task_probs, write_test_probs
 from kit.runs.__main__ import main as runs_main
+from kit.score import main as score_main
 from kit.train import fit
 from kit.train.data import load_splits
 from tests._runfolders import Preds, RunSpec, one_hot_probs, summary, write_run
@@ -154,6 +155,9 @@ AFTER_TRAINING: dict[str, Callable[[Any], str]] = {
     ),
     "task-probs-shape": lambda c: _raised(
         lambda: write_task_probs(c.tmp / "v.csv", pd.DataFrame(), np.ones((2, 3)), "gender")
+    ),
+    "score-mistakes-per-task": lambda c: _printed(
+        score_main, [str(_task(c.tmp, "age", 3)), "--mistakes"]
     ),
     "suspects-top": lambda c: _printed(
         runs_main, ["suspects", str(_run(c.tmp, "a")), "--top", "0"]
