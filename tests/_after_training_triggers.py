@@ -111,6 +111,7 @@ AFTER_TRAINING: dict[str, Callable[[Any], str]] = {
     "pseudo-not-found": lambda c: _raised(lambda: fit(c.cfg(pseudo_labels=str(c.tmp / "x")))),
     "pseudo-no-test-probs": lambda c: _raised(lambda: fit(c.cfg(pseudo_labels=str(c.tmp)))),
     "pseudo-per-task": _per_task_source,
+    "pseudo-targets-unknown": lambda c: _raised(lambda: fit(c.cfg(pseudo_targets="sofft"))),
     "pseudo-no-eval": _no_eval,
     "pseudo-none-passed": lambda c: _logged(
         lambda: load_splits(c.cfg(pseudo_labels=str(_eval_probs(c)), pseudo_threshold=0.5))

@@ -32,9 +32,10 @@ from kit.data import read_eval, read_train, verify_images
 from kit.data.cache import ImageCache, build_cache, cache_dir_for
 from kit.data.dataset import FlipChoice, ImageDataset, load_rgb
 from kit.data.fixture import FIXTURE, SMOKE_FIXTURE, make_fixture
-from kit.data.pseudo import PseudoLabels, load_pseudo_labels
+from kit.data.pseudo import PseudoLabels, load_pseudo_labels, soft_targets
 from kit.data.sampling import resolve_workers, usable_cores
 from kit.faces import FaceBoxes, PreparedLoader, prepared_loader
+from kit.heads import head_soft_target
 from kit.pretrained import Weights
 from kit.runfolder import package_version
 from kit.splits import holdout, person_folds
@@ -264,7 +265,9 @@ def train_dataset(
     """The training rows ``df`` with their ``target`` (the head's) under ``cfg``'s training
     transform; ``augment`` replaces the preset's augmentations."""
     train_tf, _ = build_transforms(cfg, augment=augment, prepared=pictures.prepared)
-    return ImageDataset(df, train_tf, "label", cfg.age_thresholds, target, pictures.train)
+    soft = soft_targets(df)  # soft pseudo-labels: every row trains on the head's soft target
+    target = target if soft is None else head_soft_target(cfg.head)
+    return ImageDataset(df, train_tf, "label", cfg.age_thresholds, target, pictures.train, soft)
 
 
 def frame_loader(
