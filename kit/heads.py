@@ -4,14 +4,14 @@ Training and inference never look at a head's name, only at its output kind
 (:data:`OUTPUT_KINDS`):
 
 - ``"joint"``: one ``(n, 18)`` logits tensor; trained on the 18-way class id (``cfg.loss``).
-  (Every kind also takes soft targets: an 18-way probability vector becomes the kind's form,
-  :attr:`OutputKind.soft_target`; soft pseudo-labels train that way, ``kit.data.pseudo``.)
 - ``"heads"``: a dict ``{"mask": (n, 3), "gender": (n, 2), "age": (n, 3)}`` of logits; trained
   on the three ids (``cfg.head_losses`` / ``cfg.loss``, weighted by ``cfg.head_weights``).
 - ``"mask"``, ``"gender"``, ``"age"``: one task only, ``(n, 3)``, ``(n, 2)`` or ``(n, 3)``
   logits, trained on that task's id (``cfg.loss``). Such a run's probabilities are the task's
   (``OutputKind.task`` says which), never 18-way: the ensembler merges a mask, a gender and an
   age run (docs/ensembling.md, "Per-task runs").
+
+Each kind also trains on soft targets (soft pseudo-labels): :attr:`OutputKind.soft_target`.
 
 So a new head of either kind is one decorated builder; ``fit``, ``predict`` and the config
 checks accept it by name:

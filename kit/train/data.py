@@ -262,8 +262,9 @@ def train_dataset(
     cfg: Any, df: pd.DataFrame, target: Callable[[int], Any], pictures: RunPictures,
     augment: A.BasicTransform | None = None,
 ) -> ImageDataset:  # fmt: skip
-    """The training rows ``df`` with their ``target`` (the head's) under ``cfg``'s training
-    transform; ``augment`` replaces the preset's augmentations."""
+    """The training rows ``df`` with their ``target`` (the head's; with soft pseudo-labels
+    among the rows, ``cfg.head``'s soft target) under ``cfg``'s training transform;
+    ``augment`` replaces the preset's augmentations."""
     train_tf, _ = build_transforms(cfg, augment=augment, prepared=pictures.prepared)
     soft = soft_targets(df)  # soft pseudo-labels: every row trains on the head's soft target
     target = target if soft is None else head_soft_target(cfg.head)
