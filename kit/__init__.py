@@ -48,6 +48,7 @@ _EXPORTS: dict[str, str] = {
     "make_fixture": "kit.data.fixture",
     **dict.fromkeys(["build_cache", "load_cache"], "kit.data.cache"),
     "ImageDataset": "kit.data.dataset",
+    "PSEUDO_TARGETS": "kit.data.pseudo",
     **dict.fromkeys(["holdout", "person_folds"], "kit.splits"),
     **dict.fromkeys(["build_loss", "build_multihead_loss", "register_loss"], "kit.losses"),
     **dict.fromkeys(

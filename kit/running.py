@@ -15,8 +15,8 @@ import numpy as np
 import torch
 
 from kit.errors import TrainingDiverged
-from kit.heads import to_probs
-from kit.labels import NUM_CLASSES, encode
+from kit.heads import target_classes, to_probs
+from kit.labels import NUM_CLASSES
 from kit.metrics import f1_from_confusion
 
 __all__ = ["SYNC_EVERY", "Running", "batch_labels"]
@@ -30,9 +30,7 @@ def _batch_codes(output: Any, targets: Any) -> tuple[torch.Tensor, torch.Tensor]
     per-task head's values."""
     with torch.no_grad():
         pred = to_probs(output.detach() if torch.is_tensor(output) else output).argmax(1)
-    if isinstance(targets, dict):
-        targets = encode(targets["mask"], targets["gender"], targets["age"])
-    return targets, pred
+    return target_classes(targets), pred
 
 
 def batch_labels(output: Any, targets: Any) -> tuple[np.ndarray, np.ndarray]:

@@ -15,6 +15,7 @@ python recipes/pseudo_label.py                       # stage 1 = the baseline, t
 python recipes/pseudo_label.py --pseudo-labels runs/<ts>_baseline_kfold   # stage 2 only
 python recipes/pseudo_label.py --pseudo-labels runs/<a>,runs/<b>          # their mean
 python recipes/pseudo_label.py --smoke               # seconds (every eval picture passes)
+python recipes/pseudo_label.py --pseudo-targets soft  # train on stage 1's probabilities
 
 An ensemble of other methods: write its test probabilities with
 ``kit.write_test_probs(path, result.test_ids, result.test_probs)`` and pass ``--pseudo-labels

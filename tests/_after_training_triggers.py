@@ -17,6 +17,7 @@ from kit.ensemble.__main__ import main as ensemble_main
 from kit.ensemble.tasks import merge_heads
 from kit.runfolder import read_val_keys, write_task_probs, write_test_probs
 from kit.runs.__main__ import main as runs_main
+from kit.score import main as score_main
 from kit.train import fit
 from kit.train.data import load_splits
 from tests._runfolders import Preds, RunSpec, one_hot_probs, summary, write_run
@@ -67,6 +68,7 @@ AFTER_TRAINING: dict[str, Callable[[Any], str]] = {
     "pseudo-not-found": lambda c: raised(lambda: fit(c.cfg(pseudo_labels=str(c.tmp / "x")))),
     "pseudo-no-test-probs": lambda c: raised(lambda: fit(c.cfg(pseudo_labels=str(c.tmp)))),
     "pseudo-per-task": _per_task_source,
+    "pseudo-targets-unknown": lambda c: raised(lambda: fit(c.cfg(pseudo_targets="sofft"))),
     "pseudo-no-eval": _no_eval,
     "pseudo-none-passed": lambda c: logged(
         lambda: load_splits(c.cfg(pseudo_labels=str(_eval_probs(c)), pseudo_threshold=0.5))
@@ -111,6 +113,9 @@ AFTER_TRAINING: dict[str, Callable[[Any], str]] = {
     ),
     "task-probs-shape": lambda c: raised(
         lambda: write_task_probs(c.tmp / "v.csv", pd.DataFrame(), np.ones((2, 3)), "gender")
+    ),
+    "score-mistakes-per-task": lambda c: printed(
+        score_main, [str(_task(c.tmp, "age", 3)), "--mistakes"]
     ),
     "suspects-top": lambda c: printed(runs_main, ["suspects", str(_run(c.tmp, "a")), "--top", "0"]),
 }
