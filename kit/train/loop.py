@@ -32,6 +32,7 @@ from kit.data import sampling
 from kit.heads import OUTPUT_KINDS, head_spec, head_target, head_task, to_probs
 from kit.metrics import selection_score, summarize, summarize_task, task_values
 from kit.mixing import Mixer, build_mixer, mix_active
+from kit.model_input import to_model_input
 from kit.models import Weights, create_model
 from kit.progress import Progress
 from kit.registry import Registry
@@ -327,7 +328,7 @@ def train_one_epoch(
         running = Running(device, counts=progress.bar_shown, width=width)
         # islice, not a break: a break would load (and throw away) one batch too many
         for i, (images, targets) in enumerate(itertools.islice(loader, steps)):
-            images, targets = images.to(device, non_blocking=True), _to_device(targets, device)
+            images, targets = to_model_input(images, cfg, device), _to_device(targets, device)
             hard = targets
             if mixer is not None:
                 images, targets = mixer(images, targets)
@@ -405,9 +406,7 @@ def predict_frame(
     chunks = []
     try:
         for images, _ in loader:
-            images = images.to(device, non_blocking=True)
-            if cfg.channels_last:
-                images = images.contiguous(memory_format=torch.channels_last)
+            images = to_model_input(images, cfg, device)
             with torch.autocast(device.type, enabled=use_amp):
                 views = [to_probs(model(v), kind) for v in views_of(images)]
             chunks.append((sum(views) / len(views)).float().cpu())
