@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from kit.data.dataset import ImageDataset
+from kit.data.dataset import ImageDataset, collate_pictures
 from kit.data.sampling import SeededDataset, train_loader
 from kit.model_input import to_model_input
 from kit.train.data import RunPictures, frame_loader, load_splits, train_dataset
@@ -114,3 +114,21 @@ def _frame():
 def _grey(path: str) -> np.ndarray:
     # a picture whose mirror image differs from it and from every other change
     return np.tile(np.arange(24, dtype=np.uint8)[None, :, None] * 10, (32, 1, 3))
+
+
+def test_a_batch_read_whole_is_collated_without_a_copy():
+    whole = np.arange(4 * 3 * 2 * 3, dtype=np.uint8).reshape(4, 3, 2, 3).copy()  # as rows() gives
+    targets = [{"mask": 1, "age": 2}] * 4
+    images, collated_targets = collate_pictures(list(zip(list(whole), targets, strict=True)))
+    assert np.shares_memory(images.numpy(), whole) and torch.equal(images, torch.from_numpy(whole))
+    assert torch.equal(collated_targets["age"], torch.full((4,), 2))
+    for rows in (
+        [whole[1], whole[0], whole[2], whole[3]],
+        list(whole)[:3],
+        [r.copy() for r in whole],
+    ):
+        images, labels = collate_pictures([(r, 0) for r in rows])  # reordered, part, fresh arrays
+        assert not np.shares_memory(images.numpy(), whole)
+        assert torch.equal(images, torch.from_numpy(np.stack(rows))) and labels.tolist() == [
+            0
+        ] * len(rows)

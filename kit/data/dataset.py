@@ -18,13 +18,14 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from torch.utils.data import Dataset
+import torch
+from torch.utils.data import Dataset, default_collate
 
 from kit.data.cache import ImageCache
 from kit.data.decode import load_rgb
 from kit.labels import AGE_THRESHOLDS, age_to_group, encode
 
-__all__ = ["FlipChoice", "ImageDataset", "load_rgb", "training_labels"]
+__all__ = ["FlipChoice", "ImageDataset", "collate_pictures", "load_rgb", "training_labels"]
 
 Loader = Callable[[str], np.ndarray]
 
@@ -101,6 +102,27 @@ class ImageDataset(Dataset):
         if self.transform is not None:
             image = self.transform(image=image)["image"]
         return image, -1 if self.targets is None else self.target(int(self.targets[i]))
+
+
+def collate_pictures(batch: Sequence[tuple[Any, Any]]) -> list[Any]:
+    """``default_collate``, except that pictures which are the rows, in order, of one array (a
+    batch read whole from the cache and left as it is by a transform of fixed steps) become
+    that array's tensor as they are, without a second copy of the batch."""
+    images = [sample[0] for sample in batch]
+    whole = images[0].base if images and isinstance(images[0], np.ndarray) else None
+    if not _rows_of(images, whole):
+        return default_collate(batch)
+    return [torch.from_numpy(whole), default_collate([sample[1] for sample in batch])]
+
+
+def _rows_of(images: list[Any], whole: Any) -> bool:
+    if not isinstance(whole, np.ndarray) or whole.shape != (len(images), *images[0].shape):
+        return False
+    start, step = whole.ctypes.data, whole.strides[0]
+    return all(
+        isinstance(im, np.ndarray) and im.base is whole and im.ctypes.data == start + k * step
+        for k, im in enumerate(images)
+    )
 
 
 class FlipChoice:

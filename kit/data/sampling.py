@@ -23,6 +23,7 @@ import torch
 from albumentations.core.composition import BaseCompose
 from torch.utils.data import DataLoader, Dataset, Sampler, WeightedRandomSampler
 
+from kit.data.dataset import collate_pictures
 from kit.registry import Registry
 from kit.transforms import draws_numbers
 
@@ -208,5 +209,6 @@ def train_loader(
         worker_init_fn=_seed_worker if workers else None,
         persistent_workers=workers > 0,
         pin_memory=torch.cuda.is_available(),
+        collate_fn=collate_pictures,
         drop_last=len(sampler) > cfg.batch_size,
     )

@@ -31,7 +31,7 @@ from torch.utils.data import DataLoader
 from kit.crops import CROP_MODES
 from kit.data import read_eval, read_train, verify_images
 from kit.data.cache import ImageCache, cache_dir_for
-from kit.data.dataset import FlipChoice, ImageDataset, load_rgb
+from kit.data.dataset import FlipChoice, ImageDataset, collate_pictures, load_rgb
 from kit.data.fixture import FIXTURE, SMOKE_FIXTURE, make_fixture
 from kit.data.prepared import LOADER_VERSION, build_run_cache, cache_extra, prepare_file
 from kit.data.pseudo import PseudoLabels, load_pseudo_labels
@@ -243,4 +243,5 @@ def frame_loader(
         # workers only pay off when they can prepare one batch while another is predicted
         num_workers=resolve_workers(cfg.workers) if len(df) > batch_size else 0,
         pin_memory=pin_memory,
+        collate_fn=collate_pictures,
     )
