@@ -8,8 +8,7 @@ of training and inference) into a memory-mapped cache (:mod:`kit.data.cache`); t
 then read it with ``build_transforms(cfg, prepared=True)``. Pixels are identical either way.
 The face crop without the cache reads pictures through the same loader (it needs each
 picture's face box, which the transforms do not see), in training and in inference alike.
-Both loaders ship uint8 pictures; :func:`kit.model_input.to_model_input` normalises them on the
-device the model runs on.
+Both loaders ship uint8 pictures, normalised on the model's device by ``to_model_input``.
 """
 
 from __future__ import annotations
@@ -34,9 +33,10 @@ from kit.data.cache import ImageCache, cache_dir_for
 from kit.data.dataset import FlipChoice, ImageDataset, collate_pictures, load_rgb
 from kit.data.fixture import FIXTURE, SMOKE_FIXTURE, make_fixture
 from kit.data.prepared import LOADER_VERSION, build_run_cache, cache_extra, prepare_file
-from kit.data.pseudo import PseudoLabels, load_pseudo_labels
+from kit.data.pseudo import PseudoLabels, load_pseudo_labels, soft_targets
 from kit.data.sampling import resolve_workers, usable_cores
 from kit.faces import FaceBoxes, PreparedLoader, prepared_loader
+from kit.heads import head_soft_target
 from kit.pretrained import Weights
 from kit.splits import holdout, person_folds
 from kit.train.distributed import SINGLE, DistContext, barrier
@@ -215,11 +215,14 @@ def train_dataset(
     cfg: Any, df: pd.DataFrame, target: Callable[[int], Any], pictures: RunPictures,
     augment: A.BasicTransform | None = None,
 ) -> ImageDataset:  # fmt: skip
-    """The training rows ``df`` with their ``target`` (the head's) under ``cfg``'s training
-    transform, as uint8 pictures (``kit.model_input.to_model_input`` normalises them on the
-    device); ``augment`` replaces the preset's augmentations."""
+    """The training rows ``df`` with their ``target`` (the head's; with soft pseudo-labels
+    among the rows, ``cfg.head``'s soft target) under ``cfg``'s training transform, as uint8
+    pictures (``kit.model_input.to_model_input`` normalises them on the device); ``augment``
+    replaces the preset's augmentations."""
     train_tf, _ = build_transforms(cfg, augment=augment, prepared=pictures.prepared, tensor=False)
-    return ImageDataset(df, train_tf, "label", cfg.age_thresholds, target, pictures.train)
+    soft = soft_targets(df)  # soft pseudo-labels: every row trains on the head's soft target
+    target = target if soft is None else head_soft_target(cfg.head)
+    return ImageDataset(df, train_tf, "label", cfg.age_thresholds, target, pictures.train, soft)
 
 
 def frame_loader(
