@@ -70,6 +70,7 @@ _EXPORTS: dict[str, str] = {
     **dict.fromkeys(["Registry", "UnknownName", "get_registry"], "kit.registry"),
     **dict.fromkeys(["create_model", "register_head", "to_probs"], "kit.models"),
     **dict.fromkeys(["PRESETS", "build_transforms", "normalization"], "kit.transforms"),
+    "to_model_input": "kit.model_input",
     **dict.fromkeys(["TTA", "tta_views"], "kit.tta"),
     **dict.fromkeys(["MIXES", "MIX_PAIRS", "build_mixer"], "kit.mixing"),
     "CROP_MODES": "kit.crops",

@@ -3,7 +3,7 @@
 Every pipeline is ``prepare`` (a crop of :data:`kit.crops.CROP_MODES`: the centre share
 ``cfg.crop`` of the picture, or the region around the face; then a resize to
 ``cfg.image_size``), then the preset's augmentations (training only), then ``finish``
-(normalise, to a CHW float tensor).
+(normalise, to a CHW float tensor: here, or on the device for kit's loaders, ``tensor=False``).
 Train and eval share ``prepare`` and ``finish``, so inference crops, resizes and normalises
 exactly like training. Normalisation follows the weights (:func:`normalization`): a pretrained
 model gets its own pretrained config's mean, std and interpolation, a model trained from scratch
@@ -39,6 +39,7 @@ __all__ = [
     "FractionCenterCrop",
     "Normalization",
     "build_transforms",
+    "draws_numbers",
     "normalization",
     "prepare",
     "prepare_key",
@@ -112,20 +113,11 @@ def _strong(cfg: Any) -> list[A.BasicTransform]:
         A.HorizontalFlip(p=0.5),
         A.ColorJitter(brightness=0.2, contrast=0.2, saturation=0.2, hue=0.03, p=0.5),
         A.RandomBrightnessContrast(brightness_limit=0.1, contrast_limit=0.1, p=0.3),
-        A.Affine(
-            scale=(0.9, 1.1),
-            translate_percent=(-0.06, 0.06),
-            rotate=(-10, 10),
-            border_mode=0,
-            p=0.5,
-        ),
-        A.CoarseDropout(
-            num_holes_range=(1, 4),
-            hole_height_range=(0.05, 0.15),
-            hole_width_range=(0.05, 0.15),
-            p=0.3,
-        ),
-    ]
+        A.Affine(scale=(0.9, 1.1), translate_percent=(-0.06, 0.06), rotate=(-10, 10),
+                 border_mode=0, p=0.5),
+        A.CoarseDropout(num_holes_range=(1, 4), hole_height_range=(0.05, 0.15),
+                        hole_width_range=(0.05, 0.15), p=0.3),
+    ]  # fmt: skip
 
 
 #: At this shrink factor and beyond INTER_AREA (box averaging); below it INTER_LINEAR. Measured on
@@ -188,6 +180,15 @@ def _finish_steps(cfg: Any) -> list[A.BasicTransform]:
 _OWNED = (A.Normalize, ToTensorV2, A.Resize, A.CenterCrop, _FitResize)
 
 
+def draws_numbers(transform: Any) -> bool:
+    """Whether ``transform`` may draw random numbers: anything but None or a pipeline of kit's
+    own fixed steps (crop, resize, normalise, to a tensor), which need no seeding."""
+    if transform is None or isinstance(transform, (*_OWNED, FractionCenterCrop)):
+        return False
+    steps = getattr(transform, "transforms", None)
+    return steps is None or any(draws_numbers(t) for t in steps)
+
+
 def _check_augment(augs: list[A.BasicTransform]) -> None:
     """Reject steps kit adds itself: a second resize or normalisation would split train/eval."""
     stack = list(augs)
@@ -225,8 +226,12 @@ def build_transforms(
     cfg: Any,
     augment: A.BasicTransform | list[A.BasicTransform] | None = None,
     prepared: bool = False,
+    tensor: bool = True,
 ) -> tuple[A.Compose, A.Compose]:
-    """``(train_tf, eval_tf)`` for ``cfg``; each maps ``image=uint8 RGB`` to a (3, H, W) tensor.
+    """``(train_tf, eval_tf)`` for ``cfg``; each maps ``image=uint8 RGB`` to a normalised
+    (3, H, W) float tensor, or with ``tensor=False`` to the uint8 (H, W, 3) picture before
+    normalisation (kit's loaders: :func:`kit.model_input.to_model_input` finishes it on the
+    device, to the same tensor).
 
     ``augment`` replaces the preset's augmentations (a recipe's own ``A.Compose`` or list); it
     sees the cropped, resized uint8 image. ``prepared=True`` drops the crop and resize.
@@ -238,7 +243,7 @@ def build_transforms(
     else:
         augs = list(augment) if isinstance(augment, (list, tuple)) else [augment]
         _check_augment(augs)
-    tail = _finish_steps(cfg)
+    tail = _finish_steps(cfg) if tensor else []
     train_tf = A.Compose([*head, *augs, *tail], seed=cfg.seed)
     eval_tf = A.Compose([*head, *tail], seed=cfg.seed)
     return train_tf, eval_tf

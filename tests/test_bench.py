@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 import time
 
@@ -12,7 +13,7 @@ import pytest
 from kit.bench import PHASES, TARGETS
 from kit.bench.__main__ import main
 from kit.bench.core import sweep_workers
-from kit.bench.memory import PeakMemory
+from kit.bench.memory import PeakMemory, tree_cpu_seconds
 
 
 @pytest.mark.slow
@@ -47,6 +48,9 @@ def test_benchmark_runs_end_to_end_and_writes_every_phase(tmp_path, monkeypatch,
     for workers, phase in result["data_workers"].items():
         _check_phase(phase, repeats=2, images=8)
         assert phase["label"] in printed and f"{workers} workers" in phase["label"]
+        assert phase["images_per_cpu_s"] > 0
+    assert result["phases"]["data_cached"]["images_per_cpu_s"] > 0
+    assert result["phases"]["train_limit"]["images_per_cpu_s"] is None
     assert {"cores", "cpu", "torch", "device"} <= set(result["machine"])
     assert (tmp_path / "data" / "bench-64x48-3" / "train" / "train.csv").is_file()
 
@@ -60,6 +64,37 @@ def _check_phase(phase: dict, repeats: int, images: int) -> None:
     assert lo == pytest.approx(images / max(times), rel=1e-2)
     assert hi == pytest.approx(images / min(times), rel=1e-2)
     assert phase["peak_mib"] is None or phase["peak_mib"] >= phase["start_mib"] > 0
+
+
+def test_data_only_measures_the_worker_sweep_alone(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "bench.json"
+    argv = ["--people", "2", "--fixture-size", "64", "48", "--image-size", "32", "24",
+            "--batch-size", "4", "--steps", "3", "--warmup", "1", "--repeats", "1",
+            "--device", "cpu", "--data-workers", "0", "1", "--data-only",
+            "--json", str(out)]  # fmt: skip
+    assert main(argv) == 0
+    result = json.loads(out.read_text())
+    assert result["phases"] == {} and result["ratios"] == {}
+    assert list(result["data_workers"]) == ["0", "1"]
+    for phase in result["data_workers"].values():
+        _check_phase(phase, repeats=1, images=12)
+        assert phase["images_per_cpu_s"] > 0
+    assert "per CPU-s" in capsys.readouterr().out
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_cpu_seconds_count_the_workers_too():
+    busy = "import time\nt = time.process_time()\nwhile time.process_time() - t < 0.4: pass\n"
+    child = subprocess.Popen([sys.executable, "-c", busy + "print('done', flush=True)\n" +
+                              "time.sleep(30)"], stdout=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        before = tree_cpu_seconds()  # the child's start-up may already count: at most 0.4 s
+        assert child.stdout.readline().strip() == "done"
+        assert tree_cpu_seconds() - before >= 0.3  # this process only waited meanwhile
+    finally:
+        child.kill()
+        child.wait()
 
 
 def test_sweep_counts_double_up_to_the_cores():

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from filelock import FileLock
@@ -27,7 +28,9 @@ from torch.utils.data import DataLoader, Dataset
 
 from kit.cache import main as cache_main
 from kit.config import Config
+from kit.data import _cache_read as cache_read
 from kit.data.cache import ImageCache, build_cache, image_key, load_cache
+from kit.data.dataset import ImageDataset
 from kit.io import OutputError
 from kit.transforms import _resize_step, prepare
 
@@ -315,6 +318,35 @@ def test_flips_are_mirror_images_and_can_be_added_later(images, tmp_path):
     for i, p in enumerate(images):
         np.testing.assert_array_equal(flipped.flipped(i), np.flip(crop_resize(p), axis=1))
     assert build(images, load, tmp_path / "c").has_flips and load.calls == 20
+
+
+def test_rows_reads_a_batch_in_any_order_with_or_without_preadv(images, tmp_path, monkeypatch):
+    cache = build(images, crop_resize, tmp_path / "c", flips=True)
+    want = reference(images)
+    order, flips = [7, 2, 19, 2, 0, -1], [False, True, False, False, True, True]
+    for preadv in (True, False):
+        monkeypatch.setattr(cache_read, "_PREADV", preadv)
+        fresh = ImageCache(cache.path, cache.meta)
+        got = fresh.rows(order, flips)
+        assert got.shape == (6, *SIZE, 3) and got.flags.writeable
+        for k, (i, flip) in enumerate(zip(order, flips, strict=True)):
+            np.testing.assert_array_equal(got[k], want[i][:, ::-1] if flip else want[i])
+        np.testing.assert_array_equal(fresh.rows([3, 1]), want[[3, 1]])
+        assert fresh.rows([]).shape == (0, *SIZE, 3)
+        with pytest.raises(IndexError):
+            fresh.rows([0, 20])
+    plain = build(images, crop_resize, tmp_path / "plain")
+    with pytest.raises(ValueError, match="flips=True"):
+        plain.rows([0, 1], [False, True])
+
+
+def test_batch_reads_in_forked_workers_share_the_parents_descriptor(images, tmp_path):
+    cache = build(images, crop_resize, tmp_path / "c")
+    cache.rows([0])  # the parent opens its descriptor before the workers fork
+    dataset = ImageDataset(pd.DataFrame({"path": images}), None, labels=None, loader=cache)
+    loader = DataLoader(dataset, batch_size=3, num_workers=2)
+    got = torch.cat([batch for batch, _ in loader]).numpy()
+    np.testing.assert_array_equal(got, reference(images))
 
 
 @pytest.mark.parametrize(

@@ -19,7 +19,7 @@ import torch
 from PIL import Image
 
 import kit.data.decode as dataset_module  # where load_rgb opens pictures
-import kit.train.data as pipeline
+import kit.data.prepared as pipeline  # prepare_file and the cache key's loader version
 from kit.config import Config
 from kit.data import read_eval
 from kit.data.dataset import FlipChoice, ImageDataset, load_rgb

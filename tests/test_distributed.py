@@ -160,11 +160,19 @@ def test_process_shares_split_one_epoch_with_the_same_seeds(world):
         assert share == padded[r::world]  # each (picture, augmentation seed) as in one process
 
 
-@pytest.mark.parametrize("cores, expected", [(1, 0), (2, 0), (3, 2), (4, 3), (32, 8)])
+@pytest.mark.parametrize("cores, expected", [(1, 0), (2, 0), (3, 2), (4, 3), (32, 31)])
 def test_auto_workers_follow_the_cores(cores, expected, monkeypatch):
     monkeypatch.setattr(sampling, "usable_cores", lambda: cores)
     assert sampling.resolve_workers("auto") == expected
     assert sampling.resolve_workers(5) == 5
+
+
+@pytest.mark.parametrize("cores, processes, expected", [(16, 1, 15), (16, 4, 3), (16, 8, 0)])
+def test_auto_workers_split_the_cores_between_training_processes(
+    cores, processes, expected, monkeypatch
+):
+    monkeypatch.setattr(sampling, "usable_cores", lambda: cores)
+    assert sampling.resolve_workers("auto", processes) == expected
 
 
 def test_worker_loaders_persist_and_pin_memory_only_on_cuda(tiny_cfg):

@@ -62,6 +62,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=False)
     p.add_argument("--compile", action=argparse.BooleanOptionalAction, default=False)
     p.add_argument("--preset", default=d.preset, help="augmentation preset: base or strong")
+    p.add_argument("--data-only", action="store_true",
+                   help="only the data side per worker count (no model, no baseline)")  # fmt: skip
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--json", metavar="OUT.json", default=None, help="also write the figures")
     cli.add_debug_flag(p)

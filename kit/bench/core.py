@@ -73,6 +73,7 @@ class BenchOptions:
     compile: bool = False
     preset: str = "base"
     seed: int = 0
+    data_only: bool = False  # only the data side per worker count: no model, no baseline
 
 
 def _config(opts: BenchOptions) -> Config:
@@ -103,38 +104,45 @@ def _frame(df: pd.DataFrame, rows: int, seed: int) -> pd.DataFrame:
 
 def _run_phase(
     kind: str, make: Callable[[], Any], cfg: Config, device: torch.device, opts: BenchOptions
-) -> float:
+) -> tuple[float, float | None]:
     batches = make()  # dropped on return: a loader's workers end with the phase
     if kind == "train":
-        return time_train(batches, cfg, device, opts.steps, opts.warmup)
+        return time_train(batches, cfg, device, opts.steps, opts.warmup), None
     return time_data(batches, opts.steps, opts.warmup)
 
 
-def _measure(run: Callable[[], float]) -> tuple[float, PeakMemory]:
+#: One repeat: seconds, CPU seconds (data phases) and the phase's memory.
+Repeat = tuple[float, float | None, PeakMemory]
+
+
+def _measure(run: Callable[[], tuple[float, float | None]]) -> Repeat:
     with PeakMemory() as mem:
-        seconds = run()
+        seconds, cpu = run()
         gc.collect()  # let the phase's loader and its workers go before the next phase
-    return seconds, mem
+    return seconds, cpu, mem
 
 
 def _rate(images: int, seconds: float) -> float | None:
     return round(images / seconds, 2) if seconds > 0 else None
 
 
-def _summary(label: str, images: int, runs: list[tuple[float, PeakMemory]]) -> dict[str, Any]:
-    """The median repeat, and the spread: the fastest and the slowest."""
-    times = [s for s, _ in runs]
+def _summary(label: str, images: int, runs: list[Repeat]) -> dict[str, Any]:
+    """The median repeat, and the spread: the fastest and the slowest; for the data side, the
+    median pictures per CPU-second (of this process and its workers: what one core delivers)."""
+    times = [s for s, _, _ in runs]
     seconds = float(statistics.median(times))
-    peaks = [m.peak_mib for _, m in runs if m.peak_mib is not None]
+    peaks = [m.peak_mib for _, _, m in runs if m.peak_mib is not None]
+    cpus = [c for _, c, _ in runs if c is not None]
     return {
         "label": label,
         "images": images,
         "seconds": round(seconds, 6),
         "images_per_s": _rate(images, seconds),
         "images_per_s_range": [_rate(images, max(times)), _rate(images, min(times))],
-        "repeats_seconds": [round(s, 6) for s, _ in runs],
+        "repeats_seconds": [round(s, 6) for s in times],
+        "images_per_cpu_s": _rate(images, float(statistics.median(cpus))) if cpus else None,
         "peak_mib": max(peaks) if peaks else None,
-        "start_mib": runs[0][1].start_mib,
+        "start_mib": runs[0][2].start_mib,
     }
 
 
@@ -165,15 +173,16 @@ def run_benchmark(opts: BenchOptions, log: Callable[[str], None] = print) -> dic
             "files": partial(kit_loader, df, cfg, None),
             "plain": partial(plain_loader, df, cfg),
         }
-        runs: dict[str, list[tuple[float, PeakMemory]]] = {key: [] for key in PHASES}
+        keys = [] if opts.data_only else list(PHASES)
+        runs: dict[str, list[Repeat]] = {key: [] for key in keys}
         for repeat in range(1, opts.repeats + 1):  # round robin: a busy spell hits every phase
-            for key in PHASES:
+            for key in keys:
                 kind, source = key.split("_")
                 log(f"measuring {PHASES[key]} (repeat {repeat}/{opts.repeats}) ...")
                 runs[key].append(
                     _measure(partial(_run_phase, kind, sources[source], cfg, device, opts))
                 )
-        phases = {key: _summary(PHASES[key], images, runs[key]) for key in PHASES}
+        phases = {key: _summary(PHASES[key], images, runs[key]) for key in keys}
         sweep = _worker_sweep(df, cfg, cache, opts, images, log)
         sources.clear()  # the cache's memory maps close before its folder goes
     return {
@@ -222,6 +231,8 @@ def _worker_sweep(
 def _ratios(phases: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
     out = {}
     for name, (top, bottom, target) in TARGETS.items():
+        if top not in phases or bottom not in phases:
+            continue  # --data-only
         a, b = phases[top]["images_per_s"], phases[bottom]["images_per_s"]
         value = round(a / b, 3) if a and b else None
         met = None if target is None or value is None else value >= target

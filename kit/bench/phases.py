@@ -23,6 +23,7 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms as T
 
+from kit.bench.memory import tree_cpu_seconds
 from kit.data.cache import ImageCache
 from kit.data.dataset import ImageDataset, load_rgb
 from kit.data.sampling import resolve_workers, train_loader
@@ -73,14 +74,15 @@ def plain_loader(df: pd.DataFrame, cfg: Any) -> DataLoader:
 
 def kit_loader(df: pd.DataFrame, cfg: Any, cache: ImageCache | None) -> DataLoader:
     """kit's training loader over ``df``, reading ``cache`` (or decoding the files if None)."""
-    train_tf, _ = build_transforms(cfg, prepared=cache is not None)
+    train_tf, _ = build_transforms(cfg, prepared=cache is not None, tensor=False)
     dataset = ImageDataset(df, train_tf, "label", loader=load_rgb if cache is None else cache)
     return train_loader(dataset, cfg, torch.Generator().manual_seed(cfg.seed))
 
 
 def limit_batches(df: pd.DataFrame, cfg: Any, cache: ImageCache) -> Iterator[Any]:
-    """One real batch (from the cache), repeated forever: no data work at all."""
-    _, eval_tf = build_transforms(cfg, prepared=True)
+    """One real batch (from the cache, uint8 like the loader's), repeated forever: no data work
+    at all, but the same copy to the device and normalisation there."""
+    _, eval_tf = build_transforms(cfg, prepared=True, tensor=False)
     dataset = ImageDataset(df.iloc[: cfg.batch_size], eval_tf, "label", loader=cache)
     images, targets = next(iter(DataLoader(dataset, batch_size=cfg.batch_size)))
     if torch.cuda.is_available():  # like the loader's batches: the copy to the GPU is timed too
@@ -127,12 +129,13 @@ def time_train(
     return time.perf_counter() - clock.started
 
 
-def time_data(batches: Iterable[Any], steps: int, warmup: int) -> float:
-    """Seconds to draw ``steps`` batches after ``warmup`` ones, with no model at all."""
+def time_data(batches: Iterable[Any], steps: int, warmup: int) -> tuple[float, float]:
+    """Seconds, and CPU seconds of this process and its loader workers, to draw ``steps``
+    batches after ``warmup`` ones, with no model at all."""
     source = iter(batches)
     for _ in range(warmup):
         next(source)
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), tree_cpu_seconds()
     for _ in range(steps):
         next(source)
-    return time.perf_counter() - start
+    return time.perf_counter() - start, tree_cpu_seconds() - cpu

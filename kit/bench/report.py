@@ -16,7 +16,8 @@ def _line(p: dict[str, Any], share: float | None) -> str:
     spread = f"{_num(lo, '.1f')}-{_num(hi, '.1f')}"
     return (
         f"{p['label']:<46} {_num(p['images_per_s'], '10.1f')} {spread:>15} "
-        f"{_num(share, '8.2f')} {_num(p['peak_mib'], '9.0f')}"
+        f"{_num(share, '8.2f')} {_num(p['peak_mib'], '9.0f')} "
+        f"{_num(p.get('images_per_cpu_s'), '9.0f')}"
     )
 
 
@@ -34,9 +35,10 @@ def format_report(result: dict[str, Any]) -> str:
         f"data: {result['data_dir']}; cache of {result['cache_build']['pictures']} pictures "
         f"built in {result['cache_build']['seconds']:.1f} s",
         "",
-        f"{'phase':<46} {'images/s':>10} {'min-max':>15} {'vs (a)':>8} {'peak MiB':>9}",
+        f"{'phase':<46} {'images/s':>10} {'min-max':>15} {'vs (a)':>8} {'peak MiB':>9} "
+        f"{'per CPU-s':>9}",
     ]
-    limit = result["phases"]["train_limit"]["images_per_s"]
+    limit = result["phases"].get("train_limit", {}).get("images_per_s")
     for key, p in result["phases"].items():
         share = p["images_per_s"] / limit if key.startswith("train") and limit else None
         lines.append(_line(p, share))
@@ -51,4 +53,8 @@ def format_report(result: dict[str, Any]) -> str:
             verdict = f"  (target >= {r['target']:g}: {'met' if r['met'] else 'NOT met'})"
         lines.append(f"{name:<9} = {_num(r['value'], '.2f')}{verdict}")
     lines.append(f"memory: {result['memory_method']}")
+    lines.append(
+        "per CPU-s: pictures per CPU-second of the process and its loader workers (data side "
+        "only): about what each worker delivers with a free core to itself"
+    )
     return "\n".join(lines)

@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from kit.data._cache_read import FORMAT, CacheMeta, ImageCache
 from kit.data._cache_write import (
     EXECUTORS,
     build_lock,
@@ -48,24 +49,6 @@ __all__ = [
     "load_cache",
     "read_meta",
 ]
-
-#: Bumped when the file layout changes, so old caches miss instead of being misread.
-FORMAT = 1
-
-
-@dataclasses.dataclass(frozen=True)
-class CacheMeta:
-    """The content of ``<key>.json``."""
-
-    key: str
-    paths: list[str]
-    size: tuple[int, int]
-    crop: Any
-    extra: Any
-    flips: bool
-    created: str
-    complete: bool
-    format: int = FORMAT
 
 
 def _check_size(size: Sequence[int]) -> tuple[int, int]:
@@ -114,81 +97,6 @@ def image_key(
 def cache_dir_for(cfg: Any, data_dir: str | os.PathLike[str]) -> Path:
     """The cache folder of a run: ``cfg.cache_dir``, or ``<data_dir>/cache``."""
     return Path(cfg.cache_dir).expanduser() if cfg.cache_dir else Path(data_dir) / "cache"
-
-
-class ImageCache:
-    """Read-only cached pictures, memory-mapped on first use.
-
-    Pickles as its file path and metadata only: a DataLoader worker reopens the map, and every
-    process shares the same pages through the OS page cache. ``cache(path)`` returns that path's
-    picture, so a cache can stand in for a loader function.
-    """
-
-    def __init__(self, path: str | os.PathLike[str], meta: CacheMeta) -> None:
-        self.path = Path(path)
-        self.meta = meta
-        self.key = meta.key  # the image_key it was built for
-        self.paths = meta.paths  # image paths in row order
-        self.has_flips = meta.flips  # whether flipped() works
-        self._arrays: dict[Path, np.ndarray] = {}
-        self._index: dict[str, int] | None = None
-
-    @property
-    def flip_path(self) -> Path:
-        """``<key>_flip.npy`` beside :attr:`path` (exists only when :attr:`has_flips`)."""
-        return self.path.with_name(f"{self.key}_flip.npy")
-
-    @property
-    def nbytes(self) -> int:
-        """Bytes of pixel data on disk, flipped copies included."""
-        h, w = self.meta.size
-        return len(self) * h * w * 3 * (2 if self.has_flips else 1)
-
-    def __len__(self) -> int:
-        return len(self.meta.paths)
-
-    def __getitem__(self, i: int) -> np.ndarray:
-        """Picture ``i`` as a fresh, writable (H, W, 3) uint8 array."""
-        return np.array(self._array(self.path)[i])
-
-    def flipped(self, i: int) -> np.ndarray:
-        """Picture ``i`` flipped left-right, as stored by ``build_cache(..., flips=True)``."""
-        if not self.has_flips:
-            raise ValueError(f"cache {self.key} holds no flipped copies; build it with flips=True")
-        return np.array(self._array(self.flip_path)[i])
-
-    def index_of(self, path: str | os.PathLike[str]) -> int:
-        """Row of ``path`` (as given to ``build_cache``)."""
-        if self._index is None:
-            self._index = {}
-            for i, p in enumerate(self.meta.paths):
-                self._index.setdefault(p, i)
-        try:
-            return self._index[os.fspath(path)]
-        except KeyError:
-            raise KeyError(
-                f"{os.fspath(path)} is not in image cache {self.path} ({len(self)} images); "
-                f"was the cache built from another frame?"
-            ) from None
-
-    def __call__(self, path: str) -> np.ndarray:
-        return self[self.index_of(path)]
-
-    def _array(self, path: Path) -> np.ndarray:
-        if path not in self._arrays:
-            self._arrays[path] = np.load(path, mmap_mode="r")
-        return self._arrays[path]
-
-    def __getstate__(self) -> dict[str, Any]:
-        return {"path": self.path, "meta": self.meta}
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__init__(state["path"], state["meta"])
-
-    def __repr__(self) -> str:
-        h, w = self.meta.size
-        flips = ", flips" if self.has_flips else ""
-        return f"ImageCache({self.path}, {len(self)} x {h}x{w}{flips})"
 
 
 def read_meta(path: Path) -> CacheMeta | None:

@@ -1,8 +1,11 @@
 """The torch ``Dataset`` over a frame of images: (image tensor, training target) pairs.
 
 Reading a picture is one small replaceable function, ``loader(path) -> uint8 RGB (H, W, 3)``.
-The default decodes the file as a viewer shows it (:func:`kit.data.decode.load_rgb`); a cache of prepared (cropped, resized) pictures can take its
-place together with ``kit.transforms.build_transforms(cfg, prepared=True)``.
+The default decodes the file as a viewer shows it (:func:`kit.data.decode.load_rgb`); a cache of
+prepared (cropped, resized) pictures can take its place together with
+``kit.transforms.build_transforms(cfg, prepared=True)``. A loader with a ``read_many(paths,
+seeds)`` method (:class:`~kit.data.cache.ImageCache`, :class:`FlipChoice`) reads a whole batch
+in one call: a DataLoader hands the dataset the batch's indices at once (``__getitems__``).
 
 The dataset knows nothing of model heads: the target of a row is ``target(18-way class id)``,
 a function the caller passes (training passes its head's ``OutputKind.target``).
@@ -10,20 +13,23 @@ a function the caller passes (training passes its head's ``OutputKind.target``).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from torch.utils.data import Dataset
+import torch
+from torch.utils.data import Dataset, default_collate
 
 from kit.data.cache import ImageCache
 from kit.data.decode import load_rgb
 from kit.labels import AGE_THRESHOLDS, NUM_CLASSES, age_to_group, encode
 
-__all__ = ["FlipChoice", "ImageDataset", "load_rgb", "training_labels"]
+__all__ = ["FlipChoice", "ImageDataset", "collate_pictures", "load_rgb", "training_labels"]
 
 Loader = Callable[[str], np.ndarray]
+
+
 def training_labels(
     df: pd.DataFrame, age_thresholds: tuple[int, int] = AGE_THRESHOLDS, column: str = "label"
 ) -> np.ndarray:
@@ -80,12 +86,53 @@ class ImageDataset(Dataset):
         return len(self.paths)
 
     def __getitem__(self, i: int) -> tuple[Any, Any]:
-        image = self.loader(self.paths[i])
+        return self.sample(i, self.loader(self.paths[i]))
+
+    def __getitems__(self, indices: Sequence[int]) -> list[tuple[Any, Any]]:
+        """The samples of ``indices`` (a DataLoader's batch), their pictures read together."""
+        return [self.sample(i, image) for i, image in zip(indices, self.read(indices), strict=True)]
+
+    def read(self, indices: Sequence[int], seeds: Sequence[int] | None = None) -> list[np.ndarray]:
+        """The pictures of rows ``indices`` before the transform, in one call when the loader
+        reads batches; ``seeds`` (one per row) fix a loader's own random choices."""
+        paths = [self.paths[i] for i in indices]
+        if hasattr(self.loader, "read_many"):
+            return list(self.loader.read_many(paths, seeds))
+        pictures = []
+        for k, path in enumerate(paths):
+            if seeds is not None and hasattr(self.loader, "set_random_seed"):
+                self.loader.set_random_seed(seeds[k])
+            pictures.append(self.loader(path))
+        return pictures
+
+    def sample(self, i: int, image: np.ndarray) -> tuple[Any, Any]:
+        """Row ``i``'s ``(transform(image), target)``."""
         if self.transform is not None:
             image = self.transform(image=image)["image"]
         if self.soft is not None:
             return image, self.target(self.soft[i])
         return image, -1 if self.targets is None else self.target(int(self.targets[i]))
+
+
+def collate_pictures(batch: Sequence[tuple[Any, Any]]) -> list[Any]:
+    """``default_collate``, except that pictures which are the rows, in order, of one array (a
+    batch read whole from the cache and left as it is by a transform of fixed steps) become
+    that array's tensor as they are, without a second copy of the batch."""
+    images = [sample[0] for sample in batch]
+    whole = images[0].base if images and isinstance(images[0], np.ndarray) else None
+    if not _rows_of(images, whole):
+        return default_collate(batch)
+    return [torch.from_numpy(whole), default_collate([sample[1] for sample in batch])]
+
+
+def _rows_of(images: list[Any], whole: Any) -> bool:
+    if not isinstance(whole, np.ndarray) or whole.shape != (len(images), *images[0].shape):
+        return False
+    start, step = whole.ctypes.data, whole.strides[0]
+    return all(
+        isinstance(im, np.ndarray) and im.base is whole and im.ctypes.data == start + k * step
+        for k, im in enumerate(images)
+    )
 
 
 class FlipChoice:
@@ -94,12 +141,31 @@ class FlipChoice:
 
     def __init__(self, cache: ImageCache) -> None:
         self.cache = cache
-        self._rng = np.random.default_rng(0)
+        self._seed = 0
 
     def set_random_seed(self, seed: int) -> None:
         """Seed the next choices."""
-        self._rng = np.random.default_rng(seed)
+        self._seed = int(seed)
 
     def __call__(self, path: str) -> np.ndarray:
-        i = self.cache.index_of(path)
-        return self.cache.flipped(i) if self._rng.random() < 0.5 else self.cache[i]
+        return self.read_many([path])[0]
+
+    def read_many(self, paths: Sequence[str], seeds: Sequence[int] | None = None) -> np.ndarray:
+        """The pictures of ``paths``, each flipped or not as its seed (or the next) says."""
+        if seeds is None:
+            seeds = range(self._seed, self._seed + len(paths))
+            self._seed += len(paths)
+        rows = [self.cache.index_of(p) for p in paths]
+        return self.cache.rows(rows, [_coin(s) for s in seeds])
+
+
+_MASK64 = 2**64 - 1
+
+
+def _coin(seed: int) -> bool:
+    """Heads or tails for ``seed``: the top bit of SplitMix64's output, a microsecond where a
+    seeded numpy generator takes tens (it runs once per training picture)."""
+    z = (int(seed) + 0x9E3779B97F4A7C15) & _MASK64
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK64
+    return bool((z ^ (z >> 31)) >> 63)

@@ -13,14 +13,19 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Callable, Iterator, Sized
+import random
+from collections.abc import Callable, Iterator, Sequence, Sized
+from functools import partial
 from typing import Any
 
 import numpy as np
 import torch
+from albumentations.core.composition import BaseCompose
 from torch.utils.data import DataLoader, Dataset, Sampler, WeightedRandomSampler
 
+from kit.data.dataset import collate_pictures
 from kit.registry import Registry
+from kit.transforms import draws_numbers
 
 __all__ = [
     "SAMPLERS",
@@ -29,6 +34,7 @@ __all__ = [
     "ShardSampler",
     "epoch_seed",
     "resolve_workers",
+    "seed_transform",
     "train_loader",
     "usable_cores",
 ]
@@ -80,22 +86,54 @@ class ShardSampler(Sampler):
 class SeededDataset(Dataset):
     """``dataset[i]`` for a key ``(i, seed)``, with the dataset's transform (and its loader,
     if it draws random numbers, like :class:`FlipChoice`) seeded by ``seed`` first: a sample
-    is augmented alike whichever worker or process prepares it."""
+    is augmented alike whichever worker or process prepares it. A batch of keys reads its
+    pictures in one call (``ImageDataset.read``); a transform of fixed steps only (the ``base``
+    preset) is not re-seeded at all."""
 
     def __init__(self, dataset: Any) -> None:
         self.dataset = dataset
         self.targets = getattr(dataset, "targets", None)
+        transform = getattr(dataset, "transform", None)
+        self._transform = transform if draws_numbers(transform) else None
 
     def __len__(self) -> int:
         return len(self.dataset)
 
     def __getitem__(self, key: tuple[int, int]) -> Any:
-        index, seed = key
-        for name in ("transform", "loader"):
-            part = getattr(self.dataset, name, None)
-            if hasattr(part, "set_random_seed"):
-                part.set_random_seed(seed)
-        return self.dataset[index]
+        return self.__getitems__([key])[0]
+
+    def __getitems__(self, keys: Sequence[tuple[int, int]]) -> list[Any]:
+        indices, seeds = [int(i) for i, _ in keys], [int(s) for _, s in keys]
+        if not hasattr(self.dataset, "read"):  # a dataset of one's own: one sample at a time
+            return [
+                self._seeded(self.dataset.__getitem__, i, s)
+                for i, s in zip(indices, seeds, strict=True)
+            ]
+        pictures = self.dataset.read(indices, seeds)
+        return [
+            self._seeded(partial(self.dataset.sample, image=image), i, s)
+            for i, s, image in zip(indices, seeds, pictures, strict=True)
+        ]
+
+    def _seeded(self, make: Callable[[int], Any], index: int, seed: int) -> Any:
+        if self._transform is not None:
+            seed_transform(self._transform, seed)
+        loader = getattr(self.dataset, "loader", None)
+        if not hasattr(self.dataset, "read") and hasattr(loader, "set_random_seed"):
+            loader.set_random_seed(seed)
+        return make(index)
+
+
+def seed_transform(transform: Any, seed: int) -> None:
+    """Seed ``transform`` for one sample: an albumentations pipeline gets one numpy and one
+    Python generator seeded by ``seed``, shared by all its steps (each step draws the next
+    numbers: independent choices, where ``set_random_seed`` gives every step its own copy of
+    the same stream, so that e.g. two steps of p=0.5 always fire together), at one generator
+    pair per sample instead of one per step; anything else gets ``set_random_seed(seed)``."""
+    if isinstance(transform, BaseCompose):
+        transform.set_random_state(np.random.default_rng(seed), random.Random(seed))
+    elif hasattr(transform, "set_random_seed"):
+        transform.set_random_seed(seed)
 
 
 #: sampler name -> builder(training labels, generator); None means plain shuffling.
@@ -128,14 +166,16 @@ def usable_cores() -> int:
         return os.cpu_count() or 1
 
 
-def resolve_workers(workers: int | str) -> int:
-    """``auto``: one core for the training process, the others (up to 8) load pictures; none
-    on one or two cores, where a worker process slows the training process's compute threads
-    more than it helps (``python -m kit.bench``, docs/benchmarks.md)."""
+def resolve_workers(workers: int | str, processes: int = 1) -> int:
+    """``auto``: of this process's share of the cores (``processes`` training processes split
+    them), one for the training process and every other one loads pictures; none on one or two
+    cores, where a worker process slows the training process's compute threads more than it
+    helps (``python -m kit.bench``, docs/benchmarks.md). No fixed cap: a fast GPU may need
+    every core's pictures (docs/benchmarks.md, pictures per CPU-second per worker)."""
     if workers != "auto":
         return int(workers)
-    cores = usable_cores()
-    return 0 if cores <= 2 else min(8, cores - 1)
+    cores = usable_cores() // max(1, processes)
+    return 0 if cores <= 2 else cores - 1
 
 
 def _seed_worker(worker_id: int) -> None:
@@ -157,7 +197,7 @@ def train_loader(
     sampler = SeededSampler(sampler, len(dataset), generator)
     if world_size > 1:
         sampler = ShardSampler(sampler, rank, world_size)
-    workers = resolve_workers(cfg.workers)
+    workers = resolve_workers(cfg.workers, world_size)
     return DataLoader(
         SeededDataset(dataset),
         batch_size=cfg.batch_size,
@@ -169,5 +209,6 @@ def train_loader(
         worker_init_fn=_seed_worker if workers else None,
         persistent_workers=workers > 0,
         pin_memory=torch.cuda.is_available(),
+        collate_fn=collate_pictures,
         drop_last=len(sampler) > cfg.batch_size,
     )

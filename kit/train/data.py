@@ -8,6 +8,7 @@ of training and inference) into a memory-mapped cache (:mod:`kit.data.cache`); t
 then read it with ``build_transforms(cfg, prepared=True)``. Pixels are identical either way.
 The face crop without the cache reads pictures through the same loader (it needs each
 picture's face box, which the transforms do not see), in training and in inference alike.
+Both loaders ship uint8 pictures, normalised on the model's device by ``to_model_input``.
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ import os
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -27,50 +27,38 @@ import numpy as np
 import pandas as pd
 from torch.utils.data import DataLoader
 
-from kit.crops import CROP_MODES, Box
+from kit.crops import CROP_MODES
 from kit.data import read_eval, read_train, verify_images
-from kit.data.cache import ImageCache, build_cache, cache_dir_for
-from kit.data.dataset import FlipChoice, ImageDataset, load_rgb
+from kit.data.cache import ImageCache, cache_dir_for
+from kit.data.dataset import FlipChoice, ImageDataset, collate_pictures, load_rgb
 from kit.data.fixture import FIXTURE, SMOKE_FIXTURE, make_fixture
+from kit.data.prepared import LOADER_VERSION, build_run_cache, cache_extra, prepare_file
 from kit.data.pseudo import PseudoLabels, load_pseudo_labels, soft_targets
 from kit.data.sampling import resolve_workers, usable_cores
 from kit.faces import FaceBoxes, PreparedLoader, prepared_loader
 from kit.heads import head_soft_target
 from kit.pretrained import Weights
-from kit.runfolder import package_version
 from kit.splits import holdout, person_folds
 from kit.train.distributed import SINGLE, DistContext, barrier
-from kit.transforms import build_transforms, normalization, prepare, prepare_key
+from kit.transforms import build_transforms, normalization
 
 __all__ = [
     "LOADER_VERSION",
     "RunPictures",
     "Splits",
     "build_run_cache",
+    "cache_extra",
     "frame_loader",
     "inputs_record",
     "load_splits",
     "person_folds_of",
+    "prepare_file",
     "resolve_data_dir",
     "run_paths",
     "train_dataset",
 ]
 
 _log = logging.getLogger("kit")
-#: Bumped when :func:`prepare_file` changes its output, so that old caches are not reused.
-#: 4: EXIF orientation, 16-bit and transparency decoded as a viewer shows them;
-#: 3: bilinear below a 2x shrink, area averaging from 2x (kit.transforms._FitResize).
-LOADER_VERSION = 4
-#: Packages whose code computes the cached pixels (decode: pillow; crop, resize: the rest).
-_PIXEL_PACKAGES = (
-    "pillow",
-    "albumentations",
-    "albucore",
-    "opencv-python-headless",
-    "opencv-python",
-)
-
-
 #: The eval set is never thinned (a submission needs every row), so its bad pictures have one fix.
 _EVAL_FIX = (
     "replace them: a submission needs the picture of every row of eval/info.csv, so "
@@ -160,46 +148,11 @@ def person_folds_of(df: pd.DataFrame, cfg: Any) -> np.ndarray:
 
 
 # ---- the picture cache ---------------------------------------------------------------------
-def prepare_file(path: str, cfg: Any, box: Box | None = None) -> np.ndarray:
-    """One picture decoded, cropped (around face ``box`` in face mode) and resized as ``cfg``
-    says: uint8 (H, W, 3)."""
-    return prepare(load_rgb(path), cfg, box)
-
-
-def cache_extra() -> dict[str, Any]:
-    """What else the cached pixels depend on (part of the cache key): the loader's version and
-    the versions of the packages that decode and resize."""
-    versions = {p: v for p in _PIXEL_PACKAGES if (v := package_version(p)) is not None}
-    return {"loader": "kit.train.data.prepare_file", "version": LOADER_VERSION, **versions}
-
-
 def run_paths(data: Splits) -> list[str]:
     """Every picture of ``data`` (training, validation and eval rows), sorted."""
     frames = [data.train, data.val] + ([data.eval] if data.eval is not None else [])
     # sorted, not split order: every fold and seed of one data set shares one cache
     return sorted({str(p) for df in frames for p in df["path"]})
-
-
-def build_run_cache(
-    cfg: Any, paths: list[str], folder: str | os.PathLike[str], progress: bool = True,
-    loader: PreparedLoader | None = None,
-) -> ImageCache:  # fmt: skip
-    """Build (or reuse) the cache in ``folder`` of ``paths`` prepared under ``cfg``'s crop and
-    size (by ``loader``: it holds the face boxes of a face crop), decoding on every core."""
-    extra = cache_extra()
-    if loader is not None and loader.faces is not None:
-        extra["faces"] = loader.faces.file.name  # the boxes file's name carries its key
-    return build_cache(
-        paths,
-        loader or partial(prepare_file, cfg=cfg),
-        size=tuple(cfg.image_size),
-        crop=prepare_key(cfg),
-        cache_dir=folder,
-        extra=extra,
-        workers=usable_cores(),
-        progress=progress,
-        flips=cfg.cache_flips,
-    )
 
 
 @dataclass
@@ -263,9 +216,10 @@ def train_dataset(
     augment: A.BasicTransform | None = None,
 ) -> ImageDataset:  # fmt: skip
     """The training rows ``df`` with their ``target`` (the head's; with soft pseudo-labels
-    among the rows, ``cfg.head``'s soft target) under ``cfg``'s training transform;
-    ``augment`` replaces the preset's augmentations."""
-    train_tf, _ = build_transforms(cfg, augment=augment, prepared=pictures.prepared)
+    among the rows, ``cfg.head``'s soft target) under ``cfg``'s training transform, as uint8
+    pictures (``kit.model_input.to_model_input`` normalises them on the device); ``augment``
+    replaces the preset's augmentations."""
+    train_tf, _ = build_transforms(cfg, augment=augment, prepared=pictures.prepared, tensor=False)
     soft = soft_targets(df)  # soft pseudo-labels: every row trains on the head's soft target
     target = target if soft is None else head_soft_target(cfg.head)
     return ImageDataset(df, train_tf, "label", cfg.age_thresholds, target, pictures.train, soft)
@@ -276,12 +230,13 @@ def frame_loader(
     pin_memory: bool = False,
 ) -> DataLoader:  # fmt: skip
     """The rows of ``df`` in order, through ``cfg``'s evaluation transform (pictures read by
-    ``prepared``, a cache, when given); targets are -1. A face crop with no ``prepared``
-    prepares each picture around its stored face box (those of the run's data folder)."""
+    ``prepared``, a cache, when given), as uint8 batches for ``kit.model_input.to_model_input``;
+    targets are -1. A face crop with no ``prepared`` prepares each picture around its stored
+    face box (those of the run's data folder)."""
     if prepared is None and CROP_MODES.get(cfg.crop_mode).needs_boxes:
         paths = df["path"].astype(str).tolist()
         prepared = prepared_loader(cfg, resolve_data_dir(cfg), paths, progress=False)
-    _, eval_tf = build_transforms(cfg, prepared=prepared is not None)
+    _, eval_tf = build_transforms(cfg, prepared=prepared is not None, tensor=False)
     source = {} if prepared is None else {"loader": prepared}
     batch_size = batch_size or cfg.eval_batch_size
     return DataLoader(
@@ -291,4 +246,5 @@ def frame_loader(
         # workers only pay off when they can prepare one batch while another is predicted
         num_workers=resolve_workers(cfg.workers) if len(df) > batch_size else 0,
         pin_memory=pin_memory,
+        collate_fn=collate_pictures,
     )

@@ -30,6 +30,7 @@ from kit.device import pick_amp
 from kit.heads import OUTPUT_KINDS, head_spec, head_task, to_probs
 from kit.metrics import score_probs, selection_score
 from kit.mixing import Mixer
+from kit.model_input import to_model_input
 from kit.optim import Parts, epoch_steps, optimizer_steps
 from kit.progress import Progress
 from kit.running import SYNC_EVERY, Running, batch_labels
@@ -170,7 +171,7 @@ def train_one_epoch(
         running = Running(device, counts=progress.bar_shown, width=width)
         # islice, not a break: a break would load (and throw away) one batch too many
         for i, (images, targets) in enumerate(itertools.islice(loader, steps)):
-            images, targets = images.to(device, non_blocking=True), _to_device(targets, device)
+            images, targets = to_model_input(images, cfg, device), _to_device(targets, device)
             hard = targets
             if mixer is not None:
                 images, targets = mixer(images, targets)
@@ -228,9 +229,7 @@ def predict_frame(
     chunks = []
     try:
         for images, _ in loader:
-            images = images.to(device, non_blocking=True)
-            if cfg.channels_last:
-                images = images.contiguous(memory_format=torch.channels_last)
+            images = to_model_input(images, cfg, device)
             with amp.autocast():
                 views = [to_probs(model(v), kind) for v in views_of(images)]
             chunks.append((sum(views) / len(views)).float().cpu())
