@@ -41,7 +41,7 @@ from kit.tracking import Hook, Trackers
 from kit.train import checkpoint, data, distributed
 from kit.train.checkpoint import Parts, TrainState
 from kit.train.optim import build_criterion
-from kit.tta import tta_views
+from kit.tta import crop_sources, tta_views
 
 __all__ = ["REFITS", "Epochs", "Job", "RefitSpec", "Trainer", "batch_labels", "build_trainer"]
 __all__ += ["Ready", "predict_frame", "prepare", "refit", "score", "train_one_epoch", "train_run"]
@@ -393,23 +393,31 @@ def predict_frame(
     head (``kit.heads.head_task``) gives its task's (n, k) probabilities instead.
 
     ``tta`` names the test-time views whose probabilities are averaged
-    (``kit.tta.tta_views``: ``"hflip"``, ``"hflip+shift"``, ...). ``prepared`` reads pictures
-    already cropped and resized for ``cfg`` by path (an ``ImageCache``).
+    (``kit.tta.tta_views``: ``"hflip"``, ``"hflip+shift"``, ...); a crop view
+    (``"center_face"``) also reads the rows under the other crop modes it names
+    (``kit.tta.crop_sources``). ``prepared`` reads pictures already cropped and resized for
+    ``cfg`` by path (an ``ImageCache``).
     """
     views_of = tta_views(tta)
     device = next(model.parameters()).device
     kind = head_spec(cfg.head).kind
     loader = data.frame_loader(df, cfg, prepared, batch_size, pin_memory=device.type == "cuda")
+    paths = df["path"].astype(str).tolist() if views_of.crops else []
+    crops = crop_sources(views_of, cfg, data.resolve_data_dir(cfg), paths)
+    crop_loaders = [data.frame_loader(df, c.cfg, c.loader, batch_size) for c in crops]
     use_amp, was_training = bool(cfg.amp) and device.type == "cuda", model.training
     model.eval()
-    chunks = []
+    chunks, start = [], 0
     try:
-        for images, _ in loader:
+        for (images, _), *others in zip(loader, *crop_loaders, strict=True):
             images = images.to(device, non_blocking=True)
+            batches = [c.view(o, images, start) for c, (o, _) in zip(crops, others, strict=True)]
+            start += len(images)
             if cfg.channels_last:
                 images = images.contiguous(memory_format=torch.channels_last)
+                batches = [b.contiguous(memory_format=torch.channels_last) for b in batches]
             with torch.autocast(device.type, enabled=use_amp):
-                views = [to_probs(model(v), kind) for v in views_of(images)]
+                views = [to_probs(model(v), kind) for v in views_of(images, batches)]
             chunks.append((sum(views) / len(views)).float().cpu())
     finally:
         model.train(was_training)
