@@ -22,6 +22,7 @@ nice -n 10 python scripts/ablate.py --people 120 --eval-people 30 --epochs 6 \
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,8 +37,17 @@ TECHNIQUES: dict[str, dict] = {
     "baseline": {},
     "mixup": {"mix": "mixup"},
     "cutmix": {"mix": "cutmix"},
+    # MixUp whose partners share the 18-way class: is it mixing itself or mixing across
+    # classes (a blended "incorrect" mask under a "wear" label) that costs the mask F1?
+    "same-class mixup (diagnostic)": {"mix": "mixup", "mix_pairs": "same_class"},
     "same-class vertical halves (1st place)": {"mix": "vhalves", "mix_pairs": "same_class"},
     "drop ages 27-29, 57-59 (1st place)": {"drop_ages": "27-29,57-59"},
+    # the same arm at the baseline's number of pictures seen: on the fixture it leaves out 21
+    # of the 96 training people (525 of 672 pictures), so 6 epochs of it are 4.6 epochs of data
+    "equal-pictures drop ages (8 epochs: 8 x 525 ~ 6 x 672 pictures)": {
+        "drop_ages": "27-29,57-59",
+        "epochs": 8,
+    },
     "EMA (decay 0.99)": {"ema": True, "ema_decay": 0.99},
     "logit adjusted": {"loss": "logit_adjusted"},
     "refit: 1 more epoch on train + val": {"refit": "continue", "refit_epochs": 1},
@@ -111,9 +121,17 @@ def _row(name: str, runs: list[Scores]) -> str:
     return f"| {name} | {cell(val)} | {per_seed} | {tasks} | {ev} | {sec} |"
 
 
-def _latest(runs: Path, tag: str) -> Path:
-    """The newest finished run folder named ``<timestamp>_<tag>`` (for --from-runs)."""
-    found = sorted(d for d in runs.glob(f"*_{tag}") if (d / "test_probs.csv").is_file())
+def _latest(runs: Path, tag: str, cfg: kit.Config) -> Path:
+    """The newest finished run folder named ``<timestamp>_<tag>`` trained with ``cfg`` (its
+    technique fields: two rows may share a tag), for --from-runs."""
+    fields = ("seed", "epochs", "mix", "mix_pairs", "mix_off_epochs", "drop_ages", "ema", "loss")
+    fields += ("refit",)
+    found = [
+        d
+        for d in sorted(runs.glob(f"*_{tag}"))
+        if (d / "test_probs.csv").is_file()
+        and all(json.loads((d / "config.json").read_text())[k] == getattr(cfg, k) for k in fields)
+    ]
     if not found:
         raise SystemExit(f"error: no finished run folder *_{tag} in {runs}; train it first")
     return found[-1]
@@ -168,7 +186,7 @@ def main() -> None:
         for seed in args.seeds:
             tag = f"{name.split()[0]}_s{seed}"
             if args.from_runs:
-                run_dir = _latest(work / "runs", tag)
+                run_dir = _latest(work / "runs", tag, base.replace(seed=seed, **change))
             else:
                 run_dir = kit.fit(base.replace(seed=seed, name=tag, **change)).run_dir
             runs.append(_run_scores(run_dir, data))
