@@ -94,6 +94,12 @@ class Config:
         "test_probs.csv (a list a,b: their mean) join training under their predicted class",
     )
     pseudo_threshold: float = _f(0.9, "a pseudo-label needs a top probability above this")
+    pseudo_targets: str = _f(
+        "hard",
+        "what a pseudo-labelled picture trains on: hard (its top class) or soft (stage 1's "
+        "probabilities)",
+        registry="pseudo_targets",
+    )
     seed: int = _f(42, "seed of the split, the model init, shuffling and augmentation", split=True)
     deterministic: bool = _f(True, "deterministic torch algorithms (same config = same result)")
     # model

@@ -11,6 +11,8 @@ Training and inference never look at a head's name, only at its output kind
   (``OutputKind.task`` says which), never 18-way: the ensembler merges a mask, a gender and an
   age run (docs/ensembling.md, "Per-task runs").
 
+Each kind also trains on soft targets (soft pseudo-labels): :attr:`OutputKind.soft_target`.
+
 So a new head of either kind is one decorated builder; ``fit``, ``predict`` and the config
 checks accept it by name:
 
@@ -33,7 +35,7 @@ from typing import Any, TypeVar
 import torch
 from torch import nn
 
-from kit.labels import HEAD_SIZES, NUM_CLASSES, decode, joint_from_heads
+from kit.labels import HEAD_SIZES, NUM_CLASSES, decode, encode, heads_from_joint, joint_from_heads
 from kit.labels import HEADS as HEAD_NAMES
 from kit.registry import Registry, UnknownName
 
@@ -43,10 +45,12 @@ __all__ = [
     "HeadSpec",
     "MultiHead",
     "OutputKind",
+    "head_soft_target",
     "head_spec",
     "head_target",
     "head_task",
     "register_head",
+    "target_classes",
     "to_probs",
 ]
 
@@ -65,6 +69,9 @@ class OutputKind:
     #: the one task (``"mask"``, ``"gender"``, ``"age"``) a per-task kind predicts; None for
     #: kinds whose probabilities are 18-way.
     task: str | None = None
+    #: 18-way probabilities ``(18,)`` -> the soft target of this kind (float32 tensors: the
+    #: vector, the three marginals, or the task's marginal); None: it takes none.
+    soft_target: Callable[[Any], Any] | None = None
 
     @property
     def width(self) -> int:
@@ -85,12 +92,30 @@ def _heads_target(label: int) -> dict[str, int]:
     return dict(zip(HEAD_NAMES, decode(label), strict=True))
 
 
+def _marginals(p18: Any) -> dict[str, torch.Tensor]:
+    rows = heads_from_joint(torch.as_tensor(p18, dtype=torch.float32)[None])
+    return {h: m[0] for h, m in zip(HEAD_NAMES, rows, strict=True)}
+
+
+def _joint_soft(p18: Any) -> torch.Tensor:
+    return torch.as_tensor(p18, dtype=torch.float32)
+
+
+def _task_soft(task: str, p18: Any) -> torch.Tensor:
+    return _marginals(p18)[task]
+
+
 #: output kind -> how it is trained and read. The loss of each kind is built by
 #: ``kit.train.optim.build_criterion``.
 OUTPUT_KINDS: Registry[OutputKind] = Registry("output_kind")
-OUTPUT_KINDS.register("joint", OutputKind("one (n, 18) logits tensor", int, _joint_probs))
 OUTPUT_KINDS.register(
-    "heads", OutputKind("a dict of mask / gender / age logits", _heads_target, _heads_probs)
+    "joint", OutputKind("one (n, 18) logits tensor", int, _joint_probs, soft_target=_joint_soft)
+)
+OUTPUT_KINDS.register(
+    "heads",
+    OutputKind(
+        "a dict of mask / gender / age logits", _heads_target, _heads_probs, soft_target=_marginals
+    ),
 )
 
 
@@ -110,6 +135,7 @@ for _i, _task in enumerate(HEAD_NAMES):
             _task_target(_i),
             _joint_probs,  # a softmax over the task's values
             task=_task,
+            soft_target=partial(_task_soft, _task),
         ),
     )
 
@@ -158,6 +184,25 @@ def head_target(name: str) -> Callable[[int], Any]:
     """The training target of head ``name`` for an 18-way class id (its kind's ``target``):
     the id itself for ``"joint"`` heads, a ``{mask, gender, age}`` dict for ``"heads"``."""
     return OUTPUT_KINDS.get(head_spec(name).kind).target
+
+
+def head_soft_target(name: str) -> Callable[[Any], Any]:
+    """The soft training target of head ``name`` for 18-way probabilities ``(18,)``: the
+    vector for ``"joint"`` heads, the three marginals for ``"heads"``, a per-task head's
+    marginal."""
+    kind = head_spec(name).kind
+    soft = OUTPUT_KINDS.get(kind).soft_target
+    if soft is None:
+        raise ValueError(f"head {name!r}: output kind {kind!r} declares no soft_target")
+    return soft
+
+
+def target_classes(targets: Any) -> torch.Tensor:
+    """Class ids of a batch of training targets: 18-way ids (a dict of head ids encoded), a
+    per-task head's values; soft targets (float rows) by their most likely value."""
+    if isinstance(targets, Mapping):
+        return encode(*(target_classes(targets[h]) for h in HEAD_NAMES))
+    return targets.argmax(1) if targets.is_floating_point() else targets
 
 
 def head_task(name: str) -> str | None:

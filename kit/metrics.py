@@ -17,6 +17,7 @@ from kit.labels import HEAD_SIZES, HEADS, NUM_CLASSES, class_name, decode
 __all__ = [
     "accuracy",
     "confusion_matrix",
+    "f1_from_confusion",
     "head_f1",
     "macro_f1",
     "per_class_f1",
@@ -72,9 +73,18 @@ def _confusion(t: np.ndarray, p: np.ndarray, num_classes: int) -> np.ndarray:
     return flat.reshape(num_classes, num_classes)
 
 
-def _f1_from_confusion(cm: np.ndarray) -> np.ndarray:
-    tp = np.diag(cm).astype(np.float64)
-    denom = cm.sum(0) + cm.sum(1)  # = 2tp + fp + fn
+def f1_from_confusion(cm: Any) -> np.ndarray:
+    """F1 of each class from confusion counts ``(..., c, c)`` (rows true classes, columns
+    predictions): shape ``(..., c)``, 0 where a class is absent from both sides.
+
+    A stack of matrices gives one row per matrix; ``.mean(-1)`` is the macro F1 of each (the
+    training loop's running counts and the ensemble weight search score this way).
+    """
+    cm = np.asarray(cm)
+    if cm.ndim < 2 or cm.shape[-1] != cm.shape[-2]:
+        raise ValueError(f"expected confusion counts of shape (..., c, c), got shape {cm.shape}")
+    tp = np.diagonal(cm, axis1=-2, axis2=-1).astype(np.float64)
+    denom = cm.sum(-2) + cm.sum(-1)  # = 2tp + fp + fn
     return np.divide(2 * tp, denom, out=np.zeros_like(tp), where=denom > 0)
 
 
@@ -86,7 +96,7 @@ def confusion_matrix(y_true: Any, y_pred: Any, num_classes: int = NUM_CLASSES) -
 
 def per_class_f1(y_true: Any, y_pred: Any, num_classes: int = NUM_CLASSES) -> np.ndarray:
     """F1 of each class ``0..num_classes-1`` (0 where the class is absent from both sides)."""
-    return _f1_from_confusion(confusion_matrix(y_true, y_pred, num_classes))
+    return f1_from_confusion(confusion_matrix(y_true, y_pred, num_classes))
 
 
 def macro_f1(y_true: Any, y_pred: Any, num_classes: int = NUM_CLASSES) -> float:
@@ -105,7 +115,7 @@ def head_f1(y_true: Any, y_pred: Any) -> dict[str, float]:
     t, p = _validate(y_true, y_pred, NUM_CLASSES)
     t_heads, p_heads = decode(t), decode(p)
     return {
-        head: float(_f1_from_confusion(_confusion(th, ph, HEAD_SIZES[head])).mean())
+        head: float(f1_from_confusion(_confusion(th, ph, HEAD_SIZES[head])).mean())
         for head, th, ph in zip(HEADS, t_heads, p_heads, strict=True)
     }
 
@@ -119,7 +129,7 @@ def summarize(y_true: Any, y_pred: Any) -> dict[str, Any]:
     cm = _confusion(t, p, NUM_CLASSES)
     heads = head_f1(t, p)
     return {
-        "macro_f1": float(_f1_from_confusion(cm).mean()),
+        "macro_f1": float(f1_from_confusion(cm).mean()),
         "accuracy": float(np.mean(t == p)),
         **{f"f1_{head}": value for head, value in heads.items()},
         "confusion": cm.tolist(),
@@ -143,7 +153,7 @@ def summarize_task(task: str, y_true: Any, y_pred: Any) -> dict[str, Any]:
     t, p = _validate(task_values(task, y_true), y_pred, k)
     cm = _confusion(t, p, k)
     heads = {f"f1_{h}": None for h in HEADS}
-    heads[f"f1_{task}"] = float(_f1_from_confusion(cm).mean())
+    heads[f"f1_{task}"] = float(f1_from_confusion(cm).mean())
     return {"macro_f1": None, "accuracy": float(np.mean(t == p)), **heads, "confusion": cm.tolist()}
 
 
@@ -161,7 +171,7 @@ def report(y_true: Any, y_pred: Any) -> str:
     predicted, support = cm.sum(0), cm.sum(1)
     precision = np.divide(tp, predicted, out=np.zeros_like(tp), where=predicted > 0)
     recall = np.divide(tp, support, out=np.zeros_like(tp), where=support > 0)
-    f1 = _f1_from_confusion(cm)
+    f1 = f1_from_confusion(cm)
     lines = [f"{'class':>5}  {'name':<24}{'precision':>10}{'recall':>10}{'f1':>10}{'support':>9}"]
     for c in range(NUM_CLASSES):
         lines.append(

@@ -11,7 +11,8 @@ its own target with the same ``lam``.
 Partners (:data:`MIX_PAIRS`) are ``random`` or ``same_class`` (a partner of the same 18-way
 training class, so a cut can never paste a mask onto a face labelled "not wear": the reason the
 3rd place gave for CutMix "making wrong examples"). A per-task head (``--head age``) mixes its
-task's values the same way (same class: the same task value).
+task's values the same way (same class: the same task value). Targets that are soft already
+(soft pseudo-labels) are mixed as they are, partners paired by their most likely class.
 
 Classic random-pair MixUp / CutMix is ``timm.data.Mixup`` itself; kit adds only what timm has
 no option for (partners of the same class, half pictures). Every random draw (timm's too) comes
@@ -31,8 +32,8 @@ import torch
 from timm.data import Mixup
 from timm.data.mixup import cutmix_bbox_and_lam
 
-from kit.heads import head_task
-from kit.labels import HEAD_SIZES, HEADS, NUM_CLASSES, encode, heads_from_joint
+from kit.heads import head_task, target_classes
+from kit.labels import HEAD_SIZES, HEADS, NUM_CLASSES, heads_from_joint
 from kit.registry import Registry
 
 __all__ = ["MIXES", "MIX_PAIRS", "Mixer", "build_mixer", "mix_active", "soft_targets"]
@@ -117,11 +118,16 @@ def soft_targets(
     return onehot * lam + onehot[torch.as_tensor(partner, device=onehot.device)] * (1.0 - lam)
 
 
-def _classes(targets: Any) -> torch.Tensor:
-    """18-way training class ids of a batch's targets (ids, or a dict of head ids)."""
+def _is_soft(targets: Any) -> bool:
+    first = targets[HEADS[0]] if isinstance(targets, dict) else targets
+    return bool(first.is_floating_point())
+
+
+def _mix_soft(targets: Any, partner: np.ndarray, lam: float) -> Any:
+    """``lam * target + (1 - lam) * partner's target`` of soft targets (per head for a dict)."""
     if isinstance(targets, dict):
-        return encode(targets["mask"], targets["gender"], targets["age"])
-    return targets
+        return {h: _mix_soft(t, partner, lam) for h, t in targets.items()}
+    return targets * lam + targets[torch.as_tensor(partner, device=targets.device)] * (1.0 - lam)
 
 
 def _like(targets: Any, soft: torch.Tensor) -> Any:
@@ -152,14 +158,17 @@ class Mixer:
             )
 
     def __call__(self, images: torch.Tensor, targets: Any) -> tuple[torch.Tensor, Any]:
-        classes = _classes(targets)
-        if self.timm is not None and len(images) % 2 == 0:  # timm pairs row i with row n-1-i
+        classes, soft = target_classes(targets), _is_soft(targets)
+        # timm pairs row i with row n-1-i, and one-hots class ids (never soft targets)
+        if self.timm is not None and not soft and len(images) % 2 == 0:
             images, soft = self.timm(images, classes)
             return images, _like(targets, soft)
         lam, partner = 1.0, np.arange(len(images))
         if self.spec.mix is not None and np.random.rand() < self.cfg.mix_prob:
             partner = self.pairs(classes.cpu().numpy())
             lam = self.spec.mix(images, partner, self.cfg)
+        if soft:
+            return images, _mix_soft(targets, partner, lam)
         return images, _like(targets, soft_targets(classes, partner, lam, self.width))
 
 

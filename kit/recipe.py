@@ -1,5 +1,6 @@
-"""What a recipe calls: ``main(config)`` (its whole command line: flags, training, errors), or
-``parse_args`` alone on top of its base ``Config``.
+"""What a recipe calls: ``main(config)`` (its whole command line: flags, training, errors),
+``main(config, train=fn)`` for a recipe that does more than one ``fit``, or ``parse_args`` alone
+on top of its base ``Config``.
 
 Precedence is recipe values < ``--config FILE`` < command-line flags; ``--resume RUN_DIR``
 starts from that run's saved config instead of the recipe's.
@@ -8,8 +9,9 @@ starts from that run's saved config instead of the recipe's.
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TypeVar
 
 import albumentations as A
 
@@ -20,6 +22,8 @@ from kit.runfolder import CONFIG, Run
 from kit.train import fit
 
 __all__ = ["main", "parse_args"]
+
+T = TypeVar("T")
 
 
 def parse_args(base: Config, argv: Sequence[str] | None = None) -> Config:
@@ -48,21 +52,28 @@ def main(
     base: Config,
     train_transform: A.BasicTransform | None = None,
     argv: Sequence[str] | None = None,
-) -> Run:
+    *,
+    train: Callable[[Config], T] | None = None,
+) -> Run | T:
     """A recipe's whole command line: ``fit(parse_args(base, argv), train_transform)``.
 
-    kit's own errors (bad data, config, run folder, disk) end the process with one ``error:``
-    line and exit code 2 (``--debug`` or ``KIT_DEBUG=1`` shows the traceback); Ctrl-C and SIGTERM
-    with 130 and 143, after the run recorded where it stopped. A bug keeps its traceback.
-    Returns the :class:`Run` when training finished (``fit`` logs its scores and folder).
+    ``train``: what to do with the parsed config instead (a recipe that trains more than once,
+    or reports more); ``main`` returns what it returns. kit's own errors (bad data, config, run
+    folder, disk) end the process with one ``error:`` line and exit code 2 (``--debug`` or
+    ``KIT_DEBUG=1`` shows the traceback); Ctrl-C and SIGTERM with 130 and 143, after the run
+    recorded where it stopped. A bug keeps its traceback. Returns the :class:`Run` when
+    training finished (``fit`` logs its scores and folder).
     """
-    done: list[Run] = []
+    if train is not None and train_transform is not None:
+        raise TypeError("kit.main takes train or train_transform: pass the transform to kit.fit")
+    step = train if train is not None else (lambda cfg: fit(cfg, train_transform))
+    done: list[Run | T] = []
 
-    def train(args: list[str]) -> int:
-        done.append(fit(parse_args(base, args), train_transform))
+    def command(args: list[str]) -> int:
+        done.append(step(parse_args(base, args)))
         return 0
 
-    code = run_cli(train, argv)
+    code = run_cli(command, argv)
     if code:
         raise SystemExit(code)
     return done[0]

@@ -15,9 +15,9 @@ import numpy as np
 import torch
 
 from kit.errors import TrainingDiverged
-from kit.heads import to_probs
-from kit.labels import NUM_CLASSES, encode
-from kit.metrics import _f1_from_confusion
+from kit.heads import target_classes, to_probs
+from kit.labels import NUM_CLASSES
+from kit.metrics import f1_from_confusion
 
 __all__ = ["SYNC_EVERY", "Running", "batch_labels"]
 
@@ -30,9 +30,7 @@ def _batch_codes(output: Any, targets: Any) -> tuple[torch.Tensor, torch.Tensor]
     per-task head's values."""
     with torch.no_grad():
         pred = to_probs(output.detach() if torch.is_tensor(output) else output).argmax(1)
-    if isinstance(targets, dict):
-        targets = encode(targets["mask"], targets["gender"], targets["age"])
-    return targets, pred
+    return target_classes(targets), pred
 
 
 def batch_labels(output: Any, targets: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -80,4 +78,4 @@ class Running:
     def f1(self) -> float:
         """Macro F1 of every training batch so far, from the confusion counts."""
         cm = self.cm.cpu().numpy().reshape(self.width, self.width)
-        return float(_f1_from_confusion(cm).mean())
+        return float(f1_from_confusion(cm).mean())

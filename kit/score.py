@@ -1,7 +1,9 @@
 """Score a run's validation or a submission: macro F1, accuracy, per-class report, confusion.
 
 ``python -m kit.score RUN_DIR [--mistakes]``: the run's (or K-fold parent's, out-of-fold) own
-validation report from its val_probs.csv; ``--mistakes`` (re)draws its mistakes sheet.
+validation report from its val_probs.csv; ``--mistakes`` (re)draws its mistakes sheet. A
+per-task run (mask, gender or age only) reports its task: macro F1 over the task's values,
+per value, and the task's confusion.
 ``python -m kit.score submission.csv --answers data/eval/answers.csv [--png confusion.png]``:
 a submission against answers, both ``ImageID,ans`` (the fixture's ``eval/answers.csv`` works as
 is). The scores come first; the picture is optional and only warns when it cannot be written.
@@ -13,18 +15,20 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+from sklearn.metrics import classification_report
 
 from kit import cli
 from kit.cli import add_debug_flag, error_text, run_cli
 from kit.data.fixture import FIXTURE, SMOKE_FIXTURE
 from kit.io import OutputError
-from kit.labels import NUM_CLASSES
-from kit.metrics import per_class_f1, report, summarize
+from kit.labels import HEAD_SIZES, VALUE_NAMES
+from kit.metrics import per_class_f1, report, summarize, summarize_task, task_values
 from kit.plot import confusion_png
 from kit.runfolder import (
     SUBMISSION,
@@ -36,6 +40,7 @@ from kit.runfolder import (
     read_predictions,
     read_submission,
     read_summary,
+    read_task_predictions,
 )
 from kit.sheets import mistakes_sheet, train_picture_files
 
@@ -88,30 +93,56 @@ def _scores(truth: np.ndarray, pred: np.ndarray, same_order: bool) -> dict[str, 
 
 
 def format_confusion(confusion: Sequence[Sequence[int]]) -> str:
-    """The confusion matrix as text: rows true, columns predicted, ids on both axes."""
+    """The confusion matrix as text: rows true, columns predicted, ids on both axes (18
+    classes, or the values of one task)."""
     cm = np.asarray(confusion)
     width = max(4, len(str(cm.max())) + 1)
-    head = "true\\pred" + "".join(f"{j:>{width}}" for j in range(NUM_CLASSES))
-    rows = [f"{i:>9}" + "".join(f"{v:>{width}}" for v in cm[i]) for i in range(NUM_CLASSES)]
+    head = "true\\pred" + "".join(f"{j:>{width}}" for j in range(len(cm)))
+    rows = [f"{i:>9}" + "".join(f"{v:>{width}}" for v in cm[i]) for i in range(len(cm))]
     return "\n".join([head, *rows]) + "\n"
 
 
-def _target(args: argparse.Namespace) -> tuple[str, np.ndarray, np.ndarray, bool, Path]:
-    """What to score: (title, truth, predictions, same order, default picture path); with
-    ``--mistakes``, a run folder's mistakes sheet is drawn first."""
+@dataclass(frozen=True)
+class _Target:
+    """What is scored: 18-way truth and predictions (a per-task run's: its task's values)."""
+
+    title: str
+    truth: np.ndarray
+    pred: np.ndarray
+    same_order: bool
+    png: Path  # where the confusion picture goes by default
+    task: str | None = None  # a per-task run's task
+
+
+def _run_target(path: Path, args: argparse.Namespace) -> _Target:
+    """A run folder's (or K-fold parent's) own validation rows, 18-way or per-task; with
+    ``--mistakes``, its mistakes sheet is drawn first."""
+    per_task = read_task_predictions(path)
+    task, val = (None, read_predictions(path)[0]) if per_task is None else per_task[:2]
+    if val is None:  # read_predictions has explained a run with neither file
+        raise FileNotFoundError(
+            f"{path}: no {VAL_PROBS}; expected a run folder that finished validation "
+            "(or pass a submission CSV with --answers)"
+        )
+    folds = read_summary(path).get("folds")
+    what = f"out-of-fold over {len(folds)} folds" if folds else "validation"
+    if task is not None:
+        if args.mistakes:  # the sheet captions 18-way classes, which this run never predicts
+            raise ValueError(
+                f"{path}: --mistakes draws 18-way mistakes, but this is a per-task ({task}) "
+                f"run; list its doubtful {task} labels with python -m kit.runs suspects {path}"
+            )
+        what = f"{task} only, {what}"
+    elif args.mistakes:
+        _mistakes(path, val, args.data_dir)
+    return _Target(f"{path.name} ({what})", val.truth, val.labels, True, path / VAL_CONFUSION, task)
+
+
+def _target(args: argparse.Namespace) -> _Target:
+    """What to score: a run's own validation rows, or a submission against answers."""
     path = Path(args.target)
     if path.is_dir() and args.answers is None:  # a run's own validation report
-        val, _ = read_predictions(path)  # explains a run that has not finished
-        if val is None:
-            raise FileNotFoundError(
-                f"{path}: no {VAL_PROBS}; expected a run folder that finished validation "
-                "(or pass a submission CSV with --answers)"
-            )
-        folds = read_summary(path).get("folds")
-        what = f"out-of-fold over {len(folds)} folds" if folds else "validation"
-        if args.mistakes:
-            _mistakes(path, val, args.data_dir)
-        return f"{path.name} ({what})", val.truth, val.labels, True, path / VAL_CONFUSION
+        return _run_target(path, args)
     if args.mistakes:
         raise ValueError(
             f"{path}: --mistakes draws a run folder's validation mistakes; give a run folder "
@@ -124,7 +155,7 @@ def _target(args: argparse.Namespace) -> tuple[str, np.ndarray, np.ndarray, bool
         )
     sub = path / SUBMISSION if path.is_dir() else path
     truth, pred, same_order = _aligned(sub, Path(args.answers))
-    return sub.name, truth, pred, same_order, sub.with_name(f"{sub.stem}_confusion.png")
+    return _Target(sub.name, truth, pred, same_order, sub.with_name(f"{sub.stem}_confusion.png"))
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -170,10 +201,12 @@ def _mistakes(run: Path, val: Split, data_dir: str | None) -> None:
     print(f"wrote {out}")
 
 
-def _picture(confusion: list[list[int]], png: Path, title: str) -> None:
+def _picture(
+    confusion: list[list[int]], png: Path, title: str, names: Sequence[str] | None = None
+) -> None:
     """The optional picture: a folder it cannot be written to only warns."""
     try:
-        confusion_png(confusion, png, title=title)
+        confusion_png(confusion, png, class_names=names, title=title)
     except OSError as err:
         if isinstance(err, OutputError):
             err = err.with_fix(_PNG_FIX)
@@ -182,19 +215,36 @@ def _picture(confusion: list[list[int]], png: Path, title: str) -> None:
     print(f"wrote {png}")
 
 
+def _task_report(task: str, y_true: np.ndarray, y_pred: np.ndarray) -> str:
+    """Per-value precision / recall / F1 / support of a per-task run (``y_true`` 18-way class
+    ids, ``y_pred`` the task's values): scikit-learn's report, whose macro avg F1 is the
+    task's macro F1."""
+    values = range(HEAD_SIZES[task])
+    return classification_report(
+        task_values(task, y_true), y_pred, labels=values, target_names=VALUE_NAMES[task],
+        digits=4, zero_division=0,
+    )  # fmt: skip
+
+
 def _main(argv: Sequence[str]) -> int:
     args = _parser().parse_args(argv)
-    title, truth, pred, same_order, default_png = _target(args)
-    png = Path(args.png) if args.png else default_png
-    s = _scores(truth, pred, same_order)
-    print(f"{title}\n")
-    print(f"macro F1  {s['macro_f1']:.4f}   accuracy  {s['accuracy']:.4f}   (n = {s['n']})\n")
-    print(report(truth, pred))
+    t = _target(args)
+    png = Path(args.png) if args.png else t.png
+    if t.task is None:
+        s, label, names = _scores(t.truth, t.pred, t.same_order), "macro F1", None
+        text = report(t.truth, t.pred)
+    else:  # its task's macro F1: the score the run kept its best checkpoint by
+        s = {**summarize_task(t.task, t.truth, t.pred), "n": len(t.truth), "same_order": True}
+        s["macro_f1"], label, names = s[f"f1_{t.task}"], f"{t.task} macro F1", VALUE_NAMES[t.task]
+        text = _task_report(t.task, t.truth, t.pred)
+    print(f"{t.title}\n")
+    print(f"{label}  {s['macro_f1']:.4f}   accuracy  {s['accuracy']:.4f}   (n = {s['n']})\n")
+    print(text)
     print(format_confusion(s["confusion"]))
     if not s["same_order"]:
         print("WARNING: rows are not in the answers' order; the leaderboard expects info.csv order")
-    headline = f"macro F1 {s['macro_f1']:.4f}, accuracy {s['accuracy']:.4f}, n {s['n']}"
-    _picture(s["confusion"], png, f"{title}: {headline}")
+    headline = f"{label} {s['macro_f1']:.4f}, accuracy {s['accuracy']:.4f}, n {s['n']}"
+    _picture(s["confusion"], png, f"{t.title}: {headline}", names)
     return 0
 
 

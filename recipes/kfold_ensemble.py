@@ -37,14 +37,11 @@ def variant(cfg: kit.Config) -> kit.Config:
 
 
 def main(argv: list[str] | None = None) -> None:
-    code = kit.run_cli(train_and_ensemble, argv)  # one error: line on bad input, exit code 2
-    if code:
-        raise SystemExit(code)
+    kit.main(config(), argv=argv, train=train_and_ensemble)  # flags, errors: as for one fit
 
 
-def train_and_ensemble(argv: list[str]) -> None:
+def train_and_ensemble(cfg: kit.Config) -> None:
     """Both members, then their ensemble and its submission."""
-    cfg = kit.parse_args(config(), argv)
     if cfg.resume:
         raise ValueError(
             "this recipe trains two members; resume each with "

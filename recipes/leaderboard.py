@@ -48,14 +48,11 @@ def config() -> kit.Config:
 
 
 def main(argv: list[str] | None = None) -> None:
-    code = kit.run_cli(train, argv)  # one error: line on bad input, exit code 2
-    if code:
-        raise SystemExit(code)
+    kit.main(config(), argv=argv, train=train)  # one error: line on bad input, exit code 2
 
 
-def train(argv: list[str]) -> None:
+def train(cfg: kit.Config) -> None:
     """The run (or, with --smoke, its stand-in) and its report."""
-    cfg = kit.parse_args(config(), argv)
     if cfg.smoke:
         cfg = cfg.replace(**SMOKE_STAND_IN)
         print(

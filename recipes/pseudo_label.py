@@ -15,6 +15,7 @@ python recipes/pseudo_label.py                       # stage 1 = the baseline, t
 python recipes/pseudo_label.py --pseudo-labels runs/<ts>_baseline_kfold   # stage 2 only
 python recipes/pseudo_label.py --pseudo-labels runs/<a>,runs/<b>          # their mean
 python recipes/pseudo_label.py --smoke               # seconds (every eval picture passes)
+python recipes/pseudo_label.py --pseudo-targets soft  # train on stage 1's probabilities
 
 An ensemble of other methods: write its test probabilities with
 ``kit.write_test_probs(path, result.test_ids, result.test_probs)`` and pass ``--pseudo-labels
@@ -36,14 +37,11 @@ def config() -> kit.Config:
 
 
 def main(argv: list[str] | None = None) -> None:
-    code = kit.run_cli(train, argv)  # one error: line on bad input, exit code 2
-    if code:
-        raise SystemExit(code)
+    kit.main(config(), argv=argv, train=train)  # one error: line on bad input, exit code 2
 
 
-def train(argv: list[str]) -> None:
+def train(cfg: kit.Config) -> None:
     """Stage 1 (unless given) and stage 2, and how many eval pictures stage 2 trained on."""
-    cfg = kit.parse_args(config(), argv)
     if cfg.smoke:
         # two smoke epochs are never 95% sure: let every eval picture through to train on it
         cfg = cfg.replace(pseudo_threshold=0.0)

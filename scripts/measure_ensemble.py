@@ -93,6 +93,8 @@ def main() -> None:
         stage2 = kit.fit(base.replace(name="ce_pseudo", **pseudo))
         passed = stage2.summary["pseudo"]
         add("pseudo-label stage 2 (ce K-fold + stage-1 eval labels)", ensemble([stage2.run_dir]))
+        soft = kit.fit(base.replace(name="ce_pseudo_soft", pseudo_targets="soft", **pseudo))
+        add("pseudo-label stage 2, soft targets (stage-1 probabilities)", ensemble([soft.run_dir]))
         note = (
             f"\npseudo-labels: {passed['n_pictures']} of {passed['n_eval']} eval pictures above "
             f"{args.pseudo_threshold} (stage 1: the ce K-fold)"

@@ -4,10 +4,6 @@ short)."""
 
 from __future__ import annotations
 
-import contextlib
-import io
-import logging
-import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -21,39 +17,15 @@ from kit.ensemble.__main__ import main as ensemble_main
 from kit.ensemble.tasks import merge_heads
 from kit.runfolder import read_val_keys, write_task_probs, write_test_probs
 from kit.runs.__main__ import main as runs_main
+from kit.score import main as score_main
 from kit.train import fit
 from kit.train.data import load_splits
 from tests._runfolders import Preds, RunSpec, one_hot_probs, summary, write_run
+from tests._triggers import logged, printed, raised, warned
 
 N = 36
 Y = np.arange(N) % 18
 P = one_hot_probs(Y, 0.5)
-
-
-def _raised(fn: Callable[[], object]) -> str:
-    try:
-        fn()
-    except Exception as err:
-        return str(err)
-    raise AssertionError("no error was raised")
-
-
-def _warned(fn: Callable[[], object]) -> str:
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        fn()
-    return "\n".join(str(w.message) for w in caught)
-
-
-def _printed(main: Callable[[list[str]], object], argv: list[str]) -> str:
-    out = io.StringIO()
-    with (
-        contextlib.redirect_stdout(out),
-        contextlib.redirect_stderr(out),
-        contextlib.suppress(SystemExit),
-    ):
-        main(argv)
-    return out.getvalue()
 
 
 def _run(tmp: Path, name: str, prefix: str = "p") -> Path:
@@ -75,20 +47,6 @@ def _task(tmp: Path, task: str, k: int, prefix: str = "p") -> Path:
     return run
 
 
-def _logged(fn: Callable[[], object]) -> str:
-    """The ``kit`` logger's warnings while ``fn`` runs."""
-    stream = io.StringIO()
-    handler = logging.StreamHandler(stream)
-    handler.setLevel(logging.WARNING)
-    log = logging.getLogger("kit")
-    log.addHandler(handler)
-    try:
-        fn()
-    finally:
-        log.removeHandler(handler)
-    return stream.getvalue()
-
-
 def _eval_probs(c: Any, ids: list[str] | None = None) -> Path:
     """A loose test_probs.csv-shaped file of the trigger layout's eval pictures (or ``ids``)."""
     ids = list(read_eval(c.data())["image_id"]) if ids is None else ids
@@ -98,49 +56,50 @@ def _eval_probs(c: Any, ids: list[str] | None = None) -> Path:
 def _no_eval(c: Any) -> str:
     source = _eval_probs(c)
     (c.data() / "eval" / "info.csv").unlink()
-    return _raised(lambda: load_splits(c.cfg(pseudo_labels=str(source))))
+    return raised(lambda: load_splits(c.cfg(pseudo_labels=str(source))))
 
 
 def _per_task_source(c: Any) -> str:
     run = _task(c.tmp, "mask", 3)
-    return _raised(lambda: fit(c.cfg(pseudo_labels=str(run))))
+    return raised(lambda: fit(c.cfg(pseudo_labels=str(run))))
 
 
 AFTER_TRAINING: dict[str, Callable[[Any], str]] = {
-    "pseudo-not-found": lambda c: _raised(lambda: fit(c.cfg(pseudo_labels=str(c.tmp / "x")))),
-    "pseudo-no-test-probs": lambda c: _raised(lambda: fit(c.cfg(pseudo_labels=str(c.tmp)))),
+    "pseudo-not-found": lambda c: raised(lambda: fit(c.cfg(pseudo_labels=str(c.tmp / "x")))),
+    "pseudo-no-test-probs": lambda c: raised(lambda: fit(c.cfg(pseudo_labels=str(c.tmp)))),
     "pseudo-per-task": _per_task_source,
+    "pseudo-targets-unknown": lambda c: raised(lambda: fit(c.cfg(pseudo_targets="sofft"))),
     "pseudo-no-eval": _no_eval,
-    "pseudo-none-passed": lambda c: _logged(
+    "pseudo-none-passed": lambda c: logged(
         lambda: load_splits(c.cfg(pseudo_labels=str(_eval_probs(c)), pseudo_threshold=0.5))
     ),
-    "pseudo-other-eval": lambda c: _raised(
+    "pseudo-other-eval": lambda c: raised(
         lambda: load_splits(c.cfg(pseudo_labels=str(_eval_probs(c, ["x.jpg"]))))
     ),
-    "calibrate-no-probs": lambda c: _printed(
+    "calibrate-no-probs": lambda c: printed(
         ensemble_main, [str(_run(c.tmp, "a")), "--method", "hard", "--calibrate"]
     ),
-    "calibrate-shape": lambda c: _raised(lambda: fit_biases(P[:, :3], Y)),
-    "honest-one-person": lambda c: _raised(lambda: calibrate(P, Y, groups=["001"] * N)),
-    "honest-no-groups": lambda c: _raised(lambda: calibrate(P, Y)),
-    "stack-rows-differ": lambda c: _raised(
+    "calibrate-shape": lambda c: raised(lambda: fit_biases(P[:, :3], Y)),
+    "honest-one-person": lambda c: raised(lambda: calibrate(P, Y, groups=["001"] * N)),
+    "honest-no-groups": lambda c: raised(lambda: calibrate(P, Y)),
+    "stack-rows-differ": lambda c: raised(
         lambda: ensemble([_run(c.tmp, "a"), _run(c.tmp, "b", "q")], "stack")
     ),
-    "stack-weights": lambda c: _printed(
+    "stack-weights": lambda c: printed(
         ensemble_main, [str(_run(c.tmp, "a")), "--method", "stack", "--weights", "1"]
     ),
-    "stack-combine": lambda c: _raised(lambda: combine("stack", [P])),
-    "stack-members": lambda c: _raised(
+    "stack-combine": lambda c: raised(lambda: combine("stack", [P])),
+    "stack-members": lambda c: raised(
         lambda: fit_stacker([P, P], Y, np.arange(N) % 2).predict([P])
     ),
-    "stack-lengths": lambda c: _raised(lambda: fit_stacker([P], Y[:-1], np.arange(N) % 2)),
-    "val-keys-missing": lambda c: _raised(
+    "stack-lengths": lambda c: raised(lambda: fit_stacker([P], Y[:-1], np.arange(N) % 2)),
+    "val-keys-missing": lambda c: raised(
         lambda: read_val_keys(_run(c.tmp, "a")).take(np.array(["nope/img0"], dtype=object))
     ),
-    "tasks-missing": lambda c: _raised(
+    "tasks-missing": lambda c: raised(
         lambda: ensemble([_task(c.tmp, "mask", 3), _task(c.tmp / "g", "gender", 2)])
     ),
-    "tasks-no-oof": lambda c: _warned(
+    "tasks-no-oof": lambda c: warned(
         lambda: ensemble(
             [
                 _task(c.tmp, "mask", 3),
@@ -149,13 +108,14 @@ AFTER_TRAINING: dict[str, Callable[[Any], str]] = {
             ]
         )
     ),
-    "merge-heads-missing": lambda c: _raised(
+    "merge-heads-missing": lambda c: raised(
         lambda: merge_heads({"mask": [np.full((2, 3), 1 / 3)], "gender": [np.ones((2, 2)) / 2]})
     ),
-    "task-probs-shape": lambda c: _raised(
+    "task-probs-shape": lambda c: raised(
         lambda: write_task_probs(c.tmp / "v.csv", pd.DataFrame(), np.ones((2, 3)), "gender")
     ),
-    "suspects-top": lambda c: _printed(
-        runs_main, ["suspects", str(_run(c.tmp, "a")), "--top", "0"]
+    "score-mistakes-per-task": lambda c: printed(
+        score_main, [str(_task(c.tmp, "age", 3)), "--mistakes"]
     ),
+    "suspects-top": lambda c: printed(runs_main, ["suspects", str(_run(c.tmp, "a")), "--top", "0"]),
 }

@@ -169,6 +169,28 @@ def test_stacking_honest_folds_never_see_their_rows():
     assert not np.allclose(base[folds == 1], changed[folds == 1])
 
 
+def test_stacking_solves_on_one_blas_thread_and_gives_the_rest_back(monkeypatch):
+    """Two BLAS threads contending with other work made stacking 5x slower on shared cores."""
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    from kit.ensemble import stacking
+
+    seen = []
+    fit = stacking._fit
+
+    def spy(*args, **kwargs):
+        seen.append(max(p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"))
+        return fit(*args, **kwargs)
+
+    monkeypatch.setattr(stacking, "_fit", spy)
+    y = np.arange(180) % 18
+    with threadpool_limits(2, user_api="blas"):
+        fit_stacker([_permuted(y, np.arange(18), 0)], y, np.arange(180) % 3)
+        after = max(p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas")
+    assert seen == [1, 1, 1, 1]  # three folds and the final fit
+    assert after == 2
+
+
 def test_stacking_refuses_members_with_different_validation_rows(tmp_path):
     y = np.arange(90) % 18
     a = _kfold_run(tmp_path, "a", _permuted(y, np.arange(18), 0), y, np.full((6, 18), 1 / 18))

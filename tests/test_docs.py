@@ -136,7 +136,13 @@ def test_generated_files_are_what_git_status_shows(tmp_path: Path):
     assert generated_files(tmp_path) == ["?? stray.csv"]
 
 
-_WITH_BLOCKS = [f for f in _doc_files() if runnable_blocks(f.read_text())]
+#: Walkthroughs that train several runs end to end (about 30-50 s each on 2 cores): `slow`.
+_LONG_WALKTHROUGHS = {"getting-started.md", "experiments.md", "ensembling.md"}
+_WITH_BLOCKS = [
+    pytest.param(f, marks=[pytest.mark.slow] if f.name in _LONG_WALKTHROUGHS else [])
+    for f in _doc_files()
+    if runnable_blocks(f.read_text())
+]
 
 
 @pytest.mark.parametrize("doc", _WITH_BLOCKS, ids=lambda p: str(p.relative_to(ROOT)))

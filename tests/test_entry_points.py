@@ -180,6 +180,7 @@ def outcomes(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[int, s
     return {command: (code, out, unchanged) for command, (code, out) in results.items()}
 
 
+@pytest.mark.slow  # one fresh Python with torch per entry point: about 100 CPU-seconds in all
 @pytest.mark.parametrize("command", sorted(CASES))
 def test_a_broken_input_ends_in_one_error_line(command: str, outcomes) -> None:
     code, output, unchanged = outcomes[command]

@@ -43,6 +43,25 @@ def test_macro_f1_equals_sklearn(pair):
     assert metrics.accuracy(t, p) == pytest.approx(skm.accuracy_score(t, p))
 
 
+def test_f1_from_confusion_scores_one_matrix_or_a_stack_of_them():
+    rng = np.random.default_rng(0)
+    y, preds = rng.integers(0, 18, 200), rng.integers(0, 18, (4, 200))
+    preds[0] = y  # perfect: every present class scores 1
+    stack = np.stack([metrics.confusion_matrix(y, p) for p in preds])
+    got = metrics.f1_from_confusion(stack)
+    assert got.shape == (4, 18)
+    for row, p in zip(got, preds, strict=True):
+        want = skm.f1_score(y, p, labels=ALL, average=None, zero_division=0)
+        np.testing.assert_allclose(row, want, atol=1e-12)
+        alone = metrics.f1_from_confusion(metrics.confusion_matrix(y, p))
+        np.testing.assert_array_equal(alone, row)
+    assert got.mean(-1) == pytest.approx([_sk_macro(y, p) for p in preds], abs=1e-12)
+    # 2 classes, hand-computed: class 0 tp=1 fp=0 fn=1 -> 2/3; class 1 tp=2 fp=1 fn=0 -> 4/5
+    np.testing.assert_allclose(metrics.f1_from_confusion([[1, 1], [0, 2]]), [2 / 3, 4 / 5])
+    with pytest.raises(ValueError, match=r"shape \(\.\.\., c, c\), got shape \(2, 3\)"):
+        metrics.f1_from_confusion(np.zeros((2, 3)))
+
+
 def test_absent_classes_count_as_zero():
     # Only classes 0 and 1 occur, both predicted perfectly: 2 of 18 classes have F1 = 1.
     t = p = [0, 1, 1, 0]

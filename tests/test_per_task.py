@@ -108,3 +108,50 @@ def test_differing_validation_people_merge_test_but_warn(tmp_path):
         result = ensemble(runs)
     assert result.val_macro_f1 is None and result.test_labels is not None
     assert decode(result.test_labels)[0].max() <= 2
+
+
+def test_score_of_a_per_task_run_reports_its_task_macro_f1(tmp_path, capsys):
+    from sklearn.metrics import confusion_matrix, f1_score
+
+    from kit.score import main as score_main
+
+    run, probs = _task_run(tmp_path, "age", 3)
+    assert score_main([str(run), "--png", str(tmp_path / "age.png")]) == 0
+    out = capsys.readouterr().out
+    truth, pred = decode(TRUTH)[2], probs["val"].argmax(1)
+    expected = f1_score(truth, pred, labels=range(3), average="macro", zero_division=0)
+    assert f"age macro F1  {expected:.4f}" in out  # the task's, not an 18-way macro F1
+    assert "age only, validation" in out and ">=60" in out  # the task's values, named
+    rows = out[out.index("true\\pred") :].splitlines()[1:4]  # one row per age group
+    shown = np.array([[int(v) for v in row.split()[1:]] for row in rows])
+    np.testing.assert_array_equal(shown, confusion_matrix(truth, pred, labels=range(3)))
+    assert (tmp_path / "age.png").stat().st_size > 0
+
+
+def test_score_mistakes_of_a_per_task_run_is_one_line_naming_suspects(tmp_path, capsys):
+    from kit.score import main as score_main
+
+    run, _ = _task_run(tmp_path, "mask", 1)
+    assert score_main([str(run), "--mistakes"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1
+    assert f"python -m kit.runs suspects {run}" in err
+
+
+def test_suspects_of_a_per_task_run_rank_by_its_task(tmp_path, capsys):
+    from kit.runs.__main__ import main as runs_main
+    from kit.runs.suspects import find_suspects
+
+    run, probs = _task_run(tmp_path, "gender", 2)
+    table = find_suspects(run, top=5).table
+    assert set(table["task"]) == {"gender"}
+    # a person's p_own: the mean over their pictures of the probability of their own gender
+    own = decode(TRUTH)[1]
+    p_own = probs["val"][np.arange(N), own]
+    people = pd.Series(p_own).groupby([i // 3 for i in range(N)]).mean().sort_values(kind="stable")
+    assert table["person_id"].tolist() == [f"p{i:03d}" for i in people.index[:5]]
+    np.testing.assert_allclose(table["p_own"], people.to_numpy()[:5])
+    out = tmp_path / "review"
+    assert runs_main(["suspects", str(run), "--top", "4", "--out", str(out)]) == 0
+    listed = pd.read_csv(out / "suspects.csv")
+    assert len(listed) == 4 and set(listed["task"]) == {"gender"}

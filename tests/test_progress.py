@@ -10,6 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 import kit.progress as progress
 import kit.runfolder as rundir
 from kit.progress import Progress
@@ -19,6 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 LINE = re.compile(r"epoch 1/2 +\d+% \(\d+/2 batches\) +[\d.]+ img/s +ETA \d+:\d\d:\d\d")
 
 
+@pytest.mark.slow  # a recipe's smoke training in a fresh process
 def test_a_smoke_run_whose_output_is_a_log_file_shows_progress_lines(tiny_data, tmp_path):
     log = tmp_path / "train.log"
     argv = [sys.executable, str(ROOT / "recipes" / "baseline.py"), "--smoke",

@@ -13,8 +13,10 @@ import pytest
 import kit
 from kit.config import Config
 from kit.data import read_eval
+from kit.data.dataset import load_rgb
 from kit.data.pseudo import GROUP_AGES
-from kit.labels import decode
+from kit.heads import head_target
+from kit.labels import HEADS, decode
 from kit.runfolder import read_pseudo_labels
 from kit.train import data as train_data
 from kit.train import fit
@@ -135,3 +137,98 @@ def test_predictions_of_another_eval_set_are_refused(tmp_path, tiny_base, stage1
     kit.write_test_probs(other, ["x.jpg", "y.jpg"], np.full((2, 18), 1 / 18))
     with pytest.raises(ValueError, match=r"2 rows, \d+ eval pictures missing and 2 not in"):
         load_splits(tiny_base.replace(pseudo_labels=str(other)))
+
+
+def _stage1_probs(stage1: Path, ids: pd.Series) -> np.ndarray:
+    """Stage 1's test probabilities of ``ids``, read here from its CSV, rows renormalised."""
+    test = pd.read_csv(stage1 / "test_probs.csv", dtype={"image_id": str}).set_index("image_id")
+    probs = test.loc[ids, P].to_numpy()
+    return probs / probs.sum(1, keepdims=True)
+
+
+def _head_form(head: str, p18: np.ndarray) -> dict[str, np.ndarray] | np.ndarray:
+    """18-way probabilities as head ``head`` trains on them: marginals over the (3, 2, 3) cube."""
+    cube = p18.reshape(3, 2, 3)
+    heads = {"mask": cube.sum((1, 2)), "gender": cube.sum((0, 2)), "age": cube.sum((0, 1))}
+    return p18 if head == "single" else heads if head == "multi" else heads[head]
+
+
+@pytest.mark.parametrize("head", ["single", "multi", "age"])
+def test_soft_pseudo_rows_train_on_the_stage1_probabilities_never_validate(
+    stage1: Path, tiny_base: Config, head: str
+):
+    t, passed = _threshold(stage1)
+    cfg = tiny_base.replace(
+        head=head, pseudo_labels=str(stage1), pseudo_threshold=t, pseudo_targets="soft"
+    )
+    splits = load_splits(cfg)
+    assert splits.val.equals(load_splits(tiny_base).val)  # the same validation rows
+    assert not set(splits.pseudo.rows["image_id"]) & set(splits.val["image_id"])
+    rows = splits.training
+    pictures = train_data.RunPictures(load_rgb, None, None)
+    ds = train_data.train_dataset(cfg, rows, head_target(head), pictures)
+    pseudo = np.flatnonzero(rows["person_id"].str.startswith("pseudo:").to_numpy())
+    assert len(pseudo) == passed > 0
+    want = _stage1_probs(stage1, rows["image_id"].iloc[pseudo])
+    for i, p18 in zip(pseudo[:4], want[:4], strict=False):
+        np.testing.assert_allclose(_flat(ds[int(i)][1]), _flat(_head_form(head, p18)), atol=1e-6)
+    labelled = int(np.flatnonzero(~rows["person_id"].str.startswith("pseudo:").to_numpy())[0])
+    onehot = np.eye(18)[int(rows["label"].iloc[labelled])]
+    np.testing.assert_allclose(_flat(ds[labelled][1]), _flat(_head_form(head, onehot)))
+    # hard pseudo-labels keep class-id targets
+    hard = cfg.replace(pseudo_targets="hard")
+    ds = train_data.train_dataset(hard, load_splits(hard).training, head_target(head), pictures)
+    assert ds.soft is None and isinstance(ds[int(pseudo[0])][1], int | dict)
+
+
+def _flat(target) -> np.ndarray:
+    if isinstance(target, dict):
+        return np.concatenate(
+            [np.asarray(target[h], dtype=float) for h in ("mask", "gender", "age")]
+        )
+    return np.asarray(target, dtype=float)
+
+
+def test_soft_targets_are_mixed_as_they_are(tiny_base: Config, monkeypatch):
+    import torch
+
+    from kit.mixing import Mixer
+
+    rng = np.random.default_rng(0)
+    soft = torch.tensor(rng.dirichlet(np.ones(18), 6), dtype=torch.float32)
+    cfg = tiny_base.replace(mix="vhalves", mix_lam=(0.5, 0.5), mix_prob=1.0)
+    mixer = Mixer(cfg)
+    partner = np.array([5, 4, 3, 2, 1, 0])
+    mixer.pairs = lambda classes: partner
+    _, mixed = mixer(torch.zeros(6, 3, 32, 24), soft)
+    torch.testing.assert_close(mixed, 0.5 * soft + 0.5 * soft[partner])  # lam 12/24
+    heads = Mixer(cfg.replace(head="multi"))
+    heads.pairs = lambda classes: partner
+    marg = {h: torch.tensor(np.stack([_head_form("multi", p)[h] for p in soft.numpy()]))
+            for h in HEADS}  # fmt: skip
+    _, mixed = heads(torch.zeros(6, 3, 32, 24), marg)
+    for h, t in marg.items():
+        torch.testing.assert_close(mixed[h], 0.5 * t + 0.5 * t[partner])
+    # timm's Mixup one-hots class ids: soft targets never go through it
+    cut = Mixer(tiny_base.replace(mix="cutmix", mix_prob=1.0))
+    monkeypatch.setattr(cut, "timm", lambda *a: pytest.fail("timm mixed soft targets"))
+    _, mixed = cut(torch.zeros(6, 3, 32, 24), soft)
+    torch.testing.assert_close(mixed.sum(1), torch.ones(6))
+
+
+@pytest.mark.slow
+def test_stage2_with_soft_targets_records_them(stage1: Path, tiny_cfg: Config):
+    t, passed = _threshold(stage1)
+    cfg = tiny_cfg.replace(
+        name="soft", pseudo_labels=str(stage1), pseudo_threshold=t, pseudo_targets="soft",
+        head="multi", mix="cutmix", mix_pairs="same_class",
+    )  # fmt: skip
+    run = fit(cfg)
+    record = json.loads((run.run_dir / "summary.json").read_text())["pseudo"]
+    assert record["targets"] == "soft" and record["n_pictures"] == passed
+    listed = read_pseudo_labels(run.run_dir)
+    np.testing.assert_allclose(
+        listed[P].to_numpy(), _stage1_probs(stage1, listed["image_id"]), rtol=1e-5, atol=1e-6
+    )
+    stage2_val = pd.read_csv(run.run_dir / "val_probs.csv", dtype={"image_id": str})
+    assert not set(listed["image_id"]) & set(stage2_val["image_id"])

@@ -89,7 +89,7 @@ def _metrics(run_dir: Path) -> pd.DataFrame:
 
 
 @pytest.fixture(scope="module")
-def tracked(tiny_data, tmp_path_factory):
+def tracked(tiny_base, tmp_path_factory):
     """A 2-epoch run to all three trackers, Ctrl-C after epoch 1, then resumed to the end."""
     tmp = tmp_path_factory.mktemp("tracked")
     with pytest.MonkeyPatch.context() as mp:
@@ -98,17 +98,9 @@ def tracked(tiny_data, tmp_path_factory):
         mp.chdir(tmp)  # MLflow puts a SQLite store's artifacts in ./mlruns
         mp.setenv("WANDB_MODE", "offline")
         mp.setenv("WANDB_SILENT", "true")
-        cfg = Config(
-            data_dir=str(tiny_data),
+        cfg = tiny_base.replace(
             output_dir=str(tmp / "runs"),
-            name="t",
-            model="test_resnet",
-            image_size=(32, 24),
-            epochs=2,
-            batch_size=16,
             max_steps_per_epoch=2,
-            warmup_epochs=0.0,
-            quiet=True,
             track="tensorboard,wandb,mlflow",
             mlflow_uri=f"sqlite:///{tmp / 'mlflow.db'}",
         )

@@ -9,11 +9,9 @@ same ids, so neither can drift from the code.
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import io
 import json
-import logging
 import os
 import re
 import shutil
@@ -21,7 +19,6 @@ import signal
 import socket
 import subprocess
 import sys
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -70,6 +67,7 @@ from kit.tune.space import parse_space
 from tests._after_training_triggers import AFTER_TRAINING
 from tests._runfolders import Preds, RunSpec, one_hot_probs, summary, write_run
 from tests._technique_triggers import TECHNIQUES
+from tests._triggers import logged, printed, raised, warned
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGE = ROOT / "docs" / "troubleshooting.md"
@@ -123,56 +121,17 @@ class Ctx:
         return base.replace(**changes)
 
 
-def raised(fn: Callable[[], object], *types: type[BaseException]) -> str:
-    """The message of the exception ``fn`` raises (one of ``types``; any Exception if none)."""
-    expected = types or (Exception,)
-    try:
-        fn()
-    except expected as err:
-        return str(err)
-    raise AssertionError("no error was raised")
-
-
-def warned(fn: Callable[[], object]) -> str:
-    """Every warning ``fn`` emits, one per line."""
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        fn()
-    return "\n".join(str(w.message) for w in caught)
-
-
-def logged(fn: Callable[[], object]) -> str:
-    """The ``kit`` logger's warnings while ``fn`` runs (its exceptions are swallowed)."""
-    stream = io.StringIO()
-    handler = logging.StreamHandler(stream)
-    handler.setLevel(logging.WARNING)
-    log = logging.getLogger("kit")
-    log.addHandler(handler)
-    try:
-        with contextlib.suppress(Exception, SystemExit):
-            fn()
-    finally:
-        log.removeHandler(handler)
-    return stream.getvalue()
-
-
-def printed(main: Callable[[list[str]], object], argv: list[str]) -> str:
-    """What a command prints on stdout and stderr (an argparse exit is fine)."""
-    out = io.StringIO()
-    with (
-        contextlib.redirect_stdout(out),
-        contextlib.redirect_stderr(out),
-        contextlib.suppress(SystemExit),
-    ):
-        main(argv)
-    return out.getvalue()
-
-
 # ---- helpers that break things ----------------------------------------------------------------
 
 
 def _train_csv(ctx: Ctx) -> Path:
     return ctx.data() / "train" / "train.csv"
+
+
+def _read_train_csv(ctx: Ctx, content: bytes) -> str:
+    """What reading the layout says when its train.csv holds ``content``."""
+    _train_csv(ctx).write_bytes(content)
+    return raised(lambda: read_train(ctx.data()))
 
 
 def _edit_meta(ctx: Ctx, row: int, column: str, value: str) -> Path:
@@ -302,28 +261,14 @@ TRIGGERS: dict[str, Trigger] = {
     # data: the layout
     "data-folder-missing": lambda c: raised(lambda: read_train(c.tmp / "nowhere")),
     "train-csv-missing": lambda c: raised(lambda: (_train_csv(c).unlink(), read_train(c.data()))),
-    "csv-empty": lambda c: raised(lambda: (_train_csv(c).write_text(""), read_train(c.data()))),
-    "csv-header-only": lambda c: raised(
-        lambda: (_train_csv(c).write_text("id,gender,race,age,path\n"), read_train(c.data()))
+    "csv-empty": lambda c: _read_train_csv(c, b""),
+    "csv-header-only": lambda c: _read_train_csv(c, b"id,gender,race,age,path\n"),
+    "csv-field-count": lambda c: _read_train_csv(
+        c, b"id,gender,race,age,path\n000001,female,Asian,45\n"
     ),
-    "csv-field-count": lambda c: raised(
-        lambda: (
-            _train_csv(c).write_text("id,gender,race,age,path\n000001,female,Asian,45\n"),
-            read_train(c.data()),
-        )
-    ),
-    "csv-not-text": lambda c: raised(
-        lambda: (_train_csv(c).write_bytes(b"id,gender\n\xff\xfe\x80\n"), read_train(c.data()))
-    ),
-    "csv-column-twice": lambda c: raised(
-        lambda: (_train_csv(c).write_text("id,gender,race,age,path,id\n"), read_train(c.data()))
-    ),
-    "csv-column-missing": lambda c: raised(
-        lambda: (
-            _train_csv(c).write_text("id,gender,race,path\n1,male,Asian,x\n"),
-            read_train(c.data()),
-        )
-    ),
+    "csv-not-text": lambda c: _read_train_csv(c, b"id,gender\n\xff\xfe\x80\n"),
+    "csv-column-twice": lambda c: _read_train_csv(c, b"id,gender,race,age,path,id\n"),
+    "csv-column-missing": lambda c: _read_train_csv(c, b"id,gender,race,path\n1,male,Asian,x\n"),
     "train-images-missing": lambda c: raised(
         lambda: (shutil.rmtree(c.data() / "train" / "images"), read_train(c.data()))
     ),

@@ -40,6 +40,7 @@ from kit.train.ready import check
 from kit.tune.space import parse_space
 from tests._after_training_triggers import _run
 from tests._runfolders import RunSpec, write_run
+from tests._triggers import logged, printed
 from tests.test_troubleshooting import (
     IDS,
     PAGE,
@@ -59,8 +60,6 @@ from tests.test_troubleshooting import (
     _twice,
     documented,
     layout,  # noqa: F401  (the fixture)
-    logged,
-    printed,
 )
 
 _CODE = re.compile(r"`([^`]+)`")

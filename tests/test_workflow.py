@@ -64,6 +64,9 @@ def test_ci_run_uses_the_readme_commands():
     assert f"python -m pip install {install.group(1)}" in ci_run
     assert "bash .ci/check" in ci_run
     check = (ROOT / ".ci" / "check").read_text()
-    assert re.search(r"^pytest$", check, re.M), "CI must run the README's test command"
-    assert re.search(r"^pytest$", readme, re.M)
+    test_block = readme[readme.index("## Test") :].split("```")[1]
+    commands = [line.split("#")[0].strip() for line in test_block.splitlines()[1:]]
+    assert commands[:2] == ["pytest", "pytest -m slow"], "README shows the fast and the slow set"
+    for command in commands:
+        assert re.search(rf"^{re.escape(command)}$", check, re.M), f"CI must run {command!r}"
     assert "pre-commit run --all-files" in check

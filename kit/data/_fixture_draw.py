@@ -11,13 +11,17 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from kit.data._faces import background, render, traits
 from kit.progress import Progress
 
-__all__ = ["cores", "draw", "put", "save"]
+__all__ = ["FACE_COLUMNS", "cores", "draw", "draw_people", "put", "put_csv", "save"]
 
 _JPEG_QUALITY = 90
+
+#: Columns of a face boxes file (the fixture's true boxes, ``kit.faces``' stored boxes).
+FACE_COLUMNS = ("image_id", "x0", "y0", "x1", "y1")
 
 
 def save(path: Path, image, ext: str) -> None:
@@ -32,6 +36,10 @@ def save(path: Path, image, ext: str) -> None:
 def put(path: Path, data: bytes | str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(data.encode() if isinstance(data, str) else data)
+
+
+def put_csv(path: Path, table: pd.DataFrame) -> None:
+    put(path, table.to_csv(index=False, lineterminator="\n"))
 
 
 def _person(job: tuple[Path, str, int, int, int, tuple[int, int], list[tuple[str, str]]]):
@@ -74,3 +82,17 @@ def draw(jobs: list, workers: int, desc: str, progress: bool) -> list[list]:
             out.append(boxes)
             bar.step(len(boxes))
     return out
+
+
+def draw_people(root: Path, part: str, jobs: list, workers: int, progress: bool) -> None:
+    """Draw every job's pictures under ``root/part/images``; write ``root/part/faces.csv`` (each
+    face's true box by the picture's path relative to ``root``) and a ``.DS_Store`` to skip."""
+    desc = f"fixture: {'training' if part == 'train' else part} people"
+    drawn = draw(jobs, workers, desc, progress)
+    boxes = [
+        ((job[0] / name).relative_to(root).as_posix(), *box)
+        for job, person in zip(jobs, drawn, strict=True)
+        for (name, _), box in zip(job[6], person, strict=True)
+    ]
+    put(root / part / "images" / ".DS_Store", b"")
+    put_csv(root / part / "faces.csv", pd.DataFrame(boxes, columns=list(FACE_COLUMNS)))

@@ -19,7 +19,7 @@ from torch.utils.data import Dataset
 
 from kit.data.cache import ImageCache
 from kit.data.decode import load_rgb
-from kit.labels import AGE_THRESHOLDS, age_to_group, encode
+from kit.labels import AGE_THRESHOLDS, NUM_CLASSES, age_to_group, encode
 
 __all__ = ["FlipChoice", "ImageDataset", "load_rgb", "training_labels"]
 
@@ -49,6 +49,9 @@ class ImageDataset(Dataset):
     ``labels=None`` gives target -1 (inference). Otherwise the target is ``target(class id)``
     of the row's 18-way training label: ``int`` (the default) for an 18-way head, a head's
     ``OutputKind.target`` (``kit.heads``) for others, e.g. a ``{"mask", "gender", "age"}`` dict.
+    ``soft`` (soft pseudo-labels): ``(n, 18)`` probability rows, NaN where a row has its label
+    only; every target is then ``target(18-way probabilities)`` (a head's ``soft_target``),
+    a labelled row's the one-hot of its training label.
     """
 
     def __init__(
@@ -59,6 +62,7 @@ class ImageDataset(Dataset):
         age_thresholds: tuple[int, int] = AGE_THRESHOLDS,
         target: Callable[[int], Any] = int,
         loader: Loader = load_rgb,
+        soft: np.ndarray | None = None,
     ) -> None:
         if "path" not in df.columns:
             raise ValueError(f"the frame has no 'path' column; found {list(df.columns)}")
@@ -67,6 +71,10 @@ class ImageDataset(Dataset):
         self.loader = loader
         self.target = target
         self.targets = None if labels is None else training_labels(df, age_thresholds, labels)
+        self.soft = None
+        if soft is not None and self.targets is not None:  # labelled rows: one-hot
+            onehot = np.eye(NUM_CLASSES, dtype=np.float32)[self.targets]
+            self.soft = np.where(np.isnan(soft), onehot, soft).astype(np.float32)
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -75,6 +83,8 @@ class ImageDataset(Dataset):
         image = self.loader(self.paths[i])
         if self.transform is not None:
             image = self.transform(image=image)["image"]
+        if self.soft is not None:
+            return image, self.target(self.soft[i])
         return image, -1 if self.targets is None else self.target(int(self.targets[i]))
 
 

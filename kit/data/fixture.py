@@ -10,10 +10,7 @@ the data folder), the boxes file format of ``--face-detector boxes`` (docs/faces
 from __future__ import annotations
 
 import argparse
-import contextlib
-import sys
 import hashlib
-import io
 import logging
 import os
 import shutil
@@ -21,7 +18,6 @@ import sys
 import tempfile
 import time
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -29,9 +25,8 @@ import pandas as pd
 
 from kit import cli
 from kit.data._common import STEM_MASK, STEMS
-from kit.data._fixture_draw import cores, draw, put
+from kit.data._fixture_draw import FACE_COLUMNS, cores, draw_people, put, put_csv
 from kit.labels import age_to_group, encode
-from kit.progress import Progress
 
 __all__ = ["FACE_COLUMNS", "FIXTURE", "SMOKE_FIXTURE", "main", "make_fixture"]
 
@@ -90,15 +85,6 @@ def _extensions(i: int, rng: np.random.Generator) -> list[str]:
     return [str(kind)] * len(STEMS)
 
 
-#: Columns of a face boxes file (the fixture's true boxes, ``kit.faces``' stored boxes).
-FACE_COLUMNS = ("image_id", "x0", "y0", "x1", "y1")
-
-
-def _put_boxes(path: Path, boxes: list[tuple[str, tuple[int, int, int, int]]]) -> None:
-    table = pd.DataFrame([(i, *b) for i, b in boxes], columns=list(FACE_COLUMNS))
-    put(path, table.to_csv(index=False, lineterminator="\n"))
-
-
 def _write_train(
     root: Path, n: int, size: tuple[int, int], seed: int, workers: int, progress: bool
 ) -> None:
@@ -115,16 +101,9 @@ def _write_train(
         jobs.append((images / folder, "train", seed, i, gender * 1000 + age, size, files))
         if i < 2:  # junk that readers must skip
             put(images / folder / "._mask1.jpg", _APPLE_DOUBLE)
-    drawn = draw(jobs, workers, "fixture: training people", progress)
-    boxes = [
-        (f"train/images/{job[0].name}/{name}", box)
-        for job, person in zip(jobs, drawn, strict=True)
-        for (name, _), box in zip(job[6], person, strict=True)
-    ]
-    put(images / ".DS_Store", b"")
+    draw_people(root, "train", jobs, workers, progress)
     table = pd.DataFrame(rows, columns=["id", "gender", "race", "age", "path"])
-    put(root / "train" / "train.csv", table.to_csv(index=False, lineterminator="\n"))
-    _put_boxes(root / "train" / "faces.csv", boxes)
+    put_csv(root / "train" / "train.csv", table)
 
 
 def _write_eval(
@@ -141,19 +120,11 @@ def _write_eval(
             files.append((name, stem))
             entries.append((name, encode(STEM_MASK[stem], gender, age_to_group(age))))
         jobs.append((images, "eval", seed, i, gender * 1000 + age, size, files))
-    drawn = draw(jobs, workers, "fixture: eval people", progress)
-    boxes = [
-        (f"eval/images/{name}", box)
-        for job, person in zip(jobs, drawn, strict=True)
-        for (name, _), box in zip(job[6], person, strict=True)
-    ]
-    put(images / ".DS_Store", b"")
+    draw_people(root, "eval", jobs, workers, progress)
     order = rng.permutation(len(entries))
     answers = pd.DataFrame([entries[j] for j in order], columns=["ImageID", "ans"])
-    info = answers.assign(ans=0)
-    put(root / "eval" / "info.csv", info.to_csv(index=False, lineterminator="\n"))
-    put(root / "eval" / "answers.csv", answers.to_csv(index=False, lineterminator="\n"))
-    _put_boxes(root / "eval" / "faces.csv", boxes)
+    put_csv(root / "eval" / "info.csv", answers.assign(ans=0))
+    put_csv(root / "eval" / "answers.csv", answers)
 
 
 def make_fixture(

@@ -1,6 +1,11 @@
 """Pseudo-labels: a stage-2 run trains with the eval pictures a finished run (or several: their
 mean) predicts confidently, added to its training rows under their predicted class.
 
+What such a picture trains on is ``cfg.pseudo_targets`` (:data:`PSEUDO_TARGETS`): ``hard``, its
+predicted class, or ``soft``, stage 1's 18-way probabilities as a soft target (the rows carry
+them as columns ``p0..p17``; :func:`soft_targets` reads them, NaN for labelled rows, and every
+head kind trains on their form of it: ``kit.heads.head_soft_target``).
+
 Only the training rows grow: validation people come from train.csv alone (the split is made
 before these rows exist, and a K-fold's folds never see them), so the validation score of a
 stage-2 run is as honest as stage 1's. The rows and their source are written to the run folder
@@ -10,6 +15,7 @@ stage-2 run is as honest as stage 1's. The rows and their source are written to 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,14 +24,23 @@ import numpy as np
 import pandas as pd
 
 from kit.labels import AgeGroup, decode
+from kit.registry import Registry
 from kit.runfolder import (
+    PROB_COLUMNS,
     probs_task,
     pseudo_probs_file,
     pseudo_record,
     read_test_probs,
 )
 
-__all__ = ["GROUP_AGES", "PseudoLabels", "check_pseudo_sources", "load_pseudo_labels"]
+__all__ = [
+    "GROUP_AGES",
+    "PSEUDO_TARGETS",
+    "PseudoLabels",
+    "check_pseudo_sources",
+    "load_pseudo_labels",
+    "soft_targets",
+]
 
 _log = logging.getLogger("kit")
 #: The age a pseudo row carries for its predicted age group, so that training age thresholds
@@ -34,11 +49,37 @@ _log = logging.getLogger("kit")
 GROUP_AGES = {AgeGroup.YOUNG: 20, AgeGroup.MIDDLE: 45, AgeGroup.OLD: 60}
 
 
+#: ``cfg.pseudo_targets`` -> ``targets(stage-1 probabilities (m, 18) of the kept rows)``: None
+#: (they train on their predicted class) or their soft targets (m, 18).
+PSEUDO_TARGETS: Registry[Callable[[np.ndarray], np.ndarray | None]] = Registry("pseudo_targets")
+
+
+@PSEUDO_TARGETS.register("hard")
+def _hard(probs: np.ndarray) -> None:
+    """The predicted class (the top probability)."""
+    return None
+
+
+@PSEUDO_TARGETS.register("soft")
+def _soft(probs: np.ndarray) -> np.ndarray:
+    """Stage 1's probabilities, rows renormalised (a mean of sources, or rounded CSV values)."""
+    return probs / probs.sum(axis=1, keepdims=True)
+
+
+def soft_targets(df: pd.DataFrame) -> np.ndarray | None:
+    """``(n, 18)`` soft targets of training rows ``df`` (NaN rows: labelled ones, which train
+    on their label), or None when no row has any (hard pseudo-labels, or none)."""
+    if not all(c in df.columns for c in PROB_COLUMNS):
+        return None
+    return df[PROB_COLUMNS].to_numpy(dtype=np.float32, na_value=np.nan)
+
+
 @dataclass(frozen=True)
 class PseudoLabels:
     """The pseudo-labelled training rows of a run and the record of where they came from."""
 
-    rows: pd.DataFrame  # image_id, path, person_id, mask, gender, age, age_group, label, p_top
+    # image_id, path, person_id, mask, gender, age, age_group, label, p_top (soft: p0..p17)
+    rows: pd.DataFrame
     record: dict[str, Any]  # summary.json's "pseudo" entry
 
 
@@ -102,7 +143,12 @@ def load_pseudo_labels(cfg: Any, eval_df: pd.DataFrame | None, data_dir: Path) -
         label=label[keep],
         p_top=top[keep],
     )
-    record = pseudo_record(sources, cfg.pseudo_threshold, len(rows), len(order))
+    soft = PSEUDO_TARGETS.get(cfg.pseudo_targets)(probs[keep])
+    if soft is not None:
+        rows[PROB_COLUMNS] = soft
+    record = pseudo_record(
+        sources, cfg.pseudo_threshold, len(rows), len(order), cfg.pseudo_targets
+    )
     if rows.empty:
         _log.warning(
             "pseudo-labels: no eval picture has a top probability above %.3f (the highest is "
@@ -110,7 +156,7 @@ def load_pseudo_labels(cfg: Any, eval_df: pd.DataFrame | None, data_dir: Path) -
             cfg.pseudo_threshold, float(top.max(initial=0.0)),
         )  # fmt: skip
     _log.info(
-        "pseudo-labels: %d of %d eval pictures above %.3f from %s",
+        "pseudo-labels (%s): %d of %d eval pictures above %.3f from %s", cfg.pseudo_targets,
         len(rows), len(order), cfg.pseudo_threshold, ", ".join(str(p) for p, _ in sources),
     )  # fmt: skip
     return PseudoLabels(rows, record)

@@ -14,7 +14,7 @@ from kit.ensemble.calibrate import (
     fit_biases,
     predict_with_biases,
 )
-from kit.ensemble.core import EnsembleResult, MemberScore, biases_path, ensemble, write
+from kit.ensemble.core import ensemble
 from kit.ensemble.folds import HonestFolds, honest_folds
 from kit.ensemble.inputs import Member, align, load_member
 from kit.ensemble.methods import (
@@ -27,6 +27,7 @@ from kit.ensemble.methods import (
     rank_average,
     soft_vote,
 )
+from kit.ensemble.result import EnsembleResult, MemberScore, biases_path, write
 from kit.ensemble.search import SearchResult, search_weights
 from kit.ensemble.stacking import Stacker, fit_stacker
 from kit.runfolder import Split

@@ -20,8 +20,8 @@ from typing import Any
 
 import numpy as np
 
-from kit.ensemble.core import EnsembleResult
 from kit.ensemble.folds import HonestFolds, honest_folds, member_folds
+from kit.ensemble.result import EnsembleResult
 from kit.labels import NUM_CLASSES, class_name
 from kit.metrics import macro_f1
 

@@ -23,7 +23,7 @@ import numpy as np
 
 from kit.ensemble.methods import argmax, get_method, normalise_weights
 from kit.labels import NUM_CLASSES
-from kit.metrics import macro_f1
+from kit.metrics import f1_from_confusion, macro_f1
 
 __all__ = ["SearchResult", "search_weights"]
 
@@ -55,14 +55,6 @@ def _counts(y: np.ndarray, preds: np.ndarray) -> np.ndarray:
     k, c = len(preds), NUM_CLASSES
     codes = (np.arange(k)[:, None] * c + y[None, :]) * c + preds
     return np.bincount(codes.ravel(), minlength=k * c * c).reshape(k, c, c)
-
-
-def _f1(cm: np.ndarray) -> np.ndarray:
-    """Macro F1 of each of ``k`` confusion matrices (k, 18, 18)."""
-    tp = np.einsum("kii->ki", cm).astype(np.float64)
-    denom = cm.sum(1) + cm.sum(2)  # 2tp + fp + fn per class
-    f1 = np.divide(2 * tp, denom, out=np.zeros_like(tp), where=denom > 0)
-    return f1.mean(1)
 
 
 class _Objective:
@@ -111,7 +103,7 @@ class _Objective:
         self.evaluations += len(grid)
         if self.stack is None:
             preds = [self._apply_with(i, g) for g in grid]
-            return _f1(_counts(self.y, np.stack(preds)))
+            return f1_from_confusion(_counts(self.y, np.stack(preds))).mean(-1)
         delta = grid - self.w[i]
         xi = self.stack[i]
         # Moving weight i by d > 0 closes the winner's lead over class c by d * (x_c - x_win),
@@ -133,7 +125,8 @@ class _Objective:
         rest = self.cm - _counts(y, current[None])[0]  # every row but the racing ones
         for s in range(0, len(grid), block):
             cands = base[None] + delta[s : s + block, None, None] * x[None]
-            out[s : s + block] = _f1(rest[None] + _counts(y, cands.argmax(axis=2)))
+            counts = rest[None] + _counts(y, cands.argmax(axis=2))
+            out[s : s + block] = f1_from_confusion(counts).mean(-1)
         return out
 
     def _apply_with(self, i: int, g: float) -> np.ndarray:

@@ -17,6 +17,7 @@ import numpy as np
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
+from threadpoolctl import threadpool_limits
 
 from kit.ensemble.methods import METHODS, Method
 from kit.labels import NUM_CLASSES
@@ -31,6 +32,10 @@ _FLOOR = 1e-6
 # Solver tolerance: 1e-3 stops after about half the iterations of scikit-learn's 1e-4 default
 # at 20 runs x 12,600 rows, with macro F1 within 0.002 (scripts/bench_ensemble.py).
 _TOL = 1e-3
+# The solver's products are thin (rows x 18 members' columns by 18 classes): a second BLAS
+# thread gains little, and where other processes share the cores OpenBLAS threads that wait on
+# each other cost 5x (13.4 s against 2.7 s on 2 shared cores, scripts/bench_ensemble.py).
+_BLAS_THREADS = 1
 
 
 def stack_features(probs: Sequence[np.ndarray]) -> np.ndarray:
@@ -78,7 +83,8 @@ class Stacker:
         """``(n, 18)`` probabilities of new rows (the test set) from the members' probs."""
         if len(probs) != self.n_members:
             raise ValueError(f"stack fitted on {self.n_members} members, got {len(probs)}")
-        return _predict(self.model, stack_features(probs))
+        with threadpool_limits(_BLAS_THREADS, user_api="blas"):
+            return _predict(self.model, stack_features(probs))
 
 
 def fit_stacker(
@@ -98,10 +104,12 @@ def fit_stacker(
             "expected the same number"
         )
     oof = np.zeros((len(y), NUM_CLASSES))
-    for k in np.unique(folds):
-        held = folds == k
-        oof[held] = _predict(_fit(x[~held], y[~held], c, seed), x[held])
-    return Stacker(oof, _fit(x, y, c, seed), len(np.unique(folds)), len(probs))
+    with threadpool_limits(_BLAS_THREADS, user_api="blas"):
+        for k in np.unique(folds):
+            held = folds == k
+            oof[held] = _predict(_fit(x[~held], y[~held], c, seed), x[held])
+        model = _fit(x, y, c, seed)
+    return Stacker(oof, model, len(np.unique(folds)), len(probs))
 
 
 def _needs_truth(*_: object) -> None:

@@ -2,10 +2,12 @@
 joined its training rows, under which class, and where those labels came from.
 
 - ``pseudo_labels.csv``: ``image_id,label,p_top`` (the predicted class and its probability),
-  one row per eval picture that passed the threshold, in info.csv order;
+  then, for soft pseudo-labels, ``p0..p17`` (the soft target each picture trained on), one
+  row per eval picture that passed the threshold, in info.csv order;
 - ``summary.json`` key ``pseudo``: ``sources`` (each probability file read and the run folder
-  or K-fold parent it belongs to, None for a loose file), ``threshold``, ``n_pictures`` (rows
-  in ``pseudo_labels.csv``) and ``n_eval`` (eval pictures offered).
+  or K-fold parent it belongs to, None for a loose file), ``threshold``, ``targets``
+  (``hard`` or ``soft``), ``n_pictures`` (rows in ``pseudo_labels.csv``) and ``n_eval``
+  (eval pictures offered).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import pandas as pd
 
 from kit import io
 from kit.runfolder.files import write_probs
-from kit.runfolder.names import PSEUDO_COLUMNS, PSEUDO_LABELS, TEST_KEYS, TEST_PROBS
+from kit.runfolder.names import PROB_COLUMNS, PSEUDO_COLUMNS, PSEUDO_LABELS, TEST_KEYS, TEST_PROBS
 from kit.runfolder.predictions import _read_csv
 
 __all__ = [
@@ -51,8 +53,10 @@ def pseudo_probs_file(source: str | Path) -> tuple[Path, Path | None]:
 
 
 def write_pseudo_labels(run_dir: Path, rows: pd.DataFrame) -> None:
-    """``pseudo_labels.csv`` from ``rows`` (columns :data:`PSEUDO_COLUMNS`), atomically."""
-    table = rows[list(PSEUDO_COLUMNS)]
+    """``pseudo_labels.csv`` from ``rows`` (columns :data:`PSEUDO_COLUMNS`, and the soft
+    targets ``p0..p17`` when ``rows`` has them), atomically."""
+    soft = PROB_COLUMNS if all(c in rows.columns for c in PROB_COLUMNS) else []
+    table = rows[[*PSEUDO_COLUMNS, *soft]]
     io.write_text(
         run_dir / PSEUDO_LABELS, table.to_csv(index=False, float_format="%.6g", lineterminator="\n")
     )
@@ -67,16 +71,22 @@ def read_pseudo_labels(run_dir: str | Path) -> pd.DataFrame | None:
 
 
 def pseudo_record(
-    sources: list[tuple[Path, Path | None]], threshold: float, n_pictures: int, n_eval: int
+    sources: list[tuple[Path, Path | None]],
+    threshold: float,
+    n_pictures: int,
+    n_eval: int,
+    targets: str = "hard",
 ) -> dict[str, Any]:
     """The ``summary.json`` entry (key ``kit.runfolder.names.PSEUDO_SUMMARY_KEY``) of a
-    pseudo-labelled run; ``sources`` are (probability file, its run folder or None)."""
+    pseudo-labelled run; ``sources`` are (probability file, its run folder or None),
+    ``targets`` what the pictures trained on (``Config.pseudo_targets``)."""
     return {
         "sources": [
             {"file": str(f.resolve()), "run": None if r is None else str(r.resolve())}
             for f, r in sources
         ],
         "threshold": threshold,
+        "targets": targets,
         "n_pictures": n_pictures,
         "n_eval": n_eval,
     }

@@ -42,6 +42,7 @@ __all__ = [
     "read_run",
     "read_status",
     "read_summary",
+    "run_score",
     "running_pid",
     "writer_alive",
 ]

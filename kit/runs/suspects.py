@@ -3,8 +3,9 @@ label is lowest, by task, as a fixes CSV to review and a contact sheet.
 
 Gender and age belong to a person, so a person's pictures are pooled (mean probability of
 the labelled value over the person's pictures); the mask belongs to a picture. The 18-way
-probabilities are marginalised with :func:`kit.labels.heads_from_joint`. Out-of-fold rows
-(a K-fold parent) cover every training person; a holdout run covers its validation people.
+probabilities are marginalised with :func:`kit.labels.heads_from_joint`; a per-task run (mask,
+gender or age only) has its task's probabilities and is ranked by that task alone. Out-of-fold
+rows (a K-fold parent) cover every training person; a holdout run covers its validation people.
 
 ``python -m kit.runs suspects RUN [--top 20] [--out suspects/<run>]`` writes:
 
@@ -28,19 +29,20 @@ import pandas as pd
 
 from kit import cli, io
 from kit.cli import add_debug_flag, run_cli
-from kit.io import atomic_path, read_json
-from kit.labels import HEADS, decode, heads_from_joint
-from kit.runfolder import CONFIG, VAL_PROBS, read_val_keys, read_val_probs
+from kit.io import read_json
+from kit.labels import HEADS, VALUE_NAMES, decode, heads_from_joint
+from kit.runfolder import (
+    CONFIG,
+    VAL_PROBS,
+    read_task_predictions,
+    read_val_keys,
+    read_val_probs,
+)
 from kit.sheets import picture_sheet, train_picture_files
 
 __all__ = ["SUSPECT_COLUMNS", "Suspects", "find_suspects", "fixes_table", "main"]
 
 SUSPECT_COLUMNS = ["task", "person_id", "image_id", "p_own", "label", "predicted"]
-_VALUES = {
-    "mask": ("wear", "incorrect", "not_wear"),
-    "gender": ("male", "female"),
-    "age": ("<30", "30-59", ">=60"),
-}
 # Suggested age of a person whose predicted age group differs from the labelled one: the age
 # of the predicted group closest to the labelled group (the mildest change that moves it).
 _AGE_BELOW, _AGE_ABOVE = {0: "29", 1: "59"}, {1: "30", 2: "60"}
@@ -57,43 +59,58 @@ class Suspects:
     table: pd.DataFrame
 
 
-def _pictures(run: Path) -> pd.DataFrame:
-    split = read_val_probs(Path(run) / VAL_PROBS)
+def _pictures(run: Path) -> tuple[pd.DataFrame, tuple[str, ...]]:
+    """Each validation picture's own value and probabilities of every task the run predicts
+    (all three, or a per-task run's one), and those tasks."""
+    per_task = read_task_predictions(run)
+    if per_task is None:
+        split = read_val_probs(run / VAL_PROBS)
+        marg = dict(zip(HEADS, heads_from_joint(split.probs), strict=True))
+    else:
+        task, split = per_task[:2]
+        if split is None:
+            raise FileNotFoundError(
+                f"{run}: no {VAL_PROBS}; suspects are ranked by validation probabilities: "
+                "give a run folder that finished validation"
+            )
+        marg = {task: split.probs}
     keys = read_val_keys(run).take(split.ids)
     own = dict(zip(HEADS, decode(split.truth), strict=True))
-    marg = dict(zip(HEADS, heads_from_joint(split.probs), strict=True))
     frame = pd.DataFrame({"image_id": split.ids, "person_id": keys.person_ids})
-    for task in HEADS:
+    for task in marg:
         frame[f"{task}_own"] = own[task]
         for v in range(marg[task].shape[1]):
             frame[f"{task}_p{v}"] = marg[task][:, v]
-    return frame
+    return frame, tuple(marg)
 
 
 def _ranked(rows: pd.DataFrame, task: str, top: int) -> pd.DataFrame:
     rows = rows.sort_values(["p_own", "person_id", "image_id"], kind="stable").head(top)
     rows = rows.assign(
         task=task,
-        label=[_VALUES[task][v] for v in rows["own"]],
-        predicted=[_VALUES[task][v] for v in rows["pred"]],
+        label=[VALUE_NAMES[task][v] for v in rows["own"]],
+        predicted=[VALUE_NAMES[task][v] for v in rows["pred"]],
     )
     return rows
 
 
 def find_suspects(run: str | Path, top: int = 20) -> Suspects:
-    """The ``top`` lowest-p_own suspects of each task in ``run``'s val_probs.csv."""
+    """The ``top`` lowest-p_own suspects of each task in ``run``'s val_probs.csv (a per-task
+    run's: of its task)."""
     if top < 1:
         raise ValueError(f"--top must be at least 1, got {top}")
-    pics = _pictures(Path(run))
+    pics, tasks = _pictures(Path(run))
     parts = []
-    for task in HEADS:
+    for task in tasks:
         cols = [c for c in pics.columns if c.startswith(f"{task}_p")]
         probs = pics[cols].to_numpy()
         own = pics[f"{task}_own"].to_numpy()
         if task == "mask":  # a picture's own label
             rows = pics[["person_id", "image_id"]].assign(
                 example=pics["image_id"],
-                p_own=probs[np.arange(len(own)), own], own=own, pred=probs.argmax(1)
+                p_own=probs[np.arange(len(own)), own],
+                own=own,
+                pred=probs.argmax(1),
             )
         else:  # a person's: pool the pictures
             groups = pics.groupby("person_id", sort=True)
@@ -120,7 +137,7 @@ def _fix(row: pd.Series) -> tuple[str, str] | None:
     if own == pred:
         return None
     if row["task"] == "gender":
-        return "gender", _VALUES["gender"][pred]
+        return "gender", VALUE_NAMES["gender"][pred]
     if row["task"] == "age":
         return "age", (_AGE_BELOW if pred < own else _AGE_ABOVE)[pred]
     return ("swap_mask", "1") if (own, pred) in _SWAPS else None
@@ -197,8 +214,10 @@ def _main(argv: list[str]) -> int:
     io.write_text(out / "suspects.csv", table.to_csv(index=False, lineterminator="\n"))
     contact_sheet(found, out / "suspects.png", args.data_dir)
     print(table.to_string(index=False, float_format=lambda x: f"{x:.3f}"))
-    print(f"wrote {out / 'fixes.csv'} ({len(fixes)} suggested fixes), {out / 'suspects.csv'}, "
-          f"{out / 'suspects.png'}")
+    print(
+        f"wrote {out / 'fixes.csv'} ({len(fixes)} suggested fixes), {out / 'suspects.csv'}, "
+        f"{out / 'suspects.png'}"
+    )
     return 0
 
 

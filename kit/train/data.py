@@ -32,9 +32,10 @@ from kit.data import read_eval, read_train, verify_images
 from kit.data.cache import ImageCache, build_cache, cache_dir_for
 from kit.data.dataset import FlipChoice, ImageDataset, load_rgb
 from kit.data.fixture import FIXTURE, SMOKE_FIXTURE, make_fixture
-from kit.data.pseudo import PseudoLabels, load_pseudo_labels
+from kit.data.pseudo import PseudoLabels, load_pseudo_labels, soft_targets
 from kit.data.sampling import resolve_workers, usable_cores
 from kit.faces import FaceBoxes, PreparedLoader, prepared_loader
+from kit.heads import head_soft_target
 from kit.pretrained import Weights
 from kit.runfolder import package_version
 from kit.splits import holdout, person_folds
@@ -261,10 +262,13 @@ def train_dataset(
     cfg: Any, df: pd.DataFrame, target: Callable[[int], Any], pictures: RunPictures,
     augment: A.BasicTransform | None = None,
 ) -> ImageDataset:  # fmt: skip
-    """The training rows ``df`` with their ``target`` (the head's) under ``cfg``'s training
-    transform; ``augment`` replaces the preset's augmentations."""
+    """The training rows ``df`` with their ``target`` (the head's; with soft pseudo-labels
+    among the rows, ``cfg.head``'s soft target) under ``cfg``'s training transform;
+    ``augment`` replaces the preset's augmentations."""
     train_tf, _ = build_transforms(cfg, augment=augment, prepared=pictures.prepared)
-    return ImageDataset(df, train_tf, "label", cfg.age_thresholds, target, pictures.train)
+    soft = soft_targets(df)  # soft pseudo-labels: every row trains on the head's soft target
+    target = target if soft is None else head_soft_target(cfg.head)
+    return ImageDataset(df, train_tf, "label", cfg.age_thresholds, target, pictures.train, soft)
 
 
 def frame_loader(
