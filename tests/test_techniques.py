@@ -118,6 +118,7 @@ def test_odd_batches_mix_too_and_mixing_switches_off_for_the_last_epochs():
     assert build_mixer(Config()) is None and not mix_active(Config(), 1)
 
 
+@pytest.mark.slow  # four smoke trainings
 def test_unmixed_soft_targets_train_like_class_ids(tiny_cfg):
     """The soft-target path itself costs nothing: a mixer that mixes no batch (mix_prob 0)
     trains to the baseline's losses, for timm's path (random pairs) and kit's (same class)."""
