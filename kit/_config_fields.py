@@ -148,8 +148,8 @@ class Fields:
     early_stopping: int = _f(0, "stop after this many epochs without val F1 gain (0 = off)")
     tta: str = _f(
         "none",
-        "test-time views averaged for validation and test: none, hflip, shift, scale, or a "
-        "product such as hflip+shift",
+        "test-time views averaged for validation and test: none, hflip, shift, scale, "
+        "center_face (centre and face crop), or a product such as hflip+shift",
         registry="tta",
     )
     # techniques

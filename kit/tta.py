@@ -1,23 +1,37 @@
 """Test-time views: the registry :data:`TTA` of views of a batch of prepared, normalised
-pictures (mirror image, small shifts, zoom in / out), and :func:`tta_views`, which combines
-them (``"hflip+shift"``: every shift of the picture and of its mirror image). Validation in
-training and inference average the probabilities of the views alike.
+pictures (mirror image, small shifts, zoom in / out, other crops of the original picture), and
+:func:`tta_views`, which combines them (``"hflip+shift"``: every shift of the picture and of its
+mirror image). Validation in training and inference average the probabilities of the views
+alike.
 
 Every view keeps the batch's shape and none changes a picture's class, so a view's
 probabilities need no inverting before they are averaged.
+
+A :class:`CropViews` entry (``center_face``: the centre crop and the face crop) is not a change
+of the prepared batch but other crops of the original pictures: the forward pass
+(:func:`kit.train.loop.predict_frame`) reads the rows once more under each crop mode the run
+does not use itself, and hands those batches to the views. A crop that needs a face box is
+used only for the pictures that have one (:func:`kit.faces.face_boxes`); a picture without
+one keeps the run's own view in its place (the face crop falls back to the centre crop there).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
+from kit.crops import CROP_MODES
+from kit.faces import PreparedLoader, prepared_loader
 from kit.registry import Registry, UnknownName
 
-__all__ = ["TTA", "shift", "tta_views", "zoom"]
+__all__ = ["TTA", "CropSource", "CropViews", "Views", "crop_sources", "shift", "tta_views"]
+__all__ += ["zoom"]
 
 
 def _check_tta(value: Any, field: str | None, cfg: Any) -> None:
@@ -32,10 +46,29 @@ def _check_tta(value: Any, field: str | None, cfg: Any) -> None:
             raise UnknownName(TTA.unknown_message(name.strip(), where))
 
 
-#: TTA name -> the views of a batch ``(n, 3, H, W)`` (the first is the batch itself).
+@dataclass(frozen=True)
+class CropViews:
+    """Views that are crops of the original pictures: one per crop mode of ``modes``
+    (:data:`kit.crops.CROP_MODES`), the run's own mode being the prepared batch itself. As a
+    view of the prepared batch alone it is that batch (the other crops come from the loader)."""
+
+    modes: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        for mode in self.modes:
+            CROP_MODES.get(mode)  # an unknown mode fails at registration, by name
+
+    def __call__(self, x: torch.Tensor) -> list[torch.Tensor]:
+        return [x]
+
+
+#: TTA name -> the views of a batch ``(n, 3, H, W)`` (the first is the batch itself), or a
+#: :class:`CropViews` (other crops of the original pictures).
 TTA: Registry[Callable[[Any], list[Any]]] = Registry("tta", check=_check_tta)
 TTA.register("none", lambda x: [x])
 TTA.register("hflip", lambda x: [x, x.flip(3)])  # the mirror image: width is the last axis
+# the centre crop and, where the picture has a face box, the face crop (--crop-mode face)
+TTA.register("center_face", CropViews(("center", "face")))
 
 
 def shift(x: torch.Tensor, dy: int, dx: int) -> torch.Tensor:
@@ -73,16 +106,75 @@ def _scales(x: torch.Tensor) -> list[torch.Tensor]:
     return [x, zoom(x, 1.1), zoom(x, 1 / 1.1)]
 
 
-def tta_views(spec: str) -> Callable[[torch.Tensor], list[torch.Tensor]]:
-    """The views of a TTA spec: ``"hflip+shift"`` is every shift of the picture and of its
-    mirror image (the product of the named views' lists)."""
-    TTA.check(spec)
-    names = [n.strip() for n in spec.split("+")]
+@dataclass(frozen=True)
+class Views:
+    """A TTA spec resolved: the crop modes its :class:`CropViews` name (``crops``) and the
+    product of its other views (``names``). ``views(x, others)`` lists every view of the batch
+    ``x`` and of each other-crop batch in ``others`` (the crops of :meth:`other_crops`)."""
 
-    def views(x: torch.Tensor) -> list[torch.Tensor]:
-        out = [x]
-        for name in names:
+    crops: tuple[str, ...]
+    names: tuple[str, ...]
+
+    def other_crops(self, own: str) -> tuple[str, ...]:
+        """The crop modes to read besides the run's own ``own``, in order."""
+        return tuple(m for m in self.crops if m != own)
+
+    def __call__(self, x: torch.Tensor, others: Sequence[torch.Tensor] = ()) -> list[torch.Tensor]:
+        out = [x, *others]
+        for name in self.names:
             out = [v for y in out for v in TTA.get(name)(y)]
         return out
 
-    return views
+
+def tta_views(spec: str) -> Views:
+    """The views of a TTA spec: ``"hflip+shift"`` is every shift of the picture and of its
+    mirror image (the product of the named views' lists); ``"center_face+hflip"`` the centre
+    and the face crop, each also mirrored. Crop views come first whatever their place in the
+    spec, as every other view applies to each crop alike."""
+    TTA.check(spec)
+    names = [n.strip() for n in spec.split("+")]
+    crops: list[str] = []
+    for name in names:
+        entry = TTA.get(name)
+        if isinstance(entry, CropViews):
+            crops += [m for m in entry.modes if m not in crops]
+    pixels = tuple(n for n in names if not isinstance(TTA.get(n), CropViews))
+    return Views(tuple(crops), pixels)
+
+
+@dataclass(frozen=True)
+class CropSource:
+    """The rows of a frame under another crop mode: ``cfg`` (the run's with that
+    ``crop_mode``), ``loader`` (path -> the picture prepared under it) and ``found`` (per row:
+    whether the crop applies; where it does not, the run's own view stands in)."""
+
+    cfg: Any
+    loader: PreparedLoader
+    found: np.ndarray
+
+    def view(self, batch: torch.Tensor, own: torch.Tensor, start: int) -> torch.Tensor:
+        """``batch`` (rows ``start:start + n`` under this crop), the run's ``own`` view of the
+        rows where the crop does not apply."""
+        keep = torch.as_tensor(self.found[start : start + len(own)], device=own.device)
+        return torch.where(keep.view(-1, 1, 1, 1), batch.to(own.device), own)
+
+
+def crop_sources(
+    views: Views, cfg: Any, data_dir: str | os.PathLike[str], paths: Sequence[str]
+) -> list[CropSource]:
+    """The :class:`CropSource` of each crop mode ``views`` reads besides ``cfg.crop_mode``, for
+    the pictures ``paths`` of a run on ``data_dir``. Where this crop or the run's own needs a
+    face box (kit.faces: stored per data folder, detected once), it applies to the pictures
+    that have one; else to every picture."""
+    out = []
+    for mode in views.other_crops(cfg.crop_mode):
+        other = cfg.replace(crop_mode=mode)
+        with_boxes = [c for c in (other, cfg) if CROP_MODES.get(c.crop_mode).needs_boxes]
+        boxes = None
+        if with_boxes:
+            boxes = prepared_loader(with_boxes[0], data_dir, paths, progress=False).faces
+        found = np.ones(len(paths), dtype=bool)
+        if boxes is not None:
+            found = np.array([boxes.boxes.get(os.fspath(p)) is not None for p in paths], bool)
+        out.append(CropSource(other, PreparedLoader(other, boxes), found))
+    return out

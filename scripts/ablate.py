@@ -1,24 +1,30 @@
 """Ablation of the training techniques: the baseline and each technique alone, 3 seeds each.
 
-Every run trains the same baseline config (resnet10t from scratch at 64x48, a few epochs) on the
-same synthetic fixture with the same person-level split; only the model seed (initial weights,
-batch order, augmentation, mixing draws) changes between the seeds of a row. Prints (and writes
-with --out) the markdown table of docs/techniques.md: validation and held-out eval macro F1
-(mean and standard deviation over the seeds) and seconds per epoch. The TTA row re-scores the
-baseline's own checkpoints with the views, so it costs no training. The refit row's validation
-score is that of the validated checkpoint (its validation people are trained on afterwards):
-only its eval score can show a refit's effect.
+Every run trains the same baseline config (resnet10t from scratch at 64x48) for the same
+number of epochs on the same synthetic fixture with the same person-level split; only the model
+seed (initial weights, batch order, augmentation, mixing draws) changes between the seeds of a
+row. ``--mix-off-epochs`` is set on every arm alike (it only changes the mixing arms: their
+last N epochs are unmixed, as a mixing recipe would train). Prints (and writes with --out)
+the markdown table of docs/techniques.md: validation and held-out eval macro F1 (mean and
+standard deviation over the seeds), the validation mask / gender / age F1 (means) and seconds
+per epoch. The TTA rows re-score the baseline's own checkpoints with the views, so they cost no
+training (``center_face`` uses the fixture's true face boxes, ``--face-detector boxes``). The
+refit row's validation score is that of the validated checkpoint (its validation people are
+trained on afterwards): only its eval score can show a refit's effect.
 
 The fixture is synthetic: a gain here is a sanity check that a technique does not break
 learning, not a promise for the real photos.
 
-python scripts/ablate.py --out docs/_ablation.md     # about 25 CPU-minutes on one core
+nice -n 10 python scripts/ablate.py --people 120 --eval-people 30 --epochs 6 \
+    --mix-off-epochs 1 --out docs/_ablation.md    # about 25 CPU-minutes
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -31,13 +37,26 @@ TECHNIQUES: dict[str, dict] = {
     "baseline": {},
     "mixup": {"mix": "mixup"},
     "cutmix": {"mix": "cutmix"},
+    # MixUp whose partners share the 18-way class: is it mixing itself or mixing across
+    # classes (a blended "incorrect" mask under a "wear" label) that costs the mask F1?
+    "same-class mixup (diagnostic)": {"mix": "mixup", "mix_pairs": "same_class"},
     "same-class vertical halves (1st place)": {"mix": "vhalves", "mix_pairs": "same_class"},
     "drop ages 27-29, 57-59 (1st place)": {"drop_ages": "27-29,57-59"},
+    # the same arm at the baseline's number of pictures seen: on the fixture it leaves out 21
+    # of the 96 training people (525 of 672 pictures), so 6 epochs of it are 4.6 epochs of data
+    "equal-pictures drop ages (8 epochs: 8 x 525 ~ 6 x 672 pictures)": {
+        "drop_ages": "27-29,57-59",
+        "epochs": 8,
+    },
     "EMA (decay 0.99)": {"ema": True, "ema_decay": 0.99},
     "logit adjusted": {"loss": "logit_adjusted"},
     "refit: 1 more epoch on train + val": {"refit": "continue", "refit_epochs": 1},
 }
-TTA = ("TTA hflip+shift (the baseline's checkpoints)", "hflip+shift")
+#: row name -> TTA spec, each scored on the baseline's own checkpoints (no training).
+TTAS: dict[str, str] = {
+    "TTA hflip+shift (the baseline's checkpoints)": "hflip+shift",
+    "TTA center_face (the baseline's checkpoints)": "center_face",
+}
 SPLIT_SEED = 0
 
 
@@ -54,77 +73,142 @@ def _eval_f1(data: Path, ids: pd.Series, probs: np.ndarray) -> float:
     return float(kit.macro_f1(truth, probs.argmax(1)))
 
 
-def _row(name: str, val: list[float], ev: list[float], seconds: list[float]) -> str:
+@dataclass
+class Scores:
+    """One run's figures: validation scores (kit.summarize), eval macro F1, s / epoch."""
+
+    val: dict[str, float]
+    eval_f1: float
+    seconds: float | None
+
+
+def _probs(frame: pd.DataFrame) -> np.ndarray:
+    return frame[[f"p{k}" for k in range(kit.NUM_CLASSES)]].to_numpy()
+
+
+def _run_scores(run_dir: Path, data: Path) -> Scores:
+    """The figures of a finished run folder, from its own files."""
+    val = pd.read_csv(run_dir / "val_probs.csv")
+    test = pd.read_csv(run_dir / "test_probs.csv", dtype={"image_id": str})
+    metrics = pd.read_csv(run_dir / "metrics.csv")
+    return Scores(
+        kit.summarize(val["label"].to_numpy(), _probs(val).argmax(1)),
+        _eval_f1(data, test["image_id"], _probs(test)),
+        float(metrics["seconds"].mean()),
+    )
+
+
+def _tta_scores(run_dir: Path, data: Path, val: pd.DataFrame, tta: str) -> Scores:
+    """A run's checkpoint re-scored with the test-time views ``tta``."""
+    eval_df = kit.read_eval(data)
+    probs = kit.predict(run_dir, val, tta=tta)
+    ev = _eval_f1(data, eval_df["image_id"], kit.predict(run_dir, eval_df, tta=tta))
+    return Scores(kit.summarize(val["label"].to_numpy(), probs.argmax(1)), ev, None)
+
+
+def _row(name: str, runs: list[Scores]) -> str:
     def cell(xs: list[float]) -> str:
         return f"{np.mean(xs):.3f} ± {np.std(xs, ddof=1):.3f}"
 
+    val = [r.val["macro_f1"] for r in runs]
     per_seed = " / ".join(f"{v:.3f}" for v in val)
+    tasks = " / ".join(
+        f"{np.mean([r.val[f'f1_{t}'] for r in runs]):.2f}" for t in ("mask", "gender", "age")
+    )
+    seconds = [r.seconds for r in runs if r.seconds is not None]
     sec = f"{np.mean(seconds):.1f}" if seconds else "-"
-    return f"| {name} | {cell(val)} | {per_seed} | {cell(ev)} | {sec} |"
+    ev = cell([r.eval_f1 for r in runs])
+    return f"| {name} | {cell(val)} | {per_seed} | {tasks} | {ev} | {sec} |"
+
+
+def _latest(runs: Path, tag: str, cfg: kit.Config) -> Path:
+    """The newest finished run folder named ``<timestamp>_<tag>`` trained with ``cfg`` (its
+    technique fields: two rows may share a tag), for --from-runs."""
+    fields = ("seed", "epochs", "mix", "mix_pairs", "mix_off_epochs", "drop_ages", "ema", "loss")
+    fields += ("refit",)
+    found = [
+        d
+        for d in sorted(runs.glob(f"*_{tag}"))
+        if (d / "test_probs.csv").is_file()
+        and all(json.loads((d / "config.json").read_text())[k] == getattr(cfg, k) for k in fields)
+    ]
+    if not found:
+        raise SystemExit(f"error: no finished run folder *_{tag} in {runs}; train it first")
+    return found[-1]
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--work", default="runs/ablate", help="fixture and run folders go here")
-    p.add_argument("--people", type=int, default=150)
-    p.add_argument("--eval-people", type=int, default=40)
-    p.add_argument("--epochs", type=int, default=3)
+    p.add_argument("--people", type=int, default=120)
+    p.add_argument("--eval-people", type=int, default=30)
+    p.add_argument("--epochs", type=int, default=6)
+    p.add_argument(
+        "--mix-off-epochs",
+        type=int,
+        default=1,
+        help="every arm's mix_off_epochs (a no-op for the arms without mixing)",
+    )
     p.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
-    p.add_argument("--only", nargs="*", default=None, help="technique names to run")
+    p.add_argument("--only", nargs="*", default=None, help="row names to make")
+    p.add_argument(
+        "--from-runs",
+        action="store_true",
+        help="train nothing: tabulate the newest finished run folders of each row and seed",
+    )
     p.add_argument("--out", default=None, help="also write the table to this file")
     args = p.parse_args()
     work = Path(args.work)
     data = work / "data"
     if not (data / "train" / "train.csv").is_file():
-        kit.make_fixture(data, args.people, image_size=(48, 64), seed=0,
+        # (height, width): portrait like the real 512x384, larger than the network input
+        kit.make_fixture(data, args.people, image_size=(96, 72), seed=0,
                          n_eval_people=args.eval_people)  # fmt: skip
     _fixed_split()
     base = kit.Config(
         data_dir=str(data), name="baseline", model="resnet10t", image_size=(64, 48),
-        epochs=args.epochs, lr=3e-3, batch_size=32, workers=0, device="cpu", quiet=True,
+        epochs=args.epochs, mix_off_epochs=args.mix_off_epochs, lr=3e-3, batch_size=32,
+        workers=0, device="cpu", quiet=True, face_detector="boxes",
         output_dir=str(work / "runs"),
     )  # fmt: skip
-    eval_df = kit.read_eval(data)
     val_df = train_data.load_splits(base).val
     lines = [
         f"| technique | val macro F1 (mean ± sd, {len(args.seeds)} seeds) | val per seed | "
-        "eval macro F1 | s / epoch |",
-        "| --- | --- | --- | --- | --- |",
+        "val F1 mask / gender / age | eval macro F1 | s / epoch |",
+        "| --- | --- | --- | --- | --- | --- |",
     ]
     baseline_dirs: list[Path] = []
     t0 = time.time()
     for name, change in TECHNIQUES.items():
+        if args.only and name not in args.only and not (name == "baseline" and _wants_tta(args)):
+            continue
+        runs = []
+        for seed in args.seeds:
+            tag = f"{name.split()[0]}_s{seed}"
+            if args.from_runs:
+                run_dir = _latest(work / "runs", tag, base.replace(seed=seed, **change))
+            else:
+                run_dir = kit.fit(base.replace(seed=seed, name=tag, **change)).run_dir
+            runs.append(_run_scores(run_dir, data))
+            if name == "baseline":
+                baseline_dirs.append(run_dir)
+        if not args.only or name in args.only:
+            lines.append(_row(name, runs))
+            print(lines[-1], f"({time.time() - t0:.0f} s so far)", flush=True)
+    for name, tta in TTAS.items():
         if args.only and name not in args.only:
             continue
-        val, ev, seconds = [], [], []
-        for seed in args.seeds:
-            run = kit.fit(base.replace(seed=seed, name=f"{name.split()[0]}_s{seed}", **change))
-            metrics = pd.read_csv(run.run_dir / "metrics.csv")
-            test = pd.read_csv(run.run_dir / "test_probs.csv")
-            val.append(float(run.summary["val_macro_f1"]))
-            probs = test[[f"p{k}" for k in range(kit.NUM_CLASSES)]].to_numpy()
-            ev.append(_eval_f1(data, test["image_id"], probs))
-            seconds.append(float(metrics["seconds"].mean()))
-            if name == "baseline":
-                baseline_dirs.append(run.run_dir)
-        lines.append(_row(name, val, ev, seconds))
-        print(lines[-1], f"({time.time() - t0:.0f} s so far)", flush=True)
-    if baseline_dirs:
-        val = [_eval_f1_val(d, val_df, TTA[1]) for d in baseline_dirs]
-        ev = [
-            _eval_f1(data, eval_df["image_id"], kit.predict(d, eval_df, tta=TTA[1]))
-            for d in baseline_dirs
-        ]
-        lines.append(_row(TTA[0], val, ev, []))
+        lines.append(_row(name, [_tta_scores(d, data, val_df, tta) for d in baseline_dirs]))
+        print(lines[-1], flush=True)
     table = "\n".join(lines)
     print(f"\n{table}\n\n{time.time() - t0:.0f} s in all")
     if args.out:
         Path(args.out).write_text(table + "\n", encoding="utf-8")
 
 
-def _eval_f1_val(run_dir: Path, val: pd.DataFrame, tta: str) -> float:
-    probs = kit.predict(run_dir, val, tta=tta)
-    return float(kit.macro_f1(val["label"].to_numpy(), probs.argmax(1)))
+def _wants_tta(args: argparse.Namespace) -> bool:
+    """Whether a TTA row is asked for (it needs the baseline's run folders)."""
+    return bool(set(args.only or ()) & set(TTAS))
 
 
 if __name__ == "__main__":

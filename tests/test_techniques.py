@@ -118,6 +118,20 @@ def test_odd_batches_mix_too_and_mixing_switches_off_for_the_last_epochs():
     assert build_mixer(Config()) is None and not mix_active(Config(), 1)
 
 
+@pytest.mark.slow  # four smoke trainings
+def test_unmixed_soft_targets_train_like_class_ids(tiny_cfg):
+    """The soft-target path itself costs nothing: a mixer that mixes no batch (mix_prob 0)
+    trains to the baseline's losses, for timm's path (random pairs) and kit's (same class)."""
+    base = pd.read_csv(fit(tiny_cfg).run_dir / rundir.METRICS)
+    for change in ({"mix": "mixup"}, {"mix": "vhalves", "mix_pairs": "same_class"}):
+        run = fit(tiny_cfg.replace(mix_prob=0.0, **change))
+        soft = pd.read_csv(run.run_dir / rundir.METRICS)
+        cols = ["train_loss", "val_loss", "val_macro_f1"]
+        np.testing.assert_allclose(soft[cols], base[cols], atol=1e-5, err_msg=str(change))
+    mixed = pd.read_csv(fit(tiny_cfg.replace(mix="mixup")).run_dir / rundir.METRICS)
+    assert not np.allclose(mixed["train_loss"], base["train_loss"], atol=1e-3)  # it can fail
+
+
 # ---- soft targets through every loss -------------------------------------------------------
 LABELS = np.arange(200) % NUM_CLASSES
 SPECS = [*LOSSES.names(), "0.5*focal+0.5*f1", "logit_adjusted+cross_entropy"]

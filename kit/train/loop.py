@@ -36,7 +36,7 @@ from kit.progress import Progress
 from kit.running import SYNC_EVERY, Running, batch_labels
 from kit.train import checkpoint, data, distributed
 from kit.train.checkpoint import Job, Ready, Trainer, TrainState
-from kit.tta import tta_views
+from kit.tta import crop_sources, tta_views
 
 __all__ = ["Epochs", "batch_labels", "predict_frame", "predictor", "train_one_epoch", "train_run"]
 
@@ -217,21 +217,31 @@ def predict_frame(
     head (``kit.heads.head_task``) gives its task's (n, k) probabilities instead.
 
     ``tta`` names the test-time views whose probabilities are averaged
-    (``kit.tta.tta_views``: ``"hflip"``, ``"hflip+shift"``, ...). ``prepared`` reads pictures
-    already cropped and resized for ``cfg`` by path (an ``ImageCache``).
+    (``kit.tta.tta_views``: ``"hflip"``, ``"hflip+shift"``, ...); a crop view
+    (``"center_face"``) also reads the rows under the other crop modes it names
+    (``kit.tta.crop_sources``). ``prepared`` reads pictures already cropped and resized for
+    ``cfg`` by path (an ``ImageCache``).
     """
     views_of = tta_views(tta)
     device = next(model.parameters()).device
     kind = head_spec(cfg.head).kind
     loader = data.frame_loader(df, cfg, prepared, batch_size, pin_memory=device.type == "cuda")
+    paths = df["path"].astype(str).tolist() if views_of.crops else []
+    crops = crop_sources(views_of, cfg, data.resolve_data_dir(cfg), paths)
+    crop_loaders = [data.frame_loader(df, c.cfg, c.loader, batch_size) for c in crops]
     amp, was_training = pick_amp(cfg, device), model.training
     model.eval()
-    chunks = []
+    chunks, start = [], 0
     try:
-        for images, _ in loader:
+        for (images, _), *others in zip(loader, *crop_loaders, strict=True):
             images = to_model_input(images, cfg, device)
+            batches = [
+                c.view(to_model_input(o, c.cfg, device), images, start)
+                for c, (o, _) in zip(crops, others, strict=True)
+            ]
+            start += len(images)
             with amp.autocast():
-                views = [to_probs(model(v), kind) for v in views_of(images)]
+                views = [to_probs(model(v), kind) for v in views_of(images, batches)]
             chunks.append((sum(views) / len(views)).float().cpu())
     finally:
         model.train(was_training)
