@@ -16,6 +16,7 @@ import kit.train  # noqa: F401  (fills every registry the config fields name)
 from kit.config import Config, check_registries
 from kit.recipe import parse_args
 from kit.registry import REGISTRIES, UnknownName
+from kit.tta import TTA
 
 
 def test_defaults_validate_and_cover_every_field_in_to_dict():
@@ -328,4 +329,4 @@ def test_help_lists_what_is_registered_when_the_parser_is_built(capsys):
     assert "focal(class_weights, gamma)" in loss_help
     head_help = text[text.index("--head TEXT single") : text.index("--pretrained, --no")]
     assert "multi (heads), single (joint)" in head_help
-    assert "Registered: hflip, none" in text
+    assert f"Registered: {', '.join(TTA.names())}" in text

@@ -16,6 +16,7 @@ from kit.runfolder import (
     predictions,
     pseudo,
     read,
+    resume,
     source,
     tasks,
     tracking,
@@ -27,9 +28,10 @@ from kit.runfolder.oof import *  # noqa: F403
 from kit.runfolder.predictions import *  # noqa: F403
 from kit.runfolder.pseudo import *  # noqa: F403
 from kit.runfolder.read import *  # noqa: F403
+from kit.runfolder.resume import *  # noqa: F403
 from kit.runfolder.source import *  # noqa: F403
 from kit.runfolder.tasks import *  # noqa: F403
 from kit.runfolder.tracking import *  # noqa: F403
 
-_MODULES = (files, kfold, names, oof, predictions, pseudo, read, source, tasks, tracking)
+_MODULES = (files, kfold, names, oof, predictions, pseudo, read, resume, source, tasks, tracking)
 __all__ = sorted(name for module in _MODULES for name in module.__all__)
