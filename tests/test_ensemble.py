@@ -27,6 +27,7 @@ from kit.ensemble import (
 )
 from kit.ensemble.search import _counts
 from kit.metrics import f1_from_confusion, macro_f1
+from scripts.bench_search import members as bench_members  # the benchmark's own data
 from tests._runfolders import Preds, RunSpec, one_hot_probs, summary, write_run, write_submission
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -232,23 +233,10 @@ def _previous_search(probs, y, method, grid_steps=10, fine_steps=40, rounds=4, r
     return ascend(best_w, best, np.linspace(0, 1, fine_steps + 1))[1]
 
 
-def _noisy_members(m: int, n: int, seed: int):
-    """``m`` weak, differently biased members over ``n`` rows of imbalanced classes."""
-    rng = np.random.default_rng(seed)
-    y = rng.choice(18, n, p=rng.dirichlet(np.ones(18) * 2))
-    members = []
-    for _ in range(m):
-        logits = rng.normal(0, 1, (n, 18)) + rng.normal(0, 0.6, (1, 18))
-        logits[np.arange(n), y] += rng.uniform(0.3, 1.2)
-        p = np.exp(logits)
-        members.append(p / p.sum(1, keepdims=True))
-    return members, y
-
-
 @pytest.mark.parametrize("seed", [0, 3])
 @pytest.mark.parametrize("method", ["weighted", "geometric", "hard"])
 def test_search_matches_or_beats_the_previous_algorithm(seed, method):
-    members, y = _noisy_members(5, 300, seed)
+    members, y = bench_members(5, 300, seed)
     found = search_weights(members, y, method)
     assert found.score >= _previous_search(members, y, method) - 1e-12
     assert found.score >= _sk_f1(y, combine(method, members)[1]) - 1e-12  # equal weights
