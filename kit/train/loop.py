@@ -226,8 +226,10 @@ def predict_frame(
     device = next(model.parameters()).device
     kind = head_spec(cfg.head).kind
     loader = data.frame_loader(df, cfg, prepared, batch_size, pin_memory=device.type == "cuda")
-    paths = df["path"].astype(str).tolist() if views_of.crops else []
-    crops = crop_sources(views_of, cfg, data.resolve_data_dir(cfg), paths)
+    crops = []  # the data folder (perhaps the fixture, built on first use) only for crop views
+    if views_of.crops:
+        paths = df["path"].astype(str).tolist()
+        crops = crop_sources(views_of, cfg, data.resolve_data_dir(cfg), paths)
     crop_loaders = [data.frame_loader(df, c.cfg, c.loader, batch_size) for c in crops]
     amp, was_training = pick_amp(cfg, device), model.training
     model.eval()
