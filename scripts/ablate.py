@@ -23,15 +23,22 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing as mp
+import os
+import sys
 import time
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NoReturn
 
 import numpy as np
 import pandas as pd
+import torch
 
 import kit
 import kit.train.data as train_data
+from kit.config import fields_with_role
 
 TECHNIQUES: dict[str, dict] = {
     "baseline": {},
@@ -40,7 +47,10 @@ TECHNIQUES: dict[str, dict] = {
     # MixUp whose partners share the 18-way class: is it mixing itself or mixing across
     # classes (a blended "incorrect" mask under a "wear" label) that costs the mask F1?
     "same-class mixup (diagnostic)": {"mix": "mixup", "mix_pairs": "same_class"},
-    "same-class vertical halves (1st place)": {"mix": "vhalves", "mix_pairs": "same_class"},
+    "same-class vertical halves (1st place)": {
+        "mix": "vhalves",
+        "mix_pairs": "same_class",
+    },
     "drop ages 27-29, 57-59 (1st place)": {"drop_ages": "27-29,57-59"},
     # the same arm at the baseline's number of pictures seen: on the fixture it leaves out 21
     # of the 96 training people (525 of 672 pictures), so 6 epochs of it are 4.6 epochs of data
@@ -60,11 +70,13 @@ TTAS: dict[str, str] = {
 SPLIT_SEED = 0
 
 
+_LOAD_SPLITS = train_data.load_splits
+
+
 def _fixed_split() -> None:
     """Make every run split with seed SPLIT_SEED whatever its ``seed``: ``seed`` also seeds
     the split, and a fair comparison keeps the people of validation fixed."""
-    load = train_data.load_splits
-    train_data.load_splits = lambda cfg: load(cfg.replace(seed=SPLIT_SEED))
+    train_data.load_splits = lambda cfg: _LOAD_SPLITS(cfg.replace(seed=SPLIT_SEED))
 
 
 def _eval_f1(data: Path, ids: pd.Series, probs: np.ndarray) -> float:
@@ -108,7 +120,8 @@ def _tta_scores(run_dir: Path, data: Path, val: pd.DataFrame, tta: str) -> Score
 
 def _row(name: str, runs: list[Scores]) -> str:
     def cell(xs: list[float]) -> str:
-        return f"{np.mean(xs):.3f} ± {np.std(xs, ddof=1):.3f}"
+        spread = f" ± {np.std(xs, ddof=1):.3f}" if len(xs) > 1 else ""
+        return f"{np.mean(xs):.3f}{spread}"
 
     val = [r.val["macro_f1"] for r in runs]
     per_seed = " / ".join(f"{v:.3f}" for v in val)
@@ -121,28 +134,52 @@ def _row(name: str, runs: list[Scores]) -> str:
     return f"| {name} | {cell(val)} | {per_seed} | {tasks} | {ev} | {sec} |"
 
 
+def _fail(message: str) -> NoReturn:
+    print(f"error: {message}", file=sys.stderr)
+    raise SystemExit(2)
+
+
 def _latest(runs: Path, tag: str, cfg: kit.Config) -> Path:
-    """The newest finished run folder named ``<timestamp>_<tag>`` trained with ``cfg`` (its
-    technique fields: two rows may share a tag), for --from-runs."""
-    fields = ("seed", "epochs", "mix", "mix_pairs", "mix_off_epochs", "drop_ages", "ema", "loss")
-    fields += ("refit",)
+    """The newest finished run folder named ``<timestamp>_<tag>`` trained with ``cfg``'s
+    experiment fields (two rows may share a tag), for --from-runs."""
+    fields = fields_with_role("experiment")
+
+    def same(d: Path) -> bool:
+        done = kit.Config.from_dict(json.loads((d / "config.json").read_text()))
+        return all(getattr(done, k) == getattr(cfg, k) for k in fields)
+
     found = [
-        d
-        for d in sorted(runs.glob(f"*_{tag}"))
-        if (d / "test_probs.csv").is_file()
-        and all(json.loads((d / "config.json").read_text())[k] == getattr(cfg, k) for k in fields)
+        d for d in sorted(runs.glob(f"*_{tag}")) if (d / "test_probs.csv").is_file() and same(d)
     ]
     if not found:
-        raise SystemExit(f"error: no finished run folder *_{tag} in {runs}; train it first")
+        _fail(f"no finished run folder *_{tag} in {runs}; train it first (leave out --from-runs)")
     return found[-1]
+
+
+def _train(cfg: kit.Config) -> Path:
+    """One arm and seed, trained in this process on one torch thread: on CPU the thread count
+    changes the rounding of the sums and so the metrics, and one thread per run makes the
+    table the same whatever ``--jobs``."""
+    torch.set_num_threads(1)
+    _fixed_split()
+    return kit.fit(cfg).run_dir
+
+
+def _train_all(cfgs: list[kit.Config], jobs: int) -> list[Path]:
+    """Train ``cfgs``, ``jobs`` processes side by side."""
+    if jobs == 1:
+        return [_train(cfg) for cfg in cfgs]
+    # spawn: a fresh interpreter per worker, no forked torch thread pools
+    with ProcessPoolExecutor(jobs, mp_context=mp.get_context("spawn")) as pool:
+        return list(pool.map(_train, cfgs))
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--work", default="runs/ablate", help="fixture and run folders go here")
-    p.add_argument("--people", type=int, default=120)
-    p.add_argument("--eval-people", type=int, default=30)
-    p.add_argument("--epochs", type=int, default=6)
+    p.add_argument("--people", type=int, default=300)
+    p.add_argument("--eval-people", type=int, default=60)
+    p.add_argument("--epochs", type=int, default=12)
     p.add_argument(
         "--mix-off-epochs",
         type=int,
@@ -152,12 +189,22 @@ def main() -> None:
     p.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     p.add_argument("--only", nargs="*", default=None, help="row names to make")
     p.add_argument(
+        "--jobs",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="runs trained side by side, one process and one thread each (default: the cores)",
+    )
+    p.add_argument(
         "--from-runs",
         action="store_true",
         help="train nothing: tabulate the newest finished run folders of each row and seed",
     )
     p.add_argument("--out", default=None, help="also write the table to this file")
     args = p.parse_args()
+    rows = list(TECHNIQUES) + list(TTAS)
+    unknown = [name for name in args.only or () if name not in rows]
+    if unknown:
+        _fail(f"--only: no row {unknown[0]!r}; the rows are: {', '.join(map(repr, rows))}")
     work = Path(args.work)
     data = work / "data"
     if not (data / "train" / "train.csv").is_file():
@@ -172,36 +219,40 @@ def main() -> None:
         output_dir=str(work / "runs"),
     )  # fmt: skip
     val_df = train_data.load_splits(base).val
+    wanted = [
+        name
+        for name in TECHNIQUES
+        if not args.only or name in args.only or (name == "baseline" and _wants_tta(args))
+    ]
+    cfgs = {
+        (name, seed): base.replace(seed=seed, name=f"{name.split()[0]}_s{seed}", **TECHNIQUES[name])
+        for name in wanted
+        for seed in args.seeds
+    }
+    t0 = time.time()
+    if args.from_runs:
+        dirs = [_latest(work / "runs", cfg.name, cfg) for cfg in cfgs.values()]
+    else:
+        dirs = _train_all(list(cfgs.values()), args.jobs)
+    run_dirs = dict(zip(cfgs, dirs, strict=True))
     lines = [
-        f"| technique | val macro F1 (mean ± sd, {len(args.seeds)} seeds) | val per seed | "
-        "val F1 mask / gender / age | eval macro F1 | s / epoch |",
+        (
+            f"| technique | val macro F1 (mean ± sd, {len(args.seeds)} seeds) | val per seed | "
+            "val F1 mask / gender / age | eval macro F1 | s / epoch |"
+        ),
         "| --- | --- | --- | --- | --- | --- |",
     ]
-    baseline_dirs: list[Path] = []
-    t0 = time.time()
-    for name, change in TECHNIQUES.items():
-        if args.only and name not in args.only and not (name == "baseline" and _wants_tta(args)):
-            continue
-        runs = []
-        for seed in args.seeds:
-            tag = f"{name.split()[0]}_s{seed}"
-            if args.from_runs:
-                run_dir = _latest(work / "runs", tag, base.replace(seed=seed, **change))
-            else:
-                run_dir = kit.fit(base.replace(seed=seed, name=tag, **change)).run_dir
-            runs.append(_run_scores(run_dir, data))
-            if name == "baseline":
-                baseline_dirs.append(run_dir)
+    for name in wanted:
         if not args.only or name in args.only:
+            runs = [_run_scores(run_dirs[name, seed], data) for seed in args.seeds]
             lines.append(_row(name, runs))
-            print(lines[-1], f"({time.time() - t0:.0f} s so far)", flush=True)
+    baseline_dirs = [run_dirs["baseline", seed] for seed in args.seeds if "baseline" in wanted]
     for name, tta in TTAS.items():
         if args.only and name not in args.only:
             continue
         lines.append(_row(name, [_tta_scores(d, data, val_df, tta) for d in baseline_dirs]))
-        print(lines[-1], flush=True)
     table = "\n".join(lines)
-    print(f"\n{table}\n\n{time.time() - t0:.0f} s in all")
+    print(f"{table}\n\n{time.time() - t0:.0f} s in all")
     if args.out:
         Path(args.out).write_text(table + "\n", encoding="utf-8")
 
