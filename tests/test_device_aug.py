@@ -8,6 +8,8 @@ import pytest
 import torch
 
 import kit
+import kit.train.loop as loop
+from kit.bench.__main__ import main as bench_main
 from kit.device_aug import DEVICE_AUGS, create_device_aug
 from kit.model_input import to_model_input
 from kit.models import create_model
@@ -145,3 +147,22 @@ def test_a_misspelt_preset_is_one_error_line_with_a_suggestion(tiny_cfg, capsys)
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: ")
     assert "device_aug" in err[0] and "did you mean 'strong'" in err[0]
+
+
+def test_the_benchmark_trains_kits_phases_with_the_device_augmentation(
+    tmp_path, monkeypatch, capsys
+):
+    monkeypatch.chdir(tmp_path)  # the fixture is built under ./data
+    built, real = [], loop.create_device_aug
+    monkeypatch.setattr(
+        loop, "create_device_aug", lambda cfg: built.append(cfg.device_aug) or real(cfg)
+    )
+    argv = ["--people", "2", "--fixture-size", "64", "48", "--image-size", "32", "24",
+            "--batch-size", "4", "--steps", "1", "--warmup", "0", "--repeats", "1",
+            "--workers", "0", "--device", "cpu", "--data-workers", "0"]  # fmt: skip
+    assert bench_main([*argv, "--device-aug", "strong"]) == 0
+    assert "device_aug strong" in capsys.readouterr().out
+    # (a), (b), (c) train augmented; the plain baseline's normalised batches are not
+    assert built == ["strong", "strong", "strong", "none"]
+    assert bench_main([*argv, "--device-aug", "strnog"]) == 2
+    assert "did you mean 'strong'" in capsys.readouterr().err
