@@ -53,8 +53,8 @@ def to_model_input(
     if augment is not None and images.dtype != torch.uint8:
         raise ValueError(
             f"device augmentation (--device-aug) needs uint8 batches as kit's loaders give "
-            f"them, before normalisation; got {images.dtype}: use --device-aug none with a "
-            f"loader that normalises itself"
+            f"them, before normalisation; got {images.dtype}: leave augment out (--device-aug "
+            f"none) with a loader that normalises itself"
         )
     if images.dtype == torch.uint8:
         if images.ndim != 4 or images.shape[-1] != 3:
