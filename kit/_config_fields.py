@@ -106,6 +106,10 @@ class Fields:
     )
     image_size: tuple[int, int] = _f((64, 48), "network input (height, width) after the crop")
     preset: str = _f("base", "augmentation preset: base or strong", registry="preset")
+    device_aug: str = _f(
+        "none", "training batches augmented on the model's device: none, flip or strong",
+        registry="device_aug",
+    )  # fmt: skip
     cache_flips: bool = _f(False, "cache mirror images too; training picks one or the other")
     # loss
     loss: str = _f(

@@ -10,6 +10,7 @@ import torch
 
 from kit.config import Config
 from kit.losses import build_loss
+from kit.model_input import to_model_input
 from kit.splits import drop_ages
 from tests._triggers import raised
 
@@ -28,6 +29,9 @@ TECHNIQUES: dict[str, Callable[[object], str]] = {
     "refit-kfold": lambda c: _raised(lambda: Config(refit="continue", folds="all").validate()),
     "tta-unknown-view": lambda c: _raised(lambda: Config(tta="hflip+flip").validate()),
     "logit-adjusted-no-labels": lambda c: _raised(lambda: build_loss("logit_adjusted")),
+    "device-aug-float-batch": lambda c: _raised(
+        lambda: to_model_input(torch.zeros(2, 3, 8, 8), Config(), torch.device("cpu"), abs)
+    ),
     "soft-target-classes": lambda c: raised(
         lambda: build_loss("cross_entropy")(torch.zeros(2, 18), torch.full((2, 3), 1 / 3))
     ),

@@ -93,8 +93,12 @@ def _wait_for(marker: Path, proc: subprocess.Popen, timeout: float = 240.0) -> N
 
 
 #: The killed run plain, and with the techniques that carry state or random draws across
-#: epochs: the weight average (in last.pt) and same-class CutMix (numpy's generator).
-TECHNIQUES = {"plain": {}, "ema_mix": {"ema": True, "mix": "cutmix", "mix_pairs": "same_class"}}
+#: epochs: the weight average (in last.pt), same-class CutMix (numpy's generator) and the
+#: device augmentation (torch's generator).
+TECHNIQUES = {
+    "plain": {},
+    "ema_mix": {"ema": True, "mix": "cutmix", "mix_pairs": "same_class", "device_aug": "strong"},
+}
 
 
 @pytest.mark.slow

@@ -62,6 +62,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=False)
     p.add_argument("--compile", action=argparse.BooleanOptionalAction, default=False)
     p.add_argument("--preset", default=d.preset, help="augmentation preset: base or strong")
+    p.add_argument("--device-aug", default=d.device_aug,
+                   help="training batches augmented on the device: none, flip, strong")  # fmt: skip
     p.add_argument("--data-only", action="store_true",
                    help="only the data side per worker count (no model, no baseline)")  # fmt: skip
     p.add_argument("--seed", type=int, default=d.seed)

@@ -72,6 +72,7 @@ class BenchOptions:
     channels_last: bool = False
     compile: bool = False
     preset: str = "base"
+    device_aug: str = "none"  # training batches augmented on the device (kit.device_aug)
     seed: int = 0
     data_only: bool = False  # only the data side per worker count: no model, no baseline
 
@@ -88,6 +89,7 @@ def _config(opts: BenchOptions) -> Config:
         channels_last=opts.channels_last,
         compile=opts.compile,
         preset=opts.preset,
+        device_aug=opts.device_aug,
         seed=opts.seed,
         epochs=1,
         warmup_epochs=0.0,
@@ -173,14 +175,17 @@ def run_benchmark(opts: BenchOptions, log: Callable[[str], None] = print) -> dic
             "files": partial(kit_loader, df, cfg, None),
             "plain": partial(plain_loader, df, cfg),
         }
+        # the baseline's batches come normalised and train unaugmented, whatever --device-aug
+        plain_cfg = cfg.replace(device_aug="none")
         keys = [] if opts.data_only else list(PHASES)
         runs: dict[str, list[Repeat]] = {key: [] for key in keys}
         for repeat in range(1, opts.repeats + 1):  # round robin: a busy spell hits every phase
             for key in keys:
                 kind, source = key.split("_")
                 log(f"measuring {PHASES[key]} (repeat {repeat}/{opts.repeats}) ...")
+                at = plain_cfg if source == "plain" else cfg
                 runs[key].append(
-                    _measure(partial(_run_phase, kind, sources[source], cfg, device, opts))
+                    _measure(partial(_run_phase, kind, sources[source], at, device, opts))
                 )
         phases = {key: _summary(PHASES[key], images, runs[key]) for key in keys}
         sweep = _worker_sweep(df, cfg, cache, opts, images, log)

@@ -29,7 +29,8 @@ def format_report(result: dict[str, Any]) -> str:
         f"kit.bench: {s['model']} at {height}x{width}, batch {s['batch_size']}, "
         f"{s['workers_resolved']} workers ({s['workers']}), {s['steps']} timed steps after "
         f"{s['warmup']} (median of {s['repeats']} repeats), device {m['device']}, "
-        f"amp {s['amp']}, channels_last {s['channels_last']}",
+        f"amp {s['amp']}, channels_last {s['channels_last']}, preset {s.get('preset')}, "
+        f"device_aug {s.get('device_aug', 'none')}",
         f"machine: {m['cores']} cores, {m['cpu']}, torch {m['torch']} "
         f"({m['torch_threads']} threads)" + (f", {m['gpu']}" if m["gpu"] else ""),
         f"data: {result['data_dir']}; cache of {result['cache_build']['pictures']} pictures "

@@ -27,6 +27,7 @@ from torch import nn
 from kit import runfolder as rundir
 from kit.config import Config
 from kit.device import pick_amp
+from kit.device_aug import create_device_aug
 from kit.heads import OUTPUT_KINDS, head_spec, head_task, to_probs
 from kit.metrics import score_probs, selection_score
 from kit.mixing import Mixer
@@ -161,6 +162,7 @@ def train_one_epoch(
     model, optimizer, scaler = parts.trained, parts.optimizer, parts.scaler
     device = next(model.parameters()).device
     amp = pick_amp(cfg, device)  # the scaler of build_parts is on for float16 alone
+    augment = create_device_aug(cfg)  # training batches only, on the device
     steps, updates = epoch_steps(loader, cfg), (epoch - 1) * optimizer_steps(loader, cfg)
     model.train()
     optimizer.zero_grad(set_to_none=True)
@@ -171,8 +173,8 @@ def train_one_epoch(
         running = Running(device, counts=progress.bar_shown, width=width)
         # islice, not a break: a break would load (and throw away) one batch too many
         for i, (images, targets) in enumerate(itertools.islice(loader, steps)):
-            images, targets = to_model_input(images, cfg, device), _to_device(targets, device)
-            hard = targets
+            images = to_model_input(images, cfg, device, augment)
+            targets = hard = _to_device(targets, device)
             if mixer is not None:
                 images, targets = mixer(images, targets)
             with amp.autocast():
