@@ -14,8 +14,7 @@ flip decision for the whole batch). Its draws come from torch's global generator
 training re-seeds from ``(cfg.seed, epoch)`` at the start of every epoch
 (``kit.train.checkpoint.Trainer.start_epoch``): the same seed gives the same augmentations
 whatever the number of loader workers, and a resumed run repeats them exactly. Under torchrun
-every process seeds alike, so the i-th picture of each process's batch gets the same draws
-(batch mixing's draws are shared the same way); the pictures themselves differ.
+each process seeds its own draws (from the epoch's seed and its rank), as for batch mixing.
 
 ``strong`` is the counterpart of the CPU ``strong`` preset, with its probabilities and ranges,
 and these differences:

@@ -22,6 +22,7 @@ from kit.data.dataset import ImageDataset
 from kit.data.sampling import SeededSampler, ShardSampler, train_loader
 from kit.inference import load_run_model, predict
 from kit.train import fit
+from kit.train.checkpoint import Trainer
 from kit.train.data import load_splits
 from kit.train.distributed import SINGLE, DistContext, from_env, gather_rows, shard_rows
 from kit.transforms import build_transforms
@@ -201,3 +202,32 @@ def test_compile_and_channels_last_wire_through_fit(tiny_cfg, monkeypatch):
     assert len(layouts) >= 2 and all(layouts)  # 2 training steps, then validation, all NHWC
     model, _ = load_run_model(run.run_dir)  # plain weight names, whatever wrapped the model
     assert not any(k.startswith(("model.", "_orig_mod.", "module.")) for k in model.state_dict())
+
+
+class _SeededTransform:
+    def set_random_seed(self, seed: int) -> None:
+        self.seed = seed
+
+
+def test_each_process_draws_its_own_mixing_and_augmentation_but_shuffles_alike(tiny_cfg):
+    """torch's and numpy's generators (batch mixing, --device-aug, dropout) get a seed of
+    their own per torchrun process; the loader's shuffle and the per-picture augmentation seeds
+    stay the run's, which the processes' shares depend on. Rank 0 keeps a single process's
+    seeds, so one process trains as before."""
+
+    def draws(rank: int) -> tuple[list[float], list[float], list[int], int]:
+        t = Trainer(None, torch.Generator(), _SeededTransform(), None, None, None, rank)
+        t.start_epoch(tiny_cfg, 3)
+        shuffle = torch.randperm(50, generator=t.generator).tolist()
+        return torch.rand(3).tolist(), np.random.rand(3).tolist(), shuffle, t.train_tf.seed
+
+    single = draws(0)
+    assert draws(0) == single  # seeded by (seed, epoch) alone
+    ranks = [draws(r) for r in (1, 2)]
+    for other in ranks:
+        assert other[0] != single[0] and other[1] != single[1]  # own torch / numpy draws
+        assert other[2:] == single[2:]  # the same shuffle and picture seeds
+    assert ranks[0][:2] != ranks[1][:2]
+    seed = sampling.epoch_seed(tiny_cfg.seed, 3)
+    torch.manual_seed(seed)
+    assert single[0] == torch.rand(3).tolist()

@@ -179,12 +179,15 @@ class Trainer:
     criterion: nn.Module
     parts: Parts
     mixer: Mixer | None
+    rank: int = 0  # the torchrun process (0 alone)
 
     def start_epoch(self, cfg: Config, epoch: int) -> Mixer | None:
         """Seed every random draw of ``epoch`` from ``(cfg.seed, epoch)`` alone (a resumed run
         repeats it exactly); the mixer to use in it."""
         seed = sampling.epoch_seed(cfg.seed, epoch)
-        seed_everything(seed)  # numpy's generator also draws the mixing
+        # numpy's and torch's generators draw the mixing, the device augmentation and dropout:
+        # each torchrun process draws its own; the loader's shuffle must agree across them
+        seed_everything(sampling.epoch_seed(seed, self.rank) if self.rank else seed)
         self.generator.manual_seed(seed)
         self.train_tf.set_random_seed(seed)
         return self.mixer if mix_active(cfg, epoch) else None
@@ -206,7 +209,8 @@ def build_trainer(
         model.load_state_dict(weights)
     criterion = build_criterion(cfg, train_ds.targets).to(device)
     parts = build_parts(cfg, model, optimizer_steps(loader, cfg), device)
-    return Trainer(loader, generator, train_ds.transform, criterion, parts, build_mixer(cfg))
+    mixer = build_mixer(cfg)
+    return Trainer(loader, generator, train_ds.transform, criterion, parts, mixer, ctx.rank)
 
 
 @dataclass
