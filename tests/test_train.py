@@ -55,6 +55,7 @@ def test_run_folder_holds_every_contract_file(straight, tiny_data):
     for key in ("git_commit", "git_dirty", "user", "host", "versions", "device", "argv"):
         assert key in env
     assert env["versions"]["torch"].split("+")[0] == torch.__version__.split("+")[0]
+    assert env["torch_threads"] == torch.get_num_threads() >= 1
 
     metrics = pd.read_csv(d / "metrics.csv")
     assert tuple(metrics.columns) == METRIC_COLUMNS

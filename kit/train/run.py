@@ -54,7 +54,9 @@ def open_folder(cfg: Config, name: str, device: torch.device, ctx: distributed.D
     folder = Path(cfg.resume) if cfg.resume else rundir.create_run_dir(cfg.output_dir, name)
     if not cfg.resume:
         rundir.write_source(folder)
-    env = {**rundir.env_info(str(device)), "processes": ctx.world_size}
+    # on a CPU the thread count changes the rounding of the sums, so it is part of a result
+    env = {**rundir.env_info(str(device)), "processes": ctx.world_size,
+           "torch_threads": torch.get_num_threads()}  # fmt: skip
     env["amp_dtype"] = pick_amp(cfg, device).name  # what autocast computes in on this device
     first = rundir.read_env(folder) if cfg.resume else {}
     if first:
