@@ -33,18 +33,22 @@ def _f(
     registry: str | None = None,
     split: bool = False,
     resume: bool | None = None,
+    absent: Any = None,
 ) -> Any:
     """A dataclass field with its ``--help`` text, its :data:`ROLES` role, the registry kind
     its names come from (``kit.registry``), ``split`` when it decides which people
     validate (a K-fold resume must keep it), and ``resume``: whether ``--resume`` may change
-    it (default: every role but ``experiment``). Mutable defaults are copied.
+    it (default: every role but ``experiment``). ``absent``, when not None, is what a saved
+    ``config.json`` without the field meant: the value runs trained with before the field
+    existed, where that differs from ``default``. Mutable defaults are copied.
 
     (It returns ``dataclasses.field``, hence the ``noqa: RUF009`` where ruff cannot tell.)
     """
     if role not in ROLES:
         raise ValueError(f"unknown field role {role!r}; valid: {sorted(ROLES)}")
     may_resume = role != "experiment" if resume is None else resume
-    meta = {"help": help, "role": role, "registry": registry, "split": split, "resume": may_resume}
+    meta = {"help": help, "role": role, "registry": registry, "split": split, "resume": may_resume,
+            "absent": absent}  # fmt: skip
     if isinstance(default, (dict, list)):
         return field(default_factory=lambda: copy.deepcopy(default), metadata=meta)
     return field(default=default, metadata=meta)
@@ -148,6 +152,7 @@ class Fields:
         "autocast dtype: auto (bfloat16 on GPUs that support it, else float16), bfloat16 (also "
         "on CPU) or float16 (CUDA, with a gradient scaler)",
         registry="amp_dtype",
+        absent="float16",  # runs saved before the field autocast in float16 on CUDA
     )
     early_stopping: int = _f(0, "stop after this many epochs without val F1 gain (0 = off)")
     tta: str = _f(

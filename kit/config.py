@@ -28,6 +28,7 @@ __all__ = [
     "parse_age_ranges",
     "parse_folds",
     "resumable_fields",
+    "saved_config",
     "smoke_note",
     "split_fields",
 ]
@@ -125,6 +126,16 @@ def resumable_fields() -> tuple[str, ...]:
     return tuple(f.name for f in dataclasses.fields(Config) if f.metadata["resume"])
 
 
+def saved_config(saved: dict[str, Any]) -> dict[str, Any]:
+    """A run folder's ``config.json`` as the run was trained: a field it lacks (the run was
+    saved before the field existed) gets the value such runs trained with (field metadata
+    ``absent``), not today's default. An empty dict (no file) stays empty."""
+    if not saved:
+        return saved
+    absent = {f.name: f.metadata["absent"] for f in dataclasses.fields(Config)}
+    return {**{k: v for k, v in absent.items() if v is not None and k not in saved}, **saved}
+
+
 def split_fields() -> tuple[str, ...]:
     """The fields that decide which people validate in each fold (``split=True``)."""
     return tuple(f.name for f in dataclasses.fields(Config) if f.metadata["split"])
@@ -157,10 +168,12 @@ def read_mapping(path: str | Path) -> dict[str, Any]:
     return data
 
 
-def apply_file(cfg: Config, path: str | Path) -> Config:
-    """``cfg`` with the keys present in the file at ``path`` replaced (others kept)."""
+def apply_file(cfg: Config, path: str | Path, *, saved: bool = False) -> Config:
+    """``cfg`` with the keys present in the file at ``path`` replaced (others kept); with
+    ``saved``, the file is a run folder's config.json, read by :func:`saved_config`."""
     try:
-        return cfg.replace(**read_mapping(path))
+        mapping = read_mapping(path)
+        return cfg.replace(**(saved_config(mapping) if saved else mapping))
     except ValueError as err:
         text = str(err)  # read_mapping's own messages already start with the path
         raise ValueError(text if text.startswith(str(path)) else f"{path}: {text}") from err

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 from torch import nn
 
-from kit.config import Config
+from kit.config import Config, saved_config
 from kit.device import resolve_device
 from kit.models import create_model
 from kit.runfolder import BEST
@@ -34,7 +34,7 @@ def load_run_model(
     """(model with the run's best weights, its Config) from a run folder's ``best.pt`` (or
     ``weights``: ``refit.pt``, the weights a refit run's submission used)."""
     ckpt = load(Path(run_dir) / weights, map_location=device)
-    cfg = Config.from_dict(ckpt["config"])
+    cfg = Config.from_dict(saved_config(ckpt["config"]))
     # the trained weights replace any starting weights, so the file is not needed any more
     model = create_model(cfg.replace(pretrained=False, pretrained_file=None))
     model.load_state_dict(ckpt["model"])

@@ -37,7 +37,7 @@ def parse_args(base: Config, argv: Sequence[str] | None = None) -> Config:
     changes = namespace_changes(ns, type(base))
     cfg = base
     if changes.get("resume"):
-        cfg = apply_file(cfg, Path(changes["resume"]) / CONFIG)
+        cfg = apply_file(cfg, Path(changes["resume"]) / CONFIG, saved=True)
     if ns.config:
         cfg = apply_file(cfg, ns.config)
     cfg = cfg.replace(**changes)

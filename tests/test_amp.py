@@ -3,14 +3,17 @@ bfloat16 trains on the CPU too, and the run folder records what autocast compute
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 from torch import nn
 
-from kit.config import Config
+from kit.config import Config, saved_config
 from kit.device import Amp, pick_amp
 from kit.optim import build_parts
-from kit.runfolder import read_env, read_metrics
+from kit.recipe import parse_args
+from kit.runfolder import check_unchanged, read_config, read_env, read_metrics
 from kit.train import fit
 from kit.train.loop import train_one_epoch
 
@@ -79,3 +82,26 @@ def test_a_bfloat16_run_trains_and_records_its_dtype(tiny_cfg):
     assert len(read_metrics(run.run_dir)) == 1
     plain = fit(tiny_cfg.replace(epochs=1, name="plain"))  # auto on the CPU: float32
     assert read_env(plain.run_dir)["amp_dtype"] == "float32"
+
+
+def _saved_before_amp_dtype(cfg: Config, folder) -> None:
+    """A run folder's config.json as kit wrote it before the amp_dtype field existed."""
+    old = cfg.to_dict()
+    del old["amp_dtype"]
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps(old))
+
+
+def test_a_run_saved_before_amp_dtype_is_read_and_resumed_as_float16(tiny_cfg, tmp_path):
+    """Runs saved before the field autocast in float16 on CUDA: resuming one must not switch
+    it to auto's bfloat16 half-way, and the ledger must not show today's default for it."""
+    folder = tmp_path / "old"
+    _saved_before_amp_dtype(tiny_cfg, folder)
+    assert read_config(folder)["amp_dtype"] == "float16"
+    assert parse_args(Config(), ["--resume", str(folder)]).amp_dtype == "float16"
+    check_unchanged(tiny_cfg.replace(amp_dtype="float16"), folder)  # the same run: accepted
+    with pytest.raises(ValueError, match="amp_dtype: 'float16' -> 'auto'"):
+        check_unchanged(tiny_cfg, folder)
+    # a field the file has is its own, and no file stays no config
+    assert saved_config({"amp_dtype": "auto"}) == {"amp_dtype": "auto"}
+    assert saved_config({}) == {} and read_config(tmp_path / "none") == {}

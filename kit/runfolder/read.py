@@ -17,7 +17,7 @@ from typing import Any
 
 import pandas as pd
 
-from kit.config import Config
+from kit.config import Config, saved_config
 from kit.io import read_json
 from kit.runfolder.names import (
     CONFIG,
@@ -62,8 +62,9 @@ def _record(run_dir: str | os.PathLike[str], name: str, missing_ok: bool) -> dic
 
 
 def read_config(run_dir: str | os.PathLike[str], *, missing_ok: bool = True) -> dict[str, Any]:
-    """``config.json`` as a dict (``{}`` when missing and ``missing_ok``)."""
-    return _record(run_dir, CONFIG, missing_ok)
+    """``config.json`` as a dict (``{}`` when missing and ``missing_ok``), with the fields it
+    predates as the run trained them (:func:`kit.config.saved_config`)."""
+    return saved_config(_record(run_dir, CONFIG, missing_ok))
 
 
 def read_env(run_dir: str | os.PathLike[str], *, missing_ok: bool = True) -> dict[str, Any]:

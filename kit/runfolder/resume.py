@@ -13,9 +13,8 @@ from typing import Any
 
 from kit.config import Config, resumable_fields, split_fields
 from kit.errors import RunBusyError
-from kit.io import read_json
 from kit.runfolder.names import CONFIG, LAST
-from kit.runfolder.read import is_complete, running_pid
+from kit.runfolder.read import is_complete, read_config, running_pid
 
 __all__ = ["check_resumable", "check_unchanged", "nothing_to_train"]
 
@@ -58,7 +57,7 @@ def check_unchanged(cfg: Config, folder: Path) -> None:
     """Refuse ``cfg`` for a resume of ``folder`` when it changes a field that shapes the
     weights, the data, the split or the schedule (all but :func:`kit.config.resumable_fields`);
     a K-fold parent's message singles out the split's fields."""
-    saved = Config.from_dict(read_json(folder / CONFIG))
+    saved = Config.from_dict(read_config(folder, missing_ok=False))
     if cfg.folds is not None and saved.folds is None:
         raise ValueError(
             f"cannot resume {folder} as a K-fold: it is a single run (its config.json has no "
