@@ -60,11 +60,17 @@ TECHNIQUES: dict[str, dict] = {
     "EMA (decay 0.99)": {"ema": True, "ema_decay": 0.99},
     "logit adjusted": {"loss": "logit_adjusted"},
     "refit: 1 more epoch on train + val": {"refit": "continue", "refit_epochs": 1},
+    # the baseline on face crops: the runs center_face is meant for (they saw face crops)
+    "face crop (the baseline with --crop-mode face)": {"crop_mode": "face"},
 }
-#: row name -> TTA spec, each scored on the baseline's own checkpoints (no training).
-TTAS: dict[str, str] = {
-    "TTA hflip+shift (the baseline's checkpoints)": "hflip+shift",
-    "TTA center_face (the baseline's checkpoints)": "center_face",
+#: row name -> (the row whose checkpoints it re-scores, TTA spec): no training of its own.
+TTAS: dict[str, tuple[str, str]] = {
+    "TTA hflip+shift (the baseline's checkpoints)": ("baseline", "hflip+shift"),
+    "TTA center_face (the baseline's checkpoints)": ("baseline", "center_face"),
+    "TTA center_face (the face-crop runs' checkpoints)": (
+        "face crop (the baseline with --crop-mode face)",
+        "center_face",
+    ),
 }
 SPLIT_SEED = 0
 
@@ -221,7 +227,7 @@ def main() -> None:
     wanted = [
         name
         for name in TECHNIQUES
-        if not args.only or name in args.only or (name == "baseline" and _wants_tta(args))
+        if not args.only or name in args.only or name in _scored_by_tta(args.only)
     ]
     cfgs = {
         (name, seed): base.replace(seed=seed, name=f"{name.split()[0]}_s{seed}", **TECHNIQUES[name])
@@ -245,20 +251,20 @@ def main() -> None:
         if not args.only or name in args.only:
             runs = [_run_scores(run_dirs[name, seed], data) for seed in args.seeds]
             lines.append(_row(name, runs))
-    baseline_dirs = [run_dirs["baseline", seed] for seed in args.seeds if "baseline" in wanted]
-    for name, tta in TTAS.items():
+    for name, (rescored, tta) in TTAS.items():
         if args.only and name not in args.only:
             continue
-        lines.append(_row(name, [_tta_scores(d, data, val_df, tta) for d in baseline_dirs]))
+        dirs = [run_dirs[rescored, seed] for seed in args.seeds]
+        lines.append(_row(name, [_tta_scores(d, data, val_df, tta) for d in dirs]))
     table = "\n".join(lines)
     print(f"{table}\n\n{time.time() - t0:.0f} s in all")
     if args.out:
         Path(args.out).write_text(table + "\n", encoding="utf-8")
 
 
-def _wants_tta(args: argparse.Namespace) -> bool:
-    """Whether a TTA row is asked for (it needs the baseline's run folders)."""
-    return bool(set(args.only or ()) & set(TTAS))
+def _scored_by_tta(only: list[str] | None) -> set[str]:
+    """The rows whose run folders the asked-for TTA rows re-score."""
+    return {TTAS[name][0] for name in only or () if name in TTAS}
 
 
 if __name__ == "__main__":

@@ -32,14 +32,18 @@ def _scores(stdout: str) -> list[list[str]]:
 
 @pytest.mark.slow
 def test_side_by_side_runs_make_the_same_table_and_from_runs_trains_nothing(tmp_path):
-    row = ("--only", "logit adjusted")
+    # a TTA row trains the row it re-scores (the baseline) and scores its checkpoints
+    row = ("--only", "logit adjusted", "TTA hflip+shift (the baseline's checkpoints)")
     side = _ablate(tmp_path / "side", *TINY, *row, "--jobs", "2")
     one = _ablate(tmp_path / "one", *TINY, *row, "--jobs", "1")
     assert side.returncode == 0 and one.returncode == 0, side.stderr + one.stderr
     assert _scores(side.stdout) == _scores(one.stdout)
-    assert len(_scores(side.stdout)) == 3  # header, rule and the row
+    table = _scores(side.stdout)
+    assert [r[0].strip() for r in table[2:]] == list(row[1:])  # header, rule and the two rows
+    assert table[2] != table[3]  # the TTA row scores other checkpoints
     runs = sorted((tmp_path / "side" / "runs").iterdir())
-    assert [d.name.split("_", 1)[1] for d in runs] == ["logit_s1", "logit_s2"]
+    tags = sorted(d.name.split("_", 1)[1] for d in runs)
+    assert tags == ["baseline_s1", "baseline_s2", "logit_s1", "logit_s2"]
     again = _ablate(tmp_path / "side", *TINY, *row, "--from-runs")
     assert again.returncode == 0, again.stderr
     assert _scores(again.stdout) == _scores(side.stdout)

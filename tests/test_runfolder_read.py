@@ -46,7 +46,9 @@ def _preds(test: bool = True) -> Preds:
 @pytest.mark.parametrize("name", READERS)
 def test_records_read_what_was_written_by_hand(tmp_path, name):
     (tmp_path / name).write_text(json.dumps({"status": "running", "x": [1, 2]}))
-    assert READERS[name](tmp_path) == {"status": "running", "x": [1, 2]}
+    # config.json: a field the file predates reads as what runs of its time trained with
+    predates = {"amp_dtype": "float16"} if name == "config.json" else {}
+    assert READERS[name](tmp_path) == {"status": "running", "x": [1, 2], **predates}
 
 
 @pytest.mark.parametrize("name", READERS)
