@@ -58,6 +58,7 @@ def test_an_unknown_row_is_one_error_line_naming_the_rows(tmp_path):
     assert not (tmp_path / "data").exists()  # checked before the fixture is drawn
 
 
+@pytest.mark.slow  # it draws a fixture first
 def test_from_runs_without_runs_says_to_train_first(tmp_path):
     done = _ablate(tmp_path, *TINY, "--only", "baseline", "--from-runs")
     assert done.returncode == 2

@@ -82,6 +82,10 @@ CASES: dict[str, tuple[Argv, str]] = {
         lambda w: ["--data-dir", str(w.bad), "--output-dir", str(w.runs), "--smoke"],
         "train.csv line 3, field 'gender'",
     ),
+    "recipes/device_aug.py": (
+        lambda w: ["--device-aug", "strnog", "--output-dir", str(w.runs)],
+        "config field 'device_aug' is 'strnog' (did you mean 'strong'?)",
+    ),
     "recipes/kfold_ensemble.py": (
         lambda w: ["--data-dir", str(w.bad), "--output-dir", str(w.runs), "--smoke"],
         "train.csv line 3, field 'gender'",
