@@ -17,7 +17,7 @@ from kit.train import fit
 from kit.train.data import load_splits
 from kit.train.loop import predict_frame
 from kit.transforms import normalization
-from tests._training import at_training_step
+from tests._training import interrupted_in_epoch_2
 
 CPU = torch.device("cpu")
 
@@ -126,14 +126,7 @@ def test_training_with_device_aug_does_not_depend_on_loader_workers(strong):
 def test_an_interrupted_run_with_device_aug_resumes_to_the_same_metrics(strong, tmp_path):
     cfg, reference = strong
     cfg = cfg.replace(output_dir=str(tmp_path))
-
-    def interrupt():
-        raise KeyboardInterrupt
-
-    with pytest.MonkeyPatch.context() as mp:
-        at_training_step(mp, cfg.max_steps_per_epoch + 2, interrupt)  # inside epoch 2
-        with pytest.raises(SystemExit):
-            fit(cfg)
+    interrupted_in_epoch_2(cfg)
     (run_dir,) = tmp_path.iterdir()
     assert len(pd.read_csv(run_dir / "metrics.csv")) == 1
     resumed = fit(cfg.replace(resume=str(run_dir)))

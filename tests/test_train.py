@@ -19,7 +19,7 @@ from kit.runfolder import EPOCH_COLUMNS as METRIC_COLUMNS
 from kit.runfolder import create_run_dir
 from kit.train import fit
 from tests._runfolders import RUN_FILES
-from tests._training import at_training_step
+from tests._training import at_training_step, interrupted_in_epoch_2
 
 PROBS = [f"p{k}" for k in range(18)]
 
@@ -104,15 +104,7 @@ def test_two_runs_of_one_config_give_identical_metrics(straight):
 def test_resume_after_an_interrupt_ends_like_an_uninterrupted_run(straight, tmp_path):
     cfg, reference = straight
     cfg = cfg.replace(output_dir=str(tmp_path))
-
-    def interrupt():
-        raise KeyboardInterrupt
-
-    with pytest.MonkeyPatch.context() as mp:
-        at_training_step(mp, cfg.max_steps_per_epoch + 2, interrupt)  # inside epoch 2
-        with pytest.raises(SystemExit) as exit_info:
-            fit(cfg)
-    assert exit_info.value.code == 130
+    assert interrupted_in_epoch_2(cfg) == 130
     (run_dir,) = tmp_path.iterdir()
     status = json.loads((run_dir / "status.json").read_text())
     assert status["status"] == "interrupted" and status["epoch"] == 1
