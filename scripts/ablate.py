@@ -26,7 +26,6 @@ train side by side, each on one torch thread (the default: one per core):
 from __future__ import annotations
 
 import argparse
-import json
 import multiprocessing as mp
 import os
 import sys
@@ -42,6 +41,7 @@ import torch
 
 import kit
 import kit.train.data as train_data
+from kit import runfolder
 from kit.config import fields_with_role
 
 TECHNIQUES: dict[str, dict] = {
@@ -84,7 +84,7 @@ def _fixed_split() -> None:
     train_data.load_splits = lambda cfg: _LOAD_SPLITS(cfg.replace(seed=SPLIT_SEED))
 
 
-def _eval_f1(data: Path, ids: pd.Series, probs: np.ndarray) -> float:
+def _eval_f1(data: Path, ids: np.ndarray | pd.Series, probs: np.ndarray) -> float:
     answers = pd.read_csv(data / "eval" / "answers.csv", dtype={"ImageID": str})
     truth = answers.set_index("ImageID")["ans"].reindex(ids).to_numpy()
     return float(kit.macro_f1(truth, probs.argmax(1)))
@@ -99,19 +99,15 @@ class Scores:
     seconds: float | None
 
 
-def _probs(frame: pd.DataFrame) -> np.ndarray:
-    return frame[[f"p{k}" for k in range(kit.NUM_CLASSES)]].to_numpy()
-
-
 def _run_scores(run_dir: Path, data: Path) -> Scores:
-    """The figures of a finished run folder, from its own files."""
-    val = pd.read_csv(run_dir / "val_probs.csv")
-    test = pd.read_csv(run_dir / "test_probs.csv", dtype={"image_id": str})
-    metrics = pd.read_csv(run_dir / "metrics.csv")
+    """The figures of a finished run folder, read by kit's run-folder readers."""
+    val = runfolder.read_val_probs(run_dir / runfolder.VAL_PROBS)
+    test = runfolder.read_test_probs(run_dir / runfolder.TEST_PROBS)
+    seconds = [row["seconds"] for row in runfolder.read_metrics(run_dir)]
     return Scores(
-        kit.summarize(val["label"].to_numpy(), _probs(val).argmax(1)),
-        _eval_f1(data, test["image_id"], _probs(test)),
-        float(metrics["seconds"].mean()),
+        kit.summarize(val.truth, val.labels),
+        _eval_f1(data, test.ids, test.probs),
+        float(np.mean(seconds)),
     )
 
 
@@ -150,7 +146,7 @@ def _latest(runs: Path, tag: str, cfg: kit.Config) -> Path:
     fields = fields_with_role("experiment")
 
     def same(d: Path) -> bool:
-        done = kit.Config.from_dict(json.loads((d / "config.json").read_text()))
+        done = kit.read_run(d).config  # kit's reader: old config.json files read as trained
         return all(getattr(done, k) == getattr(cfg, k) for k in fields)
 
     found = [
