@@ -49,6 +49,7 @@ _RANGES: dict[str, _Check] = {
     "head_losses": (lambda v: set(v) <= set(HEAD_SIZES), f"keys among {list(HEAD_SIZES)}"),
     "head_weights": (lambda v: set(v) <= set(HEAD_SIZES), f"keys among {list(HEAD_SIZES)}"),
     "face_margin": (lambda v: 0 <= v <= 5, "a share in [0, 5], e.g. 0.4"),
+    "crop_mix": (lambda v: 0 <= v <= 1, "a share in [0, 1] (0 = off), e.g. 0.5"),
     "name": (lambda v: v != "" and "/" not in v and "\\" not in v, "a non-empty name, no slashes"),
     "mix_alpha": (lambda v: v > 0, "a number > 0"),
     "mix_lam": (lambda v: 0 < v[0] <= v[1] < 1, "two shares 0 < low <= high < 1, e.g. 0.4 0.6"),
@@ -82,6 +83,12 @@ def check(cfg: Any) -> None:
             f"config field 'refit' is {cfg.refit!r} with folds {cfg.folds!r}: a K-fold's test "
             "probabilities already average models that saw every person; use --refit none, or "
             "refit a single run (--folds none)"
+        )
+    if cfg.crop_mix > 0 and cfg.crop_mode not in ("center", "face"):
+        raise ValueError(
+            f"config field 'crop_mix' is {cfg.crop_mix!r} with crop_mode {cfg.crop_mode!r}: it "
+            "mixes the centre and the face crop, so the run's own crop must be one of them; use "
+            "--crop-mode center or face, or --crop-mix 0"
         )
     check_registries(cfg, require=False)
     _check_model(cfg.model)

@@ -242,6 +242,11 @@ class Fields:
         None, "boxes CSV for --face-detector boxes; none = <data>/{train,eval}/faces.csv"
     )
     face_margin: float = _f(0.4, "face crop: share of the face box added on each side")
+    crop_mix: float = _f(
+        0.0,
+        "share of training pictures shown under the other crop (face for a center run, center "
+        "for a face run), so the model learns both for --tta center_face; 0 = off",
+    )
     # tracking and search (docs/tracking.md, docs/search.md): they mirror or tag a run, and
     # change none of its results
     track: str | None = _f(

@@ -15,7 +15,7 @@ from typing import Any
 
 from kit.registry import Registry
 
-__all__ = ["CROP_MODES", "Box", "CropMode", "crop_rect"]
+__all__ = ["CROP_MODES", "OTHER_CROP", "Box", "CropMode", "crop_rect"]
 
 #: A face box or crop rectangle in pixels: (x0, y0, x1, y1), x1 and y1 excluded.
 Box = tuple[int, int, int, int]
@@ -69,6 +69,9 @@ def _face_rect(height: int, width: int, box: Box | None, cfg: Any) -> Box:
 
 CROP_MODES.register("center", CropMode(_center_rect, needs_boxes=False))
 CROP_MODES.register("face", CropMode(_face_rect, needs_boxes=True))
+
+#: The crop ``--crop-mix`` shows besides a run's own, by the run's ``crop_mode``.
+OTHER_CROP: dict[str, str] = {"center": "face", "face": "center"}
 
 
 def crop_rect(shape: tuple[int, ...], cfg: Any, box: Box | None = None) -> Box:

@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 
 from kit.crops import CROP_MODES
-from kit.faces import PreparedLoader, prepared_loader
+from kit.faces import PreparedLoader, other_crop
 from kit.registry import Registry, UnknownName
 
 __all__ = ["TTA", "CropSource", "CropViews", "Views", "crop_sources", "shift", "tta_views"]
@@ -168,13 +168,7 @@ def crop_sources(
     that have one; else to every picture."""
     out = []
     for mode in views.other_crops(cfg.crop_mode):
-        other = cfg.replace(crop_mode=mode)
-        with_boxes = [c for c in (other, cfg) if CROP_MODES.get(c.crop_mode).needs_boxes]
-        boxes = None
-        if with_boxes:
-            boxes = prepared_loader(with_boxes[0], data_dir, paths, progress=False).faces
-        found = np.ones(len(paths), dtype=bool)
-        if boxes is not None:
-            found = np.array([boxes.boxes.get(os.fspath(p)) is not None for p in paths], bool)
-        out.append(CropSource(other, PreparedLoader(other, boxes), found))
+        loader, applies = other_crop(cfg, mode, data_dir, paths, progress=False)
+        found = np.array([os.fspath(p) in applies for p in paths], dtype=bool)
+        out.append(CropSource(loader.cfg, loader, found))
     return out

@@ -48,6 +48,9 @@ TECHNIQUES: dict[str, dict] = {
     "baseline": {},
     "mixup": {"mix": "mixup"},
     "cutmix": {"mix": "cutmix"},
+    # the same CutMix on half the batches: the budget of 12 epochs is short for CutMix (the
+    # 24-epoch block of docs/techniques.md), and mixing fewer batches is the usual way out
+    "cutmix on half the batches (--mix-prob 0.5)": {"mix": "cutmix", "mix_prob": 0.5},
     # CutMix whose partners share the 18-way class: does random CutMix lose by mixing itself,
     # or by boxes that paste one class's mask region into another's picture under a label that
     # still mostly says the first class (the "wrong examples" the 3rd place reported)?
@@ -62,6 +65,9 @@ TECHNIQUES: dict[str, dict] = {
     "refit: 1 more epoch on train + val": {"refit": "continue", "refit_epochs": 1},
     # the baseline on face crops: the runs center_face is meant for (they saw face crops)
     "face crop (the baseline with --crop-mode face)": {"crop_mode": "face"},
+    # centre-crop runs that see a face crop of half their training pictures: the runs that
+    # TTA center_face can help, as they learned both of its views
+    "crop mix 0.5 (the baseline, half its pictures face-cropped)": {"crop_mix": 0.5},
 }
 #: row name -> (the row whose checkpoints it re-scores, TTA spec): no training of its own.
 TTAS: dict[str, tuple[str, str]] = {
@@ -69,6 +75,10 @@ TTAS: dict[str, tuple[str, str]] = {
     "TTA center_face (the baseline's checkpoints)": ("baseline", "center_face"),
     "TTA center_face (the face-crop runs' checkpoints)": (
         "face crop (the baseline with --crop-mode face)",
+        "center_face",
+    ),
+    "TTA center_face (the crop-mix runs' checkpoints)": (
+        "crop mix 0.5 (the baseline, half its pictures face-cropped)",
         "center_face",
     ),
 }

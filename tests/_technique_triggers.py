@@ -28,6 +28,8 @@ TECHNIQUES: dict[str, Callable[[object], str]] = {
     "ema-decay-range": lambda c: _raised(lambda: Config(ema_decay=1.0).validate()),
     "refit-kfold": lambda c: _raised(lambda: Config(refit="continue", folds="all").validate()),
     "tta-unknown-view": lambda c: _raised(lambda: Config(tta="hflip+flip").validate()),
+    "crop-mix-range": lambda c: _raised(lambda: Config(crop_mix=1.5).validate()),
+    "crop-mix-mode": lambda c: _raised(lambda: Config(crop_mix=0.5, crop_mode="tight").validate()),
     "logit-adjusted-no-labels": lambda c: _raised(lambda: build_loss("logit_adjusted")),
     "device-aug-float-batch": lambda c: _raised(
         lambda: to_model_input(torch.zeros(2, 3, 8, 8), Config(), torch.device("cpu"), abs)

@@ -93,11 +93,18 @@ def _wait_for(marker: Path, proc: subprocess.Popen, timeout: float = 240.0) -> N
 
 
 #: The killed run plain, and with the techniques that carry state or random draws across
-#: epochs: the weight average (in last.pt), same-class CutMix (numpy's generator) and the
-#: device augmentation (torch's generator).
+#: epochs: the weight average (in last.pt), same-class CutMix (numpy's generator), the
+#: device augmentation (torch's generator) and the crop mix (the per-picture seeds).
 TECHNIQUES = {
     "plain": {},
-    "ema_mix": {"ema": True, "mix": "cutmix", "mix_pairs": "same_class", "device_aug": "strong"},
+    "ema_mix": {
+        "ema": True,
+        "mix": "cutmix",
+        "mix_pairs": "same_class",
+        "device_aug": "strong",
+        "crop_mix": 0.5,
+        "face_detector": "boxes",
+    },
 }
 
 

@@ -379,6 +379,10 @@ FIXES: dict[str, Callable[[Ctx], tuple[str, str]]] = {
         ["--refit", "continue", "--folds", "all"], ["--refit", "none"]
     ),
     "tta-unknown-view": lambda c: _config(["--tta", "hflip+flip"], ["--tta", "hflip+shift"]),
+    "crop-mix-range": lambda c: _config(["--crop-mix", "1.5"], ["--crop-mix", "0.5"]),
+    "crop-mix-mode": lambda c: _config(
+        ["--crop-mix", "0.5", "--crop-mode", "tight"], ["--crop-mode", "face"]
+    ),
     # the hyper-parameter search: what --param says, and the folds it searches on
     "tune-param-format": lambda c: (
         seen(lambda: parse_space(["lr"])),

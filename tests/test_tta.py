@@ -11,12 +11,16 @@ import pytest
 import torch
 from torch import nn
 
+import kit
 import kit.runfolder as rundir
+from kit.config import Config
 from kit.crops import CROP_MODES
+from kit.data.dataset import CropChoice, _coin
+from kit.faces import PreparedLoader
 from kit.inference import predict
 from kit.labels import NUM_CLASSES
 from kit.train import fit
-from kit.train.data import load_splits
+from kit.train.data import RunPictures, load_splits
 from kit.train.loop import predict_frame
 from kit.tta import TTA, CropViews, tta_views
 
@@ -80,3 +84,77 @@ def test_validation_and_the_submission_use_the_crop_views(face_cfg):
     assert not np.allclose(val, predict(run.run_dir, splits.val), atol=1e-4)
     test = pd.read_csv(run.run_dir / rundir.TEST_PROBS)[rundir.PROB_COLUMNS].to_numpy()
     np.testing.assert_allclose(test, predict(run.run_dir, splits.eval, tta="center_face"), 1e-6)
+
+
+# ---- --crop-mix: training on both crops, the runs center_face is for ----------------------
+def _choice(p: float, applies: set[str]) -> CropChoice:
+    own = lambda path: np.zeros((2, 2, 3), np.uint8)  # noqa: E731
+    other = lambda path: np.ones((2, 2, 3), np.uint8)  # noqa: E731
+    return CropChoice(own, other, p, applies)
+
+
+def test_crop_choice_shows_the_other_crop_for_its_share_of_the_pictures():
+    paths = [f"p{i}.jpg" for i in range(4000)]
+    applies, seeds = set(paths[:3000]), list(range(4000))
+    picked = _choice(0.3, applies).read_many(paths, seeds)[:, 0, 0, 0] == 1
+    assert not picked[3000:].any()  # no face box: always the run's own crop
+    assert abs(picked[:3000].mean() - 0.3) < 0.03
+    again = _choice(0.3, applies).read_many(paths[::-1], seeds[::-1])[::-1, 0, 0, 0] == 1
+    np.testing.assert_array_equal(picked, again)  # the seed decides, not the order
+    # independent of the cache's flip coin, which draws from the same per-picture seed
+    flips = np.array([_coin(s) for s in seeds[:3000]])
+    assert abs(picked[:3000][flips].mean() - picked[:3000][~flips].mean()) < 0.05
+    assert not (_choice(0.0, applies).read_many(paths, seeds) == 1).any()
+    every = _choice(1.0, applies).read_many(paths, seeds)[:, 0, 0, 0] == 1
+    np.testing.assert_array_equal(every, [p in applies for p in paths])
+
+
+@pytest.mark.parametrize("own", ["center", "face"])
+def test_crop_mix_trains_on_both_crops_with_or_without_the_cache(face_cfg, own):
+    cfg, with_face = face_cfg
+    cfg = cfg.replace(crop_mode=own, crop_mix=0.5)
+    splits = load_splits(cfg)
+    paths = splits.train["path"].astype(str).tolist()
+    seeds = list(range(len(paths)))
+    boxes = RunPictures.for_run(cfg.replace(crop_mode="face", crop_mix=0.0), splits).faces
+    crops = {m: PreparedLoader(cfg.replace(crop_mode=m), boxes) for m in ("center", "face")}
+    read = {}
+    for cache in (True, False):
+        pictures = RunPictures.for_run(cfg.replace(cache=cache), splits, progress=False)
+        assert pictures.prepared and isinstance(pictures.train, CropChoice)
+        read[cache] = pictures.train.read_many(paths, seeds)
+        if cache:  # both crops are cached, each under its own key
+            assert pictures.other_cache is not None
+            assert pictures.other_cache.key != pictures.cache.key
+        np.testing.assert_array_equal(pictures.eval(paths[0]), crops[own](paths[0]))
+    np.testing.assert_array_equal(read[True], read[False])  # the same pixels either way
+    other = "face" if own == "center" else "center"
+    shown = []
+    for k, path in enumerate(paths):
+        is_own = np.array_equal(read[True][k], crops[own](path))
+        is_other = np.array_equal(read[True][k], crops[other](path))
+        assert is_own or is_other
+        shown.append(is_other and not is_own)
+        if path not in with_face:
+            assert is_own
+    found = np.array([p in with_face for p in paths])
+    assert 0.3 < np.mean(np.array(shown)[found]) < 0.7
+
+
+def test_a_crop_mix_run_is_deterministic_and_differs_from_one_crop(face_cfg):
+    cfg, _ = face_cfg
+    runs = [fit(cfg.replace(crop_mix=mix, name=f"m{k}")) for k, mix in enumerate([0.5, 0.5, 0.0])]
+    loss = [[row["train_loss"] for row in rundir.read_metrics(r.run_dir)] for r in runs]
+    assert loss[0] == loss[1]
+    assert loss[0] != loss[2]
+    assert kit.read_run(runs[0].run_dir).config.crop_mix == 0.5
+    faces = rundir.read_env(runs[0].run_dir)["faces"]  # the other crop's boxes are recorded
+    assert faces is not None and faces["found"] > 0
+
+
+def test_crop_mix_checks_its_share_and_the_run_crop():
+    with pytest.raises(ValueError, match=r"'crop_mix' is 1\.5; expected a share in \[0, 1\]"):
+        Config(crop_mix=1.5).validate()
+    with pytest.raises(ValueError, match="crop_mode 'tight'.*--crop-mode center or face"):
+        Config(crop_mix=0.5, crop_mode="tight").validate()
+    Config(crop_mix=0.5, crop_mode="face").validate()

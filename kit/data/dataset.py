@@ -13,7 +13,7 @@ a function the caller passes (training passes its head's ``OutputKind.target``).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import Any
 
 import numpy as np
@@ -25,7 +25,7 @@ from kit.data.cache import ImageCache
 from kit.data.decode import load_rgb
 from kit.labels import AGE_THRESHOLDS, NUM_CLASSES, age_to_group, encode
 
-__all__ = ["FlipChoice", "ImageDataset", "collate_pictures", "load_rgb", "training_labels"]
+__all__ = ["CropChoice", "FlipChoice", "ImageDataset", "collate_pictures", "load_rgb", "training_labels"]
 
 Loader = Callable[[str], np.ndarray]
 
@@ -95,15 +95,7 @@ class ImageDataset(Dataset):
     def read(self, indices: Sequence[int], seeds: Sequence[int] | None = None) -> list[np.ndarray]:
         """The pictures of rows ``indices`` before the transform, in one call when the loader
         reads batches; ``seeds`` (one per row) fix a loader's own random choices."""
-        paths = [self.paths[i] for i in indices]
-        if hasattr(self.loader, "read_many"):
-            return list(self.loader.read_many(paths, seeds))
-        pictures = []
-        for k, path in enumerate(paths):
-            if seeds is not None and hasattr(self.loader, "set_random_seed"):
-                self.loader.set_random_seed(seeds[k])
-            pictures.append(self.loader(path))
-        return pictures
+        return list(_read_with(self.loader, [self.paths[i] for i in indices], seeds))
 
     def sample(self, i: int, image: np.ndarray) -> tuple[Any, Any]:
         """Row ``i``'s ``(transform(image), target)``."""
@@ -135,13 +127,12 @@ def _rows_of(images: list[Any], whole: Any) -> bool:
     )
 
 
-class FlipChoice:
-    """A loader over a cache built with flips: the stored picture or its stored mirror image,
-    with even odds; seeded per sample by ``kit.data.sampling.SeededDataset``."""
+class _SeededChoice:
+    """A loader whose random choices come from per-picture seeds: those given to
+    ``read_many``, else counted on from the last :meth:`set_random_seed` (seeded per sample
+    by ``kit.data.sampling.SeededDataset``)."""
 
-    def __init__(self, cache: ImageCache) -> None:
-        self.cache = cache
-        self._seed = 0
+    _seed = 0
 
     def set_random_seed(self, seed: int) -> None:
         """Seed the next choices."""
@@ -151,21 +142,86 @@ class FlipChoice:
         return self.read_many([path])[0]
 
     def read_many(self, paths: Sequence[str], seeds: Sequence[int] | None = None) -> np.ndarray:
-        """The pictures of ``paths``, each flipped or not as its seed (or the next) says."""
+        """The pictures of ``paths``, each as its seed (or the next) draws."""
         if seeds is None:
             seeds = range(self._seed, self._seed + len(paths))
             self._seed += len(paths)
+        return self.choose(list(paths), [int(s) for s in seeds])
+
+    def choose(self, paths: list[str], seeds: list[int]) -> np.ndarray:
+        raise NotImplementedError
+
+
+class FlipChoice(_SeededChoice):
+    """A loader over a cache built with flips: the stored picture or its stored mirror image,
+    with even odds."""
+
+    def __init__(self, cache: ImageCache) -> None:
+        self.cache = cache
+
+    def choose(self, paths: list[str], seeds: list[int]) -> np.ndarray:
+        """The pictures of ``paths``, each flipped or not as its seed says."""
         rows = [self.cache.index_of(p) for p in paths]
         return self.cache.rows(rows, [_coin(s) for s in seeds])
 
 
+class CropChoice(_SeededChoice):
+    """A training loader that shows a share ``p`` of the pictures under the other crop
+    (``--crop-mix``): ``own`` reads a picture under the run's crop, ``other`` under the other
+    one, which applies to the paths in ``applies`` only (the others always keep their own).
+    Its draw is independent of :class:`FlipChoice`'s, and both sub-loaders get the sample's
+    seed."""
+
+    def __init__(self, own: Loader, other: Loader, p: float, applies: Collection[str]) -> None:
+        self.own, self.other, self.p = own, other, float(p)
+        self.applies = frozenset(applies)
+
+    def choose(self, paths: list[str], seeds: list[int]) -> np.ndarray:
+        """The pictures of ``paths``, each under the crop its seed draws."""
+        other = [p in self.applies and _unit(s, _CROP_SALT) < self.p for p, s in zip(paths, seeds)]
+        out: list[np.ndarray | None] = [None] * len(paths)
+        for loader, pick in ((self.own, False), (self.other, True)):
+            ks = [k for k, o in enumerate(other) if o == pick]
+            if ks:
+                read = _read_with(loader, [paths[k] for k in ks], [seeds[k] for k in ks])
+                for k, picture in zip(ks, read, strict=True):
+                    out[k] = picture
+        return np.stack(out)
+
+
+def _read_with(
+    loader: Any, paths: Sequence[str], seeds: Sequence[int] | None
+) -> Sequence[np.ndarray]:
+    """``loader``'s pictures of ``paths``: in one call if it reads batches, else one by one,
+    each after seeding the loader with its seed when it draws and ``seeds`` are given."""
+    if hasattr(loader, "read_many"):
+        return loader.read_many(paths, seeds)
+    pictures = []
+    for k, path in enumerate(paths):
+        if seeds is not None and hasattr(loader, "set_random_seed"):
+            loader.set_random_seed(seeds[k])
+        pictures.append(loader(path))
+    return pictures
+
+
 _MASK64 = 2**64 - 1
+_CROP_SALT = 0x5EED_C409  # the crop draw of a seed, apart from its flip coin
 
 
-def _coin(seed: int) -> bool:
-    """Heads or tails for ``seed``: the top bit of SplitMix64's output, a microsecond where a
-    seeded numpy generator takes tens (it runs once per training picture)."""
+def _mix64(seed: int) -> int:
+    """SplitMix64's output for ``seed``: a microsecond where a seeded numpy generator takes
+    tens (it runs once per training picture)."""
     z = (int(seed) + 0x9E3779B97F4A7C15) & _MASK64
     z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
     z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK64
-    return bool((z ^ (z >> 31)) >> 63)
+    return z ^ (z >> 31)
+
+
+def _coin(seed: int) -> bool:
+    """Heads or tails for ``seed``: the top bit of :func:`_mix64`."""
+    return bool(_mix64(seed) >> 63)
+
+
+def _unit(seed: int, salt: int) -> float:
+    """A number in [0, 1) for ``seed`` and ``salt``, uniform over seeds."""
+    return (_mix64(_mix64(salt) ^ int(seed)) >> 11) / 2.0**53

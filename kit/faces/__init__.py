@@ -36,6 +36,7 @@ __all__ = [
     "face_boxes",
     "folder_pictures",
     "image_id",
+    "other_crop",
     "prepared_loader",
     "preview",
     "read_boxes",
@@ -61,3 +62,27 @@ def prepared_loader(
         more = face_boxes(cfg, Path(data_dir), extra, workers=workers, progress=progress)
         boxes = FaceBoxes({**boxes.boxes, **more.boxes}, boxes.file, boxes.detector)
     return PreparedLoader(cfg, boxes)
+
+
+def other_crop(
+    cfg: Any,
+    mode: str,
+    data_dir: str | os.PathLike[str],
+    paths: Sequence[str] = (),
+    workers: int = 1,
+    progress: bool = True,
+) -> tuple[PreparedLoader, frozenset[str]]:
+    """The loader of pictures under crop ``mode`` in place of ``cfg.crop_mode`` (TTA
+    ``center_face``, ``--crop-mix``), and the ones of ``paths`` it applies to: where either
+    crop needs a face box (stored per data folder, detected once), those that have one; else
+    all. A picture without a face box keeps the run's own crop: its face crop would only be a
+    centre crop again."""
+    other = cfg.replace(crop_mode=mode)
+    names = {os.fspath(p) for p in paths}
+    with_boxes = [c for c in (other, cfg) if CROP_MODES.get(c.crop_mode).needs_boxes]
+    if not with_boxes:
+        return PreparedLoader(other), frozenset(names)
+    boxes = prepared_loader(with_boxes[0], data_dir, paths, workers, progress).faces
+    assert boxes is not None  # a crop that needs boxes always has them
+    found = frozenset(p for p in names if boxes.boxes.get(p) is not None)
+    return PreparedLoader(other, boxes), found

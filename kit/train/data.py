@@ -27,15 +27,15 @@ import numpy as np
 import pandas as pd
 from torch.utils.data import DataLoader
 
-from kit.crops import CROP_MODES
+from kit.crops import CROP_MODES, OTHER_CROP
 from kit.data import read_eval, read_train, verify_images
 from kit.data.cache import ImageCache, cache_dir_for
-from kit.data.dataset import FlipChoice, ImageDataset, collate_pictures, load_rgb
+from kit.data.dataset import CropChoice, FlipChoice, ImageDataset, collate_pictures, load_rgb
 from kit.data.fixture import FIXTURE, SMOKE_FIXTURE, make_fixture
 from kit.data.prepared import LOADER_VERSION, build_run_cache, cache_extra, prepare_file
 from kit.data.pseudo import PseudoLabels, load_pseudo_labels, soft_targets
 from kit.data.sampling import resolve_workers, usable_cores
-from kit.faces import FaceBoxes, PreparedLoader, prepared_loader
+from kit.faces import FaceBoxes, PreparedLoader, other_crop, prepared_loader
 from kit.heads import head_soft_target
 from kit.pretrained import Weights
 from kit.splits import holdout, person_folds
@@ -159,44 +159,59 @@ def run_paths(data: Splits) -> list[str]:
 class RunPictures:
     """The picture loaders of one run. ``cache`` None: every picture is decoded from its file
     (``train`` is ``load_rgb``, ``eval`` None), or prepared around its face by a
-    :class:`PreparedLoader` (face crop); else both read the cache (prepared pictures)."""
+    :class:`PreparedLoader` (face crop); else both read the cache (prepared pictures). With
+    ``--crop-mix``, ``train`` is a :class:`CropChoice` between the run's crop and the other
+    (``other_cache`` holds the other crop's pictures when ``cache`` is on)."""
 
     train: Any
     eval: Any
     cache: ImageCache | None
     faces: FaceBoxes | None = None  # the face boxes of a face crop
+    other_cache: ImageCache | None = None
 
     @property
     def prepared(self) -> bool:
         """Whether the loaders return cropped, resized pictures (for ``prepared=True``)."""
-        return self.cache is not None or isinstance(self.train, PreparedLoader)
+        return self.cache is not None or isinstance(self.train, (PreparedLoader, CropChoice))
 
     @classmethod
     def for_run(
         cls, cfg: Any, data: Splits, ctx: DistContext = SINGLE, progress: bool = True
     ) -> RunPictures:
-        """The pictures of ``data`` as ``cfg.cache`` and ``cfg.crop_mode`` say; with several
-        processes, rank 0 finds the face boxes and builds the cache (in ``cfg.cache_dir`` or
-        ``<data_dir>/cache``) while the others wait, then they reuse them."""
-        if not cfg.cache and not CROP_MODES.get(cfg.crop_mode).needs_boxes:
+        """The pictures of ``data`` as ``cfg.cache``, ``cfg.crop_mode`` and ``cfg.crop_mix``
+        say; with several processes, rank 0 finds the face boxes and builds the caches (in
+        ``cfg.cache_dir`` or ``<data_dir>/cache``) while the others wait, then they reuse them."""
+        needs_boxes = CROP_MODES.get(cfg.crop_mode).needs_boxes
+        if not cfg.cache and not needs_boxes and not cfg.crop_mix:
             return cls(load_rgb, None, None)
         paths, folder = run_paths(data), cache_dir_for(cfg, data.data_dir)
 
-        def build(show: bool) -> tuple[PreparedLoader, ImageCache | None]:
+        def build(show: bool) -> RunPictures:
             cores = usable_cores()
-            loader = prepared_loader(cfg, data.data_dir, paths, workers=cores, progress=show)
-            if not cfg.cache:
-                return loader, None
-            return loader, build_run_cache(cfg, paths, folder, progress=show, loader=loader)
+            own = prepared_loader(cfg, data.data_dir, paths, workers=cores, progress=show)
+            cache = build_run_cache(cfg, paths, folder, show, loader=own) if cfg.cache else None
+            train, faces, other_cache = _training_reader(cfg, own, cache), own.faces, None
+            if cfg.crop_mix:  # the other crop's boxes and pictures, once per data folder
+                mode = OTHER_CROP[cfg.crop_mode]
+                other, applies = other_crop(cfg, mode, data.data_dir, paths, cores, show)
+                if cfg.cache:
+                    other_cache = build_run_cache(other.cfg, paths, folder, show, loader=other)
+                other_train = _training_reader(cfg, other, other_cache)
+                train, faces = CropChoice(train, other_train, cfg.crop_mix, applies), other.faces
+            return cls(train, cache or own, cache, own.faces or faces, other_cache)
 
         if ctx.is_main:
-            loader, cache = build(progress)
+            pictures = build(progress)
         barrier(ctx)
-        if not ctx.is_main:
-            loader, cache = build(False)
-        if cache is None:
-            return cls(loader, loader, None, loader.faces)
-        return cls(FlipChoice(cache) if cfg.cache_flips else cache, cache, cache, loader.faces)
+        return pictures if ctx.is_main else build(False)
+
+
+def _training_reader(cfg: Any, loader: PreparedLoader, cache: ImageCache | None) -> Any:
+    """What training reads a crop's pictures with: its cache (a stored mirror image or not,
+    seeded, with ``cache_flips``), else its loader."""
+    if cache is None:
+        return loader
+    return FlipChoice(cache) if cfg.cache_flips else cache
 
 
 def inputs_record(cfg: Any, weights: Weights | None, faces: FaceBoxes | None) -> dict[str, Any]:
