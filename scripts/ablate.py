@@ -129,12 +129,43 @@ def _tta_scores(run_dir: Path, data: Path, val: pd.DataFrame, tta: str) -> Score
     return Scores(kit.summarize(val["label"].to_numpy(), probs.argmax(1)), ev, None)
 
 
-def _row(name: str, runs: list[Scores]) -> str:
+def _val(runs: list[Scores]) -> np.ndarray:
+    return np.array([r.val["macro_f1"] for r in runs])
+
+
+def _pooled_sd(rows: list[list[Scores]]) -> float | None:
+    """The seed standard deviation of val macro F1 pooled over ``rows`` (each row's own
+    variance, weighted by its degrees of freedom): one estimate of the seed noise from every
+    arm, where one row's 3 seeds give a rough one."""
+    rows = [r for r in rows if len(r) > 1]
+    if not rows:
+        return None
+    squares = sum(((_val(r) - _val(r).mean()) ** 2).sum() for r in rows)
+    return float(np.sqrt(squares / sum(len(r) - 1 for r in rows)))
+
+
+def _vs(runs: list[Scores], ref: list[Scores] | None, pooled: float | None, paired: bool) -> str:
+    """Val macro F1 minus the reference row's, ± its standard error: paired seed by seed for
+    a re-scoring of the reference's own checkpoints (a TTA row), else from the pooled seed
+    standard deviation."""
+    if ref is None or runs is ref:
+        return "-"
+    if paired:
+        diffs = _val(runs) - _val(ref)
+        se = np.std(diffs, ddof=1) / np.sqrt(len(diffs)) if len(diffs) > 1 else None
+        mean = float(diffs.mean())
+    else:
+        mean = float(_val(runs).mean() - _val(ref).mean())
+        se = None if pooled is None else pooled * np.sqrt(1 / len(runs) + 1 / len(ref))
+    return f"{mean:+.3f}" + ("" if se is None else f" ± {se:.3f}")
+
+
+def _row(name: str, runs: list[Scores], vs: str) -> str:
     def cell(xs: list[float]) -> str:
         spread = f" ± {np.std(xs, ddof=1):.3f}" if len(xs) > 1 else ""
         return f"{np.mean(xs):.3f}{spread}"
 
-    val = [r.val["macro_f1"] for r in runs]
+    val = list(_val(runs))
     per_seed = " / ".join(f"{v:.3f}" for v in val)
     tasks = " / ".join(
         f"{np.mean([r.val[f'f1_{t}'] for r in runs]):.2f}" for t in ("mask", "gender", "age")
@@ -142,7 +173,7 @@ def _row(name: str, runs: list[Scores]) -> str:
     seconds = [r.seconds for r in runs if r.seconds is not None]
     sec = f"{np.mean(seconds):.1f}" if seconds else "-"
     ev = cell([r.eval_f1 for r in runs])
-    return f"| {name} | {cell(val)} | {per_seed} | {tasks} | {ev} | {sec} |"
+    return f"| {name} | {cell(val)} | {per_seed} | {vs} | {tasks} | {ev} | {sec} |"
 
 
 def _fail(message: str) -> NoReturn:
@@ -246,22 +277,31 @@ def main() -> None:
     else:
         dirs = _train_all(list(cfgs.values()), args.jobs)
     run_dirs = dict(zip(cfgs, dirs, strict=True))
+    scores = {
+        name: [_run_scores(run_dirs[name, seed], data) for seed in args.seeds] for name in wanted
+    }
+    shown = [name for name in wanted if not args.only or name in args.only]
+    # the refit row's val is the baseline's checkpoints again: no second draw of the noise
+    pooled_rows = [n for n in shown if "refit" not in TECHNIQUES[n]]
+    pooled = _pooled_sd([scores[n] for n in pooled_rows])
+    base_runs = scores.get("baseline")
     lines = [
         (
             f"| technique | val macro F1 (mean ± sd, {len(args.seeds)} seeds) | val per seed | "
-            "val F1 mask / gender / age | eval macro F1 | s / epoch |"
+            "val vs reference (± se) | val F1 mask / gender / age | eval macro F1 | s / epoch |"
         ),
-        "| --- | --- | --- | --- | --- | --- |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
     ]
-    for name in wanted:
-        if not args.only or name in args.only:
-            runs = [_run_scores(run_dirs[name, seed], data) for seed in args.seeds]
-            lines.append(_row(name, runs))
+    for name in shown:
+        lines.append(_row(name, scores[name], _vs(scores[name], base_runs, pooled, False)))
     for name, (rescored, tta) in TTAS.items():
         if args.only and name not in args.only:
             continue
         dirs = [run_dirs[rescored, seed] for seed in args.seeds]
-        lines.append(_row(name, [_tta_scores(d, data, val_df, tta) for d in dirs]))
+        runs = [_tta_scores(d, data, val_df, tta) for d in dirs]
+        lines.append(_row(name, runs, _vs(runs, scores[rescored], pooled, True)))
+    if pooled is not None:
+        lines += ["", f"val seed sd pooled over {len(pooled_rows)} trained rows: {pooled:.3f}"]
     table = "\n".join(lines)
     print(f"{table}\n\n{time.time() - t0:.0f} s in all")
     if args.out:

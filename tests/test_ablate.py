@@ -4,11 +4,13 @@ tabulates finished runs without training, and a wrong row name is one ``error:``
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "ablate.py"
@@ -64,3 +66,30 @@ def test_from_runs_without_runs_says_to_train_first(tmp_path):
     assert done.returncode == 2
     (line,) = done.stderr.strip().splitlines()
     assert line.startswith("error: no finished run folder *_baseline_s1") and "--from-runs" in line
+
+
+def _script(monkeypatch: pytest.MonkeyPatch):
+    spec = importlib.util.spec_from_file_location("ablate", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "ablate", module)  # its dataclass looks its module up
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_reference_column_pools_the_seed_noise_and_pairs_the_tta_rows(monkeypatch):
+    ablate = _script(monkeypatch)
+
+    def row(*f1s: float) -> list:
+        return [ablate.Scores({"macro_f1": f}, 0.0, None) for f in f1s]
+
+    base, arm = row(0.60, 0.62, 0.64), row(0.70, 0.70, 0.76)
+    pooled = ablate._pooled_sd([base, arm])
+    # sums of squares 0.0008 and 0.0024 over 2 + 2 degrees of freedom
+    assert pooled == pytest.approx(np.sqrt(0.0032 / 4))
+    assert ablate._vs(base, base, pooled, False) == "-"
+    se = pooled * np.sqrt(2 / 3)
+    assert ablate._vs(arm, base, pooled, False) == f"+0.100 ± {se:.3f}"
+    # a re-scoring of the same checkpoints: the seed-by-seed differences 0.10, 0.08, 0.12
+    paired_se = np.std([0.10, 0.08, 0.12], ddof=1) / np.sqrt(3)
+    assert ablate._vs(arm, base, pooled, True) == f"+0.100 ± {paired_se:.3f}"
+    assert ablate._vs(arm, None, pooled, False) == "-"
