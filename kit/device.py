@@ -11,15 +11,17 @@ small gradients do not underflow.
 from __future__ import annotations
 
 import contextlib
+import platform
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
 
 from kit.registry import Registry
 
-__all__ = ["AMP_DTYPES", "Amp", "pick_amp", "resolve_device"]
+__all__ = ["AMP_DTYPES", "Amp", "cpu_info", "pick_amp", "resolve_device"]
 
 
 def resolve_device(name: str) -> torch.device:
@@ -86,3 +88,18 @@ def pick_amp(cfg: Any, device: torch.device) -> Amp:
     """The autocast of ``cfg`` (``amp``, ``amp_dtype``) on ``device``."""
     dtype = AMP_DTYPES.get(cfg.amp_dtype)(device) if cfg.amp else None
     return Amp(device.type, dtype)
+
+
+def cpu_info() -> dict[str, str]:
+    """The processor (``cpu``: its model name) and the widest vector instructions torch's CPU
+    kernels use on it (``cpu_capability``, e.g. AVX2, AVX512): on a CPU they decide how the
+    sums round, so two machines can give one seed different metrics."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {"cpu": cpu, "cpu_capability": torch.backends.cpu.get_cpu_capability()}

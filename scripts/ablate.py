@@ -68,6 +68,9 @@ TECHNIQUES: dict[str, dict] = {
     # centre-crop runs that see a face crop of half their training pictures: the runs that
     # TTA center_face can help, as they learned both of its views
     "crop mix 0.5 (the baseline, half its pictures face-cropped)": {"crop_mix": 0.5},
+    # the baseline trains unaugmented (preset base); the runs that flip and shift TTA views
+    # are meant for learned flipped and shifted pictures
+    "strong augmentation (--preset strong)": {"preset": "strong"},
 }
 #: row name -> (the row whose checkpoints it re-scores, TTA spec): no training of its own.
 TTAS: dict[str, tuple[str, str]] = {
@@ -76,6 +79,10 @@ TTAS: dict[str, tuple[str, str]] = {
     "TTA center_face (the face-crop runs' checkpoints)": (
         "face crop (the baseline with --crop-mode face)",
         "center_face",
+    ),
+    "TTA hflip+shift (the strong-preset runs' checkpoints)": (
+        "strong augmentation (--preset strong)",
+        "hflip+shift",
     ),
     "TTA center_face (the crop-mix runs' checkpoints)": (
         "crop mix 0.5 (the baseline, half its pictures face-cropped)",

@@ -56,6 +56,7 @@ def test_run_folder_holds_every_contract_file(straight, tiny_data):
         assert key in env
     assert env["versions"]["torch"].split("+")[0] == torch.__version__.split("+")[0]
     assert env["torch_threads"] == torch.get_num_threads() >= 1
+    assert env["cpu"] and env["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
 
     metrics = pd.read_csv(d / "metrics.csv")
     assert tuple(metrics.columns) == METRIC_COLUMNS

@@ -12,6 +12,7 @@ import torch
 
 from kit.data.fixture import make_fixture
 from kit.data.sampling import usable_cores
+from kit.device import cpu_info
 
 __all__ = ["ensure_fixture", "machine_info"]
 
@@ -33,18 +34,10 @@ def ensure_fixture(people: int, size: tuple[int, int], root: Path = Path("data")
 
 def machine_info(device: torch.device) -> dict[str, Any]:
     """Cores, CPU model, torch version, device: what the figures depend on."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
     gpu = torch.cuda.get_device_name(device) if device.type == "cuda" else None
     return {
         "cores": usable_cores(),
-        "cpu": cpu,
+        "cpu": cpu_info()["cpu"],
         "torch": torch.__version__,
         "torch_threads": torch.get_num_threads(),
         "python": platform.python_version(),

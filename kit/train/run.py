@@ -25,7 +25,7 @@ import torch
 from kit import runfolder as rundir
 from kit.cli import INTERRUPTED, TERMINATED, Terminated
 from kit.config import Config
-from kit.device import pick_amp
+from kit.device import cpu_info, pick_amp
 from kit.heads import head_task
 from kit.labels import VALUE_NAMES, class_name
 from kit.metrics import score_probs, selection_score
@@ -54,9 +54,10 @@ def open_folder(cfg: Config, name: str, device: torch.device, ctx: distributed.D
     folder = Path(cfg.resume) if cfg.resume else rundir.create_run_dir(cfg.output_dir, name)
     if not cfg.resume:
         rundir.write_source(folder)
-    # on a CPU the thread count changes the rounding of the sums, so it is part of a result
+    # on a CPU the thread count and the processor change the rounding of the sums, so they
+    # are part of a result
     env = {**rundir.env_info(str(device)), "processes": ctx.world_size,
-           "torch_threads": torch.get_num_threads()}  # fmt: skip
+           "torch_threads": torch.get_num_threads(), **cpu_info()}  # fmt: skip
     env["amp_dtype"] = pick_amp(cfg, device).name  # what autocast computes in on this device
     first = rundir.read_env(folder) if cfg.resume else {}
     if first:
