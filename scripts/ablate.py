@@ -6,9 +6,11 @@ seed (initial weights, batch order, augmentation, mixing draws) changes between 
 row. ``--mix-off-epochs`` is set on every arm alike (it only changes the mixing arms: their
 last N epochs are unmixed, as a mixing recipe would train). Prints (and writes with --out)
 the markdown table of docs/techniques.md: validation and held-out eval macro F1 (mean and
-standard deviation over the seeds), the validation mask / gender / age F1 (means) and seconds
-per epoch. The TTA rows re-score the baseline's own checkpoints with the views, so they cost no
-training (``center_face`` uses the fixture's true face boxes, ``--face-detector boxes``). The
+standard deviation over the seeds), the difference to the baseline (± its standard error, from
+the seed sd pooled over the trained rows), the validation mask / gender / age F1 (means) and
+seconds per epoch. The TTA rows re-score another row's own checkpoints with the views, so they
+cost no training, and are compared with that row seed by seed (``center_face`` uses the
+fixture's true face boxes, ``--face-detector boxes``). The
 refit row's validation score is that of the validated checkpoint (its validation people are
 trained on afterwards): only its eval score can show a refit's effect.
 
@@ -20,7 +22,7 @@ people: 1,680 / 420 pictures) and 60 eval people at 96x72, 12 epochs, 3 seeds; `
 train side by side, each on one torch thread (the default: one per core):
 
     nice -n 10 python scripts/ablate.py --work runs/ablate --out runs/ablate/table.md
-    # 30 runs of 12 epochs: about 55 minutes on 2 cores
+    # 39 runs of 12 epochs: about 70 minutes on 2 cores
 """
 
 from __future__ import annotations
