@@ -136,8 +136,8 @@ def test_generated_files_are_what_git_status_shows(tmp_path: Path):
     assert generated_files(tmp_path) == ["?? stray.csv"]
 
 
-#: Walkthroughs that train several runs end to end (about 30-50 s each on 2 cores): `slow`.
-_LONG_WALKTHROUGHS = {"getting-started.md", "experiments.md", "ensembling.md"}
+#: Walkthroughs that train several runs end to end (about 20-50 s each on 2 cores): `slow`.
+_LONG_WALKTHROUGHS = {"getting-started.md", "experiments.md", "ensembling.md", "search.md"}
 _WITH_BLOCKS = [
     pytest.param(f, marks=[pytest.mark.slow] if f.name in _LONG_WALKTHROUGHS else [])
     for f in _doc_files()
