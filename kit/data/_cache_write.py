@@ -63,7 +63,8 @@ def build_lock(root: Path, key: str) -> Iterator[None]:
         raise OutputError(
             err.errno or 0,
             f"cannot write the image cache in {root}: {err.strerror or err}. Nothing was cached; "
-            f"pass a writable folder with --cache-dir DIR, or train without the cache (--no-cache).",
+            "pass a writable folder with --cache-dir DIR, or train without the cache "
+            "(--no-cache).",
         ) from err
     try:
         yield

@@ -25,7 +25,14 @@ from kit.data.cache import ImageCache
 from kit.data.decode import load_rgb
 from kit.labels import AGE_THRESHOLDS, NUM_CLASSES, age_to_group, encode
 
-__all__ = ["CropChoice", "FlipChoice", "ImageDataset", "collate_pictures", "load_rgb", "training_labels"]
+__all__ = [
+    "CropChoice",
+    "FlipChoice",
+    "ImageDataset",
+    "collate_pictures",
+    "load_rgb",
+    "training_labels",
+]
 
 Loader = Callable[[str], np.ndarray]
 
@@ -178,7 +185,10 @@ class CropChoice(_SeededChoice):
 
     def choose(self, paths: list[str], seeds: list[int]) -> np.ndarray:
         """The pictures of ``paths``, each under the crop its seed draws."""
-        other = [p in self.applies and _unit(s, _CROP_SALT) < self.p for p, s in zip(paths, seeds)]
+        other = [
+            p in self.applies and _unit(s, _CROP_SALT) < self.p
+            for p, s in zip(paths, seeds, strict=True)
+        ]
         out: list[np.ndarray | None] = [None] * len(paths)
         for loader, pick in ((self.own, False), (self.other, True)):
             ks = [k for k, o in enumerate(other) if o == pick]

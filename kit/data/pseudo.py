@@ -146,9 +146,7 @@ def load_pseudo_labels(cfg: Any, eval_df: pd.DataFrame | None, data_dir: Path) -
     soft = PSEUDO_TARGETS.get(cfg.pseudo_targets)(probs[keep])
     if soft is not None:
         rows[PROB_COLUMNS] = soft
-    record = pseudo_record(
-        sources, cfg.pseudo_threshold, len(rows), len(order), cfg.pseudo_targets
-    )
+    record = pseudo_record(sources, cfg.pseudo_threshold, len(rows), len(order), cfg.pseudo_targets)
     if rows.empty:
         _log.warning(
             "pseudo-labels: no eval picture has a top probability above %.3f (the highest is "

@@ -18,7 +18,12 @@ from kit.runs.ledger import flatten_config
 __all__ = [
     "IGNORED_FIELDS",
     "BaselineChoice",
-    "diff", "find_run", "is_score", "table", "varying_fields"]
+    "diff",
+    "find_run",
+    "is_score",
+    "table",
+    "varying_fields",
+]
 
 #: Config fields that differ between runs without being an experimental variable (every
 #: field whose role is run, machine or output, see :data:`kit.config.ROLES`): they never

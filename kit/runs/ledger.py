@@ -35,6 +35,7 @@ __all__ = ["STALE_AFTER", "RunSkipped", "flatten_config", "ledger_row", "load"]
 class RunSkipped(UserWarning):
     """A run folder left out of the ledger because one of its files cannot be read."""
 
+
 #: A "running" status.json whose ``updated`` time is older than this is shown "incomplete":
 #: the process most likely died without recording why (a run updates it every epoch).
 STALE_AFTER = timedelta(hours=2)
