@@ -71,18 +71,21 @@ def other_crop(
     paths: Sequence[str] = (),
     workers: int = 1,
     progress: bool = True,
+    boxes: FaceBoxes | None = None,
 ) -> tuple[PreparedLoader, frozenset[str]]:
     """The loader of pictures under crop ``mode`` in place of ``cfg.crop_mode`` (TTA
     ``center_face``, ``--crop-mix``), and the ones of ``paths`` it applies to: where either
     crop needs a face box (stored per data folder, detected once), those that have one; else
     all. A picture without a face box keeps the run's own crop: its face crop would only be a
-    centre crop again."""
+    centre crop again. ``boxes``: those already found for ``paths`` (a face-crop run's own),
+    reused instead of read again."""
     other = cfg.replace(crop_mode=mode)
     names = {os.fspath(p) for p in paths}
     with_boxes = [c for c in (other, cfg) if CROP_MODES.get(c.crop_mode).needs_boxes]
     if not with_boxes:
         return PreparedLoader(other), frozenset(names)
-    boxes = prepared_loader(with_boxes[0], data_dir, paths, workers, progress).faces
+    if boxes is None:
+        boxes = prepared_loader(with_boxes[0], data_dir, paths, workers, progress).faces
     assert boxes is not None  # a crop that needs boxes always has them
     found = frozenset(p for p in names if boxes.boxes.get(p) is not None)
     return PreparedLoader(other, boxes), found

@@ -166,7 +166,7 @@ class RunPictures:
     train: Any
     eval: Any
     cache: ImageCache | None
-    faces: FaceBoxes | None = None  # the face boxes of a face crop
+    faces: FaceBoxes | None = None  # the face boxes of a face crop or a crop mix
     other_cache: ImageCache | None = None
 
     @property
@@ -191,14 +191,15 @@ class RunPictures:
             own = prepared_loader(cfg, data.data_dir, paths, workers=cores, progress=show)
             cache = build_run_cache(cfg, paths, folder, show, loader=own) if cfg.cache else None
             train, faces, other_cache = _training_reader(cfg, own, cache), own.faces, None
-            if cfg.crop_mix:  # the other crop's boxes and pictures, once per data folder
+            if cfg.crop_mix:  # the other crop's pictures (a centre run's face boxes, found once)
                 mode = OTHER_CROP[cfg.crop_mode]
-                other, applies = other_crop(cfg, mode, data.data_dir, paths, cores, show)
+                other, applies = other_crop(cfg, mode, data.data_dir, paths, cores, show, faces)
                 if cfg.cache:
                     other_cache = build_run_cache(other.cfg, paths, folder, show, loader=other)
                 other_train = _training_reader(cfg, other, other_cache)
-                train, faces = CropChoice(train, other_train, cfg.crop_mix, applies), other.faces
-            return cls(train, cache or own, cache, own.faces or faces, other_cache)
+                train = CropChoice(train, other_train, cfg.crop_mix, applies)
+                faces = faces or other.faces
+            return cls(train, cache or own, cache, faces, other_cache)
 
         if ctx.is_main:
             pictures = build(progress)
