@@ -47,8 +47,14 @@ def _f(
     if role not in ROLES:
         raise ValueError(f"unknown field role {role!r}; valid: {sorted(ROLES)}")
     may_resume = role != "experiment" if resume is None else resume
-    meta = {"help": help, "role": role, "registry": registry, "split": split, "resume": may_resume,
-            "absent": absent}  # fmt: skip
+    meta = {
+        "help": help,
+        "role": role,
+        "registry": registry,
+        "split": split,
+        "resume": may_resume,
+        "absent": absent,
+    }
     if isinstance(default, (dict, list)):
         return field(default_factory=lambda: copy.deepcopy(default), metadata=meta)
     return field(default=default, metadata=meta)
@@ -111,9 +117,10 @@ class Fields:
     image_size: tuple[int, int] = _f((64, 48), "network input (height, width) after the crop")
     preset: str = _f("base", "augmentation preset: base or strong", registry="preset")
     device_aug: str = _f(
-        "none", "training batches augmented on the model's device: none, flip or strong",
+        "none",
+        "training batches augmented on the model's device: none, flip or strong",
         registry="device_aug",
-    )  # fmt: skip
+    )
     cache_flips: bool = _f(False, "cache mirror images too; training picks one or the other")
     # loss
     loss: str = _f(

@@ -72,10 +72,15 @@ def _strong(cfg: Any) -> nn.Module:
         K.ColorJitter(brightness=0.2, contrast=0.2, saturation=0.2, hue=0.03, p=0.5),
         K.RandomContrast(contrast=(0.9, 1.1), p=0.3),
         K.RandomBrightness(brightness=(0.9, 1.1), p=0.3),
-        K.RandomAffine(degrees=10.0, translate=(0.06, 0.06), scale=(0.9, 1.1, 0.9, 1.1),
-                       padding_mode="zeros", p=0.5),
+        K.RandomAffine(
+            degrees=10.0,
+            translate=(0.06, 0.06),
+            scale=(0.9, 1.1, 0.9, 1.1),
+            padding_mode="zeros",
+            p=0.5,
+        ),
         K.RandomErasing(scale=(0.0025, 0.09), ratio=(1 / 3, 3.0), value=0.0, p=0.3),
-    )  # fmt: skip
+    )
 
 
 def create_device_aug(cfg: Any) -> DeviceAug | None:

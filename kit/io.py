@@ -42,8 +42,15 @@ class OutputError(OSError):
     the flag that chooses its own output (:meth:`with_fix`), so the hint always works there.
     """
 
-    def __init__(self, errno_: int, message: str, *, path: Path | None = None,
-                 reason: str = "", fix: str = "") -> None:  # fmt: skip
+    def __init__(
+        self,
+        errno_: int,
+        message: str,
+        *,
+        path: Path | None = None,
+        reason: str = "",
+        fix: str = "",
+    ) -> None:
         super().__init__(errno_, message)
         self.path, self.reason, self.fix = path, reason, fix
 

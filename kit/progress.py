@@ -104,10 +104,15 @@ class Progress:
         if self.lines:
             _log.info(
                 "%s  %3d%% (%d/%d %s)  %.1f img/s  ETA %s%s",
-                self.desc, figures["percent"], self.done, self.steps, self.what,
-                figures["images_per_s"], _clock(figures["eta_s"]),
+                self.desc,
+                figures["percent"],
+                self.done,
+                self.steps,
+                self.what,
+                figures["images_per_s"],
+                _clock(figures["eta_s"]),
                 "".join(f"  {k} {v}" for k, v in self.postfix.items()),
-            )  # fmt: skip
+            )
         if self.heartbeat is not None:
             self.heartbeat(figures)
 

@@ -221,9 +221,13 @@ def _task_report(task: str, y_true: np.ndarray, y_pred: np.ndarray) -> str:
     task's macro F1."""
     values = range(HEAD_SIZES[task])
     return classification_report(
-        task_values(task, y_true), y_pred, labels=values, target_names=VALUE_NAMES[task],
-        digits=4, zero_division=0,
-    )  # fmt: skip
+        task_values(task, y_true),
+        y_pred,
+        labels=values,
+        target_names=VALUE_NAMES[task],
+        digits=4,
+        zero_division=0,
+    )
 
 
 def _main(argv: Sequence[str]) -> int:

@@ -21,8 +21,13 @@ from kit.data._common import IMAGE_EXTENSIONS
 from kit.io import atomic_path
 from kit.labels import class_name
 
-__all__ = ["MISTAKES_SHOWN", "mistakes_sheet", "picture_sheet", "train_picture_files",
-           "worst_mistakes"]  # fmt: skip
+__all__ = [
+    "MISTAKES_SHOWN",
+    "mistakes_sheet",
+    "picture_sheet",
+    "train_picture_files",
+    "worst_mistakes",
+]
 
 #: Pictures on a mistakes sheet.
 MISTAKES_SHOWN = 24

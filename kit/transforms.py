@@ -113,11 +113,20 @@ def _strong(cfg: Any) -> list[A.BasicTransform]:
         A.HorizontalFlip(p=0.5),
         A.ColorJitter(brightness=0.2, contrast=0.2, saturation=0.2, hue=0.03, p=0.5),
         A.RandomBrightnessContrast(brightness_limit=0.1, contrast_limit=0.1, p=0.3),
-        A.Affine(scale=(0.9, 1.1), translate_percent=(-0.06, 0.06), rotate=(-10, 10),
-                 border_mode=0, p=0.5),
-        A.CoarseDropout(num_holes_range=(1, 4), hole_height_range=(0.05, 0.15),
-                        hole_width_range=(0.05, 0.15), p=0.3),
-    ]  # fmt: skip
+        A.Affine(
+            scale=(0.9, 1.1),
+            translate_percent=(-0.06, 0.06),
+            rotate=(-10, 10),
+            border_mode=0,
+            p=0.5,
+        ),
+        A.CoarseDropout(
+            num_holes_range=(1, 4),
+            hole_height_range=(0.05, 0.15),
+            hole_width_range=(0.05, 0.15),
+            p=0.3,
+        ),
+    ]
 
 
 #: At this shrink factor and beyond INTER_AREA (box averaging); below it INTER_LINEAR. Measured on

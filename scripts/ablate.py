@@ -260,15 +260,25 @@ def main() -> None:
     data = work / "data"
     if not (data / "train" / "train.csv").is_file():
         # (height, width): portrait like the real 512x384, larger than the network input
-        kit.make_fixture(data, args.people, image_size=(96, 72), seed=0,
-                         n_eval_people=args.eval_people)  # fmt: skip
+        kit.make_fixture(
+            data, args.people, image_size=(96, 72), seed=0, n_eval_people=args.eval_people
+        )
     _fixed_split()
     base = kit.Config(
-        data_dir=str(data), name="baseline", model="resnet10t", image_size=(64, 48),
-        epochs=args.epochs, mix_off_epochs=args.mix_off_epochs, lr=3e-3, batch_size=32,
-        workers=0, device="cpu", quiet=True, face_detector="boxes",
+        data_dir=str(data),
+        name="baseline",
+        model="resnet10t",
+        image_size=(64, 48),
+        epochs=args.epochs,
+        mix_off_epochs=args.mix_off_epochs,
+        lr=3e-3,
+        batch_size=32,
+        workers=0,
+        device="cpu",
+        quiet=True,
+        face_detector="boxes",
         output_dir=str(work / "runs"),
-    )  # fmt: skip
+    )
     val_df = train_data.load_splits(base).val
     wanted = [
         name

@@ -66,8 +66,17 @@ def main() -> None:
     cpu, wall = _tree_cpu(), time.perf_counter()
     n = sum(len(next(it)[0]) for _ in range(args.batches))
     cpu, wall = _tree_cpu() - cpu, time.perf_counter() - wall
-    print(json.dumps({"preset": args.preset, "workers": args.workers, "pictures": n,
-                      "per_cpu_s": round(n / cpu), "per_s": round(n / wall)}))  # fmt: skip
+    print(
+        json.dumps(
+            {
+                "preset": args.preset,
+                "workers": args.workers,
+                "pictures": n,
+                "per_cpu_s": round(n / cpu),
+                "per_s": round(n / wall),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

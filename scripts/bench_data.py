@@ -103,9 +103,13 @@ def _where_to_augment(size, cfg, rates, batch, device, args) -> None:
     span = f"({min(aug):.3f}-{max(aug):.3f})"
     rows = [
         ("--preset strong", ms["strong"], f"{norm:.3f}", ms["strong"] + norm),
-        (f"--preset base --device-aug {args.device_aug}", ms["base"],
-         f"{statistics.median(aug):.3f} {span}", ms["base"] + statistics.median(aug)),
-    ]  # fmt: skip
+        (
+            f"--preset base --device-aug {args.device_aug}",
+            ms["base"],
+            f"{statistics.median(aug):.3f} {span}",
+            ms["base"] + statistics.median(aug),
+        ),
+    ]
     for name, loader, on_device, total in rows:
         print(f"{size:>5} {name:<36} {loader:>10.3f} {on_device:>24} {total:>8.3f}")
 
@@ -166,9 +170,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             _where_to_augment(size, cfg, rates, batch, device, args)
     print()
     for size, cpu, wall in builds:
-        print(f"cache build at {size}x{size}: {len(paths)} pictures, {len(paths) / cpu:.0f} "
-              f"pictures per CPU-second ({cpu:.1f} CPU-s, {wall:.1f} s wall on "
-              f"{usable_cores()} threads)")  # fmt: skip
+        print(
+            f"cache build at {size}x{size}: {len(paths)} pictures, {len(paths) / cpu:.0f} "
+            f"pictures per CPU-second ({cpu:.1f} CPU-s, {wall:.1f} s wall on "
+            f"{usable_cores()} threads)"
+        )
     print(_load())
     return 0
 

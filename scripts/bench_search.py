@@ -52,8 +52,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             found = search_weights(probs, y, method)
             cpu = time.process_time() - start
             equal = macro_f1(y, combine(method, probs)[1])
-            print(f"{seed:>3} {method:<10} {cpu:6.2f} {found.evaluations:>7} {found.score:7.4f} "
-                  f"{found.best_member_score:7.4f} {equal:7.4f}")  # fmt: skip
+            print(
+                f"{seed:>3} {method:<10} {cpu:6.2f} {found.evaluations:>7} {found.score:7.4f} "
+                f"{found.best_member_score:7.4f} {equal:7.4f}"
+            )
     print(f"load average {os.getloadavg()[0]:.2f}")
     return 0
 

@@ -21,8 +21,11 @@ def _ablate(work: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONHASHSEED": "0"}
     return subprocess.run(
         [sys.executable, str(SCRIPT), "--work", str(work), *args],
-        capture_output=True, text=True, timeout=900, env=env,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env=env,
+    )
 
 
 def _scores(stdout: str) -> list[list[str]]:

@@ -20,10 +20,33 @@ from kit.bench.memory import PeakMemory, tree_cpu_seconds
 def test_benchmark_runs_end_to_end_and_writes_every_phase(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)  # the fixture is built under ./data
     out = tmp_path / "bench.json"
-    argv = ["--people", "3", "--fixture-size", "64", "48", "--image-size", "32", "24",
-            "--batch-size", "4", "--steps", "2", "--warmup", "1", "--repeats", "2",
-            "--workers", "0", "--device", "cpu", "--data-workers", "0", "1",
-            "--json", str(out)]  # fmt: skip
+    argv = [
+        "--people",
+        "3",
+        "--fixture-size",
+        "64",
+        "48",
+        "--image-size",
+        "32",
+        "24",
+        "--batch-size",
+        "4",
+        "--steps",
+        "2",
+        "--warmup",
+        "1",
+        "--repeats",
+        "2",
+        "--workers",
+        "0",
+        "--device",
+        "cpu",
+        "--data-workers",
+        "0",
+        "1",
+        "--json",
+        str(out),
+    ]
     assert main(argv) == 0
     printed = capsys.readouterr().out
     result = json.loads(out.read_text())
@@ -69,10 +92,32 @@ def _check_phase(phase: dict, repeats: int, images: int) -> None:
 def test_data_only_measures_the_worker_sweep_alone(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     out = tmp_path / "bench.json"
-    argv = ["--people", "2", "--fixture-size", "64", "48", "--image-size", "32", "24",
-            "--batch-size", "4", "--steps", "3", "--warmup", "1", "--repeats", "1",
-            "--device", "cpu", "--data-workers", "0", "1", "--data-only",
-            "--json", str(out)]  # fmt: skip
+    argv = [
+        "--people",
+        "2",
+        "--fixture-size",
+        "64",
+        "48",
+        "--image-size",
+        "32",
+        "24",
+        "--batch-size",
+        "4",
+        "--steps",
+        "3",
+        "--warmup",
+        "1",
+        "--repeats",
+        "1",
+        "--device",
+        "cpu",
+        "--data-workers",
+        "0",
+        "1",
+        "--data-only",
+        "--json",
+        str(out),
+    ]
     assert main(argv) == 0
     result = json.loads(out.read_text())
     assert result["phases"] == {} and result["ratios"] == {}
@@ -86,8 +131,11 @@ def test_data_only_measures_the_worker_sweep_alone(tmp_path, monkeypatch, capsys
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 def test_cpu_seconds_count_the_workers_too():
     busy = "import time\nt = time.process_time()\nwhile time.process_time() - t < 0.4: pass\n"
-    child = subprocess.Popen([sys.executable, "-c", busy + "print('done', flush=True)\n" +
-                              "time.sleep(30)"], stdout=subprocess.PIPE, text=True)  # fmt: skip
+    child = subprocess.Popen(
+        [sys.executable, "-c", busy + "print('done', flush=True)\n" + "time.sleep(30)"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         before = tree_cpu_seconds()  # the child's start-up may already count: at most 0.4 s
         assert child.stdout.readline().strip() == "done"

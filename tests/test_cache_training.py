@@ -134,8 +134,9 @@ def test_fit_decodes_each_picture_once_with_the_cache_and_every_time_without(
     # the same pixels, so the same run
     for name in ("metrics.csv", "val_probs.csv", "test_probs.csv"):
         a, b = (pd.read_csv(r.run_dir / name) for r in (cached_run, plain_run))
-        pd.testing.assert_frame_equal(a.drop(columns="seconds", errors="ignore"),
-                                      b.drop(columns="seconds", errors="ignore"))  # fmt: skip
+        pd.testing.assert_frame_equal(
+            a.drop(columns="seconds", errors="ignore"), b.drop(columns="seconds", errors="ignore")
+        )
 
 
 def test_flipped_copies_are_drawn_per_seed(cfg):

@@ -137,13 +137,33 @@ def test_cli_overrides_every_kind_of_field():
     cfg = parse_args(
         base,
         [
-            "--model", "efficientnet_b0", "--lr", "3e-4", "--epochs", "10",
-            "--image-size", "128", "96", "--fixes", "builtin",
-            "--head-losses", "age=focal,mask=cross_entropy", "--head-weights", "age=2",
-            "--loss-kwargs", "gamma=2,class_weights=balanced", "--no-amp", "--fold", "1",
-            "--workers", "auto", "--crop", "0.5", "0.75",
+            "--model",
+            "efficientnet_b0",
+            "--lr",
+            "3e-4",
+            "--epochs",
+            "10",
+            "--image-size",
+            "128",
+            "96",
+            "--fixes",
+            "builtin",
+            "--head-losses",
+            "age=focal,mask=cross_entropy",
+            "--head-weights",
+            "age=2",
+            "--loss-kwargs",
+            "gamma=2,class_weights=balanced",
+            "--no-amp",
+            "--fold",
+            "1",
+            "--workers",
+            "auto",
+            "--crop",
+            "0.5",
+            "0.75",
         ],
-    )  # fmt: skip
+    )
     assert cfg.model == "efficientnet_b0" and cfg.lr == 3e-4 and cfg.epochs == 10
     assert cfg.image_size == (128, 96)  # numbers, never a list of characters
     assert cfg.crop == (0.5, 0.75)

@@ -150,9 +150,30 @@ def test_the_benchmark_trains_kits_phases_with_the_device_augmentation(
     monkeypatch.setattr(
         loop, "create_device_aug", lambda cfg: built.append(cfg.device_aug) or real(cfg)
     )
-    argv = ["--people", "2", "--fixture-size", "64", "48", "--image-size", "32", "24",
-            "--batch-size", "4", "--steps", "1", "--warmup", "0", "--repeats", "1",
-            "--workers", "0", "--device", "cpu", "--data-workers", "0"]  # fmt: skip
+    argv = [
+        "--people",
+        "2",
+        "--fixture-size",
+        "64",
+        "48",
+        "--image-size",
+        "32",
+        "24",
+        "--batch-size",
+        "4",
+        "--steps",
+        "1",
+        "--warmup",
+        "0",
+        "--repeats",
+        "1",
+        "--workers",
+        "0",
+        "--device",
+        "cpu",
+        "--data-workers",
+        "0",
+    ]
     assert bench_main([*argv, "--device-aug", "strong"]) == 0
     assert "device_aug strong" in capsys.readouterr().out
     # (a), (b), (c) train augmented; the plain baseline's normalised batches are not

@@ -39,8 +39,12 @@ def _torchrun(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
     launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
     proc = subprocess.run(
         [*launcher, "--nproc_per_node=2", str(ROOT / "recipes" / "baseline.py"), "--smoke", *args],
-        cwd=cwd, env=env, capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return proc
 
@@ -104,8 +108,12 @@ def test_the_environment_names_the_process():
     assert from_env({}) == SINGLE and SINGLE.is_main and not SINGLE.enabled
     ctx = from_env({"WORLD_SIZE": "4", "RANK": "3", "LOCAL_RANK": "1"})
     assert (ctx.rank, ctx.world_size, ctx.local_rank, ctx.is_main, ctx.enabled) == (
-        3, 4, 1, False, True,
-    )  # fmt: skip
+        3,
+        4,
+        1,
+        False,
+        True,
+    )
     with pytest.raises(ValueError, match="RANK=4"):
         from_env({"WORLD_SIZE": "4", "RANK": "4"})
     with pytest.raises(ValueError, match="WORLD_SIZE='two'"):

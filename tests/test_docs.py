@@ -119,8 +119,13 @@ def scratch_repo(tmp_path_factory) -> Path:
 def generated_files(repo: Path) -> list[str]:
     """What ``git status --porcelain`` shows in ``repo`` besides a teammate's own recipes:
     files the documented commands left in the clone that are neither under runs/ nor ignored."""
-    out = subprocess.run(["git", "status", "--porcelain", "--untracked-files=all"], cwd=repo,
-                         capture_output=True, text=True, check=True).stdout  # fmt: skip
+    out = subprocess.run(
+        ["git", "status", "--porcelain", "--untracked-files=all"],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     return [line for line in out.splitlines() if not line[3:].startswith("recipes/")]
 
 

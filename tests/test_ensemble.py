@@ -432,8 +432,14 @@ def test_cli_end_to_end(two_runs, tmp_path):
 
 
 def _ens(*args: str, **kw) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "kit.ensemble", *args],
-                          capture_output=True, text=True, cwd=ROOT, timeout=120, **kw)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "kit.ensemble", *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+        **kw,
+    )
 
 
 @pytest.mark.parametrize("name", ["out.json", "OUT.JSON"])
@@ -472,5 +478,7 @@ def test_a_warning_is_one_line(two_runs):
     df.assign(label=(df.label + 1) % 18).to_csv(rb / "val_probs.csv", index=False)
     proc = _ens(str(ra), str(rb))
     assert proc.returncode == 0, proc.stderr
-    assert proc.stderr == f"warning: {rb.name}: {len(y)} validation labels differ from {ra.name} " \
-        "(label fixes?); scoring against the first member's labels\n"  # fmt: skip
+    assert (
+        proc.stderr == f"warning: {rb.name}: {len(y)} validation labels differ from {ra.name} "
+        "(label fixes?); scoring against the first member's labels\n"
+    )

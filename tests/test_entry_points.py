@@ -173,8 +173,12 @@ def outcomes(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[int, s
         head = [str(ROOT / command)] if command.endswith(".py") else ["-m", command]
         proc = subprocess.run(
             [sys.executable, *head, *CASES[command][0](world)],
-            cwd=world.root, env=env, capture_output=True, text=True, timeout=300,
-        )  # fmt: skip
+            cwd=world.root,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         return proc.returncode, proc.stdout + proc.stderr
 
     before = _checksums(world.runs)

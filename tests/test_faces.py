@@ -37,8 +37,13 @@ def faces_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _cfg(data: Path, tmp: Path, **changes) -> Config:
-    base = Config(data_dir=str(data), cache_dir=str(tmp / "cache"), crop_mode="face",
-                  face_detector="boxes", image_size=(64, 48))  # fmt: skip
+    base = Config(
+        data_dir=str(data),
+        cache_dir=str(tmp / "cache"),
+        crop_mode="face",
+        face_detector="boxes",
+        image_size=(64, 48),
+    )
     return base.replace(**changes)
 
 
@@ -151,8 +156,9 @@ def test_a_user_detector_and_unknown_names(faces_data, tmp_path):
         return (0, 0, w // 2, h // 2)
 
     try:
-        cfg = _cfg(faces_data, tmp_path, face_detector="half_test", face_margin=0.0,
-                   image_size=(64, 48))  # fmt: skip
+        cfg = _cfg(
+            faces_data, tmp_path, face_detector="half_test", face_margin=0.0, image_size=(64, 48)
+        )
         loader = prepared_loader(cfg, faces_data, progress=False)
         assert loader.faces.fallback == 0 and loader.box(next(iter(loader.boxes))) == (0, 0, 48, 64)
     finally:
@@ -174,8 +180,11 @@ def test_the_bundled_detector_finds_fixture_faces(faces_data, tmp_path):
         **read_boxes(faces_data / "eval/faces.csv"),
     }
     root = faces_data
-    hits = [_iou(b, truth[Path(os.path.relpath(p, root)).as_posix()]) >= 0.5
-            for p, b in found.boxes.items() if b is not None]  # fmt: skip
+    hits = [
+        _iou(b, truth[Path(os.path.relpath(p, root)).as_posix()]) >= 0.5
+        for p, b in found.boxes.items()
+        if b is not None
+    ]
     # measured on this fixture: about half the faces found, nearly all of them right
     assert found.found >= 0.25 * len(found.boxes), found.summary()
     assert sum(hits) >= 0.8 * len(hits)

@@ -267,8 +267,12 @@ def _status_run(root: Path, name: str, exist_ok: bool = False, **status) -> Path
 
 
 def test_ledger_tells_a_live_run_from_a_dead_one(tmp_path):
-    ended = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], check=True,
-                           capture_output=True, text=True)  # fmt: skip
+    ended = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
     dead_pid = int(ended.stdout)
     host = socket.gethostname()
     _status_run(tmp_path, "alive", pid=os.getpid(), host=host)
@@ -390,6 +394,11 @@ def test_the_writer_audit_catches_direct_writes():
         "    io.write_text(p, 'x')\n"
     )
     assert direct_writes(source) == [
-        (2, "to_csv"), (3, "save"), (4, "open"), (5, "write_text"), (6, "dump"), (6, "open"),
+        (2, "to_csv"),
+        (3, "save"),
+        (4, "open"),
+        (5, "write_text"),
+        (6, "dump"),
+        (6, "open"),
         (7, "save"),
-    ]  # fmt: skip
+    ]

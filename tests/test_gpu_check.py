@@ -33,8 +33,9 @@ gc = _module()
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU: it would run")
 def test_on_a_cpu_machine_it_says_so_and_exits_0():
-    proc = subprocess.run([sys.executable, str(SCRIPT)], capture_output=True, text=True,
-                          timeout=120)  # fmt: skip
+    proc = subprocess.run(
+        [sys.executable, str(SCRIPT)], capture_output=True, text=True, timeout=120
+    )
     assert proc.returncode == 0, proc.stderr
     assert "no CUDA GPU found" in proc.stdout
 
@@ -42,8 +43,15 @@ def test_on_a_cpu_machine_it_says_so_and_exits_0():
 def test_the_plan_covers_every_setting_of_the_issue(tmp_path):
     steps = gc.plan(tmp_path, people=2700, python="py")
     benches = [s for s in steps if s.group == "bench"]
-    seen = {(a[a.index("--model") + 1], "--channels-last" in a, a[a.index("--workers") + 1],
-             a[a.index("--amp-dtype") + 1]) for a in (s.argv for s in benches)}  # fmt: skip
+    seen = {
+        (
+            a[a.index("--model") + 1],
+            "--channels-last" in a,
+            a[a.index("--workers") + 1],
+            a[a.index("--amp-dtype") + 1],
+        )
+        for a in (s.argv for s in benches)
+    }
     for model in ("efficientnet_b0", "resnet50"):
         for dtype in ("bfloat16", "float16"):
             assert {(model, True, "8", dtype), (model, False, "8", dtype)} <= seen
@@ -61,7 +69,7 @@ def test_the_plan_covers_every_setting_of_the_issue(tmp_path):
         "ddp torchrun nccl",
         "torch.compile",
     ):
-        assert wanted in names  # fmt: skip
+        assert wanted in names
     layout = steps[names.index("full-size layout")].argv
     assert layout[layout.index("--people") + 1] == "2700" and "384" in layout and "512" in layout
     assert "torch.distributed.run" in steps[names.index("ddp torchrun nccl")].argv
@@ -73,11 +81,17 @@ def test_the_plan_covers_every_setting_of_the_issue(tmp_path):
 
 def test_figures_and_the_table(tmp_path):
     bench = tmp_path / "b.json"
-    bench.write_text(json.dumps({
-        "phases": {"train_limit": {"images_per_s": 1000.0},
-                   "train_cached": {"images_per_s": 950.0}},
-        "ratios": {"b/a": {"value": 0.95}},
-    }))  # fmt: skip
+    bench.write_text(
+        json.dumps(
+            {
+                "phases": {
+                    "train_limit": {"images_per_s": 1000.0},
+                    "train_cached": {"images_per_s": 950.0},
+                },
+                "ratios": {"b/a": {"value": 0.95}},
+            }
+        )
+    )
     assert gc.bench_figures(str(bench)) == {"b/a": 0.95, "a img/s": 1000.0, "b img/s": 950.0}
     runs = []
     for k, f1 in enumerate(("0.5", "0.5", "0.4")):
@@ -87,8 +101,10 @@ def test_figures_and_the_table(tmp_path):
         runs.append(gc.run_figures(run.parent))
     assert runs[0] == {"seconds": "0", "train_loss": "2.0", "val_macro_f1": "0.5"}
     step = lambda name: gc.Step(name, ["x"], 1)  # noqa: E731
-    same = [gc.Result(step("determinism run 1"), 0, 1.0, runs[0]),
-            gc.Result(step("determinism run 2"), 0, 1.0, runs[1])]  # fmt: skip
+    same = [
+        gc.Result(step("determinism run 1"), 0, 1.0, runs[0]),
+        gc.Result(step("determinism run 2"), 0, 1.0, runs[1]),
+    ]
     assert gc.determinism(same) == "same"  # the seconds differ, the metrics do not
     assert gc.determinism([same[0], gc.Result(step("determinism run 2"), 0, 1.0, runs[2])]) == (
         "DIFFERENT"

@@ -118,8 +118,7 @@ def test_grayscale_and_progressive_jpegs_decode_as_themselves(tmp_path: Path):
     path = _write(tmp_path / "g.png", Image.fromarray(gray))
     assert np.array_equal(load_rgb(str(path)), np.repeat(gray[..., None], 3, axis=2))
     baseline = _write(tmp_path / "b.jpg", Image.fromarray(UPRIGHT), quality=95)
-    progressive = _write(tmp_path / "p.jpg", Image.fromarray(UPRIGHT), quality=95,
-                         progressive=True)  # fmt: skip
+    progressive = _write(tmp_path / "p.jpg", Image.fromarray(UPRIGHT), quality=95, progressive=True)
     assert Image.open(progressive).info.get("progressive")
     diff = load_rgb(str(progressive)).astype(int) - load_rgb(str(baseline))
     assert np.abs(diff).max() <= 2

@@ -170,18 +170,26 @@ def test_a_fresh_process_trains_pretrained_offline_from_the_cache_and_records_it
     """What a team does on a GPU server without internet: the cache pre-filled, HF_HUB_OFFLINE
     set in the shell; the run folder's env.json says which weights were loaded."""
     cache, file, _ = filled
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HUB_CACHE": str(cache),
-           "PYTHONPATH": str(ROOT)}  # fmt: skip
-    cmd = [sys.executable, str(ROOT / "recipes" / "baseline.py"), "--smoke", "--pretrained",
-           "--output-dir", str(tmp_path / "runs")]  # fmt: skip
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HUB_CACHE": str(cache), "PYTHONPATH": str(ROOT)}
+    cmd = [
+        sys.executable,
+        str(ROOT / "recipes" / "baseline.py"),
+        "--smoke",
+        "--pretrained",
+        "--output-dir",
+        str(tmp_path / "runs"),
+    ]
     proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     (run_dir,) = (tmp_path / "runs").iterdir()
     record = json.loads((run_dir / "env.json").read_text())
     assert record["weights"] == {
-        "source": "cache", "name": NAME, "hub_id": HUB_ID, "file": str(file),
+        "source": "cache",
+        "name": NAME,
+        "hub_id": HUB_ID,
+        "file": str(file),
         "sha256": hashlib.sha256(file.read_bytes()).hexdigest(),
-    }  # fmt: skip
+    }
     pc = timm.get_pretrained_cfg(NAME)
     assert record["normalization"]["mean"] == list(pc.mean)
     assert record["normalization"]["interpolation"] == pc.interpolation

@@ -24,8 +24,15 @@ LINE = re.compile(r"epoch 1/2 +\d+% \(\d+/2 batches\) +[\d.]+ img/s +ETA \d+:\d\
 @pytest.mark.slow  # a recipe's smoke training in a fresh process
 def test_a_smoke_run_whose_output_is_a_log_file_shows_progress_lines(tiny_data, tmp_path):
     log = tmp_path / "train.log"
-    argv = [sys.executable, str(ROOT / "recipes" / "baseline.py"), "--smoke",
-            "--data-dir", str(tiny_data), "--output-dir", str(tmp_path / "runs")]  # fmt: skip
+    argv = [
+        sys.executable,
+        str(ROOT / "recipes" / "baseline.py"),
+        "--smoke",
+        "--data-dir",
+        str(tiny_data),
+        "--output-dir",
+        str(tmp_path / "runs"),
+    ]
     with log.open("w") as out:  # as nohup or CI would: neither stdout nor stderr a terminal
         done = subprocess.run(argv, stdout=out, stderr=subprocess.STDOUT, timeout=300, cwd=tmp_path)
     text = log.read_text()

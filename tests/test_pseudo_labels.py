@@ -204,8 +204,9 @@ def test_soft_targets_are_mixed_as_they_are(tiny_base: Config, monkeypatch):
     torch.testing.assert_close(mixed, 0.5 * soft + 0.5 * soft[partner])  # lam 12/24
     heads = Mixer(cfg.replace(head="multi"))
     heads.pairs = lambda classes: partner
-    marg = {h: torch.tensor(np.stack([_head_form("multi", p)[h] for p in soft.numpy()]))
-            for h in HEADS}  # fmt: skip
+    marg = {
+        h: torch.tensor(np.stack([_head_form("multi", p)[h] for p in soft.numpy()])) for h in HEADS
+    }
     _, mixed = heads(torch.zeros(6, 3, 32, 24), marg)
     for h, t in marg.items():
         torch.testing.assert_close(mixed[h], 0.5 * t + 0.5 * t[partner])
@@ -220,9 +221,14 @@ def test_soft_targets_are_mixed_as_they_are(tiny_base: Config, monkeypatch):
 def test_stage2_with_soft_targets_records_them(stage1: Path, tiny_cfg: Config):
     t, passed = _threshold(stage1)
     cfg = tiny_cfg.replace(
-        name="soft", pseudo_labels=str(stage1), pseudo_threshold=t, pseudo_targets="soft",
-        head="multi", mix="cutmix", mix_pairs="same_class",
-    )  # fmt: skip
+        name="soft",
+        pseudo_labels=str(stage1),
+        pseudo_threshold=t,
+        pseudo_targets="soft",
+        head="multi",
+        mix="cutmix",
+        mix_pairs="same_class",
+    )
     run = fit(cfg)
     record = json.loads((run.run_dir / "summary.json").read_text())["pseudo"]
     assert record["targets"] == "soft" and record["n_pictures"] == passed

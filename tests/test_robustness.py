@@ -152,13 +152,27 @@ kit.main(kit.Config(model="test_resnet", device="cpu", workers=0), argv=sys.argv
 
 def test_sigterm_mid_epoch_stops_like_ctrl_c(tiny_cfg: Config, tmp_path: Path):
     marker, out = tmp_path / "marker", Path(tiny_cfg.output_dir)
-    flags = ["--data-dir", tiny_cfg.data_dir, "--output-dir", str(out), "--epochs", "3",
-             "--image-size", "32", "24", "--max-steps-per-epoch", "2"]  # fmt: skip
+    flags = [
+        "--data-dir",
+        tiny_cfg.data_dir,
+        "--output-dir",
+        str(out),
+        "--epochs",
+        "3",
+        "--image-size",
+        "32",
+        "24",
+        "--max-steps-per-epoch",
+        "2",
+    ]
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     with subprocess.Popen(
         [sys.executable, "-c", _STOPPED_IN_EPOCH_2, str(marker), *flags],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    ) as proc:  # fmt: skip
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    ) as proc:
         deadline = time.time() + 240
         while not marker.exists() and proc.poll() is None and time.time() < deadline:
             time.sleep(0.2)
@@ -206,10 +220,14 @@ def _fails(err: BaseException):
 
 @pytest.mark.parametrize(
     "err",
-    [DataError("train.csv line 3, field 'age': bad"), FileNotFoundError("x: file not found"),
-     RunBusyError("it is still running"), kit.KitError("a kit error")],
+    [
+        DataError("train.csv line 3, field 'age': bad"),
+        FileNotFoundError("x: file not found"),
+        RunBusyError("it is still running"),
+        kit.KitError("a kit error"),
+    ],
     ids=["data", "missing-file", "busy", "kit-error"],
-)  # fmt: skip
+)
 def test_kit_errors_end_in_one_error_line_and_exit_2(err, capsys, monkeypatch):
     monkeypatch.delenv("KIT_DEBUG", raising=False)
     assert run_cli(_fails(err), []) == 2
@@ -222,8 +240,9 @@ def test_kit_errors_end_in_one_error_line_and_exit_2(err, capsys, monkeypatch):
         run_cli(_fails(err), [])
 
 
-@pytest.mark.parametrize("err", [TypeError("bug"), KeyError("bug"), AssertionError("bug"),
-                                 RuntimeError("bug")])  # fmt: skip
+@pytest.mark.parametrize(
+    "err", [TypeError("bug"), KeyError("bug"), AssertionError("bug"), RuntimeError("bug")]
+)
 def test_bugs_keep_their_traceback(err, monkeypatch):
     monkeypatch.delenv("KIT_DEBUG", raising=False)
     with pytest.raises(type(err)):
@@ -237,6 +256,9 @@ def test_kit_main_trains_and_returns_the_run_or_exits_2(tiny_cfg: Config, capsys
     with pytest.raises(SystemExit) as info:
         kit_main(tiny_cfg, argv=["--data-dir", str(out / "nowhere")])
     assert info.value.code == 2
-    assert capsys.readouterr().err.strip().endswith("data folder not found (expected a folder "
-                                                    "holding train/ and eval/)")  # fmt: skip
+    assert (
+        capsys.readouterr()
+        .err.strip()
+        .endswith("data folder not found (expected a folder holding train/ and eval/)")
+    )
     assert len(list(out.iterdir())) == 1  # the bad run made no folder

@@ -17,8 +17,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _git(repo: Path, *args: str) -> str:
-    return subprocess.run(["git", *args], cwd=repo, check=True, capture_output=True,
-                          text=True).stdout  # fmt: skip
+    return subprocess.run(
+        ["git", *args], cwd=repo, check=True, capture_output=True, text=True
+    ).stdout
 
 
 @pytest.fixture
@@ -76,10 +77,18 @@ def test_recipe_path_is_a_py_file_outside_kit(repo):
 
 
 def test_documented_outputs_are_git_ignored():
-    names = ["ensemble.csv", "ensemble.json", "submission_confusion.png", "ledger.md", "my.yaml",
-             "subs/soft.csv", "runs/x/val_confusion.png"]  # fmt: skip
-    ignored = subprocess.run(["git", "check-ignore", *names], cwd=ROOT, capture_output=True,
-                             text=True).stdout.split()  # fmt: skip
+    names = [
+        "ensemble.csv",
+        "ensemble.json",
+        "submission_confusion.png",
+        "ledger.md",
+        "my.yaml",
+        "subs/soft.csv",
+        "runs/x/val_confusion.png",
+    ]
+    ignored = subprocess.run(
+        ["git", "check-ignore", *names], cwd=ROOT, capture_output=True, text=True
+    ).stdout.split()
     assert ignored == names
 
 

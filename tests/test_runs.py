@@ -298,13 +298,20 @@ def _ten_runs(root: Path) -> Path:
             RunSpec(
                 f"resnet50_focal_mixup_try{k}",
                 f"202402{k + 10}-100000",
-                config={"lr": 0.001 * (k + 1), "loss": "focal" if k % 2 else "cross_entropy",
-                        "head_losses": {"mask": "focal", "gender": "cross_entropy",
-                                        "age": f"label_smoothing_{k}"}, "epochs": k + 1},
+                config={
+                    "lr": 0.001 * (k + 1),
+                    "loss": "focal" if k % 2 else "cross_entropy",
+                    "head_losses": {
+                        "mask": "focal",
+                        "gender": "cross_entropy",
+                        "age": f"label_smoothing_{k}",
+                    },
+                    "epochs": k + 1,
+                },
                 summary=summary(0.5 + k / 100),
                 env={"user": "a_long_user_name"},
             ),
-        )  # fmt: skip
+        )
     return root
 
 
@@ -337,7 +344,10 @@ def test_filters_and_columns(runs):
     assert names(_cli(str(runs), "--name", "lr", "--columns", "name")) == ["lr", "lr_focal"]
     assert names(_cli(str(runs), "--name", "*_l?", "--columns", "name")) == ["lr"]
     assert names(_cli(str(runs), "--status", "complete", "--no-smoke", "--columns", "name")) == [
-        "base", "lr", "lr_focal"]  # fmt: skip
+        "base",
+        "lr",
+        "lr_focal",
+    ]
     assert "smoke" in names(_cli(str(runs), "--status", "complete", "--columns", "name"))
     picked = _cli(str(runs), "--columns", "name,f1,lr", "--name", "focal").stdout.splitlines()
     assert picked[0].split() == ["name", "f1", "lr"] and picked[2].split()[1:] == [
@@ -371,8 +381,13 @@ def test_prune_lists_first_and_deletes_only_with_yes(runs):
     failed = write_run(runs, RunSpec("broke", "20240106-100000", status="failed"))
     smoke = write_run(runs, RunSpec("smoke", "20240107-100000", config={"smoke": True}))
     live = write_run(runs, RunSpec("live", "20240108-100000", config={"smoke": True}))
-    status = {"status": "running", "epoch": 1, "updated": datetime.now(timezone.utc).isoformat(),
-              "pid": os.getpid(), "host": socket.gethostname()}  # fmt: skip
+    status = {
+        "status": "running",
+        "epoch": 1,
+        "updated": datetime.now(timezone.utc).isoformat(),
+        "pid": os.getpid(),
+        "host": socket.gethostname(),
+    }
     (live / "status.json").write_text(json.dumps(status))
     (live / "last.pt").write_bytes(b"x")
     before = sorted(p.relative_to(runs) for p in runs.rglob("*"))
@@ -395,9 +410,18 @@ def test_errors_are_one_line_and_debug_shows_the_traceback(runs):
     assert out.returncode == 2 and out.stderr.count("\n") == 1 and "Traceback" not in out.stderr
     # a traceback is what the interpreter prints when the error escapes: a real process
     command = [sys.executable, "-m", "kit.runs", str(runs), "--sort", "nope"]
-    for debug in (subprocess.run([*command, "--debug"], capture_output=True, text=True,
-                                 cwd=ROOT, timeout=120),
-                  subprocess.run(command, capture_output=True, text=True, cwd=ROOT, timeout=120,
-                                 env={**os.environ, "KIT_DEBUG": "1"})):  # fmt: skip
+    for debug in (
+        subprocess.run(
+            [*command, "--debug"], capture_output=True, text=True, cwd=ROOT, timeout=120
+        ),
+        subprocess.run(
+            command,
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+            timeout=120,
+            env={**os.environ, "KIT_DEBUG": "1"},
+        ),
+    ):
         assert debug.returncode == 1 and "Traceback" in debug.stderr
         assert "cannot sort by 'nope'" in debug.stderr

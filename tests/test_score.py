@@ -120,8 +120,14 @@ def test_cli_refuses_a_bad_submission(files):
 
 
 def _cli(*args: str, **kw) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "kit.score", *args],
-                          capture_output=True, text=True, cwd=ROOT, timeout=120, **kw)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "kit.score", *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+        **kw,
+    )
 
 
 def _val_run(root: Path, **spec) -> tuple[Path, np.ndarray, np.ndarray]:

@@ -184,9 +184,11 @@ def test_dropped_ages_are_absent_from_training_rows_and_present_in_validation(ti
     splits = load_splits(cfg)
     assert splits.val["age"].isin([20, 59]).any(), "the fixture's val people changed"
     trainer = build_trainer(
-        Job(cfg, Path(cfg.output_dir), torch.device("cpu")), splits.train,
-        RunPictures.for_run(cfg, splits, SINGLE, progress=False), None,
-    )  # fmt: skip
+        Job(cfg, Path(cfg.output_dir), torch.device("cpu")),
+        splits.train,
+        RunPictures.for_run(cfg, splits, SINGLE, progress=False),
+        None,
+    )
     trained = pd.DataFrame({"path": trainer.loader.dataset.dataset.paths})
     ages = trained.merge(splits.train, on="path")["age"]
     assert len(ages) == len(trained) and ages.between(57, 59).sum() == 0

@@ -325,10 +325,21 @@ def test_mlflow_server_gets_the_run_and_its_loss_does_not_stop_training(
     port, log = _free_port(), tmp_path / "server.log"
     url = f"http://127.0.0.1:{port}"
     command = [
-        sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
-        "--workers", "1", "--backend-store-uri", f"sqlite:///{tmp_path / 'server.db'}",
-        "--artifacts-destination", str(tmp_path / "artifacts"),
-    ]  # fmt: skip
+        sys.executable,
+        "-m",
+        "mlflow",
+        "server",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+        "--backend-store-uri",
+        f"sqlite:///{tmp_path / 'server.db'}",
+        "--artifacts-destination",
+        str(tmp_path / "artifacts"),
+    ]
     with log.open("w") as out:
         server = subprocess.Popen(command, stdout=out, stderr=out, start_new_session=True)
     seen: dict[str, list] = {}

@@ -74,9 +74,12 @@ def test_run_folder_holds_every_contract_file(straight, tiny_data):
 
     summary = json.loads((d / "summary.json").read_text())
     expected_f1 = f1_score(
-        val["label"], val[PROBS].to_numpy().argmax(1), labels=range(18), average="macro",
+        val["label"],
+        val[PROBS].to_numpy().argmax(1),
+        labels=range(18),
+        average="macro",
         zero_division=0,
-    )  # fmt: skip
+    )
     assert summary["val_macro_f1"] == pytest.approx(expected_f1)
     assert summary["val_macro_f1"] == pytest.approx(metrics["val_macro_f1"].max())
     assert summary["best_epoch"] == int(metrics["val_macro_f1"].idxmax()) + 1
@@ -176,10 +179,15 @@ def _chance_f1(labels: np.ndarray, prior: np.ndarray, draws: int = 200) -> float
     """Mean macro F1 of guessing from the training class prior (sklearn, independent of kit)."""
     rng = np.random.default_rng(0)
     scores = [
-        f1_score(labels, rng.choice(18, len(labels), p=prior), labels=range(18),
-                 average="macro", zero_division=0)
+        f1_score(
+            labels,
+            rng.choice(18, len(labels), p=prior),
+            labels=range(18),
+            average="macro",
+            zero_division=0,
+        )
         for _ in range(draws)
-    ]  # fmt: skip
+    ]
     return float(np.mean(scores))
 
 

@@ -754,8 +754,12 @@ def _rerun_killed_trial(ctx: Ctx) -> None:
     """A study whose trial 0 was left running by a worker process that has since ended."""
     import optuna
 
-    ended = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
-                           capture_output=True, text=True, check=True)  # fmt: skip
+    ended = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     cfg = ctx.cfg()
     storage = tune_study.default_storage(cfg.output_dir)
     study = optuna.create_study(study_name=cfg.name, storage=storage, direction="maximize")
@@ -838,8 +842,13 @@ def _resume_while_running(ctx: Ctx) -> str:
     run = _fake_run(ctx, cfg)
     with subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"]) as other:
         try:
-            status = {"status": "running", "epoch": 1, "updated": rundir.now(),
-                      "pid": other.pid, "host": socket.gethostname()}  # fmt: skip
+            status = {
+                "status": "running",
+                "epoch": 1,
+                "updated": rundir.now(),
+                "pid": other.pid,
+                "host": socket.gethostname(),
+            }
             (run / "status.json").write_text(json.dumps(status))
             return raised(lambda: fit(cfg.replace(resume=str(run))), RuntimeError)
         finally:
@@ -854,11 +863,20 @@ def _second_normal(ctx: Ctx) -> None:
 
 def _killed_run(ctx: Ctx) -> Path:
     """A run folder whose status.json says running, written by a process that has ended."""
-    ended = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
-                           capture_output=True, text=True, check=True)  # fmt: skip
+    ended = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     run = write_run(ctx.tmp / "runs", RunSpec(name="killed", status="running"))
-    status = {"status": "running", "epoch": 1, "updated": rundir.now(),
-              "pid": int(ended.stdout), "host": socket.gethostname()}  # fmt: skip
+    status = {
+        "status": "running",
+        "epoch": 1,
+        "updated": rundir.now(),
+        "pid": int(ended.stdout),
+        "host": socket.gethostname(),
+    }
     (run / "status.json").write_text(json.dumps(status))
     return run
 

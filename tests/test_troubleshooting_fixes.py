@@ -165,9 +165,14 @@ def _wrong_model(c: Ctx) -> tuple[str, str]:
 
 def _face_boxes(c: Ctx) -> tuple[str, str]:
     moved = Path(shutil.move(c.data() / "train" / "faces.csv", c.tmp / "my_boxes.csv"))
-    base = Config(crop_mode="face", face_detector="boxes", cache_dir=str(c.tmp / "c"),
-                  image_size=(32, 24), data_dir=str(c.data()),
-                  face_boxes=str(c.tmp / "none.csv"))  # fmt: skip
+    base = Config(
+        crop_mode="face",
+        face_detector="boxes",
+        cache_dir=str(c.tmp / "c"),
+        image_size=(32, 24),
+        data_dir=str(c.data()),
+        face_boxes=str(c.tmp / "none.csv"),
+    )
     return seen(lambda: prepared_loader(base, c.data(), workers=0)), seen(
         lambda: prepared_loader(parse_args(base, ["--face-boxes", str(moved)]), c.data(), workers=0)
     )
@@ -177,8 +182,9 @@ def _no_cascade(c: Ctx) -> tuple[str, str]:
     import cv2
 
     c.mp.setattr(cv2.data, "haarcascades", str(c.tmp))
-    base = Config(crop_mode="face", cache_dir=str(c.tmp / "c"), image_size=(32, 24),
-                  data_dir=str(c.data()))  # fmt: skip
+    base = Config(
+        crop_mode="face", cache_dir=str(c.tmp / "c"), image_size=(32, 24), data_dir=str(c.data())
+    )
     run = lambda argv: seen(  # noqa: E731
         lambda: prepared_loader(parse_args(base, argv), c.data(), workers=0)
     )
@@ -409,8 +415,13 @@ def _cached(c: Ctx) -> Path:
     """A cache folder holding one small cache."""
     folder = c.tmp / "cache"
     paths = [str(p) for p in read_train(c.data())["path"][:2]]
-    build_cache(paths, lambda p: np.zeros((8, 8, 3), np.uint8), size=(8, 8), cache_dir=folder,
-                progress=False)  # fmt: skip
+    build_cache(
+        paths,
+        lambda p: np.zeros((8, 8, 3), np.uint8),
+        size=(8, 8),
+        cache_dir=folder,
+        progress=False,
+    )
     return folder
 
 

@@ -36,8 +36,9 @@ def face_cfg(tiny_cfg, tmp_path: Path):
     file = tmp_path / "faces.csv"
     boxes.to_csv(file, index=False)
     with_face = {str(data / i) for i in boxes.loc[boxes["x0"].notna(), "image_id"]}
-    cfg = tiny_cfg.replace(face_detector="boxes", face_boxes=str(file),
-                           cache_dir=str(tmp_path / "cache"))  # fmt: skip
+    cfg = tiny_cfg.replace(
+        face_detector="boxes", face_boxes=str(file), cache_dir=str(tmp_path / "cache")
+    )
     return cfg, with_face
 
 

@@ -103,13 +103,21 @@ def test_search_runs_tagged_trials_prunes_and_continues(tmp_path):
 
 def test_a_trial_killed_mid_way_is_failed_and_rerun_with_its_parameters(tmp_path):
     base = _smoke(tmp_path)
-    ended = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
-                           capture_output=True, text=True, check=True)  # fmt: skip
+    ended = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     study = optuna.create_study(
         study_name="s", storage=default_storage(base.output_dir), direction="maximize"
     )
-    killed = study.ask({"lr": FloatDistribution(1e-4, 1e-2, log=True),
-                        "loss": CategoricalDistribution(["cross_entropy", "focal"])})  # fmt: skip
+    killed = study.ask(
+        {
+            "lr": FloatDistribution(1e-4, 1e-2, log=True),
+            "loss": CategoricalDistribution(["cross_entropy", "focal"]),
+        }
+    )
     killed.set_user_attr("pid", int(ended.stdout))  # as its worker left it when killed
     killed.set_user_attr("host", __import__("socket").gethostname())
     study = kit.tune(base, SPACE, 2, pruner=optuna.pruners.NopPruner())
@@ -122,8 +130,10 @@ def test_a_trial_killed_mid_way_is_failed_and_rerun_with_its_parameters(tmp_path
 def _finished_study(tmp_path: Path) -> optuna.Study:
     """A study filled by hand: the report and the plots need no training."""
     study = optuna.create_study(direction="maximize", study_name="hand")
-    dists = {"lr": FloatDistribution(1e-4, 1e-2, log=True),
-             "loss": CategoricalDistribution(["cross_entropy", "focal"])}  # fmt: skip
+    dists = {
+        "lr": FloatDistribution(1e-4, 1e-2, log=True),
+        "loss": CategoricalDistribution(["cross_entropy", "focal"]),
+    }
     for k, (lr, loss, value) in enumerate(
         [
             (1e-4, "focal", 0.2),
@@ -133,8 +143,9 @@ def _finished_study(tmp_path: Path) -> optuna.Study:
         ]
     ):
         params, attrs = {"lr": lr, "loss": loss}, {"run_dir": f"runs/t{k}"}
-        study.add_trial(create_trial(params=params, distributions=dists, value=value,
-                                     user_attrs=attrs))  # fmt: skip
+        study.add_trial(
+            create_trial(params=params, distributions=dists, value=value, user_attrs=attrs)
+        )
     return study
 
 
@@ -166,11 +177,27 @@ def test_recipe_config_is_loaded_from_the_file(tmp_path):
 @pytest.mark.slow  # two processes, each importing torch and training 2-3 smoke trials
 def test_two_workers_share_one_sqlite_study_without_duplicates(tmp_path):
     out = tmp_path / "runs"
-    command = [sys.executable, "-m", "kit.tune", str(ROOT / "recipes" / "baseline.py"),
-               "--trials", "4", "--param", "lr=log:1e-4:1e-2", "--no-prune", "--study", "two",
-               "--smoke", "--quiet", "--output-dir", str(out)]  # fmt: skip
-    workers = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                text=True) for _ in range(2)]  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "kit.tune",
+        str(ROOT / "recipes" / "baseline.py"),
+        "--trials",
+        "4",
+        "--param",
+        "lr=log:1e-4:1e-2",
+        "--no-prune",
+        "--study",
+        "two",
+        "--smoke",
+        "--quiet",
+        "--output-dir",
+        str(out),
+    ]
+    workers = [
+        subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        for _ in range(2)
+    ]
     logs = [w.communicate(timeout=400)[0] for w in workers]
     assert [w.returncode for w in workers] == [0, 0], logs
     study = optuna.load_study(study_name="two", storage=default_storage(out))
@@ -181,8 +208,12 @@ def test_two_workers_share_one_sqlite_study_without_duplicates(tmp_path):
     assert sorted(_config(str(p))["trial"] for p in folders) == [t.number for t in trials]
     assert sorted(Path(t.user_attrs["run_dir"]).name for t in trials) == [p.name for p in folders]
     assert all("best: trial" in log for log in logs)
-    listed = subprocess.run([sys.executable, "-m", "kit.runs", str(out), "--study", "two"],
-                            capture_output=True, text=True, check=True).stdout  # fmt: skip
+    listed = subprocess.run(
+        [sys.executable, "-m", "kit.runs", str(out), "--study", "two"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     assert all(p.name in listed for p in folders)
 
 
@@ -211,9 +242,15 @@ def test_two_workers_creating_one_new_sqlite_database_at_once_both_open_it(tmp_p
     # "table studies already exists" (the race CI hit with two kit.tune workers).
     urls = [default_storage(tmp_path / f"db{i}") for i in range(4)]
     start = str(time.time() + 8)  # after both have imported torch
-    workers = [subprocess.Popen([sys.executable, "-c", _OPEN_AT, start, *urls],
-                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-               for _ in range(2)]  # fmt: skip
+    workers = [
+        subprocess.Popen(
+            [sys.executable, "-c", _OPEN_AT, start, *urls],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for _ in range(2)
+    ]
     logs = [w.communicate(timeout=120)[0] for w in workers]
     assert [w.returncode for w in workers] == [0, 0], logs
     for url in urls:

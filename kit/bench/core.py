@@ -227,8 +227,18 @@ def _worker_sweep(
         runs = []
         for repeat in range(1, opts.repeats + 1):
             log(f"measuring data only, with the cache, {w} workers ({repeat}/{opts.repeats}) ...")
-            runs.append(_measure(partial(_run_phase, "data", partial(kit_loader, df, at, cache),
-                                         at, torch.device("cpu"), opts)))  # fmt: skip
+            runs.append(
+                _measure(
+                    partial(
+                        _run_phase,
+                        "data",
+                        partial(kit_loader, df, at, cache),
+                        at,
+                        torch.device("cpu"),
+                        opts,
+                    )
+                )
+            )
         out[str(w)] = _summary(f"data only: (b) with the cache, {w} workers", images, runs)
     return out
 

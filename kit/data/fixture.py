@@ -196,9 +196,13 @@ def _main(argv: list[str]) -> None:
     parser.add_argument("out", type=Path, help="folder to write train/ and eval/ into")
     parser.add_argument("--people", type=int, default=60, help="training people (7 images each)")
     parser.add_argument(
-        "--size", type=int, nargs=2, default=FIXTURE[2], metavar=("H", "W"),
+        "--size",
+        type=int,
+        nargs=2,
+        default=FIXTURE[2],
+        metavar=("H", "W"),
         help="picture height and width in pixels (the real pictures: 512 384)",
-    )  # fmt: skip
+    )
     parser.add_argument("--seed", type=int, default=0, help="same seed, same bytes")
     parser.add_argument(
         "--eval-people", type=int, default=None, help="eval people (default: a third of --people)"
@@ -218,9 +222,15 @@ def _main(argv: list[str]) -> None:
     start = time.monotonic()
     try:
         root = make_fixture(
-            args.out, args.people, tuple(args.size), args.seed, args.eval_people,
-            args.overwrite, args.workers, progress=True,
-        )  # fmt: skip
+            args.out,
+            args.people,
+            tuple(args.size),
+            args.seed,
+            args.eval_people,
+            args.overwrite,
+            args.workers,
+            progress=True,
+        )
     finally:
         log.removeHandler(handler)
         log.setLevel(level)

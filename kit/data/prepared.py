@@ -54,9 +54,12 @@ def cache_extra() -> dict[str, Any]:
 
 
 def build_run_cache(
-    cfg: Any, paths: list[str], folder: str | os.PathLike[str], progress: bool = True,
+    cfg: Any,
+    paths: list[str],
+    folder: str | os.PathLike[str],
+    progress: bool = True,
     loader: Callable[[str], np.ndarray] | None = None,
-) -> ImageCache:  # fmt: skip
+) -> ImageCache:
     """Build (or reuse) the cache in ``folder`` of ``paths`` prepared under ``cfg``'s crop and
     size (by ``loader``, a ``kit.faces.PreparedLoader``: it holds the face boxes of a face
     crop), decoding on every core."""

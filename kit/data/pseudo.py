@@ -151,10 +151,15 @@ def load_pseudo_labels(cfg: Any, eval_df: pd.DataFrame | None, data_dir: Path) -
         _log.warning(
             "pseudo-labels: no eval picture has a top probability above %.3f (the highest is "
             "%.3f); this run trains on train.csv alone: lower pseudo_threshold",
-            cfg.pseudo_threshold, float(top.max(initial=0.0)),
-        )  # fmt: skip
+            cfg.pseudo_threshold,
+            float(top.max(initial=0.0)),
+        )
     _log.info(
-        "pseudo-labels (%s): %d of %d eval pictures above %.3f from %s", cfg.pseudo_targets,
-        len(rows), len(order), cfg.pseudo_threshold, ", ".join(str(p) for p, _ in sources),
-    )  # fmt: skip
+        "pseudo-labels (%s): %d of %d eval pictures above %.3f from %s",
+        cfg.pseudo_targets,
+        len(rows),
+        len(order),
+        cfg.pseudo_threshold,
+        ", ".join(str(p) for p, _ in sources),
+    )
     return PseudoLabels(rows, record)

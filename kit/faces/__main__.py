@@ -17,8 +17,11 @@ def _parser() -> argparse.ArgumentParser:
     defaults = Config()
     p = ArgumentParser(prog="python -m kit.faces", description=__doc__)
     p.add_argument("data_dir", help="competition data folder (train/, eval/)")
-    p.add_argument("--detector", default=defaults.face_detector,
-                   help=f"face detector, one of {FACE_DETECTORS.names()}")  # fmt: skip
+    p.add_argument(
+        "--detector",
+        default=defaults.face_detector,
+        help=f"face detector, one of {FACE_DETECTORS.names()}",
+    )
     p.add_argument("--face-boxes", default=None, help="boxes CSV for --detector boxes")
     p.add_argument("--cache-dir", default=None, help="folder of the stored boxes and cache")
     p.add_argument("--margin", type=float, default=defaults.face_margin, help="face margin")
@@ -39,10 +42,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _main(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
     cfg = Config(
-        data_dir=args.data_dir, crop_mode="face", face_detector=args.detector,
-        face_boxes=args.face_boxes, cache_dir=args.cache_dir, face_margin=args.margin,
+        data_dir=args.data_dir,
+        crop_mode="face",
+        face_detector=args.detector,
+        face_boxes=args.face_boxes,
+        cache_dir=args.cache_dir,
+        face_margin=args.margin,
         image_size=tuple(args.image_size),
-    ).validate()  # fmt: skip
+    ).validate()
     loader = prepared_loader(cfg, args.data_dir, workers=args.workers)
     print(loader.summary)
     if args.preview:

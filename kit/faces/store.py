@@ -64,8 +64,12 @@ class FaceBoxes:
 
     def record(self) -> dict[str, Any]:
         """What the run folder keeps of them (env.json)."""
-        return {"detector": self.detector, "found": self.found, "fallback": self.fallback,
-                "file": str(self.file)}  # fmt: skip
+        return {
+            "detector": self.detector,
+            "found": self.found,
+            "fallback": self.fallback,
+            "file": str(self.file),
+        }
 
 
 def folder_pictures(data_dir: str | os.PathLike[str], strict: bool = True) -> list[str]:
@@ -104,8 +108,13 @@ def _compute(cfg: Any, root: Path, paths: list[str], workers: int, progress: boo
     detector = FACE_DETECTORS.get(cfg.face_detector)
     find = detector.open(cfg, root)  # here first: a detector that cannot start fails at once
     chunks = [paths[i : i + _CHUNK] for i in range(0, len(paths), _CHUNK)]
-    bar = tqdm(total=len(paths), desc=f"face boxes ({cfg.face_detector})", unit="img",
-               disable=not progress, leave=False)  # fmt: skip
+    bar = tqdm(
+        total=len(paths),
+        desc=f"face boxes ({cfg.face_detector})",
+        unit="img",
+        disable=not progress,
+        leave=False,
+    )
     found: list[Box | None] = []
     if detector.parallel and workers > 1 and len(chunks) > 1:
         with ProcessPoolExecutor(min(workers, len(chunks))) as pool:
@@ -122,8 +131,10 @@ def _compute(cfg: Any, root: Path, paths: list[str], workers: int, progress: boo
 
 
 def _write(path: Path, root: Path, paths: list[str], found: list[Box | None]) -> None:
-    rows = [(image_id(p, root), *(b if b is not None else ("",) * 4)) for p, b in zip(
-        paths, found, strict=True)]  # fmt: skip
+    rows = [
+        (image_id(p, root), *(b if b is not None else ("",) * 4))
+        for p, b in zip(paths, found, strict=True)
+    ]
     table = pd.DataFrame(rows, columns=list(FACE_COLUMNS))
     io.write_text(path, table.to_csv(index=False, lineterminator="\n"))
 

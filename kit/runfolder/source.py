@@ -73,8 +73,11 @@ def _untracked_diff(top: Path, paths: tuple[str, ...]) -> str:
     )
 
 
-def write_source(run_dir: str | os.PathLike[str], recipe: str | os.PathLike[str] | None = None,
-                 cwd: Path | None = None) -> list[Path]:  # fmt: skip
+def write_source(
+    run_dir: str | os.PathLike[str],
+    recipe: str | os.PathLike[str] | None = None,
+    cwd: Path | None = None,
+) -> list[Path]:
     """Store what re-creates the run in ``run_dir``: ``recipe.py`` (a copy of ``recipe``, by
     default :func:`recipe_path`) and, when the working tree is dirty, ``git.diff`` (``git diff
     HEAD`` plus the untracked files under ``recipes/`` and ``kit/``, for ``git apply``).

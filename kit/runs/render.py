@@ -73,8 +73,9 @@ def _fits(df: pd.DataFrame, width: int) -> tuple[pd.DataFrame, list[list[str]], 
 
     def cut(spared: tuple[str, ...]) -> list[list[str]]:
         keep = [c in spared for c in columns]
-        return [[x if k else _shorten(x, _MIN_CELL) for x, k in zip(r, keep, strict=True)]
-                for r in rows]  # fmt: skip
+        return [
+            [x if k else _shorten(x, _MIN_CELL) for x, k in zip(r, keep, strict=True)] for r in rows
+        ]
 
     fields = [c for c in reversed(columns) if c not in (*_KEEP, *DROP_FIRST, *_DROP_LAST)]
     order = [c for c in (*DROP_FIRST, *fields, *_DROP_LAST) if c in columns]

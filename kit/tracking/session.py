@@ -89,8 +89,11 @@ def _drop(name: str, what: str, err: BaseException) -> None:
     _log.warning(
         "tracker %s failed (%s: %s: %s); training goes on without it, the run folder keeps "
         "everything",
-        name, what, type(err).__name__, str(err).splitlines()[0] if str(err) else "",
-    )  # fmt: skip
+        name,
+        what,
+        type(err).__name__,
+        str(err).splitlines()[0] if str(err) else "",
+    )
 
 
 def open_trackers(

@@ -194,14 +194,18 @@ class Trainer:
 
 
 def build_trainer(
-    job: Job, rows: pd.DataFrame, pictures: data.RunPictures, augment: A.BasicTransform | None,
+    job: Job,
+    rows: pd.DataFrame,
+    pictures: data.RunPictures,
+    augment: A.BasicTransform | None,
     weights: dict[str, Any] | None = None,
-) -> Trainer:  # fmt: skip
+) -> Trainer:
     """The :class:`Trainer` of ``job.cfg`` on ``rows`` (people of ``cfg.drop_ages`` left out),
     its model starting from ``weights`` when given."""
     cfg, device, ctx = job.cfg, job.device, job.ctx
-    train_ds = data.train_dataset(cfg, drop_ages(rows, cfg.drop_ages), head_target(cfg.head),
-                                  pictures, augment)  # fmt: skip
+    train_ds = data.train_dataset(
+        cfg, drop_ages(rows, cfg.drop_ages), head_target(cfg.head), pictures, augment
+    )
     generator = torch.Generator()
     loader = sampling.train_loader(train_ds, cfg, generator, ctx.rank, ctx.world_size)
     model = distributed.prepare_model(create_model(cfg, weights=job.weights).to(device), cfg)

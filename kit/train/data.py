@@ -228,9 +228,12 @@ def inputs_record(cfg: Any, weights: Weights | None, faces: FaceBoxes | None) ->
 
 # ---- datasets and loaders ------------------------------------------------------------------
 def train_dataset(
-    cfg: Any, df: pd.DataFrame, target: Callable[[int], Any], pictures: RunPictures,
+    cfg: Any,
+    df: pd.DataFrame,
+    target: Callable[[int], Any],
+    pictures: RunPictures,
     augment: A.BasicTransform | None = None,
-) -> ImageDataset:  # fmt: skip
+) -> ImageDataset:
     """The training rows ``df`` with their ``target`` (the head's; with soft pseudo-labels
     among the rows, ``cfg.head``'s soft target) under ``cfg``'s training transform, as uint8
     pictures (``kit.model_input.to_model_input`` normalises them on the device); ``augment``
@@ -242,9 +245,12 @@ def train_dataset(
 
 
 def frame_loader(
-    df: pd.DataFrame, cfg: Any, prepared: Any = None, batch_size: int | None = None,
+    df: pd.DataFrame,
+    cfg: Any,
+    prepared: Any = None,
+    batch_size: int | None = None,
     pin_memory: bool = False,
-) -> DataLoader:  # fmt: skip
+) -> DataLoader:
     """The rows of ``df`` in order, through ``cfg``'s evaluation transform (pictures read by
     ``prepared``, a cache, when given), as uint8 batches for ``kit.model_input.to_model_input``;
     targets are -1. A face crop with no ``prepared`` prepares each picture around its stored

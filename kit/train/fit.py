@@ -117,9 +117,13 @@ def _fit_folds(
     task, chosen = summary.get("task"), run_score(summary)
     _log.info(
         "K-fold done: out-of-fold %s %.4f (accuracy %.4f) over folds %s of %d -> %s",
-        "macro F1" if task is None else f"{task} F1", chosen, summary["val_accuracy"], wanted,
-        cfg.n_folds, parent,
-    )  # fmt: skip
+        "macro F1" if task is None else f"{task} F1",
+        chosen,
+        summary["val_accuracy"],
+        wanted,
+        cfg.n_folds,
+        parent,
+    )
     folds = [runs[k] for k in wanted]
     return Run(parent, "complete", cfg, summary, chosen, 0, folds)
 

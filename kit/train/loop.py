@@ -71,8 +71,12 @@ def train_run(job: Job, ready: Ready) -> Epochs:
     (the caller reports where an interrupt stopped)."""
     cfg, device, ctx = job.cfg, job.device, job.ctx
     splits, pictures, t, state, rows = (
-        ready.splits, ready.pictures, ready.trainer, ready.state, ready.rows
-    )  # fmt: skip
+        ready.splits,
+        ready.pictures,
+        ready.trainer,
+        ready.state,
+        ready.rows,
+    )
     if splits.pseudo is not None and ctx.is_main:
         rundir.write_pseudo_labels(job.run_dir, splits.pseudo.rows)
     if ctx.is_main:  # what the model started from (the face counts were logged when read)
@@ -83,9 +87,16 @@ def train_run(job: Job, ready: Ready) -> Epochs:
     predict = predictor(t.parts.evaluated, cfg, pictures, ctx)
     _log.info(
         "run %s: %s/%s on %s; %d train / %d val images (%d / %d people) from %s",
-        job.run_dir, cfg.model, cfg.head, device, len(t.loader.dataset), len(splits.val),
-        splits.train["person_id"].nunique(), splits.val["person_id"].nunique(), splits.data_dir,
-    )  # fmt: skip
+        job.run_dir,
+        cfg.model,
+        cfg.head,
+        device,
+        len(t.loader.dataset),
+        len(splits.val),
+        splits.train["person_id"].nunique(),
+        splits.val["person_id"].nunique(),
+        splits.data_dir,
+    )
     for epoch in range(state.epoch + 1, cfg.epochs + 1):
         mixer = t.start_epoch(cfg, epoch)
         rows.append(_epoch(job, t, mixer, state, predict, splits.val, epoch))
@@ -102,9 +113,14 @@ def train_run(job: Job, ready: Ready) -> Epochs:
 
 
 def _epoch(
-    job: Job, t: Trainer, mixer: Mixer | None, state: TrainState,
-    predict: Callable[[pd.DataFrame], np.ndarray], val: pd.DataFrame, epoch: int,
-) -> dict[str, Any]:  # fmt: skip
+    job: Job,
+    t: Trainer,
+    mixer: Mixer | None,
+    state: TrainState,
+    predict: Callable[[pd.DataFrame], np.ndarray],
+    val: pd.DataFrame,
+    epoch: int,
+) -> dict[str, Any]:
     """Train one epoch, score the whole validation set (the same on every process), tell the
     scheduler, keep ``best.pt``: the epoch's row of metrics.csv."""
     cfg, t0, parts = job.cfg, time.time(), t.parts
@@ -131,10 +147,19 @@ def _epoch(
     _log.info(
         "epoch %d/%d  train_loss %.4f  val_loss %.4f  val_f1 %s (mask %s gender %s "
         "age %s)  acc %.4f  lr %.2e  %.1fs%s",
-        epoch, cfg.epochs, train_loss, val_loss, _fmt(row["val_macro_f1"], 4),
-        _fmt(row["val_f1_mask"]), _fmt(row["val_f1_gender"]), _fmt(row["val_f1_age"]),
-        row["val_accuracy"], lr, row["seconds"], "  *best" if improved else "",
-    )  # fmt: skip
+        epoch,
+        cfg.epochs,
+        train_loss,
+        val_loss,
+        _fmt(row["val_macro_f1"], 4),
+        _fmt(row["val_f1_mask"]),
+        _fmt(row["val_f1_gender"]),
+        _fmt(row["val_f1_age"]),
+        row["val_accuracy"],
+        lr,
+        row["seconds"],
+        "  *best" if improved else "",
+    )
     return row
 
 
@@ -151,9 +176,14 @@ def _to_device(targets: Any, device: torch.device) -> Any:
 
 
 def train_one_epoch(
-    parts: Parts, loader: Any, criterion: nn.Module, cfg: Any, epoch: int,
-    mixer: Mixer | None = None, heartbeat: Callable[[dict[str, Any]], None] | None = None,
-) -> tuple[float, float]:  # fmt: skip
+    parts: Parts,
+    loader: Any,
+    criterion: nn.Module,
+    cfg: Any,
+    epoch: int,
+    mixer: Mixer | None = None,
+    heartbeat: Callable[[dict[str, Any]], None] | None = None,
+) -> tuple[float, float]:
     """Train ``parts.trained`` for one epoch: (mean loss per image, learning rate of its last
     optimizer step). The scheduler and the weight average advance once per optimizer step
     (``cfg.grad_accum`` batches), counting updates from the run's start. ``mixer`` mixes

@@ -56,8 +56,12 @@ def open_folder(cfg: Config, name: str, device: torch.device, ctx: distributed.D
         rundir.write_source(folder)
     # on a CPU the thread count and the processor change the rounding of the sums, so they
     # are part of a result
-    env = {**rundir.env_info(str(device)), "processes": ctx.world_size,
-           "torch_threads": torch.get_num_threads(), **cpu_info()}  # fmt: skip
+    env = {
+        **rundir.env_info(str(device)),
+        "processes": ctx.world_size,
+        "torch_threads": torch.get_num_threads(),
+        **cpu_info(),
+    }
     env["amp_dtype"] = pick_amp(cfg, device).name  # what autocast computes in on this device
     first = rundir.read_env(folder) if cfg.resume else {}
     if first:
@@ -84,8 +88,10 @@ def fit_run(
         _log.warning(
             "%s is complete (best epoch %d, val macro F1 %.4f): nothing to train; to train "
             "longer, start a new run with more --epochs",
-            done.run_dir, done.best_epoch, done.best_score,
-        )  # fmt: skip
+            done.run_dir,
+            done.best_epoch,
+            done.best_score,
+        )
         return done
     # bad data, a bad model or a damaged last.pt is refused before the folder is written
     unopened = Job(cfg, Path(cfg.resume or cfg.output_dir), device, ctx, weights, tuple(hooks))
@@ -176,11 +182,16 @@ def finish(job: Job, state: TrainState, done: Epochs) -> Run:
     )
     _log.info(
         "done: best epoch %d, val %s %.4f (accuracy %.4f%s) -> %s%s",
-        summary["best_epoch"], "macro F1" if task is None else f"{task} F1", chosen,
-        summary["val_accuracy"], f"; {heads}" if heads else "", run_dir,
-        f"\nsubmission: {run_dir / rundir.SUBMISSION}" if (run_dir / rundir.SUBMISSION).is_file()
+        summary["best_epoch"],
+        "macro F1" if task is None else f"{task} F1",
+        chosen,
+        summary["val_accuracy"],
+        f"; {heads}" if heads else "",
+        run_dir,
+        f"\nsubmission: {run_dir / rundir.SUBMISSION}"
+        if (run_dir / rundir.SUBMISSION).is_file()
         else "",
-    )  # fmt: skip
+    )
     return Run(run_dir, "complete", cfg, summary, chosen, summary["best_epoch"])
 
 
@@ -209,8 +220,9 @@ def complete(job: Job, rows: list[dict[str, Any]], summary: dict[str, Any]) -> N
         names = [f"{c} {class_name(c) if task is None else VALUE_NAMES[task][c]}" for c in range(k)]
         what = "macro F1" if task is None else f"{task} F1"
         title = f"{run_dir.name}: val {what} {rundir.run_score(summary):.4f}"
-        confusion_png(summary["confusion"], run_dir / rundir.VAL_CONFUSION, class_names=names,
-                      title=title)  # fmt: skip
+        confusion_png(
+            summary["confusion"], run_dir / rundir.VAL_CONFUSION, class_names=names, title=title
+        )
     job.trackers.log_summary(summary)
     files = (rundir.VAL_CONFUSION, rundir.CURVES_PNG, rundir.SUBMISSION)
     job.trackers.log_artifacts([run_dir / f for f in files])
