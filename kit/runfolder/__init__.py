@@ -20,6 +20,7 @@ from kit.runfolder import (
     source,
     tasks,
     tracking,
+    transform,
 )
 from kit.runfolder.files import *  # noqa: F403
 from kit.runfolder.kfold import *  # noqa: F403
@@ -32,6 +33,20 @@ from kit.runfolder.resume import *  # noqa: F403
 from kit.runfolder.source import *  # noqa: F403
 from kit.runfolder.tasks import *  # noqa: F403
 from kit.runfolder.tracking import *  # noqa: F403
+from kit.runfolder.transform import *  # noqa: F403
 
-_MODULES = (files, kfold, names, oof, predictions, pseudo, read, resume, source, tasks, tracking)
+_MODULES = (
+    files,
+    kfold,
+    names,
+    oof,
+    predictions,
+    pseudo,
+    read,
+    resume,
+    source,
+    tasks,
+    tracking,
+    transform,
+)
 __all__ = sorted(name for module in _MODULES for name in module.__all__)

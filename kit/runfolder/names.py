@@ -35,6 +35,7 @@ __all__ = [
     "TEST_COLUMNS",
     "TEST_KEYS",
     "TEST_PROBS",
+    "TRAIN_TRANSFORM",
     "VAL_COLUMNS",
     "VAL_CONFUSION",
     "VAL_KEYS",
@@ -70,7 +71,10 @@ RUN_FILES = (
 RECIPE, GIT_DIFF, VAL_MISTAKES = "recipe.py", "git.diff", "val_mistakes.png"
 PSEUDO_LABELS = "pseudo_labels.csv"
 REFIT = "refit.pt"
-EXTRA_FILES = (RECIPE, GIT_DIFF, VAL_MISTAKES, PSEUDO_LABELS, REFIT)
+#: The custom training transform passed to ``fit`` (kit.runfolder.transform): albumentations'
+#: serialization of it, or its repr and a fingerprint of its source.
+TRAIN_TRANSFORM = "train_transform.json"
+EXTRA_FILES = (RECIPE, GIT_DIFF, VAL_MISTAKES, PSEUDO_LABELS, REFIT, TRAIN_TRANSFORM)
 #: A K-fold parent's own files: its fold runs hold metrics.csv, the checkpoints, the pictures.
 KFOLD_PARENT_FILES = tuple(
     f for f in RUN_FILES if f not in (METRICS, LAST, BEST, CURVES_PNG, VAL_CONFUSION)

@@ -12,7 +12,7 @@ from typing import Any
 import pandas as pd
 
 from kit.config import fields_with_role
-from kit.runfolder import SCORE_COLUMNS, read_config
+from kit.runfolder import SCORE_COLUMNS, read_config, transform_summary
 from kit.runs.ledger import flatten_config
 
 __all__ = [
@@ -57,7 +57,8 @@ def _config_of(run: str | os.PathLike[str] | pd.Series | dict[str, Any]) -> dict
         if any(k.startswith("cfg.") for k in run):
             return {k[4:]: v for k, v in run.items() if k.startswith("cfg.")}
         return {k[4:]: v for k, v in flatten_config(run).items()}
-    return {k[4:]: v for k, v in flatten_config(read_config(run, missing_ok=False)).items()}
+    config = {k[4:]: v for k, v in flatten_config(read_config(run, missing_ok=False)).items()}
+    return {**config, "train_transform": transform_summary(run)}
 
 
 def diff(
@@ -113,8 +114,18 @@ def find_run(df: pd.DataFrame, ref: str | os.PathLike[str]) -> pd.Series:
     raise ValueError(f"no run {ref_s!r} in the ledger; runs: {df['name'].tolist()}")
 
 
-def _change_text(changes: dict[str, tuple[Any, Any]]) -> str:
-    return "; ".join(f"{f}: {_show(a)} -> {_show(b)}" for f, (a, b) in changes.items())
+def _change_text(changes: dict[str, tuple[Any, Any]], base: pd.Series, row: pd.Series) -> str:
+    return "; ".join(
+        f"{f}: {_show_field(f, a, base)} -> {_show_field(f, b, row)}"
+        for f, (a, b) in changes.items()
+    )
+
+
+def _show_field(field: str, value: Any, row: pd.Series) -> str:
+    """A value of the changes column: a run without a custom transform trained its preset's."""
+    if field == "train_transform" and _key(value) == "null":
+        return f"preset {_show(row.get('cfg.preset'))}"
+    return _show(value)
 
 
 def _flag(n_changes: int) -> str:
@@ -158,7 +169,9 @@ def table(
     if vs is not None:
         base = find_run(df, vs)
         changes = [diff(base, row, ignore) for _, row in df.iterrows()]
-        out["changes"] = [_change_text(c) for c in changes]
+        out["changes"] = [
+            _change_text(c, base, row) for c, (_, row) in zip(changes, df.iterrows(), strict=True)
+        ]
         out["flag"] = [
             "baseline" if name == base["name"] else _flag(len(c))
             for name, c in zip(df["name"], changes, strict=True)

@@ -26,6 +26,7 @@ from kit.runfolder import (
     read_metrics,
     read_status,
     read_summary,
+    transform_summary,
     writer_alive,
 )
 
@@ -152,6 +153,8 @@ def ledger_row(
         **_scores(run, summary),
     }
     row.update(flatten_config(read_config(run)))
+    # a custom training transform is a setting the Config cannot name: compared like a field
+    row["cfg.train_transform"] = transform_summary(run)
     return row
 
 

@@ -90,7 +90,8 @@ def _fit_folds(
     distributed.setup_logging(cfg.quiet or not main)
     split = _split(cfg)  # reads and checks the data (and builds the fixture) before the parent
     parent = distributed.broadcast(
-        open_folder(cfg, f"{cfg.name}_kfold", device, ctx) if main else None, ctx
+        open_folder(cfg, f"{cfg.name}_kfold", device, ctx, train_transform) if main else None,
+        ctx,
     )
     runs: dict[int, Run] = {}
     _mark(ctx, parent, "running", 0)

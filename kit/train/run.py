@@ -46,14 +46,23 @@ __all__ = ["complete", "finish", "fit_run", "open_folder", "refit", "stop"]
 _log = logging.getLogger("kit")
 
 
-def open_folder(cfg: Config, name: str, device: torch.device, ctx: distributed.DistContext) -> Path:
+def open_folder(
+    cfg: Config,
+    name: str,
+    device: torch.device,
+    ctx: distributed.DistContext,
+    train_transform: A.BasicTransform | None = None,
+) -> Path:
     """A new folder ``<output_dir>/<ts>_<name>`` (or ``cfg.resume``, reopened) with its
     config.json and env.json (with the autocast dtype; a resumed folder's env.json lists every
     resumption) and, in a new folder, what re-creates the run (recipe.py, git.diff:
-    :func:`kit.runfolder.write_source`)."""
+    :func:`kit.runfolder.write_source`; train_transform.json for a custom ``train_transform``,
+    which the Config cannot name)."""
     folder = Path(cfg.resume) if cfg.resume else rundir.create_run_dir(cfg.output_dir, name)
     if not cfg.resume:
         rundir.write_source(folder)
+        if train_transform is not None:
+            rundir.write_train_transform(folder, train_transform)
     # on a CPU the thread count and the processor change the rounding of the sums, so they
     # are part of a result
     env = {
@@ -93,11 +102,13 @@ def fit_run(
             done.best_score,
         )
         return done
+    if cfg.resume:  # the transform last.pt was trained under: given again, or re-created
+        train_transform = rundir.resumed_train_transform(cfg.resume, train_transform)
     # bad data, a bad model or a damaged last.pt is refused before the folder is written
     unopened = Job(cfg, Path(cfg.resume or cfg.output_dir), device, ctx, weights, tuple(hooks))
     ready = prepare(unopened, train_transform)
     run_dir = distributed.broadcast(
-        open_folder(cfg, cfg.name, device, ctx) if ctx.is_main else None, ctx
+        open_folder(cfg, cfg.name, device, ctx, train_transform) if ctx.is_main else None, ctx
     )
     job, state = dataclasses.replace(unopened, run_dir=run_dir), ready.state
     job.write_status("running", state.epoch)
