@@ -78,17 +78,17 @@ def _parse(base: Config, argv: Sequence[str] | None) -> tuple[Config, dict[str, 
     ns = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
     repeats = {k: vars(ns).pop(k) for k in _REPEAT_FLAGS}
     changes = namespace_changes(ns, type(base))
+    if repeats["seeds"] is None and (repeats["jobs"] != 1 or repeats["vary_split"]):
+        parser.error("--jobs and --vary-split go with --seeds")
+    if repeats["seeds"] is not None and changes.get("resume"):
+        parser.error("--seeds trains new runs: leave out --resume")
     cfg = base
     if changes.get("resume"):
         cfg = apply_file(cfg, Path(changes["resume"]) / CONFIG, saved=True)
     if ns.config:
         cfg = apply_file(cfg, ns.config)
     cfg = cfg.replace(**changes)
-    if repeats["seeds"] is None and (repeats["jobs"] != 1 or repeats["vary_split"]):
-        parser.error("--jobs and --vary-split go with --seeds")
     if repeats["seeds"] is not None:
-        if cfg.resume:
-            parser.error("--seeds trains new runs: leave out --resume")
         try:
             repeats["seeds"] = seed_list(repeats["seeds"], cfg.seed)
         except ValueError as err:
