@@ -39,11 +39,11 @@ SHORT_HEADERS = {
     "best_epoch": "epoch",
 }
 #: Columns a width-limited table drops first, in this order; config fields come next (the
-#: rightmost first), then the per-head scores. name, status, F1, changes, flag and the
-#: verdict with its interval always stay.
-DROP_FIRST = ("date", "who", "val_accuracy", "parent", "best_epoch")
-_DROP_LAST = ("val_f1_age", "val_f1_gender", "val_f1_mask")
-_KEEP = ("name", "status", "val_macro_f1", "changes", "flag", "interval", "verdict")
+#: rightmost first), then the per-head scores, then the noise verdict's interval and last the
+#: verdict. name, status, F1, changes and flag always stay.
+DROP_FIRST = ("date", "who", "val_accuracy", "parent", "best_epoch", "pair", "noise")
+_DROP_LAST = ("val_f1_age", "val_f1_gender", "val_f1_mask", "interval", "verdict")
+_KEEP = ("name", "status", "val_macro_f1", "changes", "flag")
 _MIN_CELL = 24  # long cells (changes, JSON values) are cut to this before columns go
 
 
