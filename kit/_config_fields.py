@@ -94,7 +94,14 @@ class Fields:
         "probabilities)",
         registry="pseudo_targets",
     )
-    seed: int = _f(42, "seed of the split, the model init, shuffling and augmentation", split=True)
+    seed: int = _f(
+        42,
+        "seed of the model init, shuffling, augmentation and (unless split_seed) the split",
+        split=True,
+    )
+    split_seed: int | None = _f(
+        None, "seed of the split alone (which people validate); none = --seed", split=True
+    )
     deterministic: bool = _f(True, "deterministic torch algorithms (same config = same result)")
     # model
     model: str = _f("resnet10t", "timm model name (see timm.list_models())")

@@ -3,11 +3,15 @@
 on top of its base ``Config``.
 
 Precedence is recipe values < ``--config FILE`` < command-line flags; ``--resume RUN_DIR``
-starts from that run's saved config instead of the recipe's.
+starts from that run's saved config instead of the recipe's. ``--seeds 3`` (or ``--seeds 0 1
+2``) trains the config once per seed under one parent folder (:mod:`kit.repeats`), ``--jobs
+N`` of them side by side.
 """
 
 from __future__ import annotations
 
+import argparse
+import functools
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -18,7 +22,9 @@ import albumentations as A
 from kit._config_cli import build_parser, namespace_changes
 from kit.cli import run_cli
 from kit.config import Config, apply_file
-from kit.runfolder import CONFIG, Run
+from kit.noise import mean_sd
+from kit.repeats import seed_list, train_seeds
+from kit.runfolder import CONFIG, Run, run_score
 from kit.train import fit
 
 __all__ = ["main", "parse_args"]
@@ -32,20 +38,80 @@ def parse_args(base: Config, argv: Sequence[str] | None = None) -> Config:
     ``--resume RUN_DIR`` starts from that run's saved config instead of ``base``.
     ``--save-config FILE`` writes the resolved config and exits.
     """
+    return _parse(base, argv)[0]
+
+
+_REPEAT_FLAGS = ("seeds", "jobs", "vary_split")
+
+
+def _add_repeat_flags(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("repeats over seeds (docs/experiments.md)")
+    group.add_argument(
+        "--seeds",
+        type=int,
+        nargs="+",
+        default=None,
+        metavar="N|SEED",
+        help="train once per seed under one parent folder: a count N (seeds --seed, --seed + 1, "
+        "...) or two or more seeds; the validation people stay those of --seed (or "
+        "--split-seed) unless --vary-split",
+    )
+    group.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        help="with --seeds: train this many side by side, one process and torch thread each",
+    )
+    group.add_argument(
+        "--vary-split",
+        action="store_true",
+        default=False,
+        help="with --seeds: each seed also draws its own split (other validation people)",
+    )
+
+
+def _parse(base: Config, argv: Sequence[str] | None) -> tuple[Config, dict[str, object]]:
+    """The config (see :func:`parse_args`) and the repeat flags (``seeds``, ``jobs``,
+    ``vary_split``)."""
     parser = build_parser(base)
+    _add_repeat_flags(parser)
     ns = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
+    repeats = {k: vars(ns).pop(k) for k in _REPEAT_FLAGS}
     changes = namespace_changes(ns, type(base))
+    if repeats["seeds"] is None and (repeats["jobs"] != 1 or repeats["vary_split"]):
+        parser.error("--jobs and --vary-split go with --seeds")
+    if repeats["seeds"] is not None and changes.get("resume"):
+        parser.error("--seeds trains new runs: leave out --resume")
     cfg = base
     if changes.get("resume"):
         cfg = apply_file(cfg, Path(changes["resume"]) / CONFIG, saved=True)
     if ns.config:
         cfg = apply_file(cfg, ns.config)
     cfg = cfg.replace(**changes)
+    if repeats["seeds"] is not None:
+        try:
+            repeats["seeds"] = seed_list(repeats["seeds"], cfg.seed)
+        except ValueError as err:
+            parser.error(str(err))
     if ns.save_config:
         cfg.save(ns.save_config)
         print(f"wrote {ns.save_config}; train with it: --config {ns.save_config}")
         raise SystemExit(0)
-    return cfg
+    return cfg, repeats
+
+
+def _train_repeats(step: Callable[[Config], T], cfg: Config, repeats: dict) -> list[T]:
+    """``step`` once per seed under one parent folder; prints the spread of the scores."""
+    parent, results = train_seeds(
+        step, cfg, repeats["seeds"], jobs=repeats["jobs"], vary_split=repeats["vary_split"]
+    )
+    scores = [run_score(r.summary) for r in results if isinstance(r, Run) and r.summary]
+    if scores:
+        mean, sd, n = mean_sd(scores)
+        spread = "" if sd is None else f" ± {sd:.4f}"
+        print(f"{n} seeds under {parent}: val macro F1 {mean:.4f}{spread} (mean ± sd)")
+    print(f"compare: python -m kit.runs {Path(cfg.output_dir)} --vs BASELINE")
+    return results
 
 
 def main(
@@ -54,8 +120,11 @@ def main(
     argv: Sequence[str] | None = None,
     *,
     train: Callable[[Config], T] | None = None,
-) -> Run | T:
+) -> Run | T | list[Run | T]:
     """A recipe's whole command line: ``fit(parse_args(base, argv), train_transform)``.
+
+    With ``--seeds`` it trains once per seed (:mod:`kit.repeats`) and returns the list of
+    what each training returned.
 
     ``train``: what to do with the parsed config instead (a recipe that trains more than once,
     or reports more); ``main`` returns what it returns. kit's own errors (bad data, config, run
@@ -66,11 +135,13 @@ def main(
     """
     if train is not None and train_transform is not None:
         raise TypeError("kit.main takes train or train_transform: pass the transform to kit.fit")
-    step = train if train is not None else (lambda cfg: fit(cfg, train_transform))
-    done: list[Run | T] = []
+    # a partial, not a lambda: --jobs sends it to other processes
+    step = train if train is not None else functools.partial(fit, train_transform=train_transform)
+    done: list[Run | T | list[Run | T]] = []
 
     def command(args: list[str]) -> int:
-        done.append(step(parse_args(base, args)))
+        cfg, repeats = _parse(base, args)
+        done.append(step(cfg) if repeats["seeds"] is None else _train_repeats(step, cfg, repeats))
         return 0
 
     code = run_cli(command, argv)

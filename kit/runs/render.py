@@ -39,9 +39,10 @@ SHORT_HEADERS = {
     "best_epoch": "epoch",
 }
 #: Columns a width-limited table drops first, in this order; config fields come next (the
-#: rightmost first), then the per-head scores. name, status, F1, changes and flag always stay.
-DROP_FIRST = ("date", "who", "val_accuracy", "parent", "best_epoch")
-_DROP_LAST = ("val_f1_age", "val_f1_gender", "val_f1_mask")
+#: rightmost first), then the per-head scores, then the noise verdict's interval and last the
+#: verdict. name, status, F1, changes and flag always stay.
+DROP_FIRST = ("date", "who", "val_accuracy", "parent", "best_epoch", "pair", "noise")
+_DROP_LAST = ("val_f1_age", "val_f1_gender", "val_f1_mask", "interval", "verdict")
 _KEEP = ("name", "status", "val_macro_f1", "changes", "flag")
 _MIN_CELL = 24  # long cells (changes, JSON values) are cut to this before columns go
 
@@ -79,7 +80,7 @@ def _fits(df: pd.DataFrame, width: int) -> tuple[pd.DataFrame, list[list[str]], 
 
     fields = [c for c in reversed(columns) if c not in (*_KEEP, *DROP_FIRST, *_DROP_LAST)]
     order = [c for c in (*DROP_FIRST, *fields, *_DROP_LAST) if c in columns]
-    whole = ("name", "status", "flag")
+    whole = ("name", "status", "flag", "interval", "verdict")
     for variants in ((rows, cut((*whole, "changes"))), (cut(whole),)):
         for k in range(len(order) + 1):
             keep = [i for i, c in enumerate(columns) if c not in order[:k]]
