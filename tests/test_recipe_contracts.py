@@ -27,7 +27,8 @@ RECIPES = ROOT / "recipes"
 MUST_DECLARE = ("multihead_age58", "strong_aug")
 #: What a "Changes:" line calls a recipe's own training pipeline (not a Config field).
 TRANSFORM = "train_transform"
-_CHANGES = re.compile(r"^Changes:\s*(.+)$", re.M)
+# one line, continued on indented lines when the fields do not fit in 100 characters
+_CHANGES = re.compile(r"^Changes:[ \t]*(.+(?:\n[ \t]+\S.*)*)", re.M)
 
 
 def declared_changes(docstring: str) -> set[str] | None:
@@ -88,6 +89,8 @@ def test_the_docstring_parser_on_hand_written_examples():
     assert declared_changes(doc) == {"head", "sampler", "age_thresholds"}
     assert declared_changes("Title.\n\nno such line here") is None
     assert declared_changes("Title.\n  Changes: indented is not the line") is None
+    long = "Title.\n\nChanges: head, sampler,\n  age_thresholds, lr\nnot this, nor this\n"
+    assert declared_changes(long) == {"head", "sampler", "age_thresholds", "lr"}
 
 
 def test_changed_fields_finds_every_difference_but_the_name():

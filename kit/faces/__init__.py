@@ -60,7 +60,8 @@ def prepared_loader(
     extra = sorted({os.fspath(p) for p in paths} - set(boxes.boxes))
     if extra:
         more = face_boxes(cfg, Path(data_dir), extra, workers=workers, progress=progress)
-        boxes = FaceBoxes({**boxes.boxes, **more.boxes}, boxes.file, boxes.detector)
+        merged = {**boxes.boxes, **more.boxes}
+        boxes = FaceBoxes(merged, boxes.file, boxes.detector, {**boxes.scores, **more.scores})
     return PreparedLoader(cfg, boxes)
 
 
