@@ -267,6 +267,7 @@ TRIGGERS: dict[str, Trigger] = {
         c, b"id,gender,race,age,path\n000001,female,Asian,45\n"
     ),
     "csv-not-text": lambda c: _read_train_csv(c, b"id,gender\n\xff\xfe\x80\n"),
+    "csv-utf16-no-bom": lambda c: _read_train_csv(c, "id,gender\n".encode("utf-16-le")),
     "csv-column-twice": lambda c: _read_train_csv(c, b"id,gender,race,age,path,id\n"),
     "csv-column-missing": lambda c: _read_train_csv(c, b"id,gender,race,path\n1,male,Asian,x\n"),
     "train-images-missing": lambda c: raised(
