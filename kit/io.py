@@ -19,6 +19,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
+from kit.errors import DataError, KitError
+
 __all__ = [
     "OUTPUT_FIX",
     "OutputError",
@@ -42,7 +44,7 @@ _DISK_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS}
 OUTPUT_FIX = "choose another output folder or free space"
 
 
-class OutputError(OSError):
+class OutputError(KitError, OSError):
     """An output file could not be written (read-only folder, disk full, ...).
 
     ``path``, ``reason`` and ``fix`` make up the message; a command replaces the generic fix with
@@ -194,8 +196,8 @@ def read_csv_text(path: str | os.PathLike[str]) -> tuple[str, str]:
 
     The encoding follows the byte-order mark (UTF-8, UTF-16 or UTF-32; none: UTF-8); the
     separator is whichever of ``,`` ``;`` tab the header line holds most (``,`` on a tie). A
-    file that is not text in one of these encodings is a ValueError naming the file, the line
-    and the fix; a missing file a FileNotFoundError naming it.
+    file that is not text in one of these encodings is a :class:`~kit.errors.DataError` naming
+    the file, the line and the fix; a missing file a FileNotFoundError naming it.
     """
     p = Path(path)
     try:
@@ -204,14 +206,14 @@ def read_csv_text(path: str | os.PathLike[str]) -> tuple[str, str]:
         raise FileNotFoundError(f"{p}: file not found") from err
     encoding = next((enc for bom, enc in _BOMS if raw.startswith(bom)), "utf-8")
     if encoding == "utf-8" and b"\x00" in raw[:4096]:
-        raise ValueError(
+        raise DataError(
             f"{p}: holds NUL bytes, as UTF-16 text without a byte-order mark does; {_CSV_FIX}"
         )
     try:
         text = raw.decode(encoding)
     except UnicodeDecodeError as err:
         line = raw[: err.start].count(b"\n") + 1
-        raise ValueError(
+        raise DataError(
             f"{p} line {line}: byte {raw[err.start : err.start + 1]!r} is not {encoding.upper()} "
             f"text (a file saved in a legacy code page such as Windows-1252?); {_CSV_FIX}"
         ) from None

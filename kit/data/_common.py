@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from kit.errors import DataError
 from kit.io import read_csv_text
 from kit.labels import Gender, Mask
 
@@ -24,13 +25,6 @@ __all__ = [
     "parse_gender",
     "read_csv_checked",
 ]
-
-
-class DataError(ValueError):
-    """The dataset on disk (or a fixes file) is not what kit expects.
-
-    Messages name the file, row and field, what was found and what was expected.
-    """
 
 
 #: The seven pictures of every person, in the order rows are sorted.
@@ -109,10 +103,7 @@ def read_csv_checked(path: Path, required: tuple[str, ...]) -> pd.DataFrame:
         raise DataError(f"{path}: file not found (expected a CSV with columns {expected})")
     if path.stat().st_size == 0:
         raise DataError(f"{path}: file is empty (expected a header line {expected})")
-    try:
-        text, sep = read_csv_text(path)
-    except ValueError as err:
-        raise DataError(str(err)) from None
+    text, sep = read_csv_text(path)
     try:
         reader = csv.reader(io.StringIO(text, newline=""), delimiter=sep)
         header = [c.strip() for c in next(reader)]
