@@ -284,3 +284,58 @@ def test_kit_score_reads_submissions_as_spreadsheets_save_them(
     else:
         assert code == 0, out.err
         assert "1.0000" in out.out or "1.000" in out.out, out.out
+
+
+# ---- configuration strings of the tools kit drives: one line naming the flag ------------------
+
+#: (command, its arguments, what its one error line must hold)
+TOOL_STRINGS: dict[str, tuple[str, Callable[[World, Path], list[str]], str]] = {
+    "storage-unknown-scheme": (
+        "kit.tune",
+        lambda w, out: ["--storage", "foo://x", *_tune_argv(w, out)],
+        "--storage 'foo://x': no database driver for 'foo'",
+    ),
+    "storage-missing-driver": (
+        "kit.tune",
+        lambda w, out: ["--storage", "postgresql+nosuchdriver://u@h/db", *_tune_argv(w, out)],
+        "no database driver for 'postgresql+nosuchdriver'",
+    ),
+    "storage-not-a-url": (
+        "kit.tune",
+        lambda w, out: ["--storage", "runs/optuna.db", *_tune_argv(w, out)],
+        "--storage 'runs/optuna.db' is not a database URL",
+    ),
+    "mlflow-uri-unknown-scheme": (
+        "recipes/baseline.py",
+        lambda w, out: [
+            *("--data-dir", str(w.good), "--output-dir", str(out), "--smoke"),
+            *("--track", "mlflow", "--mlflow-uri", "foo://x"),
+        ],
+        "(--mlflow-uri) is 'foo://x': MLflow has no tracking store for the scheme 'foo'",
+    ),
+}
+
+
+def _tune_argv(w: World, out: Path) -> list[str]:
+    recipe = str(ROOT / "recipes" / "baseline.py")
+    flags = ["--data-dir", str(w.good), "--output-dir", str(out), "--smoke"]
+    return [recipe, "--trials", "1", "--param", "lr=log:1e-4:1e-2", *flags]
+
+
+@pytest.mark.parametrize("case", list(TOOL_STRINGS))
+def test_a_bad_storage_url_or_tracker_uri_is_one_error_line_naming_the_flag(
+    small_world: World, tmp_path: Path, case: str, capsys
+) -> None:
+    command, argv, fragment = TOOL_STRINGS[case]
+    if command == "kit.tune":
+        from kit.tune.__main__ import main
+    else:
+        main = _main_of(command)
+    out = tmp_path / "runs"
+    code = _exit_code(main, argv(small_world, out))
+    captured = capsys.readouterr()
+    errors = [line for line in captured.err.splitlines() if line.startswith("error:")]
+    assert code == 2, captured.err[-3000:]
+    assert "Traceback" not in captured.err + captured.out
+    assert len(errors) == 1 and fragment in errors[0], errors
+    assert not out.exists() or not any(out.iterdir()), "nothing may be written"

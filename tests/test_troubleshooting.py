@@ -659,6 +659,13 @@ TRIGGERS: dict[str, Trigger] = {
     "track-missing-package": lambda c: _without_wandb(c),
     "track-failed": lambda c: _mlflow_server_gone(c),
     "track-ids-file": lambda c: raised(lambda: _bad_tracker_ids(c)),
+    "track-mlflow-uri": lambda c: raised(
+        lambda: c.cfg(track="mlflow", mlflow_uri="foo://x").validate()
+    ),
+    "tune-storage": lambda c: printed(
+        tune_main,
+        [str(ROOT / "recipes/baseline.py"), "--storage=foo://x", "--trials=1", "--param=lr=1e-3"],
+    ),
     "tune-param-format": lambda c: raised(lambda: parse_space(["lr"])),
     "tune-param-field": lambda c: raised(lambda: parse_space(["lrr=1:2"])),
     "tune-param-range": lambda c: raised(lambda: parse_space(["lr=1e-2:1e-4"])),
