@@ -65,7 +65,7 @@ _EXPORTS: dict[str, str] = {
     ),
     **dict.fromkeys(["Config", "check_registries"], "kit.config"),
     **dict.fromkeys(["main", "parse_args"], "kit.recipe"),
-    "KitError": "kit.errors",
+    **dict.fromkeys(["ConfigError", "KitError", "UserCodeError"], "kit.errors"),
     "run_cli": "kit.cli",
     **dict.fromkeys(["Registry", "UnknownName", "get_registry"], "kit.registry"),
     **dict.fromkeys(["create_model", "register_head", "to_probs"], "kit.models"),

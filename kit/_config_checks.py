@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, get_type_hints
 
 from kit._config_types import coerce
+from kit.errors import ConfigError
 from kit.labels import HEAD_SIZES
 from kit.registry import REGISTRIES, did_you_mean
 
@@ -72,20 +73,20 @@ def check(cfg: Any) -> None:
     for name, (ok, expected) in _RANGES.items():
         value = getattr(cfg, name)
         if value is not None and not ok(value):
-            raise ValueError(f"config field {name!r} is {value!r}; expected {expected}")
+            raise ConfigError(f"config field {name!r} is {value!r}; expected {expected}")
     if cfg.fold is not None and cfg.fold >= cfg.n_folds:
-        raise ValueError(f"config field 'fold' is {cfg.fold}; expected 0..{cfg.n_folds - 1}")
+        raise ConfigError(f"config field 'fold' is {cfg.fold}; expected 0..{cfg.n_folds - 1}")
     check_folds(cfg)
     if cfg.drop_ages is not None:
         parse_age_ranges(cfg.drop_ages)
     if cfg.refit != "none" and cfg.folds is not None:
-        raise ValueError(
+        raise ConfigError(
             f"config field 'refit' is {cfg.refit!r} with folds {cfg.folds!r}: a K-fold's test "
             "probabilities already average models that saw every person; use --refit none, or "
             "refit a single run (--folds none)"
         )
     if cfg.crop_mix > 0 and cfg.crop_mode not in ("center", "face"):
-        raise ValueError(
+        raise ConfigError(
             f"config field 'crop_mix' is {cfg.crop_mix!r} with crop_mode {cfg.crop_mode!r}: it "
             "mixes the centre and the face crop, so the run's own crop must be one of them; use "
             "--crop-mode center or face, or --crop-mix 0"
@@ -93,7 +94,7 @@ def check(cfg: Any) -> None:
     check_registries(cfg, require=False)
     _check_model(cfg.model)
     if cfg.pretrained_file is not None and not Path(cfg.pretrained_file).is_file():
-        raise ValueError(f"config field 'pretrained_file': {cfg.pretrained_file} does not exist")
+        raise ConfigError(f"config field 'pretrained_file': {cfg.pretrained_file} does not exist")
     if cfg.pretrained_tag is not None:
         pretrained_cfg(cfg)  # an unknown tag names the valid ones
     _check_device(cfg.device)
@@ -114,7 +115,7 @@ def check_registries(cfg: Any, require: bool = True) -> None:
         if registry is not None:
             registry.check(getattr(cfg, f.name), f.name, cfg)
         elif require:
-            raise ValueError(
+            raise ConfigError(
                 f"config field {f.name!r} names a {kind}, but no {kind} registry is loaded"
                 f"{did_you_mean(kind, REGISTRIES)} (loaded: {sorted(REGISTRIES)}); import the "
                 f"module that registers them first (importing kit.train loads every registry)"
@@ -130,19 +131,19 @@ def parse_folds(spec: str, n_folds: int) -> list[int]:
     parts = [p.strip() for p in text.split(",")]
     bad = next((p for p in parts if not (p.isascii() and p.isdigit())), None)
     if bad is not None:
-        raise ValueError(
+        raise ConfigError(
             f"config field 'folds' is {spec!r}: {bad!r} is not a fold index; {expected}"
         )
     folds = [int(p) for p in parts]
     beyond = [k for k in folds if k >= n_folds]
     if beyond:
-        raise ValueError(
+        raise ConfigError(
             f"config field 'folds' is {spec!r}: there is no fold {beyond[0]} with "
             f"n_folds = {n_folds}; {expected}"
         )
     twice = sorted({k for k in folds if folds.count(k) > 1})
     if twice:
-        raise ValueError(f"config field 'folds' is {spec!r}: fold {twice[0]} is listed twice")
+        raise ConfigError(f"config field 'folds' is {spec!r}: fold {twice[0]} is listed twice")
     return sorted(folds)
 
 
@@ -154,7 +155,7 @@ def parse_age_ranges(spec: str) -> list[tuple[int, int]]:
         low, dash, high = part.strip().partition("-")
         ok = dash and low.strip().isdigit() and high.strip().isdigit()
         if not ok or not 0 <= int(low) <= int(high) <= 120:
-            raise ValueError(
+            raise ConfigError(
                 f"config field 'drop_ages' is {spec!r}: {part.strip()!r} is no age range "
                 f"low-high in 0..120; {expected}"
             )
@@ -168,7 +169,7 @@ def check_folds(cfg: Any) -> None:
         return
     parse_folds(cfg.folds, cfg.n_folds)
     if cfg.fold is not None:
-        raise ValueError(
+        raise ConfigError(
             f"config fields 'fold' ({cfg.fold}) and 'folds' ({cfg.folds!r}) are both set; "
             "expected one: fold k trains one run, folds trains a K-fold (use --fold none)"
         )
@@ -182,9 +183,11 @@ def _check_device(name: str) -> None:
     try:
         device = torch.device(name)
     except (RuntimeError, ValueError) as err:
-        raise ValueError(f"config field 'device' is {name!r}: {err}; e.g. auto, cpu, cuda") from err
+        raise ConfigError(
+            f"config field 'device' is {name!r}: {err}; e.g. auto, cpu, cuda"
+        ) from err
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"config field 'device' is {name!r} but torch sees no CUDA GPU; use auto")
+        raise ConfigError(f"config field 'device' is {name!r} but torch sees no CUDA GPU; use auto")
 
 
 def _check_model(name: str) -> None:
@@ -192,7 +195,7 @@ def _check_model(name: str) -> None:
 
     if not timm.is_model(name):
         close = did_you_mean(name, timm.list_models(), n=3)
-        raise ValueError(
+        raise ConfigError(
             f"config field 'model' is {name!r}, which is not a timm model{close}. "
             f"List names with: python -c \"import timm; print(timm.list_models('*{name[:6]}*'))\""
         )
@@ -220,7 +223,7 @@ def pretrained_cfg(cfg: Any) -> Any:
     if found is None:
         base = name.partition(".")[0]
         tags = [n.partition(".")[2] for n in timm.list_pretrained(f"{base}.*")]
-        raise ValueError(
+        raise ConfigError(
             f"config field 'pretrained_tag': timm has no weights {name!r}; "
             f"tags of {base!r}: {tags or 'none (no pretrained weights)'}"
         )

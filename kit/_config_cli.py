@@ -19,6 +19,7 @@ import yaml
 from kit import cli
 from kit._config_types import type_name
 from kit.cli import add_debug_flag
+from kit.errors import ConfigError
 from kit.registry import REGISTRIES
 
 __all__ = ["build_parser", "namespace_changes"]
@@ -162,6 +163,6 @@ def _parse_dict(text: str, value_hint: Any) -> dict[str, Any]:
     for item in _split_top(text):
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
-            raise ValueError(f"{item!r} is not KEY=VALUE")
+            raise ConfigError(f"{item!r} is not KEY=VALUE")
         out[key.strip()] = _convert(value.strip(), value_hint)
     return out

@@ -8,6 +8,8 @@ from __future__ import annotations
 import types
 from typing import Any, Literal, Union, get_args, get_origin
 
+from kit.errors import ConfigError
+
 __all__ = ["coerce", "matches", "type_name"]
 
 
@@ -66,7 +68,7 @@ def coerce(key: str, value: Any, hint: Any) -> Any:
     if get_origin(hint) is dict and get_args(hint)[1] is float and isinstance(value, dict):
         value = {k: _to_float(v) for k, v in value.items()}
     if not matches(value, hint):
-        raise ValueError(
+        raise ConfigError(
             f"config field {key!r} got {value!r} ({type(value).__name__}); "
             f"expected {type_name(hint)}"
         )

@@ -18,6 +18,7 @@ from kit import io
 from kit._config_checks import check, check_registries, parse_age_ranges, parse_folds
 from kit._config_fields import ROLES, Fields
 from kit._config_types import coerce
+from kit.errors import ConfigError
 from kit.registry import did_you_mean
 
 __all__ = [
@@ -57,7 +58,7 @@ class Config(Fields):
         hints = _hints()
         unknown = [k for k in changes if k not in hints]
         if unknown:
-            raise ValueError(_unknown_message(unknown[0], "config key"))
+            raise ConfigError(_unknown_message(unknown[0], "config key"))
         coerced = {k: coerce(k, v, hints[k]) for k, v in changes.items()}
         return dataclasses.replace(self, **coerced)
 
@@ -149,7 +150,7 @@ def _hints() -> dict[str, Any]:
 def _kind(path: Path) -> str:
     kinds = {".json": "json", ".yaml": "yaml", ".yml": "yaml"}
     if path.suffix.lower() not in kinds:
-        raise ValueError(f"{path}: config files end in .json, .yaml or .yml")
+        raise ConfigError(f"{path}: config files end in .json, .yaml or .yml")
     return kinds[path.suffix.lower()]
 
 
@@ -162,9 +163,9 @@ def read_mapping(path: str | Path) -> dict[str, Any]:
     try:
         data = json.loads(text) if _kind(path) == "json" else yaml.safe_load(text)
     except (json.JSONDecodeError, yaml.YAMLError) as err:
-        raise ValueError(f"{path}: not valid {_kind(path).upper()} ({err})") from err
+        raise ConfigError(f"{path}: not valid {_kind(path).upper()} ({err})") from err
     if not isinstance(data, dict):
-        raise ValueError(f"{path}: expected a mapping of config keys, got {type(data).__name__}")
+        raise ConfigError(f"{path}: expected a mapping of config keys, got {type(data).__name__}")
     return data
 
 
@@ -176,7 +177,7 @@ def apply_file(cfg: Config, path: str | Path, *, saved: bool = False) -> Config:
         return cfg.replace(**(saved_config(mapping) if saved else mapping))
     except ValueError as err:
         text = str(err)  # read_mapping's own messages already start with the path
-        raise ValueError(text if text.startswith(str(path)) else f"{path}: {text}") from err
+        raise ConfigError(text if text.startswith(str(path)) else f"{path}: {text}") from err
 
 
 def _unknown_message(key: str, what: str) -> str:

@@ -2,21 +2,59 @@
 
 Every command (``python -m kit.*``, a recipe through ``kit.main``) ends such an error with one
 ``error: <message>`` line and exit code 2; anything else is a bug in kit and keeps its
-traceback (:mod:`kit.cli`). kit's messages about bad values and files are ``ValueError``
-(``kit.data.DataError``, ``kit.registry.UnknownName`` and the config checks subclass it) and
-``OSError`` (``kit.io.OutputError``, missing files); errors of other kinds that kit raises on
-purpose (a run folder another process is writing, a diverged loss) subclass :class:`KitError`
-as well as the built-in type their callers already catch.
+traceback (:mod:`kit.cli`).
+
+One hierarchy, for ``except kit.KitError`` in a notebook or a script: every error kit raises on
+purpose about the user's input, files, code or machine subclasses :class:`KitError` *and* the
+built-in type callers already catch (``ValueError``, ``OSError``, ...)::
+
+    KitError
+    ├── DataError (ValueError)          the dataset or a CSV the user gave (kit.data, kit.io)
+    ├── ConfigError (ValueError)        a config value, file or flag (kit.config)
+    ├── UnknownName (ValueError)        a name no registry entry has (kit.registry)
+    ├── WeightsUnavailable (ValueError) pretrained weights neither cached nor downloadable
+    ├── OutputError (OSError)           an output that cannot be written (kit.io)
+    ├── UserCodeError (RuntimeError)    a piece the user registered failed (kit.registry)
+    ├── RunBusyError (RuntimeError)     a run folder another live process is writing
+    └── TrainingDiverged (FloatingPointError)  the loss became NaN or infinite
+
+Messages about a malformed run folder file and a missing file are still plain ``ValueError`` /
+``FileNotFoundError``; commands end those with one line as well (:data:`KIT_ERRORS`).
 """
 
 from __future__ import annotations
 
-__all__ = ["KIT_ERRORS", "KitError", "RunBusyError", "TrainingDiverged"]
+__all__ = [
+    "KIT_ERRORS",
+    "ConfigError",
+    "DataError",
+    "KitError",
+    "RunBusyError",
+    "TrainingDiverged",
+    "UserCodeError",
+]
 
 
 class KitError(Exception):
     """An error kit raises on purpose, with a message that names the file, row or field and
     the fix; never a bug."""
+
+
+class DataError(KitError, ValueError):
+    """The dataset on disk, or a CSV the user gave (fixes, face boxes, a submission), is not
+    what kit expects. Messages name the file, row and field, what was found and what was
+    expected."""
+
+
+class ConfigError(KitError, ValueError):
+    """A config value, config file or ``KEY=VALUE`` flag kit cannot use; the message names the
+    field."""
+
+
+class UserCodeError(KitError, RuntimeError):
+    """Code the user registered (a face detector, loss, head, preset, model, TTA view, ...)
+    raised or returned the wrong thing; the message names the piece and its input, and the
+    user's own traceback is its ``__cause__`` (shown by ``--debug``)."""
 
 
 class RunBusyError(KitError, RuntimeError):

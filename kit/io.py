@@ -1,12 +1,17 @@
 """Atomic file writes: a kill at any moment leaves the old file or the new one, never half of one.
 
-Every file kit writes (checkpoints, run files, caches, submissions) goes through here.
+Every file kit writes (checkpoints, run files, caches, submissions) goes through here, and every
+CSV kit reads is decoded here (:func:`read_csv_text`), so all of them accept what spreadsheets
+write: a byte-order mark (Excel's "CSV UTF-8"), UTF-16 (Excel's "Unicode text"), CRLF line ends
+and ``;`` or tab separators.
 """
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import errno
+import io
 import json
 import os
 import tempfile
@@ -14,12 +19,16 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
+from kit.errors import DataError, KitError
+
 __all__ = [
     "OUTPUT_FIX",
     "OutputError",
     "atomic_path",
     "atomic_write",
+    "csv_source",
     "output_error",
+    "read_csv_text",
     "read_json",
     "write_json",
     "write_text",
@@ -35,7 +44,7 @@ _DISK_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS}
 OUTPUT_FIX = "choose another output folder or free space"
 
 
-class OutputError(OSError):
+class OutputError(KitError, OSError):
     """An output file could not be written (read-only folder, disk full, ...).
 
     ``path``, ``reason`` and ``fix`` make up the message; a command replaces the generic fix with
@@ -166,3 +175,56 @@ def _json_default(obj: Any) -> Any:
     if hasattr(obj, "item"):
         return obj.item()
     raise TypeError(f"cannot write {type(obj).__name__} as JSON")
+
+
+#: Byte-order marks and the encoding each announces; UTF-32 first (its LE mark begins with
+#: UTF-16's).
+_BOMS = (
+    (codecs.BOM_UTF32_LE, "utf-32"),
+    (codecs.BOM_UTF32_BE, "utf-32"),
+    (codecs.BOM_UTF8, "utf-8-sig"),
+    (codecs.BOM_UTF16_LE, "utf-16"),
+    (codecs.BOM_UTF16_BE, "utf-16"),
+)
+#: Separators a spreadsheet writes: ``,``; ``;`` where the comma is the decimal mark; tab.
+_SEPARATORS = (",", ";", "\t")
+_CSV_FIX = 'save it as "CSV UTF-8" (Excel: File > Save As > CSV UTF-8 (Comma delimited))'
+
+
+def read_csv_text(path: str | os.PathLike[str]) -> tuple[str, str]:
+    """``(text, separator)`` of a CSV file as spreadsheets and editors save it.
+
+    The encoding follows the byte-order mark (UTF-8, UTF-16 or UTF-32; none: UTF-8); the
+    separator is whichever of ``,`` ``;`` tab the header line holds most (``,`` on a tie). A
+    file that is not text in one of these encodings is a :class:`~kit.errors.DataError` naming
+    the file, the line and the fix; a missing file a FileNotFoundError naming it.
+    """
+    p = Path(path)
+    try:
+        raw = p.read_bytes()
+    except FileNotFoundError as err:
+        raise FileNotFoundError(f"{p}: file not found") from err
+    encoding = next((enc for bom, enc in _BOMS if raw.startswith(bom)), "utf-8")
+    if encoding == "utf-8" and b"\x00" in raw[:4096]:
+        raise DataError(
+            f"{p}: holds NUL bytes, as UTF-16 text without a byte-order mark does; {_CSV_FIX}"
+        )
+    try:
+        text = raw.decode(encoding)
+    except UnicodeDecodeError as err:
+        line = raw[: err.start].count(b"\n") + 1
+        raise DataError(
+            f"{p} line {line}: byte {raw[err.start : err.start + 1]!r} is not {encoding.upper()} "
+            f"text (a file saved in a legacy code page such as Windows-1252?); {_CSV_FIX}"
+        ) from None
+    text = text.removeprefix("\ufeff")
+    header = next((line for line in text.splitlines() if line.strip()), "")
+    counts = [header.count(sep) for sep in _SEPARATORS]
+    return text, _SEPARATORS[counts.index(max(counts))] if max(counts) else ","
+
+
+def csv_source(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The arguments that make ``pandas.read_csv(**csv_source(path), ...)`` read ``path`` as
+    :func:`read_csv_text` decodes it (any byte-order mark, ``,`` ``;`` or tab)."""
+    text, sep = read_csv_text(path)
+    return {"filepath_or_buffer": io.StringIO(text), "sep": sep}

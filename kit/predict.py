@@ -32,6 +32,7 @@ from kit.config import Config
 from kit.data import read_eval
 from kit.data._common import IMAGE_EXTENSIONS
 from kit.inference import predict
+from kit.io import csv_source
 from kit.runfolder import (
     BEST,
     REFIT,
@@ -86,7 +87,7 @@ def _pictures(folder: Path) -> pd.DataFrame:
 
 
 def _csv(path: Path) -> pd.DataFrame:
-    table = pd.read_csv(path, dtype=str, keep_default_na=False)
+    table = pd.read_csv(**csv_source(path), dtype=str, keep_default_na=False)
     if "path" not in table.columns:
         raise ValueError(
             f"{path}: no 'path' column (found {list(table.columns)}); expected one picture "

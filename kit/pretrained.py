@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from kit._config_checks import pretrained_cfg, weights_name
+from kit.errors import KitError
 
 __all__ = [
     "PROBE_TIMEOUT_S",
@@ -38,7 +39,7 @@ PROBE_TIMEOUT_S = 3.0
 _HUB_FILES = ("model.safetensors", "pytorch_model.bin")
 
 
-class WeightsUnavailable(ValueError):
+class WeightsUnavailable(KitError, ValueError):
     """Pretrained weights that are neither cached, nor downloadable, nor given as a file."""
 
 

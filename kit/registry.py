@@ -26,13 +26,15 @@ import re
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Generic, TypeVar, overload
 
+from kit.errors import KitError
+
 __all__ = ["REGISTRIES", "Registry", "UnknownName", "did_you_mean", "get_registry"]
 
 T = TypeVar("T")
 _NAME = re.compile(r"[A-Za-z_][\w.-]*")
 
 
-class UnknownName(ValueError):
+class UnknownName(KitError, ValueError):
     """A name that no entry of a registry has; the message lists the valid ones."""
 
 

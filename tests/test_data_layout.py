@@ -141,7 +141,7 @@ def test_train_csv_unparseable(small: Path) -> None:
     _rewrite_csv(small, "id,gender,race,age,path\n000001,female,Asian,45\n")
     _message(small, r"train\.csv line 2: found 4 fields, expected 5")
     (small / "train" / "train.csv").write_bytes(b"id,gender,race,age,path\n\xff\xfe,\x80\n")
-    _message(small, r"train\.csv: cannot be parsed as CSV \(.*utf-8")
+    _message(small, r"train\.csv line 2: byte b'\\xff' is not UTF-8 text.*save it as \"CSV UTF-8")
     _rewrite_csv(small, "id,gender,race,age,path,id\n")
     _message(small, r"train\.csv: column\(s\) id appear twice")
 

@@ -238,3 +238,144 @@ def test_a_broken_input_ends_in_one_error_line(command: str, outcomes) -> None:
     assert len(errors) == 1, f"{command}: {len(errors)} error lines\n{output[-3000:]}"
     assert ALL_CASES[command][1] in errors[0], f"{command}: {errors[0]!r}"
     assert unchanged, "a command changed an existing run folder"
+
+
+# ---- CSVs as spreadsheets write them, bad face-boxes files: in-process, one case each ------
+
+#: a face-boxes file's bad row -> the fragment its error line names (file, line, field)
+BAD_BOXES: dict[str, tuple[str, str]] = {
+    "infinite": ("{id},1,2,inf,9", "faces.csv, line 2, field x1: found 'inf'"),
+    "NaN": ("{id},nan,2,3,9", "faces.csv, line 2, field x0: found 'nan'"),
+    "short row": ("{id},1,2", "faces.csv, line 2: found 3 fields, expected 5"),
+}
+
+
+def _boxes_argv(command: str, w: World, boxes: Path) -> list[str]:
+    cache = ["--cache-dir", str(w.root / "cache")]
+    if command == "kit.faces":
+        return [str(w.good), "--detector", "boxes", "--face-boxes", str(boxes), *cache]
+    face = ["--crop-mode", "face", "--face-detector", "boxes", "--face-boxes", str(boxes)]
+    return ["--data-dir", str(w.good), "--output-dir", str(w.runs), "--smoke", *face, *cache]
+
+
+def _main_of(command: str) -> Callable[[list[str]], object]:
+    if command == "kit.faces":
+        from kit.faces.__main__ import main
+
+        return main
+    import runpy
+
+    return runpy.run_path(str(ROOT / command))["main"]
+
+
+def _exit_code(main: Callable[[list[str]], object], argv: list[str]) -> int:
+    try:
+        return int(main(argv) or 0)  # type: ignore[call-overload]
+    except SystemExit as err:
+        return int(err.code or 0)
+
+
+@pytest.fixture(scope="module")
+def small_world(tmp_path_factory: pytest.TempPathFactory) -> World:
+    return _world(tmp_path_factory.mktemp("entry-points-small"))
+
+
+@pytest.mark.parametrize("bad", list(BAD_BOXES))
+@pytest.mark.parametrize("command", ["kit.faces", "recipes/baseline.py"])
+def test_a_bad_face_boxes_file_ends_every_reader_in_one_error_line(
+    small_world: World, command: str, bad: str, capsys
+) -> None:
+    w = small_world
+    first = (w.good / "train" / "faces.csv").read_text().splitlines()[1].split(",")[0]
+    row, fragment = BAD_BOXES[bad]
+    boxes = w.root / bad.replace(" ", "_") / "faces.csv"
+    boxes.parent.mkdir(exist_ok=True)
+    boxes.write_text("image_id,x0,y0,x1,y1\n" + row.format(id=first) + "\n")
+    before = _checksums(w.runs)
+    code = _exit_code(_main_of(command), _boxes_argv(command, w, boxes))
+    out = capsys.readouterr()
+    errors = [line for line in out.err.splitlines() if line.startswith("error:")]
+    assert code == 2, out.err[-3000:]
+    assert "Traceback" not in out.err + out.out
+    assert len(errors) == 1 and fragment in errors[0], errors
+    assert "all empty for a picture without a face" in errors[0]
+    assert _checksums(w.runs) == before
+
+
+@pytest.mark.parametrize("encoding", ["utf-8-sig", "utf-16", "cp1252"])
+def test_kit_score_reads_submissions_as_spreadsheets_save_them(
+    small_world: World, tmp_path: Path, encoding: str, capsys
+) -> None:
+    """UTF-8 with a byte-order mark and UTF-16 are read; a legacy code page is one error line
+    naming the file, its line and the fix."""
+    from kit.score import main as score_main
+
+    sub, answers = tmp_path / "sub.csv", tmp_path / "answers.csv"
+    accent = "é" if encoding == "cp1252" else ""
+    sub.write_bytes(f"ImageID;ans\r\na.jpg;1\r\nb{accent}.jpg;2\r\n".encode(encoding))
+    answers.write_text("ImageID,ans\na.jpg,1\nb.jpg,2\n")
+    code = score_main([str(sub), "--answers", str(answers)])
+    out = capsys.readouterr()
+    if encoding == "cp1252":
+        errors = [line for line in out.err.splitlines() if line.startswith("error:")]
+        assert code == 2 and len(errors) == 1, out.err
+        assert f"{sub} line 3: byte b'\\xe9' is not UTF-8" in errors[0]
+        assert 'save it as "CSV UTF-8"' in errors[0]
+    else:
+        assert code == 0, out.err
+        assert "1.0000" in out.out or "1.000" in out.out, out.out
+
+
+# ---- configuration strings of the tools kit drives: one line naming the flag ------------------
+
+#: (command, its arguments, what its one error line must hold)
+TOOL_STRINGS: dict[str, tuple[str, Callable[[World, Path], list[str]], str]] = {
+    "storage-unknown-scheme": (
+        "kit.tune",
+        lambda w, out: ["--storage", "foo://x", *_tune_argv(w, out)],
+        "--storage 'foo://x': no database driver for 'foo'",
+    ),
+    "storage-missing-driver": (
+        "kit.tune",
+        lambda w, out: ["--storage", "postgresql+nosuchdriver://u@h/db", *_tune_argv(w, out)],
+        "no database driver for 'postgresql+nosuchdriver'",
+    ),
+    "storage-not-a-url": (
+        "kit.tune",
+        lambda w, out: ["--storage", "runs/optuna.db", *_tune_argv(w, out)],
+        "--storage 'runs/optuna.db' is not a database URL",
+    ),
+    "mlflow-uri-unknown-scheme": (
+        "recipes/baseline.py",
+        lambda w, out: [
+            *("--data-dir", str(w.good), "--output-dir", str(out), "--smoke"),
+            *("--track", "mlflow", "--mlflow-uri", "foo://x"),
+        ],
+        "(--mlflow-uri) is 'foo://x': MLflow has no tracking store for the scheme 'foo'",
+    ),
+}
+
+
+def _tune_argv(w: World, out: Path) -> list[str]:
+    recipe = str(ROOT / "recipes" / "baseline.py")
+    flags = ["--data-dir", str(w.good), "--output-dir", str(out), "--smoke"]
+    return [recipe, "--trials", "1", "--param", "lr=log:1e-4:1e-2", *flags]
+
+
+@pytest.mark.parametrize("case", list(TOOL_STRINGS))
+def test_a_bad_storage_url_or_tracker_uri_is_one_error_line_naming_the_flag(
+    small_world: World, tmp_path: Path, case: str, capsys
+) -> None:
+    command, argv, fragment = TOOL_STRINGS[case]
+    if command == "kit.tune":
+        from kit.tune.__main__ import main
+    else:
+        main = _main_of(command)
+    out = tmp_path / "runs"
+    code = _exit_code(main, argv(small_world, out))
+    captured = capsys.readouterr()
+    errors = [line for line in captured.err.splitlines() if line.startswith("error:")]
+    assert code == 2, captured.err[-3000:]
+    assert "Traceback" not in captured.err + captured.out
+    assert len(errors) == 1 and fragment in errors[0], errors
+    assert not out.exists() or not any(out.iterdir()), "nothing may be written"

@@ -204,7 +204,7 @@ def test_opencv_detector_uses_the_bundled_cascade_or_says_why_it_cannot(faces_da
 def test_a_bad_boxes_file_is_named_with_its_line(tmp_path):
     bad = tmp_path / "b.csv"
     bad.write_text("image_id,x0,y0,x1,y1\na.jpg,1,2,3,4\nb.jpg,1,x,3,4\n")
-    with pytest.raises(ValueError, match=r"b.csv, line 3: face box"):
+    with pytest.raises(ValueError, match=r"b.csv, line 3, field y0: found 'x'"):
         read_boxes(bad)
     bad.write_text("image_id,x,y\n")
     with pytest.raises(ValueError, match="lacks columns"):

@@ -12,6 +12,7 @@ import socket
 import subprocess
 import sys
 import time
+import weakref
 from contextlib import redirect_stdout
 from io import StringIO
 from pathlib import Path
@@ -228,10 +229,10 @@ def test_disk_full_while_checkpointing_keeps_the_old_checkpoint(base, tmp_path, 
     real_save, saves = torch.save, []
 
     def save(obj, f, *args, **kwargs):
-        name = Path(f).name if isinstance(f, (str, os.PathLike)) else ""
+        name = Path(getattr(f, "name", f)).name  # kit passes the open temporary file
         saves.append(name)
         if name.startswith(".last.pt.") and sum(n.startswith(".last.pt.") for n in saves) == 2:
-            Path(f).write_bytes(b"half a checkpoint")
+            f.write(b"half a checkpoint")
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
         return real_save(obj, f, *args, **kwargs)
 
@@ -251,6 +252,42 @@ def test_disk_full_while_checkpointing_keeps_the_old_checkpoint(base, tmp_path, 
     assert torch.load(run_dir / "last.pt", weights_only=True)["state"]["epoch"] == 1
     assert _leftovers(run_dir) == [] and not list(run_dir.glob(".*"))
     assert json.loads((run_dir / "status.json").read_text())["epoch"] == 1
+
+
+def test_a_full_disk_while_checkpointing_is_recorded_in_status_json(base, tmp_path, monkeypatch):
+    """The disk is full while the checkpoint's temporary file holds its blocks: deleted but
+    still open (torch's writer keeps the descriptor, the traceback keeps the writer), or still
+    there. Once both are gone there is room for status.json, which records the failure."""
+    real_save, handles = torch.save, []
+
+    def save(obj, f, *args, **kwargs):
+        if not str(getattr(f, "name", f)).rpartition("/")[2].startswith(".last.pt."):
+            return real_save(obj, f, *args, **kwargs)
+        writer = open(f, "wb") if isinstance(f, (str, os.PathLike)) else f  # noqa: SIM115
+        handles.append(weakref.ref(writer))
+        writer.write(b"part of a checkpoint")
+        raise RuntimeError("[enforce fail at inline_container.cc:672] . file write failed")
+
+    def disk_full(run_dir: Path) -> bool:
+        held = [ref() for ref in handles]
+        return any(h is not None and not h.closed for h in held) or any(run_dir.glob(".*.tmp"))
+
+    real_status = rundir.write_status
+
+    def status(run_dir, state, *args, **kwargs):
+        if state != "running" and disk_full(Path(run_dir)):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real_status(run_dir, state, *args, **kwargs)
+
+    monkeypatch.setattr(torch, "save", save)
+    monkeypatch.setattr(rundir, "write_status", status)
+    with pytest.raises(OutputError, match=r"cannot write .*last\.pt: the disk is full"):
+        fit(base.replace(output_dir=str(tmp_path), epochs=2))
+    (run_dir,) = tmp_path.iterdir()
+    record = json.loads((run_dir / "status.json").read_text())
+    assert record["status"] == "failed", record
+    assert "the disk is full" in record["error"]
+    assert not list(run_dir.glob(".*"))
 
 
 # ---- the ledger and dead processes ------------------------------------------------------------

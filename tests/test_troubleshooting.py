@@ -267,6 +267,7 @@ TRIGGERS: dict[str, Trigger] = {
         c, b"id,gender,race,age,path\n000001,female,Asian,45\n"
     ),
     "csv-not-text": lambda c: _read_train_csv(c, b"id,gender\n\xff\xfe\x80\n"),
+    "csv-utf16-no-bom": lambda c: _read_train_csv(c, "id,gender\n".encode("utf-16-le")),
     "csv-column-twice": lambda c: _read_train_csv(c, b"id,gender,race,age,path,id\n"),
     "csv-column-missing": lambda c: _read_train_csv(c, b"id,gender,race,path\n1,male,Asian,x\n"),
     "train-images-missing": lambda c: raised(
@@ -664,6 +665,13 @@ TRIGGERS: dict[str, Trigger] = {
     "track-missing-package": lambda c: _without_wandb(c),
     "track-failed": lambda c: _mlflow_server_gone(c),
     "track-ids-file": lambda c: raised(lambda: _bad_tracker_ids(c)),
+    "track-mlflow-uri": lambda c: raised(
+        lambda: c.cfg(track="mlflow", mlflow_uri="foo://x").validate()
+    ),
+    "tune-storage": lambda c: printed(
+        tune_main,
+        [str(ROOT / "recipes/baseline.py"), "--storage=foo://x", "--trials=1", "--param=lr=1e-3"],
+    ),
     "tune-param-format": lambda c: raised(lambda: parse_space(["lr"])),
     "tune-param-field": lambda c: raised(lambda: parse_space(["lrr=1:2"])),
     "tune-param-range": lambda c: raised(lambda: parse_space(["lr=1e-2:1e-4"])),
@@ -804,7 +812,7 @@ def _sigterm(logits: torch.Tensor) -> torch.Tensor:
 
 def _torch_disk_full(obj, f, *args, **kwargs) -> None:
     """torch.save on a full disk: part of the file, then its writer's RuntimeError."""
-    Path(f).write_bytes(b"part of a checkpoint")
+    f.write(b"part of a checkpoint")  # kit hands torch the open temporary file
     raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 64 vs 0")
 
 

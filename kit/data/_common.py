@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from kit.errors import DataError
+from kit.io import read_csv_text
 from kit.labels import Gender, Mask
 
 __all__ = [
@@ -23,13 +25,6 @@ __all__ = [
     "parse_gender",
     "read_csv_checked",
 ]
-
-
-class DataError(ValueError):
-    """The dataset on disk (or a fixes file) is not what kit expects.
-
-    Messages name the file, row and field, what was found and what was expected.
-    """
 
 
 #: The seven pictures of every person, in the order rows are sorted.
@@ -98,16 +93,19 @@ def parse_age(value: str) -> int:
 def read_csv_checked(path: Path, required: tuple[str, ...]) -> pd.DataFrame:
     """Read a CSV as text (ids keep leading zeros), checking it exists, parses and has columns.
 
-    Cells stay strings, column names are stripped, blank lines are skipped, and every row must
-    have as many fields as the header. The index holds each row's line number in the file.
+    Any encoding a spreadsheet writes is read (:func:`kit.io.read_csv_text`: byte-order marks,
+    UTF-16, ``;`` separators). Cells stay strings, column names are stripped, blank lines are
+    skipped, and every row must have as many fields as the header. The index holds each row's
+    line number in the file.
     """
     expected = ",".join(required)
     if not path.is_file():
         raise DataError(f"{path}: file not found (expected a CSV with columns {expected})")
     if path.stat().st_size == 0:
         raise DataError(f"{path}: file is empty (expected a header line {expected})")
+    text, sep = read_csv_text(path)
     try:
-        reader = csv.reader(io.StringIO(path.read_text(encoding="utf-8-sig"), newline=""))
+        reader = csv.reader(io.StringIO(text, newline=""), delimiter=sep)
         header = [c.strip() for c in next(reader)]
         rows, lines = [], []
         for row in reader:
@@ -120,7 +118,7 @@ def read_csv_checked(path: Path, required: tuple[str, ...]) -> pd.DataFrame:
                 )
             rows.append(row)
             lines.append(reader.line_num)
-    except (csv.Error, UnicodeDecodeError, StopIteration) as err:
+    except (csv.Error, StopIteration) as err:
         raise DataError(f"{path}: cannot be parsed as CSV ({err})") from err
     doubled = sorted({c for c in header if header.count(c) > 1})
     if doubled:

@@ -17,6 +17,8 @@ How often each finds the fixture's faces is measured in docs/faces.md.
 from __future__ import annotations
 
 import csv
+import io
+import math
 import os
 import warnings
 from collections.abc import Callable
@@ -29,6 +31,7 @@ import numpy as np
 from kit.crops import Box
 from kit.data.dataset import load_rgb
 from kit.data.fixture import FACE_COLUMNS
+from kit.io import read_csv_text
 from kit.registry import Registry
 
 __all__ = [
@@ -232,33 +235,52 @@ def image_id(path: str | os.PathLike[str], root: str | os.PathLike[str]) -> str:
 
 
 def read_boxes(path: str | os.PathLike[str]) -> dict[str, Box | None]:
-    """``image_id -> box`` of a boxes CSV (``image_id,x0,y0,x1,y1``; empty or invalid
-    coordinates: no face). ValueError naming the file and line for a malformed row."""
+    """``image_id -> box`` of a boxes CSV (``image_id,x0,y0,x1,y1``; all four empty, or a box
+    of no area: no face), in any encoding a spreadsheet writes (:func:`kit.io.read_csv_text`).
+    ValueError naming the file, line and field of a malformed row, and the fix."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(
             f"face boxes file {path} not found; write one (columns {','.join(FACE_COLUMNS)}, "
             f"image_id relative to the data folder) or pass --face-boxes PATH"
         )
+    text, sep = read_csv_text(path)
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=sep)
+    header = [c.strip() for c in next(reader, [])]
+    missing = [c for c in FACE_COLUMNS if c not in header]
+    if missing:
+        raise ValueError(
+            f"{path}: face boxes file lacks columns {missing}; expected header "
+            f"{','.join(FACE_COLUMNS)}"
+        )
+    at = [header.index(c) for c in FACE_COLUMNS]
     boxes: dict[str, Box | None] = {}
-    with open(path, newline="", encoding="utf-8") as f:
-        reader = csv.DictReader(f)
-        missing = [c for c in FACE_COLUMNS if c not in (reader.fieldnames or [])]
-        if missing:
+    for row in reader:
+        if not any(cell.strip() for cell in row):
+            continue
+        where = f"{path}, line {reader.line_num}"
+        if len(row) != len(header):
             raise ValueError(
-                f"{path}: face boxes file lacks columns {missing}; expected header "
-                f"{','.join(FACE_COLUMNS)}"
+                f"{where}: found {len(row)} fields, expected {len(header)} as in the header "
+                f"({','.join(header)}); leave x0,y0,x1,y1 all empty for a picture without a face"
             )
-        for line, row in enumerate(reader, start=2):
-            coords = [row[c].strip() for c in FACE_COLUMNS[1:]]
-            try:
-                boxes[row["image_id"].strip()] = _as_box(coords) if all(coords) else None
-            except ValueError:
-                raise ValueError(
-                    f"{path}, line {line}: face box {coords} is not four numbers "
-                    f"x0,y0,x1,y1 (leave all four empty for no face)"
-                ) from None
+        cells = [row[i].strip() for i in at]
+        boxes[cells[0]] = _box_cells(where, cells[1:]) if any(cells[1:]) else None
     return boxes
+
+
+def _box_cells(where: str, cells: list[str]) -> Box | None:
+    for name, cell in zip(FACE_COLUMNS[1:], cells, strict=True):
+        try:
+            value = float(cell)
+        except ValueError:
+            value = float("nan")
+        if not math.isfinite(value):
+            raise ValueError(
+                f"{where}, field {name}: found {cell!r}; expected a finite number of pixels "
+                f"(leave x0,y0,x1,y1 all empty for a picture without a face)"
+            )
+    return _as_box(cells)
 
 
 def _box_files(cfg: Any, root: Path) -> list[Path]:

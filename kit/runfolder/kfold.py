@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from kit.io import csv_source
 from kit.metrics import summarize, summarize_task
 from kit.runfolder.files import write_submission, write_summary
 from kit.runfolder.names import (
@@ -56,7 +57,7 @@ def _read(path: Path) -> pd.DataFrame:
     if not path.is_file():
         raise FileNotFoundError(f"{path} not found; a finished fold run writes it")
     ids = {c: str for c in ("image_id", "person_id")}
-    return pd.read_csv(path, dtype=ids, keep_default_na=False)
+    return pd.read_csv(**csv_source(path), dtype=ids, keep_default_na=False)
 
 
 def merge_oof(fold_dirs: dict[int, Path], expected_fold: pd.Series) -> pd.DataFrame:

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from kit.io import csv_source
 from kit.labels import NUM_CLASSES
 from kit.runfolder.names import (
     PROB_COLUMNS,
@@ -54,9 +55,8 @@ class Split:
 
 def _read_csv(path: Path, columns: Sequence[str], id_columns: Sequence[str]) -> pd.DataFrame:
     try:
-        df = pd.read_csv(path, dtype={c: str for c in id_columns}, keep_default_na=False)
-    except FileNotFoundError as err:
-        raise FileNotFoundError(f"{path}: file not found") from err
+        source = csv_source(path)
+        df = pd.read_csv(**source, dtype={c: str for c in id_columns}, keep_default_na=False)
     except (pd.errors.EmptyDataError, pd.errors.ParserError) as err:
         raise ValueError(f"{path}: not a readable CSV ({err})") from err
     missing = [c for c in columns if c not in df.columns]

@@ -18,7 +18,7 @@ from typing import Any
 import pandas as pd
 
 from kit.config import Config, saved_config
-from kit.io import read_json
+from kit.io import csv_source, read_json
 from kit.runfolder.names import (
     CONFIG,
     ENV,
@@ -98,7 +98,7 @@ def read_metrics(run_dir: str | os.PathLike[str]) -> list[dict[str, Any]]:
     if not path.is_file() or path.stat().st_size == 0:
         return []
     try:
-        return pd.read_csv(path).to_dict("records")
+        return pd.read_csv(**csv_source(path)).to_dict("records")
     except (pd.errors.EmptyDataError, pd.errors.ParserError) as err:
         raise ValueError(f"{path}: not a readable CSV ({err})") from err
 

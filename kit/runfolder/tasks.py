@@ -46,7 +46,7 @@ def probs_task(path: str | Path) -> str | None:
     """The task whose columns the probability file ``path`` holds, or None for 18-way rows
     (or a file that is neither: the 18-way reader then names what is missing)."""
     try:
-        header = pd.read_csv(path, nrows=0).columns
+        header = pd.read_csv(**io.csv_source(path), nrows=0).columns
     except (OSError, ValueError):
         return None
     if all(c in header for c in PROB_COLUMNS):

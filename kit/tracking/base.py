@@ -10,6 +10,7 @@ and the training goes on.
 
 from __future__ import annotations
 
+import importlib.metadata
 import importlib.util
 import json
 import logging
@@ -17,7 +18,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
+from kit.errors import ConfigError
 from kit.registry import Registry
 
 __all__ = [
@@ -27,6 +30,7 @@ __all__ = [
     "Tracker",
     "TrackerSpec",
     "TrackerStart",
+    "check_mlflow_uri",
     "check_track",
     "epoch_metrics",
     "flatten",
@@ -110,6 +114,27 @@ def check_track(track: str | None, field: str | None = "track", cfg: Any = None)
                 f"config field 'track': tracker {name!r} needs the {package} package, "
                 f"which is not installed; install the tracking extra: {EXTRA}"
             )
+    if "mlflow" in track_names(track) and getattr(cfg, "mlflow_uri", None):
+        check_mlflow_uri(cfg.mlflow_uri)
+
+
+#: The URI schemes MLflow's tracking client has a store for (a folder path has none, or one
+#: drive letter on Windows); plugins add theirs under the ``mlflow.tracking_store`` entry point.
+_MLFLOW_SCHEMES = {"file", "http", "https", "sqlite", "postgresql", "mysql", "mssql"}
+_MLFLOW_SCHEMES |= {"databricks", "databricks-uc", "uc"}
+
+
+def check_mlflow_uri(uri: str) -> None:
+    """ConfigError naming ``--mlflow-uri`` when MLflow has no tracking store for ``uri``'s
+    scheme; checked before the run starts (an opened tracker that fails is only dropped)."""
+    scheme = urlsplit(uri).scheme.lower().partition("+")[0]
+    plugins = {ep.name for ep in importlib.metadata.entry_points(group="mlflow.tracking_store")}
+    if len(scheme) > 1 and scheme not in _MLFLOW_SCHEMES | plugins:
+        raise ConfigError(
+            f"config field 'mlflow_uri' (--mlflow-uri) is {uri!r}: MLflow has no tracking store "
+            f"for the scheme {scheme!r}; expected http(s)://host:5000, sqlite:///path/mlflow.db, "
+            "file:///path/mlruns, postgresql://user@host/db, databricks or a folder path"
+        )
 
 
 TRACKERS: Registry[TrackerSpec] = Registry(

@@ -58,11 +58,13 @@ class TrainState:
 def _save(obj: dict[str, Any], path: Path) -> None:
     """``torch.save`` through :func:`kit.io.atomic_path`. torch reports a full disk as a
     RuntimeError of its writer, not as OSError; by the time it arrives here the temporary file
-    is deleted (the space it took is free again, so status.json can still record the failure)
-    and it becomes an :class:`~kit.io.OutputError` saying so."""
+    is closed and deleted (the space it took is free again, so status.json can still record the
+    failure) and it becomes an :class:`~kit.io.OutputError` saying so. kit opens the file
+    itself: given a path, torch's writer holds the descriptor, and the traceback holds the
+    writer, so the deleted file's blocks stayed taken until the error was forgotten."""
     try:
-        with atomic_path(path) as tmp:
-            torch.save(obj, tmp)
+        with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+            torch.save(obj, fh)
     except RuntimeError as err:
         if not any(text in str(err) for text in _WRITE_FAILED):
             raise

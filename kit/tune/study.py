@@ -31,6 +31,7 @@ from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 from optuna.trial import TrialState
 
 from kit.config import Config
+from kit.errors import ConfigError
 from kit.runfolder import writer_alive
 from kit.tracking import Pruned, Tracker, TrackerStart
 from kit.train import fit
@@ -74,8 +75,36 @@ def default_storage(output_dir: str | os.PathLike[str]) -> str:
     return f"sqlite:///{folder / DB_NAME}"
 
 
+#: What a bad ``--storage`` message suggests.
+_STORAGE_FIX = (
+    "expected an SQLAlchemy database URL such as sqlite:///runs/optuna.db or "
+    "postgresql://user:password@host/db (with its driver installed)"
+)
+
+
 def open_storage(url: str) -> RDBStorage:
-    """Optuna's database storage at ``url`` (any SQLAlchemy URL), with trial heartbeats."""
+    """Optuna's database storage at ``url`` (any SQLAlchemy URL), with trial heartbeats. A URL
+    SQLAlchemy cannot parse, a scheme it has no dialect or driver for, and a database it cannot
+    reach are a :class:`~kit.errors.ConfigError` naming ``--storage``."""
+    try:
+        sqlalchemy.engine.make_url(url)
+    except sqlalchemy.exc.ArgumentError:
+        raise ConfigError(f"--storage {url!r} is not a database URL; {_STORAGE_FIX}") from None
+    try:
+        return _open_storage(url)
+    except (sqlalchemy.exc.NoSuchModuleError, ImportError) as err:
+        scheme = url.partition(":")[0]
+        raise ConfigError(
+            f"--storage {url!r}: no database driver for {scheme!r} ({err}); {_STORAGE_FIX}"
+        ) from err
+    except sqlalchemy.exc.OperationalError as err:
+        raise ConfigError(
+            f"--storage {url!r}: cannot open the database ({err.orig}); check the host, port, "
+            "user and password, or the folder of an SQLite file"
+        ) from err
+
+
+def _open_storage(url: str) -> RDBStorage:
     # SQLite: wait for a teammate's write lock instead of failing ("database is locked")
     engine = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}
 
