@@ -131,3 +131,6 @@ class _Facade(types.ModuleType):
 
 
 sys.modules[__name__].__class__ = _Facade
+
+# a torchvision of another torch build fails on import with one line, not a timm traceback
+importlib.import_module("kit.torch_build").guard_torchvision_import()
