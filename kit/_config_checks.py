@@ -35,6 +35,9 @@ _RANGES: dict[str, _Check] = {
     "lr": (lambda v: v > 0, "a number > 0"),
     "weight_decay": (lambda v: v >= 0, "a number >= 0"),
     "momentum": (lambda v: 0 <= v < 1, "a number in [0, 1)"),
+    "layer_decay": (lambda v: 0 < v <= 1, "a factor in (0, 1], e.g. 0.8, or none"),
+    "backbone_lr_scale": (lambda v: v > 0, "a number > 0, e.g. 0.1 (1 = the head's rate)"),
+    "freeze_epochs": (lambda v: v >= 0, "an integer >= 0 (0 = off)"),
     "warmup_epochs": (lambda v: v >= 0, "a number >= 0"),
     "epochs": (lambda v: v >= 1, "an integer >= 1"),
     "batch_size": (lambda v: v >= 1, "an integer >= 1"),
@@ -77,6 +80,12 @@ def check(cfg: Any) -> None:
     if cfg.fold is not None and cfg.fold >= cfg.n_folds:
         raise ConfigError(f"config field 'fold' is {cfg.fold}; expected 0..{cfg.n_folds - 1}")
     check_folds(cfg)
+    if cfg.freeze_epochs >= cfg.epochs:
+        raise ValueError(
+            f"config field 'freeze_epochs' is {cfg.freeze_epochs} with epochs {cfg.epochs}: the "
+            f"backbone would never train; use fewer head-only epochs than epochs, e.g. "
+            f"--freeze-epochs {max(0, min(1, cfg.epochs - 1))}"
+        )
     if cfg.drop_ages is not None:
         parse_age_ranges(cfg.drop_ages)
     if cfg.refit != "none" and cfg.folds is not None:

@@ -75,7 +75,7 @@ def namespace_changes(ns: argparse.Namespace, config_type: type) -> dict[str, An
 def _registered(kind: str | None) -> str:
     """`` Registered: a, b.`` for the registry of ``kind`` if it is loaded, else ``""``."""
     registry = REGISTRIES.get(kind) if kind else None
-    if registry is None:
+    if not registry:  # not loaded, or nothing registered (any timm optimizer name is valid)
         return ""
     # argparse %-formats help texts
     return f" Registered: {', '.join(registry.describe())}.".replace("%", "%%")

@@ -141,10 +141,23 @@ class Fields:
     head_weights: dict[str, float] | None = _f(None, "multi-head loss weights, e.g. age=2")  # noqa: RUF009
     loss_kwargs: dict[str, Any] = _f({}, "extra loss arguments, e.g. gamma=2,smoothing=0.1")  # noqa: RUF009
     # optimisation
-    optimizer: str = _f("adamw", "adamw or sgd", registry="optimizer")
+    optimizer: str = _f(
+        "adamw",
+        "any timm optimizer (timm.optim.list_optimizers()), e.g. adamw, sgd, lion, lamb",
+        registry="optimizer",
+    )
     lr: float = _f(3e-3, "peak learning rate")
     weight_decay: float = _f(1e-4, "weight decay")
     momentum: float = _f(0.9, "SGD momentum")
+    layer_decay: float | None = _f(
+        None, "layer-wise lr decay: each backbone block at this times the rate above, e.g. 0.8"
+    )
+    backbone_lr_scale: float = _f(
+        1.0, "backbone learning rate as a fraction of --lr (the head trains at --lr), e.g. 0.1"
+    )
+    freeze_epochs: int = _f(
+        0, "head-only epochs first (backbone frozen), then everything (fastai's fine_tune)"
+    )
     scheduler: str = _f(
         "cosine", "cosine, step, plateau or none (all after warmup)", registry="scheduler"
     )

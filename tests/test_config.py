@@ -94,7 +94,7 @@ def test_wrong_types_name_field_value_and_expected_type(key, value, expected):
         ({"model": "resnet_nonexistent"}, "timm.list_models"),
         ({"loss": "focall"}, "unknown loss 'focall'"),
         ({"preset": "medium"}, r"valid: \['base', 'strong'\]"),
-        ({"optimizer": "adam"}, "config field 'optimizer' is 'adam'.*valid: "),
+        ({"optimizer": "adamx"}, "config field 'optimizer' is 'adamx'.*timm.optim.list_optimizers"),
         ({"scheduler": "linear"}, "config field 'scheduler' is 'linear'.*valid: "),
         ({"head": "triple"}, "valid: "),
         ({"sampler": "oversample"}, "config field 'sampler' is 'oversample'.*valid: "),
