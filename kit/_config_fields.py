@@ -97,7 +97,11 @@ class Fields:
     seed: int = _f(42, "seed of the split, the model init, shuffling and augmentation", split=True)
     deterministic: bool = _f(True, "deterministic torch algorithms (same config = same result)")
     # model
-    model: str = _f("resnet10t", "timm model name (see timm.list_models())")
+    model: str = _f(
+        "resnet10t",
+        "timm model name (timm.list_models()), torchvision/<name> (e.g. torchvision/resnet18) "
+        "or a model registered with kit.register_model",
+    )
     head: str = _f(
         "single",
         "single (18-way), multi (mask/gender/age), one task (mask, gender, age) or a registered "
