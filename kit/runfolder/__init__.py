@@ -9,6 +9,7 @@ predictions, :class:`Run`) and :mod:`kit.runfolder.predictions` (the checked CSV
 
 # Each module lists its public names once, in its own __all__; the package re-exports them all.
 from kit.runfolder import (
+    code,
     files,
     kfold,
     names,
@@ -21,6 +22,7 @@ from kit.runfolder import (
     tasks,
     tracking,
 )
+from kit.runfolder.code import *  # noqa: F403
 from kit.runfolder.files import *  # noqa: F403
 from kit.runfolder.kfold import *  # noqa: F403
 from kit.runfolder.names import *  # noqa: F403
@@ -33,5 +35,6 @@ from kit.runfolder.source import *  # noqa: F403
 from kit.runfolder.tasks import *  # noqa: F403
 from kit.runfolder.tracking import *  # noqa: F403
 
-_MODULES = (files, kfold, names, oof, predictions, pseudo, read, resume, source, tasks, tracking)
+_MODULES = (code, files, kfold, names, oof, predictions, pseudo, read, resume, source, tasks)
+_MODULES += (tracking,)
 __all__ = sorted(name for module in _MODULES for name in module.__all__)

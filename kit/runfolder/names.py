@@ -9,6 +9,7 @@ from kit.labels import NUM_CLASSES
 
 __all__ = [
     "BEST",
+    "CODE_DIR",
     "CONFIG",
     "CURVES_PNG",
     "ENV",
@@ -70,6 +71,8 @@ RUN_FILES = (
 RECIPE, GIT_DIFF, VAL_MISTAKES = "recipe.py", "git.diff", "val_mistakes.png"
 PSEUDO_LABELS = "pseudo_labels.csv"
 REFIT = "refit.pt"
+#: The modules of one's own that defined a registered piece of the run (kit.runfolder.code).
+CODE_DIR = "code"
 EXTRA_FILES = (RECIPE, GIT_DIFF, VAL_MISTAKES, PSEUDO_LABELS, REFIT)
 #: A K-fold parent's own files: its fold runs hold metrics.csv, the checkpoints, the pictures.
 KFOLD_PARENT_FILES = tuple(

@@ -50,7 +50,8 @@ def open_folder(cfg: Config, name: str, device: torch.device, ctx: distributed.D
     """A new folder ``<output_dir>/<ts>_<name>`` (or ``cfg.resume``, reopened) with its
     config.json and env.json (with the autocast dtype; a resumed folder's env.json lists every
     resumption) and, in a new folder, what re-creates the run (recipe.py, git.diff:
-    :func:`kit.runfolder.write_source`)."""
+    :func:`kit.runfolder.write_source`; the registered pieces of one's own and their modules:
+    :func:`kit.runfolder.write_code`)."""
     folder = Path(cfg.resume) if cfg.resume else rundir.create_run_dir(cfg.output_dir, name)
     if not cfg.resume:
         rundir.write_source(folder)
@@ -63,6 +64,8 @@ def open_folder(cfg: Config, name: str, device: torch.device, ctx: distributed.D
         **cpu_info(),
     }
     env["amp_dtype"] = pick_amp(cfg, device).name  # what autocast computes in on this device
+    if not cfg.resume:  # the registered pieces of one's own, for every tool after training
+        env["code"] = rundir.write_code(folder, cfg)
     first = rundir.read_env(folder) if cfg.resume else {}
     if first:
         env = {**first, "resumed": [*first.get("resumed", []), env]}
