@@ -68,7 +68,7 @@ _EXPORTS: dict[str, str] = {
     **dict.fromkeys(["ConfigError", "KitError", "UserCodeError"], "kit.errors"),
     "run_cli": "kit.cli",
     **dict.fromkeys(["Registry", "UnknownName", "get_registry"], "kit.registry"),
-    **dict.fromkeys(["create_model", "register_head", "to_probs"], "kit.models"),
+    **dict.fromkeys(["create_model", "register_head", "register_model", "to_probs"], "kit.models"),
     **dict.fromkeys(["PRESETS", "build_transforms", "normalization"], "kit.transforms"),
     "to_model_input": "kit.model_input",
     **dict.fromkeys(["DEVICE_AUGS", "create_device_aug"], "kit.device_aug"),

@@ -104,7 +104,11 @@ class Fields:
     )
     deterministic: bool = _f(True, "deterministic torch algorithms (same config = same result)")
     # model
-    model: str = _f("resnet10t", "timm model name (see timm.list_models())")
+    model: str = _f(
+        "resnet10t",
+        "timm model name (timm.list_models()), torchvision/<name> (e.g. torchvision/resnet18) "
+        "or a model registered with kit.register_model",
+    )
     head: str = _f(
         "single",
         "single (18-way), multi (mask/gender/age), one task (mask, gender, age) or a registered "

@@ -21,14 +21,16 @@ importing the module that fills the registry. A registry whose values are more t
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
+import inspect
 import re
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Generic, TypeVar, overload
 
 from kit.errors import KitError
 
-__all__ = ["REGISTRIES", "Registry", "UnknownName", "did_you_mean", "get_registry"]
+__all__ = ["REGISTRIES", "Registry", "UnknownName", "definition", "did_you_mean", "get_registry"]
 
 T = TypeVar("T")
 _NAME = re.compile(r"[A-Za-z_][\w.-]*")
@@ -88,8 +90,11 @@ class Registry(Generic[T]):
 
         def add(value: T) -> T:
             old = self._entries.get(name)
-            # an equal entry again (a module imported twice, a frozen spec rebuilt) is no change
-            if old is not None and old is not value and old != value and not overwrite:
+            # an equal entry again (a module imported twice, a frozen spec rebuilt) is no change;
+            # the same definition run again (a notebook cell, a recipe file imported under
+            # another name) replaces the old one
+            same = old is value or old == value or _same_definition(old, value)
+            if old is not None and not same and not overwrite:
                 raise ValueError(
                     f"{self.label} {name!r} is already registered ({old!r}); "
                     "pass overwrite=True to replace it"
@@ -162,6 +167,35 @@ class Registry(Generic[T]):
 
     def __repr__(self) -> str:
         return f"Registry({self.kind!r}, {self.names()})"
+
+
+def definition(entry: Any) -> Any:
+    """The function or class that defined a registry entry: the first callable field of a
+    spec dataclass (a ``HeadSpec``'s ``build``), else the entry itself; a
+    ``functools.partial`` is unwrapped."""
+    parts = []
+    if dataclasses.is_dataclass(entry) and not isinstance(entry, type):
+        parts = [getattr(entry, f.name) for f in dataclasses.fields(entry)]
+    for obj in (*parts, entry):
+        obj = getattr(obj, "func", obj)
+        if callable(obj) and getattr(obj, "__module__", None):
+            return obj
+    return entry
+
+
+def _same_definition(old: Any, new: Any) -> bool:
+    """Whether ``new`` is ``old``'s definition run again: the same qualified name, from the
+    same module or the same source file."""
+    a, b = definition(old), definition(new)
+    name = getattr(a, "__qualname__", None)
+    if name is None or name != getattr(b, "__qualname__", None) or "<lambda>" in name:
+        return False
+    if a.__module__ == b.__module__:
+        return True
+    try:
+        return inspect.getsourcefile(a) == inspect.getsourcefile(b) is not None
+    except TypeError:  # built-in: no source file
+        return False
 
 
 #: kind -> registry, for every registry created (filled as kit's modules are imported).

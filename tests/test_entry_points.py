@@ -102,6 +102,14 @@ CASES: dict[str, tuple[Argv, str]] = {
         lambda w: ["--pseudo-labels", str(w.root / "no-run"), "--output-dir", str(w.runs)],
         "no-run",
     ),
+    "recipes/poly_loss.py": (
+        lambda w: ["--loss", "0.5*poly+0.5*f1", "--output-dir", str(w.runs)],
+        "unknown loss 'poly' (did you mean 'poly1'?)",
+    ),
+    "recipes/torchvision_resnet18.py": (
+        lambda w: ["--model", "torchvision/resnet81", "--output-dir", str(w.runs)],
+        "did you mean 'torchvision/resnet18'",
+    ),
     "kit.score": (
         lambda w: [str(w.root / "sub.csv"), "--answers", str(w.root / "answers.csv")],
         "line 2, field ans: found 18",

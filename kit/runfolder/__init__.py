@@ -9,6 +9,7 @@ predictions, :class:`Run`) and :mod:`kit.runfolder.predictions` (the checked CSV
 
 # Each module lists its public names once, in its own __all__; the package re-exports them all.
 from kit.runfolder import (
+    code,
     files,
     kfold,
     names,
@@ -22,6 +23,7 @@ from kit.runfolder import (
     tracking,
     transform,
 )
+from kit.runfolder.code import *  # noqa: F403
 from kit.runfolder.files import *  # noqa: F403
 from kit.runfolder.kfold import *  # noqa: F403
 from kit.runfolder.names import *  # noqa: F403
@@ -36,6 +38,7 @@ from kit.runfolder.tracking import *  # noqa: F403
 from kit.runfolder.transform import *  # noqa: F403
 
 _MODULES = (
+    code,
     files,
     kfold,
     names,

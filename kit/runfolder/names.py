@@ -9,6 +9,7 @@ from kit.labels import NUM_CLASSES
 
 __all__ = [
     "BEST",
+    "CODE_DIR",
     "CONFIG",
     "CURVES_PNG",
     "ENV",
@@ -74,6 +75,8 @@ REFIT = "refit.pt"
 #: The custom training transform passed to ``fit`` (kit.runfolder.transform): albumentations'
 #: serialization of it, or its repr and a fingerprint of its source.
 TRAIN_TRANSFORM = "train_transform.json"
+#: The modules of one's own that defined a registered piece of the run (kit.runfolder.code).
+CODE_DIR = "code"
 EXTRA_FILES = (RECIPE, GIT_DIFF, VAL_MISTAKES, PSEUDO_LABELS, REFIT, TRAIN_TRANSFORM)
 #: A K-fold parent's own files: its fold runs hold metrics.csv, the checkpoints, the pictures.
 KFOLD_PARENT_FILES = tuple(

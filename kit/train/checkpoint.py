@@ -134,6 +134,8 @@ def restore(ckpt: dict[str, Any], parts: Parts, state: TrainState) -> None:
 def check(cfg: Config) -> Config:
     """``cfg`` checked in full (then shrunk to its smoke variant with ``smoke``), with the
     folder it resumes: everything that can be refused is refused before a folder is written."""
+    if cfg.resume:  # a fresh process: what the run registered comes from its folder's code
+        rundir.ensure_run_code(cfg.resume, cfg)
     for checked in (cfg, cfg.smoke_variant()) if cfg.smoke else (cfg,):
         checked.validate()
         check_registries(checked)  # every registry is loaded once kit.train is imported

@@ -57,7 +57,8 @@ def open_folder(
     config.json and env.json (with the autocast dtype; a resumed folder's env.json lists every
     resumption) and, in a new folder, what re-creates the run (recipe.py, git.diff:
     :func:`kit.runfolder.write_source`; train_transform.json for a custom ``train_transform``,
-    which the Config cannot name)."""
+    which the Config cannot name; the registered pieces of one's own and their modules:
+    :func:`kit.runfolder.write_code`)."""
     folder = Path(cfg.resume) if cfg.resume else rundir.create_run_dir(cfg.output_dir, name)
     if not cfg.resume:
         rundir.write_source(folder)
@@ -72,6 +73,8 @@ def open_folder(
         **cpu_info(),
     }
     env["amp_dtype"] = pick_amp(cfg, device).name  # what autocast computes in on this device
+    if not cfg.resume:  # the registered pieces of one's own, for every tool after training
+        env["code"] = rundir.write_code(folder, cfg)
     first = rundir.read_env(folder) if cfg.resume else {}
     if first:
         env = {**first, "resumed": [*first.get("resumed", []), env]}
