@@ -18,6 +18,7 @@ import albumentations as A
 from kit._config_cli import build_parser, namespace_changes
 from kit.cli import run_cli
 from kit.config import Config, apply_file
+from kit.progress import in_notebook
 from kit.runfolder import CONFIG, Run
 from kit.train import fit
 
@@ -73,6 +74,8 @@ def main(
         done.append(step(parse_args(base, args)))
         return 0
 
+    if argv is None and in_notebook():  # a kernel's sys.argv holds its own flags, not ours
+        argv = []
     code = run_cli(command, argv)
     if code:
         raise SystemExit(code)
