@@ -49,6 +49,11 @@ def did_you_mean(name: str, valid: Iterable[str], n: int = 1, cutoff: float = 0.
 Checker = Callable[[Any, "str | None", Any], None]
 
 
+def _where(entry: Any) -> tuple[str | None, str | None]:
+    """Where ``entry`` was defined: its module and qualified name (None, None when unknown)."""
+    return getattr(entry, "__module__", None), getattr(entry, "__qualname__", None)
+
+
 class Registry(Generic[T]):
     """Entries by name, filled with the :meth:`register` decorator (or call).
 
@@ -86,8 +91,10 @@ class Registry(Generic[T]):
 
         def add(value: T) -> T:
             old = self._entries.get(name)
-            # an equal entry again (a module imported twice, a frozen spec rebuilt) is no change
-            if old is not None and old is not value and old != value and not overwrite:
+            # an equal entry again (a module imported twice, a frozen spec rebuilt) is no change;
+            # the same definition made again (a notebook cell run twice) replaces it
+            again = old is not None and _where(old) == _where(value) != (None, None)
+            if old is not None and old is not value and old != value and not overwrite | again:
                 raise ValueError(
                     f"{self.label} {name!r} is already registered ({old!r}); "
                     "pass overwrite=True to replace it"
