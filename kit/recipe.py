@@ -23,6 +23,7 @@ from kit._config_cli import build_parser, namespace_changes
 from kit.cli import run_cli
 from kit.config import Config, apply_file
 from kit.noise import mean_sd
+from kit.progress import in_notebook
 from kit.repeats import seed_list, train_seeds
 from kit.runfolder import CONFIG, Run, run_score
 from kit.train import fit
@@ -144,6 +145,8 @@ def main(
         done.append(step(cfg) if repeats["seeds"] is None else _train_repeats(step, cfg, repeats))
         return 0
 
+    if argv is None and in_notebook():  # a kernel's sys.argv holds its own flags, not ours
+        argv = []
     code = run_cli(command, argv)
     if code:
         raise SystemExit(code)

@@ -91,6 +91,7 @@ def test_the_ledger_names_the_custom_transform_as_the_change(tiny_cfg, tmp_path:
     assert set(kit.runs.diff(base.run_dir, custom.run_dir)) == {"train_transform"}
 
 
+@pytest.mark.slow  # three trainings, one interrupted: about 20 s on 2 cores
 def test_resume_without_the_transform_trains_on_with_the_recorded_one(tiny_cfg, tmp_path):
     straight = fit(tiny_cfg.replace(name="straight"), train_transform=clahe_grid())
     cfg = tiny_cfg.replace(name="stopped", output_dir=str(tmp_path / "stopped"))

@@ -20,6 +20,7 @@ __all__ = [
     "KFOLD_SUMMARY_KEYS",
     "LAST",
     "METRICS",
+    "NOTEBOOK",
     "PROB_COLUMNS",
     "PSEUDO_COLUMNS",
     "PSEUDO_LABELS",
@@ -77,7 +78,10 @@ REFIT = "refit.pt"
 TRAIN_TRANSFORM = "train_transform.json"
 #: The modules of one's own that defined a registered piece of the run (kit.runfolder.code).
 CODE_DIR = "code"
-EXTRA_FILES = (RECIPE, GIT_DIFF, VAL_MISTAKES, PSEUDO_LABELS, REFIT, TRAIN_TRANSFORM)
+#: The code cells of the Jupyter notebook that started the run (kit.runfolder.source), as an
+#: importable file: it defines and registers at import, and runs the rest as a script.
+NOTEBOOK = "notebook.py"
+EXTRA_FILES = (RECIPE, GIT_DIFF, VAL_MISTAKES, PSEUDO_LABELS, REFIT, TRAIN_TRANSFORM, NOTEBOOK)
 #: A K-fold parent's own files: its fold runs hold metrics.csv, the checkpoints, the pictures.
 KFOLD_PARENT_FILES = tuple(
     f for f in RUN_FILES if f not in (METRICS, LAST, BEST, CURVES_PNG, VAL_CONFUSION)

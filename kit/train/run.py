@@ -32,6 +32,7 @@ from kit.metrics import score_probs, selection_score
 from kit.optim import REFITS
 from kit.plot import confusion_png, curves_png
 from kit.pretrained import Weights
+from kit.progress import in_notebook
 from kit.runfolder import LAST, Run, read_run
 from kit.runfolder.resume import nothing_to_train
 from kit.seeding import seed_everything
@@ -126,12 +127,17 @@ def fit_run(
         # what is on disk, not state.epoch: an epoch is counted before its last.pt is written
         saved = last_epoch(run_dir / LAST)
         job.write_status("interrupted", saved or 0)
+        notebook = in_notebook()  # a kernel interrupt: the kernel lives on, so no exit code
+        how_to = f"kit.fit(cfg.replace(resume={str(run_dir)!r}))" if notebook else "--resume"
         if saved:
-            hint = f"last.pt holds epoch {saved} of {cfg.epochs}: continue with --resume {run_dir}"
+            hint = f"last.pt holds epoch {saved} of {cfg.epochs}: continue with {how_to}"
+            hint += "" if notebook else f" {run_dir}"
         else:
             hint = "no epoch was saved, so there is nothing to resume: start the run again"
         how = "terminated (SIGTERM)" if isinstance(err, Terminated) else "interrupted"
         _log.warning("%s; %s", how, hint)
+        if notebook:
+            raise
         raise SystemExit(TERMINATED if isinstance(err, Terminated) else INTERRUPTED) from None
     except Exception as err:
         try:
