@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -201,3 +202,46 @@ def test_cli_vs_a_seeds_folder_by_path_and_each_seed(tmp_path):
     assert len(lines) == 4 and "baseline" in lines[2]  # header, rule, the baseline, lr
     assert "seeds 2 vs 2, paired" in lines[3]
     assert len(cli("--each-seed").splitlines()) == 6
+
+
+def test_k_fold_parents_are_compared_over_every_persons_out_of_fold_prediction(tmp_path):
+    root = tmp_path / "runs"
+    ids, truth = _truth()
+    folds = [int(i[1:4]) % 2 for i in ids]  # two folds of people: every person once
+    for stamp, name, right, lr in (
+        ("20240101", "cv", 0.5, 0.003),
+        ("20240102", "cv_lr", 0.8, 0.01),
+    ):
+        labels = _labels(truth, right, 1)
+        preds = Preds(ids, truth, one_hot_probs(labels), folds=folds)
+        parent = write_run(
+            root,
+            RunSpec(
+                name,
+                f"{stamp}-100000",
+                {"fold": None, "folds": "all", "lr": lr},
+                summary=summary(macro_f1(truth, labels)),
+                preds=preds,
+            ),
+        )
+        fold_dirs = [
+            write_run(
+                parent,
+                RunSpec(
+                    f"{name}_fold{k}",
+                    f"{stamp}-11000{k}",
+                    {"fold": k, "lr": lr},
+                    summary=summary(0.5),
+                ),
+            )
+            for k in range(2)
+        ]
+        body = json.loads((parent / "summary.json").read_text())
+        body["folds"] = [
+            {"fold": k, "run_dir": d.name, "val_macro_f1": 0.5} for k, d in enumerate(fold_dirs)
+        ]
+        (parent / "summary.json").write_text(json.dumps(body))
+    shown = table(load(root, now=NOW), vs="20240101-100000_cv").set_index("name")
+    row = shown.loc["20240102-100000_cv_lr"]
+    assert row["noise"] == f"bootstrap over {PEOPLE} people" and row["verdict"] == "beyond noise"
+    assert len(shown) == 6  # fold runs are never grouped over seeds

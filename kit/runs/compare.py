@@ -223,6 +223,7 @@ def _versus(
     if base_run is None:  # a group named: its newest run stands for it
         base_run = df[df["name"] == max(base["members"])].iloc[0]
     seedless = (*ignore, *repeats.SEED_FIELDS)
+    family = repeats.baseline_family(df, base_run, ignore)
     cells = []
     for _, row in rows.iterrows():
         if row["name"] == base["name"]:
@@ -234,7 +235,7 @@ def _versus(
             noise = repeats.seeds_noise(df, base, row)
             pair, partner = "", base
         else:
-            partner = repeats.same_seed_run(df, base_run, row, ignore)
+            partner = repeats.same_seed_run(family, row)
             partner = base_run if partner is None else partner
             changes = diff(partner, row, ignore)
             noise = repeats.bootstrap_runs(partner["run_dir"], row["run_dir"])

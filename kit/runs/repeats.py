@@ -24,6 +24,7 @@ __all__ = [
     "BOOTSTRAP_RESAMPLES",
     "SEED_FIELDS",
     "Noise",
+    "baseline_family",
     "bootstrap_runs",
     "config_key",
     "group",
@@ -150,16 +151,18 @@ class Noise:
         return self.reason if self.interval is None else self.interval.method
 
 
-def same_seed_run(df: pd.DataFrame, base: pd.Series, run: pd.Series, ignore: tuple[str, ...]):
-    """The run of the baseline's config with ``run``'s seed and split (the newest complete
-    one), or None."""
+def baseline_family(df: pd.DataFrame, base: pd.Series, ignore: tuple[str, ...]) -> pd.DataFrame:
+    """The baseline ``base`` and the complete runs of its config over other seeds."""
     key = config_key(base, ignore)
+    pool = df[_candidates(df) | (df["name"] == base["name"])]
+    return pool[[config_key(r, ignore) == key for _, r in pool.iterrows()]]
+
+
+def same_seed_run(family: pd.DataFrame, run: pd.Series) -> pd.Series | None:
+    """The run of ``family`` (:func:`baseline_family`) with ``run``'s seed and split, the
+    newest where several, or None."""
     want = seed_key(run)
-    hits = [
-        r
-        for _, r in df[_candidates(df) | (df["name"] == base["name"])].iterrows()
-        if seed_key(r) == want and config_key(r, ignore) == key and r["name"] != run["name"]
-    ]
+    hits = [r for _, r in family.iterrows() if seed_key(r) == want and r["name"] != run["name"]]
     return max(hits, key=lambda r: r["name"]) if hits else None
 
 
