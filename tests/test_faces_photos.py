@@ -151,6 +151,20 @@ def test_mtcnn_keeps_the_largest_face(shots, tmp_path):
     assert iou(found.boxes[path], (245, 150, 395, 300)) >= 0.5, found.boxes
 
 
+def test_mtcnn_boxes_of_faces_cut_by_the_edge_stay_inside_the_picture(shots, tmp_path):
+    """MTCNN's box of a face cut by the right and bottom edges reaches past them (here to
+    x 159, y 199): kit keeps it inside the picture, as a crop needs."""
+    from PIL import Image
+
+    face = next(s for s in shots.values() if s.name == "lfw_face010")
+    folder = tmp_path / "cut"
+    folder.mkdir()
+    Image.fromarray(face.image[:180, :150]).save(folder / "cut.png")
+    path = str(folder / "cut.png")
+    box = face_boxes(_cfg(folder, tmp_path, "mtcnn"), folder, [path], progress=False).boxes[path]
+    assert box is not None and 0 <= box[0] < box[2] == 150 and 0 <= box[1] < box[3] == 180, box
+
+
 @pytest.mark.slow
 def test_preview_with_mtcnn_draws_the_crops(faces_data, tmp_path, capsys):
     png = tmp_path / "faces.png"
