@@ -15,7 +15,7 @@ import pytest
 
 from kit.config import Config
 from kit.data.fixture import make_fixture
-from kit.faces import FACE_DETECTORS, face_boxes, image_id, read_boxes
+from kit.faces import FACE_DETECTORS, face_boxes, image_id, prepared_loader, read_boxes
 from kit.faces.__main__ import main as faces_main
 from kit.faces.detectors import MTCNN_INSTALL
 from kit.faces.photos import LFW_FACE, iou, write_photos
@@ -111,7 +111,7 @@ def test_detector_on_real_photographs_against_hand_checked_regions(detector, sho
     assert len(false) <= most_false, false
 
 
-def test_mtcnn_finds_fixture_faces_and_records_its_confidence(faces_data, tmp_path):
+def test_mtcnn_finds_fixture_faces_and_records_its_confidence(faces_data, shots, tmp_path):
     """The fixture's faces are drawn, not photographed: MTCNN finds most unmasked ones and few
     masked ones (docs/faces.md), and every face it finds is the true one."""
     cfg = _cfg(faces_data, tmp_path, "mtcnn")
@@ -130,6 +130,11 @@ def test_mtcnn_finds_fixture_faces_and_records_its_confidence(faces_data, tmp_pa
     again = face_boxes(cfg, faces_data, progress=False)
     assert again.file == found.file and again.scores == found.scores
     assert read_boxes(found.file) == {image_id(p, faces_data): b for p, b in found.boxes.items()}
+    # a picture from outside the data folder (kit.predict's): its face and confidence join them
+    astronaut = next(p for p, s in shots.items() if s.name == "astronaut")
+    loader = prepared_loader(cfg, faces_data, [astronaut], progress=False)
+    assert loader.box(astronaut) is not None and loader.faces.scores[astronaut] > 0.99
+    assert {k: v for k, v in loader.faces.scores.items() if k != astronaut} == found.scores
 
 
 def test_mtcnn_keeps_the_largest_face(shots, tmp_path):
