@@ -266,7 +266,7 @@ class Fields:
     )
     face_detector: str = _f(
         "skimage",
-        "face crop: skimage, opencv, boxes (a CSV) or a registered one",
+        "face crop: skimage, opencv, mtcnn, boxes (a CSV) or a registered one",
         registry="face_detector",
     )
     face_boxes: str | None = _f(

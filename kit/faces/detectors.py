@@ -200,8 +200,8 @@ def _import_mtcnn() -> Any:
 
 
 def _largest_face(found: list[dict[str, Any]], shape: tuple[int, ...]) -> dict[str, Any]:
-    # the person photographed fills the frame: a face behind them, or a false find on a
-    # mask's print, is smaller (the central face was measured too: docs/faces.md)
+    # the person photographed fills the frame: a face behind them, or a false find, is
+    # smaller (keeping the most central face was measured too: docs/faces.md)
     return max(found, key=lambda f: f["box"][2] * f["box"][3])
 
 
@@ -214,7 +214,8 @@ def _open_mtcnn(
 
     def find(path: str) -> Face | None:
         image = load_rgb(path)
-        scale = max(1.0, image.shape[0] / _DETECT_HEIGHT)
+        height, width = image.shape[:2]
+        scale = max(1.0, height / _DETECT_HEIGHT)
         if scale > 1:
             size = (round(image.shape[1] / scale), round(image.shape[0] / scale))
             image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
@@ -222,8 +223,10 @@ def _open_mtcnn(
         if not found:
             return None
         best = pick(found, image.shape)
-        x, y, w, h = best["box"]
-        box = _as_box((x * scale, y * scale, (x + w) * scale, (y + h) * scale))
+        x, y, w, h = best["box"]  # x, y >= 0; the far sides may lie outside the picture
+        box = _as_box(
+            (x * scale, y * scale, min(width, (x + w) * scale), min(height, (y + h) * scale))
+        )
         return None if box is None else Face(box, round(float(best["confidence"]), 4))
 
     return find
