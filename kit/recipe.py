@@ -8,18 +8,22 @@ starts from that run's saved config instead of the recipe's.
 
 from __future__ import annotations
 
+import argparse
 import sys
 from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
 from typing import TypeVar
 
 import albumentations as A
 
+from kit import estimate, find_lr
 from kit._config_cli import build_parser, namespace_changes
 from kit.cli import run_cli
 from kit.config import Config, apply_file
 from kit.runfolder import CONFIG, Run
 from kit.train import fit
+from kit.train.fit import INSTEAD_OF_FIT, Measured
 
 __all__ = ["main", "parse_args"]
 
@@ -32,6 +36,10 @@ def parse_args(base: Config, argv: Sequence[str] | None = None) -> Config:
     ``--resume RUN_DIR`` starts from that run's saved config instead of ``base``.
     ``--save-config FILE`` writes the resolved config and exits.
     """
+    return _parse(base, argv)[0]
+
+
+def _parse(base: Config, argv: Sequence[str] | None) -> tuple[Config, argparse.Namespace]:
     parser = build_parser(base)
     ns = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
     changes = namespace_changes(ns, type(base))
@@ -45,7 +53,7 @@ def parse_args(base: Config, argv: Sequence[str] | None = None) -> Config:
         cfg.save(ns.save_config)
         print(f"wrote {ns.save_config}; train with it: --config {ns.save_config}")
         raise SystemExit(0)
-    return cfg
+    return cfg, ns
 
 
 def main(
@@ -70,10 +78,33 @@ def main(
     done: list[Run | T] = []
 
     def command(args: list[str]) -> int:
-        done.append(step(parse_args(base, args)))
+        cfg, ns = _parse(base, args)
+        if ns.estimate is not None or ns.find_lr is not None:
+            _measure(step, cfg, ns)
+            done.append(None)
+            return 0
+        done.append(step(cfg))
         return 0
 
     code = run_cli(command, argv)
     if code:
         raise SystemExit(code)
     return done[0]
+
+
+def _measure(step: Callable[[Config], object], cfg: Config, ns: argparse.Namespace) -> None:
+    """``--estimate`` / ``--find-lr``: the recipe's own code runs, and its first ``kit.fit``
+    measures instead of training (so a recipe's stand-in model or transform is what is
+    measured); nothing after it runs."""
+    if ns.estimate is not None:
+        action = partial(estimate.report, sample=ns.estimate or None)
+    else:
+        action = partial(find_lr.report, steps=ns.find_lr or None)
+    token = INSTEAD_OF_FIT.set(action)
+    try:
+        step(cfg)
+    except Measured:
+        return
+    finally:
+        INSTEAD_OF_FIT.reset(token)
+    print("the recipe never called kit.fit: nothing to measure")

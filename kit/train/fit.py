@@ -16,7 +16,8 @@ Started by ``torchrun``, every process runs ``fit`` and they train one model tog
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from contextvars import ContextVar
 from pathlib import Path
 
 import albumentations as A
@@ -42,9 +43,19 @@ from kit.train import data, distributed
 from kit.train.checkpoint import check
 from kit.train.run import fit_run, open_folder
 
-__all__ = ["fit"]
+__all__ = ["INSTEAD_OF_FIT", "Measured", "fit"]
 
 _log = logging.getLogger("kit")
+
+#: What ``fit`` does instead of training while set: ``--estimate`` and ``--find-lr`` (kit.recipe)
+#: measure the run a recipe asks for, with the config and transform the recipe's own code built.
+INSTEAD_OF_FIT: ContextVar[Callable[[Config, A.BasicTransform | None], object] | None]
+INSTEAD_OF_FIT = ContextVar("instead_of_fit", default=None)
+
+
+class Measured(Exception):
+    """Raised by an :data:`INSTEAD_OF_FIT` action once it has reported: the recipe's code after
+    its ``fit`` (which reads the run it would have trained) does not run."""
 
 
 def fit(
@@ -60,6 +71,9 @@ def fit(
     ``cfg.track``'s trackers and see every epoch (docs/tracking.md); one raising
     :class:`kit.tracking.Pruned` stops the run, marked ``pruned``, and ``fit`` re-raises it.
     """
+    instead = INSTEAD_OF_FIT.get()
+    if instead is not None:
+        return instead(cfg, train_transform)  # type: ignore[return-value] (it never returns)
     with sigterm_as_interrupt():
         checked = check(cfg)
         ctx, device = distributed.init(resolve_device(checked.device))
