@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import sys
 
+from kit.doctor import main as doctor
+
 _COMMANDS = {"doctor": "versions, GPU, free disk, Hugging Face cache, optional packages"}
 _USAGE = "usage: python -m kit COMMAND [--help]\ncommands:\n" + "".join(
     f"  {name:<8} {what}\n" for name, what in _COMMANDS.items()
@@ -20,10 +22,9 @@ def main(argv: list[str] | None = None) -> int:
         print(_USAGE, end="")
         return 0
     if args[0] not in _COMMANDS:
-        print(_USAGE + f"error: unknown command {args[0]!r}", file=sys.stderr)
+        known = ", ".join(_COMMANDS)
+        print(_USAGE + f"error: unknown command {args[0]!r} (commands: {known})", file=sys.stderr)
         return 2
-    from kit.doctor import main as doctor  # the only command: imported when asked for
-
     return doctor(args[1:])
 
 

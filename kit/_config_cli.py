@@ -24,7 +24,7 @@ from kit.registry import REGISTRIES
 
 __all__ = ["build_parser", "namespace_changes"]
 
-_EXTRA = ("config", "save_config", "debug")
+_EXTRA = ("config", "save_config", "debug", "estimate", "find_lr")
 
 
 def build_parser(base: Any) -> argparse.ArgumentParser:
@@ -37,6 +37,28 @@ def build_parser(base: Any) -> argparse.ArgumentParser:
     parser.add_argument("--config", metavar="FILE", default=None, help="YAML/JSON config file")
     parser.add_argument(
         "--save-config", metavar="FILE", default=None, help="write the resolved config and exit"
+    )
+    parser.add_argument(
+        "--estimate",
+        nargs="?",
+        const=0,
+        type=int,
+        metavar="PICTURES",
+        default=None,
+        help="measure instead of train: time the face boxes, cache, training steps and TTA "
+        "inference on a sample of PICTURES (default 300, 48 with --smoke) at these settings and "
+        "print each stage's projected time, peak GPU memory and the cache's disk; no run folder",
+    )
+    parser.add_argument(
+        "--find-lr",
+        nargs="?",
+        const=0,
+        type=int,
+        metavar="STEPS",
+        default=None,
+        help="learning-rate range test instead of training: STEPS steps (default 200, 30 with "
+        "--smoke) with the lr growing exponentially until the loss blows up; writes "
+        "lr_find/<name>.png and prints a suggested --lr; no run folder",
     )
     add_debug_flag(parser)
     hints = get_type_hints(type(base))

@@ -34,6 +34,8 @@ __all__ = [
     "confusion_png",
     "curves_figure",
     "curves_png",
+    "lr_find_figure",
+    "lr_find_png",
     "overlay_png",
     "save_png",
 ]
@@ -157,3 +159,43 @@ def curves_png(rows: Rows, path: str | os.PathLike[str], title: str | None = Non
 def overlay_png(runs: Mapping[str, Rows], path: str | os.PathLike[str]) -> Path:
     """Several runs' curves on the same panels (``runs``: label -> epoch rows)."""
     return save_png(curves_figure(runs, f"{len(runs)} runs"), path)
+
+
+def lr_find_figure(
+    lrs: Sequence[float],
+    losses: Sequence[float],
+    smoothed: Sequence[float],
+    suggested: float | None,
+    title: str | None = None,
+) -> Figure:
+    """A learning-rate range test: the loss of each step (faint) and its smoothed curve
+    against the learning rate on a log axis, the suggested rate marked."""
+    fig = Figure(figsize=(6.4, 4.2), layout="constrained")
+    ax = fig.add_subplot()
+    ax.plot(lrs, losses, color="0.75", linewidth=0.8, label="loss per step")
+    ax.plot(lrs, smoothed, color="C0", linewidth=1.6, label="smoothed")
+    if suggested is not None:
+        ax.axvline(suggested, color="C3", linestyle="--", label=f"suggested lr {suggested:.2e}")
+    ax.set_xscale("log")
+    ax.set_xlabel("learning rate")
+    ax.set_ylabel("training loss")
+    finite = [v for v in smoothed if math.isfinite(v)]
+    if finite:  # the blow-up would squash the part worth reading
+        low = min(finite)
+        ax.set_ylim(low - 0.1 * abs(low), max(finite[0], low) * 1.5 + 1e-9)
+    ax.legend(loc="upper left")
+    if title:
+        ax.set_title(title)
+    return fig
+
+
+def lr_find_png(
+    lrs: Sequence[float],
+    losses: Sequence[float],
+    smoothed: Sequence[float],
+    suggested: float | None,
+    path: str | os.PathLike[str],
+    title: str | None = None,
+) -> Path:
+    """:func:`lr_find_figure`, written to ``path``."""
+    return save_png(lr_find_figure(lrs, losses, smoothed, suggested, title), path)

@@ -11,14 +11,15 @@ N`` of them side by side.
 from __future__ import annotations
 
 import argparse
-import functools
 import sys
 from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
 from typing import TypeVar
 
 import albumentations as A
 
+from kit import estimate, find_lr
 from kit._config_cli import build_parser, namespace_changes
 from kit.cli import run_cli
 from kit.config import Config, apply_file
@@ -27,6 +28,7 @@ from kit.progress import in_notebook
 from kit.repeats import seed_list, train_seeds
 from kit.runfolder import CONFIG, Run, run_score
 from kit.train import fit
+from kit.train.fit import INSTEAD_OF_FIT, Measured
 
 __all__ = ["main", "parse_args"]
 
@@ -71,9 +73,11 @@ def _add_repeat_flags(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _parse(base: Config, argv: Sequence[str] | None) -> tuple[Config, dict[str, object]]:
-    """The config (see :func:`parse_args`) and the repeat flags (``seeds``, ``jobs``,
-    ``vary_split``)."""
+def _parse(
+    base: Config, argv: Sequence[str] | None
+) -> tuple[Config, dict[str, object], argparse.Namespace]:
+    """The config (see :func:`parse_args`), the repeat flags (``seeds``, ``jobs``,
+    ``vary_split``) and the namespace (``--estimate``, ``--find-lr``)."""
     parser = build_parser(base)
     _add_repeat_flags(parser)
     ns = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
@@ -98,7 +102,7 @@ def _parse(base: Config, argv: Sequence[str] | None) -> tuple[Config, dict[str, 
         cfg.save(ns.save_config)
         print(f"wrote {ns.save_config}; train with it: --config {ns.save_config}")
         raise SystemExit(0)
-    return cfg, repeats
+    return cfg, repeats, ns
 
 
 def _train_repeats(step: Callable[[Config], T], cfg: Config, repeats: dict) -> list[T]:
@@ -137,11 +141,15 @@ def main(
     if train is not None and train_transform is not None:
         raise TypeError("kit.main takes train or train_transform: pass the transform to kit.fit")
     # a partial, not a lambda: --jobs sends it to other processes
-    step = train if train is not None else functools.partial(fit, train_transform=train_transform)
+    step = train if train is not None else partial(fit, train_transform=train_transform)
     done: list[Run | T | list[Run | T]] = []
 
     def command(args: list[str]) -> int:
-        cfg, repeats = _parse(base, args)
+        cfg, repeats, ns = _parse(base, args)
+        if ns.estimate is not None or ns.find_lr is not None:
+            _measure(step, cfg, ns)
+            done.append(None)
+            return 0
         done.append(step(cfg) if repeats["seeds"] is None else _train_repeats(step, cfg, repeats))
         return 0
 
@@ -151,3 +159,21 @@ def main(
     if code:
         raise SystemExit(code)
     return done[0]
+
+
+def _measure(step: Callable[[Config], object], cfg: Config, ns: argparse.Namespace) -> None:
+    """``--estimate`` / ``--find-lr``: the recipe's own code runs, and its first ``kit.fit``
+    measures instead of training (so a recipe's stand-in model or transform is what is
+    measured); nothing after it runs."""
+    if ns.estimate is not None:
+        action = partial(estimate.report, sample=ns.estimate or None)
+    else:
+        action = partial(find_lr.report, steps=ns.find_lr or None)
+    token = INSTEAD_OF_FIT.set(action)
+    try:
+        step(cfg)
+    except Measured:
+        return
+    finally:
+        INSTEAD_OF_FIT.reset(token)
+    print("the recipe never called kit.fit: nothing to measure")

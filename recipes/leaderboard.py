@@ -11,13 +11,14 @@ Needs: a CUDA GPU (on a CPU one epoch of the real data takes hours), and timm's 
 ``efficientnet_b4.ra2_in1k`` weights: downloaded on first use, or already in the Hugging Face
 cache (offline: pre-fill the cache or pass --pretrained-file; docs/pretrained.md). The face
 boxes are detected once per data folder and reused (``python -m kit.faces DATA_DIR`` does it
-ahead, with a preview picture; docs/faces.md). Time per fold was not measured: no GPU was lent
-to the session that wrote this recipe.
+ahead, with a preview picture; docs/faces.md). Time per fold: ``--estimate`` measures every
+stage on your GPU before you spend it (docs/speed.md).
 
 Changes: model, pretrained, crop_mode, face_detector, image_size, lr, age_thresholds, sampler,
   preset, tta, folds
 
 python recipes/leaderboard.py --data-dir /data            # the competition data, on a GPU
+python recipes/leaderboard.py --data-dir /data --estimate # each stage's time, measured first
 python recipes/leaderboard.py --data-dir /data --folds 0  # one fold first, to time it
 python recipes/leaderboard.py --smoke                     # seconds on a CPU (stand-in model)
 """

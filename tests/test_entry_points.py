@@ -133,6 +133,7 @@ CASES: dict[str, tuple[Argv, str]] = {
     "kit.predict": (lambda w: [str(w.runs / "nope")], "nope"),
     "kit.inference": (lambda w: [], "python -m kit.predict RUN_DIR"),
     "kit.cache": (lambda w: ["--list", str(w.root / "no-cache")], "no such cache folder"),
+    "kit": (lambda w: ["doctr"], "unknown command 'doctr' (commands: doctor)"),
     "kit.tune": (
         lambda w: [str(w.root / "nope.py"), "--trials", "1", "--param", "lr=0.001:0.1:log"],
         "nope.py not found",

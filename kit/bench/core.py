@@ -24,7 +24,7 @@ from kit.data.sampling import resolve_workers, usable_cores
 from kit.device import resolve_device
 from kit.train.data import build_run_cache
 
-__all__ = ["PHASES", "TARGETS", "BenchOptions", "run_benchmark"]
+__all__ = ["PHASES", "TARGETS", "BenchOptions", "run_benchmark", "sample_rows"]
 
 #: phase key -> label. "train_*" phases run kit's training step, "data_*" only the loader.
 PHASES: dict[str, str] = {
@@ -97,7 +97,7 @@ def _config(opts: BenchOptions) -> Config:
     ).validate()
 
 
-def _frame(df: pd.DataFrame, rows: int, seed: int) -> pd.DataFrame:
+def sample_rows(df: pd.DataFrame, rows: int, seed: int) -> pd.DataFrame:
     """``rows`` rows of ``df``: a random sample, or ``df`` repeated when it is too small."""
     if len(df) >= rows:
         return df.sample(rows, random_state=seed).reset_index(drop=True)
@@ -161,7 +161,7 @@ def run_benchmark(opts: BenchOptions, log: Callable[[str], None] = print) -> dic
     total = opts.warmup + opts.steps
     # every picture of the data set, shuffled: batches come from all of it, not a few
     whole = read_train(data_dir)
-    df = _frame(whole, max(len(whole), total * opts.batch_size), opts.seed)
+    df = sample_rows(whole, max(len(whole), total * opts.batch_size), opts.seed)
     images = opts.steps * opts.batch_size
     with tempfile.TemporaryDirectory(prefix="kit-bench-cache-") as tmp:
         paths = sorted(set(df["path"].astype(str)))
