@@ -14,8 +14,10 @@ from typing import Any
 import torch
 from torch import nn
 
+from kit.errors import KitError, UserCodeError
 from kit.heads import HEADS, HeadSpec, MultiHead, head_spec, register_head, to_probs
 from kit.pretrained import Weights, WeightsUnavailable, resolve_weights
+from kit.registry import user_origin
 
 __all__ = [
     "HEADS",
@@ -95,6 +97,12 @@ def create_model(cfg: Any, weights: Weights | None = None) -> Classifier:
     try:
         backbone = timm.create_model(name, **kwargs)
     except Exception as err:  # torch / pickle / safetensors errors of a bad weights file
+        origin = user_origin(timm.models.model_entrypoint(cfg.model))
+        if origin is not None and not isinstance(err, KitError):  # timm.register_model'd
+            raise UserCodeError(
+                f"model {cfg.model!r} (your code, in {origin}) failed on {kwargs}: "
+                f"{type(err).__name__}: {err}; fix it there (--debug shows its traceback)"
+            ) from err
         if weights is None:
             raise
         raise ValueError(
@@ -105,6 +113,10 @@ def create_model(cfg: Any, weights: Weights | None = None) -> Classifier:
     if weights is not None and weights.source == "file":
         _check_weights(backbone, Path(weights.file), cfg.model)
     width = getattr(backbone, "head_hidden_size", None) or backbone.num_features
-    model = Classifier(backbone, head.build(width))
+    with HEADS.calling(cfg.head, on=f"in_features={width} (model {cfg.model!r})"):
+        built = head.build(width)
+        if not isinstance(built, nn.Module):
+            raise TypeError(f"returned {type(built).__name__}; expected a torch nn.Module")
+    model = Classifier(backbone, built)
     model.weights = weights
     return model
