@@ -113,6 +113,19 @@ def _tta(view: Callable[[torch.Tensor], Any]) -> Callable[[Path, Path], Any]:
     return run
 
 
+def _sampler(data: Path, tmp: Path) -> Any:
+    from kit.data.sampling import SAMPLERS, train_loader
+
+    class Labels:
+        targets = (0, 1, 2, 1)
+
+        def __len__(self) -> int:
+            return 4
+
+    with registered(SAMPLERS, "mine", _oom):
+        return train_loader(Labels(), Config(sampler="mine"), torch.Generator())
+
+
 #: case -> (what calls the user's piece, the fragment naming the piece, its input, the failure)
 CASES: dict[str, tuple[Callable[[Path, Path], Any], str]] = {
     "detector raises": (_detector(_oom), r"face detector 'mine' .* failed on .*\.(jpe?g|png)"),
@@ -131,6 +144,7 @@ CASES: dict[str, tuple[Callable[[Path, Path], Any], str]] = {
     "loss raises": (_loss(_oom), r"loss 'mine' .* failed on keyword arguments \['num_classes'\]"),
     "preset raises": (_preset(_oom), r"preset 'mine' .* failed on the config of run"),
     "preset returns one transform": (_preset(lambda cfg: 3), r"returned int; expected a list"),
+    "sampler raises": (_sampler, r"sampler 'mine' .* failed on the 4 training labels"),
     "TTA view raises": (_tta(_oom), r"tta 'mine' .* failed on a batch of shape \(2, 3, 8, 6\)"),
     "TTA view changes the shape": (
         _tta(lambda x: [x, x[..., :3]]),
