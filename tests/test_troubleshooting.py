@@ -285,6 +285,7 @@ TRIGGERS: dict[str, Trigger] = {
     "person-folder-missing": lambda c: raised(
         lambda: (shutil.rmtree(_folder(c, 2)), read_train(c.data()))
     ),
+    "person-folder-normalisation": lambda c: raised(lambda: _two_normalisations(c)),
     "picture-extension": lambda c: raised(
         lambda: (
             _one(_folder(c), "mask1").rename(_folder(c) / "mask1.gif"),
@@ -810,6 +811,16 @@ def _torch_disk_full(obj, f, *args, **kwargs) -> None:
     """torch.save on a full disk: part of the file, then its writer's RuntimeError."""
     f.write(b"part of a checkpoint")  # kit hands torch the open temporary file
     raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 64 vs 0")
+
+
+def _two_normalisations(c: Ctx) -> object:
+    """Person 0's folder as 'p_' + A with a ring, decomposed, and as 'p_' + the Angstrom sign;
+    train.csv names it composed (U+00C5)."""
+    images = c.data() / "train" / "images"
+    shutil.copytree(_folder(c, 0), images / "p_A\u030a")
+    _folder(c, 0).rename(images / "p_\u212b")
+    _edit_meta(c, 0, "path", "p_\u00c5")
+    return read_train(c.data())
 
 
 def _failing_detector(c: Ctx) -> object:
