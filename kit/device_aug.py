@@ -86,4 +86,5 @@ def _strong(cfg: Any) -> nn.Module:
 def create_device_aug(cfg: Any) -> DeviceAug | None:
     """The training augmentation of ``cfg.device_aug`` (:data:`DEVICE_AUGS`), or None for
     ``none``: pass it to :func:`kit.to_model_input` as ``augment`` for training batches."""
-    return DEVICE_AUGS.get(cfg.device_aug)(cfg)
+    with DEVICE_AUGS.calling(cfg.device_aug, on=f"the config of run {cfg.name!r}"):
+        return DEVICE_AUGS.get(cfg.device_aug)(cfg)

@@ -31,9 +31,10 @@ import torch
 from torch import nn
 
 from kit._config_checks import registered_model, torchvision_name, torchvision_weights
+from kit.errors import KitError, UserCodeError
 from kit.heads import HEADS, HeadSpec, MultiHead, head_spec, register_head, to_probs
 from kit.pretrained import Weights, WeightsUnavailable, resolve_weights
-from kit.registry import Registry
+from kit.registry import Registry, user_origin
 
 __all__ = [
     "HEADS",
@@ -189,8 +190,11 @@ def _torchvision(cfg: Any, weights: Weights | None) -> nn.Module:
 
 
 def _registered(cfg: Any, spec: ModelSpec, weights: Weights | None) -> nn.Module:
+    on = "pretrained=True" if cfg.pretrained else "no arguments"
     try:
-        backbone = spec.build(pretrained=True) if cfg.pretrained else spec.build()
+        # a TypeError may be the missing pretrained argument: told apart below
+        with MODELS.calling(cfg.model, on=on, passing=(TypeError,)):
+            backbone = spec.build(pretrained=True) if cfg.pretrained else spec.build()
     except TypeError as err:
         if not cfg.pretrained:
             raise
@@ -228,6 +232,12 @@ def _timm(cfg: Any, weights: Weights | None) -> nn.Module:
     try:
         backbone = timm.create_model(name, **kwargs)
     except Exception as err:  # torch / pickle / safetensors errors of a bad weights file
+        origin = user_origin(timm.models.model_entrypoint(cfg.model))
+        if origin is not None and not isinstance(err, KitError):  # timm.register_model'd
+            raise UserCodeError(
+                f"model {cfg.model!r} (your code, in {origin}) failed on {kwargs}: "
+                f"{type(err).__name__}: {err}; fix it there (--debug shows its traceback)"
+            ) from err
         if weights is None:
             raise
         raise ValueError(
@@ -261,6 +271,11 @@ def create_model(cfg: Any, weights: Weights | None = None) -> Classifier:
         backbone = _torchvision(cfg, weights)
     else:
         backbone = _timm(cfg, weights)
-    model = Classifier(backbone, head.build(backbone_width(backbone, tuple(cfg.image_size))))
+    width = backbone_width(backbone, tuple(cfg.image_size))
+    with HEADS.calling(cfg.head, on=f"in_features={width} (model {cfg.model!r})"):
+        built = head.build(width)
+        if not isinstance(built, nn.Module):
+            raise TypeError(f"returned {type(built).__name__}; expected a torch nn.Module")
+    model = Classifier(backbone, built)
     model.weights = weights
     return model

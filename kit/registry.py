@@ -21,16 +21,29 @@ importing the module that fills the registry. A registry whose values are more t
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import difflib
+import functools
 import inspect
+import os
 import re
+import sys
+import sysconfig
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Generic, TypeVar, overload
 
-from kit.errors import KitError
+from kit.errors import KitError, UserCodeError
 
-__all__ = ["REGISTRIES", "Registry", "UnknownName", "definition", "did_you_mean", "get_registry"]
+__all__ = [
+    "REGISTRIES",
+    "Registry",
+    "UnknownName",
+    "definition",
+    "did_you_mean",
+    "get_registry",
+    "user_origin",
+]
 
 T = TypeVar("T")
 _NAME = re.compile(r"[A-Za-z_][\w.-]*")
@@ -116,6 +129,30 @@ class Registry(Generic[T]):
         except (KeyError, TypeError):
             raise UnknownName(self.unknown_message(name)) from None
 
+    @contextlib.contextmanager
+    def calling(
+        self, name: str, on: str = "", passing: tuple[type[BaseException], ...] = ()
+    ) -> Iterator[None]:
+        """Run the entry ``name`` inside: when it is the user's code (defined outside kit, see
+        :func:`user_origin`), any failure but kit's own errors and Ctrl-C becomes a
+        :class:`~kit.errors.UserCodeError` naming the piece, where it was defined and ``on``
+        (its input: a picture, a batch's shape); the user's traceback is its ``__cause__``,
+        which ``--debug`` shows. kit's own entries fail as they are (a bug keeps its
+        traceback), and so do errors of the types in ``passing`` (the caller handles them)."""
+        try:
+            yield
+        except (KitError, *passing):
+            raise
+        except Exception as err:
+            origin = user_origin(self._entries.get(name))
+            if origin is None:
+                raise
+            where = f" on {on}" if on else ""
+            raise UserCodeError(
+                f"{self.label} {name!r} (your code, in {origin}) failed{where}: "
+                f"{type(err).__name__}: {err}; fix it there (--debug shows its traceback)"
+            ) from err
+
     def unknown_message(self, name: Any, what: str | None = None) -> str:
         """``unknown <kind> 'x' (did you mean 'y'?); valid: [...]``; ``what`` replaces the
         leading ``unknown <kind>`` (a config field, say)."""
@@ -196,6 +233,55 @@ def _same_definition(old: Any, new: Any) -> bool:
         return inspect.getsourcefile(a) == inspect.getsourcefile(b) is not None
     except TypeError:  # built-in: no source file
         return False
+
+
+def _module(obj: Any) -> str | None:
+    if inspect.isfunction(obj) or inspect.isclass(obj) or inspect.ismethod(obj):
+        return getattr(obj, "__module__", None)
+    if callable(obj) and not isinstance(obj, functools.partial):
+        return type(obj).__module__  # a callable object: its class says whose it is
+    return None
+
+
+def user_origin(entry: Any, depth: int = 3) -> str | None:
+    """The module of the user's code in a registry entry (a function, class or callable
+    object defined outside kit; or one that kit wraps: a partial's function, a closure's
+    cells, a spec dataclass's fields), or None when it is all kit's (or a library's)."""
+    module = _module(entry)
+    if module and not _kit_or_library(module):
+        return module
+    if depth == 0:
+        return None
+    parts: list[Any] = []
+    if isinstance(entry, functools.partial):
+        parts.append(entry.func)
+    if inspect.isfunction(entry):
+        parts += [c.cell_contents for c in entry.__closure__ or () if _filled(c)]
+    if dataclasses.is_dataclass(entry) and not isinstance(entry, type):
+        parts += [getattr(entry, f.name) for f in dataclasses.fields(entry)]
+    return next((m for m in (user_origin(p, depth - 1) for p in parts) if m), None)
+
+
+def _filled(cell: Any) -> bool:
+    try:
+        cell.cell_contents  # noqa: B018 (an empty cell raises)
+    except ValueError:
+        return False
+    return True
+
+
+@functools.lru_cache(maxsize=256)
+def _kit_or_library(module: str) -> bool:
+    """Whether ``module`` is kit's, or installed (the standard library, site-packages): not
+    the user's recipe, notebook or package being worked on."""
+    if module.split(".")[0] == "kit":
+        return True
+    file = getattr(sys.modules.get(module), "__file__", None)
+    if file is None:  # built into the interpreter; "__main__" of a notebook has a file or not
+        return module not in ("__main__", "__mp_main__")
+    installed = {sysconfig.get_paths()[k] for k in ("stdlib", "platstdlib", "purelib", "platlib")}
+    path = os.path.realpath(file)
+    return any(path.startswith(os.path.realpath(p) + os.sep) for p in installed)
 
 
 #: kind -> registry, for every registry created (filled as kit's modules are imported).

@@ -267,7 +267,10 @@ def build_transforms(
     preset = PRESETS.get(cfg.preset)
     head = [] if prepared else _prepare_steps(cfg)
     if augment is None:
-        augs = preset(cfg)
+        with PRESETS.calling(cfg.preset, on=f"the config of run {cfg.name!r}"):
+            augs = preset(cfg)
+            if not isinstance(augs, (list, tuple)):
+                raise TypeError(f"returned {type(augs).__name__}; expected a list of transforms")
     else:
         augs = list(augment) if isinstance(augment, (list, tuple)) else [augment]
         _check_augment(augs)

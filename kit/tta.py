@@ -122,8 +122,21 @@ class Views:
     def __call__(self, x: torch.Tensor, others: Sequence[torch.Tensor] = ()) -> list[torch.Tensor]:
         out = [x, *others]
         for name in self.names:
-            out = [v for y in out for v in TTA.get(name)(y)]
+            out = [v for y in out for v in _views(name, y)]
         return out
+
+
+def _views(name: str, x: torch.Tensor) -> list[torch.Tensor]:
+    """The views of TTA entry ``name`` of the batch ``x``: a list of batches of its shape."""
+    with TTA.calling(name, on=f"a batch of shape {tuple(x.shape)}"):
+        views = TTA.get(name)(x)
+        shapes = [tuple(getattr(v, "shape", ())) for v in views]
+        if not isinstance(views, (list, tuple)) or any(s != tuple(x.shape) for s in shapes):
+            raise TypeError(
+                f"returned {type(views).__name__} of shapes {shapes}; expected a list of "
+                f"batches of the input's shape {tuple(x.shape)}"
+            )
+    return list(views)
 
 
 def tta_views(spec: str) -> Views:

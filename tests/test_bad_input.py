@@ -391,3 +391,86 @@ def test_submission_with_the_wrong_rows_is_refused_against_info_csv(tmp_path):
     pd.DataFrame({"ImageID": IDS[:-1], "ans": 0}).to_csv(info, index=False)
     with pytest.raises(ValueError, match=r"test rows differ .*info\.csv \(11 rows\)"):
         ensemble([a], info=info)
+
+
+# ---- pictures and names as phones and other systems write them -------------------------------
+
+
+def _motion_photo(progressive: bool) -> tuple[bytes, bytes]:
+    """(a JPEG, the same with a "video" appended after its end, as a phone's motion photo)."""
+    import io
+
+    buf = io.BytesIO()
+    pixels = np.random.default_rng(2).integers(0, 256, (40, 30, 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(buf, format="JPEG", progressive=progressive, exif=_exif())
+    video = np.random.default_rng(3).bytes(200_000).replace(b"\xff\xd9", b"\xff\x00")
+    assert b"\xff\xd9" not in video
+    return buf.getvalue(), buf.getvalue() + b"\x00\x00\x00\x18ftypmp42" + video
+
+
+def _exif() -> bytes:
+    """EXIF with an orientation tag, so the picture has an APP1 segment to walk over."""
+    exif = Image.Exif()
+    exif[0x0112] = 1
+    return exif.tobytes()
+
+
+@pytest.mark.parametrize("progressive", [False, True], ids=["baseline", "progressive"])
+def test_a_jpeg_with_bytes_after_its_end_decodes_as_a_viewer_shows_it(tmp_path, progressive):
+    plain, motion = _motion_photo(progressive)
+    (tmp_path / "plain.jpg").write_bytes(plain)
+    (tmp_path / "motion.jpg").write_bytes(motion)
+    frame = pd.DataFrame({"path": [str(tmp_path / "motion.jpg")]})
+    assert len(verify_images(frame, decode=True)) == 1
+    np.testing.assert_array_equal(
+        load_rgb(str(tmp_path / "motion.jpg")), load_rgb(str(tmp_path / "plain.jpg"))
+    )
+    # the same picture cut short anywhere is still refused, with or without what follows
+    for cut in (len(plain) // 3, len(plain) // 2, len(plain) - 2):
+        (tmp_path / "cut.jpg").write_bytes(plain[:cut])
+        with pytest.raises(DataError, match="truncated JPEG file|not a readable image"):
+            verify_images(pd.DataFrame({"path": [str(tmp_path / "cut.jpg")]}))
+
+
+def _rename_nfd(data: Path, row: int, name: str) -> tuple[str, str]:
+    """Person ``row``'s folder renamed to ``name`` decomposed (NFD, as macOS writes it), its
+    train.csv row naming it composed (NFC, as a spreadsheet writes it)."""
+    import unicodedata
+
+    nfc, nfd = unicodedata.normalize("NFC", name), unicodedata.normalize("NFD", name)
+    assert nfc != nfd
+    _folder(data, row).rename(data / "train" / "images" / nfd)
+    _set_meta(data, row, "path", nfc)
+    return nfc, nfd
+
+
+def test_a_person_folder_named_in_nfd_is_matched_to_its_nfc_row(data):
+    nfc, nfd = _rename_nfd(data, 0, "000001_female_Asian_45_Zoë_Åström")
+    frame = read_train(data)
+    rows = frame[frame["folder"] == nfc]
+    assert len(rows) == 7 and len(frame) == 6 * 7
+    assert all(Path(p).parent.name == nfd and Path(p).is_file() for p in rows["path"])
+    assert rows["image_id"].str.startswith(f"{nfc}/").all()  # ids follow train.csv
+
+
+def test_folders_that_differ_only_in_normalisation_are_named(data):
+    """'Å' composed (U+00C5) in train.csv; on disk the decomposed A + ring and the Angstrom
+    sign U+212B: both read the same, so neither is guessed."""
+    _, nfd = _rename_nfd(data, 0, "p_\u00c5")
+    shutil.copytree(data / "train" / "images" / nfd, data / "train" / "images" / "p_\u212b")
+    with pytest.raises(DataError, match="differ only in Unicode normalisation"):
+        read_train(data)
+
+
+def test_an_eval_picture_named_in_nfd_is_matched_to_its_nfc_row(data):
+    import unicodedata
+
+    info = pd.read_csv(data / "eval" / "info.csv", dtype=str)
+    picture = _eval_picture(data)
+    name = "Zoë" + picture.suffix
+    picture.rename(picture.with_name(unicodedata.normalize("NFD", name)))
+    info.loc[0, "ImageID"] = unicodedata.normalize("NFC", name)
+    info.to_csv(data / "eval" / "info.csv", index=False)
+    frame = read_eval(data)
+    assert frame["ImageID"].iloc[0] == unicodedata.normalize("NFC", name)
+    assert Path(frame["path"].iloc[0]).is_file()

@@ -32,6 +32,7 @@ from huggingface_hub import constants as hf_constants
 from PIL import Image
 from torch import nn
 
+import kit.faces as kit_faces
 import kit.runfolder as rundir
 import kit.train.checkpoint as checkpoint
 import kit.tune as kit_tune
@@ -285,6 +286,7 @@ TRIGGERS: dict[str, Trigger] = {
     "person-folder-missing": lambda c: raised(
         lambda: (shutil.rmtree(_folder(c, 2)), read_train(c.data()))
     ),
+    "person-folder-normalisation": lambda c: raised(lambda: _two_normalisations(c)),
     "picture-extension": lambda c: raised(
         lambda: (
             _one(_folder(c), "mask1").rename(_folder(c) / "mask1.gif"),
@@ -437,6 +439,7 @@ TRIGGERS: dict[str, Trigger] = {
     "face-boxes-bad-row": lambda c: raised(
         lambda: read_boxes(_file(c, "b.csv", "image_id,x0,y0,x1,y1\na,1,2,3,4\nb,1,x,3,4\n"))
     ),
+    "user-code-failed": lambda c: raised(lambda: _failing_detector(c)),
     "face-boxes-columns": lambda c: raised(lambda: read_boxes(_file(c, "b.csv", "id,x,y\n"))),
     "face-detector-no-cascade": lambda c: raised(
         lambda: (
@@ -816,6 +819,30 @@ def _torch_disk_full(obj, f, *args, **kwargs) -> None:
     """torch.save on a full disk: part of the file, then its writer's RuntimeError."""
     f.write(b"part of a checkpoint")  # kit hands torch the open temporary file
     raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 64 vs 0")
+
+
+def _two_normalisations(c: Ctx) -> object:
+    """Person 0's folder as 'p_' + A with a ring, decomposed, and as 'p_' + the Angstrom sign;
+    train.csv names it composed (U+00C5)."""
+    images = c.data() / "train" / "images"
+    shutil.copytree(_folder(c, 0), images / "p_A\u030a")
+    _folder(c, 0).rename(images / "p_\u212b")
+    _edit_meta(c, 0, "path", "p_\u00c5")
+    return read_train(c.data())
+
+
+def _failing_detector(c: Ctx) -> object:
+    """A registered face detector that raises, as CUDA out of memory does."""
+
+    def mine(image: np.ndarray) -> object:
+        raise RuntimeError("CUDA out of memory")
+
+    kit_faces.register_face_detector("mine")(mine)
+    try:
+        cfg = Config(crop_mode="face", face_detector="mine", cache_dir=str(c.tmp / "c"))
+        return kit_faces.face_boxes(cfg, c.data(), progress=False)
+    finally:
+        FACE_DETECTORS.unregister("mine")
 
 
 def _float_tiff() -> bytes:

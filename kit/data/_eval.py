@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import unicodedata
 import warnings
 
 import pandas as pd
@@ -17,9 +18,10 @@ _SHOWN = 5
 def read_eval(data_dir: str | os.PathLike[str], strict: bool = True) -> pd.DataFrame:
     """``image_id`` (= ``ImageID``), ``ImageID``, absolute ``path``, in info.csv row order.
 
-    A file named in info.csv may differ from its ``ImageID`` only in letter case or by a
-    missing image extension. Missing files are an error, or with ``strict=False`` dropped with
-    one warning; duplicated ImageIDs are always an error (a submission could not be written).
+    A file named in info.csv may differ from its ``ImageID`` only in letter case, Unicode
+    normalisation (NFC / NFD) or by a missing image extension. Missing files are an error, or
+    with ``strict=False`` dropped with one warning; duplicated ImageIDs are always an error (a
+    submission could not be written).
     """
     root = data_root(data_dir)
     csv_path = root / "eval" / "info.csv"
@@ -79,12 +81,18 @@ def _index(names: list[str]) -> tuple[dict[str, str], ...]:
             continue
         stem, ext = os.path.splitext(name)
         exact[name] = name
-        by_lower.setdefault(name.lower(), name)
+        by_lower.setdefault(_folded(name), name)
         if ext.lower() in IMAGE_EXTENSIONS:
-            by_stem.setdefault(stem.lower(), name)
+            by_stem.setdefault(_folded(stem), name)
     return exact, by_lower, by_stem
+
+
+def _folded(name: str) -> str:
+    """``name`` as its lookups compare it: lower case, Unicode NFC (macOS writes file names
+    decomposed, NFD; spreadsheets and most tools write NFC)."""
+    return unicodedata.normalize("NFC", name).lower()
 
 
 def _find(image_id: str, files: tuple[dict[str, str], ...]) -> str | None:
     exact, by_lower, by_stem = files
-    return exact.get(image_id) or by_lower.get(image_id.lower()) or by_stem.get(image_id.lower())
+    return exact.get(image_id) or by_lower.get(_folded(image_id)) or by_stem.get(_folded(image_id))

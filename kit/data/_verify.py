@@ -80,6 +80,45 @@ def _problem(path: str, decode: bool) -> str | None:
     if marker is not None:
         with open(path, "rb") as fh:
             fh.seek(max(0, size - _TAIL_BYTES))
-            if marker not in fh.read():
-                return f"truncated {fmt} file (no end marker in its last {_TAIL_BYTES} bytes)"
+            ends = marker in fh.read()
+        if not ends and fmt == "JPEG":  # rare: walk the file for the picture's own end
+            with open(path, "rb") as fh:
+                ends = jpeg_ends(fh.read())
+        if not ends:
+            return f"truncated {fmt} file (no end marker in its last {_TAIL_BYTES} bytes)"
     return None
+
+
+def jpeg_ends(data: bytes) -> bool:
+    """Whether the JPEG in ``data`` reaches its end-of-image marker, whatever follows it.
+
+    Phones append a video to a "motion photo" (and other tools their own data) after the
+    picture's end, as viewers ignore it; so the marker need not be near the file's end. The
+    walk follows the segments from the start (a length each; an EXIF thumbnail's own end
+    marker is inside one) and, after each start-of-scan, the compressed data up to the next
+    marker (``FF00`` is a stuffed byte, ``FFD0``-``FFD7`` restart markers)."""
+    if not data.startswith(b"\xff\xd8"):
+        return False
+    i, n = 2, len(data)
+    while i + 1 < n:
+        if data[i] != 0xFF:
+            return False  # damaged: a segment should start here
+        code = data[i + 1]
+        if code == 0xD9:
+            return True
+        if code == 0xFF or 0xD0 <= code <= 0xD7 or code == 0x01:  # fill byte, no length
+            i += 1 if code == 0xFF else 2
+            continue
+        i += 2 + int.from_bytes(data[i + 2 : i + 4], "big")
+        if code == 0xDA:  # start of scan: its compressed data runs to the next real marker
+            while True:
+                i = data.find(b"\xff", i)
+                if i < 0 or i + 1 >= n:
+                    return False
+                if data[i + 1] == 0x00 or 0xD0 <= data[i + 1] <= 0xD7:
+                    i += 2
+                elif data[i + 1] == 0xFF:
+                    i += 1
+                else:
+                    break
+    return False

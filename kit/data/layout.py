@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import unicodedata
 import warnings
 from collections.abc import Iterable
 from pathlib import Path
@@ -106,7 +107,8 @@ def _person_rows(
             f"{where}, field 'path': {folder!r} is also listed on line(s) "
             f"{', '.join(map(str, others))}; expected each person folder once"
         )
-    files = _scan_person(images_dir / folder, f"listed on {where}, field 'path'")
+    on_disk = _person_folder(images_dir, folder)
+    files = _scan_person(images_dir / on_disk, f"listed on {where}, field 'path'")
     return [
         {
             "image_id": f"{folder}/{stem}",
@@ -120,6 +122,28 @@ def _person_rows(
         }
         for stem, file in files.items()
     ]
+
+
+def _person_folder(images_dir: Path, folder: str) -> str:
+    """The name on disk of the person folder train.csv calls ``folder``: itself, or the one
+    folder equal to it after Unicode normalisation (macOS writes names decomposed, NFD, while
+    a train.csv is usually composed, NFC: the two look identical and compare unequal)."""
+    if (images_dir / folder).is_dir():
+        return folder
+    want = unicodedata.normalize("NFC", folder)
+    if want == folder and folder.isascii():
+        return folder  # nothing to normalise: "not found" is said by the scan
+    same = [
+        n
+        for n in sorted(os.listdir(images_dir))
+        if unicodedata.normalize("NFC", n) == want and (images_dir / n).is_dir()
+    ]
+    if len(same) > 1:
+        raise DataError(
+            f"{images_dir}: folders {', '.join(map(repr, same))} all read {folder!r} "
+            "(they differ only in Unicode normalisation, NFC / NFD); keep one of them"
+        )
+    return same[0] if same else folder
 
 
 def _scan_person(folder: Path, listed: str) -> dict[str, Path]:

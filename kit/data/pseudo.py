@@ -143,7 +143,8 @@ def load_pseudo_labels(cfg: Any, eval_df: pd.DataFrame | None, data_dir: Path) -
         label=label[keep],
         p_top=top[keep],
     )
-    soft = PSEUDO_TARGETS.get(cfg.pseudo_targets)(probs[keep])
+    with PSEUDO_TARGETS.calling(cfg.pseudo_targets, on=f"probabilities {probs[keep].shape}"):
+        soft = PSEUDO_TARGETS.get(cfg.pseudo_targets)(probs[keep])
     if soft is not None:
         rows[PROB_COLUMNS] = soft
     record = pseudo_record(sources, cfg.pseudo_threshold, len(rows), len(order), cfg.pseudo_targets)

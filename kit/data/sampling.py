@@ -193,7 +193,8 @@ def train_loader(
     """The training loader of ``dataset`` (an ``ImageDataset``); re-seed ``generator`` before
     each epoch for repeatable batches. With ``world_size`` > 1, this process (``rank``) gets its
     share of every epoch."""
-    sampler = SAMPLERS.get(cfg.sampler)(np.asarray(dataset.targets), generator)
+    with SAMPLERS.calling(cfg.sampler, on=f"the {len(dataset.targets)} training labels"):
+        sampler = SAMPLERS.get(cfg.sampler)(np.asarray(dataset.targets), generator)
     sampler = SeededSampler(sampler, len(dataset), generator)
     if world_size > 1:
         sampler = ShardSampler(sampler, rank, world_size)

@@ -29,6 +29,7 @@ from kit.data import read_eval, read_train
 from kit.data.cache import cache_dir_for, files_key
 from kit.data.dataset import load_rgb
 from kit.data.fixture import FACE_COLUMNS
+from kit.errors import UserCodeError
 from kit.faces.detectors import FACE_DETECTORS, Face, Finder, image_id, read_boxes
 from kit.transforms import prepare
 
@@ -107,19 +108,35 @@ def _detect(
     name: str, cfg: Any, root: Path, paths: list[str], find: Finder | None = None
 ) -> list[Box | Face | None]:
     """One task: open the detector (once per task) unless given, and search ``paths``."""
-    find = find or FACE_DETECTORS.get(name).open(cfg, root)
+    find = find or _open(name, cfg, root)
     out: list[Box | Face | None] = []
     for path in paths:
         try:
-            out.append(find(path))
+            with FACE_DETECTORS.calling(name, on=path, passing=(OSError,)):
+                out.append(find(path))
         except OSError:  # an unreadable picture has no face; training reports the file
             out.append(None)
+        except UserCodeError as err:
+            raise UserCodeError(f"{err}; {_DETECTOR_CONTRACT}") from err.__cause__
     return out
+
+
+#: What a registered detector must do, said when one fails (a wrong return type included).
+_DETECTOR_CONTRACT = (
+    "a face detector takes the picture (uint8 RGB array) and returns (x0, y0, x1, y1) in "
+    "pixels, or None when it finds no face"
+)
+
+
+def _open(name: str, cfg: Any, root: Path) -> Finder:
+    """The detector ``name`` started (its model loaded): a user's that fails is named."""
+    with FACE_DETECTORS.calling(name, on=f"start (data folder {root})"):
+        return FACE_DETECTORS.get(name).open(cfg, root)
 
 
 def _compute(cfg: Any, root: Path, paths: list[str], workers: int, progress: bool):
     detector = FACE_DETECTORS.get(cfg.face_detector)
-    find = detector.open(cfg, root)  # here first: a detector that cannot start fails at once
+    find = _open(cfg.face_detector, cfg, root)  # here first: one that cannot start fails at once
     chunks = [paths[i : i + _CHUNK] for i in range(0, len(paths), _CHUNK)]
     bar = tqdm(
         total=len(paths),

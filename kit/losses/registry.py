@@ -178,7 +178,8 @@ def build_loss(
         args.update(
             {k: v for k, v in context.items() if v is not None and (acc is None or k in acc)}
         )
-        modules.append((weight, LOSSES.get(name)(**args)))
+        with LOSSES.calling(name, on=f"keyword arguments {sorted(args)}"):
+            modules.append((weight, LOSSES.get(name)(**args)))
     if len(modules) == 1 and modules[0][0] == 1.0:
         return modules[0][1]
     return WeightedSumLoss(modules)
