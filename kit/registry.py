@@ -26,7 +26,9 @@ import re
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Generic, TypeVar, overload
 
-__all__ = ["REGISTRIES", "Registry", "UnknownName", "did_you_mean", "get_registry"]
+from kit._builtin_entries import BUILTIN_ENTRIES
+
+__all__ = ["REGISTRIES", "Registry", "UnknownName", "did_you_mean", "get_registry", "help_lines"]
 
 T = TypeVar("T")
 _NAME = re.compile(r"[A-Za-z_][\w.-]*")
@@ -174,3 +176,17 @@ def get_registry(kind: str) -> Registry[Any]:
         raise UnknownName(
             f"no registry of {kind!r}{did_you_mean(kind, REGISTRIES)}; known: {sorted(REGISTRIES)}"
         ) from None
+
+
+def help_lines(kind: str) -> list[str]:
+    """One line per entry of the registry of ``kind``, for ``--help``: kit's own entries as
+    :mod:`kit._builtin_entries` describes them (so help needs no import of the modules that fill
+    the registry: torch, albumentations), then any other entry registered so far (a recipe's
+    own), as its registry describes it."""
+    lines = list(BUILTIN_ENTRIES.get(kind, ()))
+    registry = REGISTRIES.get(kind)
+    if registry is not None:
+        builtin = {_NAME.match(line)[0] for line in lines}  # type: ignore[index]
+        described = zip(registry.names(), registry.describe(), strict=True)
+        lines += [line for name, line in described if name not in builtin]
+    return lines
