@@ -9,13 +9,11 @@ fields in the class body.
 from __future__ import annotations
 
 import dataclasses
-import inspect
-import re
 import sys
 from typing import Any, get_type_hints
 
 from kit import cli
-from kit._config_cli import build_parser
+from kit._config_cli import OTHER, build_parser, sections
 from kit._config_types import type_name
 from kit.config import Config
 
@@ -83,10 +81,6 @@ chain.
 """
 
 _TABLE_HEAD = "| field | flag | type | default | meaning |\n| --- | --- | --- | --- | --- |"
-#: a section heading: a short lower-case comment on its own line at the fields' indent.
-_SECTION = re.compile(r"^    # ([a-z][a-z ]{0,30})$")
-_FIELD = re.compile(r"^    (\w+)\s*:")
-_OTHER = "other"
 
 
 def _flags(config_cls: type) -> dict[str, str]:
@@ -102,24 +96,6 @@ def _flags(config_cls: type) -> dict[str, str]:
         meta = action.metavar
         values = " ".join(meta) if isinstance(meta, tuple) else str(meta)
         out[action.dest] = f"`{action.option_strings[0]} {values}`"
-    return out
-
-
-def _sections(config_cls: type) -> dict[str, str]:
-    """field -> the ``# comment`` heading above it in the body of the class that declares it
-    (``Config``'s fields are declared in a base class), ``other`` if none."""
-    out: dict[str, str] = {}
-    for cls in reversed([c for c in config_cls.__mro__ if dataclasses.is_dataclass(c)]):
-        try:
-            lines, _ = inspect.getsourcelines(cls)
-        except (OSError, TypeError):  # no source (frozen or interactive): one flat table
-            continue
-        current = _OTHER
-        for line in lines:
-            if match := _SECTION.match(line):
-                current = match[1]
-            elif match := _FIELD.match(line):
-                out.setdefault(match[1], current)
     return out
 
 
@@ -139,7 +115,7 @@ def field_rows(config_cls: type = Config) -> list[dict[str, str]]:
     """One row per dataclass field: field, flag, type, default, help, section."""
     hints = get_type_hints(config_cls)
     defaults = config_cls()
-    flags, sections = _flags(config_cls), _sections(config_cls)
+    flags, by_field = _flags(config_cls), sections(config_cls)
     return [
         {
             "field": f.name,
@@ -147,7 +123,7 @@ def field_rows(config_cls: type = Config) -> list[dict[str, str]]:
             "type": type_name(hints[f.name]),
             "default": repr(getattr(defaults, f.name)),
             "help": f.metadata.get("help", ""),
-            "section": sections.get(f.name, _OTHER),
+            "section": by_field.get(f.name, OTHER),
         }
         for f in dataclasses.fields(config_cls)
     ]

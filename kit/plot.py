@@ -18,15 +18,16 @@ import math
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from matplotlib.figure import Figure
-from matplotlib.ticker import MaxNLocator
-from sklearn.metrics import ConfusionMatrixDisplay
 
 from kit.io import atomic_path
 from kit.labels import class_name
+
+if TYPE_CHECKING:  # matplotlib and scikit-learn load with the first picture: the ledger and
+    # the commands that can draw answer without them
+    from matplotlib.figure import Figure
 
 __all__ = [
     "CURVE_PANELS",
@@ -74,6 +75,9 @@ def confusion_figure(
         raise ValueError(f"got {len(names)} class names for {n} classes")
     rows = cm.sum(axis=1, keepdims=True)
     share = np.divide(cm, rows, out=np.zeros(cm.shape), where=rows > 0)
+    from matplotlib.figure import Figure
+    from sklearn.metrics import ConfusionMatrixDisplay
+
     fig = Figure(figsize=(3 + 0.55 * n, 2.5 + 0.5 * n))
     ax = fig.add_subplot()
     # colour by row share, but write counts: draw the shares, then relabel the cells
@@ -116,6 +120,8 @@ def _missing(value: Any) -> bool:
 
 def _draw_panels(axes: Sequence[Any], runs: Mapping[str, Rows]) -> None:
     """One run: a colour per column. Several: a colour per run, a line style per column."""
+    from matplotlib.ticker import MaxNLocator
+
     overlay = len(runs) > 1
     for ax, (title, columns) in zip(axes, CURVE_PANELS.items(), strict=True):
         for k, (label, rows) in enumerate(runs.items()):
@@ -142,6 +148,8 @@ def curves_figure(runs: Mapping[str, Rows], title: str | None = None) -> Figure:
     """The :data:`CURVE_PANELS`, one line per run and column; ``runs``: label -> epoch rows."""
     if not runs:
         raise ValueError("no runs to plot")
+    from matplotlib.figure import Figure
+
     fig = Figure(figsize=(11, 7))
     axes = fig.subplots(2, 2)
     _draw_panels(list(axes.flat), runs if len(runs) > 1 else {"": next(iter(runs.values()))})

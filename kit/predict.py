@@ -35,9 +35,9 @@ from kit.cli import ArgumentParser, add_debug_flag, run_cli
 from kit.config import Config
 from kit.data import read_eval
 from kit.data._common import IMAGE_EXTENSIONS
-from kit.inference import predict
 from kit.io import csv_source, write_text
 from kit.labels import NUM_CLASSES, class_name
+from kit.registry import help_lines
 from kit.runfolder import (
     BEST,
     REFIT,
@@ -48,8 +48,6 @@ from kit.runfolder import (
     write_probs,
     write_submission,
 )
-from kit.train.data import resolve_data_dir
-from kit.tta import TTA
 
 __all__ = ["class_table", "classes_path", "main", "predict_run", "read_inputs", "run_members"]
 __all__ += ["weights_of"]
@@ -138,6 +136,8 @@ def predict_run(
     rows of ``frame``, from the weights of each run's own submission (:func:`weights_of`);
     ``tta`` None uses each run's own ``tta``. ``cfg`` chooses the device,
     batch size and workers."""
+    from kit.inference import predict  # torch: not for `python -m kit.predict --help`
+
     probs = []
     for member in run_members(run_dir):
         mode = tta if tta is not None else str(read_config(member).get("tta", "none"))
@@ -147,6 +147,8 @@ def predict_run(
 
 def _default_source(run_dir: Path) -> Path:
     """The data the run trained on (its fixture when it had no data_dir)."""
+    from kit.train.data import resolve_data_dir  # torch: not for --help
+
     return resolve_data_dir(Config.from_dict(read_config(run_dir, missing_ok=False)))
 
 
@@ -192,7 +194,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--tta",
-        help=f"test-time views, one of {', '.join(TTA.names())} or several joined by + "
+        help=f"test-time views, one of {', '.join(help_lines('tta'))} or several joined by + "
         "(default: the run's own)",
     )
     p.add_argument(
@@ -215,6 +217,8 @@ def _parser() -> argparse.ArgumentParser:
 def _main(argv: Sequence[str]) -> int:
     args = _parser().parse_args(argv)
     if args.tta is not None:
+        from kit.tta import TTA  # torch: after the command line parsed
+
         TTA.check(args.tta)  # an unknown view fails before any work
     run_dir = Path(args.run)
     members = run_members(run_dir)  # before any picture is read

@@ -15,33 +15,43 @@ import sys
 from collections.abc import Callable, Sequence
 from functools import partial
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
-import albumentations as A
-
-from kit import estimate, find_lr
 from kit._config_cli import build_parser, namespace_changes
 from kit.cli import run_cli
 from kit.config import Config, apply_file
-from kit.noise import mean_sd
 from kit.progress import in_notebook
-from kit.repeats import seed_list, train_seeds
-from kit.runfolder import CONFIG, Run, run_score
-from kit.train import fit
-from kit.train.fit import INSTEAD_OF_FIT, Measured
 
-__all__ = ["main", "parse_args"]
+if TYPE_CHECKING:
+    import albumentations as A
+
+    from kit.runfolder import Run
+
+# Torch, timm, pandas and every training module load after the command line parsed, where a
+# step needs them (late imports of heavy dependencies, closing no cycle): --help,
+# --save-config and a bad flag answer at once (docs/architecture.md).
+
+__all__ = ["first_paragraph", "main", "parse_args"]
 
 T = TypeVar("T")
 
 
-def parse_args(base: Config, argv: Sequence[str] | None = None) -> Config:
+def first_paragraph(doc: str | None) -> str | None:
+    """The first paragraph of a docstring, on one line; None for no docstring."""
+    text = (doc or "").strip().split("\n\n")[0]
+    return " ".join(text.split()) or None
+
+
+def parse_args(
+    base: Config, argv: Sequence[str] | None = None, description: str | None = None
+) -> Config:
     """``base`` overridden by ``--config FILE`` and then by command-line flags.
 
     ``--resume RUN_DIR`` starts from that run's saved config instead of ``base``.
-    ``--save-config FILE`` writes the resolved config and exits.
+    ``--save-config FILE`` writes the resolved config and exits. ``description`` opens
+    ``--help`` (what the recipe does, needs and costs).
     """
-    return _parse(base, argv)[0]
+    return _parse(base, argv, description)[0]
 
 
 _REPEAT_FLAGS = ("seeds", "jobs", "vary_split")
@@ -74,11 +84,11 @@ def _add_repeat_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def _parse(
-    base: Config, argv: Sequence[str] | None
+    base: Config, argv: Sequence[str] | None, description: str | None = None
 ) -> tuple[Config, dict[str, object], argparse.Namespace]:
     """The config (see :func:`parse_args`), the repeat flags (``seeds``, ``jobs``,
     ``vary_split``) and the namespace (``--estimate``, ``--find-lr``)."""
-    parser = build_parser(base)
+    parser = build_parser(base, description)
     _add_repeat_flags(parser)
     ns = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
     repeats = {k: vars(ns).pop(k) for k in _REPEAT_FLAGS}
@@ -89,11 +99,15 @@ def _parse(
         parser.error("--seeds trains new runs: leave out --resume")
     cfg = base
     if changes.get("resume"):
+        from kit.runfolder import CONFIG  # pandas: not for --help or a plain run's flags
+
         cfg = apply_file(cfg, Path(changes["resume"]) / CONFIG, saved=True)
     if ns.config:
         cfg = apply_file(cfg, ns.config)
     cfg = cfg.replace(**changes)
     if repeats["seeds"] is not None:
+        from kit.repeats import seed_list  # pandas: only for --seeds
+
         try:
             repeats["seeds"] = seed_list(repeats["seeds"], cfg.seed)
         except ValueError as err:
@@ -107,6 +121,10 @@ def _parse(
 
 def _train_repeats(step: Callable[[Config], T], cfg: Config, repeats: dict) -> list[T]:
     """``step`` once per seed under one parent folder; prints the spread of the scores."""
+    from kit.noise import mean_sd
+    from kit.repeats import train_seeds
+    from kit.runfolder import Run, run_score
+
     parent, results = train_seeds(
         step, cfg, repeats["seeds"], jobs=repeats["jobs"], vary_split=repeats["vary_split"]
     )
@@ -125,6 +143,7 @@ def main(
     argv: Sequence[str] | None = None,
     *,
     train: Callable[[Config], T] | None = None,
+    description: str | None = None,
 ) -> Run | T | list[Run | T]:
     """A recipe's whole command line: ``fit(parse_args(base, argv), train_transform)``.
 
@@ -137,15 +156,20 @@ def main(
     ``KIT_DEBUG=1`` shows the traceback); Ctrl-C and SIGTERM with 130 and 143, after the run
     recorded where it stopped. A bug keeps its traceback. Returns the :class:`Run` when
     training finished (``fit`` logs its scores and folder).
+
+    ``description`` opens ``--help``; by default the first paragraph of the docstring of the
+    module that calls ``main`` (the recipe's: what it does, needs and costs).
     """
+    if description is None:
+        description = first_paragraph(sys._getframe(1).f_globals.get("__doc__"))
     if train is not None and train_transform is not None:
         raise TypeError("kit.main takes train or train_transform: pass the transform to kit.fit")
-    # a partial, not a lambda: --jobs sends it to other processes
-    step = train if train is not None else partial(fit, train_transform=train_transform)
+    # a partial of a module-level function, not a closure: --jobs sends it to other processes
+    step = train if train is not None else partial(_fit, train_transform=train_transform)
     done: list[Run | T | list[Run | T]] = []
 
     def command(args: list[str]) -> int:
-        cfg, repeats, ns = _parse(base, args)
+        cfg, repeats, ns = _parse(base, args, description)
         if ns.estimate is not None or ns.find_lr is not None:
             _measure(step, cfg, ns)
             done.append(None)
@@ -161,10 +185,19 @@ def main(
     return done[0]
 
 
+def _fit(cfg: Config, train_transform: A.BasicTransform | None = None) -> Run:
+    from kit.train import fit  # torch: after the command line parsed
+
+    return fit(cfg, train_transform)
+
+
 def _measure(step: Callable[[Config], object], cfg: Config, ns: argparse.Namespace) -> None:
     """``--estimate`` / ``--find-lr``: the recipe's own code runs, and its first ``kit.fit``
     measures instead of training (so a recipe's stand-in model or transform is what is
     measured); nothing after it runs."""
+    from kit import estimate, find_lr  # torch: after the command line parsed
+    from kit.train.fit import INSTEAD_OF_FIT, Measured
+
     if ns.estimate is not None:
         action = partial(estimate.report, sample=ns.estimate or None)
     else:

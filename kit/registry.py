@@ -33,6 +33,7 @@ import sysconfig
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Generic, TypeVar, overload
 
+from kit._builtin_entries import BUILTIN_ENTRIES
 from kit.errors import KitError, UserCodeError
 
 __all__ = [
@@ -42,6 +43,7 @@ __all__ = [
     "definition",
     "did_you_mean",
     "get_registry",
+    "help_lines",
     "user_origin",
 ]
 
@@ -296,3 +298,17 @@ def get_registry(kind: str) -> Registry[Any]:
         raise UnknownName(
             f"no registry of {kind!r}{did_you_mean(kind, REGISTRIES)}; known: {sorted(REGISTRIES)}"
         ) from None
+
+
+def help_lines(kind: str) -> list[str]:
+    """One line per entry of the registry of ``kind``, for ``--help``: kit's own entries as
+    :mod:`kit._builtin_entries` describes them (so help needs no import of the modules that fill
+    the registry: torch, albumentations), then any other entry registered so far (a recipe's
+    own), as its registry describes it."""
+    lines = list(BUILTIN_ENTRIES.get(kind, ()))
+    registry = REGISTRIES.get(kind)
+    if registry is not None:
+        builtin = {_NAME.match(line)[0] for line in lines}  # type: ignore[index]
+        described = zip(registry.names(), registry.describe(), strict=True)
+        lines += [line for name, line in described if name not in builtin]
+    return lines

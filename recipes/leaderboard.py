@@ -1,4 +1,8 @@
-"""The leaderboard regime: a pretrained EfficientNet-B4 on face crops at 380x380, 5 folds.
+"""The leaderboard regime: a pretrained EfficientNet-B4 on face crops at 380x380, 5 folds of 20
+epochs, fold-averaged into one submission. Needs a CUDA GPU and timm's efficientnet_b4 weights
+(downloaded on first use); costs five full trainings at 380x380, hours on a GPU (a fold is not
+timed yet: run --folds 0 first), and an hour or more per epoch on a CPU. --smoke checks the path
+in seconds.
 
 What the top teams of this competition did (docs/domain.md): an ImageNet-pretrained backbone
 at 380-512 px on face crops, fine-tuned with AdamW at a small learning rate, the training age

@@ -18,9 +18,8 @@ import pandas as pd
 
 from kit import cli
 from kit.cli import add_debug_flag, run_cli
-from kit.plot import overlay_png
 from kit.runfolder import read_metrics
-from kit.runs import ledger, prune, suspects
+from kit.runs import ledger, prune
 from kit.runs.compare import IGNORED_FIELDS, baseline_runs, table
 from kit.runs.render import csv_text, to_markdown, to_text
 from kit.runs.select import STATUSES, pick_columns, select
@@ -119,6 +118,8 @@ def _show(args: argparse.Namespace, df: pd.DataFrame) -> int:
 
 def _plot(rows: pd.DataFrame, png: str) -> str:
     """The listed runs' metrics.csv curves on one picture (runs without epochs left out)."""
+    from kit.plot import overlay_png  # matplotlib: only to draw, not for the ledger
+
     curves = {Path(d).name: read_metrics(Path(d)) for d in rows["run_dir"]}
     curves = {name: epochs for name, epochs in curves.items() if epochs}
     if not curves:
@@ -159,6 +160,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ``python -m kit.runs suspects RUN ...`` runs the label-noise finder instead."""
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ["suspects"]:
+        from kit.runs import suspects  # its contact sheets load matplotlib: not for the ledger
+
         return suspects.main(argv[1:])
     return run_cli(_main, argv)
 
