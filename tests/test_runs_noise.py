@@ -202,6 +202,11 @@ def test_cli_vs_a_seeds_folder_by_path_and_each_seed(tmp_path):
     assert len(lines) == 4 and "baseline" in lines[2]  # header, rule, the baseline, lr
     assert "seeds 2 vs 2, paired" in lines[3]
     assert len(cli("--each-seed").splitlines()) == 6
+    # 120 characters: the per-head scores go before the spread and the verdict
+    narrow = cli("--vs", "20240101-000000_base_seeds", "--width", "120").splitlines()
+    assert max(map(len, narrow)) <= 120
+    assert {"f1_sd", "n", "verdict"} <= set(narrow[0].split()), narrow
+    assert "mask" not in narrow[0].split()
 
 
 def test_k_fold_parents_are_compared_over_every_persons_out_of_fold_prediction(tmp_path):
