@@ -162,7 +162,7 @@ def test_the_verdict_finds_a_planted_gain_and_markdown_carries_it(tmp_path):
     moved, bare = shown.loc["20240104-100000_moved"], shown.loc["20240105-100000_bare"]
     assert (moved["verdict"], moved["interval"]) == ("n/a", "-")
     assert moved["noise"] == "other validation pictures (another split)"
-    assert (bare["verdict"], bare["noise"]) == ("n/a", "no readable val_probs.csv")
+    assert (bare["verdict"], bare["noise"]) == ("n/a", "no readable 18-class val_probs.csv")
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
         assert runs_main([str(root), "--vs", "base", "--markdown"]) == 0
