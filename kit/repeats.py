@@ -10,6 +10,7 @@ ledger (``python -m kit.runs``) shows the repeats as one row, mean ± sd over th
 from __future__ import annotations
 
 import multiprocessing as mp
+import pickle
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -68,6 +69,18 @@ def _one_thread(step: Callable[[Config], T], cfg: Config) -> T:
     return step(cfg)
 
 
+def _check_sendable(step: Callable[[Config], T], jobs: int) -> None:
+    """Refuse, before anything is written, a ``step`` that other processes cannot take."""
+    try:
+        pickle.dumps(step)
+    except (pickle.PicklingError, AttributeError, TypeError) as err:
+        name = getattr(step, "__qualname__", repr(step))
+        raise ValueError(
+            f"--jobs {jobs} sends {name} to other processes, which cannot take it ({err}); "
+            "define it at the top level of the recipe, or train with --jobs 1"
+        ) from err
+
+
 def train_side_by_side(step: Callable[[Config], T], cfgs: Sequence[Config], jobs: int) -> list[T]:
     """``step`` of each config, ``jobs`` processes side by side (1: one after the other, in
     this process). ``step`` must be picklable (a module-level function or a partial of one)."""
@@ -75,6 +88,7 @@ def train_side_by_side(step: Callable[[Config], T], cfgs: Sequence[Config], jobs
         raise ValueError(f"--jobs {jobs}: expected at least 1")
     if jobs == 1 or len(cfgs) == 1:
         return [step(cfg) for cfg in cfgs]
+    _check_sendable(step, jobs)
     # spawn: a fresh interpreter per worker, no forked torch thread pools
     with ProcessPoolExecutor(min(jobs, len(cfgs)), mp_context=mp.get_context("spawn")) as pool:
         return list(pool.map(_one_thread, [step] * len(cfgs), cfgs))
@@ -89,6 +103,8 @@ def train_seeds(
     vary_split: bool = False,
 ) -> tuple[Path, list[T]]:
     """Train ``cfg`` once per seed under a new parent folder; returns it and each result."""
+    if jobs > 1 and len(seeds) > 1:
+        _check_sendable(step, jobs)
     parent = create_run_dir(cfg.output_dir, f"{cfg.name}{SEEDS_SUFFIX}")
     cfgs = repeat_configs(cfg, seeds, parent=parent, vary_split=vary_split)
     return parent, train_side_by_side(step, cfgs, jobs)

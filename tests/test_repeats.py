@@ -46,6 +46,19 @@ def test_split_seed_decides_the_validation_people(tiny_base):
     assert people[1, None] == people[2, 1] != people[2, None]
 
 
+def test_a_train_function_other_processes_cannot_take_is_one_error_line(tmp_path, capsys):
+    def train(cfg: kit.Config) -> None:  # a closure: pickle cannot send it
+        pytest.fail("trained")
+
+    out = tmp_path / "runs"
+    with pytest.raises(SystemExit) as info:
+        kit.main(kit.Config(output_dir=str(out)), argv=["--seeds", "2", "--jobs", "2"], train=train)
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: --jobs 2 sends ") and "train with --jobs 1" in err
+    assert not out.exists()  # refused before any folder was made
+
+
 def test_bad_repeat_flags_are_one_error_line(capsys):
     for argv, message in [
         (["--seeds", "0"], "expected a count of at least 1"),

@@ -162,7 +162,7 @@ def test_the_verdict_finds_a_planted_gain_and_markdown_carries_it(tmp_path):
     moved, bare = shown.loc["20240104-100000_moved"], shown.loc["20240105-100000_bare"]
     assert (moved["verdict"], moved["interval"]) == ("n/a", "-")
     assert moved["noise"] == "other validation pictures (another split)"
-    assert (bare["verdict"], bare["noise"]) == ("n/a", "no readable val_probs.csv")
+    assert (bare["verdict"], bare["noise"]) == ("n/a", "no readable 18-class val_probs.csv")
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
         assert runs_main([str(root), "--vs", "base", "--markdown"]) == 0
@@ -202,6 +202,11 @@ def test_cli_vs_a_seeds_folder_by_path_and_each_seed(tmp_path):
     assert len(lines) == 4 and "baseline" in lines[2]  # header, rule, the baseline, lr
     assert "seeds 2 vs 2, paired" in lines[3]
     assert len(cli("--each-seed").splitlines()) == 6
+    # 120 characters: the per-head scores go before the spread and the verdict
+    narrow = cli("--vs", "20240101-000000_base_seeds", "--width", "120").splitlines()
+    assert max(map(len, narrow)) <= 120
+    assert {"f1_sd", "n", "verdict"} <= set(narrow[0].split()), narrow
+    assert "mask" not in narrow[0].split()
 
 
 def test_k_fold_parents_are_compared_over_every_persons_out_of_fold_prediction(tmp_path):

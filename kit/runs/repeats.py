@@ -201,7 +201,7 @@ def bootstrap_runs(base_dir: str, run_dir: str, *, seed: int = 0) -> Noise:
     (their ``val_probs.csv``; a K-fold parent's is every person's out-of-fold prediction)."""
     fa, fb = _val(base_dir), _val(run_dir)
     if fa is None or fb is None:
-        return Noise(None, "no readable val_probs.csv")
+        return Noise(None, "no readable 18-class val_probs.csv")
     if set(fa.index) != set(fb.index):
         return Noise(None, "other validation pictures (another split)")
     fb = fb.loc[fa.index]
