@@ -122,3 +122,19 @@ def test_leaderboard_estimate_smoke(tmp_path) -> None:
         assert f"  {stage}" in done.stdout
     assert "disk: the cache needs" in done.stdout
     assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--estimate", "0"], "argument --estimate: expected an integer >= 1, got '0'"),
+        (["--find-lr", "x"], "argument --find-lr: expected an integer >= 1, got 'x'"),
+        (["--find-lr", "2"], "--find-lr needs at least 5 steps"),
+    ],
+)
+def test_bad_measure_flags_are_one_error_line(tiny_cfg, capsys, argv, message) -> None:
+    with pytest.raises(SystemExit) as stop:
+        recipe_main(tiny_cfg, argv=argv)
+    assert stop.value.code == 2
+    err = capsys.readouterr().err
+    assert f"error: {message}" in err and "Traceback" not in err
