@@ -34,7 +34,8 @@ def parse_args(base: Config, argv: Sequence[str] | None = None) -> Config:
     """``base`` overridden by ``--config FILE`` and then by command-line flags.
 
     ``--resume RUN_DIR`` starts from that run's saved config instead of ``base``.
-    ``--save-config FILE`` writes the resolved config and exits.
+    ``--save-config FILE`` writes the resolved config and exits. ``--estimate`` and
+    ``--find-lr`` are parsed but act only through :func:`main`.
     """
     return _parse(base, argv)[0]
 
