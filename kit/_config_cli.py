@@ -59,7 +59,7 @@ def build_parser(base: Any, description: str | None = None) -> argparse.Argument
         "--estimate",
         nargs="?",
         const=0,
-        type=int,
+        type=_count,
         metavar="PICTURES",
         default=None,
         help="measure instead of train: time the face boxes, cache, training steps and TTA "
@@ -70,7 +70,7 @@ def build_parser(base: Any, description: str | None = None) -> argparse.Argument
         "--find-lr",
         nargs="?",
         const=0,
-        type=int,
+        type=_count,
         metavar="STEPS",
         default=None,
         help="learning-rate range test instead of training: STEPS steps (default 200, 30 with "
@@ -104,6 +104,13 @@ def build_parser(base: Any, description: str | None = None) -> argparse.Argument
         else:
             group.add_argument(flag, type=_converter(hint), metavar=_metavar(hint), help=help_text)
     return parser
+
+
+def _count(text: str) -> int:
+    """An integer >= 1 (``--estimate 300``, ``--find-lr 400``)."""
+    if not (text.isascii() and text.isdigit()) or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
+    return int(text)
 
 
 def namespace_changes(ns: argparse.Namespace, config_type: type) -> dict[str, Any]:

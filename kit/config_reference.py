@@ -44,6 +44,8 @@ From lowest to highest precedence:
 `--resume RUN_DIR` starts from that run's saved `config.json` instead of the recipe (flags
 still override it). `--save-config FILE` writes the resolved config and exits, so
 `python recipes/baseline.py --lr 0.001 --save-config my.yaml` starts a config file of your own.
+`--estimate` and `--find-lr` measure the run instead of training it (each stage's time; a
+learning-rate range test; [speed.md](speed.md#what-a-run-will-cost---estimate)).
 `--help` prints every flag with its default.
 
 ## Writing values
@@ -88,7 +90,7 @@ def _flags(config_cls: type) -> dict[str, str]:
     out: dict[str, str] = {}
     # argparse has no public list of its options; _actions is stable since Python 3.2.
     for action in build_parser(config_cls())._actions:
-        if not action.option_strings or action.dest in ("help", "config", "save_config"):
+        if not action.option_strings or action.dest in ("help", "config", "save_config", "estimate", "find_lr"):
             continue
         if action.nargs == 0:  # --amp / --no-amp
             out[action.dest] = " / ".join(f"`{s}`" for s in action.option_strings)

@@ -168,7 +168,8 @@ def estimate(
     device = resolve_device(checked.device)
     weights = resolve_weights(checked)
     seed_everything(checked.seed)
-    splits = data.load_splits(checked)
+    # a K-fold run trains each fold on (n-1)/n of the people: fold 0 stands for them
+    splits = data.load_splits(checked.replace(folds=None, fold=0) if checked.folds else checked)
     paths = data.run_paths(splits)
     n = min(len(paths), sample or (SMOKE_SAMPLE if checked.smoke else SAMPLE))
     rng = np.random.default_rng(checked.seed)

@@ -189,7 +189,8 @@ def lr_find_figure(
     ax.set_ylabel("training loss")
     finite = [v for v in smoothed if math.isfinite(v)]
     if finite:  # the blow-up would squash the part worth reading
-        low = min(finite)
+        raw = [v for v in losses[: int(np.argmin(smoothed)) + 1] if math.isfinite(v)]
+        low = min([*finite, *raw])
         ax.set_ylim(low - 0.1 * abs(low), max(finite[0], low) * 1.5 + 1e-9)
     ax.legend(loc="upper left")
     if title:

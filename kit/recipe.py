@@ -49,7 +49,8 @@ def parse_args(
 
     ``--resume RUN_DIR`` starts from that run's saved config instead of ``base``.
     ``--save-config FILE`` writes the resolved config and exits. ``description`` opens
-    ``--help`` (what the recipe does, needs and costs).
+    ``--help`` (what the recipe does, needs and costs). ``--estimate`` and ``--find-lr`` are
+    parsed but act only through :func:`main`.
     """
     return _parse(base, argv, description)[0]
 

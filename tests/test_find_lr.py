@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from kit.find_lr import find_lr, smooth, suggest
+from kit.plot import lr_find_figure
 from kit.recipe import main as recipe_main
 
 
@@ -58,3 +59,14 @@ def test_a_recipe_with_find_lr_prints_a_suggestion(tiny_cfg, capsys) -> None:
     assert "steepest descent of the smoothed loss" in out or "no suggestion" in out
     assert "curve: " in out and ".png" in out
     assert not Path(tiny_cfg.output_dir).exists()
+
+
+def test_the_curve_has_a_log_lr_axis_and_marks_the_suggestion() -> None:
+    lrs = list(np.logspace(-6, 0, 20))
+    losses = [3.0 - i * 0.1 for i in range(15)] + [4.0, 6.0, 9.0, 20.0, 50.0]
+    fig = lr_find_figure(lrs, losses, smooth(losses, 0.5), 1e-3)
+    ax = fig.axes[0]
+    assert ax.get_xscale() == "log" and ax.get_xlabel() == "learning rate"
+    marked = [line for line in ax.get_lines() if "suggested" in str(line.get_label())]
+    assert len(marked) == 1 and marked[0].get_xdata()[0] == 1e-3
+    assert ax.get_ylim()[1] < 50.0  # the blow-up does not squash the falling part
