@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import NoReturn
 
 from kit.errors import KIT_ERRORS
-from kit.io import OutputError
+from kit.io import OUTPUT_FIX, OutputError
 
 __all__ = [
     "DEBUG_ENV",
@@ -132,8 +132,9 @@ def run_cli(
     """Run ``main(argv)`` (``sys.argv[1:]`` when None) and return the process's exit code.
 
     ``output_fix``: the command's own way out of an unwritable output (``"pass another -o
-    PATH"``); it replaces the generic hint of an :class:`~kit.io.OutputError`, so the fix a
-    message suggests is a flag this command has.
+    PATH"``); it replaces the generic hint of an :class:`~kit.io.OutputError` (not the hint of
+    one whose writer knew better: the cache's ``--cache-dir``, a checkpoint's ``--resume``), so
+    the fix a message suggests is a flag this command has.
     """
     args = list(sys.argv[1:] if argv is None else argv)
     try:
@@ -147,7 +148,7 @@ def run_cli(
             return BROKEN_PIPE
         if debug_requested(args):
             raise
-        if isinstance(err, OutputError) and output_fix:
+        if isinstance(err, OutputError) and output_fix and err.fix == OUTPUT_FIX:
             err = err.with_fix(output_fix)
         print(f"error: {error_text(err)}", file=sys.stderr)
         return 2
