@@ -22,7 +22,7 @@ import sys
 import threading
 import warnings
 from collections.abc import Callable, Iterator, Sequence
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from kit.errors import KIT_ERRORS
 from kit.io import OUTPUT_FIX, OutputError
@@ -37,6 +37,7 @@ __all__ = [
     "add_debug_flag",
     "debug_requested",
     "error_text",
+    "quiet_interrupts_at_start",
     "run_cli",
     "warnings_as_lines",
 ]
@@ -121,6 +122,26 @@ def _quiet_stdout() -> None:
         os.dup2(devnull, sys.stdout.fileno())
     except (OSError, ValueError):  # stdout replaced by an object without a descriptor
         pass
+
+
+def quiet_interrupts_at_start() -> None:
+    """Ctrl-C before a command's ``main`` runs (while Python imports torch, say) ends with one
+    line ``interrupted`` and exit code 130 instead of a traceback, as it does inside
+    :func:`run_cli`: ``sys.excepthook`` shows an uncaught KeyboardInterrupt so (Python then
+    exits with 130 itself). ``--debug`` or ``KIT_DEBUG=1`` keep the traceback; any other
+    exception goes to the hook that was there. ``import kit`` installs it, once."""
+    previous = sys.excepthook
+    if getattr(previous, "kit_quiet_interrupts", False):
+        return
+
+    def hook(kind: type[BaseException], value: BaseException, tb: Any) -> None:
+        if issubclass(kind, KeyboardInterrupt) and not debug_requested(sys.argv):
+            print("terminated" if issubclass(kind, Terminated) else "interrupted", file=sys.stderr)
+            return
+        previous(kind, value, tb)
+
+    hook.kit_quiet_interrupts = True  # type: ignore[attr-defined]
+    sys.excepthook = hook
 
 
 def run_cli(

@@ -14,6 +14,7 @@ import ast
 import hashlib
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from collections.abc import Callable
@@ -339,3 +340,37 @@ def test_a_bad_storage_url_or_tracker_uri_is_one_error_line_naming_the_flag(
     assert "Traceback" not in captured.err + captured.out
     assert len(errors) == 1 and fragment in errors[0], errors
     assert not out.exists() or not any(out.iterdir()), "nothing may be written"
+
+
+# ---- Ctrl-C during start-up ---------------------------------------------------------------------
+
+_INTERRUPTED_IMPORT = (
+    "import kit\n"
+    "import os, signal\n"
+    "os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C while the recipe still imports\n"
+    "import json\n"
+    "print('main ran')\n"
+)
+
+
+@pytest.mark.parametrize("debug", [False, True], ids=["plain", "KIT_DEBUG=1"])
+def test_ctrl_c_while_a_command_imports_is_one_line_and_exit_130(tmp_path, debug):
+    """A recipe's (or ``python -m kit.*``'s: ``import kit`` comes first there too) Ctrl-C
+    before its main runs: one ``interrupted`` line, code 130; ``--debug`` keeps the
+    traceback. A fresh interpreter (about 0.1 s: no torch), as only one shows this."""
+    recipe = tmp_path / "recipe.py"
+    recipe.write_text(_INTERRUPTED_IMPORT)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env.pop("KIT_DEBUG", None)
+    if debug:
+        env["KIT_DEBUG"] = "1"
+    proc = subprocess.run(
+        [sys.executable, str(recipe)], env=env, capture_output=True, text=True, timeout=60
+    )
+    # Python ends an uncaught Ctrl-C by SIGINT itself: a shell shows 130, subprocess -2
+    assert proc.returncode in (130, -signal.SIGINT), proc.stderr
+    assert "main ran" not in proc.stdout
+    if debug:
+        assert "Traceback" in proc.stderr and "KeyboardInterrupt" in proc.stderr
+    else:
+        assert proc.stderr == "interrupted\n"
