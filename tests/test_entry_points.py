@@ -287,6 +287,49 @@ def test_kit_score_reads_submissions_as_spreadsheets_save_them(
         assert "1.0000" in out.out or "1.000" in out.out, out.out
 
 
+#: commands that read a data folder's train.csv -> their arguments against the data folder
+TRAIN_CSV_READERS: dict[str, Callable[[Path, Path], list[str]]] = {
+    "recipes/baseline.py": lambda d, out: [
+        *("--data-dir", str(d), "--output-dir", str(out), "--smoke"),
+    ],
+    "kit.faces": lambda d, out: [str(d), "--detector", "boxes", "--cache-dir", str(out)],
+    "kit.bench": lambda d, out: [
+        *("--data-dir", str(d), "--steps", "1", "--repeats", "1", "--json", str(out / "b.json")),
+    ],
+}
+
+
+def _train_csv_main(command: str) -> Callable[[list[str]], object]:
+    if command == "kit.bench":
+        from kit.bench.__main__ import main
+
+        return main
+    return _main_of(command)
+
+
+@pytest.mark.parametrize("command", list(TRAIN_CSV_READERS))
+def test_a_train_csv_in_a_legacy_code_page_is_one_error_line(
+    small_world: World, tmp_path: Path, command: str, capsys
+) -> None:
+    """Excel's plain "CSV" on Windows (Windows-1252): one line naming the file, the line of
+    the first byte that is not UTF-8 and the fix; nothing written."""
+    data = Path(shutil.copytree(small_world.good, tmp_path / "data"))
+    csv = data / "train" / "train.csv"
+    text = csv.read_text(encoding="utf-8").splitlines()
+    text[2] = text[2].replace("Asian", "Asiàn")
+    csv.write_bytes("\r\n".join(text).encode("cp1252"))
+    out = tmp_path / "out"
+    code = _exit_code(_train_csv_main(command), TRAIN_CSV_READERS[command](data, out))
+    captured = capsys.readouterr()
+    errors = [line for line in captured.err.splitlines() if line.startswith("error:")]
+    assert code == 2, captured.err[-3000:]
+    assert "Traceback" not in captured.err + captured.out
+    assert len(errors) == 1, errors
+    assert f"{csv} line 3: byte b'\\xe0' is not UTF-8 text" in errors[0]
+    assert 'save it as "CSV UTF-8"' in errors[0]
+    assert not out.exists() or not any(out.rglob("*.*")), "nothing may be written"
+
+
 # ---- configuration strings of the tools kit drives: one line naming the flag ------------------
 
 #: (command, its arguments, what its one error line must hold)
