@@ -12,6 +12,11 @@ import sys
 import types
 from typing import Any
 
+from kit.cli import quiet_interrupts_at_start
+
+# first: Ctrl-C while a recipe or `python -m kit.*` still imports (torch, ...) is one line
+quiet_interrupts_at_start()
+
 __version__ = "0.1.0"
 
 # name -> module that defines it, or "module:attribute" where the top-level name differs from

@@ -22,10 +22,10 @@ import sys
 import threading
 import warnings
 from collections.abc import Callable, Iterator, Sequence
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from kit.errors import KIT_ERRORS
-from kit.io import OutputError
+from kit.io import OUTPUT_FIX, OutputError
 
 __all__ = [
     "DEBUG_ENV",
@@ -37,6 +37,7 @@ __all__ = [
     "add_debug_flag",
     "debug_requested",
     "error_text",
+    "quiet_interrupts_at_start",
     "run_cli",
     "warnings_as_lines",
 ]
@@ -123,6 +124,26 @@ def _quiet_stdout() -> None:
         pass
 
 
+def quiet_interrupts_at_start() -> None:
+    """Ctrl-C before a command's ``main`` runs (while Python imports torch, say) ends with one
+    line ``interrupted`` and exit code 130 instead of a traceback, as it does inside
+    :func:`run_cli`: ``sys.excepthook`` shows an uncaught KeyboardInterrupt so (Python then
+    exits with 130 itself). ``--debug`` or ``KIT_DEBUG=1`` keep the traceback; any other
+    exception goes to the hook that was there. ``import kit`` installs it, once."""
+    previous = sys.excepthook
+    if getattr(previous, "kit_quiet_interrupts", False):
+        return
+
+    def hook(kind: type[BaseException], value: BaseException, tb: Any) -> None:
+        if issubclass(kind, KeyboardInterrupt) and not debug_requested(sys.argv):
+            print("terminated" if issubclass(kind, Terminated) else "interrupted", file=sys.stderr)
+            return
+        previous(kind, value, tb)
+
+    hook.kit_quiet_interrupts = True  # type: ignore[attr-defined]
+    sys.excepthook = hook
+
+
 def run_cli(
     main: Callable[[list[str]], int | None],
     argv: Sequence[str] | None = None,
@@ -132,8 +153,9 @@ def run_cli(
     """Run ``main(argv)`` (``sys.argv[1:]`` when None) and return the process's exit code.
 
     ``output_fix``: the command's own way out of an unwritable output (``"pass another -o
-    PATH"``); it replaces the generic hint of an :class:`~kit.io.OutputError`, so the fix a
-    message suggests is a flag this command has.
+    PATH"``); it replaces the generic hint of an :class:`~kit.io.OutputError` (not the hint of
+    one whose writer knew better: the cache's ``--cache-dir``, a checkpoint's ``--resume``), so
+    the fix a message suggests is a flag this command has.
     """
     args = list(sys.argv[1:] if argv is None else argv)
     try:
@@ -147,7 +169,7 @@ def run_cli(
             return BROKEN_PIPE
         if debug_requested(args):
             raise
-        if isinstance(err, OutputError) and output_fix:
+        if isinstance(err, OutputError) and output_fix and err.fix == OUTPUT_FIX:
             err = err.with_fix(output_fix)
         print(f"error: {error_text(err)}", file=sys.stderr)
         return 2

@@ -14,7 +14,8 @@ Changes: pseudo_threshold
 python recipes/pseudo_label.py                       # stage 1 = the baseline, then stage 2
 python recipes/pseudo_label.py --pseudo-labels runs/<ts>_baseline_kfold   # stage 2 only
 python recipes/pseudo_label.py --pseudo-labels runs/<a>,runs/<b>          # their mean
-python recipes/pseudo_label.py --smoke               # seconds (every eval picture passes)
+python recipes/pseudo_label.py --smoke               # seconds (every eval picture passes,
+                                                     # unless --pseudo-threshold is given)
 python recipes/pseudo_label.py --pseudo-targets soft  # train on stage 1's probabilities
 
 An ensemble of other methods: write its test probabilities with
@@ -42,9 +43,14 @@ def main(argv: list[str] | None = None) -> None:
 
 def train(cfg: kit.Config) -> None:
     """Stage 1 (unless given) and stage 2, and how many eval pictures stage 2 trained on."""
-    if cfg.smoke:
+    if cfg.smoke and cfg.pseudo_threshold == config().pseudo_threshold:
         # two smoke epochs are never 95% sure: let every eval picture through to train on it
+        # (a threshold the user chose, by flag or config file, is kept)
         cfg = cfg.replace(pseudo_threshold=0.0)
+        print(
+            f"smoke: pseudo_threshold {config().pseudo_threshold} -> 0.0 (every eval picture); "
+            "pass --pseudo-threshold to keep one"
+        )
     if cfg.resume or cfg.pseudo_labels:
         kit.fit(cfg)
         return

@@ -488,3 +488,46 @@ def test_prepare_enlarges_with_the_weights_interpolation():
     np.testing.assert_array_equal(
         prepare(image, cfg), cv2.resize(image, (48, 64), interpolation=cv2.INTER_LINEAR)
     )
+
+
+@pytest.mark.parametrize("flips", [False, True], ids=["pictures", "mirror images"])
+@pytest.mark.parametrize(
+    "fix", [None, "pass another --cache-dir DIR (or --preview PNG), or free space"]
+)
+def test_a_full_disk_while_caching_suggests_the_cache_flags(
+    tmp_path, monkeypatch, flips, fix, capsys
+):
+    """The cache's own way out (--cache-dir elsewhere, --no-cache), not an output folder; a
+    command's generic fix does not replace it."""
+    import errno
+
+    from kit.cli import run_cli
+    from kit.data import _cache_write
+
+    real, calls = _cache_write._preallocate, []
+
+    def full(path):
+        calls.append(path)
+        if len(calls) == (2 if flips else 1):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real(path)
+
+    monkeypatch.setattr(_cache_write, "_preallocate", full)
+    picture = tmp_path / "a.png"
+    picture.write_bytes(b"x")
+
+    def build(argv):
+        build_cache(
+            [str(picture)],
+            lambda p: np.zeros((8, 8, 3), np.uint8),
+            size=(8, 8),
+            cache_dir=tmp_path / "cache",
+            progress=False,
+            flips=flips,
+        )
+
+    assert run_cli(build, [], output_fix=fix) == 2
+    err = capsys.readouterr().err
+    assert "the disk is full" in err and "--cache-dir DIR" in err and "(--no-cache)" in err
+    assert "choose another output folder" not in err and "--preview" not in err
+    assert not list((tmp_path / "cache").rglob("*.tmp"))

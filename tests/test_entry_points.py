@@ -17,6 +17,7 @@ import ast
 import hashlib
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from collections.abc import Callable
@@ -335,6 +336,49 @@ def test_kit_score_reads_submissions_as_spreadsheets_save_them(
         assert "1.0000" in out.out or "1.000" in out.out, out.out
 
 
+#: commands that read a data folder's train.csv -> their arguments against the data folder
+TRAIN_CSV_READERS: dict[str, Callable[[Path, Path], list[str]]] = {
+    "recipes/baseline.py": lambda d, out: [
+        *("--data-dir", str(d), "--output-dir", str(out), "--smoke"),
+    ],
+    "kit.faces": lambda d, out: [str(d), "--detector", "boxes", "--cache-dir", str(out)],
+    "kit.bench": lambda d, out: [
+        *("--data-dir", str(d), "--steps", "1", "--repeats", "1", "--json", str(out / "b.json")),
+    ],
+}
+
+
+def _train_csv_main(command: str) -> Callable[[list[str]], object]:
+    if command == "kit.bench":
+        from kit.bench.__main__ import main
+
+        return main
+    return _main_of(command)
+
+
+@pytest.mark.parametrize("command", list(TRAIN_CSV_READERS))
+def test_a_train_csv_in_a_legacy_code_page_is_one_error_line(
+    small_world: World, tmp_path: Path, command: str, capsys
+) -> None:
+    """Excel's plain "CSV" on Windows (Windows-1252): one line naming the file, the line of
+    the first byte that is not UTF-8 and the fix; nothing written."""
+    data = Path(shutil.copytree(small_world.good, tmp_path / "data"))
+    csv = data / "train" / "train.csv"
+    text = csv.read_text(encoding="utf-8").splitlines()
+    text[2] = text[2].replace("Asian", "Asiàn")
+    csv.write_bytes("\r\n".join(text).encode("cp1252"))
+    out = tmp_path / "out"
+    code = _exit_code(_train_csv_main(command), TRAIN_CSV_READERS[command](data, out))
+    captured = capsys.readouterr()
+    errors = [line for line in captured.err.splitlines() if line.startswith("error:")]
+    assert code == 2, captured.err[-3000:]
+    assert "Traceback" not in captured.err + captured.out
+    assert len(errors) == 1, errors
+    assert f"{csv} line 3: byte b'\\xe0' is not UTF-8 text" in errors[0]
+    assert 'save it as "CSV UTF-8"' in errors[0]
+    assert not out.exists() or not any(out.rglob("*.*")), "nothing may be written"
+
+
 # ---- configuration strings of the tools kit drives: one line naming the flag ------------------
 
 #: (command, its arguments, what its one error line must hold)
@@ -388,3 +432,37 @@ def test_a_bad_storage_url_or_tracker_uri_is_one_error_line_naming_the_flag(
     assert "Traceback" not in captured.err + captured.out
     assert len(errors) == 1 and fragment in errors[0], errors
     assert not out.exists() or not any(out.iterdir()), "nothing may be written"
+
+
+# ---- Ctrl-C during start-up ---------------------------------------------------------------------
+
+_INTERRUPTED_IMPORT = (
+    "import kit\n"
+    "import os, signal\n"
+    "os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C while the recipe still imports\n"
+    "import json\n"
+    "print('main ran')\n"
+)
+
+
+@pytest.mark.parametrize("debug", [False, True], ids=["plain", "KIT_DEBUG=1"])
+def test_ctrl_c_while_a_command_imports_is_one_line_and_exit_130(tmp_path, debug):
+    """A recipe's (or ``python -m kit.*``'s: ``import kit`` comes first there too) Ctrl-C
+    before its main runs: one ``interrupted`` line, code 130; ``--debug`` keeps the
+    traceback. A fresh interpreter (about 0.1 s: no torch), as only one shows this."""
+    recipe = tmp_path / "recipe.py"
+    recipe.write_text(_INTERRUPTED_IMPORT)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env.pop("KIT_DEBUG", None)
+    if debug:
+        env["KIT_DEBUG"] = "1"
+    proc = subprocess.run(
+        [sys.executable, str(recipe)], env=env, capture_output=True, text=True, timeout=60
+    )
+    # Python ends an uncaught Ctrl-C by SIGINT itself: a shell shows 130, subprocess -2
+    assert proc.returncode in (130, -signal.SIGINT), proc.stderr
+    assert "main ran" not in proc.stdout
+    if debug:
+        assert "Traceback" in proc.stderr and "KeyboardInterrupt" in proc.stderr
+    else:
+        assert proc.stderr == "interrupted\n"

@@ -14,6 +14,7 @@ import re
 import sys
 from pathlib import Path
 from types import ModuleType
+from typing import ClassVar
 
 import pytest
 
@@ -226,3 +227,34 @@ def test_the_custom_pipeline_recipe_of_docs_recipes_md_keeps_the_contract(
     path.write_text(found[2].replace("Changes: train_transform", "Changes: lr"), encoding="utf-8")
     with pytest.raises(AssertionError, match=r"changes \['train_transform'\] from the baseline"):
         _check_contract(path)
+
+
+@pytest.mark.parametrize(
+    ("argv", "threshold"),
+    [
+        (["--smoke"], 0.0),  # two smoke epochs are never 95% sure: every picture passes
+        (["--smoke", "--pseudo-threshold", "0.5"], 0.5),  # the user's threshold is kept
+        (["--smoke", "--pseudo-threshold=0.8", "--pseudo-labels", "x"], 0.8),
+        (["--pseudo-threshold", "0.7"], 0.7),
+    ],
+)
+def test_pseudo_label_smoke_keeps_the_users_threshold(
+    recipes_on_path, monkeypatch, capsys, argv, threshold
+):
+    recipe = _load(RECIPES / "pseudo_label.py")
+    seen: list[Config] = []
+
+    class Done:
+        run_dir = Path("stage1")
+        best_score = 0.5
+        summary: ClassVar[dict] = {"pseudo": {"n_pictures": 1, "n_eval": 1}}
+
+    def fit(cfg: Config) -> Done:
+        seen.append(cfg)
+        return Done()
+
+    monkeypatch.setattr(recipe.kit, "fit", fit)
+    recipe.main(argv)
+    assert seen and all(cfg.pseudo_threshold == threshold for cfg in seen)
+    said = "smoke: pseudo_threshold 0.95 -> 0.0" in capsys.readouterr().out
+    assert said == (threshold == 0.0)

@@ -32,6 +32,7 @@ from huggingface_hub import constants as hf_constants
 from PIL import Image
 from torch import nn
 
+import kit.data._cache_write as cache_write
 import kit.faces as kit_faces
 import kit.runfolder as rundir
 import kit.train.checkpoint as checkpoint
@@ -537,6 +538,18 @@ TRIGGERS: dict[str, Trigger] = {
         lambda: (
             c.mp.setattr(kio.tempfile, "mkstemp", _os_error(errno.EACCES)),
             kio.write_text(c.tmp / "x.txt", "x"),
+        )
+    ),
+    "cache-disk-full": lambda c: raised(
+        lambda: (
+            c.mp.setattr(cache_write, "_preallocate", _os_error(errno.ENOSPC)),
+            build_cache(
+                [str(_file(c, "a.jpg", "x"))],
+                lambda p: np.zeros((8, 8, 3), np.uint8),
+                size=(8, 8),
+                cache_dir=c.tmp / "cache",
+                progress=False,
+            ),
         )
     ),
     "cache-unwritable": lambda c: raised(

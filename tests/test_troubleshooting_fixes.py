@@ -234,6 +234,29 @@ def _cache(c: Ctx) -> tuple[str, str]:
     return before, after
 
 
+def _cache_disk_full(c: Ctx) -> tuple[str, str]:
+    """The disk under ``full/`` has no room: the cache elsewhere, or none, gets past it."""
+    from kit.data import _cache_write
+
+    real = _cache_write._preallocate
+
+    def preallocate(path: Path) -> None:
+        if str(c.tmp / "full") in str(path):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        real(path)
+
+    c.mp.setattr(_cache_write, "_preallocate", preallocate)
+    cfg = c.cfg(cache_dir=str(c.tmp / "full"))
+    splits = load_splits(cfg)
+    before = seen(lambda: RunPictures.for_run(cfg, splits, progress=False))
+    with_dir = parse_args(cfg, ["--cache-dir", str(c.tmp / "roomy")])
+    without = parse_args(cfg, ["--no-cache"])
+    after = seen(lambda: RunPictures.for_run(with_dir, splits, progress=False)) + seen(
+        lambda: RunPictures.for_run(without, splits, progress=False)
+    )
+    return before, after
+
+
 def _checkpoint(c: Ctx) -> tuple[str, str]:
     """A damaged best.pt is not fixed by a flag; --resume needs last.pt: it reads that one."""
     from kit.inference import predict
@@ -328,6 +351,7 @@ FIXES: dict[str, Callable[[Ctx], tuple[str, str]]] = {
     "output-file-in-way": _unwritable_output,
     "output-read-only": lambda c: _read_only(c),
     "cache-unwritable": _cache,
+    "cache-disk-full": _cache_disk_full,
     # ensembling and scoring: the command's own flags
     "needs-probs": lambda c: _cli(
         ensemble_main, [str(_member(c, "a")), str(_sub(c, [1] * 6))], ["--method", "hard"]

@@ -164,7 +164,7 @@ def write_images(
     step = max(1, workers) * 8
     bar = Progress("caching images", len(names), not progress, what="pictures", first_after=5)
     try:
-        with atomic_path(target) as tmp, bar, _mapper(workers, executor) as imap:
+        with _cache_fix(), atomic_path(target) as tmp, bar, _mapper(workers, executor) as imap:
             out = np.lib.format.open_memmap(tmp, "w+", dtype=np.uint8, shape=(len(names), *shape))
             _preallocate(tmp)
             for start in range(0, len(names), step):
@@ -176,6 +176,22 @@ def write_images(
             del out
     except _LoadError as carrier:
         raise carrier.error from carrier.error.__cause__
+
+
+#: What a cache that cannot be written suggests: the flags that move or skip it.
+CACHE_FIX = (
+    "pass a folder with room with --cache-dir DIR (Config.cache_dir), train without the cache "
+    "(--no-cache), or free space"
+)
+
+
+@contextlib.contextmanager
+def _cache_fix() -> Iterator[None]:
+    """An :class:`~kit.io.OutputError` raised inside suggests :data:`CACHE_FIX`."""
+    try:
+        yield
+    except OutputError as err:
+        raise err.with_fix(CACHE_FIX) from err.__cause__
 
 
 class _LoadError(Exception):
@@ -197,7 +213,7 @@ def _carried(results: Iterator[np.ndarray]) -> Iterator[np.ndarray]:
 def write_flips(source: Path, target: Path) -> None:
     """Write the left-right flip of every row of the ``.npy`` ``source`` to ``target``."""
     src = np.load(source, mmap_mode="r")
-    with atomic_path(target) as tmp:
+    with _cache_fix(), atomic_path(target) as tmp:
         out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=src.shape)
         _preallocate(tmp)
         for start in range(0, len(src), _CHUNK):
