@@ -24,7 +24,7 @@ from kit.cli import add_debug_flag
 from kit.errors import ConfigError
 from kit.registry import help_lines
 
-__all__ = ["OTHER", "build_parser", "namespace_changes", "sections"]
+__all__ = ["OTHER", "build_parser", "flag_converter", "namespace_changes", "sections"]
 
 _EXTRA = ("config", "save_config", "debug", "estimate", "find_lr")
 #: The description of a parser built without one.
@@ -97,12 +97,14 @@ def build_parser(base: Any, description: str | None = None) -> argparse.Argument
             group.add_argument(
                 flag,
                 nargs=len(elems),
-                type=_converter(elems[0]),
+                type=flag_converter(elems[0]),
                 metavar=tuple(type_name(e).upper() for e in elems),
                 help=help_text,
             )
         else:
-            group.add_argument(flag, type=_converter(hint), metavar=_metavar(hint), help=help_text)
+            group.add_argument(
+                flag, type=flag_converter(hint), metavar=_metavar(hint), help=help_text
+            )
     return parser
 
 
@@ -186,7 +188,7 @@ def _metavar(hint: Any) -> str:
     return _METAVARS.get(get_origin(hint) or hint, type_name(hint).upper())
 
 
-def _converter(hint: Any) -> Callable[[str], Any]:
+def flag_converter(hint: Any) -> Callable[[str], Any]:
     """A function str -> value of type ``hint`` raising ArgumentTypeError with the type named."""
 
     def convert(text: str) -> Any:
