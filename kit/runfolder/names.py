@@ -29,6 +29,7 @@ __all__ = [
     "REFIT",
     "RUN_FILES",
     "SCORE_COLUMNS",
+    "SOURCE_FILES",
     "STATUS",
     "SUBMISSION",
     "SUBMISSION_COLUMNS",
@@ -82,6 +83,9 @@ CODE_DIR = "code"
 #: importable file: it defines and registers at import, and runs the rest as a script.
 NOTEBOOK = "notebook.py"
 EXTRA_FILES = (RECIPE, GIT_DIFF, VAL_MISTAKES, PSEUDO_LABELS, REFIT, TRAIN_TRANSFORM, NOTEBOOK)
+#: The run's own code, each an importable Python file: importing it registers again what the
+#: run's recipe or notebook registered (a model, head, loss, preset) without training.
+SOURCE_FILES = (RECIPE, NOTEBOOK)
 #: A K-fold parent's own files: its fold runs hold metrics.csv, the checkpoints, the pictures.
 KFOLD_PARENT_FILES = tuple(
     f for f in RUN_FILES if f not in (METRICS, LAST, BEST, CURVES_PNG, VAL_CONFUSION)
