@@ -63,8 +63,8 @@ def predict(
     stored face boxes of the run's data folder, :func:`kit.train.data.frame_loader`).
     """
     if not isinstance(model_or_run_dir, nn.Module):  # the views the run's recipe registered
-        run_cfg = Config.from_dict(read_config(model_or_run_dir, missing_ok=False))
-        ensure_run_code(model_or_run_dir, run_cfg)
+        saved = read_config(model_or_run_dir)  # {} without one: best.pt's absence says more
+        ensure_run_code(model_or_run_dir, Config.from_dict(saved))
     TTA.check(tta)  # an unknown view fails before a model is loaded
     if isinstance(model_or_run_dir, nn.Module):
         if cfg is None:
