@@ -76,6 +76,7 @@ _EXPORTS: dict[str, str] = {
     **dict.fromkeys(["create_model", "register_head", "register_model", "to_probs"], "kit.models"),
     **dict.fromkeys(["PRESETS", "build_transforms", "normalization"], "kit.transforms"),
     "to_model_input": "kit.model_input",
+    "build_optimizer": "kit.optim",
     **dict.fromkeys(["DEVICE_AUGS", "create_device_aug"], "kit.device_aug"),
     **dict.fromkeys(["TTA", "tta_views"], "kit.tta"),
     **dict.fromkeys(["MIXES", "MIX_PAIRS", "build_mixer"], "kit.mixing"),

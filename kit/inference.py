@@ -20,7 +20,7 @@ from torch import nn
 from kit.config import Config, saved_config
 from kit.device import resolve_device
 from kit.models import create_model
-from kit.runfolder import BEST, ensure_run_code
+from kit.runfolder import BEST, ensure_run_code, read_config
 from kit.train.checkpoint import load
 from kit.train.loop import predict_frame
 from kit.tta import TTA
@@ -62,6 +62,9 @@ def predict(
     ``ImageCache``); by default every file is decoded and prepared (a face crop around the
     stored face boxes of the run's data folder, :func:`kit.train.data.frame_loader`).
     """
+    if not isinstance(model_or_run_dir, nn.Module):  # the views the run's recipe registered
+        saved = read_config(model_or_run_dir)  # {} without one: best.pt's absence says more
+        ensure_run_code(model_or_run_dir, Config.from_dict(saved))
     TTA.check(tta)  # an unknown view fails before a model is loaded
     if isinstance(model_or_run_dir, nn.Module):
         if cfg is None:

@@ -42,7 +42,9 @@ from kit.runfolder import (
     BEST,
     REFIT,
     SUBMISSION,
+    ensure_run_code,
     fold_run_dirs,
+    load_run_code,
     read_config,
     read_summary,
     write_probs,
@@ -216,12 +218,19 @@ def _parser() -> argparse.ArgumentParser:
 
 def _main(argv: Sequence[str]) -> int:
     args = _parser().parse_args(argv)
-    if args.tta is not None:
-        from kit.tta import TTA  # torch: after the command line parsed
-
-        TTA.check(args.tta)  # an unknown view fails before any work
     run_dir = Path(args.run)
     members = run_members(run_dir)  # before any picture is read
+    for member in members:  # what the run's recipe registered (a head, a TTA view, ...)
+        ensure_run_code(member, Config.from_dict(read_config(member, missing_ok=False)))
+    if args.tta is not None:  # an unknown view fails before any picture is read
+        from kit.tta import TTA  # torch: after the command line parsed
+
+        try:
+            TTA.check(args.tta)
+        except ValueError:  # perhaps a view the run's code registers, its config not naming it
+            for member in members:
+                load_run_code(member)
+            TTA.check(args.tta)
     source = Path(args.data_dir) if args.data_dir else _default_source(members[0])
     frame = read_inputs(source)
     cfg = Config(device=args.device, eval_batch_size=args.batch_size, workers="auto")

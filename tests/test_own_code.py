@@ -162,3 +162,39 @@ def test_a_tune_trial_predicts_in_a_fresh_process(world):
     (trial,) = [p for p in out.iterdir() if (p / "best.pt").is_file()]
     assert (trial / "code" / "kit_recipe_poly_loss.py").is_file()
     world.python("-m", "kit.predict", str(trial), "-o", str(world.root / "trial.csv"))
+
+
+_VIEW_RECIPE = '''"""A TTA view and a preset of this file's own."""
+
+import albumentations as A
+
+import kit
+
+kit.TTA.register("mirror_twice", lambda x: [x, x.flip(3), x.flip(3).flip(3)])
+kit.PRESETS.register("light_blur", lambda cfg: [A.Blur(blur_limit=3, p=0.5)])
+
+
+def config() -> kit.Config:
+    return kit.Config(name="own_views", tta="mirror_twice", preset="light_blur")
+
+
+if __name__ == "__main__":
+    kit.main(config())
+'''
+
+
+def test_a_recipes_own_tta_view_and_preset_predict_in_a_fresh_process(world):
+    recipe = world.root / "elsewhere" / "own_views.py"
+    recipe.parent.mkdir()
+    recipe.write_text(_VIEW_RECIPE)
+    out = world.root / "views"
+    world.python(str(recipe), "--smoke", "--output-dir", str(out))
+    (run,) = [p for p in out.iterdir() if p.is_dir()]
+    pieces = json.loads((run / "env.json").read_text())["code"]
+    assert {(p["kind"], p["name"]) for p in pieces} == {
+        ("preset", "light_blur"),
+        ("tta", "mirror_twice"),
+    }
+    world.python("-m", "kit.predict", str(run), "-o", str(world.root / "views.csv"))
+    proc = world.python("-m", "kit.predict", str(run), "--tta", "mirror_twice+hflip", "-o", "x.csv")
+    assert "wrote" in proc.stdout

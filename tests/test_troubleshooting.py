@@ -68,6 +68,7 @@ from kit.tune.__main__ import main as tune_main
 from kit.tune.space import parse_space
 from tests._after_training_triggers import AFTER_TRAINING
 from tests._day_one_triggers import DAY_ONE
+from tests._own_code_triggers import OWN_CODE
 from tests._runfolders import Preds, RunSpec, one_hot_probs, summary, write_run
 from tests._technique_triggers import TECHNIQUES
 from tests._triggers import logged, printed, raised, warned
@@ -746,6 +747,7 @@ TRIGGERS: dict[str, Trigger] = {
 TRIGGERS.update(AFTER_TRAINING)  # calibration, stacking, per-task merge, label-noise finder
 TRIGGERS.update(TECHNIQUES)  # mixing, boundary ages, EMA, logit adjustment, refit, TTA
 TRIGGERS.update(DAY_ONE)  # the environment: torch and torchvision of different builds
+TRIGGERS.update(OWN_CODE)  # model sources, optimizers, a run's own code
 
 RECIPE = str(ROOT / "recipes" / "baseline.py")
 
