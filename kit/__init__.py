@@ -87,7 +87,7 @@ _EXPORTS: dict[str, str] = {
     **dict.fromkeys(["ConfigError", "KitError", "UserCodeError"], "kit.errors"),
     "run_cli": "kit.cli",
     **dict.fromkeys(["Registry", "UnknownName", "get_registry"], "kit.registry"),
-    **dict.fromkeys(["create_model", "register_head", "to_probs"], "kit.models"),
+    **dict.fromkeys(["create_model", "register_head", "register_model", "to_probs"], "kit.models"),
     **dict.fromkeys(["PRESETS", "build_transforms", "normalization"], "kit.transforms"),
     "to_model_input": "kit.model_input",
     **dict.fromkeys(["DEVICE_AUGS", "create_device_aug"], "kit.device_aug"),
@@ -150,3 +150,6 @@ class _Facade(types.ModuleType):
 
 
 sys.modules[__name__].__class__ = _Facade
+
+# a torchvision of another torch build fails on import with one line, not a timm traceback
+importlib.import_module("kit.torch_build").guard_torchvision_import()

@@ -20,6 +20,8 @@ from kit.registry import REGISTRIES, did_you_mean
 
 __all__ = ["check", "check_folds", "check_registries", "parse_age_ranges", "parse_folds"]
 __all__ += ["pretrained_cfg", "weights_name"]
+__all__ += ["TORCHVISION", "check_model_name", "registered_model"]
+__all__ += ["torchvision_name", "torchvision_weights"]
 
 _Check = tuple[Callable[[Any], bool], str]
 #: field -> (predicate, what is expected); None values skip the check.
@@ -35,6 +37,9 @@ _RANGES: dict[str, _Check] = {
     "lr": (lambda v: v > 0, "a number > 0"),
     "weight_decay": (lambda v: v >= 0, "a number >= 0"),
     "momentum": (lambda v: 0 <= v < 1, "a number in [0, 1)"),
+    "layer_decay": (lambda v: 0 < v <= 1, "a factor in (0, 1], e.g. 0.8, or none"),
+    "backbone_lr_scale": (lambda v: v > 0, "a number > 0, e.g. 0.1 (1 = the head's rate)"),
+    "freeze_epochs": (lambda v: v >= 0, "an integer >= 0 (0 = off)"),
     "warmup_epochs": (lambda v: v >= 0, "a number >= 0"),
     "epochs": (lambda v: v >= 1, "an integer >= 1"),
     "batch_size": (lambda v: v >= 1, "an integer >= 1"),
@@ -77,6 +82,12 @@ def check(cfg: Any) -> None:
     if cfg.fold is not None and cfg.fold >= cfg.n_folds:
         raise ConfigError(f"config field 'fold' is {cfg.fold}; expected 0..{cfg.n_folds - 1}")
     check_folds(cfg)
+    if cfg.freeze_epochs >= cfg.epochs:
+        raise ValueError(
+            f"config field 'freeze_epochs' is {cfg.freeze_epochs} with epochs {cfg.epochs}: the "
+            f"backbone would never train; use fewer head-only epochs than epochs, e.g. "
+            f"--freeze-epochs {max(0, min(1, cfg.epochs - 1))}"
+        )
     if cfg.drop_ages is not None:
         parse_age_ranges(cfg.drop_ages)
     if cfg.refit != "none" and cfg.folds is not None:
@@ -92,10 +103,18 @@ def check(cfg: Any) -> None:
             "--crop-mode center or face, or --crop-mix 0"
         )
     check_registries(cfg, require=False)
-    _check_model(cfg.model)
+    check_model_name(cfg.model)
     if cfg.pretrained_file is not None and not Path(cfg.pretrained_file).is_file():
         raise ConfigError(f"config field 'pretrained_file': {cfg.pretrained_file} does not exist")
-    if cfg.pretrained_tag is not None:
+    if cfg.pretrained_tag is not None and torchvision_name(cfg.model) is not None:
+        torchvision_weights(cfg.model, cfg.pretrained_tag)  # an unknown tag names the valid ones
+    elif cfg.pretrained_tag is not None and registered_model(cfg.model) is not None:
+        raise ConfigError(
+            f"config field 'pretrained_tag' is {cfg.pretrained_tag!r}, but model {cfg.model!r} "
+            "is registered with kit.register_model: its factory picks its own weights; leave "
+            "--pretrained-tag out"
+        )
+    elif cfg.pretrained_tag is not None:
         pretrained_cfg(cfg)  # an unknown tag names the valid ones
     _check_device(cfg.device)
 
@@ -190,15 +209,66 @@ def _check_device(name: str) -> None:
         raise ConfigError(f"config field 'device' is {name!r} but torch sees no CUDA GPU; use auto")
 
 
-def _check_model(name: str) -> None:
+#: ``--model torchvision/<name>``: a model of ``torchvision.models.list_models()``, with
+#: torchvision's own weights (``--pretrained``) and their normalisation.
+TORCHVISION = "torchvision/"
+
+
+def torchvision_name(model: str) -> str | None:
+    """The torchvision name of a ``torchvision/<name>`` model, else None."""
+    return model[len(TORCHVISION) :] if model.startswith(TORCHVISION) else None
+
+
+def registered_model(model: str) -> Any:
+    """The entry ``kit.register_model`` made for ``model``, or None (timm or torchvision)."""
+    registry = REGISTRIES.get("model")
+    return registry.get(model) if registry is not None and model in registry else None
+
+
+def check_model_name(name: str) -> None:
+    """ValueError unless ``name`` is a timm model, ``torchvision/<name>`` or registered with
+    ``kit.register_model``, naming the close ones."""
+    tv = torchvision_name(name)
+    if tv is not None:
+        from torchvision import models  # slow to import: only for a torchvision model
+
+        valid = models.list_models(module=models)  # the classification models
+        if tv not in valid:
+            close = did_you_mean(name, [TORCHVISION + v for v in valid], n=3)
+            raise ValueError(
+                f"config field 'model' is {name!r}, which is not a torchvision classification "
+                f'model{close}. List names with: python -c "import torchvision; '
+                f'print(torchvision.models.list_models(torchvision.models))"'
+            )
+        return
+    if registered_model(name) is not None:
+        return
     import timm  # slow to import: only when a config is checked
 
     if not timm.is_model(name):
-        close = did_you_mean(name, timm.list_models(), n=3)
+        registry = REGISTRIES.get("model")
+        close = did_you_mean(name, [*timm.list_models(), *(registry or ())], n=3)
         raise ConfigError(
-            f"config field 'model' is {name!r}, which is not a timm model{close}. "
-            f"List names with: python -c \"import timm; print(timm.list_models('*{name[:6]}*'))\""
+            f"config field 'model' is {name!r}, which is not a timm model{close}, nor "
+            f"torchvision/<name>, nor one registered with kit.register_model. List names "
+            f"with: python -c \"import timm; print(timm.list_models('*{name[:6]}*'))\""
         )
+
+
+def torchvision_weights(model: str, tag: str | None = None) -> Any:
+    """torchvision's weights of ``torchvision/<name>`` ``model``: the member ``tag`` of its
+    weights enum (e.g. ``IMAGENET1K_V2``), by default ``DEFAULT``; ValueError listing them."""
+    from torchvision.models import get_model_weights
+
+    name = torchvision_name(model)
+    enum = get_model_weights(name)
+    try:
+        return enum[tag or "DEFAULT"]
+    except KeyError:
+        raise ValueError(
+            f"config field 'pretrained_tag': torchvision has no weights {tag!r} for {name!r}; "
+            f"its weights: {[w.name for w in enum]}"
+        ) from None
 
 
 def weights_name(model: str, tag: str | None = None) -> str:

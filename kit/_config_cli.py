@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import inspect
+import re
 import types
 from collections.abc import Callable
 from typing import Any, Union, get_args, get_origin, get_type_hints
@@ -20,46 +22,97 @@ from kit import cli
 from kit._config_types import type_name
 from kit.cli import add_debug_flag
 from kit.errors import ConfigError
-from kit.registry import REGISTRIES
+from kit.registry import help_lines
 
-__all__ = ["build_parser", "namespace_changes"]
+__all__ = ["OTHER", "build_parser", "flag_converter", "namespace_changes", "sections"]
 
-_EXTRA = ("config", "save_config", "debug")
+_EXTRA = ("config", "save_config", "debug", "estimate", "find_lr")
+#: The description of a parser built without one.
+DESCRIPTION = "Train a model."
+_PRECEDENCE = (
+    "Every field of kit.Config is an option, grouped as in docs/configuration.md; precedence: "
+    "recipe < --config FILE < flags."
+)
+#: a section heading: a short lower-case comment on its own line at the fields' indent.
+_SECTION = re.compile(r"^    # ([a-z][a-z ]{0,30})$")
+_FIELD = re.compile(r"^    (\w+)\s*:")
+#: the section of a field under no heading
+OTHER = "other"
 
 
-def build_parser(base: Any) -> argparse.ArgumentParser:
-    """A parser with one option per field of ``base``; unset options stay out of the result."""
+def build_parser(base: Any, description: str | None = None) -> argparse.ArgumentParser:
+    """A parser with one option per field of ``base``, in one group per section of the Config
+    (its ``# comment`` headings); unset options stay out of the result. ``description`` (a
+    recipe's: what it does, needs and costs) opens ``--help``."""
     parser = cli.ArgumentParser(
-        description="Train a model. Every field of kit.Config is an option; "
-        "precedence: recipe < --config FILE < flags.",
+        # the one-line usage: the description comes first, the ~90 options follow in groups
+        usage="%(prog)s [-h] [--config FILE] [--save-config FILE] [--debug] [--FIELD VALUE ...]",
+        description=f"{description or DESCRIPTION}\n\n{_PRECEDENCE}",
         argument_default=argparse.SUPPRESS,
+        formatter_class=_HelpFormatter,
     )
     parser.add_argument("--config", metavar="FILE", default=None, help="YAML/JSON config file")
     parser.add_argument(
         "--save-config", metavar="FILE", default=None, help="write the resolved config and exit"
     )
+    parser.add_argument(
+        "--estimate",
+        nargs="?",
+        const=0,
+        type=_count,
+        metavar="PICTURES",
+        default=None,
+        help="measure instead of train: time the face boxes, cache, training steps and TTA "
+        "inference on a sample of PICTURES (default 300, 48 with --smoke) at these settings and "
+        "print each stage's projected time, peak GPU memory and the cache's disk; no run folder",
+    )
+    parser.add_argument(
+        "--find-lr",
+        nargs="?",
+        const=0,
+        type=_count,
+        metavar="STEPS",
+        default=None,
+        help="learning-rate range test instead of training: STEPS steps (default 200, 30 with "
+        "--smoke) with the lr growing exponentially until the loss blows up; writes "
+        "lr_find/<name>.png and prints a suggested --lr; no run folder",
+    )
     add_debug_flag(parser)
     hints = get_type_hints(type(base))
+    by_field, groups = sections(type(base)), {}
     for f in dataclasses.fields(base):
+        section = by_field.get(f.name, OTHER)
+        if section not in groups:
+            groups[section] = parser.add_argument_group(section)
+        group = groups[section]
         hint = hints[f.name]
         default = getattr(base, f.name)
         help_text = f"{f.metadata.get('help', '')} [{type_name(hint)}; default: {_show(default)}]"
         help_text += _registered(f.metadata.get("registry"))
         flag = "--" + f.name.replace("_", "-")
         if hint is bool:
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction, help=help_text)
+            group.add_argument(flag, action=argparse.BooleanOptionalAction, help=help_text)
         elif get_origin(hint) is tuple:
             elems = get_args(hint)
-            parser.add_argument(
+            group.add_argument(
                 flag,
                 nargs=len(elems),
-                type=_converter(elems[0]),
+                type=flag_converter(elems[0]),
                 metavar=tuple(type_name(e).upper() for e in elems),
                 help=help_text,
             )
         else:
-            parser.add_argument(flag, type=_converter(hint), metavar=_metavar(hint), help=help_text)
+            group.add_argument(
+                flag, type=flag_converter(hint), metavar=_metavar(hint), help=help_text
+            )
     return parser
+
+
+def _count(text: str) -> int:
+    """An integer >= 1 (``--estimate 300``, ``--find-lr 400``)."""
+    if not (text.isascii() and text.isdigit()) or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
+    return int(text)
 
 
 def namespace_changes(ns: argparse.Namespace, config_type: type) -> dict[str, Any]:
@@ -72,13 +125,49 @@ def namespace_changes(ns: argparse.Namespace, config_type: type) -> dict[str, An
     }
 
 
+def sections(config_cls: type) -> dict[str, str]:
+    """field -> the ``# comment`` heading above it in the body of the class that declares it
+    (``Config``'s fields are declared in a base class), ``other`` if none."""
+    out: dict[str, str] = {}
+    for cls in reversed([c for c in config_cls.__mro__ if dataclasses.is_dataclass(c)]):
+        try:
+            lines, _ = inspect.getsourcelines(cls)
+        except (OSError, TypeError):  # no source (frozen or interactive): one flat table
+            continue
+        current = OTHER
+        for line in lines:
+            if match := _SECTION.match(line):
+                current = match[1]
+            elif match := _FIELD.match(line):
+                out.setdefault(match[1], current)
+    return out
+
+
 def _registered(kind: str | None) -> str:
-    """`` Registered: a, b.`` for the registry of ``kind`` if it is loaded, else ``""``."""
-    registry = REGISTRIES.get(kind) if kind else None
-    if registry is None:
+    """What the registry of ``kind`` holds: `` Registered: a, b.`` when its entries are bare
+    names, else one line per entry (``base: no augmentation``); ``""`` without a kind."""
+    lines = help_lines(kind) if kind else []
+    if not lines:
         return ""
-    # argparse %-formats help texts
-    return f" Registered: {', '.join(registry.describe())}.".replace("%", "%%")
+    if all(line.isidentifier() for line in lines):
+        text = f" Registered: {', '.join(lines)}."
+    else:
+        text = "".join(f"\n- {line}" for line in lines)
+    return text.replace("%", "%%")  # argparse %-formats help texts
+
+
+class _HelpFormatter(argparse.HelpFormatter):
+    """argparse's help, but a line break in a help text or the description stays one (a
+    registry's entries are listed one per line); each line is still wrapped to the terminal."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        fill = super()._fill_text  # the hook of argparse's own RawDescriptionHelpFormatter
+        return "\n".join(fill(line, width, indent) for line in text.splitlines())
+
+    def _split_lines(self, text: str, width: int) -> list[str]:
+        # _split_lines is the hook argparse's own RawTextHelpFormatter overrides
+        split = super()._split_lines  # (super() does not work inside a comprehension)
+        return [out for line in text.splitlines() for out in split(line, width)]
 
 
 def _show(value: Any) -> str:
@@ -99,7 +188,7 @@ def _metavar(hint: Any) -> str:
     return _METAVARS.get(get_origin(hint) or hint, type_name(hint).upper())
 
 
-def _converter(hint: Any) -> Callable[[str], Any]:
+def flag_converter(hint: Any) -> Callable[[str], Any]:
     """A function str -> value of type ``hint`` raising ArgumentTypeError with the type named."""
 
     def convert(text: str) -> Any:

@@ -94,10 +94,21 @@ class Fields:
         "probabilities)",
         registry="pseudo_targets",
     )
-    seed: int = _f(42, "seed of the split, the model init, shuffling and augmentation", split=True)
+    seed: int = _f(
+        42,
+        "seed of the model init, shuffling, augmentation and (unless split_seed) the split",
+        split=True,
+    )
+    split_seed: int | None = _f(
+        None, "seed of the split alone (which people validate); none = --seed", split=True
+    )
     deterministic: bool = _f(True, "deterministic torch algorithms (same config = same result)")
     # model
-    model: str = _f("resnet10t", "timm model name (see timm.list_models())")
+    model: str = _f(
+        "resnet10t",
+        "timm model name (timm.list_models()), torchvision/<name> (e.g. torchvision/resnet18) "
+        "or a model registered with kit.register_model",
+    )
     head: str = _f(
         "single",
         "single (18-way), multi (mask/gender/age), one task (mask, gender, age) or a registered "
@@ -134,10 +145,23 @@ class Fields:
     head_weights: dict[str, float] | None = _f(None, "multi-head loss weights, e.g. age=2")  # noqa: RUF009
     loss_kwargs: dict[str, Any] = _f({}, "extra loss arguments, e.g. gamma=2,smoothing=0.1")  # noqa: RUF009
     # optimisation
-    optimizer: str = _f("adamw", "adamw or sgd", registry="optimizer")
+    optimizer: str = _f(
+        "adamw",
+        "any timm optimizer (timm.optim.list_optimizers()), e.g. adamw, sgd, lion, lamb",
+        registry="optimizer",
+    )
     lr: float = _f(3e-3, "peak learning rate")
     weight_decay: float = _f(1e-4, "weight decay")
     momentum: float = _f(0.9, "SGD momentum")
+    layer_decay: float | None = _f(
+        None, "layer-wise lr decay: each backbone block at this times the rate above, e.g. 0.8"
+    )
+    backbone_lr_scale: float = _f(
+        1.0, "backbone learning rate as a fraction of --lr (the head trains at --lr), e.g. 0.1"
+    )
+    freeze_epochs: int = _f(
+        0, "head-only epochs first (backbone frozen), then everything (fastai's fine_tune)"
+    )
     scheduler: str = _f(
         "cosine", "cosine, step, plateau or none (all after warmup)", registry="scheduler"
     )
@@ -242,7 +266,7 @@ class Fields:
     )
     face_detector: str = _f(
         "skimage",
-        "face crop: skimage, opencv, boxes (a CSV) or a registered one",
+        "face crop: skimage, opencv, mtcnn, boxes (a CSV) or a registered one",
         registry="face_detector",
     )
     face_boxes: str | None = _f(

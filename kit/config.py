@@ -96,6 +96,7 @@ class Config(Fields):
             workers=0,
             early_stopping=0,
             refit_epochs=min(self.refit_epochs, 1),
+            freeze_epochs=min(self.freeze_epochs, 1),
         )
 
 

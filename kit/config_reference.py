@@ -9,13 +9,11 @@ fields in the class body.
 from __future__ import annotations
 
 import dataclasses
-import inspect
-import re
 import sys
 from typing import Any, get_type_hints
 
 from kit import cli
-from kit._config_cli import build_parser
+from kit._config_cli import OTHER, build_parser, sections
 from kit._config_types import type_name
 from kit.config import Config
 
@@ -46,6 +44,8 @@ From lowest to highest precedence:
 `--resume RUN_DIR` starts from that run's saved `config.json` instead of the recipe (flags
 still override it). `--save-config FILE` writes the resolved config and exits, so
 `python recipes/baseline.py --lr 0.001 --save-config my.yaml` starts a config file of your own.
+`--estimate` and `--find-lr` measure the run instead of training it (each stage's time; a
+learning-rate range test; [speed.md](speed.md#what-a-run-will-cost---estimate)).
 `--help` prints every flag with its default.
 
 ## Writing values
@@ -83,10 +83,6 @@ chain.
 """
 
 _TABLE_HEAD = "| field | flag | type | default | meaning |\n| --- | --- | --- | --- | --- |"
-#: a section heading: a short lower-case comment on its own line at the fields' indent.
-_SECTION = re.compile(r"^    # ([a-z][a-z ]{0,30})$")
-_FIELD = re.compile(r"^    (\w+)\s*:")
-_OTHER = "other"
 
 
 def _flags(config_cls: type) -> dict[str, str]:
@@ -94,7 +90,13 @@ def _flags(config_cls: type) -> dict[str, str]:
     out: dict[str, str] = {}
     # argparse has no public list of its options; _actions is stable since Python 3.2.
     for action in build_parser(config_cls())._actions:
-        if not action.option_strings or action.dest in ("help", "config", "save_config"):
+        if not action.option_strings or action.dest in (
+            "help",
+            "config",
+            "save_config",
+            "estimate",
+            "find_lr",
+        ):
             continue
         if action.nargs == 0:  # --amp / --no-amp
             out[action.dest] = " / ".join(f"`{s}`" for s in action.option_strings)
@@ -102,24 +104,6 @@ def _flags(config_cls: type) -> dict[str, str]:
         meta = action.metavar
         values = " ".join(meta) if isinstance(meta, tuple) else str(meta)
         out[action.dest] = f"`{action.option_strings[0]} {values}`"
-    return out
-
-
-def _sections(config_cls: type) -> dict[str, str]:
-    """field -> the ``# comment`` heading above it in the body of the class that declares it
-    (``Config``'s fields are declared in a base class), ``other`` if none."""
-    out: dict[str, str] = {}
-    for cls in reversed([c for c in config_cls.__mro__ if dataclasses.is_dataclass(c)]):
-        try:
-            lines, _ = inspect.getsourcelines(cls)
-        except (OSError, TypeError):  # no source (frozen or interactive): one flat table
-            continue
-        current = _OTHER
-        for line in lines:
-            if match := _SECTION.match(line):
-                current = match[1]
-            elif match := _FIELD.match(line):
-                out.setdefault(match[1], current)
     return out
 
 
@@ -139,7 +123,7 @@ def field_rows(config_cls: type = Config) -> list[dict[str, str]]:
     """One row per dataclass field: field, flag, type, default, help, section."""
     hints = get_type_hints(config_cls)
     defaults = config_cls()
-    flags, sections = _flags(config_cls), _sections(config_cls)
+    flags, by_field = _flags(config_cls), sections(config_cls)
     return [
         {
             "field": f.name,
@@ -147,7 +131,7 @@ def field_rows(config_cls: type = Config) -> list[dict[str, str]]:
             "type": type_name(hints[f.name]),
             "default": repr(getattr(defaults, f.name)),
             "help": f.metadata.get("help", ""),
-            "section": sections.get(f.name, _OTHER),
+            "section": by_field.get(f.name, OTHER),
         }
         for f in dataclasses.fields(config_cls)
     ]

@@ -15,6 +15,8 @@ built-in type callers already catch (``ValueError``, ``OSError``, ...)::
     ├── WeightsUnavailable (ValueError) pretrained weights neither cached nor downloadable
     ├── OutputError (OSError)           an output that cannot be written (kit.io)
     ├── UserCodeError (RuntimeError)    a piece the user registered failed (kit.registry)
+    ├── NotReCreatable (ValueError)     a run's recorded transform cannot be rebuilt
+    ├── BuildMismatch (ImportError)     torchvision cannot load beside this torch
     ├── RunBusyError (RuntimeError)     a run folder another live process is writing
     └── TrainingDiverged (FloatingPointError)  the loss became NaN or infinite
 

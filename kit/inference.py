@@ -20,7 +20,7 @@ from torch import nn
 from kit.config import Config, saved_config
 from kit.device import resolve_device
 from kit.models import create_model
-from kit.runfolder import BEST
+from kit.runfolder import BEST, ensure_run_code
 from kit.train.checkpoint import load
 from kit.train.loop import predict_frame
 from kit.tta import TTA
@@ -35,6 +35,7 @@ def load_run_model(
     ``weights``: ``refit.pt``, the weights a refit run's submission used)."""
     ckpt = load(Path(run_dir) / weights, map_location=device)
     cfg = Config.from_dict(saved_config(ckpt["config"]))
+    ensure_run_code(run_dir, cfg)  # the model, head, ... the run's recipe registered
     # the trained weights replace any starting weights, so the file is not needed any more
     model = create_model(cfg.replace(pretrained=False, pretrained_file=None))
     model.load_state_dict(ckpt["model"])

@@ -3,8 +3,11 @@ the optimizer and the learning-rate scheduler (built with timm's factories and c
 :class:`Parts` that train together (model, optimizer, scheduler, gradient scaler, weight
 average) and the refit schedules :data:`REFITS` (what trains after validation).
 
-Registries :data:`OPTIMIZERS` and :data:`SCHEDULERS` hold the names ``cfg.optimizer`` and
-``cfg.scheduler`` accept. Schedulers are timm schedulers stepped per optimizer update
+``cfg.optimizer`` is any timm optimizer name (``create_optimizer_v2``; :data:`OPTIMIZERS` adds
+one's own), over the parameter groups of ``cfg.layer_decay`` and ``cfg.backbone_lr_scale``
+(:func:`param_groups`); ``cfg.freeze_epochs`` trains the head alone first
+(:func:`freeze_backbone`). :data:`SCHEDULERS` holds the names ``cfg.scheduler`` accepts.
+Schedulers are timm schedulers stepped per optimizer update
 (``step_update(num_updates)``, after gradient accumulation) with a linear warmup of
 ``cfg.warmup_epochs`` (fractions allowed), and told the validation macro F1 at every epoch end
 (``step(epoch, metric)``; only ``plateau`` listens). Their state goes into ``last.pt``.
@@ -18,7 +21,12 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import torch
-from timm.optim import create_optimizer_v2
+from timm.optim import (
+    create_optimizer_v2,
+    list_optimizers,
+    param_groups_layer_decay,
+    param_groups_weight_decay,
+)
 from timm.scheduler import CosineLRScheduler, StepLRScheduler
 from timm.scheduler.scheduler import Scheduler
 from timm.utils import ModelEmaV3
@@ -26,34 +34,97 @@ from torch import nn
 
 from kit.config import Config
 from kit.device import pick_amp
-from kit.registry import Registry
+from kit.registry import Registry, UnknownName, did_you_mean
 
 __all__ = ["OPTIMIZERS", "REFITS", "SCHEDULERS", "Parts", "RefitSpec", "SchedulerSpec"]
+__all__ += ["backbone_and_head", "freeze_backbone", "optimizer_names", "param_groups"]
 __all__ += ["build_optimizer", "build_parts", "build_scheduler", "check_scheduler_kwargs"]
 __all__ += ["epoch_steps", "optimizer_steps"]
 
 
-#: optimizer name -> builder(model, cfg). timm puts biases and norm weights (1-d parameters)
-#: in a group without weight decay (``filter_bias_and_bn``).
-OPTIMIZERS: Registry[Callable[[nn.Module, Any], torch.optim.Optimizer]] = Registry("optimizer")
+def _check_optimizer(value: Any, field: str | None, cfg: Any) -> None:
+    valid = optimizer_names()
+    if value not in valid:
+        what = "optimizer" if field is None else f"config field {field!r} is"
+        raise UnknownName(
+            f"{what} {value!r}{did_you_mean(str(value), valid, n=3)}: expected a timm optimizer "
+            'name (python -c "import timm.optim; print(timm.optim.list_optimizers())") or '
+            "one registered in kit.optim.OPTIMIZERS"
+        )
 
 
-@OPTIMIZERS.register("adamw")
-def _adamw(model: nn.Module, cfg: Any) -> torch.optim.Optimizer:
-    return create_optimizer_v2(model, "adamw", lr=cfg.lr, weight_decay=cfg.weight_decay)
+#: optimizers of one's own: name -> builder(param_groups, cfg) -> Optimizer. Every timm optimizer
+#: name (``timm.optim.list_optimizers()``) is valid without an entry here; an entry of the same
+#: name wins. The param groups carry their ``lr_scale`` (which timm's schedulers apply).
+OPTIMIZERS: Registry[Callable[[list[dict[str, Any]], Any], torch.optim.Optimizer]] = Registry(
+    "optimizer", check=_check_optimizer
+)
 
 
-@OPTIMIZERS.register("sgd")
-def _sgd(model: nn.Module, cfg: Any) -> torch.optim.Optimizer:
-    # timm's "sgd" is SGD with Nesterov momentum
-    return create_optimizer_v2(
-        model, "sgd", lr=cfg.lr, weight_decay=cfg.weight_decay, momentum=cfg.momentum
-    )
+def optimizer_names() -> list[str]:
+    """The names ``cfg.optimizer`` accepts: timm's optimizers and the registered ones."""
+    return sorted(set(list_optimizers()) | set(OPTIMIZERS.names()))
+
+
+def backbone_and_head(model: nn.Module) -> tuple[nn.Module, nn.Module | None]:
+    """A kit model's ``backbone`` and ``head`` (``kit.models.Classifier``); any other module is
+    all backbone, with no head."""
+    backbone, head = getattr(model, "backbone", None), getattr(model, "head", None)
+    if isinstance(backbone, nn.Module) and isinstance(head, nn.Module):
+        return backbone, head
+    return model, None
+
+
+def param_groups(model: nn.Module, cfg: Any) -> list[dict[str, Any]]:
+    """The parameter groups of ``model`` under ``cfg.layer_decay`` and ``cfg.backbone_lr_scale``:
+    the head at ``cfg.lr``; the backbone's top block at ``backbone_lr_scale * lr`` and, with
+    ``layer_decay``, each block below at ``layer_decay`` times the rate of the block above
+    (timm's ``param_groups_layer_decay``, which groups a timm backbone by its
+    ``group_matcher``). Biases and norm weights take no weight decay, as timm does.
+    """
+    backbone, head = backbone_and_head(model)
+    wd = cfg.weight_decay
+    no_decay = getattr(backbone, "no_weight_decay", lambda: set())()
+    if cfg.layer_decay is not None:
+        groups = param_groups_layer_decay(
+            backbone, wd, no_weight_decay_list=no_decay, layer_decay=cfg.layer_decay
+        )
+    else:
+        groups = param_groups_weight_decay(backbone, wd, no_weight_decay_list=no_decay)
+    for group in groups:
+        group["lr_scale"] = group.get("lr_scale", 1.0) * cfg.backbone_lr_scale
+    if head is not None:
+        groups += [dict(g, lr_scale=1.0) for g in param_groups_weight_decay(head, wd)]
+    return [g for g in groups if g["params"]]
 
 
 def build_optimizer(model: nn.Module, cfg: Any) -> torch.optim.Optimizer:
-    """``cfg.optimizer`` over ``model``'s trainable parameters."""
-    return OPTIMIZERS.get(cfg.optimizer)(model, cfg)
+    """``cfg.optimizer`` over ``model``'s parameters: timm's ``create_optimizer_v2`` (timm's
+    ``sgd`` is SGD with Nesterov momentum; ``momentum`` reaches only optimizers that take it).
+
+    Without ``layer_decay`` and with ``backbone_lr_scale`` 1, timm groups the whole model itself
+    (biases and norm weights without weight decay), as runs trained before those fields did,
+    so their ``last.pt`` resumes; otherwise the groups are :func:`param_groups`.
+    """
+    plain = cfg.layer_decay is None and cfg.backbone_lr_scale == 1.0
+    if cfg.optimizer in OPTIMIZERS:
+        return OPTIMIZERS.get(cfg.optimizer)(param_groups(model, cfg), cfg)
+    _check_optimizer(cfg.optimizer, "optimizer", cfg)
+    params = model if plain else param_groups(model, cfg)
+    return create_optimizer_v2(
+        params, cfg.optimizer, lr=cfg.lr, weight_decay=cfg.weight_decay, momentum=cfg.momentum
+    )
+
+
+def freeze_backbone(model: nn.Module, frozen: bool) -> None:
+    """Stop (``frozen``) or restart the training of ``model``'s backbone: its parameters get no
+    gradient, so the optimizer leaves them and their moments alone (fastai's ``freeze``). The
+    head always trains; a model without one is never frozen."""
+    backbone, head = backbone_and_head(model)
+    if head is None:
+        return
+    for param in backbone.parameters():
+        param.requires_grad_(not frozen)
 
 
 class _Plateau(StepLRScheduler):
@@ -239,8 +310,15 @@ REFITS.register("none", RefitSpec(None))
 
 # the 1st place's last step: a few epochs on the validation people too, at a tenth of the rate
 def _continue(cfg: Config, best_epoch: int) -> Config:
-    return cfg.replace(epochs=cfg.refit_epochs, warmup_epochs=0.0, lr=cfg.lr / 10)
+    # the backbone is trained already: no head-only epochs again
+    return cfg.replace(epochs=cfg.refit_epochs, warmup_epochs=0.0, lr=cfg.lr / 10, freeze_epochs=0)
 
 
 REFITS.register("continue", RefitSpec(_continue, from_best=True))
-REFITS.register("all", RefitSpec(lambda c, best: c.replace(epochs=best)))
+
+
+def _all(cfg: Config, best_epoch: int) -> Config:
+    return cfg.replace(epochs=best_epoch, freeze_epochs=min(cfg.freeze_epochs, best_epoch - 1))
+
+
+REFITS.register("all", RefitSpec(_all))

@@ -18,15 +18,16 @@ import math
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from matplotlib.figure import Figure
-from matplotlib.ticker import MaxNLocator
-from sklearn.metrics import ConfusionMatrixDisplay
 
 from kit.io import atomic_path
 from kit.labels import class_name
+
+if TYPE_CHECKING:  # matplotlib and scikit-learn load with the first picture: the ledger and
+    # the commands that can draw answer without them
+    from matplotlib.figure import Figure
 
 __all__ = [
     "CURVE_PANELS",
@@ -34,6 +35,8 @@ __all__ = [
     "confusion_png",
     "curves_figure",
     "curves_png",
+    "lr_find_figure",
+    "lr_find_png",
     "overlay_png",
     "save_png",
 ]
@@ -72,6 +75,9 @@ def confusion_figure(
         raise ValueError(f"got {len(names)} class names for {n} classes")
     rows = cm.sum(axis=1, keepdims=True)
     share = np.divide(cm, rows, out=np.zeros(cm.shape), where=rows > 0)
+    from matplotlib.figure import Figure
+    from sklearn.metrics import ConfusionMatrixDisplay
+
     fig = Figure(figsize=(3 + 0.55 * n, 2.5 + 0.5 * n))
     ax = fig.add_subplot()
     # colour by row share, but write counts: draw the shares, then relabel the cells
@@ -114,6 +120,8 @@ def _missing(value: Any) -> bool:
 
 def _draw_panels(axes: Sequence[Any], runs: Mapping[str, Rows]) -> None:
     """One run: a colour per column. Several: a colour per run, a line style per column."""
+    from matplotlib.ticker import MaxNLocator
+
     overlay = len(runs) > 1
     for ax, (title, columns) in zip(axes, CURVE_PANELS.items(), strict=True):
         for k, (label, rows) in enumerate(runs.items()):
@@ -140,6 +148,8 @@ def curves_figure(runs: Mapping[str, Rows], title: str | None = None) -> Figure:
     """The :data:`CURVE_PANELS`, one line per run and column; ``runs``: label -> epoch rows."""
     if not runs:
         raise ValueError("no runs to plot")
+    from matplotlib.figure import Figure
+
     fig = Figure(figsize=(11, 7))
     axes = fig.subplots(2, 2)
     _draw_panels(list(axes.flat), runs if len(runs) > 1 else {"": next(iter(runs.values()))})
@@ -157,3 +167,44 @@ def curves_png(rows: Rows, path: str | os.PathLike[str], title: str | None = Non
 def overlay_png(runs: Mapping[str, Rows], path: str | os.PathLike[str]) -> Path:
     """Several runs' curves on the same panels (``runs``: label -> epoch rows)."""
     return save_png(curves_figure(runs, f"{len(runs)} runs"), path)
+
+
+def lr_find_figure(
+    lrs: Sequence[float],
+    losses: Sequence[float],
+    smoothed: Sequence[float],
+    suggested: float | None,
+    title: str | None = None,
+) -> Figure:
+    """A learning-rate range test: the loss of each step (faint) and its smoothed curve
+    against the learning rate on a log axis, the suggested rate marked."""
+    fig = Figure(figsize=(6.4, 4.2), layout="constrained")
+    ax = fig.add_subplot()
+    ax.plot(lrs, losses, color="0.75", linewidth=0.8, label="loss per step")
+    ax.plot(lrs, smoothed, color="C0", linewidth=1.6, label="smoothed")
+    if suggested is not None:
+        ax.axvline(suggested, color="C3", linestyle="--", label=f"suggested lr {suggested:.2e}")
+    ax.set_xscale("log")
+    ax.set_xlabel("learning rate")
+    ax.set_ylabel("training loss")
+    finite = [v for v in smoothed if math.isfinite(v)]
+    if finite:  # the blow-up would squash the part worth reading
+        raw = [v for v in losses[: int(np.argmin(smoothed)) + 1] if math.isfinite(v)]
+        low = min([*finite, *raw])
+        ax.set_ylim(low - 0.1 * abs(low), max(finite[0], low) * 1.5 + 1e-9)
+    ax.legend(loc="upper left")
+    if title:
+        ax.set_title(title)
+    return fig
+
+
+def lr_find_png(
+    lrs: Sequence[float],
+    losses: Sequence[float],
+    smoothed: Sequence[float],
+    suggested: float | None,
+    path: str | os.PathLike[str],
+    title: str | None = None,
+) -> Path:
+    """:func:`lr_find_figure`, written to ``path``."""
+    return save_png(lr_find_figure(lrs, losses, smoothed, suggested, title), path)

@@ -10,8 +10,12 @@ What it predicts (``--data-dir``, default: the data the run trained on):
 - a CSV with a ``path`` column (relative to the CSV's folder, or absolute) and optionally
   ``ImageID`` (default: the path as written).
 
-It writes the submission (``ImageID,ans``) to ``-o`` and the probabilities beside it as
-``<name>_probs.csv`` (``image_id,p0..p17``, the columns of a run's ``test_probs.csv``). A
+It writes the submission (``ImageID,ans``, exactly the competition's format) to ``-o``, the
+probabilities beside it as ``<name>_probs.csv`` (``image_id,p0..p17``, the columns of a run's
+``test_probs.csv``), and for a person checking the predictions ``<name>_classes.csv``:
+``ImageID,ans,class,confidence`` (``class`` the name, e.g. ``wear/female/<30``; ``confidence``
+the probability of ``ans``), with ``--class-probs`` also one probability column per class name.
+The class names go in a file of their own because the submission must stay ``ImageID,ans``. A
 K-fold parent predicts with every fold's best weights and averages the probabilities, as its
 own ``test_probs.csv`` does.
 """
@@ -31,8 +35,9 @@ from kit.cli import ArgumentParser, add_debug_flag, run_cli
 from kit.config import Config
 from kit.data import read_eval
 from kit.data._common import IMAGE_EXTENSIONS
-from kit.inference import predict
-from kit.io import csv_source
+from kit.io import csv_source, write_text
+from kit.labels import NUM_CLASSES, class_name
+from kit.registry import help_lines
 from kit.runfolder import (
     BEST,
     REFIT,
@@ -43,10 +48,9 @@ from kit.runfolder import (
     write_probs,
     write_submission,
 )
-from kit.train.data import resolve_data_dir
-from kit.tta import TTA
 
-__all__ = ["main", "predict_run", "read_inputs", "run_members", "weights_of"]
+__all__ = ["class_table", "classes_path", "main", "predict_run", "read_inputs", "run_members"]
+__all__ += ["weights_of"]
 
 _OUTPUT_FIX = "pass another -o PATH, or free space"
 
@@ -132,6 +136,8 @@ def predict_run(
     rows of ``frame``, from the weights of each run's own submission (:func:`weights_of`);
     ``tta`` None uses each run's own ``tta``. ``cfg`` chooses the device,
     batch size and workers."""
+    from kit.inference import predict  # torch: not for `python -m kit.predict --help`
+
     probs = []
     for member in run_members(run_dir):
         mode = tta if tta is not None else str(read_config(member).get("tta", "none"))
@@ -141,12 +147,37 @@ def predict_run(
 
 def _default_source(run_dir: Path) -> Path:
     """The data the run trained on (its fixture when it had no data_dir)."""
+    from kit.train.data import resolve_data_dir  # torch: not for --help
+
     return resolve_data_dir(Config.from_dict(read_config(run_dir, missing_ok=False)))
 
 
 def probs_path(output: Path) -> Path:
     """Where the probabilities go beside the submission ``output``."""
     return output.with_name(f"{output.stem}_probs.csv")
+
+
+def classes_path(output: Path) -> Path:
+    """Where the named predictions go beside the submission ``output``."""
+    return output.with_name(f"{output.stem}_classes.csv")
+
+
+def class_table(frame: pd.DataFrame, probs: np.ndarray, class_probs: bool = False) -> pd.DataFrame:
+    """``ImageID, ans, class, confidence`` for each row of ``frame`` (its ``ImageID``) from its
+    (n, 18) ``probs``; ``class_probs`` adds one column per class name with its probability."""
+    ans = probs.argmax(axis=1)
+    table = pd.DataFrame(
+        {
+            "ImageID": frame["ImageID"].to_numpy(),
+            "ans": ans,
+            "class": [class_name(int(a)) for a in ans],
+            "confidence": probs[np.arange(len(ans)), ans],
+        }
+    )
+    if class_probs:
+        named = pd.DataFrame(probs, columns=[class_name(c) for c in range(NUM_CLASSES)])
+        table = pd.concat([table, named], axis=1)
+    return table
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -163,7 +194,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--tta",
-        help=f"test-time views, one of {', '.join(TTA.names())} or several joined by + "
+        help=f"test-time views, one of {', '.join(help_lines('tta'))} or several joined by + "
         "(default: the run's own)",
     )
     p.add_argument(
@@ -171,6 +202,11 @@ def _parser() -> argparse.ArgumentParser:
         "--output",
         help="submission CSV; probabilities go beside as <name>_probs.csv "
         f"(default: predictions/<run folder>/{SUBMISSION})",
+    )
+    p.add_argument(
+        "--class-probs",
+        action="store_true",
+        help="also one probability column per class name in <name>_classes.csv",
     )
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, mps (default auto)")
     p.add_argument("--batch-size", type=int, default=128, help="pictures per batch (default 128)")
@@ -181,6 +217,8 @@ def _parser() -> argparse.ArgumentParser:
 def _main(argv: Sequence[str]) -> int:
     args = _parser().parse_args(argv)
     if args.tta is not None:
+        from kit.tta import TTA  # torch: after the command line parsed
+
         TTA.check(args.tta)  # an unknown view fails before any work
     run_dir = Path(args.run)
     members = run_members(run_dir)  # before any picture is read
@@ -191,9 +229,13 @@ def _main(argv: Sequence[str]) -> int:
     output = Path(args.output) if args.output else Path("predictions") / run_dir.name / SUBMISSION
     write_probs(probs_path(output), frame[["image_id"]], probs)
     write_submission(probs, frame, output)
+    named = class_table(frame, probs, args.class_probs)
+    write_text(
+        classes_path(output), named.to_csv(index=False, float_format="%.6g", lineterminator="\n")
+    )
     what = f"{len(members)} folds averaged" if len(members) > 1 else "its best.pt"
     print(f"predicted {len(frame)} pictures of {source} with {run_dir} ({what})")
-    print(f"wrote {output} and {probs_path(output)}")
+    print(f"wrote {output}, {probs_path(output)} and {classes_path(output)} (class names)")
     return 0
 
 

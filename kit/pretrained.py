@@ -19,8 +19,15 @@ import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
-from kit._config_checks import pretrained_cfg, weights_name
+from kit._config_checks import (
+    pretrained_cfg,
+    registered_model,
+    torchvision_name,
+    torchvision_weights,
+    weights_name,
+)
 from kit.errors import KitError
 
 __all__ = [
@@ -30,6 +37,7 @@ __all__ = [
     "hub_cache_dir",
     "pretrained_cfg",
     "resolve_weights",
+    "torch_hub_checkpoints",
     "weights_name",
 ]
 
@@ -46,11 +54,12 @@ class WeightsUnavailable(KitError, ValueError):
 @dataclass(frozen=True)
 class Weights:
     """Which weights a model started from: ``source`` is ``cache`` (already in the Hugging
-    Face cache), ``hub`` (downloaded now) or ``file`` (``--pretrained-file``)."""
+    Face cache, or torch's hub cache for a torchvision model), ``hub`` (downloaded now) or
+    ``file`` (``--pretrained-file``)."""
 
     source: str
-    name: str  # timm name with its tag, e.g. resnet10t.c3_in1k
-    hub_id: str | None
+    name: str  # timm name with its tag (resnet10t.c3_in1k), torchvision/resnet18.IMAGENET1K_V1
+    hub_id: str | None  # Hugging Face repo, or the URL of torchvision's weights
     file: str
     sha256: str
 
@@ -128,6 +137,40 @@ def _download(name: str, hub_id: str, revision: str | None, files: tuple[str, ..
     raise _unavailable(name, hub_id, f"the hub repository has none of {list(files)}")
 
 
+def torch_hub_checkpoints() -> Path:
+    """Where torch's hub keeps downloaded weights (``$TORCH_HOME/hub/checkpoints``)."""
+    import torch.hub
+
+    return Path(torch.hub.get_dir()) / "checkpoints"
+
+
+def _torchvision_weights(cfg: Any) -> Weights:
+    """torchvision's weights of ``cfg.model`` in torch's hub cache, else downloaded into it
+    (torchvision's own ``load_state_dict_from_url`` file name)."""
+    import torch.hub
+
+    found = torchvision_weights(cfg.model, cfg.pretrained_tag)
+    name = f"{cfg.model}.{found.name}"
+    path = torch_hub_checkpoints() / Path(urlparse(found.url).path).name
+    source = "cache"
+    if not path.is_file():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:  # torch writes a temporary file and renames it: no half-written weights
+            torch.hub.download_url_to_file(found.url, str(path), progress=False)
+        except Exception as err:  # no network, refused, timeout: say what would fix it
+            tv = torchvision_name(cfg.model)
+            raise WeightsUnavailable(
+                f"pretrained weights {name!r} ({found.url}) are not in torch's hub cache "
+                f"{path.parent} and cannot be downloaded ({type(err).__name__}: {err}). Either "
+                f'fill the cache on a machine with internet: python -c "import torchvision; '
+                f"torchvision.models.get_model('{tv}', weights='{found.name}')\" and copy "
+                f"{path.name} into {path.parent} (or point TORCH_HOME at a copy); or pass "
+                f"--pretrained-file PATH (a state_dict of torchvision.models.get_model('{tv}'))"
+            ) from err
+        source = "hub"
+    return Weights(source, name, found.url, str(path), _sha256(path))
+
+
 def resolve_weights(cfg: Any) -> Weights | None:
     """The weights ``cfg`` starts from (None: random init): ``cfg.pretrained_file``, else the
     cached hub file, else a download. Raises :class:`WeightsUnavailable` (a ValueError) at
@@ -138,8 +181,10 @@ def resolve_weights(cfg: Any) -> Weights | None:
             raise FileNotFoundError(f"pretrained_file {path} does not exist (model {cfg.model!r})")
         name = weights_name(cfg.model, getattr(cfg, "pretrained_tag", None))
         return Weights("file", name, None, str(path.resolve()), _sha256(path))
-    if not cfg.pretrained:
-        return None
+    if not cfg.pretrained or registered_model(cfg.model) is not None:
+        return None  # a registered factory loads its own weights
+    if torchvision_name(cfg.model) is not None:
+        return _torchvision_weights(cfg)
     found = pretrained_cfg(cfg)
     name = weights_name(cfg.model, getattr(cfg, "pretrained_tag", None))
     if "." not in name and getattr(found, "tag", None):

@@ -3,49 +3,139 @@
 on top of its base ``Config``.
 
 Precedence is recipe values < ``--config FILE`` < command-line flags; ``--resume RUN_DIR``
-starts from that run's saved config instead of the recipe's.
+starts from that run's saved config instead of the recipe's. ``--seeds 3`` (or ``--seeds 0 1
+2``) trains the config once per seed under one parent folder (:mod:`kit.repeats`), ``--jobs
+N`` of them side by side.
 """
 
 from __future__ import annotations
 
+import argparse
 import sys
 from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
-from typing import TypeVar
-
-import albumentations as A
+from typing import TYPE_CHECKING, TypeVar
 
 from kit._config_cli import build_parser, namespace_changes
 from kit.cli import run_cli
 from kit.config import Config, apply_file
-from kit.runfolder import CONFIG, Run
-from kit.train import fit
+from kit.progress import in_notebook
 
-__all__ = ["main", "parse_args"]
+if TYPE_CHECKING:
+    import albumentations as A
+
+    from kit.runfolder import Run
+
+# Torch, timm, pandas and every training module load after the command line parsed, where a
+# step needs them (late imports of heavy dependencies, closing no cycle): --help,
+# --save-config and a bad flag answer at once (docs/architecture.md).
+
+__all__ = ["first_paragraph", "main", "parse_args"]
 
 T = TypeVar("T")
 
 
-def parse_args(base: Config, argv: Sequence[str] | None = None) -> Config:
+def first_paragraph(doc: str | None) -> str | None:
+    """The first paragraph of a docstring, on one line; None for no docstring."""
+    text = (doc or "").strip().split("\n\n")[0]
+    return " ".join(text.split()) or None
+
+
+def parse_args(
+    base: Config, argv: Sequence[str] | None = None, description: str | None = None
+) -> Config:
     """``base`` overridden by ``--config FILE`` and then by command-line flags.
 
     ``--resume RUN_DIR`` starts from that run's saved config instead of ``base``.
-    ``--save-config FILE`` writes the resolved config and exits.
+    ``--save-config FILE`` writes the resolved config and exits. ``description`` opens
+    ``--help`` (what the recipe does, needs and costs). ``--estimate`` and ``--find-lr`` are
+    parsed but act only through :func:`main`.
     """
-    parser = build_parser(base)
+    return _parse(base, argv, description)[0]
+
+
+_REPEAT_FLAGS = ("seeds", "jobs", "vary_split")
+
+
+def _add_repeat_flags(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("repeats over seeds (docs/experiments.md)")
+    group.add_argument(
+        "--seeds",
+        type=int,
+        nargs="+",
+        default=None,
+        metavar="N|SEED",
+        help="train once per seed under one parent folder: a count N (seeds --seed, --seed + 1, "
+        "...) or two or more seeds; the validation people stay those of --seed (or "
+        "--split-seed) unless --vary-split",
+    )
+    group.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        help="with --seeds: train this many side by side, one process and torch thread each",
+    )
+    group.add_argument(
+        "--vary-split",
+        action="store_true",
+        default=False,
+        help="with --seeds: each seed also draws its own split (other validation people)",
+    )
+
+
+def _parse(
+    base: Config, argv: Sequence[str] | None, description: str | None = None
+) -> tuple[Config, dict[str, object], argparse.Namespace]:
+    """The config (see :func:`parse_args`), the repeat flags (``seeds``, ``jobs``,
+    ``vary_split``) and the namespace (``--estimate``, ``--find-lr``)."""
+    parser = build_parser(base, description)
+    _add_repeat_flags(parser)
     ns = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
+    repeats = {k: vars(ns).pop(k) for k in _REPEAT_FLAGS}
     changes = namespace_changes(ns, type(base))
+    if repeats["seeds"] is None and (repeats["jobs"] != 1 or repeats["vary_split"]):
+        parser.error("--jobs and --vary-split go with --seeds")
+    if repeats["seeds"] is not None and changes.get("resume"):
+        parser.error("--seeds trains new runs: leave out --resume")
     cfg = base
     if changes.get("resume"):
+        from kit.runfolder import CONFIG  # pandas: not for --help or a plain run's flags
+
         cfg = apply_file(cfg, Path(changes["resume"]) / CONFIG, saved=True)
     if ns.config:
         cfg = apply_file(cfg, ns.config)
     cfg = cfg.replace(**changes)
+    if repeats["seeds"] is not None:
+        from kit.repeats import seed_list  # pandas: only for --seeds
+
+        try:
+            repeats["seeds"] = seed_list(repeats["seeds"], cfg.seed)
+        except ValueError as err:
+            parser.error(str(err))
     if ns.save_config:
         cfg.save(ns.save_config)
         print(f"wrote {ns.save_config}; train with it: --config {ns.save_config}")
         raise SystemExit(0)
-    return cfg
+    return cfg, repeats, ns
+
+
+def _train_repeats(step: Callable[[Config], T], cfg: Config, repeats: dict) -> list[T]:
+    """``step`` once per seed under one parent folder; prints the spread of the scores."""
+    from kit.noise import mean_sd
+    from kit.repeats import train_seeds
+    from kit.runfolder import Run, run_score
+
+    parent, results = train_seeds(
+        step, cfg, repeats["seeds"], jobs=repeats["jobs"], vary_split=repeats["vary_split"]
+    )
+    scores = [run_score(r.summary) for r in results if isinstance(r, Run) and r.summary]
+    if scores:
+        mean, sd, n = mean_sd(scores)
+        spread = "" if sd is None else f" ± {sd:.4f}"
+        print(f"{n} seeds under {parent}: val macro F1 {mean:.4f}{spread} (mean ± sd)")
+    print(f"compare: python -m kit.runs {Path(cfg.output_dir)} --vs BASELINE")
+    return results
 
 
 def main(
@@ -54,8 +144,12 @@ def main(
     argv: Sequence[str] | None = None,
     *,
     train: Callable[[Config], T] | None = None,
-) -> Run | T:
+    description: str | None = None,
+) -> Run | T | list[Run | T]:
     """A recipe's whole command line: ``fit(parse_args(base, argv), train_transform)``.
+
+    With ``--seeds`` it trains once per seed (:mod:`kit.repeats`) and returns the list of
+    what each training returned.
 
     ``train``: what to do with the parsed config instead (a recipe that trains more than once,
     or reports more); ``main`` returns what it returns. kit's own errors (bad data, config, run
@@ -63,17 +157,57 @@ def main(
     ``KIT_DEBUG=1`` shows the traceback); Ctrl-C and SIGTERM with 130 and 143, after the run
     recorded where it stopped. A bug keeps its traceback. Returns the :class:`Run` when
     training finished (``fit`` logs its scores and folder).
+
+    ``description`` opens ``--help``; by default the first paragraph of the docstring of the
+    module that calls ``main`` (the recipe's: what it does, needs and costs).
     """
+    if description is None:
+        description = first_paragraph(sys._getframe(1).f_globals.get("__doc__"))
     if train is not None and train_transform is not None:
         raise TypeError("kit.main takes train or train_transform: pass the transform to kit.fit")
-    step = train if train is not None else (lambda cfg: fit(cfg, train_transform))
-    done: list[Run | T] = []
+    # a partial of a module-level function, not a closure: --jobs sends it to other processes
+    step = train if train is not None else partial(_fit, train_transform=train_transform)
+    done: list[Run | T | list[Run | T]] = []
 
     def command(args: list[str]) -> int:
-        done.append(step(parse_args(base, args)))
+        cfg, repeats, ns = _parse(base, args, description)
+        if ns.estimate is not None or ns.find_lr is not None:
+            _measure(step, cfg, ns)
+            done.append(None)
+            return 0
+        done.append(step(cfg) if repeats["seeds"] is None else _train_repeats(step, cfg, repeats))
         return 0
 
+    if argv is None and in_notebook():  # a kernel's sys.argv holds its own flags, not ours
+        argv = []
     code = run_cli(command, argv)
     if code:
         raise SystemExit(code)
     return done[0]
+
+
+def _fit(cfg: Config, train_transform: A.BasicTransform | None = None) -> Run:
+    from kit.train import fit  # torch: after the command line parsed
+
+    return fit(cfg, train_transform)
+
+
+def _measure(step: Callable[[Config], object], cfg: Config, ns: argparse.Namespace) -> None:
+    """``--estimate`` / ``--find-lr``: the recipe's own code runs, and its first ``kit.fit``
+    measures instead of training (so a recipe's stand-in model or transform is what is
+    measured); nothing after it runs."""
+    from kit import estimate, find_lr  # torch: after the command line parsed
+    from kit.train.fit import INSTEAD_OF_FIT, Measured
+
+    if ns.estimate is not None:
+        action = partial(estimate.report, sample=ns.estimate or None)
+    else:
+        action = partial(find_lr.report, steps=ns.find_lr or None)
+    token = INSTEAD_OF_FIT.set(action)
+    try:
+        step(cfg)
+    except Measured:
+        return
+    finally:
+        INSTEAD_OF_FIT.reset(token)
+    print("the recipe never called kit.fit: nothing to measure")

@@ -33,6 +33,7 @@ import sysconfig
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Generic, TypeVar, overload
 
+from kit._builtin_entries import BUILTIN_ENTRIES
 from kit.errors import KitError, UserCodeError
 
 __all__ = [
@@ -40,8 +41,10 @@ __all__ = [
     "Registry",
     "UnknownName",
     "blame_user",
+    "definition",
     "did_you_mean",
     "get_registry",
+    "help_lines",
     "user_origin",
 ]
 
@@ -103,8 +106,11 @@ class Registry(Generic[T]):
 
         def add(value: T) -> T:
             old = self._entries.get(name)
-            # an equal entry again (a module imported twice, a frozen spec rebuilt) is no change
-            if old is not None and old is not value and old != value and not overwrite:
+            # an equal entry again (a module imported twice, a frozen spec rebuilt) is no change;
+            # the same definition run again (a notebook cell, a recipe file imported under
+            # another name) replaces the old one
+            same = old is value or old == value or _same_definition(old, value)
+            if old is not None and not same and not overwrite:
                 raise ValueError(
                     f"{self.label} {name!r} is already registered ({old!r}); "
                     "pass overwrite=True to replace it"
@@ -224,6 +230,35 @@ def blame_user(err: BaseException, piece: str, on: str) -> None:
         ) from err
 
 
+def definition(entry: Any) -> Any:
+    """The function or class that defined a registry entry: the first callable field of a
+    spec dataclass (a ``HeadSpec``'s ``build``), else the entry itself; a
+    ``functools.partial`` is unwrapped."""
+    parts = []
+    if dataclasses.is_dataclass(entry) and not isinstance(entry, type):
+        parts = [getattr(entry, f.name) for f in dataclasses.fields(entry)]
+    for obj in (*parts, entry):
+        obj = getattr(obj, "func", obj)
+        if callable(obj) and getattr(obj, "__module__", None):
+            return obj
+    return entry
+
+
+def _same_definition(old: Any, new: Any) -> bool:
+    """Whether ``new`` is ``old``'s definition run again: the same qualified name, from the
+    same module or the same source file."""
+    a, b = definition(old), definition(new)
+    name = getattr(a, "__qualname__", None)
+    if name is None or name != getattr(b, "__qualname__", None) or "<lambda>" in name:
+        return False
+    if a.__module__ == b.__module__:
+        return True
+    try:
+        return inspect.getsourcefile(a) == inspect.getsourcefile(b) is not None
+    except TypeError:  # built-in: no source file
+        return False
+
+
 def _module(obj: Any) -> str | None:
     if inspect.isfunction(obj) or inspect.isclass(obj) or inspect.ismethod(obj):
         return getattr(obj, "__module__", None)
@@ -285,3 +320,17 @@ def get_registry(kind: str) -> Registry[Any]:
         raise UnknownName(
             f"no registry of {kind!r}{did_you_mean(kind, REGISTRIES)}; known: {sorted(REGISTRIES)}"
         ) from None
+
+
+def help_lines(kind: str) -> list[str]:
+    """One line per entry of the registry of ``kind``, for ``--help``: kit's own entries as
+    :mod:`kit._builtin_entries` describes them (so help needs no import of the modules that fill
+    the registry: torch, albumentations), then any other entry registered so far (a recipe's
+    own), as its registry describes it."""
+    lines = list(BUILTIN_ENTRIES.get(kind, ()))
+    registry = REGISTRIES.get(kind)
+    if registry is not None:
+        builtin = {_NAME.match(line)[0] for line in lines}  # type: ignore[index]
+        described = zip(registry.names(), registry.describe(), strict=True)
+        lines += [line for name, line in described if name not in builtin]
+    return lines

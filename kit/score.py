@@ -21,7 +21,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import classification_report
 
 from kit import cli
 from kit.cli import add_debug_flag, error_text, run_cli
@@ -220,6 +219,8 @@ def _task_report(task: str, y_true: np.ndarray, y_pred: np.ndarray) -> str:
     ids, ``y_pred`` the task's values): scikit-learn's report, whose macro avg F1 is the
     task's macro F1."""
     values = range(HEAD_SIZES[task])
+    from sklearn.metrics import classification_report  # seconds: only for the report
+
     return classification_report(
         task_values(task, y_true),
         y_pred,

@@ -14,7 +14,6 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
-from matplotlib.figure import Figure
 from PIL import Image
 
 from kit.data._common import IMAGE_EXTENSIONS
@@ -44,6 +43,8 @@ def picture_sheet(
     cols = min(columns, max(1, len(cells)))
     lines = max(1, -(-len(cells) // cols))
     head = 0.4 if title else 0.0
+    from matplotlib.figure import Figure  # with the first sheet, not with the commands
+
     fig = Figure(figsize=(1.9 * cols, 2.6 * lines + head))
     axes = fig.subplots(lines, cols, squeeze=False)
     for ax in axes.ravel():

@@ -28,6 +28,7 @@ import cv2
 import numpy as np
 from albumentations.pytorch import ToTensorV2
 
+from kit._config_checks import registered_model, torchvision_name, torchvision_weights
 from kit.crops import CROP_MODES, Box, crop_rect
 from kit.pretrained import pretrained_cfg, weights_name
 from kit.registry import Registry
@@ -69,10 +70,28 @@ class Normalization:
 
 
 def normalization(cfg: Any) -> Normalization:
-    """A pretrained model's own mean / std / interpolation (timm's pretrained config of
-    ``cfg.model`` and ``cfg.pretrained_tag``); the competition's statistics otherwise."""
+    """A pretrained model's own mean / std / interpolation: timm's pretrained config of
+    ``cfg.model`` and ``cfg.pretrained_tag``, torchvision's ``weights.transforms()`` for a
+    ``torchvision/<name>`` model, what ``kit.register_model`` was told for one's own; the
+    competition's statistics for a model trained from scratch."""
     if not (cfg.pretrained or cfg.pretrained_file):
         return Normalization(MEAN, STD, "bilinear", "competition")
+    if torchvision_name(cfg.model) is not None:
+        found = torchvision_weights(cfg.model, cfg.pretrained_tag)
+        preset = found.transforms()
+        mode = getattr(preset.interpolation, "value", "bilinear")
+        interpolation = mode if mode in _INTERPOLATIONS else "bilinear"
+        mean, std = tuple(map(float, preset.mean)), tuple(map(float, preset.std))
+        return Normalization(mean, std, interpolation, f"{cfg.model}.{found.name}")  # type: ignore[arg-type]
+    spec = registered_model(cfg.model)
+    if spec is not None:
+        if spec.mean is None or spec.std is None:
+            raise ValueError(
+                f"model {cfg.model!r} starts from pretrained weights, but was registered "
+                f"without their mean and std; register it with kit.register_model("
+                f"{cfg.model!r}, mean=(...), std=(...)) as its weights were trained"
+            )
+        return Normalization(spec.mean, spec.std, "bilinear", cfg.model)
     pc = pretrained_cfg(cfg)
     name = weights_name(cfg.model, cfg.pretrained_tag)
     mean, std = (tuple(float(v) for v in pc.mean), tuple(float(v) for v in pc.std))

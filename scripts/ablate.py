@@ -6,13 +6,15 @@ seed (initial weights, batch order, augmentation, mixing draws) changes between 
 row. ``--mix-off-epochs`` is set on every arm alike (it only changes the mixing arms: their
 last N epochs are unmixed, as a mixing recipe would train). Prints (and writes with --out)
 the markdown table of docs/techniques.md: validation and held-out eval macro F1 (mean and
-standard deviation over the seeds), the difference to the baseline (± its standard error, from
-the seed sd pooled over the trained rows), the validation mask / gender / age F1 (means) and
-seconds per epoch. The TTA rows re-score another row's own checkpoints with the views, so they
-cost no training, and are compared with that row seed by seed (``center_face`` uses the
-fixture's true face boxes, ``--face-detector boxes``). The
+standard deviation over the seeds), the difference to the reference row with its 95% interval
+and verdict from kit.noise (paired seed by seed: every row trains the same seeds on the same
+validation people, as the ledger's ``python -m kit.runs --vs`` compares repeats), the
+validation mask / gender / age F1 (means) and seconds per epoch. The TTA rows re-score
+another row's own checkpoints with the views, so they cost no training, and are compared with
+that row (``center_face`` uses the fixture's true face boxes, ``--face-detector boxes``). The
 refit row's validation score is that of the validated checkpoint (its validation people are
-trained on afterwards): only its eval score can show a refit's effect.
+trained on afterwards): only its eval score can show a refit's effect. The split is held fixed
+by ``split_seed``, the runs trained side by side by kit.repeats (as ``--seeds --jobs``).
 
 The fixture is synthetic: a gain here is a sanity check that a technique does not break
 learning, not a promise for the real photos.
@@ -28,11 +30,9 @@ train side by side, each on one torch thread (the default: one per core):
 from __future__ import annotations
 
 import argparse
-import multiprocessing as mp
 import os
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NoReturn
@@ -45,6 +45,8 @@ import kit
 import kit.train.data as train_data
 from kit import runfolder
 from kit.config import fields_with_role
+from kit.noise import mean_sd, seed_difference
+from kit.repeats import train_side_by_side
 
 TECHNIQUES: dict[str, dict] = {
     "baseline": {},
@@ -91,16 +93,9 @@ TTAS: dict[str, tuple[str, str]] = {
         "center_face",
     ),
 }
+#: Every run validates on the people of this split seed, whatever its ``seed`` (a fair
+#: comparison keeps the validation people fixed): the config field ``split_seed``.
 SPLIT_SEED = 0
-
-
-_LOAD_SPLITS = train_data.load_splits
-
-
-def _fixed_split() -> None:
-    """Make every run split with seed SPLIT_SEED whatever its ``seed``: ``seed`` also seeds
-    the split, and a fair comparison keeps the people of validation fixed."""
-    train_data.load_splits = lambda cfg: _LOAD_SPLITS(cfg.replace(seed=SPLIT_SEED))
 
 
 def _eval_f1(data: Path, ids: np.ndarray | pd.Series, probs: np.ndarray) -> float:
@@ -142,37 +137,22 @@ def _val(runs: list[Scores]) -> np.ndarray:
     return np.array([r.val["macro_f1"] for r in runs])
 
 
-def _pooled_sd(rows: list[list[Scores]]) -> float | None:
-    """The seed standard deviation of val macro F1 pooled over ``rows`` (each row's own
-    variance, weighted by its degrees of freedom): one estimate of the seed noise from every
-    arm, where one row's 3 seeds give a rough one."""
-    rows = [r for r in rows if len(r) > 1]
-    if not rows:
-        return None
-    squares = sum(((_val(r) - _val(r).mean()) ** 2).sum() for r in rows)
-    return float(np.sqrt(squares / sum(len(r) - 1 for r in rows)))
-
-
-def _vs(runs: list[Scores], ref: list[Scores] | None, pooled: float | None, paired: bool) -> str:
-    """Val macro F1 minus the reference row's, ± its standard error: paired seed by seed for
-    a re-scoring of the reference's own checkpoints (a TTA row), else from the pooled seed
-    standard deviation."""
+def _vs(runs: list[Scores], ref: list[Scores] | None) -> str:
+    """Val macro F1 minus the reference row's with its 95% interval and verdict, seed by seed
+    (both rows ran the same seeds on the same validation people: kit.noise.seed_difference,
+    paired)."""
     if ref is None or runs is ref:
-        return "-"
-    if paired:
-        diffs = _val(runs) - _val(ref)
-        se = np.std(diffs, ddof=1) / np.sqrt(len(diffs)) if len(diffs) > 1 else None
-        mean = float(diffs.mean())
-    else:
-        mean = float(_val(runs).mean() - _val(ref).mean())
-        se = None if pooled is None else pooled * np.sqrt(1 / len(runs) + 1 / len(ref))
-    return f"{mean:+.3f}" + ("" if se is None else f" ± {se:.3f}")
+        return "- | -"
+    ci = seed_difference(reference=_val(ref), other=_val(runs), paired=True)
+    if ci is None:  # one seed: no spread to judge by
+        return f"{_val(runs)[0] - _val(ref)[0]:+.3f} | n/a"
+    return f"{ci.delta:+.3f} [{ci.low:+.3f}, {ci.high:+.3f}] | {ci.verdict}"
 
 
 def _row(name: str, runs: list[Scores], vs: str) -> str:
     def cell(xs: list[float]) -> str:
-        spread = f" ± {np.std(xs, ddof=1):.3f}" if len(xs) > 1 else ""
-        return f"{np.mean(xs):.3f}{spread}"
+        mean, sd, _ = mean_sd(xs)
+        return f"{mean:.3f}" + ("" if sd is None else f" ± {sd:.3f}")
 
     val = list(_val(runs))
     per_seed = " / ".join(f"{v:.3f}" for v in val)
@@ -212,17 +192,12 @@ def _train(cfg: kit.Config) -> Path:
     changes the rounding of the sums and so the metrics, and one thread per run makes the
     table the same whatever ``--jobs``."""
     torch.set_num_threads(1)
-    _fixed_split()
     return kit.fit(cfg).run_dir
 
 
 def _train_all(cfgs: list[kit.Config], jobs: int) -> list[Path]:
-    """Train ``cfgs``, ``jobs`` processes side by side."""
-    if jobs == 1:
-        return [_train(cfg) for cfg in cfgs]
-    # spawn: a fresh interpreter per worker, no forked torch thread pools
-    with ProcessPoolExecutor(jobs, mp_context=mp.get_context("spawn")) as pool:
-        return list(pool.map(_train, cfgs))
+    """Train ``cfgs``, ``jobs`` processes side by side (kit.repeats, as ``--seeds --jobs``)."""
+    return train_side_by_side(_train, cfgs, jobs)
 
 
 def main() -> None:
@@ -263,9 +238,9 @@ def main() -> None:
         kit.make_fixture(
             data, args.people, image_size=(96, 72), seed=0, n_eval_people=args.eval_people
         )
-    _fixed_split()
     base = kit.Config(
         data_dir=str(data),
+        split_seed=SPLIT_SEED,
         name="baseline",
         model="resnet10t",
         image_size=(64, 48),
@@ -300,27 +275,23 @@ def main() -> None:
         name: [_run_scores(run_dirs[name, seed], data) for seed in args.seeds] for name in wanted
     }
     shown = [name for name in wanted if not args.only or name in args.only]
-    # the refit row's val is the baseline's checkpoints again: no second draw of the noise
-    pooled_rows = [n for n in shown if "refit" not in TECHNIQUES[n]]
-    pooled = _pooled_sd([scores[n] for n in pooled_rows])
     base_runs = scores.get("baseline")
     lines = [
         (
             f"| technique | val macro F1 (mean ± sd, {len(args.seeds)} seeds) | val per seed | "
-            "val vs reference (± se) | val F1 mask / gender / age | eval macro F1 | s / epoch |"
+            "val vs reference [95% interval] | verdict | val F1 mask / gender / age | "
+            "eval macro F1 | s / epoch |"
         ),
-        "| --- | --- | --- | --- | --- | --- | --- |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for name in shown:
-        lines.append(_row(name, scores[name], _vs(scores[name], base_runs, pooled, False)))
+        lines.append(_row(name, scores[name], _vs(scores[name], base_runs)))
     for name, (rescored, tta) in TTAS.items():
         if args.only and name not in args.only:
             continue
         dirs = [run_dirs[rescored, seed] for seed in args.seeds]
         runs = [_tta_scores(d, data, val_df, tta) for d in dirs]
-        lines.append(_row(name, runs, _vs(runs, scores[rescored], pooled, True)))
-    if pooled is not None:
-        lines += ["", f"val seed sd pooled over {len(pooled_rows)} trained rows: {pooled:.3f}"]
+        lines.append(_row(name, runs, _vs(runs, scores[rescored])))
     table = "\n".join(lines)
     print(f"{table}\n\n{time.time() - t0:.0f} s in all")
     if args.out:

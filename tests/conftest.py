@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 from pathlib import Path
 
 import pytest
@@ -9,6 +10,18 @@ import torch
 
 from kit.config import Config
 from kit.data.fixture import make_fixture
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Ctrl-C is Python's KeyboardInterrupt here, however pytest was started.
+
+    A shell that starts a command in the background (``pytest &`` in a script, ``nohup``, some
+    CI runners) hands it an ignored SIGINT, and Python then leaves SIGINT ignored; the tests that
+    send a real SIGINT to this process (tests/test_faults.py, tests/test_run_records.py) would
+    wait for an interrupt that never comes. Each pytest-xdist worker runs this hook too."""
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
 
 # One thread: the tests run beside other work on small shared machines, where a second
 # thread mostly waits; results do not depend on it.

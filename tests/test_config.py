@@ -94,7 +94,7 @@ def test_wrong_types_name_field_value_and_expected_type(key, value, expected):
         ({"model": "resnet_nonexistent"}, "timm.list_models"),
         ({"loss": "focall"}, "unknown loss 'focall'"),
         ({"preset": "medium"}, r"valid: \['base', 'strong'\]"),
-        ({"optimizer": "adam"}, "config field 'optimizer' is 'adam'.*valid: "),
+        ({"optimizer": "adamx"}, "config field 'optimizer' is 'adamx'.*timm.optim.list_optimizers"),
         ({"scheduler": "linear"}, "config field 'scheduler' is 'linear'.*valid: "),
         ({"head": "triple"}, "valid: "),
         ({"sampler": "oversample"}, "config field 'sampler' is 'oversample'.*valid: "),
@@ -348,5 +348,5 @@ def test_help_lists_what_is_registered_when_the_parser_is_built(capsys):
     assert "_test_help_loss(sharpness)" in loss_help  # registered just now, with its argument
     assert "focal(class_weights, gamma)" in loss_help
     head_help = text[text.index("--head TEXT single") : text.index("--pretrained, --no")]
-    assert "multi (heads), single (joint)" in head_help
+    assert "- multi (heads) - single (joint)" in head_help  # one line per described entry
     assert f"Registered: {', '.join(TTA.names())}" in text

@@ -12,7 +12,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from kit.predict import main, probs_path
+from kit.labels import class_name
+from kit.predict import classes_path, main, probs_path
 from kit.runfolder import PROB_COLUMNS
 from kit.train import fit
 
@@ -111,3 +112,26 @@ def test_kit_predict_stays_the_function_after_the_command_module_is_imported(tra
 
     df = read_eval(trained.config.data_dir).head(4)
     np.testing.assert_allclose(kit.predict(trained.run_dir, df), predict(trained.run_dir, df))
+
+
+def test_class_names_go_beside_an_unchanged_submission(trained, tmp_path, capsys):
+    out = tmp_path / "named.csv"
+    printed = _run([str(trained.run_dir), "-o", str(out), "--class-probs"], capsys)
+    assert str(classes_path(out)) in printed
+    # the submission keeps the competition's format exactly
+    assert out.read_bytes() == (trained.run_dir / "submission.csv").read_bytes()
+    submission = pd.read_csv(out)
+    named = pd.read_csv(classes_path(out))
+    assert list(named.columns[:4]) == ["ImageID", "ans", "class", "confidence"]
+    assert named["ImageID"].tolist() == submission["ImageID"].tolist()
+    assert named["ans"].tolist() == submission["ans"].tolist()
+    assert named["class"].tolist() == [class_name(a) for a in submission["ans"]]
+    probs = _probs(probs_path(out)).to_numpy()
+    np.testing.assert_allclose(named["confidence"], probs.max(axis=1), rtol=1e-5)
+    per_class = named[[class_name(c) for c in range(18)]].to_numpy()
+    np.testing.assert_allclose(per_class, probs, atol=1e-6)
+    # without --class-probs: the four columns only
+    plain = tmp_path / "plain.csv"
+    _run([str(trained.run_dir), "-o", str(plain)], capsys)
+    columns = list(pd.read_csv(classes_path(plain)).columns)
+    assert columns == ["ImageID", "ans", "class", "confidence"]

@@ -21,11 +21,15 @@ import pytest
 import kit.runs
 from kit.config import Config
 from kit.recipe import parse_args
+from kit.runfolder import transform_record
 
 ROOT = Path(__file__).resolve().parents[1]
 RECIPES = ROOT / "recipes"
 MUST_DECLARE = ("multihead_age58", "strong_aug")
-_CHANGES = re.compile(r"^Changes:\s*(.+)$", re.M)
+#: What a "Changes:" line calls a recipe's own training pipeline (not a Config field).
+TRANSFORM = "train_transform"
+# one line, continued on indented lines when the fields do not fit in 100 characters
+_CHANGES = re.compile(r"^Changes:[ \t]*(.+(?:\n[ \t]+\S.*)*)", re.M)
 
 
 def declared_changes(docstring: str) -> set[str] | None:
@@ -53,11 +57,25 @@ def _declaring() -> list[Path]:
 
 
 def _load(path: Path) -> ModuleType:
-    """Import a recipe file as ``python recipes/<x>.py`` would see it (recipes/ on sys.path)."""
-    spec = importlib.util.spec_from_file_location(f"recipe_{path.stem}", path)
+    """Import a recipe file as ``python recipes/<x>.py`` would see it (recipes/ on sys.path),
+    as a module in ``sys.modules``: timm's ``register_model`` looks its module up there. The
+    same file with the same text is imported once (a second import would register its pieces
+    again)."""
+    name, text = f"recipe_{path.stem}", path.read_text(encoding="utf-8")
+    known = sys.modules.get(name)
+    same_file = known is not None and getattr(known, "__file__", None) == str(path)
+    if same_file and getattr(known, "_contract_text", None) == text:
+        return known
+    spec = importlib.util.spec_from_file_location(name, path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[name]
+        raise
+    module._contract_text = text  # type: ignore[attr-defined]
     return module
 
 
@@ -72,6 +90,8 @@ def test_the_docstring_parser_on_hand_written_examples():
     assert declared_changes(doc) == {"head", "sampler", "age_thresholds"}
     assert declared_changes("Title.\n\nno such line here") is None
     assert declared_changes("Title.\n  Changes: indented is not the line") is None
+    long = "Title.\n\nChanges: head, sampler,\n  age_thresholds, lr\nnot this, nor this\n"
+    assert declared_changes(long) == {"head", "sampler", "age_thresholds", "lr"}
 
 
 def test_changed_fields_finds_every_difference_but_the_name():
@@ -116,16 +136,24 @@ def test_these_recipes_declare_their_changes(stem: str):
 def _check_contract(path: Path, baseline: Path = RECIPES / "baseline.py") -> None:
     declared = declared_changes(_docstring(path))
     assert declared is not None, f"{path.name}: no 'Changes:' line"
-    unknown = declared - {f.name for f in dataclasses.fields(Config)}
+    unknown = declared - {f.name for f in dataclasses.fields(Config)} - {TRANSFORM}
     assert not unknown, f"{path.name}: 'Changes:' names no Config field {sorted(unknown)}"
 
-    base, cfg = _load(baseline).config(), _load(path).config()
-    assert changed_fields(base, cfg) == declared, (
-        f"{path.name} changes {sorted(changed_fields(base, cfg))} from the baseline "
+    recipe = _load(path)
+    base, cfg = _load(baseline).config(), recipe.config()
+    # a recipe passing its own pipeline (kit.main(config(), train_transform())) defines it in
+    # a function train_transform(), beside config()
+    own = getattr(recipe, TRANSFORM, None)
+    changed = changed_fields(base, cfg) | ({TRANSFORM} if callable(own) else set())
+    assert changed == declared, (
+        f"{path.name} changes {sorted(changed)} from the baseline "
         f"but its docstring says 'Changes: {', '.join(sorted(declared))}'"
     )
-    # The ledger compares run folders' config.json: it must see the same fields.
-    assert set(kit.runs.diff(base.to_dict(), cfg.to_dict())) == declared
+    # The ledger compares run folders' config.json and train_transform.json: it must see the
+    # same fields.
+    summary = transform_record(own())["summary"] if callable(own) else None
+    ledger_cfg = {**cfg.to_dict(), TRANSFORM: summary}
+    assert set(kit.runs.diff({**base.to_dict(), TRANSFORM: None}, ledger_cfg)) == declared
     # Its runs are told apart from the baseline's in the ledger by name: the file's stem.
     assert cfg.name == path.stem
     # A valid config, and the command line with no flags keeps it as it is.
@@ -151,6 +179,54 @@ def test_the_complete_recipe_of_docs_recipes_md_keeps_the_contract(
     path = tmp_path / f"{found[1]}.py"
     path.write_text(found[2], encoding="utf-8")
     _check_contract(path)
+
+
+_REGISTERS_A_TIMM_MODEL = '''"""A timm model of its own, registered with timm's decorator.
+
+Changes: model
+"""
+
+import timm
+from baseline import config as baseline_config
+from timm.models import register_model
+
+
+@register_model
+def contract_tiny_net(pretrained: bool = False, **kwargs):
+    return timm.create_model("resnet10t", pretrained=pretrained, **kwargs)
+
+
+def config():
+    return baseline_config().replace(name="{stem}", model="contract_tiny_net")
+'''
+
+
+def test_a_recipe_that_registers_a_timm_model_keeps_the_contract(
+    tmp_path: Path, recipes_on_path: None
+):
+    # timm's register_model reads sys.modules[fn.__module__]: loaded outside sys.modules, the
+    # recipe failed here while it ran fine as a script
+    path = tmp_path / "own_net.py"
+    path.write_text(_REGISTERS_A_TIMM_MODEL.format(stem="own_net"), encoding="utf-8")
+    _check_contract(path)
+    _check_contract(path)  # the same file again: imported once, registered once
+
+
+def test_the_custom_pipeline_recipe_of_docs_recipes_md_keeps_the_contract(
+    tmp_path: Path, recipes_on_path: None
+):
+    text = (ROOT / "docs" / "recipes.md").read_text(encoding="utf-8")
+    pattern = r"A complete recipe,\n`recipes/(\w+)\.py`:\n\n```python\n(.*?)^```"
+    found = re.search(pattern, text, re.S | re.M)
+    assert found, "docs/recipes.md lost its custom pipeline recipe"
+    path = tmp_path / f"{found[1]}.py"
+    path.write_text(found[2], encoding="utf-8")
+    assert declared_changes(_docstring(path)) == {TRANSFORM}
+    _check_contract(path)
+    # undeclared, the same pipeline breaks the contract
+    path.write_text(found[2].replace("Changes: train_transform", "Changes: lr"), encoding="utf-8")
+    with pytest.raises(AssertionError, match=r"changes \['train_transform'\] from the baseline"):
+        _check_contract(path)
 
 
 @pytest.mark.parametrize(

@@ -49,6 +49,20 @@ def test_duplicates_are_refused_unless_overwrite_or_equal(shapes):
     assert shapes.unregister("square") is abs and "square" not in shapes
 
 
+def test_the_same_definition_made_again_replaces_the_entry(shapes):
+    # a notebook cell run twice defines a new function of the same module and name
+    namespace: dict[str, object] = {"__name__": "__main__"}
+    cell = "def square(side):\n    return side * side\n"
+    exec(cell, namespace)
+    first = shapes.register("square", namespace["square"])
+    exec(cell, namespace)
+    assert namespace["square"] is not first
+    assert shapes.register("square", namespace["square"]) is shapes.get("square") is not first
+    # another definition under the taken name is still refused
+    with pytest.raises(ValueError, match="already registered"):
+        shapes.register("square", _square)
+
+
 @pytest.mark.parametrize("name", ["two words", "", "1st", 3])
 def test_names_must_be_identifiers(shapes, name):
     with pytest.raises(ValueError, match="must be an identifier"):
@@ -117,7 +131,8 @@ def test_kit_registries_are_registry_objects():
     import kit.ensemble
     import kit.heads
     import kit.losses
-    import kit.transforms  # noqa: F401
+    import kit.transforms
+    import kit.tta  # noqa: F401  (the ensembler no longer imports torch's TTA views at import)
 
     for kind in ("head", "output_kind", "loss", "preset", "tta", "ensemble_method", "executor"):
         assert isinstance(REGISTRIES[kind], Registry), kind

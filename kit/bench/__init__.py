@@ -7,7 +7,18 @@ baseline's; then the loaders alone for (b), (c) and (d), and each phase's peak m
 See docs/benchmarks.md.
 """
 
-from kit.bench.core import PHASES, TARGETS, BenchOptions, run_benchmark
+from typing import Any
+
+from kit.bench.options import PHASES, TARGETS, BenchOptions
 from kit.bench.report import format_report
 
 __all__ = ["PHASES", "TARGETS", "BenchOptions", "format_report", "run_benchmark"]
+
+
+def __getattr__(name: str) -> Any:
+    # the measuring loads torch: on first use, not for `python -m kit.bench --help`
+    if name == "run_benchmark":
+        from kit.bench.core import run_benchmark
+
+        return run_benchmark
+    raise AttributeError(f"module 'kit.bench' has no attribute {name!r}")

@@ -7,7 +7,7 @@ import sys
 from collections.abc import Sequence
 
 from kit import cli, io
-from kit.bench.core import BenchOptions, run_benchmark
+from kit.bench.options import BenchOptions
 from kit.bench.report import format_report
 
 
@@ -127,6 +127,8 @@ def _main(argv: list[str]) -> int:
             "fixture_size": tuple(args["fixture_size"]),
         }
     )
+    from kit.bench.core import run_benchmark  # torch: after the command line parsed
+
     result = run_benchmark(opts, log=lambda line: print(line, file=sys.stderr, flush=True))
     print(format_report(result))
     if out:

@@ -34,7 +34,8 @@ from kit.train.distributed import SINGLE, prepare_model, training_module
 from kit.train.loop import train_one_epoch
 from kit.transforms import MEAN, STD, build_transforms
 
-__all__ = ["PlainDataset", "kit_loader", "limit_batches", "plain_loader", "time_data", "time_train"]
+__all__ = ["PlainDataset", "StepClock", "kit_loader", "limit_batches", "plain_loader", "sync"]
+__all__ += ["time_data", "time_train"]
 
 
 class PlainDataset(Dataset):
@@ -90,12 +91,12 @@ def limit_batches(df: pd.DataFrame, cfg: Any, cache: ImageCache) -> Iterator[Any
     return itertools.repeat((images, targets))
 
 
-def _sync(device: torch.device) -> None:
+def sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
 
 
-class _Clock:
+class StepClock:
     """``total`` batches of ``batches``; notes the time at which batch ``warmup`` is asked for,
     so that worker start-up and first-step allocations stay out of the measurement."""
 
@@ -110,7 +111,7 @@ class _Clock:
         source = iter(self.batches)
         for i in range(self.total):
             if i == self.warmup:
-                _sync(self.device)
+                sync(self.device)
                 self.started = time.perf_counter()
             yield next(source)
 
@@ -123,9 +124,9 @@ def time_train(
     model = prepare_model(create_model(cfg).to(device), cfg)
     parts = build_parts(cfg, model, warmup + steps, device)
     parts.module = training_module(model, cfg, SINGLE, device)
-    clock = _Clock(batches, warmup + steps, warmup, device)
+    clock = StepClock(batches, warmup + steps, warmup, device)
     train_one_epoch(parts, clock, build_criterion(cfg).to(device), cfg, epoch=1)
-    _sync(device)
+    sync(device)
     return time.perf_counter() - clock.started
 
 

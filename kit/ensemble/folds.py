@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from sklearn.model_selection import GroupKFold
 
 from kit.runfolder import read_val_keys
 
@@ -52,6 +51,8 @@ def honest_folds(
             "least 2 people (or two folds) to fit on some and score on the others"
         )
     out = np.empty(len(groups), dtype=np.int64)
+    from sklearn.model_selection import GroupKFold  # seconds to import: only when folds are made
+
     split = GroupKFold(n_splits=min(n_splits, people))
     for k, (_, held) in enumerate(split.split(np.zeros(len(groups)), groups=groups)):
         out[held] = k

@@ -12,17 +12,18 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from kit.ensemble.voting import _stack, argmax, normalise_weights
+from kit.ensemble.voting import argmax, normalise_weights, stack_members
 from kit.labels import NUM_CLASSES
 
-__all__ = ["hard_vote"]
+# prepare_ballots / count_ballots: the vote split so a weight search prepares it once
+__all__ = ["Ballots", "count_ballots", "hard_vote", "prepare_ballots"]
 
 # Vote totals closer than this are a tie: weighted votes are float sums.
 _TIE_TOL = 1e-9
 
 
 @dataclass(frozen=True)
-class _Ballots:
+class Ballots:
     """Hard-vote inputs prepared once: votes per member, one-hot votes, probabilities."""
 
     labels: np.ndarray  # (members, n)
@@ -30,18 +31,22 @@ class _Ballots:
     probs: np.ndarray | None  # (members, n, 18) when every member has probabilities
 
 
-def _ballots(labels: Sequence[np.ndarray], probs: Sequence[np.ndarray | None] | None) -> _Ballots:
+def prepare_ballots(
+    labels: Sequence[np.ndarray], probs: Sequence[np.ndarray | None] | None
+) -> Ballots:
+    """The members' votes checked and one-hot encoded, with their probabilities if all have them."""
     if len(labels) == 0:
         raise ValueError("no members to combine; expected at least one")
     votes = np.stack([np.asarray(y, dtype=np.int64) for y in labels])
     if votes.min() < 0 or votes.max() >= NUM_CLASSES:
         raise ValueError(f"labels must be in 0..{NUM_CLASSES - 1}")
     have_probs = probs is not None and len(probs) == len(labels)
-    stack = _stack(probs) if have_probs and all(p is not None for p in probs) else None
-    return _Ballots(votes, np.eye(NUM_CLASSES)[votes], stack)
+    stack = stack_members(probs) if have_probs and all(p is not None for p in probs) else None
+    return Ballots(votes, np.eye(NUM_CLASSES)[votes], stack)
 
 
-def _count(ballots: _Ballots, w: np.ndarray) -> np.ndarray:
+def count_ballots(ballots: Ballots, w: np.ndarray) -> np.ndarray:
+    """The winning class per row under normalised weights ``w``; ties as in the module doc."""
     votes = np.tensordot(w, ballots.one_hot, axes=1)
     tied = votes >= votes.max(axis=1, keepdims=True) - _TIE_TOL
     if ballots.probs is not None:
@@ -63,5 +68,5 @@ def hard_vote(
     probs: Sequence[np.ndarray | None] | None = None,
 ) -> np.ndarray:
     """(Weighted) majority vote over the members' predicted classes; ties as in the module doc."""
-    ballots = _ballots(labels, probs)
-    return _count(ballots, normalise_weights(weights, len(ballots.labels)))
+    ballots = prepare_ballots(labels, probs)
+    return count_ballots(ballots, normalise_weights(weights, len(ballots.labels)))

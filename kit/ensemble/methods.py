@@ -20,19 +20,19 @@ from typing import Any
 
 import numpy as np
 
-from kit.ensemble.hard import _ballots, _count, hard_vote
+from kit.ensemble.hard import count_ballots, hard_vote, prepare_ballots
 from kit.ensemble.voting import (
-    _geometric,
-    _logs,
-    _mean,
-    _rank_mean,
-    _rank_stack,
-    _stack,
     argmax,
+    geometric_from_logs,
     geometric_mean,
+    log_stack,
+    mean_rank,
     normalise_weights,
     rank_average,
+    rank_stack,
     soft_vote,
+    stack_members,
+    weighted_mean,
 )
 from kit.registry import Registry
 
@@ -87,19 +87,25 @@ def _with_labels(fn: Callable[[Prepared, np.ndarray], np.ndarray]) -> Callable:
 
 #: method name (``--method``) -> its :class:`Method`.
 METHODS: Registry[Method] = Registry("ensemble_method")
-METHODS.register("soft", Method("soft", True, lambda p, _: _stack(p), _with_labels(_mean)))
+METHODS.register(
+    "soft", Method("soft", True, lambda p, _: stack_members(p), _with_labels(weighted_mean))
+)
 # The same vote: the two names differ only in the default weights (``weighted`` searches them
 # when none are given, see kit.ensemble.core), so one entry serves both.
 METHODS.register("weighted", METHODS.get("soft"))
 METHODS.register(
-    "geometric", Method("geometric", True, lambda p, _: _logs(p), _with_labels(_geometric))
+    "geometric",
+    Method("geometric", True, lambda p, _: log_stack(p), _with_labels(geometric_from_logs)),
 )
 METHODS.register(
     "rank",
-    Method("rank", True, lambda p, _: _rank_stack(p), _with_labels(_rank_mean), searchable=False),
+    Method("rank", True, lambda p, _: rank_stack(p), _with_labels(mean_rank), searchable=False),
 )
 METHODS.register(
-    "hard", Method("hard", False, lambda p, y: _ballots(y, p), lambda b, w: (None, _count(b, w)))
+    "hard",
+    Method(
+        "hard", False, lambda p, y: prepare_ballots(y, p), lambda b, w: (None, count_ballots(b, w))
+    ),
 )
 
 

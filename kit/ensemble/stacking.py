@@ -12,15 +12,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-from sklearn.linear_model import LogisticRegression
-from sklearn.pipeline import Pipeline, make_pipeline
-from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 
 from kit.ensemble.methods import METHODS, Method
 from kit.labels import NUM_CLASSES
+
+if TYPE_CHECKING:  # scikit-learn loads with the first stacker: `python -m kit.ensemble --help`
+    # and the other methods answer without it
+    from sklearn.pipeline import Pipeline
 
 __all__ = ["STACK_C", "Stacker", "fit_stacker", "stack_features"]
 
@@ -46,6 +48,10 @@ def stack_features(probs: Sequence[np.ndarray]) -> np.ndarray:
 
 
 def _model(c: float, seed: int) -> Pipeline:
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
     return make_pipeline(
         StandardScaler(), LogisticRegression(C=c, max_iter=200, tol=_TOL, random_state=seed)
     )

@@ -13,7 +13,22 @@ import numpy as np
 
 from kit.labels import NUM_CLASSES
 
-__all__ = ["EPS", "argmax", "geometric_mean", "normalise_weights", "rank_average", "soft_vote"]
+# Each vote is split in two, stacking the members once and weighting them many times, so a
+# weight search (kit.ensemble.methods) prepares its inputs only once.
+__all__ = [
+    "EPS",
+    "argmax",
+    "geometric_from_logs",
+    "geometric_mean",
+    "log_stack",
+    "mean_rank",
+    "normalise_weights",
+    "rank_average",
+    "rank_stack",
+    "soft_vote",
+    "stack_members",
+    "weighted_mean",
+]
 
 #: Floor applied before taking logs in :func:`geometric_mean`.
 EPS = 1e-12
@@ -33,7 +48,8 @@ def normalise_weights(weights: Sequence[float] | np.ndarray | None, n_members: i
     return w / w.sum()
 
 
-def _stack(probs: Sequence[np.ndarray]) -> np.ndarray:
+def stack_members(probs: Sequence[np.ndarray]) -> np.ndarray:
+    """The members' ``(n, 18)`` probabilities as one ``(members, n, 18)`` array, checked."""
     if len(probs) == 0:
         raise ValueError("no members to combine; expected at least one")
     arrays = [np.asarray(p, dtype=np.float64) for p in probs]
@@ -54,11 +70,12 @@ def argmax(probs: np.ndarray) -> np.ndarray:
 
 def soft_vote(probs: Sequence[np.ndarray], weights: Sequence[float] | None = None) -> np.ndarray:
     """(Weighted) mean of the members' probabilities."""
-    stack = _stack(probs)
-    return _mean(stack, normalise_weights(weights, len(stack)))
+    stack = stack_members(probs)
+    return weighted_mean(stack, normalise_weights(weights, len(stack)))
 
 
-def _mean(stack: np.ndarray, w: np.ndarray) -> np.ndarray:
+def weighted_mean(stack: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """The soft vote of :func:`stack_members`' output under normalised weights ``w``."""
     return np.tensordot(w, stack, axes=1)
 
 
@@ -66,15 +83,17 @@ def geometric_mean(
     probs: Sequence[np.ndarray], weights: Sequence[float] | None = None
 ) -> np.ndarray:
     """(Weighted) geometric mean of probabilities clipped at ``EPS``, rows renormalised."""
-    logs = _logs(probs)
-    return _geometric(logs, normalise_weights(weights, len(logs)))
+    logs = log_stack(probs)
+    return geometric_from_logs(logs, normalise_weights(weights, len(logs)))
 
 
-def _logs(probs: Sequence[np.ndarray]) -> np.ndarray:
-    return np.log(np.clip(_stack(probs), EPS, None))
+def log_stack(probs: Sequence[np.ndarray]) -> np.ndarray:
+    """:func:`stack_members` in logs clipped at ``EPS``, for :func:`geometric_from_logs`."""
+    return np.log(np.clip(stack_members(probs), EPS, None))
 
 
-def _geometric(logs: np.ndarray, w: np.ndarray) -> np.ndarray:
+def geometric_from_logs(logs: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """The geometric mean of :func:`log_stack`'s output under normalised weights ``w``."""
     logp = np.tensordot(w, logs, axes=1)
     # Shift by the row maximum so exp cannot underflow to an all-zero row.
     out = np.exp(logp - logp.max(axis=1, keepdims=True))
@@ -103,15 +122,17 @@ def rank_average(probs: Sequence[np.ndarray], weights: Sequence[float] | None = 
     equal values share their mean rank; a single row gets 0.5). Rows of the averaged ranks
     are renormalised to sum to 1 so the result reads like probabilities.
     """
-    ranks = _rank_stack(probs)
-    return _rank_mean(ranks, normalise_weights(weights, len(ranks)))
+    ranks = rank_stack(probs)
+    return mean_rank(ranks, normalise_weights(weights, len(ranks)))
 
 
-def _rank_stack(probs: Sequence[np.ndarray]) -> np.ndarray:
-    return np.stack([_ranks01(p) for p in _stack(probs)])
+def rank_stack(probs: Sequence[np.ndarray]) -> np.ndarray:
+    """Each member's per-class ranks in [0, 1], stacked: the input of :func:`mean_rank`."""
+    return np.stack([_ranks01(p) for p in stack_members(probs)])
 
 
-def _rank_mean(ranks: np.ndarray, w: np.ndarray) -> np.ndarray:
+def mean_rank(ranks: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """The rank average of :func:`rank_stack`'s output under normalised weights ``w``."""
     mean = np.tensordot(w, ranks, axes=1)
     total = mean.sum(axis=1, keepdims=True)
     return np.divide(mean, total, out=np.full_like(mean, 1.0 / NUM_CLASSES), where=total > 0)

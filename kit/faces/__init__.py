@@ -3,8 +3,8 @@
 ``--crop-mode face`` crops every picture around its face (``--face-margin`` on each side, the
 network's aspect ratio) instead of the fixed centre share; a picture without a detected face
 gets the centre crop, and the run reports how many did. Boxes come from ``--face-detector``
-(:data:`FACE_DETECTORS`: ``skimage``, ``opencv``, ``boxes`` or a registered one), are computed
-once per data folder by :func:`face_boxes` and stored beside the image cache.
+(:data:`FACE_DETECTORS`: ``skimage``, ``opencv``, ``mtcnn``, ``boxes`` or a registered one),
+are computed once per data folder by :func:`face_boxes` and stored beside the image cache.
 
 ``python -m kit.faces DATA_DIR [--preview out.png]`` precomputes them (docs/faces.md).
 """
@@ -60,7 +60,8 @@ def prepared_loader(
     extra = sorted({os.fspath(p) for p in paths} - set(boxes.boxes))
     if extra:
         more = face_boxes(cfg, Path(data_dir), extra, workers=workers, progress=progress)
-        boxes = FaceBoxes({**boxes.boxes, **more.boxes}, boxes.file, boxes.detector)
+        merged = {**boxes.boxes, **more.boxes}
+        boxes = FaceBoxes(merged, boxes.file, boxes.detector, {**boxes.scores, **more.scores})
     return PreparedLoader(cfg, boxes)
 
 

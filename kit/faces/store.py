@@ -2,18 +2,21 @@
 
 ``<cache folder>/faces-<key>.csv`` holds one row per picture of the data folder (training and
 eval pictures), in the boxes-file format (``image_id,x0,y0,x1,y1``, empty where no face was
-found), so it can be inspected, corrected and passed back as ``--face-boxes``. The key is
+found), so it can be inspected, corrected and passed back as ``--face-boxes``; a detector that
+gives a confidence (``mtcnn``) adds a ``score`` column. The key is
 built like the image cache's: every picture's path, size and mtime, the detector's name and
 version, and the files it reads (a boxes CSV).
 """
 
 from __future__ import annotations
 
+import csv
 import logging
 import os
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from io import StringIO
 from pathlib import Path
 from typing import Any
 
@@ -28,22 +31,25 @@ from kit.data.cache import cache_dir_for, files_key
 from kit.data.dataset import load_rgb
 from kit.data.fixture import FACE_COLUMNS
 from kit.errors import UserCodeError
-from kit.faces.detectors import FACE_DETECTORS, Finder, image_id, read_boxes
+from kit.faces.detectors import FACE_DETECTORS, Face, Finder, image_id, read_boxes
 from kit.transforms import prepare
 
 __all__ = ["FaceBoxes", "PreparedLoader", "boxes_path", "face_boxes", "folder_pictures"]
 
 _log = logging.getLogger("kit")
 _CHUNK = 64  # pictures per task of the detection pool
+SCORE = "score"  # the stored file's column of the detector's confidence
 
 
 @dataclass(frozen=True)
 class FaceBoxes:
-    """``path -> box`` (None: no face, the crop falls back to the centre) and where stored."""
+    """``path -> box`` (None: no face, the crop falls back to the centre) and where stored;
+    ``scores``: ``path -> confidence`` of the faces found, where the detector gives one."""
 
     boxes: dict[str, Box | None]
     file: Path
     detector: str
+    scores: dict[str, float] = field(default_factory=dict)
 
     @property
     def found(self) -> int:
@@ -55,12 +61,19 @@ class FaceBoxes:
         """Pictures without one (centre-cropped)."""
         return len(self.boxes) - self.found
 
+    @property
+    def min_score(self) -> float | None:
+        """The lowest confidence of a face kept (None: the detector gives none)."""
+        return min(self.scores.values()) if self.scores else None
+
     def summary(self) -> str:
         """``face boxes (detector x): N found, M centre-crop fallback (P%) -> file``."""
         share = self.fallback / max(1, len(self.boxes))
+        lowest = "" if self.min_score is None else f" (lowest confidence {self.min_score:.2f})"
         return (
-            f"face boxes ({self.detector}): {self.found} found, {self.fallback} centre-crop "
-            f"fallback ({share:.0%}) of {len(self.boxes)} pictures; stored in {self.file}"
+            f"face boxes ({self.detector}): {self.found} found{lowest}, {self.fallback} "
+            f"centre-crop fallback ({share:.0%}) of {len(self.boxes)} pictures; stored in "
+            f"{self.file}"
         )
 
     def record(self) -> dict[str, Any]:
@@ -69,6 +82,7 @@ class FaceBoxes:
             "detector": self.detector,
             "found": self.found,
             "fallback": self.fallback,
+            "min_score": self.min_score,
             "file": str(self.file),
         }
 
@@ -93,10 +107,10 @@ def boxes_path(cfg: Any, data_dir: str | os.PathLike[str], paths: Sequence[str])
 
 def _detect(
     name: str, cfg: Any, root: Path, paths: list[str], find: Finder | None = None
-) -> list[Box | None]:
+) -> list[Box | Face | None]:
     """One task: open the detector (once per task) unless given, and search ``paths``."""
     find = find or _open(name, cfg, root)
-    out: list[Box | None] = []
+    out: list[Box | Face | None] = []
     for path in paths:
         try:
             with FACE_DETECTORS.calling(name, on=path, passing=(OSError,)):
@@ -132,7 +146,7 @@ def _compute(cfg: Any, root: Path, paths: list[str], workers: int, progress: boo
         disable=not progress,
         leave=False,
     )
-    found: list[Box | None] = []
+    found: list[Box | Face | None] = []
     if detector.parallel and workers > 1 and len(chunks) > 1:
         with ProcessPoolExecutor(min(workers, len(chunks))) as pool:
             tasks = [pool.submit(_detect, cfg.face_detector, cfg, root, c) for c in chunks]
@@ -147,13 +161,26 @@ def _compute(cfg: Any, root: Path, paths: list[str], workers: int, progress: boo
     return found
 
 
-def _write(path: Path, root: Path, paths: list[str], found: list[Box | None]) -> None:
-    rows = [
-        (image_id(p, root), *(b if b is not None else ("",) * 4))
-        for p, b in zip(paths, found, strict=True)
-    ]
+def _split(found: list[Box | Face | None], paths: list[str]):
+    """The boxes and, of the faces found with a confidence, their scores."""
+    boxes = {p: f.box if isinstance(f, Face) else f for p, f in zip(paths, found, strict=True)}
+    scores = {p: f.score for p, f in zip(paths, found, strict=True) if isinstance(f, Face)}
+    return boxes, scores
+
+
+def _write(path: Path, root: Path, boxes: dict[str, Box | None], scores: dict[str, float]) -> None:
+    rows = [(image_id(p, root), *(b if b is not None else ("",) * 4)) for p, b in boxes.items()]
     table = pd.DataFrame(rows, columns=list(FACE_COLUMNS))
+    if scores:
+        table[SCORE] = [scores.get(p) for p in boxes]
     io.write_text(path, table.to_csv(index=False, lineterminator="\n"))
+
+
+def _read_scores(path: Path) -> dict[str, float]:
+    """``image_id -> score`` of a stored file's faces (none without a score column)."""
+    text, sep = io.read_csv_text(path)
+    rows = csv.DictReader(StringIO(text, newline=""), delimiter=sep)
+    return {row["image_id"]: float(row[SCORE]) for row in rows if row.get(SCORE)}
 
 
 def face_boxes(
@@ -170,13 +197,13 @@ def face_boxes(
     names = sorted(set(paths)) if paths is not None else folder_pictures(root, cfg.strict_data)
     file = boxes_path(cfg, root, names)
     if file.is_file():
-        stored = read_boxes(file)
+        stored, stored_scores = read_boxes(file), _read_scores(file)
         boxes = {p: stored.get(image_id(p, root)) for p in names}
+        scores = {p: stored_scores[i] for p in names if (i := image_id(p, root)) in stored_scores}
     else:
-        found = _compute(cfg, root, names, workers, progress)
-        _write(file, root, names, found)
-        boxes = dict(zip(names, found, strict=True))
-    result = FaceBoxes(boxes, file, cfg.face_detector)
+        boxes, scores = _split(_compute(cfg, root, names, workers, progress), names)
+        _write(file, root, boxes, scores)
+    result = FaceBoxes(boxes, file, cfg.face_detector, scores)
     _log.info("%s", result.summary())
     return result
 

@@ -162,7 +162,10 @@ def label_smoothing(
     labels: Any = None,
     class_weights: ClassWeights = None,
 ) -> CrossEntropy:
-    """Cross entropy with ``label_smoothing=smoothing`` (torch's definition)."""
+    """cross_entropy with its label_smoothing argument on: ``--loss label_smoothing`` is
+    ``--loss cross_entropy --loss-kwargs label_smoothing=0.1`` (torch's definition).
+
+    A loss of its own so that a spec can smooth one term only (``label_smoothing+f1``)."""
     return CrossEntropy(
         num_classes=num_classes,
         labels=labels,

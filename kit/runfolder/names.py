@@ -9,6 +9,7 @@ from kit.labels import NUM_CLASSES
 
 __all__ = [
     "BEST",
+    "CODE_DIR",
     "CONFIG",
     "CURVES_PNG",
     "ENV",
@@ -19,6 +20,7 @@ __all__ = [
     "KFOLD_SUMMARY_KEYS",
     "LAST",
     "METRICS",
+    "NOTEBOOK",
     "PROB_COLUMNS",
     "PSEUDO_COLUMNS",
     "PSEUDO_LABELS",
@@ -27,6 +29,7 @@ __all__ = [
     "REFIT",
     "RUN_FILES",
     "SCORE_COLUMNS",
+    "SOURCE_FILES",
     "STATUS",
     "SUBMISSION",
     "SUBMISSION_COLUMNS",
@@ -35,6 +38,7 @@ __all__ = [
     "TEST_COLUMNS",
     "TEST_KEYS",
     "TEST_PROBS",
+    "TRAIN_TRANSFORM",
     "VAL_COLUMNS",
     "VAL_CONFUSION",
     "VAL_KEYS",
@@ -70,7 +74,18 @@ RUN_FILES = (
 RECIPE, GIT_DIFF, VAL_MISTAKES = "recipe.py", "git.diff", "val_mistakes.png"
 PSEUDO_LABELS = "pseudo_labels.csv"
 REFIT = "refit.pt"
-EXTRA_FILES = (RECIPE, GIT_DIFF, VAL_MISTAKES, PSEUDO_LABELS, REFIT)
+#: The custom training transform passed to ``fit`` (kit.runfolder.transform): albumentations'
+#: serialization of it, or its repr and a fingerprint of its source.
+TRAIN_TRANSFORM = "train_transform.json"
+#: The modules of one's own that defined a registered piece of the run (kit.runfolder.code).
+CODE_DIR = "code"
+#: The code cells of the Jupyter notebook that started the run (kit.runfolder.source), as an
+#: importable file: it defines and registers at import, and runs the rest as a script.
+NOTEBOOK = "notebook.py"
+EXTRA_FILES = (RECIPE, GIT_DIFF, VAL_MISTAKES, PSEUDO_LABELS, REFIT, TRAIN_TRANSFORM, NOTEBOOK)
+#: The run's own code, each an importable Python file: importing it registers again what the
+#: run's recipe or notebook registered (a model, head, loss, preset) without training.
+SOURCE_FILES = (RECIPE, NOTEBOOK)
 #: A K-fold parent's own files: its fold runs hold metrics.csv, the checkpoints, the pictures.
 KFOLD_PARENT_FILES = tuple(
     f for f in RUN_FILES if f not in (METRICS, LAST, BEST, CURVES_PNG, VAL_CONFUSION)

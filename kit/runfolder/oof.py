@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from kit.runfolder.names import VAL_PROBS
-from kit.runfolder.predictions import _numbers, _read_csv
+from kit.runfolder.predictions import checked_numbers, read_checked_csv
 
 __all__ = ["ValKeys", "read_val_keys"]
 
@@ -41,6 +41,6 @@ def read_val_keys(path: str | Path) -> ValKeys:
     path = Path(path)
     if path.is_dir():
         path = path / VAL_PROBS
-    df = _read_csv(path, ["image_id", "person_id", "fold"], ["image_id", "person_id"])
-    folds = _numbers(path, df, ["fold"])[:, 0].astype(np.int64)
+    df = read_checked_csv(path, ["image_id", "person_id", "fold"], ["image_id", "person_id"])
+    folds = checked_numbers(path, df, ["fold"])[:, 0].astype(np.int64)
     return ValKeys(df["image_id"].to_numpy(object), df["person_id"].to_numpy(object), folds)

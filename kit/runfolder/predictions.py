@@ -23,7 +23,16 @@ from kit.runfolder.names import (
     VAL_COLUMNS,
 )
 
-__all__ = ["Split", "read_submission", "read_test_probs", "read_val_probs"]
+__all__ = [
+    "Split",
+    "checked_class_ids",
+    "checked_numbers",
+    "checked_probs",
+    "read_checked_csv",
+    "read_submission",
+    "read_test_probs",
+    "read_val_probs",
+]
 # CSV round-trips lose a little precision; a row off by more than this is not probabilities.
 _SUM_TOL = 1e-3
 
@@ -53,7 +62,9 @@ class Split:
         )
 
 
-def _read_csv(path: Path, columns: Sequence[str], id_columns: Sequence[str]) -> pd.DataFrame:
+def read_checked_csv(path: Path, columns: Sequence[str], id_columns: Sequence[str]) -> pd.DataFrame:
+    """A prediction CSV with ``columns`` present, at least one row and ``id_columns`` read as
+    text, non-empty (and unique for image ids); ValueError naming the file and line otherwise."""
     try:
         source = csv_source(path)
         df = pd.read_csv(**source, dtype={c: str for c in id_columns}, keep_default_na=False)
@@ -91,7 +102,7 @@ def _cell(value: object) -> str:
     return repr(value.item() if isinstance(value, np.generic) else value)
 
 
-def _numbers(path: Path, df: pd.DataFrame, cols: Sequence[str]) -> np.ndarray:
+def checked_numbers(path: Path, df: pd.DataFrame, cols: Sequence[str]) -> np.ndarray:
     """Columns as float64, naming the first cell that is empty, NaN or not a number."""
     values = df[list(cols)].apply(pd.to_numeric, errors="coerce").to_numpy(np.float64)
     bad = ~np.isfinite(values)
@@ -102,8 +113,9 @@ def _numbers(path: Path, df: pd.DataFrame, cols: Sequence[str]) -> np.ndarray:
     return values
 
 
-def _class_ids(path: Path, df: pd.DataFrame, col: str) -> np.ndarray:
-    values = _numbers(path, df, [col])[:, 0]
+def checked_class_ids(path: Path, df: pd.DataFrame, col: str) -> np.ndarray:
+    """Column ``col`` as class ids 0..17, naming the first cell that is not one."""
+    values = checked_numbers(path, df, [col])[:, 0]
     bad = (values != np.round(values)) | (values < 0) | (values >= NUM_CLASSES)
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
@@ -114,8 +126,11 @@ def _class_ids(path: Path, df: pd.DataFrame, col: str) -> np.ndarray:
     return values.astype(np.int64)
 
 
-def _probs(path: Path, df: pd.DataFrame, columns: Sequence[str] = PROB_COLUMNS) -> np.ndarray:
-    p = _numbers(path, df, columns)
+def checked_probs(
+    path: Path, df: pd.DataFrame, columns: Sequence[str] = PROB_COLUMNS
+) -> np.ndarray:
+    """``columns`` as probabilities: each in 0..1, each row summing to 1 (within CSV rounding)."""
+    p = checked_numbers(path, df, columns)
     bad = (p < 0) | (p > 1 + _SUM_TOL)
     if bad.any():
         i, j = (int(k[0]) for k in np.nonzero(bad))
@@ -136,10 +151,10 @@ def _probs(path: Path, df: pd.DataFrame, columns: Sequence[str] = PROB_COLUMNS) 
 def read_val_probs(path: str | Path) -> Split:
     """Validation / out-of-fold probabilities: ``image_id,person_id,label,fold,p0..p17``."""
     path = Path(path)
-    df = _read_csv(path, VAL_COLUMNS, ["image_id", "person_id"])
-    probs = _probs(path, df)
+    df = read_checked_csv(path, VAL_COLUMNS, ["image_id", "person_id"])
+    probs = checked_probs(path, df)
     ids = df["image_id"].to_numpy(object)
-    truth = _class_ids(path, df, "label")
+    truth = checked_class_ids(path, df, "label")
     return Split(ids, probs.argmax(axis=1), probs, truth, path)
 
 
@@ -147,8 +162,8 @@ def read_test_probs(path: str | Path) -> Split:
     """Test probabilities: ``image_id,p0..p17`` in info.csv order."""
     path = Path(path)
     (image_id,) = TEST_KEYS
-    df = _read_csv(path, TEST_COLUMNS, [image_id])
-    probs = _probs(path, df)
+    df = read_checked_csv(path, TEST_COLUMNS, [image_id])
+    probs = checked_probs(path, df)
     return Split(df[image_id].to_numpy(object), probs.argmax(axis=1), probs, None, path)
 
 
@@ -156,5 +171,5 @@ def read_submission(path: str | Path) -> Split:
     """A submission CSV (``ImageID,ans``): test labels, no probabilities."""
     path = Path(path)
     image_id, ans = SUBMISSION_COLUMNS
-    df = _read_csv(path, SUBMISSION_COLUMNS, [image_id])
-    return Split(df[image_id].to_numpy(object), _class_ids(path, df, ans), None, None, path)
+    df = read_checked_csv(path, SUBMISSION_COLUMNS, [image_id])
+    return Split(df[image_id].to_numpy(object), checked_class_ids(path, df, ans), None, None, path)

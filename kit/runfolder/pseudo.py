@@ -21,7 +21,7 @@ import pandas as pd
 from kit import io
 from kit.runfolder.files import write_probs
 from kit.runfolder.names import PROB_COLUMNS, PSEUDO_COLUMNS, PSEUDO_LABELS, TEST_KEYS, TEST_PROBS
-from kit.runfolder.predictions import _read_csv
+from kit.runfolder.predictions import read_checked_csv
 
 __all__ = [
     "pseudo_probs_file",
@@ -67,7 +67,7 @@ def read_pseudo_labels(run_dir: str | Path) -> pd.DataFrame | None:
     path = Path(run_dir) / PSEUDO_LABELS
     if not path.is_file():
         return None
-    return _read_csv(path, PSEUDO_COLUMNS, ["image_id"])
+    return read_checked_csv(path, PSEUDO_COLUMNS, ["image_id"])
 
 
 def pseudo_record(

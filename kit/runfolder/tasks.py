@@ -23,7 +23,7 @@ from kit import io
 from kit.labels import HEAD_SIZES
 from kit.runfolder.files import write_probs
 from kit.runfolder.names import PROB_COLUMNS, TEST_PROBS, VAL_PROBS
-from kit.runfolder.predictions import Split, _class_ids, _probs, _read_csv
+from kit.runfolder.predictions import Split, checked_class_ids, checked_probs, read_checked_csv
 
 __all__ = [
     "TASK_COLUMNS",
@@ -60,18 +60,18 @@ def read_task_val_probs(path: str | Path, task: str) -> Split:
     predicted value of the task, ``truth`` the 18-way class."""
     path = Path(path)
     cols = TASK_COLUMNS[task]
-    df = _read_csv(path, ["image_id", "person_id", "label", "fold", *cols], ["image_id"])
-    probs = _probs(path, df, cols)
+    df = read_checked_csv(path, ["image_id", "person_id", "label", "fold", *cols], ["image_id"])
+    probs = checked_probs(path, df, cols)
     ids = df["image_id"].to_numpy(object)
-    return Split(ids, probs.argmax(axis=1), probs, _class_ids(path, df, "label"), path)
+    return Split(ids, probs.argmax(axis=1), probs, checked_class_ids(path, df, "label"), path)
 
 
 def read_task_test_probs(path: str | Path, task: str) -> Split:
     """A per-task run's test rows: ``image_id`` and the task's columns, info.csv order."""
     path = Path(path)
     cols = TASK_COLUMNS[task]
-    df = _read_csv(path, ["image_id", *cols], ["image_id"])
-    probs = _probs(path, df, cols)
+    df = read_checked_csv(path, ["image_id", *cols], ["image_id"])
+    probs = checked_probs(path, df, cols)
     return Split(df["image_id"].to_numpy(object), probs.argmax(axis=1), probs, None, path)
 
 

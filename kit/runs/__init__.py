@@ -2,8 +2,10 @@
 docs/experiments.md).
 
 ``load(dir)`` gives one row per run; ``select(df, ...)`` filters them; ``table(df, vs=...)``
-shows the scores and only the config fields that differ; ``diff(a, b)`` names the fields two
-runs differ in; :mod:`kit.runs.prune` lists and deletes what frees disk space.
+shows the scores and only the config fields that differ, runs of one config over seeds as one
+row and, against a baseline, whether each difference is beyond the noise
+(:mod:`kit.runs.repeats`); ``diff(a, b)`` names the fields two runs differ in;
+:mod:`kit.runs.prune` lists and deletes what frees disk space.
 """
 
 from kit.runs.compare import (

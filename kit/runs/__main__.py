@@ -18,10 +18,9 @@ import pandas as pd
 
 from kit import cli
 from kit.cli import add_debug_flag, run_cli
-from kit.plot import overlay_png
 from kit.runfolder import read_metrics
-from kit.runs import ledger, prune, suspects
-from kit.runs.compare import IGNORED_FIELDS, find_run, table
+from kit.runs import ledger, prune
+from kit.runs.compare import IGNORED_FIELDS, baseline_runs, table
 from kit.runs.render import csv_text, to_markdown, to_text
 from kit.runs.select import STATUSES, pick_columns, select
 
@@ -47,7 +46,17 @@ def _parser() -> argparse.ArgumentParser:
         help="a 'running' run not updated for this long is shown incomplete",
     )
     shown = p.add_argument_group("what to show")
-    shown.add_argument("--vs", metavar="BASELINE", help="show each run's changes from this run")
+    shown.add_argument(
+        "--vs",
+        metavar="BASELINE",
+        help="show each run's changes from this run (or --seeds folder) and whether its "
+        "difference is beyond the noise",
+    )
+    shown.add_argument(
+        "--each-seed",
+        action="store_true",
+        help="one row per run: do not show runs of one config over several seeds as one row",
+    )
     shown.add_argument("--sort", metavar="METRIC", help="sort by a column, e.g. val_macro_f1")
     shown.add_argument("--all-fields", action="store_true", help="show every config field")
     shown.add_argument(
@@ -84,17 +93,15 @@ def _rows(args: argparse.Namespace, df: pd.DataFrame) -> pd.DataFrame:
 def _show(args: argparse.Namespace, df: pd.DataFrame) -> int:
     rows = _rows(args, df)
     vs = None
-    if args.vs is not None:  # the baseline is found among all runs and always shown
-        base = find_run(df, args.vs)
-        vs = base["name"]
-        if vs not in set(rows["name"]):
-            rows = pd.concat([df[df["name"] == vs], rows])
+    if args.vs is not None:  # the baseline, with its other seeds, is found among all runs
+        vs, family = baseline_runs(df, args.vs)
+        rows = pd.concat([family[~family["name"].isin(rows["name"])], rows])
     if rows.empty:
         print(f"no runs in {args.dir} match the filters")
         return 0
     # a column asked for by name is shown even when every run has the same value
     all_fields = args.all_fields or bool(args.columns)
-    shown = table(rows, vs=vs, all_fields=all_fields, sort=args.sort)
+    shown = table(rows, vs=vs, all_fields=all_fields, sort=args.sort, group=not args.each_seed)
     if args.columns:
         shown = pick_columns(shown, [c.strip() for c in args.columns.split(",") if c.strip()])
     if args.markdown:
@@ -111,6 +118,8 @@ def _show(args: argparse.Namespace, df: pd.DataFrame) -> int:
 
 def _plot(rows: pd.DataFrame, png: str) -> str:
     """The listed runs' metrics.csv curves on one picture (runs without epochs left out)."""
+    from kit.plot import overlay_png  # matplotlib: only to draw, not for the ledger
+
     curves = {Path(d).name: read_metrics(Path(d)) for d in rows["run_dir"]}
     curves = {name: epochs for name, epochs in curves.items() if epochs}
     if not curves:
@@ -151,6 +160,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ``python -m kit.runs suspects RUN ...`` runs the label-noise finder instead."""
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ["suspects"]:
+        from kit.runs import suspects  # its contact sheets load matplotlib: not for the ledger
+
         return suspects.main(argv[1:])
     return run_cli(_main, argv)
 

@@ -12,12 +12,14 @@ from typing import Any
 import pandas as pd
 
 from kit.config import fields_with_role
-from kit.runfolder import SCORE_COLUMNS, read_config
+from kit.runfolder import SCORE_COLUMNS, read_config, transform_summary
+from kit.runs import repeats
 from kit.runs.ledger import flatten_config
 
 __all__ = [
     "IGNORED_FIELDS",
     "BaselineChoice",
+    "baseline_runs",
     "diff",
     "find_run",
     "is_score",
@@ -57,7 +59,8 @@ def _config_of(run: str | os.PathLike[str] | pd.Series | dict[str, Any]) -> dict
         if any(k.startswith("cfg.") for k in run):
             return {k[4:]: v for k, v in run.items() if k.startswith("cfg.")}
         return {k[4:]: v for k, v in flatten_config(run).items()}
-    return {k[4:]: v for k, v in flatten_config(read_config(run, missing_ok=False)).items()}
+    config = {k[4:]: v for k, v in flatten_config(read_config(run, missing_ok=False)).items()}
+    return {**config, "train_transform": transform_summary(run)}
 
 
 def diff(
@@ -113,8 +116,33 @@ def find_run(df: pd.DataFrame, ref: str | os.PathLike[str]) -> pd.Series:
     raise ValueError(f"no run {ref_s!r} in the ledger; runs: {df['name'].tolist()}")
 
 
-def _change_text(changes: dict[str, tuple[Any, Any]]) -> str:
-    return "; ".join(f"{f}: {_show(a)} -> {_show(b)}" for f, (a, b) in changes.items())
+def baseline_runs(df: pd.DataFrame, ref: str | os.PathLike[str]) -> tuple[str, pd.DataFrame]:
+    """The name ``ref`` means as a baseline and the runs of its config over every seed.
+
+    ``ref`` is a run (see :func:`find_run`) or a ``--seeds`` parent folder (its name or path).
+    """
+    name = Path(str(ref).rstrip("/")).name
+    members = df[df["parent"] == name] if "parent" in df.columns else df.iloc[0:0]
+    if members.empty:
+        name = find_run(df, ref)["name"]
+        members = df[df["name"] == name]
+    keys = {repeats.config_key(r, IGNORED_FIELDS) for _, r in members.iterrows()}
+    family = [repeats.config_key(r, IGNORED_FIELDS) in keys for _, r in df.iterrows()]
+    return name, df[family]
+
+
+def _change_text(changes: dict[str, tuple[Any, Any]], base: pd.Series, row: pd.Series) -> str:
+    return "; ".join(
+        f"{f}: {_show_field(f, a, base)} -> {_show_field(f, b, row)}"
+        for f, (a, b) in changes.items()
+    )
+
+
+def _show_field(field: str, value: Any, row: pd.Series) -> str:
+    """A value of the changes column: a run without a custom transform trained its preset's."""
+    if field == "train_transform" and _key(value) == "null":
+        return f"preset {_show(row.get('cfg.preset'))}"
+    return _show(value)
 
 
 def _flag(n_changes: int) -> str:
@@ -137,36 +165,89 @@ def table(
     all_fields: bool = False,
     sort: str | None = None,
     ignore: tuple[str, ...] = IGNORED_FIELDS,
+    group: bool = True,
 ) -> pd.DataFrame:
     """The ledger as shown: name, date, who, status, scores and the config fields that vary.
 
-    ``vs``: a baseline run (name, folder or unique part of a name); adds ``changes``
-    (``field: base -> this``) and ``flag`` (``UNCONTROLLED (k changes)`` when a run differs
-    from the baseline in more than one field). ``sort``: any column, scores descending.
+    ``group``: complete runs of one config that differ only by seed are one row (the mean
+    scores, ``f1_sd`` and ``n``; :func:`kit.runs.repeats.group`). ``vs``: a baseline run or
+    group (name, folder or unique part of a name); adds ``changes`` (``field: base -> this``),
+    ``flag`` (``UNCONTROLLED (k changes)`` when a run differs from the baseline in more than one
+    field), ``interval`` (the difference of val macro F1 from the baseline and its 95%
+    interval), ``verdict`` (``beyond noise``, ``within noise`` or ``n/a``), ``noise`` (how the
+    interval was found, or why there is none) and ``pair`` (the baseline run it was compared
+    with). A run is compared with the baseline run of its own seed and split when there is
+    one; a group with the baseline's group. ``sort``: any column, scores descending.
     """
     if df.empty:
         return pd.DataFrame(columns=list(_SHOWN))
-    out = df.copy()
+    if group:
+        rows = repeats.group(df, ignore)
+    else:
+        rows = df.assign(n=1, f1_sd=None, members=[[n] for n in df["name"]])
+    out = rows.copy()
     out["who"] = [
         f"{u or '?'}@{c or '?'}{'*' if d else ''}"
         for u, c, d in zip(out["user"], out["commit"], out["dirty"], strict=True)
     ]
-    fields = [c for c in df.columns if c.startswith("cfg.")] if all_fields else varying_fields(df)
+    fields = (
+        [c for c in rows.columns if c.startswith("cfg.")] if all_fields else varying_fields(rows)
+    )
     if all_fields:
         fields = [c for c in fields if c[4:] not in ignore]
-    columns = [*_SHOWN, *(["parent"] if out["parent"].notna().any() else []), *fields]
+    shown = list(_SHOWN)
+    if (rows["n"] > 1).any():
+        at = shown.index("val_macro_f1") + 1
+        shown[at:at] = ["f1_sd", "n"]
+    columns = [*shown, *(["parent"] if out["parent"].notna().any() else []), *fields]
     if vs is not None:
-        base = find_run(df, vs)
-        changes = [diff(base, row, ignore) for _, row in df.iterrows()]
-        out["changes"] = [_change_text(c) for c in changes]
-        out["flag"] = [
-            "baseline" if name == base["name"] else _flag(len(c))
-            for name, c in zip(df["name"], changes, strict=True)
-        ]
-        columns += ["changes", "flag"]
+        out = pd.concat([out, _versus(df, rows, vs, ignore)], axis=1)
+        columns += ["changes", "flag", "interval", "verdict", "noise", "pair"]
     if sort is not None:
         if sort not in out.columns:
             raise ValueError(f"cannot sort by {sort!r}; expected one of {list(out.columns)}")
         out = out.sort_values(sort, ascending=not is_score(sort), na_position="last", kind="stable")
     out = out[columns].rename(columns={c: c[4:] for c in fields})
     return out.reset_index(drop=True)
+
+
+def _versus(
+    df: pd.DataFrame, rows: pd.DataFrame, vs: str | os.PathLike[str], ignore: tuple[str, ...]
+) -> pd.DataFrame:
+    """The ``vs`` columns of every row of ``rows`` (grouped ledger rows of ``df``)."""
+    named = rows[rows["name"] == str(vs).rstrip("/")]
+    base_run = find_run(df, vs) if named.empty else None
+    if named.empty:
+        named = rows[rows["members"].map(lambda m: base_run["name"] in m)]
+    base = named.iloc[0]
+    if base_run is None:  # a group named: its newest run stands for it
+        base_run = df[df["name"] == max(base["members"])].iloc[0]
+    seedless = (*ignore, *repeats.SEED_FIELDS)
+    family = repeats.baseline_family(df, base_run, ignore)
+    cells = []
+    for _, row in rows.iterrows():
+        if row["name"] == base["name"]:
+            cells.append(dict.fromkeys(("changes", "interval", "verdict", "noise", "pair"), ""))
+            cells[-1]["flag"] = "baseline"
+            continue
+        if row["n"] > 1:  # a group: compared with the baseline's group
+            changes = diff(base, row, seedless)
+            noise = repeats.seeds_noise(df, base, row)
+            pair, partner = "", base
+        else:
+            partner = repeats.same_seed_run(family, row)
+            partner = base_run if partner is None else partner
+            changes = diff(partner, row, ignore)
+            noise = repeats.bootstrap_runs(partner["run_dir"], row["run_dir"])
+            pair = partner["name"]
+        cells.append(
+            {
+                "changes": _change_text(changes, partner, row),
+                "flag": _flag(len(changes)),
+                "interval": noise.text,
+                "verdict": noise.verdict,
+                "noise": noise.how,
+                "pair": pair,
+            }
+        )
+    return pd.DataFrame(cells, index=rows.index)

@@ -26,6 +26,7 @@ from kit.runfolder import (
     read_metrics,
     read_status,
     read_summary,
+    transform_summary,
     writer_alive,
 )
 
@@ -152,6 +153,11 @@ def ledger_row(
         **_scores(run, summary),
     }
     row.update(flatten_config(read_config(run)))
+    # a custom training transform is a setting the Config cannot name: compared like a field
+    row["cfg.train_transform"] = transform_summary(run)
+    if row.get("cfg.split_seed") is None and "cfg.seed" in row:
+        # the seed the split was drawn with: runs of one split_seed validate on the same people
+        row["cfg.split_seed"] = row["cfg.seed"]
     return row
 
 
@@ -174,15 +180,23 @@ def _fold_parents(rows: list[dict[str, Any]]) -> dict[str, str]:
     return parents
 
 
+def _holds_runs(path: Path) -> bool:
+    """A folder that is no run folder itself but holds some: a ``--seeds`` parent."""
+    if path.name.startswith(".") or not path.is_dir() or is_run_folder(path):
+        return False
+    return any(is_run_folder(p) and not p.name.startswith(".") for p in path.iterdir())
+
+
 def load(
     dir: str | os.PathLike[str] = "runs",
     now: datetime | None = None,
     stale_after: timedelta = STALE_AFTER,
 ) -> pd.DataFrame:
-    """One row per run folder under ``dir`` and one level below (fold runs of a K-fold parent).
+    """One row per run folder under ``dir`` and one level below (fold runs of a K-fold parent,
+    repeats in a ``--seeds`` parent folder).
 
-    Columns: name, run_dir, parent (K-fold parent's name, or None), kfold, date, user,
-    commit (short), dirty, status (complete / running / interrupted / failed / incomplete),
+    Columns: name, run_dir, parent (K-fold or ``--seeds`` parent's name, or None), kfold, date,
+    user, commit (short), dirty, status (complete / running / interrupted / failed / incomplete),
     the :data:`kit.runfolder.SCORE_COLUMNS`, best_epoch, and ``cfg.<field>`` for every config field.
     A "running" run not updated within ``stale_after`` of ``now``, or whose process on this
     machine has ended (killed, crashed), is shown "incomplete". A folder whose config.json,
@@ -202,6 +216,11 @@ def load(
         for sub in subs:
             row = _readable_row(sub, now, stale_after)
             rows += [{**row, "parent": top.name}] if row else []
+    if not is_run_folder(root):  # a --seeds parent holds run folders without being one
+        for group in sorted(p for p in root.iterdir() if _holds_runs(p)):
+            for sub in sorted(p for p in group.iterdir() if is_run_folder(p)):
+                row = _readable_row(sub, now, stale_after)
+                rows += [{**row, "parent": group.name}] if row else []
     parents = _fold_parents(rows)
     for row in rows:
         row["parent"] = row["parent"] or parents.get(row["name"])

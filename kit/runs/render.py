@@ -39,9 +39,12 @@ SHORT_HEADERS = {
     "best_epoch": "epoch",
 }
 #: Columns a width-limited table drops first, in this order; config fields come next (the
-#: rightmost first), then the per-head scores. name, status, F1, changes and flag always stay.
-DROP_FIRST = ("date", "who", "val_accuracy", "parent", "best_epoch")
+#: rightmost first), then the per-head scores. name, status, F1, changes and flag always stay;
+#: the seeds' spread and the noise verdict go only once ``changes`` is cut (:data:`_DROP_CUT`).
+DROP_FIRST = ("date", "who", "val_accuracy", "parent", "best_epoch", "pair", "noise")
 _DROP_LAST = ("val_f1_age", "val_f1_gender", "val_f1_mask")
+#: After the columns above, with ``changes`` cut, these go in this order: the verdict last.
+_DROP_CUT = ("interval", "n", "f1_sd", "verdict")
 _KEEP = ("name", "status", "val_macro_f1", "changes", "flag")
 _MIN_CELL = 24  # long cells (changes, JSON values) are cut to this before columns go
 
@@ -64,8 +67,9 @@ def _fits(df: pd.DataFrame, width: int) -> tuple[pd.DataFrame, list[list[str]], 
     """The columns and cells that fit ``width`` characters, and the columns left out.
 
     Columns go one by one in :data:`DROP_FIRST` order; before each goes, long cells are tried
-    cut. ``changes`` is cut only when no column is left to go; a run's name, status and flag
-    never are (they are what a reader copies and looks for).
+    cut. ``changes`` is cut only when no column is left to go, and only then do the seeds'
+    spread and the verdict go (:data:`_DROP_CUT`); a run's name, status and flag are never cut
+    (they are what a reader copies and looks for).
     """
     columns = [str(c) for c in df.columns]
     header = [SHORT_HEADERS.get(c, c) for c in columns]
@@ -77,11 +81,14 @@ def _fits(df: pd.DataFrame, width: int) -> tuple[pd.DataFrame, list[list[str]], 
             [x if k else _shorten(x, _MIN_CELL) for x, k in zip(r, keep, strict=True)] for r in rows
         ]
 
-    fields = [c for c in reversed(columns) if c not in (*_KEEP, *DROP_FIRST, *_DROP_LAST)]
-    order = [c for c in (*DROP_FIRST, *fields, *_DROP_LAST) if c in columns]
-    whole = ("name", "status", "flag")
-    for variants in ((rows, cut((*whole, "changes"))), (cut(whole),)):
-        for k in range(len(order) + 1):
+    fields = [
+        c for c in reversed(columns) if c not in (*_KEEP, *DROP_FIRST, *_DROP_LAST, *_DROP_CUT)
+    ]
+    first = [c for c in (*DROP_FIRST, *fields, *_DROP_LAST) if c in columns]
+    order = [*first, *(c for c in _DROP_CUT if c in columns)]
+    whole = ("name", "status", "flag", "interval", "verdict")
+    for variants, drops in (((rows, cut((*whole, "changes"))), len(first)), ((cut(whole),), None)):
+        for k in range(len(order[:drops]) + 1):
             keep = [i for i, c in enumerate(columns) if c not in order[:k]]
             for cells in variants:
                 picked = [[r[i] for i in keep] for r in cells]

@@ -30,7 +30,7 @@ from kit.io import atomic_path
 from kit.losses.criterion import build_criterion
 from kit.mixing import Mixer, build_mixer, mix_active
 from kit.models import Weights, create_model
-from kit.optim import Parts, build_parts, check_scheduler_kwargs, optimizer_steps
+from kit.optim import Parts, build_parts, check_scheduler_kwargs, freeze_backbone, optimizer_steps
 from kit.runfolder.resume import check_resumable, check_unchanged, nothing_to_train
 from kit.seeding import rng_state, seed_everything, set_determinism, set_rng_state
 from kit.splits import drop_ages
@@ -134,6 +134,8 @@ def restore(ckpt: dict[str, Any], parts: Parts, state: TrainState) -> None:
 def check(cfg: Config) -> Config:
     """``cfg`` checked in full (then shrunk to its smoke variant with ``smoke``), with the
     folder it resumes: everything that can be refused is refused before a folder is written."""
+    if cfg.resume:  # a fresh process: what the run registered comes from its folder's code
+        rundir.ensure_run_code(cfg.resume, cfg)
     for checked in (cfg, cfg.smoke_variant()) if cfg.smoke else (cfg,):
         checked.validate()
         check_registries(checked)  # every registry is loaded once kit.train is imported
@@ -192,6 +194,7 @@ class Trainer:
         seed_everything(sampling.epoch_seed(seed, self.rank) if self.rank else seed)
         self.generator.manual_seed(seed)
         self.train_tf.set_random_seed(seed)
+        freeze_backbone(self.parts.model, frozen=epoch <= cfg.freeze_epochs)
         return self.mixer if mix_active(cfg, epoch) else None
 
 

@@ -55,6 +55,7 @@ __all__ = [
     "prepare_file",
     "resolve_data_dir",
     "run_paths",
+    "split_seed",
     "train_dataset",
 ]
 
@@ -116,7 +117,7 @@ def load_splits(cfg: Any) -> Splits:
     # A zero-byte or cut-short picture stops the run here, named, not in epoch 9 (~0.1 ms each).
     df = verify_images(df, strict=cfg.strict_data)
     if cfg.fold is None:
-        is_val, fold = holdout(df, val_ratio=cfg.val_ratio, seed=cfg.seed), -1
+        is_val, fold = holdout(df, val_ratio=cfg.val_ratio, seed=split_seed(cfg)), -1
     else:
         is_val, fold = person_folds_of(df, cfg) == cfg.fold, cfg.fold
     train, val = df[~is_val].reset_index(drop=True), df[is_val].reset_index(drop=True)
@@ -136,7 +137,7 @@ def load_splits(cfg: Any) -> Splits:
 
 
 def person_folds_of(df: pd.DataFrame, cfg: Any) -> np.ndarray:
-    """Fold of every row of ``df`` under ``cfg.n_folds`` and ``cfg.seed``; too few people for
+    """Fold of every row of ``df`` under ``cfg.n_folds`` and :func:`split_seed`; too few people for
     the folds is refused naming the flag that fixes it."""
     people = df["person_id"].nunique()
     if people < cfg.n_folds:
@@ -144,7 +145,13 @@ def person_folds_of(df: pd.DataFrame, cfg: Any) -> np.ndarray:
             f"{people} people cannot fill {cfg.n_folds} folds (config field 'n_folds'); "
             f"lower --n-folds to at most {people}, or use more people"
         )
-    return person_folds(df, n_splits=cfg.n_folds, seed=cfg.seed)
+    return person_folds(df, n_splits=cfg.n_folds, seed=split_seed(cfg))
+
+
+def split_seed(cfg: Any) -> int:
+    """The seed of ``cfg``'s split: ``split_seed``, else ``seed`` (repeats over seeds keep
+    their validation people by setting ``split_seed``)."""
+    return cfg.seed if cfg.split_seed is None else cfg.split_seed
 
 
 # ---- the picture cache ---------------------------------------------------------------------

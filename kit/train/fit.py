@@ -16,7 +16,8 @@ Started by ``torchrun``, every process runs ``fit`` and they train one model tog
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from contextvars import ContextVar
 from pathlib import Path
 
 import albumentations as A
@@ -42,9 +43,19 @@ from kit.train import data, distributed
 from kit.train.checkpoint import check
 from kit.train.run import fit_run, open_folder
 
-__all__ = ["fit"]
+__all__ = ["INSTEAD_OF_FIT", "Measured", "fit", "next_commands"]
 
 _log = logging.getLogger("kit")
+
+#: What ``fit`` does instead of training while set: ``--estimate`` and ``--find-lr`` (kit.recipe)
+#: measure the run a recipe asks for, with the config and transform the recipe's own code built.
+INSTEAD_OF_FIT: ContextVar[Callable[[Config, A.BasicTransform | None], object] | None]
+INSTEAD_OF_FIT = ContextVar("instead_of_fit", default=None)
+
+
+class Measured(Exception):
+    """Raised by an :data:`INSTEAD_OF_FIT` action once it has reported: the recipe's code after
+    its ``fit`` (which reads the run it would have trained) does not run."""
 
 
 def fit(
@@ -60,6 +71,9 @@ def fit(
     ``cfg.track``'s trackers and see every epoch (docs/tracking.md); one raising
     :class:`kit.tracking.Pruned` stops the run, marked ``pruned``, and ``fit`` re-raises it.
     """
+    instead = INSTEAD_OF_FIT.get()
+    if instead is not None:
+        return instead(cfg, train_transform)  # type: ignore[return-value] (it never returns)
     with sigterm_as_interrupt():
         checked = check(cfg)
         ctx, device = distributed.init(resolve_device(checked.device))
@@ -71,10 +85,31 @@ def fit(
             # before any folder: weights neither cached nor downloadable fail in seconds
             weights = resolve_weights(checked)
             if checked.folds is None:
-                return fit_run(checked, train_transform, ctx, device, weights, hooks)
-            return _fit_folds(checked, train_transform, ctx, device, weights)
+                run = fit_run(checked, train_transform, ctx, device, weights, hooks)
+            else:
+                run = _fit_folds(checked, train_transform, ctx, device, weights)
+            if ctx.is_main and run.status == "complete":
+                _log.info("%s", next_commands(run.run_dir, checked.name))
+            return run
         finally:
             distributed.teardown(ctx)
+
+
+def next_commands(run_dir: Path, name: str) -> str:
+    """What to do after a run, with its folder filled in: its report, the ledger against the
+    baseline (or against this run when it is the baseline), an ensemble with another run."""
+    runs = run_dir.parent
+    others = [p for p in runs.glob("*_baseline") if p != run_dir and p.is_dir()]
+    vs = "baseline" if name != "baseline" and others else run_dir.name
+    return "\n".join(
+        [
+            "next:",
+            f"  python -m kit.score {run_dir}    # per-class report and confusion",
+            f"  python -m kit.runs {runs} --vs {vs}    # the ledger: what changed, what it scored",
+            f"  python -m kit.ensemble {run_dir} OTHER_RUN -o ensemble.csv    # or kit.predict "
+            f"{run_dir} --data-dir DIR for other pictures",
+        ]
+    )
 
 
 def _fit_folds(
@@ -90,7 +125,8 @@ def _fit_folds(
     distributed.setup_logging(cfg.quiet or not main)
     split = _split(cfg)  # reads and checks the data (and builds the fixture) before the parent
     parent = distributed.broadcast(
-        open_folder(cfg, f"{cfg.name}_kfold", device, ctx) if main else None, ctx
+        open_folder(cfg, f"{cfg.name}_kfold", device, ctx, train_transform) if main else None,
+        ctx,
     )
     runs: dict[int, Run] = {}
     _mark(ctx, parent, "running", 0)

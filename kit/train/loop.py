@@ -202,7 +202,7 @@ def train_one_epoch(
     steps, updates = epoch_steps(loader, cfg), (epoch - 1) * optimizer_steps(loader, cfg)
     model.train()
     optimizer.zero_grad(set_to_none=True)
-    seen, lr = 0, float(optimizer.param_groups[0]["lr"])
+    seen, lr = 0, max(float(g["lr"]) for g in optimizer.param_groups)
     width = OUTPUT_KINDS.get(head_spec(cfg.head).kind).width  # a per-task head: its values
     beat = None if heartbeat is None else (lambda figures: heartbeat({"epoch": epoch, **figures}))
     with Progress(f"epoch {epoch}/{cfg.epochs}", steps, cfg.quiet, beat) as progress:
@@ -237,7 +237,7 @@ def train_one_epoch(
                 if cfg.grad_clip > 0:
                     scaler.unscale_(optimizer)
                     nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-                lr = float(optimizer.param_groups[0]["lr"])
+                lr = max(float(g["lr"]) for g in optimizer.param_groups)
                 scaler.step(optimizer)
                 scaler.update()
                 optimizer.zero_grad(set_to_none=True)

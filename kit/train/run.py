@@ -32,6 +32,7 @@ from kit.metrics import score_probs, selection_score
 from kit.optim import REFITS
 from kit.plot import confusion_png, curves_png
 from kit.pretrained import Weights
+from kit.progress import in_notebook
 from kit.runfolder import LAST, Run, read_run
 from kit.runfolder.resume import nothing_to_train
 from kit.seeding import seed_everything
@@ -46,14 +47,24 @@ __all__ = ["complete", "finish", "fit_run", "open_folder", "refit", "stop"]
 _log = logging.getLogger("kit")
 
 
-def open_folder(cfg: Config, name: str, device: torch.device, ctx: distributed.DistContext) -> Path:
+def open_folder(
+    cfg: Config,
+    name: str,
+    device: torch.device,
+    ctx: distributed.DistContext,
+    train_transform: A.BasicTransform | None = None,
+) -> Path:
     """A new folder ``<output_dir>/<ts>_<name>`` (or ``cfg.resume``, reopened) with its
     config.json and env.json (with the autocast dtype; a resumed folder's env.json lists every
     resumption) and, in a new folder, what re-creates the run (recipe.py, git.diff:
-    :func:`kit.runfolder.write_source`)."""
+    :func:`kit.runfolder.write_source`; train_transform.json for a custom ``train_transform``,
+    which the Config cannot name; the registered pieces of one's own and their modules:
+    :func:`kit.runfolder.write_code`)."""
     folder = Path(cfg.resume) if cfg.resume else rundir.create_run_dir(cfg.output_dir, name)
     if not cfg.resume:
         rundir.write_source(folder)
+        if train_transform is not None:
+            rundir.write_train_transform(folder, train_transform)
     # on a CPU the thread count and the processor change the rounding of the sums, so they
     # are part of a result
     env = {
@@ -63,6 +74,8 @@ def open_folder(cfg: Config, name: str, device: torch.device, ctx: distributed.D
         **cpu_info(),
     }
     env["amp_dtype"] = pick_amp(cfg, device).name  # what autocast computes in on this device
+    if not cfg.resume:  # the registered pieces of one's own, for every tool after training
+        env["code"] = rundir.write_code(folder, cfg)
     first = rundir.read_env(folder) if cfg.resume else {}
     if first:
         env = {**first, "resumed": [*first.get("resumed", []), env]}
@@ -93,11 +106,13 @@ def fit_run(
             done.best_score,
         )
         return done
+    if cfg.resume:  # the transform last.pt was trained under: given again, or re-created
+        train_transform = rundir.resumed_train_transform(cfg.resume, train_transform)
     # bad data, a bad model or a damaged last.pt is refused before the folder is written
     unopened = Job(cfg, Path(cfg.resume or cfg.output_dir), device, ctx, weights, tuple(hooks))
     ready = prepare(unopened, train_transform)
     run_dir = distributed.broadcast(
-        open_folder(cfg, cfg.name, device, ctx) if ctx.is_main else None, ctx
+        open_folder(cfg, cfg.name, device, ctx, train_transform) if ctx.is_main else None, ctx
     )
     job, state = dataclasses.replace(unopened, run_dir=run_dir), ready.state
     job.write_status("running", state.epoch)
@@ -112,12 +127,17 @@ def fit_run(
         # what is on disk, not state.epoch: an epoch is counted before its last.pt is written
         saved = last_epoch(run_dir / LAST)
         job.write_status("interrupted", saved or 0)
+        notebook = in_notebook()  # a kernel interrupt: the kernel lives on, so no exit code
+        how_to = f"kit.fit(cfg.replace(resume={str(run_dir)!r}))" if notebook else "--resume"
         if saved:
-            hint = f"last.pt holds epoch {saved} of {cfg.epochs}: continue with --resume {run_dir}"
+            hint = f"last.pt holds epoch {saved} of {cfg.epochs}: continue with {how_to}"
+            hint += "" if notebook else f" {run_dir}"
         else:
             hint = "no epoch was saved, so there is nothing to resume: start the run again"
         how = "terminated (SIGTERM)" if isinstance(err, Terminated) else "interrupted"
         _log.warning("%s; %s", how, hint)
+        if notebook:
+            raise
         raise SystemExit(TERMINATED if isinstance(err, Terminated) else INTERRUPTED) from None
     except Exception as err:
         try:

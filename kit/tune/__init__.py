@@ -15,16 +15,17 @@ import inspect
 import sys
 import types
 from collections.abc import Mapping, Sequence
-from typing import Any
-
-import albumentations as A
-import optuna
+from typing import TYPE_CHECKING, Any
 
 from kit.config import Config
 from kit.tune.recipe import load_recipe
 from kit.tune.report import best_changes, importance, report, write_plots
 from kit.tune.space import Param, parse_param, parse_space
 from kit.tune.study import default_storage, open_storage, open_study, run_trials
+
+if TYPE_CHECKING:
+    import albumentations as A
+    import optuna
 
 __all__ = [
     "Param",

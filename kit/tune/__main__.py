@@ -10,8 +10,6 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-import optuna
-
 from kit.cli import ArgumentParser, run_cli
 from kit.recipe import parse_args
 from kit.tune import load_recipe, report, run, write_plots
@@ -58,6 +56,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _main(argv: list[str]) -> int:
     args, rest = _parser().parse_known_args(argv)
     base = parse_args(load_recipe(args.recipe), rest)
+    import optuna  # after the command line parsed: --help answers at once
+
     pruner = (
         optuna.pruners.NopPruner()
         if args.no_prune

@@ -21,6 +21,10 @@ def load_recipe(path: str | os.PathLike[str]) -> Config:
     spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module  # dataclasses and pickling look modules up by name
+    # as `python recipes/x.py` does: the recipe's folder is on sys.path (`from baseline import`)
+    folder = str(path.resolve().parent)
+    if folder not in sys.path:
+        sys.path.insert(0, folder)
     spec.loader.exec_module(module)  # recipes train only under `if __name__ == "__main__"`
     make = getattr(module, "config", None)
     cfg = make() if callable(make) else None

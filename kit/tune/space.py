@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Union, get_args, get_origin, get_type_hints
 
-from kit._config_cli import _converter  # the flag parser: a choice reads like its flag
+from kit._config_cli import flag_converter  # the flag parser: a choice reads like its flag
 from kit.config import Config
 from kit.registry import did_you_mean
 
@@ -91,7 +91,7 @@ def parse_param(name: str, spec: str | Sequence[Any]) -> Param:
         return Param(name, choices=choices)
     parts = spec.split(":")
     if len(parts) == 1 or kind in (str, bool):
-        convert = _boolean if kind is bool else _converter(kind)
+        convert = _boolean if kind is bool else flag_converter(kind)
         try:
             choices = tuple(convert(t.strip()) for t in spec.split(",") if t.strip())
         except Exception as err:  # argparse.ArgumentTypeError names the expected type

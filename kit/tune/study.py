@@ -20,9 +20,8 @@ import time
 import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import albumentations as A
 import optuna
 import sqlalchemy
 from filelock import FileLock
@@ -34,8 +33,10 @@ from kit.config import Config
 from kit.errors import ConfigError
 from kit.runfolder import writer_alive
 from kit.tracking import Pruned, Tracker, TrackerStart
-from kit.train import fit
 from kit.tune.space import Param
+
+if TYPE_CHECKING:
+    import albumentations as A
 
 __all__ = [
     "DB_NAME",
@@ -184,6 +185,8 @@ def _prune_hook(trial: optuna.Trial) -> Any:
 
 
 def _objective(base: Config, params: Sequence[Param], study: str, transform: Any) -> Any:
+    from kit.train import fit  # torch: when trials run, not for `python -m kit.tune --help`
+
     def objective(trial: optuna.Trial) -> float:
         trial.set_user_attr("pid", os.getpid())
         trial.set_user_attr("host", socket.gethostname())
