@@ -12,12 +12,26 @@ import sys
 import types
 from typing import Any
 
-from kit.cli import quiet_interrupts_at_start
-
-# first: Ctrl-C while a recipe or `python -m kit.*` still imports (torch, ...) is one line
-quiet_interrupts_at_start()
+from kit.errors import debug_requested
 
 __version__ = "0.1.0"
+
+
+def _quiet_interrupt(kind: type[BaseException], value: BaseException, tb: Any) -> None:
+    """``sys.excepthook``: Ctrl-C before a command's ``main`` runs (while a recipe or ``python
+    -m kit.*`` still imports torch, say) is one line ``interrupted``, as inside
+    :func:`kit.cli.run_cli`, not a traceback; Python then exits with 130 itself. ``--debug`` or
+    ``KIT_DEBUG=1`` keep the traceback; other exceptions go to the hook that was there."""
+    # nothing may be imported here: running an import's code would make Python forget the
+    # interrupt and exit with 1 instead of 130
+    if issubclass(kind, KeyboardInterrupt) and not debug_requested(sys.argv):
+        print("interrupted", file=sys.stderr)
+        return
+    _previous_hook(kind, value, tb)
+
+
+if sys.excepthook.__name__ != "_quiet_interrupt":  # once, even if kit is imported again
+    _previous_hook, sys.excepthook = sys.excepthook, _quiet_interrupt
 
 # name -> module that defines it, or "module:attribute" where the top-level name differs from
 # the module's own (a name there is only unique inside its module: `kit.ensemble` and

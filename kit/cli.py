@@ -22,9 +22,9 @@ import sys
 import threading
 import warnings
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any, NoReturn
+from typing import NoReturn
 
-from kit.errors import KIT_ERRORS
+from kit.errors import DEBUG_ENV, KIT_ERRORS, debug_requested
 from kit.io import OUTPUT_FIX, OutputError
 
 __all__ = [
@@ -37,13 +37,10 @@ __all__ = [
     "add_debug_flag",
     "debug_requested",
     "error_text",
-    "quiet_interrupts_at_start",
     "run_cli",
     "warnings_as_lines",
 ]
 
-#: The environment variable that shows tracebacks of kit's errors, like ``--debug``.
-DEBUG_ENV = "KIT_DEBUG"
 #: Exit codes a shell sees for Ctrl-C, a closed pipe and SIGTERM (128 + signal number).
 INTERRUPTED, BROKEN_PIPE, TERMINATED = 130, 141, 143
 
@@ -64,11 +61,6 @@ def add_debug_flag(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help=f"show the Python traceback of an error instead of one line (also {DEBUG_ENV}=1)",
     )
-
-
-def debug_requested(argv: Sequence[str]) -> bool:
-    """Whether ``--debug`` is among ``argv`` or ``KIT_DEBUG`` is set to anything but 0/empty."""
-    return "--debug" in argv or os.environ.get(DEBUG_ENV, "").strip() not in ("", "0")
 
 
 def error_text(err: BaseException) -> str:
@@ -122,26 +114,6 @@ def _quiet_stdout() -> None:
         os.dup2(devnull, sys.stdout.fileno())
     except (OSError, ValueError):  # stdout replaced by an object without a descriptor
         pass
-
-
-def quiet_interrupts_at_start() -> None:
-    """Ctrl-C before a command's ``main`` runs (while Python imports torch, say) ends with one
-    line ``interrupted`` and exit code 130 instead of a traceback, as it does inside
-    :func:`run_cli`: ``sys.excepthook`` shows an uncaught KeyboardInterrupt so (Python then
-    exits with 130 itself). ``--debug`` or ``KIT_DEBUG=1`` keep the traceback; any other
-    exception goes to the hook that was there. ``import kit`` installs it, once."""
-    previous = sys.excepthook
-    if getattr(previous, "kit_quiet_interrupts", False):
-        return
-
-    def hook(kind: type[BaseException], value: BaseException, tb: Any) -> None:
-        if issubclass(kind, KeyboardInterrupt) and not debug_requested(sys.argv):
-            print("terminated" if issubclass(kind, Terminated) else "interrupted", file=sys.stderr)
-            return
-        previous(kind, value, tb)
-
-    hook.kit_quiet_interrupts = True  # type: ignore[attr-defined]
-    sys.excepthook = hook
 
 
 def run_cli(

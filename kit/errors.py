@@ -15,6 +15,8 @@ built-in type callers already catch (``ValueError``, ``OSError``, ...)::
     ├── WeightsUnavailable (ValueError) pretrained weights neither cached nor downloadable
     ├── OutputError (OSError)           an output that cannot be written (kit.io)
     ├── UserCodeError (RuntimeError)    a piece the user registered failed (kit.registry)
+    ├── NotReCreatable (ValueError)     a run's recorded transform cannot be rebuilt
+    ├── BuildMismatch (ImportError)     torchvision cannot load beside this torch
     ├── RunBusyError (RuntimeError)     a run folder another live process is writing
     └── TrainingDiverged (FloatingPointError)  the loss became NaN or infinite
 
@@ -24,7 +26,11 @@ Messages about a malformed run folder file and a missing file are still plain ``
 
 from __future__ import annotations
 
+import os
+from collections.abc import Sequence
+
 __all__ = [
+    "DEBUG_ENV",
     "KIT_ERRORS",
     "ConfigError",
     "DataError",
@@ -32,6 +38,7 @@ __all__ = [
     "RunBusyError",
     "TrainingDiverged",
     "UserCodeError",
+    "debug_requested",
 ]
 
 
@@ -68,3 +75,13 @@ class TrainingDiverged(KitError, FloatingPointError):
 #: What a command reports as one ``error:`` line: bugs (TypeError, KeyError, AssertionError,
 #: RuntimeError from a library, ...) are not in it and keep their traceback.
 KIT_ERRORS: tuple[type[BaseException], ...] = (KitError, ValueError, OSError)
+
+
+#: The environment variable that shows tracebacks of kit's errors, like ``--debug``.
+DEBUG_ENV = "KIT_DEBUG"
+
+
+def debug_requested(argv: Sequence[str]) -> bool:
+    """Whether ``--debug`` is among ``argv`` or ``KIT_DEBUG`` is set to anything but 0/empty:
+    show the traceback of kit's errors (and of Ctrl-C) instead of one line."""
+    return "--debug" in argv or os.environ.get(DEBUG_ENV, "").strip() not in ("", "0")

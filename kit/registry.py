@@ -40,6 +40,7 @@ __all__ = [
     "REGISTRIES",
     "Registry",
     "UnknownName",
+    "blame_user",
     "definition",
     "did_you_mean",
     "get_registry",
@@ -206,6 +207,27 @@ class Registry(Generic[T]):
 
     def __repr__(self) -> str:
         return f"Registry({self.kind!r}, {self.names()})"
+
+
+def blame_user(err: BaseException, piece: str, on: str) -> None:
+    """Raise a :class:`~kit.errors.UserCodeError` naming ``piece`` (``"loss 'mine'"``) and
+    ``on`` (its input) from ``err`` when the user's code is in its traceback (a model or loss
+    the recipe defined, called by kit or by torch); return otherwise (kit's or a library's own
+    failure keeps its traceback). For call sites that are not one registry entry: a training
+    step, where the model and the loss run."""
+    if isinstance(err, KitError):
+        return
+    origin, tb = None, err.__traceback__
+    while tb is not None:
+        module = tb.tb_frame.f_globals.get("__name__", "")
+        if module and not _kit_or_library(module):
+            origin = module
+        tb = tb.tb_next
+    if origin is not None:
+        raise UserCodeError(
+            f"{piece} (your code, in {origin}) failed on {on}: {type(err).__name__}: {err}; "
+            "fix it there (--debug shows its traceback)"
+        ) from err
 
 
 def definition(entry: Any) -> Any:

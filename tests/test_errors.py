@@ -18,7 +18,7 @@ from kit.registry import UnknownName
 ROOT = Path(__file__).resolve().parents[1]
 
 #: exceptions kit defines that are signals, not errors about the user's input
-SIGNALS = {"Pruned", "Terminated"}
+SIGNALS = {"Measured", "Pruned", "Terminated"}
 
 
 def _defined_exceptions() -> dict[str, str]:

@@ -24,6 +24,7 @@ from kit.heads import HEADS, register_head
 from kit.losses import LOSSES, build_loss, register_loss
 from kit.models import create_model
 from kit.registry import REGISTRIES, Registry, user_origin
+from kit.runfolder.read import read_status
 from kit.transforms import PRESETS, build_transforms
 from kit.tta import TTA, tta_views
 
@@ -198,7 +199,9 @@ def test_a_command_ends_it_in_one_error_line_and_debug_shows_the_users_traceback
 def test_no_entry_kit_registers_counts_as_the_users_code():
     """user_origin tells the user's code from kit's for every registry kind: a failure of
     kit's own entries stays a bug with its traceback."""
-    import kit.train  # noqa: F401 (fills every registry)
+    import kit.ensemble
+    import kit.tracking
+    import kit.train  # noqa: F401 (with the two above: every registry filled)
 
     mine = [
         (kind, name) for kind, r in REGISTRIES.items() for name, e in r.items() if user_origin(e)
@@ -216,3 +219,39 @@ def test_kits_own_entries_fail_as_they_are(monkeypatch):
     )  # kit's entry: not the user's
     with pytest.raises(ZeroDivisionError):
         tta_views("hflip")(torch.zeros(1, 3, 4, 4))
+
+
+class _FailingLoss(nn.Module):
+    def forward(self, logits: torch.Tensor, target: Any) -> torch.Tensor:
+        return _oom()
+
+
+class _FailingHead(nn.Module):
+    def __init__(self, width: int) -> None:
+        super().__init__()
+        self.fc = nn.Linear(width, 18)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return _oom()
+
+
+@pytest.mark.parametrize("piece", ["loss", "head"])
+def test_a_users_model_or_loss_failing_in_training_is_named_and_recorded(tiny_cfg, piece):
+    from kit.train import fit
+
+    if piece == "loss":
+        register_loss("mine")(lambda **kwargs: _FailingLoss())
+        registry, cfg = LOSSES, tiny_cfg.replace(loss="mine")
+        named = "loss 'mine'"
+    else:
+        register_head("mine", kind="joint")(_FailingHead)
+        registry, cfg = HEADS, tiny_cfg.replace(head="mine")
+        named = "model 'test_resnet' (head 'mine')"
+    with registered(registry, "mine"), pytest.raises(kit.UserCodeError) as info:
+        fit(cfg.replace(epochs=1, max_steps_per_epoch=1))
+    message = str(info.value)
+    assert f"{named} (your code, in {__name__}) failed on a training batch of shape (" in message
+    assert "CUDA out of memory" in message
+    (run,) = Path(cfg.output_dir).iterdir()
+    status = read_status(run)
+    assert status["status"] == "failed" and named in status["error"]

@@ -16,6 +16,7 @@ import os
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
+from io import StringIO
 from pathlib import Path
 from typing import Any
 
@@ -177,8 +178,9 @@ def _write(path: Path, root: Path, boxes: dict[str, Box | None], scores: dict[st
 
 def _read_scores(path: Path) -> dict[str, float]:
     """``image_id -> score`` of a stored file's faces (none without a score column)."""
-    with open(path, newline="", encoding="utf-8") as f:
-        return {row["image_id"]: float(row[SCORE]) for row in csv.DictReader(f) if row.get(SCORE)}
+    text, sep = io.read_csv_text(path)
+    rows = csv.DictReader(StringIO(text, newline=""), delimiter=sep)
+    return {row["image_id"]: float(row[SCORE]) for row in rows if row.get(SCORE)}
 
 
 def face_boxes(

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from kit import io
+from kit.errors import KitError
 from kit.runfolder.names import TRAIN_TRANSFORM
 
 __all__ = [
@@ -41,7 +42,7 @@ _SHOWN_NAMES = 6
 _ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
 
 
-class NotReCreatable(ValueError):
+class NotReCreatable(KitError, ValueError):
     """The recorded pipeline cannot be rebuilt from the run folder (it was not serializable)."""
 
 

@@ -34,6 +34,7 @@ from kit.mixing import Mixer
 from kit.model_input import to_model_input
 from kit.optim import Parts, epoch_steps, optimizer_steps
 from kit.progress import Progress
+from kit.registry import blame_user
 from kit.running import SYNC_EVERY, Running, batch_labels
 from kit.train import checkpoint, data, distributed
 from kit.train.checkpoint import Job, Ready, Trainer, TrainState
@@ -169,6 +170,11 @@ def _fmt(value: float | None, digits: int = 3) -> str:
 
 
 # ---- the batch loop ----------------------------------------------------------------------------
+def _batch(images: torch.Tensor) -> str:
+    """A training batch as a failure names it."""
+    return f"a training batch of shape {tuple(images.shape)} ({images.dtype}, {images.device})"
+
+
 def _to_device(targets: Any, device: torch.device) -> Any:
     if isinstance(targets, dict):
         return {k: v.to(device, non_blocking=True) for k, v in targets.items()}
@@ -208,8 +214,16 @@ def train_one_epoch(
             if mixer is not None:
                 images, targets = mixer(images, targets)
             with amp.autocast():
-                output = model(images)
-                loss = criterion(output, targets)
+                try:
+                    output = model(images)
+                except Exception as err:
+                    blame_user(err, f"model {cfg.model!r} (head {cfg.head!r})", _batch(images))
+                    raise
+                try:
+                    loss = criterion(output, targets)
+                except Exception as err:
+                    blame_user(err, f"loss {cfg.loss!r}", _batch(images))
+                    raise
             running.add(loss, len(images), output, hard)
             seen += len(images)
             postfix = {}
