@@ -1,13 +1,16 @@
 """kit: small, independent pieces for the 18-class mask / gender / age competition.
 
-The names a teammate reaches for are re-exported here (``kit.fit``, ``kit.Config``,
-``kit.read_train``, ...); each lives in its own small module and can be imported from there
-too. Imports are lazy, so ``import kit`` is instant and loads torch only when needed.
+The names a recipe or notebook reaches for are re-exported here (``kit.fit``, ``kit.Config``,
+``kit.read_train``, ...: :data:`__all__`); everything else is reached by its module
+(``kit.sheets.worst_mistakes``, ``from kit.ensemble import fit_biases``). Imports are lazy, so
+``import kit`` is instant and loads torch only when needed; ``kit.<module>`` imports that module
+on first use.
 """
 
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import sys
 import types
 from typing import Any
@@ -122,13 +125,69 @@ _EXPORTS: dict[str, str] = {
     ),
 }
 
-__all__ = sorted(_EXPORTS)
+#: The public surface: what a recipe or notebook needs. The other names of _EXPORTS still
+#: resolve (``kit.worst_mistakes``), so code written against an earlier kit keeps working, but
+#: the docs spell them by their module.
+__all__ = [  # noqa: RUF022  (grouped by what a recipe does with them)
+    # a run: the config, the command line, training and prediction
+    "Config",
+    "fit",
+    "is_main_process",
+    "main",
+    "parse_args",
+    "predict",
+    # the data, the labels and the split
+    "AgeGroup",
+    "Gender",
+    "ImageDataset",
+    "Mask",
+    "NUM_CLASSES",
+    "class_name",
+    "decode",
+    "encode",
+    "holdout",
+    "make_fixture",
+    "person_folds",
+    "read_eval",
+    "read_train",
+    # one's own pieces
+    "PRESETS",
+    "build_loss",
+    "build_transforms",
+    "create_device_aug",
+    "create_model",
+    "register_face_detector",
+    "register_head",
+    "register_loss",
+    "register_model",
+    "to_model_input",
+    # scores, run folders, the ledger, ensembles and searches
+    "diff_configs",
+    "ensemble_runs",
+    "load_runs",
+    "macro_f1",
+    "read_run",
+    "runs_table",
+    "search_weights",
+    "summarize",
+    "tune",
+    "write_ensemble",
+    "write_submission",
+    "write_test_probs",
+    # what kit raises
+    "ConfigError",
+    "DataError",
+    "KitError",
+    "UserCodeError",
+]
 
 
 def __getattr__(name: str) -> Any:
     where = _EXPORTS.get(name)
     if where is None:
-        raise AttributeError(f"module 'kit' has no attribute {name!r}")
+        if importlib.util.find_spec(f"kit.{name}") is None:
+            raise AttributeError(f"module 'kit' has no attribute {name!r}")
+        return importlib.import_module(f"kit.{name}")  # kit.sheets without `import kit.sheets`
     module, _, attribute = where.partition(":")
     value = getattr(importlib.import_module(module), attribute or name)
     globals()[name] = value  # later look-ups skip this function
@@ -136,7 +195,7 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    return sorted([*globals(), *_EXPORTS])
+    return sorted([*globals(), *__all__])
 
 
 class _Facade(types.ModuleType):

@@ -14,7 +14,7 @@ import inspect
 import re
 import types
 from collections.abc import Callable
-from typing import Any, Union, get_args, get_origin, get_type_hints
+from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
 
 import yaml
 
@@ -87,7 +87,9 @@ def build_parser(base: Any, description: str | None = None) -> argparse.Argument
         group = groups[section]
         hint = hints[f.name]
         default = getattr(base, f.name)
-        help_text = f"{f.metadata.get('help', '')} [{type_name(hint)}; default: {_show(default)}]"
+        # a closed choice's values are its metavar, like argparse's own choices
+        kind = "" if get_origin(hint) is Literal else f"{type_name(hint)}; "
+        help_text = f"{f.metadata.get('help', '')} [{kind}default: {_show(default)}]"
         help_text += _registered(f.metadata.get("registry"))
         flag = "--" + f.name.replace("_", "-")
         if hint is bool:
@@ -182,6 +184,8 @@ _METAVARS = {int: "INT", float: "FLOAT", str: "TEXT", list: "A,B,...", dict: "K=
 
 
 def _metavar(hint: Any) -> str:
+    if get_origin(hint) is Literal:  # argparse's own spelling of choices
+        return "{" + ",".join(map(str, get_args(hint))) + "}"
     if get_origin(hint) in (Union, types.UnionType):
         members = [a for a in get_args(hint) if a is not type(None)]
         return "|".join(_metavar(a) for a in members)
@@ -226,6 +230,8 @@ def _convert(text: str, hint: Any) -> Any:
     if hint is float:
         return float(text)
     if hint is str:
+        return text
+    if origin is Literal:  # the config names a value outside it, with the valid ones
         return text
     if origin is list:
         return [_convert(t.strip(), args[0]) for t in text.split(",") if t.strip()]

@@ -1,6 +1,7 @@
 """The types of ``Config`` fields: whether a value has a field's type hint, the value fitted to
 it (JSON lists become tuples, ints floats), and the hint's readable name for messages and
-``--help``.
+``--help``. A closed choice is a ``Literal`` field: a value outside it is named with the valid
+ones (and the closest, if one is close), as a registry names an unknown entry.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ import types
 from typing import Any, Literal, Union, get_args, get_origin
 
 from kit.errors import ConfigError
+from kit.registry import did_you_mean
 
 __all__ = ["coerce", "matches", "type_name"]
 
@@ -35,6 +37,8 @@ def matches(value: Any, hint: Any) -> bool:
         return any(matches(value, a) for a in args)
     if hint is type(None):
         return value is None
+    if origin is Literal:
+        return any(type(value) is type(a) and value == a for a in args)
     if hint is float:
         return isinstance(value, (int, float)) and not isinstance(value, bool)
     if hint is int:
@@ -67,6 +71,10 @@ def coerce(key: str, value: Any, hint: Any) -> Any:
         value = _to_float(value)
     if get_origin(hint) is dict and get_args(hint)[1] is float and isinstance(value, dict):
         value = {k: _to_float(v) for k, v in value.items()}
+    if get_origin(hint) is Literal and not matches(value, hint):
+        valid = sorted(get_args(hint))
+        close = did_you_mean(str(value), valid) if isinstance(value, str) else ""
+        raise ConfigError(f"config field {key!r} is {value!r}{close}; valid: {valid}")
     if not matches(value, hint):
         raise ConfigError(
             f"config field {key!r} got {value!r} ({type(value).__name__}); "

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import subprocess
 import sys
+from typing import Literal, get_args, get_origin, get_type_hints
 
 import pytest
 import yaml
@@ -14,6 +16,7 @@ from hypothesis import strategies as st
 
 import kit.train  # noqa: F401  (fills every registry the config fields name)
 from kit.config import Config, check_registries
+from kit.errors import ConfigError
 from kit.recipe import parse_args
 from kit.registry import REGISTRIES, UnknownName
 from kit.tta import TTA
@@ -322,6 +325,31 @@ def test_config_checks_import_no_training_code():
     kind = first.metadata["registry"]
     expected = f"config field {first.name!r} names a {kind}, but no {kind} registry"
     assert required.startswith(expected)
+
+
+@pytest.mark.parametrize(
+    ("field", "table"),
+    [
+        ("amp_dtype", "kit.device:AMP_DTYPES"),
+        ("refit", "kit.optim:REFITS"),
+        ("mix_pairs", "kit.mixing:MIX_PAIRS"),
+        ("pseudo_targets", "kit.data.pseudo:PSEUDO_TARGETS"),
+    ],
+)
+def test_a_closed_choice_is_a_literal_field_with_the_values_its_table_dispatches(field, table):
+    import importlib
+
+    module, _, name = table.partition(":")
+    hint = get_type_hints(Config)[field]
+    assert get_origin(hint) is Literal
+    assert sorted(get_args(hint)) == getattr(importlib.import_module(module), name).names()
+    wrong = get_args(hint)[-1][:-1]  # a value one letter short
+    with pytest.raises(ConfigError, match=rf"^config field '{field}' is '{wrong}' \(did you mean"):
+        Config().replace(**{field: wrong})
+    valid = re.escape(str(sorted(get_args(hint))))
+    with pytest.raises(ConfigError, match=rf"'{field}' is 'zzz'; valid: {valid}$"):
+        Config.from_dict({field: "zzz"})
+    assert getattr(Config().replace(**{field: get_args(hint)[-1]}), field) == get_args(hint)[-1]
 
 
 def test_check_registries_passes_once_kit_train_has_filled_every_registry():

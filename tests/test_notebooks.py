@@ -70,11 +70,11 @@ def test_the_notebook_module_defines_at_import_and_runs_the_rest_as_a_script(tmp
     import kit
 
     try:
-        assert kit.get_registry("loss").get("nb_test_loss") is module.nb_loss
+        assert kit.registry.get_registry("loss").get("nb_test_loss") is module.nb_loss
         assert "nb_test_preset" in kit.PRESETS.names()
         assert module.SIZE == 3 and not hasattr(module, "ran")
     finally:
-        kit.get_registry("loss").unregister("nb_test_loss")
+        kit.registry.get_registry("loss").unregister("nb_test_loss")
         kit.PRESETS.unregister("nb_test_preset")
 
 
