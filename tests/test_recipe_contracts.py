@@ -21,13 +21,13 @@ import pytest
 import kit.runs
 from kit.config import Config
 from kit.recipe import parse_args
-from kit.runfolder import transform_record
+from kit.runfolder import TRANSFORM_FIELD, transform_record
 
 ROOT = Path(__file__).resolve().parents[1]
 RECIPES = ROOT / "recipes"
 MUST_DECLARE = ("multihead_age58", "strong_aug")
 #: What a "Changes:" line calls a recipe's own training pipeline (not a Config field).
-TRANSFORM = "train_transform"
+TRANSFORM = TRANSFORM_FIELD
 # one line, continued on indented lines when the fields do not fit in 100 characters
 _CHANGES = re.compile(r"^Changes:[ \t]*(.+(?:\n[ \t]+\S.*)*)", re.M)
 

@@ -28,6 +28,7 @@ from kit.errors import KitError
 from kit.runfolder.names import TRAIN_TRANSFORM
 
 __all__ = [
+    "TRANSFORM_FIELD",
     "NotReCreatable",
     "read_transform_record",
     "recreate_train_transform",
@@ -37,6 +38,9 @@ __all__ = [
     "write_train_transform",
 ]
 
+#: The setting's name beside the Config's fields in the ledger (``cfg.train_transform``) and in
+#: a recipe's "Changes:" line: ``fit``'s argument.
+TRANSFORM_FIELD = "train_transform"
 #: How many transform names a summary lists before ``...``.
 _SHOWN_NAMES = 6
 _ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")

@@ -12,7 +12,7 @@ from typing import Any
 import pandas as pd
 
 from kit.config import fields_with_role
-from kit.runfolder import SCORE_COLUMNS, read_config, transform_summary
+from kit.runfolder import SCORE_COLUMNS, TRANSFORM_FIELD, read_config, transform_summary
 from kit.runs import repeats
 from kit.runs.ledger import flatten_config
 
@@ -60,7 +60,7 @@ def _config_of(run: str | os.PathLike[str] | pd.Series | dict[str, Any]) -> dict
             return {k[4:]: v for k, v in run.items() if k.startswith("cfg.")}
         return {k[4:]: v for k, v in flatten_config(run).items()}
     config = {k[4:]: v for k, v in flatten_config(read_config(run, missing_ok=False)).items()}
-    return {**config, "train_transform": transform_summary(run)}
+    return {**config, TRANSFORM_FIELD: transform_summary(run)}
 
 
 def diff(
@@ -140,7 +140,7 @@ def _change_text(changes: dict[str, tuple[Any, Any]], base: pd.Series, row: pd.S
 
 def _show_field(field: str, value: Any, row: pd.Series) -> str:
     """A value of the changes column: a run without a custom transform trained its preset's."""
-    if field == "train_transform" and _key(value) == "null":
+    if field == TRANSFORM_FIELD and _key(value) == "null":
         return f"preset {_show(row.get('cfg.preset'))}"
     return _show(value)
 

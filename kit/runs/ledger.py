@@ -19,6 +19,7 @@ from kit.cli import error_text
 from kit.runfolder import (
     SCORE_COLUMNS,
     STATUS,
+    TRANSFORM_FIELD,
     fold_run_dirs,
     is_run_folder,
     read_config,
@@ -154,7 +155,7 @@ def ledger_row(
     }
     row.update(flatten_config(read_config(run)))
     # a custom training transform is a setting the Config cannot name: compared like a field
-    row["cfg.train_transform"] = transform_summary(run)
+    row[f"cfg.{TRANSFORM_FIELD}"] = transform_summary(run)
     if row.get("cfg.split_seed") is None and "cfg.seed" in row:
         # the seed the split was drawn with: runs of one split_seed validate on the same people
         row["cfg.split_seed"] = row["cfg.seed"]
