@@ -38,7 +38,7 @@ def parse_args(base: Config, argv: Sequence[str] | None = None) -> Config:
     ``--resume RUN_DIR`` starts from that run's saved config instead of ``base``.
     ``--save-config FILE`` writes the resolved config and exits.
     """
-    return _parse(base, argv)[0]
+    return _parse(base, argv, repeats_allowed=False)[0]
 
 
 _REPEAT_FLAGS = ("seeds", "jobs", "vary_split")
@@ -70,13 +70,17 @@ def _add_repeat_flags(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _parse(base: Config, argv: Sequence[str] | None) -> tuple[Config, dict[str, object]]:
+def _parse(
+    base: Config, argv: Sequence[str] | None, repeats_allowed: bool = True
+) -> tuple[Config, dict[str, object]]:
     """The config (see :func:`parse_args`) and the repeat flags (``seeds``, ``jobs``,
-    ``vary_split``)."""
+    ``vary_split``); ``repeats_allowed`` False refuses them (a caller that trains once)."""
     parser = build_parser(base)
-    _add_repeat_flags(parser)
+    if repeats_allowed:
+        _add_repeat_flags(parser)
     ns = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
-    repeats = {k: vars(ns).pop(k) for k in _REPEAT_FLAGS}
+    repeats = {k: vars(ns).pop(k, None) for k in _REPEAT_FLAGS}
+    repeats["jobs"] = repeats["jobs"] or 1
     changes = namespace_changes(ns, type(base))
     if repeats["seeds"] is None and (repeats["jobs"] != 1 or repeats["vary_split"]):
         parser.error("--jobs and --vary-split go with --seeds")
