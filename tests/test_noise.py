@@ -4,6 +4,10 @@ Student's (paired or Welch)."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 from scipy import stats
@@ -130,3 +134,14 @@ def test_mean_sd():
     assert mean_sd([0.5]) == (0.5, None, 1)
     with pytest.raises(ValueError, match="no values"):
         mean_sd([])
+
+
+def test_the_benchmark_script_prints_its_time():
+    script = Path(__file__).resolve().parents[1] / "scripts" / "bench_noise.py"
+    args = ["--people", "20", "--resamples", "50", "--repeat", "1"]
+    done = subprocess.run(
+        [sys.executable, str(script), *args], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("2 runs x 140 pictures (20 people) x 50 resamples: ")
+    assert " s (best of 1;" in done.stdout
