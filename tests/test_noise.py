@@ -117,9 +117,11 @@ def test_seed_difference_is_students_interval_paired_or_welch():
     low, high = stats.ttest_rel(b, a).confidence_interval(0.95)
     assert (paired.delta, paired.low, paired.high) == pytest.approx((0.1, low, high))
     assert paired.method == "seeds 3 vs 3, paired" and paired.verdict == "beyond noise"
+    assert paired.se == pytest.approx(np.std([0.10, 0.08, 0.12], ddof=1) / np.sqrt(3))
     welch = seed_difference(reference=a, other=b)
     low, high = stats.ttest_ind(b, a, equal_var=False).confidence_interval(0.95)
     assert (welch.delta, welch.low, welch.high) == pytest.approx((0.1, low, high))
+    assert welch.se == pytest.approx(np.sqrt(np.var(a, ddof=1) / 3 + np.var(b, ddof=1) / 3))
     close = seed_difference(reference=a, other=[0.61, 0.66, 0.60])
     assert close.verdict == "within noise"
     # one score on a side: no spread to measure the noise with

@@ -114,7 +114,8 @@ def test_groups_are_compared_with_groups_seed_by_seed(tmp_path):
     assert (lr["changes"], lr["flag"]) == ("lr: 0.003 -> 0.001", "")
     low, high = stats.ttest_rel([0.70, 0.70, 0.76], [0.60, 0.62, 0.64]).confidence_interval()
     assert lr["interval"] == f"+0.1000 [{low:+.4f}, {high:+.4f}]"
-    assert (lr["verdict"], lr["noise"]) == ("beyond noise", "seeds 3 vs 3, paired")
+    se = np.std([0.10, 0.08, 0.12], ddof=1) / np.sqrt(3)  # of the seed-by-seed differences
+    assert (lr["verdict"], lr["noise"]) == ("beyond noise", f"seeds 3 vs 3, paired, se {se:.4f}")
     wd = shown.loc["20240103-000000_wd_seeds"]
     assert wd["verdict"] == "within noise" and wd["interval"].startswith("+0.0033 [-")
 

@@ -153,7 +153,11 @@ class Noise:
 
     @property
     def how(self) -> str:
-        return self.reason if self.interval is None else self.interval.method
+        """The method (with the standard error of a difference of means), or the reason."""
+        if self.interval is None:
+            return self.reason
+        se = self.interval.se
+        return self.interval.method + ("" if se is None else f", se {se:.4f}")
 
 
 def baseline_family(df: pd.DataFrame, base: pd.Series, ignore: tuple[str, ...]) -> pd.DataFrame:
