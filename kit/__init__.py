@@ -120,6 +120,7 @@ _EXPORTS: dict[str, str] = {
     "diff_configs": "kit.runs:diff",
     **dict.fromkeys(["score_submission"], "kit.score"),
     **dict.fromkeys(["tune"], "kit.tune"),
+    **dict.fromkeys(["bootstrap_difference", "seed_difference"], "kit.noise"),
     **dict.fromkeys(
         ["TRACKERS", "Pruned", "Tracker", "TrackerSpec", "TrackerStart"], "kit.tracking"
     ),

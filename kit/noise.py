@@ -43,13 +43,15 @@ class Interval:
     """``delta`` (the other config minus the reference) and its interval ``[low, high]``.
 
     ``method`` says where the noise came from, e.g. ``bootstrap over 60 people`` or
-    ``seeds 3 vs 3, paired``.
+    ``seeds 3 vs 3, paired``; ``se`` is the standard error of ``delta`` where the interval is
+    Student's (seeds), None for the bootstrap's percentile interval.
     """
 
     delta: float
     low: float
     high: float
     method: str
+    se: float | None = None
 
     @property
     def verdict(self) -> Verdict:
@@ -108,7 +110,7 @@ def seed_difference(
         method = f"seeds {a.size} vs {b.size}"
     delta = float(b.mean() - a.mean())
     half = _t_quantile(0.5 + confidence / 2, df) * se
-    return Interval(delta, delta - half, delta + half, method)
+    return Interval(delta, delta - half, delta + half, method, se)
 
 
 def person_counts(

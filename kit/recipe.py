@@ -52,7 +52,7 @@ def parse_args(
     ``--help`` (what the recipe does, needs and costs). ``--estimate`` and ``--find-lr`` are
     parsed but act only through :func:`main`.
     """
-    return _parse(base, argv, description)[0]
+    return _parse(base, argv, description, repeats_allowed=False)[0]
 
 
 _REPEAT_FLAGS = ("seeds", "jobs", "vary_split")
@@ -85,14 +85,20 @@ def _add_repeat_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def _parse(
-    base: Config, argv: Sequence[str] | None, description: str | None = None
+    base: Config,
+    argv: Sequence[str] | None,
+    description: str | None = None,
+    repeats_allowed: bool = True,
 ) -> tuple[Config, dict[str, object], argparse.Namespace]:
     """The config (see :func:`parse_args`), the repeat flags (``seeds``, ``jobs``,
-    ``vary_split``) and the namespace (``--estimate``, ``--find-lr``)."""
+    ``vary_split``) and the namespace (``--estimate``, ``--find-lr``); ``repeats_allowed``
+    False refuses the repeat flags (a caller that trains once)."""
     parser = build_parser(base, description)
-    _add_repeat_flags(parser)
+    if repeats_allowed:
+        _add_repeat_flags(parser)
     ns = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
-    repeats = {k: vars(ns).pop(k) for k in _REPEAT_FLAGS}
+    repeats = {k: vars(ns).pop(k, None) for k in _REPEAT_FLAGS}
+    repeats["jobs"] = repeats["jobs"] or 1
     changes = namespace_changes(ns, type(base))
     if repeats["seeds"] is None and (repeats["jobs"] != 1 or repeats["vary_split"]):
         parser.error("--jobs and --vary-split go with --seeds")

@@ -4,6 +4,10 @@ Student's (paired or Welch)."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 from scipy import stats
@@ -113,9 +117,11 @@ def test_seed_difference_is_students_interval_paired_or_welch():
     low, high = stats.ttest_rel(b, a).confidence_interval(0.95)
     assert (paired.delta, paired.low, paired.high) == pytest.approx((0.1, low, high))
     assert paired.method == "seeds 3 vs 3, paired" and paired.verdict == "beyond noise"
+    assert paired.se == pytest.approx(np.std([0.10, 0.08, 0.12], ddof=1) / np.sqrt(3))
     welch = seed_difference(reference=a, other=b)
     low, high = stats.ttest_ind(b, a, equal_var=False).confidence_interval(0.95)
     assert (welch.delta, welch.low, welch.high) == pytest.approx((0.1, low, high))
+    assert welch.se == pytest.approx(np.sqrt(np.var(a, ddof=1) / 3 + np.var(b, ddof=1) / 3))
     close = seed_difference(reference=a, other=[0.61, 0.66, 0.60])
     assert close.verdict == "within noise"
     # one score on a side: no spread to measure the noise with
@@ -130,3 +136,14 @@ def test_mean_sd():
     assert mean_sd([0.5]) == (0.5, None, 1)
     with pytest.raises(ValueError, match="no values"):
         mean_sd([])
+
+
+def test_the_benchmark_script_prints_its_time():
+    script = Path(__file__).resolve().parents[1] / "scripts" / "bench_noise.py"
+    args = ["--people", "20", "--resamples", "50", "--repeat", "1"]
+    done = subprocess.run(
+        [sys.executable, str(script), *args], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("2 runs x 140 pictures (20 people) x 50 resamples: ")
+    assert " s (best of 1;" in done.stdout

@@ -11,6 +11,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from scipy import stats
 
@@ -72,6 +73,13 @@ def test_runs_of_one_config_over_seeds_are_one_row_with_mean_sd_and_n(tmp_path):
     (lr,) = [name for name in shown.index if name != parent.name]
     assert lr == "20240103-100000_lr_again (+2 seeds)" and shown.loc[lr, "n"] == 3
     assert shown.loc[lr, "val_macro_f1"] == pytest.approx(np.mean([0.70, 0.5, 0.76]))
+    # the group's row name, copied from the table, names it as a baseline
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert runs_main([str(root), "--vs", lr, "--csv"]) == 0
+    shown_vs = pd.read_csv(io.StringIO(out.getvalue())).set_index("name")
+    assert shown_vs.loc[lr, "flag"] == "baseline"
+    assert shown_vs.loc[parent.name, "changes"] == "lr: 0.001 -> 0.003"
     # --each-seed: one row per run again
     assert len(table(df, group=False)) == 7
 
@@ -106,7 +114,8 @@ def test_groups_are_compared_with_groups_seed_by_seed(tmp_path):
     assert (lr["changes"], lr["flag"]) == ("lr: 0.003 -> 0.001", "")
     low, high = stats.ttest_rel([0.70, 0.70, 0.76], [0.60, 0.62, 0.64]).confidence_interval()
     assert lr["interval"] == f"+0.1000 [{low:+.4f}, {high:+.4f}]"
-    assert (lr["verdict"], lr["noise"]) == ("beyond noise", "seeds 3 vs 3, paired")
+    se = np.std([0.10, 0.08, 0.12], ddof=1) / np.sqrt(3)  # of the seed-by-seed differences
+    assert (lr["verdict"], lr["noise"]) == ("beyond noise", f"seeds 3 vs 3, paired, se {se:.4f}")
     wd = shown.loc["20240103-000000_wd_seeds"]
     assert wd["verdict"] == "within noise" and wd["interval"].startswith("+0.0033 [-")
 

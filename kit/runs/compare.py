@@ -119,9 +119,12 @@ def find_run(df: pd.DataFrame, ref: str | os.PathLike[str]) -> pd.Series:
 def baseline_runs(df: pd.DataFrame, ref: str | os.PathLike[str]) -> tuple[str, pd.DataFrame]:
     """The name ``ref`` means as a baseline and the runs of its config over every seed.
 
-    ``ref`` is a run (see :func:`find_run`) or a ``--seeds`` parent folder (its name or path).
+    ``ref`` is a run (see :func:`find_run`), a ``--seeds`` parent folder (its name or path),
+    or a group's row name as the ledger shows it (``<run> (+2 seeds)``).
     """
     name = Path(str(ref).rstrip("/")).name
+    if repeats.GROUP_NAME.search(name):  # a group's row: its newest run stands for it
+        ref = name = repeats.GROUP_NAME.sub("", name)
     members = df[df["parent"] == name] if "parent" in df.columns else df.iloc[0:0]
     if members.empty:
         name = find_run(df, ref)["name"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from kit.runfolder import SCORE_COLUMNS, read_val_keys, read_val_probs
 
 __all__ = [
     "BOOTSTRAP_RESAMPLES",
+    "GROUP_NAME",
     "SEED_FIELDS",
     "Noise",
     "baseline_family",
@@ -35,6 +37,8 @@ __all__ = [
 
 #: The fields repeats over seeds differ in (a group's row shows them joined: ``42,43,44``).
 SEED_FIELDS = ("seed", "split_seed")
+#: The end of a group's row name when its runs share no ``--seeds`` folder: `` (+2 seeds)``.
+GROUP_NAME = re.compile(r" \(\+\d+ seeds?\)$")
 #: Resamples of the people in the ledger's bootstrap (seeded: the same table every time).
 BOOTSTRAP_RESAMPLES = 2000
 
@@ -115,7 +119,8 @@ def _group_row(members: list[pd.Series]) -> dict[str, Any]:
     row = newest.to_dict()
     parents = {r["parent"] if pd.notna(r["parent"]) else None for r in members}
     parent = parents.pop() if len(parents) == 1 else None
-    row["name"] = parent if parent else f"{newest['name']} (+{len(members) - 1} seeds)"
+    others = len(members) - 1
+    row["name"] = parent or f"{newest['name']} (+{others} seed{'s' if others > 1 else ''})"
     row["parent"] = None
     row["run_dir"] = str(Path(newest["run_dir"]).parent) if parent else newest["run_dir"]
     for col in (*SCORE_COLUMNS, "best_epoch"):
@@ -148,7 +153,11 @@ class Noise:
 
     @property
     def how(self) -> str:
-        return self.reason if self.interval is None else self.interval.method
+        """The method (with the standard error of a difference of means), or the reason."""
+        if self.interval is None:
+            return self.reason
+        se = self.interval.se
+        return self.interval.method + ("" if se is None else f", se {se:.4f}")
 
 
 def baseline_family(df: pd.DataFrame, base: pd.Series, ignore: tuple[str, ...]) -> pd.DataFrame:
