@@ -52,7 +52,7 @@ def config() -> kit.Config:
         model="efficientnet_b4",  # timm's default tag: ra2_in1k (trained at 320, tested at 384)
         pretrained=True,
         crop_mode="face",
-        face_detector="mtcnn",  # a real face detector: the cascades miss most masked faces
+        face_detector="mtcnn",  # more faces than the cascades on real photographs (faces.md)
         image_size=(380, 380),
         lr=3e-4,  # AdamW (the baseline's optimizer) at a fine-tuning rate; 20 epochs as there
         age_thresholds=(30, 58),
