@@ -90,13 +90,8 @@ def _flags(config_cls: type) -> dict[str, str]:
     out: dict[str, str] = {}
     # argparse has no public list of its options; _actions is stable since Python 3.2.
     for action in build_parser(config_cls())._actions:
-        if not action.option_strings or action.dest in (
-            "help",
-            "config",
-            "save_config",
-            "estimate",
-            "find_lr",
-        ):
+        commands = ("help", "config", "save_config", "estimate", "find_lr")  # not fields
+        if not action.option_strings or action.dest in commands:
             continue
         if action.nargs == 0:  # --amp / --no-amp
             out[action.dest] = " / ".join(f"`{s}`" for s in action.option_strings)

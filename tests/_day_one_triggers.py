@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-__all__ = ["DAY_ONE", "plant_torchvision"]
+__all__ = ["DAY_ONE", "DAY_ONE_FIXES", "plant_torchvision", "run_with_planted"]
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -44,3 +44,14 @@ def _torchvision_build(ctx) -> str:
 
 
 DAY_ONE = {"torchvision-build": _torchvision_build}
+
+
+def _torchvision_reinstalled(ctx) -> tuple[str, str]:
+    """Before: the planted torchvision; after the reinstall the fix names, the torchvision of
+    this torch's build (the environment's own) imports and kit with it."""
+    before = _torchvision_build(ctx)
+    done = run_with_planted(ctx.tmp / "reinstalled", "import kit.mixing, torchvision; print('ok')")
+    return before, done.stdout + done.stderr
+
+
+DAY_ONE_FIXES = {"torchvision-build": _torchvision_reinstalled}

@@ -39,6 +39,7 @@ from kit.train.checkpoint import check
 from kit.train.data import RunPictures, load_splits
 from kit.tune.space import parse_space
 from tests._after_training_triggers import _run
+from tests._day_one_triggers import DAY_ONE_FIXES
 from tests._runfolders import RunSpec, write_run
 from tests._triggers import logged, printed
 from tests.test_troubleshooting import (
@@ -433,6 +434,7 @@ FIXES: dict[str, Callable[[Ctx], tuple[str, str]]] = {
         ),
     ),
 }
+FIXES.update(DAY_ONE_FIXES)  # the environment: torch and torchvision of one build
 
 
 def _cached(c: Ctx) -> Path:
