@@ -14,7 +14,7 @@ import inspect
 import re
 import types
 from collections.abc import Callable
-from typing import Any, Union, get_args, get_origin, get_type_hints
+from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
 
 import yaml
 
@@ -150,6 +150,8 @@ _METAVARS = {int: "INT", float: "FLOAT", str: "TEXT", list: "A,B,...", dict: "K=
 
 
 def _metavar(hint: Any) -> str:
+    if get_origin(hint) is Literal:
+        return "{" + ",".join(get_args(hint)) + "}"
     if get_origin(hint) in (Union, types.UnionType):
         members = [a for a in get_args(hint) if a is not type(None)]
         return "|".join(_metavar(a) for a in members)
@@ -189,6 +191,8 @@ def _convert(text: str, hint: Any) -> Any:
             except (ValueError, TypeError) as err:
                 error = err if str(err) and not str(error) else error
         raise error
+    if origin is Literal:  # checked with the config, in the words of any unknown name
+        return text
     if hint is int:
         return int(text)
     if hint is float:

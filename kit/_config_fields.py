@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 __all__ = ["ROLES", "Fields"]
 
@@ -88,11 +88,10 @@ class Fields:
         "test_probs.csv (a list a,b: their mean) join training under their predicted class",
     )
     pseudo_threshold: float = _f(0.9, "a pseudo-label needs a top probability above this")
-    pseudo_targets: str = _f(
+    pseudo_targets: Literal["hard", "soft"] = _f(
         "hard",
         "what a pseudo-labelled picture trains on: hard (its top class) or soft (stage 1's "
         "probabilities)",
-        registry="pseudo_targets",
     )
     seed: int = _f(42, "seed of the split, the model init, shuffling and augmentation", split=True)
     deterministic: bool = _f(True, "deterministic torch algorithms (same config = same result)")
@@ -150,15 +149,14 @@ class Fields:
     eval_batch_size: int = _f(128, "validation / inference batch size", role="machine")
     grad_accum: int = _f(1, "accumulate gradients over this many batches")
     grad_clip: float = _f(0.0, "clip the gradient norm to this (0 = off)")
-    sampler: str = _f(
-        "plain", "plain (shuffle) or balanced (class-balanced sampling)", registry="sampler"
+    sampler: Literal["plain", "balanced"] = _f(
+        "plain", "plain (shuffle) or balanced (class-balanced sampling)"
     )
     amp: bool = _f(True, "mixed precision (autocast) on CUDA; on CPU with --amp-dtype bfloat16")
-    amp_dtype: str = _f(
+    amp_dtype: Literal["auto", "bfloat16", "float16"] = _f(
         "auto",
         "autocast dtype: auto (bfloat16 on GPUs that support it, else float16), bfloat16 (also "
         "on CPU) or float16 (CUDA, with a gradient scaler)",
-        registry="amp_dtype",
         absent="float16",  # runs saved before the field autocast in float16 on CUDA
     )
     early_stopping: int = _f(0, "stop after this many epochs without val F1 gain (0 = off)")
@@ -175,10 +173,9 @@ class Fields:
         "hhalves (top / bottom halves)",
         registry="mix",
     )
-    mix_pairs: str = _f(
+    mix_pairs: Literal["random", "same_class"] = _f(
         "random",
         "mixing partners: random, or same_class (the same 18-way class)",
-        registry="mix_pairs",
     )
     mix_alpha: float = _f(1.0, "mixup / cutmix: lam ~ Beta(mix_alpha, mix_alpha)")
     mix_lam: tuple[float, float] = _f(
@@ -192,11 +189,10 @@ class Fields:
     ema: bool = _f(False, "validate, keep and submit an exponential moving average of the weights")
     ema_decay: float = _f(0.999, "EMA decay per optimizer step (its maximum with ema_warmup)")
     ema_warmup: bool = _f(True, "EMA decay rising from 0 towards ema_decay (timm, power 3/4)")
-    refit: str = _f(
+    refit: Literal["none", "continue", "all"] = _f(
         "none",
         "after training: none, continue (refit_epochs more on train + val people) or all "
         "(retrain on every person for the best epoch count)",
-        registry="refit",
     )
     refit_epochs: int = _f(2, "epochs of refit=continue")
     # machine and output

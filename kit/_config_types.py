@@ -8,6 +8,8 @@ from __future__ import annotations
 import types
 from typing import Any, Literal, Union, get_args, get_origin
 
+from kit.registry import UnknownName, did_you_mean
+
 __all__ = ["coerce", "matches", "type_name"]
 
 
@@ -33,6 +35,8 @@ def matches(value: Any, hint: Any) -> bool:
         return any(matches(value, a) for a in args)
     if hint is type(None):
         return value is None
+    if origin is Literal:  # a closed choice: one of the listed values
+        return isinstance(value, str) and value in args
     if hint is float:
         return isinstance(value, (int, float)) and not isinstance(value, bool)
     if hint is int:
@@ -65,6 +69,12 @@ def coerce(key: str, value: Any, hint: Any) -> Any:
         value = _to_float(value)
     if get_origin(hint) is dict and get_args(hint)[1] is float and isinstance(value, dict):
         value = {k: _to_float(v) for k, v in value.items()}
+    if get_origin(hint) is Literal and isinstance(value, str) and not matches(value, hint):
+        # worded like a registry's unknown name, so that a closed choice reads as any other
+        valid = sorted(get_args(hint))
+        raise UnknownName(
+            f"config field {key!r} is {value!r}{did_you_mean(value, valid)}; valid: {valid}"
+        )
     if not matches(value, hint):
         raise ValueError(
             f"config field {key!r} got {value!r} ({type(value).__name__}); "

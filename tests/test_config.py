@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import subprocess
 import sys
+from typing import Literal, get_args, get_origin, get_type_hints
 
 import pytest
 import yaml
@@ -113,9 +115,9 @@ def test_wrong_types_name_field_value_and_expected_type(key, value, expected):
     ],
 )
 def test_validate_rejects_bad_values_with_the_valid_choices(changes, message):
-    cfg = Config().replace(**changes)
+    # a closed choice (a Literal field such as sampler) is refused by replace already
     with pytest.raises(ValueError, match=message):
-        cfg.validate()
+        Config().replace(**changes).validate()
 
 
 def test_smoke_variant_keeps_the_recipe_and_shrinks_the_run():
@@ -350,3 +352,41 @@ def test_help_lists_what_is_registered_when_the_parser_is_built(capsys):
     head_help = text[text.index("--head TEXT single") : text.index("--pretrained, --no")]
     assert "- multi (heads) - single (joint)" in head_help  # one line per described entry
     assert f"Registered: {', '.join(TTA.names())}" in text
+
+
+# ---- closed choices: Literal fields ------------------------------------------------------------
+
+
+def _closed_choices():
+    from kit.data.pseudo import PSEUDO_TARGETS
+    from kit.data.sampling import SAMPLERS
+    from kit.device import AMP_DTYPES
+    from kit.mixing import MIX_PAIRS
+    from kit.optim import REFITS
+
+    tables = {"pseudo_targets": PSEUDO_TARGETS, "sampler": SAMPLERS, "amp_dtype": AMP_DTYPES}
+    return {**tables, "mix_pairs": MIX_PAIRS, "refit": REFITS}
+
+
+def test_closed_choices_are_literal_fields_each_value_with_its_implementation():
+    hints = get_type_hints(Config)
+    fields = {f.name: f for f in dataclasses.fields(Config)}
+    for name, table in _closed_choices().items():
+        assert get_origin(hints[name]) is Literal, name
+        assert sorted(get_args(hints[name])) == table.names(), name  # no value without code
+        assert fields[name].metadata["registry"] is None, name  # the type checks it
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--refit", "al"], "config field 'refit' is 'al' (did you mean 'all'?); valid: "),
+        (["--amp-dtype", "fp16"], "config field 'amp_dtype' is 'fp16'; valid: ['auto', "),
+    ],
+)
+def test_a_closed_choice_outside_its_values_is_named_with_the_valid_ones(argv, message):
+    with pytest.raises(UnknownName, match=re.escape(message)):
+        parse_args(Config(), argv)
+    with pytest.raises(UnknownName, match=re.escape(message)):
+        Config.from_dict({argv[0][2:].replace("-", "_"): argv[1]})
+    assert parse_args(Config(), ["--refit", "all"]).refit == "all"

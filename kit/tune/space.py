@@ -16,7 +16,7 @@ import dataclasses
 import types
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Union, get_args, get_origin, get_type_hints
+from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
 
 from kit._config_cli import _converter  # the flag parser: a choice reads like its flag
 from kit.config import Config
@@ -57,6 +57,7 @@ def _scalar_type(name: str) -> Any:
     members = [hint]
     if get_origin(hint) in (Union, types.UnionType):
         members = [a for a in get_args(hint) if a is not type(None)]
+    members = [str if get_origin(m) is Literal else m for m in members]  # a closed choice
     scalars = [m for m in members if m in _SCALARS]
     if not scalars:
         raise ValueError(f"config field {name!r} holds more than one value; it cannot be searched")
