@@ -74,11 +74,10 @@ def test_the_ledger_imports_neither_torch_nor_pictures(tmp_path: Path):
 
 def test_the_generated_builtin_entries_are_up_to_date():
     """kit/_builtin_entries.py (what --help lists without importing the registries' modules)
-    is what scripts/write_builtin_entries.py prints from the registries themselves."""
+    is what scripts/write_builtin_entries.py makes of the registries themselves."""
     script = runpy.run_path(str(ROOT / "scripts" / "write_builtin_entries.py"))
     committed = (ROOT / "kit" / "_builtin_entries.py").read_text(encoding="utf-8")
     assert committed == script["source"](), (
         "kit/_builtin_entries.py is stale (a registry entry was added, renamed or its first "
-        "docstring line changed): run python scripts/write_builtin_entries.py > "
-        "kit/_builtin_entries.py"
+        "docstring line changed): run python scripts/write_builtin_entries.py"
     )
