@@ -4,6 +4,7 @@ learning-rate multiplier and head-only epochs first (``freeze_epochs``)."""
 from __future__ import annotations
 
 import itertools
+import json
 
 import pytest
 import torch
@@ -110,3 +111,16 @@ def test_smoke_keeps_a_head_only_epoch_inside_its_two_epochs():
     small = Config(epochs=20, freeze_epochs=3).smoke_variant()
     assert (small.epochs, small.freeze_epochs) == (2, 1)
     small.validate()
+
+
+@pytest.mark.slow  # two gloo processes
+def test_head_only_epochs_train_under_torchrun(tiny_data, tmp_path):
+    """DDP waits for a gradient of every parameter unless told some get none (the frozen
+    backbone of the head-only epochs)."""
+    from tests.test_distributed import _torchrun
+
+    out = tmp_path / "runs"
+    args = ["--data-dir", str(tiny_data), "--output-dir", str(out), "--freeze-epochs", "1"]
+    _torchrun([*args, "--optimizer", "lamb"], tmp_path)
+    (run_dir,) = out.iterdir()
+    assert json.loads((run_dir / "summary.json").read_text())["status"] == "complete"

@@ -186,12 +186,17 @@ def predict_sharded(
     return gather_rows(predict_fn(df.iloc[rows]), rows, len(df), ctx)
 
 
-def wrap_ddp(model: nn.Module, ctx: DistContext, device: torch.device) -> nn.Module:
-    """``model`` as a ``DistributedDataParallel`` module (unchanged with one process)."""
+def wrap_ddp(
+    model: nn.Module, ctx: DistContext, device: torch.device, find_unused: bool = False
+) -> nn.Module:
+    """``model`` as a ``DistributedDataParallel`` module (unchanged with one process);
+    ``find_unused``: some parameters get no gradient in some steps (a frozen backbone)."""
     if not ctx.enabled:
         return model
     ids = [device.index] if device.type == "cuda" else None
-    return nn.parallel.DistributedDataParallel(model, device_ids=ids)
+    return nn.parallel.DistributedDataParallel(
+        model, device_ids=ids, find_unused_parameters=find_unused
+    )
 
 
 # ---- this process: its logging and the module it trains (its device: kit.device) -----
@@ -233,7 +238,8 @@ def training_module(
     processes, compiled, as ``cfg`` asks. It shares ``model``'s parameters, so checkpoints and
     validation use the plain ``model`` with plain weight names."""
     module: nn.Module = ChannelsLastInput(model) if cfg.channels_last else model
-    module = wrap_ddp(module, ctx, device)
+    # head-only epochs leave the backbone without gradients: DDP must not wait for them
+    module = wrap_ddp(module, ctx, device, find_unused=getattr(cfg, "freeze_epochs", 0) > 0)
     if cfg.compile:
         module = torch.compile(module)
     return module
