@@ -31,11 +31,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from kit import io
 from kit.cli import ArgumentParser, add_debug_flag, run_cli
 from kit.config import Config
 from kit.data import read_eval
 from kit.data._common import IMAGE_EXTENSIONS
-from kit.io import csv_source, write_text
 from kit.labels import NUM_CLASSES, class_name
 from kit.registry import help_lines
 from kit.runfolder import (
@@ -93,7 +93,7 @@ def _pictures(folder: Path) -> pd.DataFrame:
 
 
 def _csv(path: Path) -> pd.DataFrame:
-    table = pd.read_csv(**csv_source(path), dtype=str, keep_default_na=False)
+    table = pd.read_csv(**io.csv_source(path), dtype=str, keep_default_na=False)
     if "path" not in table.columns:
         raise ValueError(
             f"{path}: no 'path' column (found {list(table.columns)}); expected one picture "
@@ -239,7 +239,7 @@ def _main(argv: Sequence[str]) -> int:
     write_probs(probs_path(output), frame[["image_id"]], probs)
     write_submission(probs, frame, output)
     named = class_table(frame, probs, args.class_probs)
-    write_text(
+    io.write_text(
         classes_path(output), named.to_csv(index=False, float_format="%.6g", lineterminator="\n")
     )
     what = f"{len(members)} folds averaged" if len(members) > 1 else "its best.pt"

@@ -152,6 +152,25 @@ def _offline(c: Ctx) -> tuple[str, str]:
     )
 
 
+def _torchvision_offline(c: Ctx) -> tuple[str, str]:
+    """torchvision weights neither in torch's hub cache nor downloadable; a file gets past it."""
+    import urllib.error
+
+    c.mp.setenv("TORCH_HOME", str(c.tmp / "torch"))
+
+    def unreachable(url: str, dst: str, *args: object, **kwargs: object) -> None:
+        raise urllib.error.URLError("no route to host")
+
+    c.mp.setattr(torch.hub, "download_url_to_file", unreachable)
+    weights = c.tmp / "tv.pth"
+    torch.save({"conv1.weight": torch.zeros(1)}, weights)  # a file: found, not downloaded
+    base = Config(model="torchvision/resnet18", pretrained=True)
+    fixed = ["--pretrained-file", str(weights)]
+    return seen(lambda: resolve_weights(base)), seen(
+        lambda: resolve_weights(parse_args(base, fixed))
+    )
+
+
 def _wrong_model(c: Ctx) -> tuple[str, str]:
     from kit.models import create_model
 
@@ -340,6 +359,7 @@ FIXES: dict[str, Callable[[Ctx], tuple[str, str]]] = {
     # models, weights, faces
     "pretrained-offline": _offline,
     "pretrained-file-wrong-model": _wrong_model,
+    "torchvision-weights-unavailable": _torchvision_offline,
     "face-boxes-missing": _face_boxes,
     "face-detector-no-cascade": _no_cascade,
     # checkpoints and resuming

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from kit.crops import Box
+from kit.io import atomic_path
 
 __all__ = ["LFW_FACE", "Photo", "iou", "photos", "write_photos"]
 
@@ -89,6 +90,7 @@ def write_photos(folder: str | os.PathLike[str], lfw_step: int = 1) -> dict[str,
     out = {}
     for photo in photos(lfw_step):
         path = folder / f"{photo.name}.png"
-        Image.fromarray(photo.image).save(path)
+        with atomic_path(path) as tmp:
+            Image.fromarray(photo.image).save(tmp, format="PNG")
         out[str(path)] = photo
     return out

@@ -60,6 +60,7 @@ from kit.runfolder.names import (
     REFIT,
     RUN_FILES,
     SCORE_COLUMNS,
+    SOURCE_FILES,
     STATUS,
     SUBMISSION,
     SUBMISSION_COLUMNS,
@@ -142,6 +143,7 @@ from kit.runfolder.tracking import (
     write_tracker_id,
 )
 from kit.runfolder.transform import (
+    TRANSFORM_FIELD,
     NotReCreatable,
     read_transform_record,
     recreate_train_transform,
@@ -174,6 +176,7 @@ __all__ = [
     "RUN_FILES",
     "SCORE_COLUMNS",
     "SOURCE_DIRS",
+    "SOURCE_FILES",
     "STATUS",
     "SUBMISSION",
     "SUBMISSION_COLUMNS",
@@ -185,6 +188,7 @@ __all__ = [
     "TEST_PROBS",
     "TRACKER_IDS",
     "TRAIN_TRANSFORM",
+    "TRANSFORM_FIELD",
     "VAL_COLUMNS",
     "VAL_CONFUSION",
     "VAL_KEYS",

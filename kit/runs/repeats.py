@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from kit.noise import Interval, bootstrap_difference, mean_sd, seed_difference
-from kit.runfolder import SCORE_COLUMNS, read_val_keys, read_val_probs
+from kit.runfolder import SCORE_COLUMNS, VAL_PROBS, read_val_keys, read_val_probs
 
 __all__ = [
     "BOOTSTRAP_RESAMPLES",
@@ -196,7 +196,7 @@ def _val(run_dir: str) -> pd.DataFrame | None:
     val_probs.csv is missing or damaged."""
     path = Path(run_dir)
     try:
-        split, keys = read_val_probs(path / "val_probs.csv"), read_val_keys(path)
+        split, keys = read_val_probs(path / VAL_PROBS), read_val_keys(path)
     except (OSError, ValueError):
         return None
     keys = keys.take(split.ids)
