@@ -14,15 +14,16 @@ Training and inference never look at a head's name, only at its output kind
 Each kind also trains on soft targets (soft pseudo-labels): :attr:`OutputKind.soft_target`.
 
 So a new head of either kind is one decorated builder; ``fit``, ``predict`` and the config
-checks accept it by name:
+checks accept it by name (a name of the example's own: recipes/torchvision_resnet18.py
+registers ``dropout_linear`` in the same process-wide registry):
 
 >>> from torch import nn
->>> @register_head("dropout_linear", kind="joint")
-... def dropout_linear(in_features: int) -> nn.Module:
+>>> @register_head("example_head", kind="joint")
+... def example_head(in_features: int) -> nn.Module:
 ...     return nn.Sequential(nn.Dropout(0.3), nn.Linear(in_features, 18))
->>> HEADS["dropout_linear"].kind
+>>> HEADS["example_head"].kind
 'joint'
->>> _ = HEADS.unregister("dropout_linear")  # (so this example leaves the registry as it was)
+>>> _ = HEADS.unregister("example_head")  # (so this example leaves the registry as it was)
 """
 
 from __future__ import annotations

@@ -178,6 +178,8 @@ def lr_find_figure(
 ) -> Figure:
     """A learning-rate range test: the loss of each step (faint) and its smoothed curve
     against the learning rate on a log axis, the suggested rate marked."""
+    from matplotlib.figure import Figure
+
     fig = Figure(figsize=(6.4, 4.2), layout="constrained")
     ax = fig.add_subplot()
     ax.plot(lrs, losses, color="0.75", linewidth=0.8, label="loss per step")

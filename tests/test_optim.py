@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import json
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -92,6 +93,17 @@ def test_freeze_epochs_trains_the_head_alone_first_then_everything(tiny_cfg, mon
     moved = [torch.equal(a, b) for a, b in zip(seen[1][1], seen[2][1], strict=True)]
     assert all(unchanged)  # epoch 1 trained the head only
     assert not all(moved)  # epoch 2 trained the backbone too
+
+
+def test_without_freeze_epochs_the_layers_a_user_froze_stay_frozen():
+    model = create_model(Config(model="test_resnet"))
+    stem = next(model.backbone.parameters())
+    stem.requires_grad_(False)  # the user's own choice, in their model
+    tf, parts = SimpleNamespace(set_random_seed=lambda seed: None), SimpleNamespace(model=model)
+    trainer = checkpoint.Trainer(None, torch.Generator(), tf, None, parts, None)
+    trainer.start_epoch(Config(epochs=3), 2)
+    assert not stem.requires_grad
+    assert all(p.requires_grad for p in model.head.parameters())
 
 
 @pytest.mark.parametrize(

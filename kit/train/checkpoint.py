@@ -194,7 +194,8 @@ class Trainer:
         seed_everything(sampling.epoch_seed(seed, self.rank) if self.rank else seed)
         self.generator.manual_seed(seed)
         self.train_tf.set_random_seed(seed)
-        freeze_backbone(self.parts.model, frozen=epoch <= cfg.freeze_epochs)
+        if cfg.freeze_epochs:  # off, the model's own requires_grad (layers a user froze) stands
+            freeze_backbone(self.parts.model, frozen=epoch <= cfg.freeze_epochs)
         return self.mixer if mix_active(cfg, epoch) else None
 
 
