@@ -110,17 +110,12 @@ def test_the_example_notebook_trains_records_its_cells_and_predicts_in_a_fresh_p
     )
     assert "custom: CLAHE" in shown and "poly1" in shown
 
-    # a fresh process: the head registered in the notebook comes back from notebook.py, which
-    # imports without training again (kit.predict imports a run's recorded sources itself once
-    # issue #27's item 3 lands: then `python -m kit.predict RUN` alone)
-    predict = (
-        "import runpy, sys; from kit.predict import main; "
-        "runpy.run_path(sys.argv[1], run_name='notebook'); sys.exit(main(sys.argv[2:]))"
-    )
+    # a fresh process: kit.predict imports the run's recorded notebook.py (which registers the
+    # notebook's head without training again), nothing else
     out = subprocess.run(
         [
-            *(sys.executable, "-c", predict, str(run_dir / NOTEBOOK)),
-            *(str(run_dir), "--output", str(work / "sub.csv")),
+            *(sys.executable, "-m", "kit.predict", str(run_dir)),
+            *("--output", str(work / "sub.csv")),
         ],
         cwd=work,
         env=_env(),
