@@ -150,3 +150,49 @@ def test_a_backbone_must_return_pooled_features(own_models):
 def test_an_unknown_model_names_all_three_sources():
     with pytest.raises(ValueError, match=r"not a timm model.*torchvision/<name>.*register_model"):
         Config(model="no_such_net").validate()
+
+
+# ---- kit.fit(cfg, model=..., loss=...): pieces of one's own without a register call -----------
+
+
+def fit_own_backbone() -> nn.Module:
+    return nn.Sequential(nn.Conv2d(3, 8, 3, stride=2), nn.AdaptiveAvgPool2d(1), nn.Flatten())
+
+
+class FitOwnLoss(nn.Module):
+    """Half the cross-entropy: a loss of one's own, passed to kit.fit as a class."""
+
+    def __init__(self) -> None:  # no keyword arguments: build_loss passes none
+        super().__init__()
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return 0.5 * nn.functional.cross_entropy(logits, target)
+
+
+def test_fit_takes_a_model_and_a_loss_of_ones_own_and_the_run_names_and_records_them(tiny_cfg):
+    import json
+
+    from kit.losses import LOSSES
+    from kit.runfolder import read_env
+    from kit.train import fit
+
+    try:
+        run = fit(tiny_cfg.replace(epochs=1), model=fit_own_backbone, loss=FitOwnLoss)
+        config = json.loads((run.run_dir / "config.json").read_text())
+        assert (config["model"], config["loss"]) == ("fit_own_backbone", "FitOwnLoss")
+        recorded = {(c["kind"], c["name"]) for c in read_env(run.run_dir)["code"]}
+        assert {("model", "fit_own_backbone"), ("loss", "FitOwnLoss")} <= recorded
+        assert isinstance(create_model(Config(model="fit_own_backbone")).backbone, nn.Sequential)
+    finally:
+        MODELS.unregister("fit_own_backbone")
+        LOSSES.unregister("FitOwnLoss")
+
+
+@pytest.mark.parametrize("piece", [nn.Linear(2, 2), lambda: nn.Linear(2, 2)])
+def test_fit_refuses_a_model_no_process_could_build_again(tiny_cfg, piece):
+    from kit.errors import ConfigError
+    from kit.train import fit
+
+    with pytest.raises(ConfigError, match=r"kit.fit's model= takes a named function or class"):
+        fit(tiny_cfg, model=piece)
+    assert not (Path(tiny_cfg.output_dir)).exists()  # refused before any run folder

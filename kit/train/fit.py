@@ -23,11 +23,15 @@ from pathlib import Path
 import albumentations as A
 import pandas as pd
 import torch
+from torch import nn
 
 from kit import runfolder as rundir
 from kit.cli import sigterm_as_interrupt
 from kit.config import Config, parse_folds, smoke_note
 from kit.device import resolve_device
+from kit.errors import ConfigError
+from kit.losses import register_loss
+from kit.models import register_model
 from kit.pretrained import Weights, resolve_weights
 from kit.runfolder import (
     PSEUDO_SUMMARY_KEY,
@@ -59,9 +63,20 @@ class Measured(Exception):
 
 
 def fit(
-    cfg: Config, train_transform: A.BasicTransform | None = None, *, hooks: Sequence[Hook] = ()
+    cfg: Config,
+    train_transform: A.BasicTransform | None = None,
+    *,
+    model: Callable[..., nn.Module] | None = None,
+    loss: Callable[..., nn.Module] | None = None,
+    hooks: Sequence[Hook] = (),
 ) -> Run:
     """Train ``cfg`` and write its run folder (a K-fold parent with ``cfg.folds``).
+
+    ``model`` / ``loss``: a backbone factory (what :func:`kit.register_model` takes) or a loss
+    factory (what :func:`kit.register_loss` takes) of one's own, say from a notebook cell. It is
+    registered under its own name and the config names it (``model`` / ``loss`` field), so the
+    run folder records it like any registered piece and the ledger, ``kit.predict`` and
+    ``--resume`` find it again; a module or a lambda is refused (nothing could build it again).
 
     ``train_transform`` replaces the preset's augmentations (it sees cropped, resized uint8
     pictures; kit adds crop/resize before and normalisation after). Ctrl-C saves the status,
@@ -71,6 +86,7 @@ def fit(
     ``cfg.track``'s trackers and see every epoch (docs/tracking.md); one raising
     :class:`kit.tracking.Pruned` stops the run, marked ``pruned``, and ``fit`` re-raises it.
     """
+    cfg = own_pieces(cfg, model=model, loss=loss)
     instead = INSTEAD_OF_FIT.get()
     if instead is not None:
         return instead(cfg, train_transform)  # type: ignore[return-value] (it never returns)
@@ -93,6 +109,30 @@ def fit(
             return run
         finally:
             distributed.teardown(ctx)
+
+
+def own_pieces(
+    cfg: Config,
+    *,
+    model: Callable[..., nn.Module] | None = None,
+    loss: Callable[..., nn.Module] | None = None,
+) -> Config:
+    """``cfg`` naming ``model`` and ``loss`` (factories of one's own), each registered under its
+    function's or class's name; ConfigError for anything no process could build again."""
+    changes = {}
+    for field, piece, register in (("model", model, register_model), ("loss", loss, register_loss)):
+        if piece is None:
+            continue
+        name = getattr(piece, "__name__", "<lambda>")
+        if isinstance(piece, nn.Module) or not callable(piece) or name == "<lambda>":
+            raise ConfigError(
+                f"kit.fit's {field}= takes a named function or class that builds it "
+                f"(def my_{field}(): ...), not {type(piece).__name__}: kit.predict and --resume "
+                "build it again from the run's recorded code"
+            )
+        register(name)(piece)  # the same definition again (a cell run twice) replaces it
+        changes[field] = name
+    return cfg.replace(**changes) if changes else cfg
 
 
 def next_commands(run_dir: Path, name: str) -> str:
