@@ -142,6 +142,7 @@ from kit.runfolder.tracking import (
     write_tracker_id,
 )
 from kit.runfolder.transform import (
+    TRANSFORM_FIELD,
     NotReCreatable,
     read_transform_record,
     recreate_train_transform,
@@ -185,6 +186,7 @@ __all__ = [
     "TEST_PROBS",
     "TRACKER_IDS",
     "TRAIN_TRANSFORM",
+    "TRANSFORM_FIELD",
     "VAL_COLUMNS",
     "VAL_CONFUSION",
     "VAL_KEYS",
