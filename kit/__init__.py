@@ -72,7 +72,7 @@ _EXPORTS: dict[str, str] = {
     "ImageDataset": "kit.data.dataset",
     "PSEUDO_TARGETS": "kit.data.pseudo",
     **dict.fromkeys(["holdout", "person_folds"], "kit.splits"),
-    **dict.fromkeys(["build_loss", "build_multihead_loss", "register_loss"], "kit.losses"),
+    **dict.fromkeys(["build_loss", "build_multihead_loss"], "kit.losses"),
     **dict.fromkeys(
         [
             "accuracy",
@@ -90,7 +90,9 @@ _EXPORTS: dict[str, str] = {
     **dict.fromkeys(["ConfigError", "KitError", "UserCodeError"], "kit.errors"),
     "run_cli": "kit.cli",
     **dict.fromkeys(["Registry", "UnknownName", "get_registry"], "kit.registry"),
-    **dict.fromkeys(["create_model", "register_head", "register_model", "to_probs"], "kit.models"),
+    # a recipe's own head or loss registers without importing torch: its --help stays instant
+    **dict.fromkeys(["register_head", "register_loss"], "kit.registry"),
+    **dict.fromkeys(["create_model", "register_model", "to_probs"], "kit.models"),
     **dict.fromkeys(["PRESETS", "build_transforms", "normalization"], "kit.transforms"),
     "to_model_input": "kit.model_input",
     "build_optimizer": "kit.optim",

@@ -38,7 +38,7 @@ from torch import nn
 
 from kit.labels import HEAD_SIZES, NUM_CLASSES, decode, encode, heads_from_joint, joint_from_heads
 from kit.labels import HEADS as HEAD_NAMES
-from kit.registry import Registry, UnknownName
+from kit.registry import Registry, UnknownName, registerer
 
 __all__ = [
     "HEADS",
@@ -248,3 +248,8 @@ def _task_head(task: str) -> Callable[[int], nn.Module]:
 
 for _task in HEAD_NAMES:  # heads "mask", "gender", "age": one task each
     register_head(_task, _task)(_task_head(_task))
+
+
+# last, once everything register_head uses is defined: kit.register_head (kit.registry's, which
+# imports no torch) registers through it, including what it was given before this import
+registerer("head")(register_head)

@@ -41,10 +41,14 @@ __all__ = [
     "Registry",
     "UnknownName",
     "blame_user",
+    "deferred",
     "definition",
     "did_you_mean",
     "get_registry",
     "help_lines",
+    "register_head",
+    "register_loss",
+    "registerer",
     "user_origin",
 ]
 
@@ -334,3 +338,54 @@ def help_lines(kind: str) -> list[str]:
         described = zip(registry.names(), registry.describe(), strict=True)
         lines += [line for name, line in described if name not in builtin]
     return lines
+
+
+#: kind -> the decorator of the module that fills that registry (:func:`registerer`).
+_REGISTERERS: dict[str, Callable[..., Callable[[Any], Any]]] = {}
+#: kind -> registrations made before that module was imported.
+_WAITING: dict[str, list[Callable[[], object]]] = {}
+
+
+def registerer(kind: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Declare a module's decorator (``register_head``, ...) as the one that fills the registry
+    of ``kind``; registrations :func:`deferred` until then are made through it now."""
+
+    def declare(decorator: Callable[..., Any]) -> Callable[..., Any]:
+        _REGISTERERS[kind] = decorator
+        _settle(kind)
+        return decorator
+
+    return declare
+
+
+def _settle(kind: str) -> None:
+    waiting = _WAITING.pop(kind, [])
+    for register in waiting:
+        register()
+
+
+def deferred(kind: str) -> Callable[..., Callable[[T], T]]:
+    """A light stand-in for the decorator that fills the registry of ``kind``: same arguments,
+    but it imports nothing. When the registry's module (which loads torch) is imported, it
+    registers at once; else when that module is (training, prediction). So a recipe's own
+    ``@kit.register_loss`` does not cost its ``--help`` the seconds of importing torch; a
+    mistake in the arguments is reported then."""
+
+    def register(*args: Any, **kwargs: Any) -> Callable[[T], T]:
+        def decorate(obj: T) -> T:
+            _WAITING.setdefault(kind, []).append(lambda: _REGISTERERS[kind](*args, **kwargs)(obj))
+            if kind in _REGISTERERS:
+                _settle(kind)
+            return obj
+
+        return decorate
+
+    register.__name__ = register.__qualname__ = f"register_{kind}"
+    return register
+
+
+#: ``kit.register_head`` and ``kit.register_loss``: those of kit.heads and kit.losses, deferred
+#: until those modules are imported. (A model stays ``kit.models.register_model``: a config's
+#: model name is checked against it at once, and a recipe's own backbone needs torch anyway.)
+register_head = deferred("head")
+register_loss = deferred("loss")

@@ -14,30 +14,34 @@ python recipes/poly_loss.py --smoke
 
 from __future__ import annotations
 
-import torch
-import torch.nn.functional as F
+from typing import TYPE_CHECKING
+
 from baseline import config as baseline_config
-from torch import nn
 
 import kit
 
+if TYPE_CHECKING:  # for the annotations only: torch is imported where it is used
+    from torch import nn
+
 
 @kit.register_loss("poly1")
-class Poly1(nn.Module):
+def poly1(epsilon: float = 1.0) -> nn.Module:
     """Cross-entropy + ``epsilon * (1 - p_t)``; targets are class ids or, in mixed batches,
     probabilities (n, C)."""
+    # torch here, not at the top: --help stays instant (importing torch takes seconds)
+    import torch.nn.functional as F
+    from torch import nn
 
-    def __init__(self, epsilon: float = 1.0) -> None:
-        super().__init__()
-        self.epsilon = epsilon
+    class Poly1(nn.Module):
+        def forward(self, logits, target):
+            if not target.is_floating_point():
+                target = F.one_hot(target, logits.shape[1]).float()
+            log_p = logits.float().log_softmax(1)
+            cross_entropy = -(target * log_p).sum(1)
+            p_true = (target * log_p.exp()).sum(1)
+            return (cross_entropy + epsilon * (1 - p_true)).mean()
 
-    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        if not target.is_floating_point():
-            target = F.one_hot(target, logits.shape[1]).float()
-        log_p = logits.float().log_softmax(1)
-        cross_entropy = -(target * log_p).sum(1)
-        p_true = (target * log_p.exp()).sum(1)
-        return (cross_entropy + self.epsilon * (1 - p_true)).mean()
+    return Poly1()
 
 
 def config() -> kit.Config:

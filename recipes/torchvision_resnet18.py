@@ -15,15 +15,21 @@ python recipes/torchvision_resnet18.py --pretrained --image-size 224 224
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from baseline import config as baseline_config
-from torch import nn
 
 import kit
+
+if TYPE_CHECKING:  # for the annotations only: torch is imported where it is used
+    from torch import nn
 
 
 @kit.register_head("dropout_linear", kind="joint")
 def dropout_linear(in_features: int) -> nn.Module:
     """Dropout, then one linear layer to the 18 classes."""
+    from torch import nn  # here, not at the top: --help stays instant (torch takes seconds)
+
     return nn.Sequential(nn.Dropout(0.3), nn.Linear(in_features, kit.NUM_CLASSES))
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import inspect
 import json
 import sys
+import sysconfig
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -27,7 +28,7 @@ import kit.predict
 import kit.tracking
 import kit.train  # noqa: F401
 from kit.config import Config
-from kit.registry import REGISTRIES
+from kit.registry import REGISTRIES, definition
 
 HEADER = '''"""kit's own registry entries, one ``--help`` line each, by registry kind: what
 ``--help`` lists without importing the modules that register them (torch, albumentations).
@@ -48,18 +49,39 @@ def _preset_line(name: str, preset) -> str:
     return f"{name}: {', '.join(steps) if steps else 'no augmentation'}"
 
 
+def _kits_own(entry: object) -> bool:
+    """Whether a registry entry is kit's (or a library's that kit registers), not a recipe's,
+    a notebook's or a test's: those are what ``--help`` adds itself, and a recipe run by path
+    (``runpy``, as tests do) has a module that is not even in ``sys.modules``."""
+    module = getattr(definition(entry), "__module__", None)
+    if module is None or module.split(".")[0] == "kit":
+        return True
+    if module in ("__main__", "__mp_main__") or module not in sys.modules:
+        return False
+    file = getattr(sys.modules[module], "__file__", None)
+    if file is None:  # built into the interpreter
+        return True
+    installed = [Path(sysconfig.get_paths()[k]).resolve() for k in ("stdlib", "purelib", "platlib")]
+    return any(Path(file).resolve().is_relative_to(home) for home in installed)
+
+
 def lines(kind: str) -> tuple[str, ...]:
-    """The ``--help`` lines of the registry of ``kind``, as loaded now."""
+    """The ``--help`` lines of kit's own entries in the registry of ``kind``, as loaded now.
+
+    A recipe's or a test's entry is left out: ``--help`` lists those itself, and a process that
+    ran a recipe first (a test run) must write the same file as a fresh one.
+    """
     registry = REGISTRIES[kind]
+    own = [
+        (line, name, entry)
+        for line, (name, entry) in zip(registry.describe(), registry.items(), strict=True)
+        if _kits_own(entry)
+    ]
     if kind == "preset":
-        return tuple(_preset_line(name, entry) for name, entry in registry.items())
+        return tuple(_preset_line(name, entry) for _, name, entry in own)
     if kind == "loss":
-        described = registry.describe()
-        return tuple(
-            f"{line}: {_first_line(entry)}"
-            for line, (_, entry) in zip(described, registry.items(), strict=True)
-        )
-    return tuple(registry.describe())
+        return tuple(f"{line}: {_first_line(entry)}" for line, _, entry in own)
+    return tuple(line for line, _, _ in own)
 
 
 def source() -> str:

@@ -65,7 +65,8 @@ def test_options_are_grouped_by_the_configs_sections():
         assert field in groups[section], (field, section)
     assert groups["data"][:2] == ["data_dir", "fixes"]
     assert "lr" in groups["optimisation"] and "loss" in groups["loss"]
-    assert groups["options"] == ["help", "config", "save_config", "debug"]
+    # argparse's own, the config file's, and --estimate / --find-lr (measure instead of train)
+    assert groups["options"] == ["help", "config", "save_config", "estimate", "find_lr", "debug"]
 
 
 def test_presets_and_losses_are_listed_one_line_each(capsys, monkeypatch):

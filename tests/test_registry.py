@@ -145,3 +145,46 @@ def test_the_module_example_runs():
     REGISTRIES.clear()
     REGISTRIES.update(before)  # the example's registry is only an example
     assert result.attempted >= 4 and result.failed == 0
+
+
+def test_a_deferred_registration_waits_for_its_registries_decorator(shapes):
+    made = []
+
+    def register_shape(name: str, *, sides: int):  # the module's own decorator
+        def decorate(build):
+            made.append((name, sides))
+            return shapes.register(name, build)
+
+        return decorate
+
+    later = kit.registry.deferred("test_shape")
+    assert later("square", sides=4)(_square) is _square
+    assert "square" not in shapes and made == []  # nothing imported, nothing registered yet
+    try:
+        kit.registry.registerer("test_shape")(register_shape)  # the module is imported
+        assert shapes.get("square") is _square and made == [("square", 4)]
+        later("square2", sides=4)(_square)  # once it is, at once
+        assert "square2" in shapes and len(made) == 2
+    finally:
+        kit.registry._REGISTERERS.pop("test_shape", None)
+
+
+def test_kits_register_head_and_loss_go_through_kits_own_decorators():
+    import kit
+    from kit.heads import HEADS
+    from kit.losses import LOSSES
+
+    def _head(in_features: int):
+        return None
+
+    def _loss():
+        return None
+
+    kit.register_head("test_deferred_head", kind="joint")(_head)
+    kit.register_loss("test_deferred_loss")(_loss)
+    try:  # kit.heads and kit.losses are loaded: registered at once, as their own decorators do
+        assert HEADS.get("test_deferred_head").kind == "joint"
+        assert LOSSES.get("test_deferred_loss") is _loss
+    finally:
+        HEADS.unregister("test_deferred_head")
+        LOSSES.unregister("test_deferred_loss")

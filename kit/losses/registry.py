@@ -12,7 +12,7 @@ from torch import nn
 
 from kit.heads import head_spec
 from kit.labels import HEADS
-from kit.registry import Registry, UnknownName
+from kit.registry import Registry, UnknownName, registerer
 
 __all__ = ["LOSSES", "WeightedSumLoss", "build_loss", "check_spec", "head_loss_args"]
 __all__ += ["register_loss"]
@@ -183,3 +183,8 @@ def build_loss(
     if len(modules) == 1 and modules[0][0] == 1.0:
         return modules[0][1]
     return WeightedSumLoss(modules)
+
+
+# last, once everything register_loss uses is defined: kit.register_loss (kit.registry's, which
+# imports no torch) registers through it, including what it was given before this import
+registerer("loss")(register_loss)
