@@ -65,10 +65,8 @@ BUILTIN_ENTRIES: dict[str, tuple[str, ...]] = {
         "random",
         "same_class",
     ),
-    "model": (
-    ),
-    "optimizer": (
-    ),
+    "model": (),
+    "optimizer": (),
     "output_kind": (
         "age",
         "gender",

@@ -88,8 +88,12 @@ def source() -> str:
     """The whole module text, laid out as ruff formats it."""
     out = [HEADER, "BUILTIN_ENTRIES: dict[str, tuple[str, ...]] = {"]
     for kind in sorted(REGISTRIES):
+        entries = [f"        {json.dumps(line, ensure_ascii=False)}," for line in lines(kind)]
+        if not entries:  # a registry kit fills with nothing (model, optimizer): ruff's ()
+            out.append(f"    {json.dumps(kind)}: (),")
+            continue
         out.append(f"    {json.dumps(kind)}: (")
-        out += [f"        {json.dumps(line, ensure_ascii=False)}," for line in lines(kind)]
+        out += entries
         out.append("    ),")
     return "\n".join([*out, "}", ""])
 
