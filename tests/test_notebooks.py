@@ -15,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import nbformat
+import pandas as pd
 import pytest
 from jupyter_client.kernelspec import KernelSpecManager
 from jupyter_client.manager import KernelManager
@@ -126,6 +127,17 @@ def test_the_example_notebook_trains_records_its_cells_and_predicts_in_a_fresh_p
     )
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
     assert (work / "sub.csv").is_file()
+    # and kit.ensemble takes it like any run (it reads the run folder's probabilities)
+    ens = subprocess.run(
+        [sys.executable, "-m", "kit.ensemble", str(run_dir), str(run_dir), "-o", "ens.csv"],
+        cwd=work,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert ens.returncode == 0, ens.stdout[-2000:] + ens.stderr[-2000:]
+    assert len(pd.read_csv(work / "ens.csv")) == len(pd.read_csv(work / "sub.csv"))
 
 
 _INTERRUPTED = """

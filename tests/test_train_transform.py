@@ -9,6 +9,7 @@ import warnings
 from pathlib import Path
 
 import albumentations as A
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -108,3 +109,27 @@ def test_resume_without_the_transform_trains_on_with_the_recorded_one(tiny_cfg, 
     metrics = [pd.read_csv(p / "metrics.csv") for p in (run_dir, straight.run_dir)]
     cols = ["train_loss", "val_loss", "val_macro_f1"]
     pd.testing.assert_frame_equal(metrics[0][cols], metrics[1][cols])
+
+
+@pytest.mark.slow  # two trainings and two fresh interpreters: about 25 s on 2 cores
+def test_a_custom_transform_run_is_predicted_and_ensembled_in_a_fresh_process(tiny_cfg, tmp_path):
+    import subprocess
+    import sys
+
+    cfg = tiny_cfg.replace(model="resnet10t", epochs=1)  # a model any fresh process knows
+    base = fit(cfg.replace(name="base"))
+    custom = fit(cfg.replace(name="custom"), train_transform=clahe_grid())
+    sub, ens = tmp_path / "sub.csv", tmp_path / "ens.csv"
+    for argv in (
+        ["kit.predict", str(custom.run_dir), "--output", str(sub)],
+        ["kit.ensemble", str(base.run_dir), str(custom.run_dir), "-o", str(ens)],
+    ):
+        done = subprocess.run(
+            [sys.executable, "-m", *argv], capture_output=True, text=True, timeout=300
+        )
+        assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    # the fresh process predicts with the run's own weights: its test_probs again
+    own = pd.read_csv(custom.run_dir / "test_probs.csv").set_index("image_id").sort_index()
+    again = pd.read_csv(tmp_path / "sub_probs.csv").set_index("image_id").sort_index()
+    np.testing.assert_allclose(again.loc[own.index].to_numpy(), own.to_numpy(), atol=1e-5)
+    assert len(pd.read_csv(ens)) == len(own)
