@@ -38,6 +38,7 @@ __all__ = [
     "debug_requested",
     "error_text",
     "run_cli",
+    "signals_held",
     "warnings_as_lines",
 ]
 
@@ -105,6 +106,35 @@ def sigterm_as_interrupt() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+@contextlib.contextmanager
+def signals_held() -> Iterator[None]:
+    """Inside, SIGINT and SIGTERM wait: after the block each one that came is handed to the
+    handler of before (Ctrl-C's KeyboardInterrupt, SIGTERM's :class:`Terminated`). For writes
+    that C++ drives through Python callbacks (``torch.save`` into an open file): an interrupt
+    raised inside one comes out as torch's own RuntimeError ("file write failed"), which read
+    as a failed run (or a full disk) instead of an interrupted one. Off the main thread nothing
+    changes."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    came: list[tuple[int, object]] = []
+    previous = {
+        signum: signal.signal(signum, lambda n, frame: came.append((n, frame)))
+        for signum in (signal.SIGINT, signal.SIGTERM)
+    }
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        for signum, frame in came[:1]:  # the first: its handler raises, as it would have
+            handler = previous[signum]
+            if callable(handler):
+                handler(signum, frame)
+            elif handler == signal.SIG_DFL:
+                signal.raise_signal(signum)
 
 
 def _quiet_stdout() -> None:

@@ -201,5 +201,5 @@ def test_a_kernel_interrupt_leaves_a_run_the_next_cell_resumes(tmp_path: Path):
         with pytest.raises(Exception, match="KeyboardInterrupt"):
             client.execute_cell(nb.cells[3], 3)
     status = json.loads((run_dir / "status.json").read_text())
-    assert status["status"] == "interrupted" and status["epoch"] > first  # it trained on
+    assert status["status"] == "interrupted" and status["epoch"] > first, status  # trained on
     assert _run_dirs(runs) == [run_dir]  # resumed in the same folder

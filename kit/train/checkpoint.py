@@ -22,6 +22,7 @@ from torch import nn
 
 from kit import io
 from kit import runfolder as rundir
+from kit.cli import signals_held
 from kit.config import Config, check_registries
 from kit.data import sampling
 from kit.data.pseudo import check_pseudo_sources
@@ -63,7 +64,9 @@ def _save(obj: dict[str, Any], path: Path) -> None:
     itself: given a path, torch's writer holds the descriptor, and the traceback holds the
     writer, so the deleted file's blocks stayed taken until the error was forgotten."""
     try:
-        with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        # torch writes through fh's Python write: a Ctrl-C inside it would become torch's
+        # "file write failed"; held, it comes after the file is whole (or removed)
+        with signals_held(), atomic_path(path) as tmp, open(tmp, "wb") as fh:
             torch.save(obj, fh)
     except RuntimeError as err:
         if not any(text in str(err) for text in _WRITE_FAILED):
