@@ -114,29 +114,21 @@ def test_the_example_notebook_trains_records_its_cells_and_predicts_in_a_fresh_p
 
     # a fresh process: kit.predict imports the run's recorded notebook.py (which registers the
     # notebook's head without training again), nothing else
-    out = subprocess.run(
-        [
-            *(sys.executable, "-m", "kit.predict", str(run_dir)),
-            *("--output", str(work / "sub.csv")),
-        ],
-        cwd=work,
-        env=_env(),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
+    for argv in (
+        ["kit.predict", str(run_dir), "--output", "sub.csv"],
+        # and kit.ensemble takes it like any run (it reads the run folder's probabilities)
+        ["kit.ensemble", str(run_dir), str(run_dir), "-o", "ens.csv"],
+    ):
+        out = subprocess.run(
+            [sys.executable, "-m", *argv],
+            cwd=work,
+            env=_env(),
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
     assert (work / "sub.csv").is_file()
-    # and kit.ensemble takes it like any run (it reads the run folder's probabilities)
-    ens = subprocess.run(
-        [sys.executable, "-m", "kit.ensemble", str(run_dir), str(run_dir), "-o", "ens.csv"],
-        cwd=work,
-        env=_env(),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert ens.returncode == 0, ens.stdout[-2000:] + ens.stderr[-2000:]
     assert len(pd.read_csv(work / "ens.csv")) == len(pd.read_csv(work / "sub.csv"))
 
 

@@ -140,16 +140,21 @@ def _no_gpu(c: Ctx) -> tuple[str, str]:
     return before, seen(lambda: parse_args(Config(), ["--device", "auto"]).validate())
 
 
-def _offline(c: Ctx) -> tuple[str, str]:
-    c.mp.setattr(hf_constants, "HF_HUB_OFFLINE", True)
-    c.mp.setattr(hf_constants, "HF_HUB_CACHE", str(c.tmp / "hub"))
+def _a_weights_file_gets_past(c: Ctx, model: str) -> tuple[str, str]:
+    """``--pretrained`` weights of ``model`` that cannot be had, then ``--pretrained-file``."""
     weights = c.tmp / "w.pth"
     torch.save({"conv1.weight": torch.zeros(1)}, weights)  # a file: found, not downloaded
-    base = Config(model="resnet10t", pretrained=True)
+    base = Config(model=model, pretrained=True)
     fixed = ["--pretrained-file", str(weights)]
     return seen(lambda: resolve_weights(base)), seen(
         lambda: resolve_weights(parse_args(base, fixed))
     )
+
+
+def _offline(c: Ctx) -> tuple[str, str]:
+    c.mp.setattr(hf_constants, "HF_HUB_OFFLINE", True)
+    c.mp.setattr(hf_constants, "HF_HUB_CACHE", str(c.tmp / "hub"))
+    return _a_weights_file_gets_past(c, "resnet10t")
 
 
 def _torchvision_offline(c: Ctx) -> tuple[str, str]:
@@ -162,13 +167,7 @@ def _torchvision_offline(c: Ctx) -> tuple[str, str]:
         raise urllib.error.URLError("no route to host")
 
     c.mp.setattr(torch.hub, "download_url_to_file", unreachable)
-    weights = c.tmp / "tv.pth"
-    torch.save({"conv1.weight": torch.zeros(1)}, weights)  # a file: found, not downloaded
-    base = Config(model="torchvision/resnet18", pretrained=True)
-    fixed = ["--pretrained-file", str(weights)]
-    return seen(lambda: resolve_weights(base)), seen(
-        lambda: resolve_weights(parse_args(base, fixed))
-    )
+    return _a_weights_file_gets_past(c, "torchvision/resnet18")
 
 
 def _wrong_model(c: Ctx) -> tuple[str, str]:
