@@ -27,11 +27,16 @@ from kit.data.fixture import make_fixture
 from kit.faces import read_boxes
 from kit.predict import read_inputs
 from kit.runfolder import kfold
-from kit.runfolder.oof import read_val_keys
-from kit.runfolder.predictions import read_submission, read_test_probs, read_val_probs
-from kit.runfolder.pseudo import read_pseudo_labels
-from kit.runfolder.read import read_metrics
-from kit.runfolder.tasks import probs_task, read_task_val_probs
+from kit.runfolder.read import (
+    probs_task,
+    read_metrics,
+    read_pseudo_labels,
+    read_submission,
+    read_task_val_probs,
+    read_test_probs,
+    read_val_keys,
+    read_val_probs,
+)
 from tests._runfolders import Preds, RunSpec, one_hot_probs, summary, write_run
 
 ROOT = Path(__file__).resolve().parents[1]

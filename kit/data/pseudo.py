@@ -9,7 +9,7 @@ head kind trains on their form of it: ``kit.heads.head_soft_target``).
 Only the training rows grow: validation people come from train.csv alone (the split is made
 before these rows exist, and a K-fold's folds never see them), so the validation score of a
 stage-2 run is as honest as stage 1's. The rows and their source are written to the run folder
-(``pseudo_labels.csv`` and ``summary.json``'s ``pseudo``: :mod:`kit.runfolder.pseudo`).
+(``pseudo_labels.csv`` and ``summary.json``'s ``pseudo``: :mod:`kit.runfolder.write`).
 """
 
 from __future__ import annotations

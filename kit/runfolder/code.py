@@ -1,39 +1,242 @@
-"""The run's own code: the pieces a recipe or notebook registered (model, head, loss, preset,
-TTA view, face detector, ...) and where they live, so that every tool after training
-(``kit.predict``, ``kit.ensemble``, ``kit.score``, ``--resume``, ``kit.tune``) finds them in a
-fresh process from the run folder alone.
+"""The run's own code (docs/run-folder.md): what re-creates a run and everything of one's own
+that shaped it, recorded at its start so that every tool after training (``kit.predict``,
+``kit.ensemble``, ``kit.score``, ``--resume``, ``kit.tune``) finds it in a fresh process from
+the run folder alone.
 
-At the start of a run, :func:`write_code` records in ``env.json`` (``code``) each registered
-piece the config names that kit itself does not define (its registry kind, name, module and
-file) and copies the file of each such module, other than the recipe itself (``recipe.py``
-already), into the run folder's ``code/`` folder. :func:`ensure_run_code` makes a run's
-pieces available again: when the config names one the registries lack, it imports the run's
-code (:func:`load_run_code`), and when that does not register it either, it fails with one
-message naming the piece and where it was defined.
+- The source: the git state of the code, a copy of the recipe that started the run (or the
+  code cells of the Jupyter notebook that did) and, when the working tree was dirty, the
+  uncommitted changes (:func:`write_source`). A recipe written and run before it is committed
+  (a newcomer's normal flow) counts as dirty: untracked files under ``recipes/`` and ``kit/``
+  are changes too.
+- The registered pieces (model, head, loss, preset, TTA view, face detector, ...) the config
+  names that kit itself does not define: :func:`write_code` records each in ``env.json``
+  (``code``: its registry kind, name, module and file) and copies the file of each such module,
+  other than the recipe itself (``recipe.py`` already), into the run folder's ``code/`` folder.
+  :func:`ensure_run_code` makes a run's pieces available again: when the config names one the
+  registries lack, it imports the run's code (:func:`load_run_code`), and when that does not
+  register it either, it fails with one message naming the piece and where it was defined.
+- A custom training transform (``fit(cfg, train_transform=...)``), what the Config's
+  ``preset`` cannot say, so the ledger can name it and ``--resume`` re-create it:
+  ``train_transform.json`` holds albumentations' own serialization (``A.to_dict``; re-created
+  by ``A.from_dict``), a one-line summary (``custom: CLAHE, GridDropout (3f2a1c9e)``: the
+  transforms' names and a fingerprint of their settings, so two pipelines that differ only in
+  a parameter still read as different) and the fingerprint itself. A pipeline albumentations
+  cannot serialize and re-create (a ``Lambda``, a transform class it does not know) is
+  recorded by its ``repr`` and a fingerprint of the source of its functions, and its summary
+  says it is not serializable. albumentations is imported only by the functions that build or
+  re-create a pipeline: the ledger reads the JSON alone (and stays quick to start).
 """
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import hashlib
 import importlib.util
+import inspect
+import json
 import os
 import re
 import shutil
+import subprocess
 import sys
 import sysconfig
+import types
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from kit import io
 from kit._config_checks import check_model_name, check_registries
+from kit.errors import KitError
+from kit.progress import in_notebook
 from kit.registry import REGISTRIES, definition
-from kit.runfolder.names import CODE_DIR, ENV, RECIPE
+from kit.runfolder.names import CODE_DIR, ENV, GIT_DIFF, NOTEBOOK, RECIPE, TRAIN_TRANSFORM
 from kit.runfolder.read import read_env
-from kit.runfolder.source import recipe_path
 
-__all__ = ["code_files", "ensure_run_code", "load_run_code", "registered_pieces", "write_code"]
+__all__ = [
+    "SOURCE_DIRS",
+    "GitState",
+    "NotReCreatable",
+    "code_files",
+    "ensure_run_code",
+    "git_state",
+    "load_run_code",
+    "notebook_cells",
+    "notebook_module",
+    "read_transform_record",
+    "recipe_path",
+    "recreate_train_transform",
+    "registered_pieces",
+    "resumed_train_transform",
+    "transform_record",
+    "transform_summary",
+    "write_code",
+    "write_source",
+    "write_train_transform",
+]
+
+#: Folders (from the repository's top) whose untracked files make a working tree dirty.
+SOURCE_DIRS = ("recipes", "kit")
+
+
+_KIT_DIR = Path(__file__).resolve().parents[1]
+#: How many transform names a summary lists before ``...``.
+_SHOWN_NAMES = 6
+
+
+_ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
+
+
+# The source: git, the recipe or the notebook.
+
+
+def _git(*args: str, cwd: Path | None = None, ok: tuple[int, ...] = (0,)) -> str | None:
+    """git's stdout, or None without git, outside a repository, or on another exit code."""
+    try:
+        out = subprocess.run(
+            ["git", *args], capture_output=True, text=True, timeout=10, cwd=cwd, check=False
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout if out.returncode in ok else None
+
+
+@dataclass(frozen=True)
+class GitState:
+    """The cwd's repository: commit, whether anything differs from it, the untracked sources."""
+
+    commit: str | None
+    dirty: bool | None  # None: not a git repository (or no git)
+    untracked: tuple[str, ...]  # under SOURCE_DIRS, relative to the top
+
+
+def git_state(cwd: Path | None = None) -> GitState:
+    """The :class:`GitState` of the repository holding ``cwd`` (the current folder if None)."""
+    changed = _git("status", "--porcelain", "--untracked-files=no", cwd=cwd)
+    if changed is None:
+        return GitState(None, None, ())
+    pathspecs = [f":(top){d}" for d in SOURCE_DIRS]
+    others = _git("ls-files", "--others", "--exclude-standard", "--", *pathspecs, cwd=cwd) or ""
+    untracked = tuple(sorted(line for line in others.splitlines() if line))
+    commit = (_git("rev-parse", "HEAD", cwd=cwd) or "").strip() or None
+    return GitState(commit, bool(changed.strip()) or bool(untracked), untracked)
+
+
+def recipe_path(argv0: str | None = None) -> Path | None:
+    """The recipe that started this process: ``sys.argv[0]`` when it is a ``.py`` file that is
+    not part of kit itself (``python -m kit.x``, ``python -c`` and notebooks have none)."""
+    if argv0 is None and in_notebook():  # sys.argv[0] is the kernel's launcher script
+        return None
+    argv0 = sys.argv[0] if argv0 is None else argv0
+    path = Path(argv0)
+    if path.suffix != ".py" or not path.is_file():
+        return None
+    resolved = path.resolve()
+    return None if _KIT_DIR in resolved.parents else resolved
+
+
+def notebook_cells() -> list[str] | None:
+    """The code cells this Jupyter kernel has run, in the order it ran them (IPython's
+    ``In``, magics already turned into Python), the running one included; None outside one."""
+    if not in_notebook():
+        return None
+    shell = sys.modules["IPython"].get_ipython()
+    return [cell for cell in shell.user_ns.get("In", [])[1:] if cell.strip()]
+
+
+def _defines(node: ast.stmt) -> bool:
+    """Whether a top-level statement only defines or registers (safe to run at import): an
+    import, a def or class (its decorators register it), a constant, or a ``*register*(...)``
+    call such as ``kit.PRESETS.register("x", fn)``."""
+    kinds = (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
+    if isinstance(node, kinds):
+        return True
+    if isinstance(node, ast.Assign):
+        try:
+            ast.literal_eval(node.value)
+        except ValueError:
+            return False
+        return True
+    if isinstance(node, ast.Expr) and isinstance(node.value, ast.Call):
+        return "register" in ast.unparse(node.value.func)
+    return False
+
+
+def notebook_module(cells: list[str]) -> str:
+    """The cells as one Python file, like a recipe: what defines or registers (imports, defs,
+    classes, constants, ``register`` calls) at the top, in cell order, so that importing the
+    file makes a registered model, head, loss or preset known again; everything else (the
+    training, the ledger) under ``if __name__ == "__main__":``, so that running it runs the
+    notebook. A cell that is not valid Python is kept as a comment."""
+    top: list[str] = []
+    rest: list[str] = []
+    for k, cell in enumerate(cells, 1):
+        tag = f"# In[{k}]"
+        try:
+            body = ast.parse(cell).body
+        except SyntaxError:
+            top += [f"{tag}: not Python, kept as a comment", *(f"# {x}" for x in cell.splitlines())]
+            continue
+        lines = cell.splitlines()
+        defined, ran = [tag], [f"    {tag}"]
+        end = 0
+        for node in body:  # each statement with the comments and blank lines above it
+            text, end = lines[end : node.end_lineno], node.end_lineno
+            if _defines(node):
+                defined += text
+            else:
+                ran += [f"    {x}" if x.strip() else "" for x in text]
+        top += [*defined, ""] if len(defined) > 1 else []
+        rest += ran if len(ran) > 1 else []
+    head = [
+        "# The code cells of the Jupyter notebook that started this run, saved by kit.",
+        "# Imported, it defines and registers what the cells defined; run, it runs them all.",
+        "",
+    ]
+    main = ['if __name__ == "__main__":', *rest] if rest else []
+    return "\n".join([*head, *top, *main]).rstrip() + "\n"
+
+
+def _untracked_diff(top: Path, paths: tuple[str, ...]) -> str:
+    """Untracked files as new-file patches, so ``git apply`` re-creates them too."""
+    return "".join(
+        _git("diff", "--no-index", "--", os.devnull, p, cwd=top, ok=(0, 1)) or "" for p in paths
+    )
+
+
+def write_source(
+    run_dir: str | os.PathLike[str],
+    recipe: str | os.PathLike[str] | None = None,
+    cwd: Path | None = None,
+) -> list[Path]:
+    """Store what re-creates the run in ``run_dir``: ``recipe.py`` (a copy of ``recipe``, by
+    default :func:`recipe_path`), or in a Jupyter kernel ``notebook.py`` (its code cells, see
+    :func:`notebook_module`), and, when the working tree is dirty, ``git.diff`` (``git diff
+    HEAD`` plus the untracked files under ``recipes/`` and ``kit/``, for ``git apply``).
+    Returns the files written."""
+    run_dir = Path(run_dir)
+    written = []
+    source = Path(recipe) if recipe is not None else recipe_path()
+    if source is not None and source.is_file():
+        written.append(io.write_text(run_dir / RECIPE, source.read_text(encoding="utf-8")))
+    cells = notebook_cells() if recipe is None else None
+    if cells:
+        written.append(io.write_text(run_dir / NOTEBOOK, notebook_module(cells)))
+    state = git_state(cwd)
+    if state.dirty:
+        top = Path((_git("rev-parse", "--show-toplevel", cwd=cwd) or ".").strip())
+        diff = (_git("diff", "HEAD", "--binary", cwd=top) or "") + _untracked_diff(
+            top, state.untracked
+        )
+        if diff:
+            written.append(io.write_text(run_dir / GIT_DIFF, diff))
+    return written
+
+
+# The registered pieces of one's own and their modules.
 
 
 def _origin(entry: Any) -> str | None:
@@ -226,3 +429,155 @@ def ensure_run_code(run_dir: str | os.PathLike[str], cfg: Any) -> None:
         + (f"; {where}" if where else f" ({ENV} records no registered piece of this run)")
         + ": import that code first, or restore the file"
     )
+
+
+# A custom training transform.
+
+
+class NotReCreatable(KitError, ValueError):
+    """The recorded pipeline cannot be rebuilt from the run folder (it was not serializable)."""
+
+
+def _children(transform: Any) -> list[Any]:
+    return list(getattr(transform, "transforms", None) or [])
+
+
+def _names(transform: Any) -> list[str]:
+    """The transforms' class names, depth first; a nested group reads ``OneOf[Blur, ...]``."""
+    children = _children(transform)
+    if not children:
+        return [type(transform).__name__]
+    return [
+        f"{type(c).__name__}[{', '.join(_names(c))}]" if _children(c) else type(c).__name__
+        for c in children
+    ]
+
+
+def _repr(transform: Any) -> str:
+    """``repr`` without memory addresses; albumentations' Compose repr serializes its
+    transforms, which a Lambda refuses: then the transforms' own reprs, nested."""
+    try:
+        text = repr(transform)
+    except ValueError:
+        inner = ", ".join(_repr(c) for c in _children(transform))
+        text = f"{type(transform).__name__}([{inner}])"
+    return _ADDRESS.sub("", text)
+
+
+def _functions(value: Any, seen: set[int]) -> list[types.FunctionType]:
+    """Every plain function held by ``value``'s transforms (a Lambda's image=..., say)."""
+    if id(value) in seen:
+        return []
+    seen.add(id(value))
+    found = []
+    for attr in vars(value).values() if hasattr(value, "__dict__") else []:
+        if isinstance(attr, types.FunctionType) and attr.__module__ != "albumentations":
+            found.append(attr)
+        elif isinstance(attr, (list, tuple)):
+            for item in attr:
+                found += _functions(item, seen)
+    return found
+
+
+def _source(fn: types.FunctionType) -> str:
+    try:
+        return inspect.getsource(fn)
+    except (OSError, TypeError):  # defined where no source is kept (exec, a REPL)
+        code = fn.__code__
+        return f"{fn.__qualname__}:{code.co_code.hex()}:{code.co_consts!r}"
+
+
+def _sha(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def transform_record(transform: Any) -> dict[str, Any]:
+    """What :func:`write_train_transform` stores for ``transform`` (see this module's doc)."""
+    import albumentations as A
+
+    names = _names(transform)
+    shown = ", ".join(names[:_SHOWN_NAMES]) + (", ..." if len(names) > _SHOWN_NAMES else "")
+    text = _repr(transform)
+    try:
+        serialized = A.to_dict(transform)
+        A.from_dict(serialized)  # a named Lambda serializes but cannot come back alone
+    except Exception:  # albumentations raises ValueError, KeyError, ... for what it cannot do
+        serialized = None
+    if serialized is not None:
+        fingerprint = _sha(json.dumps(serialized["transform"], sort_keys=True, default=str))
+        summary = f"custom: {shown} ({fingerprint[:8]})"
+    else:
+        sources = [_source(fn) for fn in _functions(transform, set())]
+        fingerprint = _sha("\n".join([text, *sources]))
+        summary = f"custom, not serializable (repr + source {fingerprint[:8]}): {shown}"
+    return {
+        "summary": summary,
+        "fingerprint": fingerprint,
+        "serializable": serialized is not None,
+        "albumentations": serialized,
+        "repr": text,
+    }
+
+
+def write_train_transform(run_dir: str | os.PathLike[str], transform: Any) -> Path:
+    """``train_transform.json`` in ``run_dir`` for ``transform`` (see :func:`transform_record`)."""
+    record = transform_record(transform)
+    return io.write_text(Path(run_dir) / TRAIN_TRANSFORM, json.dumps(record, indent=2) + "\n")
+
+
+def read_transform_record(run_dir: str | os.PathLike[str]) -> dict[str, Any] | None:
+    """The run's ``train_transform.json``, or None when it trained with its preset alone."""
+    path = Path(run_dir) / TRAIN_TRANSFORM
+    if not path.is_file():
+        return None
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:
+        raise ValueError(f"{path}: not readable ({err}); it records the custom transform") from err
+    if not isinstance(record, dict) or "summary" not in record:
+        raise ValueError(f"{path}: no 'summary'; not a record of a training transform")
+    return record
+
+
+def transform_summary(run_dir: str | os.PathLike[str]) -> str | None:
+    """The ledger's one line for the run's custom transform (None: its preset's)."""
+    record = read_transform_record(run_dir)
+    return None if record is None else str(record["summary"])
+
+
+def recreate_train_transform(run_dir: str | os.PathLike[str]) -> Any | None:
+    """The run's custom transform rebuilt by ``A.from_dict`` (None: it used its preset).
+
+    :class:`NotReCreatable` when it was recorded by its repr alone: pass the same transform
+    again (``kit.fit(cfg.replace(resume=...), train_transform=...)``, or the recipe does).
+    """
+    record = read_transform_record(run_dir)
+    if record is None:
+        return None
+    if not record.get("serializable"):
+        raise NotReCreatable(
+            f"{Path(run_dir) / TRAIN_TRANSFORM}: the run's training transform is not "
+            f"serializable ({record['summary']}); resume it from the code that made it "
+            "(the recipe, or kit.fit(cfg.replace(resume=RUN_DIR), train_transform=...))"
+        )
+    import albumentations as A
+
+    return A.from_dict(record["albumentations"])
+
+
+def resumed_train_transform(run_dir: str | os.PathLike[str], given: Any | None) -> Any | None:
+    """The training transform a resume of ``run_dir`` trains with: ``given`` when it is the one
+    the run recorded, the recorded one re-created when ``given`` is None; a ValueError when
+    they differ (the run's ``last.pt`` was trained under the recorded one)."""
+    record = read_transform_record(run_dir)
+    if given is None:
+        return recreate_train_transform(run_dir)
+    now = transform_record(given)
+    if record is None or record["fingerprint"] != now["fingerprint"]:
+        was = "its preset's" if record is None else record["summary"]
+        raise ValueError(
+            f"cannot resume {run_dir} with changed train_transform: {was} -> {now['summary']}; "
+            "resume with the transform it trained with (or none: kit re-creates the recorded "
+            "one), or start a new run"
+        )
+    return given

@@ -17,7 +17,6 @@ import pandas as pd
 
 from kit.io import csv_source
 from kit.metrics import summarize, summarize_task
-from kit.runfolder.files import write_submission, write_summary
 from kit.runfolder.names import (
     CONFIG,
     LAST,
@@ -27,9 +26,10 @@ from kit.runfolder.names import (
     TEST_PROBS,
     VAL_KEYS,
     VAL_PROBS,
+    prob_columns,
 )
-from kit.runfolder.read import is_complete, read_config
-from kit.runfolder.tasks import prob_columns, probs_task, write_run_probs
+from kit.runfolder.read import is_complete, probs_task, read_config
+from kit.runfolder.write import write_run_probs, write_submission, write_summary
 
 __all__ = ["find_fold_run", "mean_test_probs", "merge_oof", "write_parent"]
 

@@ -5,7 +5,7 @@ Everything that writes or reads a run folder spells a file or a column only thro
 
 from __future__ import annotations
 
-from kit.labels import NUM_CLASSES
+from kit.labels import HEAD_SIZES, NUM_CLASSES
 
 __all__ = [
     "BEST",
@@ -35,15 +35,19 @@ __all__ = [
     "SUBMISSION_COLUMNS",
     "SUMMARY",
     "SUMMARY_KEYS",
+    "TASK_COLUMNS",
     "TEST_COLUMNS",
     "TEST_KEYS",
     "TEST_PROBS",
+    "TRACKER_IDS",
     "TRAIN_TRANSFORM",
+    "TRANSFORM_FIELD",
     "VAL_COLUMNS",
     "VAL_CONFUSION",
     "VAL_KEYS",
     "VAL_MISTAKES",
     "VAL_PROBS",
+    "prob_columns",
 ]
 
 # The files of a run folder (docs/run-folder.md).
@@ -74,12 +78,12 @@ RUN_FILES = (
 RECIPE, GIT_DIFF, VAL_MISTAKES = "recipe.py", "git.diff", "val_mistakes.png"
 PSEUDO_LABELS = "pseudo_labels.csv"
 REFIT = "refit.pt"
-#: The custom training transform passed to ``fit`` (kit.runfolder.transform): albumentations'
+#: The custom training transform passed to ``fit`` (kit.runfolder.code): albumentations'
 #: serialization of it, or its repr and a fingerprint of its source.
 TRAIN_TRANSFORM = "train_transform.json"
 #: The modules of one's own that defined a registered piece of the run (kit.runfolder.code).
 CODE_DIR = "code"
-#: The code cells of the Jupyter notebook that started the run (kit.runfolder.source), as an
+#: The code cells of the Jupyter notebook that started the run (kit.runfolder.code), as an
 #: importable file: it defines and registers at import, and runs the rest as a script.
 NOTEBOOK = "notebook.py"
 EXTRA_FILES = (RECIPE, GIT_DIFF, VAL_MISTAKES, PSEUDO_LABELS, REFIT, TRAIN_TRANSFORM, NOTEBOOK)
@@ -140,3 +144,24 @@ PSEUDO_COLUMNS = ("image_id", "label", "p_top")
 PSEUDO_SUMMARY_KEY = "pseudo"
 #: The keys a K-fold parent's summary.json adds.
 KFOLD_SUMMARY_KEYS = ("n_folds", "folds", "cv_note")
+
+#: A run with ``--track`` (docs/tracking.md): each tracker's run id, read back on ``--resume``
+#: so the same W&B / MLflow run continues: ``{"wandb": "<run id>", "mlflow": "<run id>"}``,
+#: only trackers that have a run id.
+TRACKER_IDS = "trackers.json"
+#: The setting's name beside the Config's fields in the ledger (``cfg.train_transform``) and in
+#: a recipe's "Changes:" line: ``fit``'s argument (kit.runfolder.code records it).
+TRANSFORM_FIELD = "train_transform"
+
+#: A per-task run's probability columns (a head that predicts one task only: mask, gender
+#: or age) in its val_probs.csv / test_probs.csv instead of ``p0..p17``: ``mask0..mask2``
+#: (wear, incorrect, not wear), ``gender0..gender1`` (male, female), ``age0..age2`` (<30,
+#: 30-59, >=60), in :mod:`kit.labels` order.
+TASK_COLUMNS: dict[str, list[str]] = {
+    task: [f"{task}{v}" for v in range(k)] for task, k in HEAD_SIZES.items()
+}
+
+
+def prob_columns(task: str | None) -> list[str]:
+    """The probability columns of a run's files: ``p0..p17``, or ``task``'s."""
+    return PROB_COLUMNS if task is None else TASK_COLUMNS[task]

@@ -32,7 +32,7 @@ from kit.losses.criterion import build_criterion
 from kit.mixing import Mixer, build_mixer, mix_active
 from kit.models import Weights, create_model
 from kit.optim import Parts, build_parts, check_scheduler_kwargs, freeze_backbone, optimizer_steps
-from kit.runfolder.resume import check_resumable, check_unchanged, nothing_to_train
+from kit.runfolder.read import check_resumable, check_unchanged, nothing_to_train
 from kit.seeding import rng_state, seed_everything, set_determinism, set_rng_state
 from kit.splits import drop_ages
 from kit.tracking import Hook, Trackers

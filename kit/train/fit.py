@@ -41,7 +41,7 @@ from kit.runfolder import (
     run_score,
     write_parent,
 )
-from kit.runfolder.resume import check_resumable
+from kit.runfolder.read import check_resumable
 from kit.tracking import Hook
 from kit.train import data, distributed
 from kit.train.checkpoint import check

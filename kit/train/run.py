@@ -34,7 +34,7 @@ from kit.plot import confusion_png, curves_png
 from kit.pretrained import Weights
 from kit.progress import in_notebook
 from kit.runfolder import LAST, Run, read_run
-from kit.runfolder.resume import nothing_to_train
+from kit.runfolder.read import nothing_to_train
 from kit.seeding import seed_everything
 from kit.sheets import mistakes_sheet
 from kit.tracking import Hook, Pruned

@@ -1,5 +1,6 @@
 """Writing a run folder (docs/run-folder.md): creation, config, environment, status, metrics,
-probabilities, the submission and the summary (names and columns: :mod:`kit.runfolder.names`).
+probabilities (18-way or a per-task run's), the submission, the summary, a pseudo-labelled
+run's files and the trackers' run ids (names and columns: :mod:`kit.runfolder.names`).
 
 Every file is written atomically through :mod:`kit.io`.
 """
@@ -24,6 +25,7 @@ import pandas as pd
 
 from kit import io
 from kit.labels import NUM_CLASSES
+from kit.runfolder.code import git_state
 from kit.runfolder.names import (
     CONFIG,
     ENV,
@@ -31,12 +33,17 @@ from kit.runfolder.names import (
     LAST,
     METRICS,
     PROB_COLUMNS,
+    PSEUDO_COLUMNS,
+    PSEUDO_LABELS,
     STATUS,
     SUBMISSION_COLUMNS,
     SUMMARY,
     SUMMARY_KEYS,
+    TASK_COLUMNS,
+    TEST_KEYS,
+    TRACKER_IDS,
 )
-from kit.runfolder.source import git_state
+from kit.runfolder.read import read_tracker_ids
 
 __all__ = [
     "check_output_dir",
@@ -45,17 +52,25 @@ __all__ = [
     "env_info",
     "now",
     "package_version",
+    "pseudo_record",
     "update_env",
     "write_config",
     "write_env",
     "write_metrics",
     "write_probs",
+    "write_pseudo_labels",
+    "write_run_probs",
     "write_status",
     "write_submission",
     "write_summary",
+    "write_task_probs",
+    "write_test_probs",
+    "write_tracker_id",
 ]
 
 _RUNS_FIX = "choose another --output-dir (Config.output_dir) or free space"
+
+
 _PACKAGES = ("torch", "torchvision", "timm", "albumentations", "numpy", "pandas", "scikit-learn")
 
 
@@ -188,6 +203,25 @@ def write_probs(path: Path, keys: pd.DataFrame, probs: np.ndarray) -> None:
     io.write_text(path, table.to_csv(index=False, float_format="%.8g", lineterminator="\n"))
 
 
+def write_task_probs(path: Path, keys: pd.DataFrame, probs: np.ndarray, task: str) -> None:
+    """``keys`` columns then ``task``'s probability columns, as CSV (atomically)."""
+    cols = TASK_COLUMNS[task]
+    if probs.ndim != 2 or probs.shape[1] != len(cols):  # a programming error, not user input
+        raise ValueError(
+            f"{task} probabilities must have shape (n, {len(cols)}), got {probs.shape}"
+        )
+    table = pd.concat([keys.reset_index(drop=True), pd.DataFrame(probs, columns=cols)], axis=1)
+    io.write_text(path, table.to_csv(index=False, float_format="%.8g", lineterminator="\n"))
+
+
+def write_run_probs(path: Path, keys: pd.DataFrame, probs: np.ndarray, task: str | None) -> None:
+    """A run's probabilities: ``p0..p17`` (:func:`write_probs`), or ``task``'s columns."""
+    if task is None:
+        write_probs(path, keys, probs)
+    else:
+        write_task_probs(path, keys, probs, task)
+
+
 def write_submission(
     probs_or_labels: Any, eval_df: pd.DataFrame, path: str | os.PathLike[str]
 ) -> Path:
@@ -248,3 +282,58 @@ def drop_last(run_dir: str | os.PathLike[str]) -> int:
     except FileNotFoundError:
         return 0
     return size
+
+
+# A stage-2 run's pseudo-labels (docs/run-folder.md, "Pseudo-labels"): pseudo_labels.csv
+# holds image_id,label,p_top (the predicted class and its probability), then, for soft
+# pseudo-labels, p0..p17 (the soft target each picture trained on), one row per eval picture
+# that passed the threshold, in info.csv order; summary.json's key "pseudo" says where they
+# came from (pseudo_record).
+
+
+def write_pseudo_labels(run_dir: Path, rows: pd.DataFrame) -> None:
+    """``pseudo_labels.csv`` from ``rows`` (columns :data:`PSEUDO_COLUMNS`, and the soft
+    targets ``p0..p17`` when ``rows`` has them), atomically."""
+    soft = PROB_COLUMNS if all(c in rows.columns for c in PROB_COLUMNS) else []
+    table = rows[[*PSEUDO_COLUMNS, *soft]]
+    io.write_text(
+        run_dir / PSEUDO_LABELS, table.to_csv(index=False, float_format="%.6g", lineterminator="\n")
+    )
+
+
+def pseudo_record(
+    sources: list[tuple[Path, Path | None]],
+    threshold: float,
+    n_pictures: int,
+    n_eval: int,
+    targets: str = "hard",
+) -> dict[str, Any]:
+    """The ``summary.json`` entry (key ``kit.runfolder.names.PSEUDO_SUMMARY_KEY``) of a
+    pseudo-labelled run; ``sources`` are (probability file, its run folder or None),
+    ``targets`` what the pictures trained on (``Config.pseudo_targets``)."""
+    return {
+        "sources": [
+            {"file": str(f.resolve()), "run": None if r is None else str(r.resolve())}
+            for f, r in sources
+        ],
+        "threshold": threshold,
+        "targets": targets,
+        "n_pictures": n_pictures,
+        "n_eval": n_eval,
+    }
+
+
+def write_test_probs(path: str | Path, image_ids: Any, probs: np.ndarray) -> Path:
+    """A ``test_probs.csv``-shaped file (``image_id,p0..p17``) of any 18-way test
+    probabilities, e.g. an ensemble's (``result.test_ids``, ``result.test_probs``), for
+    ``Config.pseudo_labels``."""
+    path = Path(path)
+    write_probs(path, pd.DataFrame({TEST_KEYS[0]: list(image_ids)}), np.asarray(probs))
+    return path
+
+
+def write_tracker_id(run_dir: Path, tracker: str, run_id: str) -> None:
+    """Record (or replace) ``tracker``'s run id in ``trackers.json``, atomically."""
+    ids = read_tracker_ids(run_dir)
+    if ids.get(tracker) != run_id:
+        io.write_json(Path(run_dir) / TRACKER_IDS, {**ids, tracker: run_id})
