@@ -3,9 +3,10 @@ docs/experiments.md).
 
 ``load(dir)`` gives one row per run; ``select(df, ...)`` filters them; ``table(df, vs=...)``
 shows the scores and only the config fields that differ, runs of one config over seeds as one
-row and, against a baseline, whether each difference is beyond the noise
-(:mod:`kit.runs.repeats`); ``diff(a, b)`` names the fields two runs differ in;
-:mod:`kit.runs.prune` lists and deletes what frees disk space.
+row and, against a baseline, whether each difference is beyond the noise; ``diff(a, b)`` names
+the fields two runs differ in. :mod:`kit.runs.ledger` reads, chooses and prints the rows,
+:mod:`kit.runs.compare` compares them, :mod:`kit.runs.prune` lists and deletes what frees disk
+space, :mod:`kit.runs.suspects` finds the labels a run doubts.
 """
 
 from kit.runs.compare import (
@@ -16,9 +17,18 @@ from kit.runs.compare import (
     table,
     varying_fields,
 )
-from kit.runs.ledger import STALE_AFTER, RunSkipped, ledger_row, load
-from kit.runs.render import csv_text, to_markdown, to_text
-from kit.runs.select import STATUSES, pick_columns, select
+from kit.runs.ledger import (
+    STALE_AFTER,
+    STATUSES,
+    RunSkipped,
+    csv_text,
+    ledger_row,
+    load,
+    pick_columns,
+    select,
+    to_markdown,
+    to_text,
+)
 
 __all__ = [
     "IGNORED_FIELDS",

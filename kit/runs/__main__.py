@@ -21,8 +21,7 @@ from kit.cli import add_debug_flag, run_cli
 from kit.runfolder import read_metrics
 from kit.runs import ledger, prune
 from kit.runs.compare import IGNORED_FIELDS, baseline_runs, table
-from kit.runs.render import csv_text, to_markdown, to_text
-from kit.runs.select import STATUSES, pick_columns, select
+from kit.runs.ledger import STATUSES, csv_text, pick_columns, select, to_markdown, to_text
 
 
 def _parser() -> argparse.ArgumentParser:
