@@ -80,13 +80,9 @@ __all__ = [
 
 #: Folders (from the repository's top) whose untracked files make a working tree dirty.
 SOURCE_DIRS = ("recipes", "kit")
-
-
 _KIT_DIR = Path(__file__).resolve().parents[1]
 #: How many transform names a summary lists before ``...``.
 _SHOWN_NAMES = 6
-
-
 _ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
 
 

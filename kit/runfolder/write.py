@@ -69,8 +69,6 @@ __all__ = [
 ]
 
 _RUNS_FIX = "choose another --output-dir (Config.output_dir) or free space"
-
-
 _PACKAGES = ("torch", "torchvision", "timm", "albumentations", "numpy", "pandas", "scikit-learn")
 
 

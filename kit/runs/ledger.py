@@ -63,8 +63,6 @@ class RunSkipped(UserWarning):
 #: A "running" status.json whose ``updated`` time is older than this is shown "incomplete":
 #: the process most likely died without recording why (a run updates it every epoch).
 STALE_AFTER = timedelta(hours=2)
-
-
 # env.json spellings accepted, first match wins (nested "git": {...} also accepted).
 _ENV_KEYS = {
     "commit": ("git_commit", "commit", "sha"),
@@ -72,6 +70,7 @@ _ENV_KEYS = {
     "user": ("user", "username"),
     "start": ("start_time", "started", "start", "time"),
 }
+
 #: The statuses a ledger row can have (see :func:`kit.runs.load`).
 STATUSES = ("complete", "running", "interrupted", "failed", "pruned", "incomplete")
 
