@@ -140,7 +140,15 @@ def load_splits(cfg: Any) -> Splits:
     # always strict: a submission needs every row of info.csv
     test = verify_images(read_eval(data_dir), fix=_EVAL_FIX) if has_eval else None
     # after the split: pseudo-labelled eval pictures can only ever be training rows
-    pseudo = load_pseudo_labels(cfg, test, data_dir) if cfg.pseudo_labels else None
+    pseudo = None
+    if cfg.pseudo_labels:
+        pseudo = load_pseudo_labels(
+            test,
+            data_dir,
+            sources=cfg.pseudo_labels,
+            threshold=cfg.pseudo_threshold,
+            targets=cfg.pseudo_targets,
+        )
     return Splits(data_dir, train, val, test, fold, pseudo)
 
 
