@@ -319,7 +319,7 @@ STACK_C = 1.0
 _FLOOR = 1e-6
 # Solver tolerance: 1e-3 stops after about half the iterations of scikit-learn's 1e-4 default
 # at 20 runs x 12,600 rows, with macro F1 within 0.002 (scripts/bench_ensemble.py).
-_TOL = 1e-3
+_STACK_TOL = 1e-3
 # The solver's products are thin (rows x 18 members' columns by 18 classes): a second BLAS
 # thread gains little, and where other processes share the cores OpenBLAS threads that wait on
 # each other cost 5x (13.4 s against 2.7 s on 2 shared cores, scripts/bench_ensemble.py).
@@ -339,7 +339,7 @@ def _model(c: float, seed: int) -> Pipeline:
     from sklearn.preprocessing import StandardScaler
 
     return make_pipeline(
-        StandardScaler(), LogisticRegression(C=c, max_iter=200, tol=_TOL, random_state=seed)
+        StandardScaler(), LogisticRegression(C=c, max_iter=200, tol=_STACK_TOL, random_state=seed)
     )
 
 

@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 
 from kit.ensemble.inputs import HonestFolds, honest_folds
-from kit.ensemble.methods import argmax, get_method, normalise_weights
+from kit.ensemble.methods import EPS, argmax, get_method, normalise_weights
 from kit.labels import NUM_CLASSES, class_name
 from kit.metrics import f1_from_confusion, macro_f1
 
@@ -262,12 +262,12 @@ def search_weights(
 
 #: Candidate values of one class's bias (natural log units): -3.0, -2.9, ..., 3.0.
 GRID = np.round(np.linspace(-3.0, 3.0, 61), 10)
-_EPS = 1e-12  # floor before taking logs, as in the geometric mean
 _GAIN = 1e-12  # an improvement smaller than this is rounding, not a gain
 
 
 def _logs(probs: np.ndarray) -> np.ndarray:
-    return np.log(np.clip(np.asarray(probs, dtype=np.float64), _EPS, None))
+    # floored as in the geometric mean
+    return np.log(np.clip(np.asarray(probs, dtype=np.float64), EPS, None))
 
 
 def predict_with_biases(probs: np.ndarray, biases: Sequence[float] | np.ndarray) -> np.ndarray:
