@@ -106,7 +106,7 @@ _EXPORTS: dict[str, str] = {
         "kit.faces",
     ),
     **dict.fromkeys(["fit", "is_main_process"], "kit.train"),
-    "build_run_cache": "kit.train.data",
+    "build_run_cache": "kit.data.pictures",
     **dict.fromkeys(["Run", "read_run", "write_submission", "write_test_probs"], "kit.runfolder"),
     **dict.fromkeys(["predict"], "kit.inference"),
     **dict.fromkeys(["predict_run", "read_inputs"], "kit.predict"),

@@ -37,10 +37,12 @@ from kit.bench.memory import PeakMemory
 from kit.bench.phases import StepClock, sync
 from kit.config import Config, parse_folds
 from kit.crops import CROP_MODES
+from kit.data.cache import cache_dir_for
 from kit.data.dataset import FlipChoice, load_rgb
+from kit.data.pictures import PreparedLoader, build_run_cache
 from kit.data.sampling import resolve_workers, train_loader, usable_cores
 from kit.device import pick_amp, resolve_device
-from kit.faces import PreparedLoader, boxes_path, face_boxes, folder_pictures
+from kit.faces import boxes_path, face_boxes, folder_pictures
 from kit.heads import head_target
 from kit.optim import REFITS, epoch_steps
 from kit.pretrained import resolve_weights
@@ -200,7 +202,7 @@ def estimate(
             log(f"estimate: cache of {n} pictures ...")
             t0 = time.perf_counter()
             own = PreparedLoader(small, faces)
-            cache = data.build_run_cache(small, chosen, tmp, progress=False, loader=own)
+            cache = build_run_cache(small, chosen, tmp, progress=False, loader=own)
             took = time.perf_counter() - t0
             sample_bytes = sum(f.stat().st_size for f in Path(tmp).glob("*.npy"))
             mix = 2 if checked.crop_mix else 1  # --crop-mix caches the other crop too
@@ -287,7 +289,7 @@ def estimate(
     )
     if checked.early_stopping:
         notes.append(f"early stopping ({checked.early_stopping} epochs) may end a fold sooner")
-    free, at = _free_disk(data.cache_dir_for(checked, splits.data_dir))
+    free, at = _free_disk(cache_dir_for(checked.cache_dir, splits.data_dir))
     amp = pick_amp(checked, device).name
     amp = amp if amp != "float32" else f"off on {device.type}" if checked.amp else "off"
     settings = (

@@ -27,7 +27,8 @@ import torch
 import torch.nn.functional as F
 
 from kit.crops import CROP_MODES
-from kit.faces import PreparedLoader, other_crop
+from kit.data.pictures import PreparedLoader
+from kit.faces import other_crop
 from kit.registry import Registry, UnknownName
 
 __all__ = ["TTA", "CropSource", "CropViews", "Views", "crop_sources", "shift", "tta_views"]

@@ -21,7 +21,7 @@ import torch
 from kit.bench.phases import kit_loader
 from kit.config import Config
 from kit.data import read_train
-from kit.train.data import build_run_cache
+from kit.data.pictures import build_run_cache
 
 
 def _tree_cpu() -> float:

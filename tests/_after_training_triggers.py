@@ -14,7 +14,7 @@ import pandas as pd
 from kit.data import read_eval
 from kit.ensemble import calibrate, combine, ensemble, fit_biases, fit_stacker
 from kit.ensemble.__main__ import main as ensemble_main
-from kit.ensemble.tasks import merge_heads
+from kit.ensemble.inputs import merge_heads
 from kit.runfolder import read_val_keys, write_task_probs, write_test_probs
 from kit.runs.__main__ import main as runs_main
 from kit.score import main as score_main

@@ -28,7 +28,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from kit.cache import main as cache_main
 from kit.config import Config
-from kit.data import _cache_read as cache_read
+from kit.data import cache as cache_module
 from kit.data.cache import ImageCache, build_cache, image_key, load_cache
 from kit.data.dataset import ImageDataset
 from kit.io import OutputError
@@ -325,7 +325,7 @@ def test_rows_reads_a_batch_in_any_order_with_or_without_preadv(images, tmp_path
     want = reference(images)
     order, flips = [7, 2, 19, 2, 0, -1], [False, True, False, False, True, True]
     for preadv in (True, False):
-        monkeypatch.setattr(cache_read, "_PREADV", preadv)
+        monkeypatch.setattr(cache_module, "_PREADV", preadv)
         fresh = ImageCache(cache.path, cache.meta)
         got = fresh.rows(order, flips)
         assert got.shape == (6, *SIZE, 3) and got.flags.writeable
@@ -502,9 +502,8 @@ def test_a_full_disk_while_caching_suggests_the_cache_flags(
     import errno
 
     from kit.cli import run_cli
-    from kit.data import _cache_write
 
-    real, calls = _cache_write._preallocate, []
+    real, calls = cache_module._preallocate, []
 
     def full(path):
         calls.append(path)
@@ -512,7 +511,7 @@ def test_a_full_disk_while_caching_suggests_the_cache_flags(
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
         return real(path)
 
-    monkeypatch.setattr(_cache_write, "_preallocate", full)
+    monkeypatch.setattr(cache_module, "_preallocate", full)
     picture = tmp_path / "a.png"
     picture.write_bytes(b"x")
 

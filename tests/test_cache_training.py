@@ -19,14 +19,15 @@ import torch
 from PIL import Image
 
 import kit.data.decode as dataset_module  # where load_rgb opens pictures
-import kit.data.prepared as pipeline  # prepare_file and the cache key's loader version
+import kit.data.pictures as pipeline  # prepare_file and the cache key's loader version
 from kit.config import Config
 from kit.data import read_eval
 from kit.data.dataset import FlipChoice, ImageDataset, load_rgb
+from kit.data.pictures import build_run_cache
 from kit.data.sampling import SeededDataset
 from kit.recipe import parse_args
 from kit.train import fit
-from kit.train.data import RunPictures, build_run_cache, load_splits, run_paths
+from kit.train.data import RunPictures, load_splits, run_paths
 from kit.transforms import build_transforms, prepare
 
 

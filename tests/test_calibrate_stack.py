@@ -20,7 +20,7 @@ from kit.ensemble import (
     predict_with_biases,
 )
 from kit.ensemble.__main__ import main as ensemble_main
-from kit.ensemble.calibrate import GRID, _best_for_class, _logs, cross_validate
+from kit.ensemble.search import GRID, _best_for_class, _logs, cross_validate
 from tests._runfolders import Preds, RunSpec, summary, write_run
 
 
@@ -173,16 +173,16 @@ def test_stacking_solves_on_one_blas_thread_and_gives_the_rest_back(monkeypatch)
     """Two BLAS threads contending with other work made stacking 5x slower on shared cores."""
     from threadpoolctl import threadpool_info, threadpool_limits
 
-    from kit.ensemble import stacking
+    from kit.ensemble import methods
 
     seen = []
-    fit = stacking._fit
+    fit = methods._fit
 
     def spy(*args, **kwargs):
         seen.append(max(p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"))
         return fit(*args, **kwargs)
 
-    monkeypatch.setattr(stacking, "_fit", spy)
+    monkeypatch.setattr(methods, "_fit", spy)
     y = np.arange(180) % 18
     with threadpool_limits(2, user_api="blas"):
         fit_stacker([_permuted(y, np.arange(18), 0)], y, np.arange(180) % 3)

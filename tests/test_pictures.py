@@ -19,7 +19,7 @@ from PIL import Image
 from kit.config import Config
 from kit.data import DataError, verify_images
 from kit.data.dataset import load_rgb
-from kit.train.data import LOADER_VERSION, build_run_cache, cache_extra, prepare_file
+from kit.data.pictures import LOADER_VERSION, build_run_cache, cache_extra, prepare_file
 
 #: An asymmetric 8-bit picture (H=12, W=20): every corner and every row differ.
 UPRIGHT = np.stack(

@@ -32,7 +32,7 @@ from huggingface_hub import constants as hf_constants
 from PIL import Image
 from torch import nn
 
-import kit.data._cache_write as cache_write
+import kit.data.cache as cache_module
 import kit.faces as kit_faces
 import kit.runfolder as rundir
 import kit.train.checkpoint as checkpoint
@@ -543,7 +543,7 @@ TRIGGERS: dict[str, Trigger] = {
     ),
     "cache-disk-full": lambda c: raised(
         lambda: (
-            c.mp.setattr(cache_write, "_preallocate", _os_error(errno.ENOSPC)),
+            c.mp.setattr(cache_module, "_preallocate", _os_error(errno.ENOSPC)),
             build_cache(
                 [str(_file(c, "a.jpg", "x"))],
                 lambda p: np.zeros((8, 8, 3), np.uint8),

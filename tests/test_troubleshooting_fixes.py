@@ -255,16 +255,16 @@ def _cache(c: Ctx) -> tuple[str, str]:
 
 def _cache_disk_full(c: Ctx) -> tuple[str, str]:
     """The disk under ``full/`` has no room: the cache elsewhere, or none, gets past it."""
-    from kit.data import _cache_write
+    from kit.data import cache as cache_module
 
-    real = _cache_write._preallocate
+    real = cache_module._preallocate
 
     def preallocate(path: Path) -> None:
         if str(c.tmp / "full") in str(path):
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
         real(path)
 
-    c.mp.setattr(_cache_write, "_preallocate", preallocate)
+    c.mp.setattr(cache_module, "_preallocate", preallocate)
     cfg = c.cfg(cache_dir=str(c.tmp / "full"))
     splits = load_splits(cfg)
     before = seen(lambda: RunPictures.for_run(cfg, splits, progress=False))

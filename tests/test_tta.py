@@ -16,7 +16,7 @@ import kit.runfolder as rundir
 from kit.config import Config
 from kit.crops import CROP_MODES
 from kit.data.dataset import CropChoice, _coin
-from kit.faces import PreparedLoader
+from kit.data.pictures import PreparedLoader
 from kit.inference import predict
 from kit.labels import NUM_CLASSES
 from kit.train import fit

@@ -21,9 +21,9 @@ from kit.bench.options import PHASES, TARGETS, BenchOptions
 from kit.bench.phases import kit_loader, limit_batches, plain_loader, time_data, time_train
 from kit.config import Config
 from kit.data import read_train
+from kit.data.pictures import build_run_cache
 from kit.data.sampling import resolve_workers, usable_cores
 from kit.device import resolve_device
-from kit.train.data import build_run_cache
 
 __all__ = ["PHASES", "TARGETS", "BenchOptions", "run_benchmark", "sample_rows"]
 

@@ -13,42 +13,370 @@ Arrays are written under temporary names and renamed only once complete and flus
 (``kit.io.atomic_path``), so an interrupted build never leaves a file under a final name; the
 next build of any key in the folder deletes a killed build's temporary files (their key's lock
 is free). ``python -m kit.cache --list / --prune`` shows and removes old caches.
+
+Reading: :class:`ImageCache` reads whole batches of rows with positional reads. A row copied
+out of a memory map costs a page fault for every 4 KiB page the process has not touched yet (a
+224x224 picture is 37 pages): with a cache larger than memory's share of each worker, reads are
+mostly faults. :meth:`ImageCache.rows` instead reads a batch's rows in file order with
+``os.preadv`` straight into the batch array (the kernel copies from its page cache; no mapping
+is faulted in), falling back to the map where ``preadv`` is missing (Windows).
+
+Writing: the build lock is ``filelock.FileLock`` on ``.<key>.lock`` (an OS lock: a killed build
+releases it, and it works on Windows and macOS as on Linux). Holding a key's lock proves no
+live build writes that key's temporary files, which is how any build in a folder tells a killed
+build's pre-allocated leftovers from a running one's.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
 import os
+import re
 import time
-from collections.abc import Callable, Sequence
+import weakref
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from filelock import FileLock, Timeout
 
-from kit.data._cache_read import FORMAT, CacheMeta, ImageCache
-from kit.data._cache_write import (
-    EXECUTORS,
-    build_lock,
-    clean_leftovers,
-    write_flips,
-    write_images,
-)
-from kit.io import read_json, write_json
+from kit.io import OutputError, atomic_path, read_json, write_json
+from kit.progress import Progress
+from kit.registry import Registry
 
 __all__ = [
     "EXECUTORS",
+    "FORMAT",
     "CacheMeta",
     "ImageCache",
     "build_cache",
+    "build_lock",
     "cache_dir_for",
+    "clean_leftovers",
     "files_key",
     "image_key",
     "load_cache",
+    "lock_path",
     "read_meta",
+    "temp_files",
+    "write_flips",
+    "write_images",
 ]
+
+
+#: Bumped when the file layout changes, so old caches miss instead of being misread.
+FORMAT = 1
+_PREADV = hasattr(os, "preadv")
+
+
+@dataclasses.dataclass(frozen=True)
+class CacheMeta:
+    """The content of ``<key>.json``."""
+
+    key: str
+    paths: list[str]
+    size: tuple[int, int]
+    crop: Any
+    extra: Any
+    flips: bool
+    created: str
+    complete: bool
+    format: int = FORMAT
+
+
+class ImageCache:
+    """Read-only cached pictures, memory-mapped on first use.
+
+    Pickles as its file path and metadata only: a DataLoader worker reopens the map, and every
+    process shares the same pages through the OS page cache. ``cache(path)`` returns that path's
+    picture, so a cache can stand in for a loader function.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], meta: CacheMeta) -> None:
+        self.path = Path(path)
+        self.meta = meta
+        self.key = meta.key  # the image_key it was built for
+        self.paths = meta.paths  # image paths in row order
+        self.has_flips = meta.flips  # whether flipped() works
+        self._arrays: dict[Path, np.ndarray] = {}
+        self._files: dict[Path, int] = {}  # descriptors for os.preadv, closed with the cache
+        self._index: dict[str, int] | None = None
+
+    @property
+    def flip_path(self) -> Path:
+        """``<key>_flip.npy`` beside :attr:`path` (exists only when :attr:`has_flips`)."""
+        return self.path.with_name(f"{self.key}_flip.npy")
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of pixel data on disk, flipped copies included."""
+        h, w = self.meta.size
+        return len(self) * h * w * 3 * (2 if self.has_flips else 1)
+
+    def __len__(self) -> int:
+        return len(self.meta.paths)
+
+    def __getitem__(self, i: int) -> np.ndarray:
+        """Picture ``i`` as a fresh, writable (H, W, 3) uint8 array."""
+        return self.rows([i])[0]
+
+    def flipped(self, i: int) -> np.ndarray:
+        """Picture ``i`` flipped left-right, as stored by ``build_cache(..., flips=True)``."""
+        return self.rows([i], [True])[0]
+
+    def rows(self, indices: Sequence[int], flipped: Sequence[bool] | None = None) -> np.ndarray:
+        """Pictures ``indices`` (their stored mirror images where ``flipped`` says so) as one
+        fresh (N, H, W, 3) uint8 array in the order given, read in file order."""
+        flips = [False] * len(indices) if flipped is None else [bool(f) for f in flipped]
+        if any(flips) and not self.has_flips:
+            raise ValueError(f"cache {self.key} holds no flipped copies; build it with flips=True")
+        rows = [range(len(self))[i] for i in indices]  # IndexError past either end
+        out = np.empty((len(rows), *self.meta.size, 3), np.uint8)
+        for k in sorted(range(len(rows)), key=lambda k: (flips[k], rows[k])):
+            self._read(self.flip_path if flips[k] else self.path, rows[k], out[k])
+        return out
+
+    def _read(self, path: Path, row: int, into: np.ndarray) -> None:
+        array = self._array(path)
+        if _PREADV and array.flags.c_contiguous:
+            if path not in self._files:
+                fd = self._files[path] = os.open(path, os.O_RDONLY)
+                weakref.finalize(self, os.close, fd)
+            start = array.offset + row * into.nbytes
+            if os.preadv(self._files[path], [into], start) == into.nbytes:
+                return
+        into[...] = array[row]  # no preadv, or a short read
+
+    def index_of(self, path: str | os.PathLike[str]) -> int:
+        """Row of ``path`` (as given to ``build_cache``)."""
+        if self._index is None:
+            self._index = {}
+            for i, p in enumerate(self.meta.paths):
+                self._index.setdefault(p, i)
+        try:
+            return self._index[os.fspath(path)]
+        except KeyError:
+            raise KeyError(
+                f"{os.fspath(path)} is not in image cache {self.path} ({len(self)} images); "
+                f"was the cache built from another frame?"
+            ) from None
+
+    def __call__(self, path: str) -> np.ndarray:
+        return self[self.index_of(path)]
+
+    def read_many(self, paths: Sequence[str], seeds: Sequence[int] | None = None) -> np.ndarray:
+        """The pictures of ``paths`` in one read (``seeds``: unused, a cache draws nothing)."""
+        return self.rows([self.index_of(p) for p in paths])
+
+    def _array(self, path: Path) -> np.ndarray:
+        if path not in self._arrays:
+            self._arrays[path] = np.load(path, mmap_mode="r")
+        return self._arrays[path]
+
+    def __getstate__(self) -> dict[str, Any]:  # a worker opens its own maps and descriptors
+        return {"path": self.path, "meta": self.meta}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(state["path"], state["meta"])
+
+    def __repr__(self) -> str:
+        h, w = self.meta.size
+        flips = ", flips" if self.has_flips else ""
+        return f"ImageCache({self.path}, {len(self)} x {h}x{w}{flips})"
+
+
+#: kit.io.atomic_path's temporary names for a key's files: ``.<key>[_flip].npy.<random>.tmp``
+#: and ``.<key>.json.<random>.tmp``; group 1 is the key.
+_TEMP = re.compile(r"^\.([0-9a-f]{32})(?:_flip)?\.(?:npy|json)\..+\.tmp$")
+
+#: ``build_cache(executor=...)`` name -> pool. Threads suit PIL / OpenCV loaders (they release
+#: the GIL while decoding and resizing) and take any callable; processes need a picklable load.
+EXECUTORS: Registry[type[Executor]] = Registry("executor")
+EXECUTORS.register("thread", ThreadPoolExecutor)
+EXECUTORS.register("process", ProcessPoolExecutor)
+
+_CHUNK = 256  # rows copied per step when writing flips: bounded memory, few calls
+
+
+def lock_path(root: Path, key: str) -> Path:
+    """``root/.<key>.lock``: held by whoever builds ``key``."""
+    return root / f".{key}.lock"
+
+
+@contextlib.contextmanager
+def build_lock(root: Path, key: str) -> Iterator[None]:
+    """Hold the exclusive lock of ``key`` in ``root`` (released by the OS even on SIGKILL)."""
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(lock_path(root, key))
+        lock.acquire()
+    except OSError as err:
+        raise OutputError(
+            err.errno or 0,
+            f"cannot write the image cache in {root}: {err.strerror or err}. Nothing was cached; "
+            "pass a writable folder with --cache-dir DIR, or train without the cache "
+            "(--no-cache).",
+        ) from err
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+def temp_files(root: Path) -> dict[str, list[Path]]:
+    """Temporary files of cache builds in ``root``, by key."""
+    found: dict[str, list[Path]] = {}
+    with contextlib.suppress(OSError):
+        for entry in os.scandir(root):
+            if m := _TEMP.match(entry.name):
+                found.setdefault(m.group(1), []).append(root / entry.name)
+    return found
+
+
+def clean_leftovers(root: Path, key: str) -> list[Path]:
+    """Delete the temporary files of interrupted builds in ``root`` (call holding ``key``'s
+    lock): ``key``'s own, and any other key's whose lock is free (no live build owns them).
+    Returns the files deleted."""
+    removed = []
+    for other, files in sorted(temp_files(root).items()):
+        if other == key or not lock_path(root, other).exists():  # no lock file: no live build
+            removed += _unlink(files)
+            continue
+        try:
+            with FileLock(lock_path(root, other), timeout=0):
+                removed += _unlink(files)
+        except Timeout:  # that key is being built right now: its files are live
+            continue
+        except OSError:  # a read-only lock file, say: leave that key alone
+            continue
+    return removed
+
+
+def _unlink(files: list[Path]) -> list[Path]:
+    for f in files:
+        f.unlink(missing_ok=True)
+    return files
+
+
+def _load_checked(load: Callable[[str], Any], shape: tuple[int, ...], path: str) -> np.ndarray:
+    try:
+        img = load(path)
+    except Exception as err:
+        if path in str(err):
+            raise
+        raise _with_path(err, path) from err
+    if not isinstance(img, np.ndarray) or img.dtype != np.uint8 or img.shape != shape:
+        found = f"{img.shape} {img.dtype}" if isinstance(img, np.ndarray) else type(img).__name__
+        raise ValueError(
+            f"{path}: load() returned {found}; expected a {shape} uint8 array "
+            f"(every cached picture has the cache's size)"
+        )
+    return img
+
+
+def _with_path(err: Exception, path: str) -> Exception:
+    """The loader's error, of the same type where possible, with the file named."""
+    try:
+        return type(err)(f"{path}: {err}")
+    except Exception:
+        return RuntimeError(f"{path}: {type(err).__name__}: {err}")
+
+
+@contextlib.contextmanager
+def _mapper(workers: int, executor: str) -> Iterator[Callable[..., Iterator[Any]]]:
+    if workers <= 0:
+        yield map
+        return
+    with EXECUTORS.get(executor)(max_workers=workers) as pool:
+        yield pool.map
+
+
+def _preallocate(path: Path) -> None:
+    # A memmap over a sparse file dies of SIGBUS when the disk fills; reserving the blocks
+    # first turns that into an ordinary "disk full" error before any decoding.
+    if hasattr(os, "posix_fallocate"):
+        with open(path, "r+b") as fh:
+            os.posix_fallocate(fh.fileno(), 0, os.fstat(fh.fileno()).st_size)
+
+
+def write_images(
+    target: Path,
+    names: Sequence[str],
+    load: Callable[[str], Any],
+    size: tuple[int, int],
+    workers: int,
+    executor: str,
+    progress: bool,
+) -> None:
+    """Write ``load(name)`` for every name into the (N, H, W, 3) uint8 ``.npy`` ``target``."""
+    shape = (*size, 3)
+    task = partial(_load_checked, load, shape)
+    # Bounded batches: results wait in memory only until their batch is written.
+    step = max(1, workers) * 8
+    bar = Progress("caching images", len(names), not progress, what="pictures", first_after=5)
+    try:
+        with _cache_fix(), atomic_path(target) as tmp, bar, _mapper(workers, executor) as imap:
+            out = np.lib.format.open_memmap(tmp, "w+", dtype=np.uint8, shape=(len(names), *shape))
+            _preallocate(tmp)
+            for start in range(0, len(names), step):
+                batch = names[start : start + step]
+                for i, img in enumerate(_carried(imap(task, batch)), start):
+                    out[i] = img
+                bar.step(len(batch), len(batch))
+            out.flush()
+            del out
+    except _LoadError as carrier:
+        raise carrier.error from carrier.error.__cause__
+
+
+#: What a cache that cannot be written suggests: the flags that move or skip it.
+CACHE_FIX = (
+    "pass a folder with room with --cache-dir DIR (Config.cache_dir), train without the cache "
+    "(--no-cache), or free space"
+)
+
+
+@contextlib.contextmanager
+def _cache_fix() -> Iterator[None]:
+    """An :class:`~kit.io.OutputError` raised inside suggests :data:`CACHE_FIX`."""
+    try:
+        yield
+    except OutputError as err:
+        raise err.with_fix(CACHE_FIX) from err.__cause__
+
+
+class _LoadError(Exception):
+    """Carries a loader's error through ``atomic_path``, which would otherwise report an
+    unreadable image (an OSError) as a cache file that cannot be written."""
+
+    def __init__(self, error: BaseException) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+def _carried(results: Iterator[np.ndarray]) -> Iterator[np.ndarray]:
+    try:
+        yield from results
+    except Exception as err:
+        raise _LoadError(err) from None
+
+
+def write_flips(source: Path, target: Path) -> None:
+    """Write the left-right flip of every row of the ``.npy`` ``source`` to ``target``."""
+    src = np.load(source, mmap_mode="r")
+    with _cache_fix(), atomic_path(target) as tmp:
+        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=src.shape)
+        _preallocate(tmp)
+        for start in range(0, len(src), _CHUNK):
+            out[start : start + _CHUNK] = src[start : start + _CHUNK, :, ::-1]
+        out.flush()
+        del out
 
 
 def _check_size(size: Sequence[int]) -> tuple[int, int]:
@@ -94,9 +422,11 @@ def image_key(
         ) from err
 
 
-def cache_dir_for(cfg: Any, data_dir: str | os.PathLike[str]) -> Path:
-    """The cache folder of a run: ``cfg.cache_dir``, or ``<data_dir>/cache``."""
-    return Path(cfg.cache_dir).expanduser() if cfg.cache_dir else Path(data_dir) / "cache"
+def cache_dir_for(
+    cache_dir: str | os.PathLike[str] | None, data_dir: str | os.PathLike[str]
+) -> Path:
+    """The cache folder of a run: ``cache_dir`` (``Config.cache_dir``), or ``<data_dir>/cache``."""
+    return Path(cache_dir).expanduser() if cache_dir else Path(data_dir) / "cache"
 
 
 def read_meta(path: Path) -> CacheMeta | None:

@@ -1,7 +1,10 @@
-"""Reading the competition layout: ``train/train.csv`` + person folders, ``eval/info.csv``.
+"""Reading the competition layout: ``train/train.csv`` + person folders, ``eval/info.csv`` and
+the flat ``eval/images/`` folder; and checking that every image file of a frame can be read.
 
 Both readers check the layout up front and stop with a :class:`DataError` naming the file,
-row and field, what was found and what was expected, instead of failing mid-training.
+row and field, what was found and what was expected, instead of failing mid-training;
+:func:`verify_images` is the fast check of the pictures themselves, before a long training
+starts.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from PIL import Image
 
 from kit.data._common import (
     FRAME_COLUMNS,
@@ -28,12 +32,11 @@ from kit.data._common import (
     parse_gender,
     read_csv_checked,
 )
-from kit.data._eval import read_eval
-from kit.data._verify import verify_images
+from kit.data.decode import picture_problem, to_rgb
 from kit.data.fixes import FixSpec, apply_fixes, load_fixes
 from kit.labels import age_to_group, encode
 
-__all__ = ["DataError", "read_eval", "read_train", "verify_images"]
+__all__ = ["DROP_FIX", "DataError", "jpeg_ends", "read_eval", "read_train", "verify_images"]
 
 TRAIN_COLUMNS: tuple[str, ...] = ("id", "gender", "race", "age", "path")
 _STEM_ORDER = {stem: i for i, stem in enumerate(STEMS)}
@@ -223,3 +226,199 @@ def _to_frame(rows: Iterable[dict[str, Any]]) -> pd.DataFrame:
     order = frame["stem"].map(_STEM_ORDER)
     frame = frame.assign(_order=order).sort_values(["folder", "_order"], kind="stable")
     return frame.drop(columns="_order").reset_index(drop=True)[list(FRAME_COLUMNS)]
+
+
+_SHOWN = 5
+
+
+def read_eval(data_dir: str | os.PathLike[str], strict: bool = True) -> pd.DataFrame:
+    """``image_id`` (= ``ImageID``), ``ImageID``, absolute ``path``, in info.csv row order.
+
+    A file named in info.csv may differ from its ``ImageID`` only in letter case, Unicode
+    normalisation (NFC / NFD) or by a missing image extension. Missing files are an error, or
+    with ``strict=False`` dropped with one warning; duplicated ImageIDs are always an error (a
+    submission could not be written).
+    """
+    root = data_root(data_dir)
+    csv_path = root / "eval" / "info.csv"
+    info = read_csv_checked(csv_path, ("ImageID",))
+    images_dir = root / "eval" / "images"
+    if not images_dir.is_dir():
+        raise DataError(f"{images_dir}: folder not found (expected the evaluation images)")
+    ids = info["ImageID"].str.strip()
+    _check_ids(ids, csv_path)
+
+    files = _index(os.listdir(images_dir))
+    names = [_find(image_id, files) for image_id in ids]
+    missing = [i for i, name in enumerate(names) if name is None]
+    if missing:
+        first = "; ".join(
+            f"line {ids.index[i]}: {images_dir / ids.iloc[i]} not found" for i in missing[:_SHOWN]
+        )
+        msg = f"{csv_path}, field 'ImageID': {len(missing)} of {len(ids)} images missing ({first})"
+        if strict:
+            raise DataError(msg + "; pass strict=False to drop them")
+        warnings.warn(f"read_eval dropped {len(missing)} rows: {msg}", stacklevel=2)
+    keep = [i for i, name in enumerate(names) if name is not None]
+    kept_ids = [ids.iloc[i] for i in keep]
+    return pd.DataFrame(
+        {
+            "image_id": kept_ids,
+            "ImageID": kept_ids,
+            "path": [str(images_dir / names[i]) for i in keep],  # type: ignore[operator]
+        }
+    )
+
+
+def _check_ids(ids: pd.Series, csv_path: os.PathLike[str]) -> None:
+    empty = [line for line, v in ids.items() if not v]
+    if empty:
+        raise DataError(
+            f"{csv_path} line {empty[0]}, field 'ImageID': found an empty value, "
+            f"expected an image file name"
+        )
+    dup = ids[ids.duplicated(keep=False)]
+    if len(dup):
+        value = dup.iloc[0]
+        lines = [str(line) for line, v in ids.items() if v == value]
+        raise DataError(
+            f"{csv_path} lines {', '.join(lines)}, field 'ImageID': {value!r} is listed "
+            f"{len(lines)} times ({dup.nunique()} duplicated ids in all); expected each once"
+        )
+
+
+def _index(names: list[str]) -> tuple[dict[str, str], ...]:
+    """Three lookups to a file name: by exact name, by lower-cased name, by lower-cased stem."""
+    exact: dict[str, str] = {}
+    by_lower: dict[str, str] = {}
+    by_stem: dict[str, str] = {}
+    for name in sorted(names):
+        if name.startswith("."):
+            continue
+        stem, ext = os.path.splitext(name)
+        exact[name] = name
+        by_lower.setdefault(_folded(name), name)
+        if ext.lower() in IMAGE_EXTENSIONS:
+            by_stem.setdefault(_folded(stem), name)
+    return exact, by_lower, by_stem
+
+
+def _folded(name: str) -> str:
+    """``name`` as its lookups compare it: lower case, Unicode NFC (macOS writes file names
+    decomposed, NFD; spreadsheets and most tools write NFC)."""
+    return unicodedata.normalize("NFC", name).lower()
+
+
+def _find(image_id: str, files: tuple[dict[str, str], ...]) -> str | None:
+    exact, by_lower, by_stem = files
+    return exact.get(image_id) or by_lower.get(_folded(image_id)) or by_stem.get(_folded(image_id))
+
+
+# Image.verify() only parses headers, so a JPEG or PNG cut short passes it; their end
+# markers are what a complete file always carries. Looked for near the end because some
+# writers pad a few bytes after the marker.
+_END_MARKERS: dict[str, bytes] = {"JPEG": b"\xff\xd9", "PNG": b"IEND\xaeB`\x82"}
+_TAIL_BYTES = 1024
+
+
+#: What a strict check suggests unless the caller knows better (the eval set cannot drop rows).
+DROP_FIX = "replace them, or pass strict=False (training: --no-strict-data) to drop them"
+
+
+def verify_images(
+    df: pd.DataFrame, strict: bool = True, decode: bool = False, fix: str = DROP_FIX
+) -> pd.DataFrame:
+    """Check each file of ``df.path``: not empty, an image PIL can parse, not truncated, in a
+    mode and orientation :func:`kit.data.dataset.load_rgb` decodes as a viewer shows it.
+
+    Bad files raise a :class:`DataError` naming the first few and then ``fix``, or with
+    ``strict=False`` are dropped with one warning (the returned frame has a fresh index).
+    ``decode=True`` also decodes every pixel (slower; catches corrupt data inside an otherwise
+    complete file).
+    """
+    if "path" not in df.columns:
+        raise DataError(f"verify_images: frame has no 'path' column (found {list(df.columns)})")
+    problems = [_problem(str(path), decode) for path in df["path"]]
+    bad = [(path, why) for path, why in zip(df["path"], problems, strict=True) if why]
+    if not bad:
+        return df
+    shown = "; ".join(f"{path}: {why}" for path, why in bad[:_SHOWN])
+    more = f"; ... and {len(bad) - _SHOWN} more" if len(bad) > _SHOWN else ""
+    msg = f"{len(bad)} of {len(df)} image files cannot be used ({shown}{more})"
+    if strict:
+        raise DataError(f"{msg}; {fix}")
+    warnings.warn(
+        f"verify_images dropped {len(bad)} of {len(df)} image files that cannot be used "
+        f"({shown}{more})",
+        stacklevel=2,
+    )
+    keep = [why is None for why in problems]
+    return df.loc[keep].reset_index(drop=True)
+
+
+def _problem(path: str, decode: bool) -> str | None:
+    """Why the file at ``path`` cannot be used, or None if it is fine."""
+    try:
+        size = os.path.getsize(path)
+    except OSError as err:
+        return f"cannot be read ({err.strerror or err})"
+    if size == 0:
+        return "empty file (0 bytes)"
+    try:
+        with Image.open(path) as image:
+            fmt = image.format or ""
+            image.verify()
+        with Image.open(path) as image:  # verify() leaves the image unusable: open it again
+            problem = picture_problem(image)
+            if decode and problem is None:
+                to_rgb(image)
+    except Exception as err:  # PIL raises many types (OSError, SyntaxError, struct.error...)
+        return f"not a readable image ({type(err).__name__}: {err})"
+    if problem is not None:
+        return problem
+    marker = _END_MARKERS.get(fmt)
+    if marker is not None:
+        with open(path, "rb") as fh:
+            fh.seek(max(0, size - _TAIL_BYTES))
+            ends = marker in fh.read()
+        if not ends and fmt == "JPEG":  # rare: walk the file for the picture's own end
+            with open(path, "rb") as fh:
+                ends = jpeg_ends(fh.read())
+        if not ends:
+            return f"truncated {fmt} file (no end marker in its last {_TAIL_BYTES} bytes)"
+    return None
+
+
+def jpeg_ends(data: bytes) -> bool:
+    """Whether the JPEG in ``data`` reaches its end-of-image marker, whatever follows it.
+
+    Phones append a video to a "motion photo" (and other tools their own data) after the
+    picture's end, as viewers ignore it; so the marker need not be near the file's end. The
+    walk follows the segments from the start (a length each; an EXIF thumbnail's own end
+    marker is inside one) and, after each start-of-scan, the compressed data up to the next
+    marker (``FF00`` is a stuffed byte, ``FFD0``-``FFD7`` restart markers)."""
+    if not data.startswith(b"\xff\xd8"):
+        return False
+    i, n = 2, len(data)
+    while i + 1 < n:
+        if data[i] != 0xFF:
+            return False  # damaged: a segment should start here
+        code = data[i + 1]
+        if code == 0xD9:
+            return True
+        if code == 0xFF or 0xD0 <= code <= 0xD7 or code == 0x01:  # fill byte, no length
+            i += 1 if code == 0xFF else 2
+            continue
+        i += 2 + int.from_bytes(data[i + 2 : i + 4], "big")
+        if code == 0xDA:  # start of scan: its compressed data runs to the next real marker
+            while True:
+                i = data.find(b"\xff", i)
+                if i < 0 or i + 1 >= n:
+                    return False
+                if data[i + 1] == 0x00 or 0xD0 <= data[i + 1] <= 0xD7:
+                    i += 2
+                elif data[i + 1] == 0xFF:
+                    i += 1
+                else:
+                    break
+    return False

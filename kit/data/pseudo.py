@@ -15,7 +15,7 @@ stage-2 run is as honest as stage 1's. The rows and their source are written to 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -83,16 +83,16 @@ class PseudoLabels:
     record: dict[str, Any]  # summary.json's "pseudo" entry
 
 
-def _sources(cfg: Any) -> list[str]:
-    value = cfg.pseudo_labels
-    return [] if value is None else [value] if isinstance(value, str) else list(value)
+Sources = str | Sequence[str] | None
 
 
-def check_pseudo_sources(cfg: Any) -> list[tuple[Path, Path | None]]:
-    """The (probability file, run folder) of every ``cfg.pseudo_labels`` source, checked to be
-    there and 18-way: refused before any run folder is written."""
+def check_pseudo_sources(sources: Sources) -> list[tuple[Path, Path | None]]:
+    """The (probability file, run folder) of every source (``Config.pseudo_labels``: a run
+    folder or probability file, or several), checked to be there and 18-way: refused before
+    any run folder is written."""
     found = []
-    for source in _sources(cfg):
+    names = [] if sources is None else [sources] if isinstance(sources, str) else list(sources)
+    for source in names:
         path, run = pseudo_probs_file(source)
         task = probs_task(path)
         if task is not None:
@@ -106,10 +106,18 @@ def check_pseudo_sources(cfg: Any) -> list[tuple[Path, Path | None]]:
     return found
 
 
-def load_pseudo_labels(cfg: Any, eval_df: pd.DataFrame | None, data_dir: Path) -> PseudoLabels:
-    """The eval rows of ``eval_df`` whose top probability (the mean over ``cfg.pseudo_labels``)
-    is above ``cfg.pseudo_threshold``, labelled with the predicted class, in info.csv order."""
-    sources = check_pseudo_sources(cfg)
+def load_pseudo_labels(
+    eval_df: pd.DataFrame | None,
+    data_dir: Path,
+    *,
+    sources: Sources,
+    threshold: float,
+    targets: str = "hard",
+) -> PseudoLabels:
+    """The eval rows of ``eval_df`` whose top probability (the mean over ``sources``,
+    ``Config.pseudo_labels``) is above ``threshold``, labelled with the predicted class, in
+    info.csv order; what they train on is ``targets`` (:data:`PSEUDO_TARGETS`)."""
+    checked = check_pseudo_sources(sources)
     if eval_df is None:
         raise ValueError(
             f"pseudo_labels: {data_dir / 'eval' / 'info.csv'} not found; pseudo-labels are "
@@ -117,7 +125,7 @@ def load_pseudo_labels(cfg: Any, eval_df: pd.DataFrame | None, data_dir: Path) -
         )
     order = pd.Index(eval_df["image_id"].astype(str))
     probs = np.zeros((len(order), 18))
-    for path, _ in sources:
+    for path, _ in checked:
         split = read_test_probs(path)
         ids = pd.Index(split.ids.astype(str))
         missing, extra = order.difference(ids), ids.difference(order)
@@ -129,9 +137,9 @@ def load_pseudo_labels(cfg: Any, eval_df: pd.DataFrame | None, data_dir: Path) -
                 f"{example!r}); expected predictions of this data set's eval pictures"
             )
         probs += split.probs[ids.get_indexer(order)]
-    probs /= len(sources)
+    probs /= len(checked)
     top, label = probs.max(axis=1), probs.argmax(axis=1)
-    keep = top > cfg.pseudo_threshold
+    keep = top > threshold
     mask, gender, group = decode(label[keep])
     rows = eval_df.loc[keep, ["image_id", "path"]].reset_index(drop=True)
     rows = rows.assign(
@@ -143,24 +151,24 @@ def load_pseudo_labels(cfg: Any, eval_df: pd.DataFrame | None, data_dir: Path) -
         label=label[keep],
         p_top=top[keep],
     )
-    with PSEUDO_TARGETS.calling(cfg.pseudo_targets, on=f"probabilities {probs[keep].shape}"):
-        soft = PSEUDO_TARGETS.get(cfg.pseudo_targets)(probs[keep])
+    with PSEUDO_TARGETS.calling(targets, on=f"probabilities {probs[keep].shape}"):
+        soft = PSEUDO_TARGETS.get(targets)(probs[keep])
     if soft is not None:
         rows[PROB_COLUMNS] = soft
-    record = pseudo_record(sources, cfg.pseudo_threshold, len(rows), len(order), cfg.pseudo_targets)
+    record = pseudo_record(checked, threshold, len(rows), len(order), targets)
     if rows.empty:
         _log.warning(
             "pseudo-labels: no eval picture has a top probability above %.3f (the highest is "
             "%.3f); this run trains on train.csv alone: lower pseudo_threshold",
-            cfg.pseudo_threshold,
+            threshold,
             float(top.max(initial=0.0)),
         )
     _log.info(
         "pseudo-labels (%s): %d of %d eval pictures above %.3f from %s",
-        cfg.pseudo_targets,
+        targets,
         len(rows),
         len(order),
-        cfg.pseudo_threshold,
-        ", ".join(str(p) for p, _ in sources),
+        threshold,
+        ", ".join(str(p) for p, _ in checked),
     )
     return PseudoLabels(rows, record)

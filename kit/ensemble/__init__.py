@@ -2,34 +2,41 @@
 stacking, and per-class bias calibration for macro F1.
 
 Read-only over run folders (see docs/run-folder.md); ties and weight search are described
-in docs/ensembling.md.
+in docs/ensembling.md. Its modules: ``inputs`` (members, aligned rows, per-task merge, honest
+folds), ``methods`` (the ensemblers and their registry), ``search`` (weight search, bias
+calibration), ``core`` (``ensemble``, ``calibrate_ensemble``, ``write``).
 """
 
-from kit.ensemble import stacking  # registers the "stack" method
-from kit.ensemble.calibrate import (
-    Calibration,
-    apply_biases,
-    calibrate,
+from kit.ensemble.core import (
+    EnsembleResult,
+    MemberScore,
+    biases_path,
     calibrate_ensemble,
-    fit_biases,
-    predict_with_biases,
+    ensemble,
+    write,
 )
-from kit.ensemble.core import ensemble
-from kit.ensemble.folds import HonestFolds, honest_folds
-from kit.ensemble.inputs import Member, align, load_member
+from kit.ensemble.inputs import HonestFolds, Member, align, honest_folds, load_member
 from kit.ensemble.methods import (
     METHODS,
     Method,
+    Stacker,
     argmax,
     combine,
+    fit_stacker,
     geometric_mean,
     hard_vote,
     rank_average,
     soft_vote,
 )
-from kit.ensemble.result import EnsembleResult, MemberScore, biases_path, write
-from kit.ensemble.search import SearchResult, search_weights
-from kit.ensemble.stacking import Stacker, fit_stacker
+from kit.ensemble.search import (
+    Calibration,
+    SearchResult,
+    apply_biases,
+    calibrate,
+    fit_biases,
+    predict_with_biases,
+    search_weights,
+)
 from kit.runfolder import Split
 
 __all__ = [
@@ -61,6 +68,5 @@ __all__ = [
     "rank_average",
     "search_weights",
     "soft_vote",
-    "stacking",
     "write",
 ]

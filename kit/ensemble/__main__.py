@@ -8,10 +8,15 @@ from collections.abc import Sequence
 
 from kit import cli
 from kit.cli import add_debug_flag, run_cli
-from kit.ensemble.calibrate import calibrate_ensemble
-from kit.ensemble.core import ensemble
+from kit.ensemble.core import (
+    EnsembleResult,
+    biases_path,
+    calibrate_ensemble,
+    ensemble,
+    record_path,
+    write,
+)
 from kit.ensemble.methods import METHODS
-from kit.ensemble.result import EnsembleResult, biases_path, record_path, write
 
 
 def _weights(text: str | None) -> list[float] | str | None:

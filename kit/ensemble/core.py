@@ -1,24 +1,103 @@
-"""``ensemble(members, method, weights)``: combine run folders / submissions into an
-:class:`~kit.ensemble.result.EnsembleResult` (``kit.ensemble.result.write`` writes it)."""
+"""Ensembling run folders and submissions end to end: :func:`ensemble` combines members into
+an :class:`EnsembleResult`, :func:`calibrate_ensemble` fits per-class biases on it, and
+:func:`write` puts the submission and its record (``<stem>.json``; calibrated, the biases)
+side by side.
+"""
 
 from __future__ import annotations
 
 import os
 import warnings
 from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
 
 import numpy as np
+import pandas as pd
 
-from kit.ensemble.folds import member_folds
-from kit.ensemble.inputs import Member, align, load_member
+from kit.ensemble.inputs import Member, align, load_member, member_folds, merge_task_members
 from kit.ensemble.methods import Method, argmax, combine, get_method, normalise_weights
-from kit.ensemble.result import EnsembleResult, MemberScore
-from kit.ensemble.search import SearchResult, search_weights
-from kit.ensemble.tasks import merge_task_members
+from kit.ensemble.search import GRID, Calibration, SearchResult, calibrate, search_weights
+from kit.io import write_json
 from kit.metrics import macro_f1, summarize
-from kit.runfolder import TEST_PROBS, Split, read_submission
+from kit.runfolder import (
+    SUBMISSION_COLUMNS,
+    TEST_PROBS,
+    Split,
+    read_submission,
+    write_submission,
+)
 
-__all__ = ["ensemble"]
+__all__ = [
+    "EnsembleResult",
+    "MemberScore",
+    "biases_path",
+    "calibrate_ensemble",
+    "ensemble",
+    "record_path",
+    "write",
+]
+
+
+@dataclass
+class MemberScore:
+    """One row of the member table."""
+
+    name: str
+    path: str
+    kind: str
+    val_macro_f1: float | None
+    weight: float
+
+
+@dataclass
+class EnsembleResult:
+    """Combined predictions; ``test_probs`` / ``val_probs`` are None for the hard vote."""
+
+    method: str
+    weights: list[float]
+    members: list[MemberScore]
+    test_ids: np.ndarray | None = None
+    test_labels: np.ndarray | None = None
+    test_probs: np.ndarray | None = None
+    val_ids: np.ndarray | None = None
+    val_truth: np.ndarray | None = None
+    val_labels: np.ndarray | None = None
+    val_probs: np.ndarray | None = None
+    val_scores: dict[str, Any] = field(default_factory=dict)
+    search: SearchResult | None = None
+    val_note: str | None = None  # why there is no ensemble validation score
+    calibration: dict[str, Any] | None = None  # calibrate_ensemble's record, when applied
+    fitted: dict[str, Any] | None = None  # what a method fitted on validation (stack) did
+
+    @property
+    def val_macro_f1(self) -> float | None:
+        return self.val_scores.get("macro_f1")
+
+    def member_table(self) -> pd.DataFrame:
+        """name, kind, val_macro_f1, weight: one row per member."""
+        rows = [(m.name, m.kind, m.val_macro_f1, m.weight) for m in self.members]
+        return pd.DataFrame(rows, columns=["name", "kind", "val_macro_f1", "weight"])
+
+    def record(self) -> dict[str, Any]:
+        """What ``write`` stores as JSON beside the submission."""
+        scores = {k: v for k, v in self.val_scores.items() if k != "confusion"}
+        known = [m.val_macro_f1 for m in self.members if m.val_macro_f1 is not None]
+        return {
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "method": self.method,
+            "weights": self.weights,
+            "members": [asdict(m) for m in self.members],
+            "scores": {"val": scores or None, "best_member_val_macro_f1": max(known, default=None)},
+            "weight_search": None if self.search is None else asdict(self.search),
+            "n_test": None if self.test_ids is None else len(self.test_ids),
+            "val_note": self.val_note,
+            "calibration": self.calibration,
+            "fitted": self.fitted,
+        }
+
 
 Weights = Sequence[float] | str | None
 
@@ -118,7 +197,8 @@ def ensemble(
     refused. Validation rows are matched by ``image_id``; members whose validation rows differ
     (e.g. runs on different splits) still vote on test, but without an ensemble validation
     score (``val_note`` says why) and without weight search. Submission CSVs only join the
-    ``hard`` vote. Per-task runs are first merged into one 18-way member (kit.ensemble.tasks).
+    ``hard`` vote. Per-task runs are first merged into one 18-way member
+    (:func:`~kit.ensemble.inputs.merge_task_members`).
     """
     loaded = merge_task_members([m if isinstance(m, Member) else load_member(m) for m in members])
     if not loaded:
@@ -165,3 +245,70 @@ def ensemble(
                 method, [s.probs for s in test], [s.labels for s in test], w
             )
     return result
+
+
+def calibrate_ensemble(
+    result: EnsembleResult, *, grid: np.ndarray = GRID, rounds: int = 4
+) -> Calibration:
+    """Calibrate an ensemble (or one run) in place: biases fitted on its validation rows,
+    test probabilities and labels replaced by calibrated ones, ``result.calibration`` set.
+
+    Honest folds come from the first member's ``val_probs.csv`` (``fold``, ``person_id``).
+    """
+    if result.val_probs is None:
+        why = (
+            f"method {result.method!r} gives labels, not probabilities"
+            if result.method == "hard"
+            else (result.val_note or "no validation probabilities").rstrip(".")
+        )
+        raise ValueError(
+            f"cannot calibrate: biases are fitted on the ensemble's validation probabilities, "
+            f"but {why}. Use a probability method (soft, weighted, geometric) on members that "
+            "share validation rows."
+        )
+    split = member_folds(result.members[0].path, result.val_ids)
+    cal = calibrate(result.val_probs, result.val_truth, folds=split, grid=grid, rounds=rounds)
+    if result.test_probs is not None:
+        result.test_labels = cal.predict(result.test_probs)
+        result.test_probs = cal.apply(result.test_probs)
+    result.calibration = cal.record()
+    return cal
+
+
+def biases_path(path: str | os.PathLike[str]) -> Path:
+    """Where :func:`write` puts the calibration biases of submission ``path``."""
+    path = Path(path)
+    return path.with_name(f"{path.stem}_biases.json")
+
+
+def record_path(path: str | os.PathLike[str]) -> Path:
+    """Where :func:`write` puts the record of the submission ``path``: ``<stem>.json`` beside it.
+
+    A submission whose own name is that (``-o out.json``) is refused: the record would overwrite
+    it. Letter case does not tell names apart (it does not on macOS and Windows disks).
+    """
+    path = Path(path)
+    record = path.with_suffix(".json")
+    if record.name.lower() == path.name.lower():
+        raise ValueError(
+            f"{path}: the ensemble's record is written beside the submission as <name>.json, "
+            f"so a submission named {path.name} would be overwritten by it; name the "
+            f"submission .csv, e.g. -o {path.with_suffix('.csv')}"
+        )
+    return record
+
+
+def write(result: EnsembleResult, path: str | os.PathLike[str]) -> tuple[Path, Path]:
+    """Write ``ImageID,ans`` (test row order) and ``<stem>.json`` (the record) beside it;
+    a calibrated result also writes its biases to ``<stem>_biases.json``. Nothing is written
+    when the record's name would collide (see :func:`record_path`)."""
+    record = record_path(path)
+    if result.test_labels is None:
+        raise ValueError(f"this ensemble has no test predictions (no member has {TEST_PROBS})")
+    path = Path(path)
+    ids = pd.DataFrame({SUBMISSION_COLUMNS[0]: result.test_ids})
+    write_submission(result.test_labels, ids, path)
+    write_json(record, result.record())
+    if result.calibration is not None:
+        write_json(biases_path(path), result.calibration)
+    return path, record

@@ -1,21 +1,50 @@
-"""Ensemble members (run folders, K-fold parents, submission CSVs) and aligning their rows.
+"""What an ensemble reads: its members (run folders, K-fold parents, submission CSVs) with
+their rows aligned, per-task runs merged into one 18-way member, and honest folds.
 
 A run folder (or K-fold parent) gives ``val_probs.csv`` and, when it has one,
 ``test_probs.csv``; a submission CSV (``ImageID,ans``) gives test labels only.
+
+Per-task runs: a mask run, a gender run and an age run become one 18-way member through
+:func:`kit.labels.joint_from_heads` (independent product). Each task's probabilities are the
+mean of its per-task runs. A task that no per-task run covers is filled from the 18-way
+members' marginals (their mean), so a mask run can join two 18-way runs. The merged member
+then votes like any run (its weight counts once); it has validation rows, and so an
+out-of-fold score, when every per-task run (and filler) predicted the same validation images.
+
+Honest folds (fit on some validation rows, score on the others): out-of-fold rows of a K-fold
+parent carry their fold in ``val_probs.csv``; a holdout run's rows all share one fold, so they
+are split into person-grouped folds instead (a person's pictures never sit on both sides).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import warnings
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from kit.runfolder import Split, read_predictions, read_submission, read_task_predictions
+from kit.labels import HEADS, heads_from_joint, joint_from_heads
+from kit.runfolder import (
+    Split,
+    read_predictions,
+    read_submission,
+    read_task_predictions,
+    read_val_keys,
+)
 
-__all__ = ["Member", "align", "load_member"]
+__all__ = [
+    "HonestFolds",
+    "Member",
+    "align",
+    "honest_folds",
+    "load_member",
+    "member_folds",
+    "merge_heads",
+    "merge_task_members",
+]
 
 
 @dataclass
@@ -25,7 +54,7 @@ class Member:
     name: str
     path: Path
     #: "run", "submission", the task of a per-task run ("mask", "gender", "age"), or
-    #: "per-task" (mask, gender and age runs merged by kit.ensemble.tasks)
+    #: "per-task" (mask, gender and age runs merged by merge_task_members)
     kind: str
     val: Split | None
     test: Split | None
@@ -37,7 +66,7 @@ class Member:
 
 
 def _load_run(path: Path) -> Member:
-    per_task = read_task_predictions(path)  # a per-task run: merged by kit.ensemble.tasks
+    per_task = read_task_predictions(path)  # a per-task run: merged by merge_task_members
     if per_task is not None:
         task, val, test = per_task
         return Member(path.name, path, task, val, test)
@@ -77,3 +106,114 @@ def align(splits: Sequence[Split], names: Sequence[str], what: str) -> list[Spli
             )
         out.append(split.take(pd.Index(split.ids).get_indexer(ref.ids)))
     return out
+
+
+def merge_heads(task_probs: Mapping[str, Sequence[np.ndarray]]) -> np.ndarray:
+    """``(n, 18)``: :func:`joint_from_heads` of each task's mean probabilities."""
+    missing = [t for t in HEADS if not task_probs.get(t)]
+    if missing:
+        raise ValueError(f"no {' or '.join(missing)} probabilities to merge; expected every task")
+    means = [np.mean(np.stack(task_probs[t]), axis=0) for t in HEADS]
+    return joint_from_heads(*means)
+
+
+def _merge_side(
+    sources: list[Member], side: str, missing: list[str]
+) -> tuple[Split | None, str | None]:
+    splits = [getattr(m, side) for m in sources]
+    if any(s is None for s in splits):
+        lacking = [m.name for m, s in zip(sources, splits, strict=True) if s is None]
+        return None, f"{lacking} have no {side} predictions"
+    what = "validation" if side == "val" else "test"
+    try:
+        splits = align(splits, [m.name for m in sources], what)
+    except ValueError as err:
+        if side == "test":
+            raise
+        return None, str(err)
+    by_task: dict[str, list[np.ndarray]] = {t: [] for t in HEADS}
+    full = [s.probs for m, s in zip(sources, splits, strict=True) if m.kind not in HEADS]
+    for m, s in zip(sources, splits, strict=True):
+        if m.kind in HEADS:
+            by_task[m.kind].append(s.probs)
+    if missing:
+        marginals = dict(zip(HEADS, heads_from_joint(np.mean(full, axis=0)), strict=True))
+        for t in missing:
+            by_task[t].append(marginals[t])
+    probs = merge_heads(by_task)
+    return Split(
+        splits[0].ids, probs.argmax(axis=1), probs, splits[0].truth, splits[0].source
+    ), None
+
+
+def merge_task_members(members: Sequence[Member]) -> list[Member]:
+    """``members`` with the per-task runs replaced by one merged 18-way member (placed where
+    the first per-task run was); unchanged when there is none."""
+    tasks = [m for m in members if m.kind in HEADS]
+    if not tasks:
+        return list(members)
+    full = [m for m in members if m.has_probs]
+    have = sorted({m.kind for m in tasks}, key=HEADS.index)
+    missing = [t for t in HEADS if t not in have]
+    if missing and not full:
+        raise ValueError(
+            f"per-task runs give {', '.join(have)} but no {', '.join(missing)} probabilities; "
+            f"add a per-task {missing[0]} run, or an 18-way run whose marginals fill the gap"
+        )
+    sources = tasks + (full if missing else [])
+    val, why = _merge_side(sources, "val", missing)
+    if why is not None and all(m.val is not None for m in sources):
+        warnings.warn(f"per-task runs: no out-of-fold score for the merge: {why}", stacklevel=3)
+    test, _ = _merge_side(sources, "test", missing)
+    name = "per-task(" + " + ".join(m.name for m in tasks) + ")"
+    merged = Member(name, tasks[0].path, "per-task", val, test)
+    first = members.index(tasks[0])
+    rest = [m for m in members if m.kind not in HEADS]
+    return [*rest[:first], merged, *rest[first:]]
+
+
+@dataclass(frozen=True)
+class HonestFolds:
+    """One fold id per row and where the folds came from ("fold column" / "person groups")."""
+
+    ids: np.ndarray
+    source: str
+
+    @property
+    def n_folds(self) -> int:
+        return len(np.unique(self.ids))
+
+
+def honest_folds(
+    folds: Sequence[int] | np.ndarray | None,
+    groups: Sequence[str] | np.ndarray | None,
+    n_splits: int = 5,
+) -> HonestFolds:
+    """The given folds when they hold two or more, else ``n_splits`` person-grouped folds."""
+    if folds is not None and len(np.unique(folds)) >= 2:
+        return HonestFolds(np.asarray(folds), "fold column")
+    if groups is None:
+        raise ValueError(
+            "cannot estimate honestly: the validation rows hold one fold and no person ids; "
+            "expected a fold column with two or more folds, or person ids"
+        )
+    groups = np.asarray(groups)
+    people = len(np.unique(groups))
+    if people < 2:
+        raise ValueError(
+            f"cannot estimate honestly: the validation rows hold {people} person; expected at "
+            "least 2 people (or two folds) to fit on some and score on the others"
+        )
+    out = np.empty(len(groups), dtype=np.int64)
+    from sklearn.model_selection import GroupKFold  # seconds to import: only when folds are made
+
+    split = GroupKFold(n_splits=min(n_splits, people))
+    for k, (_, held) in enumerate(split.split(np.zeros(len(groups)), groups=groups)):
+        out[held] = k
+    return HonestFolds(out, "person groups")
+
+
+def member_folds(run_dir: str | Path, val_ids: np.ndarray, n_splits: int = 5) -> HonestFolds:
+    """Honest folds of the validation rows ``val_ids``, from ``run_dir``'s val_probs.csv."""
+    keys = read_val_keys(run_dir).take(val_ids)
+    return honest_folds(keys.folds, keys.person_ids, n_splits)

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from kit.crops import CROP_MODES
+from kit.data.pictures import FaceBoxes, PreparedLoader
 from kit.faces.detectors import (
     FACE_DETECTORS,
     FaceDetector,
@@ -25,13 +26,11 @@ from kit.faces.detectors import (
     register_face_detector,
 )
 from kit.faces.preview import preview
-from kit.faces.store import FaceBoxes, PreparedLoader, boxes_path, face_boxes, folder_pictures
+from kit.faces.store import boxes_path, face_boxes, folder_pictures
 
 __all__ = [
     "FACE_DETECTORS",
-    "FaceBoxes",
     "FaceDetector",
-    "PreparedLoader",
     "boxes_path",
     "face_boxes",
     "folder_pictures",

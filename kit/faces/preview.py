@@ -11,7 +11,7 @@ import numpy as np
 
 from kit.crops import crop_rect
 from kit.data.dataset import load_rgb
-from kit.faces.store import PreparedLoader
+from kit.data.pictures import PreparedLoader
 from kit.io import atomic_write
 
 __all__ = ["preview"]

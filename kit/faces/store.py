@@ -15,76 +15,27 @@ import logging
 import os
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field
 from io import StringIO
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
 from kit import io
-from kit.crops import CROP_MODES, Box
+from kit.crops import Box
 from kit.data import read_eval, read_train
 from kit.data.cache import cache_dir_for, files_key
-from kit.data.dataset import load_rgb
 from kit.data.fixture import FACE_COLUMNS
+from kit.data.pictures import FaceBoxes
 from kit.errors import UserCodeError
 from kit.faces.detectors import FACE_DETECTORS, Face, Finder, image_id, read_boxes
-from kit.transforms import prepare
 
-__all__ = ["FaceBoxes", "PreparedLoader", "boxes_path", "face_boxes", "folder_pictures"]
+__all__ = ["boxes_path", "face_boxes", "folder_pictures"]
 
 _log = logging.getLogger("kit")
 _CHUNK = 64  # pictures per task of the detection pool
 SCORE = "score"  # the stored file's column of the detector's confidence
-
-
-@dataclass(frozen=True)
-class FaceBoxes:
-    """``path -> box`` (None: no face, the crop falls back to the centre) and where stored;
-    ``scores``: ``path -> confidence`` of the faces found, where the detector gives one."""
-
-    boxes: dict[str, Box | None]
-    file: Path
-    detector: str
-    scores: dict[str, float] = field(default_factory=dict)
-
-    @property
-    def found(self) -> int:
-        """Pictures with a face box."""
-        return sum(b is not None for b in self.boxes.values())
-
-    @property
-    def fallback(self) -> int:
-        """Pictures without one (centre-cropped)."""
-        return len(self.boxes) - self.found
-
-    @property
-    def min_score(self) -> float | None:
-        """The lowest confidence of a face kept (None: the detector gives none)."""
-        return min(self.scores.values()) if self.scores else None
-
-    def summary(self) -> str:
-        """``face boxes (detector x): N found, M centre-crop fallback (P%) -> file``."""
-        share = self.fallback / max(1, len(self.boxes))
-        lowest = "" if self.min_score is None else f" (lowest confidence {self.min_score:.2f})"
-        return (
-            f"face boxes ({self.detector}): {self.found} found{lowest}, {self.fallback} "
-            f"centre-crop fallback ({share:.0%}) of {len(self.boxes)} pictures; stored in "
-            f"{self.file}"
-        )
-
-    def record(self) -> dict[str, Any]:
-        """What the run folder keeps of them (env.json)."""
-        return {
-            "detector": self.detector,
-            "found": self.found,
-            "fallback": self.fallback,
-            "min_score": self.min_score,
-            "file": str(self.file),
-        }
 
 
 def folder_pictures(data_dir: str | os.PathLike[str], strict: bool = True) -> list[str]:
@@ -102,7 +53,7 @@ def boxes_path(cfg: Any, data_dir: str | os.PathLike[str], paths: Sequence[str])
     inputs = [str(p) for p in detector.inputs(cfg, root) if p.is_file()]
     spec = {"detector": cfg.face_detector, "version": detector.version, "inputs": inputs}
     key = files_key([*paths, *inputs], spec)
-    return cache_dir_for(cfg, root) / f"faces-{cfg.face_detector}-{key}.csv"
+    return cache_dir_for(cfg.cache_dir, root) / f"faces-{cfg.face_detector}-{key}.csv"
 
 
 def _detect(
@@ -206,28 +157,3 @@ def face_boxes(
     result = FaceBoxes(boxes, file, cfg.face_detector, scores)
     _log.info("%s", result.summary())
     return result
-
-
-class PreparedLoader:
-    """``loader(path)``: the picture decoded and prepared (crop of ``cfg.crop_mode`` around its
-    face box, resize) by :func:`kit.transforms.prepare`; pairs with ``prepared=True``.
-    Picklable, so DataLoader workers and the cache build can use it."""
-
-    def __init__(self, cfg: Any, boxes: FaceBoxes | None = None) -> None:
-        if boxes is None and CROP_MODES.get(cfg.crop_mode).needs_boxes:
-            raise ValueError(f"crop_mode {cfg.crop_mode!r} needs face boxes (kit.faces.face_boxes)")
-        self.cfg = cfg
-        self.faces = boxes
-        self.boxes = {} if boxes is None else boxes.boxes
-
-    @property
-    def summary(self) -> str:
-        """The found / fallback counts of the face boxes (or that none are used)."""
-        return "no face boxes (centre crop)" if self.faces is None else self.faces.summary()
-
-    def box(self, path: str) -> Box | None:
-        """The face box of ``path`` (None: none found, or not needed)."""
-        return self.boxes.get(os.fspath(path))
-
-    def __call__(self, path: str) -> np.ndarray:
-        return prepare(load_rgb(path), self.cfg, self.box(path))

@@ -143,7 +143,7 @@ def check(cfg: Config) -> Config:
         checked.validate()
         check_registries(checked)  # every registry is loaded once kit.train is imported
         check_scheduler_kwargs(checked)
-        check_pseudo_sources(checked)
+        check_pseudo_sources(checked.pseudo_labels)
     if checked.resume and nothing_to_train(checked):
         check_unchanged(checked, Path(checked.resume))  # a finished run: nothing else to check
     elif checked.resume:

@@ -3,9 +3,10 @@ the training dataset and the loader of a frame to predict (batches are drawn by
 :mod:`kit.data.sampling`).
 
 With ``cfg.cache`` on, every picture of the data set is decoded, cropped (centre or face,
-``cfg.crop_mode``) and resized once by :class:`kit.faces.PreparedLoader` (the one prepare step
-of training and inference) into a memory-mapped cache (:mod:`kit.data.cache`); the datasets
-then read it with ``build_transforms(cfg, prepared=True)``. Pixels are identical either way.
+``cfg.crop_mode``) and resized once by :class:`kit.data.pictures.PreparedLoader` (the one
+prepare step of training and inference) into a memory-mapped cache (:mod:`kit.data.cache`);
+the datasets then read it with ``build_transforms(cfg, prepared=True)``. Pixels are identical
+either way.
 The face crop without the cache reads pictures through the same loader (it needs each
 picture's face box, which the transforms do not see), in training and in inference alike.
 Both loaders ship uint8 pictures, normalised on the model's device by ``to_model_input``.
@@ -32,10 +33,17 @@ from kit.data import read_eval, read_train, verify_images
 from kit.data.cache import ImageCache, cache_dir_for
 from kit.data.dataset import CropChoice, FlipChoice, ImageDataset, collate_pictures, load_rgb
 from kit.data.fixture import FIXTURE, SMOKE_FIXTURE, make_fixture
-from kit.data.prepared import LOADER_VERSION, build_run_cache, cache_extra, prepare_file
+from kit.data.pictures import (
+    LOADER_VERSION,
+    FaceBoxes,
+    PreparedLoader,
+    build_run_cache,
+    cache_extra,
+    prepare_file,
+)
 from kit.data.pseudo import PseudoLabels, load_pseudo_labels, soft_targets
 from kit.data.sampling import resolve_workers, usable_cores
-from kit.faces import FaceBoxes, PreparedLoader, other_crop, prepared_loader
+from kit.faces import other_crop, prepared_loader
 from kit.heads import head_soft_target
 from kit.pretrained import Weights
 from kit.splits import holdout, person_folds
@@ -132,7 +140,15 @@ def load_splits(cfg: Any) -> Splits:
     # always strict: a submission needs every row of info.csv
     test = verify_images(read_eval(data_dir), fix=_EVAL_FIX) if has_eval else None
     # after the split: pseudo-labelled eval pictures can only ever be training rows
-    pseudo = load_pseudo_labels(cfg, test, data_dir) if cfg.pseudo_labels else None
+    pseudo = None
+    if cfg.pseudo_labels:
+        pseudo = load_pseudo_labels(
+            test,
+            data_dir,
+            sources=cfg.pseudo_labels,
+            threshold=cfg.pseudo_threshold,
+            targets=cfg.pseudo_targets,
+        )
     return Splits(data_dir, train, val, test, fold, pseudo)
 
 
@@ -191,7 +207,7 @@ class RunPictures:
         needs_boxes = CROP_MODES.get(cfg.crop_mode).needs_boxes
         if not cfg.cache and not needs_boxes and not cfg.crop_mix:
             return cls(load_rgb, None, None)
-        paths, folder = run_paths(data), cache_dir_for(cfg, data.data_dir)
+        paths, folder = run_paths(data), cache_dir_for(cfg.cache_dir, data.data_dir)
 
         def build(show: bool) -> RunPictures:
             cores = usable_cores()
