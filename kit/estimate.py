@@ -36,7 +36,6 @@ from kit.bench.core import sample_rows
 from kit.bench.memory import PeakMemory
 from kit.bench.phases import StepClock, sync
 from kit.config import Config, parse_folds
-from kit.crops import CROP_MODES
 from kit.data.dataset import FlipChoice, load_rgb
 from kit.data.sampling import resolve_workers, train_loader, usable_cores
 from kit.device import pick_amp, resolve_device
@@ -51,6 +50,7 @@ from kit.train.checkpoint import Job, build_trainer, check
 from kit.train.distributed import SINGLE, training_module
 from kit.train.fit import Measured
 from kit.train.loop import predict_frame, train_one_epoch
+from kit.transforms import CROP_MODES
 
 __all__ = ["Estimate", "Stage", "estimate", "format_estimate", "report", "time_train_steps"]
 

@@ -26,9 +26,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from kit.crops import CROP_MODES
 from kit.faces import PreparedLoader, other_crop
 from kit.registry import Registry, UnknownName
+from kit.transforms import CROP_MODES
 
 __all__ = ["TTA", "CropSource", "CropViews", "Views", "crop_sources", "shift", "tta_views"]
 __all__ += ["zoom"]
@@ -49,7 +49,7 @@ def _check_tta(value: Any, field: str | None, cfg: Any) -> None:
 @dataclass(frozen=True)
 class CropViews:
     """Views that are crops of the original pictures: one per crop mode of ``modes``
-    (:data:`kit.crops.CROP_MODES`), the run's own mode being the prepared batch itself. As a
+    (:data:`kit.transforms.CROP_MODES`), the run's own mode being the prepared batch itself. As a
     view of the prepared batch alone it is that batch (the other crops come from the loader)."""
 
     modes: tuple[str, ...]

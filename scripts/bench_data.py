@@ -30,13 +30,12 @@ from collections.abc import Sequence
 
 import torch
 
+from kit.batch import create_device_aug, to_model_input
 from kit.bench.machine import ensure_fixture, machine_info
 from kit.bench.phases import kit_loader
 from kit.config import Config
 from kit.data import read_train
 from kit.data.sampling import usable_cores
-from kit.device_aug import create_device_aug
-from kit.model_input import to_model_input
 from kit.train.data import build_run_cache
 
 

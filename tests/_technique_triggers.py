@@ -8,9 +8,9 @@ from collections.abc import Callable
 import pandas as pd
 import torch
 
+from kit.batch import to_model_input
 from kit.config import Config
 from kit.losses import build_loss
-from kit.model_input import to_model_input
 from kit.splits import drop_ages
 from tests._triggers import raised
 

@@ -1,4 +1,4 @@
-"""Augmentation of training batches on the model's device (``--device-aug``, kit.device_aug):
+"""Augmentation of training batches on the model's device (``--device-aug``, kit.batch):
 drawn per picture, applied before normalisation, training only, deterministic and resumable."""
 
 from __future__ import annotations
@@ -9,9 +9,8 @@ import torch
 
 import kit
 import kit.train.loop as loop
+from kit.batch import DEVICE_AUGS, create_device_aug, to_model_input
 from kit.bench.__main__ import main as bench_main
-from kit.device_aug import DEVICE_AUGS, create_device_aug
-from kit.model_input import to_model_input
 from kit.models import create_model
 from kit.train import fit
 from kit.train.data import load_splits

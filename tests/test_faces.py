@@ -13,7 +13,6 @@ import pandas as pd
 import pytest
 
 from kit.config import Config
-from kit.crops import crop_rect
 from kit.data import read_eval, read_train
 from kit.data.dataset import load_rgb
 from kit.data.fixture import make_fixture
@@ -26,7 +25,7 @@ from kit.faces import (
     register_face_detector,
 )
 from kit.faces.__main__ import main as faces_main
-from kit.transforms import build_transforms, prepare
+from kit.transforms import build_transforms, crop_rect, prepare
 
 
 @pytest.fixture(scope="module")

@@ -8,9 +8,9 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
+from kit.batch import to_model_input
 from kit.data.dataset import ImageDataset, collate_pictures
 from kit.data.sampling import SeededDataset, train_loader
-from kit.model_input import to_model_input
 from kit.train.data import RunPictures, frame_loader, load_splits, train_dataset
 from kit.transforms import build_transforms
 

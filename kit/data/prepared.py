@@ -14,12 +14,11 @@ from typing import Any
 
 import numpy as np
 
-from kit.crops import Box
 from kit.data.cache import ImageCache, build_cache
 from kit.data.decode import load_rgb
 from kit.data.sampling import usable_cores
 from kit.runfolder import package_version
-from kit.transforms import prepare, prepare_key
+from kit.transforms import Box, prepare, prepare_key
 
 __all__ = ["LOADER_VERSION", "build_run_cache", "cache_extra", "prepare_file"]
 

@@ -16,7 +16,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from kit.crops import CROP_MODES
 from kit.faces.detectors import (
     FACE_DETECTORS,
     FaceDetector,
@@ -26,6 +25,7 @@ from kit.faces.detectors import (
 )
 from kit.faces.preview import preview
 from kit.faces.store import FaceBoxes, PreparedLoader, boxes_path, face_boxes, folder_pictures
+from kit.transforms import CROP_MODES
 
 __all__ = [
     "FACE_DETECTORS",

@@ -28,11 +28,11 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from kit.crops import Box
 from kit.data.dataset import load_rgb
 from kit.data.fixture import FACE_COLUMNS
 from kit.io import read_csv_text
 from kit.registry import Registry
+from kit.transforms import Box
 
 __all__ = [
     "FACE_DETECTORS",

@@ -9,10 +9,10 @@ from typing import Any
 
 import numpy as np
 
-from kit.crops import crop_rect
 from kit.data.dataset import load_rgb
 from kit.faces.store import PreparedLoader
 from kit.io import atomic_write
+from kit.transforms import crop_rect
 
 __all__ = ["preview"]
 

@@ -25,14 +25,13 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from kit import io
-from kit.crops import CROP_MODES, Box
 from kit.data import read_eval, read_train
 from kit.data.cache import cache_dir_for, files_key
 from kit.data.dataset import load_rgb
 from kit.data.fixture import FACE_COLUMNS
 from kit.errors import UserCodeError
 from kit.faces.detectors import FACE_DETECTORS, Face, Finder, image_id, read_boxes
-from kit.transforms import prepare
+from kit.transforms import CROP_MODES, Box, prepare
 
 __all__ = ["FaceBoxes", "PreparedLoader", "boxes_path", "face_boxes", "folder_pictures"]
 

@@ -25,13 +25,12 @@ import torch
 from torch import nn
 
 from kit import runfolder as rundir
+from kit.batch import create_device_aug, to_model_input
 from kit.config import Config
 from kit.device import pick_amp
-from kit.device_aug import create_device_aug
 from kit.heads import OUTPUT_KINDS, head_spec, head_task, to_probs
 from kit.metrics import score_probs, selection_score
 from kit.mixing import Mixer
-from kit.model_input import to_model_input
 from kit.optim import Parts, epoch_steps, optimizer_steps
 from kit.progress import Progress
 from kit.registry import blame_user
