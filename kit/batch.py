@@ -62,6 +62,7 @@ import kornia.augmentation as K
 import torch
 from torch import nn
 
+from kit.config import Config
 from kit.registry import Registry
 from kit.transforms import normalization
 
@@ -81,7 +82,7 @@ def _constants(
 
 def to_model_input(
     images: torch.Tensor,
-    cfg: Any,
+    cfg: Config,
     device: torch.device,
     augment: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> torch.Tensor:
@@ -122,17 +123,17 @@ DEVICE_AUGS: Registry[Callable[[Any], DeviceAug | None]] = Registry("device_aug"
 
 
 @DEVICE_AUGS.register("none")
-def _none(cfg: Any) -> None:
+def _none(cfg: Config) -> None:
     return None
 
 
 @DEVICE_AUGS.register("flip")
-def _flip(cfg: Any) -> nn.Module:
+def _flip(cfg: Config) -> nn.Module:
     return K.RandomHorizontalFlip(p=0.5)
 
 
 @DEVICE_AUGS.register("strong")
-def _strong(cfg: Any) -> nn.Module:
+def _strong(cfg: Config) -> nn.Module:
     return nn.Sequential(
         K.RandomHorizontalFlip(p=0.5),
         K.ColorJitter(brightness=0.2, contrast=0.2, saturation=0.2, hue=0.03, p=0.5),
@@ -149,7 +150,7 @@ def _strong(cfg: Any) -> nn.Module:
     )
 
 
-def create_device_aug(cfg: Any) -> DeviceAug | None:
+def create_device_aug(cfg: Config) -> DeviceAug | None:
     """The training augmentation of ``cfg.device_aug`` (:data:`DEVICE_AUGS`), or None for
     ``none``: pass it to :func:`kit.to_model_input` as ``augment`` for training batches."""
     with DEVICE_AUGS.calling(cfg.device_aug, on=f"the config of run {cfg.name!r}"):

@@ -32,6 +32,7 @@ import torch
 from timm.data import Mixup
 from timm.data.mixup import cutmix_bbox_and_lam
 
+from kit.config import Config
 from kit.heads import head_task, target_classes
 from kit.labels import HEAD_SIZES, HEADS, NUM_CLASSES, heads_from_joint
 from kit.registry import Registry
@@ -68,13 +69,13 @@ class MixSpec:
     timm: dict[str, float] | None = None
 
 
-def _blend(x: torch.Tensor, partner: np.ndarray, cfg: Any) -> float:
+def _blend(x: torch.Tensor, partner: np.ndarray, cfg: Config) -> float:
     lam = float(np.random.beta(cfg.mix_alpha, cfg.mix_alpha))
     x.mul_(lam).add_(x[torch.as_tensor(partner, device=x.device)], alpha=1.0 - lam)
     return lam
 
 
-def _box(x: torch.Tensor, partner: np.ndarray, cfg: Any) -> float:
+def _box(x: torch.Tensor, partner: np.ndarray, cfg: Config) -> float:
     lam = float(np.random.beta(cfg.mix_alpha, cfg.mix_alpha))
     (yl, yh, xl, xh), lam = cutmix_bbox_and_lam(x.shape, lam, correct_lam=True)
     x[:, :, yl:yh, xl:xh] = x[torch.as_tensor(partner, device=x.device)][:, :, yl:yh, xl:xh]
@@ -82,7 +83,7 @@ def _box(x: torch.Tensor, partner: np.ndarray, cfg: Any) -> float:
 
 
 def _halves(axis: int) -> Callable[[torch.Tensor, np.ndarray, Any], float]:
-    def mix(x: torch.Tensor, partner: np.ndarray, cfg: Any) -> float:
+    def mix(x: torch.Tensor, partner: np.ndarray, cfg: Config) -> float:
         size = x.shape[axis]
         cut = round(float(np.random.uniform(*cfg.mix_lam)) * size)
         cut = min(max(cut, 1), size - 1)
@@ -145,7 +146,7 @@ class Mixer:
     still gets soft (one-hot) targets, so the loss sees one kind of target all epoch.
     """
 
-    def __init__(self, cfg: Any) -> None:
+    def __init__(self, cfg: Config) -> None:
         self.cfg, self.spec = cfg, MIXES.get(cfg.mix)
         self.pairs = MIX_PAIRS.get(cfg.mix_pairs)
         task = head_task(cfg.head)  # a per-task head's targets are its task's values
@@ -172,11 +173,11 @@ class Mixer:
         return images, _like(targets, soft_targets(classes, partner, lam, self.width))
 
 
-def build_mixer(cfg: Any) -> Mixer | None:
+def build_mixer(cfg: Config) -> Mixer | None:
     """The :class:`Mixer` of ``cfg``, or None when ``cfg.mix`` is ``none``."""
     return None if MIXES.get(cfg.mix).mix is None else Mixer(cfg)
 
 
-def mix_active(cfg: Any, epoch: int) -> bool:
+def mix_active(cfg: Config, epoch: int) -> bool:
     """Whether batches of ``epoch`` (1-based) are mixed: all but the last ``mix_off_epochs``."""
     return cfg.mix != "none" and epoch <= cfg.epochs - cfg.mix_off_epochs

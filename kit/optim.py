@@ -42,7 +42,7 @@ __all__ += ["build_optimizer", "build_parts", "build_scheduler", "check_schedule
 __all__ += ["epoch_steps", "optimizer_steps"]
 
 
-def _check_optimizer(value: Any, field: str | None, cfg: Any) -> None:
+def _check_optimizer(value: Any, field: str | None, cfg: Config) -> None:
     valid = optimizer_names()
     if value not in valid:
         what = "optimizer" if field is None else f"config field {field!r} is"
@@ -75,7 +75,7 @@ def backbone_and_head(model: nn.Module) -> tuple[nn.Module, nn.Module | None]:
     return model, None
 
 
-def param_groups(model: nn.Module, cfg: Any) -> list[dict[str, Any]]:
+def param_groups(model: nn.Module, cfg: Config) -> list[dict[str, Any]]:
     """The parameter groups of ``model`` under ``cfg.layer_decay`` and ``cfg.backbone_lr_scale``:
     the head at ``cfg.lr``; the backbone's top block at ``backbone_lr_scale * lr`` and, with
     ``layer_decay``, each block below at ``layer_decay`` times the rate of the block above
@@ -98,7 +98,7 @@ def param_groups(model: nn.Module, cfg: Any) -> list[dict[str, Any]]:
     return [g for g in groups if g["params"]]
 
 
-def build_optimizer(model: nn.Module, cfg: Any) -> torch.optim.Optimizer:
+def build_optimizer(model: nn.Module, cfg: Config) -> torch.optim.Optimizer:
     """``cfg.optimizer`` over ``model``'s parameters: timm's ``create_optimizer_v2`` (timm's
     ``sgd`` is SGD with Nesterov momentum; ``momentum`` reaches only optimizers that take it).
 
@@ -176,7 +176,7 @@ class SchedulerSpec:
 SCHEDULERS: Registry[SchedulerSpec] = Registry("scheduler")
 
 
-def _cosine(opt: Any, cfg: Any, spe: int, warmup: dict[str, Any], kw: dict[str, float]) -> Any:
+def _cosine(opt: Any, cfg: Config, spe: int, warmup: dict[str, Any], kw: dict[str, float]) -> Any:
     total = spe * cfg.epochs
     return CosineLRScheduler(
         opt,
@@ -188,7 +188,7 @@ def _cosine(opt: Any, cfg: Any, spe: int, warmup: dict[str, Any], kw: dict[str, 
     )
 
 
-def _step(opt: Any, cfg: Any, spe: int, warmup: dict[str, Any], kw: dict[str, float]) -> Any:
+def _step(opt: Any, cfg: Config, spe: int, warmup: dict[str, Any], kw: dict[str, float]) -> Any:
     every = kw.get("step_epochs") or cfg.epochs / 3
     return StepLRScheduler(
         opt,
@@ -200,11 +200,11 @@ def _step(opt: Any, cfg: Any, spe: int, warmup: dict[str, Any], kw: dict[str, fl
     )
 
 
-def _plateau(opt: Any, cfg: Any, spe: int, warmup: dict[str, Any], kw: dict[str, float]) -> Any:
+def _plateau(opt: Any, cfg: Config, spe: int, warmup: dict[str, Any], kw: dict[str, float]) -> Any:
     return _Plateau(opt, kw.get("patience", 1), kw.get("factor", 0.1), **warmup)
 
 
-def _constant(opt: Any, cfg: Any, spe: int, warmup: dict[str, Any], kw: dict[str, float]) -> Any:
+def _constant(opt: Any, cfg: Config, spe: int, warmup: dict[str, Any], kw: dict[str, float]) -> Any:
     return StepLRScheduler(opt, decay_t=1, decay_rate=1.0, t_in_epochs=False, **warmup)
 
 
@@ -214,7 +214,7 @@ SCHEDULERS.register("plateau", SchedulerSpec(_plateau, ("patience", "factor")))
 SCHEDULERS.register("none", SchedulerSpec(_constant))
 
 
-def check_scheduler_kwargs(cfg: Any) -> None:
+def check_scheduler_kwargs(cfg: Config) -> None:
     """ValueError naming ``scheduler_kwargs`` when it has keys ``cfg.scheduler`` does not read."""
     allowed = SCHEDULERS.get(cfg.scheduler).kwargs
     unknown = sorted(set(cfg.scheduler_kwargs) - set(allowed))
@@ -225,7 +225,7 @@ def check_scheduler_kwargs(cfg: Any) -> None:
         )
 
 
-def build_scheduler(optimizer: torch.optim.Optimizer, cfg: Any, steps_per_epoch: int) -> Any:
+def build_scheduler(optimizer: torch.optim.Optimizer, cfg: Config, steps_per_epoch: int) -> Any:
     """``cfg.scheduler`` over ``optimizer`` with ``steps_per_epoch`` updates an epoch.
 
     The warmup rises linearly over ``round(warmup_epochs * steps_per_epoch)`` updates from
@@ -239,12 +239,12 @@ def build_scheduler(optimizer: torch.optim.Optimizer, cfg: Any, steps_per_epoch:
     return spec.build(optimizer, cfg, spe, warmup, dict(cfg.scheduler_kwargs))
 
 
-def epoch_steps(loader: Any, cfg: Any) -> int:
+def epoch_steps(loader: Any, cfg: Config) -> int:
     """Batches per training epoch (``max_steps_per_epoch`` caps it)."""
     return min(len(loader), cfg.max_steps_per_epoch or len(loader))
 
 
-def optimizer_steps(loader: Any, cfg: Any) -> int:
+def optimizer_steps(loader: Any, cfg: Config) -> int:
     """Optimizer steps per epoch, after gradient accumulation."""
     return math.ceil(epoch_steps(loader, cfg) / cfg.grad_accum)
 
@@ -280,7 +280,7 @@ class Parts:
             self.ema.update(self.model, step=step)
 
 
-def build_parts(cfg: Any, model: nn.Module, steps_per_epoch: int, device: torch.device) -> Parts:
+def build_parts(cfg: Config, model: nn.Module, steps_per_epoch: int, device: torch.device) -> Parts:
     """Optimizer, scheduler, gradient scaler and (with ``cfg.ema``) weight average of
     ``model`` (``module`` left unset)."""
     optimizer = build_optimizer(model, cfg)

@@ -36,6 +36,7 @@ import numpy as np
 from albumentations.pytorch import ToTensorV2
 
 from kit._config_checks import registered_model, torchvision_name, torchvision_weights
+from kit.config import Config
 from kit.pretrained import pretrained_cfg, weights_name
 from kit.registry import Registry
 
@@ -86,7 +87,7 @@ class CropMode:
 CROP_MODES: Registry[CropMode] = Registry("crop_mode")
 
 
-def _center_rect(height: int, width: int, box: Box | None, cfg: Any) -> Box:
+def _center_rect(height: int, width: int, box: Box | None, cfg: Config) -> Box:
     ch = max(1, round(height * cfg.crop[0]))
     cw = max(1, round(width * cfg.crop[1]))
     top, left = (height - ch) // 2, (width - cw) // 2
@@ -100,7 +101,7 @@ def _span(center: float, size: float, limit: int) -> tuple[int, int]:
     return start, start + size
 
 
-def _face_rect(height: int, width: int, box: Box | None, cfg: Any) -> Box:
+def _face_rect(height: int, width: int, box: Box | None, cfg: Config) -> Box:
     """The face box grown by ``cfg.face_margin`` on each side, then to the input's aspect
     ratio (so the resize does not stretch the face); where no face was found, the centre crop
     ``cfg.crop``, trimmed to that aspect ratio too."""
@@ -126,7 +127,7 @@ CROP_MODES.register("face", CropMode(_face_rect, needs_boxes=True))
 OTHER_CROP: dict[str, str] = {"center": "face", "face": "center"}
 
 
-def crop_rect(shape: tuple[int, ...], cfg: Any, box: Box | None = None) -> Box:
+def crop_rect(shape: tuple[int, ...], cfg: Config, box: Box | None = None) -> Box:
     """The crop ``cfg.crop_mode`` takes of a picture of ``shape`` (H, W, ...) with face ``box``."""
     return CROP_MODES.get(cfg.crop_mode).rect(int(shape[0]), int(shape[1]), box, cfg)
 
@@ -142,7 +143,7 @@ class Normalization:
     source: str
 
 
-def normalization(cfg: Any) -> Normalization:
+def normalization(cfg: Config) -> Normalization:
     """A pretrained model's own mean / std / interpolation: timm's pretrained config of
     ``cfg.model`` and ``cfg.pretrained_tag``, torchvision's ``weights.transforms()`` for a
     ``torchvision/<name>`` model, what ``kit.register_model`` was told for one's own; the
@@ -195,12 +196,12 @@ PRESETS: Registry[Callable[[Any], list[A.BasicTransform]]] = Registry("preset")
 
 
 @PRESETS.register("base")
-def _base(cfg: Any) -> list[A.BasicTransform]:
+def _base(cfg: Config) -> list[A.BasicTransform]:
     return []
 
 
 @PRESETS.register("strong")
-def _strong(cfg: Any) -> list[A.BasicTransform]:
+def _strong(cfg: Config) -> list[A.BasicTransform]:
     return [
         A.HorizontalFlip(p=0.5),
         A.ColorJitter(brightness=0.2, contrast=0.2, saturation=0.2, hue=0.03, p=0.5),
@@ -251,7 +252,7 @@ class _FitResize(A.ImageOnlyTransform):
         return ("height", "width", "enlarge")
 
 
-def _resize(cfg: Any) -> _FitResize:
+def _resize(cfg: Config) -> _FitResize:
     height, width = cfg.image_size
     # the weights' interpolation when enlarging a small crop
     return _resize_step(height, width, _INTERPOLATIONS[normalization(cfg).interpolation])
@@ -264,7 +265,7 @@ def _resize_step(height: int, width: int, enlarge: int) -> _FitResize:
     return _FitResize(height, width, enlarge)
 
 
-def _prepare_steps(cfg: Any) -> list[A.BasicTransform]:
+def _prepare_steps(cfg: Config) -> list[A.BasicTransform]:
     if CROP_MODES.get(cfg.crop_mode).needs_boxes:
         raise ValueError(
             f"crop_mode {cfg.crop_mode!r} needs each picture's face box: read pictures with "
@@ -273,7 +274,7 @@ def _prepare_steps(cfg: Any) -> list[A.BasicTransform]:
     return [FractionCenterCrop(cfg.crop), _resize(cfg)]
 
 
-def _finish_steps(cfg: Any) -> list[A.BasicTransform]:
+def _finish_steps(cfg: Config) -> list[A.BasicTransform]:
     norm = normalization(cfg)
     return [A.Normalize(mean=norm.mean, std=norm.std, max_pixel_value=255.0), ToTensorV2()]
 
@@ -304,7 +305,7 @@ def _check_augment(augs: list[A.BasicTransform]) -> None:
             )
 
 
-def prepare(image: np.ndarray, cfg: Any, box: Box | None = None) -> np.ndarray:
+def prepare(image: np.ndarray, cfg: Config, box: Box | None = None) -> np.ndarray:
     """The deterministic geometry of ``cfg`` applied to one uint8 RGB image (H, W, 3): the crop
     of ``cfg.crop_mode`` (around face ``box`` for ``face``), resized to ``cfg.image_size``.
     Training, the cache and inference all prepare pictures with this one function."""
@@ -313,7 +314,7 @@ def prepare(image: np.ndarray, cfg: Any, box: Box | None = None) -> np.ndarray:
     return _resize(cfg)(image=crop)["image"]
 
 
-def prepare_key(cfg: Any) -> dict[str, Any]:
+def prepare_key(cfg: Config) -> dict[str, Any]:
     """Every setting :func:`prepare` depends on, as JSON values (part of the cache key; the
     face boxes themselves key it through the caller)."""
     key: dict[str, Any] = {"mode": cfg.crop_mode, "crop": list(cfg.crop)}
@@ -324,7 +325,7 @@ def prepare_key(cfg: Any) -> dict[str, Any]:
 
 
 def build_transforms(
-    cfg: Any,
+    cfg: Config,
     augment: A.BasicTransform | list[A.BasicTransform] | None = None,
     prepared: bool = False,
     tensor: bool = True,

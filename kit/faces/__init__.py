@@ -14,8 +14,8 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
+from kit.config import Config
 from kit.faces.detectors import (
     FACE_DETECTORS,
     FaceDetector,
@@ -45,7 +45,7 @@ __all__ = [
 
 
 def prepared_loader(
-    cfg: Any,
+    cfg: Config,
     data_dir: str | os.PathLike[str],
     paths: Sequence[str] = (),
     workers: int = 1,
@@ -66,7 +66,7 @@ def prepared_loader(
 
 
 def other_crop(
-    cfg: Any,
+    cfg: Config,
     mode: str,
     data_dir: str | os.PathLike[str],
     paths: Sequence[str] = (),

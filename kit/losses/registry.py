@@ -10,6 +10,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from kit.config import Config
 from kit.heads import head_spec
 from kit.labels import HEADS
 from kit.registry import Registry, UnknownName, registerer
@@ -89,7 +90,7 @@ def _named(where: str, check: Callable[[], Any]) -> None:
         raise type(err)(f"{where}: {err}") from None
 
 
-def head_loss_args(cfg: Any) -> dict[str, tuple[str, dict[str, Any]]]:
+def head_loss_args(cfg: Config) -> dict[str, tuple[str, dict[str, Any]]]:
     """head -> (loss spec, keyword arguments) of a three-head model trained with ``cfg``:
     ``head_losses`` per head (others ``loss``); ``loss_kwargs`` keys named after a head
     (``age: {gamma: 2}``) go to that head only, other keys to every head."""
@@ -100,7 +101,7 @@ def head_loss_args(cfg: Any) -> dict[str, tuple[str, dict[str, Any]]]:
     }
 
 
-def _check(value: Any, field: str | None, cfg: Any) -> None:
+def _check(value: Any, field: str | None, cfg: Config) -> None:
     """The registry check of the loss fields: ``loss`` (a spec) and ``head_losses`` (head ->
     spec); given the config, ``loss_kwargs`` too, against the losses its head trains with."""
     where = f"config field {field!r}" if field else "loss"
