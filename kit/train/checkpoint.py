@@ -199,7 +199,8 @@ class Trainer:
         self.train_tf.set_random_seed(seed)
         if cfg.freeze_epochs:  # off, the model's own requires_grad (layers a user froze) stands
             freeze_backbone(self.parts.model, frozen=epoch <= cfg.freeze_epochs)
-        return self.mixer if mix_active(cfg, epoch) else None
+        active = mix_active(epoch, mix=cfg.mix, epochs=cfg.epochs, off_epochs=cfg.mix_off_epochs)
+        return self.mixer if active else None
 
 
 def build_trainer(
@@ -222,7 +223,14 @@ def build_trainer(
         model.load_state_dict(weights)
     criterion = build_criterion(cfg, train_ds.targets).to(device)
     parts = build_parts(cfg, model, optimizer_steps(loader, cfg), device)
-    mixer = build_mixer(cfg)
+    mixer = build_mixer(
+        cfg.mix,
+        pairs=cfg.mix_pairs,
+        alpha=cfg.mix_alpha,
+        lam=cfg.mix_lam,
+        prob=cfg.mix_prob,
+        head=cfg.head,
+    )
     return Trainer(loader, generator, train_ds.transform, criterion, parts, mixer, ctx.rank)
 
 
