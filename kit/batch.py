@@ -6,7 +6,7 @@ bytes through the worker queues, the pinned memory and the copy to the GPU, and 
 normalisation on a CPU core, as timm's prefetching loader does. :func:`to_model_input` then
 moves the batch to the device, converts it to float, normalises it with the run's mean and std
 (:func:`kit.transforms.normalization`) and lays it out as the model wants it (channels-last
-with ``cfg.channels_last``). The result is the tensor the CPU path ``build_transforms(cfg)``
+with ``--channels-last``). The result is the tensor the CPU path ``build_transforms(cfg)``
 (``A.Normalize``, then ``ToTensorV2``) gives, to the bit: the same float32 arithmetic, with
 albumentations' own constants.
 
@@ -64,7 +64,7 @@ from torch import nn
 
 from kit.config import Config
 from kit.registry import Registry
-from kit.transforms import normalization
+from kit.transforms import MEAN, STD
 
 __all__ = ["DEVICE_AUGS", "create_device_aug", "to_model_input"]
 
@@ -82,13 +82,17 @@ def _constants(
 
 def to_model_input(
     images: torch.Tensor,
-    cfg: Config,
     device: torch.device,
+    *,
+    mean: tuple[float, ...] = MEAN,
+    std: tuple[float, ...] = STD,
+    channels_last: bool = False,
     augment: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> torch.Tensor:
-    """``images`` on ``device`` as ``cfg``'s model takes them: a uint8 (B, H, W, 3) batch of
-    kit's loaders becomes normalised float32 (B, 3, H, W); a floating batch (already normalised,
-    e.g. from a loader of one's own) is only moved. Channels-last when ``cfg.channels_last``.
+    """``images`` on ``device`` as the model takes them: a uint8 (B, H, W, 3) batch of kit's
+    loaders becomes float32 (B, 3, H, W) normalised with ``mean`` and ``std`` (0..1 scale; a
+    run's are :func:`kit.transforms.normalization`'s); a floating batch (already normalised,
+    e.g. from a loader of one's own) is only moved. Channels-last with ``channels_last``.
     ``augment`` maps a uint8 batch, as float (B, 3, H, W) in [0, 1], before normalisation."""
     images = images.to(device, non_blocking=True)
     if augment is not None and images.dtype != torch.uint8:
@@ -103,15 +107,14 @@ def to_model_input(
                 f"a uint8 batch must be (batch, height, width, 3) pictures as kit's loaders "
                 f"give them; got shape {tuple(images.shape)}"
             )
-        norm = normalization(cfg)
-        mean, scale = _constants(norm.mean, norm.std, images.device)
+        shift, scale = _constants(tuple(mean), tuple(std), images.device)
         # the permuted view is already channels-last in memory, and float() keeps that layout
         pixels = images.permute(0, 3, 1, 2).float()
         if augment is not None:
             with torch.no_grad():  # no gradient flows into the pictures
                 pixels = augment(pixels / 255.0) * 255.0
-        images = (pixels - mean) * scale
-    layout = torch.channels_last if cfg.channels_last else torch.contiguous_format
+        images = (pixels - shift) * scale
+    layout = torch.channels_last if channels_last else torch.contiguous_format
     return images.contiguous(memory_format=layout)
 
 

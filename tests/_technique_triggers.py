@@ -32,7 +32,7 @@ TECHNIQUES: dict[str, Callable[[object], str]] = {
     "crop-mix-mode": lambda c: _raised(lambda: Config(crop_mix=0.5, crop_mode="tight").validate()),
     "logit-adjusted-no-labels": lambda c: _raised(lambda: build_loss("logit_adjusted")),
     "device-aug-float-batch": lambda c: _raised(
-        lambda: to_model_input(torch.zeros(2, 3, 8, 8), Config(), torch.device("cpu"), abs)
+        lambda: to_model_input(torch.zeros(2, 3, 8, 8), torch.device("cpu"), augment=abs)
     ),
     "soft-target-classes": lambda c: raised(
         lambda: build_loss("cross_entropy")(torch.zeros(2, 18), torch.full((2, 3), 1 / 3))

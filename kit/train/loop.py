@@ -10,6 +10,7 @@ its share of the batches; rank 0 alone writes.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import logging
 import time
@@ -37,6 +38,7 @@ from kit.registry import blame_user
 from kit.running import SYNC_EVERY, Running, batch_labels
 from kit.train import checkpoint, data, distributed
 from kit.train.checkpoint import Job, Ready, Trainer, TrainState
+from kit.transforms import normalization
 from kit.tta import crop_sources, tta_views
 
 __all__ = ["Epochs", "batch_labels", "predict_frame", "predictor", "train_one_epoch", "train_run"]
@@ -198,6 +200,7 @@ def train_one_epoch(
     device = next(model.parameters()).device
     amp = pick_amp(cfg, device)  # the scaler of build_parts is on for float16 alone
     augment = create_device_aug(cfg)  # training batches only, on the device
+    norm = normalization(cfg)
     steps, updates = epoch_steps(loader, cfg), (epoch - 1) * optimizer_steps(loader, cfg)
     model.train()
     optimizer.zero_grad(set_to_none=True)
@@ -208,7 +211,14 @@ def train_one_epoch(
         running = Running(device, counts=progress.bar_shown, width=width)
         # islice, not a break: a break would load (and throw away) one batch too many
         for i, (images, targets) in enumerate(itertools.islice(loader, steps)):
-            images = to_model_input(images, cfg, device, augment)
+            images = to_model_input(
+                images,
+                device,
+                mean=norm.mean,
+                std=norm.std,
+                channels_last=cfg.channels_last,
+                augment=augment,
+            )
             targets = hard = _to_device(targets, device)
             if mixer is not None:
                 images, targets = mixer(images, targets)
@@ -277,14 +287,18 @@ def predict_frame(
         crops = crop_sources(views_of, cfg, data.resolve_data_dir(cfg), paths)
     crop_loaders = [data.frame_loader(df, c.cfg, c.loader, batch_size) for c in crops]
     amp, was_training = pick_amp(cfg, device), model.training
+    # a crop view differs in its geometry only: the same pixel statistics and layout
+    norm = normalization(cfg)
+    as_input = functools.partial(
+        to_model_input, device=device, mean=norm.mean, std=norm.std, channels_last=cfg.channels_last
+    )
     model.eval()
     chunks, start = [], 0
     try:
         for (images, _), *others in zip(loader, *crop_loaders, strict=True):
-            images = to_model_input(images, cfg, device)
+            images = as_input(images)
             batches = [
-                c.view(to_model_input(o, c.cfg, device), images, start)
-                for c, (o, _) in zip(crops, others, strict=True)
+                c.view(as_input(o), images, start) for c, (o, _) in zip(crops, others, strict=True)
             ]
             start += len(images)
             with amp.autocast():
