@@ -235,7 +235,8 @@ def estimate(
         at_batch = checked.replace(batch_size=batch)
         full = drop_ages(splits.training, checked.drop_ages)
         dataset = data.train_dataset(at_batch, full, head_target(checked.head), pictures)
-        per_epoch = epoch_steps(train_loader(dataset, at_batch, torch.Generator()), at_batch)
+        loader = train_loader(dataset, at_batch, torch.Generator())
+        per_epoch = epoch_steps(loader, at_batch.max_steps_per_epoch)
         step_s = train_s / steps
         epoch_s = step_s * per_epoch
         stages.append(

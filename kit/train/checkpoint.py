@@ -142,7 +142,7 @@ def check(cfg: Config) -> Config:
     for checked in (cfg, cfg.smoke_variant()) if cfg.smoke else (cfg,):
         checked.validate()
         check_registries(checked)  # every registry is loaded once kit.train is imported
-        check_scheduler_kwargs(checked)
+        check_scheduler_kwargs(checked.scheduler, checked.scheduler_kwargs)
         check_pseudo_sources(checked)
     if checked.resume and nothing_to_train(checked):
         check_unchanged(checked, Path(checked.resume))  # a finished run: nothing else to check
@@ -222,7 +222,8 @@ def build_trainer(
     if weights is not None:
         model.load_state_dict(weights)
     criterion = build_criterion(cfg, train_ds.targets).to(device)
-    parts = build_parts(cfg, model, optimizer_steps(loader, cfg), device)
+    steps = optimizer_steps(loader, cfg.max_steps_per_epoch, cfg.grad_accum)
+    parts = build_parts(cfg, model, steps, device)
     mixer = build_mixer(
         cfg.mix,
         pairs=cfg.mix_pairs,

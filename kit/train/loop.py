@@ -201,7 +201,8 @@ def train_one_epoch(
     amp = pick_amp(cfg, device)  # the scaler of build_parts is on for float16 alone
     augment = create_device_aug(cfg)  # training batches only, on the device
     norm = normalization(cfg)
-    steps, updates = epoch_steps(loader, cfg), (epoch - 1) * optimizer_steps(loader, cfg)
+    steps = epoch_steps(loader, cfg.max_steps_per_epoch)
+    updates = (epoch - 1) * optimizer_steps(loader, cfg.max_steps_per_epoch, cfg.grad_accum)
     model.train()
     optimizer.zero_grad(set_to_none=True)
     seen, lr = 0, max(float(g["lr"]) for g in optimizer.param_groups)
