@@ -26,7 +26,7 @@ The test-time views of a prepared batch are :data:`kit.tta.TTA`.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -51,6 +51,7 @@ __all__ = [
     "FractionCenterCrop",
     "Normalization",
     "build_transforms",
+    "create_transforms",
     "crop_rect",
     "draws_numbers",
     "normalization",
@@ -252,10 +253,10 @@ class _FitResize(A.ImageOnlyTransform):
         return ("height", "width", "enlarge")
 
 
-def _resize(cfg: Config) -> _FitResize:
-    height, width = cfg.image_size
+def _resize(image_size: tuple[int, int], interpolation: str) -> _FitResize:
+    height, width = image_size
     # the weights' interpolation when enlarging a small crop
-    return _resize_step(height, width, _INTERPOLATIONS[normalization(cfg).interpolation])
+    return _resize_step(height, width, _INTERPOLATIONS[interpolation])
 
 
 @functools.lru_cache(maxsize=32)
@@ -265,18 +266,23 @@ def _resize_step(height: int, width: int, enlarge: int) -> _FitResize:
     return _FitResize(height, width, enlarge)
 
 
-def _prepare_steps(cfg: Config) -> list[A.BasicTransform]:
-    if CROP_MODES.get(cfg.crop_mode).needs_boxes:
+def _check_whole_pictures(crop_mode: str) -> None:
+    """A transform of whole pictures crops them without their face box."""
+    if CROP_MODES.get(crop_mode).needs_boxes:
         raise ValueError(
-            f"crop_mode {cfg.crop_mode!r} needs each picture's face box: read pictures with "
+            f"crop_mode {crop_mode!r} needs each picture's face box: read pictures with "
             f"kit.faces.prepared_loader(cfg, paths) and pass prepared=True"
         )
-    return [FractionCenterCrop(cfg.crop), _resize(cfg)]
 
 
-def _finish_steps(cfg: Config) -> list[A.BasicTransform]:
-    norm = normalization(cfg)
-    return [A.Normalize(mean=norm.mean, std=norm.std, max_pixel_value=255.0), ToTensorV2()]
+def _prepare_steps(
+    crop: tuple[float, float], image_size: tuple[int, int], interpolation: str
+) -> list[A.BasicTransform]:
+    return [FractionCenterCrop(crop), _resize(image_size, interpolation)]
+
+
+def _finish_steps(mean: tuple[float, ...], std: tuple[float, ...]) -> list[A.BasicTransform]:
+    return [A.Normalize(mean=mean, std=std, max_pixel_value=255.0), ToTensorV2()]
 
 
 _OWNED = (A.Normalize, ToTensorV2, A.Resize, A.CenterCrop, _FitResize)
@@ -311,7 +317,7 @@ def prepare(image: np.ndarray, cfg: Config, box: Box | None = None) -> np.ndarra
     Training, the cache and inference all prepare pictures with this one function."""
     x0, y0, x1, y1 = crop_rect(image.shape, cfg, box)
     crop = np.ascontiguousarray(image[y0:y1, x0:x1])
-    return _resize(cfg)(image=crop)["image"]
+    return _resize(cfg.image_size, normalization(cfg).interpolation)(image=crop)["image"]
 
 
 def prepare_key(cfg: Config) -> dict[str, Any]:
@@ -324,31 +330,81 @@ def prepare_key(cfg: Config) -> dict[str, Any]:
     return {**key, "interpolation": normalization(cfg).interpolation}
 
 
+def _own_augmentations(
+    augment: A.BasicTransform | Sequence[A.BasicTransform] | None,
+) -> list[A.BasicTransform]:
+    augs = [] if augment is None else augment
+    augs = list(augs) if isinstance(augs, (list, tuple)) else [augs]
+    _check_augment(augs)
+    return augs
+
+
+def _pipelines(
+    head: list[A.BasicTransform],
+    augs: list[A.BasicTransform],
+    tail: list[A.BasicTransform],
+    seed: int | None,
+) -> tuple[A.Compose, A.Compose]:
+    return A.Compose([*head, *augs, *tail], seed=seed), A.Compose([*head, *tail], seed=seed)
+
+
+def create_transforms(
+    *,
+    image_size: tuple[int, int],
+    crop: tuple[float, float] = (1.0, 1.0),
+    crop_mode: str = "center",
+    mean: tuple[float, ...] = MEAN,
+    std: tuple[float, ...] = STD,
+    interpolation: str = "bilinear",
+    augment: A.BasicTransform | Sequence[A.BasicTransform] | None = None,
+    prepared: bool = False,
+    tensor: bool = True,
+    seed: int | None = None,
+) -> tuple[A.Compose, A.Compose]:
+    """``(train_tf, eval_tf)`` from explicit settings, as timm's ``create_transform``: the
+    centre share ``crop`` (``crop_mode`` must need no face box) resized to ``image_size``
+    (``interpolation`` when enlarging), then ``augment`` (training only), then normalisation
+    with ``mean`` and ``std`` to a (3, H, W) float tensor (``tensor=False``: the uint8 picture,
+    for :func:`kit.batch.to_model_input`). ``prepared=True`` drops the crop and resize;
+    ``seed`` seeds albumentations' draws. :func:`build_transforms` gives a Config's.
+    """
+    head = []
+    if not prepared:
+        _check_whole_pictures(crop_mode)
+        head = _prepare_steps(crop, image_size, interpolation)
+    augs = _own_augmentations(augment)
+    return _pipelines(head, augs, _finish_steps(mean, std) if tensor else [], seed)
+
+
 def build_transforms(
     cfg: Config,
     augment: A.BasicTransform | list[A.BasicTransform] | None = None,
     prepared: bool = False,
     tensor: bool = True,
 ) -> tuple[A.Compose, A.Compose]:
-    """``(train_tf, eval_tf)`` for ``cfg``; each maps ``image=uint8 RGB`` to a normalised
-    (3, H, W) float tensor, or with ``tensor=False`` to the uint8 (H, W, 3) picture before
-    normalisation (kit's loaders: :func:`kit.batch.to_model_input` finishes it on the
-    device, to the same tensor).
+    """``(train_tf, eval_tf)`` of ``cfg`` (its preset, crop, size and the normalisation of its
+    weights: :func:`create_transforms` with the Config unpacked); each maps ``image=uint8
+    RGB`` to a normalised (3, H, W) float tensor, or with ``tensor=False`` to the uint8
+    (H, W, 3) picture before normalisation (kit's loaders: :func:`kit.batch.to_model_input`
+    finishes it on the device, to the same tensor).
 
     ``augment`` replaces the preset's augmentations (a recipe's own ``A.Compose`` or list); it
     sees the cropped, resized uint8 image. ``prepared=True`` drops the crop and resize.
     """
     preset = PRESETS.get(cfg.preset)
-    head = [] if prepared else _prepare_steps(cfg)
+    head = []
+    if not prepared:
+        _check_whole_pictures(cfg.crop_mode)
+        head = _prepare_steps(cfg.crop, cfg.image_size, normalization(cfg).interpolation)
     if augment is None:
         with PRESETS.calling(cfg.preset, on=f"the config of run {cfg.name!r}"):
-            augs = preset(cfg)
+            augs = preset(cfg)  # a preset's own steps are its author's: not checked
             if not isinstance(augs, (list, tuple)):
                 raise TypeError(f"returned {type(augs).__name__}; expected a list of transforms")
     else:
-        augs = list(augment) if isinstance(augment, (list, tuple)) else [augment]
-        _check_augment(augs)
-    tail = _finish_steps(cfg) if tensor else []
-    train_tf = A.Compose([*head, *augs, *tail], seed=cfg.seed)
-    eval_tf = A.Compose([*head, *tail], seed=cfg.seed)
-    return train_tf, eval_tf
+        augs = _own_augmentations(augment)
+    tail = []
+    if tensor:
+        norm = normalization(cfg)
+        tail = _finish_steps(norm.mean, norm.std)
+    return _pipelines(head, augs, tail, cfg.seed)
