@@ -24,7 +24,7 @@ def _joint_criterion(cfg: Config, labels: Any) -> nn.Module:
 
 
 def _heads_criterion(cfg: Config, labels: Any) -> nn.Module:
-    args = head_loss_args(cfg)
+    args = head_loss_args(cfg.loss, head_losses=cfg.head_losses, loss_kwargs=cfg.loss_kwargs)
     specs = {h: spec for h, (spec, _) in args.items()}
     per_head = {h: kw for h, (_, kw) in args.items() if kw}
     return build_multihead_loss(specs, weights=cfg.head_weights, labels=labels, **per_head)
