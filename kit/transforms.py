@@ -77,10 +77,12 @@ Box = tuple[int, int, int, int]
 
 @dataclass(frozen=True)
 class CropMode:
-    """``rect(height, width, box, cfg)``: the crop of a (height, width) picture whose face box
-    is ``box`` (None: none found / not needed). ``needs_boxes``: the mode uses face boxes."""
+    """``rect(height, width, box, crop=, image_size=, face_margin=)``: the crop of a (height,
+    width) picture whose face box is ``box`` (None: none found / not needed), for the centre
+    share ``crop``, the network input ``image_size`` and the margin ``face_margin`` around a
+    face. ``needs_boxes``: the mode uses face boxes."""
 
-    rect: Callable[[int, int, Box | None, Any], Box]
+    rect: Callable[..., Box]
     needs_boxes: bool
 
 
@@ -88,9 +90,11 @@ class CropMode:
 CROP_MODES: Registry[CropMode] = Registry("crop_mode")
 
 
-def _center_rect(height: int, width: int, box: Box | None, cfg: Config) -> Box:
-    ch = max(1, round(height * cfg.crop[0]))
-    cw = max(1, round(width * cfg.crop[1]))
+def _center_rect(
+    height: int, width: int, box: Box | None, *, crop: tuple[float, float], **_: Any
+) -> Box:
+    ch = max(1, round(height * crop[0]))
+    cw = max(1, round(width * crop[1]))
     top, left = (height - ch) // 2, (width - cw) // 2
     return left, top, left + cw, top + ch
 
@@ -102,18 +106,26 @@ def _span(center: float, size: float, limit: int) -> tuple[int, int]:
     return start, start + size
 
 
-def _face_rect(height: int, width: int, box: Box | None, cfg: Config) -> Box:
-    """The face box grown by ``cfg.face_margin`` on each side, then to the input's aspect
-    ratio (so the resize does not stretch the face); where no face was found, the centre crop
-    ``cfg.crop``, trimmed to that aspect ratio too."""
-    aspect = cfg.image_size[0] / cfg.image_size[1]  # height / width of the network input
+def _face_rect(
+    height: int,
+    width: int,
+    box: Box | None,
+    *,
+    crop: tuple[float, float],
+    image_size: tuple[int, int],
+    face_margin: float,
+) -> Box:
+    """The face box grown by ``face_margin`` on each side, then to the input's aspect ratio
+    (so the resize does not stretch the face); where no face was found, the centre crop
+    ``crop``, trimmed to that aspect ratio too."""
+    aspect = image_size[0] / image_size[1]  # height / width of the network input
     if box is None:
-        x0, y0, x1, y1 = _center_rect(height, width, None, cfg)
+        x0, y0, x1, y1 = _center_rect(height, width, None, crop=crop)
         h, w = y1 - y0, x1 - x0
         h, w = min(h, w * aspect), min(w, h / aspect)
     else:
         x0, y0, x1, y1 = box
-        grow = 1 + 2 * cfg.face_margin
+        grow = 1 + 2 * face_margin
         h, w = (y1 - y0) * grow, (x1 - x0) * grow
         h, w = max(h, w * aspect), max(w, h / aspect)
     left, right = _span((x0 + x1) / 2, w, width)
@@ -128,9 +140,21 @@ CROP_MODES.register("face", CropMode(_face_rect, needs_boxes=True))
 OTHER_CROP: dict[str, str] = {"center": "face", "face": "center"}
 
 
-def crop_rect(shape: tuple[int, ...], cfg: Config, box: Box | None = None) -> Box:
-    """The crop ``cfg.crop_mode`` takes of a picture of ``shape`` (H, W, ...) with face ``box``."""
-    return CROP_MODES.get(cfg.crop_mode).rect(int(shape[0]), int(shape[1]), box, cfg)
+def crop_rect(
+    shape: tuple[int, ...],
+    box: Box | None = None,
+    *,
+    crop_mode: str,
+    crop: tuple[float, float],
+    image_size: tuple[int, int],
+    face_margin: float = 0.0,
+) -> Box:
+    """The crop ``crop_mode`` (:data:`CROP_MODES`) takes of a picture of ``shape`` (H, W, ...)
+    with face ``box``, for the centre share ``crop``, the network input ``image_size`` and
+    ``face_margin`` around a face."""
+    rect = CROP_MODES.get(crop_mode).rect
+    kwargs = {"crop": crop, "image_size": image_size, "face_margin": face_margin}
+    return rect(int(shape[0]), int(shape[1]), box, **kwargs)
 
 
 @dataclass(frozen=True)
@@ -315,7 +339,14 @@ def prepare(image: np.ndarray, cfg: Config, box: Box | None = None) -> np.ndarra
     """The deterministic geometry of ``cfg`` applied to one uint8 RGB image (H, W, 3): the crop
     of ``cfg.crop_mode`` (around face ``box`` for ``face``), resized to ``cfg.image_size``.
     Training, the cache and inference all prepare pictures with this one function."""
-    x0, y0, x1, y1 = crop_rect(image.shape, cfg, box)
+    x0, y0, x1, y1 = crop_rect(
+        image.shape,
+        box,
+        crop_mode=cfg.crop_mode,
+        crop=cfg.crop,
+        image_size=cfg.image_size,
+        face_margin=cfg.face_margin,
+    )
     crop = np.ascontiguousarray(image[y0:y1, x0:x1])
     return _resize(cfg.image_size, normalization(cfg).interpolation)(image=crop)["image"]
 

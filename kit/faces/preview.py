@@ -52,7 +52,15 @@ def preview(
             if c >= len(paths):
                 continue
             image, face = load_rgb(paths[c]), loader.box(paths[c])
-            rect = crop_rect(image.shape, loader.cfg, face)
+            cfg = loader.cfg
+            rect = crop_rect(
+                image.shape,
+                face,
+                crop_mode=cfg.crop_mode,
+                crop=cfg.crop,
+                image_size=cfg.image_size,
+                face_margin=cfg.face_margin,
+            )
             score = None if loader.faces is None else loader.faces.scores.get(paths[c])
             _draw(top, image, face, rect, f"{label}: " if c == 0 else "", score)
             bottom.imshow(loader(paths[c]))
