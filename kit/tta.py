@@ -35,7 +35,7 @@ __all__ = ["TTA", "CropSource", "CropViews", "Views", "crop_sources", "shift", "
 __all__ += ["zoom"]
 
 
-def _check_tta(value: Any, field: str | None, cfg: Config) -> None:
+def _check_tta(value: Any, field: str | None, cfg: Config | None) -> None:
     """A TTA spec is one registered name or several joined by ``+`` (their product)."""
     if not isinstance(value, str):
         raise TypeError(f"a TTA spec is a string such as 'hflip+shift', got {value!r}")

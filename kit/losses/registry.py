@@ -106,7 +106,7 @@ def head_loss_args(
     }
 
 
-def _check(value: Any, field: str | None, cfg: Config) -> None:
+def _check(value: Any, field: str | None, cfg: Config | None) -> None:
     """The registry check of the loss fields: ``loss`` (a spec) and ``head_losses`` (head ->
     spec); given the config, ``loss_kwargs`` too, against the losses its head trains with."""
     where = f"config field {field!r}" if field else "loss"
