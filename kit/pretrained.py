@@ -186,7 +186,7 @@ def resolve_weights(cfg: Config) -> Weights | None:
         return None  # a registered factory loads its own weights
     if torchvision_name(cfg.model) is not None:
         return _torchvision_weights(cfg)
-    found = pretrained_cfg(cfg)
+    found = pretrained_cfg(cfg.model, getattr(cfg, "pretrained_tag", None))
     name = weights_name(cfg.model, getattr(cfg, "pretrained_tag", None))
     if "." not in name and getattr(found, "tag", None):
         name = f"{name}.{found.tag}"

@@ -191,7 +191,7 @@ def normalization(cfg: Config) -> Normalization:
                 f"{cfg.model!r}, mean=(...), std=(...)) as its weights were trained"
             )
         return Normalization(spec.mean, spec.std, "bilinear", cfg.model)
-    pc = pretrained_cfg(cfg)
+    pc = pretrained_cfg(cfg.model, cfg.pretrained_tag)
     name = weights_name(cfg.model, cfg.pretrained_tag)
     mean, std = (tuple(float(v) for v in pc.mean), tuple(float(v) for v in pc.std))
     interpolation = pc.interpolation if pc.interpolation in _INTERPOLATIONS else "bilinear"
