@@ -115,7 +115,7 @@ def check(cfg: Any) -> None:
             "--pretrained-tag out"
         )
     elif cfg.pretrained_tag is not None:
-        pretrained_cfg(cfg)  # an unknown tag names the valid ones
+        pretrained_cfg(cfg.model, cfg.pretrained_tag)  # an unknown tag names the valid ones
     _check_device(cfg.device)
 
 
@@ -278,14 +278,14 @@ def weights_name(model: str, tag: str | None = None) -> str:
     return f"{model.partition('.')[0]}.{tag}"
 
 
-def pretrained_cfg(cfg: Any) -> Any:
-    """timm's pretrained config of ``cfg.model`` with ``cfg.pretrained_tag`` (mean, std,
+def pretrained_cfg(model: str, tag: str | None = None) -> Any:
+    """timm's pretrained config of ``model`` with weight variant ``tag`` (mean, std,
     interpolation, hub id); ValueError listing the valid tags for an unknown one.
 
     Here, not in :mod:`kit.pretrained`, because checking a config asks it too."""
     import timm  # slow to import: only when a config is checked
 
-    name = weights_name(cfg.model, getattr(cfg, "pretrained_tag", None))
+    name = weights_name(model, tag)
     try:
         found = timm.get_pretrained_cfg(name)
     except RuntimeError:  # timm's "Invalid pretrained tag"

@@ -36,7 +36,6 @@ from kit.bench.core import sample_rows
 from kit.bench.memory import PeakMemory
 from kit.bench.phases import StepClock, sync
 from kit.config import Config, parse_folds
-from kit.crops import CROP_MODES
 from kit.data.cache import cache_dir_for
 from kit.data.dataset import FlipChoice, load_rgb
 from kit.data.pictures import PreparedLoader, build_run_cache
@@ -53,6 +52,7 @@ from kit.train.checkpoint import Job, build_trainer, check
 from kit.train.distributed import SINGLE, training_module
 from kit.train.fit import Measured
 from kit.train.loop import predict_frame, train_one_epoch
+from kit.transforms import CROP_MODES
 
 __all__ = ["Estimate", "Stage", "estimate", "format_estimate", "report", "time_train_steps"]
 
@@ -237,7 +237,8 @@ def estimate(
         at_batch = checked.replace(batch_size=batch)
         full = drop_ages(splits.training, checked.drop_ages)
         dataset = data.train_dataset(at_batch, full, head_target(checked.head), pictures)
-        per_epoch = epoch_steps(train_loader(dataset, at_batch, torch.Generator()), at_batch)
+        loader = train_loader(dataset, at_batch, torch.Generator())
+        per_epoch = epoch_steps(loader, at_batch.max_steps_per_epoch)
         step_s = train_s / steps
         epoch_s = step_s * per_epoch
         stages.append(

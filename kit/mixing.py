@@ -3,7 +3,7 @@
 A mixed batch pairs every picture with a partner from the same batch and blends the two: MixUp
 blends the pixels, CutMix pastes a box of the partner, the half-picture variants paste one half
 (left / right for ``vhalves``, top / bottom for ``hhalves``) with a cut position drawn from the
-narrow range ``cfg.mix_lam`` (the 1st place of the competition cut near the middle). The
+narrow range ``lam`` (``--mix-lam``; the 1st place of the competition cut near the middle). The
 targets become ``lam * target + (1 - lam) * partner's target``, soft (n, C) rows that sum to 1;
 a three-head model gets each head's marginal of the mixed 18-way target, so every head mixes
 its own target with the same ``lam``.
@@ -60,31 +60,32 @@ def _same_class_pairs(classes: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True)
 class MixSpec:
-    """A mixing operation: ``mix(images, partner, cfg) -> lam`` pastes or blends the partner
-    rows into ``images`` in place; ``timm`` the ``timm.data.Mixup`` arguments that do the same
-    with random partners (None: kit's own code for every pairing)."""
+    """A mixing operation: ``mix(images, partner, alpha, lam) -> share kept`` pastes or blends
+    the partner rows into ``images`` in place (``alpha``: the Beta(alpha, alpha) of MixUp and
+    CutMix; ``lam``: the range of the half-picture cut); ``timm`` the ``timm.data.Mixup``
+    arguments that do the same with random partners (None: kit's own code for every pairing)."""
 
-    mix: Callable[[torch.Tensor, np.ndarray, Any], float] | None
+    mix: Callable[[torch.Tensor, np.ndarray, float, tuple[float, float]], float] | None
     timm: dict[str, float] | None = None
 
 
-def _blend(x: torch.Tensor, partner: np.ndarray, cfg: Any) -> float:
-    lam = float(np.random.beta(cfg.mix_alpha, cfg.mix_alpha))
+def _blend(x: torch.Tensor, partner: np.ndarray, alpha: float, lam: tuple[float, float]) -> float:
+    lam = float(np.random.beta(alpha, alpha))
     x.mul_(lam).add_(x[torch.as_tensor(partner, device=x.device)], alpha=1.0 - lam)
     return lam
 
 
-def _box(x: torch.Tensor, partner: np.ndarray, cfg: Any) -> float:
-    lam = float(np.random.beta(cfg.mix_alpha, cfg.mix_alpha))
+def _box(x: torch.Tensor, partner: np.ndarray, alpha: float, lam: tuple[float, float]) -> float:
+    lam = float(np.random.beta(alpha, alpha))
     (yl, yh, xl, xh), lam = cutmix_bbox_and_lam(x.shape, lam, correct_lam=True)
     x[:, :, yl:yh, xl:xh] = x[torch.as_tensor(partner, device=x.device)][:, :, yl:yh, xl:xh]
     return float(lam)
 
 
-def _halves(axis: int) -> Callable[[torch.Tensor, np.ndarray, Any], float]:
-    def mix(x: torch.Tensor, partner: np.ndarray, cfg: Any) -> float:
+def _halves(axis: int) -> Callable[[torch.Tensor, np.ndarray, float, tuple[float, float]], float]:
+    def mix(x: torch.Tensor, partner: np.ndarray, alpha: float, lam: tuple[float, float]) -> float:
         size = x.shape[axis]
-        cut = round(float(np.random.uniform(*cfg.mix_lam)) * size)
+        cut = round(float(np.random.uniform(*lam)) * size)
         cut = min(max(cut, 1), size - 1)
         rest = x[torch.as_tensor(partner, device=x.device)].narrow(axis, cut, size - cut)
         x.narrow(axis, cut, size - cut).copy_(rest)
@@ -101,7 +102,7 @@ MIXES.register("cutmix", MixSpec(_box, {"mixup_alpha": 0.0, "cutmix_alpha": 1.0}
 MIXES.register(
     "mixup_cutmix",
     MixSpec(
-        lambda x, p, cfg: (_box if np.random.rand() < 0.5 else _blend)(x, p, cfg),
+        lambda x, p, alpha, lam: (_box if np.random.rand() < 0.5 else _blend)(x, p, alpha, lam),
         {"mixup_alpha": 1.0, "cutmix_alpha": 1.0},
     ),
 )  # one of the two per batch, with even odds (timm's switch_prob)
@@ -138,24 +139,33 @@ def _like(targets: Any, soft: torch.Tensor) -> Any:
 
 
 class Mixer:
-    """Mixes a training batch as ``cfg`` says (``mix``, ``mix_pairs``, ``mix_alpha``,
-    ``mix_lam``, ``mix_prob``): ``mixer(images, targets) -> (images, soft targets)``.
+    """Mixes a training batch with ``mix`` (:data:`MIXES`; ``--mix``), partners of ``pairs``
+    (:data:`MIX_PAIRS`; ``--mix-pairs``), ``alpha`` (``--mix-alpha``), ``lam`` (``--mix-lam``),
+    a share ``prob`` of the batches mixed (``--mix-prob``), targets of ``head`` (``--head``):
+    ``mixer(images, targets) -> (images, soft targets)``.
 
-    ``images`` are changed in place. A batch left unmixed (probability ``1 - mix_prob``)
-    still gets soft (one-hot) targets, so the loss sees one kind of target all epoch.
+    ``images`` are changed in place. A batch left unmixed (probability ``1 - prob``) still
+    gets soft (one-hot) targets, so the loss sees one kind of target all epoch.
     """
 
-    def __init__(self, cfg: Any) -> None:
-        self.cfg, self.spec = cfg, MIXES.get(cfg.mix)
-        self.pairs = MIX_PAIRS.get(cfg.mix_pairs)
-        task = head_task(cfg.head)  # a per-task head's targets are its task's values
+    def __init__(
+        self,
+        mix: str,
+        *,
+        pairs: str = "random",
+        alpha: float = 1.0,
+        lam: tuple[float, float] = (0.4, 0.6),
+        prob: float = 1.0,
+        head: str = "single",
+    ) -> None:
+        self.spec, self.pairs = MIXES.get(mix), MIX_PAIRS.get(pairs)
+        self.alpha, self.lam, self.prob = alpha, tuple(lam), prob
+        task = head_task(head)  # a per-task head's targets are its task's values
         self.width = NUM_CLASSES if task is None else HEAD_SIZES[task]
         self.timm = None
-        if self.spec.timm is not None and cfg.mix_pairs == "random":
-            alphas = {k: v * cfg.mix_alpha for k, v in self.spec.timm.items()}
-            self.timm = Mixup(
-                **alphas, prob=cfg.mix_prob, label_smoothing=0.0, num_classes=self.width
-            )
+        if self.spec.timm is not None and pairs == "random":
+            alphas = {k: v * alpha for k, v in self.spec.timm.items()}
+            self.timm = Mixup(**alphas, prob=prob, label_smoothing=0.0, num_classes=self.width)
 
     def __call__(self, images: torch.Tensor, targets: Any) -> tuple[torch.Tensor, Any]:
         classes, soft = target_classes(targets), _is_soft(targets)
@@ -164,19 +174,30 @@ class Mixer:
             images, soft = self.timm(images, classes)
             return images, _like(targets, soft)
         lam, partner = 1.0, np.arange(len(images))
-        if self.spec.mix is not None and np.random.rand() < self.cfg.mix_prob:
+        if self.spec.mix is not None and np.random.rand() < self.prob:
             partner = self.pairs(classes.cpu().numpy())
-            lam = self.spec.mix(images, partner, self.cfg)
+            lam = self.spec.mix(images, partner, self.alpha, self.lam)
         if soft:
             return images, _mix_soft(targets, partner, lam)
         return images, _like(targets, soft_targets(classes, partner, lam, self.width))
 
 
-def build_mixer(cfg: Any) -> Mixer | None:
-    """The :class:`Mixer` of ``cfg``, or None when ``cfg.mix`` is ``none``."""
-    return None if MIXES.get(cfg.mix).mix is None else Mixer(cfg)
+def build_mixer(
+    mix: str,
+    *,
+    pairs: str = "random",
+    alpha: float = 1.0,
+    lam: tuple[float, float] = (0.4, 0.6),
+    prob: float = 1.0,
+    head: str = "single",
+) -> Mixer | None:
+    """The :class:`Mixer` of these arguments, or None when ``mix`` is ``none``."""
+    if MIXES.get(mix).mix is None:
+        return None
+    return Mixer(mix, pairs=pairs, alpha=alpha, lam=lam, prob=prob, head=head)
 
 
-def mix_active(cfg: Any, epoch: int) -> bool:
-    """Whether batches of ``epoch`` (1-based) are mixed: all but the last ``mix_off_epochs``."""
-    return cfg.mix != "none" and epoch <= cfg.epochs - cfg.mix_off_epochs
+def mix_active(epoch: int, *, mix: str, epochs: int, off_epochs: int = 0) -> bool:
+    """Whether batches of ``epoch`` (1-based of ``epochs``) are mixed with ``mix``: all but the
+    last ``off_epochs`` (``--mix-off-epochs``)."""
+    return mix != "none" and epoch <= epochs - off_epochs

@@ -31,6 +31,7 @@ import torch
 from torch import nn
 
 from kit._config_checks import registered_model, torchvision_name, torchvision_weights
+from kit.config import Config
 from kit.errors import KitError, UserCodeError
 from kit.heads import HEADS, HeadSpec, MultiHead, head_spec, register_head, to_probs
 from kit.pretrained import Weights, WeightsUnavailable, resolve_weights
@@ -179,7 +180,7 @@ def _strip_classifier(model: nn.Module, name: str) -> nn.Module:
     return model
 
 
-def _torchvision(cfg: Any, weights: Weights | None) -> nn.Module:
+def _torchvision(cfg: Config, weights: Weights | None) -> nn.Module:
     from torchvision import models
 
     name = torchvision_name(cfg.model)
@@ -189,7 +190,7 @@ def _torchvision(cfg: Any, weights: Weights | None) -> nn.Module:
     return _strip_classifier(model, name)
 
 
-def _registered(cfg: Any, spec: ModelSpec, weights: Weights | None) -> nn.Module:
+def _registered(cfg: Config, spec: ModelSpec, weights: Weights | None) -> nn.Module:
     on = "pretrained=True" if cfg.pretrained else "no arguments"
     try:
         # a TypeError may be the missing pretrained argument: told apart below
@@ -213,7 +214,7 @@ def _registered(cfg: Any, spec: ModelSpec, weights: Weights | None) -> nn.Module
     return backbone
 
 
-def _timm(cfg: Any, weights: Weights | None) -> nn.Module:
+def _timm(cfg: Config, weights: Weights | None) -> nn.Module:
     import timm
 
     if not timm.is_model(cfg.model):
@@ -250,7 +251,7 @@ def _timm(cfg: Any, weights: Weights | None) -> nn.Module:
     return backbone
 
 
-def create_model(cfg: Any, weights: Weights | None = None) -> Classifier:
+def create_model(cfg: Config, weights: Weights | None = None) -> Classifier:
     """The model of ``cfg``: the backbone ``cfg.model`` (timm, ``torchvision/<name>`` or
     registered with :func:`register_model`) plus ``cfg.head`` on its features.
 

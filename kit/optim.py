@@ -15,8 +15,9 @@ Schedulers are timm schedulers stepped per optimizer update
 
 from __future__ import annotations
 
+import functools
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -42,7 +43,7 @@ __all__ += ["build_optimizer", "build_parts", "build_scheduler", "check_schedule
 __all__ += ["epoch_steps", "optimizer_steps"]
 
 
-def _check_optimizer(value: Any, field: str | None, cfg: Any) -> None:
+def _check_optimizer(value: Any, field: str | None, cfg: Config | None) -> None:
     valid = optimizer_names()
     if value not in valid:
         what = "optimizer" if field is None else f"config field {field!r} is"
@@ -53,10 +54,11 @@ def _check_optimizer(value: Any, field: str | None, cfg: Any) -> None:
         )
 
 
-#: optimizers of one's own: name -> builder(param_groups, cfg) -> Optimizer. Every timm optimizer
-#: name (``timm.optim.list_optimizers()``) is valid without an entry here; an entry of the same
-#: name wins. The param groups carry their ``lr_scale`` (which timm's schedulers apply).
-OPTIMIZERS: Registry[Callable[[list[dict[str, Any]], Any], torch.optim.Optimizer]] = Registry(
+#: optimizers of one's own: name -> ``builder(param_groups, lr=, weight_decay=, momentum=)`` ->
+#: Optimizer. Every timm optimizer name (``timm.optim.list_optimizers()``) is valid without an
+#: entry here; an entry of the same name wins. The param groups carry their ``lr_scale`` (which
+#: timm's schedulers apply).
+OPTIMIZERS: Registry[Callable[..., torch.optim.Optimizer]] = Registry(
     "optimizer", check=_check_optimizer
 )
 
@@ -75,44 +77,67 @@ def backbone_and_head(model: nn.Module) -> tuple[nn.Module, nn.Module | None]:
     return model, None
 
 
-def param_groups(model: nn.Module, cfg: Any) -> list[dict[str, Any]]:
-    """The parameter groups of ``model`` under ``cfg.layer_decay`` and ``cfg.backbone_lr_scale``:
-    the head at ``cfg.lr``; the backbone's top block at ``backbone_lr_scale * lr`` and, with
-    ``layer_decay``, each block below at ``layer_decay`` times the rate of the block above
-    (timm's ``param_groups_layer_decay``, which groups a timm backbone by its
+def param_groups(
+    model: nn.Module,
+    *,
+    weight_decay: float = 0.0,
+    layer_decay: float | None = None,
+    backbone_lr_scale: float = 1.0,
+) -> list[dict[str, Any]]:
+    """The parameter groups of ``model`` under ``layer_decay`` and ``backbone_lr_scale``: the
+    head at the optimizer's rate; the backbone's top block at ``backbone_lr_scale`` times it
+    and, with ``layer_decay``, each block below at ``layer_decay`` times the rate of the block
+    above (timm's ``param_groups_layer_decay``, which groups a timm backbone by its
     ``group_matcher``). Biases and norm weights take no weight decay, as timm does.
     """
     backbone, head = backbone_and_head(model)
-    wd = cfg.weight_decay
+    wd = weight_decay
     no_decay = getattr(backbone, "no_weight_decay", lambda: set())()
-    if cfg.layer_decay is not None:
+    if layer_decay is not None:
         groups = param_groups_layer_decay(
-            backbone, wd, no_weight_decay_list=no_decay, layer_decay=cfg.layer_decay
+            backbone, wd, no_weight_decay_list=no_decay, layer_decay=layer_decay
         )
     else:
         groups = param_groups_weight_decay(backbone, wd, no_weight_decay_list=no_decay)
     for group in groups:
-        group["lr_scale"] = group.get("lr_scale", 1.0) * cfg.backbone_lr_scale
+        group["lr_scale"] = group.get("lr_scale", 1.0) * backbone_lr_scale
     if head is not None:
         groups += [dict(g, lr_scale=1.0) for g in param_groups_weight_decay(head, wd)]
     return [g for g in groups if g["params"]]
 
 
-def build_optimizer(model: nn.Module, cfg: Any) -> torch.optim.Optimizer:
-    """``cfg.optimizer`` over ``model``'s parameters: timm's ``create_optimizer_v2`` (timm's
-    ``sgd`` is SGD with Nesterov momentum; ``momentum`` reaches only optimizers that take it).
+def build_optimizer(
+    model: nn.Module,
+    optimizer: str,
+    *,
+    lr: float,
+    weight_decay: float = 0.0,
+    momentum: float = 0.9,
+    layer_decay: float | None = None,
+    backbone_lr_scale: float = 1.0,
+) -> torch.optim.Optimizer:
+    """``optimizer`` (``--optimizer``) over ``model``'s parameters: timm's
+    ``create_optimizer_v2`` (timm's ``sgd`` is SGD with Nesterov momentum; ``momentum`` reaches
+    only optimizers that take it), or an entry of :data:`OPTIMIZERS`.
 
     Without ``layer_decay`` and with ``backbone_lr_scale`` 1, timm groups the whole model itself
     (biases and norm weights without weight decay), as runs trained before those fields did,
     so their ``last.pt`` resumes; otherwise the groups are :func:`param_groups`.
     """
-    plain = cfg.layer_decay is None and cfg.backbone_lr_scale == 1.0
-    if cfg.optimizer in OPTIMIZERS:
-        return OPTIMIZERS.get(cfg.optimizer)(param_groups(model, cfg), cfg)
-    _check_optimizer(cfg.optimizer, "optimizer", cfg)
-    params = model if plain else param_groups(model, cfg)
+    plain = layer_decay is None and backbone_lr_scale == 1.0
+    groups = functools.partial(
+        param_groups,
+        weight_decay=weight_decay,
+        layer_decay=layer_decay,
+        backbone_lr_scale=backbone_lr_scale,
+    )
+    if optimizer in OPTIMIZERS:
+        build = OPTIMIZERS.get(optimizer)
+        return build(groups(model), lr=lr, weight_decay=weight_decay, momentum=momentum)
+    _check_optimizer(optimizer, "optimizer", None)
+    params = model if plain else groups(model)
     return create_optimizer_v2(
-        params, cfg.optimizer, lr=cfg.lr, weight_decay=cfg.weight_decay, momentum=cfg.momentum
+        params, optimizer, lr=lr, weight_decay=weight_decay, momentum=momentum
     )
 
 
@@ -166,8 +191,9 @@ class _Plateau(StepLRScheduler):
 
 @dataclass(frozen=True)
 class SchedulerSpec:
-    """A scheduler kit accepts: ``build(optimizer, cfg, steps_per_epoch, warmup, kwargs)``
-    and the ``cfg.scheduler_kwargs`` keys it reads."""
+    """A scheduler kit accepts: ``build(optimizer, lr, epochs, steps_per_epoch, warmup,
+    kwargs)`` (``warmup``: timm's warmup arguments; ``kwargs``: ``--scheduler-kwargs``) and the
+    ``scheduler_kwargs`` keys it reads."""
 
     build: Callable[..., Scheduler]
     kwargs: tuple[str, ...] = ()
@@ -176,20 +202,24 @@ class SchedulerSpec:
 SCHEDULERS: Registry[SchedulerSpec] = Registry("scheduler")
 
 
-def _cosine(opt: Any, cfg: Any, spe: int, warmup: dict[str, Any], kw: dict[str, float]) -> Any:
-    total = spe * cfg.epochs
+def _cosine(
+    opt: Any, lr: float, epochs: int, spe: int, warmup: dict[str, Any], kw: dict[str, float]
+) -> Any:
+    total = spe * epochs
     return CosineLRScheduler(
         opt,
         t_initial=max(1, total - warmup["warmup_t"]),
-        lr_min=cfg.lr * kw.get("min_lr_ratio", 0.0),
+        lr_min=lr * kw.get("min_lr_ratio", 0.0),
         warmup_prefix=True,
         t_in_epochs=False,
         **warmup,
     )
 
 
-def _step(opt: Any, cfg: Any, spe: int, warmup: dict[str, Any], kw: dict[str, float]) -> Any:
-    every = kw.get("step_epochs") or cfg.epochs / 3
+def _step(
+    opt: Any, lr: float, epochs: int, spe: int, warmup: dict[str, Any], kw: dict[str, float]
+) -> Any:
+    every = kw.get("step_epochs") or epochs / 3
     return StepLRScheduler(
         opt,
         decay_t=every * spe,
@@ -200,11 +230,15 @@ def _step(opt: Any, cfg: Any, spe: int, warmup: dict[str, Any], kw: dict[str, fl
     )
 
 
-def _plateau(opt: Any, cfg: Any, spe: int, warmup: dict[str, Any], kw: dict[str, float]) -> Any:
+def _plateau(
+    opt: Any, lr: float, epochs: int, spe: int, warmup: dict[str, Any], kw: dict[str, float]
+) -> Any:
     return _Plateau(opt, kw.get("patience", 1), kw.get("factor", 0.1), **warmup)
 
 
-def _constant(opt: Any, cfg: Any, spe: int, warmup: dict[str, Any], kw: dict[str, float]) -> Any:
+def _constant(
+    opt: Any, lr: float, epochs: int, spe: int, warmup: dict[str, Any], kw: dict[str, float]
+) -> Any:
     return StepLRScheduler(opt, decay_t=1, decay_rate=1.0, t_in_epochs=False, **warmup)
 
 
@@ -214,39 +248,50 @@ SCHEDULERS.register("plateau", SchedulerSpec(_plateau, ("patience", "factor")))
 SCHEDULERS.register("none", SchedulerSpec(_constant))
 
 
-def check_scheduler_kwargs(cfg: Any) -> None:
-    """ValueError naming ``scheduler_kwargs`` when it has keys ``cfg.scheduler`` does not read."""
-    allowed = SCHEDULERS.get(cfg.scheduler).kwargs
-    unknown = sorted(set(cfg.scheduler_kwargs) - set(allowed))
+def check_scheduler_kwargs(scheduler: str, kwargs: Mapping[str, Any]) -> None:
+    """ValueError naming ``scheduler_kwargs`` when ``kwargs`` has keys ``scheduler`` does not
+    read."""
+    allowed = SCHEDULERS.get(scheduler).kwargs
+    unknown = sorted(set(kwargs) - set(allowed))
     if unknown:
         raise ValueError(
-            f"config field 'scheduler_kwargs' has {unknown} for scheduler {cfg.scheduler!r}; "
+            f"config field 'scheduler_kwargs' has {unknown} for scheduler {scheduler!r}; "
             f"it accepts {list(allowed) or 'no arguments'}"
         )
 
 
-def build_scheduler(optimizer: torch.optim.Optimizer, cfg: Any, steps_per_epoch: int) -> Any:
-    """``cfg.scheduler`` over ``optimizer`` with ``steps_per_epoch`` updates an epoch.
+def build_scheduler(
+    optimizer: torch.optim.Optimizer,
+    scheduler: str,
+    *,
+    lr: float,
+    epochs: int,
+    steps_per_epoch: int,
+    warmup_epochs: float = 0.0,
+    scheduler_kwargs: Mapping[str, Any] | None = None,
+) -> Any:
+    """``scheduler`` (``--scheduler``, :data:`SCHEDULERS`) over ``optimizer`` at peak rate
+    ``lr`` for ``epochs`` of ``steps_per_epoch`` updates.
 
     The warmup rises linearly over ``round(warmup_epochs * steps_per_epoch)`` updates from
     ``lr / (warmup + 1)`` (so the first update already learns) to ``lr``.
     """
-    check_scheduler_kwargs(cfg)
+    kwargs = dict(scheduler_kwargs or {})
+    check_scheduler_kwargs(scheduler, kwargs)
     spe = max(1, steps_per_epoch)
-    warm = min(round(cfg.warmup_epochs * spe), spe * cfg.epochs - 1)
-    warmup = {"warmup_t": warm, "warmup_lr_init": cfg.lr / (warm + 1) if warm > 0 else 0.0}
-    spec = SCHEDULERS.get(cfg.scheduler)
-    return spec.build(optimizer, cfg, spe, warmup, dict(cfg.scheduler_kwargs))
+    warm = min(round(warmup_epochs * spe), spe * epochs - 1)
+    warmup = {"warmup_t": warm, "warmup_lr_init": lr / (warm + 1) if warm > 0 else 0.0}
+    return SCHEDULERS.get(scheduler).build(optimizer, lr, epochs, spe, warmup, kwargs)
 
 
-def epoch_steps(loader: Any, cfg: Any) -> int:
-    """Batches per training epoch (``max_steps_per_epoch`` caps it)."""
-    return min(len(loader), cfg.max_steps_per_epoch or len(loader))
+def epoch_steps(loader: Any, max_steps: int | None = None) -> int:
+    """Batches per training epoch (``max_steps``, ``--max-steps-per-epoch``, caps it)."""
+    return min(len(loader), max_steps or len(loader))
 
 
-def optimizer_steps(loader: Any, cfg: Any) -> int:
-    """Optimizer steps per epoch, after gradient accumulation."""
-    return math.ceil(epoch_steps(loader, cfg) / cfg.grad_accum)
+def optimizer_steps(loader: Any, max_steps: int | None = None, grad_accum: int = 1) -> int:
+    """Optimizer steps per epoch, after gradient accumulation of ``grad_accum`` batches."""
+    return math.ceil(epoch_steps(loader, max_steps) / grad_accum)
 
 
 @dataclass
@@ -280,11 +325,27 @@ class Parts:
             self.ema.update(self.model, step=step)
 
 
-def build_parts(cfg: Any, model: nn.Module, steps_per_epoch: int, device: torch.device) -> Parts:
+def build_parts(cfg: Config, model: nn.Module, steps_per_epoch: int, device: torch.device) -> Parts:
     """Optimizer, scheduler, gradient scaler and (with ``cfg.ema``) weight average of
     ``model`` (``module`` left unset)."""
-    optimizer = build_optimizer(model, cfg)
-    scheduler = build_scheduler(optimizer, cfg, steps_per_epoch)
+    optimizer = build_optimizer(
+        model,
+        cfg.optimizer,
+        lr=cfg.lr,
+        weight_decay=cfg.weight_decay,
+        momentum=cfg.momentum,
+        layer_decay=cfg.layer_decay,
+        backbone_lr_scale=cfg.backbone_lr_scale,
+    )
+    scheduler = build_scheduler(
+        optimizer,
+        cfg.scheduler,
+        lr=cfg.lr,
+        epochs=cfg.epochs,
+        steps_per_epoch=steps_per_epoch,
+        warmup_epochs=cfg.warmup_epochs,
+        scheduler_kwargs=cfg.scheduler_kwargs,
+    )
     scaler = pick_amp(cfg, device).scaler()  # enabled for float16 autocast only
     ema = None
     if getattr(cfg, "ema", False):

@@ -28,6 +28,7 @@ from kit._config_checks import (
     torchvision_weights,
     weights_name,
 )
+from kit.config import Config
 from kit.errors import KitError
 
 __all__ = [
@@ -144,7 +145,7 @@ def torch_hub_checkpoints() -> Path:
     return Path(torch.hub.get_dir()) / "checkpoints"
 
 
-def _torchvision_weights(cfg: Any) -> Weights:
+def _torchvision_weights(cfg: Config) -> Weights:
     """torchvision's weights of ``cfg.model`` in torch's hub cache, else downloaded into it
     (torchvision's own ``load_state_dict_from_url`` file name)."""
     import torch.hub
@@ -171,7 +172,7 @@ def _torchvision_weights(cfg: Any) -> Weights:
     return Weights(source, name, found.url, str(path), _sha256(path))
 
 
-def resolve_weights(cfg: Any) -> Weights | None:
+def resolve_weights(cfg: Config) -> Weights | None:
     """The weights ``cfg`` starts from (None: random init): ``cfg.pretrained_file``, else the
     cached hub file, else a download. Raises :class:`WeightsUnavailable` (a ValueError) at
     once when offline and not cached, FileNotFoundError for a missing ``pretrained_file``."""
@@ -185,7 +186,7 @@ def resolve_weights(cfg: Any) -> Weights | None:
         return None  # a registered factory loads its own weights
     if torchvision_name(cfg.model) is not None:
         return _torchvision_weights(cfg)
-    found = pretrained_cfg(cfg)
+    found = pretrained_cfg(cfg.model, getattr(cfg, "pretrained_tag", None))
     name = weights_name(cfg.model, getattr(cfg, "pretrained_tag", None))
     if "." not in name and getattr(found, "tag", None):
         name = f"{name}.{found.tag}"

@@ -1,6 +1,6 @@
 """albumentations pipelines: one config gives the training and the evaluation transform.
 
-Every pipeline is ``prepare`` (a crop of :data:`kit.crops.CROP_MODES`: the centre share
+Every pipeline is ``prepare`` (a crop of :data:`CROP_MODES`: the centre share
 ``cfg.crop`` of the picture, or the region around the face; then a resize to
 ``cfg.image_size``), then the preset's augmentations (training only), then ``finish``
 (normalise, to a CHW float tensor: here, or on the device for kit's loaders, ``tensor=False``).
@@ -13,13 +13,20 @@ A loader that already returns prepared images (a cache of cropped, resized pictu
 crop, which needs each picture's face box) pairs with ``build_transforms(cfg, prepared=True)``,
 which leaves out the crop and resize.
 
+Crop modes (``--crop-mode``) say which rectangle of a picture the network sees: ``center`` keeps
+the centre share ``cfg.crop`` of every picture; ``face`` the region around the picture's face box
+(``--face-margin`` on each side, at the network input's aspect ratio), or a centre crop of that
+aspect ratio where no face was found. A team adds a mode with
+``CROP_MODES.register(name, CropMode(rect, needs_boxes))``; :func:`prepare` applies it, in
+training and inference alike.
+
 The test-time views of a prepared batch are :data:`kit.tta.TTA`.
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,17 +36,23 @@ import numpy as np
 from albumentations.pytorch import ToTensorV2
 
 from kit._config_checks import registered_model, torchvision_name, torchvision_weights
-from kit.crops import CROP_MODES, Box, crop_rect
+from kit.config import Config
 from kit.pretrained import pretrained_cfg, weights_name
 from kit.registry import Registry
 
 __all__ = [
+    "CROP_MODES",
     "MEAN",
+    "OTHER_CROP",
     "PRESETS",
     "STD",
+    "Box",
+    "CropMode",
     "FractionCenterCrop",
     "Normalization",
     "build_transforms",
+    "create_transforms",
+    "crop_rect",
     "draws_numbers",
     "normalization",
     "prepare",
@@ -58,6 +71,92 @@ _INTERPOLATIONS = {
 }
 
 
+#: A face box or crop rectangle in pixels: (x0, y0, x1, y1), x1 and y1 excluded.
+Box = tuple[int, int, int, int]
+
+
+@dataclass(frozen=True)
+class CropMode:
+    """``rect(height, width, box, crop=, image_size=, face_margin=)``: the crop of a (height,
+    width) picture whose face box is ``box`` (None: none found / not needed), for the centre
+    share ``crop``, the network input ``image_size`` and the margin ``face_margin`` around a
+    face. ``needs_boxes``: the mode uses face boxes."""
+
+    rect: Callable[..., Box]
+    needs_boxes: bool
+
+
+#: crop mode name -> :class:`CropMode` (``--crop-mode``).
+CROP_MODES: Registry[CropMode] = Registry("crop_mode")
+
+
+def _center_rect(
+    height: int, width: int, box: Box | None, *, crop: tuple[float, float], **_: Any
+) -> Box:
+    ch = max(1, round(height * crop[0]))
+    cw = max(1, round(width * crop[1]))
+    top, left = (height - ch) // 2, (width - cw) // 2
+    return left, top, left + cw, top + ch
+
+
+def _span(center: float, size: float, limit: int) -> tuple[int, int]:
+    """``size`` pixels around ``center``, moved (then cut) to fit in ``0..limit``."""
+    size = min(max(1, round(size)), limit)
+    start = min(max(0, round(center - size / 2)), limit - size)
+    return start, start + size
+
+
+def _face_rect(
+    height: int,
+    width: int,
+    box: Box | None,
+    *,
+    crop: tuple[float, float],
+    image_size: tuple[int, int],
+    face_margin: float,
+) -> Box:
+    """The face box grown by ``face_margin`` on each side, then to the input's aspect ratio
+    (so the resize does not stretch the face); where no face was found, the centre crop
+    ``crop``, trimmed to that aspect ratio too."""
+    aspect = image_size[0] / image_size[1]  # height / width of the network input
+    if box is None:
+        x0, y0, x1, y1 = _center_rect(height, width, None, crop=crop)
+        h, w = y1 - y0, x1 - x0
+        h, w = min(h, w * aspect), min(w, h / aspect)
+    else:
+        x0, y0, x1, y1 = box
+        grow = 1 + 2 * face_margin
+        h, w = (y1 - y0) * grow, (x1 - x0) * grow
+        h, w = max(h, w * aspect), max(w, h / aspect)
+    left, right = _span((x0 + x1) / 2, w, width)
+    top, bottom = _span((y0 + y1) / 2, h, height)
+    return left, top, right, bottom
+
+
+CROP_MODES.register("center", CropMode(_center_rect, needs_boxes=False))
+CROP_MODES.register("face", CropMode(_face_rect, needs_boxes=True))
+
+#: The crop ``--crop-mix`` shows besides a run's own, by the run's ``crop_mode``.
+OTHER_CROP: dict[str, str] = {"center": "face", "face": "center"}
+
+
+def crop_rect(
+    shape: tuple[int, ...],
+    box: Box | None = None,
+    *,
+    crop_mode: str,
+    crop: tuple[float, float],
+    image_size: tuple[int, int],
+    face_margin: float = 0.0,
+) -> Box:
+    """The crop ``crop_mode`` (:data:`CROP_MODES`) takes of a picture of ``shape`` (H, W, ...)
+    with face ``box``, for the centre share ``crop``, the network input ``image_size`` and
+    ``face_margin`` around a face."""
+    rect = CROP_MODES.get(crop_mode).rect
+    kwargs = {"crop": crop, "image_size": image_size, "face_margin": face_margin}
+    return rect(int(shape[0]), int(shape[1]), box, **kwargs)
+
+
 @dataclass(frozen=True)
 class Normalization:
     """Pixel statistics and resize interpolation of a run, and whose they are (``source``:
@@ -69,7 +168,7 @@ class Normalization:
     source: str
 
 
-def normalization(cfg: Any) -> Normalization:
+def normalization(cfg: Config) -> Normalization:
     """A pretrained model's own mean / std / interpolation: timm's pretrained config of
     ``cfg.model`` and ``cfg.pretrained_tag``, torchvision's ``weights.transforms()`` for a
     ``torchvision/<name>`` model, what ``kit.register_model`` was told for one's own; the
@@ -92,7 +191,7 @@ def normalization(cfg: Any) -> Normalization:
                 f"{cfg.model!r}, mean=(...), std=(...)) as its weights were trained"
             )
         return Normalization(spec.mean, spec.std, "bilinear", cfg.model)
-    pc = pretrained_cfg(cfg)
+    pc = pretrained_cfg(cfg.model, cfg.pretrained_tag)
     name = weights_name(cfg.model, cfg.pretrained_tag)
     mean, std = (tuple(float(v) for v in pc.mean), tuple(float(v) for v in pc.std))
     interpolation = pc.interpolation if pc.interpolation in _INTERPOLATIONS else "bilinear"
@@ -122,12 +221,12 @@ PRESETS: Registry[Callable[[Any], list[A.BasicTransform]]] = Registry("preset")
 
 
 @PRESETS.register("base")
-def _base(cfg: Any) -> list[A.BasicTransform]:
+def _base(cfg: Config) -> list[A.BasicTransform]:
     return []
 
 
 @PRESETS.register("strong")
-def _strong(cfg: Any) -> list[A.BasicTransform]:
+def _strong(cfg: Config) -> list[A.BasicTransform]:
     return [
         A.HorizontalFlip(p=0.5),
         A.ColorJitter(brightness=0.2, contrast=0.2, saturation=0.2, hue=0.03, p=0.5),
@@ -178,10 +277,10 @@ class _FitResize(A.ImageOnlyTransform):
         return ("height", "width", "enlarge")
 
 
-def _resize(cfg: Any) -> _FitResize:
-    height, width = cfg.image_size
+def _resize(image_size: tuple[int, int], interpolation: str) -> _FitResize:
+    height, width = image_size
     # the weights' interpolation when enlarging a small crop
-    return _resize_step(height, width, _INTERPOLATIONS[normalization(cfg).interpolation])
+    return _resize_step(height, width, _INTERPOLATIONS[interpolation])
 
 
 @functools.lru_cache(maxsize=32)
@@ -191,18 +290,23 @@ def _resize_step(height: int, width: int, enlarge: int) -> _FitResize:
     return _FitResize(height, width, enlarge)
 
 
-def _prepare_steps(cfg: Any) -> list[A.BasicTransform]:
-    if CROP_MODES.get(cfg.crop_mode).needs_boxes:
+def _check_whole_pictures(crop_mode: str) -> None:
+    """A transform of whole pictures crops them without their face box."""
+    if CROP_MODES.get(crop_mode).needs_boxes:
         raise ValueError(
-            f"crop_mode {cfg.crop_mode!r} needs each picture's face box: read pictures with "
+            f"crop_mode {crop_mode!r} needs each picture's face box: read pictures with "
             f"kit.faces.prepared_loader(cfg, paths) and pass prepared=True"
         )
-    return [FractionCenterCrop(cfg.crop), _resize(cfg)]
 
 
-def _finish_steps(cfg: Any) -> list[A.BasicTransform]:
-    norm = normalization(cfg)
-    return [A.Normalize(mean=norm.mean, std=norm.std, max_pixel_value=255.0), ToTensorV2()]
+def _prepare_steps(
+    crop: tuple[float, float], image_size: tuple[int, int], interpolation: str
+) -> list[A.BasicTransform]:
+    return [FractionCenterCrop(crop), _resize(image_size, interpolation)]
+
+
+def _finish_steps(mean: tuple[float, ...], std: tuple[float, ...]) -> list[A.BasicTransform]:
+    return [A.Normalize(mean=mean, std=std, max_pixel_value=255.0), ToTensorV2()]
 
 
 _OWNED = (A.Normalize, ToTensorV2, A.Resize, A.CenterCrop, _FitResize)
@@ -231,16 +335,23 @@ def _check_augment(augs: list[A.BasicTransform]) -> None:
             )
 
 
-def prepare(image: np.ndarray, cfg: Any, box: Box | None = None) -> np.ndarray:
+def prepare(image: np.ndarray, cfg: Config, box: Box | None = None) -> np.ndarray:
     """The deterministic geometry of ``cfg`` applied to one uint8 RGB image (H, W, 3): the crop
     of ``cfg.crop_mode`` (around face ``box`` for ``face``), resized to ``cfg.image_size``.
     Training, the cache and inference all prepare pictures with this one function."""
-    x0, y0, x1, y1 = crop_rect(image.shape, cfg, box)
+    x0, y0, x1, y1 = crop_rect(
+        image.shape,
+        box,
+        crop_mode=cfg.crop_mode,
+        crop=cfg.crop,
+        image_size=cfg.image_size,
+        face_margin=cfg.face_margin,
+    )
     crop = np.ascontiguousarray(image[y0:y1, x0:x1])
-    return _resize(cfg)(image=crop)["image"]
+    return _resize(cfg.image_size, normalization(cfg).interpolation)(image=crop)["image"]
 
 
-def prepare_key(cfg: Any) -> dict[str, Any]:
+def prepare_key(cfg: Config) -> dict[str, Any]:
     """Every setting :func:`prepare` depends on, as JSON values (part of the cache key; the
     face boxes themselves key it through the caller)."""
     key: dict[str, Any] = {"mode": cfg.crop_mode, "crop": list(cfg.crop)}
@@ -250,31 +361,81 @@ def prepare_key(cfg: Any) -> dict[str, Any]:
     return {**key, "interpolation": normalization(cfg).interpolation}
 
 
+def _own_augmentations(
+    augment: A.BasicTransform | Sequence[A.BasicTransform] | None,
+) -> list[A.BasicTransform]:
+    augs = [] if augment is None else augment
+    augs = list(augs) if isinstance(augs, (list, tuple)) else [augs]
+    _check_augment(augs)
+    return augs
+
+
+def _pipelines(
+    head: list[A.BasicTransform],
+    augs: list[A.BasicTransform],
+    tail: list[A.BasicTransform],
+    seed: int | None,
+) -> tuple[A.Compose, A.Compose]:
+    return A.Compose([*head, *augs, *tail], seed=seed), A.Compose([*head, *tail], seed=seed)
+
+
+def create_transforms(
+    *,
+    image_size: tuple[int, int],
+    crop: tuple[float, float] = (1.0, 1.0),
+    crop_mode: str = "center",
+    mean: tuple[float, ...] = MEAN,
+    std: tuple[float, ...] = STD,
+    interpolation: str = "bilinear",
+    augment: A.BasicTransform | Sequence[A.BasicTransform] | None = None,
+    prepared: bool = False,
+    tensor: bool = True,
+    seed: int | None = None,
+) -> tuple[A.Compose, A.Compose]:
+    """``(train_tf, eval_tf)`` from explicit settings, as timm's ``create_transform``: the
+    centre share ``crop`` (``crop_mode`` must need no face box) resized to ``image_size``
+    (``interpolation`` when enlarging), then ``augment`` (training only), then normalisation
+    with ``mean`` and ``std`` to a (3, H, W) float tensor (``tensor=False``: the uint8 picture,
+    for :func:`kit.batch.to_model_input`). ``prepared=True`` drops the crop and resize;
+    ``seed`` seeds albumentations' draws. :func:`build_transforms` gives a Config's.
+    """
+    head = []
+    if not prepared:
+        _check_whole_pictures(crop_mode)
+        head = _prepare_steps(crop, image_size, interpolation)
+    augs = _own_augmentations(augment)
+    return _pipelines(head, augs, _finish_steps(mean, std) if tensor else [], seed)
+
+
 def build_transforms(
-    cfg: Any,
+    cfg: Config,
     augment: A.BasicTransform | list[A.BasicTransform] | None = None,
     prepared: bool = False,
     tensor: bool = True,
 ) -> tuple[A.Compose, A.Compose]:
-    """``(train_tf, eval_tf)`` for ``cfg``; each maps ``image=uint8 RGB`` to a normalised
-    (3, H, W) float tensor, or with ``tensor=False`` to the uint8 (H, W, 3) picture before
-    normalisation (kit's loaders: :func:`kit.model_input.to_model_input` finishes it on the
-    device, to the same tensor).
+    """``(train_tf, eval_tf)`` of ``cfg`` (its preset, crop, size and the normalisation of its
+    weights: :func:`create_transforms` with the Config unpacked); each maps ``image=uint8
+    RGB`` to a normalised (3, H, W) float tensor, or with ``tensor=False`` to the uint8
+    (H, W, 3) picture before normalisation (kit's loaders: :func:`kit.batch.to_model_input`
+    finishes it on the device, to the same tensor).
 
     ``augment`` replaces the preset's augmentations (a recipe's own ``A.Compose`` or list); it
     sees the cropped, resized uint8 image. ``prepared=True`` drops the crop and resize.
     """
     preset = PRESETS.get(cfg.preset)
-    head = [] if prepared else _prepare_steps(cfg)
+    head = []
+    if not prepared:
+        _check_whole_pictures(cfg.crop_mode)
+        head = _prepare_steps(cfg.crop, cfg.image_size, normalization(cfg).interpolation)
     if augment is None:
         with PRESETS.calling(cfg.preset, on=f"the config of run {cfg.name!r}"):
-            augs = preset(cfg)
+            augs = preset(cfg)  # a preset's own steps are its author's: not checked
             if not isinstance(augs, (list, tuple)):
                 raise TypeError(f"returned {type(augs).__name__}; expected a list of transforms")
     else:
-        augs = list(augment) if isinstance(augment, (list, tuple)) else [augment]
-        _check_augment(augs)
-    tail = _finish_steps(cfg) if tensor else []
-    train_tf = A.Compose([*head, *augs, *tail], seed=cfg.seed)
-    eval_tf = A.Compose([*head, *tail], seed=cfg.seed)
-    return train_tf, eval_tf
+        augs = _own_augmentations(augment)
+    tail = []
+    if tensor:
+        norm = normalization(cfg)
+        tail = _finish_steps(norm.mean, norm.std)
+    return _pipelines(head, augs, tail, cfg.seed)

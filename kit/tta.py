@@ -26,16 +26,17 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from kit.crops import CROP_MODES
+from kit.config import Config
 from kit.data.pictures import PreparedLoader
 from kit.faces import other_crop
 from kit.registry import Registry, UnknownName
+from kit.transforms import CROP_MODES
 
 __all__ = ["TTA", "CropSource", "CropViews", "Views", "crop_sources", "shift", "tta_views"]
 __all__ += ["zoom"]
 
 
-def _check_tta(value: Any, field: str | None, cfg: Any) -> None:
+def _check_tta(value: Any, field: str | None, cfg: Config | None) -> None:
     """A TTA spec is one registered name or several joined by ``+`` (their product)."""
     if not isinstance(value, str):
         raise TypeError(f"a TTA spec is a string such as 'hflip+shift', got {value!r}")
@@ -50,7 +51,7 @@ def _check_tta(value: Any, field: str | None, cfg: Any) -> None:
 @dataclass(frozen=True)
 class CropViews:
     """Views that are crops of the original pictures: one per crop mode of ``modes``
-    (:data:`kit.crops.CROP_MODES`), the run's own mode being the prepared batch itself. As a
+    (:data:`kit.transforms.CROP_MODES`), the run's own mode being the prepared batch itself. As a
     view of the prepared batch alone it is that batch (the other crops come from the loader)."""
 
     modes: tuple[str, ...]
@@ -162,7 +163,7 @@ class CropSource:
     ``crop_mode``), ``loader`` (path -> the picture prepared under it) and ``found`` (per row:
     whether the crop applies; where it does not, the run's own view stands in)."""
 
-    cfg: Any
+    cfg: Config
     loader: PreparedLoader
     found: np.ndarray
 
@@ -174,7 +175,7 @@ class CropSource:
 
 
 def crop_sources(
-    views: Views, cfg: Any, data_dir: str | os.PathLike[str], paths: Sequence[str]
+    views: Views, cfg: Config, data_dir: str | os.PathLike[str], paths: Sequence[str]
 ) -> list[CropSource]:
     """The :class:`CropSource` of each crop mode ``views`` reads besides ``cfg.crop_mode``, for
     the pictures ``paths`` of a run on ``data_dir``. Where this crop or the run's own needs a

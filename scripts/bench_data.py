@@ -30,14 +30,14 @@ from collections.abc import Sequence
 
 import torch
 
+from kit.batch import create_device_aug, to_model_input
 from kit.bench.machine import ensure_fixture, machine_info
 from kit.bench.phases import kit_loader
 from kit.config import Config
 from kit.data import read_train
 from kit.data.pictures import build_run_cache
 from kit.data.sampling import usable_cores
-from kit.device_aug import create_device_aug
-from kit.model_input import to_model_input
+from kit.transforms import normalization
 
 
 def _load() -> str:
@@ -78,16 +78,20 @@ def _device_ms(
     ``device``: wall time after synchronising on a GPU, CPU time of this process on the CPU."""
     gpu = device.type == "cuda"
     clock, augment = (time.perf_counter if gpu else time.process_time), create_device_aug(cfg)
+    norm = normalization(cfg)
+    model_input = dict(
+        mean=norm.mean, std=norm.std, channels_last=cfg.channels_last, augment=augment
+    )
     images = images.pin_memory() if gpu else images
     torch.manual_seed(cfg.seed)
     times = []
     for _ in range(repeats):
-        to_model_input(images, cfg, device, augment)  # untimed: first-call allocations
+        to_model_input(images, device, **model_input)  # untimed: first-call allocations
         if gpu:
             torch.cuda.synchronize(device)
         start = clock()
         for _ in range(batches):
-            to_model_input(images, cfg, device, augment)
+            to_model_input(images, device, **model_input)
         if gpu:
             torch.cuda.synchronize(device)
         times.append((clock() - start) * 1000 / (batches * len(images)))

@@ -8,9 +8,9 @@ from collections.abc import Callable
 import pandas as pd
 import torch
 
+from kit.batch import to_model_input
 from kit.config import Config
 from kit.losses import build_loss
-from kit.model_input import to_model_input
 from kit.splits import drop_ages
 from tests._triggers import raised
 
@@ -32,7 +32,7 @@ TECHNIQUES: dict[str, Callable[[object], str]] = {
     "crop-mix-mode": lambda c: _raised(lambda: Config(crop_mix=0.5, crop_mode="tight").validate()),
     "logit-adjusted-no-labels": lambda c: _raised(lambda: build_loss("logit_adjusted")),
     "device-aug-float-batch": lambda c: _raised(
-        lambda: to_model_input(torch.zeros(2, 3, 8, 8), Config(), torch.device("cpu"), abs)
+        lambda: to_model_input(torch.zeros(2, 3, 8, 8), torch.device("cpu"), augment=abs)
     ),
     "soft-target-classes": lambda c: raised(
         lambda: build_loss("cross_entropy")(torch.zeros(2, 18), torch.full((2, 3), 1 / 3))

@@ -1,4 +1,4 @@
-"""Augmentation of training batches on the model's device (``--device-aug``, kit.device_aug):
+"""Augmentation of training batches on the model's device (``--device-aug``, kit.batch):
 drawn per picture, applied before normalisation, training only, deterministic and resumable."""
 
 from __future__ import annotations
@@ -9,9 +9,8 @@ import torch
 
 import kit
 import kit.train.loop as loop
+from kit.batch import DEVICE_AUGS, create_device_aug, to_model_input
 from kit.bench.__main__ import main as bench_main
-from kit.device_aug import DEVICE_AUGS, create_device_aug
-from kit.model_input import to_model_input
 from kit.models import create_model
 from kit.train import fit
 from kit.train.data import load_splits
@@ -20,6 +19,14 @@ from kit.transforms import normalization
 from tests._training import interrupted_in_epoch_2
 
 CPU = torch.device("cpu")
+
+
+def _model_input(images, cfg, augment=None):
+    """``images`` as kit's training loop hands them to ``cfg``'s model."""
+    norm = normalization(cfg)
+    return to_model_input(
+        images, CPU, mean=norm.mean, std=norm.std, channels_last=cfg.channels_last, augment=augment
+    )
 
 
 def _metrics(run) -> pd.DataFrame:
@@ -35,9 +42,9 @@ def _pictures(n: int, seed: int = 0) -> torch.Tensor:
 def test_flips_are_drawn_picture_by_picture(tiny_cfg):
     cfg = tiny_cfg.replace(device_aug="flip")
     images = _pictures(1).expand(64, -1, -1, -1).contiguous()  # one picture, 64 times
-    plain = to_model_input(images, cfg, CPU)
+    plain = _model_input(images, cfg)
     torch.manual_seed(0)
-    out = to_model_input(images, cfg, CPU, create_device_aug(cfg))
+    out = _model_input(images, cfg, create_device_aug(cfg))
     same = [torch.allclose(o, p, atol=1e-5) for o, p in zip(out, plain, strict=True)]
     mirrored = [torch.allclose(o, p.flip(-1), atol=1e-5) for o, p in zip(out, plain, strict=True)]
     assert all(s != m for s, m in zip(same, mirrored, strict=True))  # each one or the other
@@ -56,8 +63,8 @@ def test_an_augmented_batch_keeps_shape_dtype_device_layout_and_range(
     pixels = augment(images.permute(0, 3, 1, 2).float() / 255)
     assert pixels.shape == (32, 3, 32, 24) and pixels.min() >= 0 and pixels.max() <= 1
     torch.manual_seed(1)
-    out = to_model_input(images, cfg, CPU, augment)
-    plain = to_model_input(images, cfg, CPU)
+    out = _model_input(images, cfg, augment)
+    plain = _model_input(images, cfg)
     assert out.shape == plain.shape and out.dtype == torch.float32 and out.device == CPU
     layout = torch.channels_last if channels_last else torch.contiguous_format
     assert out.is_contiguous(memory_format=layout)
@@ -71,11 +78,9 @@ def test_an_augmented_batch_keeps_shape_dtype_device_layout_and_range(
 def test_none_is_the_plain_path_and_a_float_batch_is_refused(tiny_cfg):
     assert create_device_aug(tiny_cfg) is None  # the default
     images = _pictures(4)
-    assert torch.equal(
-        to_model_input(images, tiny_cfg, CPU, None), to_model_input(images, tiny_cfg, CPU)
-    )
+    assert torch.equal(_model_input(images, tiny_cfg, None), _model_input(images, tiny_cfg))
     with pytest.raises(ValueError, match="needs uint8 batches"):
-        to_model_input(torch.zeros(2, 3, 8, 8), tiny_cfg, CPU, lambda x: x)
+        _model_input(torch.zeros(2, 3, 8, 8), tiny_cfg, lambda x: x)
 
 
 def test_presets_are_registered_and_public():

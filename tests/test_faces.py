@@ -13,7 +13,6 @@ import pandas as pd
 import pytest
 
 from kit.config import Config
-from kit.crops import crop_rect
 from kit.data import read_eval, read_train
 from kit.data.dataset import load_rgb
 from kit.data.fixture import make_fixture
@@ -26,7 +25,7 @@ from kit.faces import (
     register_face_detector,
 )
 from kit.faces.__main__ import main as faces_main
-from kit.transforms import build_transforms, prepare
+from kit.transforms import build_transforms, crop_rect, prepare
 
 
 @pytest.fixture(scope="module")
@@ -58,6 +57,18 @@ def _iou(a, b) -> float:
     return w * h / (area(a) + area(b) - w * h)
 
 
+def _rect(shape, cfg: Config, box=None):
+    """The crop ``cfg``'s run takes of a picture of ``shape`` with face ``box``."""
+    return crop_rect(
+        shape,
+        box,
+        crop_mode=cfg.crop_mode,
+        crop=cfg.crop,
+        image_size=cfg.image_size,
+        face_margin=cfg.face_margin,
+    )
+
+
 def test_the_fixture_writes_the_true_face_box_of_every_picture(faces_data):
     train, ev = read_train(faces_data), read_eval(faces_data)
     boxes = {
@@ -83,13 +94,13 @@ def test_face_crop_with_the_boxes_file_crops_exactly_there(faces_data, tmp_path)
     cfg = _cfg(faces_data, tmp_path, face_margin=0.0, image_size=(y1 - y0, x1 - x0))
     path = str(faces_data / image_id)
     image = load_rgb(path)
-    assert crop_rect(image.shape, cfg, box) == box
+    assert _rect(image.shape, cfg, box) == box
     loader = prepared_loader(cfg, faces_data, progress=False)
     assert loader.box(path) == box
     assert np.array_equal(loader(path), image[y0:y1, x0:x1])
     # with a margin the crop grows around the same centre, to the input's aspect ratio
     wide = cfg.replace(face_margin=0.25, image_size=(64, 64))
-    r = crop_rect(image.shape, wide, box)
+    r = _rect(image.shape, wide, box)
     assert r[0] <= x0 and r[1] <= y0 and r[2] >= x1 and r[3] >= y1
     assert abs((r[2] - r[0]) - (r[3] - r[1])) <= 1 or 0 in r[:2] or r[2] == image.shape[1]
 
@@ -107,8 +118,8 @@ def test_no_face_falls_back_to_the_centre_crop_and_is_counted(faces_data, tmp_pa
     assert loader.box(first) is None
     image = load_rgb(first)
     # the centre crop, trimmed to the input's aspect ratio (no stretched fallback pictures)
-    c0, r0, c1, r1 = crop_rect(image.shape, cfg.replace(crop_mode="center"))
-    x0, y0, x1, y1 = crop_rect(image.shape, cfg)
+    c0, r0, c1, r1 = _rect(image.shape, cfg.replace(crop_mode="center"))
+    x0, y0, x1, y1 = _rect(image.shape, cfg)
     assert c0 <= x0 and r0 <= y0 and x1 <= c1 and y1 <= r1
     assert abs((x0 + x1) - (c0 + c1)) <= 1 and abs((y0 + y1) - (r0 + r1)) <= 1
     assert abs((y1 - y0) / (x1 - x0) - 64 / 48) < 0.03

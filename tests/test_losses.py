@@ -319,15 +319,10 @@ def test_check_spec_reads_names_and_keywords_without_building():
 
 
 def test_head_loss_args_split_shared_and_per_head_keywords():
-    from kit.config import Config
-
-    cfg = Config(
-        head="multi",
-        loss="focal",
-        head_losses={"age": "f1"},
-        loss_kwargs={"gamma": 3, "age": {"eps": 0.1}},
+    args = head_loss_args(
+        "focal", head_losses={"age": "f1"}, loss_kwargs={"gamma": 3, "age": {"eps": 0.1}}
     )
-    assert head_loss_args(cfg) == {
+    assert args == {
         "mask": ("focal", {"gamma": 3}),
         "gender": ("focal", {"gamma": 3}),
         "age": ("f1", {"gamma": 3, "eps": 0.1}),

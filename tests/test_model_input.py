@@ -8,13 +8,21 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
+from kit.batch import to_model_input
 from kit.data.dataset import ImageDataset, collate_pictures
 from kit.data.sampling import SeededDataset, train_loader
-from kit.model_input import to_model_input
 from kit.train.data import RunPictures, frame_loader, load_splits, train_dataset
-from kit.transforms import build_transforms
+from kit.transforms import build_transforms, normalization
 
 CPU = torch.device("cpu")
+
+
+def _model_input(images, cfg, augment=None):
+    """``images`` as kit's training loop hands them to ``cfg``'s model."""
+    norm = normalization(cfg)
+    return to_model_input(
+        images, CPU, mean=norm.mean, std=norm.std, channels_last=cfg.channels_last, augment=augment
+    )
 
 
 @pytest.mark.parametrize("pretrained", [False, True])  # competition's / the weights' mean, std
@@ -30,7 +38,7 @@ def test_an_eval_batch_is_the_cpu_paths_tensor_to_the_bit(tiny_cfg, pretrained, 
     new = next(iter(frame_loader(df, cfg, pictures.eval, batch_size=20)))
     assert new[0].dtype == torch.uint8 and new[0].shape == (20, *cfg.image_size, 3)
     assert old[0].dtype == torch.float32
-    model_input = to_model_input(new[0], cfg, CPU)
+    model_input = _model_input(new[0], cfg)
     assert torch.equal(model_input, old[0]) and model_input.is_contiguous()
 
 
@@ -49,22 +57,22 @@ def test_augmented_training_batches_match_the_cpu_path_seed_for_seed(tiny_cfg):
     assert len(batches["new"]) == 2
     for (new, new_y), (old, old_y) in zip(batches["new"], batches["old"], strict=True):
         assert new.dtype == torch.uint8
-        assert torch.equal(to_model_input(new, cfg, CPU), old) and torch.equal(new_y, old_y)
+        assert torch.equal(_model_input(new, cfg), old) and torch.equal(new_y, old_y)
 
 
 def test_channels_last_and_floating_batches(tiny_cfg):
     cfg = tiny_cfg.replace(channels_last=True)
     images = torch.randint(0, 256, (2, 6, 5, 3), dtype=torch.uint8)
-    out = to_model_input(images, cfg, CPU)
+    out = _model_input(images, cfg)
     assert out.shape == (2, 3, 6, 5) and out.dtype == torch.float32
     assert out.is_contiguous(memory_format=torch.channels_last)
-    plain = to_model_input(images, tiny_cfg, CPU)
+    plain = _model_input(images, tiny_cfg)
     assert plain.is_contiguous() and torch.equal(plain, out)
     # a batch already normalised (a loader of one's own) is only moved and laid out
     floats = torch.randn(2, 3, 6, 5)
-    assert torch.equal(to_model_input(floats, tiny_cfg, CPU), floats)
+    assert torch.equal(_model_input(floats, tiny_cfg), floats)
     with pytest.raises(ValueError, match=r"\(batch, height, width, 3\).*\(2, 3, 6, 5\)"):
-        to_model_input(images.permute(0, 3, 1, 2), tiny_cfg, CPU)
+        _model_input(images.permute(0, 3, 1, 2), tiny_cfg)
 
 
 def test_a_batch_of_keys_reads_and_seeds_like_one_key_at_a_time(tiny_cfg, tmp_path):

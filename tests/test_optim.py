@@ -22,7 +22,7 @@ from kit.train import fit
 @pytest.mark.parametrize(("name", "kind"), [("lion", "Lion"), ("lamb", "Lamb"), ("sgd", "SGD")])
 def test_any_timm_optimizer_name_builds_timms_optimizer(name, kind):
     model = create_model(Config(model="test_resnet"))
-    optimizer = build_optimizer(model, Config(optimizer=name, lr=0.01))
+    optimizer = build_optimizer(model, name, lr=0.01, weight_decay=1e-4)
     assert type(optimizer).__name__ == kind
     assert {g["lr"] for g in optimizer.param_groups} == {0.01}
 
@@ -41,7 +41,7 @@ def test_plain_adamw_groups_the_model_as_runs_before_the_new_fields_did():
     """Old run folders resume: their optimizer state fits only the same parameter groups."""
     model = create_model(Config(model="test_resnet"))
     old = create_optimizer_v2(model, "adamw", lr=0.003, weight_decay=1e-4)
-    new = build_optimizer(model, Config(model="test_resnet"))
+    new = build_optimizer(model, "adamw", lr=0.003, weight_decay=1e-4)  # Config's defaults
     shape = [[p.shape for p in g["params"]] for g in old.param_groups]
     assert [[p.shape for p in g["params"]] for g in new.param_groups] == shape
     new.load_state_dict(old.state_dict())  # what a resume does with last.pt
@@ -50,8 +50,15 @@ def test_plain_adamw_groups_the_model_as_runs_before_the_new_fields_did():
 def test_layer_decay_and_backbone_scale_leave_the_head_at_full_rate():
     cfg = Config(model="test_resnet", lr=0.01, layer_decay=0.5, backbone_lr_scale=0.1)
     model = create_model(cfg)
-    optimizer = build_optimizer(model, cfg)
-    scheduler = build_scheduler(optimizer, cfg.replace(scheduler="none", warmup_epochs=0), 10)
+    optimizer = build_optimizer(
+        model,
+        cfg.optimizer,
+        lr=cfg.lr,
+        weight_decay=cfg.weight_decay,
+        layer_decay=cfg.layer_decay,
+        backbone_lr_scale=cfg.backbone_lr_scale,
+    )
+    scheduler = build_scheduler(optimizer, "none", lr=cfg.lr, epochs=cfg.epochs, steps_per_epoch=10)
     scheduler.step_update(1)
     lr_of = {id(p): g["lr"] for g in optimizer.param_groups for p in g["params"]}
     head = {lr_of[id(p)] for p in model.head.parameters()}
@@ -64,7 +71,7 @@ def test_layer_decay_and_backbone_scale_leave_the_head_at_full_rate():
 
 def test_a_frozen_backbone_is_left_alone_by_the_optimizer():
     model = create_model(Config(model="test_resnet"))
-    optimizer = build_optimizer(model, Config(optimizer="lion"))
+    optimizer = build_optimizer(model, "lion", lr=0.003, weight_decay=1e-4)
     before = [p.detach().clone() for p in model.backbone.parameters()]
     head_before = [p.detach().clone() for p in model.head.parameters()]
     freeze_backbone(model, frozen=True)

@@ -37,8 +37,8 @@ def _batch(n: int = 16, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     return images, classes
 
 
-def _mixer(**kw) -> Mixer:
-    mixer = build_mixer(Config(**{"mix": "cutmix", **kw}))
+def _mixer(mix: str = "cutmix", **kw) -> Mixer:
+    mixer = build_mixer(mix, **kw)
     assert mixer is not None
     return mixer
 
@@ -48,7 +48,7 @@ def _mixer(**kw) -> Mixer:
 def test_mixed_soft_targets_sum_to_one_per_head(mix: str, pairs: str):
     np.random.seed(0)
     images, classes = _batch()
-    mixer = _mixer(mix=mix, mix_pairs=pairs)
+    mixer = _mixer(mix=mix, pairs=pairs)
     out, soft = mixer(images.clone(), classes)
     assert out.shape == images.shape and soft.shape == (16, NUM_CLASSES)
     assert torch.allclose(soft.sum(1), torch.ones(16)) and (soft >= 0).all()
@@ -72,7 +72,7 @@ def test_same_class_partners_share_the_class(mix: str):
     partner = MIX_PAIRS.get("same_class")(classes.numpy())
     assert (classes.numpy()[partner] == classes.numpy()).all()
     assert (partner != np.arange(16)).any()  # pairs are drawn, not the identity
-    out, soft = _mixer(mix=mix, mix_pairs="same_class")(images.clone(), classes)
+    out, soft = _mixer(mix=mix, pairs="same_class")(images.clone(), classes)
     # the mixed target is still the picture's own class: no mask pasted onto "not wear"
     assert torch.equal(soft, nn.functional.one_hot(classes, NUM_CLASSES).float())
     assert not torch.equal(out, images)
@@ -83,7 +83,7 @@ def test_half_pictures_keep_one_half_and_take_the_partners_other(mix: str, axis:
     np.random.seed(2)
     images, classes = _batch()
     classes = torch.arange(16)  # every class once: random partners differ in class
-    out, soft = _mixer(mix=mix, mix_lam=(0.3, 0.34))(images.clone(), classes)
+    out, soft = _mixer(mix=mix, lam=(0.3, 0.34))(images.clone(), classes)
     lam = float(soft[0, 0]) if soft[0, 0] < 1 else float(soft[1, 1])
     size = images.shape[axis]
     cut = round(lam * size)
@@ -103,7 +103,7 @@ def test_mixing_is_seeded_by_numpy_and_respects_its_probability():
         np.random.seed(7)
         runs.append(_mixer(mix="mixup_cutmix")(images.clone(), classes))
     assert torch.equal(runs[0][0], runs[1][0]) and torch.equal(runs[0][1], runs[1][1])
-    out, soft = _mixer(mix="vhalves", mix_prob=0.0)(images.clone(), classes)
+    out, soft = _mixer(mix="vhalves", prob=0.0)(images.clone(), classes)
     assert torch.equal(out, images)
     assert torch.equal(soft, nn.functional.one_hot(classes, NUM_CLASSES).float())
 
@@ -113,9 +113,11 @@ def test_odd_batches_mix_too_and_mixing_switches_off_for_the_last_epochs():
     np.random.seed(0)
     out, soft = _mixer(mix="cutmix")(images.clone(), classes)  # timm needs even: kit's path
     assert torch.allclose(soft.sum(1), torch.ones(15)) and not torch.equal(out, images)
-    cfg = Config(mix="cutmix", epochs=5, mix_off_epochs=2)
-    assert [mix_active(cfg, e) for e in range(1, 6)] == [True, True, True, False, False]
-    assert build_mixer(Config()) is None and not mix_active(Config(), 1)
+    active = [mix_active(e, mix="cutmix", epochs=5, off_epochs=2) for e in range(1, 6)]
+    assert active == [True, True, True, False, False]
+    default = Config()  # mixes nothing
+    assert build_mixer(default.mix) is None
+    assert not mix_active(1, mix=default.mix, epochs=default.epochs)
 
 
 @pytest.mark.slow  # four smoke trainings

@@ -220,7 +220,16 @@ def _schedule(**changes):
     cfg = Config(lr=1.0, epochs=4, warmup_epochs=1.0).replace(**changes)
     param = torch.nn.Parameter(torch.zeros(1))
     opt = torch.optim.SGD([param], lr=cfg.lr)
-    return build_scheduler(opt, cfg, steps_per_epoch=5), opt
+    scheduler = build_scheduler(
+        opt,
+        cfg.scheduler,
+        lr=cfg.lr,
+        epochs=cfg.epochs,
+        steps_per_epoch=5,
+        warmup_epochs=cfg.warmup_epochs,
+        scheduler_kwargs=cfg.scheduler_kwargs,
+    )
+    return scheduler, opt
 
 
 def _lrs(scheduler, opt, steps: int, start: int = 0) -> list[float]:
@@ -289,7 +298,7 @@ def test_no_weight_decay_for_biases_and_norm_weights():
     from kit.optim import build_optimizer
 
     model = create_model(Config(model="test_resnet"))
-    optimizer = build_optimizer(model, Config(weight_decay=0.05))
+    optimizer = build_optimizer(model, "adamw", lr=0.003, weight_decay=0.05)
     decay = {g["weight_decay"]: {id(p) for p in g["params"]} for g in optimizer.param_groups}
     assert set(decay) == {0.0, 0.05}
     for p in model.parameters():

@@ -8,7 +8,15 @@ import pytest
 import torch
 
 from kit.config import Config
-from kit.transforms import MEAN, PRESETS, STD, FractionCenterCrop, build_transforms, prepare
+from kit.transforms import (
+    MEAN,
+    PRESETS,
+    STD,
+    FractionCenterCrop,
+    build_transforms,
+    create_transforms,
+    prepare,
+)
 from kit.tta import TTA
 
 
@@ -75,6 +83,33 @@ def test_custom_augmentation_may_not_resize_or_normalise():
         build_transforms(cfg, augment=A.Compose([A.Normalize()]))
     with pytest.raises(ValueError, match="Resize"):
         build_transforms(cfg, augment=[A.Resize(10, 10)])
+
+
+def test_create_transforms_takes_the_settings_a_config_unpacks_to():
+    """The stand-alone pipeline of explicit settings is the Config's, step for step."""
+    cfg = Config(image_size=(40, 32), crop=(0.8, 0.9), seed=5)
+    flip = [A.HorizontalFlip(p=0.5)]
+    settings = {"image_size": (40, 32), "crop": (0.8, 0.9), "seed": 5, "augment": flip}
+    img = _picture()
+    for tensor in (True, False):
+        for prepared in (True, False):
+            picture = _picture(40, 32) if prepared else img
+            ours = create_transforms(**settings, prepared=prepared, tensor=tensor)
+            theirs = build_transforms(cfg, augment=flip, prepared=prepared, tensor=tensor)
+            for a, b in zip(ours, theirs, strict=True):
+                outs = [(a(image=picture)["image"], b(image=picture)["image"]) for _ in range(4)]
+                assert all(np.array_equal(np.asarray(x), np.asarray(y)) for x, y in outs)
+    mean, std = (0.5, 0.5, 0.5), (0.25, 0.25, 0.25)
+    _, eval_tf = create_transforms(image_size=(40, 32), mean=mean, std=std)
+    whole = Config(image_size=(40, 32), crop=(1.0, 1.0))  # create_transforms crops nothing
+    ref = (prepare(img, whole).astype(np.float32) / 255.0 - 0.5) / 0.25
+    np.testing.assert_allclose(
+        eval_tf(image=img)["image"].numpy(), ref.transpose(2, 0, 1), atol=1e-5
+    )
+    with pytest.raises(ValueError, match="Normalize"):
+        create_transforms(image_size=(40, 32), augment=[A.Normalize()])
+    with pytest.raises(ValueError, match="needs each picture's face box"):
+        create_transforms(image_size=(40, 32), crop_mode="face")
 
 
 def test_prepared_transforms_skip_crop_and_resize():

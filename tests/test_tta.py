@@ -14,7 +14,6 @@ from torch import nn
 import kit
 import kit.runfolder as rundir
 from kit.config import Config
-from kit.crops import CROP_MODES
 from kit.data.dataset import CropChoice, _coin
 from kit.data.pictures import PreparedLoader
 from kit.inference import predict
@@ -22,6 +21,7 @@ from kit.labels import NUM_CLASSES
 from kit.train import fit
 from kit.train.data import RunPictures, load_splits
 from kit.train.loop import predict_frame
+from kit.transforms import CROP_MODES
 from kit.tta import TTA, CropViews, tta_views
 
 

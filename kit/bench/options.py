@@ -53,6 +53,6 @@ class BenchOptions:
     channels_last: bool = False
     compile: bool = False
     preset: str = "base"
-    device_aug: str = "none"  # training batches augmented on the device (kit.device_aug)
+    device_aug: str = "none"  # training batches augmented on the device (kit.batch)
     seed: int = 0
     data_only: bool = False  # only the data side per worker count: no model, no baseline

@@ -24,6 +24,7 @@ from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms as T
 
 from kit.bench.memory import tree_cpu_seconds
+from kit.config import Config
 from kit.data.cache import ImageCache
 from kit.data.dataset import ImageDataset, load_rgb
 from kit.data.sampling import resolve_workers, train_loader
@@ -60,7 +61,7 @@ class PlainDataset(Dataset):
         return self.transform(image), self.labels[i]
 
 
-def plain_loader(df: pd.DataFrame, cfg: Any) -> DataLoader:
+def plain_loader(df: pd.DataFrame, cfg: Config) -> DataLoader:
     """The baseline's loader: shuffling, the same batch size and worker count as kit's."""
     return DataLoader(
         PlainDataset(df, cfg.image_size),
@@ -73,14 +74,14 @@ def plain_loader(df: pd.DataFrame, cfg: Any) -> DataLoader:
     )
 
 
-def kit_loader(df: pd.DataFrame, cfg: Any, cache: ImageCache | None) -> DataLoader:
+def kit_loader(df: pd.DataFrame, cfg: Config, cache: ImageCache | None) -> DataLoader:
     """kit's training loader over ``df``, reading ``cache`` (or decoding the files if None)."""
     train_tf, _ = build_transforms(cfg, prepared=cache is not None, tensor=False)
     dataset = ImageDataset(df, train_tf, "label", loader=load_rgb if cache is None else cache)
     return train_loader(dataset, cfg, torch.Generator().manual_seed(cfg.seed))
 
 
-def limit_batches(df: pd.DataFrame, cfg: Any, cache: ImageCache) -> Iterator[Any]:
+def limit_batches(df: pd.DataFrame, cfg: Config, cache: ImageCache) -> Iterator[Any]:
     """One real batch (from the cache, uint8 like the loader's), repeated forever: no data work
     at all, but the same copy to the device and normalisation there."""
     _, eval_tf = build_transforms(cfg, prepared=True, tensor=False)
@@ -117,7 +118,7 @@ class StepClock:
 
 
 def time_train(
-    batches: Iterable[Any], cfg: Any, device: torch.device, steps: int, warmup: int
+    batches: Iterable[Any], cfg: Config, device: torch.device, steps: int, warmup: int
 ) -> float:
     """Seconds for ``steps`` kit training steps (``train_one_epoch``) after ``warmup`` ones."""
     torch.manual_seed(cfg.seed)

@@ -19,12 +19,12 @@ from typing import Any
 
 import numpy as np
 
-from kit.crops import CROP_MODES, Box
+from kit.config import Config
 from kit.data.cache import ImageCache, build_cache
 from kit.data.decode import load_rgb
 from kit.data.sampling import usable_cores
 from kit.runfolder import package_version
-from kit.transforms import prepare, prepare_key
+from kit.transforms import CROP_MODES, Box, prepare, prepare_key
 
 __all__ = [
     "LOADER_VERSION",
@@ -143,7 +143,7 @@ class PreparedLoader:
     face box, resize) by :func:`kit.transforms.prepare`; pairs with ``prepared=True``.
     Picklable, so DataLoader workers and the cache build can use it."""
 
-    def __init__(self, cfg: Any, boxes: FaceBoxes | None = None) -> None:
+    def __init__(self, cfg: Config, boxes: FaceBoxes | None = None) -> None:
         if boxes is None and CROP_MODES.get(cfg.crop_mode).needs_boxes:
             raise ValueError(f"crop_mode {cfg.crop_mode!r} needs face boxes (kit.faces.face_boxes)")
         self.cfg = cfg

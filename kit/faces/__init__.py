@@ -14,9 +14,8 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
-from kit.crops import CROP_MODES
+from kit.config import Config
 from kit.data.pictures import FaceBoxes, PreparedLoader
 from kit.faces.detectors import (
     FACE_DETECTORS,
@@ -27,6 +26,7 @@ from kit.faces.detectors import (
 )
 from kit.faces.preview import preview
 from kit.faces.store import boxes_path, face_boxes, folder_pictures
+from kit.transforms import CROP_MODES
 
 __all__ = [
     "FACE_DETECTORS",
@@ -44,7 +44,7 @@ __all__ = [
 
 
 def prepared_loader(
-    cfg: Any,
+    cfg: Config,
     data_dir: str | os.PathLike[str],
     paths: Sequence[str] = (),
     workers: int = 1,
@@ -65,7 +65,7 @@ def prepared_loader(
 
 
 def other_crop(
-    cfg: Any,
+    cfg: Config,
     mode: str,
     data_dir: str | os.PathLike[str],
     paths: Sequence[str] = (),

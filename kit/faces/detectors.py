@@ -28,11 +28,12 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from kit.crops import Box
+from kit.config import Config
 from kit.data.dataset import load_rgb
 from kit.data.fixture import FACE_COLUMNS
 from kit.io import read_csv_text
 from kit.registry import Registry
+from kit.transforms import Box
 
 __all__ = [
     "FACE_DETECTORS",
@@ -61,7 +62,7 @@ Finder = Callable[[str], "Box | Face | None"]
 _DETECT_HEIGHT = 256
 
 
-def _no_inputs(cfg: Any, root: Path) -> list[Path]:
+def _no_inputs(cfg: Config, root: Path) -> list[Path]:
     return []
 
 
@@ -88,7 +89,7 @@ def register_face_detector(
     ``name``; bump ``version`` when ``fn`` changes, so stored boxes are recomputed."""
 
     def add(fn: Callable[[np.ndarray], Any]) -> Callable[[np.ndarray], Any]:
-        def open_(cfg: Any, root: Path) -> Finder:
+        def open_(cfg: Config, root: Path) -> Finder:
             return lambda path: _as_box(fn(load_rgb(path)))
 
         FACE_DETECTORS.register(name, FaceDetector(open_, version=f"user-{version}"))
@@ -123,7 +124,7 @@ def _gray(path: str) -> tuple[np.ndarray, float]:
     return np.asarray(gray), scale
 
 
-def _open_skimage(cfg: Any, root: Path) -> Finder:
+def _open_skimage(cfg: Config, root: Path) -> Finder:
     from skimage import data
     from skimage.feature import Cascade
 
@@ -149,7 +150,7 @@ def _open_skimage(cfg: Any, root: Path) -> Finder:
 OPENCV_CASCADE = "haarcascade_frontalface_default.xml"
 
 
-def _open_opencv(cfg: Any, root: Path) -> Finder:
+def _open_opencv(cfg: Config, root: Path) -> Finder:
     import cv2
 
     folder = getattr(getattr(cv2, "data", None), "haarcascades", "")
@@ -206,7 +207,7 @@ def _largest_face(found: list[dict[str, Any]], shape: tuple[int, ...]) -> dict[s
 
 
 def _open_mtcnn(
-    cfg: Any, root: Path, pick: Callable[..., dict[str, Any]] = _largest_face
+    cfg: Config, root: Path, pick: Callable[..., dict[str, Any]] = _largest_face
 ) -> Finder:
     import cv2
 
@@ -286,14 +287,14 @@ def _box_cells(where: str, cells: list[str]) -> Box | None:
     return _as_box(cells)
 
 
-def _box_files(cfg: Any, root: Path) -> list[Path]:
+def _box_files(cfg: Config, root: Path) -> list[Path]:
     if cfg.face_boxes:
         return [Path(cfg.face_boxes).expanduser()]
     found = [root / part / "faces.csv" for part in ("train", "eval")]
     return [p for p in found if p.is_file()] or [root / "train" / "faces.csv"]
 
 
-def _open_boxes(cfg: Any, root: Path) -> Finder:
+def _open_boxes(cfg: Config, root: Path) -> Finder:
     table: dict[str, Box | None] = {}
     for path in _box_files(cfg, root):
         table.update(read_boxes(path))

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from kit.crops import Box
 from kit.io import atomic_path
+from kit.transforms import Box
 
 __all__ = ["LFW_FACE", "Photo", "iou", "photos", "write_photos"]
 

@@ -9,10 +9,10 @@ from typing import Any
 
 import numpy as np
 
-from kit.crops import crop_rect
 from kit.data.dataset import load_rgb
 from kit.data.pictures import PreparedLoader
 from kit.io import atomic_write
+from kit.transforms import crop_rect
 
 __all__ = ["preview"]
 
@@ -52,7 +52,15 @@ def preview(
             if c >= len(paths):
                 continue
             image, face = load_rgb(paths[c]), loader.box(paths[c])
-            rect = crop_rect(image.shape, loader.cfg, face)
+            cfg = loader.cfg
+            rect = crop_rect(
+                image.shape,
+                face,
+                crop_mode=cfg.crop_mode,
+                crop=cfg.crop,
+                image_size=cfg.image_size,
+                face_margin=cfg.face_margin,
+            )
             score = None if loader.faces is None else loader.faces.scores.get(paths[c])
             _draw(top, image, face, rect, f"{label}: " if c == 0 else "", score)
             bottom.imshow(loader(paths[c]))

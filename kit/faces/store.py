@@ -17,19 +17,19 @@ from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from io import StringIO
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 from tqdm.auto import tqdm
 
 from kit import io
-from kit.crops import Box
+from kit.config import Config
 from kit.data import read_eval, read_train
 from kit.data.cache import cache_dir_for, files_key
 from kit.data.fixture import FACE_COLUMNS
 from kit.data.pictures import FaceBoxes
 from kit.errors import UserCodeError
 from kit.faces.detectors import FACE_DETECTORS, Face, Finder, image_id, read_boxes
+from kit.transforms import Box
 
 __all__ = ["boxes_path", "face_boxes", "folder_pictures"]
 
@@ -46,7 +46,7 @@ def folder_pictures(data_dir: str | os.PathLike[str], strict: bool = True) -> li
     return sorted({str(p) for df in frames for p in df["path"]})
 
 
-def boxes_path(cfg: Any, data_dir: str | os.PathLike[str], paths: Sequence[str]) -> Path:
+def boxes_path(cfg: Config, data_dir: str | os.PathLike[str], paths: Sequence[str]) -> Path:
     """Where the boxes of ``paths`` found by ``cfg.face_detector`` are (or will be) stored."""
     root = Path(data_dir)
     detector = FACE_DETECTORS.get(cfg.face_detector)
@@ -57,7 +57,7 @@ def boxes_path(cfg: Any, data_dir: str | os.PathLike[str], paths: Sequence[str])
 
 
 def _detect(
-    name: str, cfg: Any, root: Path, paths: list[str], find: Finder | None = None
+    name: str, cfg: Config, root: Path, paths: list[str], find: Finder | None = None
 ) -> list[Box | Face | None]:
     """One task: open the detector (once per task) unless given, and search ``paths``."""
     find = find or _open(name, cfg, root)
@@ -80,13 +80,13 @@ _DETECTOR_CONTRACT = (
 )
 
 
-def _open(name: str, cfg: Any, root: Path) -> Finder:
+def _open(name: str, cfg: Config, root: Path) -> Finder:
     """The detector ``name`` started (its model loaded): a user's that fails is named."""
     with FACE_DETECTORS.calling(name, on=f"start (data folder {root})"):
         return FACE_DETECTORS.get(name).open(cfg, root)
 
 
-def _compute(cfg: Any, root: Path, paths: list[str], workers: int, progress: bool):
+def _compute(cfg: Config, root: Path, paths: list[str], workers: int, progress: bool):
     detector = FACE_DETECTORS.get(cfg.face_detector)
     find = _open(cfg.face_detector, cfg, root)  # here first: one that cannot start fails at once
     chunks = [paths[i : i + _CHUNK] for i in range(0, len(paths), _CHUNK)]
@@ -135,7 +135,7 @@ def _read_scores(path: Path) -> dict[str, float]:
 
 
 def face_boxes(
-    cfg: Any,
+    cfg: Config,
     data_dir: str | os.PathLike[str],
     paths: Sequence[str] | None = None,
     workers: int = 1,

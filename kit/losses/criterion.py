@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 from torch import nn
 
+from kit.config import Config
 from kit.heads import head_spec
 from kit.labels import HEAD_SIZES, HEADS, NUM_CLASSES, decode
 from kit.losses.multihead import build_multihead_loss
@@ -18,12 +19,12 @@ from kit.losses.registry import build_loss, head_loss_args
 __all__ = ["CRITERIA", "build_criterion"]
 
 
-def _joint_criterion(cfg: Any, labels: Any) -> nn.Module:
+def _joint_criterion(cfg: Config, labels: Any) -> nn.Module:
     return build_loss(cfg.loss, num_classes=NUM_CLASSES, labels=labels, **cfg.loss_kwargs)
 
 
-def _heads_criterion(cfg: Any, labels: Any) -> nn.Module:
-    args = head_loss_args(cfg)
+def _heads_criterion(cfg: Config, labels: Any) -> nn.Module:
+    args = head_loss_args(cfg.loss, head_losses=cfg.head_losses, loss_kwargs=cfg.loss_kwargs)
     specs = {h: spec for h, (spec, _) in args.items()}
     per_head = {h: kw for h, (_, kw) in args.items() if kw}
     return build_multihead_loss(specs, weights=cfg.head_weights, labels=labels, **per_head)
@@ -32,7 +33,7 @@ def _heads_criterion(cfg: Any, labels: Any) -> nn.Module:
 def _task_criterion(task: str) -> Callable[[Any, Any], nn.Module]:
     """``cfg.loss`` over one task's values; balanced weights count the task's values."""
 
-    def build(cfg: Any, labels: Any) -> nn.Module:
+    def build(cfg: Config, labels: Any) -> nn.Module:
         values = None if labels is None else decode(np.asarray(labels))[HEADS.index(task)]
         return build_loss(cfg.loss, num_classes=HEAD_SIZES[task], labels=values, **cfg.loss_kwargs)
 
@@ -47,7 +48,7 @@ CRITERIA: dict[str, Callable[[Any, Any], nn.Module]] = {
 }
 
 
-def build_criterion(cfg: Any, labels: Any = None) -> nn.Module:
+def build_criterion(cfg: Config, labels: Any = None) -> nn.Module:
     """The loss of ``cfg`` for its head's output kind; ``labels`` are the 18-way training
     labels (for balanced weights).
 

@@ -10,6 +10,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from kit.config import Config
 from kit.heads import head_spec
 from kit.labels import HEADS
 from kit.registry import Registry, UnknownName, registerer
@@ -89,18 +90,23 @@ def _named(where: str, check: Callable[[], Any]) -> None:
         raise type(err)(f"{where}: {err}") from None
 
 
-def head_loss_args(cfg: Any) -> dict[str, tuple[str, dict[str, Any]]]:
-    """head -> (loss spec, keyword arguments) of a three-head model trained with ``cfg``:
-    ``head_losses`` per head (others ``loss``); ``loss_kwargs`` keys named after a head
-    (``age: {gamma: 2}``) go to that head only, other keys to every head."""
-    shared = {k: v for k, v in cfg.loss_kwargs.items() if k not in HEADS}
+def head_loss_args(
+    loss: str,
+    *,
+    head_losses: Mapping[str, str] | None = None,
+    loss_kwargs: Mapping[str, Any] | None = None,
+) -> dict[str, tuple[str, dict[str, Any]]]:
+    """head -> (loss spec, keyword arguments) of a three-head model: ``head_losses`` per head
+    (others ``loss``); ``loss_kwargs`` keys named after a head (``age: {gamma: 2}``) go to
+    that head only, other keys to every head."""
+    head_losses, loss_kwargs = head_losses or {}, loss_kwargs or {}
+    shared = {k: v for k, v in loss_kwargs.items() if k not in HEADS}
     return {
-        h: (cfg.head_losses.get(h, cfg.loss), {**shared, **dict(cfg.loss_kwargs.get(h, {}))})
-        for h in HEADS
+        h: (head_losses.get(h, loss), {**shared, **dict(loss_kwargs.get(h, {}))}) for h in HEADS
     }
 
 
-def _check(value: Any, field: str | None, cfg: Any) -> None:
+def _check(value: Any, field: str | None, cfg: Config | None) -> None:
     """The registry check of the loss fields: ``loss`` (a spec) and ``head_losses`` (head ->
     spec); given the config, ``loss_kwargs`` too, against the losses its head trains with."""
     where = f"config field {field!r}" if field else "loss"
@@ -118,7 +124,10 @@ def _check(value: Any, field: str | None, cfg: Any) -> None:
         for head, kw in cfg.loss_kwargs.items():
             if head in HEADS and not isinstance(kw, Mapping):
                 raise TypeError(f"config field 'loss_kwargs': {head} must be a dict, got {kw!r}")
-        for head, (spec, kw) in head_loss_args(cfg).items():
+        per_head = head_loss_args(
+            cfg.loss, head_losses=cfg.head_losses, loss_kwargs=cfg.loss_kwargs
+        )
+        for head, (spec, kw) in per_head.items():
             source = f"'head_losses' (head {head!r})" if head in cfg.head_losses else "'loss'"
             _named(f"config field {source}", lambda spec=spec: check_spec(spec))
             where = f"config field 'loss_kwargs' (head {head!r})"

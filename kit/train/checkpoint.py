@@ -142,7 +142,7 @@ def check(cfg: Config) -> Config:
     for checked in (cfg, cfg.smoke_variant()) if cfg.smoke else (cfg,):
         checked.validate()
         check_registries(checked)  # every registry is loaded once kit.train is imported
-        check_scheduler_kwargs(checked)
+        check_scheduler_kwargs(checked.scheduler, checked.scheduler_kwargs)
         check_pseudo_sources(checked.pseudo_labels)
     if checked.resume and nothing_to_train(checked):
         check_unchanged(checked, Path(checked.resume))  # a finished run: nothing else to check
@@ -199,7 +199,8 @@ class Trainer:
         self.train_tf.set_random_seed(seed)
         if cfg.freeze_epochs:  # off, the model's own requires_grad (layers a user froze) stands
             freeze_backbone(self.parts.model, frozen=epoch <= cfg.freeze_epochs)
-        return self.mixer if mix_active(cfg, epoch) else None
+        active = mix_active(epoch, mix=cfg.mix, epochs=cfg.epochs, off_epochs=cfg.mix_off_epochs)
+        return self.mixer if active else None
 
 
 def build_trainer(
@@ -221,8 +222,16 @@ def build_trainer(
     if weights is not None:
         model.load_state_dict(weights)
     criterion = build_criterion(cfg, train_ds.targets).to(device)
-    parts = build_parts(cfg, model, optimizer_steps(loader, cfg), device)
-    mixer = build_mixer(cfg)
+    steps = optimizer_steps(loader, cfg.max_steps_per_epoch, cfg.grad_accum)
+    parts = build_parts(cfg, model, steps, device)
+    mixer = build_mixer(
+        cfg.mix,
+        pairs=cfg.mix_pairs,
+        alpha=cfg.mix_alpha,
+        lam=cfg.mix_lam,
+        prob=cfg.mix_prob,
+        head=cfg.head,
+    )
     return Trainer(loader, generator, train_ds.transform, criterion, parts, mixer, ctx.rank)
 
 

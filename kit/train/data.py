@@ -28,7 +28,6 @@ import numpy as np
 import pandas as pd
 from torch.utils.data import DataLoader
 
-from kit.crops import CROP_MODES, OTHER_CROP
 from kit.data import read_eval, read_train, verify_images
 from kit.data.cache import ImageCache, cache_dir_for
 from kit.data.dataset import CropChoice, FlipChoice, ImageDataset, collate_pictures, load_rgb
@@ -48,7 +47,7 @@ from kit.heads import head_soft_target
 from kit.pretrained import Weights
 from kit.splits import holdout, person_folds
 from kit.train.distributed import SINGLE, DistContext, barrier
-from kit.transforms import build_transforms, normalization
+from kit.transforms import CROP_MODES, OTHER_CROP, build_transforms, normalization
 
 __all__ = [
     "LOADER_VERSION",
@@ -259,7 +258,7 @@ def train_dataset(
 ) -> ImageDataset:
     """The training rows ``df`` with their ``target`` (the head's; with soft pseudo-labels
     among the rows, ``cfg.head``'s soft target) under ``cfg``'s training transform, as uint8
-    pictures (``kit.model_input.to_model_input`` normalises them on the device); ``augment``
+    pictures (``kit.batch.to_model_input`` normalises them on the device); ``augment``
     replaces the preset's augmentations."""
     train_tf, _ = build_transforms(cfg, augment=augment, prepared=pictures.prepared, tensor=False)
     soft = soft_targets(df)  # soft pseudo-labels: every row trains on the head's soft target
@@ -275,7 +274,7 @@ def frame_loader(
     pin_memory: bool = False,
 ) -> DataLoader:
     """The rows of ``df`` in order, through ``cfg``'s evaluation transform (pictures read by
-    ``prepared``, a cache, when given), as uint8 batches for ``kit.model_input.to_model_input``;
+    ``prepared``, a cache, when given), as uint8 batches for ``kit.batch.to_model_input``;
     targets are -1. A face crop with no ``prepared`` prepares each picture around its stored
     face box (those of the run's data folder)."""
     if prepared is None and CROP_MODES.get(cfg.crop_mode).needs_boxes:

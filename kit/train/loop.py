@@ -10,6 +10,7 @@ its share of the batches; rank 0 alone writes.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import logging
 import time
@@ -25,19 +26,19 @@ import torch
 from torch import nn
 
 from kit import runfolder as rundir
+from kit.batch import create_device_aug, to_model_input
 from kit.config import Config
 from kit.device import pick_amp
-from kit.device_aug import create_device_aug
 from kit.heads import OUTPUT_KINDS, head_spec, head_task, to_probs
 from kit.metrics import score_probs, selection_score
 from kit.mixing import Mixer
-from kit.model_input import to_model_input
 from kit.optim import Parts, epoch_steps, optimizer_steps
 from kit.progress import Progress
 from kit.registry import blame_user
 from kit.running import SYNC_EVERY, Running, batch_labels
 from kit.train import checkpoint, data, distributed
 from kit.train.checkpoint import Job, Ready, Trainer, TrainState
+from kit.transforms import normalization
 from kit.tta import crop_sources, tta_views
 
 __all__ = ["Epochs", "batch_labels", "predict_frame", "predictor", "train_one_epoch", "train_run"]
@@ -199,7 +200,9 @@ def train_one_epoch(
     device = next(model.parameters()).device
     amp = pick_amp(cfg, device)  # the scaler of build_parts is on for float16 alone
     augment = create_device_aug(cfg)  # training batches only, on the device
-    steps, updates = epoch_steps(loader, cfg), (epoch - 1) * optimizer_steps(loader, cfg)
+    norm = normalization(cfg)
+    steps = epoch_steps(loader, cfg.max_steps_per_epoch)
+    updates = (epoch - 1) * optimizer_steps(loader, cfg.max_steps_per_epoch, cfg.grad_accum)
     model.train()
     optimizer.zero_grad(set_to_none=True)
     seen, lr = 0, max(float(g["lr"]) for g in optimizer.param_groups)
@@ -209,7 +212,14 @@ def train_one_epoch(
         running = Running(device, counts=progress.bar_shown, width=width)
         # islice, not a break: a break would load (and throw away) one batch too many
         for i, (images, targets) in enumerate(itertools.islice(loader, steps)):
-            images = to_model_input(images, cfg, device, augment)
+            images = to_model_input(
+                images,
+                device,
+                mean=norm.mean,
+                std=norm.std,
+                channels_last=cfg.channels_last,
+                augment=augment,
+            )
             targets = hard = _to_device(targets, device)
             if mixer is not None:
                 images, targets = mixer(images, targets)
@@ -278,14 +288,18 @@ def predict_frame(
         crops = crop_sources(views_of, cfg, data.resolve_data_dir(cfg), paths)
     crop_loaders = [data.frame_loader(df, c.cfg, c.loader, batch_size) for c in crops]
     amp, was_training = pick_amp(cfg, device), model.training
+    # a crop view differs in its geometry only: the same pixel statistics and layout
+    norm = normalization(cfg)
+    as_input = functools.partial(
+        to_model_input, device=device, mean=norm.mean, std=norm.std, channels_last=cfg.channels_last
+    )
     model.eval()
     chunks, start = [], 0
     try:
         for (images, _), *others in zip(loader, *crop_loaders, strict=True):
-            images = to_model_input(images, cfg, device)
+            images = as_input(images)
             batches = [
-                c.view(to_model_input(o, c.cfg, device), images, start)
-                for c, (o, _) in zip(crops, others, strict=True)
+                c.view(as_input(o), images, start) for c, (o, _) in zip(crops, others, strict=True)
             ]
             start += len(images)
             with amp.autocast():
