@@ -76,4 +76,4 @@ OTHER_CROP: dict[str, str] = {"center": "face", "face": "center"}
 
 def crop_rect(shape: tuple[int, ...], cfg: Any, box: Box | None = None) -> Box:
     """The crop ``cfg.crop_mode`` takes of a picture of ``shape`` (H, W, ...) with face ``box``."""
-    return CROP_MODES.get(cfg.crop_mode).rect(int(shape[0]), int(shape[1]), box, cfg)
+    return CROP_MODES.use(cfg.crop_mode).rect(int(shape[0]), int(shape[1]), box, cfg)

@@ -146,8 +146,8 @@ class Mixer:
     """
 
     def __init__(self, cfg: Any) -> None:
-        self.cfg, self.spec = cfg, MIXES.get(cfg.mix)
-        self.pairs = MIX_PAIRS.get(cfg.mix_pairs)
+        self.cfg, self.spec = cfg, MIXES.use(cfg.mix)
+        self.pairs = MIX_PAIRS.use(cfg.mix_pairs)
         task = head_task(cfg.head)  # a per-task head's targets are its task's values
         self.width = NUM_CLASSES if task is None else HEAD_SIZES[task]
         self.timm = None

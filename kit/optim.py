@@ -108,7 +108,7 @@ def build_optimizer(model: nn.Module, cfg: Any) -> torch.optim.Optimizer:
     """
     plain = cfg.layer_decay is None and cfg.backbone_lr_scale == 1.0
     if cfg.optimizer in OPTIMIZERS:
-        return OPTIMIZERS.get(cfg.optimizer)(param_groups(model, cfg), cfg)
+        return OPTIMIZERS.use(cfg.optimizer)(param_groups(model, cfg), cfg)
     _check_optimizer(cfg.optimizer, "optimizer", cfg)
     params = model if plain else param_groups(model, cfg)
     return create_optimizer_v2(
@@ -235,7 +235,7 @@ def build_scheduler(optimizer: torch.optim.Optimizer, cfg: Any, steps_per_epoch:
     spe = max(1, steps_per_epoch)
     warm = min(round(cfg.warmup_epochs * spe), spe * cfg.epochs - 1)
     warmup = {"warmup_t": warm, "warmup_lr_init": cfg.lr / (warm + 1) if warm > 0 else 0.0}
-    spec = SCHEDULERS.get(cfg.scheduler)
+    spec = SCHEDULERS.use(cfg.scheduler)
     return spec.build(optimizer, cfg, spe, warmup, dict(cfg.scheduler_kwargs))
 
 

@@ -108,7 +108,7 @@ def open_trackers(
     ids = runfolder.read_tracker_ids(run_dir) if cfg.resume else {}
     config = flatten(cfg.to_dict())
     entries: list[tuple[str, Tracker]] = []
-    openers = [(name, TRACKERS.get(name).open) for name in track_names(cfg.track)]
+    openers = [(name, TRACKERS.use(name).open) for name in track_names(cfg.track)]
     for k, hook in enumerate(hooks):
         openers.append((getattr(hook, "__name__", f"hook{k}"), hook))
     for name, opener in openers:
