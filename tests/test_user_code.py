@@ -559,3 +559,20 @@ def test_a_users_piece_failing_in_training_is_named_and_recorded(tiny_cfg, piece
     (run,) = Path(cfg.output_dir).iterdir()
     status = read_status(run)
     assert status["status"] == "failed" and named in status["error"]
+
+
+def test_kit_calls_registry_entries_through_use_or_inside_calling():
+    """An entry called straight from ``REGISTRY.get(name)`` escapes the naming unless it runs
+    in that registry's ``calling`` block (the line before): kit calls entries through
+    ``Registry.use`` otherwise."""
+    import re
+
+    called = re.compile(r"\b([A-Z_]{3,})\.get\([^)]*\)(\(|\.[a-z_]+\()")
+    loose = []
+    for path in sorted((Path(kit.__file__).parent).rglob("*.py")):
+        lines = path.read_text(encoding="utf-8").splitlines()
+        for i, line in enumerate(lines):
+            found = called.search(line)
+            if found and path.name != "registry.py" and f"{found[1]}.calling(" not in lines[i - 1]:
+                loose.append(f"{path.name}:{i + 1}: {line.strip()}")
+    assert loose == []
