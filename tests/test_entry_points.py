@@ -398,6 +398,14 @@ TOOL_STRINGS: dict[str, tuple[str, Callable[[World, Path], list[str]], str]] = {
         lambda w, out: ["--storage", "runs/optuna.db", *_tune_argv(w, out)],
         "--storage 'runs/optuna.db' is not a database URL",
     ),
+    "storage-folder-is-a-file": (
+        "kit.tune",
+        lambda w, out: [
+            *("--storage", f"sqlite:///{w.root / 'cfg.yaml' / 'study.db'}", *_tune_argv(w, out))
+        ],
+        "cfg.yaml of the SQLite file (a file is in the way where a folder is expected); pass "
+        "--storage sqlite:///PATH",
+    ),
     "mlflow-uri-unknown-scheme": (
         "recipes/baseline.py",
         lambda w, out: [
