@@ -422,8 +422,11 @@ def _kit_or_library(module: str) -> bool:
     if module.split(".")[0] == "kit":
         return True
     file = getattr(sys.modules.get(module), "__file__", None)
-    if file is None:  # built into the interpreter; "__main__" of a notebook has a file or not
-        return module not in ("__main__", "__mp_main__")
+    if file is None:
+        # built into the interpreter or frozen: kit's side; "__main__" of a notebook (a file
+        # or not), or code run from a file without an import (runpy.run_path): the user's
+        imported = module in sys.modules and module not in ("__main__", "__mp_main__")
+        return imported or module in sys.builtin_module_names
     installed = {sysconfig.get_paths()[k] for k in ("stdlib", "platstdlib", "purelib", "platlib")}
     path = os.path.realpath(file)
     return any(path.startswith(os.path.realpath(p) + os.sep) for p in installed)
