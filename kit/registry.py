@@ -329,7 +329,7 @@ def blame_user(err: BaseException, piece: str, on: str) -> None:
     origin, tb = None, err.__traceback__
     while tb is not None:
         module = tb.tb_frame.f_globals.get("__name__", "")
-        if module and not _kit_or_library(module):
+        if module and not _kit_or_library(module, tb.tb_frame.f_globals.get("__file__")):
             origin = module
         tb = tb.tb_next
     if origin is not None:
@@ -393,7 +393,7 @@ def user_origin(entry: Any, depth: int = 3) -> str | None:
     cells, a spec dataclass's fields), or None when it is all kit's (or a library's)."""
     entry = entry.__wrapped__ if isinstance(entry, _Guarded) else entry
     module = _module(entry)
-    if module and not _kit_or_library(module):
+    if module and not _kit_or_library(module, getattr(entry, "__globals__", {}).get("__file__")):
         return module
     if depth == 0:
         return None
@@ -416,17 +416,15 @@ def _filled(cell: Any) -> bool:
 
 
 @functools.lru_cache(maxsize=256)
-def _kit_or_library(module: str) -> bool:
+def _kit_or_library(module: str, file: str | None = None) -> bool:
     """Whether ``module`` is kit's, or installed (the standard library, site-packages): not
-    the user's recipe, notebook or package being worked on."""
+    the user's recipe, notebook or package being worked on. ``file`` (the code's own
+    ``__file__``) decides for a module not imported: a file run by ``runpy.run_path``."""
     if module.split(".")[0] == "kit":
         return True
-    file = getattr(sys.modules.get(module), "__file__", None)
-    if file is None:
-        # built into the interpreter or frozen: kit's side; "__main__" of a notebook (a file
-        # or not), or code run from a file without an import (runpy.run_path): the user's
-        imported = module in sys.modules and module not in ("__main__", "__mp_main__")
-        return imported or module in sys.builtin_module_names
+    file = getattr(sys.modules.get(module), "__file__", None) or file
+    if file is None:  # built into the interpreter; "__main__" of a notebook has a file or not
+        return module not in ("__main__", "__mp_main__")
     installed = {sysconfig.get_paths()[k] for k in ("stdlib", "platstdlib", "purelib", "platlib")}
     path = os.path.realpath(file)
     return any(path.startswith(os.path.realpath(p) + os.sep) for p in installed)
