@@ -95,7 +95,7 @@ class Registry(Generic[T]):
         self._entries: dict[str, T] = {}
         self._describe = describe
         self._check = check
-        self._guarded: dict[str, tuple[T, T]] = {}  # name -> (entry, as get() returns it)
+        self._guarded: dict[str, tuple[T, T]] = {}  # name -> (entry, as use() returns it)
         REGISTRIES[kind] = self
 
     # ---- filling --------------------------------------------------------------------------
@@ -301,7 +301,7 @@ def _describe_input(args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
 
 def _describe_value(value: Any) -> str:
     shape = getattr(value, "shape", None)
-    if isinstance(shape, tuple | list) or type(shape).__name__ == "Size":
+    if isinstance(shape, tuple | list):  # torch.Size is a tuple
         return f"a {type(value).__name__} of shape {tuple(shape)}"
     if type(value).__name__ == "Config" and hasattr(value, "name"):
         return f"the config of run {value.name!r}"
