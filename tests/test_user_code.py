@@ -576,3 +576,19 @@ def test_kit_calls_registry_entries_through_use_or_inside_calling():
             if found and path.name != "registry.py" and f"{found[1]}.calling(" not in lines[i - 1]:
                 loose.append(f"{path.name}:{i + 1}: {line.strip()}")
     assert loose == []
+
+
+def test_a_users_model_failing_in_prediction_is_named_with_the_batch(data, tiny_cfg):
+    """kit.inference.predict (what kit.predict and a notebook call) names the model and head
+    and the batch its failure came on, as validation does."""
+    from kit.data import read_eval
+    from kit.inference import predict
+
+    register_head("mine", kind="joint")(_FailsInEval)
+    cfg = tiny_cfg.replace(head="mine", data_dir=str(data))
+    with registered(HEADS, "mine"), pytest.raises(kit.UserCodeError) as info:
+        predict(create_model(cfg), read_eval(data), cfg)
+    assert (
+        f"model 'test_resnet' (head 'mine') (your code, in {__name__}) failed on a prediction "
+        "batch of shape (" in str(info.value)
+    )
