@@ -86,7 +86,7 @@ class Amp:
 
 def pick_amp(cfg: Any, device: torch.device) -> Amp:
     """The autocast of ``cfg`` (``amp``, ``amp_dtype``) on ``device``."""
-    dtype = AMP_DTYPES.get(cfg.amp_dtype)(device) if cfg.amp else None
+    dtype = AMP_DTYPES.use(cfg.amp_dtype)(device) if cfg.amp else None
     return Amp(device.type, dtype)
 
 

@@ -273,7 +273,7 @@ def estimate(
     stages.append(
         Stage(f"TTA inference ({checked.tta})", measured, eval_s, f"{n_eval} evaluation pictures")
     )
-    refit = REFITS.get(checked.refit)
+    refit = REFITS.use(checked.refit)
     refit_s = 0.0
     if refit.config is not None:
         share = (len(splits.training) + len(splits.val)) / max(len(splits.training), 1)

@@ -184,7 +184,7 @@ def head_spec(name: str) -> HeadSpec:
 def head_target(name: str) -> Callable[[int], Any]:
     """The training target of head ``name`` for an 18-way class id (its kind's ``target``):
     the id itself for ``"joint"`` heads, a ``{mask, gender, age}`` dict for ``"heads"``."""
-    return OUTPUT_KINDS.get(head_spec(name).kind).target
+    return OUTPUT_KINDS.use(head_spec(name).kind).target
 
 
 def head_soft_target(name: str) -> Callable[[Any], Any]:
@@ -192,7 +192,7 @@ def head_soft_target(name: str) -> Callable[[Any], Any]:
     vector for ``"joint"`` heads, the three marginals for ``"heads"``, a per-task head's
     marginal."""
     kind = head_spec(name).kind
-    soft = OUTPUT_KINDS.get(kind).soft_target
+    soft = OUTPUT_KINDS.use(kind).soft_target
     if soft is None:
         raise ValueError(f"head {name!r}: output kind {kind!r} declares no soft_target")
     return soft
@@ -217,7 +217,7 @@ def to_probs(output: torch.Tensor | Mapping[str, torch.Tensor], kind: str | None
     else ``"joint"``): ``(n, 18)``, or the task's ``(n, k)`` for a per-task kind."""
     if kind is None:
         kind = "heads" if isinstance(output, Mapping) else "joint"
-    return OUTPUT_KINDS.get(kind).probs(output)
+    return OUTPUT_KINDS.use(kind).probs(output)
 
 
 @register_head("single", "joint")

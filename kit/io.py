@@ -3,7 +3,8 @@
 Every file kit writes (checkpoints, run files, caches, submissions) goes through here, and every
 CSV kit reads is decoded here (:func:`read_csv_text`), so all of them accept what spreadsheets
 write: a byte-order mark (Excel's "CSV UTF-8"), UTF-16 (Excel's "Unicode text"), CRLF line ends
-and ``;`` or tab separators.
+and ``;`` or tab separators, and with ``;`` the decimal comma of the locales that write it
+(German, French Excel: ``0,5``).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import errno
 import io
 import json
 import os
+import re
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -26,7 +28,9 @@ __all__ = [
     "OutputError",
     "atomic_path",
     "atomic_write",
+    "csv_number",
     "csv_source",
+    "decimal_mark",
     "output_error",
     "read_csv_text",
     "read_json",
@@ -223,8 +227,26 @@ def read_csv_text(path: str | os.PathLike[str]) -> tuple[str, str]:
     return text, _SEPARATORS[counts.index(max(counts))] if max(counts) else ","
 
 
+#: A whole ``;``-separated field that is a number with a decimal comma (``-0,25``, ``1,5e-3``).
+_DECIMAL_COMMA = re.compile(r"(?:^|;)[ \t]*[-+]?\d+,\d+(?:[eE][-+]?\d+)?[ \t]*\r?(?=;|$)", re.M)
+
+
+def decimal_mark(text: str, sep: str) -> str:
+    """The decimal mark of a CSV's ``text`` separated by ``sep``: ``,`` when the separator is
+    ``;`` and a field is a number written with a comma (what a spreadsheet writes in locales
+    whose decimal mark is the comma), else ``.``."""
+    return "," if sep == ";" and _DECIMAL_COMMA.search(text) else "."
+
+
+def csv_number(cell: str, decimal: str = ".") -> float:
+    """``float`` of a CSV cell whose decimal mark is ``decimal`` (:func:`decimal_mark`);
+    ValueError as ``float``'s for text that is no number."""
+    return float(cell.replace(",", ".") if decimal == "," else cell)
+
+
 def csv_source(path: str | os.PathLike[str]) -> dict[str, Any]:
     """The arguments that make ``pandas.read_csv(**csv_source(path), ...)`` read ``path`` as
-    :func:`read_csv_text` decodes it (any byte-order mark, ``,`` ``;`` or tab)."""
+    :func:`read_csv_text` decodes it (any byte-order mark, ``,`` ``;`` or tab; with ``;`` the
+    decimal comma, :func:`decimal_mark`)."""
     text, sep = read_csv_text(path)
-    return {"filepath_or_buffer": io.StringIO(text), "sep": sep}
+    return {"filepath_or_buffer": io.StringIO(text), "sep": sep, "decimal": decimal_mark(text, sep)}

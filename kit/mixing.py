@@ -158,7 +158,7 @@ class Mixer:
         prob: float = 1.0,
         head: str = "single",
     ) -> None:
-        self.spec, self.pairs = MIXES.get(mix), MIX_PAIRS.get(pairs)
+        self.spec, self.pairs = MIXES.use(mix), MIX_PAIRS.use(pairs)
         self.alpha, self.lam, self.prob = alpha, tuple(lam), prob
         task = head_task(head)  # a per-task head's targets are its task's values
         self.width = NUM_CLASSES if task is None else HEAD_SIZES[task]

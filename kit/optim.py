@@ -132,7 +132,7 @@ def build_optimizer(
         backbone_lr_scale=backbone_lr_scale,
     )
     if optimizer in OPTIMIZERS:
-        build = OPTIMIZERS.get(optimizer)
+        build = OPTIMIZERS.use(optimizer)
         return build(groups(model), lr=lr, weight_decay=weight_decay, momentum=momentum)
     _check_optimizer(optimizer, "optimizer", None)
     params = model if plain else groups(model)
@@ -281,7 +281,7 @@ def build_scheduler(
     spe = max(1, steps_per_epoch)
     warm = min(round(warmup_epochs * spe), spe * epochs - 1)
     warmup = {"warmup_t": warm, "warmup_lr_init": lr / (warm + 1) if warm > 0 else 0.0}
-    return SCHEDULERS.get(scheduler).build(optimizer, lr, epochs, spe, warmup, kwargs)
+    return SCHEDULERS.use(scheduler).build(optimizer, lr, epochs, spe, warmup, kwargs)
 
 
 def epoch_steps(loader: Any, max_steps: int | None = None) -> int:

@@ -22,6 +22,8 @@ importing the module that fills the registry. A registry whose values are more t
 from __future__ import annotations
 
 import contextlib
+import contextvars
+import copy
 import dataclasses
 import difflib
 import functools
@@ -41,6 +43,7 @@ __all__ = [
     "Registry",
     "UnknownName",
     "blame_user",
+    "blaming",
     "deferred",
     "definition",
     "did_you_mean",
@@ -92,6 +95,7 @@ class Registry(Generic[T]):
         self._entries: dict[str, T] = {}
         self._describe = describe
         self._check = check
+        self._guarded: dict[str, tuple[T, T]] = {}  # name -> (entry, as use() returns it)
         REGISTRIES[kind] = self
 
     # ---- filling --------------------------------------------------------------------------
@@ -136,6 +140,20 @@ class Registry(Generic[T]):
         except (KeyError, TypeError):
             raise UnknownName(self.unknown_message(name)) from None
 
+    def use(self, name: str) -> T:
+        """The entry of ``name`` as kit calls it: :meth:`get`'s, but an entry of the user's
+        code (:func:`user_origin`) comes back guarded: each call of it (or of a spec's callable
+        fields) runs inside :meth:`calling`, with its arguments as the input a failure names.
+        So every place kit calls a registered piece through ``use`` reports the user's failure
+        as that piece's, in a registry added later too. kit's own entries come back as they
+        are."""
+        entry = self.get(name)
+        cached = self._guarded.get(name)
+        if cached is None or cached[0] is not entry:
+            cached = (entry, _guard(self.kind, name, entry))
+            self._guarded[name] = cached
+        return cached[1]
+
     @contextlib.contextmanager
     def calling(
         self, name: str, on: str = "", passing: tuple[type[BaseException], ...] = ()
@@ -146,6 +164,7 @@ class Registry(Generic[T]):
         (its input: a picture, a batch's shape); the user's traceback is its ``__cause__``,
         which ``--debug`` shows. kit's own entries fail as they are (a bug keeps its
         traceback), and so do errors of the types in ``passing`` (the caller handles them)."""
+        token = _CALLING.set((self.kind, name))
         try:
             yield
         except (KitError, *passing):
@@ -159,6 +178,8 @@ class Registry(Generic[T]):
                 f"{self.label} {name!r} (your code, in {origin}) failed{where}: "
                 f"{type(err).__name__}: {err}; fix it there (--debug shows its traceback)"
             ) from err
+        finally:
+            _CALLING.reset(token)
 
     def unknown_message(self, name: Any, what: str | None = None) -> str:
         """``unknown <kind> 'x' (did you mean 'y'?); valid: [...]``; ``what`` replaces the
@@ -213,6 +234,90 @@ class Registry(Generic[T]):
         return f"Registry({self.kind!r}, {self.names()})"
 
 
+#: The registry entry a :meth:`Registry.calling` block runs now, ``(kind, name)``: a guarded
+#: entry called inside its own block leaves the naming to that block (which knows the input
+#: better, and which errors its caller handles itself).
+_CALLING: contextvars.ContextVar[tuple[str, str] | None] = contextvars.ContextVar(
+    "kit_registry_calling", default=None
+)
+
+
+class _Guarded:
+    """A user's registry entry as :meth:`Registry.use` returns it: called, it runs inside the
+    registry's :meth:`~Registry.calling` with its arguments named; anything else (attributes,
+    equality, pickling) is the entry's."""
+
+    def __init__(self, kind: str, name: str, entry: Any) -> None:
+        self.kind, self.name, self.__wrapped__ = kind, name, entry
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if _CALLING.get() == (self.kind, self.name):
+            return self.__wrapped__(*args, **kwargs)
+        with REGISTRIES[self.kind].calling(self.name, on=_describe_input(args, kwargs)):
+            return self.__wrapped__(*args, **kwargs)
+
+    def __getattr__(self, attr: str) -> Any:
+        if attr.startswith("__"):  # not set yet (unpickling): no recursion through __wrapped__
+            raise AttributeError(attr)
+        return getattr(self.__wrapped__, attr)
+
+    def __eq__(self, other: object) -> bool:
+        other = other.__wrapped__ if isinstance(other, _Guarded) else other
+        return bool(self.__wrapped__ == other)
+
+    def __hash__(self) -> int:
+        return hash(self.__wrapped__)
+
+    def __repr__(self) -> str:
+        return repr(self.__wrapped__)
+
+
+def _guard(kind: str, name: str, entry: Any) -> Any:
+    """``entry`` as :meth:`Registry.use` returns it: a callable of the user's code guarded; a
+    spec dataclass (kit's type, the user's functions in its fields) copied with those fields
+    guarded, so ``isinstance`` and its other fields hold; anything else as it is."""
+    if dataclasses.is_dataclass(entry) and not isinstance(entry, type):
+        users = {
+            f.name: _Guarded(kind, name, value)
+            for f in dataclasses.fields(entry)
+            if callable(value := getattr(entry, f.name)) and user_origin(value)
+        }
+        if not users:
+            return entry
+        guarded = copy.copy(entry)
+        for field, value in users.items():
+            object.__setattr__(guarded, field, value)  # a frozen spec too
+        return guarded
+    return _Guarded(kind, name, entry) if callable(entry) and user_origin(entry) else entry
+
+
+def _describe_input(args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
+    """A call's arguments as a failure names its input: shapes of tensors and arrays, the run
+    of a config, lengths of sequences, short values as they are."""
+    parts = [_describe_value(a) for a in args]
+    parts += [f"{k}={_describe_value(v)}" for k, v in kwargs.items()]
+    return ", ".join(parts) or "no arguments"
+
+
+def _describe_value(value: Any) -> str:
+    shape = getattr(value, "shape", None)
+    if isinstance(shape, tuple | list):  # torch.Size is a tuple
+        return f"a {type(value).__name__} of shape {tuple(shape)}"
+    if type(value).__name__ == "Config" and hasattr(value, "name"):
+        return f"the config of run {value.name!r}"
+    plain = str | int | float | bool | os.PathLike | type(None)
+    if isinstance(value, list | tuple | dict | set) and value:
+        items = value.values() if isinstance(value, dict) else value
+        if all(isinstance(v, plain) for v in items) and len(text := repr(value)) <= 80:
+            return text
+        kinds = sorted({type(v).__name__ for v in items})
+        return f"a {type(value).__name__} of {len(value)} {'/'.join(kinds)}"
+    if not isinstance(value, plain):
+        return f"a {type(value).__name__}"
+    text = repr(value)
+    return text if len(text) <= 80 else f"{text[:77]}..."
+
+
 def blame_user(err: BaseException, piece: str, on: str) -> None:
     """Raise a :class:`~kit.errors.UserCodeError` naming ``piece`` (``"loss 'mine'"``) and
     ``on`` (its input) from ``err`` when the user's code is in its traceback (a model or loss
@@ -224,7 +329,7 @@ def blame_user(err: BaseException, piece: str, on: str) -> None:
     origin, tb = None, err.__traceback__
     while tb is not None:
         module = tb.tb_frame.f_globals.get("__name__", "")
-        if module and not _kit_or_library(module):
+        if module and not _kit_or_library(module, tb.tb_frame.f_globals.get("__file__")):
             origin = module
         tb = tb.tb_next
     if origin is not None:
@@ -232,6 +337,16 @@ def blame_user(err: BaseException, piece: str, on: str) -> None:
             f"{piece} (your code, in {origin}) failed on {on}: {type(err).__name__}: {err}; "
             "fix it there (--debug shows its traceback)"
         ) from err
+
+
+@contextlib.contextmanager
+def blaming(piece: str, on: str) -> Iterator[None]:
+    """:func:`blame_user` for what runs inside: an optimizer's step, a model's prediction."""
+    try:
+        yield
+    except Exception as err:
+        blame_user(err, piece, on)
+        raise
 
 
 def definition(entry: Any) -> Any:
@@ -242,6 +357,7 @@ def definition(entry: Any) -> Any:
     if dataclasses.is_dataclass(entry) and not isinstance(entry, type):
         parts = [getattr(entry, f.name) for f in dataclasses.fields(entry)]
     for obj in (*parts, entry):
+        obj = obj.__wrapped__ if isinstance(obj, _Guarded) else obj
         obj = getattr(obj, "func", obj)
         if callable(obj) and getattr(obj, "__module__", None):
             return obj
@@ -275,8 +391,9 @@ def user_origin(entry: Any, depth: int = 3) -> str | None:
     """The module of the user's code in a registry entry (a function, class or callable
     object defined outside kit; or one that kit wraps: a partial's function, a closure's
     cells, a spec dataclass's fields), or None when it is all kit's (or a library's)."""
+    entry = entry.__wrapped__ if isinstance(entry, _Guarded) else entry
     module = _module(entry)
-    if module and not _kit_or_library(module):
+    if module and not _kit_or_library(module, getattr(entry, "__globals__", {}).get("__file__")):
         return module
     if depth == 0:
         return None
@@ -299,12 +416,13 @@ def _filled(cell: Any) -> bool:
 
 
 @functools.lru_cache(maxsize=256)
-def _kit_or_library(module: str) -> bool:
+def _kit_or_library(module: str, file: str | None = None) -> bool:
     """Whether ``module`` is kit's, or installed (the standard library, site-packages): not
-    the user's recipe, notebook or package being worked on."""
+    the user's recipe, notebook or package being worked on. ``file`` (the code's own
+    ``__file__``) decides for a module not imported: a file run by ``runpy.run_path``."""
     if module.split(".")[0] == "kit":
         return True
-    file = getattr(sys.modules.get(module), "__file__", None)
+    file = getattr(sys.modules.get(module), "__file__", None) or file
     if file is None:  # built into the interpreter; "__main__" of a notebook has a file or not
         return module not in ("__main__", "__mp_main__")
     installed = {sysconfig.get_paths()[k] for k in ("stdlib", "platstdlib", "purelib", "platlib")}

@@ -152,7 +152,7 @@ def crop_rect(
     """The crop ``crop_mode`` (:data:`CROP_MODES`) takes of a picture of ``shape`` (H, W, ...)
     with face ``box``, for the centre share ``crop``, the network input ``image_size`` and
     ``face_margin`` around a face."""
-    rect = CROP_MODES.get(crop_mode).rect
+    rect = CROP_MODES.use(crop_mode).rect
     kwargs = {"crop": crop, "image_size": image_size, "face_margin": face_margin}
     return rect(int(shape[0]), int(shape[1]), box, **kwargs)
 

@@ -1,6 +1,6 @@
 """Every CSV kit reads accepts what spreadsheets write: a byte-order mark (Excel's "CSV UTF-8"),
-UTF-16 with its mark, CRLF line ends, ``;`` separators; a file in another encoding is refused
-with one message naming the file, the line and the fix.
+UTF-16 with its mark, CRLF line ends, ``;`` separators (with decimal commas); a file in another
+encoding is refused with one message naming the file, the line and the fix.
 
 Each reader in :data:`READERS` is given a file it reads, re-saved in every such way, and must read
 the same thing back; ``test_every_csv_reader_is_listed`` fails when a module of kit calls
@@ -113,6 +113,12 @@ SAVED_AS: dict[str, Callable[[str], bytes]] = {
     "semicolons": lambda t: t.replace(",", ";").encode(),
     "Excel, European": lambda t: t.replace(",", ";").replace("\n", "\r\n").encode("utf-8-sig"),
     "UTF-16, tabs, CRLF": lambda t: t.replace(",", "\t").replace("\n", "\r\n").encode("utf-16"),
+    # German or French Excel: ';' separators because ',' is the decimal mark (0,5)
+    "Excel, decimal commas": lambda t: (
+        re.sub(r"(?<=\d)\.(?=\d)", ",", t.replace(",", ";"))
+        .replace("\n", "\r\n")
+        .encode("utf-8-sig")
+    ),
 }
 
 
@@ -205,3 +211,26 @@ def test_a_bad_face_box_names_file_row_field_and_the_fix(tmp_path, row, message)
     with pytest.raises(ValueError, match=re.escape(message)) as err:
         read_boxes(bad)
     assert str(bad) in str(err.value) and "all empty" in str(err.value)
+
+
+def test_face_boxes_with_decimal_commas_read_as_numbers(tmp_path):
+    """A boxes file a German Excel saved: ';' separators and decimal commas."""
+    boxes = tmp_path / "faces.csv"
+    boxes.write_text("image_id;x0;y0;x1;y1\r\na.jpg;1,4;2;30,6;40,5\r\nb.jpg;;;;\r\n")
+    assert read_boxes(boxes) == {"a.jpg": (1, 2, 31, 40), "b.jpg": None}
+
+
+@pytest.mark.parametrize(
+    ("text", "mark"),
+    [
+        ("a;b\n0,5;x\n", ","),
+        ("a;b\n-1,5e-3;x\n", ","),
+        ("a;b\n0.5;x\n", "."),  # ';' with decimal points (some exports): no comma to read
+        ("a;b\nx,1;2\n", "."),  # a comma inside a text field is no decimal mark
+        ("a,b\n0,5\n", "."),  # ',' separators: a comma separates
+    ],
+)
+def test_the_decimal_mark_follows_the_fields_of_a_semicolon_file(text, mark):
+    from kit.io import decimal_mark
+
+    assert decimal_mark(text, ";" if ";" in text else ",") == mark

@@ -16,10 +16,12 @@ from __future__ import annotations
 import ast
 import hashlib
 import os
+import re
 import shutil
 import signal
 import subprocess
 import sys
+import unicodedata
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -336,6 +338,101 @@ def test_kit_score_reads_submissions_as_spreadsheets_save_them(
         assert "1.0000" in out.out or "1.000" in out.out, out.out
 
 
+def _resave(path: Path, encode: Callable[[str], bytes]) -> None:
+    path.write_bytes(encode(path.read_text(encoding="utf-8")))
+
+
+def _decimal_commas(text: str) -> str:
+    """``;`` separators, and each box's x0 with a decimal comma (``6`` -> ``6,4``: the same
+    pixel once rounded), as German or French Excel saves the file."""
+    head, *rows = text.replace(",", ";").splitlines()
+    rows = [re.sub(r"^([^;]*;\d+)(?=;)", r"\1,4", row) for row in rows]
+    return "\r\n".join([head, *rows]) + "\r\n"
+
+
+#: how a data folder's CSVs may be saved (train.csv, info.csv, faces.csv all alike), or how
+#: its folders may be named, that every reader accepts
+SAVED_DATA: dict[str, Callable[[Path], None]] = {
+    "BOM": lambda csv: _resave(csv, lambda t: t.encode("utf-8-sig")),
+    "UTF-16": lambda csv: _resave(csv, lambda t: t.replace("\n", "\r\n").encode("utf-16")),
+    "semicolons, decimal commas": lambda csv: _resave(
+        csv,
+        lambda t: (_decimal_commas(t) if csv.name == "faces.csv" else t.replace(",", ";")).encode(
+            "utf-8-sig"
+        ),
+    ),
+}
+
+
+@pytest.mark.parametrize("saved", [*SAVED_DATA, "NFD person folder"])
+def test_a_data_folder_saved_as_spreadsheets_and_phones_write_it_is_read(
+    small_world: World, tmp_path: Path, saved: str, capsys
+) -> None:
+    """kit.faces reads train.csv, info.csv and the face boxes of a data folder whose CSVs
+    Excel re-saved, or whose person folder macOS named in NFD: every box is found."""
+    from kit.faces.__main__ import main
+
+    data = Path(shutil.copytree(small_world.good, tmp_path / "data"))
+    csvs = [data / "train" / "train.csv", data / "eval" / "info.csv", data / "train" / "faces.csv"]
+    if saved in SAVED_DATA:
+        for csv in csvs:
+            SAVED_DATA[saved](csv)
+    else:  # one person folder named 'Asiàn' decomposed, the CSVs (as spreadsheets) composed
+        folder = sorted((data / "train" / "images").iterdir())[0]
+        nfc = folder.name.replace("Asian", "Asi\u00e0n")
+        folder.rename(folder.with_name(unicodedata.normalize("NFD", nfc)))
+        for csv in csvs[::2]:
+            csv.write_text(csv.read_text(encoding="utf-8").replace(folder.name, nfc))
+    code = _exit_code(main, [str(data), "--detector", "boxes", "--cache-dir", str(tmp_path)])
+    out = capsys.readouterr()
+    assert code == 0, out.err[-3000:]
+    # every picture of the folder found in the boxes file, none fell back to the centre
+    assert re.search(r"(\d+) found, 0 centre-crop fallback \(0%\) of \1 pictures", out.out), out.out
+
+
+_FAILING_LOSS = """
+import kit
+from kit import Config
+
+
+@kit.register_loss("mine")
+def mine():
+    raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+
+def main(argv=None):
+    kit.main(Config(name="mine", model="test_resnet", loss="mine"), argv=argv)
+"""
+
+
+def test_a_recipes_own_piece_failing_is_one_error_line_naming_it(
+    small_world: World, tmp_path: Path, capsys
+) -> None:
+    """User code that fails, through a recipe's command line: exit 2, one error line naming
+    the piece and where it is defined, no traceback, the run folders there before untouched."""
+    import runpy
+
+    w = small_world
+    recipe = tmp_path / "failing_loss.py"
+    recipe.write_text(_FAILING_LOSS)
+    before = _checksums(w.runs)
+    try:
+        main = runpy.run_path(str(recipe), run_name="failing_loss")["main"]
+        argv = ["--data-dir", str(w.good), "--output-dir", str(w.runs), "--smoke"]
+        code = _exit_code(main, argv)
+    finally:
+        from kit.losses import LOSSES
+
+        LOSSES.unregister("mine")
+    out = capsys.readouterr()
+    errors = [line for line in out.err.splitlines() if line.startswith("error:")]
+    assert code == 2, out.err[-3000:]
+    assert "Traceback" not in out.err + out.out
+    assert len(errors) == 1 and "loss 'mine' (your code, in failing_loss) failed" in errors[0]
+    after = _checksums(w.runs)
+    assert {k: after.get(k) for k in before} == before, "a run folder there before changed"
+
+
 #: commands that read a data folder's train.csv -> their arguments against the data folder
 TRAIN_CSV_READERS: dict[str, Callable[[Path, Path], list[str]]] = {
     "recipes/baseline.py": lambda d, out: [
@@ -397,6 +494,14 @@ TOOL_STRINGS: dict[str, tuple[str, Callable[[World, Path], list[str]], str]] = {
         "kit.tune",
         lambda w, out: ["--storage", "runs/optuna.db", *_tune_argv(w, out)],
         "--storage 'runs/optuna.db' is not a database URL",
+    ),
+    "storage-folder-is-a-file": (
+        "kit.tune",
+        lambda w, out: [
+            *("--storage", f"sqlite:///{w.root / 'cfg.yaml' / 'study.db'}", *_tune_argv(w, out))
+        ],
+        "cfg.yaml of the SQLite file (a file is in the way where a folder is expected); pass "
+        "--storage sqlite:///PATH",
     ),
     "mlflow-uri-unknown-scheme": (
         "recipes/baseline.py",

@@ -370,3 +370,21 @@ def test_mlflow_server_gets_the_run_and_its_loss_does_not_stop_training(
     assert run.status == "complete" and _metrics(run.run_dir)["epoch"].tolist() == [1, 2, 3]
     warned = [r.getMessage() for r in caplog.records if "tracker mlflow failed" in r.getMessage()]
     assert len(warned) == 1 and "log_epoch" in warned[0]
+
+
+def test_an_mlflow_tracker_that_cannot_open_its_uri_names_the_flag(tmp_path, monkeypatch, caplog):
+    """--mlflow-uri sqlite:///FILE/mlflow.db (a file where its folder should be): the warning
+    names the flag and the string, as every tracker URI's message does."""
+    from kit.tracking import open_trackers
+
+    def cannot_open(start):
+        raise FileExistsError(17, "File exists", str(tmp_path / "afile"))
+
+    monkeypatch.setitem(TRACKERS._entries, "mlflow", TrackerSpec("mlflow", cannot_open))
+    uri = f"sqlite:///{tmp_path / 'afile' / 'mlflow.db'}"
+    with caplog.at_level(logging.WARNING, logger="kit"):
+        open_trackers(Config(track="mlflow", mlflow_uri=uri), tmp_path / "run")
+    (warned,) = [
+        r.getMessage() for r in caplog.records if "tracker mlflow failed" in r.getMessage()
+    ]
+    assert f"check --mlflow-uri {uri!r}" in warned and "File exists" in warned

@@ -690,6 +690,9 @@ TRIGGERS: dict[str, Trigger] = {
         tune_main,
         [str(ROOT / "recipes/baseline.py"), "--storage=foo://x", "--trials=1", "--param=lr=1e-3"],
     ),
+    "tune-storage-folder": lambda c: raised(
+        lambda: kit_tune.open_storage(f"sqlite:///{c.data() / 'train' / 'train.csv'}/s.db")
+    ),
     "tune-param-format": lambda c: raised(lambda: parse_space(["lr"])),
     "tune-param-field": lambda c: raised(lambda: parse_space(["lrr=1:2"])),
     "tune-param-range": lambda c: raised(lambda: parse_space(["lr=1e-2:1e-4"])),

@@ -313,6 +313,10 @@ def _nan_loss(c: Ctx) -> tuple[str, str]:
 
 
 FIXES: dict[str, Callable[[Ctx], tuple[str, str]]] = {
+    "tune-storage-folder": lambda c: (
+        seen(lambda: kit_tune.open_storage(f"sqlite:///{c.data() / 'train' / 'train.csv'}/s.db")),
+        seen(lambda: kit_tune.open_storage(f"sqlite:///{c.tmp / 'studies' / 'optuna.db'}")),
+    ),
     # data: a flag that points elsewhere, or skips what is broken
     "train-csv-missing": lambda c: _before_after(
         c, ["--data-dir", str(c.data() / "train")], ["--data-dir", str(c.data())]

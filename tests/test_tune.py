@@ -19,7 +19,7 @@ from kit.config import Config
 from kit.runs.__main__ import main as runs_main
 from kit.tune import Param, importance, load_recipe, parse_space, report, write_plots
 from kit.tune.__main__ import main as tune_main
-from kit.tune.study import counted, default_storage
+from kit.tune.study import counted, default_storage, open_storage, open_study
 
 ROOT = Path(__file__).resolve().parents[1]
 SPACE = {"lr": "log:1e-4:1e-2", "loss": ["cross_entropy", "focal"]}
@@ -256,3 +256,12 @@ def test_two_workers_creating_one_new_sqlite_database_at_once_both_open_it(tmp_p
     assert [w.returncode for w in workers] == [0, 0], logs
     for url in urls:
         assert optuna.load_study(study_name="two", storage=url).get_trials() == []
+
+
+def test_a_storage_in_a_folder_not_there_yet_makes_the_folder(tmp_path):
+    """--storage sqlite:///missing/folder/study.db: the folder is made, as the default
+    storage's is (a teammate's new study folder), and the study opens there."""
+    url = f"sqlite:///{tmp_path / 'missing' / 'folder' / 'study.db'}"
+    open_study("s", open_storage(url))
+    assert (tmp_path / "missing" / "folder" / "study.db").is_file()
+    assert optuna.load_study(study_name="s", storage=url).get_trials() == []

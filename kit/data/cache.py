@@ -293,7 +293,7 @@ def _mapper(workers: int, executor: str) -> Iterator[Callable[..., Iterator[Any]
     if workers <= 0:
         yield map
         return
-    with EXECUTORS.get(executor)(max_workers=workers) as pool:
+    with EXECUTORS.use(executor)(max_workers=workers) as pool:
         yield pool.map
 
 

@@ -293,7 +293,7 @@ METHODS.register(
 
 def get_method(name: str) -> Method:
     """The registered method called ``name``; :class:`~kit.registry.UnknownName` otherwise."""
-    return METHODS.get(name)
+    return METHODS.use(name)
 
 
 def combine(

@@ -31,7 +31,7 @@ import numpy as np
 from kit.config import Config
 from kit.data.dataset import load_rgb
 from kit.data.fixture import FACE_COLUMNS
-from kit.io import read_csv_text
+from kit.io import csv_number, decimal_mark, read_csv_text
 from kit.registry import Registry
 from kit.transforms import Box
 
@@ -249,6 +249,7 @@ def read_boxes(path: str | os.PathLike[str]) -> dict[str, Box | None]:
             f"image_id relative to the data folder) or pass --face-boxes PATH"
         )
     text, sep = read_csv_text(path)
+    decimal = decimal_mark(text, sep)
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=sep)
     header = [c.strip() for c in next(reader, [])]
     missing = [c for c in FACE_COLUMNS if c not in header]
@@ -269,14 +270,15 @@ def read_boxes(path: str | os.PathLike[str]) -> dict[str, Box | None]:
                 f"({','.join(header)}); leave x0,y0,x1,y1 all empty for a picture without a face"
             )
         cells = [row[i].strip() for i in at]
-        boxes[cells[0]] = _box_cells(where, cells[1:]) if any(cells[1:]) else None
+        boxes[cells[0]] = _box_cells(where, cells[1:], decimal) if any(cells[1:]) else None
     return boxes
 
 
-def _box_cells(where: str, cells: list[str]) -> Box | None:
+def _box_cells(where: str, cells: list[str], decimal: str) -> Box | None:
+    values = []
     for name, cell in zip(FACE_COLUMNS[1:], cells, strict=True):
         try:
-            value = float(cell)
+            value = csv_number(cell, decimal)
         except ValueError:
             value = float("nan")
         if not math.isfinite(value):
@@ -284,7 +286,8 @@ def _box_cells(where: str, cells: list[str]) -> Box | None:
                 f"{where}, field {name}: found {cell!r}; expected a finite number of pixels "
                 f"(leave x0,y0,x1,y1 all empty for a picture without a face)"
             )
-    return _as_box(cells)
+        values.append(value)
+    return _as_box(values)
 
 
 def _box_files(cfg: Config, root: Path) -> list[Path]:

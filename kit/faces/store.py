@@ -130,8 +130,9 @@ def _write(path: Path, root: Path, boxes: dict[str, Box | None], scores: dict[st
 def _read_scores(path: Path) -> dict[str, float]:
     """``image_id -> score`` of a stored file's faces (none without a score column)."""
     text, sep = io.read_csv_text(path)
+    decimal = io.decimal_mark(text, sep)
     rows = csv.DictReader(StringIO(text, newline=""), delimiter=sep)
-    return {row["image_id"]: float(row[SCORE]) for row in rows if row.get(SCORE)}
+    return {row["image_id"]: io.csv_number(row[SCORE], decimal) for row in rows if row.get(SCORE)}
 
 
 def face_boxes(

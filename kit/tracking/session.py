@@ -85,14 +85,15 @@ class Trackers:
         self._entries = []
 
 
-def _drop(name: str, what: str, err: BaseException) -> None:
+def _drop(name: str, what: str, err: BaseException, flag: str = "") -> None:
     _log.warning(
-        "tracker %s failed (%s: %s: %s); training goes on without it, the run folder keeps "
+        "tracker %s failed (%s: %s: %s)%s; training goes on without it, the run folder keeps "
         "everything",
         name,
         what,
         type(err).__name__,
         str(err).splitlines()[0] if str(err) else "",
+        f"; check {flag}" if flag else "",
     )
 
 
@@ -108,7 +109,7 @@ def open_trackers(
     ids = runfolder.read_tracker_ids(run_dir) if cfg.resume else {}
     config = flatten(cfg.to_dict())
     entries: list[tuple[str, Tracker]] = []
-    openers = [(name, TRACKERS.get(name).open) for name in track_names(cfg.track)]
+    openers = [(name, TRACKERS.use(name).open) for name in track_names(cfg.track)]
     for k, hook in enumerate(hooks):
         openers.append((getattr(hook, "__name__", f"hook{k}"), hook))
     for name, opener in openers:
@@ -126,7 +127,8 @@ def open_trackers(
             if tracker.run_id is not None:
                 runfolder.write_tracker_id(run_dir, name, tracker.run_id)
         except Exception as err:
-            _drop(name, "open", err)
+            uri = cfg.mlflow_uri if name == "mlflow" else None  # the string it opened
+            _drop(name, "open", err, f"--mlflow-uri {uri!r}" if uri else "")
             continue
         entries.append((name, tracker))
     return Trackers(entries)

@@ -34,7 +34,7 @@ from kit.metrics import score_probs, selection_score
 from kit.mixing import Mixer
 from kit.optim import Parts, epoch_steps, optimizer_steps
 from kit.progress import Progress
-from kit.registry import blame_user
+from kit.registry import blame_user, blaming
 from kit.running import SYNC_EVERY, Running, batch_labels
 from kit.train import checkpoint, data, distributed
 from kit.train.checkpoint import Job, Ready, Trainer, TrainState
@@ -132,7 +132,8 @@ def _epoch(
     task = head_task(cfg.head)
     scores, val_loss = score_probs(val["label"], predict(val), task)
     chosen = selection_score(scores, task)  # a per-task run keeps its best task F1
-    parts.scheduler.step(epoch, chosen)
+    with blaming(f"scheduler {cfg.scheduler!r}", f"the end of epoch {epoch}"):
+        parts.scheduler.step(epoch, chosen)
     improved = chosen > state.best_score
     if improved:
         state.best_score, state.best_epoch, state.bad_epochs = chosen, epoch, 0
@@ -248,11 +249,13 @@ def train_one_epoch(
                     scaler.unscale_(optimizer)
                     nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
                 lr = max(float(g["lr"]) for g in optimizer.param_groups)
-                scaler.step(optimizer)
+                with blaming(f"optimizer {cfg.optimizer!r}", f"update {updates + 1}"):
+                    scaler.step(optimizer)
                 scaler.update()
                 optimizer.zero_grad(set_to_none=True)
                 updates += 1
-                parts.scheduler.step_update(num_updates=updates)
+                with blaming(f"scheduler {cfg.scheduler!r}", f"update {updates}"):
+                    parts.scheduler.step_update(num_updates=updates)
                 parts.update_ema(updates)
             progress.step(len(images), **postfix)
     running.check(epoch, cfg)
@@ -302,7 +305,8 @@ def predict_frame(
                 c.view(as_input(o), images, start) for c, (o, _) in zip(crops, others, strict=True)
             ]
             start += len(images)
-            with amp.autocast():
+            on = _batch(images).replace("training", "prediction")
+            with amp.autocast(), blaming(f"model {cfg.model!r} (head {cfg.head!r})", on):
                 views = [to_probs(model(v), kind) for v in views_of(images, batches)]
             chunks.append((sum(views) / len(views)).float().cpu())
     finally:

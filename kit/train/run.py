@@ -261,7 +261,7 @@ def stop(job: Job, state: TrainState, status: str, error: str | None = None) -> 
 def refit(job: Job, done: Epochs, best: dict[str, Any]) -> Callable[[pd.DataFrame], np.ndarray]:
     """Train ``job.cfg.refit`` on the training and validation people (``best``: the loaded
     ``best.pt``), write ``refit.pt`` (rank 0), and return the predictions of its weights."""
-    spec = REFITS.get(job.cfg.refit)
+    spec = REFITS.use(job.cfg.refit)
     assert spec.config is not None, "refit 'none' trains nothing"
     cfg = spec.config(job.cfg, int(best["epoch"]))
     rjob = dataclasses.replace(job, cfg=cfg)

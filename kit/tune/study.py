@@ -31,6 +31,7 @@ from optuna.trial import TrialState
 
 from kit.config import Config
 from kit.errors import ConfigError
+from kit.io import output_error
 from kit.runfolder import writer_alive
 from kit.tracking import Pruned, Tracker, TrackerStart
 from kit.tune.space import Param
@@ -91,6 +92,20 @@ def open_storage(url: str) -> RDBStorage:
         sqlalchemy.engine.make_url(url)
     except sqlalchemy.exc.ArgumentError:
         raise ConfigError(f"--storage {url!r} is not a database URL; {_STORAGE_FIX}") from None
+    database = sqlalchemy.engine.make_url(url).database
+    if url.startswith("sqlite") and database and database != ":memory:":
+        # the folder of a new SQLite file is made, as the default storage's is; one that
+        # cannot be (a file in the way, no permission) is the flag's fault, not a traceback's
+        folder = Path(database).parent
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            why = output_error(folder, err).reason
+            raise ConfigError(
+                f"--storage {url!r}: cannot create the folder {folder} of the SQLite file "
+                f"({why}); pass --storage sqlite:///PATH/optuna.db with PATH a folder you can "
+                "write, or leave --storage out (the study goes to the runs folder)"
+            ) from err
     try:
         return _open_storage(url)
     except (sqlalchemy.exc.NoSuchModuleError, ImportError) as err:
