@@ -157,15 +157,16 @@ def _kit_model(data: Path, tmp: Path) -> Any:
 def _pseudo_targets(data: Path, tmp: Path) -> Any:
     from kit.data import read_eval
     from kit.data.pseudo import PSEUDO_TARGETS, load_pseudo_labels
-    from kit.runfolder.pseudo import write_test_probs
+    from kit.runfolder.write import write_test_probs
 
     eval_df = read_eval(data)
     probs = np.full((len(eval_df), 18), 0.01)
     probs[:, 3] = 0.83
     source = write_test_probs(tmp / "test_probs.csv", eval_df["image_id"], probs)
-    cfg = Config(pseudo_labels=[str(source)], pseudo_threshold=0.5, pseudo_targets="mine")
     with registered(PSEUDO_TARGETS, "mine", _oom):
-        return load_pseudo_labels(cfg, eval_df, data)
+        return load_pseudo_labels(
+            eval_df, data, sources=[str(source)], threshold=0.5, targets="mine"
+        )
 
 
 def _tracker(data: Path, tmp: Path) -> Any:
@@ -190,11 +191,10 @@ def _tracker(data: Path, tmp: Path) -> Any:
 
 
 def _every_kind_cases() -> dict[str, tuple[Callable[[Path, Path], Any], str]]:
-    from kit.crops import CROP_MODES, CropMode, crop_rect
+    from kit.batch import DEVICE_AUGS, create_device_aug
     from kit.data.cache import build_cache
     from kit.data.sampling import SAMPLERS  # noqa: F401 (the sampler case imports it too)
     from kit.device import AMP_DTYPES, pick_amp
-    from kit.device_aug import DEVICE_AUGS, create_device_aug
     from kit.ensemble.methods import METHODS, Method, combine
     from kit.heads import OUTPUT_KINDS, OutputKind, to_probs
     from kit.mixing import MIX_PAIRS, MIXES, Mixer, MixSpec
@@ -207,18 +207,18 @@ def _every_kind_cases() -> dict[str, tuple[Callable[[Path, Path], Any], str]]:
         build_optimizer,
         build_scheduler,
     )
+    from kit.transforms import CROP_MODES, CropMode, crop_rect
 
     picture = np.zeros((4, 4, 3), np.uint8)
-    mix = Config(mix="cutmix", mix_prob=1.0)
     sgd = lambda: torch.optim.SGD(nn.Linear(2, 2).parameters(), lr=0.1)  # noqa: E731
     on = r"'mine' \(your code, in .*\) failed on "
     return {
         "mix pairs": (
-            _in(MIX_PAIRS, _oom, lambda: Mixer(_unchecked(mix, mix_pairs="mine"))(*_batch())),
+            _in(MIX_PAIRS, _oom, lambda: Mixer("cutmix", pairs="mine", prob=1.0)(*_batch())),
             "mix pairs " + on + r"a ndarray of shape \(4,\)",
         ),
         "mix": (
-            _in(MIXES, MixSpec(_oom), lambda: Mixer(mix.replace(mix="mine"))(*_batch())),
+            _in(MIXES, MixSpec(_oom), lambda: Mixer("mine", prob=1.0)(*_batch())),
             "mix " + on + r"a Tensor of shape \(4, 3, 8, 6\)",
         ),
         "ensemble method": (
@@ -226,18 +226,16 @@ def _every_kind_cases() -> dict[str, tuple[Callable[[Path, Path], Any], str]]:
             "ensemble method " + on + r"a list of 1 ndarray",
         ),
         "optimizer": (
-            _in(
-                OPTIMIZERS, _oom, lambda: build_optimizer(nn.Linear(2, 2), Config(optimizer="mine"))
-            ),
-            "optimizer " + on + r"a list of \d+ dict, the config of run",
+            _in(OPTIMIZERS, _oom, lambda: build_optimizer(nn.Linear(2, 2), "mine", lr=0.1)),
+            "optimizer " + on + r"a list of \d+ dict, lr=0.1",
         ),
         "scheduler": (
             _in(
                 SCHEDULERS,
                 SchedulerSpec(_oom),
-                lambda: build_scheduler(sgd(), Config(scheduler="mine"), 4),
+                lambda: build_scheduler(sgd(), "mine", lr=0.1, epochs=2, steps_per_epoch=4),
             ),
-            "scheduler " + on + r"a SGD, the config of run",
+            "scheduler " + on + r"a SGD, 0.1, 2, 4",
         ),
         # refit is a closed Literal field (a run's config cannot name an entry of one's own):
         # the entry is called as kit.train.run.refit and kit.estimate call it, through use()
@@ -249,9 +247,9 @@ def _every_kind_cases() -> dict[str, tuple[Callable[[Path, Path], Any], str]]:
             _in(
                 CROP_MODES,
                 CropMode(_oom, needs_boxes=False),
-                lambda: crop_rect((10, 8, 3), Config(crop_mode="mine")),
+                lambda: crop_rect((10, 8, 3), crop_mode="mine", crop=(1.0, 1.0), image_size=(8, 6)),
             ),
-            "crop mode " + on + r"10, 8, None, the config of run",
+            "crop mode " + on + r"10, 8, None, crop=\(1.0, 1.0\)",
         ),
         "executor": (
             lambda data, tmp: _in(
@@ -312,7 +310,7 @@ def _files(folder: Path, *names: str) -> list[Path]:
 
 
 def _executors() -> Registry[Any]:
-    from kit.data._cache_write import EXECUTORS
+    from kit.data.cache import EXECUTORS
 
     return EXECUTORS
 
@@ -512,10 +510,10 @@ class _FailingOptimizer(torch.optim.SGD):
         return _oom()
 
 
-def _failing_scheduler(opt: Any, cfg: Any, spe: int, warmup: Any, kw: Any) -> Any:
+def _failing_scheduler(opt: Any, lr: float, epochs: int, spe: int, warmup: Any, kw: Any) -> Any:
     from kit.optim import SCHEDULERS
 
-    built = SCHEDULERS.get("none").build(opt, cfg, spe, warmup, kw)
+    built = SCHEDULERS.get("none").build(opt, lr, epochs, spe, warmup, kw)
     built.step_update = lambda num_updates, metric=None: _oom()
     return built
 
@@ -532,7 +530,7 @@ def _in_training(piece: str, cfg: Config) -> tuple[Registry[Any], Config, str]:
         register_head("mine", kind="joint")(_FailingHead if piece == "head" else _FailsInEval)
         return HEADS, cfg.replace(head="mine"), "model 'test_resnet' (head 'mine')"
     if piece == "optimizer step":
-        OPTIMIZERS.register("mine", lambda groups, cfg: _FailingOptimizer(groups, lr=cfg.lr))
+        OPTIMIZERS.register("mine", lambda groups, lr, **_: _FailingOptimizer(groups, lr=lr))
         return OPTIMIZERS, cfg.replace(optimizer="mine"), "optimizer 'mine'"
     SCHEDULERS.register("mine", SchedulerSpec(_failing_scheduler))
     return SCHEDULERS, _unchecked(cfg, scheduler="mine"), "scheduler 'mine'"
