@@ -32,6 +32,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from kit import splits as kit_splits
 from kit.bench.core import sample_rows
 from kit.bench.memory import PeakMemory
 from kit.bench.phases import StepClock, sync
@@ -169,8 +170,10 @@ def estimate(
     weights = resolve_weights(checked)
     seed_everything(checked.seed)
     # a K-fold run trains each fold on (n-1)/n of the people: fold 0 stands for them
-    splits = data.load_splits(checked.replace(folds=None, fold=0) if checked.folds else checked)
-    paths = data.run_paths(splits)
+    splits = kit_splits.load_splits(
+        checked.replace(folds=None, fold=0) if checked.folds else checked
+    )
+    paths = kit_splits.run_paths(splits)
     n = min(len(paths), sample or (SMOKE_SAMPLE if checked.smoke else SAMPLE))
     rng = np.random.default_rng(checked.seed)
     chosen = sorted(str(p) for p in rng.choice(paths, n, replace=False))

@@ -27,6 +27,7 @@ import pandas as pd
 from torch import nn
 
 from kit import io
+from kit import splits as kit_splits
 from kit.config import Config
 from kit.device import resolve_device
 from kit.plot import lr_find_png
@@ -162,7 +163,7 @@ def find_lr(
     device = resolve_device(checked.device)
     weights = resolve_weights(checked)
     seed_everything(checked.seed)
-    splits = data.load_splits(checked)
+    splits = kit_splits.load_splits(checked)
     pictures = data.RunPictures.for_run(checked, splits, progress=not checked.quiet)
     run_cfg = checked.replace(max_steps_per_epoch=None, quiet=True)
     job = Job(run_cfg, Path(checked.output_dir), device, SINGLE, weights)

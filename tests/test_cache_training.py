@@ -25,8 +25,9 @@ from kit.data import read_eval
 from kit.data.dataset import FlipChoice, ImageDataset, load_rgb
 from kit.data.sampling import SeededDataset
 from kit.recipe import parse_args
+from kit.splits import load_splits, run_paths
 from kit.train import fit
-from kit.train.data import RunPictures, build_run_cache, load_splits, run_paths
+from kit.train.data import RunPictures, build_run_cache
 from kit.transforms import build_transforms, prepare
 
 

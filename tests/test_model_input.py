@@ -11,7 +11,8 @@ from torch.utils.data import DataLoader
 from kit.data.dataset import ImageDataset, collate_pictures
 from kit.data.sampling import SeededDataset, train_loader
 from kit.model_input import to_model_input
-from kit.train.data import RunPictures, frame_loader, load_splits, train_dataset
+from kit.splits import load_splits
+from kit.train.data import RunPictures, frame_loader, train_dataset
 from kit.transforms import build_transforms
 
 CPU = torch.device("cpu")

@@ -18,10 +18,10 @@ from kit.inference import load_run_model, predict
 from kit.labels import HEADS, NUM_CLASSES, decode, heads_from_joint
 from kit.losses import LOSSES, build_loss, build_multihead_loss, class_priors
 from kit.mixing import MIX_PAIRS, MIXES, Mixer, build_mixer, mix_active
-from kit.splits import drop_ages
+from kit.splits import drop_ages, load_splits
 from kit.train import fit
 from kit.train.checkpoint import Job, build_trainer, load
-from kit.train.data import RunPictures, load_splits
+from kit.train.data import RunPictures
 from kit.train.distributed import SINGLE
 from kit.train.loop import predict_frame
 from kit.tta import TTA, shift, tta_views, zoom

@@ -19,8 +19,9 @@ from kit.data.dataset import CropChoice, _coin
 from kit.faces import PreparedLoader
 from kit.inference import predict
 from kit.labels import NUM_CLASSES
+from kit.splits import load_splits
 from kit.train import fit
-from kit.train.data import RunPictures, load_splits
+from kit.train.data import RunPictures
 from kit.train.loop import predict_frame
 from kit.tta import TTA, CropViews, tta_views
 

@@ -22,6 +22,7 @@ from torch import nn
 
 from kit import io
 from kit import runfolder as rundir
+from kit import splits as kit_splits
 from kit.cli import signals_held
 from kit.config import Config, check_registries
 from kit.data import sampling
@@ -34,7 +35,7 @@ from kit.models import Weights, create_model
 from kit.optim import Parts, build_parts, check_scheduler_kwargs, freeze_backbone, optimizer_steps
 from kit.runfolder.resume import check_resumable, check_unchanged, nothing_to_train
 from kit.seeding import rng_state, seed_everything, set_determinism, set_rng_state
-from kit.splits import drop_ages
+from kit.splits import Splits, drop_ages
 from kit.tracking import Hook, Trackers
 from kit.train import data, distributed
 
@@ -232,7 +233,7 @@ class Ready:
     written, so that bad data, a model that does not fit its weights or a damaged ``last.pt``
     leave no run folder behind (and a resumed folder untouched)."""
 
-    splits: data.Splits
+    splits: Splits
     pictures: data.RunPictures
     trainer: Trainer
     state: TrainState  # restored from last.pt when resuming
@@ -247,7 +248,7 @@ def prepare(job: Job, train_transform: A.BasicTransform | None) -> Ready:
     cfg, device, ctx = job.cfg, job.device, job.ctx
     set_determinism(cfg.deterministic)
     seed_everything(cfg.seed)
-    splits = data.load_splits(cfg)
+    splits = kit_splits.load_splits(cfg)
     pictures = data.RunPictures.for_run(cfg, splits, ctx, progress=not cfg.quiet)
     t = build_trainer(job, splits.training, pictures, train_transform)
     state, rows = TrainState(), []

@@ -1,5 +1,5 @@
-"""Where a run's pictures come from: the data folder (or fixture), the split, the picture cache,
-the training dataset and the loader of a frame to predict (batches are drawn by
+"""Where a run's pictures come from: the picture cache, the training dataset and the loader of
+a frame to predict (the data folder and its split are :mod:`kit.splits`; batches are drawn by
 :mod:`kit.data.sampling`).
 
 With ``cfg.cache`` on, every picture of the data set is decoded, cropped (centre or face,
@@ -14,154 +14,41 @@ Both loaders ship uint8 pictures, normalised on the model's device by ``to_model
 from __future__ import annotations
 
 import dataclasses
-import logging
-import os
-import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import albumentations as A
-import numpy as np
 import pandas as pd
 from torch.utils.data import DataLoader
 
 from kit.crops import CROP_MODES, OTHER_CROP
-from kit.data import read_eval, read_train, verify_images
 from kit.data.cache import ImageCache, cache_dir_for
 from kit.data.dataset import CropChoice, FlipChoice, ImageDataset, collate_pictures, load_rgb
-from kit.data.fixture import FIXTURE, SMOKE_FIXTURE, make_fixture
+from kit.data.fixture import resolve_data_dir
 from kit.data.prepared import LOADER_VERSION, build_run_cache, cache_extra, prepare_file
-from kit.data.pseudo import PseudoLabels, load_pseudo_labels, soft_targets
+from kit.data.pseudo import soft_targets
 from kit.data.sampling import resolve_workers, usable_cores
 from kit.faces import FaceBoxes, PreparedLoader, other_crop, prepared_loader
 from kit.heads import head_soft_target
 from kit.pretrained import Weights
-from kit.splits import holdout, person_folds
+from kit.splits import Splits, run_paths
 from kit.train.distributed import SINGLE, DistContext, barrier
 from kit.transforms import build_transforms, normalization
 
 __all__ = [
     "LOADER_VERSION",
     "RunPictures",
-    "Splits",
     "build_run_cache",
     "cache_extra",
     "frame_loader",
     "inputs_record",
-    "load_splits",
-    "person_folds_of",
     "prepare_file",
-    "resolve_data_dir",
-    "run_paths",
-    "split_seed",
     "train_dataset",
 ]
 
-_log = logging.getLogger("kit")
-#: The eval set is never thinned (a submission needs every row), so its bad pictures have one fix.
-_EVAL_FIX = (
-    "replace them: a submission needs the picture of every row of eval/info.csv, so "
-    "evaluation pictures are never dropped"
-)
-
-
-# ---- the data and its split -------------------------------------------------------------------
-@dataclass
-class Splits:
-    """The frames of one run: training rows, validation rows, and the eval set if any."""
-
-    data_dir: Path
-    train: pd.DataFrame
-    val: pd.DataFrame
-    eval: pd.DataFrame | None
-    fold: int  # fold id written to val_probs.csv; -1 for a holdout split
-    pseudo: PseudoLabels | None = None  # eval rows trained on (cfg.pseudo_labels), never val
-
-    @property
-    def training(self) -> pd.DataFrame:
-        """The rows training draws from: ``train``, plus the pseudo-labelled eval rows."""
-        if self.pseudo is None:
-            return self.train
-        return pd.concat([self.train, self.pseudo.rows], ignore_index=True)
-
-
-def resolve_data_dir(cfg: Any) -> Path:
-    """``cfg.data_dir``, or the fixture (built once under ``data/``, relative to the cwd)."""
-    if cfg.data_dir is not None:
-        return Path(cfg.data_dir).expanduser()
-    root, people, size = SMOKE_FIXTURE if cfg.smoke else FIXTURE
-    if not (root / "train" / "train.csv").is_file():
-        # built beside root and renamed into place, so parallel runs never see half of one
-        _log.info("building the synthetic fixture in %s (%d people, first run only)", root, people)
-        tmp = root.with_name(f".{root.name}.{os.getpid()}.tmp")
-        shutil.rmtree(tmp, ignore_errors=True)
-        make_fixture(tmp, n_people=people, image_size=size, seed=0)
-        try:
-            os.replace(tmp, root)
-        except OSError:  # another process finished first, or an old partial folder is in the way
-            shutil.rmtree(tmp, ignore_errors=True)
-            if not (root / "train" / "train.csv").is_file():
-                raise
-    return root
-
-
-def load_splits(cfg: Any) -> Splits:
-    """Read the data of ``cfg`` and split it by person (holdout, or fold k of n)."""
-    data_dir = resolve_data_dir(cfg)
-    df = read_train(data_dir, fixes=cfg.fixes, strict=cfg.strict_data)
-    if cfg.limit_people is not None:
-        keep = df["person_id"].drop_duplicates().iloc[: cfg.limit_people]
-        df = df[df["person_id"].isin(keep)].reset_index(drop=True)
-    # A zero-byte or cut-short picture stops the run here, named, not in epoch 9 (~0.1 ms each).
-    df = verify_images(df, strict=cfg.strict_data)
-    if cfg.fold is None:
-        is_val, fold = holdout(df, val_ratio=cfg.val_ratio, seed=split_seed(cfg)), -1
-    else:
-        is_val, fold = person_folds_of(df, cfg) == cfg.fold, cfg.fold
-    train, val = df[~is_val].reset_index(drop=True), df[is_val].reset_index(drop=True)
-    if len(train) == 0 or len(val) == 0:
-        raise ValueError(
-            f"the split left {len(train)} training and {len(val)} validation images "
-            f"({df['person_id'].nunique()} people); use more people or another val_ratio"
-        )
-    has_eval = (data_dir / "eval" / "info.csv").is_file()
-    if not has_eval and (data_dir / "eval").is_dir():
-        _log.warning("%s has no info.csv: this run writes no submission", data_dir / "eval")
-    # always strict: a submission needs every row of info.csv
-    test = verify_images(read_eval(data_dir), fix=_EVAL_FIX) if has_eval else None
-    # after the split: pseudo-labelled eval pictures can only ever be training rows
-    pseudo = load_pseudo_labels(cfg, test, data_dir) if cfg.pseudo_labels else None
-    return Splits(data_dir, train, val, test, fold, pseudo)
-
-
-def person_folds_of(df: pd.DataFrame, cfg: Any) -> np.ndarray:
-    """Fold of every row of ``df`` under ``cfg.n_folds`` and :func:`split_seed`; too few people for
-    the folds is refused naming the flag that fixes it."""
-    people = df["person_id"].nunique()
-    if people < cfg.n_folds:
-        raise ValueError(
-            f"{people} people cannot fill {cfg.n_folds} folds (config field 'n_folds'); "
-            f"lower --n-folds to at most {people}, or use more people"
-        )
-    return person_folds(df, n_splits=cfg.n_folds, seed=split_seed(cfg))
-
-
-def split_seed(cfg: Any) -> int:
-    """The seed of ``cfg``'s split: ``split_seed``, else ``seed`` (repeats over seeds keep
-    their validation people by setting ``split_seed``)."""
-    return cfg.seed if cfg.split_seed is None else cfg.split_seed
-
 
 # ---- the picture cache ---------------------------------------------------------------------
-def run_paths(data: Splits) -> list[str]:
-    """Every picture of ``data`` (training, validation and eval rows), sorted."""
-    frames = [data.train, data.val] + ([data.eval] if data.eval is not None else [])
-    # sorted, not split order: every fold and seed of one data set shares one cache
-    return sorted({str(p) for df in frames for p in df["path"]})
-
-
 @dataclass
 class RunPictures:
     """The picture loaders of one run. ``cache`` None: every picture is decoded from its file

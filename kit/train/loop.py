@@ -26,6 +26,7 @@ from torch import nn
 
 from kit import runfolder as rundir
 from kit.config import Config
+from kit.data.fixture import resolve_data_dir
 from kit.device import pick_amp
 from kit.device_aug import create_device_aug
 from kit.heads import OUTPUT_KINDS, head_spec, head_task, to_probs
@@ -36,6 +37,7 @@ from kit.optim import Parts, epoch_steps, optimizer_steps
 from kit.progress import Progress
 from kit.registry import blame_user
 from kit.running import SYNC_EVERY, Running, batch_labels
+from kit.splits import Splits
 from kit.train import checkpoint, data, distributed
 from kit.train.checkpoint import Job, Ready, Trainer, TrainState
 from kit.tta import crop_sources, tta_views
@@ -50,7 +52,7 @@ class Epochs:
     """What :func:`train_run` leaves for the end of the run."""
 
     model: nn.Module  # the evaluated module (the weight average with cfg.ema), last weights
-    splits: data.Splits
+    splits: Splits
     rows: list[dict[str, Any]]  # metrics.csv
     predict: Callable[[pd.DataFrame], np.ndarray]  # probabilities, computed by every process
     pictures: data.RunPictures
@@ -275,7 +277,7 @@ def predict_frame(
     crops = []  # the data folder (perhaps the fixture, built on first use) only for crop views
     if views_of.crops:
         paths = df["path"].astype(str).tolist()
-        crops = crop_sources(views_of, cfg, data.resolve_data_dir(cfg), paths)
+        crops = crop_sources(views_of, cfg, resolve_data_dir(cfg), paths)
     crop_loaders = [data.frame_loader(df, c.cfg, c.loader, batch_size) for c in crops]
     amp, was_training = pick_amp(cfg, device), model.training
     model.eval()
