@@ -12,7 +12,7 @@ Why kornia: its modules draw every parameter per picture within a batch (``same_
 off), like the CPU presets, where ``torchvision.transforms.v2`` draws one set per call (one
 flip decision for the whole batch). Its draws come from torch's global generator, which
 training re-seeds from ``(cfg.seed, epoch)`` at the start of every epoch
-(``kit.train.checkpoint.Trainer.start_epoch``): the same seed gives the same augmentations
+(``kit.train.setup.Trainer.start_epoch``): the same seed gives the same augmentations
 whatever the number of loader workers, and a resumed run repeats them exactly. Under torchrun
 each process seeds its own draws (from the epoch's seed and its rank), as for batch mixing.
 

@@ -15,7 +15,7 @@ from kit.model_input import to_model_input
 from kit.models import create_model
 from kit.splits import load_splits
 from kit.train import fit
-from kit.train.loop import predict_frame
+from kit.train.forward import predict_frame
 from kit.transforms import normalization
 from tests._training import interrupted_in_epoch_2
 

@@ -12,7 +12,8 @@ from kit.data.dataset import ImageDataset, collate_pictures
 from kit.data.sampling import SeededDataset, train_loader
 from kit.model_input import to_model_input
 from kit.splits import load_splits
-from kit.train.data import RunPictures, frame_loader, train_dataset
+from kit.train.data import RunPictures, train_dataset
+from kit.train.forward import frame_loader
 from kit.transforms import build_transforms
 
 CPU = torch.device("cpu")

@@ -1,4 +1,4 @@
-"""kit.running: the batch loop's device-side loss sum, NaN check and running F1."""
+"""kit.train.loop.Running: the batch loop's device-side loss sum, NaN check and running F1."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from kit.metrics import macro_f1
-from kit.running import Running
+from kit.train.loop import Running
 
 
 def _logits(pred: torch.Tensor) -> torch.Tensor:

@@ -60,8 +60,8 @@ from kit.score import main as score_main
 from kit.splits import load_splits
 from kit.tracking import base as tracking_base
 from kit.train import fit
-from kit.train.checkpoint import check
 from kit.train.checkpoint import load as load_checkpoint
+from kit.train.setup import check
 from kit.transforms import build_transforms
 from kit.tune import study as tune_study
 from kit.tune.__main__ import main as tune_main

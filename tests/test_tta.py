@@ -22,7 +22,7 @@ from kit.labels import NUM_CLASSES
 from kit.splits import load_splits
 from kit.train import fit
 from kit.train.data import RunPictures
-from kit.train.loop import predict_frame
+from kit.train.forward import predict_frame
 from kit.tta import TTA, CropViews, tta_views
 
 

@@ -1,6 +1,6 @@
-"""Where a run's pictures come from: the picture cache, the training dataset and the loader of
-a frame to predict (the data folder and its split are :mod:`kit.splits`; batches are drawn by
-:mod:`kit.data.sampling`).
+"""Where a run's pictures come from: the picture cache and the training dataset (the data
+folder and its split are :mod:`kit.splits`, the loader of a frame to predict
+:mod:`kit.train.forward`; batches are drawn by :mod:`kit.data.sampling`).
 
 With ``cfg.cache`` on, every picture of the data set is decoded, cropped (centre or face,
 ``cfg.crop_mode``) and resized once by :class:`kit.faces.PreparedLoader` (the one prepare step
@@ -20,15 +20,13 @@ from typing import Any
 
 import albumentations as A
 import pandas as pd
-from torch.utils.data import DataLoader
 
 from kit.crops import CROP_MODES, OTHER_CROP
 from kit.data.cache import ImageCache, cache_dir_for
-from kit.data.dataset import CropChoice, FlipChoice, ImageDataset, collate_pictures, load_rgb
-from kit.data.fixture import resolve_data_dir
+from kit.data.dataset import CropChoice, FlipChoice, ImageDataset, load_rgb
 from kit.data.prepared import LOADER_VERSION, build_run_cache, cache_extra, prepare_file
 from kit.data.pseudo import soft_targets
-from kit.data.sampling import resolve_workers, usable_cores
+from kit.data.sampling import usable_cores
 from kit.faces import FaceBoxes, PreparedLoader, other_crop, prepared_loader
 from kit.heads import head_soft_target
 from kit.pretrained import Weights
@@ -41,7 +39,6 @@ __all__ = [
     "RunPictures",
     "build_run_cache",
     "cache_extra",
-    "frame_loader",
     "inputs_record",
     "prepare_file",
     "train_dataset",
@@ -136,31 +133,3 @@ def train_dataset(
     soft = soft_targets(df)  # soft pseudo-labels: every row trains on the head's soft target
     target = target if soft is None else head_soft_target(cfg.head)
     return ImageDataset(df, train_tf, "label", cfg.age_thresholds, target, pictures.train, soft)
-
-
-def frame_loader(
-    df: pd.DataFrame,
-    cfg: Any,
-    prepared: Any = None,
-    batch_size: int | None = None,
-    pin_memory: bool = False,
-) -> DataLoader:
-    """The rows of ``df`` in order, through ``cfg``'s evaluation transform (pictures read by
-    ``prepared``, a cache, when given), as uint8 batches for ``kit.model_input.to_model_input``;
-    targets are -1. A face crop with no ``prepared`` prepares each picture around its stored
-    face box (those of the run's data folder)."""
-    if prepared is None and CROP_MODES.get(cfg.crop_mode).needs_boxes:
-        paths = df["path"].astype(str).tolist()
-        prepared = prepared_loader(cfg, resolve_data_dir(cfg), paths, progress=False)
-    _, eval_tf = build_transforms(cfg, prepared=prepared is not None, tensor=False)
-    source = {} if prepared is None else {"loader": prepared}
-    batch_size = batch_size or cfg.eval_batch_size
-    return DataLoader(
-        ImageDataset(df, eval_tf, labels=None, **source),
-        batch_size=batch_size,
-        shuffle=False,
-        # workers only pay off when they can prepare one batch while another is predicted
-        num_workers=resolve_workers(cfg.workers) if len(df) > batch_size else 0,
-        pin_memory=pin_memory,
-        collate_fn=collate_pictures,
-    )

@@ -45,8 +45,8 @@ from kit.runfolder import (
 from kit.runfolder.resume import check_resumable
 from kit.tracking import Hook
 from kit.train import distributed
-from kit.train.checkpoint import check
-from kit.train.run import fit_run, open_folder
+from kit.train.folder import fit_run, open_folder
+from kit.train.setup import check
 
 __all__ = ["INSTEAD_OF_FIT", "Measured", "fit", "next_commands"]
 
