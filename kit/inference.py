@@ -11,7 +11,6 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -30,7 +29,7 @@ __all__ = ["TTA", "load_run_model", "predict", "resolve_device"]
 
 def load_run_model(
     run_dir: str | os.PathLike[str], device: str = "cpu", weights: str = BEST
-) -> tuple[nn.Module, Any]:
+) -> tuple[nn.Module, Config]:
     """(model with the run's best weights, its Config) from a run folder's ``best.pt`` (or
     ``weights``: ``refit.pt``, the weights a refit run's submission used)."""
     ckpt = load(Path(run_dir) / weights, map_location=device)
@@ -45,7 +44,7 @@ def load_run_model(
 def predict(
     model_or_run_dir: nn.Module | str | os.PathLike[str],
     df: pd.DataFrame,
-    cfg: Any = None,
+    cfg: Config | None = None,
     batch_size: int | None = None,
     tta: str = "none",
     prepared: Callable[[str], np.ndarray] | None = None,

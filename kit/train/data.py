@@ -21,6 +21,7 @@ from typing import Any
 import albumentations as A
 import pandas as pd
 
+from kit.config import Config
 from kit.crops import CROP_MODES, OTHER_CROP
 from kit.data.cache import ImageCache, cache_dir_for
 from kit.data.dataset import CropChoice, FlipChoice, ImageDataset, load_rgb
@@ -67,7 +68,7 @@ class RunPictures:
 
     @classmethod
     def for_run(
-        cls, cfg: Any, data: Splits, ctx: DistContext = SINGLE, progress: bool = True
+        cls, cfg: Config, data: Splits, ctx: DistContext = SINGLE, progress: bool = True
     ) -> RunPictures:
         """The pictures of ``data`` as ``cfg.cache``, ``cfg.crop_mode`` and ``cfg.crop_mix``
         say; with several processes, rank 0 finds the face boxes and builds the caches (in
@@ -98,7 +99,7 @@ class RunPictures:
         return pictures if ctx.is_main else build(False)
 
 
-def _training_reader(cfg: Any, loader: PreparedLoader, cache: ImageCache | None) -> Any:
+def _training_reader(cfg: Config, loader: PreparedLoader, cache: ImageCache | None) -> Any:
     """What training reads a crop's pictures with: its cache (a stored mirror image or not,
     seeded, with ``cache_flips``), else its loader."""
     if cache is None:
@@ -106,7 +107,7 @@ def _training_reader(cfg: Any, loader: PreparedLoader, cache: ImageCache | None)
     return FlipChoice(cache) if cfg.cache_flips else cache
 
 
-def inputs_record(cfg: Any, weights: Weights | None, faces: FaceBoxes | None) -> dict[str, Any]:
+def inputs_record(cfg: Config, weights: Weights | None, faces: FaceBoxes | None) -> dict[str, Any]:
     """env.json's records of what a run's model starts from: the pretrained weights (source,
     hub id or file, sha256; None from scratch), the normalisation they imply, and the face
     boxes' found / fallback counts (face crop only)."""
@@ -119,7 +120,7 @@ def inputs_record(cfg: Any, weights: Weights | None, faces: FaceBoxes | None) ->
 
 # ---- datasets and loaders ------------------------------------------------------------------
 def train_dataset(
-    cfg: Any,
+    cfg: Config,
     df: pd.DataFrame,
     target: Callable[[int], Any],
     pictures: RunPictures,

@@ -243,7 +243,7 @@ class Running:
             true, pred = _batch_codes(output, targets)
             self.cm += torch.bincount(true * self.width + pred, minlength=self.width**2)
 
-    def check(self, epoch: int, cfg: Any) -> None:
+    def check(self, epoch: int, lr: float) -> None:
         """Raise on the first non-finite loss since the last check."""
         if not self.pending:
             return
@@ -253,7 +253,7 @@ class Running:
             j = int((~finite).nonzero()[0])
             raise TrainingDiverged(
                 f"training loss is {losses[j].item()} at epoch {epoch}, batch {self.first + j}; "
-                f"try a lower --lr (now {cfg.lr}) or --grad-clip 1.0"
+                f"try a lower --lr (now {lr}) or --grad-clip 1.0"
             )
         self.first += len(self.pending)
         self.pending = []
@@ -279,7 +279,7 @@ def train_one_epoch(
     parts: Parts,
     loader: Any,
     criterion: nn.Module,
-    cfg: Any,
+    cfg: Config,
     epoch: int,
     mixer: Mixer | None = None,
     heartbeat: Callable[[dict[str, Any]], None] | None = None,
@@ -322,7 +322,7 @@ def train_one_epoch(
             seen += len(images)
             postfix = {}
             if (i + 1) % SYNC_EVERY == 0:  # reading the device's figures waits for it
-                running.check(epoch, cfg)
+                running.check(epoch, cfg.lr)
                 postfix["loss"] = f"{running.loss_sum.item() / seen:.4f}"
                 if progress.bar_shown:
                     postfix["f1"] = f"{running.f1():.3f}"
@@ -339,5 +339,5 @@ def train_one_epoch(
                 parts.scheduler.step_update(num_updates=updates)
                 parts.update_ema(updates)
             progress.step(len(images), **postfix)
-    running.check(epoch, cfg)
+    running.check(epoch, cfg.lr)
     return running.loss_sum.item() / max(seen, 1), lr
