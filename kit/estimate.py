@@ -18,7 +18,6 @@ model, its transform) is what is measured.
 
 from __future__ import annotations
 
-import dataclasses
 import gc
 import shutil
 import tempfile
@@ -32,6 +31,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from kit import splits as kit_splits
 from kit.bench.core import sample_rows
 from kit.bench.memory import PeakMemory
 from kit.bench.phases import StepClock, sync
@@ -44,14 +44,15 @@ from kit.device import pick_amp, resolve_device
 from kit.faces import boxes_path, face_boxes, folder_pictures
 from kit.heads import head_target
 from kit.optim import REFITS, epoch_steps
-from kit.pretrained import resolve_weights
+from kit.pretrained import Weights, resolve_weights
 from kit.seeding import seed_everything
 from kit.splits import drop_ages
 from kit.train import data
-from kit.train.checkpoint import Job, build_trainer, check
 from kit.train.distributed import SINGLE, training_module
 from kit.train.fit import Measured
-from kit.train.loop import predict_frame, train_one_epoch
+from kit.train.forward import predict_frame
+from kit.train.loop import train_one_epoch
+from kit.train.setup import build_trainer, check
 from kit.transforms import CROP_MODES
 
 __all__ = ["Estimate", "Stage", "estimate", "format_estimate", "report", "time_train_steps"]
@@ -97,17 +98,20 @@ class Estimate:
 
 
 def time_train_steps(
-    job: Job,
+    cfg: Config,
     rows: pd.DataFrame,
     pictures: data.RunPictures,
     transform: Any,
     steps: int,
     warmup: int,
+    *,
+    device: torch.device,
+    weights: Weights | None = None,
 ) -> tuple[float, torch.nn.Module]:
-    """Seconds of ``steps`` training steps of ``job.cfg``'s own trainer (model, weights, loss,
-    sampler, loader, AMP) after ``warmup`` untimed ones, and the model they trained."""
-    cfg, device = job.cfg, job.device
-    t = build_trainer(job, rows, pictures, transform)
+    """Seconds of ``steps`` training steps of ``cfg``'s own trainer (model, starting
+    ``weights``, loss, sampler, loader, AMP) on ``device`` after ``warmup`` untimed ones, and
+    the model they trained."""
+    t = build_trainer(cfg, rows, pictures, transform, device=device, pretrained=weights)
     t.parts.module = training_module(t.parts.model, cfg, SINGLE, device)
     mixer = t.start_epoch(cfg, 1)
     clock = StepClock(t.loader, warmup + steps, warmup, device)
@@ -136,12 +140,12 @@ def _free_disk(folder: Path) -> tuple[int, Path]:
 
 
 def _largest_batch(
-    job: Job, train_rows: pd.DataFrame, run: Callable[[Job, pd.DataFrame], Any], log: Any
+    cfg: Config, train_rows: pd.DataFrame, run: Callable[[Config, pd.DataFrame], Any], log: Any
 ) -> tuple[int, Any]:
     """``run`` at the config's batch, halved after each out-of-memory error until it fits."""
-    batch = job.cfg.batch_size
+    batch = cfg.batch_size
     while True:
-        at = dataclasses.replace(job, cfg=job.cfg.replace(batch_size=batch))
+        at = cfg.replace(batch_size=batch)
         try:
             return batch, run(at, train_rows)
         except _OOM:
@@ -171,8 +175,10 @@ def estimate(
     weights = resolve_weights(checked)
     seed_everything(checked.seed)
     # a K-fold run trains each fold on (n-1)/n of the people: fold 0 stands for them
-    splits = data.load_splits(checked.replace(folds=None, fold=0) if checked.folds else checked)
-    paths = data.run_paths(splits)
+    splits = kit_splits.load_splits(
+        checked.replace(folds=None, fold=0) if checked.folds else checked
+    )
+    paths = kit_splits.run_paths(splits)
     n = min(len(paths), sample or (SMOKE_SAMPLE if checked.smoke else SAMPLE))
     rng = np.random.default_rng(checked.seed)
     chosen = sorted(str(p) for p in rng.choice(paths, n, replace=False))
@@ -220,18 +226,19 @@ def estimate(
         # training steps at the recipe's batch (or the largest that fits)
         train = splits.training[splits.training["path"].astype(str).isin(chosen)]
         train = train if len(train) else splits.training
-        job = Job(small, Path(tmp), device, SINGLE, weights)
 
-        def run(at: Job, rows: pd.DataFrame) -> tuple[float, torch.nn.Module]:
-            need = (steps + warmup) * at.cfg.batch_size * at.cfg.grad_accum
+        def run(at: Config, rows: pd.DataFrame) -> tuple[float, torch.nn.Module]:
+            need = (steps + warmup) * at.batch_size * at.grad_accum
             many = sample_rows(rows, max(len(rows), need), checked.seed)
-            return time_train_steps(at, many, pictures, train_transform, steps, warmup)
+            return time_train_steps(
+                at, many, pictures, train_transform, steps, warmup, device=device, weights=weights
+            )
 
         log(f"estimate: {steps} training steps at batch {checked.batch_size} on {device} ...")
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)
         with PeakMemory() as host:
-            batch, (train_s, model) = _largest_batch(job, train, run, log)
+            batch, (train_s, model) = _largest_batch(small, train, run, log)
         peak_gpu = torch.cuda.max_memory_allocated(device) if device.type == "cuda" else None
         total_gpu = torch.cuda.get_device_properties(device).total_memory if peak_gpu else None
         at_batch = checked.replace(batch_size=batch)

@@ -27,16 +27,17 @@ import pandas as pd
 from torch import nn
 
 from kit import io
+from kit import splits as kit_splits
 from kit.config import Config
 from kit.device import resolve_device
 from kit.plot import lr_find_png
 from kit.pretrained import resolve_weights
 from kit.seeding import seed_everything
 from kit.train import data
-from kit.train.checkpoint import Job, build_trainer, check
 from kit.train.distributed import SINGLE, training_module
 from kit.train.fit import Measured
 from kit.train.loop import train_one_epoch
+from kit.train.setup import build_trainer, check
 
 __all__ = ["BLOWUP", "END", "START", "LrCurve", "find_lr", "report", "suggest"]
 
@@ -162,11 +163,12 @@ def find_lr(
     device = resolve_device(checked.device)
     weights = resolve_weights(checked)
     seed_everything(checked.seed)
-    splits = data.load_splits(checked)
+    splits = kit_splits.load_splits(checked)
     pictures = data.RunPictures.for_run(checked, splits, progress=not checked.quiet)
     run_cfg = checked.replace(max_steps_per_epoch=None, quiet=True)
-    job = Job(run_cfg, Path(checked.output_dir), device, SINGLE, weights)
-    t = build_trainer(job, splits.training, pictures, train_transform)
+    t = build_trainer(
+        run_cfg, splits.training, pictures, train_transform, device=device, pretrained=weights
+    )
     t.parts.module = training_module(t.parts.model, run_cfg, SINGLE, device)
     lrs = start * (end / start) ** (np.arange(n) / (n - 1))
     sweep = _Sweep(t.parts.optimizer, lrs, beta=max(0.0, 1.0 - 5.0 / n))

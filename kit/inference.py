@@ -2,7 +2,7 @@
 
 ``predict`` always uses the evaluation transform of the run's own config, so inference crops,
 resizes and normalises exactly like training did (it runs training's own forward pass,
-:func:`kit.train.loop.predict_frame`).
+:func:`kit.train.forward.predict_frame`, which validation scores every epoch with).
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -22,7 +21,7 @@ from kit.device import resolve_device
 from kit.models import create_model
 from kit.runfolder import BEST, ensure_run_code, read_config
 from kit.train.checkpoint import load
-from kit.train.loop import predict_frame
+from kit.train.forward import predict_frame
 from kit.tta import TTA
 
 __all__ = ["TTA", "load_run_model", "predict", "resolve_device"]
@@ -30,7 +29,7 @@ __all__ = ["TTA", "load_run_model", "predict", "resolve_device"]
 
 def load_run_model(
     run_dir: str | os.PathLike[str], device: str = "cpu", weights: str = BEST
-) -> tuple[nn.Module, Any]:
+) -> tuple[nn.Module, Config]:
     """(model with the run's best weights, its Config) from a run folder's ``best.pt`` (or
     ``weights``: ``refit.pt``, the weights a refit run's submission used)."""
     ckpt = load(Path(run_dir) / weights, map_location=device)
@@ -45,7 +44,7 @@ def load_run_model(
 def predict(
     model_or_run_dir: nn.Module | str | os.PathLike[str],
     df: pd.DataFrame,
-    cfg: Any = None,
+    cfg: Config | None = None,
     batch_size: int | None = None,
     tta: str = "none",
     prepared: Callable[[str], np.ndarray] | None = None,
@@ -60,7 +59,7 @@ def predict(
     ``tta`` names the test-time views averaged (``kit.transforms.tta_views``), e.g. ``"hflip"``.
     ``prepared`` reads pictures already cropped and resized for ``cfg`` by path (an
     ``ImageCache``); by default every file is decoded and prepared (a face crop around the
-    stored face boxes of the run's data folder, :func:`kit.train.data.frame_loader`).
+    stored face boxes of the run's data folder, :func:`kit.train.forward.frame_loader`).
     """
     if not isinstance(model_or_run_dir, nn.Module):  # the views the run's recipe registered
         saved = read_config(model_or_run_dir)  # {} without one: best.pt's absence says more

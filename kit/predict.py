@@ -149,7 +149,7 @@ def predict_run(
 
 def _default_source(run_dir: Path) -> Path:
     """The data the run trained on (its fixture when it had no data_dir)."""
-    from kit.train.data import resolve_data_dir  # torch: not for --help
+    from kit.data.fixture import resolve_data_dir  # the fixture builder: not for --help
 
     return resolve_data_dir(Config.from_dict(read_config(run_dir, missing_ok=False)))
 

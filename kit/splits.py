@@ -9,13 +9,28 @@ result depends only on the people (sorted by id) and the seed, not on the frame'
 
 from __future__ import annotations
 
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 
-from kit.config import parse_age_ranges
+from kit.config import Config, parse_age_ranges
+from kit.data import read_eval, read_train, verify_images
+from kit.data.fixture import resolve_data_dir
+from kit.data.pseudo import PseudoLabels, load_pseudo_labels
 from kit.labels import age_to_group
 
-__all__ = ["drop_ages", "holdout", "person_folds"]
+__all__ = ["Splits", "drop_ages", "holdout", "load_splits", "person_folds", "person_folds_of"]
+__all__ += ["run_paths", "split_seed"]
+
+_log = logging.getLogger("kit")
+#: The eval set is never thinned (a submission needs every row), so its bad pictures have one fix.
+_EVAL_FIX = (
+    "replace them: a submission needs the picture of every row of eval/info.csv, so "
+    "evaluation pictures are never dropped"
+)
 
 _STRATA = ("gender", "age_group")
 
@@ -132,3 +147,85 @@ def drop_ages(df: pd.DataFrame, spec: str | None) -> pd.DataFrame:
             "drop narrower ranges"
         )
     return kept
+
+
+# ---- the split of a run: its data read and checked, then split by person ------------------
+@dataclass
+class Splits:
+    """The frames of one run: training rows, validation rows, and the eval set if any."""
+
+    data_dir: Path
+    train: pd.DataFrame
+    val: pd.DataFrame
+    eval: pd.DataFrame | None
+    fold: int  # fold id written to val_probs.csv; -1 for a holdout split
+    pseudo: PseudoLabels | None = None  # eval rows trained on (cfg.pseudo_labels), never val
+
+    @property
+    def training(self) -> pd.DataFrame:
+        """The rows training draws from: ``train``, plus the pseudo-labelled eval rows."""
+        if self.pseudo is None:
+            return self.train
+        return pd.concat([self.train, self.pseudo.rows], ignore_index=True)
+
+
+def load_splits(cfg: Config) -> Splits:
+    """Read the data of ``cfg`` and split it by person (holdout, or fold k of n)."""
+    data_dir = resolve_data_dir(cfg)
+    df = read_train(data_dir, fixes=cfg.fixes, strict=cfg.strict_data)
+    if cfg.limit_people is not None:
+        keep = df["person_id"].drop_duplicates().iloc[: cfg.limit_people]
+        df = df[df["person_id"].isin(keep)].reset_index(drop=True)
+    # A zero-byte or cut-short picture stops the run here, named, not in epoch 9 (~0.1 ms each).
+    df = verify_images(df, strict=cfg.strict_data)
+    if cfg.fold is None:
+        is_val, fold = holdout(df, val_ratio=cfg.val_ratio, seed=split_seed(cfg)), -1
+    else:
+        is_val, fold = person_folds_of(df, cfg) == cfg.fold, cfg.fold
+    train, val = df[~is_val].reset_index(drop=True), df[is_val].reset_index(drop=True)
+    if len(train) == 0 or len(val) == 0:
+        raise ValueError(
+            f"the split left {len(train)} training and {len(val)} validation images "
+            f"({df['person_id'].nunique()} people); use more people or another val_ratio"
+        )
+    has_eval = (data_dir / "eval" / "info.csv").is_file()
+    if not has_eval and (data_dir / "eval").is_dir():
+        _log.warning("%s has no info.csv: this run writes no submission", data_dir / "eval")
+    # always strict: a submission needs every row of info.csv
+    test = verify_images(read_eval(data_dir), fix=_EVAL_FIX) if has_eval else None
+    # after the split: pseudo-labelled eval pictures can only ever be training rows
+    pseudo = None
+    if cfg.pseudo_labels:
+        pseudo = load_pseudo_labels(
+            test,
+            data_dir,
+            sources=cfg.pseudo_labels,
+            threshold=cfg.pseudo_threshold,
+            targets=cfg.pseudo_targets,
+        )
+    return Splits(data_dir, train, val, test, fold, pseudo)
+
+
+def person_folds_of(df: pd.DataFrame, cfg: Config) -> np.ndarray:
+    """Fold of every row of ``df`` under ``cfg.n_folds`` and :func:`split_seed`; too few people for
+    the folds is refused naming the flag that fixes it."""
+    people = df["person_id"].nunique()
+    if people < cfg.n_folds:
+        raise ValueError(
+            f"{people} people cannot fill {cfg.n_folds} folds (config field 'n_folds'); "
+            f"lower --n-folds to at most {people}, or use more people"
+        )
+    return person_folds(df, n_splits=cfg.n_folds, seed=split_seed(cfg))
+
+
+def split_seed(cfg: Config) -> int:
+    """The seed of ``cfg``'s split: ``split_seed``, else ``seed`` (repeats over seeds keep
+    their validation people by setting ``split_seed``)."""
+    return cfg.seed if cfg.split_seed is None else cfg.split_seed
+
+
+def run_paths(data: Splits) -> list[str]:
+    """Every picture of ``data`` (training, validation and eval rows), sorted."""
+    frames = [data.train, data.val] + ([data.eval] if data.eval is not None else [])
+    # sorted, not split order: every fold and seed of one data set shares one cache
+    return sorted({str(p) for df in frames for p in df["path"]})

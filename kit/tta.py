@@ -9,7 +9,7 @@ probabilities need no inverting before they are averaged.
 
 A :class:`CropViews` entry (``center_face``: the centre crop and the face crop) is not a change
 of the prepared batch but other crops of the original pictures: the forward pass
-(:func:`kit.train.loop.predict_frame`) reads the rows once more under each crop mode the run
+(:func:`kit.train.forward.predict_frame`) reads the rows once more under each crop mode the run
 does not use itself, and hands those batches to the views. A crop that needs a face box is
 used only for the pictures that have one (:func:`kit.faces.face_boxes`); a picture without
 one keeps the run's own view in its place (the face crop falls back to the centre crop there).

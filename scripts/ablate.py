@@ -42,7 +42,7 @@ import pandas as pd
 import torch
 
 import kit
-import kit.train.data as train_data
+import kit.splits as kit_splits
 from kit import runfolder
 from kit.config import fields_with_role
 from kit.noise import mean_sd, seed_difference
@@ -260,7 +260,7 @@ def main() -> None:
         face_detector="boxes",
         output_dir=str(work / "runs"),
     )
-    val_df = train_data.load_splits(base).val
+    val_df = kit_splits.load_splits(base).val
     wanted = [
         name
         for name in TECHNIQUES

@@ -18,8 +18,8 @@ from kit.ensemble.inputs import merge_heads
 from kit.runfolder import read_val_keys, write_task_probs, write_test_probs
 from kit.runs.__main__ import main as runs_main
 from kit.score import main as score_main
+from kit.splits import load_splits
 from kit.train import fit
-from kit.train.data import load_splits
 from tests._runfolders import Preds, RunSpec, one_hot_probs, summary, write_run
 from tests._triggers import logged, printed, raised, warned
 

@@ -28,8 +28,8 @@ from kit.data.fixture import make_fixture
 from kit.ensemble import ensemble
 from kit.ensemble.__main__ import main as ensemble_main
 from kit.recipe import parse_args
+from kit.splits import load_splits
 from kit.train import fit
-from kit.train.data import load_splits
 from tests._runfolders import Preds, RunSpec, one_hot_probs, summary, write_run
 
 

@@ -26,8 +26,9 @@ from kit.data.dataset import FlipChoice, ImageDataset, load_rgb
 from kit.data.pictures import build_run_cache
 from kit.data.sampling import SeededDataset
 from kit.recipe import parse_args
+from kit.splits import load_splits, run_paths
 from kit.train import fit
-from kit.train.data import RunPictures, load_splits, run_paths
+from kit.train.data import RunPictures
 from kit.transforms import build_transforms, prepare
 
 

@@ -12,9 +12,9 @@ import kit.train.loop as loop
 from kit.batch import DEVICE_AUGS, create_device_aug, to_model_input
 from kit.bench.__main__ import main as bench_main
 from kit.models import create_model
+from kit.splits import load_splits
 from kit.train import fit
-from kit.train.data import load_splits
-from kit.train.loop import predict_frame
+from kit.train.forward import predict_frame
 from kit.transforms import normalization
 from tests._training import interrupted_in_epoch_2
 

@@ -21,10 +21,10 @@ from kit.data import sampling
 from kit.data.dataset import ImageDataset
 from kit.data.sampling import SeededSampler, ShardSampler, train_loader
 from kit.inference import load_run_model, predict
+from kit.splits import load_splits
 from kit.train import fit
-from kit.train.checkpoint import Trainer
-from kit.train.data import load_splits
 from kit.train.distributed import SINGLE, DistContext, from_env, gather_rows, shard_rows
+from kit.train.setup import Trainer
 from kit.transforms import build_transforms
 
 ROOT = Path(__file__).resolve().parents[1]

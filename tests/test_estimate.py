@@ -58,11 +58,11 @@ def test_out_of_memory_halves_the_batch_and_names_the_largest_that_fit(
     real = kit_estimate.time_train_steps
     tried = []
 
-    def step(job, *args, **kwargs):
-        tried.append(job.cfg.batch_size)
-        if job.cfg.batch_size > 4:
+    def step(cfg, *args, **kwargs):
+        tried.append(cfg.batch_size)
+        if cfg.batch_size > 4:
             raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
-        return real(job, *args, **kwargs)
+        return real(cfg, *args, **kwargs)
 
     monkeypatch.setattr(kit_estimate, "time_train_steps", step)
     est = estimate(tiny_cfg.replace(batch_size=16), sample=24, log=_quiet)
@@ -74,7 +74,7 @@ def test_out_of_memory_halves_the_batch_and_names_the_largest_that_fit(
 
 
 def test_out_of_memory_at_batch_one_is_one_error(tiny_cfg, monkeypatch) -> None:
-    def step(job, *args, **kwargs):
+    def step(cfg, *args, **kwargs):
         raise torch.OutOfMemoryError("CUDA out of memory")
 
     monkeypatch.setattr(kit_estimate, "time_train_steps", step)

@@ -241,8 +241,8 @@ def test_training_and_inference_crop_the_same_way(tiny_cfg, tiny_data):
     (every file decoded and cropped anew) gives the run's own validation probabilities."""
     from kit.inference import predict
     from kit.runfolder import read_val_probs
+    from kit.splits import load_splits
     from kit.train import fit
-    from kit.train.data import load_splits
 
     cfg = tiny_cfg.replace(crop_mode="face", face_detector="boxes", face_margin=0.2)
     run = fit(cfg)

@@ -22,7 +22,7 @@ import pytest
 import torch
 
 import kit.runfolder as rundir
-import kit.train.data as train_data
+import kit.splits as kit_splits
 from kit.config import Config
 from kit.io import OutputError
 from kit.recipe import parse_args
@@ -189,7 +189,7 @@ def _no_training(monkeypatch) -> None:
     def refuse(cfg):
         raise AssertionError("training data was read: the output error came too late")
 
-    monkeypatch.setattr(train_data, "load_splits", refuse)
+    monkeypatch.setattr(kit_splits, "load_splits", refuse)
 
 
 def test_output_dir_that_is_a_file_fails_before_any_work(base, tmp_path, monkeypatch):

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from sklearn.metrics import accuracy_score, confusion_matrix, f1_score
 
 import kit.runs
-import kit.train.data as train_data
+import kit.splits as kit_splits
 import kit.train.loop as loop
 from kit.config import Config, parse_folds
 from kit.data import read_eval, read_train
@@ -43,7 +43,7 @@ def _fold_dirs(parent: Path) -> dict[int, Path]:
 def all_folds(tiny_base, tmp_path_factory):
     """Every fold trained once; the training frame each fold's loop saw is recorded."""
     seen: dict[int, tuple[set[str], set[str]]] = {}
-    real = train_data.load_splits
+    real = kit_splits.load_splits
 
     def recording(cfg):
         data = real(cfg)
@@ -54,7 +54,7 @@ def all_folds(tiny_base, tmp_path_factory):
     out = str(tmp_path_factory.mktemp("kfold"))
     cfg = tiny_base.replace(output_dir=out, max_steps_per_epoch=2, n_folds=N_FOLDS, folds="all")
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(train_data, "load_splits", recording)
+        mp.setattr(kit_splits, "load_splits", recording)
         run = fit(cfg)
     return cfg, run, seen
 

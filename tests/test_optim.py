@@ -11,7 +11,7 @@ import pytest
 import torch
 from timm.optim import create_optimizer_v2
 
-import kit.train.checkpoint as checkpoint
+import kit.train.setup as setup
 from kit.config import Config, check_registries
 from kit.models import create_model
 from kit.optim import build_optimizer, build_scheduler, freeze_backbone
@@ -86,13 +86,13 @@ def test_a_frozen_backbone_is_left_alone_by_the_optimizer():
 
 def test_freeze_epochs_trains_the_head_alone_first_then_everything(tiny_cfg, monkeypatch):
     seen = []
-    real = checkpoint.freeze_backbone
+    real = setup.freeze_backbone
 
     def spy(model, frozen):
         seen.append((frozen, [p.detach().clone() for p in model.backbone.parameters()]))
         real(model, frozen)
 
-    monkeypatch.setattr(checkpoint, "freeze_backbone", spy)
+    monkeypatch.setattr(setup, "freeze_backbone", spy)
     cfg = tiny_cfg.replace(epochs=3, freeze_epochs=1, optimizer="lamb", layer_decay=0.8)
     fit(cfg)
     assert [frozen for frozen, _ in seen] == [True, False, False]
@@ -107,7 +107,7 @@ def test_without_freeze_epochs_the_layers_a_user_froze_stay_frozen():
     stem = next(model.backbone.parameters())
     stem.requires_grad_(False)  # the user's own choice, in their model
     tf, parts = SimpleNamespace(set_random_seed=lambda seed: None), SimpleNamespace(model=model)
-    trainer = checkpoint.Trainer(None, torch.Generator(), tf, None, parts, None)
+    trainer = setup.Trainer(None, torch.Generator(), tf, None, parts, None)
     trainer.start_epoch(Config(epochs=3), 2)
     assert not stem.requires_grad
     assert all(p.requires_grad for p in model.head.parameters())

@@ -21,8 +21,8 @@ from kit.labels import HEAD_SIZES, HEADS, decode, joint_from_heads
 from kit.losses.criterion import build_criterion
 from kit.runfolder import RUN_FILES, SUBMISSION
 from kit.runs import load
+from kit.splits import load_splits
 from kit.train import fit
-from kit.train.data import load_splits
 
 TASKS = ("mask", "gender", "age")
 

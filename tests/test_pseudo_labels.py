@@ -18,9 +18,9 @@ from kit.data.pseudo import GROUP_AGES
 from kit.heads import head_target
 from kit.labels import HEADS, decode
 from kit.runfolder import read_pseudo_labels
+from kit.splits import load_splits
 from kit.train import data as train_data
 from kit.train import fit
-from kit.train.data import load_splits
 
 P = [f"p{k}" for k in range(18)]
 

@@ -12,7 +12,7 @@ import kit
 from kit.repeats import SEEDS_SUFFIX, repeat_configs, seed_list
 from kit.runfolder import read_config, read_val_keys
 from kit.runs import load, table
-from kit.train.data import load_splits
+from kit.splits import load_splits
 
 
 def test_seed_list_counts_from_the_seed_or_takes_the_seeds():

@@ -26,7 +26,7 @@ from kit.errors import RunBusyError
 from kit.io import OutputError
 from kit.recipe import main as kit_main
 from kit.train import checkpoint, fit
-from kit.train.checkpoint import check
+from kit.train.setup import check
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -81,7 +81,7 @@ def test_resuming_a_complete_run_trains_nothing_and_says_so(tiny_cfg, caplog, mo
     def no_training(*args, **kwargs):
         raise AssertionError("a complete run was trained again")
 
-    monkeypatch.setattr(sys.modules["kit.train.run"], "train_run", no_training)
+    monkeypatch.setattr(sys.modules["kit.train.folder"], "train_run", no_training)
     with caplog.at_level(logging.WARNING, logger="kit"):
         again = fit(parse_args(Config(), ["--resume", str(run.run_dir)]))
     assert "is complete (best epoch" in caplog.text and "nothing to train" in caplog.text

@@ -4,8 +4,6 @@ the test-time views."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -18,12 +16,13 @@ from kit.inference import load_run_model, predict
 from kit.labels import HEADS, NUM_CLASSES, decode, heads_from_joint
 from kit.losses import LOSSES, build_loss, build_multihead_loss, class_priors
 from kit.mixing import MIX_PAIRS, MIXES, Mixer, build_mixer, mix_active
-from kit.splits import drop_ages
+from kit.splits import drop_ages, load_splits
 from kit.train import fit
-from kit.train.checkpoint import Job, build_trainer, load
-from kit.train.data import RunPictures, load_splits
+from kit.train.checkpoint import load
+from kit.train.data import RunPictures
 from kit.train.distributed import SINGLE
-from kit.train.loop import predict_frame
+from kit.train.forward import predict_frame
+from kit.train.setup import build_trainer
 from kit.tta import TTA, shift, tta_views, zoom
 
 # ---- mixing --------------------------------------------------------------------------------
@@ -186,10 +185,11 @@ def test_dropped_ages_are_absent_from_training_rows_and_present_in_validation(ti
     splits = load_splits(cfg)
     assert splits.val["age"].isin([20, 59]).any(), "the fixture's val people changed"
     trainer = build_trainer(
-        Job(cfg, Path(cfg.output_dir), torch.device("cpu")),
+        cfg,
         splits.train,
         RunPictures.for_run(cfg, splits, SINGLE, progress=False),
         None,
+        device=torch.device("cpu"),
     )
     trained = pd.DataFrame({"path": trainer.loader.dataset.dataset.paths})
     ages = trained.merge(splits.train, on="path")["age"]

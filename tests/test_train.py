@@ -12,7 +12,7 @@ import pytest
 import torch
 from sklearn.metrics import f1_score
 
-import kit.train.data as train_data
+import kit.splits as kit_splits
 from kit.config import Config
 from kit.data import read_eval, read_train
 from kit.runfolder import EPOCH_COLUMNS as METRIC_COLUMNS
@@ -202,7 +202,7 @@ def test_training_learns_and_shuffled_labels_do_not(tiny_cfg, monkeypatch):
     val = pd.read_csv(learned.run_dir / "val_probs.csv")
     counts = np.bincount(read_train(cfg.data_dir)["label"], minlength=18)
     chance = _chance_f1(val["label"].to_numpy(), counts / counts.sum())
-    monkeypatch.setattr(train_data, "load_splits", _shuffled(train_data.load_splits, seed=1))
+    monkeypatch.setattr(kit_splits, "load_splits", _shuffled(kit_splits.load_splits, seed=1))
     shuffled = fit(cfg)
     print(
         f"chance {chance:.3f} learned {learned.best_score:.3f} shuffled {shuffled.best_score:.3f}"

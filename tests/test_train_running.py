@@ -1,4 +1,4 @@
-"""kit.running: the batch loop's device-side loss sum, NaN check and running F1."""
+"""kit.train.loop.Running: the batch loop's device-side loss sum, NaN check and running F1."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from kit.metrics import macro_f1
-from kit.running import Running
+from kit.train.loop import Running
 
 
 def _logits(pred: torch.Tensor) -> torch.Tensor:
@@ -27,20 +27,17 @@ def test_loss_sum_and_running_f1_equal_the_per_step_figures():
         trues.append(true.numpy())
         preds.append(pred.numpy())
         total += loss.item() * len(true)  # what the loop used to read every step
-    running.check(epoch=1, cfg=None)
+    running.check(epoch=1, lr=0.1)
     assert running.loss_sum.item() == pytest.approx(total, rel=1e-12)
     assert running.f1() == pytest.approx(macro_f1(np.concatenate(trues), np.concatenate(preds)))
 
 
 def test_the_first_non_finite_loss_is_named_by_its_batch():
-    class Cfg:
-        lr = 0.1
-
     running = Running(torch.device("cpu"), counts=False)
     for value in (1.0, 2.0):
         running.add(torch.tensor(value), 4, None, None)
-    running.check(3, Cfg)  # batches 0 and 1 are fine
+    running.check(3, lr=0.1)  # batches 0 and 1 are fine
     for value in (0.5, float("inf"), float("nan")):
         running.add(torch.tensor(value), 4, None, None)
     with pytest.raises(FloatingPointError, match=r"loss is inf at epoch 3, batch 3; .*0\.1"):
-        running.check(3, Cfg)
+        running.check(3, lr=0.1)

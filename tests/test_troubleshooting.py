@@ -57,11 +57,11 @@ from kit.recipe import parse_args
 from kit.runfolder import write_submission
 from kit.runs.__main__ import main as runs_main
 from kit.score import main as score_main
+from kit.splits import load_splits
 from kit.tracking import base as tracking_base
 from kit.train import fit
-from kit.train.checkpoint import check
 from kit.train.checkpoint import load as load_checkpoint
-from kit.train.data import load_splits
+from kit.train.setup import check
 from kit.transforms import build_transforms
 from kit.tune import study as tune_study
 from kit.tune.__main__ import main as tune_main

@@ -35,8 +35,9 @@ from kit.pretrained import resolve_weights
 from kit.recipe import parse_args
 from kit.runs.__main__ import main as runs_main
 from kit.score import main as score_main
-from kit.train.checkpoint import check
-from kit.train.data import RunPictures, load_splits
+from kit.splits import load_splits
+from kit.train.data import RunPictures
+from kit.train.setup import check
 from kit.tune.space import parse_space
 from tests._after_training_triggers import _run
 from tests._day_one_triggers import DAY_ONE_FIXES

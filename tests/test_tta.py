@@ -18,9 +18,10 @@ from kit.data.dataset import CropChoice, _coin
 from kit.data.pictures import PreparedLoader
 from kit.inference import predict
 from kit.labels import NUM_CLASSES
+from kit.splits import load_splits
 from kit.train import fit
-from kit.train.data import RunPictures, load_splits
-from kit.train.loop import predict_frame
+from kit.train.data import RunPictures
+from kit.train.forward import predict_frame
 from kit.transforms import CROP_MODES
 from kit.tta import TTA, CropViews, tta_views
 

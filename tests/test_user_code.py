@@ -238,7 +238,7 @@ def _every_kind_cases() -> dict[str, tuple[Callable[[Path, Path], Any], str]]:
             "scheduler " + on + r"a SGD, 0.1, 2, 4",
         ),
         # refit is a closed Literal field (a run's config cannot name an entry of one's own):
-        # the entry is called as kit.train.run.refit and kit.estimate call it, through use()
+        # the entry is called as kit.train.loop.refit and kit.estimate call it, through use()
         "refit": (
             _in(REFITS, RefitSpec(_oom), lambda: REFITS.use("mine").config(Config(), 3)),
             "refit " + on + r"the config of run '.*', 3",

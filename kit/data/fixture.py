@@ -19,6 +19,7 @@ import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -28,7 +29,12 @@ from kit.data._common import STEM_MASK, STEMS
 from kit.data._fixture_draw import FACE_COLUMNS, cores, draw_people, put, put_csv
 from kit.labels import age_to_group, encode
 
-__all__ = ["FACE_COLUMNS", "FIXTURE", "SMOKE_FIXTURE", "main", "make_fixture"]
+if TYPE_CHECKING:  # the fixture command does not need the Config
+    from kit.config import Config
+
+_log = logging.getLogger("kit")
+
+__all__ = ["FACE_COLUMNS", "FIXTURE", "SMOKE_FIXTURE", "main", "make_fixture", "resolve_data_dir"]
 
 #: (folder, people, picture size (height, width)) of the fixture a run uses when ``data_dir``
 #: is None (relative to the current folder), and of a ``--smoke`` run's.
@@ -246,6 +252,26 @@ def _main(argv: list[str]) -> None:
         f"age <30 {groups[0]}, 30-59 {groups[1]}, >=60 {groups[2]})"
     )
     print(f"  eval: {n_eval} images (true classes in eval/answers.csv)")
+
+
+def resolve_data_dir(cfg: Config) -> Path:
+    """``cfg.data_dir``, or the fixture (built once under ``data/``, relative to the cwd)."""
+    if cfg.data_dir is not None:
+        return Path(cfg.data_dir).expanduser()
+    root, people, size = SMOKE_FIXTURE if cfg.smoke else FIXTURE
+    if not (root / "train" / "train.csv").is_file():
+        # built beside root and renamed into place, so parallel runs never see half of one
+        _log.info("building the synthetic fixture in %s (%d people, first run only)", root, people)
+        tmp = root.with_name(f".{root.name}.{os.getpid()}.tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        make_fixture(tmp, n_people=people, image_size=size, seed=0)
+        try:
+            os.replace(tmp, root)
+        except OSError:  # another process finished first, or an old partial folder is in the way
+            shutil.rmtree(tmp, ignore_errors=True)
+            if not (root / "train" / "train.csv").is_file():
+                raise
+    return root
 
 
 if __name__ == "__main__":

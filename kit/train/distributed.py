@@ -16,7 +16,7 @@ import os
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -24,6 +24,9 @@ import torch
 import torch.distributed as dist
 from torch import nn
 from torch.utils.data import DistributedSampler
+
+if TYPE_CHECKING:
+    from kit.config import Config
 
 __all__ = [
     "SINGLE",
@@ -224,7 +227,7 @@ class ChannelsLastInput(nn.Module):
         return self.model(x.contiguous(memory_format=torch.channels_last))
 
 
-def prepare_model(model: nn.Module, cfg: Any) -> nn.Module:
+def prepare_model(model: nn.Module, cfg: Config) -> nn.Module:
     """``model`` with its weights in channels-last layout when ``cfg.channels_last`` (in place)."""
     if cfg.channels_last:
         model.to(memory_format=torch.channels_last)
@@ -232,7 +235,7 @@ def prepare_model(model: nn.Module, cfg: Any) -> nn.Module:
 
 
 def training_module(
-    model: nn.Module, cfg: Any, ctx: DistContext, device: torch.device
+    model: nn.Module, cfg: Config, ctx: DistContext, device: torch.device
 ) -> nn.Module:
     """What the training step calls: ``model`` with channels-last input, wrapped for several
     processes, compiled, as ``cfg`` asks. It shares ``model``'s parameters, so checkpoints and

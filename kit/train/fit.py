@@ -26,6 +26,7 @@ import torch
 from torch import nn
 
 from kit import runfolder as rundir
+from kit import splits as kit_splits
 from kit.cli import sigterm_as_interrupt
 from kit.config import Config, parse_folds, smoke_note
 from kit.device import resolve_device
@@ -43,9 +44,9 @@ from kit.runfolder import (
 )
 from kit.runfolder.read import check_resumable
 from kit.tracking import Hook
-from kit.train import data, distributed
-from kit.train.checkpoint import check
-from kit.train.run import fit_run, open_folder
+from kit.train import distributed
+from kit.train.folder import fit_run, open_folder
+from kit.train.setup import check
 
 __all__ = ["INSTEAD_OF_FIT", "Measured", "fit", "next_commands"]
 
@@ -233,9 +234,9 @@ def _fit_fold(
 
 def _split(cfg: Config) -> pd.Series:
     """Fold of every training image under ``cfg``, indexed by ``image_id``."""
-    splits = data.load_splits(cfg.replace(folds=None, fold=0))
+    splits = kit_splits.load_splits(cfg.replace(folds=None, fold=0))
     frame = pd.concat([splits.train, splits.val], ignore_index=True)
-    return pd.Series(data.person_folds_of(frame, cfg), index=frame["image_id"])
+    return pd.Series(kit_splits.person_folds_of(frame, cfg), index=frame["image_id"])
 
 
 def _mark(

@@ -1,25 +1,31 @@
-"""The epoch loop and the batch loop of one run folder, in one process, and the forward pass
-over a frame that validation (and ``kit.inference``) use.
+"""The training of one run folder, in one process: the epoch loop (:func:`epochs`, shared by
+the run and its refit), the batch loop (:func:`train_one_epoch`) and what the batch loop keeps
+on the device between reads (:class:`Running`).
 
-:func:`train_run` trains the :class:`~kit.train.checkpoint.Trainer` that
-:func:`~kit.train.checkpoint.prepare` built (restored from ``last.pt`` when resuming) epoch
-after epoch, each seeded on its own so a resumed run ends like an uninterrupted one, and keeps
-``best.pt`` / ``last.pt`` / ``metrics.csv`` current. Under torchrun every process runs it on
-its share of the batches; rank 0 alone writes.
+:func:`train_run` trains the :class:`~kit.train.setup.Trainer` that
+:func:`~kit.train.setup.prepare` built (restored from ``last.pt`` when resuming) epoch after
+epoch, each seeded on its own so a resumed run ends like an uninterrupted one, scores the
+validation set after each and keeps ``best.pt`` / ``last.pt`` / ``metrics.csv`` current;
+:func:`refit` trains again on the training and validation people. Under torchrun every process
+runs them on its share of the batches; rank 0 alone writes.
+
+Reading a device tensor waits for the device to finish its queued work, so the batch loop reads
+its loss sum (and NaN check, and running F1) every :data:`SYNC_EVERY` steps and at the end of
+the epoch, never each step: the GPU stays a few steps ahead of the Python code. The running F1
+is updated from confusion counts (one ``torch.bincount`` per batch), not recomputed over every
+label seen so far.
 """
 
 from __future__ import annotations
 
-import functools
 import itertools
 import logging
+import math
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
 from functools import partial
 from typing import Any
 
-import albumentations as A
 import numpy as np
 import pandas as pd
 import torch
@@ -29,64 +35,61 @@ from kit import runfolder as rundir
 from kit.batch import create_device_aug, to_model_input
 from kit.config import Config
 from kit.device import pick_amp
-from kit.heads import OUTPUT_KINDS, head_spec, head_task, to_probs
-from kit.metrics import score_probs, selection_score
+from kit.errors import TrainingDiverged
+from kit.heads import OUTPUT_KINDS, head_spec, head_task, target_classes, to_probs
+from kit.labels import NUM_CLASSES
+from kit.metrics import f1_from_confusion, score_probs, selection_score
 from kit.mixing import Mixer
-from kit.optim import Parts, epoch_steps, optimizer_steps
+from kit.optim import REFITS, Parts, epoch_steps, optimizer_steps
 from kit.progress import Progress
 from kit.registry import blame_user, blaming
-from kit.running import SYNC_EVERY, Running, batch_labels
+from kit.seeding import seed_everything
 from kit.train import checkpoint, data, distributed
-from kit.train.checkpoint import Job, Ready, Trainer, TrainState
+from kit.train.checkpoint import TrainState
+from kit.train.forward import predictor
+from kit.train.setup import Job, Ready, Trainer, build_trainer
 from kit.transforms import normalization
-from kit.tta import crop_sources, tta_views
 
-__all__ = ["Epochs", "batch_labels", "predict_frame", "predictor", "train_one_epoch", "train_run"]
+__all__ = ["SYNC_EVERY", "Running", "batch_labels", "epochs", "refit", "train_one_epoch"]
+__all__ += ["train_run"]
 
 _log = logging.getLogger("kit")
 
-
-@dataclass
-class Epochs:
-    """What :func:`train_run` leaves for the end of the run."""
-
-    model: nn.Module  # the evaluated module (the weight average with cfg.ema), last weights
-    splits: data.Splits
-    rows: list[dict[str, Any]]  # metrics.csv
-    predict: Callable[[pd.DataFrame], np.ndarray]  # probabilities, computed by every process
-    pictures: data.RunPictures
-    transform: A.BasicTransform | None  # the recipe's training augmentations, if any
+#: Training steps between reads of the loss (each read waits for the device to finish).
+SYNC_EVERY = 25
 
 
-def predictor(model: nn.Module, cfg: Config, pictures: Any, ctx: Any) -> Callable[..., Any]:
-    """Probabilities of ``model`` for a frame, in shares over the processes (on every one)."""
+def epochs(
+    t: Trainer,
+    cfg: Config,
+    first: int = 1,
+    heartbeat: Callable[[int, dict[str, Any]], None] | None = None,
+) -> Iterator[tuple[int, float, float]]:
+    """Train epochs ``first`` .. ``cfg.epochs`` of ``t``, each seeded by
+    :meth:`~kit.train.setup.Trainer.start_epoch`: after each, ``(epoch, mean training loss of
+    this process, learning rate of its last optimizer step)``. What the caller does with an
+    epoch (validation, checkpoints) runs before the next one starts; leaving the loop stops
+    training. ``heartbeat(finished epochs, figures)`` hears of the epoch in training."""
+    for epoch in range(first, cfg.epochs + 1):
+        mixer = t.start_epoch(cfg, epoch)
+        beat = None if heartbeat is None else partial(heartbeat, epoch - 1)
+        loss, lr = train_one_epoch(t.parts, t.loader, t.criterion, cfg, epoch, mixer, beat)
+        yield epoch, loss, lr
 
-    def predict(df: pd.DataFrame) -> np.ndarray:  # in shares over the processes
-        share = partial(predict_frame, model, cfg=cfg, tta=cfg.tta, prepared=pictures.eval)
-        return distributed.predict_sharded(share, df, ctx)
 
-    return predict
-
-
-def train_run(job: Job, ready: Ready) -> Epochs:
-    """Train every remaining epoch of ``job`` from ``ready``; ``ready.state`` is kept current
-    (the caller reports where an interrupt stopped)."""
+def train_run(job: Job, ready: Ready) -> None:
+    """Train every remaining epoch of ``job`` from ``ready``; ``ready.state`` and ``ready.rows``
+    are kept current (the caller reports where an interrupt stopped, and ends the run)."""
     cfg, device, ctx = job.cfg, job.device, job.ctx
-    splits, pictures, t, state, rows = (
-        ready.splits,
-        ready.pictures,
-        ready.trainer,
-        ready.state,
-        ready.rows,
-    )
+    splits, t, state, rows = ready.splits, ready.trainer, ready.state, ready.rows
     if splits.pseudo is not None and ctx.is_main:
         rundir.write_pseudo_labels(job.run_dir, splits.pseudo.rows)
     if ctx.is_main:  # what the model started from (the face counts were logged when read)
-        rundir.update_env(job.run_dir, data.inputs_record(cfg, job.weights, pictures.faces))
+        rundir.update_env(job.run_dir, data.inputs_record(cfg, job.weights, ready.pictures.faces))
     t.parts.module = distributed.training_module(t.parts.model, cfg, ctx, device)
     if ctx.is_main:  # after last.pt: a resumed run continues its tracker runs at this epoch
         job.trackers.open(cfg, job.run_dir, job.hooks, state.epoch + 1)
-    predict = predictor(t.parts.evaluated, cfg, pictures, ctx)
+    predict = predictor(t.parts.evaluated, cfg, ready.pictures, ctx)
     _log.info(
         "run %s: %s/%s on %s; %d train / %d val images (%d / %d people) from %s",
         job.run_dir,
@@ -99,9 +102,13 @@ def train_run(job: Job, ready: Ready) -> Epochs:
         splits.val["person_id"].nunique(),
         splits.data_dir,
     )
-    for epoch in range(state.epoch + 1, cfg.epochs + 1):
-        mixer = t.start_epoch(cfg, epoch)
-        rows.append(_epoch(job, t, mixer, state, predict, splits.val, epoch))
+
+    def heartbeat(done: int, figures: dict[str, Any]) -> None:
+        job.write_status("running", done, progress=figures)
+
+    t0 = time.time()
+    for epoch, train_loss, lr in epochs(t, cfg, state.epoch + 1, heartbeat):
+        rows.append(_validated(job, t.parts, state, predict, splits.val, epoch, train_loss, lr, t0))
         if ctx.is_main:
             rundir.write_metrics(job.run_dir, rows)
             checkpoint.save_last(job.run_dir / rundir.LAST, t.parts, state, cfg.to_dict())
@@ -111,23 +118,24 @@ def train_run(job: Job, ready: Ready) -> Epochs:
         if distributed.broadcast(stop, ctx):  # every process stops at the same epoch
             _log.info("early stop: no val macro F1 gain in %d epochs", cfg.early_stopping)
             break
-    return Epochs(t.parts.evaluated, splits, rows, predict, pictures, ready.transform)
+        t0 = time.time()
 
 
-def _epoch(
+def _validated(
     job: Job,
-    t: Trainer,
-    mixer: Mixer | None,
+    parts: Parts,
     state: TrainState,
     predict: Callable[[pd.DataFrame], np.ndarray],
     val: pd.DataFrame,
     epoch: int,
+    train_loss: float,
+    lr: float,
+    t0: float,
 ) -> dict[str, Any]:
-    """Train one epoch, score the whole validation set (the same on every process), tell the
-    scheduler, keep ``best.pt``: the epoch's row of metrics.csv."""
-    cfg, t0, parts = job.cfg, time.time(), t.parts
-    heartbeat = partial(job.heartbeat, epoch - 1)
-    train_loss, lr = train_one_epoch(parts, t.loader, t.criterion, cfg, epoch, mixer, heartbeat)
+    """After training epoch ``epoch`` (begun at ``t0``): score the whole validation set (the
+    same on every process), tell the scheduler, keep ``best.pt``: the epoch's row of
+    metrics.csv."""
+    cfg = job.cfg
     train_loss = distributed.mean(train_loss, job.ctx)
     task = head_task(cfg.head)
     scores, val_loss = score_probs(val["label"], predict(val), task)
@@ -171,7 +179,92 @@ def _fmt(value: float | None, digits: int = 3) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 
 
+def refit(job: Job, ready: Ready, best: dict[str, Any]) -> Callable[[pd.DataFrame], np.ndarray]:
+    """Train ``job.cfg.refit`` on the training and validation people (``best``: the loaded
+    ``best.pt``) through the run's own epoch loop, write ``refit.pt`` (rank 0), and return the
+    predictions of its weights."""
+    spec = REFITS.use(job.cfg.refit)
+    assert spec.config is not None, "refit 'none' trains nothing"
+    cfg = spec.config(job.cfg, int(best["epoch"]))
+    everyone = pd.concat([ready.splits.training, ready.splits.val], ignore_index=True)
+    seed_everything(cfg.seed)  # refit "all" starts from the run's initial weights
+    t = build_trainer(
+        cfg,
+        everyone,
+        ready.pictures,
+        ready.transform,
+        device=job.device,
+        ctx=job.ctx,
+        pretrained=job.weights,
+        weights=best["model"] if spec.from_best else None,
+    )
+    t.parts.module = distributed.training_module(t.parts.model, cfg, job.ctx, job.device)
+    _log.info("refit %s: %d epochs on %d images", job.cfg.refit, cfg.epochs, len(t.loader.dataset))
+    for epoch, loss, lr in epochs(t, cfg):
+        _log.info("refit epoch %d/%d  train_loss %.4f  lr %.2e", epoch, cfg.epochs, loss, lr)
+    if job.ctx.is_main:
+        path = job.run_dir / rundir.REFIT
+        checkpoint.save_best(path, t.parts.evaluated, job.cfg.to_dict(), cfg.epochs, math.nan)
+    return predictor(t.parts.evaluated, cfg, ready.pictures, job.ctx)
+
+
 # ---- the batch loop ----------------------------------------------------------------------------
+def _batch_codes(output: Any, targets: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    """(training targets, predictions) of one batch, on the model's device: 18-way, or a
+    per-task head's values."""
+    with torch.no_grad():
+        pred = to_probs(output.detach() if torch.is_tensor(output) else output).argmax(1)
+    return target_classes(targets), pred
+
+
+def batch_labels(output: Any, targets: Any) -> tuple[np.ndarray, np.ndarray]:
+    """(18-way training targets, 18-way predictions) of one batch, for the running F1."""
+    true, pred = _batch_codes(output, targets)
+    return true.cpu().numpy(), pred.cpu().numpy()
+
+
+class Running:
+    """The epoch's loss sum and (on a terminal) confusion counts, kept on the device: reading
+    them waits for the device, so that happens every :data:`SYNC_EVERY` steps, not each one.
+    The losses since the last read are checked for NaN / inf then."""
+
+    def __init__(self, device: torch.device, counts: bool, width: int = NUM_CLASSES) -> None:
+        dtype = torch.float32 if device.type == "mps" else torch.float64  # mps has no float64
+        self.loss_sum = torch.zeros((), dtype=dtype, device=device)
+        self.width = width  # classes of the running F1: 18, or a per-task head's values
+        self.cm = torch.zeros(width**2, dtype=torch.int64, device=device) if counts else None
+        self.pending: list[torch.Tensor] = []
+        self.first = 0  # batch index of pending[0]
+
+    def add(self, loss: torch.Tensor, n: int, output: Any, targets: Any) -> None:
+        loss = loss.detach()
+        self.pending.append(loss)
+        self.loss_sum += loss.to(self.loss_sum.dtype) * n
+        if self.cm is not None:
+            true, pred = _batch_codes(output, targets)
+            self.cm += torch.bincount(true * self.width + pred, minlength=self.width**2)
+
+    def check(self, epoch: int, lr: float) -> None:
+        """Raise on the first non-finite loss since the last check."""
+        if not self.pending:
+            return
+        losses = torch.stack(self.pending).float()
+        finite = torch.isfinite(losses).cpu()
+        if not bool(finite.all()):
+            j = int((~finite).nonzero()[0])
+            raise TrainingDiverged(
+                f"training loss is {losses[j].item()} at epoch {epoch}, batch {self.first + j}; "
+                f"try a lower --lr (now {lr}) or --grad-clip 1.0"
+            )
+        self.first += len(self.pending)
+        self.pending = []
+
+    def f1(self) -> float:
+        """Macro F1 of every training batch so far, from the confusion counts."""
+        cm = self.cm.cpu().numpy().reshape(self.width, self.width)
+        return float(f1_from_confusion(cm).mean())
+
+
 def _batch(images: torch.Tensor) -> str:
     """A training batch as a failure names it."""
     return f"a training batch of shape {tuple(images.shape)} ({images.dtype}, {images.device})"
@@ -187,7 +280,7 @@ def train_one_epoch(
     parts: Parts,
     loader: Any,
     criterion: nn.Module,
-    cfg: Any,
+    cfg: Config,
     epoch: int,
     mixer: Mixer | None = None,
     heartbeat: Callable[[dict[str, Any]], None] | None = None,
@@ -239,7 +332,7 @@ def train_one_epoch(
             seen += len(images)
             postfix = {}
             if (i + 1) % SYNC_EVERY == 0:  # reading the device's figures waits for it
-                running.check(epoch, cfg)
+                running.check(epoch, cfg.lr)
                 postfix["loss"] = f"{running.loss_sum.item() / seen:.4f}"
                 if progress.bar_shown:
                     postfix["f1"] = f"{running.f1():.3f}"
@@ -258,59 +351,5 @@ def train_one_epoch(
                     parts.scheduler.step_update(num_updates=updates)
                 parts.update_ema(updates)
             progress.step(len(images), **postfix)
-    running.check(epoch, cfg)
+    running.check(epoch, cfg.lr)
     return running.loss_sum.item() / max(seen, 1), lr
-
-
-@torch.inference_mode()
-def predict_frame(
-    model: nn.Module,
-    df: pd.DataFrame,
-    cfg: Any,
-    batch_size: int | None = None,
-    tta: str = "none",
-    prepared: Any = None,
-) -> np.ndarray:
-    """(n, 18) probabilities of ``model`` (trained under ``cfg``, on its device) for the rows of
-    ``df`` (column ``path``), in row order, through ``cfg``'s evaluation transform; a per-task
-    head (``kit.heads.head_task``) gives its task's (n, k) probabilities instead.
-
-    ``tta`` names the test-time views whose probabilities are averaged
-    (``kit.tta.tta_views``: ``"hflip"``, ``"hflip+shift"``, ...); a crop view
-    (``"center_face"``) also reads the rows under the other crop modes it names
-    (``kit.tta.crop_sources``). ``prepared`` reads pictures already cropped and resized for
-    ``cfg`` by path (an ``ImageCache``).
-    """
-    views_of = tta_views(tta)
-    device = next(model.parameters()).device
-    kind = head_spec(cfg.head).kind
-    loader = data.frame_loader(df, cfg, prepared, batch_size, pin_memory=device.type == "cuda")
-    crops = []  # the data folder (perhaps the fixture, built on first use) only for crop views
-    if views_of.crops:
-        paths = df["path"].astype(str).tolist()
-        crops = crop_sources(views_of, cfg, data.resolve_data_dir(cfg), paths)
-    crop_loaders = [data.frame_loader(df, c.cfg, c.loader, batch_size) for c in crops]
-    amp, was_training = pick_amp(cfg, device), model.training
-    # a crop view differs in its geometry only: the same pixel statistics and layout
-    norm = normalization(cfg)
-    as_input = functools.partial(
-        to_model_input, device=device, mean=norm.mean, std=norm.std, channels_last=cfg.channels_last
-    )
-    model.eval()
-    chunks, start = [], 0
-    try:
-        for (images, _), *others in zip(loader, *crop_loaders, strict=True):
-            images = as_input(images)
-            batches = [
-                c.view(as_input(o), images, start) for c, (o, _) in zip(crops, others, strict=True)
-            ]
-            start += len(images)
-            on = _batch(images).replace("training", "prediction")
-            with amp.autocast(), blaming(f"model {cfg.model!r} (head {cfg.head!r})", on):
-                views = [to_probs(model(v), kind) for v in views_of(images, batches)]
-            chunks.append((sum(views) / len(views)).float().cpu())
-    finally:
-        model.train(was_training)
-    if not chunks:
-        return np.zeros((0, OUTPUT_KINDS.get(kind).width))
-    return torch.cat(chunks).numpy().astype(np.float64)

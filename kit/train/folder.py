@@ -1,19 +1,18 @@
 """One run folder from start to end: its data, model and resumed ``last.pt`` prepared before
-the folder is written, the folder opened, the epochs trained, then its end: ``best.pt``'s
-probabilities, the refit, the submission, ``summary.json``, the pictures (curves, confusion,
-mistakes) and the trackers told. A run stopped early (Ctrl-C, SIGTERM, a pruning hook, an
-error) records its status, draws the curves of the epochs it finished and says how to resume.
+the folder is written (:mod:`kit.train.setup`), the folder opened, the epochs trained
+(:mod:`kit.train.loop`), then its end: ``best.pt``'s probabilities, the refit, the submission,
+``summary.json``, the pictures (curves, confusion, mistakes) and the trackers told. A run
+stopped early (Ctrl-C, SIGTERM, a pruning hook, an error) records its status, draws the curves
+of the epochs it finished and says how to resume.
 
 Rank 0 alone writes and draws (the other processes' :class:`~kit.tracking.Trackers` are empty).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import logging
-import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -29,20 +28,20 @@ from kit.device import cpu_info, pick_amp
 from kit.heads import head_task
 from kit.labels import VALUE_NAMES, class_name
 from kit.metrics import score_probs, selection_score
-from kit.optim import REFITS
 from kit.plot import confusion_png, curves_png
 from kit.pretrained import Weights
 from kit.progress import in_notebook
 from kit.runfolder import LAST, Run, read_run
 from kit.runfolder.read import nothing_to_train
-from kit.seeding import seed_everything
 from kit.sheets import mistakes_sheet
 from kit.tracking import Hook, Pruned
-from kit.train import checkpoint, distributed, loop
-from kit.train.checkpoint import Job, TrainState, last_epoch, load, prepare
-from kit.train.loop import Epochs, train_run
+from kit.train import distributed
+from kit.train.checkpoint import last_epoch, load
+from kit.train.forward import predictor
+from kit.train.loop import refit, train_run
+from kit.train.setup import Job, Ready, prepare
 
-__all__ = ["complete", "finish", "fit_run", "open_folder", "refit", "stop"]
+__all__ = ["complete", "finish", "fit_run", "open_folder", "stop"]
 
 _log = logging.getLogger("kit")
 
@@ -109,24 +108,23 @@ def fit_run(
     if cfg.resume:  # the transform last.pt was trained under: given again, or re-created
         train_transform = rundir.resumed_train_transform(cfg.resume, train_transform)
     # bad data, a bad model or a damaged last.pt is refused before the folder is written
-    unopened = Job(cfg, Path(cfg.resume or cfg.output_dir), device, ctx, weights, tuple(hooks))
-    ready = prepare(unopened, train_transform)
+    ready = prepare(cfg, train_transform, device, ctx, weights)
     run_dir = distributed.broadcast(
         open_folder(cfg, cfg.name, device, ctx, train_transform) if ctx.is_main else None, ctx
     )
-    job, state = dataclasses.replace(unopened, run_dir=run_dir), ready.state
+    job, state = Job(cfg, run_dir, device, ctx, weights, tuple(hooks)), ready.state
     job.write_status("running", state.epoch)
     try:
-        return finish(job, state, train_run(job, ready))
+        train_run(job, ready)
+        return finish(job, ready)
     except Pruned as why:
-        stop(job, state, "pruned")
+        stop(job, state.epoch, "pruned")
         _log.info("pruned after epoch %d (%s)", state.epoch, why)
         raise
     except KeyboardInterrupt as err:
-        stop(job, state, "interrupted")
         # what is on disk, not state.epoch: an epoch is counted before its last.pt is written
         saved = last_epoch(run_dir / LAST)
-        job.write_status("interrupted", saved or 0)
+        stop(job, saved or 0, "interrupted")
         notebook = in_notebook()  # a kernel interrupt: the kernel lives on, so no exit code
         how_to = f"kit.fit(cfg.replace(resume={str(run_dir)!r}))" if notebook else "--resume"
         if saved:
@@ -141,19 +139,20 @@ def fit_run(
         raise SystemExit(TERMINATED if isinstance(err, Terminated) else INTERRUPTED) from None
     except Exception as err:
         try:
-            stop(job, state, "failed", f"{type(err).__name__}: {err}")
+            stop(job, state.epoch, "failed", f"{type(err).__name__}: {err}")
         except OSError:  # a full disk must not hide the error that stopped the run
             _log.warning("could not record the failure in %s", run_dir / rundir.STATUS)
         raise
 
 
-def finish(job: Job, state: TrainState, done: Epochs) -> Run:
+def finish(job: Job, ready: Ready) -> Run:
     """Reload ``best.pt``, write its probabilities, refit (``cfg.refit``), write the test
     probabilities and submission of the refit or best weights (when there is an eval set) and
     ``summary.json``, mark the run complete; rank 0 alone writes. A per-task run writes its
     task's probabilities and no submission (it predicts no class)."""
     cfg, run_dir, t0, main = job.cfg, job.run_dir, time.time(), job.ctx.is_main
-    model, splits, rows, predict = done.model, done.splits, done.rows, done.predict
+    splits, rows, model = ready.splits, ready.rows, ready.trainer.parts.evaluated
+    predict = predictor(model, cfg, ready.pictures, job.ctx)  # probabilities, on every process
     task = head_task(cfg.head)
     distributed.barrier(job.ctx)  # rank 0 has written best.pt
     best = load(run_dir / rundir.BEST, job.device)
@@ -166,7 +165,7 @@ def finish(job: Job, state: TrainState, done: Epochs) -> Run:
             _mistakes(run_dir, splits.val, val_probs)
     weights = rundir.BEST
     if cfg.refit != "none":  # validated above; the test set gets the refit weights
-        predict, weights = refit(job, done, best), rundir.REFIT
+        predict, weights = refit(job, ready, best), rundir.REFIT
     if splits.eval is not None:
         test_probs = predict(splits.eval)
         if main:
@@ -190,7 +189,7 @@ def finish(job: Job, state: TrainState, done: Epochs) -> Run:
     }
     if main:
         rundir.write_summary(run_dir, summary)
-    job.write_status("complete", state.epoch)
+    job.write_status("complete", ready.state.epoch)
     if main and not cfg.keep_last:
         rundir.drop_last(run_dir)  # only --resume needs it, and a complete run trains no more
     complete(job, rows, summary)
@@ -249,33 +248,10 @@ def complete(job: Job, rows: list[dict[str, Any]], summary: dict[str, Any]) -> N
     job.trackers.close("complete")
 
 
-def stop(job: Job, state: TrainState, status: str, error: str | None = None) -> None:
-    """A run ending early as ``status`` (pruned, interrupted, failed): status.json, the curves
-    of the epochs it finished, the trackers told."""
-    job.write_status(status, state.epoch, error)
+def stop(job: Job, epoch: int, status: str, error: str | None = None) -> None:
+    """A run ending early as ``status`` (pruned, interrupted, failed) after ``epoch``:
+    status.json, the curves of the epochs it finished, the trackers told."""
+    job.write_status(status, epoch, error)
     if job.ctx.is_main:
         _curves(job, rundir.read_metrics(job.run_dir))
     job.trackers.close(status)
-
-
-def refit(job: Job, done: Epochs, best: dict[str, Any]) -> Callable[[pd.DataFrame], np.ndarray]:
-    """Train ``job.cfg.refit`` on the training and validation people (``best``: the loaded
-    ``best.pt``), write ``refit.pt`` (rank 0), and return the predictions of its weights."""
-    spec = REFITS.use(job.cfg.refit)
-    assert spec.config is not None, "refit 'none' trains nothing"
-    cfg = spec.config(job.cfg, int(best["epoch"]))
-    rjob = dataclasses.replace(job, cfg=cfg)
-    everyone = pd.concat([done.splits.training, done.splits.val], ignore_index=True)
-    seed_everything(cfg.seed)  # refit "all" starts from the run's initial weights
-    weights = best["model"] if spec.from_best else None
-    t = checkpoint.build_trainer(rjob, everyone, done.pictures, done.transform, weights)
-    t.parts.module = distributed.training_module(t.parts.model, cfg, job.ctx, job.device)
-    _log.info("refit %s: %d epochs on %d images", job.cfg.refit, cfg.epochs, len(t.loader.dataset))
-    for epoch in range(1, cfg.epochs + 1):
-        mixer = t.start_epoch(cfg, epoch)
-        loss, lr = loop.train_one_epoch(t.parts, t.loader, t.criterion, cfg, epoch, mixer)
-        _log.info("refit epoch %d/%d  train_loss %.4f  lr %.2e", epoch, cfg.epochs, loss, lr)
-    if job.ctx.is_main:
-        path = job.run_dir / rundir.REFIT
-        checkpoint.save_best(path, t.parts.evaluated, job.cfg.to_dict(), cfg.epochs, math.nan)
-    return loop.predictor(t.parts.evaluated, cfg, done.pictures, job.ctx)
