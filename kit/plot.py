@@ -54,8 +54,8 @@ Rows = Sequence[Mapping[str, Any]]
 
 def save_png(fig: Figure, path: str | os.PathLike[str]) -> Path:
     """Write ``fig`` as a PNG at ``path`` atomically."""
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=100)
+    with atomic_path(path) as tmp:  # zlib's fastest level: a third of the default's time
+        fig.savefig(tmp, format="png", dpi=100, pil_kwargs={"compress_level": 1})
     return Path(path)
 
 
@@ -88,6 +88,7 @@ def confusion_figure(
         text.set_text(str(int(cm[i, j])))
         text.set_fontsize(8)
         text.set_color("white" if share[i, j] > 0.5 else ("0.6" if cm[i, j] == 0 else "black"))
+        text.set_in_layout(False)  # inside the axes: tight_layout need not measure all 324
     if n == 18:  # heavier lines between the mask groups of the 18-class layout
         for k in (5.5, 11.5):
             ax.axhline(k, color="0.25", lw=1.5)
@@ -96,7 +97,10 @@ def confusion_figure(
     ax.set_ylabel("true")
     if title:
         ax.set_title(title)
-    fig.tight_layout()
+    fig.tight_layout()  # the class names' width decides the margins
+    # tight_layout leaves a placeholder layout engine behind, and savefig then lays every text
+    # out in a pass of its own before drawing: a quarter of the time, for the same picture
+    fig.set_layout_engine(None)
     return fig
 
 
@@ -155,7 +159,10 @@ def curves_figure(runs: Mapping[str, Rows], title: str | None = None) -> Figure:
     _draw_panels(list(axes.flat), runs if len(runs) > 1 else {"": next(iter(runs.values()))})
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
+    # fixed margins, not tight_layout: the panels' labels are short numbers whatever the runs,
+    # and tight_layout measured every text of the four panels, a third of the drawing time
+    top = 0.9 if title else 0.95
+    fig.subplots_adjust(left=0.07, right=0.985, bottom=0.085, top=top, wspace=0.18, hspace=0.35)
     return fig
 
 

@@ -9,7 +9,7 @@ from PIL import Image
 
 from kit.runfolder import VAL_MISTAKES
 from kit.score import main as score_main
-from kit.sheets import worst_mistakes
+from kit.sheets import picture_sheet, worst_mistakes
 from kit.train import fit
 
 
@@ -29,6 +29,30 @@ def test_worst_mistakes_are_the_wrong_rows_by_confidence_highest_first():
     assert worst_mistakes(truth, probs).tolist() == [3, 1, 4, 5]
     assert worst_mistakes(truth, probs, top=2).tolist() == [3, 1]
     assert worst_mistakes(truth[:3] * 0, _probs([(0, 0.5)] * 3), top=5).tolist() == []
+
+
+def test_picture_sheet_draws_each_picture_under_its_caption_and_the_missing_ones(tmp_path):
+    red = tmp_path / "red.jpg"
+    Image.new("RGB", (24, 32), (200, 30, 30)).save(red)
+    cells = [
+        (red, "true wear/male/<30\npred not_wear/male/<30"),
+        (None, "b"),
+        (red.with_name("x"), "c"),
+    ]
+    sheet = np.asarray(Image.open(picture_sheet(cells, tmp_path / "s.png", 2, "t")).convert("RGB"))
+    h, w = sheet.shape[:2]
+    ys, xs = np.nonzero((sheet[..., 0] > 150) & (sheet[..., 1] < 80))
+    assert len(ys) > 20000 and xs.max() < w / 2 and ys.max() < h / 2  # scaled up, top left
+    dark = sheet.astype(int).sum(-1) < 300
+    assert dark[ys.min() - 30 : ys.min(), : w // 2].any()  # its caption right above it
+    assert dark[ys.min() : h // 2, w // 2 :].any() and dark[h // 2 :, : w // 2].any()
+    assert not dark[h // 2 :, w // 2 :].any()  # "picture not found" twice, the 4th place empty
+    widths = [
+        Image.open(picture_sheet([(red, c)], tmp_path / "w.png")).width for c in ("a", "a" * 60)
+    ]
+    assert widths[1] > widths[0]  # a long caption widens its cell, not cut off
+    empty = np.asarray(Image.open(picture_sheet([], tmp_path / "e.png")).convert("L"))
+    assert (empty < 100).any()  # "nothing to show"
 
 
 @pytest.fixture(scope="module")

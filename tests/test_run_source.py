@@ -119,3 +119,32 @@ def test_a_run_of_an_untracked_recipe_is_recorded_dirty_with_its_copy(repo, tiny
     assert "recipes/mine.py" in (run / GIT_DIFF).read_text()
     # keep_last=False: the complete run kept best.pt and dropped last.pt
     assert (run / "best.pt").is_file() and not (run / "last.pt").exists()
+
+
+def test_the_modules_copied_are_those_whose_file_lies_in_the_folders_links_followed(
+    tmp_path, monkeypatch
+):
+    from kit.runfolder.code import _local_modules
+
+    mine, other = tmp_path / "mine", tmp_path / "other"
+    mine.mkdir()
+    other.mkdir()
+    (mine / "helper.py").write_text("X = 1\n")
+    (other / "linked.py").symlink_to(mine / "helper.py")  # lives in mine
+    (other / "own.py").write_text("X = 2\n")
+    (tmp_path / "via").symlink_to(mine)  # mine reached through a linked folder
+    modules = {
+        "t_via": tmp_path / "via" / "helper.py",
+        "t_linked": other / "linked.py",
+        "t_own": other / "own.py",
+        "t_compiled": mine / "helper.pyc",
+        "kit.t_kit": mine / "helper.py",
+    }
+    for name, file in modules.items():
+        monkeypatch.setitem(sys.modules, name, type(sys)(name))
+        sys.modules[name].__file__ = str(file)
+    found = _local_modules({mine.resolve()})
+    assert {n: f for n, f in found.items() if n in modules} == {
+        "t_via": (mine / "helper.py").resolve(),
+        "t_linked": (mine / "helper.py").resolve(),
+    }
