@@ -57,7 +57,7 @@ from kit.recipe import parse_args
 from kit.runfolder import write_submission
 from kit.runs.__main__ import main as runs_main
 from kit.score import main as score_main
-from kit.tracking import base as tracking_base
+from kit.tracking import core as tracking_base
 from kit.train import fit
 from kit.train.checkpoint import check
 from kit.train.checkpoint import load as load_checkpoint
