@@ -203,11 +203,6 @@ class Trackers:
         self._entries += open_trackers(cfg, run_dir, hooks, first_epoch)._entries
         return self
 
-    @property
-    def names(self) -> list[str]:
-        """The trackers still receiving calls."""
-        return [name for name, _ in self._entries]
-
     def _each(self, what: str, call: Callable[[Tracker], Any]) -> None:
         for entry in list(self._entries):
             name, tracker = entry
