@@ -79,8 +79,14 @@ def _error(errno_: int, path: Path, reason: str, fix: str) -> OutputError:
     return OutputError(errno_, message, path=path, reason=reason, fix=fix)
 
 
-def _explain(path: Path, err: OSError, fix: str = OUTPUT_FIX, why: str = "") -> OutputError:
-    reason = why or {
+def output_error(
+    path: str | os.PathLike[str], err: OSError, fix: str = OUTPUT_FIX, reason: str = ""
+) -> OutputError:
+    """``err`` (raised while creating or writing ``path``) as an :class:`OutputError` that says
+    why in plain words (disk full, read-only, permission denied, a file in the way; or
+    ``reason``) and what to do: ``fix``, which names the caller's own option (``"choose another
+    --output-dir"``)."""
+    reason = reason or {
         errno.ENOSPC: "the disk is full",
         errno.EDQUOT: "the disk quota is exhausted",
         errno.EROFS: "the file system is read-only",
@@ -89,17 +95,7 @@ def _explain(path: Path, err: OSError, fix: str = OUTPUT_FIX, why: str = "") -> 
         errno.EEXIST: "a file is in the way where a folder is expected",
         errno.ENOTDIR: "a file is in the way where a folder is expected",
     }.get(err.errno or 0, err.strerror or str(err))
-    return _error(err.errno or 0, path, reason, fix)
-
-
-def output_error(
-    path: str | os.PathLike[str], err: OSError, fix: str = OUTPUT_FIX, reason: str = ""
-) -> OutputError:
-    """``err`` (raised while creating or writing ``path``) as an :class:`OutputError` that says
-    why in plain words (disk full, read-only, permission denied, a file in the way; or
-    ``reason``) and what to do: ``fix``, which names the caller's own option (``"choose another
-    --output-dir"``)."""
-    return _explain(Path(path), err, fix, reason)
+    return _error(err.errno or 0, Path(path), reason, fix)
 
 
 @contextlib.contextmanager
@@ -113,7 +109,7 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
         # mkstemp makes owner-only files; give the result the permissions a plain open() would.
         os.chmod(tmp_name, 0o666 & ~_UMASK)
     except OSError as err:
-        raise _explain(target, err) from err
+        raise output_error(target, err) from err
     tmp = Path(tmp_name)
     try:
         yield tmp
@@ -122,7 +118,7 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
         # Only out-of-space / read-only errors are about the output; others (an unreadable
         # input, say) belong to the caller and keep their own message.
         if err.errno in _DISK_ERRORS:
-            raise _explain(target, err) from err
+            raise output_error(target, err) from err
         raise
     except BaseException:
         tmp.unlink(missing_ok=True)
@@ -133,7 +129,7 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
         os.replace(tmp, target)
     except OSError as err:
         tmp.unlink(missing_ok=True)
-        raise _explain(target, err) from err
+        raise output_error(target, err) from err
 
 
 def atomic_write(

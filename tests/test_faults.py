@@ -357,7 +357,6 @@ _SAFE_CALLS = {"io.write_text", "io.write_json", "cfg.save"}
 _EXEMPT = {
     "kit/io.py": "the atomic writer itself",
     "kit/data/fixture.py": "built in a hidden staging folder that is renamed into place whole",
-    "kit/data/_fixture_draw.py": "writes into the fixture's hidden staging folder",
 }
 
 

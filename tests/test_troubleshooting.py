@@ -58,7 +58,7 @@ from kit.runfolder import write_submission
 from kit.runs.__main__ import main as runs_main
 from kit.score import main as score_main
 from kit.splits import load_splits
-from kit.tracking import base as tracking_base
+from kit.tracking import core as tracking_base
 from kit.train import fit
 from kit.train.checkpoint import load as load_checkpoint
 from kit.train.setup import check

@@ -5,29 +5,41 @@
 Besides the competition's files it writes where it drew each face: ``train/faces.csv`` and
 ``eval/faces.csv`` (``image_id,x0,y0,x1,y1``; ``image_id`` is the picture's path relative to
 the data folder), the boxes file format of ``--face-detector boxes`` (docs/faces.md).
+
+The pictures are synthetic faces whose visible cues carry the labels. Mask: a mask over nose
+and mouth (wear), below the nose (incorrect) or none (mouth visible). Gender: hair length (long
+down the sides of the face for most women), visible with a mask on. Age: hair greyness and
+forehead lines, both continuous in age, so ages near the group boundaries (28-31, 57-60) stay
+genuinely hard. Vectorised numpy: no per-pixel Python loops. Every picture has its own seeded
+generator, so people can be drawn in any order, in any process, with the same bytes.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
+import io
 import logging
 import os
 import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
+from PIL import Image, ImageFilter
 
 from kit import cli
 from kit.data._common import STEM_MASK, STEMS
-from kit.data._fixture_draw import FACE_COLUMNS, cores, draw_people, put, put_csv
 from kit.labels import age_to_group, encode
+from kit.progress import Progress
 
 if TYPE_CHECKING:  # the fixture command does not need the Config
     from kit.config import Config
@@ -57,6 +69,263 @@ _GROUP_P = np.array([1281, 1227, 192]) / 2700
 _FIRST_EXTS = ("jpg", "jpeg", "png", "JPG", "Jpeg", "PNG", "mixed")
 _LATER_EXTS, _LATER_P = ("jpg", "jpeg", "png", "JPG"), (0.7, 0.12, 0.12, 0.06)
 _APPLE_DOUBLE = b"\x00\x05\x16\x07\x00\x02\x00\x00Mac OS X        " + bytes(40)
+
+
+# Drawing the people.
+
+_MASK_PALETTE = np.array(
+    [
+        [0.95, 0.95, 0.95],
+        [0.60, 0.78, 0.92],
+        [0.12, 0.12, 0.14],
+        [0.55, 0.56, 0.58],
+        [0.93, 0.70, 0.78],
+        [0.18, 0.22, 0.42],
+        [0.80, 0.86, 0.70],
+        [0.85, 0.80, 0.68],
+    ],
+    dtype=np.float32,
+)
+#: A shape: its bounding box (x0, x1, y0, y1) and its soft coverage on coordinate grids.
+_Shape = tuple[tuple[float, float, float, float], Callable[[np.ndarray, np.ndarray], np.ndarray]]
+_GREY_HAIR = np.array([0.80, 0.80, 0.80], dtype=np.float32)
+_MOUTH = np.array([0.62, 0.22, 0.24], dtype=np.float32)
+_EYE = np.array([0.08, 0.06, 0.06], dtype=np.float32)
+
+
+@dataclass(frozen=True)
+class Traits:
+    """What stays the same across one person's seven pictures."""
+
+    skin: np.ndarray
+    background: tuple[np.ndarray, np.ndarray, float]  # two colours and a gradient angle
+    clothes: np.ndarray
+    hair: np.ndarray  # hair colour, greyed with age
+    hair_length: float  # 0 short .. 1 long
+    hairline: float
+    wrinkles: float  # 0 none .. 1 three dark forehead lines
+    scale: float
+    masks: np.ndarray  # six mask colours: mask1..mask5, incorrect_mask
+
+
+def traits(gender: int, age: int, rng: np.random.Generator) -> Traits:
+    """Random per-person traits whose hair length follows gender and greyness follows age."""
+    grey = float(np.clip((age - 22) / 38 + rng.normal(0, 0.07), 0, 1))
+    base = rng.uniform(0.05, 0.3) * np.array([1.0, 0.85, 0.7]) * rng.uniform(0.8, 1.2, 3)
+    length = rng.normal(0.85, 0.17) if gender == 1 else rng.normal(0.1, 0.1)
+    return Traits(
+        skin=(np.array([0.87, 0.70, 0.58]) * rng.uniform(0.75, 1.08, 3)).astype(np.float32),
+        background=(rng.uniform(0.2, 1, 3), rng.uniform(0.2, 1, 3), float(rng.uniform(0, np.pi))),
+        clothes=rng.uniform(0.05, 0.9, 3).astype(np.float32),
+        hair=((1 - grey) * base + grey * _GREY_HAIR).astype(np.float32),
+        hair_length=float(np.clip(length, 0, 1)),
+        hairline=float(rng.uniform(0.5, 0.68)),
+        wrinkles=float(np.clip((age - 25) / 35 + rng.normal(0, 0.08), 0, 1)),
+        scale=float(rng.uniform(0.9, 1.1)),
+        masks=_MASK_PALETTE[np.r_[rng.permutation(len(_MASK_PALETTE))[:5], rng.integers(8)]],
+    )
+
+
+def _ellipse(cx: float, cy: float, a: float, b: float, edge: float) -> _Shape:
+    """A soft-edged (anti-aliased) ellipse and its bounding box."""
+
+    def cover(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        d = np.sqrt(((x - cx) / a) ** 2 + ((y - cy) / b) ** 2)
+        return np.clip((1 - d) * (min(a, b) / edge), 0, 1)
+
+    return (cx - a, cx + a, cy - b, cy + b), cover
+
+
+def _band(v: np.ndarray, lo: float, hi: float, edge: float) -> np.ndarray:
+    """Soft coverage of ``lo < v < hi``."""
+    return np.clip(np.minimum(v - lo, hi - v) / edge + 0.5, 0, 1)
+
+
+def _rect(x0: float, x1: float, y0: float, y1: float, edge: float) -> _Shape:
+    return (x0, x1, y0, y1), lambda x, y: _band(x, x0, x1, edge) * _band(y, y0, y1, edge)
+
+
+class _Canvas:
+    """An RGB float picture painted shape by shape, each only inside its bounding box."""
+
+    def __init__(self, width: int, height: int, background: np.ndarray) -> None:
+        self.pixels = np.ascontiguousarray(background, dtype=np.float32)
+        self.height, self.width = height, width
+        # Coordinates in units of the picture height, so shapes keep their proportions.
+        self.x = np.arange(width, dtype=np.float32) / height
+        self.y = np.arange(height, dtype=np.float32) / height
+
+    def paint(self, shape: _Shape, color: np.ndarray, strength: float = 1.0) -> None:
+        (x0, x1, y0, y1), cover = shape
+        c0, c1 = max(0, int(x0 * self.height) - 2), min(self.width, int(x1 * self.height) + 3)
+        r0, r1 = max(0, int(y0 * self.height) - 2), min(self.height, int(y1 * self.height) + 3)
+        if c0 >= c1 or r0 >= r1:
+            return
+        alpha = strength * cover(self.x[None, c0:c1], self.y[r0:r1, None])
+        region = self.pixels[r0:r1, c0:c1]
+        region += alpha[..., None] * (np.asarray(color, dtype=np.float32) - region)
+
+
+def _union(first: _Shape, second: _Shape) -> _Shape:
+    (a0, a1, a2, a3), f = first
+    (b0, b1, b2, b3), g = second
+    box = (min(a0, b0), max(a1, b1), min(a2, b2), max(a3, b3))
+    return box, lambda x, y: np.maximum(f(x, y), g(x, y))
+
+
+def _clip_rows(shape: _Shape, top: float, bottom: float, edge: float) -> _Shape:
+    (x0, x1, y0, y1), f = shape
+    box = (x0, x1, max(y0, top), min(y1, bottom))
+    return box, lambda x, y: f(x, y) * _band(y, top, bottom, edge)
+
+
+def background(t: Traits, size: tuple[int, int]) -> np.ndarray:
+    """Person ``t``'s background gradient at ``size`` (height, width): float32 (H, W, 3), the
+    same for all seven pictures of the person, so it is computed once per person."""
+    height, width = size
+    col_a, col_b, angle = t.background
+    ramp = np.arange(width)[None, :] * np.cos(angle) + np.arange(height)[:, None] * np.sin(angle)
+    ramp = np.clip(ramp / height, 0, 1.2)[..., None] / 1.2
+    return np.ascontiguousarray(col_a * (1 - ramp) + col_b * ramp, dtype=np.float32)
+
+
+def render(
+    t: Traits,
+    stem_index: int,
+    size: tuple[int, int],
+    rng: np.random.Generator,
+    back: np.ndarray | None = None,
+) -> tuple[Image.Image, tuple[int, int, int, int]]:
+    """One picture (PIL RGB, ``size`` = (height, width)) of person ``t`` and its face box
+    (x0, y0, x1, y1 in pixels: the face oval, forehead to chin); stems 0-4 are mask1..mask5,
+    5 incorrect_mask, 6 normal. ``back``: the person's :func:`background` (left unchanged)."""
+    height, width = size
+    edge = 1.2 / height
+    cx = width / height / 2 + rng.normal(0, 0.025)
+    cy = 0.46 + rng.normal(0, 0.02)
+    a, b = 0.2 * t.scale * rng.uniform(0.96, 1.04), 0.27 * t.scale * rng.uniform(0.96, 1.04)
+
+    back = background(t, size) if back is None else back
+    canvas = _Canvas(width, height, back.copy())  # painted in place
+    canvas.paint(_ellipse(cx, cy + 0.62, 0.4, 0.27, edge), t.clothes)
+    canvas.paint(_rect(cx - 0.1, cx + 0.1, cy, cy + 0.42, edge), t.skin)
+    cap = _ellipse(cx, cy - 0.12 * b, 1.16 * a, 1.06 * b, edge)
+    bottom = cy + b * (1.65 * t.hair_length - 0.1)
+    side = (1.12 + 0.22 * t.hair_length) * a  # long hair is fuller, too
+    canvas.paint(_union(cap, _rect(cx - side, cx + side, cy - 0.1 * b, bottom, edge)), t.hair)
+    face = _ellipse(cx, cy, a, b, edge)
+    canvas.paint(face, t.skin)
+    # Darker towards the cheeks, inside the face only, for a little roundness.
+    canvas.paint((face[0], lambda x, y: face[1](x, y) * ((x - cx) / a) ** 4), t.skin * 0.75, 0.6)
+    canvas.paint(_clip_rows(cap, -1, cy - t.hairline * b, edge), t.hair)
+    for k in range(3):  # forehead lines appear one after another as ``wrinkles`` grows
+        depth = 0.5 * float(np.clip(3 * t.wrinkles - k, 0, 1))
+        top = cy - b * (0.27 + 0.08 * k)
+        canvas.paint(
+            _rect(cx - 0.55 * a, cx + 0.55 * a, top, top + 0.011, edge), t.skin * 0.45, depth
+        )
+    for side in (-1, 1):
+        eye_x = cx + side * 0.4 * a
+        canvas.paint(_ellipse(eye_x, cy - 0.1 * b, 0.1 * a, 0.05 * b, edge), _EYE)
+        brow = cy - 0.2 * b
+        canvas.paint(_rect(eye_x - 0.14 * a, eye_x + 0.14 * a, brow, brow + 0.012, edge), t.hair)
+    canvas.paint(_ellipse(cx, cy + 0.17 * b, 0.1 * a, 0.13 * b, edge), t.skin * 0.72)
+    canvas.paint(_ellipse(cx, cy + 0.52 * b, 0.3 * a, 0.065 * b, edge), _MOUTH)
+    if stem_index < 6:  # 6 = normal: no mask
+        top = cy + (0.0 if stem_index < 5 else 0.36) * b + rng.normal(0, 0.02) * b
+        cover = _ellipse(cx, cy + 0.45 * b, 1.06 * a, 0.64 * b, edge)
+        canvas.paint(_clip_rows(cover, top, 2, edge), t.masks[stem_index])
+
+    pixels = canvas.pixels * rng.uniform(0.85, 1.15)
+    pixels += rng.normal(0, 0.03, pixels.shape).astype(np.float32)
+    pixels = (np.clip(pixels, 0, 1) * 255 + 0.5).astype(np.uint8)
+    radius = rng.uniform(0, 0.7) * height / 128
+    image = Image.fromarray(pixels, "RGB").filter(ImageFilter.GaussianBlur(radius))
+    x0, x1, y0, y1 = (max(0, round(v * height)) for v in face[0])
+    return image, (x0, y0, min(width, x1), min(height, y1))
+
+
+_JPEG_QUALITY = 90
+
+#: Columns of a face boxes file (the fixture's true boxes, ``kit.faces``' stored boxes).
+FACE_COLUMNS = ("image_id", "x0", "y0", "x1", "y1")
+
+
+def save(path: Path, image, ext: str) -> None:
+    buf = io.BytesIO()
+    if ext.lower() == "png":
+        image.save(buf, format="PNG", compress_level=1)
+    else:
+        image.save(buf, format="JPEG", quality=_JPEG_QUALITY)
+    put(path, buf.getvalue())
+
+
+def put(path: Path, data: bytes | str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data.encode() if isinstance(data, str) else data)
+
+
+def put_csv(path: Path, table: pd.DataFrame) -> None:
+    put(path, table.to_csv(index=False, lineterminator="\n"))
+
+
+def _person(job: tuple[Path, str, int, int, int, tuple[int, int], list[tuple[str, str]]]):
+    """Render and save one person's seven pictures; their face boxes (one process's work).
+
+    ``job``: (folder, "train" or "eval", seed, person index, gender*1000+age, size (H, W),
+    (file name, stem) per picture).
+    """
+    folder, part, seed, i, who, size, files = job
+    gender, age = divmod(who, 1000)
+    side = 0 if part == "train" else 1
+    look = traits(gender, age, np.random.default_rng([seed, side, i]))
+    back = background(look, size)
+    boxes = []
+    for k, (name, _stem) in enumerate(files):
+        image, box = render(look, k, size, np.random.default_rng([seed, side, i, k + 1]), back)
+        save(folder / name, image, Path(name).suffix[1:])
+        boxes.append(box)
+    return boxes
+
+
+def cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def draw(jobs: list, workers: int, desc: str, progress: bool) -> list[list]:
+    """Every job's boxes, in job order; in ``workers`` processes when more than one."""
+    bar = Progress(desc, len(jobs), quiet=not progress, what="people", first_after=5)
+    with bar, contextlib.ExitStack() as stack:
+        if workers > 1:
+            pool = stack.enter_context(ProcessPoolExecutor(workers))
+            results = pool.map(_person, jobs, chunksize=4)
+        else:
+            results = map(_person, jobs)
+        out = []
+        for boxes in results:
+            out.append(boxes)
+            bar.step(len(boxes))
+    return out
+
+
+def draw_people(root: Path, part: str, jobs: list, workers: int, progress: bool) -> None:
+    """Draw every job's pictures under ``root/part/images``; write ``root/part/faces.csv`` (each
+    face's true box by the picture's path relative to ``root``) and a ``.DS_Store`` to skip."""
+    desc = f"fixture: {'training' if part == 'train' else part} people"
+    drawn = draw(jobs, workers, desc, progress)
+    boxes = [
+        ((job[0] / name).relative_to(root).as_posix(), *box)
+        for job, person in zip(jobs, drawn, strict=True)
+        for (name, _), box in zip(job[6], person, strict=True)
+    ]
+    put(root / part / "images" / ".DS_Store", b"")
+    put_csv(root / part / "faces.csv", pd.DataFrame(boxes, columns=list(FACE_COLUMNS)))
+
+
+# Writing the data folder.
 
 
 def _attributes(n: int, rng: np.random.Generator) -> list[tuple[int, int]]:

@@ -29,7 +29,7 @@ estimate beside it. No library fits per-class decision offsets for macro F1, hen
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -383,7 +383,6 @@ class Calibration:
     f1_honest: float  # each fold calibrated with biases fitted on the other folds
     n_folds: int
     folds_from: str  # "fold column" or "person groups"
-    fold_biases: dict[Any, np.ndarray] = field(default_factory=dict, repr=False)
 
     def apply(self, probs: np.ndarray) -> np.ndarray:
         """Calibrated probabilities of ``probs`` (e.g. the test rows)."""
@@ -441,5 +440,4 @@ def calibrate(
         f1_honest=macro_f1(y, honest),
         n_folds=len(used),
         folds_from=split.source,
-        fold_biases=used,
     )

@@ -119,11 +119,6 @@ def _date(run: Path, env: dict[str, Any]) -> str:
     return t.strftime("%Y-%m-%d %H:%M")
 
 
-def _writer_gone(status: dict[str, Any]) -> bool:
-    """Whether the process that wrote a "running" status.json is known to have ended."""
-    return writer_alive(status) is False
-
-
 def _status(
     run: Path, status: dict[str, Any], summary: dict[str, Any], now: datetime, stale: timedelta
 ) -> str:
@@ -133,7 +128,7 @@ def _status(
     if state in ("interrupted", "failed", "pruned"):
         return state
     if state == "running":
-        if _writer_gone(status):
+        if writer_alive(status) is False:  # its process is known to have ended
             return "incomplete"
         updated = _parse_time(status.get("updated"))
         if updated is None:  # fall back on when status.json was last written

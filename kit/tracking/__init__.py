@@ -5,21 +5,23 @@ come with ``pip install -e ".[track]"``. Importing this package imports none of 
 imported when its tracker opens.
 """
 
-from kit.tracking import to_mlflow, to_tensorboard, to_wandb  # noqa: F401 (fill TRACKERS)
-from kit.tracking.base import (
+from kit.tracking import backends  # noqa: F401 (fill TRACKERS)
+from kit.tracking.core import (
     EXTRA,
     TRACKERS,
+    Hook,
     Pruned,
     Tracker,
+    Trackers,
     TrackerSpec,
     TrackerStart,
     check_track,
     epoch_metrics,
     flatten,
+    open_trackers,
     summary_metrics,
     track_names,
 )
-from kit.tracking.session import Hook, Trackers, open_trackers
 
 __all__ = [
     "EXTRA",

@@ -1,11 +1,16 @@
-"""What a tracker is, the tracker registry, and the one place tracker failures are contained.
+"""What a tracker is, the tracker registry, and the trackers of one run (each failure contained).
 
 A tracker mirrors a run folder to an experiment tracker (TensorBoard, W&B, MLflow): it is
 opened from a :class:`TrackerStart` (the run folder, its flattened config, the run id stored
 by an earlier, resumed process) and then receives, in this order, every finished epoch's
 metrics, the final summary, the artifact files, and the run's final status. The run folder
-stays the source of truth: a tracker that fails is dropped with one warning (:class:`Trackers`)
-and the training goes on.
+stays the source of truth.
+
+The epoch loop talks to one :class:`Trackers`: it opens the ``--track`` trackers and any epoch
+hooks (``kit.tune``'s pruning check is one), stores their run ids in ``trackers.json``, and
+forwards every call. A tracker that raises (server gone, disk full, a bug) is logged once and
+left out of later calls; only :class:`Pruned` goes through, since stopping the run is what a
+hook raising it asks for.
 """
 
 from __future__ import annotations
@@ -20,21 +25,26 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from kit import runfolder
+from kit.config import Config
 from kit.errors import ConfigError
 from kit.registry import Registry
 
 __all__ = [
     "EXTRA",
     "TRACKERS",
+    "Hook",
     "Pruned",
     "Tracker",
     "TrackerSpec",
     "TrackerStart",
+    "Trackers",
     "check_mlflow_uri",
     "check_track",
     "epoch_metrics",
     "flatten",
     "missing_package",
+    "open_trackers",
     "summary_metrics",
     "track_names",
 ]
@@ -174,3 +184,101 @@ def summary_metrics(summary: Mapping[str, Any]) -> dict[str, float]:
         for k, v in summary.items()
         if isinstance(v, (int, float)) and not isinstance(v, bool)
     }
+
+
+#: An epoch hook: opened like a tracker, told the same things (it may raise Pruned).
+Hook = Callable[[TrackerStart], Tracker]
+
+
+class Trackers:
+    """Several open trackers behind one tracker's calls; see the module docstring."""
+
+    def __init__(self, entries: Sequence[tuple[str, Tracker]] = ()) -> None:
+        self._entries = list(entries)
+
+    def open(
+        self, cfg: Config, run_dir: Path, hooks: Sequence[Hook] = (), first_epoch: int = 1
+    ) -> Trackers:
+        """Add the trackers of :func:`open_trackers`; returns self."""
+        self._entries += open_trackers(cfg, run_dir, hooks, first_epoch)._entries
+        return self
+
+    def _each(self, what: str, call: Callable[[Tracker], Any]) -> None:
+        for entry in list(self._entries):
+            name, tracker = entry
+            try:
+                call(tracker)
+            except Pruned:
+                raise
+            except Exception as err:
+                self._entries.remove(entry)
+                _drop(name, what, err)
+
+    def log_epoch(self, row: Mapping[str, Any]) -> None:
+        """One metrics.csv row (a finished epoch)."""
+        metrics = epoch_metrics(row)
+        self._each("log_epoch", lambda t: t.log_epoch(int(row["epoch"]), metrics))
+
+    def log_summary(self, summary: Mapping[str, Any]) -> None:
+        """The numbers of the run's summary (its summary.json)."""
+        metrics = summary_metrics(summary)
+        self._each("log_summary", lambda t: t.log_summary(metrics))
+
+    def log_artifacts(self, files: Sequence[Path]) -> None:
+        """Those of ``files`` that exist."""
+        present = [Path(f) for f in files if Path(f).is_file()]
+        self._each("log_artifacts", lambda t: t.log_artifacts(present))
+
+    def close(self, status: str) -> None:
+        """The run ended as ``status``; every tracker is closed, then none is left."""
+        self._each("close", lambda t: t.close(status))
+        self._entries = []
+
+
+def _drop(name: str, what: str, err: BaseException, flag: str = "") -> None:
+    _log.warning(
+        "tracker %s failed (%s: %s: %s)%s; training goes on without it, the run folder keeps "
+        "everything",
+        name,
+        what,
+        type(err).__name__,
+        str(err).splitlines()[0] if str(err) else "",
+        f"; check {flag}" if flag else "",
+    )
+
+
+def open_trackers(
+    cfg: Config, run_dir: Path, hooks: Sequence[Hook] = (), first_epoch: int = 1
+) -> Trackers:
+    """The ``cfg.track`` trackers and ``hooks`` of the run in ``run_dir``, opened.
+
+    A tracker that fails to open is warned about and skipped; its package being missing was
+    already refused by ``Config.validate``.
+    """
+    run_dir = Path(run_dir)
+    ids = runfolder.read_tracker_ids(run_dir) if cfg.resume else {}
+    config = flatten(cfg.to_dict())
+    entries: list[tuple[str, Tracker]] = []
+    openers = [(name, TRACKERS.use(name).open) for name in track_names(cfg.track)]
+    for k, hook in enumerate(hooks):
+        openers.append((getattr(hook, "__name__", f"hook{k}"), hook))
+    for name, opener in openers:
+        start = TrackerStart(
+            run_dir=run_dir,
+            name=run_dir.name,
+            config=config,
+            study=cfg.study,
+            mlflow_uri=cfg.mlflow_uri,
+            resume_id=ids.get(name),
+            first_epoch=first_epoch,
+        )
+        try:
+            tracker = opener(start)
+            if tracker.run_id is not None:
+                runfolder.write_tracker_id(run_dir, name, tracker.run_id)
+        except Exception as err:
+            uri = cfg.mlflow_uri if name == "mlflow" else None  # the string it opened
+            _drop(name, "open", err, f"--mlflow-uri {uri!r}" if uri else "")
+            continue
+        entries.append((name, tracker))
+    return Trackers(entries)
