@@ -13,13 +13,15 @@ from pathlib import Path
 import pytest
 from scipy import stats
 
+from tests import _proc
+
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "ablate.py"
 TINY = ("--people", "24", "--eval-people", "6", "--epochs", "1", "--seeds", "1", "2")
 
 
 def _ablate(work: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONHASHSEED": "0"}
-    return subprocess.run(
+    return _proc.run(
         [sys.executable, str(SCRIPT), "--work", str(work), *args],
         capture_output=True,
         text=True,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import subprocess
 import sys
 from pathlib import Path
 
@@ -18,6 +17,7 @@ from sklearn.preprocessing import StandardScaler
 
 from kit.data import read_eval, read_train, verify_images
 from kit.data.fixture import make_fixture
+from tests import _proc
 from tests._layout_helpers import STEM_MASK, age_group, real_meta
 
 SMALL = (40, 32)  # (height, width)
@@ -124,13 +124,13 @@ def test_cli(tmp_path: Path) -> None:
     out = tmp_path / "cli"
     args = [sys.executable, "-m", "kit.data.fixture", str(out), "--people", "4"]
     args += ["--size", "32", "24", "--seed", "2", "--eval-people", "1"]
-    done = subprocess.run(args, capture_output=True, text=True, check=False)
+    done = _proc.run(args, capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stderr
     assert str(out.resolve()) in done.stdout and "4 people, 28 images" in done.stdout
     assert "7 images" in done.stdout
     assert "Warning" not in done.stderr
     assert len(read_train(out)) == 28 and len(read_eval(out)) == 7
-    again = subprocess.run(args, capture_output=True, text=True, check=False)
+    again = _proc.run(args, capture_output=True, text=True, check=False)
     assert again.returncode == 2 and "already exists" in again.stderr
     assert STEM_MASK  # the helper's stems are the ones the fixture writes
     assert set(read_train(out)["stem"]) == set(STEM_MASK)

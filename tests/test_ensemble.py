@@ -30,6 +30,7 @@ from kit.ensemble.search import _counts
 from kit.io import OutputError
 from kit.metrics import f1_from_confusion, macro_f1
 from scripts.bench_search import members as bench_members  # the benchmark's own data
+from tests import _proc
 from tests._runfolders import Preds, RunSpec, one_hot_probs, summary, write_run, write_submission
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -404,7 +405,7 @@ def test_cli_end_to_end(two_runs, tmp_path):
     ra, rb, (y, a, _b, ta, tb) = two_runs
     out = tmp_path / "sub" / "submission.csv"
     cmd = [sys.executable, "-m", "kit.ensemble", str(ra), str(rb), "-o", str(out)]
-    proc = subprocess.run(
+    proc = _proc.run(
         [*cmd, "--method", "soft", "--weights", "auto"],
         capture_output=True,
         text=True,
@@ -420,7 +421,7 @@ def test_cli_end_to_end(two_runs, tmp_path):
     w = rec["weights"]
     expected = (w[0] * ta + w[1] * tb).argmax(1)
     assert pd.read_csv(out).ans.tolist() == expected.tolist()
-    bad = subprocess.run(
+    bad = _proc.run(
         [*cmd, "--method", "rank", "--weights", "auto"],
         capture_output=True,
         text=True,

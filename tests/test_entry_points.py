@@ -32,6 +32,7 @@ import pandas as pd
 import pytest
 
 from kit.data.fixture import make_fixture
+from tests import _proc
 from tests._runfolders import Preds, RunSpec, one_hot_probs, summary, write_run
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -218,7 +219,7 @@ def outcomes(
     def run(command: str) -> tuple[int, str]:
         what = command_of(command)
         head = [str(ROOT / what)] if what.endswith(".py") else ["-m", what]
-        proc = subprocess.run(
+        proc = _proc.run(
             [sys.executable, *head, *ALL_CASES[command][0](world)],
             cwd=world.root,
             env=env,

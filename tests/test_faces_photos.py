@@ -19,6 +19,7 @@ from kit.faces import FACE_DETECTORS, face_boxes, image_id, prepared_loader, rea
 from kit.faces.__main__ import main as faces_main
 from kit.faces.detectors import MTCNN_INSTALL
 from kit.faces.photos import LFW_FACE, iou, write_photos
+from tests import _proc
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -220,7 +221,7 @@ def test_the_measuring_script_prints_both_tables(tmp_path):
     """scripts/bench_faces.py, which makes docs/faces.md's table, on a tiny fixture and every
     50th LFW picture (4 faces, 5 pictures without one)."""
     args = ["--people", "2", "--fixture-size", "128", "96", "--lfw-step", "50"]
-    done = subprocess.run(
+    done = _proc.run(
         [sys.executable, str(ROOT / "scripts" / "bench_faces.py"), *args, "--detectors", "mtcnn"],
         capture_output=True,
         text=True,

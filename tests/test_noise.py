@@ -4,7 +4,6 @@ Student's (paired or Welch)."""
 
 from __future__ import annotations
 
-import subprocess
 import sys
 from pathlib import Path
 
@@ -15,6 +14,7 @@ from scipy import stats
 from kit.labels import NUM_CLASSES
 from kit.metrics import macro_f1
 from kit.noise import bootstrap_difference, mean_sd, person_counts, seed_difference
+from tests import _proc
 
 PEOPLE, PICTURES = 120, 7
 
@@ -141,7 +141,7 @@ def test_mean_sd():
 def test_the_benchmark_script_prints_its_time():
     script = Path(__file__).resolve().parents[1] / "scripts" / "bench_noise.py"
     args = ["--people", "20", "--resamples", "50", "--repeat", "1"]
-    done = subprocess.run(
+    done = _proc.run(
         [sys.executable, str(script), *args], capture_output=True, text=True, timeout=120
     )
     assert done.returncode == 0, done.stderr

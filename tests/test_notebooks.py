@@ -7,7 +7,6 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
-import subprocess
 import sys
 import threading
 import time
@@ -22,6 +21,7 @@ from jupyter_client.manager import KernelManager
 from nbclient import NotebookClient
 
 from kit.runfolder import NOTEBOOK, RECIPE, TRAIN_TRANSFORM, notebook_module
+from tests import _proc
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "notebooks" / "example.ipynb"
@@ -119,7 +119,7 @@ def test_the_example_notebook_trains_records_its_cells_and_predicts_in_a_fresh_p
         # and kit.ensemble takes it like any run (it reads the run folder's probabilities)
         ["kit.ensemble", str(run_dir), str(run_dir), "-o", "ens.csv"],
     ):
-        out = subprocess.run(
+        out = _proc.run(
             [sys.executable, "-m", *argv],
             cwd=work,
             env=_env(),

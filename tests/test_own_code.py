@@ -21,6 +21,7 @@ import pandas as pd
 import pytest
 
 from kit.runs.__main__ import main as runs_main
+from tests import _proc
 from tests.test_model_sources import fill_torch_cache
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -42,7 +43,7 @@ class World:
 
     def python(self, *args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
         """``python *args`` in a fresh process, from a folder without the recipes."""
-        proc = subprocess.run(
+        proc = _proc.run(
             [sys.executable, *args],
             cwd=self.root,
             env=self.env,

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from tests import _proc
 from tests._runfolders import KFOLD_PARENT_FILES, RUN_FILES
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -30,12 +30,10 @@ def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_recipe_smoke_run_completes_with_a_full_run_folder(recipe: Path, workdir: Path):
     out = workdir / f"runs-{recipe.stem}"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}  # steadier timing on a busy shared machine
-    proc = subprocess.run(
+    proc = _proc.run(
         [sys.executable, str(recipe), "--smoke", "--output-dir", str(out)],
         cwd=workdir,
         env=env,
-        capture_output=True,
-        text=True,
         timeout=300,
     )
     assert proc.returncode == 0, (

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from kit.runfolder import GIT_DIFF, RECIPE, env_info, git_state, recipe_path, write_source
+from tests import _proc
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -109,7 +110,7 @@ def test_a_run_of_an_untracked_recipe_is_recorded_dirty_with_its_copy(repo, tiny
     mine.write_text(_RECIPE)
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     argv = [sys.executable, "recipes/mine.py", str(tiny_data)]
-    done = subprocess.run(argv, cwd=repo, env=env, capture_output=True, text=True, timeout=300)
+    done = _proc.run(argv, cwd=repo, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     out = done.stdout
     run = repo / out.strip().splitlines()[-1]

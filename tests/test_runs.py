@@ -28,6 +28,7 @@ from kit.runs import (
     to_markdown,
 )
 from kit.runs.__main__ import main as runs_main
+from tests import _proc
 from tests._runfolders import RunSpec, metrics_row, summary, write_run
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -320,7 +321,7 @@ def test_default_table_fits_120_columns_and_csv_markdown_keep_everything(tmp_pat
     env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
     for args in ([], ["--vs", "try0"]):
         cmd = [sys.executable, "-m", "kit.runs", str(root), *args]
-        out = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=120, env=env)
+        out = _proc.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=120, env=env)
         assert out.returncode == 0, out.stderr
         lines = out.stdout.splitlines()
         assert len(lines) >= 2 + 10 + 1 and max(map(len, lines)) <= 120, out.stdout
@@ -411,10 +412,8 @@ def test_errors_are_one_line_and_debug_shows_the_traceback(runs):
     # a traceback is what the interpreter prints when the error escapes: a real process
     command = [sys.executable, "-m", "kit.runs", str(runs), "--sort", "nope"]
     for debug in (
-        subprocess.run(
-            [*command, "--debug"], capture_output=True, text=True, cwd=ROOT, timeout=120
-        ),
-        subprocess.run(
+        _proc.run([*command, "--debug"], capture_output=True, text=True, cwd=ROOT, timeout=120),
+        _proc.run(
             command,
             capture_output=True,
             text=True,

@@ -20,6 +20,7 @@ from kit.errors import KIT_ERRORS
 from kit.runfolder import VAL_CONFUSION
 from kit.score import main as score_main
 from kit.score import score_submission
+from tests import _proc
 from tests._runfolders import Preds, RunSpec, one_hot_probs, summary, write_run
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -53,7 +54,7 @@ def test_scores_match_sklearn(files):
 
 def test_cli_prints_scores_and_writes_png(files):
     sub, answers, truth, pred = files
-    out = subprocess.run(
+    out = _proc.run(
         [sys.executable, "-m", "kit.score", str(sub), "--answers", str(answers)],
         capture_output=True,
         text=True,

@@ -23,6 +23,7 @@ from kit.runfolder import (
     write_train_transform,
 )
 from kit.train import fit
+from tests import _proc
 from tests._training import at_training_step
 
 
@@ -113,7 +114,6 @@ def test_resume_without_the_transform_trains_on_with_the_recorded_one(tiny_cfg, 
 
 @pytest.mark.slow  # two trainings and two fresh interpreters: about 25 s on 2 cores
 def test_a_custom_transform_run_is_predicted_and_ensembled_in_a_fresh_process(tiny_cfg, tmp_path):
-    import subprocess
     import sys
 
     cfg = tiny_cfg.replace(model="resnet10t", epochs=1)  # a model any fresh process knows
@@ -124,9 +124,7 @@ def test_a_custom_transform_run_is_predicted_and_ensembled_in_a_fresh_process(ti
         ["kit.predict", str(custom.run_dir), "--output", str(sub)],
         ["kit.ensemble", str(base.run_dir), str(custom.run_dir), "-o", str(ens)],
     ):
-        done = subprocess.run(
-            [sys.executable, "-m", *argv], capture_output=True, text=True, timeout=300
-        )
+        done = _proc.run([sys.executable, "-m", *argv], capture_output=True, text=True, timeout=300)
         assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     # the fresh process predicts with the run's own weights: its test_probs again
     own = pd.read_csv(custom.run_dir / "test_probs.csv").set_index("image_id").sort_index()

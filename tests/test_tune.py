@@ -20,6 +20,7 @@ from kit.runs.__main__ import main as runs_main
 from kit.tune import Param, importance, load_recipe, parse_space, report, write_plots
 from kit.tune.__main__ import main as tune_main
 from kit.tune.study import counted, default_storage, open_storage, open_study
+from tests import _proc
 
 ROOT = Path(__file__).resolve().parents[1]
 SPACE = {"lr": "log:1e-4:1e-2", "loss": ["cross_entropy", "focal"]}
@@ -209,7 +210,7 @@ def test_two_workers_share_one_sqlite_study_without_duplicates(tmp_path):
     assert sorted(_config(str(p))["trial"] for p in folders) == [t.number for t in trials]
     assert sorted(Path(t.user_attrs["run_dir"]).name for t in trials) == [p.name for p in folders]
     assert all("best: trial" in log for log in logs)
-    listed = subprocess.run(
+    listed = _proc.run(
         [sys.executable, "-m", "kit.runs", str(out), "--study", "two"],
         capture_output=True,
         text=True,
