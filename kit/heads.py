@@ -36,8 +36,15 @@ from typing import Any, TypeVar
 import torch
 from torch import nn
 
-from kit.labels import HEAD_SIZES, NUM_CLASSES, decode, encode, heads_from_joint, joint_from_heads
-from kit.labels import HEADS as HEAD_NAMES
+from kit.labels import (
+    HEAD_SIZES,
+    NUM_CLASSES,
+    TASKS,
+    decode,
+    encode,
+    heads_from_joint,
+    joint_from_heads,
+)
 from kit.registry import Registry, UnknownName, registerer
 
 __all__ = [
@@ -90,12 +97,12 @@ def _heads_probs(output: Mapping[str, torch.Tensor]) -> torch.Tensor:
 
 
 def _heads_target(label: int) -> dict[str, int]:
-    return dict(zip(HEAD_NAMES, decode(label), strict=True))
+    return dict(zip(TASKS, decode(label), strict=True))
 
 
 def _marginals(p18: Any) -> dict[str, torch.Tensor]:
     rows = heads_from_joint(torch.as_tensor(p18, dtype=torch.float32)[None])
-    return {h: m[0] for h, m in zip(HEAD_NAMES, rows, strict=True)}
+    return {h: m[0] for h, m in zip(TASKS, rows, strict=True)}
 
 
 def _joint_soft(p18: Any) -> torch.Tensor:
@@ -128,7 +135,7 @@ def _task_target(index: int) -> Callable[[int], int]:
     return partial(_task_value, index)  # a partial, not a lambda: DataLoader workers pickle it
 
 
-for _i, _task in enumerate(HEAD_NAMES):
+for _i, _task in enumerate(TASKS):
     OUTPUT_KINDS.register(
         _task,
         OutputKind(
@@ -202,7 +209,7 @@ def target_classes(targets: Any) -> torch.Tensor:
     """Class ids of a batch of training targets: 18-way ids (a dict of head ids encoded), a
     per-task head's values; soft targets (float rows) by their most likely value."""
     if isinstance(targets, Mapping):
-        return encode(*(target_classes(targets[h]) for h in HEAD_NAMES))
+        return encode(*(target_classes(targets[h]) for h in TASKS))
     return targets.argmax(1) if targets.is_floating_point() else targets
 
 
@@ -246,7 +253,7 @@ def _task_head(task: str) -> Callable[[int], nn.Module]:
     return build
 
 
-for _task in HEAD_NAMES:  # heads "mask", "gender", "age": one task each
+for _task in TASKS:  # heads "mask", "gender", "age": one task each
     register_head(_task, _task)(_task_head(_task))
 
 

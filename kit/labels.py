@@ -13,9 +13,9 @@ import numpy as np
 
 __all__ = [
     "AGE_THRESHOLDS",
-    "HEADS",
     "HEAD_SIZES",
     "NUM_CLASSES",
+    "TASKS",
     "VALUE_NAMES",
     "AgeGroup",
     "Gender",
@@ -49,8 +49,9 @@ class AgeGroup(IntEnum):
 NUM_CLASSES = 18
 #: Official age-group boundaries: scoring always uses these.
 AGE_THRESHOLDS: tuple[int, int] = (30, 60)
-#: Head names of a three-head model, in the order used everywhere.
-HEADS: tuple[str, str, str] = ("mask", "gender", "age")
+#: The three tasks a class is made of, in the order used everywhere: the heads of a three-head
+#: model and the per-task heads (the head registry is :data:`kit.heads.HEADS`).
+TASKS: tuple[str, str, str] = ("mask", "gender", "age")
 HEAD_SIZES: dict[str, int] = {"mask": 3, "gender": 2, "age": 3}
 
 _MASK_NAMES = ("wear", "incorrect", "not_wear")

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from kit.labels import HEAD_SIZES, HEADS, NUM_CLASSES, class_name, decode
+from kit.labels import HEAD_SIZES, NUM_CLASSES, TASKS, class_name, decode
 
 __all__ = [
     "accuracy",
@@ -117,7 +117,7 @@ def head_f1(y_true: Any, y_pred: Any) -> dict[str, float]:
     t_heads, p_heads = decode(t), decode(p)
     return {
         head: float(f1_from_confusion(_confusion(th, ph, HEAD_SIZES[head])).mean())
-        for head, th, ph in zip(HEADS, t_heads, p_heads, strict=True)
+        for head, th, ph in zip(TASKS, t_heads, p_heads, strict=True)
     }
 
 
@@ -142,7 +142,7 @@ def task_values(task: str, labels: Any) -> np.ndarray:
     if task not in HEAD_SIZES:
         raise ValueError(f"unknown task {task!r}; expected one of {list(HEAD_SIZES)}")
     t, _ = _validate(labels, labels, NUM_CLASSES)
-    return decode(t)[HEADS.index(task)]
+    return decode(t)[TASKS.index(task)]
 
 
 def summarize_task(task: str, y_true: Any, y_pred: Any) -> dict[str, Any]:
@@ -153,7 +153,7 @@ def summarize_task(task: str, y_true: Any, y_pred: Any) -> dict[str, Any]:
     k = HEAD_SIZES.get(task, 0)
     t, p = _validate(task_values(task, y_true), y_pred, k)
     cm = _confusion(t, p, k)
-    heads = {f"f1_{h}": None for h in HEADS}
+    heads = {f"f1_{h}": None for h in TASKS}
     heads[f"f1_{task}"] = float(f1_from_confusion(cm).mean())
     return {"macro_f1": None, "accuracy": float(np.mean(t == p)), **heads, "confusion": cm.tolist()}
 

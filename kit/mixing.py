@@ -33,7 +33,7 @@ from timm.data import Mixup
 from timm.data.mixup import cutmix_bbox_and_lam
 
 from kit.heads import head_task, target_classes
-from kit.labels import HEAD_SIZES, HEADS, NUM_CLASSES, heads_from_joint
+from kit.labels import HEAD_SIZES, NUM_CLASSES, TASKS, heads_from_joint
 from kit.registry import Registry
 
 __all__ = ["MIXES", "MIX_PAIRS", "Mixer", "build_mixer", "mix_active", "soft_targets"]
@@ -120,7 +120,7 @@ def soft_targets(
 
 
 def _is_soft(targets: Any) -> bool:
-    first = targets[HEADS[0]] if isinstance(targets, dict) else targets
+    first = targets[TASKS[0]] if isinstance(targets, dict) else targets
     return bool(first.is_floating_point())
 
 
@@ -134,7 +134,7 @@ def _mix_soft(targets: Any, partner: np.ndarray, lam: float) -> Any:
 def _like(targets: Any, soft: torch.Tensor) -> Any:
     """The (n, 18) soft targets in the form of ``targets``: per-head marginals for a dict."""
     if isinstance(targets, dict):
-        return dict(zip(HEADS, heads_from_joint(soft), strict=True))
+        return dict(zip(TASKS, heads_from_joint(soft), strict=True))
     return soft
 
 

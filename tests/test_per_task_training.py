@@ -17,7 +17,7 @@ import kit
 from kit.config import Config
 from kit.heads import OUTPUT_KINDS, head_task, to_probs
 from kit.inference import predict
-from kit.labels import HEAD_SIZES, HEADS, decode, joint_from_heads
+from kit.labels import HEAD_SIZES, decode, joint_from_heads
 from kit.losses.criterion import build_criterion
 from kit.runfolder import RUN_FILES, SUBMISSION
 from kit.runs import load
@@ -115,7 +115,7 @@ def test_merged_task_runs_equal_joint_from_heads_with_an_oof_score(task_runs):
         for t in TASKS
     }
     for side, got in ((0, result.val_probs), (1, result.test_probs)):
-        want = joint_from_heads(*(tables[t][side][_cols(t)].to_numpy() for t in HEADS))
+        want = joint_from_heads(*(tables[t][side][_cols(t)].to_numpy() for t in TASKS))
         np.testing.assert_allclose(got, want, rtol=1e-6)
     truth = tables["mask"][0]["label"].to_numpy()
     want_f1 = f1_score(

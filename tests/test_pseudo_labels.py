@@ -16,7 +16,7 @@ from kit.data import read_eval
 from kit.data.dataset import load_rgb
 from kit.data.pseudo import GROUP_AGES
 from kit.heads import head_target
-from kit.labels import HEADS, decode
+from kit.labels import TASKS, decode
 from kit.runfolder import read_pseudo_labels
 from kit.splits import load_splits
 from kit.train import data as train_data
@@ -204,7 +204,7 @@ def test_soft_targets_are_mixed_as_they_are(monkeypatch):
     heads = Mixer("vhalves", lam=(0.5, 0.5), prob=1.0, head="multi")
     heads.pairs = lambda classes: partner
     marg = {
-        h: torch.tensor(np.stack([_head_form("multi", p)[h] for p in soft.numpy()])) for h in HEADS
+        h: torch.tensor(np.stack([_head_form("multi", p)[h] for p in soft.numpy()])) for h in TASKS
     }
     _, mixed = heads(torch.zeros(6, 3, 32, 24), marg)
     for h, t in marg.items():

@@ -13,7 +13,7 @@ from torch import nn
 import kit.runfolder as rundir
 from kit.config import Config
 from kit.inference import load_run_model, predict
-from kit.labels import HEADS, NUM_CLASSES, decode, heads_from_joint
+from kit.labels import NUM_CLASSES, TASKS, decode, heads_from_joint
 from kit.losses import LOSSES, build_loss, build_multihead_loss, class_priors
 from kit.mixing import MIX_PAIRS, MIXES, Mixer, build_mixer, mix_active
 from kit.splits import drop_ages, load_splits
@@ -53,12 +53,12 @@ def test_mixed_soft_targets_sum_to_one_per_head(mix: str, pairs: str):
     assert torch.allclose(soft.sum(1), torch.ones(16)) and (soft >= 0).all()
     assert not torch.equal(out, images), "nothing was mixed"
     # three heads: each head's target is a distribution over that head's classes
-    heads = dict(zip(HEADS, decode(classes), strict=True))
+    heads = dict(zip(TASKS, decode(classes), strict=True))
     np.random.seed(0)
     out_h, soft_h = mixer(images.clone(), heads)
     assert torch.equal(out_h, out)  # the same draw mixes the same pictures
     # each head's target mixes that head's ids with the picture's lam: the 18-way marginal
-    for h, size, marginal in zip(HEADS, (3, 2, 3), heads_from_joint(soft), strict=True):
+    for h, size, marginal in zip(TASKS, (3, 2, 3), heads_from_joint(soft), strict=True):
         assert soft_h[h].shape == (16, size)
         assert torch.allclose(soft_h[h].sum(1), torch.ones(16))
         assert torch.allclose(soft_h[h], marginal)

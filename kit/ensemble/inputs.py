@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from kit.labels import HEADS, heads_from_joint, joint_from_heads
+from kit.labels import TASKS, heads_from_joint, joint_from_heads
 from kit.runfolder import (
     Split,
     read_predictions,
@@ -110,10 +110,10 @@ def align(splits: Sequence[Split], names: Sequence[str], what: str) -> list[Spli
 
 def merge_heads(task_probs: Mapping[str, Sequence[np.ndarray]]) -> np.ndarray:
     """``(n, 18)``: :func:`joint_from_heads` of each task's mean probabilities."""
-    missing = [t for t in HEADS if not task_probs.get(t)]
+    missing = [t for t in TASKS if not task_probs.get(t)]
     if missing:
         raise ValueError(f"no {' or '.join(missing)} probabilities to merge; expected every task")
-    means = [np.mean(np.stack(task_probs[t]), axis=0) for t in HEADS]
+    means = [np.mean(np.stack(task_probs[t]), axis=0) for t in TASKS]
     return joint_from_heads(*means)
 
 
@@ -131,13 +131,13 @@ def _merge_side(
         if side == "test":
             raise
         return None, str(err)
-    by_task: dict[str, list[np.ndarray]] = {t: [] for t in HEADS}
-    full = [s.probs for m, s in zip(sources, splits, strict=True) if m.kind not in HEADS]
+    by_task: dict[str, list[np.ndarray]] = {t: [] for t in TASKS}
+    full = [s.probs for m, s in zip(sources, splits, strict=True) if m.kind not in TASKS]
     for m, s in zip(sources, splits, strict=True):
-        if m.kind in HEADS:
+        if m.kind in TASKS:
             by_task[m.kind].append(s.probs)
     if missing:
-        marginals = dict(zip(HEADS, heads_from_joint(np.mean(full, axis=0)), strict=True))
+        marginals = dict(zip(TASKS, heads_from_joint(np.mean(full, axis=0)), strict=True))
         for t in missing:
             by_task[t].append(marginals[t])
     probs = merge_heads(by_task)
@@ -149,12 +149,12 @@ def _merge_side(
 def merge_task_members(members: Sequence[Member]) -> list[Member]:
     """``members`` with the per-task runs replaced by one merged 18-way member (placed where
     the first per-task run was); unchanged when there is none."""
-    tasks = [m for m in members if m.kind in HEADS]
+    tasks = [m for m in members if m.kind in TASKS]
     if not tasks:
         return list(members)
     full = [m for m in members if m.has_probs]
-    have = sorted({m.kind for m in tasks}, key=HEADS.index)
-    missing = [t for t in HEADS if t not in have]
+    have = sorted({m.kind for m in tasks}, key=TASKS.index)
+    missing = [t for t in TASKS if t not in have]
     if missing and not full:
         raise ValueError(
             f"per-task runs give {', '.join(have)} but no {', '.join(missing)} probabilities; "
@@ -168,7 +168,7 @@ def merge_task_members(members: Sequence[Member]) -> list[Member]:
     name = "per-task(" + " + ".join(m.name for m in tasks) + ")"
     merged = Member(name, tasks[0].path, "per-task", val, test)
     first = members.index(tasks[0])
-    rest = [m for m in members if m.kind not in HEADS]
+    rest = [m for m in members if m.kind not in TASKS]
     return [*rest[:first], merged, *rest[first:]]
 
 

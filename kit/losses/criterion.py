@@ -12,7 +12,7 @@ from torch import nn
 
 from kit.config import Config
 from kit.heads import head_spec
-from kit.labels import HEAD_SIZES, HEADS, NUM_CLASSES, decode
+from kit.labels import HEAD_SIZES, NUM_CLASSES, TASKS, decode
 from kit.losses.multihead import build_multihead_loss
 from kit.losses.registry import build_loss, head_loss_args
 
@@ -34,7 +34,7 @@ def _task_criterion(task: str) -> Callable[[Any, Any], nn.Module]:
     """``cfg.loss`` over one task's values; balanced weights count the task's values."""
 
     def build(cfg: Config, labels: Any) -> nn.Module:
-        values = None if labels is None else decode(np.asarray(labels))[HEADS.index(task)]
+        values = None if labels is None else decode(np.asarray(labels))[TASKS.index(task)]
         return build_loss(cfg.loss, num_classes=HEAD_SIZES[task], labels=values, **cfg.loss_kwargs)
 
     return build
@@ -44,7 +44,7 @@ def _task_criterion(task: str) -> Callable[[Any, Any], nn.Module]:
 CRITERIA: dict[str, Callable[[Any, Any], nn.Module]] = {
     "joint": _joint_criterion,
     "heads": _heads_criterion,
-    **{task: _task_criterion(task) for task in HEADS},
+    **{task: _task_criterion(task) for task in TASKS},
 }
 
 

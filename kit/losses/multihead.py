@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from kit.labels import HEAD_SIZES, HEADS, decode
+from kit.labels import HEAD_SIZES, TASKS, decode
 from kit.losses.registry import build_loss
 
 __all__ = ["MultiHeadLoss", "build_multihead_loss"]
@@ -72,7 +72,7 @@ def _head_labels(labels: Any) -> dict[str, Any]:
     if isinstance(labels, Mapping):
         return dict(labels)
     arr = np.asarray(labels.cpu() if hasattr(labels, "cpu") else labels)
-    return dict(zip(HEADS, decode(arr), strict=True))
+    return dict(zip(TASKS, decode(arr), strict=True))
 
 
 def build_multihead_loss(
@@ -88,7 +88,7 @@ def build_multihead_loss(
     ``class_weights="balanced"``. Keyword arguments are per head, e.g.
     ``age={"gamma": 2.0, "class_weights": "balanced"}``.
     """
-    heads = list(HEADS)
+    heads = list(TASKS)
     if isinstance(specs, str):
         specs = dict.fromkeys(heads, specs)
     _same_heads("specs", specs, heads)

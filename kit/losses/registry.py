@@ -12,7 +12,7 @@ from torch import nn
 
 from kit.config import Config
 from kit.heads import head_spec
-from kit.labels import HEADS
+from kit.labels import TASKS
 from kit.registry import Registry, UnknownName, registerer
 
 __all__ = ["LOSSES", "WeightedSumLoss", "build_loss", "check_spec", "head_loss_args"]
@@ -100,9 +100,9 @@ def head_loss_args(
     (others ``loss``); ``loss_kwargs`` keys named after a head (``age: {gamma: 2}``) go to
     that head only, other keys to every head."""
     head_losses, loss_kwargs = head_losses or {}, loss_kwargs or {}
-    shared = {k: v for k, v in loss_kwargs.items() if k not in HEADS}
+    shared = {k: v for k, v in loss_kwargs.items() if k not in TASKS}
     return {
-        h: (head_losses.get(h, loss), {**shared, **dict(loss_kwargs.get(h, {}))}) for h in HEADS
+        h: (head_losses.get(h, loss), {**shared, **dict(loss_kwargs.get(h, {}))}) for h in TASKS
     }
 
 
@@ -122,7 +122,7 @@ def _check(value: Any, field: str | None, cfg: Config | None) -> None:
         _named("config field 'loss_kwargs'", lambda: check_spec(cfg.loss, cfg.loss_kwargs))
     elif kind == "heads":
         for head, kw in cfg.loss_kwargs.items():
-            if head in HEADS and not isinstance(kw, Mapping):
+            if head in TASKS and not isinstance(kw, Mapping):
                 raise TypeError(f"config field 'loss_kwargs': {head} must be a dict, got {kw!r}")
         per_head = head_loss_args(
             cfg.loss, head_losses=cfg.head_losses, loss_kwargs=cfg.loss_kwargs

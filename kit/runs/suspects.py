@@ -30,7 +30,7 @@ import pandas as pd
 from kit import cli, io
 from kit.cli import add_debug_flag, run_cli
 from kit.io import read_json
-from kit.labels import HEADS, VALUE_NAMES, decode, heads_from_joint
+from kit.labels import TASKS, VALUE_NAMES, decode, heads_from_joint
 from kit.runfolder import (
     CONFIG,
     VAL_PROBS,
@@ -65,7 +65,7 @@ def _pictures(run: Path) -> tuple[pd.DataFrame, tuple[str, ...]]:
     per_task = read_task_predictions(run)
     if per_task is None:
         split = read_val_probs(run / VAL_PROBS)
-        marg = dict(zip(HEADS, heads_from_joint(split.probs), strict=True))
+        marg = dict(zip(TASKS, heads_from_joint(split.probs), strict=True))
     else:
         task, split = per_task[:2]
         if split is None:
@@ -75,7 +75,7 @@ def _pictures(run: Path) -> tuple[pd.DataFrame, tuple[str, ...]]:
             )
         marg = {task: split.probs}
     keys = read_val_keys(run).take(split.ids)
-    own = dict(zip(HEADS, decode(split.truth), strict=True))
+    own = dict(zip(TASKS, decode(split.truth), strict=True))
     frame = pd.DataFrame({"image_id": split.ids, "person_id": keys.person_ids})
     for task in marg:
         frame[f"{task}_own"] = own[task]
