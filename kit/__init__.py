@@ -12,7 +12,6 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import sys
-import types
 from typing import Any
 
 from kit.errors import debug_requested
@@ -108,7 +107,8 @@ _EXPORTS: dict[str, str] = {
     **dict.fromkeys(["fit", "is_main_process"], "kit.train"),
     "build_run_cache": "kit.data.pictures",
     **dict.fromkeys(["Run", "read_run", "write_submission", "write_test_probs"], "kit.runfolder"),
-    **dict.fromkeys(["predict"], "kit.inference"),
+    # not `predict`: that is the command module kit.predict (`python -m kit.predict RUN_DIR`)
+    "predict_probs": "kit.inference:predict",
     **dict.fromkeys(["predict_run", "read_inputs"], "kit.predict"),
     **dict.fromkeys(["mistakes_sheet", "picture_sheet", "worst_mistakes"], "kit.sheets"),
     **dict.fromkeys(
@@ -138,7 +138,7 @@ __all__ = [  # noqa: RUF022  (grouped by what a recipe does with them)
     "is_main_process",
     "main",
     "parse_args",
-    "predict",
+    "predict_probs",
     # the data, the labels and the split
     "AgeGroup",
     "Gender",
@@ -200,19 +200,6 @@ def __getattr__(name: str) -> Any:
 def __dir__() -> list[str]:
     return sorted([*globals(), *__all__])
 
-
-class _Facade(types.ModuleType):
-    """``kit`` itself. Importing a submodule sets it as an attribute of its package; the
-    command module ``kit.predict`` (``python -m kit.predict``) would so hide the exported
-    function ``kit.predict``. An exported name keeps its export."""
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        if isinstance(value, types.ModuleType) and name in _EXPORTS:
-            return
-        super().__setattr__(name, value)
-
-
-sys.modules[__name__].__class__ = _Facade
 
 # a torchvision of another torch build fails on import with one line, not a timm traceback
 importlib.import_module("kit.torch_build").guard_torchvision_import()

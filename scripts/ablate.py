@@ -134,8 +134,8 @@ def _run_scores(run_dir: Path, data: Path) -> Scores:
 def _tta_scores(run_dir: Path, data: Path, val: pd.DataFrame, tta: str) -> Scores:
     """A run's checkpoint re-scored with the test-time views ``tta``."""
     eval_df = kit.read_eval(data)
-    probs = kit.predict(run_dir, val, tta=tta)
-    ev = _eval_f1(data, eval_df["image_id"], kit.predict(run_dir, eval_df, tta=tta))
+    probs = kit.predict_probs(run_dir, val, tta=tta)
+    ev = _eval_f1(data, eval_df["image_id"], kit.predict_probs(run_dir, eval_df, tta=tta))
     return Scores(kit.summarize(val["label"].to_numpy(), probs.argmax(1)), ev, None)
 
 

@@ -3,6 +3,7 @@
 import importlib
 import subprocess
 import sys
+import types
 
 import pytest
 
@@ -31,6 +32,18 @@ def test_a_module_is_reached_from_kit_without_importing_it():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "kit.sheets"]
+
+
+def test_kit_predict_is_the_command_and_kit_predict_probs_the_function():
+    # kit is a plain module: a name exported at the top level is never also a kit module, so
+    # importing that module (`python -m kit.predict` does) cannot hide the export
+    import kit.inference
+    import kit.predict
+
+    assert type(kit) is types.ModuleType
+    assert kit.predict is sys.modules["kit.predict"] and callable(kit.predict.main)
+    assert kit.predict_probs is kit.inference.predict
+    assert "predict" not in kit._EXPORTS and "predict_probs" in kit.__all__
 
 
 def test_unknown_names_raise_attribute_error():

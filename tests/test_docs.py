@@ -246,8 +246,7 @@ def test_the_name_checker_on_hand_written_examples():
 def test_no_public_name_repeats_a_kit_module_name():
     # importing kit.x sets the attribute x of kit to the module, hiding a name exported as x
     modules = {p.stem for p in (ROOT / "kit").iterdir() if p.suffix == ".py" or p.is_dir()}
-    # unless kit keeps the export over the module (kit.predict: a function and a command) or
-    # the export is that module itself (kit.tune: a callable module), so nothing hides
+    # unless the export is that module itself (kit.tune: a callable module), so nothing hides
     for name in modules & set(kit._EXPORTS):
         module, value = import_module(f"kit.{name}"), getattr(kit, name)
         assert value is module or not isinstance(value, types.ModuleType), name

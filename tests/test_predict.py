@@ -104,14 +104,15 @@ def test_kit_inference_is_not_a_command_and_points_at_kit_predict(capsys, monkey
     assert info.value.code == 2 and "python -m kit.predict RUN_DIR" in capsys.readouterr().err
 
 
-def test_kit_predict_stays_the_function_after_the_command_module_is_imported(trained):
+def test_kit_predict_probs_is_the_function_and_kit_predict_the_command(trained):
     import kit
     import kit.predict
     from kit.data import read_eval
     from kit.inference import predict
 
     df = read_eval(trained.config.data_dir).head(4)
-    np.testing.assert_allclose(kit.predict(trained.run_dir, df), predict(trained.run_dir, df))
+    np.testing.assert_allclose(kit.predict_probs(trained.run_dir, df), predict(trained.run_dir, df))
+    assert kit.predict is sys.modules["kit.predict"] and kit.predict.main is main
 
 
 def test_class_names_go_beside_an_unchanged_submission(trained, tmp_path, capsys):

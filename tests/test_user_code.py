@@ -579,8 +579,8 @@ def test_kit_calls_registry_entries_through_use_or_inside_calling():
 
 
 def test_a_users_model_failing_in_prediction_is_named_with_the_batch(data, tiny_cfg):
-    """kit.inference.predict (what kit.predict and a notebook call) names the model and head
-    and the batch its failure came on, as validation does."""
+    """kit.inference.predict (what `python -m kit.predict` and kit.predict_probs call) names the
+    model and head and the batch its failure came on, as validation does."""
     from kit.data import read_eval
     from kit.inference import predict
 
