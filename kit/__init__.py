@@ -67,7 +67,7 @@ _EXPORTS: dict[str, str] = {
     # from its own module: kit.data would have to import it lazily (`python -m kit.data.fixture`
     # must not find the module already imported by its package)
     "make_fixture": "kit.data.fixture",
-    **dict.fromkeys(["build_cache", "load_cache"], "kit.data.cache"),
+    **dict.fromkeys(["build_cache", "load_cache"], "kit.data.image_cache"),
     "ImageDataset": "kit.data.dataset",
     "PSEUDO_TARGETS": "kit.data.pseudo",
     **dict.fromkeys(["holdout", "person_folds"], "kit.splits"),

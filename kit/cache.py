@@ -27,7 +27,7 @@ from pathlib import Path
 from filelock import FileLock, Timeout
 
 from kit.cli import ArgumentParser, add_debug_flag, run_cli
-from kit.data.cache import CacheMeta, image_key, load_cache, lock_path, read_meta, temp_files
+from kit.data.image_cache import CacheMeta, image_key, load_cache, lock_path, read_meta, temp_files
 
 __all__ = ["CacheEntry", "main", "prune", "survey"]
 

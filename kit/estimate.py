@@ -36,8 +36,8 @@ from kit.bench.core import sample_rows
 from kit.bench.memory import PeakMemory
 from kit.bench.phases import StepClock, sync
 from kit.config import Config, parse_folds
-from kit.data.cache import cache_dir_for
 from kit.data.dataset import FlipChoice, load_rgb
+from kit.data.image_cache import cache_dir_for
 from kit.data.pictures import PreparedLoader, build_run_cache
 from kit.data.sampling import resolve_workers, train_loader, usable_cores
 from kit.device import pick_amp, resolve_device

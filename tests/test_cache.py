@@ -1,4 +1,4 @@
-"""kit.data.cache: keyed, atomic, memory-mapped cache of prepared pictures."""
+"""kit.data.image_cache: keyed, atomic, memory-mapped cache of prepared pictures."""
 
 from __future__ import annotations
 
@@ -28,9 +28,9 @@ from torch.utils.data import DataLoader, Dataset
 
 from kit.cache import main as cache_main
 from kit.config import Config
-from kit.data import cache as cache_module
-from kit.data.cache import ImageCache, build_cache, image_key, load_cache
+from kit.data import image_cache as cache_module
 from kit.data.dataset import ImageDataset
+from kit.data.image_cache import ImageCache, build_cache, image_key, load_cache
 from kit.io import OutputError
 from kit.transforms import _resize_step, prepare
 
@@ -198,7 +198,7 @@ def test_build_failing_midway_leaves_nothing_then_rebuilds(images, tmp_path):
 _KILLED_BUILD = """
 import sys, time
 from pathlib import Path
-from kit.data.cache import build_cache
+from kit.data.image_cache import build_cache
 sys.path.insert(0, {tests!r})
 from test_cache import crop_resize, SIZE, CROP
 paths, folder, marker = {paths!r}, {folder!r}, Path({marker!r})

@@ -127,7 +127,7 @@ def test_describe_gives_one_line_per_entry(shapes):
 
 
 def test_kit_registries_are_registry_objects():
-    import kit.data.cache
+    import kit.data.image_cache
     import kit.ensemble
     import kit.heads
     import kit.losses

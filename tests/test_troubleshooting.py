@@ -32,7 +32,7 @@ from huggingface_hub import constants as hf_constants
 from PIL import Image
 from torch import nn
 
-import kit.data.cache as cache_module
+import kit.data.image_cache as cache_module
 import kit.faces as kit_faces
 import kit.runfolder as rundir
 import kit.train.checkpoint as checkpoint
@@ -41,9 +41,9 @@ from kit import io as kio
 from kit.cache import main as cache_main
 from kit.config import Config, smoke_note
 from kit.data import load_fixes, read_eval, read_train, verify_images
-from kit.data.cache import build_cache
 from kit.data.dataset import load_rgb
 from kit.data.fixture import make_fixture
+from kit.data.image_cache import build_cache
 from kit.ensemble import ensemble, write
 from kit.ensemble.__main__ import main as ensemble_main
 from kit.faces import FACE_DETECTORS, prepared_loader, read_boxes

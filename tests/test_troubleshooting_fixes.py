@@ -27,7 +27,7 @@ import kit.tune as kit_tune
 from kit.cache import main as cache_main
 from kit.config import Config
 from kit.data import load_fixes, read_train
-from kit.data.cache import build_cache
+from kit.data.image_cache import build_cache
 from kit.ensemble.__main__ import main as ensemble_main
 from kit.errors import KIT_ERRORS
 from kit.faces import prepared_loader
@@ -256,7 +256,7 @@ def _cache(c: Ctx) -> tuple[str, str]:
 
 def _cache_disk_full(c: Ctx) -> tuple[str, str]:
     """The disk under ``full/`` has no room: the cache elsewhere, or none, gets past it."""
-    from kit.data import cache as cache_module
+    from kit.data import image_cache as cache_module
 
     real = cache_module._preallocate
 

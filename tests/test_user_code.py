@@ -192,7 +192,7 @@ def _tracker(data: Path, tmp: Path) -> Any:
 
 def _every_kind_cases() -> dict[str, tuple[Callable[[Path, Path], Any], str]]:
     from kit.batch import DEVICE_AUGS, create_device_aug
-    from kit.data.cache import build_cache
+    from kit.data.image_cache import build_cache
     from kit.data.sampling import SAMPLERS  # noqa: F401 (the sampler case imports it too)
     from kit.device import AMP_DTYPES, pick_amp
     from kit.ensemble.methods import METHODS, Method, combine
@@ -310,7 +310,7 @@ def _files(folder: Path, *names: str) -> list[Path]:
 
 
 def _executors() -> Registry[Any]:
-    from kit.data.cache import EXECUTORS
+    from kit.data.image_cache import EXECUTORS
 
     return EXECUTORS
 
@@ -377,7 +377,7 @@ KIND_CASES = {
 def _kits_registry_kinds() -> list[str]:
     """Every registry kind kit's modules create (found in their namespaces, so a registry
     added later is listed without a word here)."""
-    import kit.data.cache
+    import kit.data.image_cache
     import kit.ensemble
     import kit.faces
     import kit.tracking

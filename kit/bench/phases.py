@@ -25,8 +25,8 @@ from torchvision import transforms as T
 
 from kit.bench.memory import tree_cpu_seconds
 from kit.config import Config
-from kit.data.cache import ImageCache
 from kit.data.dataset import ImageDataset, load_rgb
+from kit.data.image_cache import ImageCache
 from kit.data.sampling import resolve_workers, train_loader
 from kit.losses.criterion import build_criterion
 from kit.models import create_model

@@ -4,7 +4,7 @@ Reading a picture is one small replaceable function, ``loader(path) -> uint8 RGB
 The default decodes the file as a viewer shows it (:func:`kit.data.decode.load_rgb`); a cache of
 prepared (cropped, resized) pictures can take its place together with
 ``kit.transforms.build_transforms(cfg, prepared=True)``. A loader with a ``read_many(paths,
-seeds)`` method (:class:`~kit.data.cache.ImageCache`, :class:`FlipChoice`) reads a whole batch
+seeds)`` method (:class:`~kit.data.image_cache.ImageCache`, :class:`FlipChoice`) reads a whole batch
 in one call: a DataLoader hands the dataset the batch's indices at once (``__getitems__``).
 
 The dataset knows nothing of model heads: the target of a row is ``target(18-way class id)``,
@@ -21,8 +21,8 @@ import pandas as pd
 import torch
 from torch.utils.data import Dataset, default_collate
 
-from kit.data.cache import ImageCache
 from kit.data.decode import load_rgb
+from kit.data.image_cache import ImageCache
 from kit.labels import AGE_THRESHOLDS, NUM_CLASSES, age_to_group, encode
 
 __all__ = [

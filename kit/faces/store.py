@@ -24,8 +24,8 @@ from tqdm.auto import tqdm
 from kit import io
 from kit.config import Config
 from kit.data import read_eval, read_train
-from kit.data.cache import cache_dir_for, files_key
 from kit.data.fixture import FACE_COLUMNS
+from kit.data.image_cache import cache_dir_for, files_key
 from kit.data.pictures import FaceBoxes
 from kit.errors import UserCodeError
 from kit.faces.detectors import FACE_DETECTORS, Face, Finder, image_id, read_boxes

@@ -4,7 +4,7 @@ folder and its split are :mod:`kit.splits`, the loader of a frame to predict
 
 With ``cfg.cache`` on, every picture of the data set is decoded, cropped (centre or face,
 ``cfg.crop_mode``) and resized once by :class:`kit.data.pictures.PreparedLoader` (the one
-prepare step of training and inference) into a memory-mapped cache (:mod:`kit.data.cache`);
+prepare step of training and inference) into a memory-mapped cache (:mod:`kit.data.image_cache`);
 the datasets then read it with ``build_transforms(cfg, prepared=True)``. Pixels are identical
 either way.
 The face crop without the cache reads pictures through the same loader (it needs each
@@ -23,8 +23,8 @@ import albumentations as A
 import pandas as pd
 
 from kit.config import Config
-from kit.data.cache import ImageCache, cache_dir_for
 from kit.data.dataset import CropChoice, FlipChoice, ImageDataset, load_rgb
+from kit.data.image_cache import ImageCache, cache_dir_for
 from kit.data.pictures import (
     LOADER_VERSION,
     FaceBoxes,
