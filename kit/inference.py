@@ -2,7 +2,9 @@
 
 ``predict`` always uses the evaluation transform of the run's own config, so inference crops,
 resizes and normalises exactly like training did (it runs training's own forward pass,
-:func:`kit.train.forward.predict_frame`, which validation scores every epoch with).
+:func:`kit.train.forward.predict_frame`, which validation scores every epoch with). A recipe
+or notebook reaches it as ``kit.predict_probs``: ``kit.predict`` is the command module
+(``python -m kit.predict RUN_DIR``).
 """
 
 from __future__ import annotations
