@@ -17,9 +17,17 @@ from optuna.trial import TrialState, create_trial
 import kit
 from kit.config import Config
 from kit.runs.__main__ import main as runs_main
-from kit.tune import Param, importance, load_recipe, parse_space, report, write_plots
+from kit.tune import (
+    Param,
+    default_storage,
+    importance,
+    load_recipe,
+    parse_space,
+    report,
+    write_plots,
+)
 from kit.tune.__main__ import main as tune_main
-from kit.tune.study import counted, default_storage, open_storage, open_study
+from kit.tune.study import counted, open_storage, open_study
 from tests import _proc
 
 ROOT = Path(__file__).resolve().parents[1]
