@@ -176,6 +176,27 @@ def test_report_names_the_best_trial_its_changes_and_the_importances(tmp_path):
     assert "parameter importance: needs 2 or more complete trials" in report(one, Config(), "m")
 
 
+def test_optuna_is_loaded_only_when_a_study_is_used():
+    """The space, a recipe's config and ``--help`` answer without Optuna; the report loads it."""
+    code = (
+        "import runpy, sys, kit.tune\n"
+        "kit.tune.parse_space({'lr': 'log:1e-4:1e-2'})\n"
+        "sys.argv = ['kit.tune', '--help']\n"
+        "try:\n"
+        "    runpy.run_module('kit.tune', run_name='__main__')\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "before = 'optuna' in sys.modules\n"
+        "kit.tune.report\n"
+        "print(before, 'optuna' in sys.modules, file=sys.stderr)\n"
+    )
+    found = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    assert "usage: python -m kit.tune" in found.stdout
+    assert found.stderr.split()[-2:] == ["False", "True"], found.stderr
+
+
 def test_recipe_config_is_loaded_from_the_file(tmp_path):
     assert load_recipe(ROOT / "recipes" / "baseline.py").name == "baseline"
     bad = tmp_path / "bad.py"
