@@ -32,9 +32,7 @@ import pandas as pd
 import torch
 
 from kit import splits as kit_splits
-from kit.bench.core import sample_rows
-from kit.bench.memory import PeakMemory
-from kit.bench.phases import StepClock, sync
+from kit.bench.measure import PeakMemory, StepClock, sample_rows, sync
 from kit.config import Config, parse_folds
 from kit.data.dataset import FlipChoice, load_rgb
 from kit.data.image_cache import cache_dir_for

@@ -4,7 +4,7 @@
 
 Prints one JSON line: pictures per CPU-second of this process and its loader workers (from
 /proc, Linux only) over ``--batches`` batches after ``--warmup``, drawn by
-``kit.bench.phases.kit_loader`` from the 224x224 cache of the benchmark fixture
+``kit.bench.measure.kit_loader`` from the 224x224 cache of the benchmark fixture
 (``data/bench-384x512-300``, built by ``scripts/bench_data.py``). Alternating two checkouts'
 runs, many times, and comparing medians is what survives a machine shared with other work.
 """
@@ -18,7 +18,7 @@ import time
 
 import torch
 
-from kit.bench.phases import kit_loader
+from kit.bench.measure import kit_loader
 from kit.config import Config
 from kit.data import read_train
 from kit.data.pictures import build_run_cache

@@ -31,8 +31,7 @@ from collections.abc import Sequence
 import torch
 
 from kit.batch import create_device_aug, to_model_input
-from kit.bench.machine import ensure_fixture, machine_info
-from kit.bench.phases import kit_loader
+from kit.bench.measure import ensure_fixture, kit_loader, machine_info
 from kit.config import Config
 from kit.data import read_train
 from kit.data.pictures import build_run_cache

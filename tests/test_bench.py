@@ -12,8 +12,7 @@ import pytest
 
 from kit.bench import PHASES, TARGETS
 from kit.bench.__main__ import main
-from kit.bench.core import sweep_workers
-from kit.bench.memory import PeakMemory, tree_cpu_seconds
+from kit.bench.measure import PeakMemory, sweep_workers, tree_cpu_seconds
 
 
 @pytest.mark.slow

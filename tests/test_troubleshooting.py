@@ -63,7 +63,6 @@ from kit.train import fit
 from kit.train.checkpoint import load as load_checkpoint
 from kit.train.setup import check
 from kit.transforms import build_transforms
-from kit.tune import study as tune_study
 from kit.tune.__main__ import main as tune_main
 from kit.tune.space import parse_space
 from tests._after_training_triggers import AFTER_TRAINING
@@ -798,7 +797,7 @@ def _rerun_killed_trial(ctx: Ctx) -> None:
         check=True,
     )
     cfg = ctx.cfg()
-    storage = tune_study.default_storage(cfg.output_dir)
+    storage = kit_tune.default_storage(cfg.output_dir)
     study = optuna.create_study(study_name=cfg.name, storage=storage, direction="maximize")
     trial = study.ask({"lr": optuna.distributions.CategoricalDistribution([1e-3])})
     trial.set_user_attr("pid", int(ended.stdout))

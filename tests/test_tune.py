@@ -17,9 +17,17 @@ from optuna.trial import TrialState, create_trial
 import kit
 from kit.config import Config
 from kit.runs.__main__ import main as runs_main
-from kit.tune import Param, importance, load_recipe, parse_space, report, write_plots
+from kit.tune import (
+    Param,
+    default_storage,
+    importance,
+    load_recipe,
+    parse_space,
+    report,
+    write_plots,
+)
 from kit.tune.__main__ import main as tune_main
-from kit.tune.study import counted, default_storage, open_storage, open_study
+from kit.tune.study import counted, open_storage, open_study
 from tests import _proc
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -166,6 +174,27 @@ def test_report_names_the_best_trial_its_changes_and_the_importances(tmp_path):
     one = optuna.create_study(direction="maximize")
     one.add_trial(create_trial(params={}, distributions={}, value=0.1))
     assert "parameter importance: needs 2 or more complete trials" in report(one, Config(), "m")
+
+
+def test_optuna_is_loaded_only_when_a_study_is_used():
+    """The space, a recipe's config and ``--help`` answer without Optuna; the report loads it."""
+    code = (
+        "import runpy, sys, kit.tune\n"
+        "kit.tune.parse_space({'lr': 'log:1e-4:1e-2'})\n"
+        "sys.argv = ['kit.tune', '--help']\n"
+        "try:\n"
+        "    runpy.run_module('kit.tune', run_name='__main__')\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "before = 'optuna' in sys.modules\n"
+        "kit.tune.report\n"
+        "print(before, 'optuna' in sys.modules, file=sys.stderr)\n"
+    )
+    found = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    assert "usage: python -m kit.tune" in found.stdout
+    assert found.stderr.split()[-2:] == ["False", "True"], found.stderr
 
 
 def test_recipe_config_is_loaded_from_the_file(tmp_path):

@@ -7,8 +7,7 @@ import sys
 from collections.abc import Sequence
 
 from kit import cli, io
-from kit.bench.options import BenchOptions
-from kit.bench.report import format_report
+from kit.bench import BenchOptions, format_report
 
 
 def _workers(text: str) -> int | str:
@@ -127,7 +126,7 @@ def _main(argv: list[str]) -> int:
             "fixture_size": tuple(args["fixture_size"]),
         }
     )
-    from kit.bench.core import run_benchmark  # torch: after the command line parsed
+    from kit.bench.measure import run_benchmark  # torch: after the command line parsed
 
     result = run_benchmark(opts, log=lambda line: print(line, file=sys.stderr, flush=True))
     print(format_report(result))

@@ -7,21 +7,25 @@ one name cannot both be ``kit.tune``).
 TPE sampling, a median pruner fed each epoch's val macro F1, one ordinary run folder per trial
 (tagged ``study`` and ``trial``), and the study in a database (SQLite beside the runs by
 default) that several workers share and that a restarted search continues.
+
+This module holds what answers without Optuna (a recipe's base config, the default storage,
+``run``); the search space is ``kit.tune.space``, the study (Optuna) ``kit.tune.study``, loaded
+when a search runs or its report is asked for.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import inspect
+import os
 import sys
 import types
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kit.config import Config
-from kit.tune.recipe import load_recipe
-from kit.tune.report import best_changes, importance, report, write_plots
 from kit.tune.space import Param, parse_param, parse_space
-from kit.tune.study import default_storage, open_storage, open_study, run_trials
 
 if TYPE_CHECKING:
     import albumentations as A
@@ -40,6 +44,29 @@ __all__ = [
     "write_plots",
 ]
 
+#: The default storage: an SQLite file in the runs folder (``<output_dir>/optuna.db``).
+DB_NAME = "optuna.db"
+
+#: Names of the study (Optuna), re-exported on first use: ``python -m kit.tune --help`` and
+#: ``kit.tune.parse_space`` answer without loading Optuna.
+_STUDY = {
+    "best_changes",
+    "importance",
+    "report",
+    "write_plots",
+    "open_storage",
+    "open_study",
+    "run_trials",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _STUDY:
+        from kit.tune import study
+
+        return getattr(study, name)
+    raise AttributeError(f"module 'kit.tune' has no attribute {name!r}")
+
 
 def _check_values(config: Config, params: Sequence[Param]) -> None:
     """Every choice and both ends of every range make a valid config (checked before trial 0)."""
@@ -49,6 +76,36 @@ def _check_values(config: Config, params: Sequence[Param]) -> None:
                 config.replace(**{p.name: value}).validate()
             except ValueError as err:
                 raise ValueError(f"search parameter {p.name}={value!r}: {err}") from None
+
+
+def load_recipe(path: str | os.PathLike[str]) -> Config:
+    """The :class:`Config` returned by the ``config()`` function of the recipe file ``path``."""
+    path = Path(path)
+    if not path.is_file() or path.suffix != ".py":
+        raise FileNotFoundError(f"recipe {path} not found; give a recipe file, e.g. recipes/x.py")
+    name = f"kit_recipe_{path.stem}"
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses and pickling look modules up by name
+    # as `python recipes/x.py` does: the recipe's folder is on sys.path (`from baseline import`)
+    folder = str(path.resolve().parent)
+    if folder not in sys.path:
+        sys.path.insert(0, folder)
+    spec.loader.exec_module(module)  # recipes train only under `if __name__ == "__main__"`
+    make = getattr(module, "config", None)
+    cfg = make() if callable(make) else None
+    if not isinstance(cfg, Config):
+        raise ValueError(
+            f"{path}: a recipe defines config() returning a kit.Config (see recipes/baseline.py)"
+        )
+    return cfg
+
+
+def default_storage(output_dir: str | os.PathLike[str]) -> str:
+    """``sqlite:///<output_dir>/optuna.db`` (absolute), creating the folder."""
+    folder = Path(output_dir).resolve()
+    folder.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{folder / DB_NAME}"
 
 
 def run(
@@ -78,6 +135,8 @@ def run(
         raise ValueError("kit.tune trains one split per trial; set folds to none (use --fold k)")
     name = study or config.name
     config.replace(name=name).validate()  # a study name makes run folder names: no slashes
+    from kit.tune.study import open_storage, open_study, run_trials  # Optuna: a search runs
+
     url = storage or default_storage(config.output_dir)
     rdb = open_storage(url)
     found = open_study(name, rdb, seed=seed, pruner=pruner)

@@ -12,8 +12,7 @@ from collections.abc import Sequence
 
 from kit.cli import ArgumentParser, run_cli
 from kit.recipe import parse_args
-from kit.tune import load_recipe, report, run, write_plots
-from kit.tune.study import DB_NAME, default_storage
+from kit.tune import DB_NAME, default_storage, load_recipe, run
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -57,6 +56,8 @@ def _main(argv: list[str]) -> int:
     args, rest = _parser().parse_known_args(argv)
     base = parse_args(load_recipe(args.recipe), rest)
     import optuna  # after the command line parsed: --help answers at once
+
+    from kit.tune.study import report, write_plots
 
     pruner = (
         optuna.pruners.NopPruner()

@@ -8,6 +8,9 @@ Several workers (processes, machines) share one study through its storage. A wor
 once the study has ``n_trials`` finished or running trials. A trial whose process died is
 marked failed and re-queued with the same parameters once: at once when it ran on this
 machine (its pid is gone), else by Optuna's heartbeat after :data:`GRACE_SECONDS`.
+
+What a search found: the best trial, its changes from the recipe, parameter importance, and
+Optuna's matplotlib history and importance plots.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import os
 import socket
 import time
 import warnings
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -32,6 +36,7 @@ from optuna.trial import TrialState
 from kit.config import Config
 from kit.errors import ConfigError
 from kit.io import output_error
+from kit.plot import save_png
 from kit.runfolder import writer_alive
 from kit.tracking import Pruned, Tracker, TrackerStart
 from kit.tune.space import Param
@@ -40,19 +45,19 @@ if TYPE_CHECKING:
     import albumentations as A
 
 __all__ = [
-    "DB_NAME",
     "GRACE_SECONDS",
+    "best_changes",
     "counted",
-    "default_storage",
+    "importance",
     "open_storage",
     "open_study",
+    "report",
     "run_trials",
+    "write_plots",
 ]
 
 _log = logging.getLogger("kit")
 
-#: The default storage: an SQLite file in the runs folder (``<output_dir>/optuna.db``).
-DB_NAME = "optuna.db"
 #: A trial whose heartbeat is this old (its machine died, say) is failed and re-queued.
 HEARTBEAT_SECONDS, GRACE_SECONDS = 30, 120
 
@@ -68,13 +73,6 @@ def _experimental_ok() -> Iterator[None]:
 with _experimental_ok():
     #: Re-queues a failed trial's parameters once (the copy records the original's number).
     _RETRY = RetryHeartbeatStaleTrialCallback(max_retry=1)
-
-
-def default_storage(output_dir: str | os.PathLike[str]) -> str:
-    """``sqlite:///<output_dir>/optuna.db`` (absolute), creating the folder."""
-    folder = Path(output_dir).resolve()
-    folder.mkdir(parents=True, exist_ok=True)
-    return f"sqlite:///{folder / DB_NAME}"
 
 
 #: What a bad ``--storage`` message suggests.
@@ -246,3 +244,73 @@ def run_trials(
         # stop at n_trials together (at most one extra trial each when they race). A trial
         # that raises is recorded failed and the search goes on (Optuna logs why).
         study.optimize(objective, n_trials=1, catch=(Exception,), gc_after_trial=True)
+
+
+# what a search found
+def best_changes(study: optuna.Study, base: Config) -> dict[str, tuple[Any, Any]]:
+    """Field -> (recipe value, best trial's value), for the fields the best trial changed."""
+    best = study.best_trial.params
+    return {k: (getattr(base, k), v) for k, v in best.items() if getattr(base, k) != v}
+
+
+def importance(study: optuna.Study) -> dict[str, float] | str:
+    """Optuna's parameter importances (its default evaluator), or why there are none yet."""
+    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    if len(complete) < 2:
+        return "needs 2 or more complete trials"
+    try:
+        return optuna.importance.get_param_importances(study)
+    except (ValueError, RuntimeError) as err:  # e.g. every trial had the same parameters
+        return str(err)
+
+
+def report(study: optuna.Study, base: Config, storage: str) -> str:
+    """The text ``python -m kit.tune`` prints at the end."""
+    states = Counter(t.state.name.lower() for t in study.get_trials(deepcopy=False))
+    counts = ", ".join(f"{n} {s}" for s, n in sorted(states.items()))
+    lines = [f"study {study.study_name}: {sum(states.values())} trials ({counts}) in {storage}"]
+    try:
+        best = study.best_trial
+    except ValueError:
+        return "\n".join([*lines, "no complete trial yet"]) + "\n"
+    lines.append(
+        f"best: trial {best.number}, val macro F1 {best.value:.4f}, "
+        f"run folder {best.user_attrs.get('run_dir', '?')}"
+    )
+    changes = best_changes(study, base)
+    lines.append("changes from the recipe:" if changes else "changes from the recipe: none")
+    lines += [f"  {k}: {old!r} -> {new!r}" for k, (old, new) in changes.items()]
+    found = importance(study)
+    if isinstance(found, str):
+        lines.append(f"parameter importance: {found}")
+    else:
+        lines.append("parameter importance:")
+        width = max(map(len, found))
+        lines += [f"  {k:<{width}}  {v:.3f}" for k, v in found.items()]
+    return "\n".join(lines) + "\n"
+
+
+def write_plots(study: optuna.Study, folder: str | os.PathLike[str]) -> list[Path]:
+    """``history.png`` and (with 2+ complete trials) ``importance.png`` in ``folder``."""
+    from optuna.visualization import matplotlib as views
+
+    written = []
+    plots = [("history.png", views.plot_optimization_history)]
+    if not isinstance(importance(study), str):
+        plots.append(("importance.png", views.plot_param_importances))
+    for name, draw in plots:
+        with warnings.catch_warnings():  # Optuna marks its matplotlib views experimental
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            axes = draw(study)
+        figure = axes.figure
+        figure.set_size_inches(8, 5)
+        figure.tight_layout()
+        written.append(save_png(figure, Path(folder) / name))
+        _close(figure)
+    return written
+
+
+def _close(figure: Any) -> None:
+    import matplotlib.pyplot as plt  # Optuna draws through pyplot: free its figure
+
+    plt.close(figure)
