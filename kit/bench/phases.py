@@ -28,7 +28,7 @@ from kit.config import Config
 from kit.data.cache import ImageCache
 from kit.data.dataset import ImageDataset, load_rgb
 from kit.data.sampling import resolve_workers, train_loader
-from kit.losses.criterion import build_criterion
+from kit.losses import build_criterion
 from kit.models import create_model
 from kit.optim import build_parts
 from kit.train.distributed import SINGLE, prepare_model, training_module
