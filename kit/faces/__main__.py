@@ -1,6 +1,6 @@
 """``python -m kit.faces DATA_DIR [--detector NAME] [--preview out.png]``: precompute the face
 boxes of a data folder (progress bar; found / fallback counts), optionally draw a sample grid
-(:func:`preview`: pictures with their face boxes and crops drawn, to see the crop worked)."""
+of pictures with their face boxes and crops drawn, to see the crop worked."""
 
 from __future__ import annotations
 
@@ -8,18 +8,18 @@ import argparse
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from kit.cli import ArgumentParser, add_debug_flag, run_cli
 from kit.config import Config
 from kit.data import read_eval, read_train
-from kit.data.dataset import load_rgb
-from kit.data.pictures import PreparedLoader
-from kit.faces import FACE_DETECTORS, prepared_loader
 from kit.io import atomic_write
-from kit.transforms import crop_rect
+from kit.registry import help_lines
+
+if TYPE_CHECKING:
+    from kit.data.pictures import PreparedLoader
 
 
 def _draw(ax: Any, image: np.ndarray, face: Any, crop: Any, label: str, score: Any) -> None:
@@ -45,6 +45,10 @@ def preview(
     one) and the crop (yellow, dashed), and a row of the prepared network inputs. Written
     atomically."""
     from matplotlib.figure import Figure
+
+    # torch and albumentations, imported once the command runs: --help needs neither
+    from kit.data.dataset import load_rgb
+    from kit.transforms import crop_rect
 
     columns = max(1, max(len(p) for p in groups.values()))
     fig = Figure(figsize=(1.6 * columns, 3.6 * len(groups)), dpi=100)
@@ -80,7 +84,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--detector",
         default=defaults.face_detector,
-        help=f"face detector, one of {FACE_DETECTORS.names()}",
+        help=f"face detector, one of {help_lines('face_detector')}",
     )
     p.add_argument("--face-boxes", default=None, help="boxes CSV for --detector boxes")
     p.add_argument("--cache-dir", default=None, help="folder of the stored boxes and cache")
@@ -101,6 +105,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _main(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
+    from kit.faces import prepared_loader  # torch and albumentations: --help needs neither
+
     cfg = Config(
         data_dir=args.data_dir,
         crop_mode="face",
