@@ -19,7 +19,7 @@ from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
 import yaml
 
 from kit import cli
-from kit._config_types import type_name
+from kit._config_checks import type_name
 from kit.cli import add_debug_flag
 from kit.errors import ConfigError
 from kit.registry import help_lines

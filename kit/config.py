@@ -15,9 +15,8 @@ from typing import Any, get_type_hints
 import yaml
 
 from kit import io
-from kit._config_checks import check, check_registries, parse_age_ranges, parse_folds
+from kit._config_checks import check, check_registries, coerce, parse_age_ranges, parse_folds
 from kit._config_fields import ROLES, Fields
-from kit._config_types import coerce
 from kit.errors import ConfigError
 from kit.registry import did_you_mean
 

@@ -13,8 +13,8 @@ import sys
 from typing import Any, get_type_hints
 
 from kit import cli
+from kit._config_checks import type_name
 from kit._config_cli import OTHER, build_parser, sections
-from kit._config_types import type_name
 from kit.config import Config
 
 __all__ = ["COMMAND", "field_rows", "main", "markdown"]

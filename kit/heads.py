@@ -114,7 +114,7 @@ def _task_soft(task: str, p18: Any) -> torch.Tensor:
 
 
 #: output kind -> how it is trained and read. The loss of each kind is built by
-#: ``kit.losses.criterion.build_criterion``.
+#: ``kit.losses.build_criterion``.
 OUTPUT_KINDS: Registry[OutputKind] = Registry("output_kind")
 OUTPUT_KINDS.register(
     "joint", OutputKind("one (n, 18) logits tensor", int, _joint_probs, soft_target=_joint_soft)

@@ -1,4 +1,4 @@
-"""How training minimises its loss (built by :func:`kit.losses.criterion.build_criterion`):
+"""How training minimises its loss (built by :func:`kit.losses.build_criterion`):
 the optimizer and the learning-rate scheduler (built with timm's factories and classes), the
 :class:`Parts` that train together (model, optimizer, scheduler, gradient scaler, weight
 average) and the refit schedules :data:`REFITS` (what trains after validation).

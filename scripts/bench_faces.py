@@ -6,11 +6,11 @@
 On the synthetic fixture at the real picture size (``--people``, ``--fixture-size``), against
 the true boxes the fixture writes: pictures with a face box (found), boxes with IoU >= 0.5 with
 the true one (right), found by mask state (training pictures), CPU seconds per picture (this
-process, one process, so other work on a shared machine counts less). On the photographs of
-:mod:`kit.faces.photos` (scikit-image's, hand-checked face regions): faces right, pictures
-without a face where one was found (false), CPU seconds per picture. This is what the measured
-table of docs/faces.md is made with. ``mtcnn-central`` is ``mtcnn`` keeping the face nearest
-the picture's centre instead of the largest.
+process, one process, so other work on a shared machine counts less). On the photographs
+of :func:`kit.faces.detectors.photos` (scikit-image's, hand-checked face regions): faces right,
+pictures without a face where one was found (false), CPU seconds per picture. This is what
+the measured table of docs/faces.md is made with. ``mtcnn-central`` is ``mtcnn`` keeping the
+face nearest the picture's centre instead of the largest.
 """
 
 from __future__ import annotations
@@ -27,8 +27,7 @@ from kit.config import Config
 from kit.data import read_eval, read_train
 from kit.data.fixture import make_fixture
 from kit.faces import FACE_DETECTORS, FaceDetector, face_boxes, image_id, read_boxes
-from kit.faces.detectors import _open_mtcnn
-from kit.faces.photos import iou, write_photos
+from kit.faces.detectors import _open_mtcnn, iou, write_photos
 
 MASK_STATES = {"mask": "mask on", "incorrect": "under nose", "normal": "no mask"}
 

@@ -17,8 +17,7 @@ from kit.config import Config
 from kit.data.fixture import make_fixture
 from kit.faces import FACE_DETECTORS, face_boxes, image_id, prepared_loader, read_boxes
 from kit.faces.__main__ import main as faces_main
-from kit.faces.detectors import MTCNN_INSTALL
-from kit.faces.photos import LFW_FACE, iou, write_photos
+from kit.faces.detectors import LFW_FACE, MTCNN_INSTALL, iou, write_photos
 from tests import _proc
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -19,7 +19,7 @@ from kit.data.dataset import ImageDataset
 from kit.heads import HEADS, head_spec, head_target, register_head, to_probs
 from kit.inference import load_run_model, predict
 from kit.labels import decode
-from kit.losses.criterion import build_criterion
+from kit.losses import build_criterion
 from kit.registry import UnknownName
 from kit.train import fit
 

@@ -13,12 +13,12 @@ from pathlib import Path
 import pytest
 
 import kit
-from kit.losses.registry import LOSSES
+from kit.losses import LOSSES
 from tests import _proc
 
 PROBE = """
 import json, os, sys
-from kit.losses.registry import LOSSES
+from kit.losses import LOSSES
 print(json.dumps({
     "argv": sys.argv, "cwd": os.getcwd(), "path0": sys.path[0], "main": __name__,
     "env": os.environ.get("COLUMNS"), "losses": sorted(LOSSES.names()),

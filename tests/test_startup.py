@@ -25,11 +25,7 @@ LEDGER_FREE = (*TRAINING, "matplotlib", "sklearn")
 
 #: Commands that still load torch for --help, with why; each is a known gap, listed so that it
 #: cannot grow unnoticed (the test fails on any command not listed here).
-STILL_HEAVY = {
-    # kit/faces/__init__.py imports the face store (kit.transforms: albumentations; the picture
-    # loader: torch) for the package's re-exports; kit.faces is being reworked (issue #26)
-    "python -m kit.faces --help": "kit/faces/__init__.py re-exports the face store",
-}
+STILL_HEAVY: dict[str, str] = {}
 
 
 def _probe(*args: str) -> dict[str, list[str]]:

@@ -52,7 +52,7 @@ from kit.data.image_cache import ImageCache
 from kit.data.pictures import build_run_cache
 from kit.data.sampling import resolve_workers, train_loader, usable_cores
 from kit.device import cpu_info, resolve_device
-from kit.losses.criterion import build_criterion
+from kit.losses import build_criterion
 from kit.models import create_model
 from kit.optim import build_parts
 from kit.train.distributed import SINGLE, prepare_model, training_module

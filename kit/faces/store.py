@@ -1,4 +1,5 @@
-"""Face boxes computed once per data folder, stored beside the image cache, and reused.
+"""Face boxes computed once per data folder, stored beside the image cache, and reused; the
+picture loader built with them (:func:`prepared_loader`, :func:`other_crop`).
 
 ``<cache folder>/faces-<key>.csv`` holds one row per picture of the data folder (training and
 eval pictures), in the boxes-file format (``image_id,x0,y0,x1,y1``, empty where no face was
@@ -26,12 +27,12 @@ from kit.config import Config
 from kit.data import read_eval, read_train
 from kit.data.fixture import FACE_COLUMNS
 from kit.data.image_cache import cache_dir_for, files_key
-from kit.data.pictures import FaceBoxes
+from kit.data.pictures import FaceBoxes, PreparedLoader
 from kit.errors import UserCodeError
 from kit.faces.detectors import FACE_DETECTORS, Face, Finder, image_id, read_boxes
-from kit.transforms import Box
+from kit.transforms import CROP_MODES, Box
 
-__all__ = ["boxes_path", "face_boxes", "folder_pictures"]
+__all__ = ["boxes_path", "face_boxes", "folder_pictures", "other_crop", "prepared_loader"]
 
 _log = logging.getLogger("kit")
 _CHUNK = 64  # pictures per task of the detection pool
@@ -158,3 +159,51 @@ def face_boxes(
     result = FaceBoxes(boxes, file, cfg.face_detector, scores)
     _log.info("%s", result.summary())
     return result
+
+
+def prepared_loader(
+    cfg: Config,
+    data_dir: str | os.PathLike[str],
+    paths: Sequence[str] = (),
+    workers: int = 1,
+    progress: bool = True,
+) -> PreparedLoader:
+    """The loader that prepares pictures as ``cfg`` says, for training and inference alike:
+    with ``crop_mode`` face, the boxes of the whole data folder (stored, or detected now), plus
+    those of any of ``paths`` outside it."""
+    if not CROP_MODES.get(cfg.crop_mode).needs_boxes:
+        return PreparedLoader(cfg)
+    boxes = face_boxes(cfg, data_dir, workers=workers, progress=progress)
+    extra = sorted({os.fspath(p) for p in paths} - set(boxes.boxes))
+    if extra:
+        more = face_boxes(cfg, Path(data_dir), extra, workers=workers, progress=progress)
+        merged = {**boxes.boxes, **more.boxes}
+        boxes = FaceBoxes(merged, boxes.file, boxes.detector, {**boxes.scores, **more.scores})
+    return PreparedLoader(cfg, boxes)
+
+
+def other_crop(
+    cfg: Config,
+    mode: str,
+    data_dir: str | os.PathLike[str],
+    paths: Sequence[str] = (),
+    workers: int = 1,
+    progress: bool = True,
+    boxes: FaceBoxes | None = None,
+) -> tuple[PreparedLoader, frozenset[str]]:
+    """The loader of pictures under crop ``mode`` in place of ``cfg.crop_mode`` (TTA
+    ``center_face``, ``--crop-mix``), and the ones of ``paths`` it applies to: where either
+    crop needs a face box (stored per data folder, detected once), those that have one; else
+    all. A picture without a face box keeps the run's own crop: its face crop would only be a
+    centre crop again. ``boxes``: those already found for ``paths`` (a face-crop run's own),
+    reused instead of read again."""
+    other = cfg.replace(crop_mode=mode)
+    names = {os.fspath(p) for p in paths}
+    with_boxes = [c for c in (other, cfg) if CROP_MODES.get(c.crop_mode).needs_boxes]
+    if not with_boxes:
+        return PreparedLoader(other), frozenset(names)
+    if boxes is None:
+        boxes = prepared_loader(with_boxes[0], data_dir, paths, workers, progress).faces
+    assert boxes is not None  # a crop that needs boxes always has them
+    found = frozenset(p for p in names if boxes.boxes.get(p) is not None)
+    return PreparedLoader(other, boxes), found

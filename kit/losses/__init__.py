@@ -9,26 +9,32 @@ Add your own loss with ``@register_loss("name")`` on a function or class that re
 ids ``(n,)`` (long) or, in mixed batches (``cfg.mix``), soft targets ``(n, C)`` (float).
 """
 
-from kit.losses.classification import (
-    CrossEntropy,
-    FocalLoss,
-    SoftF1Loss,
-    balanced_weights,
-    label_smoothing,
-    resolve_class_weights,
-)
-from kit.losses.long_tail import LogitAdjusted, balanced_softmax, class_priors
-from kit.losses.multihead import MultiHeadLoss, build_multihead_loss
-from kit.losses.registry import (
+from kit.losses.build import (
+    CRITERIA,
     LOSSES,
+    MultiHeadLoss,
     WeightedSumLoss,
+    build_criterion,
     build_loss,
+    build_multihead_loss,
     check_spec,
     head_loss_args,
     register_loss,
 )
+from kit.losses.classification import (
+    CrossEntropy,
+    FocalLoss,
+    LogitAdjusted,
+    SoftF1Loss,
+    balanced_softmax,
+    balanced_weights,
+    class_priors,
+    label_smoothing,
+    resolve_class_weights,
+)
 
 __all__ = [
+    "CRITERIA",
     "LOSSES",
     "CrossEntropy",
     "FocalLoss",
@@ -38,6 +44,7 @@ __all__ = [
     "WeightedSumLoss",
     "balanced_softmax",
     "balanced_weights",
+    "build_criterion",
     "build_loss",
     "build_multihead_loss",
     "check_spec",

@@ -23,7 +23,7 @@ from kit.config import Config, check_registries
 from kit.data import sampling
 from kit.data.pseudo import check_pseudo_sources
 from kit.heads import head_target
-from kit.losses.criterion import build_criterion
+from kit.losses import build_criterion
 from kit.mixing import Mixer, build_mixer, mix_active
 from kit.models import Weights, create_model
 from kit.optim import Parts, build_parts, check_scheduler_kwargs, freeze_backbone, optimizer_steps

@@ -1,4 +1,9 @@
-"""The loss registry and ``build_loss``: spec strings such as ``"0.5*focal+0.5*f1"``."""
+"""Building losses: the loss registry, spec strings such as ``"0.5*focal+0.5*f1"``, the
+weighted sum of three heads' losses, and the loss a config trains (its criterion).
+
+The criterion is ``cfg.loss`` (or ``cfg.head_losses`` per head) over the output kind of
+``cfg.head``, with the training labels for class-balanced weights.
+"""
 
 from __future__ import annotations
 
@@ -7,16 +12,17 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
 from kit.config import Config
 from kit.heads import head_spec
-from kit.labels import TASKS
+from kit.labels import HEAD_SIZES, NUM_CLASSES, TASKS, decode
 from kit.registry import Registry, UnknownName, registerer
 
-__all__ = ["LOSSES", "WeightedSumLoss", "build_loss", "check_spec", "head_loss_args"]
-__all__ += ["register_loss"]
+__all__ = ["CRITERIA", "LOSSES", "MultiHeadLoss", "WeightedSumLoss", "build_criterion"]
+__all__ += ["build_loss", "build_multihead_loss", "check_spec", "head_loss_args", "register_loss"]
 
 LossFactory = Callable[..., nn.Module]
 #: Arguments ``build_loss`` hands to every component whose factory declares them.
@@ -192,6 +198,149 @@ def build_loss(
     if len(modules) == 1 and modules[0][0] == 1.0:
         return modules[0][1]
     return WeightedSumLoss(modules)
+
+
+def _same_heads(what: str, got: Mapping[str, Any], expected: list[str]) -> None:
+    missing = [h for h in expected if h not in got]
+    extra = [h for h in got if h not in expected]
+    if missing or extra:
+        raise ValueError(
+            f"{what} has heads {list(got)}; expected {expected}"
+            + (f" (missing {missing})" if missing else "")
+            + (f" (unexpected {extra})" if extra else "")
+        )
+
+
+class MultiHeadLoss(nn.Module):
+    """``sum_h weights[h] * losses[h](outputs[h], targets[h])``; weights default to 1.
+
+    ``outputs`` and ``targets`` must hold exactly the heads of ``losses``.
+    """
+
+    def __init__(
+        self, losses: Mapping[str, nn.Module], weights: Mapping[str, float] | None = None
+    ) -> None:
+        super().__init__()
+        if not losses:
+            raise ValueError("MultiHeadLoss needs at least one head")
+        heads = list(losses)
+        weights = dict(weights or {})
+        unknown = [h for h in weights if h not in losses]
+        if unknown:
+            raise ValueError(f"weights name heads {unknown} that have no loss; heads: {heads}")
+        self.losses = nn.ModuleDict(losses)
+        self.weights = {h: float(weights.get(h, 1.0)) for h in heads}
+
+    def parts(
+        self, outputs: Mapping[str, torch.Tensor], targets: Mapping[str, torch.Tensor]
+    ) -> dict[str, torch.Tensor]:
+        """Each head's unweighted loss, for logging."""
+        heads = list(self.losses)
+        _same_heads("outputs", outputs, heads)
+        _same_heads("targets", targets, heads)
+        return {h: self.losses[h](outputs[h], targets[h]) for h in heads}
+
+    def forward(
+        self, outputs: Mapping[str, torch.Tensor], targets: Mapping[str, torch.Tensor]
+    ) -> torch.Tensor:
+        parts = self.parts(outputs, targets)
+        return sum(self.weights[h] * loss for h, loss in parts.items())
+
+    def extra_repr(self) -> str:
+        return f"weights={self.weights}"
+
+
+def _head_labels(labels: Any) -> dict[str, Any]:
+    """Per-head training labels from a dict of them or from 18-way class ids."""
+    if labels is None:
+        return {}
+    if isinstance(labels, Mapping):
+        return dict(labels)
+    arr = np.asarray(labels.cpu() if hasattr(labels, "cpu") else labels)
+    return dict(zip(TASKS, decode(arr), strict=True))
+
+
+def build_multihead_loss(
+    specs: str | Mapping[str, str],
+    weights: Mapping[str, float] | None = None,
+    labels: Any = None,
+    **kwargs_per_head: Mapping[str, Any],
+) -> MultiHeadLoss:
+    """A :class:`MultiHeadLoss` over the heads ``mask`` (3), ``gender`` (2), ``age`` (3).
+
+    ``specs``: one :func:`build_loss` spec per head, or one string for all heads.
+    ``labels``: training labels, as ``{head: ids}`` or as 18-way class ids (decoded), used by
+    ``class_weights="balanced"``. Keyword arguments are per head, e.g.
+    ``age={"gamma": 2.0, "class_weights": "balanced"}``.
+    """
+    heads = list(TASKS)
+    if isinstance(specs, str):
+        specs = dict.fromkeys(heads, specs)
+    _same_heads("specs", specs, heads)
+    unknown = [h for h in kwargs_per_head if h not in heads]
+    if unknown:
+        raise ValueError(f"keyword arguments {unknown} are not heads; per-head keywords: {heads}")
+    for head, kw in kwargs_per_head.items():
+        if not isinstance(kw, Mapping):
+            raise TypeError(f"keywords for head {head!r} must be a dict, got {kw!r}")
+    head_labels = _head_labels(labels)
+    losses = {
+        h: build_loss(
+            specs[h],
+            num_classes=HEAD_SIZES[h],
+            labels=head_labels.get(h),
+            **kwargs_per_head.get(h, {}),
+        )
+        for h in heads
+    }
+    return MultiHeadLoss(losses, weights)
+
+
+def _joint_criterion(cfg: Config, labels: Any) -> nn.Module:
+    return build_loss(cfg.loss, num_classes=NUM_CLASSES, labels=labels, **cfg.loss_kwargs)
+
+
+def _heads_criterion(cfg: Config, labels: Any) -> nn.Module:
+    args = head_loss_args(cfg.loss, head_losses=cfg.head_losses, loss_kwargs=cfg.loss_kwargs)
+    specs = {h: spec for h, (spec, _) in args.items()}
+    per_head = {h: kw for h, (_, kw) in args.items() if kw}
+    return build_multihead_loss(specs, weights=cfg.head_weights, labels=labels, **per_head)
+
+
+def _task_criterion(task: str) -> Callable[[Any, Any], nn.Module]:
+    """``cfg.loss`` over one task's values; balanced weights count the task's values."""
+
+    def build(cfg: Config, labels: Any) -> nn.Module:
+        values = None if labels is None else decode(np.asarray(labels))[TASKS.index(task)]
+        return build_loss(cfg.loss, num_classes=HEAD_SIZES[task], labels=values, **cfg.loss_kwargs)
+
+    return build
+
+
+#: output kind (``kit.heads.OUTPUT_KINDS``) -> builder(cfg, labels) of its loss.
+CRITERIA: dict[str, Callable[[Any, Any], nn.Module]] = {
+    "joint": _joint_criterion,
+    "heads": _heads_criterion,
+    **{task: _task_criterion(task) for task in TASKS},
+}
+
+
+def build_criterion(cfg: Config, labels: Any = None) -> nn.Module:
+    """The loss of ``cfg`` for its head's output kind; ``labels`` are the 18-way training
+    labels (for balanced weights).
+
+    ``"joint"`` heads use ``loss``; so do per-task heads (``"mask"``, ``"gender"``,
+    ``"age"``), over their task's values. ``"heads"`` heads: ``head_losses`` per head (heads not
+    named use ``loss``); ``loss_kwargs`` keys named after a head (``age: {gamma: 2}``) go to
+    that head only, other keys to every head.
+    """
+    kind = head_spec(cfg.head).kind
+    if kind not in CRITERIA:
+        raise ValueError(
+            f"head {cfg.head!r} has output kind {kind!r}, which has no loss; "
+            f"add a builder to kit.losses.build.CRITERIA (kinds with one: {sorted(CRITERIA)})"
+        )
+    return CRITERIA[kind](cfg, labels)
 
 
 # last, once everything register_loss uses is defined: kit.register_loss (kit.registry's, which
