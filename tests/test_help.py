@@ -4,8 +4,10 @@ and costs), then the options grouped by the Config's sections, each registry's e
 
 from __future__ import annotations
 
-import runpy
+import ast
+import os
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -13,36 +15,30 @@ from kit._config_cli import OTHER, build_parser, sections
 from kit._config_fields import Fields
 from kit.config import Config
 from kit.recipe import first_paragraph
+from tests import _proc
 from tests._commands import recipe_paths
 
 
-def _help(path, monkeypatch) -> str:
-    monkeypatch.setattr(sys, "argv", [str(path)])  # argparse names the program after it
-    sys.path.insert(0, str(path.parent))  # a recipe imports the baseline by name
-    try:
-        recipe = runpy.run_path(str(path), run_name="recipe_under_test")
-        with pytest.raises(SystemExit) as info:
-            recipe["main"](["--help"])
-    finally:
-        sys.path.remove(str(path.parent))
-    assert info.value.code == 0
-    return recipe["__doc__"]
+def _help(path: Path) -> tuple[str | None, str]:
+    """The recipe's docstring and what ``python recipes/x.py --help`` prints, in a process of
+    its own (what the recipe registers stays there)."""
+    done = _proc.run([sys.executable, str(path), "--help"], env={**os.environ, "COLUMNS": "80"})
+    assert done.returncode == 0, done.stderr
+    return ast.get_docstring(ast.parse(path.read_text())), done.stdout
 
 
 @pytest.mark.parametrize("path", recipe_paths(), ids=lambda p: p.name)
-def test_a_recipes_help_opens_with_its_docstrings_first_paragraph(path, capsys, monkeypatch):
-    doc = _help(path, monkeypatch)
-    out = capsys.readouterr().out
+def test_a_recipes_help_opens_with_its_docstrings_first_paragraph(path):
+    doc, out = _help(path)
     usage, _, rest = out.partition("\n\n")
     assert usage.startswith(f"usage: {path.name} ") and len(usage.splitlines()) == 1
     paragraph = first_paragraph(doc)
     assert paragraph and " ".join(rest.split()).startswith(paragraph)
 
 
-def test_the_leaderboard_recipe_says_what_it_needs_and_costs(capsys, monkeypatch):
+def test_the_leaderboard_recipe_says_what_it_needs_and_costs():
     (path,) = [p for p in recipe_paths() if p.name == "leaderboard.py"]
-    _help(path, monkeypatch)
-    opening = " ".join(capsys.readouterr().out.split("options:")[0].split())
+    opening = " ".join(_help(path)[1].split("options:")[0].split())
     assert "EfficientNet-B4" in opening  # what it does
     assert "Needs a CUDA GPU" in opening and "weights" in opening  # what it needs
     assert "costs five full trainings" in opening and "--smoke" in opening  # what it costs
