@@ -62,6 +62,9 @@ _PRELOADED_TOPS |= {"sklearn", "matplotlib", "kit", "PIL", "scipy", "huggingface
 #: Variables a child may set differently: read when used, never when the libraries are imported.
 _READ_WHEN_USED = {"OMP_NUM_THREADS", "PATH", "KIT_DEBUG", "COLUMNS", "PWD", "OLDPWD"}
 _READ_WHEN_USED |= {"PYTEST_CURRENT_TEST"}  # pytest sets it anew for each test
+# kit sets these in the test process when a test fits or runs the doctor in-process; cuBLAS and
+# tensorboard read them when first used, and neither is used by the server's imports
+_READ_WHEN_USED |= {"CUBLAS_WORKSPACE_CONFIG", "TF_CPP_MIN_LOG_LEVEL"}
 
 _server: dict[str, Any] = {}
 #: One command at a time talks to the server (a doc block may start several from threads).

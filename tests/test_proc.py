@@ -68,6 +68,21 @@ def test_exit_codes_and_tracebacks_are_a_fresh_interpreters(code: str, returncod
     assert warm.stderr == cold.stderr
 
 
+def test_variables_kit_sets_while_a_test_runs_keep_commands_warm(monkeypatch):
+    """kit sets a few variables in its own process (determinism, the doctor); once a test has fit
+    or run the doctor in-process, every later command of that worker must still fork."""
+    import re
+
+    source = "\n".join(p.read_text() for p in (_proc.ROOT / "kit").rglob("*.py"))
+    set_by_kit = set(re.findall(r"os\.environ(?:\.setdefault\(|\[)\"([A-Z_]+)\"", source))
+    assert "CUBLAS_WORKSPACE_CONFIG" in set_by_kit  # the pattern finds what kit sets
+    assert set_by_kit <= _proc._READ_WHEN_USED
+    _proc._started()
+    for name in set_by_kit:
+        monkeypatch.setenv(name, "set by a test")
+    assert _proc._forkable([sys.executable, "-c", "pass"], dict(os.environ)) is not None
+
+
 def test_a_command_past_its_timeout_is_killed():
     with pytest.raises(subprocess.TimeoutExpired):
         _proc.run(
