@@ -2,7 +2,7 @@
 
 The names a recipe or notebook reaches for are re-exported here (``kit.fit``, ``kit.Config``,
 ``kit.read_train``, ...: :data:`__all__`); everything else is reached by its module
-(``kit.sheets.worst_mistakes``, ``from kit.ensemble import fit_biases``). Imports are lazy, so
+(``kit.plot.worst_mistakes``, ``from kit.ensemble import fit_biases``). Imports are lazy, so
 ``import kit`` is instant and loads torch only when needed; ``kit.<module>`` imports that module
 on first use.
 """
@@ -99,7 +99,7 @@ _EXPORTS: dict[str, str] = {
     **dict.fromkeys(["TTA", "tta_views"], "kit.tta"),
     **dict.fromkeys(["MIXES", "MIX_PAIRS", "build_mixer"], "kit.mixing"),
     "CROP_MODES": "kit.transforms",
-    **dict.fromkeys(["Weights", "WeightsUnavailable", "resolve_weights"], "kit.pretrained"),
+    **dict.fromkeys(["Weights", "WeightsUnavailable", "resolve_weights"], "kit.models"),
     **dict.fromkeys(
         ["FACE_DETECTORS", "face_boxes", "prepared_loader", "register_face_detector"],
         "kit.faces",
@@ -110,7 +110,7 @@ _EXPORTS: dict[str, str] = {
     # not `predict`: that is the command module kit.predict (`python -m kit.predict RUN_DIR`)
     "predict_probs": "kit.inference:predict",
     **dict.fromkeys(["predict_run", "read_inputs"], "kit.predict"),
-    **dict.fromkeys(["mistakes_sheet", "picture_sheet", "worst_mistakes"], "kit.sheets"),
+    **dict.fromkeys(["mistakes_sheet", "picture_sheet", "worst_mistakes"], "kit.plot"),
     **dict.fromkeys(
         ["apply_biases", "calibrate", "fit_biases", "fit_stacker", "search_weights"], "kit.ensemble"
     ),
@@ -122,7 +122,7 @@ _EXPORTS: dict[str, str] = {
     "diff_configs": "kit.runs:diff",
     **dict.fromkeys(["score_submission"], "kit.score"),
     **dict.fromkeys(["tune"], "kit.tune"),
-    **dict.fromkeys(["bootstrap_difference", "seed_difference"], "kit.noise"),
+    **dict.fromkeys(["bootstrap_difference", "seed_difference"], "kit.metrics"),
     **dict.fromkeys(
         ["TRACKERS", "Pruned", "Tracker", "TrackerSpec", "TrackerStart"], "kit.tracking"
     ),
@@ -190,7 +190,7 @@ def __getattr__(name: str) -> Any:
     if where is None:
         if importlib.util.find_spec(f"kit.{name}") is None:
             raise AttributeError(f"module 'kit' has no attribute {name!r}")
-        return importlib.import_module(f"kit.{name}")  # kit.sheets without `import kit.sheets`
+        return importlib.import_module(f"kit.{name}")  # kit.plot without `import kit.plot`
     module, _, attribute = where.partition(":")
     value = getattr(importlib.import_module(module), attribute or name)
     globals()[name] = value  # later look-ups skip this function
@@ -202,4 +202,4 @@ def __dir__() -> list[str]:
 
 
 # a torchvision of another torch build fails on import with one line, not a timm traceback
-importlib.import_module("kit.torch_build").guard_torchvision_import()
+importlib.import_module("kit.doctor").guard_torchvision_import()

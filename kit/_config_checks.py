@@ -356,7 +356,7 @@ def pretrained_cfg(model: str, tag: str | None = None) -> Any:
     """timm's pretrained config of ``model`` with weight variant ``tag`` (mean, std,
     interpolation, hub id); ValueError listing the valid tags for an unknown one.
 
-    Here, not in :mod:`kit.pretrained`, because checking a config asks it too."""
+    Here, not in :mod:`kit.models`, because checking a config asks it too."""
     import timm  # slow to import: only when a config is checked
 
     name = weights_name(model, tag)

@@ -14,8 +14,7 @@ from typing import Any, get_type_hints
 
 from kit import cli
 from kit._config_checks import type_name
-from kit._config_cli import OTHER, build_parser, sections
-from kit.config import Config
+from kit.config import OTHER, Config, build_parser, sections
 
 __all__ = ["COMMAND", "field_rows", "main", "markdown"]
 

@@ -38,19 +38,16 @@ from kit.data.dataset import FlipChoice, load_rgb
 from kit.data.image_cache import cache_dir_for
 from kit.data.pictures import PreparedLoader, build_run_cache
 from kit.data.sampling import resolve_workers, train_loader, usable_cores
-from kit.device import pick_amp, resolve_device
+from kit.device import pick_amp, resolve_device, seed_everything
 from kit.faces import boxes_path, face_boxes, folder_pictures
-from kit.heads import head_target
+from kit.models import Weights, head_target, resolve_weights
 from kit.optim import REFITS, epoch_steps
-from kit.pretrained import Weights, resolve_weights
-from kit.seeding import seed_everything
 from kit.splits import drop_ages
-from kit.train import data
 from kit.train.distributed import SINGLE, training_module
 from kit.train.fit import Measured
 from kit.train.forward import predict_frame
 from kit.train.loop import train_one_epoch
-from kit.train.setup import build_trainer, check
+from kit.train.setup import RunPictures, build_trainer, check, train_dataset
 from kit.transforms import CROP_MODES
 
 __all__ = ["Estimate", "Stage", "estimate", "format_estimate", "report", "time_train_steps"]
@@ -98,7 +95,7 @@ class Estimate:
 def time_train_steps(
     cfg: Config,
     rows: pd.DataFrame,
-    pictures: data.RunPictures,
+    pictures: RunPictures,
     transform: Any,
     steps: int,
     warmup: int,
@@ -118,16 +115,14 @@ def time_train_steps(
     return time.perf_counter() - clock.started, t.parts.evaluated
 
 
-def _pictures(cfg: Config, faces: Any, cache: Any) -> data.RunPictures:
-    """The sample's loaders, as :meth:`kit.train.data.RunPictures.for_run` makes a run's."""
+def _pictures(cfg: Config, faces: Any, cache: Any) -> RunPictures:
+    """The sample's loaders, as :meth:`kit.train.setup.RunPictures.for_run` makes a run's."""
     if cache is not None:
-        return data.RunPictures(
-            FlipChoice(cache) if cfg.cache_flips else cache, cache, cache, faces
-        )
+        return RunPictures(FlipChoice(cache) if cfg.cache_flips else cache, cache, cache, faces)
     if faces is None:
-        return data.RunPictures(load_rgb, None, None)
+        return RunPictures(load_rgb, None, None)
     own = PreparedLoader(cfg, faces)
-    return data.RunPictures(own, own, None, faces)
+    return RunPictures(own, own, None, faces)
 
 
 def _free_disk(folder: Path) -> tuple[int, Path]:
@@ -241,7 +236,7 @@ def estimate(
         total_gpu = torch.cuda.get_device_properties(device).total_memory if peak_gpu else None
         at_batch = checked.replace(batch_size=batch)
         full = drop_ages(splits.training, checked.drop_ages)
-        dataset = data.train_dataset(at_batch, full, head_target(checked.head), pictures)
+        dataset = train_dataset(at_batch, full, head_target(checked.head), pictures)
         loader = train_loader(dataset, at_batch, torch.Generator())
         per_epoch = epoch_steps(loader, at_batch.max_steps_per_epoch)
         step_s = train_s / steps

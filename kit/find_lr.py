@@ -29,15 +29,13 @@ from torch import nn
 from kit import io
 from kit import splits as kit_splits
 from kit.config import Config
-from kit.device import resolve_device
+from kit.device import resolve_device, seed_everything
+from kit.models import resolve_weights
 from kit.plot import lr_find_png
-from kit.pretrained import resolve_weights
-from kit.seeding import seed_everything
-from kit.train import data
 from kit.train.distributed import SINGLE, training_module
 from kit.train.fit import Measured
 from kit.train.loop import train_one_epoch
-from kit.train.setup import build_trainer, check
+from kit.train.setup import RunPictures, build_trainer, check
 
 __all__ = ["BLOWUP", "END", "START", "LrCurve", "find_lr", "report", "suggest"]
 
@@ -164,7 +162,7 @@ def find_lr(
     weights = resolve_weights(checked)
     seed_everything(checked.seed)
     splits = kit_splits.load_splits(checked)
-    pictures = data.RunPictures.for_run(checked, splits, progress=not checked.quiet)
+    pictures = RunPictures.for_run(checked, splits, progress=not checked.quiet)
     run_cfg = checked.replace(max_steps_per_epoch=None, quiet=True)
     t = build_trainer(
         run_cfg, splits.training, pictures, train_transform, device=device, pretrained=weights

@@ -50,7 +50,7 @@ NUM_CLASSES = 18
 #: Official age-group boundaries: scoring always uses these.
 AGE_THRESHOLDS: tuple[int, int] = (30, 60)
 #: The three tasks a class is made of, in the order used everywhere: the heads of a three-head
-#: model and the per-task heads (the head registry is :data:`kit.heads.HEADS`).
+#: model and the per-task heads (the head registry is :data:`kit.models.HEADS`).
 TASKS: tuple[str, str, str] = ("mask", "gender", "age")
 HEAD_SIZES: dict[str, int] = {"mask": 3, "gender": 2, "age": 3}
 

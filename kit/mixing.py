@@ -17,7 +17,7 @@ task's values the same way (same class: the same task value). Targets that are s
 Classic random-pair MixUp / CutMix is ``timm.data.Mixup`` itself; kit adds only what timm has
 no option for (partners of the same class, half pictures). Every random draw (timm's too) comes
 from numpy's global generator, which training re-seeds at the start of every epoch
-(``kit.seeding.seed_everything``): a resumed run mixes its batches exactly as an
+(``kit.device.seed_everything``): a resumed run mixes its batches exactly as an
 uninterrupted one.
 """
 
@@ -32,8 +32,8 @@ import torch
 from timm.data import Mixup
 from timm.data.mixup import cutmix_bbox_and_lam
 
-from kit.heads import head_task, target_classes
 from kit.labels import HEAD_SIZES, NUM_CLASSES, TASKS, heads_from_joint
+from kit.models import head_task, target_classes
 from kit.registry import Registry
 
 __all__ = ["MIXES", "MIX_PAIRS", "Mixer", "build_mixer", "mix_active", "soft_targets"]

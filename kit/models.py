@@ -1,5 +1,5 @@
-"""``create_model(cfg)``: a backbone plus a head of ``HEADS`` (``kit.heads``, re-exported here
-with ``register_head`` and ``to_probs``).
+"""The model: ``create_model(cfg)``, a backbone with its pretrained weights plus a head of
+:data:`HEADS`.
 
 The backbone (``cfg.model``) is one of three kinds, all under one contract (docs/architecture.md,
 "The backbone contract"):
@@ -16,43 +16,476 @@ A backbone maps a normalised float batch ``(n, 3, H, W)`` to pooled features ``(
 pass. The head is built as ``HEADS[cfg.head].build(width)`` and called on those features.
 
 Pretrained weights (``--pretrained``, ``--pretrained-tag``, ``--pretrained-file``) are found by
-:func:`kit.pretrained.resolve_weights` and loaded here; the model keeps the record of what it
+:func:`resolve_weights` (below) and loaded here; the model keeps the record of what it
 loaded in ``model.weights``.
+
+Where pretrained weights come from: the Hugging Face cache, the hub, or a local file.
+``resolve_weights(cfg)`` finds the file timm's ``create_model(name, pretrained=True)`` would
+load, the way timm users expect: ``--pretrained-file`` when given; else the Hugging Face cache
+(``HF_HUB_CACHE``, ``HF_HOME``) when it holds the weights; else a download from the hub. It
+returns a :class:`Weights` record (source, hub id or file, sha256) that the run folder keeps.
+
+Offline (``HF_HUB_OFFLINE=1``, or the hub unreachable) and not cached, it fails at once with
+:class:`WeightsUnavailable`, naming the model, the cache folder and both remedies. Why not let
+huggingface_hub find out: its download retries an unreachable hub with back-off (measured: 23 s
+to give up here); one metadata request with a short timeout and no retry tells the same in
+seconds. The timm name of a weight variant is ``<model>.<tag>`` (``--pretrained-tag``).
+
+Heads: the modules on top of the backbone, each declaring the kind of output it gives.
+Training and inference never look at a head's name, only at its output kind
+(:data:`OUTPUT_KINDS`):
+
+- ``"joint"``: one ``(n, 18)`` logits tensor; trained on the 18-way class id (``cfg.loss``).
+- ``"heads"``: a dict ``{"mask": (n, 3), "gender": (n, 2), "age": (n, 3)}`` of logits; trained
+  on the three ids (``cfg.head_losses`` / ``cfg.loss``, weighted by ``cfg.head_weights``).
+- ``"mask"``, ``"gender"``, ``"age"``: one task only, ``(n, 3)``, ``(n, 2)`` or ``(n, 3)``
+  logits, trained on that task's id (``cfg.loss``). Such a run's probabilities are the task's
+  (``OutputKind.task`` says which), never 18-way: the ensembler merges a mask, a gender and an
+  age run (docs/ensembling.md, "Per-task runs").
+
+Each kind also trains on soft targets (soft pseudo-labels): :attr:`OutputKind.soft_target`.
+
+So a new head of either kind is one decorated builder; ``fit``, ``predict`` and the config
+checks accept it by name (a name of the example's own: recipes/torchvision_resnet18.py
+registers ``dropout_linear`` in the same process-wide registry):
+
+>>> from torch import nn
+>>> @register_head("example_head", kind="joint")
+... def example_head(in_features: int) -> nn.Module:
+...     return nn.Sequential(nn.Dropout(0.3), nn.Linear(in_features, 18))
+>>> HEADS["example_head"].kind
+'joint'
+>>> _ = HEADS.unregister("example_head")  # (so this example leaves the registry as it was)
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+import hashlib
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import urlparse
 
 import torch
 from torch import nn
 
-from kit._config_checks import registered_model, torchvision_name, torchvision_weights
+from kit._config_checks import (
+    pretrained_cfg,
+    registered_model,
+    torchvision_name,
+    torchvision_weights,
+    weights_name,
+)
 from kit.config import Config
 from kit.errors import KitError, UserCodeError
-from kit.heads import HEADS, HeadSpec, MultiHead, head_spec, register_head, to_probs
-from kit.pretrained import Weights, WeightsUnavailable, resolve_weights
-from kit.registry import Registry, user_origin
+from kit.labels import (
+    HEAD_SIZES,
+    NUM_CLASSES,
+    TASKS,
+    decode,
+    encode,
+    heads_from_joint,
+    joint_from_heads,
+)
+from kit.registry import Registry, UnknownName, registerer, user_origin
 
 __all__ = [
     "HEADS",
     "MODELS",
+    "OUTPUT_KINDS",
+    "PROBE_TIMEOUT_S",
     "Classifier",
     "HeadSpec",
     "ModelSpec",
     "MultiHead",
+    "OutputKind",
     "Weights",
     "WeightsUnavailable",
     "backbone_width",
     "create_model",
+    "head_soft_target",
+    "head_spec",
+    "head_target",
+    "head_task",
+    "hub_cache_dir",
+    "pretrained_cfg",
     "register_head",
     "register_model",
     "resolve_weights",
+    "target_classes",
     "to_probs",
+    "torch_hub_checkpoints",
+    "weights_name",
 ]
+
+
+Builder = TypeVar("Builder", bound=Callable[[int], nn.Module])
+
+
+@dataclass(frozen=True)
+class OutputKind:
+    """What a kind of head output is trained on and how it becomes probabilities."""
+
+    description: str
+    #: 18-way training class id -> the target the loss compares the output with.
+    target: Callable[[int], Any]
+    #: model output -> ``(n, 18)`` probabilities, or ``(n, classes of task)`` for a task kind.
+    probs: Callable[[Any], torch.Tensor]
+    #: the one task (``"mask"``, ``"gender"``, ``"age"``) a per-task kind predicts; None for
+    #: kinds whose probabilities are 18-way.
+    task: str | None = None
+    #: 18-way probabilities ``(18,)`` -> the soft target of this kind (float32 tensors: the
+    #: vector, the three marginals, or the task's marginal); None: it takes none.
+    soft_target: Callable[[Any], Any] | None = None
+
+    @property
+    def width(self) -> int:
+        """Columns of :attr:`probs`: 18, or the task's number of values."""
+        return NUM_CLASSES if self.task is None else HEAD_SIZES[self.task]
+
+
+def _joint_probs(output: torch.Tensor) -> torch.Tensor:
+    return torch.softmax(output.float(), dim=1)
+
+
+def _heads_probs(output: Mapping[str, torch.Tensor]) -> torch.Tensor:
+    soft = {h: torch.softmax(output[h].float(), dim=1) for h in HEAD_SIZES}
+    return joint_from_heads(soft["mask"], soft["gender"], soft["age"])
+
+
+def _heads_target(label: int) -> dict[str, int]:
+    return dict(zip(TASKS, decode(label), strict=True))
+
+
+def _marginals(p18: Any) -> dict[str, torch.Tensor]:
+    rows = heads_from_joint(torch.as_tensor(p18, dtype=torch.float32)[None])
+    return {h: m[0] for h, m in zip(TASKS, rows, strict=True)}
+
+
+def _joint_soft(p18: Any) -> torch.Tensor:
+    return torch.as_tensor(p18, dtype=torch.float32)
+
+
+def _task_soft(task: str, p18: Any) -> torch.Tensor:
+    return _marginals(p18)[task]
+
+
+#: output kind -> how it is trained and read. The loss of each kind is built by
+#: ``kit.losses.build_criterion``.
+OUTPUT_KINDS: Registry[OutputKind] = Registry("output_kind")
+OUTPUT_KINDS.register(
+    "joint", OutputKind("one (n, 18) logits tensor", int, _joint_probs, soft_target=_joint_soft)
+)
+OUTPUT_KINDS.register(
+    "heads",
+    OutputKind(
+        "a dict of mask / gender / age logits", _heads_target, _heads_probs, soft_target=_marginals
+    ),
+)
+
+
+def _task_value(index: int, label: int) -> int:
+    return decode(label)[index]
+
+
+def _task_target(index: int) -> Callable[[int], int]:
+    return partial(_task_value, index)  # a partial, not a lambda: DataLoader workers pickle it
+
+
+for _i, _task in enumerate(TASKS):
+    OUTPUT_KINDS.register(
+        _task,
+        OutputKind(
+            f"one (n, {HEAD_SIZES[_task]}) {_task} logits tensor",
+            _task_target(_i),
+            _joint_probs,  # a softmax over the task's values
+            task=_task,
+            soft_target=partial(_task_soft, _task),
+        ),
+    )
+
+
+@dataclass(frozen=True)
+class HeadSpec:
+    """A registered head: ``build(in_features) -> nn.Module`` giving outputs of ``kind``."""
+
+    build: Callable[[int], nn.Module]
+    kind: str
+
+
+def _describe(name: str, spec: HeadSpec) -> str:
+    return f"{name} ({spec.kind})"
+
+
+#: head name (``cfg.head``) -> its builder and output kind; add entries with register_head.
+HEADS: Registry[HeadSpec] = Registry("head", describe=_describe)
+
+
+def register_head(name: str, kind: str, *, overwrite: bool = False) -> Callable[[Builder], Builder]:
+    """Decorator adding a head builder (``in_features -> nn.Module``) to :data:`HEADS`.
+
+    ``kind`` is a key of :data:`OUTPUT_KINDS`: what the module's forward returns.
+    """
+    if kind not in OUTPUT_KINDS:
+        raise UnknownName(OUTPUT_KINDS.unknown_message(kind, f"head {name!r}: unknown output kind"))
+    add = HEADS.register(name, overwrite=overwrite)  # checks the name now, not at decoration
+
+    def decorate(build: Builder) -> Builder:
+        add(HeadSpec(build, kind))
+        return build
+
+    return decorate
+
+
+def head_spec(name: str) -> HeadSpec:
+    """The :class:`HeadSpec` of ``name``; :class:`~kit.registry.UnknownName` if unknown."""
+    spec = HEADS.get(name)
+    if spec.kind not in OUTPUT_KINDS:  # an entry registered without register_head
+        raise UnknownName(OUTPUT_KINDS.unknown_message(spec.kind, f"head {name!r} has output kind"))
+    return spec
+
+
+def head_target(name: str) -> Callable[[int], Any]:
+    """The training target of head ``name`` for an 18-way class id (its kind's ``target``):
+    the id itself for ``"joint"`` heads, a ``{mask, gender, age}`` dict for ``"heads"``."""
+    return OUTPUT_KINDS.use(head_spec(name).kind).target
+
+
+def head_soft_target(name: str) -> Callable[[Any], Any]:
+    """The soft training target of head ``name`` for 18-way probabilities ``(18,)``: the
+    vector for ``"joint"`` heads, the three marginals for ``"heads"``, a per-task head's
+    marginal."""
+    kind = head_spec(name).kind
+    soft = OUTPUT_KINDS.use(kind).soft_target
+    if soft is None:
+        raise ValueError(f"head {name!r}: output kind {kind!r} declares no soft_target")
+    return soft
+
+
+def target_classes(targets: Any) -> torch.Tensor:
+    """Class ids of a batch of training targets: 18-way ids (a dict of head ids encoded), a
+    per-task head's values; soft targets (float rows) by their most likely value."""
+    if isinstance(targets, Mapping):
+        return encode(*(target_classes(targets[h]) for h in TASKS))
+    return targets.argmax(1) if targets.is_floating_point() else targets
+
+
+def head_task(name: str) -> str | None:
+    """The one task head ``name`` predicts (``"mask"``, ``"gender"``, ``"age"``), or None when
+    its probabilities are 18-way."""
+    return OUTPUT_KINDS.get(head_spec(name).kind).task
+
+
+def to_probs(output: torch.Tensor | Mapping[str, torch.Tensor], kind: str | None = None) -> Any:
+    """Probabilities of a head's ``output`` of ``kind`` (by default: ``"heads"`` for a dict,
+    else ``"joint"``): ``(n, 18)``, or the task's ``(n, k)`` for a per-task kind."""
+    if kind is None:
+        kind = "heads" if isinstance(output, Mapping) else "joint"
+    return OUTPUT_KINDS.use(kind).probs(output)
+
+
+@register_head("single", "joint")
+def _linear(in_features: int) -> nn.Module:
+    """One linear layer to the 18 classes."""
+    return nn.Linear(in_features, NUM_CLASSES)
+
+
+@register_head("multi", "heads")
+class MultiHead(nn.Module):
+    """Three linear heads on shared features: ``{"mask": (n,3), "gender": (n,2), "age": (n,3)}``."""
+
+    def __init__(self, in_features: int) -> None:
+        super().__init__()
+        self.heads = nn.ModuleDict({h: nn.Linear(in_features, k) for h, k in HEAD_SIZES.items()})
+
+    def forward(self, features: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {h: layer(features) for h, layer in self.heads.items()}
+
+
+def _task_head(task: str) -> Callable[[int], nn.Module]:
+    def build(in_features: int) -> nn.Module:
+        return nn.Linear(in_features, HEAD_SIZES[task])
+
+    build.__doc__ = f"One linear layer to the {HEAD_SIZES[task]} {task} values (a per-task run)."
+    return build
+
+
+for _task in TASKS:  # heads "mask", "gender", "age": one task each
+    register_head(_task, _task)(_task_head(_task))
+
+
+# last, once everything register_head uses is defined: kit.register_head (kit.registry's, which
+# imports no torch) registers through it, including what it was given before this import
+registerer("head")(register_head)
+
+
+#: Seconds the one hub request that decides "online or not" may take (it is not retried).
+PROBE_TIMEOUT_S = 3.0
+#: What timm's hub loader tries, in its order, when the pretrained cfg names no file.
+_HUB_FILES = ("model.safetensors", "pytorch_model.bin")
+
+
+class WeightsUnavailable(KitError, ValueError):
+    """Pretrained weights that are neither cached, nor downloadable, nor given as a file."""
+
+
+@dataclass(frozen=True)
+class Weights:
+    """Which weights a model started from: ``source`` is ``cache`` (already in the Hugging
+    Face cache, or torch's hub cache for a torchvision model), ``hub`` (downloaded now) or
+    ``file`` (``--pretrained-file``)."""
+
+    source: str
+    name: str  # timm name with its tag (resnet10t.c3_in1k), torchvision/resnet18.IMAGENET1K_V1
+    hub_id: str | None  # Hugging Face repo, or the URL of torchvision's weights
+    file: str
+    sha256: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON values (for env.json)."""
+        return asdict(self)
+
+
+def hub_cache_dir() -> Path:
+    """The Hugging Face hub cache folder in use (``HF_HUB_CACHE``, else ``HF_HOME``/hub)."""
+    from huggingface_hub import constants
+
+    return Path(constants.HF_HUB_CACHE)
+
+
+def _offline() -> bool:
+    from huggingface_hub import constants
+
+    return bool(constants.HF_HUB_OFFLINE)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _unavailable(name: str, hub_id: str, why: str) -> WeightsUnavailable:
+    cache = hub_cache_dir()
+    folder = cache / f"models--{hub_id.replace('/', '--')}"
+    return WeightsUnavailable(
+        f"pretrained weights {name!r} ({hub_id}) are not in the Hugging Face cache {cache} "
+        f"and cannot be downloaded ({why}). Either fill the cache on a machine with internet: "
+        f"python -c \"import timm; timm.create_model('{name}', pretrained=True)\" and copy "
+        f"{folder.name} into {cache} (or point HF_HUB_CACHE at a copy); "
+        f"or pass --pretrained-file PATH (a timm state_dict of {name!r})"
+    )
+
+
+def _cached(hub_id: str, revision: str | None, files: tuple[str, ...]) -> Path | None:
+    from huggingface_hub import try_to_load_from_cache
+
+    for filename in files:
+        found = try_to_load_from_cache(
+            hub_id, filename, cache_dir=hub_cache_dir(), revision=revision
+        )
+        if isinstance(found, str):
+            return Path(found)
+    return None
+
+
+def _download(name: str, hub_id: str, revision: str | None, files: tuple[str, ...]) -> Path:
+    from huggingface_hub import get_hf_file_metadata, hf_hub_download, hf_hub_url
+    from huggingface_hub.errors import HfHubHTTPError
+
+    endpoint = os.environ.get("HF_ENDPOINT") or None  # as set now, not at first import
+    for filename in files:
+        url = hf_hub_url(hub_id, filename, revision=revision, endpoint=endpoint)
+        try:
+            get_hf_file_metadata(url, timeout=PROBE_TIMEOUT_S)
+        except HfHubHTTPError as err:
+            status = getattr(getattr(err, "response", None), "status_code", None)
+            if status == 404:
+                continue  # this repo holds the other file name
+            raise _unavailable(name, hub_id, f"the hub answered: {err}") from err
+        except Exception as err:  # connection refused, no DNS, timeout: the hub is unreachable
+            raise _unavailable(name, hub_id, f"hub unreachable: {type(err).__name__}") from err
+        cache = hub_cache_dir()
+        got = hf_hub_download(
+            hub_id, filename, revision=revision, cache_dir=cache, endpoint=endpoint
+        )
+        return Path(got)
+    raise _unavailable(name, hub_id, f"the hub repository has none of {list(files)}")
+
+
+def torch_hub_checkpoints() -> Path:
+    """Where torch's hub keeps downloaded weights (``$TORCH_HOME/hub/checkpoints``)."""
+    import torch.hub
+
+    return Path(torch.hub.get_dir()) / "checkpoints"
+
+
+def _torchvision_weights(cfg: Config) -> Weights:
+    """torchvision's weights of ``cfg.model`` in torch's hub cache, else downloaded into it
+    (torchvision's own ``load_state_dict_from_url`` file name)."""
+    import torch.hub
+
+    found = torchvision_weights(cfg.model, cfg.pretrained_tag)
+    name = f"{cfg.model}.{found.name}"
+    path = torch_hub_checkpoints() / Path(urlparse(found.url).path).name
+    source = "cache"
+    if not path.is_file():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:  # torch writes a temporary file and renames it: no half-written weights
+            torch.hub.download_url_to_file(found.url, str(path), progress=False)
+        except Exception as err:  # no network, refused, timeout: say what would fix it
+            tv = torchvision_name(cfg.model)
+            raise WeightsUnavailable(
+                f"pretrained weights {name!r} ({found.url}) are not in torch's hub cache "
+                f"{path.parent} and cannot be downloaded ({type(err).__name__}: {err}). Either "
+                f'fill the cache on a machine with internet: python -c "import torchvision; '
+                f"torchvision.models.get_model('{tv}', weights='{found.name}')\" and copy "
+                f"{path.name} into {path.parent} (or point TORCH_HOME at a copy); or pass "
+                f"--pretrained-file PATH (a state_dict of torchvision.models.get_model('{tv}'))"
+            ) from err
+        source = "hub"
+    return Weights(source, name, found.url, str(path), _sha256(path))
+
+
+def resolve_weights(cfg: Config) -> Weights | None:
+    """The weights ``cfg`` starts from (None: random init): ``cfg.pretrained_file``, else the
+    cached hub file, else a download. Raises :class:`WeightsUnavailable` (a ValueError) at
+    once when offline and not cached, FileNotFoundError for a missing ``pretrained_file``."""
+    if cfg.pretrained_file is not None:
+        path = Path(cfg.pretrained_file).expanduser()
+        if not path.is_file():
+            raise FileNotFoundError(f"pretrained_file {path} does not exist (model {cfg.model!r})")
+        name = weights_name(cfg.model, getattr(cfg, "pretrained_tag", None))
+        return Weights("file", name, None, str(path.resolve()), _sha256(path))
+    if not cfg.pretrained or registered_model(cfg.model) is not None:
+        return None  # a registered factory loads its own weights
+    if torchvision_name(cfg.model) is not None:
+        return _torchvision_weights(cfg)
+    found = pretrained_cfg(cfg.model, getattr(cfg, "pretrained_tag", None))
+    name = weights_name(cfg.model, getattr(cfg, "pretrained_tag", None))
+    if "." not in name and getattr(found, "tag", None):
+        name = f"{name}.{found.tag}"
+    if not found.hf_hub_id:
+        raise WeightsUnavailable(
+            f"timm keeps the weights of {name!r} outside the Hugging Face hub; pass "
+            f"--pretrained-file PATH (a timm state_dict of {name!r})"
+        )
+    hub_id, _, revision = found.hf_hub_id.partition("@")  # timm's "repo@revision"
+    own = getattr(found, "hf_hub_filename", None)
+    files = (own,) if own else _HUB_FILES
+    path = _cached(hub_id, revision or None, files)
+    source = "cache"
+    if path is None:
+        if _offline():
+            raise _unavailable(name, hub_id, "HF_HUB_OFFLINE=1")
+        path, source = _download(name, hub_id, revision or None, files), "hub"
+    return Weights(source, name, found.hf_hub_id, str(path), _sha256(path))
+
 
 Factory = TypeVar("Factory", bound=Callable[..., nn.Module])
 
@@ -100,7 +533,7 @@ def _triple(values: Any) -> tuple[float, float, float] | None:
 
 class Classifier(nn.Module):
     """``head(backbone(x))``: the backbone gives ``(n, width)`` features, the head its
-    outputs (``kit.heads``)."""
+    outputs (``kit.models``)."""
 
     def __init__(self, backbone: nn.Module, head: nn.Module) -> None:
         super().__init__()

@@ -502,7 +502,7 @@ def deferred(kind: str) -> Callable[..., Callable[[T], T]]:
     return register
 
 
-#: ``kit.register_head`` and ``kit.register_loss``: those of kit.heads and kit.losses, deferred
+#: ``kit.register_head`` and ``kit.register_loss``: those of kit.models and kit.losses, deferred
 #: until those modules are imported. (A model stays ``kit.models.register_model``: a config's
 #: model name is checked against it at once, and a recipe's own backbone needs torch anyway.)
 register_head = deferred("head")

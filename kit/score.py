@@ -28,7 +28,7 @@ from kit.data.fixture import FIXTURE, SMOKE_FIXTURE
 from kit.io import OutputError
 from kit.labels import HEAD_SIZES, VALUE_NAMES
 from kit.metrics import per_class_f1, report, summarize, summarize_task, task_values
-from kit.plot import confusion_png
+from kit.plot import confusion_png, mistakes_sheet, train_picture_files
 from kit.runfolder import (
     SUBMISSION,
     VAL_CONFUSION,
@@ -41,7 +41,6 @@ from kit.runfolder import (
     read_summary,
     read_task_predictions,
 )
-from kit.sheets import mistakes_sheet, train_picture_files
 
 __all__ = ["format_confusion", "main", "score_submission"]
 

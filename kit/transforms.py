@@ -37,7 +37,7 @@ from albumentations.pytorch import ToTensorV2
 
 from kit._config_checks import registered_model, torchvision_name, torchvision_weights
 from kit.config import Config
-from kit.pretrained import pretrained_cfg, weights_name
+from kit.models import pretrained_cfg, weights_name
 from kit.registry import Registry
 
 __all__ = [

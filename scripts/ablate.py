@@ -7,14 +7,14 @@ row. ``--mix-off-epochs`` is set on every arm alike (it only changes the mixing 
 last N epochs are unmixed, as a mixing recipe would train). Prints (and writes with --out)
 the markdown table of docs/techniques.md: validation and held-out eval macro F1 (mean and
 standard deviation over the seeds), the difference to the reference row with its 95% interval
-and verdict from kit.noise (paired seed by seed: every row trains the same seeds on the same
+and verdict from kit.metrics (paired seed by seed: every row trains the same seeds on the same
 validation people, as the ledger's ``python -m kit.runs --vs`` compares repeats), the
 validation mask / gender / age F1 (means) and seconds per epoch. The TTA rows re-score
 another row's own checkpoints with the views, so they cost no training, and are compared with
 that row (``center_face`` uses the fixture's true face boxes, ``--face-detector boxes``). The
 refit row's validation score is that of the validated checkpoint (its validation people are
 trained on afterwards): only its eval score can show a refit's effect. The split is held fixed
-by ``split_seed``, the runs trained side by side by kit.repeats (as ``--seeds --jobs``).
+by ``split_seed``, the runs trained side by side by kit.recipe (as ``--seeds --jobs``).
 
 The fixture is synthetic: a gain here is a sanity check that a technique does not break
 learning, not a promise for the real photos.
@@ -45,8 +45,8 @@ import kit
 import kit.splits as kit_splits
 from kit import runfolder
 from kit.config import fields_with_role
-from kit.noise import mean_sd, seed_difference
-from kit.repeats import train_side_by_side
+from kit.metrics import mean_sd, seed_difference
+from kit.recipe import train_side_by_side
 
 TECHNIQUES: dict[str, dict] = {
     "baseline": {},
@@ -145,7 +145,7 @@ def _val(runs: list[Scores]) -> np.ndarray:
 
 def _vs(runs: list[Scores], ref: list[Scores] | None) -> str:
     """Val macro F1 minus the reference row's with its 95% interval and verdict, seed by seed
-    (both rows ran the same seeds on the same validation people: kit.noise.seed_difference,
+    (both rows ran the same seeds on the same validation people: kit.metrics.seed_difference,
     paired)."""
     if ref is None or runs is ref:
         return "- | -"
@@ -202,7 +202,7 @@ def _train(cfg: kit.Config) -> Path:
 
 
 def _train_all(cfgs: list[kit.Config], jobs: int) -> list[Path]:
-    """Train ``cfgs``, ``jobs`` processes side by side (kit.repeats, as ``--seeds --jobs``)."""
+    """Train ``cfgs``, ``jobs`` processes side by side (kit.recipe, as ``--seeds --jobs``)."""
     return train_side_by_side(_train, cfgs, jobs)
 
 

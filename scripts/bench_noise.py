@@ -1,4 +1,4 @@
-"""Time kit.noise's paired bootstrap at the real data's size: 2 runs x 3,780 validation
+"""Time kit.metrics's paired bootstrap at the real data's size: 2 runs x 3,780 validation
 pictures (540 people x 7) x 2,000 resamples. Prints seconds (best of --repeat); the issue's
 target is under 2 s.
 
@@ -13,7 +13,7 @@ import time
 import numpy as np
 
 from kit.labels import NUM_CLASSES
-from kit.noise import bootstrap_difference
+from kit.metrics import bootstrap_difference
 
 
 def main() -> None:

@@ -35,9 +35,8 @@ import torch  # noqa: E402
 from kit.config import Config  # noqa: E402
 from kit.data.fixture import make_fixture  # noqa: E402
 from kit.labels import class_name  # noqa: E402
-from kit.plot import confusion_png, curves_png  # noqa: E402
+from kit.plot import confusion_png, curves_png, mistakes_sheet, train_picture_files  # noqa: E402  # noqa: E402
 from kit.runfolder import VAL_PROBS, read_metrics, read_summary  # noqa: E402
-from kit.sheets import mistakes_sheet, train_picture_files  # noqa: E402
 from kit.train import fit  # noqa: E402
 
 

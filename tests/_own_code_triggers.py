@@ -12,8 +12,7 @@ import torch
 from torch import nn
 
 from kit.config import Config, check_registries
-from kit.models import MODELS, register_model
-from kit.pretrained import resolve_weights
+from kit.models import MODELS, register_model, resolve_weights
 from kit.runfolder import ensure_run_code
 from kit.transforms import normalization
 from tests._triggers import raised

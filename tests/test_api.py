@@ -27,11 +27,11 @@ def test_the_public_surface_is_the_names_a_recipe_needs():
 
 def test_a_module_is_reached_from_kit_without_importing_it():
     code = (
-        "import sys, kit; print('kit.sheets' in sys.modules); "
-        "print(kit.sheets.worst_mistakes.__module__)"
+        "import sys, kit; print('kit.plot' in sys.modules); "
+        "print(kit.plot.worst_mistakes.__module__)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.split() == ["False", "kit.sheets"]
+    assert out.stdout.split() == ["False", "kit.plot"]
 
 
 def test_kit_predict_is_the_command_and_kit_predict_probs_the_function():

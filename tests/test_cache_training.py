@@ -1,7 +1,7 @@
 """The picture cache inside training: same pixels, right key, decoded once, off with --no-cache.
 
 The cache itself (atomic builds, partial caches never used, locking) is tested in
-test_cache.py; these tests cover what ``fit`` and ``kit.train.data`` add on top.
+test_cache.py; these tests cover what ``fit`` and ``kit.train.setup`` add on top.
 """
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import shutil
+import sys
 import threading
 from pathlib import Path
 
@@ -18,7 +19,7 @@ import pytest
 import torch
 from PIL import Image
 
-import kit.data.decode as dataset_module  # where load_rgb opens pictures
+import kit.data.layout as dataset_module  # where load_rgb opens pictures
 import kit.data.pictures as pipeline  # prepare_file and the cache key's loader version
 from kit.config import Config
 from kit.data import read_eval
@@ -28,21 +29,26 @@ from kit.data.sampling import SeededDataset
 from kit.recipe import parse_args
 from kit.splits import load_splits, run_paths
 from kit.train import fit
-from kit.train.data import RunPictures
+from kit.train.setup import RunPictures
 from kit.transforms import build_transforms, prepare
 
 
 class CountingPIL:
-    """Stands in for ``PIL.Image`` inside kit.data.dataset: counts the pictures decoded."""
+    """Stands in for ``PIL.Image`` inside kit.data.layout: counts the pictures ``load_rgb``
+    decodes (the layout's own checks open pictures too: those are not decodes for training)."""
 
     def __init__(self) -> None:
         self.opened: list[str] = []
         self._lock = threading.Lock()  # the cache decodes on several threads
 
     def open(self, path, *args, **kwargs):
-        with self._lock:
-            self.opened.append(str(path))
+        if sys._getframe(1).f_code is dataset_module.load_rgb.__code__:
+            with self._lock:
+                self.opened.append(str(path))
         return Image.open(path, *args, **kwargs)
+
+    def __getattr__(self, name: str):
+        return getattr(Image, name)  # the rest of PIL.Image, for the layout's checks
 
 
 @pytest.fixture

@@ -303,7 +303,7 @@ _NO_TRAINING_CODE = """
 import sys
 import kit.config
 kit.config.Config(head="no_such_head", loss="no_such_loss", preset="x", tta="x").validate()
-heavy = [m for m in ("kit.train", "kit.inference", "kit.models", "kit.losses", "kit.heads",
+heavy = [m for m in ("kit.train", "kit.inference", "kit.models", "kit.losses", "kit.models",
                      "kit.transforms", "kit.data") if m in sys.modules]
 print(heavy)
 try:

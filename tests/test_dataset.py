@@ -11,7 +11,7 @@ from torch.utils.data import DataLoader
 from kit.config import Config
 from kit.data import read_train
 from kit.data.dataset import ImageDataset, load_rgb, training_labels
-from kit.heads import OUTPUT_KINDS
+from kit.models import OUTPUT_KINDS
 from kit.transforms import build_transforms
 
 

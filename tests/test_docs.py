@@ -231,7 +231,7 @@ def test_the_name_checker_on_hand_written_examples():
     code = (
         "import kit\nimport kit.runs\nimport kit.nope\nfrom kit.labels import encode, nope\n"
         "from kit import Config, io, nope\nkit.fit(kit.Config())\nkit.runs.diff(1, 2)\n"
-        "kit.sheets.worst_mistakes\nkit.nope\n"
+        "kit.plot.worst_mistakes\nkit.nope\n"
     )
     assert missing_kit_names(code) == [
         "3: import kit.nope",

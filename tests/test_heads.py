@@ -12,14 +12,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-import kit.heads
+import kit.models
 from kit.config import Config
 from kit.data import read_train
 from kit.data.dataset import ImageDataset
-from kit.heads import HEADS, head_spec, head_target, register_head, to_probs
 from kit.inference import load_run_model, predict
 from kit.labels import decode
 from kit.losses import build_criterion
+from kit.models import HEADS, head_spec, head_target, register_head, to_probs
 from kit.registry import UnknownName
 from kit.train import fit
 
@@ -130,7 +130,7 @@ def test_registry_errors_name_the_head_and_what_is_valid(new_heads):
 
 def test_the_module_example_runs():
     before = HEADS.items()
-    result = doctest.testmod(kit.heads, raise_on_error=False, verbose=False)
+    result = doctest.testmod(kit.models, raise_on_error=False, verbose=False)
     assert result.attempted >= 3 and result.failed == 0
     assert before == HEADS.items()
 

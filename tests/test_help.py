@@ -11,9 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from kit._config_cli import OTHER, build_parser, sections
 from kit._config_fields import Fields
-from kit.config import Config
+from kit.config import OTHER, Config, build_parser, sections
 from kit.recipe import first_paragraph
 from tests import _proc
 from tests._commands import recipe_paths

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from kit.plot import picture_sheet, worst_mistakes
 from kit.runfolder import VAL_MISTAKES
 from kit.score import main as score_main
-from kit.sheets import picture_sheet, worst_mistakes
 from kit.train import fit
 
 

@@ -12,8 +12,8 @@ from kit.batch import to_model_input
 from kit.data.dataset import ImageDataset, collate_pictures
 from kit.data.sampling import SeededDataset, train_loader
 from kit.splits import load_splits
-from kit.train.data import RunPictures, train_dataset
 from kit.train.forward import frame_loader
+from kit.train.setup import RunPictures, train_dataset
 from kit.transforms import build_transforms, normalization
 
 CPU = torch.device("cpu")

@@ -14,8 +14,14 @@ import torchvision
 from torch import nn
 
 from kit.config import Config
-from kit.models import MODELS, create_model, register_model
-from kit.pretrained import WeightsUnavailable, resolve_weights, torch_hub_checkpoints
+from kit.models import (
+    MODELS,
+    WeightsUnavailable,
+    create_model,
+    register_model,
+    resolve_weights,
+    torch_hub_checkpoints,
+)
 from kit.transforms import MEAN, STD, normalization
 
 TV = "torchvision/resnet18"

@@ -1,4 +1,4 @@
-"""kit.noise: the paired bootstrap over validation people finds a planted difference and not
+"""kit.metrics: the paired bootstrap over validation people finds a planted difference and not
 an unplanted one, resamples people (not pictures), is seeded; the seed-repeat interval is
 Student's (paired or Welch)."""
 
@@ -12,8 +12,7 @@ import pytest
 from scipy import stats
 
 from kit.labels import NUM_CLASSES
-from kit.metrics import macro_f1
-from kit.noise import bootstrap_difference, mean_sd, person_counts, seed_difference
+from kit.metrics import bootstrap_difference, macro_f1, mean_sd, person_counts, seed_difference
 from tests import _proc
 
 PEOPLE, PICTURES = 120, 7

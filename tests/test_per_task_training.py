@@ -15,10 +15,10 @@ from sklearn.metrics import accuracy_score, f1_score
 
 import kit
 from kit.config import Config
-from kit.heads import OUTPUT_KINDS, head_task, to_probs
 from kit.inference import predict
 from kit.labels import HEAD_SIZES, decode, joint_from_heads
 from kit.losses import build_criterion
+from kit.models import OUTPUT_KINDS, head_task, to_probs
 from kit.runfolder import RUN_FILES, SUBMISSION
 from kit.runs import load
 from kit.splits import load_splits

@@ -21,8 +21,7 @@ from huggingface_hub import constants
 from safetensors.torch import save_file
 
 from kit.config import Config
-from kit.models import create_model
-from kit.pretrained import PROBE_TIMEOUT_S, WeightsUnavailable, resolve_weights
+from kit.models import PROBE_TIMEOUT_S, WeightsUnavailable, create_model, resolve_weights
 from kit.transforms import MEAN, STD, build_transforms, normalization, prepare_key
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -15,12 +15,12 @@ from kit.config import Config
 from kit.data import read_eval
 from kit.data.dataset import load_rgb
 from kit.data.pseudo import GROUP_AGES
-from kit.heads import head_target
 from kit.labels import TASKS, decode
+from kit.models import head_target
 from kit.runfolder import read_pseudo_labels
 from kit.splits import load_splits
-from kit.train import data as train_data
 from kit.train import fit
+from kit.train import setup as train_data
 
 P = [f"p{k}" for k in range(18)]
 

@@ -129,8 +129,8 @@ def test_describe_gives_one_line_per_entry(shapes):
 def test_kit_registries_are_registry_objects():
     import kit.data.image_cache
     import kit.ensemble
-    import kit.heads
     import kit.losses
+    import kit.models
     import kit.transforms
     import kit.tta  # noqa: F401  (the ensembler no longer imports torch's TTA views at import)
 
@@ -171,8 +171,8 @@ def test_a_deferred_registration_waits_for_its_registries_decorator(shapes):
 
 def test_kits_register_head_and_loss_go_through_kits_own_decorators():
     import kit
-    from kit.heads import HEADS
     from kit.losses import LOSSES
+    from kit.models import HEADS
 
     def _head(in_features: int):
         return None
@@ -182,7 +182,7 @@ def test_kits_register_head_and_loss_go_through_kits_own_decorators():
 
     kit.register_head("test_deferred_head", kind="joint")(_head)
     kit.register_loss("test_deferred_loss")(_loss)
-    try:  # kit.heads and kit.losses are loaded: registered at once, as their own decorators do
+    try:  # kit.models and kit.losses are loaded: registered at once, as their own decorators do
         assert HEADS.get("test_deferred_head").kind == "joint"
         assert LOSSES.get("test_deferred_loss") is _loss
     finally:

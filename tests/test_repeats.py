@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 import kit
-from kit.repeats import SEEDS_SUFFIX, repeat_configs, seed_list
+from kit.recipe import SEEDS_SUFFIX, repeat_configs, seed_list
 from kit.runfolder import read_config, read_val_keys
 from kit.runs import load, table
 from kit.splits import load_splits

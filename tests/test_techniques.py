@@ -19,10 +19,9 @@ from kit.mixing import MIX_PAIRS, MIXES, Mixer, build_mixer, mix_active
 from kit.splits import drop_ages, load_splits
 from kit.train import fit
 from kit.train.checkpoint import load
-from kit.train.data import RunPictures
 from kit.train.distributed import SINGLE
 from kit.train.forward import predict_frame
-from kit.train.setup import build_trainer
+from kit.train.setup import RunPictures, build_trainer
 from kit.tta import TTA, shift, tta_views, zoom
 
 # ---- mixing --------------------------------------------------------------------------------

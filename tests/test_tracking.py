@@ -250,7 +250,7 @@ def test_pruning_hook_stops_the_run_marked_pruned(tiny_cfg):
 def test_unknown_or_missing_tracker_is_refused_before_training(monkeypatch):
     with pytest.raises(ValueError, match=r"unknown tracker 'tensorbord' \(did you mean"):
         Config(track="tensorbord").validate()
-    import kit.tracking.core as base
+    import kit.tracking as base
 
     real = base.importlib.util.find_spec
     monkeypatch.setattr(

@@ -35,6 +35,7 @@ from torch import nn
 import kit.data.image_cache as cache_module
 import kit.faces as kit_faces
 import kit.runfolder as rundir
+import kit.tracking as tracking_base
 import kit.train.checkpoint as checkpoint
 import kit.tune as kit_tune
 from kit import io as kio
@@ -49,22 +50,20 @@ from kit.ensemble.__main__ import main as ensemble_main
 from kit.faces import FACE_DETECTORS, prepared_loader, read_boxes
 from kit.inference import predict
 from kit.losses import LOSSES
-from kit.models import create_model
+from kit.models import create_model, resolve_weights
 from kit.predict import main as predict_main
 from kit.predict import read_inputs
-from kit.pretrained import resolve_weights
 from kit.recipe import parse_args
 from kit.runfolder import write_submission
 from kit.runs.__main__ import main as runs_main
 from kit.score import main as score_main
 from kit.splits import load_splits
-from kit.tracking import core as tracking_base
 from kit.train import fit
 from kit.train.checkpoint import load as load_checkpoint
 from kit.train.setup import check
 from kit.transforms import build_transforms
+from kit.tune import parse_space
 from kit.tune.__main__ import main as tune_main
-from kit.tune.space import parse_space
 from tests._after_training_triggers import AFTER_TRAINING
 from tests._day_one_triggers import DAY_ONE
 from tests._own_code_triggers import OWN_CODE

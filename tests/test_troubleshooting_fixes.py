@@ -31,14 +31,13 @@ from kit.data.image_cache import build_cache
 from kit.ensemble.__main__ import main as ensemble_main
 from kit.errors import KIT_ERRORS
 from kit.faces import prepared_loader
-from kit.pretrained import resolve_weights
+from kit.models import resolve_weights
 from kit.recipe import parse_args
 from kit.runs.__main__ import main as runs_main
 from kit.score import main as score_main
 from kit.splits import load_splits
-from kit.train.data import RunPictures
-from kit.train.setup import check
-from kit.tune.space import parse_space
+from kit.train.setup import RunPictures, check
+from kit.tune import parse_space
 from tests._after_training_triggers import _run
 from tests._day_one_triggers import DAY_ONE_FIXES
 from tests._runfolders import RunSpec, write_run

@@ -20,8 +20,8 @@ from kit.inference import predict
 from kit.labels import NUM_CLASSES
 from kit.splits import load_splits
 from kit.train import fit
-from kit.train.data import RunPictures
 from kit.train.forward import predict_frame
+from kit.train.setup import RunPictures
 from kit.transforms import CROP_MODES
 from kit.tta import TTA, CropViews, tta_views
 

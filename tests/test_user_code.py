@@ -23,9 +23,8 @@ from kit.cli import run_cli
 from kit.config import Config
 from kit.data.fixture import make_fixture
 from kit.faces import FACE_DETECTORS, face_boxes, register_face_detector
-from kit.heads import HEADS, register_head
 from kit.losses import LOSSES, build_loss, register_loss
-from kit.models import create_model
+from kit.models import HEADS, create_model, register_head
 from kit.registry import REGISTRIES, Registry, user_origin
 from kit.runfolder.read import read_status
 from kit.transforms import PRESETS, build_transforms
@@ -196,8 +195,8 @@ def _every_kind_cases() -> dict[str, tuple[Callable[[Path, Path], Any], str]]:
     from kit.data.sampling import SAMPLERS  # noqa: F401 (the sampler case imports it too)
     from kit.device import AMP_DTYPES, pick_amp
     from kit.ensemble.methods import METHODS, Method, combine
-    from kit.heads import OUTPUT_KINDS, OutputKind, to_probs
     from kit.mixing import MIX_PAIRS, MIXES, Mixer, MixSpec
+    from kit.models import OUTPUT_KINDS, OutputKind, to_probs
     from kit.optim import (
         OPTIMIZERS,
         REFITS,

@@ -1,7 +1,7 @@
 """The torch ``Dataset`` over a frame of images: (image tensor, training target) pairs.
 
 Reading a picture is one small replaceable function, ``loader(path) -> uint8 RGB (H, W, 3)``.
-The default decodes the file as a viewer shows it (:func:`kit.data.decode.load_rgb`); a cache of
+The default decodes the file as a viewer shows it (:func:`kit.data.layout.load_rgb`); a cache of
 prepared (cropped, resized) pictures can take its place together with
 ``kit.transforms.build_transforms(cfg, prepared=True)``. A loader with a ``read_many(paths,
 seeds)`` method (:class:`~kit.data.image_cache.ImageCache`, :class:`FlipChoice`) reads a whole batch
@@ -21,8 +21,8 @@ import pandas as pd
 import torch
 from torch.utils.data import Dataset, default_collate
 
-from kit.data.decode import load_rgb
 from kit.data.image_cache import ImageCache
+from kit.data.layout import load_rgb
 from kit.labels import AGE_THRESHOLDS, NUM_CLASSES, age_to_group, encode
 
 __all__ = [
@@ -61,7 +61,7 @@ class ImageDataset(Dataset):
 
     ``labels=None`` gives target -1 (inference). Otherwise the target is ``target(class id)``
     of the row's 18-way training label: ``int`` (the default) for an 18-way head, a head's
-    ``OutputKind.target`` (``kit.heads``) for others, e.g. a ``{"mask", "gender", "age"}`` dict.
+    ``OutputKind.target`` (``kit.models``) for others, e.g. a ``{"mask", "gender", "age"}`` dict.
     ``soft`` (soft pseudo-labels): ``(n, 18)`` probability rows, NaN where a row has its label
     only; every target is then ``target(18-way probabilities)`` (a head's ``soft_target``),
     a labelled row's the one-hot of its training label.

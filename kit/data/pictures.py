@@ -3,7 +3,7 @@ and resized once, by :class:`PreparedLoader` (or :func:`prepare_file` without fa
 the run's cache of them, keyed by everything their pixels depend on.
 
 :func:`build_run_cache` builds (or reuses) the cache of a run's pictures under ``cfg``'s crop
-and size; ``kit.train.data.RunPictures`` wires it into training and inference. The face boxes
+and size; ``kit.train.setup.RunPictures`` wires it into training and inference. The face boxes
 (:class:`FaceBoxes`) come from ``kit.faces.face_boxes``; ``kit.faces.prepared_loader`` finds
 them and returns the loader.
 """
@@ -20,8 +20,8 @@ from typing import Any
 import numpy as np
 
 from kit.config import Config
-from kit.data.decode import load_rgb
 from kit.data.image_cache import ImageCache, build_cache
+from kit.data.layout import load_rgb
 from kit.data.sampling import usable_cores
 from kit.runfolder import package_version
 from kit.transforms import CROP_MODES, Box, prepare, prepare_key
@@ -49,7 +49,7 @@ _PIXEL_PACKAGES = (
 )
 #: The loader's name in the key: where prepare_file lived when caches were first keyed by it;
 #: kept on a move so that existing caches stay valid (only LOADER_VERSION invalidates them).
-_LOADER_NAME = "kit.train.data.prepare_file"
+_LOADER_NAME = "kit.train.setup.prepare_file"
 
 
 def prepare_file(path: str, cfg: Any, box: Box | None = None) -> np.ndarray:

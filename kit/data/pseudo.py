@@ -4,7 +4,7 @@ mean) predicts confidently, added to its training rows under their predicted cla
 What such a picture trains on is ``cfg.pseudo_targets`` (:data:`PSEUDO_TARGETS`): ``hard``, its
 predicted class, or ``soft``, stage 1's 18-way probabilities as a soft target (the rows carry
 them as columns ``p0..p17``; :func:`soft_targets` reads them, NaN for labelled rows, and every
-head kind trains on their form of it: ``kit.heads.head_soft_target``).
+head kind trains on their form of it: ``kit.models.head_soft_target``).
 
 Only the training rows grow: validation people come from train.csv alone (the split is made
 before these rows exist, and a K-fold's folds never see them), so the validation score of a

@@ -17,8 +17,8 @@ import torch
 from torch import nn
 
 from kit.config import Config
-from kit.heads import head_spec
 from kit.labels import HEAD_SIZES, NUM_CLASSES, TASKS, decode
+from kit.models import head_spec
 from kit.registry import Registry, UnknownName, registerer
 
 __all__ = ["CRITERIA", "LOSSES", "MultiHeadLoss", "WeightedSumLoss", "build_criterion"]
@@ -317,7 +317,7 @@ def _task_criterion(task: str) -> Callable[[Any, Any], nn.Module]:
     return build
 
 
-#: output kind (``kit.heads.OUTPUT_KINDS``) -> builder(cfg, labels) of its loss.
+#: output kind (``kit.models.OUTPUT_KINDS``) -> builder(cfg, labels) of its loss.
 CRITERIA: dict[str, Callable[[Any, Any], nn.Module]] = {
     "joint": _joint_criterion,
     "heads": _heads_criterion,

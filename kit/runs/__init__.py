@@ -5,8 +5,8 @@ docs/experiments.md).
 shows the scores and only the config fields that differ, runs of one config over seeds as one
 row and, against a baseline, whether each difference is beyond the noise; ``diff(a, b)`` names
 the fields two runs differ in. :mod:`kit.runs.ledger` reads, chooses and prints the rows,
-:mod:`kit.runs.compare` compares them, :mod:`kit.runs.prune` lists and deletes what frees disk
-space, :mod:`kit.runs.suspects` finds the labels a run doubts.
+:mod:`kit.runs.compare` compares them, ``python -m kit.runs --prune`` lists and deletes what
+frees disk space, :mod:`kit.runs.suspects` finds the labels a run doubts.
 """
 
 from kit.runs.compare import (

@@ -2,7 +2,7 @@
 
 Runs of one config that differ only by seed are shown as one row (mean ± sd over the seeds); a
 run is paired with the baseline run of its own seed and split, and its difference from the
-baseline is judged beyond the noise or not (:mod:`kit.noise`). Two runs have the same seed
+baseline is judged beyond the noise or not (:mod:`kit.metrics`). Two runs have the same seed
 when their ``seed`` and their split seed (``split_seed``, else ``seed``) are equal: the same
 initial weights and batches, the same validation people.
 """
@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from kit.config import fields_with_role
-from kit.noise import Interval, bootstrap_difference, mean_sd, seed_difference
+from kit.metrics import Interval, bootstrap_difference, mean_sd, seed_difference
 from kit.runfolder import (
     SCORE_COLUMNS,
     TRANSFORM_FIELD,

@@ -31,6 +31,7 @@ from kit import cli, io
 from kit.cli import add_debug_flag, run_cli
 from kit.io import read_json
 from kit.labels import TASKS, VALUE_NAMES, decode, heads_from_joint
+from kit.plot import picture_sheet, train_picture_files
 from kit.runfolder import (
     CONFIG,
     VAL_PROBS,
@@ -38,7 +39,6 @@ from kit.runfolder import (
     read_val_keys,
     read_val_probs,
 )
-from kit.sheets import picture_sheet, train_picture_files
 
 __all__ = ["SUSPECT_COLUMNS", "Suspects", "find_suspects", "fixes_table", "main"]
 

@@ -5,7 +5,7 @@ folder from start to end; :mod:`kit.train.setup` what a run starts from (checks,
 Trainer, a resumed last.pt); :mod:`kit.train.checkpoint` best.pt / last.pt;
 :mod:`kit.train.loop` the epoch loop (the run's and its refit's) and the batch loop;
 :mod:`kit.train.forward` the forward pass over a frame (validation's and inference's);
-:mod:`kit.train.data` the run's pictures and training dataset; :mod:`kit.train.distributed`
+:mod:`kit.train.setup` the run's pictures and training dataset; :mod:`kit.train.distributed`
 several processes and logging. The loss, the optimizer and the scheduler they use are lower
 building blocks (:mod:`kit.losses`, :mod:`kit.optim`).
 """

@@ -16,9 +16,9 @@ from torch import nn
 
 from kit import io
 from kit.cli import signals_held
+from kit.device import rng_state, set_rng_state
 from kit.io import atomic_path
 from kit.optim import Parts
-from kit.seeding import rng_state, set_rng_state
 
 __all__ = ["TrainState", "last_epoch", "load", "restore", "save_best", "save_last"]
 

@@ -32,8 +32,7 @@ from kit.config import Config, parse_folds, smoke_note
 from kit.device import resolve_device
 from kit.errors import ConfigError
 from kit.losses import register_loss
-from kit.models import register_model
-from kit.pretrained import Weights, resolve_weights
+from kit.models import Weights, register_model, resolve_weights
 from kit.runfolder import (
     PSEUDO_SUMMARY_KEY,
     Run,

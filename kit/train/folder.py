@@ -25,15 +25,13 @@ from kit import runfolder as rundir
 from kit.cli import INTERRUPTED, TERMINATED, Terminated
 from kit.config import Config
 from kit.device import cpu_info, pick_amp
-from kit.heads import head_task
 from kit.labels import VALUE_NAMES, class_name
 from kit.metrics import score_probs, selection_score
-from kit.plot import confusion_png, curves_png
-from kit.pretrained import Weights
+from kit.models import Weights, head_task
+from kit.plot import confusion_png, curves_png, mistakes_sheet
 from kit.progress import in_notebook
 from kit.runfolder import LAST, Run, read_run
 from kit.runfolder.read import nothing_to_train
-from kit.sheets import mistakes_sheet
 from kit.tracking import Hook, Pruned
 from kit.train import distributed
 from kit.train.checkpoint import last_epoch, load

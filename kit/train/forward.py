@@ -24,7 +24,7 @@ from kit.data.fixture import resolve_data_dir
 from kit.data.sampling import resolve_workers
 from kit.device import pick_amp
 from kit.faces import prepared_loader
-from kit.heads import OUTPUT_KINDS, head_spec, to_probs
+from kit.models import OUTPUT_KINDS, head_spec, to_probs
 from kit.registry import blaming
 from kit.train import distributed
 from kit.transforms import CROP_MODES, build_transforms, normalization
@@ -72,7 +72,7 @@ def predict_frame(
 ) -> np.ndarray:
     """(n, 18) probabilities of ``model`` (trained under ``cfg``, on its device) for the rows of
     ``df`` (column ``path``), in row order, through ``cfg``'s evaluation transform; a per-task
-    head (``kit.heads.head_task``) gives its task's (n, k) probabilities instead.
+    head (``kit.models.head_task``) gives its task's (n, k) probabilities instead.
 
     ``tta`` names the test-time views whose probabilities are averaged
     (``kit.tta.tta_views``: ``"hflip"``, ``"hflip+shift"``, ...); a crop view

@@ -34,20 +34,19 @@ from torch import nn
 from kit import runfolder as rundir
 from kit.batch import create_device_aug, to_model_input
 from kit.config import Config
-from kit.device import pick_amp
+from kit.device import pick_amp, seed_everything
 from kit.errors import TrainingDiverged
-from kit.heads import OUTPUT_KINDS, head_spec, head_task, target_classes, to_probs
 from kit.labels import NUM_CLASSES
 from kit.metrics import f1_from_confusion, score_probs, selection_score
 from kit.mixing import Mixer
+from kit.models import OUTPUT_KINDS, head_spec, head_task, target_classes, to_probs
 from kit.optim import REFITS, Parts, epoch_steps, optimizer_steps
 from kit.progress import Progress
 from kit.registry import blame_user, blaming
-from kit.seeding import seed_everything
-from kit.train import checkpoint, data, distributed
+from kit.train import checkpoint, distributed
 from kit.train.checkpoint import TrainState
 from kit.train.forward import predictor
-from kit.train.setup import Job, Ready, Trainer, build_trainer
+from kit.train.setup import Job, Ready, Trainer, build_trainer, inputs_record
 from kit.transforms import normalization
 
 __all__ = ["SYNC_EVERY", "Running", "batch_labels", "epochs", "refit", "train_one_epoch"]
@@ -85,7 +84,7 @@ def train_run(job: Job, ready: Ready) -> None:
     if splits.pseudo is not None and ctx.is_main:
         rundir.write_pseudo_labels(job.run_dir, splits.pseudo.rows)
     if ctx.is_main:  # what the model started from (the face counts were logged when read)
-        rundir.update_env(job.run_dir, data.inputs_record(cfg, job.weights, ready.pictures.faces))
+        rundir.update_env(job.run_dir, inputs_record(cfg, job.weights, ready.pictures.faces))
     t.parts.module = distributed.training_module(t.parts.model, cfg, ctx, device)
     if ctx.is_main:  # after last.pt: a resumed run continues its tracker runs at this epoch
         job.trackers.open(cfg, job.run_dir, job.hooks, state.epoch + 1)

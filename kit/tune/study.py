@@ -39,7 +39,7 @@ from kit.io import output_error
 from kit.plot import save_png
 from kit.runfolder import writer_alive
 from kit.tracking import Pruned, Tracker, TrackerStart
-from kit.tune.space import Param
+from kit.tune import Param
 
 if TYPE_CHECKING:
     import albumentations as A

@@ -1,16 +1,20 @@
-"""What a tracker is, the tracker registry, and the trackers of one run (each failure contained).
+"""Experiment trackers that mirror a run folder: TensorBoard, W&B, MLflow (docs/tracking.md).
 
-A tracker mirrors a run folder to an experiment tracker (TensorBoard, W&B, MLflow): it is
-opened from a :class:`TrackerStart` (the run folder, its flattened config, the run id stored
-by an earlier, resumed process) and then receives, in this order, every finished epoch's
-metrics, the final summary, the artifact files, and the run's final status. The run folder
-stays the source of truth.
+``Config(track="tensorboard,wandb,mlflow")`` (``--track``) opens them for a run; the packages
+come with ``pip install -e ".[track]"``. Importing this module imports none of them: each is
+imported when its tracker opens.
+
+A tracker is opened from a :class:`TrackerStart` (the run folder, its flattened config, the run
+id stored by an earlier, resumed process) and then receives, in this order, every finished
+epoch's metrics, the final summary, the artifact files, and the run's final status. The run
+folder stays the source of truth.
 
 The epoch loop talks to one :class:`Trackers`: it opens the ``--track`` trackers and any epoch
 hooks (``kit.tune``'s pruning check is one), stores their run ids in ``trackers.json``, and
 forwards every call. A tracker that raises (server gone, disk full, a bug) is logged once and
 left out of later calls; only :class:`Pruned` goes through, since stopping the run is what a
-hook raising it asks for.
+hook raising it asks for. kit's own trackers are registered in :data:`TRACKERS` at the end of
+this module.
 """
 
 from __future__ import annotations
@@ -19,11 +23,16 @@ import importlib.metadata
 import importlib.util
 import json
 import logging
+import os
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
+
+import numpy as np
+from PIL import Image
 
 from kit import runfolder
 from kit.config import Config
@@ -31,14 +40,18 @@ from kit.errors import ConfigError
 from kit.registry import Registry
 
 __all__ = [
+    "EVENTS_DIR",
     "EXTRA",
     "TRACKERS",
     "Hook",
+    "MlflowTracker",
     "Pruned",
+    "TensorBoardTracker",
     "Tracker",
     "TrackerSpec",
     "TrackerStart",
     "Trackers",
+    "WandbTracker",
     "check_mlflow_uri",
     "check_track",
     "epoch_metrics",
@@ -48,6 +61,7 @@ __all__ = [
     "summary_metrics",
     "track_names",
 ]
+
 
 _log = logging.getLogger("kit")
 
@@ -282,3 +296,154 @@ def open_trackers(
             continue
         entries.append((name, tracker))
     return Trackers(entries)
+
+
+#: The folder of TensorBoard's event files, inside the run folder.
+EVENTS_DIR = "tensorboard"
+
+#: kit status -> MLflow run status.
+_MLFLOW_STATUS = {"complete": "FINISHED", "failed": "FAILED"}
+# MLflow limits one parameter value to 6000 characters.
+_MLFLOW_PARAM_LIMIT = 6000
+
+
+class TensorBoardTracker(Tracker):
+    """Event files in ``<run folder>/tensorboard/``, so ``tensorboard --logdir runs`` lists every
+    run (a K-fold's fold runs one level further down): scalars per epoch, the config as text,
+    the PNGs as images (files stay in the folder)."""
+
+    def __init__(self, start: TrackerStart) -> None:
+        from torch.utils.tensorboard import SummaryWriter  # optional: the tensorboard package
+
+        # purge_step: a resumed run hides events a killed process logged past its checkpoint
+        purge = start.first_epoch if start.first_epoch > 1 else None
+        self.writer = SummaryWriter(str(start.run_dir / EVENTS_DIR), purge_step=purge)
+        self.step = start.first_epoch - 1
+        if purge is None:
+            text = json.dumps(start.config, indent=1, default=str)
+            self.writer.add_text("config", f"```\n{text}\n```", 0)
+
+    def log_epoch(self, epoch: int, metrics: Mapping[str, float]) -> None:
+        for key, value in metrics.items():
+            self.writer.add_scalar(key, value, epoch)
+        self.writer.flush()  # a live `tensorboard` shows the epoch now, not at the end
+        self.step = epoch
+
+    def log_summary(self, summary: Mapping[str, float]) -> None:
+        for key, value in summary.items():
+            self.writer.add_scalar(key, value, self.step)
+
+    def log_artifacts(self, files: Sequence[Path]) -> None:
+        for path in files:
+            if path.suffix.lower() == ".png":
+                with Image.open(path) as img:
+                    pixels = np.asarray(img.convert("RGB"))
+                self.writer.add_image(path.stem, pixels, self.step, dataformats="HWC")
+
+    def close(self, status: str) -> None:
+        self.writer.add_text("status", status, self.step)
+        self.writer.close()
+
+
+class WandbTracker(Tracker):
+    """One W&B run per run folder, its files under ``<run folder>/wandb/``: config, per-epoch
+    metrics (step = epoch), summary, pictures and a run-files artifact.
+
+    ``WANDB_MODE=offline`` works with no network (``wandb sync <run folder>/wandb/offline-run-*``
+    uploads later); ``WANDB_PROJECT`` / ``WANDB_ENTITY`` choose where it goes (default project
+    kit). A resumed run passes the stored id with ``resume="allow"``: the same W&B run continues.
+    """
+
+    def __init__(self, start: TrackerStart) -> None:
+        import wandb  # optional: the wandb package
+
+        self.wandb = wandb
+        self.run = wandb.init(
+            project=os.environ.get("WANDB_PROJECT", "kit"),
+            name=start.name,
+            group=start.study,
+            dir=str(start.run_dir),
+            config=start.config,
+            id=start.resume_id,
+            resume="allow" if start.resume_id else None,
+            reinit="create_new",  # kit.tune trains several runs in one process
+            settings=wandb.Settings(console="off", silent=True),
+        )
+        self.run_id = self.run.id
+        self.step = start.first_epoch - 1
+
+    def log_epoch(self, epoch: int, metrics: Mapping[str, float]) -> None:
+        self.run.log(dict(metrics), step=epoch)
+        self.step = epoch
+
+    def log_summary(self, summary: Mapping[str, float]) -> None:
+        self.run.summary.update(dict(summary))
+
+    def log_artifacts(self, files: Sequence[Path]) -> None:
+        images = {p.stem: self.wandb.Image(str(p)) for p in files if p.suffix.lower() == ".png"}
+        if images:
+            self.run.log(images, step=max(self.step, 0))
+        artifact = self.wandb.Artifact(f"run-files-{self.run.id}", type="run-files")
+        for path in files:
+            artifact.add_file(str(path))
+        self.run.log_artifact(artifact)
+
+    def close(self, status: str) -> None:
+        self.run.summary["status"] = status
+        self.run.finish(exit_code=0 if status == "complete" else 1)
+
+
+class MlflowTracker(Tracker):
+    """One MLflow run per run folder, in experiment ``kit`` (or the search's study): params (the
+    flattened config), metrics per epoch, summary metrics, artifact files.
+
+    ``--mlflow-uri`` names the tracking server or store (``http://host:5000``, ``sqlite:///x.db``);
+    without it MLflow's own default applies (``MLFLOW_TRACKING_URI``, else a local store in the
+    working directory). Uses ``MlflowClient`` (no global "active run"), so several runs in one
+    process (``kit.tune``) never mix. A resumed run reopens the stored run id.
+    """
+
+    def __init__(self, start: TrackerStart) -> None:
+        from mlflow.entities import Param  # optional: the mlflow package
+        from mlflow.tracking import MlflowClient
+
+        self.client = MlflowClient(start.mlflow_uri)
+        if start.resume_id:
+            self.run_id = start.resume_id
+            self.client.update_run(self.run_id, status="RUNNING")
+            return
+        experiment = start.study or "kit"
+        found = self.client.get_experiment_by_name(experiment)
+        exp_id = found.experiment_id if found else self.client.create_experiment(experiment)
+        tags = {"kit.run_dir": str(start.run_dir.resolve())}
+        run = self.client.create_run(exp_id, run_name=start.name, tags=tags)
+        self.run_id = run.info.run_id
+        params = [Param(k, str(v)[:_MLFLOW_PARAM_LIMIT]) for k, v in start.config.items()]
+        for i in range(0, len(params), 100):  # log_batch takes at most 100 params a call
+            self.client.log_batch(self.run_id, params=params[i : i + 100])
+
+    def _metrics(self, metrics: Mapping[str, float], step: int) -> None:
+        from mlflow.entities import Metric
+
+        stamp = int(time.time() * 1000)
+        batch = [Metric(k, v, stamp, step) for k, v in metrics.items()]
+        self.client.log_batch(self.run_id, metrics=batch)
+
+    def log_epoch(self, epoch: int, metrics: Mapping[str, float]) -> None:
+        self._metrics(metrics, epoch)
+
+    def log_summary(self, summary: Mapping[str, float]) -> None:
+        self._metrics(summary, 0)
+
+    def log_artifacts(self, files: Sequence[Path]) -> None:
+        for path in files:
+            self.client.log_artifact(self.run_id, str(path))
+
+    def close(self, status: str) -> None:
+        self.client.set_tag(self.run_id, "kit.status", status)
+        self.client.set_terminated(self.run_id, _MLFLOW_STATUS.get(status, "KILLED"))
+
+
+TRACKERS.register("tensorboard", TrackerSpec("tensorboard", TensorBoardTracker))
+TRACKERS.register("wandb", TrackerSpec("wandb", WandbTracker))
+TRACKERS.register("mlflow", TrackerSpec("mlflow", MlflowTracker))
