@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
 
 from kit.errors import ConfigError
-from kit.labels import HEAD_SIZES
+from kit.labels import TASK_SIZES
 from kit.registry import REGISTRIES, did_you_mean
 
 __all__ = ["check", "check_folds", "check_registries", "parse_age_ranges", "parse_folds"]
@@ -126,8 +126,8 @@ _RANGES: dict[str, _Check] = {
         "an integer >= 0 or auto",
     ),
     "max_steps_per_epoch": (lambda v: v >= 1, "an integer >= 1"),
-    "head_losses": (lambda v: set(v) <= set(HEAD_SIZES), f"keys among {list(HEAD_SIZES)}"),
-    "head_weights": (lambda v: set(v) <= set(HEAD_SIZES), f"keys among {list(HEAD_SIZES)}"),
+    "head_losses": (lambda v: set(v) <= set(TASK_SIZES), f"keys among {list(TASK_SIZES)}"),
+    "head_weights": (lambda v: set(v) <= set(TASK_SIZES), f"keys among {list(TASK_SIZES)}"),
     "face_margin": (lambda v: 0 <= v <= 5, "a share in [0, 5], e.g. 0.4"),
     "crop_mix": (lambda v: 0 <= v <= 1, "a share in [0, 1] (0 = off), e.g. 0.5"),
     "name": (lambda v: v != "" and "/" not in v and "\\" not in v, "a non-empty name, no slashes"),

@@ -34,10 +34,11 @@ import torch
 from kit import splits as kit_splits
 from kit.bench.measure import PeakMemory, StepClock, sample_rows, sync
 from kit.config import Config, parse_folds
+from kit.data._common import usable_cores
 from kit.data.dataset import FlipChoice, load_rgb
 from kit.data.image_cache import cache_dir_for
 from kit.data.pictures import PreparedLoader, build_run_cache
-from kit.data.sampling import resolve_workers, train_loader, usable_cores
+from kit.data.sampling import resolve_workers, train_loader
 from kit.device import pick_amp, resolve_device, seed_everything
 from kit.faces import boxes_path, face_boxes, folder_pictures
 from kit.models import Weights, head_target, resolve_weights

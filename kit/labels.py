@@ -13,9 +13,9 @@ import numpy as np
 
 __all__ = [
     "AGE_THRESHOLDS",
-    "HEAD_SIZES",
     "NUM_CLASSES",
     "TASKS",
+    "TASK_SIZES",
     "VALUE_NAMES",
     "AgeGroup",
     "Gender",
@@ -52,7 +52,7 @@ AGE_THRESHOLDS: tuple[int, int] = (30, 60)
 #: The three tasks a class is made of, in the order used everywhere: the heads of a three-head
 #: model and the per-task heads (the head registry is :data:`kit.models.HEADS`).
 TASKS: tuple[str, str, str] = ("mask", "gender", "age")
-HEAD_SIZES: dict[str, int] = {"mask": 3, "gender": 2, "age": 3}
+TASK_SIZES: dict[str, int] = {"mask": 3, "gender": 2, "age": 3}
 
 _MASK_NAMES = ("wear", "incorrect", "not_wear")
 _GENDER_NAMES = ("male", "female")

@@ -30,7 +30,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from kit.labels import HEAD_SIZES, NUM_CLASSES, TASKS, class_name, decode
+from kit.labels import NUM_CLASSES, TASK_SIZES, TASKS, class_name, decode
 
 __all__ = [
     "Interval",
@@ -140,7 +140,7 @@ def head_f1(y_true: Any, y_pred: Any) -> dict[str, float]:
     t, p = _validate(y_true, y_pred, NUM_CLASSES)
     t_heads, p_heads = decode(t), decode(p)
     return {
-        head: float(f1_from_confusion(_confusion(th, ph, HEAD_SIZES[head])).mean())
+        head: float(f1_from_confusion(_confusion(th, ph, TASK_SIZES[head])).mean())
         for head, th, ph in zip(TASKS, t_heads, p_heads, strict=True)
     }
 
@@ -163,8 +163,8 @@ def summarize(y_true: Any, y_pred: Any) -> dict[str, Any]:
 
 def task_values(task: str, labels: Any) -> np.ndarray:
     """The ``task`` value (mask, gender or age group) of each 18-way class id in ``labels``."""
-    if task not in HEAD_SIZES:
-        raise ValueError(f"unknown task {task!r}; expected one of {list(HEAD_SIZES)}")
+    if task not in TASK_SIZES:
+        raise ValueError(f"unknown task {task!r}; expected one of {list(TASK_SIZES)}")
     t, _ = _validate(labels, labels, NUM_CLASSES)
     return decode(t)[TASKS.index(task)]
 
@@ -174,7 +174,7 @@ def summarize_task(task: str, y_true: Any, y_pred: Any) -> dict[str, Any]:
     of ``task``. The keys of :func:`summarize`: ``f1_<task>`` (macro F1 over the task's values)
     and ``accuracy`` are the task's; ``macro_f1`` and the other tasks' F1 are None (a per-task
     run predicts no class), ``confusion`` is the task's (k, k) matrix."""
-    k = HEAD_SIZES.get(task, 0)
+    k = TASK_SIZES.get(task, 0)
     t, p = _validate(task_values(task, y_true), y_pred, k)
     cm = _confusion(t, p, k)
     heads = {f"f1_{h}": None for h in TASKS}

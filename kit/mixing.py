@@ -32,7 +32,7 @@ import torch
 from timm.data import Mixup
 from timm.data.mixup import cutmix_bbox_and_lam
 
-from kit.labels import HEAD_SIZES, NUM_CLASSES, TASKS, heads_from_joint
+from kit.labels import NUM_CLASSES, TASK_SIZES, TASKS, heads_from_joint
 from kit.models import head_task, target_classes
 from kit.registry import Registry
 
@@ -161,7 +161,7 @@ class Mixer:
         self.spec, self.pairs = MIXES.use(mix), MIX_PAIRS.use(pairs)
         self.alpha, self.lam, self.prob = alpha, tuple(lam), prob
         task = head_task(head)  # a per-task head's targets are its task's values
-        self.width = NUM_CLASSES if task is None else HEAD_SIZES[task]
+        self.width = NUM_CLASSES if task is None else TASK_SIZES[task]
         self.timm = None
         if self.spec.timm is not None and pairs == "random":
             alphas = {k: v * alpha for k, v in self.spec.timm.items()}

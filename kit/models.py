@@ -82,8 +82,8 @@ from kit._config_checks import (
 from kit.config import Config
 from kit.errors import KitError, UserCodeError
 from kit.labels import (
-    HEAD_SIZES,
     NUM_CLASSES,
+    TASK_SIZES,
     TASKS,
     decode,
     encode,
@@ -144,7 +144,7 @@ class OutputKind:
     @property
     def width(self) -> int:
         """Columns of :attr:`probs`: 18, or the task's number of values."""
-        return NUM_CLASSES if self.task is None else HEAD_SIZES[self.task]
+        return NUM_CLASSES if self.task is None else TASK_SIZES[self.task]
 
 
 def _joint_probs(output: torch.Tensor) -> torch.Tensor:
@@ -152,7 +152,7 @@ def _joint_probs(output: torch.Tensor) -> torch.Tensor:
 
 
 def _heads_probs(output: Mapping[str, torch.Tensor]) -> torch.Tensor:
-    soft = {h: torch.softmax(output[h].float(), dim=1) for h in HEAD_SIZES}
+    soft = {h: torch.softmax(output[h].float(), dim=1) for h in TASK_SIZES}
     return joint_from_heads(soft["mask"], soft["gender"], soft["age"])
 
 
@@ -199,7 +199,7 @@ for _i, _task in enumerate(TASKS):
     OUTPUT_KINDS.register(
         _task,
         OutputKind(
-            f"one (n, {HEAD_SIZES[_task]}) {_task} logits tensor",
+            f"one (n, {TASK_SIZES[_task]}) {_task} logits tensor",
             _task_target(_i),
             _joint_probs,  # a softmax over the task's values
             task=_task,
@@ -299,7 +299,7 @@ class MultiHead(nn.Module):
 
     def __init__(self, in_features: int) -> None:
         super().__init__()
-        self.heads = nn.ModuleDict({h: nn.Linear(in_features, k) for h, k in HEAD_SIZES.items()})
+        self.heads = nn.ModuleDict({h: nn.Linear(in_features, k) for h, k in TASK_SIZES.items()})
 
     def forward(self, features: torch.Tensor) -> dict[str, torch.Tensor]:
         return {h: layer(features) for h, layer in self.heads.items()}
@@ -307,9 +307,9 @@ class MultiHead(nn.Module):
 
 def _task_head(task: str) -> Callable[[int], nn.Module]:
     def build(in_features: int) -> nn.Module:
-        return nn.Linear(in_features, HEAD_SIZES[task])
+        return nn.Linear(in_features, TASK_SIZES[task])
 
-    build.__doc__ = f"One linear layer to the {HEAD_SIZES[task]} {task} values (a per-task run)."
+    build.__doc__ = f"One linear layer to the {TASK_SIZES[task]} {task} values (a per-task run)."
     return build
 
 

@@ -26,7 +26,7 @@ from kit import cli
 from kit.cli import add_debug_flag, error_text, run_cli
 from kit.data.fixture import FIXTURE, SMOKE_FIXTURE
 from kit.io import OutputError
-from kit.labels import HEAD_SIZES, VALUE_NAMES
+from kit.labels import TASK_SIZES, VALUE_NAMES
 from kit.metrics import per_class_f1, report, summarize, summarize_task, task_values
 from kit.plot import confusion_png, mistakes_sheet, train_picture_files
 from kit.runfolder import (
@@ -217,7 +217,7 @@ def _task_report(task: str, y_true: np.ndarray, y_pred: np.ndarray) -> str:
     """Per-value precision / recall / F1 / support of a per-task run (``y_true`` 18-way class
     ids, ``y_pred`` the task's values): scikit-learn's report, whose macro avg F1 is the
     task's macro F1."""
-    values = range(HEAD_SIZES[task])
+    values = range(TASK_SIZES[task])
     from sklearn.metrics import classification_report  # seconds: only for the report
 
     return classification_report(

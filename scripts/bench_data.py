@@ -34,8 +34,8 @@ from kit.batch import create_device_aug, to_model_input
 from kit.bench.measure import ensure_fixture, kit_loader, machine_info
 from kit.config import Config
 from kit.data import read_train
+from kit.data._common import usable_cores
 from kit.data.pictures import build_run_cache
-from kit.data.sampling import usable_cores
 from kit.transforms import normalization
 
 

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from kit.ensemble import ensemble
-from kit.labels import HEAD_SIZES, decode, heads_from_joint, joint_from_heads
+from kit.labels import TASK_SIZES, decode, heads_from_joint, joint_from_heads
 from kit.runfolder import TASK_COLUMNS, probs_task, read_task_val_probs, write_task_probs
 from tests._runfolders import Preds, RunSpec, summary, write_run
 
@@ -25,7 +25,7 @@ def _dirichlet(seed: int, n: int, k: int) -> np.ndarray:
 
 def _task_run(root: Path, task: str, seed: int, ids: list[str] = IDS) -> tuple[Path, dict]:
     """A per-task run folder written by the run-folder writer, and its probabilities."""
-    k = HEAD_SIZES[task]
+    k = TASK_SIZES[task]
     run = root / f"20240101-120000_{task}{seed}"
     run.mkdir(parents=True)
     val, test = _dirichlet(seed, N, k), _dirichlet(seed + 100, N_TEST, k)

@@ -16,7 +16,7 @@ from sklearn.metrics import accuracy_score, f1_score
 import kit
 from kit.config import Config
 from kit.inference import predict
-from kit.labels import HEAD_SIZES, decode, joint_from_heads
+from kit.labels import TASK_SIZES, decode, joint_from_heads
 from kit.losses import build_criterion
 from kit.models import OUTPUT_KINDS, head_task, to_probs
 from kit.runfolder import RUN_FILES, SUBMISSION
@@ -33,7 +33,7 @@ def _task_truth(labels: np.ndarray, task: str) -> np.ndarray:
 
 
 def _cols(task: str) -> list[str]:
-    return [f"{task}{v}" for v in range(HEAD_SIZES[task])]
+    return [f"{task}{v}" for v in range(TASK_SIZES[task])]
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +46,7 @@ def task_runs(tiny_base: Config, tmp_path_factory: pytest.TempPathFactory) -> di
 
 def test_task_heads_are_registered_with_their_kinds():
     for i, task in enumerate(TASKS):
-        assert head_task(task) == task and OUTPUT_KINDS[task].width == HEAD_SIZES[task]
+        assert head_task(task) == task and OUTPUT_KINDS[task].width == TASK_SIZES[task]
         assert OUTPUT_KINDS[task].target(17) == decode(17)[i]
     assert head_task("single") is None and head_task("multi") is None
     logits = torch.randn(4, 2)
@@ -78,13 +78,13 @@ def test_a_task_run_writes_task_probabilities_and_task_scores(task_runs: dict[st
         truth = _task_truth(val["label"].to_numpy(), task)
         pred = val[_cols(task)].to_numpy().argmax(1)
         want = f1_score(
-            truth, pred, labels=range(HEAD_SIZES[task]), average="macro", zero_division=0
+            truth, pred, labels=range(TASK_SIZES[task]), average="macro", zero_division=0
         )
         assert summary["task"] == task and summary["val_macro_f1"] is None
         assert summary[f"val_f1_{task}"] == pytest.approx(want)
         assert summary["val_accuracy"] == pytest.approx(accuracy_score(truth, pred))
         assert all(summary[f"val_f1_{t}"] is None for t in TASKS if t != task)
-        assert np.array(summary["confusion"]).shape == (HEAD_SIZES[task],) * 2
+        assert np.array(summary["confusion"]).shape == (TASK_SIZES[task],) * 2
         assert kit.read_run(run).best_score == pytest.approx(want)
         # best.pt is the epoch whose task F1 was highest
         metrics = pd.read_csv(run / "metrics.csv")

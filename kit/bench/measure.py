@@ -46,11 +46,12 @@ from torchvision import transforms as T
 from kit.bench import PHASES, TARGETS, BenchOptions
 from kit.config import Config
 from kit.data import read_train
+from kit.data._common import usable_cores
 from kit.data.dataset import ImageDataset, load_rgb
 from kit.data.fixture import make_fixture
 from kit.data.image_cache import ImageCache
 from kit.data.pictures import build_run_cache
-from kit.data.sampling import resolve_workers, train_loader, usable_cores
+from kit.data.sampling import resolve_workers, train_loader
 from kit.device import cpu_info, resolve_device
 from kit.losses import build_criterion
 from kit.models import create_model

@@ -24,6 +24,7 @@ __all__ = [
     "parse_age",
     "parse_gender",
     "read_csv_checked",
+    "usable_cores",
 ]
 
 
@@ -130,3 +131,11 @@ def read_csv_checked(path: Path, required: tuple[str, ...]) -> pd.DataFrame:
             f"{', '.join(header)}, expected {expected}"
         )
     return pd.DataFrame(rows, columns=header, index=pd.Index(lines, name="line"), dtype=str)
+
+
+def usable_cores() -> int:
+    """The CPU cores this process may run on (a container's share, not the host's count)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1

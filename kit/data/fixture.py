@@ -37,7 +37,7 @@ import pandas as pd
 from PIL import Image, ImageFilter
 
 from kit import cli
-from kit.data._common import STEM_MASK, STEMS
+from kit.data._common import STEM_MASK, STEMS, usable_cores
 from kit.labels import age_to_group, encode
 from kit.progress import Progress
 
@@ -288,13 +288,6 @@ def _person(job: tuple[Path, str, int, int, int, tuple[int, int], list[tuple[str
     return boxes
 
 
-def cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
-
-
 def draw(jobs: list, workers: int, desc: str, progress: bool) -> list[list]:
     """Every job's boxes, in job order; in ``workers`` processes when more than one."""
     bar = Progress(desc, len(jobs), quiet=not progress, what="people", first_after=5)
@@ -431,7 +424,7 @@ def make_fixture(
             f"n_people={n_people}, n_eval_people={n_eval_people}, image_size={image_size}"
         )
     if workers is None:  # a process pool only pays off beyond a few dozen people
-        workers = min(cores(), max(1, (n_people + n_eval) // 24))
+        workers = min(usable_cores(), max(1, (n_people + n_eval) // 24))
     for part in ("train", "eval"):
         if (root / part).exists() and not overwrite:
             raise FileExistsError(

@@ -20,9 +20,9 @@ from typing import Any
 import numpy as np
 
 from kit.config import Config
+from kit.data._common import usable_cores
 from kit.data.image_cache import ImageCache, build_cache
 from kit.data.layout import load_rgb
-from kit.data.sampling import usable_cores
 from kit.runfolder import package_version
 from kit.transforms import CROP_MODES, Box, prepare, prepare_key
 

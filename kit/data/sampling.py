@@ -12,7 +12,6 @@ before it, so a resumed run sees the same batches as an uninterrupted one.
 from __future__ import annotations
 
 import math
-import os
 import random
 from collections.abc import Callable, Iterator, Sequence, Sized
 from functools import partial
@@ -23,6 +22,7 @@ import torch
 from albumentations.core.composition import BaseCompose
 from torch.utils.data import DataLoader, Dataset, Sampler, WeightedRandomSampler
 
+from kit.data._common import usable_cores
 from kit.data.dataset import collate_pictures
 from kit.registry import Registry
 from kit.transforms import draws_numbers
@@ -156,14 +156,6 @@ def _balanced(labels: np.ndarray, generator: torch.Generator) -> Sampler:
 def epoch_seed(seed: int, epoch: int) -> int:
     """A 31-bit seed for one epoch of a run."""
     return int(np.random.SeedSequence([seed, epoch]).generate_state(1)[0] >> 1)
-
-
-def usable_cores() -> int:
-    """The CPU cores this process may run on (a container's share, not the host's count)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # macOS, Windows
-        return os.cpu_count() or 1
 
 
 def resolve_workers(workers: int | str, processes: int = 1) -> int:

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from kit.config import Config
-from kit.labels import HEAD_SIZES, NUM_CLASSES, TASKS, decode
+from kit.labels import NUM_CLASSES, TASK_SIZES, TASKS, decode
 from kit.models import head_spec
 from kit.registry import Registry, UnknownName, registerer
 
@@ -287,7 +287,7 @@ def build_multihead_loss(
     losses = {
         h: build_loss(
             specs[h],
-            num_classes=HEAD_SIZES[h],
+            num_classes=TASK_SIZES[h],
             labels=head_labels.get(h),
             **kwargs_per_head.get(h, {}),
         )
@@ -312,7 +312,7 @@ def _task_criterion(task: str) -> Callable[[Any, Any], nn.Module]:
 
     def build(cfg: Config, labels: Any) -> nn.Module:
         values = None if labels is None else decode(np.asarray(labels))[TASKS.index(task)]
-        return build_loss(cfg.loss, num_classes=HEAD_SIZES[task], labels=values, **cfg.loss_kwargs)
+        return build_loss(cfg.loss, num_classes=TASK_SIZES[task], labels=values, **cfg.loss_kwargs)
 
     return build
 

@@ -5,7 +5,7 @@ Everything that writes or reads a run folder spells a file or a column only thro
 
 from __future__ import annotations
 
-from kit.labels import HEAD_SIZES, NUM_CLASSES
+from kit.labels import NUM_CLASSES, TASK_SIZES
 
 __all__ = [
     "BEST",
@@ -158,7 +158,7 @@ TRANSFORM_FIELD = "train_transform"
 #: (wear, incorrect, not wear), ``gender0..gender1`` (male, female), ``age0..age2`` (<30,
 #: 30-59, >=60), in :mod:`kit.labels` order.
 TASK_COLUMNS: dict[str, list[str]] = {
-    task: [f"{task}{v}" for v in range(k)] for task, k in HEAD_SIZES.items()
+    task: [f"{task}{v}" for v in range(k)] for task, k in TASK_SIZES.items()
 }
 
 

@@ -35,6 +35,7 @@ from kit import runfolder as rundir
 from kit import splits as kit_splits
 from kit.config import Config, check_registries
 from kit.data import sampling
+from kit.data._common import usable_cores
 from kit.data.dataset import CropChoice, FlipChoice, ImageDataset, load_rgb
 from kit.data.image_cache import ImageCache, cache_dir_for
 from kit.data.pictures import (
@@ -46,7 +47,6 @@ from kit.data.pictures import (
     prepare_file,
 )
 from kit.data.pseudo import check_pseudo_sources, soft_targets
-from kit.data.sampling import usable_cores
 from kit.device import seed_everything, set_determinism
 from kit.faces import other_crop, prepared_loader
 from kit.losses import build_criterion
