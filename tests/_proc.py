@@ -62,6 +62,9 @@ _PRELOADED_TOPS |= {"sklearn", "matplotlib", "kit", "PIL", "scipy", "huggingface
 #: Variables a child may set differently: read when used, never when the libraries are imported.
 _READ_WHEN_USED = {"OMP_NUM_THREADS", "PATH", "KIT_DEBUG", "COLUMNS", "PWD", "OLDPWD"}
 _READ_WHEN_USED |= {"PYTEST_CURRENT_TEST"}  # pytest sets it anew for each test
+# a shell sets these for the commands it starts (python_on_path): `_` (the command's path) and
+# SHLVL, and a non-interactive bash drops PS1 and PS2; no library reads them
+_READ_WHEN_USED |= {"_", "SHLVL", "PS1", "PS2"}
 # kit sets these in the test process when a test fits or runs the doctor in-process; cuBLAS and
 # tensorboard read them when first used, and neither is used by the server's imports
 _READ_WHEN_USED |= {"CUBLAS_WORKSPACE_CONFIG", "TF_CPP_MIN_LOG_LEVEL"}

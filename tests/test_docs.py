@@ -159,6 +159,7 @@ def test_runnable_blocks_run(doc: Path, scratch_repo: Path, tmp_path: Path):
     bindir = str(Path(sys.executable).parent)
     with _proc.python_on_path(tmp_path / "bin") as shims:
         env = {**os.environ, "PATH": os.pathsep.join([shims, bindir, os.environ.get("PATH", "")])}
+        env["OMP_NUM_THREADS"] = "1"  # one thread, as every test trains: the other worker's core
         for i, (lang, code) in enumerate(blocks, 1):
             if lang == "bash":
                 cmd = ["bash", "-euo", "pipefail", "-c", smoke(code)]

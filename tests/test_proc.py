@@ -107,7 +107,10 @@ def test_what_only_a_new_interpreter_can_do_goes_to_subprocess(monkeypatch, tmp_
 
 def test_python_on_a_shells_path_runs_warm_and_replays_streams_and_code(tmp_path: Path):
     with _proc.python_on_path(tmp_path / "bin") as shims:
-        env = {**os.environ, "PATH": shims + os.pathsep + os.environ["PATH"]}
+        env = {**os.environ, "PATH": shims + os.pathsep + os.environ["PATH"], "PS1": "$ "}
         script = "python -c 'import sys; print(sys.argv[1:]); sys.exit(5)' x || echo code=$?"
         done = subprocess.run(["bash", "-c", script], env=env, capture_output=True, text=True)
+        parent = "python -c 'import os; print(os.getppid())'"  # the server's fork, not cold
+        forked = subprocess.run(["bash", "-c", parent], env=env, capture_output=True, text=True)
     assert done.stdout == "['x']\ncode=5\n"
+    assert forked.stdout == f"{_proc._server['proc'].pid}\n", forked.stderr

@@ -3,6 +3,7 @@ restart or a killed trial, two workers on one SQLite study, the report and the p
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import sys
@@ -261,8 +262,10 @@ def test_cli_bad_input_is_one_line(tmp_path, capsys):
 _OPEN_AT = """
 import sys, time
 from kit.tune.study import open_storage, open_study
-for i, url in enumerate(sys.argv[2:]):
-    while time.time() < float(sys.argv[1]) + i:  # both workers open each new database at once
+for url in sys.argv[1:]:
+    print("ready", flush=True)
+    start = float(sys.stdin.readline())
+    while time.time() < start:  # both workers open each new database at once
         time.sleep(0.001)
     open_study("two", open_storage(url))
 """
@@ -272,17 +275,28 @@ def test_two_workers_creating_one_new_sqlite_database_at_once_both_open_it(tmp_p
     # Without the lock beside the file, about one start in two failed with
     # "table studies already exists" (the race CI hit with two kit.tune workers).
     urls = [default_storage(tmp_path / f"db{i}") for i in range(4)]
-    start = str(time.time() + 8)  # after both have imported torch
     workers = [
         subprocess.Popen(
-            [sys.executable, "-c", _OPEN_AT, start, *urls],
+            [sys.executable, "-c", _OPEN_AT, *urls],
+            stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
         )
         for _ in range(2)
     ]
-    logs = [w.communicate(timeout=120)[0] for w in workers]
+    logs = ["", ""]
+    for _ in urls:  # each database: both workers have imported and opened the last one, then go
+        for i, w in enumerate(workers):
+            while (line := w.stdout.readline()) not in ("ready\n", ""):
+                logs[i] += line
+        start = f"{time.time() + 0.2}\n"
+        for w in workers:
+            with contextlib.suppress(BrokenPipeError):  # a worker that failed: its log says why
+                w.stdin.write(start)
+                w.stdin.flush()
+    for i, w in enumerate(workers):
+        logs[i] += w.communicate(timeout=120)[0]
     assert [w.returncode for w in workers] == [0, 0], logs
     for url in urls:
         assert optuna.load_study(study_name="two", storage=url).get_trials() == []
