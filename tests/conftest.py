@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 from pathlib import Path
 
@@ -24,8 +25,10 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 # One thread: the tests run beside other work on small shared machines, where a second
-# thread mostly waits; results do not depend on it.
+# thread mostly waits; results do not depend on it. The commands the tests start (recipes,
+# python -m kit.*, documented blocks; forked by tests/_proc.py or fresh) get one thread too.
 torch.set_num_threads(1)
+os.environ["OMP_NUM_THREADS"] = "1"
 
 #: The tiny dataset: enough people for a person-level split of every gender x age cell.
 TINY_PEOPLE, TINY_SIZE = 36, (48, 36)  # size is (height, width), like the real 512x384

@@ -42,8 +42,9 @@ class PruneOddTrials(optuna.pruners.BasePruner):
         return trial.number % 2 == 1
 
 
-def _smoke(tmp_path: Path) -> Config:
-    return Config(smoke=True, quiet=True, output_dir=str(tmp_path / "runs"), name="s")
+def _trials(tiny_cfg: Config) -> Config:
+    """The trials' config: the tests' tiny run (two epochs, so a trial reports twice)."""
+    return tiny_cfg.replace(name="s")
 
 
 def _config(run_dir: str) -> dict:
@@ -82,10 +83,10 @@ def test_space_errors(text, message):
         parse_space([text])
 
 
-def test_search_runs_tagged_trials_prunes_and_continues(tmp_path):
-    # two trials, then a restart that adds the third: three smoke trainings in all (one of
+def test_search_runs_tagged_trials_prunes_and_continues(tiny_cfg):
+    # two trials, then a restart that adds the third: three tiny trainings in all (one of
     # them pruned after its first epoch)
-    base = _smoke(tmp_path)
+    base = _trials(tiny_cfg)
     study = kit.tune(base, SPACE, 2, pruner=PruneOddTrials(), seed=0)
     assert [t.number for t in study.get_trials()] == [0, 1]
     again = kit.tune(base, SPACE, 3, pruner=PruneOddTrials())  # a restart continues the study
@@ -112,8 +113,8 @@ def test_search_runs_tagged_trials_prunes_and_continues(tmp_path):
     assert Path(default_storage(base.output_dir).removeprefix("sqlite:///")).is_file()
 
 
-def test_a_trial_killed_mid_way_is_failed_and_rerun_with_its_parameters(tmp_path):
-    base = _smoke(tmp_path)
+def test_a_trial_killed_mid_way_is_failed_and_rerun_with_its_parameters(tiny_cfg):
+    base = _trials(tiny_cfg)
     ended = subprocess.run(
         [sys.executable, "-c", "import os; print(os.getpid())"],
         capture_output=True,
