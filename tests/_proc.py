@@ -68,6 +68,8 @@ _READ_WHEN_USED |= {"_", "SHLVL", "PS1", "PS2"}
 # kit sets these in the test process when a test fits or runs the doctor in-process; cuBLAS and
 # tensorboard read them when first used, and neither is used by the server's imports
 _READ_WHEN_USED |= {"CUBLAS_WORKSPACE_CONFIG", "TF_CPP_MIN_LOG_LEVEL"}
+# torch.hub reads TORCH_HOME when it looks for weights (torch.hub.get_dir), never at import
+_READ_WHEN_USED |= {"TORCH_HOME"}
 
 _server: dict[str, Any] = {}
 #: One command at a time talks to the server (a doc block may start several from threads).

@@ -5,12 +5,52 @@ from __future__ import annotations
 import os
 import signal
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
 
 from kit.config import Config
 from kit.data.fixture import make_fixture
+
+#: The longest work of ``pytest -m slow`` (20-150 s each on 2 cores), longest first: the
+#: pytest-xdist workers start on these, so that no worker is left alone with one of them at the
+#: end while the other idles. Each entry is a test file or, where tests share nothing costly, one
+#: test (a work unit of its own, which the other worker can take). Only the order depends on
+#: this list: a stale entry costs balance, never a result.
+LONG_FIRST = (
+    "tests/test_ablate.py",
+    "tests/test_docs.py::test_runnable_blocks_run[docs/getting-started.md]",
+    "tests/test_own_code.py",
+    "tests/test_tune.py",
+    "tests/test_docs.py::test_runnable_blocks_run[docs/ensembling.md]",
+    "tests/test_docs.py::test_runnable_blocks_run[docs/experiments.md]",
+    "tests/test_docs.py::test_runnable_blocks_run[docs/search.md]",
+    "tests/test_distributed.py",
+    "tests/test_entry_points.py",
+    "tests/test_notebooks.py",
+)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """``--dist loadfile`` (pyproject's addopts) with the units of :data:`LONG_FIRST` handed
+    out first, in its order; the rest as pytest-xdist orders them (most tests first)."""
+    if config.getvalue("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadFileScheduling
+
+    class LongFirst(LoadFileScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return nodeid if nodeid in LONG_FIRST else super()._split_scope(nodeid)
+
+        def _assign_work_unit(self, node: Any) -> None:
+            rank = {scope: i for i, scope in enumerate(LONG_FIRST)}
+            first = min(self.workqueue, key=lambda scope: rank.get(scope, len(rank)))
+            self.workqueue.move_to_end(first, last=False)
+            super()._assign_work_unit(node)
+
+    return LongFirst(config, log)
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -5,7 +5,6 @@ tabulates finished runs without training, and a wrong row name is one ``error:``
 from __future__ import annotations
 
 import importlib.util
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -20,13 +19,14 @@ TINY = ("--people", "24", "--eval-people", "6", "--epochs", "1", "--seeds", "1",
 
 
 def _ablate(work: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONHASHSEED": "0"}
+    """The script in its own process, forked warm (tests/_proc.py). Its string hash seed is a
+    random one, as a user's ``python`` has, and each ``--jobs`` worker gets another: the table
+    must not depend on them (no PYTHONHASHSEED pinned here)."""
     return _proc.run(
         [sys.executable, str(SCRIPT), "--work", str(work), *args],
         capture_output=True,
         text=True,
         timeout=900,
-        env=env,
     )
 
 

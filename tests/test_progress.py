@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import logging
 import re
-import subprocess
 import sys
 from pathlib import Path
 
@@ -16,14 +15,14 @@ import kit.progress as progress
 import kit.runfolder as rundir
 from kit.progress import Progress
 from kit.train import fit
+from tests import _proc
 
 ROOT = Path(__file__).resolve().parents[1]
 LINE = re.compile(r"epoch 1/2 +\d+% \(\d+/2 batches\) +[\d.]+ img/s +ETA \d+:\d\d:\d\d")
 
 
-@pytest.mark.slow  # a recipe's smoke training in a fresh process
+@pytest.mark.slow  # a recipe's smoke training in its own process (forked warm: tests/_proc.py)
 def test_a_smoke_run_whose_output_is_a_log_file_shows_progress_lines(tiny_data, tmp_path):
-    log = tmp_path / "train.log"
     argv = [
         sys.executable,
         str(ROOT / "recipes" / "baseline.py"),
@@ -33,9 +32,9 @@ def test_a_smoke_run_whose_output_is_a_log_file_shows_progress_lines(tiny_data, 
         "--output-dir",
         str(tmp_path / "runs"),
     ]
-    with log.open("w") as out:  # as nohup or CI would: neither stdout nor stderr a terminal
-        done = subprocess.run(argv, stdout=out, stderr=subprocess.STDOUT, timeout=300, cwd=tmp_path)
-    text = log.read_text()
+    # its stdout and stderr go to files, as under nohup or in CI: neither is a terminal
+    done = _proc.run(argv, timeout=300, cwd=tmp_path)
+    text = done.stdout + done.stderr
     assert done.returncode == 0, text
     assert LINE.search(text), text
     assert "\r" not in text  # no bar redrawn in place
