@@ -202,4 +202,4 @@ def __dir__() -> list[str]:
 
 
 # a torchvision of another torch build fails on import with one line, not a timm traceback
-importlib.import_module("kit.doctor").guard_torchvision_import()
+importlib.import_module("kit.torch_build").guard_torchvision_import()

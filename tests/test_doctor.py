@@ -7,7 +7,8 @@ import torch
 import torchvision
 
 from kit.__main__ import main as kit_main
-from kit.doctor import OPTIONAL, build_mismatch, reinstall_command
+from kit.doctor import OPTIONAL
+from kit.torch_build import build_mismatch, reinstall_command
 from tests._day_one_triggers import plant_torchvision, run_with_planted
 
 
