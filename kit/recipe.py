@@ -16,11 +16,9 @@ ledger (``python -m kit.runs``) shows the repeats as one row, mean ± sd over th
 from __future__ import annotations
 
 import argparse
-import multiprocessing as mp
 import pickle
 import sys
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
@@ -167,7 +165,7 @@ def main(
 ) -> Run | T | list[Run | T]:
     """A recipe's whole command line: ``fit(parse_args(base, argv), train_transform)``.
 
-    With ``--seeds`` it trains once per seed (:mod:`kit.recipe`) and returns the list of
+    With ``--seeds`` it trains once per seed (:func:`train_seeds`) and returns the list of
     what each training returned.
 
     ``train``: what to do with the parsed config instead (a recipe that trains more than once,
@@ -298,6 +296,10 @@ def train_side_by_side(step: Callable[[Config], T], cfgs: Sequence[Config], jobs
     if jobs == 1 or len(cfgs) == 1:
         return [step(cfg) for cfg in cfgs]
     _check_sendable(step, jobs)
+    # process pools: only when runs go side by side, not for every recipe's --help
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
     # spawn: a fresh interpreter per worker, no forked torch thread pools
     with ProcessPoolExecutor(min(jobs, len(cfgs)), mp_context=mp.get_context("spawn")) as pool:
         return list(pool.map(_one_thread, [step] * len(cfgs), cfgs))
