@@ -533,7 +533,7 @@ def _triple(values: Any) -> tuple[float, float, float] | None:
 
 class Classifier(nn.Module):
     """``head(backbone(x))``: the backbone gives ``(n, width)`` features, the head its
-    outputs (``kit.models``)."""
+    outputs (:data:`HEADS`)."""
 
     def __init__(self, backbone: nn.Module, head: nn.Module) -> None:
         super().__init__()

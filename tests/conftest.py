@@ -30,6 +30,7 @@ LONG_FIRST = (
     "tests/test_entry_points.py",
     "tests/test_notebooks.py",
 )
+_RANK = {scope: i for i, scope in enumerate(LONG_FIRST)}
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -42,11 +43,10 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
 
     class LongFirst(LoadFileScheduling):
         def _split_scope(self, nodeid: str) -> str:
-            return nodeid if nodeid in LONG_FIRST else super()._split_scope(nodeid)
+            return nodeid if nodeid in _RANK else super()._split_scope(nodeid)
 
         def _assign_work_unit(self, node: Any) -> None:
-            rank = {scope: i for i, scope in enumerate(LONG_FIRST)}
-            first = min(self.workqueue, key=lambda scope: rank.get(scope, len(rank)))
+            first = min(self.workqueue, key=lambda scope: _RANK.get(scope, len(_RANK)))
             self.workqueue.move_to_end(first, last=False)
             super()._assign_work_unit(node)
 

@@ -2,9 +2,7 @@
 
 Filters (``--name``, ``--status``, ``--no-smoke``, ``--study``) choose the rows, ``--columns``
 the columns; ``--markdown`` and ``--csv`` print every column at full width; ``--plot`` overlays
-the rows' curves; ``--prune`` frees disk space.
-
-``python -m kit.runs --prune``: what may go to free disk space, listed before anything goes.
+the rows' curves; ``--prune`` frees disk space, listing what goes before anything goes.
 
 Whole run folders of failed runs and of ``--smoke`` runs go; complete runs lose only their
 ``last.pt`` (what ``--resume`` needs; ``best.pt`` and the predictions stay, so they still
@@ -35,7 +33,7 @@ from kit.runs.ledger import STATUSES, csv_text, pick_columns, select, to_markdow
 
 @dataclass(frozen=True)
 class Deletion:
-    """One thing :func:`apply` deletes: a whole run folder or one checkpoint file."""
+    """One thing :func:`apply_prune` deletes: a whole run folder or one checkpoint file."""
 
     path: Path
     why: str  # "failed run", "smoke run", "complete run's last.pt"
@@ -88,7 +86,7 @@ def prune_plan(df: pd.DataFrame) -> list[Deletion]:
 
 
 def describe_prune(deletions: list[Deletion]) -> str:
-    """The list :func:`plan` made, one line per item, and the space it frees."""
+    """The list :func:`prune_plan` made, one line per item, and the space it frees."""
     if not deletions:
         return "nothing to prune\n"
     total = sum(d.bytes for d in deletions)
@@ -98,7 +96,7 @@ def describe_prune(deletions: list[Deletion]) -> str:
 
 
 def apply_prune(deletions: list[Deletion]) -> int:
-    """Delete what :func:`plan` listed; returns the bytes freed."""
+    """Delete what :func:`prune_plan` listed; returns the bytes freed."""
     freed = 0
     for d in deletions:
         if d.whole_run:

@@ -56,9 +56,8 @@ from kit.optim import Parts, build_parts, check_scheduler_kwargs, freeze_backbon
 from kit.runfolder.read import check_resumable, check_unchanged, nothing_to_train
 from kit.splits import Splits, drop_ages, run_paths
 from kit.tracking import Hook, Trackers
-from kit.train import distributed
 from kit.train.checkpoint import TrainState, load, restore
-from kit.train.distributed import SINGLE, DistContext, barrier
+from kit.train.distributed import SINGLE, DistContext, barrier, prepare_model
 from kit.transforms import CROP_MODES, OTHER_CROP, build_transforms, normalization
 
 __all__ = [
@@ -192,7 +191,7 @@ class Job:
     cfg: Config
     run_dir: Path
     device: torch.device
-    ctx: distributed.DistContext = distributed.SINGLE
+    ctx: DistContext = SINGLE
     weights: Weights | None = None  # resolved before the run folder was made (kit.models)
     hooks: Sequence[Hook] = ()  # fit's epoch hooks, opened with the --track trackers
     trackers: Trackers = field(default_factory=Trackers)  # opened by train_run (rank 0)
@@ -245,7 +244,7 @@ def build_trainer(
     augment: A.BasicTransform | None,
     *,
     device: torch.device,
-    ctx: distributed.DistContext = distributed.SINGLE,
+    ctx: DistContext = SINGLE,
     pretrained: Weights | None = None,
     weights: dict[str, Any] | None = None,
 ) -> Trainer:
@@ -257,7 +256,7 @@ def build_trainer(
     )
     generator = torch.Generator()
     loader = sampling.train_loader(train_ds, cfg, generator, ctx.rank, ctx.world_size)
-    model = distributed.prepare_model(create_model(cfg, weights=pretrained).to(device), cfg)
+    model = prepare_model(create_model(cfg, weights=pretrained).to(device), cfg)
     if weights is not None:
         model.load_state_dict(weights)
     criterion = build_criterion(cfg, train_ds.targets).to(device)
@@ -293,7 +292,7 @@ def prepare(
     cfg: Config,
     train_transform: A.BasicTransform | None,
     device: torch.device,
-    ctx: distributed.DistContext = distributed.SINGLE,
+    ctx: DistContext = SINGLE,
     weights: Weights | None = None,
 ) -> Ready:
     """The data (read and checked), the picture cache and the :class:`Trainer` of ``cfg``

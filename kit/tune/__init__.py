@@ -248,7 +248,7 @@ def run(
     """Search ``space`` around ``config`` until the study has ``n_trials`` trials; the study.
 
     ``space``: ``{"lr": "log:1e-4:1e-2", "loss": ["cross_entropy", "focal"]}`` or the
-    ``--param`` texts (``kit.tune``). ``study`` defaults to ``config.name``;
+    ``--param`` texts (:func:`parse_space`). ``study`` defaults to ``config.name``;
     ``storage`` (an SQLAlchemy URL) to ``sqlite:///<output_dir>/optuna.db``; ``seed`` seeds
     the TPE sampler; ``pruner`` defaults to ``MedianPruner(n_startup_trials=5)``. Calling it
     again with the same study continues it (counting the trials already there).
