@@ -81,7 +81,8 @@ def confusion_figure(
     class_names: Sequence[str] | None = None,
     title: str | None = None,
 ) -> Figure:
-    """The ``(n, n)`` count matrix (rows true), coloured by row share, each cell its count."""
+    """The ``(n, n)`` count matrix (rows true), coloured by row share, each non-empty cell its
+    count; an empty cell is left blank."""
     cm = np.asarray(confusion)
     if cm.ndim != 2 or cm.shape[0] != cm.shape[1]:
         raise ValueError(f"confusion must be a square matrix, got shape {cm.shape}")
@@ -101,10 +102,13 @@ def confusion_figure(
     disp.plot(ax=ax, cmap="Blues", colorbar=False, xticks_rotation="vertical", values_format=".0f")
     disp.im_.set_clim(0, 1)  # a full row is dark blue, whatever the largest share
     for (i, j), text in np.ndenumerate(disp.text_):
+        if cm[i, j] == 0:  # a blank reads as zero, and writing each glyph run is most of the
+            text.remove()  # drawing: a small run's matrix is mostly empty cells
+            continue
         text.set_text(str(int(cm[i, j])))
         text.set_fontsize(8)
-        text.set_color("white" if share[i, j] > 0.5 else ("0.6" if cm[i, j] == 0 else "black"))
-        text.set_in_layout(False)  # inside the axes: tight_layout need not measure all 324
+        text.set_color("white" if share[i, j] > 0.5 else "black")
+        text.set_in_layout(False)  # inside the axes: tight_layout need not measure them all
     if n == 18:  # heavier lines between the mask groups of the 18-class layout
         for k in (5.5, 11.5):
             ax.axhline(k, color="0.25", lw=1.5)

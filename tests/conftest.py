@@ -13,11 +13,13 @@ import torch
 from kit.config import Config
 from kit.data.fixture import make_fixture
 
-#: The longest work of ``pytest -m slow`` (20-150 s each on 2 cores), longest first: the
-#: pytest-xdist workers start on these, so that no worker is left alone with one of them at the
-#: end while the other idles. Each entry is a test file or, where tests share nothing costly, one
-#: test (a work unit of its own, which the other worker can take). Only the order depends on
-#: this list: a stale entry costs balance, never a result.
+#: The longest work of each set, longest first: the pytest-xdist workers start on these, so that
+#: no worker is left alone with one of them at the end while the other idles. For ``pytest -m
+#: slow`` (20-150 s each on 2 cores) an entry is a test file or, where tests share nothing
+#: costly, one test (a work unit of its own, which the other worker can take); for plain
+#: ``pytest`` (7-30 s of tests each) whole files, which pytest-xdist would otherwise hand out
+#: by their number of tests, long files of few tests last. Only the order depends on this
+#: list: a stale entry costs balance, never a result.
 LONG_FIRST = (
     "tests/test_ablate.py",
     "tests/test_docs.py::test_runnable_blocks_run[docs/getting-started.md]",
@@ -29,6 +31,18 @@ LONG_FIRST = (
     "tests/test_distributed.py",
     "tests/test_entry_points.py",
     "tests/test_notebooks.py",
+    # plain pytest's (test_tune.py above too)
+    "tests/test_recipes.py",
+    "tests/test_device_aug.py",
+    "tests/test_troubleshooting_fixes.py",
+    "tests/test_docs.py",
+    "tests/test_troubleshooting.py",
+    "tests/test_robustness.py",
+    "tests/test_proc.py",
+    "tests/test_ensemble.py",
+    "tests/test_cache_training.py",
+    "tests/test_tracking.py",
+    "tests/test_kfold.py",
 )
 _RANK = {scope: i for i, scope in enumerate(LONG_FIRST)}
 
