@@ -313,6 +313,7 @@ except ValueError as err:
 """
 
 
+@pytest.mark.slow  # a fresh interpreter, on purpose: which modules the checks import from cold
 def test_config_checks_import_no_training_code():
     out = subprocess.run(
         [sys.executable, "-c", _NO_TRAINING_CODE], capture_output=True, text=True, check=True

@@ -147,6 +147,7 @@ def test_a_misspelt_preset_is_one_error_line_with_a_suggestion(tiny_cfg, capsys)
     assert "device_aug" in err[0] and "did you mean 'strong'" in err[0]
 
 
+@pytest.mark.slow  # kit.bench's phases, each a timed training; device-aug training stays fast
 def test_the_benchmark_trains_kits_phases_with_the_device_augmentation(
     tmp_path, monkeypatch, capsys
 ):

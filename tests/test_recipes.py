@@ -1,4 +1,5 @@
-"""Every recipe runs end to end with --smoke: a teammate's new recipe is tested automatically."""
+"""Every recipe runs end to end with --smoke: a teammate's new recipe is tested automatically
+(in plain pytest; the few that train several K-fold members in ``pytest -m slow``)."""
 
 from __future__ import annotations
 
@@ -26,7 +27,23 @@ def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("recipes")
 
 
-@pytest.mark.parametrize("recipe", RECIPES, ids=[p.stem for p in RECIPES])
+#: Recipes that train several K-fold members and ensemble them: `pytest -m slow` (CI runs both
+#: sets). Their parts stay in plain pytest: K-fold runs (test_kfold.py), ensembling run folders
+#: (test_ensemble.py) and the baseline each member starts from.
+SEVERAL_MEMBERS = {"kfold_ensemble"}
+
+
+def test_the_recipes_left_to_the_slow_set_exist():
+    assert SEVERAL_MEMBERS <= {p.stem for p in RECIPES}
+
+
+@pytest.mark.parametrize(
+    "recipe",
+    [
+        pytest.param(p, id=p.stem, marks=[pytest.mark.slow] if p.stem in SEVERAL_MEMBERS else [])
+        for p in RECIPES
+    ],
+)
 def test_recipe_smoke_run_completes_with_a_full_run_folder(recipe: Path, workdir: Path):
     out = workdir / f"runs-{recipe.stem}"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}  # steadier timing on a busy shared machine

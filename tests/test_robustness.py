@@ -150,6 +150,7 @@ kit.main(kit.Config(model="test_resnet", device="cpu", workers=0), argv=sys.argv
 """
 
 
+@pytest.mark.slow  # a real SIGTERM to a fresh interpreter mid-epoch; plain pytest keeps Ctrl-C's
 def test_sigterm_mid_epoch_stops_like_ctrl_c(tiny_cfg: Config, tmp_path: Path):
     marker, out = tmp_path / "marker", Path(tiny_cfg.output_dir)
     flags = [

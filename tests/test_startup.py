@@ -15,6 +15,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests._commands import NOT_COMMANDS, ROOT, kit_commands, recipe_paths
 from tests._runfolders import RunSpec, metrics_row, summary, write_run
 
@@ -40,6 +42,7 @@ def _probe(*args: str) -> dict[str, list[str]]:
     return json.loads(result.stdout)
 
 
+@pytest.mark.slow  # a fresh interpreter on purpose (forked per command): what --help imports cold
 def test_no_help_imports_torch():
     loaded = _probe()
     expected = {f"python recipes/{p.name} --help" for p in recipe_paths()}

@@ -541,7 +541,18 @@ def test_every_row_with_a_flag_fix_has_a_case_and_no_other():
     assert sorted(set(FIXES) - set(rows)) == [], "cases for rows whose fix names no flag"
 
 
-@pytest.mark.parametrize("row", sorted(rows_with_flag_fixes()))
+#: Rows whose case starts fresh interpreters (a planted torchvision must meet a new import of
+#: torch): `pytest -m slow`. The message itself stays in plain pytest (test_troubleshooting.py).
+_FRESH_INTERPRETERS = {"torchvision-build"}
+
+
+@pytest.mark.parametrize(
+    "row",
+    [
+        pytest.param(row, marks=[pytest.mark.slow] if row in _FRESH_INTERPRETERS else [])
+        for row in sorted(rows_with_flag_fixes())
+    ],
+)
 def test_the_flag_a_fix_names_gets_past_the_message(row, layout, tmp_path, monkeypatch):  # noqa: F811
     excerpt = " ".join(documented()[row].split())
     before, after = FIXES[row](Ctx(tmp_path, layout, monkeypatch))

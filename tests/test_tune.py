@@ -113,6 +113,7 @@ def test_search_runs_tagged_trials_prunes_and_continues(tiny_cfg):
     assert Path(default_storage(base.output_dir).removeprefix("sqlite:///")).is_file()
 
 
+@pytest.mark.slow  # a worker killed mid-trial: a fresh interpreter training, then a resumed study
 def test_a_trial_killed_mid_way_is_failed_and_rerun_with_its_parameters(tiny_cfg):
     base = _trials(tiny_cfg)
     ended = subprocess.run(
@@ -272,6 +273,7 @@ for url in sys.argv[1:]:
 """
 
 
+@pytest.mark.slow  # two fresh interpreters racing to create one database
 def test_two_workers_creating_one_new_sqlite_database_at_once_both_open_it(tmp_path):
     # Without the lock beside the file, about one start in two failed with
     # "table studies already exists" (the race CI hit with two kit.tune workers).
