@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import torch
 
 from kit.config import Config
 from kit.data.fixture import make_fixture
@@ -81,8 +80,16 @@ def pytest_configure(config: pytest.Config) -> None:
 # One thread: the tests run beside other work on small shared machines, where a second
 # thread mostly waits; results do not depend on it. The commands the tests start (recipes,
 # python -m kit.*, documented blocks; forked by tests/_proc.py or fresh) get one thread too.
-torch.set_num_threads(1)
 os.environ["OMP_NUM_THREADS"] = "1"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _one_torch_thread() -> None:
+    """torch's own thread count, set where tests run: pytest-xdist's controller loads this
+    file before it starts the workers, and importing torch there would delay them all."""
+    import torch
+
+    torch.set_num_threads(1)
 
 #: The tiny dataset: enough people for a person-level split of every gender x age cell.
 TINY_PEOPLE, TINY_SIZE = 36, (48, 36)  # size is (height, width), like the real 512x384
