@@ -2,21 +2,41 @@
 
 from __future__ import annotations
 
+import atexit
+import logging
 import os
 import signal
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from kit.config import Config
-from kit.data.fixture import make_fixture
+
+def _worker_exits_at_once() -> None:
+    """The end of a pytest-xdist worker, once every exit function registered after this one has
+    run (multiprocessing's, the command server's stop, the trackers'): the controller waits for
+    each worker's process to exit before it reports, and tearing down the modules of torch,
+    timm and kit alone takes over a second. Every result has been sent by then; what Python
+    would still do is close the log handlers and flush the streams."""
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()
+    os._exit(0)
+
+
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    atexit.register(_worker_exits_at_once)  # before kit's imports register theirs: runs after
+
+# after the registration above, on purpose: see there
+from kit.config import Config  # noqa: E402
+from kit.data.fixture import make_fixture  # noqa: E402
 
 #: The longest work of each set, longest first: the pytest-xdist workers start on these, so that
 #: no worker is left alone with one of them at the end while the other idles. For ``pytest -m
 #: slow`` (20-150 s each on 2 cores) an entry is a test file or, where tests share nothing
 #: costly, one test (a work unit of its own, which the other worker can take); for plain
-#: ``pytest`` (7-30 s of tests each) whole files, which pytest-xdist would otherwise hand out
+#: ``pytest`` (3-30 s of tests each) whole files, which pytest-xdist would otherwise hand out
 #: by their number of tests, long files of few tests last. Only the order depends on this
 #: list: a stale entry costs balance, never a result.
 LONG_FIRST = (
@@ -42,6 +62,17 @@ LONG_FIRST = (
     "tests/test_cache_training.py",
     "tests/test_tracking.py",
     "tests/test_kfold.py",
+    "tests/test_tta.py",
+    "tests/test_train.py",
+    "tests/test_estimate.py",
+    "tests/test_techniques.py",
+    "tests/test_properties.py",
+    "tests/test_config.py",
+    "tests/test_next_commands.py",
+    "tests/test_predict.py",
+    "tests/test_data_fixture.py",
+    "tests/test_run_records.py",
+    "tests/test_train_running.py",
 )
 _RANK = {scope: i for i, scope in enumerate(LONG_FIRST)}
 
@@ -90,6 +121,7 @@ def _one_torch_thread() -> None:
     import torch
 
     torch.set_num_threads(1)
+
 
 #: The tiny dataset: enough people for a person-level split of every gender x age cell.
 TINY_PEOPLE, TINY_SIZE = 36, (48, 36)  # size is (height, width), like the real 512x384
