@@ -34,7 +34,7 @@ SEVERAL_MEMBERS = {"kfold_ensemble"}
 
 
 def test_the_recipes_left_to_the_slow_set_exist():
-    assert SEVERAL_MEMBERS <= {p.stem for p in RECIPES}
+    assert {p.stem for p in RECIPES} >= SEVERAL_MEMBERS
 
 
 @pytest.mark.parametrize(
