@@ -1,16 +1,51 @@
-"""How a trigger of docs/troubleshooting.md returns the text a user sees: an exception's
-message, the warnings, the ``kit`` logger's warnings or a command's output (shared by
-tests/test_troubleshooting.py and the trigger modules it draws on)."""
+"""docs/troubleshooting.md's rows and the text a user sees: :func:`assert_documented` checks a
+row's message excerpt is in what a test saw, where the test provokes it (a module's own test, or
+a trigger of tests/test_troubleshooting.py); :func:`raised`, :func:`warned`, :func:`logged` and
+:func:`printed` return that text: an exception's message, the warnings, the ``kit`` logger's
+warnings or a command's output."""
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import logging
+import re
 import warnings
 from collections.abc import Callable
+from pathlib import Path
 
-__all__ = ["logged", "printed", "raised", "warned"]
+__all__ = ["PAGE", "assert_documented", "documented", "logged", "printed", "raised", "warned"]
+
+PAGE = Path(__file__).resolve().parents[1] / "docs" / "troubleshooting.md"
+_ROW = re.compile(r"^\|\s*`(?P<id>[a-z0-9-]+)`\s*\|\s*`(?P<excerpt>[^`]+)`\s*\|")
+
+
+@functools.cache
+def _rows() -> dict[str, str]:
+    rows: dict[str, str] = {}
+    text = PAGE.read_text(encoding="utf-8") if PAGE.is_file() else ""
+    for line in text.splitlines():
+        match = _ROW.match(line)
+        if match:
+            assert match["id"] not in rows, f"id {match['id']} appears twice in {PAGE.name}"
+            rows[match["id"]] = match["excerpt"].replace("\\|", "|")
+    return rows
+
+
+def documented() -> dict[str, str]:
+    """id -> message excerpt, for every table row of the page."""
+    return dict(_rows())
+
+
+def assert_documented(row: str, seen: str) -> None:
+    """The page's row ``row`` shows what the user saw: its excerpt is in ``seen`` (spacing
+    aside). Call it where a test provokes the message; tests/test_troubleshooting.py checks
+    every row of the page is claimed by such a call or by one of its triggers."""
+    rows = _rows()
+    assert row in rows, f"no row `{row}` in {PAGE.name}"
+    excerpt = " ".join(rows[row].split())
+    assert excerpt in " ".join(seen.split()), f"{row}: {excerpt!r} not in:\n{seen}"
 
 
 def raised(fn: Callable[[], object], *types: type[BaseException]) -> str:

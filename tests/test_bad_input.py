@@ -31,6 +31,7 @@ from kit.recipe import parse_args
 from kit.splits import load_splits
 from kit.train import fit
 from tests._runfolders import Preds, RunSpec, one_hot_probs, summary, write_run
+from tests._triggers import assert_documented
 
 
 @pytest.fixture(scope="module")
@@ -213,6 +214,7 @@ def test_strict_data_off_skips_bad_people_and_pictures_and_counts_them(make_cfg,
     messages = sorted(str(w.message) for w in caught)
     assert len(messages) == 2, messages
     assert "read_train skipped 1 people (7 images)" in messages[0]
+    assert_documented("people-skipped", messages[0])
     assert "field 'gender'" in messages[0]
     assert messages[1].startswith("verify_images dropped 1 of 35 image files")
     assert str(broken) in messages[1]
@@ -458,8 +460,9 @@ def test_folders_that_differ_only_in_normalisation_are_named(data):
     sign U+212B: both read the same, so neither is guessed."""
     _, nfd = _rename_nfd(data, 0, "p_\u00c5")
     shutil.copytree(data / "train" / "images" / nfd, data / "train" / "images" / "p_\u212b")
-    with pytest.raises(DataError, match="differ only in Unicode normalisation"):
+    with pytest.raises(DataError, match="differ only in Unicode normalisation") as err:
         read_train(data)
+    assert_documented("person-folder-normalisation", str(err.value))
 
 
 def test_an_eval_picture_named_in_nfd_is_matched_to_its_nfc_row(data):

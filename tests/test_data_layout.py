@@ -27,6 +27,7 @@ from tests._layout_helpers import (
     write_eval,
     write_train,
 )
+from tests._triggers import assert_documented
 
 SPECIAL = ["000600", "000600-1", "001498", "001498-1", "003397"]
 EXT_CASES = ["jpg", "JPG", "jpeg", "Jpeg", "JPEG", "png", "PNG"]
@@ -116,22 +117,25 @@ def _rewrite_csv(root: Path, text: str) -> None:
 
 
 def test_missing_data_dir(tmp_path: Path) -> None:
-    with pytest.raises(DataError, match="nowhere.*data folder not found"):
+    with pytest.raises(DataError, match="nowhere.*data folder not found") as err:
         read_train(tmp_path / "nowhere")
+    assert_documented("data-folder-missing", str(err.value))
     with pytest.raises(DataError, match="nowhere.*data folder not found"):
         read_eval(tmp_path / "nowhere")
 
 
 def test_train_csv_missing(small: Path) -> None:
     (small / "train" / "train.csv").unlink()
-    _message(small, r"train\.csv: file not found.*id,gender,race,age,path")
+    seen = _message(small, r"train\.csv: file not found.*id,gender,race,age,path")
+    assert_documented("train-csv-missing", seen)
 
 
 def test_train_csv_empty(small: Path) -> None:
     _rewrite_csv(small, "")
-    _message(small, r"train\.csv: file is empty")
+    assert_documented("csv-empty", _message(small, r"train\.csv: file is empty"))
     _rewrite_csv(small, "id,gender,race,age,path\n")
-    _message(small, r"train\.csv: has a header but no rows")
+    seen = _message(small, r"train\.csv: has a header but no rows")
+    assert_documented("csv-header-only", seen)
 
 
 def test_train_csv_unparseable(small: Path) -> None:
@@ -139,22 +143,26 @@ def test_train_csv_unparseable(small: Path) -> None:
     _rewrite_csv(small, f"id,gender,race,age,path\n{good}\n000001,female,Asian,45,a,b,c\n")
     _message(small, r"train\.csv line 3: found 7 fields, expected 5 as in the header")
     _rewrite_csv(small, "id,gender,race,age,path\n000001,female,Asian,45\n")
-    _message(small, r"train\.csv line 2: found 4 fields, expected 5")
+    seen = _message(small, r"train\.csv line 2: found 4 fields, expected 5")
+    assert_documented("csv-field-count", seen)
     (small / "train" / "train.csv").write_bytes(b"id,gender,race,age,path\n\xff\xfe,\x80\n")
-    _message(small, r"train\.csv line 2: byte b'\\xff' is not UTF-8 text.*save it as \"CSV UTF-8")
+    seen = _message(small, r"train\.csv line 2: byte b'\\xff' is not UTF-8 text.*\"CSV UTF-8")
+    assert_documented("csv-not-text", seen)
     _rewrite_csv(small, "id,gender,race,age,path,id\n")
-    _message(small, r"train\.csv: column\(s\) id appear twice")
+    assert_documented("csv-column-twice", _message(small, r"train\.csv: column\(s\) id appear"))
 
 
 def test_train_csv_missing_column(small: Path) -> None:
     _rewrite_csv(small, "id,gender,race,path\n000001,female,Asian,000001_female_Asian_45\n")
-    _message(small, r"train\.csv: missing column\(s\) age; found columns id, gender, race, path")
+    seen = _message(small, r"train\.csv: missing column\(s\) age; found columns id, gender, race")
+    assert_documented("csv-column-missing", seen)
 
 
 def test_person_folder_missing(small: Path) -> None:
     folder = real_meta()["path"][1]
     shutil.rmtree(small / "train" / "images" / folder)
-    _message(small, rf"{folder}: person folder not found \(listed on .*train\.csv line 3")
+    seen = _message(small, rf"{folder}: person folder not found \(listed on .*train\.csv line 3")
+    assert_documented("person-folder-missing", seen)
 
 
 def test_missing_stem_named(small: Path) -> None:
@@ -167,19 +175,22 @@ def test_missing_stem_named(small: Path) -> None:
 def test_unexpected_stem(small: Path) -> None:
     folder = small / "train" / "images" / real_meta()["path"][2]
     (folder / "mask6.jpg").write_bytes(tiny_image("jpg"))
-    _message(small, r"mask6\.jpg: unexpected picture 'mask6' \(listed on .*line 4")
+    seen = _message(small, r"mask6\.jpg: unexpected picture 'mask6' \(listed on .*line 4")
+    assert_documented("picture-unexpected", seen)
 
 
 def test_two_files_for_one_stem(small: Path) -> None:
     folder = small / "train" / "images" / real_meta()["path"][0]
     (folder / "normal.PNG").write_bytes(tiny_image("png"))
-    _message(small, r"two files for 'normal': normal\.PNG, normal\.jpg")
+    seen = _message(small, r"two files for 'normal': normal\.PNG, normal\.jpg")
+    assert_documented("picture-twice", seen)
 
 
 def test_unsupported_extension_of_a_stem(small: Path) -> None:
     folder = small / "train" / "images" / real_meta()["path"][0]
     (folder / "mask1.jpg").rename(folder / "mask1.gif")
-    _message(small, r"mask1\.gif: unsupported extension '\.gif'")
+    seen = _message(small, r"mask1\.gif: unsupported extension '\.gif'")
+    assert_documented("picture-extension", seen)
 
 
 @pytest.mark.parametrize(
@@ -196,7 +207,9 @@ def test_bad_gender_or_age(small: Path, field: str, value: str, expected: str) -
     meta = real_meta().iloc[:3].copy()
     meta.loc[1, field] = value
     meta.to_csv(small / "train" / "train.csv", index=False)
-    _message(small, r"train\.csv " + expected)
+    seen = _message(small, r"train\.csv " + expected)
+    if value == "45.5":  # the page's example
+        assert_documented("age-invalid", seen)
 
 
 def test_duplicated_path(small: Path) -> None:

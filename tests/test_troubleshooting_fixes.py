@@ -41,10 +41,9 @@ from kit.tune import parse_space
 from tests._after_training_triggers import _run
 from tests._day_one_triggers import DAY_ONE_FIXES
 from tests._runfolders import RunSpec, write_run
-from tests._triggers import logged, printed
+from tests._triggers import PAGE, documented, logged, printed
 from tests.test_troubleshooting import (
     IDS,
-    PAGE,
     Ctx,
     _bad_picture,
     _edit_csv,
@@ -59,7 +58,6 @@ from tests.test_troubleshooting import (
     _one,
     _sub,
     _twice,
-    documented,
     layout,  # noqa: F401  (the fixture)
 )
 
