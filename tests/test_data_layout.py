@@ -146,15 +146,20 @@ def test_train_csv_unparseable(small: Path) -> None:
     seen = _message(small, r"train\.csv line 2: found 4 fields, expected 5")
     assert_documented("csv-field-count", seen)
     (small / "train" / "train.csv").write_bytes(b"id,gender,race,age,path\n\xff\xfe,\x80\n")
-    seen = _message(small, r"train\.csv line 2: byte b'\\xff' is not UTF-8 text.*\"CSV UTF-8")
+    seen = _message(
+        small, r"train\.csv line 2: byte b'\\xff' is not UTF-8 text.*save it as \"CSV UTF-8"
+    )
     assert_documented("csv-not-text", seen)
     _rewrite_csv(small, "id,gender,race,age,path,id\n")
-    assert_documented("csv-column-twice", _message(small, r"train\.csv: column\(s\) id appear"))
+    seen = _message(small, r"train\.csv: column\(s\) id appear twice")
+    assert_documented("csv-column-twice", seen)
 
 
 def test_train_csv_missing_column(small: Path) -> None:
     _rewrite_csv(small, "id,gender,race,path\n000001,female,Asian,000001_female_Asian_45\n")
-    seen = _message(small, r"train\.csv: missing column\(s\) age; found columns id, gender, race")
+    seen = _message(
+        small, r"train\.csv: missing column\(s\) age; found columns id, gender, race, path"
+    )
     assert_documented("csv-column-missing", seen)
 
 
