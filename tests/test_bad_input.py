@@ -178,6 +178,16 @@ def test_fit_stops_before_training_with_the_readers_message(
     breaker(data)
     expected = _readers_message(data)
     assert fragment in expected
+    if case == "picture missing":  # the page's examples
+        assert_documented("picture-missing", expected)
+    if case == "gender not male/female":
+        assert_documented("gender-invalid", expected)
+    if case == "age out of range":
+        assert_documented("age-out-of-range", expected)
+    if case == "folder listed twice":
+        assert_documented("folder-listed-twice", expected)
+    if case == "eval folder missing":
+        assert_documented("eval-images-missing", expected)
 
     def no_training(*args, **kwargs):
         raise AssertionError("training started on bad data")
@@ -194,8 +204,11 @@ def test_fit_stops_before_training_with_the_readers_message(
 def test_fixes_naming_unknown_people_or_bad_values_stop_fit(make_cfg, data, tmp_path):
     fixes = tmp_path / "fixes.csv"
     fixes.write_text("person_id,field,value,source\n999999,gender,male,me\n")
-    with pytest.raises(DataError, match=r"1 label fix\(es\) name people not in the data: 999999"):
+    with pytest.raises(
+        DataError, match=r"1 label fix\(es\) name people not in the data: 999999"
+    ) as err:
         fit(make_cfg(data, tmp_path / "runs", fixes=str(fixes)))
+    assert_documented("fixes-unknown-person", str(err.value))
     fixes.write_text("person_id,field,value\n000001,age,old\n")
     with pytest.raises(DataError, match=r"fixes\.csv line 2, field 'value' \(age\): found 'old'"):
         fit(make_cfg(data, tmp_path / "runs", fixes=str(fixes)))
@@ -252,8 +265,9 @@ def test_loading_a_bad_picture_names_the_file_and_the_fast_check_agrees(how, tmp
     bad.write_bytes(_encoded("JPEG"))
     frame = pd.DataFrame({"path": [str(good), str(bad)], "label": [0, 1]})
     CORRUPTIONS[how](bad)
-    with pytest.raises(OSError, match=rf"cannot read image {bad}: \w+"):
+    with pytest.raises(OSError, match=rf"cannot read image {bad}: \w+") as err:
         load_rgb(str(bad))
+    assert_documented("image-load", str(err.value))
     dataset = ImageDataset(frame, None)
     assert dataset[0][0].shape == (40, 30, 3)
     with pytest.raises(OSError, match=f"cannot read image {bad}"):

@@ -38,6 +38,7 @@ from kit.runfolder.read import (
     read_val_probs,
 )
 from tests._runfolders import Preds, RunSpec, one_hot_probs, summary, write_run
+from tests._triggers import assert_documented
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -180,6 +181,8 @@ def test_a_csv_in_another_encoding_is_named_with_its_line_and_the_fix(world, rea
         spec.read(world)
     assert str(world / spec.file) in str(err.value)
     assert 'save it as "CSV UTF-8"' in str(err.value)
+    if reader == "train.csv" and how == "UTF-16 without BOM":  # the page's example
+        assert_documented("csv-utf16-no-bom", str(err.value))
 
 
 def test_every_csv_reader_is_listed():

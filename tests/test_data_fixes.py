@@ -10,6 +10,7 @@ import pytest
 
 from kit.data import BUILTIN_FIXES, DataError, Fix, apply_fixes, load_fixes, read_train
 from tests._layout_helpers import age_group, real_meta, write_train
+from tests._triggers import assert_documented
 
 # domain.md, "Known label errors that teams corrected", typed out independently.
 DOMAIN_FIXES = {
@@ -81,13 +82,22 @@ def test_load_fixes_specs(tmp_path: Path) -> None:
 def test_invalid_fix_files(tmp_path: Path, text: str, expected: str) -> None:
     path = tmp_path / "bad.csv"
     path.write_text(text)
-    with pytest.raises(DataError, match=rf"bad\.csv.*{expected}"):
+    with pytest.raises(DataError, match=rf"bad\.csv.*{expected}") as err:
         load_fixes(["builtin", path])
+    if "weight" in text:  # the page's examples
+        assert_documented("fixes-field", str(err.value))
+    if "gender,m" in text:
+        assert_documented("fixes-value", str(err.value))
+    if "maybe" in text:
+        assert_documented("fixes-swap-value", str(err.value))
+    if text.endswith("\n,age,30\n"):
+        assert_documented("fixes-person-empty", str(err.value))
 
 
 def test_unknown_spec(tmp_path: Path) -> None:
-    with pytest.raises(DataError, match=r"'buitlin': expected 'builtin' or a CSV file"):
+    with pytest.raises(DataError, match=r"'buitlin': expected 'builtin' or a CSV file") as err:
         load_fixes("buitlin")
+    assert_documented("fixes-spec", str(err.value))
     with pytest.raises(DataError, match="nothere.csv"):
         load_fixes(tmp_path / "nothere.csv")
 

@@ -290,13 +290,17 @@ def test_read_eval_errors(tmp_path: Path) -> None:
         DataError, match=rf"info\.csv, field 'ImageID': 1 of 5 .*line 5: .*{ids[3]}"
     ):
         read_eval(tmp_path)
-    with pytest.warns(UserWarning, match="dropped 1 rows"):
+    with pytest.warns(UserWarning, match="dropped 1 rows") as caught:
         got = read_eval(tmp_path, strict=False)
+    assert_documented("eval-dropped", "\n".join(str(w.message) for w in caught))
     assert got["ImageID"].tolist() == ids[:3] + ids[4:]
 
     pd.DataFrame({"ImageID": [ids[0], ids[1], ids[0]]}).to_csv(info, index=False)
-    with pytest.raises(DataError, match=rf"info\.csv lines 2, 4, field 'ImageID': '{ids[0]}'"):
+    with pytest.raises(
+        DataError, match=rf"info\.csv lines 2, 4, field 'ImageID': '{ids[0]}'"
+    ) as err:
         read_eval(tmp_path, strict=False)
+    assert_documented("eval-id-twice", str(err.value))
     pd.DataFrame({"image": ids}).to_csv(info, index=False)
     with pytest.raises(DataError, match=r"info\.csv: missing column\(s\) ImageID"):
         read_eval(tmp_path)
@@ -335,6 +339,9 @@ def test_verify_images_finds_bad_files(small: Path) -> None:
     assert message.startswith("4 of 21 image files")
     for i, why in [(0, "empty"), (8, "truncated JPEG"), (15, "not a readable"), (20, "PNG")]:
         assert f"{frame['path'][i]}: " in message and why in message
+    assert_documented("image-empty", message)
+    assert_documented("image-truncated", message)
+    assert_documented("image-unreadable", message)
     with pytest.warns(UserWarning, match="dropped 4 of 21"):
         kept = verify_images(frame, strict=False)
     bad = (0, 8, 15, 20)

@@ -22,6 +22,7 @@ from kit.metrics import macro_f1
 from kit.recipe import parse_args
 from kit.splits import person_folds
 from kit.train import fit
+from tests._triggers import assert_documented
 
 PROBS = [f"p{k}" for k in range(18)]
 N_FOLDS = 3
@@ -189,10 +190,12 @@ def test_resuming_with_a_different_split_is_refused(all_folds):
     cfg, run, _ = all_folds
     with pytest.raises(ValueError, match="seed: 42 -> 7"):
         fit(cfg.replace(resume=str(run.run_dir), seed=7))
-    with pytest.raises(FileNotFoundError, match="no config.json"):
+    with pytest.raises(FileNotFoundError, match="no config.json") as err:
         fit(cfg.replace(resume=str(run.run_dir / "nothing-here")))
-    with pytest.raises(ValueError, match="it is a single run"):
+    assert_documented("kfold-resume-missing", str(err.value))
+    with pytest.raises(ValueError, match="it is a single run") as err:
         fit(cfg.replace(resume=str(run.folds[0].run_dir)))
+    assert_documented("kfold-resume-single", str(err.value))
 
 
 @pytest.mark.parametrize(
@@ -203,14 +206,19 @@ def test_resuming_with_a_different_split_is_refused(all_folds):
         ("1,,2", "'' is not a fold index"),
         ("-1", "'-1' is not a fold index"),
         ("0,2,0", "fold 0 is listed twice"),
+        ("1,1", "fold 1 is listed twice"),
         ("al", "'al' is not a fold index; expected all or a comma list"),
     ],
 )
 def test_bad_folds_values_name_the_field_and_what_is_expected(flag, message, tmp_path):
     cfg = parse_args(Config(n_folds=N_FOLDS, output_dir=str(tmp_path)), ["--folds", flag])
     assert cfg.folds == flag
-    with pytest.raises(ValueError, match=f"config field 'folds'.*{message}"):
+    with pytest.raises(ValueError, match=f"config field 'folds'.*{message}") as err:
         cfg.validate()
+    if flag == "0,x":  # the page's examples
+        assert_documented("folds-not-index", str(err.value))
+    if flag == "1,1":
+        assert_documented("folds-twice", str(err.value))
     with pytest.raises(ValueError, match=message):
         fit(cfg)
     assert not tmp_path.exists() or not any(tmp_path.iterdir())  # nothing written
@@ -221,8 +229,9 @@ def test_folds_flags_parse_and_fold_with_folds_is_refused():
     assert parse_args(base, ["--folds", "all"]).validate().folds == "all"
     assert parse_args(base, ["--folds", "2,0"]).validate().folds == "2,0"
     assert parse_args(base.replace(folds="all"), ["--folds", "none"]).folds is None
-    with pytest.raises(ValueError, match="'fold' .* and 'folds' .* are both set"):
+    with pytest.raises(ValueError, match="'fold' .* and 'folds' .* are both set") as err:
         base.replace(fold=0, folds="all").validate()
+    assert_documented("folds-and-fold", str(err.value))
 
 
 @settings(max_examples=30, deadline=None)

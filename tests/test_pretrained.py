@@ -24,6 +24,7 @@ import kit.models
 from kit.config import Config
 from kit.models import PROBE_TIMEOUT_S, WeightsUnavailable, create_model, resolve_weights
 from kit.transforms import MEAN, STD, build_transforms, normalization, prepare_key
+from tests._triggers import assert_documented
 
 ROOT = Path(__file__).resolve().parents[1]
 MODEL, NAME, HUB_ID = "resnet10t", "resnet10t.c3_in1k", "timm/resnet10t.c3_in1k"
@@ -91,6 +92,7 @@ def test_offline_and_not_cached_fails_at_once_naming_both_remedies(tmp_path, off
     ):
         assert part in message, part
     assert "no network" not in message
+    assert_documented("pretrained-offline", message)
 
 
 def test_an_unreachable_hub_fails_within_five_seconds_without_retries(tmp_path, monkeypatch):
@@ -111,6 +113,7 @@ def test_an_unreachable_hub_fails_within_five_seconds_without_retries(tmp_path, 
         took = time.monotonic() - start
     assert timeout * 0.8 < took < timeout * 1.9, took  # one request timed out, none retried
     assert "--pretrained-file" in str(err.value)
+    assert_documented("pretrained-hub-unreachable", str(err.value))
 
 
 def test_a_missing_file_is_downloaded_into_the_cache_and_recorded_as_hub(
@@ -141,8 +144,9 @@ def test_the_pretrained_tag_picks_the_weight_variant(filled, offline):
     offline.setattr(constants, "HF_HUB_CACHE", str(filled[0]))
     w = resolve_weights(Config(model=MODEL, pretrained=True, pretrained_tag="c3_in1k"))
     assert w.name == NAME and w.hub_id == HUB_ID
-    with pytest.raises(ValueError, match=r"tags of 'resnet10t': \['c3_in1k'\]"):
+    with pytest.raises(ValueError, match=r"tags of 'resnet10t': \['c3_in1k'\]") as err:
         resolve_weights(Config(model=MODEL, pretrained=True, pretrained_tag="in22k"))
+    assert_documented("pretrained-tag-unknown", str(err.value))
 
 
 def test_a_local_file_wins_and_is_recorded_with_its_checksum(filled, tmp_path):

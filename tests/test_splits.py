@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from kit.labels import age_to_group
 from kit.splits import holdout, person_folds
+from tests._triggers import assert_documented
 
 REAL_META = Path(__file__).parent / "data" / "real_train_meta.csv"
 STEMS = [("mask1", 0), ("mask2", 0), ("mask3", 0), ("mask4", 0), ("mask5", 0)]
@@ -164,8 +165,9 @@ def test_bad_input_raises():
     for ratio in (0.0, 1.0, -0.2, 1.5):
         with pytest.raises(ValueError, match="val_ratio"):
             holdout(df, val_ratio=ratio)
-    with pytest.raises(ValueError, match="0 validation people"):
+    with pytest.raises(ValueError, match="0 validation people") as err:
         holdout(df, val_ratio=0.1)
+    assert_documented("split-too-small", str(err.value))
     with pytest.raises(ValueError, match="'gender'"):
         person_folds(df.drop(columns="gender"), n_splits=2)
     with pytest.raises(ValueError, match="'person_id' is empty at row 1"):
