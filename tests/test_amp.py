@@ -16,6 +16,7 @@ from kit.recipe import parse_args
 from kit.runfolder import check_unchanged, read_config, read_env, read_metrics
 from kit.train import fit
 from kit.train.loop import train_one_epoch
+from tests._triggers import assert_documented
 
 CPU, CUDA = torch.device("cpu"), torch.device("cuda")
 
@@ -55,8 +56,11 @@ def test_auto_on_a_gpu_is_bfloat16_where_supported_else_float16(monkeypatch):
 
 
 def test_a_bad_dtype_is_refused_with_the_valid_names():
-    with pytest.raises(ValueError, match=r"'amp_dtype' is 'fp16'; valid: \['auto', 'bfloat16'"):
+    with pytest.raises(
+        ValueError, match=r"'amp_dtype' is 'fp16'; valid: \['auto', 'bfloat16'"
+    ) as err:
         Config(amp_dtype="fp16").validate()
+    assert_documented("config-amp-dtype", str(err.value))
 
 
 def test_a_bfloat16_step_on_the_cpu_computes_in_bfloat16_without_a_scaler():

@@ -314,9 +314,15 @@ def test_bad_config_files_name_the_file_and_field(make_cfg, data, tmp_path, text
     path = tmp_path / "cfg.yaml"
     path.write_text(text)
     out = tmp_path / "runs"
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(ValueError, match=message) as err:
         fit(parse_args(make_cfg(data, out), ["--config", str(path)]))
     assert not out.exists()
+    if text == "epochs: ten\n":  # the page's examples
+        assert_documented("config-wrong-type", str(err.value))
+    if text == "[1, 2]\n":
+        assert_documented("config-file-not-mapping", str(err.value))
+    if text == "model: [unclosed\n":
+        assert_documented("config-file-syntax", str(err.value))
 
 
 def test_bad_command_line_values_are_refused_by_the_parser(make_cfg, data, tmp_path, capsys):

@@ -33,6 +33,7 @@ from kit.data.dataset import ImageDataset
 from kit.data.image_cache import ImageCache, build_cache, image_key, load_cache
 from kit.io import OutputError
 from kit.transforms import _resize_step, prepare
+from tests._triggers import assert_documented
 
 ROOT = Path(__file__).resolve().parents[1]
 SIZE = (12, 16)  # (height, width) of a cached picture
@@ -385,8 +386,9 @@ def test_unreadable_image_names_the_file(images, tmp_path):
 def test_unwritable_cache_dir_is_an_output_error(images, tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("x")
-    with pytest.raises(OutputError, match=r"cannot write the image cache in .*file"):
+    with pytest.raises(OutputError, match=r"cannot write the image cache in .*file") as err:
         build(images, crop_resize, blocker / "cache")
+    assert_documented("cache-unwritable", str(err.value))
 
 
 def test_bad_arguments(images, tmp_path):
@@ -529,4 +531,5 @@ def test_a_full_disk_while_caching_suggests_the_cache_flags(
     err = capsys.readouterr().err
     assert "the disk is full" in err and "--cache-dir DIR" in err and "(--no-cache)" in err
     assert "choose another output folder" not in err and "--preview" not in err
+    assert_documented("cache-disk-full", err)
     assert not list((tmp_path / "cache").rglob("*.tmp"))

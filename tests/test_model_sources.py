@@ -23,6 +23,7 @@ from kit.models import (
     torch_hub_checkpoints,
 )
 from kit.transforms import MEAN, STD, normalization
+from tests._triggers import assert_documented
 
 TV = "torchvision/resnet18"
 WEIGHTS = torchvision.models.ResNet18_Weights.IMAGENET1K_V1
@@ -154,8 +155,11 @@ def test_a_backbone_must_return_pooled_features(own_models):
 
 
 def test_an_unknown_model_names_all_three_sources():
-    with pytest.raises(ValueError, match=r"not a timm model.*torchvision/<name>.*register_model"):
+    with pytest.raises(
+        ValueError, match=r"not a timm model.*torchvision/<name>.*register_model"
+    ) as err:
         Config(model="no_such_net").validate()
+    assert_documented("config-model", str(err.value))
 
 
 # ---- kit.fit(cfg, model=..., loss=...): pieces of one's own without a register call -----------

@@ -27,6 +27,7 @@ from kit.io import OutputError
 from kit.recipe import main as kit_main
 from kit.train import checkpoint, fit
 from kit.train.setup import check
+from tests._triggers import assert_documented
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -124,9 +125,10 @@ def test_a_bad_last_pt_leaves_the_resumed_folder_untouched(finished: Path, tmp_p
         (copy / name).write_bytes((finished / name).read_bytes())
     (copy / "last.pt").write_bytes(b"half a checkpoint")
     before = checksums(copy)
-    with pytest.raises(ValueError, match="cannot read checkpoint"):
+    with pytest.raises(ValueError, match="cannot read checkpoint") as err:
         fit(kit.parse_args(Config(), ["--resume", str(copy)]))
     assert checksums(copy) == before
+    assert_documented("checkpoint-unreadable", str(err.value))
 
 
 # ---- 10: SIGTERM ------------------------------------------------------------------------------

@@ -29,6 +29,7 @@ from kit.registry import REGISTRIES, Registry, user_origin
 from kit.runfolder.read import read_status
 from kit.transforms import PRESETS, build_transforms
 from kit.tta import TTA, tta_views
+from tests._triggers import assert_documented
 
 
 class OutOfMemory(RuntimeError):
@@ -425,6 +426,8 @@ def _fails_as_the_users_piece(data: Path, tmp_path: Path, case: str) -> None:
     assert f"your code, in {__name__}" in str(info.value)
     assert info.value.__cause__ is not None  # the user's own traceback, for --debug
     assert not list((tmp_path / "cache").glob("faces-*")), "no boxes stored for a failure"
+    if case == "detector raises":  # the page's example
+        assert_documented("user-code-failed", str(info.value))
 
 
 def test_a_command_ends_it_in_one_error_line_and_debug_shows_the_users_traceback(
