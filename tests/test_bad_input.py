@@ -378,13 +378,19 @@ def _rewrite_test_probs(run: Path, edit: Callable[[pd.DataFrame], pd.DataFrame])
             lambda df: df.assign(p0=np.where(df.index == 0, 1.5, df.p0)),
             r"test_probs\.csv: line 2, field p0: found 1\.5; expected 0\.\.1",
         ),
+        (lambda df: df.assign(p3="x"), r"line 2, field p3: found 'x'; expected a number"),
+        (lambda df: df.assign(p3=1.5), r"line 2, field p3: found 1\.5; expected 0\.\.1"),
     ],
 )
 def test_bad_member_files_are_named(tmp_path, edit, message):
     a, b = _run(tmp_path, "a", 0), _run(tmp_path, "b", 1)
     _rewrite_test_probs(b, edit)
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(ValueError, match=message) as info:
         ensemble([a, b])
+    if "field p3: found 'x'" in message:  # the page's example
+        assert_documented("probs-not-number", str(info.value))
+    if "field p3: found 1" in message:  # the page's example
+        assert_documented("probs-out-of-range", str(info.value))
 
 
 @pytest.mark.parametrize(
@@ -394,14 +400,17 @@ def test_bad_member_files_are_named(tmp_path, edit, message):
         ([3] * 11 + [-1], r"line 13, field ans: found -1;"),
         ([3] * 11 + [2.5], r"line 13, field ans: found 2\.5;"),
         ([3] * 11 + [None], r"line 13, field ans: found ''; expected a number"),
+        ([18] * 12, r"sub\.csv: line 2, field ans: found 18; expected a class id 0\.\.17"),
     ],
 )
 def test_bad_submission_members_are_named(tmp_path, answers, message, capsys):
     a = _run(tmp_path, "a", 0)
     sub = tmp_path / "sub.csv"
     pd.DataFrame({"ImageID": IDS, "ans": answers}).to_csv(sub, index=False)
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(ValueError, match=message) as info:
         ensemble([a, sub], method="hard")
+    if answers == [18] * 12:  # the page's example
+        assert_documented("class-id-invalid", str(info.value))
     assert ensemble_main([str(a), str(sub), "--method", "hard"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "sub.csv" in err and "Traceback" not in err

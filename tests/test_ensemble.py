@@ -32,6 +32,7 @@ from kit.metrics import f1_from_confusion, macro_f1
 from scripts.bench_search import members as bench_members  # the benchmark's own data
 from tests import _proc
 from tests._runfolders import Preds, RunSpec, one_hot_probs, summary, write_run, write_submission
+from tests._triggers import assert_documented
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -126,12 +127,19 @@ def test_weighted_is_the_soft_vote_under_a_second_name():
 
 
 def test_unknown_method_and_bad_weights():
-    with pytest.raises(ValueError, match=r"unknown ensemble method 'avg'.*valid: \['geometric'"):
+    with pytest.raises(
+        ValueError, match=r"unknown ensemble method 'avg'.*valid: \['geometric'"
+    ) as err:
         combine("avg", [A])
+    assert_documented("method-unknown", str(err.value))
     with pytest.raises(ValueError, match="2 weights for 1 members"):
         soft_vote([A], [1, 2])
-    with pytest.raises(ValueError, match="non-negative"):
+    with pytest.raises(ValueError, match="1 weights for 2 members") as err:  # the page's example
+        soft_vote([A, B], [1])
+    assert_documented("weights-count", str(err.value))
+    with pytest.raises(ValueError, match="non-negative") as err:
         soft_vote([A, B], [1, -1])
+    assert_documented("weights-negative", str(err.value))
 
 
 _probs = st.integers(1, 6).flatmap(
@@ -260,8 +268,9 @@ def test_search_objective_equals_macro_f1():
 
 def test_search_refuses_rank_and_misaligned_members():
     y, a, b = _complementary()
-    with pytest.raises(ValueError, match="not available for method 'rank'"):
+    with pytest.raises(ValueError, match="not available for method 'rank'") as err:
         search_weights([a, b], y, "rank")
+    assert_documented("search-rank", str(err.value))
     with pytest.raises(ValueError, match="same validation rows"):
         search_weights([a, b[:-1]], y)
 
@@ -329,8 +338,9 @@ def test_members_with_different_rows_are_refused(two_runs):
     df.loc[5, "image_id"] = "999999_male_Asian_20/mask1"
     df.to_csv(rb / "val_probs.csv", index=False)
     # different validation rows: no weight search ...
-    with pytest.raises(ValueError, match=r"cannot search weights.*1 only in.*'999999_male"):
+    with pytest.raises(ValueError, match=r"cannot search weights.*1 only in.*'999999_male") as err:
         ensemble([ra, rb], weights="auto")
+    assert_documented("search-impossible", str(err.value))
     # ... and no validation score, but the test vote still goes ahead
     res = ensemble([ra, rb], "soft")
     assert res.val_macro_f1 is None and "validation rows differ" in res.val_note
@@ -338,15 +348,19 @@ def test_members_with_different_rows_are_refused(two_runs):
     # different test rows: refused outright
     df = pd.read_csv(rb / "test_probs.csv", dtype={"image_id": str})
     df.iloc[:-2].to_csv(rb / "test_probs.csv", index=False)
-    with pytest.raises(ValueError, match=r"test rows differ.*\(10 rows\).*\(8 rows\): 2 only in"):
+    with pytest.raises(
+        ValueError, match=r"test rows differ.*\(10 rows\).*\(8 rows\): 2 only in"
+    ) as err:
         ensemble([ra, rb])
+    assert_documented("rows-differ", str(err.value))
 
 
 def test_csv_members_join_the_hard_vote_only(two_runs, tmp_path):
     ra, rb, (_, _, _, ta, tb) = two_runs
     sub = write_submission(tmp_path / "x" / "submission.csv", TEST_IDS[::-1], np.zeros(10))
-    with pytest.raises(ValueError, match="submission CSVs.*--method hard"):
+    with pytest.raises(ValueError, match="submission CSVs.*--method hard") as err:
         ensemble([ra, sub], "soft")
+    assert_documented("needs-probs", str(err.value))
     res = ensemble([ra, rb, sub], "hard")
     votes = np.stack([ta.argmax(1), tb.argmax(1), np.zeros(10, int)])
     for row, pred in enumerate(res.test_labels):
@@ -377,6 +391,12 @@ def test_bad_files_are_named(two_runs, edit, message):
     with pytest.raises(ValueError, match=message) as err:
         ensemble([ra])
     assert "val_probs.csv" in str(err.value)
+    if "p7" in message:
+        assert_documented("probs-column-missing", str(err.value))
+    if "sum to" in message:
+        assert_documented("probs-not-summing", str(err.value))
+    if "n_val" in message:
+        assert_documented("n-val-mismatch", str(err.value))
 
 
 def test_info_csv_sets_the_row_order(two_runs, tmp_path):

@@ -336,14 +336,16 @@ def test_a_run_that_is_still_training_cannot_be_resumed(base, tmp_path):
     with subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"]) as other:
         try:
             _status_run(tmp_path, "run", exist_ok=True, pid=other.pid, host=socket.gethostname())
-            with pytest.raises(RuntimeError, match=rf"still running \(process {other.pid} "):
+            with pytest.raises(RuntimeError, match=rf"still running \(process {other.pid} ") as err:
                 fit(cfg.replace(resume=str(run)))
         finally:
             other.kill()
+    assert_documented("resume-still-running", str(err.value))
     assert (run / "last.pt").read_bytes() == b"placeholder"
     # once that process is gone, resuming goes ahead (and here meets the placeholder file)
-    with pytest.raises(ValueError, match="cannot read checkpoint"):
+    with pytest.raises(ValueError, match="cannot read checkpoint") as err:
         fit(cfg.replace(resume=str(run)))
+    assert_documented("resume-unreadable", str(err.value))
 
 
 # ---- every writer goes through kit.io -----------------------------------------------------------

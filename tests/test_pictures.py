@@ -20,6 +20,7 @@ from kit.config import Config
 from kit.data import DataError, verify_images
 from kit.data.dataset import load_rgb
 from kit.data.pictures import LOADER_VERSION, build_run_cache, cache_extra, prepare_file
+from tests._triggers import assert_documented
 
 #: An asymmetric 8-bit picture (H=12, W=20): every corner and every row differ.
 UPRIGHT = np.stack(
@@ -153,5 +154,6 @@ def test_a_picture_no_viewer_shows_the_same_way_is_refused_naming_it(tmp_path: P
     path.write_bytes(buf.getvalue())  # a float TIFF with a .png name
     with pytest.raises(OSError, match=rf"cannot read image {path}: .*pixel mode 'F'"):
         load_rgb(str(path))
-    with pytest.raises(DataError, match=rf"{path}: pixel mode 'F' is not a camera"):
+    with pytest.raises(DataError, match=rf"{path}: pixel mode 'F' is not a camera") as err:
         verify_images(pd.DataFrame({"path": [str(path)]}))
+    assert_documented("image-mode", str(err.value))

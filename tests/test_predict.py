@@ -16,6 +16,7 @@ from kit.labels import class_name
 from kit.predict import classes_path, main, probs_path
 from kit.runfolder import PROB_COLUMNS
 from kit.train import fit
+from tests._triggers import assert_documented
 
 
 @pytest.fixture(scope="module")
@@ -91,9 +92,13 @@ def test_bad_inputs_are_one_error_line(trained, tmp_path, capsys):
     no_path = tmp_path / "no_path.csv"
     no_path.write_text("file\na.jpg\n")
     assert main([str(trained.run_dir), "--data-dir", str(no_path)]) == 2
-    assert "no 'path' column" in capsys.readouterr().err
+    seen = capsys.readouterr().err
+    assert "no 'path' column" in seen
+    assert_documented("predict-csv-no-path", seen)
     assert main([str(tmp_path), "--data-dir", str(no_path)]) == 2
-    assert "best.pt not found" in capsys.readouterr().err
+    seen = capsys.readouterr().err
+    assert "best.pt not found" in seen
+    assert_documented("predict-no-best", seen)
 
 
 @pytest.mark.filterwarnings("ignore:'kit.inference' found in sys.modules:RuntimeWarning")

@@ -91,6 +91,7 @@ def test_full_disk_in_torch_save_is_reported_and_recorded(tiny_cfg: Config, monk
     assert "last.pt: the disk is full at" in message
     assert " MB free). Nothing was replaced" in message
     assert "--resume" in message
+    assert_documented("checkpoint-disk-full", message)
     (run_dir,) = Path(tiny_cfg.output_dir).iterdir()
     status = json.loads((run_dir / "status.json").read_text())
     assert status["status"] == "failed" and "the disk is full at" in status["error"]
@@ -206,6 +207,7 @@ def test_smoke_says_what_it_shrank():
     cfg = Config(epochs=20, image_size=(380, 380), workers=4)
     note = smoke_note(cfg, check(cfg.replace(smoke=True)))
     assert note.startswith("smoke: ")
+    assert_documented("smoke-shrunk", note)
     for change in ("epochs 20 -> 2", "image_size 380x380 -> 64x48", "workers 4 -> 0"):
         assert change in note
     assert "lr" not in note and "model" not in note  # what smoke keeps is not listed

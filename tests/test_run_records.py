@@ -18,6 +18,7 @@ from kit.config import Config
 from kit.recipe import parse_args
 from kit.runfolder import BEST, LAST, read_metrics
 from kit.train import fit
+from tests._triggers import assert_documented
 
 
 class _SigintOnLine(logging.Handler):
@@ -71,6 +72,7 @@ def test_ctrl_c_before_any_saved_epoch_points_at_no_resume(tiny_cfg, caplog):
     run_dir, text = _interrupt_at(tiny_cfg.replace(epochs=2), "epoch 1/2", caplog)
     assert not (run_dir / LAST).exists()
     assert "nothing to resume: start the run again" in text and "--resume" not in text
+    assert_documented("interrupted", text)
 
 
 def test_resuming_a_complete_run_trains_nothing_and_says_so(tiny_cfg, caplog, monkeypatch):

@@ -21,6 +21,7 @@ from kit.runfolder import (
     write_summary,
 )
 from tests._runfolders import Preds, RunSpec, metrics_row, one_hot_probs, summary, write_run
+from tests._triggers import assert_documented
 
 READERS = {
     "config.json": read_config,
@@ -126,6 +127,9 @@ def test_read_predictions_of_an_unfinished_run_says_its_status(tmp_path):
     (run / "status.json").unlink()
     with pytest.raises(FileNotFoundError, match=r"run status: no status\.json"):
         read_predictions(run)
+    with pytest.raises(FileNotFoundError, match=r"run status: running") as err:
+        read_predictions(write_run(tmp_path / "b", RunSpec(status="running")))
+    assert_documented("member-unfinished", str(err.value))
 
 
 def test_read_run_of_a_kfold_parent(tmp_path):

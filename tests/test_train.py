@@ -20,6 +20,7 @@ from kit.runfolder import create_run_dir
 from kit.train import fit
 from tests._runfolders import RUN_FILES
 from tests._training import at_training_step, interrupted_in_epoch_2
+from tests._triggers import assert_documented
 
 PROBS = [f"p{k}" for k in range(18)]
 
@@ -365,3 +366,6 @@ def test_resume_refuses_changed_experiment_fields_only(tiny_cfg, tmp_path):
         fit(tiny_cfg.replace(resume=str(run), lr=0.5, model="resnet10t", workers=1))
     assert "workers" not in str(info.value) and f"--resume {run} alone" in str(info.value)
     assert sorted(p.name for p in run.iterdir()) == ["config.json", "last.pt"]
+    with pytest.raises(ValueError, match=r"with changed lr: 0\.003 -> 0\.5: ") as info:
+        fit(tiny_cfg.replace(resume=str(run), lr=0.5))  # the page's example
+    assert_documented("resume-changed", str(info.value))
