@@ -458,6 +458,7 @@ def test_cache_command_names_a_missing_folder(tmp_path, capsys):
     assert cache_main(["--list", str(tmp_path / "nope")]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "no such cache folder" in err and "nope" in err
+    assert_documented("cache-no-folder", err)
 
 
 # ---- the picture preparation the cache stores ------------------------------------------------

@@ -474,6 +474,7 @@ def test_an_output_named_like_its_record_is_refused_before_anything_is_written(
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert proc.stderr.startswith(f"error: {out}: the ensemble's record is written beside")
     assert "-o " + str(out.with_suffix(".csv")) in proc.stderr
+    assert_documented("output-json-collision", proc.stderr)
     assert out.read_text() == "the user's own file\n" and sorted(out.parent.iterdir()) == [out]
     with pytest.raises(ValueError, match="would be overwritten by it"):
         write(ensemble([ra, rb]), out)
@@ -487,6 +488,7 @@ def test_an_unwritable_output_names_this_commands_flag(two_runs, tmp_path, capsy
     proc = _ens(capsys, str(ra), str(rb), "-o", str(blocker / "sub.csv"))
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1
     assert "a file is in the way" in proc.stderr and "pass another -o PATH" in proc.stderr
+    assert_documented("ensemble-output-unwritable", proc.stderr)
     assert "--output-dir" not in proc.stderr
     # --debug lets the error out (a process prints its traceback; tests/test_runs.py checks
     # that on a real process, through the same kit.cli.run_cli)

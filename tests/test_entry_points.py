@@ -34,6 +34,7 @@ import pytest
 from kit.data.fixture import make_fixture
 from tests import _proc
 from tests._runfolders import Preds, RunSpec, one_hot_probs, summary, write_run
+from tests._triggers import assert_documented
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -538,6 +539,12 @@ def test_a_bad_storage_url_or_tracker_uri_is_one_error_line_naming_the_flag(
     assert "Traceback" not in captured.err + captured.out
     assert len(errors) == 1 and fragment in errors[0], errors
     assert not out.exists() or not any(out.iterdir()), "nothing may be written"
+    if case == "storage-unknown-scheme":
+        assert_documented("tune-storage", errors[0])
+    if case == "storage-folder-is-a-file":
+        assert_documented("tune-storage-folder", errors[0])
+    if case == "mlflow-uri-unknown-scheme":
+        assert_documented("track-mlflow-uri", errors[0])
 
 
 # ---- Ctrl-C during start-up ---------------------------------------------------------------------

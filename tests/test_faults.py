@@ -325,6 +325,7 @@ def test_ledger_tells_a_live_run_from_a_dead_one(tmp_path):
         "elsewhere": "running",
         "old-format": "running",
     }
+    assert_documented("ledger-killed-run", status["dead"])
 
 
 def test_a_run_that_is_still_training_cannot_be_resumed(base, tmp_path):

@@ -11,6 +11,7 @@ from kit.data import read_eval, read_train
 from kit.inference import load_run_model, predict
 from kit.runfolder import write_submission
 from kit.train import fit
+from tests._triggers import assert_documented
 
 PROBS = [f"p{k}" for k in range(18)]
 
@@ -98,6 +99,7 @@ def test_write_submission_accepts_labels(tmp_path):
         (np.zeros((4, 18)), "4 predictions for 5"),
         ([1, 2, 3, 4, np.nan], "nan"),
         ([1, 2, 3, 4, 18], "18"),
+        ([18, 1, 2, 3, 4], "label 18 at row 0"),
         ([1, 2, 3, 4, -1], "-1"),
         ([1, 2, 3, 4, 2.5], "2.5"),
         (np.zeros((5, 3)), r"\(n, 18\)"),
@@ -105,6 +107,10 @@ def test_write_submission_accepts_labels(tmp_path):
     ],
 )
 def test_write_submission_rejects_bad_predictions(tmp_path, values, message):
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(ValueError, match=message) as err:
         write_submission(values, _eval_frame(5), tmp_path / "s.csv")
     assert not (tmp_path / "s.csv").exists()
+    if message == "label 18 at row 0":  # the page's example
+        assert_documented("submission-label", str(err.value))
+    if message == "NaN":
+        assert_documented("submission-nan", str(err.value))

@@ -30,6 +30,7 @@ from kit.runs import (
 from kit.runs.__main__ import main as runs_main
 from tests import _proc
 from tests._runfolders import RunSpec, metrics_row, summary, write_run
+from tests._triggers import assert_documented
 
 ROOT = Path(__file__).resolve().parents[1]
 NOW = datetime(2024, 1, 10, 12, 0, tzinfo=timezone.utc)
@@ -211,8 +212,11 @@ def test_cli_markdown_vs_and_errors(runs):
     assert plain.returncode == 0 and "workers" not in plain.stdout and "lr" in plain.stdout
     bad = _cli(str(runs), "--vs", "nobody")
     assert bad.returncode == 2 and "no run 'nobody'" in bad.stderr
+    unknown = _cli(str(runs), "--vs", "nope")  # the page's example
+    assert_documented("ledger-unknown-run", unknown.stderr)
     missing = _cli(str(runs / "nope"))
     assert missing.returncode == 2 and "no such folder" in missing.stderr
+    assert_documented("ledger-no-folder", missing.stderr)
 
 
 def test_changes_show_whole_numbers_without_a_decimal_point(runs):
@@ -279,6 +283,7 @@ def test_one_damaged_folder_is_skipped_with_one_warning(runs, damaged):
     out = _cli(str(runs))
     assert out.returncode == 0, out.stderr
     assert out.stderr.count("\n") == 1 and out.stderr.startswith(f"warning: skipped {bad}: ")
+    assert_documented("ledger-skipped-run", out.stderr)
     assert damaged in out.stderr and "Traceback" not in out.stderr
     assert "died" not in out.stdout and "lr_focal" in out.stdout and "stopped" in out.stdout
     with pytest.warns(RunSkipped, match=damaged):
@@ -326,6 +331,7 @@ def test_default_table_fits_120_columns_and_csv_markdown_keep_everything(tmp_pat
         lines = out.stdout.splitlines()
         assert len(lines) >= 2 + 10 + 1 and max(map(len, lines)) <= 120, out.stdout
         assert lines[0].split()[:3] == ["name", "status", "f1"] and "more columns:" in lines[12]
+        assert_documented("ledger-hidden-columns", lines[12])
         assert all(f"resnet50_focal_mixup_try{k}" in out.stdout for k in range(10))  # names whole
     wide = _cli(str(root), "--vs", "try0", "--csv")
     frame = pd.read_csv(io.StringIO(wide.stdout))
@@ -357,8 +363,10 @@ def test_filters_and_columns(runs):
     ]
     bad = _cli(str(runs), "--columns", "name,nope")
     assert bad.returncode == 2 and bad.stderr.startswith("error: --columns: unknown column(s) nope")
+    assert_documented("ledger-columns-unknown", bad.stderr)
     bad = _cli(str(runs), "--status", "done")
     assert bad.returncode == 2 and "expected any of complete" in bad.stderr
+    assert_documented("ledger-status-unknown", bad.stderr)
     # the baseline stays in the table even when the filter leaves it out
     vs = _cli(str(runs), "--vs", "base", "--name", "focal", "--columns", "name,flag").stdout
     assert "baseline" in vs and "UNCONTROLLED" in vs and "_lr " not in vs
@@ -372,6 +380,7 @@ def test_vs_a_shared_run_name_says_which_run_it_took(runs):
         f"warning: 'base' names 2 runs; comparing with the newest, {again.name} "
         "(not 20240101-100000_base); pass a folder name to choose\n"
     )
+    assert_documented("ledger-baseline-choice", out.stderr)
 
 
 def test_prune_lists_first_and_deletes_only_with_yes(runs):
@@ -397,6 +406,7 @@ def test_prune_lists_first_and_deletes_only_with_yes(runs):
     assert sorted(p.relative_to(runs) for p in runs.rglob("*")) == before  # nothing deleted
     assert listed.stdout.splitlines()[0] == "4 to delete, 0.0 MB:"
     assert "pass --yes to delete" in listed.stdout and str(live) not in listed.stdout
+    assert_documented("prune-needs-yes", listed.stdout)
     for item in (failed, smoke, base / "last.pt"):
         assert str(item) in listed.stdout
     done = _cli(str(runs), "--prune", "--yes")
@@ -409,6 +419,7 @@ def test_prune_lists_first_and_deletes_only_with_yes(runs):
 def test_errors_are_one_line_and_debug_shows_the_traceback(runs):
     out = _cli(str(runs), "--sort", "nope")
     assert out.returncode == 2 and out.stderr.count("\n") == 1 and "Traceback" not in out.stderr
+    assert_documented("ledger-sort", out.stderr)
     # a traceback is what the interpreter prints when the error escapes: a real process
     command = [sys.executable, "-m", "kit.runs", str(runs), "--sort", "nope"]
     for debug in (

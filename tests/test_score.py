@@ -22,6 +22,7 @@ from kit.score import main as score_main
 from kit.score import score_submission
 from tests import _proc
 from tests._runfolders import Preds, RunSpec, one_hot_probs, summary, write_run
+from tests._triggers import assert_documented
 
 ROOT = Path(__file__).resolve().parents[1]
 IDS = [f"{i:040x}.jpg" for i in range(300)]
@@ -66,6 +67,7 @@ def test_cli_prints_scores_and_writes_png(files):
     assert f"macro F1  {f1:.4f}" in out.stdout
     assert "not_wear/female/>=60" in out.stdout and "true\\pred" in out.stdout
     assert "WARNING: rows are not in the answers' order" in out.stdout
+    assert_documented("score-order", out.stdout)
     png = sub.with_name("sub_confusion.png")
     with Image.open(png) as img:
         img.verify()
@@ -81,6 +83,7 @@ def test_cli_prints_scores_and_writes_png(files):
             lambda df: df.iloc[2:],
             r"2 ImageID\(s\) of the answers missing \('0+\.jpg', '0+1\.jpg'\)",
         ),
+        (lambda df: df.iloc[1:], r"1 ImageID\(s\) of the answers missing"),
         (
             lambda df: pd.concat([df, pd.DataFrame({"ImageID": ["extra.jpg"], "ans": [1]})]),
             r"1 ImageID\(s\) not in the answers \('extra.jpg'\)",
@@ -101,6 +104,8 @@ def test_bad_submissions_are_named(files, edit, message):
     with pytest.raises(ValueError, match=message) as err:
         score_submission(sub, answers)
     assert "sub.csv" in str(err.value)
+    if message == r"1 ImageID\(s\) of the answers missing":  # the page's example
+        assert_documented("score-missing-ids", str(err.value))
 
 
 def _cli(capsys, *args: str) -> subprocess.CompletedProcess:
@@ -116,6 +121,7 @@ def test_cli_refuses_a_bad_submission(files, capsys):
     sub.write_text("ImageID,ans\nnope.jpg,3\n")
     out = _cli(capsys, str(sub), "--answers", str(answers))
     assert out.returncode == 2 and "sub.csv" in out.stderr and "300 ImageID(s)" in out.stderr
+    assert_documented("score-extra-ids", out.stderr)
     assert not sub.with_name("sub_confusion.png").exists()
 
 
@@ -167,6 +173,7 @@ def test_a_picture_that_cannot_be_written_only_warns(files, tmp_path, capsys):
     f1 = f1_score(truth, pred, labels=range(18), average="macro", zero_division=0)
     assert f"macro F1  {f1:.4f}" in out.stdout and "wrote" not in out.stdout
     assert out.stderr.startswith("warning: no confusion picture: cannot write")
+    assert_documented("score-png-unwritable", out.stderr)
     assert "pass --png PATH" in out.stderr and "--output-dir" not in out.stderr
 
 
@@ -193,6 +200,7 @@ def test_errors_are_one_line_and_debug_shows_the_traceback(tmp_path, capsys, mon
     assert out.returncode == 2 and "Traceback" not in out.stderr
     assert out.stderr.startswith("error: ") and out.stderr.count("\n") == 1
     assert "pass --answers" in out.stderr
+    assert_documented("score-needs-answers", out.stderr)
     unfinished = write_run(tmp_path, RunSpec(name="r", status="running"))
     out = _cli(capsys, str(unfinished))
     assert out.returncode == 2 and "no val_probs.csv or test_probs.csv" in out.stderr

@@ -34,6 +34,7 @@ from kit.tracking import (
     summary_metrics,
 )
 from kit.train import fit
+from tests._triggers import assert_documented
 
 # ---- helpers --------------------------------------------------------------------------------
 
@@ -248,8 +249,9 @@ def test_pruning_hook_stops_the_run_marked_pruned(tiny_cfg):
 
 
 def test_unknown_or_missing_tracker_is_refused_before_training(monkeypatch):
-    with pytest.raises(ValueError, match=r"unknown tracker 'tensorbord' \(did you mean"):
+    with pytest.raises(ValueError, match=r"unknown tracker 'tensorbord' \(did you mean") as err:
         Config(track="tensorbord").validate()
+    assert_documented("track-unknown", str(err.value))
     import kit.tracking as base
 
     real = base.importlib.util.find_spec
@@ -259,6 +261,7 @@ def test_unknown_or_missing_tracker_is_refused_before_training(monkeypatch):
     with pytest.raises(ValueError, match="needs the wandb package") as err:
         Config(track="tensorboard, wandb").validate()
     assert EXTRA in str(err.value)
+    assert_documented("track-missing-package", str(err.value))
     Config(track="none").validate()
 
 
@@ -286,8 +289,9 @@ def test_tracker_ids_file(tmp_path):
     write_tracker_id(tmp_path, "mlflow", "123")
     assert read_tracker_ids(tmp_path) == {"wandb": "abc", "mlflow": "123"}
     (tmp_path / TRACKER_IDS).write_text("[1]")
-    with pytest.raises(ValueError, match="trackers.json: expected a mapping"):
+    with pytest.raises(ValueError, match="trackers.json: expected a mapping") as err:
         read_tracker_ids(tmp_path)
+    assert_documented("track-ids-file", str(err.value))
 
 
 # ---- an MLflow server, started here, killed mid-run ---------------------------------------
@@ -388,3 +392,4 @@ def test_an_mlflow_tracker_that_cannot_open_its_uri_names_the_flag(tmp_path, mon
         r.getMessage() for r in caplog.records if "tracker mlflow failed" in r.getMessage()
     ]
     assert f"check --mlflow-uri {uri!r}" in warned and "File exists" in warned
+    assert_documented("track-failed", warned)

@@ -30,11 +30,9 @@ import torch
 from torch import nn
 
 import kit.runfolder as rundir
-import kit.tracking as tracking_base
 import kit.train.checkpoint as checkpoint
 import kit.tune as kit_tune
 from kit import io as kio
-from kit.cache import main as cache_main
 from kit.config import Config
 from kit.data import read_eval, read_train, verify_images
 from kit.data.fixture import make_fixture
@@ -50,8 +48,6 @@ from kit.runs.__main__ import main as runs_main
 from kit.score import main as score_main
 from kit.splits import load_splits
 from kit.train import fit
-from kit.tune import parse_space
-from kit.tune.__main__ import main as tune_main
 from tests._after_training_triggers import AFTER_TRAINING
 from tests._day_one_triggers import DAY_ONE
 from tests._own_code_triggers import OWN_CODE
@@ -359,144 +355,24 @@ TRIGGERS: dict[str, Trigger] = {
     ),
     "no-val-score": lambda c: printed(ensemble_main, [str(p) for p in _no_val_rows_in_common(c)]),
     # scoring and submissions
-    "score-missing-ids": lambda c: printed(
-        score_main,
-        [str(_sub(c, [1] * 5, IDS[:-1])), "--answers", str(_sub(c, [1] * 6, name="a.csv"))],
-    ),
-    "score-extra-ids": lambda c: printed(
-        score_main,
-        [str(_sub(c, [1] * 6)), "--answers", str(_sub(c, [1] * 5, IDS[:-1], name="a.csv"))],
-    ),
-    "score-order": lambda c: printed(
-        score_main,
-        [str(_sub(c, [1] * 6, IDS[::-1])), "--answers", str(_sub(c, [1] * 6, name="a.csv"))],
-    ),
     "submission-rows": lambda c: raised(
         lambda: write_submission(np.zeros(3, int), pd.DataFrame({"ImageID": IDS}), c.tmp / "s.csv")
     ),
-    "submission-nan": lambda c: raised(
-        lambda: write_submission(
-            np.full((6, 18), np.nan), pd.DataFrame({"ImageID": IDS}), c.tmp / "s.csv"
-        )
-    ),
-    "submission-label": lambda c: raised(
-        lambda: write_submission(np.full(6, 18), pd.DataFrame({"ImageID": IDS}), c.tmp / "s.csv")
-    ),
-    # the run ledger
-    "ledger-no-folder": lambda c: printed(runs_main, [str(c.tmp / "nope")]),
-    "cache-no-folder": lambda c: printed(cache_main, ["--list", str(c.tmp / "nope")]),
-    "ledger-unknown-run": lambda c: printed(
-        runs_main, [str(_member(c, "a").parent), "--vs", "nope"]
-    ),
-    "ledger-sort": lambda c: printed(runs_main, [str(_member(c, "a").parent), "--sort", "nope"]),
-    "ledger-killed-run": lambda c: printed(runs_main, [str(_killed_run(c).parent)]),
     # tracking and search (docs/tracking.md, docs/search.md)
-    "track-unknown": lambda c: raised(lambda: c.cfg(track="tensorbord").validate()),
-    "track-missing-package": lambda c: _without_wandb(c),
-    "track-failed": lambda c: _mlflow_server_gone(c),
-    "track-ids-file": lambda c: raised(lambda: _bad_tracker_ids(c)),
-    "track-mlflow-uri": lambda c: raised(
-        lambda: c.cfg(track="mlflow", mlflow_uri="foo://x").validate()
-    ),
-    "tune-storage": lambda c: printed(
-        tune_main,
-        [str(ROOT / "recipes/baseline.py"), "--storage=foo://x", "--trials=1", "--param=lr=1e-3"],
-    ),
-    "tune-storage-folder": lambda c: raised(
-        lambda: kit_tune.open_storage(f"sqlite:///{c.data() / 'train' / 'train.csv'}/s.db")
-    ),
-    "tune-param-format": lambda c: raised(lambda: parse_space(["lr"])),
-    "tune-param-field": lambda c: raised(lambda: parse_space(["lrr=1:2"])),
-    "tune-param-range": lambda c: raised(lambda: parse_space(["lr=1e-2:1e-4"])),
-    "tune-param-log": lambda c: raised(lambda: parse_space(["lr=log:0:1"])),
-    "tune-param-number": lambda c: raised(lambda: parse_space(["lr=a:b"])),
-    "tune-param-field-kind": lambda c: raised(lambda: parse_space(["image_size=1:2"])),
-    "tune-param-value": lambda c: printed(
-        tune_main, [RECIPE, "--trials", "1", "--param", "loss=focall", *_tune_out(c)]
-    ),
-    "tune-recipe-missing": lambda c: printed(
-        tune_main, [str(c.tmp / "nope.py"), "--trials", "1", "--param", "lr=1e-3"]
-    ),
-    "tune-recipe-config": lambda c: printed(
-        tune_main, [_not_a_recipe(c), "--trials", "1", "--param", "lr=1e-3", *_tune_out(c)]
-    ),
     "tune-folds": lambda c: raised(lambda: kit_tune.run(c.cfg(folds="all"), {"lr": "1e-3"}, 1)),
     "tune-trial-died": lambda c: logged(lambda: _rerun_killed_trial(c)),
     "ledger-plot-empty": lambda c: printed(
         runs_main, [str(_run_without_epochs(c)), "--plot", str(c.tmp / "x.png")]
     ),
-    "ledger-skipped-run": lambda c: printed(runs_main, [str(_damaged_config(c))]),
-    "ledger-baseline-choice": lambda c: printed(runs_main, [str(_twice(c)), "--vs", "a"]),
-    "ledger-columns-unknown": lambda c: printed(
-        runs_main, [str(_member(c, "a").parent), "--columns", "nope"]
-    ),
-    "ledger-status-unknown": lambda c: printed(
-        runs_main, [str(_member(c, "a").parent), "--status", "done"]
-    ),
-    "ledger-hidden-columns": lambda c: printed(runs_main, [str(_twice(c)), "--width", "50"]),
-    "prune-needs-yes": lambda c: printed(
-        runs_main, [str(write_run(c.tmp / "runs", RunSpec(status="failed")).parent), "--prune"]
-    ),
     # the optional picture, the record's name, the command's own output flag
-    "score-needs-answers": lambda c: printed(score_main, [str(_sub(c, [1] * 6))]),
     "score-no-val": lambda c: printed(
         score_main, [str(_unlink(_member(c, "a") / "val_probs.csv").parent)]
-    ),
-    "score-png-unwritable": lambda c: printed(
-        score_main,
-        [
-            str(_sub(c, [1] * 6)),
-            "--answers",
-            str(_sub(c, [1] * 6, name="a.csv")),
-            "--png",
-            str(_file(c, "f", "x") / "cm.png"),
-        ],
-    ),
-    "output-json-collision": lambda c: printed(
-        ensemble_main, [str(_member(c, "a")), "-o", str(c.tmp / "out.json")]
-    ),
-    "ensemble-output-unwritable": lambda c: printed(
-        ensemble_main, [str(_member(c, "a")), "-o", str(_file(c, "f", "x") / "s.csv")]
     ),
 }
 TRIGGERS.update(AFTER_TRAINING)  # calibration, stacking, per-task merge, label-noise finder
 TRIGGERS.update(TECHNIQUES)  # mixing, boundary ages, EMA, logit adjustment, refit, TTA
 TRIGGERS.update(DAY_ONE)  # the environment: torch and torchvision of different builds
 TRIGGERS.update(OWN_CODE)  # model sources, optimizers, a run's own code
-
-RECIPE = str(ROOT / "recipes" / "baseline.py")
-
-
-def _tune_out(ctx: Ctx) -> list[str]:
-    return ["--output-dir", str(ctx.tmp / "runs")]
-
-
-def _without_wandb(ctx: Ctx) -> str:
-    real = tracking_base.importlib.util.find_spec
-    ctx.mp.setattr(
-        tracking_base.importlib.util, "find_spec", lambda n: None if n == "wandb" else real(n)
-    )
-    return raised(lambda: ctx.cfg(track="tensorboard,wandb").validate())
-
-
-def _mlflow_server_gone(ctx: Ctx) -> str:
-    """A run tracked to an MLflow server that is not (or no longer) there."""
-    ctx.mp.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
-    with socket.socket() as s:  # a free port: nothing listens there
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    return logged(lambda: fit(ctx.cfg(track="mlflow", mlflow_uri=f"http://127.0.0.1:{port}")))
-
-
-def _bad_tracker_ids(ctx: Ctx) -> None:
-    (ctx.tmp / rundir.TRACKER_IDS).write_text("[1]")
-    rundir.read_tracker_ids(ctx.tmp)
-
-
-def _not_a_recipe(ctx: Ctx) -> str:
-    path = ctx.tmp / "recipe.py"
-    path.write_text("NAME = 'no config() here'\n")
-    return str(path)
 
 
 def _rerun_killed_trial(ctx: Ctx) -> None:
@@ -522,14 +398,6 @@ def _run_without_epochs(ctx: Ctx) -> Path:
     run = ctx.tmp / "runs" / "20240101-000000_early"
     run.mkdir(parents=True)
     (run / "status.json").write_text(json.dumps({"status": "failed", "epoch": 0}))
-    return run.parent
-
-
-def _damaged_config(ctx: Ctx) -> Path:
-    """A folder of two runs, the second with a config.json that is not JSON."""
-    _member(ctx, "a")
-    run = _member(ctx, "b", stamp="20240102-120000")
-    (run / "config.json").write_text("{not json")
     return run.parent
 
 

@@ -30,6 +30,7 @@ from kit.tune import (
 from kit.tune.__main__ import main as tune_main
 from kit.tune.study import counted, open_storage, open_study
 from tests import _proc
+from tests._triggers import assert_documented
 
 ROOT = Path(__file__).resolve().parents[1]
 SPACE = {"lr": "log:1e-4:1e-2", "loss": ["cross_entropy", "focal"]}
@@ -79,8 +80,21 @@ def test_space_texts():
     ],
 )
 def test_space_errors(text, message):
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(ValueError, match=message) as err:
         parse_space([text])
+    seen = str(err.value)
+    if text == "lr":
+        assert_documented("tune-param-format", seen)
+    elif text == "lrr=1:2":
+        assert_documented("tune-param-field", seen)
+    elif text == "lr=1e-2:1e-4":
+        assert_documented("tune-param-range", seen)
+    elif text == "lr=log:0:1":
+        assert_documented("tune-param-log", seen)
+    elif text == "lr=a:b":
+        assert_documented("tune-param-number", seen)
+    elif text == "image_size=1:2":
+        assert_documented("tune-param-field-kind", seen)
 
 
 def test_search_runs_tagged_trials_prunes_and_continues(tiny_cfg):
@@ -204,8 +218,9 @@ def test_recipe_config_is_loaded_from_the_file(tmp_path):
     assert load_recipe(ROOT / "recipes" / "baseline.py").name == "baseline"
     bad = tmp_path / "bad.py"
     bad.write_text("X = 1\n")
-    with pytest.raises(ValueError, match="a recipe defines config"):
+    with pytest.raises(ValueError, match="a recipe defines config") as err:
         load_recipe(bad)
+    assert_documented("tune-recipe-config", str(err.value))
 
 
 @pytest.mark.slow  # two processes, each importing torch and training 2-3 smoke trials
@@ -255,9 +270,13 @@ def test_cli_bad_input_is_one_line(tmp_path, capsys):
     recipe = str(ROOT / "recipes" / "baseline.py")
     out = ["--output-dir", str(tmp_path / "runs"), "--smoke"]
     assert tune_main([recipe, "--trials", "2", "--param", "loss=focall", *out]) == 2
-    assert "error: search parameter loss='focall': config field 'loss'" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "error: search parameter loss='focall': config field 'loss'" in err
+    assert_documented("tune-param-value", err)
     assert tune_main([str(tmp_path / "none.py"), "--trials", "1", "--param", "lr=1:2"]) == 2
-    assert "error: recipe" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "error: recipe" in err
+    assert_documented("tune-recipe-missing", err)
     assert runs_main([str(tmp_path), "--study", "x"]) == 0
 
 
