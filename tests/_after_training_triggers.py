@@ -12,16 +12,14 @@ import numpy as np
 import pandas as pd
 
 from kit.data import read_eval
-from kit.ensemble import calibrate, combine, ensemble, fit_biases, fit_stacker
-from kit.ensemble.__main__ import main as ensemble_main
+from kit.ensemble import calibrate, combine, fit_biases, fit_stacker
 from kit.ensemble.inputs import merge_heads
 from kit.runfolder import read_val_keys, write_task_probs, write_test_probs
 from kit.runs.__main__ import main as runs_main
-from kit.score import main as score_main
 from kit.splits import load_splits
 from kit.train import fit
 from tests._runfolders import Preds, RunSpec, one_hot_probs, summary, write_run
-from tests._triggers import logged, printed, raised, warned
+from tests._triggers import logged, printed, raised
 
 N = 36
 Y = np.arange(N) % 18
@@ -33,18 +31,6 @@ def _run(tmp: Path, name: str, prefix: str = "p") -> Path:
     test = [f"{i:040x}.jpg" for i in range(6)]
     preds = Preds(ids, Y, P, test, one_hot_probs(Y[:6]), folds=[(i // 3) % 2 for i in range(N)])
     return write_run(tmp, RunSpec(name=name, summary=summary(0.5), preds=preds))
-
-
-def _task(tmp: Path, task: str, k: int, prefix: str = "p") -> Path:
-    run = tmp / f"20240101-120000_{task}"
-    run.mkdir(parents=True)
-    ids = [f"{prefix}{i // 3}/img{i % 3}" for i in range(N)]
-    keys = pd.DataFrame({"image_id": ids, "person_id": [i.split("/")[0] for i in ids]})
-    keys = keys.assign(label=Y, fold=0)
-    write_task_probs(run / "val_probs.csv", keys, np.full((N, k), 1 / k), task)
-    test = pd.DataFrame({"image_id": [f"{i:040x}.jpg" for i in range(6)]})
-    write_task_probs(run / "test_probs.csv", test, np.full((6, k), 1 / k), task)
-    return run
 
 
 def _eval_probs(c: Any, ids: list[str] | None = None) -> Path:
@@ -59,35 +45,15 @@ def _no_eval(c: Any) -> str:
     return raised(lambda: load_splits(c.cfg(pseudo_labels=str(source))))
 
 
-def _per_task_source(c: Any) -> str:
-    run = _task(c.tmp, "mask", 3)
-    return raised(lambda: fit(c.cfg(pseudo_labels=str(run))))
-
-
 AFTER_TRAINING: dict[str, Callable[[Any], str]] = {
-    "pseudo-not-found": lambda c: raised(lambda: fit(c.cfg(pseudo_labels=str(c.tmp / "x")))),
-    "pseudo-no-test-probs": lambda c: raised(lambda: fit(c.cfg(pseudo_labels=str(c.tmp)))),
-    "pseudo-per-task": _per_task_source,
     "pseudo-targets-unknown": lambda c: raised(lambda: fit(c.cfg(pseudo_targets="sofft"))),
     "pseudo-no-eval": _no_eval,
     "pseudo-none-passed": lambda c: logged(
         lambda: load_splits(c.cfg(pseudo_labels=str(_eval_probs(c)), pseudo_threshold=0.5))
     ),
-    "pseudo-other-eval": lambda c: raised(
-        lambda: load_splits(c.cfg(pseudo_labels=str(_eval_probs(c, ["x.jpg"]))))
-    ),
-    "calibrate-no-probs": lambda c: printed(
-        ensemble_main, [str(_run(c.tmp, "a")), "--method", "hard", "--calibrate"]
-    ),
     "calibrate-shape": lambda c: raised(lambda: fit_biases(P[:, :3], Y)),
     "honest-one-person": lambda c: raised(lambda: calibrate(P, Y, groups=["001"] * N)),
     "honest-no-groups": lambda c: raised(lambda: calibrate(P, Y)),
-    "stack-rows-differ": lambda c: raised(
-        lambda: ensemble([_run(c.tmp, "a"), _run(c.tmp, "b", "q")], "stack")
-    ),
-    "stack-weights": lambda c: printed(
-        ensemble_main, [str(_run(c.tmp, "a")), "--method", "stack", "--weights", "1"]
-    ),
     "stack-combine": lambda c: raised(lambda: combine("stack", [P])),
     "stack-members": lambda c: raised(
         lambda: fit_stacker([P, P], Y, np.arange(N) % 2).predict([P])
@@ -96,26 +62,11 @@ AFTER_TRAINING: dict[str, Callable[[Any], str]] = {
     "val-keys-missing": lambda c: raised(
         lambda: read_val_keys(_run(c.tmp, "a")).take(np.array(["nope/img0"], dtype=object))
     ),
-    "tasks-missing": lambda c: raised(
-        lambda: ensemble([_task(c.tmp, "mask", 3), _task(c.tmp / "g", "gender", 2)])
-    ),
-    "tasks-no-oof": lambda c: warned(
-        lambda: ensemble(
-            [
-                _task(c.tmp, "mask", 3),
-                _task(c.tmp / "g", "gender", 2, "q"),
-                _task(c.tmp / "a", "age", 3),
-            ]
-        )
-    ),
     "merge-heads-missing": lambda c: raised(
         lambda: merge_heads({"mask": [np.full((2, 3), 1 / 3)], "gender": [np.ones((2, 2)) / 2]})
     ),
     "task-probs-shape": lambda c: raised(
         lambda: write_task_probs(c.tmp / "v.csv", pd.DataFrame(), np.ones((2, 3)), "gender")
-    ),
-    "score-mistakes-per-task": lambda c: printed(
-        score_main, [str(_task(c.tmp, "age", 3)), "--mistakes"]
     ),
     "suspects-top": lambda c: printed(runs_main, ["suspects", str(_run(c.tmp, "a")), "--top", "0"]),
 }

@@ -8,7 +8,6 @@ from collections.abc import Callable
 import pandas as pd
 import torch
 
-from kit.batch import to_model_input
 from kit.config import Config
 from kit.losses import build_loss
 from kit.splits import drop_ages
@@ -27,13 +26,6 @@ TECHNIQUES: dict[str, Callable[[object], str]] = {
     "mix-lam-range": lambda c: _raised(lambda: Config(mix_lam=(0.6, 0.4)).validate()),
     "ema-decay-range": lambda c: _raised(lambda: Config(ema_decay=1.0).validate()),
     "refit-kfold": lambda c: _raised(lambda: Config(refit="continue", folds="all").validate()),
-    "tta-unknown-view": lambda c: _raised(lambda: Config(tta="hflip+flip").validate()),
-    "crop-mix-range": lambda c: _raised(lambda: Config(crop_mix=1.5).validate()),
-    "crop-mix-mode": lambda c: _raised(lambda: Config(crop_mix=0.5, crop_mode="tight").validate()),
-    "logit-adjusted-no-labels": lambda c: _raised(lambda: build_loss("logit_adjusted")),
-    "device-aug-float-batch": lambda c: _raised(
-        lambda: to_model_input(torch.zeros(2, 3, 8, 8), torch.device("cpu"), augment=abs)
-    ),
     "soft-target-classes": lambda c: raised(
         lambda: build_loss("cross_entropy")(torch.zeros(2, 18), torch.full((2, 3), 1 / 3))
     ),

@@ -22,6 +22,7 @@ from kit.ensemble import (
 from kit.ensemble.__main__ import main as ensemble_main
 from kit.ensemble.search import GRID, _best_for_class, _logs, cross_validate
 from tests._runfolders import Preds, RunSpec, summary, write_run
+from tests._triggers import assert_documented
 
 
 def _sk_f1(y, p) -> float:
@@ -132,7 +133,9 @@ def test_calibrate_refuses_the_hard_vote(tmp_path, capsys):
     p, y = _skewed(4, n=60)
     run = _kfold_run(tmp_path, "a", p, y, p[:10])
     assert ensemble_main([str(run), "--method", "hard", "--calibrate"]) == 2
-    assert "cannot calibrate" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "cannot calibrate" in err
+    assert_documented("calibrate-no-probs", err)
 
 
 # ---- stacking -------------------------------------------------------------------------------
@@ -208,7 +211,11 @@ def test_stacking_refuses_members_with_different_validation_rows(tmp_path):
             ),
         ),
     )
-    with pytest.raises(ValueError, match="method 'stack' fits a meta-model on validation rows"):
+    with pytest.raises(
+        ValueError, match="method 'stack' fits a meta-model on validation rows"
+    ) as err:
         ensemble([a, b], "stack")
-    with pytest.raises(ValueError, match="leave --weights out"):
+    assert_documented("stack-rows-differ", str(err.value))
+    with pytest.raises(ValueError, match="leave --weights out") as err:
         ensemble([a], "stack", weights=[1.0])
+    assert_documented("stack-weights", str(err.value))

@@ -17,6 +17,7 @@ from kit.train import fit
 from kit.train.forward import predict_frame
 from kit.transforms import normalization
 from tests._training import interrupted_in_epoch_2
+from tests._triggers import assert_documented
 
 CPU = torch.device("cpu")
 
@@ -79,8 +80,9 @@ def test_none_is_the_plain_path_and_a_float_batch_is_refused(tiny_cfg):
     assert create_device_aug(tiny_cfg) is None  # the default
     images = _pictures(4)
     assert torch.equal(_model_input(images, tiny_cfg, None), _model_input(images, tiny_cfg))
-    with pytest.raises(ValueError, match="needs uint8 batches"):
+    with pytest.raises(ValueError, match="needs uint8 batches") as err:
         _model_input(torch.zeros(2, 3, 8, 8), tiny_cfg, lambda x: x)
+    assert_documented("device-aug-float-batch", str(err.value))
 
 
 def test_presets_are_registered_and_public():

@@ -76,6 +76,7 @@ def test_torchvision_weights_neither_cached_nor_downloadable_name_the_cache(tmp_
     with pytest.raises(WeightsUnavailable) as err:
         resolve_weights(Config(model=TV, pretrained=True))
     message = str(err.value)
+    assert_documented("torchvision-weights-unavailable", message)
     assert str(torch_hub_checkpoints()) in message and "TORCH_HOME" in message
     assert "weights='IMAGENET1K_V1'" in message and "--pretrained-file" in message
     assert "pretrained_tag" not in message and "timm" not in message
@@ -141,8 +142,9 @@ def test_a_registered_pretrained_model_uses_the_normalisation_it_was_registered_
     assert model.backbone.loaded and model.weights is None
     norm = normalization(cfg)
     assert (norm.mean, norm.std, norm.source) == ((0.5,) * 3, (0.25,) * 3, "_tiny_pretrained")
-    with pytest.raises(ValueError, match=r"registered without their mean and std"):
+    with pytest.raises(ValueError, match=r"registered without their mean and std") as err:
         normalization(Config(model="_tiny", pretrained=True))  # never silently the competition's
+    assert_documented("model-normalisation-unknown", str(err.value))
     with pytest.raises(ValueError, match=r"takes no pretrained argument"):
         create_model(Config(model="_tiny", pretrained=True))
     with pytest.raises(ValueError, match=r"'pretrained_tag'.*register_model"):

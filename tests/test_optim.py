@@ -17,6 +17,7 @@ from kit.models import create_model
 from kit.optim import build_optimizer, build_scheduler, freeze_backbone
 from kit.recipe import main as recipe_main
 from kit.train import fit
+from tests._triggers import assert_documented
 
 
 @pytest.mark.parametrize(("name", "kind"), [("lion", "Lion"), ("lamb", "Lamb"), ("sgd", "SGD")])
@@ -28,8 +29,9 @@ def test_any_timm_optimizer_name_builds_timms_optimizer(name, kind):
 
 
 def test_a_misspelt_optimizer_gets_did_you_mean_from_timms_list(capsys):
-    with pytest.raises(ValueError, match=r"'lambb'.*did you mean 'lamb'"):
+    with pytest.raises(ValueError, match=r"'lambb'.*did you mean 'lamb'") as err:
         check_registries(Config(optimizer="lambb"))
+    assert_documented("optimizer-unknown", str(err.value))
     with pytest.raises(SystemExit) as exit_info:
         recipe_main(Config(), argv=["--optimizer", "adamww", "--smoke"])
     err = capsys.readouterr().err.strip().splitlines()
@@ -122,8 +124,10 @@ def test_without_freeze_epochs_the_layers_a_user_froze_stay_frozen():
     ],
 )
 def test_fine_tuning_fields_are_checked_with_one_line(changes, message):
-    with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
+    with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")) as err:
         Config(**changes).validate()
+    if "freeze_epochs" in changes:
+        assert_documented("freeze-epochs-too-many", str(err.value))
 
 
 def test_smoke_keeps_a_head_only_epoch_inside_its_two_epochs():

@@ -22,6 +22,7 @@ import pytest
 
 from kit.runs.__main__ import main as runs_main
 from tests import _proc
+from tests._triggers import assert_documented
 from tests.test_model_sources import fill_torch_cache
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -141,6 +142,7 @@ def test_a_run_whose_code_is_gone_gets_one_error_naming_the_piece(world):
     errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert len(errors) == 1, proc.stderr
+    assert_documented("run-code-missing", errors[0])
     assert "'dropout_linear'" in errors[0]
     assert f"was defined in __main__ ({RECIPES / 'torchvision_resnet18.py'})" in errors[0]
 

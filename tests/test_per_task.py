@@ -12,6 +12,7 @@ from kit.ensemble import ensemble
 from kit.labels import TASK_SIZES, decode, heads_from_joint, joint_from_heads
 from kit.runfolder import TASK_COLUMNS, probs_task, read_task_val_probs, write_task_probs
 from tests._runfolders import Preds, RunSpec, summary, write_run
+from tests._triggers import assert_documented
 
 N, N_TEST = 90, 12
 IDS = [f"p{i // 3:03d}/img{i % 3}" for i in range(N)]
@@ -96,16 +97,18 @@ def test_a_missing_task_is_filled_from_the_18_way_marginals(tmp_path):
 
 def test_per_task_runs_without_a_task_and_no_18_way_run_are_refused(tmp_path):
     runs = [_task_run(tmp_path, t, s)[0] for s, t in enumerate(("mask", "gender"))]
-    with pytest.raises(ValueError, match="but no age probabilities; add a per-task age run"):
+    with pytest.raises(ValueError, match="but no age probabilities; add a per-task age run") as err:
         ensemble(runs)
+    assert_documented("tasks-missing", str(err.value))
 
 
 def test_differing_validation_people_merge_test_but_warn(tmp_path):
     other = [f"q{i // 3:03d}/img{i % 3}" for i in range(N)]
     runs = [_task_run(tmp_path, "mask", 1)[0], _task_run(tmp_path, "gender", 2, other)[0]]
     runs.append(_task_run(tmp_path, "age", 3)[0])
-    with pytest.warns(UserWarning, match="no out-of-fold score for the merge"):
+    with pytest.warns(UserWarning, match="no out-of-fold score for the merge") as caught:
         result = ensemble(runs)
+    assert_documented("tasks-no-oof", "\n".join(str(w.message) for w in caught))
     assert result.val_macro_f1 is None and result.test_labels is not None
     assert decode(result.test_labels)[0].max() <= 2
 
@@ -136,6 +139,8 @@ def test_score_mistakes_of_a_per_task_run_is_one_line_naming_suspects(tmp_path, 
     err = capsys.readouterr().err
     assert err.startswith("error: ") and err.count("\n") == 1
     assert f"python -m kit.runs suspects {run}" in err
+    assert score_main([str(_task_run(tmp_path, "age", 3)[0]), "--mistakes"]) == 2  # the page's
+    assert_documented("score-mistakes-per-task", capsys.readouterr().err)
 
 
 def test_suspects_of_a_per_task_run_rank_by_its_task(tmp_path, capsys):

@@ -21,6 +21,7 @@ from kit.runfolder import read_pseudo_labels
 from kit.splits import load_splits
 from kit.train import fit
 from kit.train import setup as train_data
+from tests._triggers import assert_documented
 
 P = [f"p{k}" for k in range(18)]
 
@@ -115,18 +116,21 @@ def test_a_k_fold_with_pseudo_labels_keeps_them_out_of_the_out_of_fold_rows(stag
 
 def test_bad_sources_are_refused_before_a_run_folder_is_written(tmp_path, tiny_cfg, stage1):
     out = Path(tiny_cfg.output_dir)
-    with pytest.raises(FileNotFoundError, match="pseudo_labels: .*nope not found"):
+    with pytest.raises(FileNotFoundError, match="pseudo_labels: .*nope not found") as err:
         fit(tiny_cfg.replace(pseudo_labels=str(tmp_path / "nope")))
-    with pytest.raises(FileNotFoundError, match="has no test_probs.csv"):
+    assert_documented("pseudo-not-found", str(err.value))
+    with pytest.raises(FileNotFoundError, match="has no test_probs.csv") as err:
         fit(tiny_cfg.replace(pseudo_labels=str(tmp_path)))
+    assert_documented("pseudo-no-test-probs", str(err.value))
     task = tmp_path / "mask_run"
     task.mkdir()
     ids = pd.read_csv(stage1 / "test_probs.csv", dtype={"image_id": str})["image_id"]
     kit.runfolder.write_task_probs(
         task / "test_probs.csv", ids.to_frame(), np.full((len(ids), 3), 1 / 3), "mask"
     )
-    with pytest.raises(ValueError, match="holds mask probabilities only"):
+    with pytest.raises(ValueError, match="holds mask probabilities only") as err:
         fit(tiny_cfg.replace(pseudo_labels=str(task)))
+    assert_documented("pseudo-per-task", str(err.value))
     assert not out.exists()
     with pytest.raises(ValueError, match="'pseudo_threshold' is 1.0; expected a probability"):
         tiny_cfg.replace(pseudo_threshold=1.0).validate()
@@ -135,8 +139,9 @@ def test_bad_sources_are_refused_before_a_run_folder_is_written(tmp_path, tiny_c
 def test_predictions_of_another_eval_set_are_refused(tmp_path, tiny_base, stage1):
     other = tmp_path / "other.csv"
     kit.write_test_probs(other, ["x.jpg", "y.jpg"], np.full((2, 18), 1 / 18))
-    with pytest.raises(ValueError, match=r"2 rows, \d+ eval pictures missing and 2 not in"):
+    with pytest.raises(ValueError, match=r"2 rows, \d+ eval pictures missing and 2 not in") as err:
         load_splits(tiny_base.replace(pseudo_labels=str(other)))
+    assert_documented("pseudo-other-eval", str(err.value))
 
 
 def _stage1_probs(stage1: Path, ids: pd.Series) -> np.ndarray:

@@ -23,6 +23,7 @@ from kit.train.distributed import SINGLE
 from kit.train.forward import predict_frame
 from kit.train.setup import RunPictures, build_trainer
 from kit.tta import TTA, shift, tta_views, zoom
+from tests._triggers import assert_documented
 
 # ---- mixing --------------------------------------------------------------------------------
 MIXED = [m for m in MIXES.names() if m != "none"]
@@ -174,8 +175,9 @@ def test_logit_adjustment_adds_the_log_priors_and_needs_the_labels():
     assert torch.allclose(balanced(logits, target), ce)
     plain = build_loss("logit_adjusted", num_classes=3, labels=labels, tau=0.0)
     assert torch.allclose(plain(logits, target), nn.functional.cross_entropy(logits, target))
-    with pytest.raises(ValueError, match="needs the training labels"):
+    with pytest.raises(ValueError, match="needs the training labels") as err:
         build_loss("logit_adjusted", num_classes=3)
+    assert_documented("logit-adjusted-no-labels", str(err.value))
 
 
 # ---- boundary ages -------------------------------------------------------------------------
@@ -285,6 +287,9 @@ def test_views_keep_the_shape_and_move_the_picture_as_named():
 def test_unknown_views_are_refused_by_name():
     with pytest.raises(ValueError, match="'tta' is 'hflip\\+hflp': unknown view 'hflp'"):
         Config(tta="hflip+hflp").validate()
+    with pytest.raises(ValueError, match="unknown view 'flip'") as err:  # the page's example
+        Config(tta="hflip+flip").validate()
+    assert_documented("tta-unknown-view", str(err.value))
     with pytest.raises(ValueError, match="unknown tta view 'flip'"):
         predict(nn.Linear(2, 2), pd.DataFrame({"path": []}), Config(), tta="flip")
 

@@ -24,6 +24,7 @@ from kit.train.forward import predict_frame
 from kit.train.setup import RunPictures
 from kit.transforms import CROP_MODES
 from kit.tta import TTA, CropViews, tta_views
+from tests._triggers import assert_documented
 
 
 @pytest.fixture
@@ -155,8 +156,12 @@ def test_a_crop_mix_run_is_deterministic_and_differs_from_one_crop(face_cfg):
 
 
 def test_crop_mix_checks_its_share_and_the_run_crop():
-    with pytest.raises(ValueError, match=r"'crop_mix' is 1\.5; expected a share in \[0, 1\]"):
+    with pytest.raises(
+        ValueError, match=r"'crop_mix' is 1\.5; expected a share in \[0, 1\]"
+    ) as err:
         Config(crop_mix=1.5).validate()
-    with pytest.raises(ValueError, match="crop_mode 'tight'.*--crop-mode center or face"):
+    assert_documented("crop-mix-range", str(err.value))
+    with pytest.raises(ValueError, match="crop_mode 'tight'.*--crop-mode center or face") as err:
         Config(crop_mix=0.5, crop_mode="tight").validate()
+    assert_documented("crop-mix-mode", str(err.value))
     Config(crop_mix=0.5, crop_mode="face").validate()
