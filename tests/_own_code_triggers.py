@@ -1,5 +1,6 @@
-"""Troubleshooting triggers of one's own code: model sources, optimizers and fine-tuning, and
-the registered pieces a run folder must find again (docs/troubleshooting.md)."""
+"""Troubleshooting triggers of one's own code (docs/troubleshooting.md): a run folder whose
+recorded code no longer imports. The other rows about one's own code (model sources,
+optimizers, fine-tuning, a run's code that is gone) are claimed by their modules' tests."""
 
 from __future__ import annotations
 
