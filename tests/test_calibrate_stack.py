@@ -14,6 +14,7 @@ from sklearn.metrics import f1_score
 from kit.ensemble import (
     apply_biases,
     calibrate,
+    combine,
     ensemble,
     fit_biases,
     fit_stacker,
@@ -219,3 +220,32 @@ def test_stacking_refuses_members_with_different_validation_rows(tmp_path):
     with pytest.raises(ValueError, match="leave --weights out") as err:
         ensemble([a], "stack", weights=[1.0])
     assert_documented("stack-weights", str(err.value))
+
+
+def test_calibration_is_refused_naming_the_shape_and_the_missing_people():
+    y = np.arange(36) % 18
+    p = np.eye(18)[y] * 0.5 + 0.5 / 18
+    with pytest.raises(ValueError, match="cannot calibrate") as err:
+        fit_biases(p[:, :3], y)
+    assert_documented("calibrate-shape", str(err.value))
+    with pytest.raises(ValueError, match="cannot estimate honestly") as err:
+        calibrate(p, y, groups=["001"] * len(y))
+    assert_documented("honest-one-person", str(err.value))
+    with pytest.raises(ValueError, match="cannot estimate honestly") as err:
+        calibrate(p, y)
+    assert_documented("honest-no-groups", str(err.value))
+
+
+def test_stacking_is_refused_naming_what_it_needs():
+    y = np.arange(36) % 18
+    p = np.eye(18)[y] * 0.5 + 0.5 / 18
+    folds = np.arange(len(y)) % 2
+    with pytest.raises(ValueError, match="fits a meta-model on validation labels") as err:
+        combine("stack", [p])
+    assert_documented("stack-combine", str(err.value))
+    with pytest.raises(ValueError, match="fitted on 2 members") as err:
+        fit_stacker([p, p], y, folds).predict([p])
+    assert_documented("stack-members", str(err.value))
+    with pytest.raises(ValueError, match="expected the same number") as err:
+        fit_stacker([p], y[:-1], folds)
+    assert_documented("stack-lengths", str(err.value))

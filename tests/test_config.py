@@ -136,6 +136,20 @@ def test_validate_rejects_bad_values_with_the_valid_choices(changes, message):
         assert_documented("config-device-name", seen)
 
 
+def _refused(**changes) -> str:
+    with pytest.raises(ConfigError, match=f"config field '{next(iter(changes))}' is ") as err:
+        Config(**changes).validate()
+    return str(err.value)
+
+
+def test_technique_fields_are_refused_naming_the_field_and_what_it_expects():
+    assert_documented("pseudo-targets-unknown", _refused(pseudo_targets="sofft"))
+    assert_documented("drop-ages-spec", _refused(drop_ages="27_29"))
+    assert_documented("mix-lam-range", _refused(mix_lam=(0.6, 0.4)))
+    assert_documented("ema-decay-range", _refused(ema_decay=1.0))
+    assert_documented("refit-kfold", _refused(refit="continue", folds="all"))
+
+
 def test_smoke_variant_keeps_the_recipe_and_shrinks_the_run():
     cfg = Config(model="resnet10t", head="multi", loss="focal", preset="strong", epochs=30)
     smoke = cfg.smoke_variant()

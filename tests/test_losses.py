@@ -26,6 +26,7 @@ from kit.losses import (
     head_loss_args,
     register_loss,
 )
+from tests._triggers import assert_documented
 
 torch.set_num_threads(1)
 
@@ -213,6 +214,12 @@ def test_bad_inputs_raise():
         build_loss("focal")(torch.randn(2, 3), torch.tensor([0.0, 1.0]))
     with pytest.raises(TypeError, match="string"):
         build_loss(["focal"])
+
+
+def test_a_soft_target_of_other_classes_than_the_logits_is_refused_naming_both():
+    with pytest.raises(ValueError, match="soft target has 3 classes; logits have 18") as err:
+        build_loss("cross_entropy")(torch.zeros(2, 18), torch.full((2, 3), 1 / 3))
+    assert_documented("soft-target-classes", str(err.value))
 
 
 def test_register_loss_adds_a_usable_component():

@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from kit.ensemble import ensemble
+from kit.ensemble.inputs import merge_heads
 from kit.labels import TASK_SIZES, decode, heads_from_joint, joint_from_heads
 from kit.runfolder import TASK_COLUMNS, probs_task, read_task_val_probs, write_task_probs
 from tests._runfolders import Preds, RunSpec, summary, write_run
@@ -93,6 +94,19 @@ def test_a_missing_task_is_filled_from_the_18_way_marginals(tmp_path):
     result = ensemble([mask[0], run18], "soft", weights=[1.0, 0.0])  # the merged member alone
     _, pg, pa = heads_from_joint(full[1])
     np.testing.assert_allclose(result.test_probs, joint_from_heads(mask[1]["test"], pg, pa))
+
+
+def test_task_probabilities_of_the_wrong_width_are_refused_naming_the_task(tmp_path):
+    with pytest.raises(ValueError, match=r"must have shape \(n, 2\)") as err:
+        write_task_probs(tmp_path / "v.csv", pd.DataFrame(), np.ones((2, 3)), "gender")
+    assert_documented("task-probs-shape", str(err.value))
+
+
+def test_merging_heads_without_a_task_is_refused_naming_it():
+    heads = {"mask": [np.full((2, 3), 1 / 3)], "gender": [np.ones((2, 2)) / 2]}
+    with pytest.raises(ValueError, match="no age probabilities to merge") as err:
+        merge_heads(heads)
+    assert_documented("merge-heads-missing", str(err.value))
 
 
 def test_per_task_runs_without_a_task_and_no_18_way_run_are_refused(tmp_path):

@@ -4,6 +4,7 @@ training rows, never to its validation rows, and records where they came from.""
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +22,7 @@ from kit.runfolder import read_pseudo_labels
 from kit.splits import load_splits
 from kit.train import fit
 from kit.train import setup as train_data
-from tests._triggers import assert_documented
+from tests._triggers import assert_documented, logged
 
 P = [f"p{k}" for k in range(18)]
 
@@ -142,6 +143,34 @@ def test_predictions_of_another_eval_set_are_refused(tmp_path, tiny_base, stage1
     with pytest.raises(ValueError, match=r"2 rows, \d+ eval pictures missing and 2 not in") as err:
         load_splits(tiny_base.replace(pseudo_labels=str(other)))
     assert_documented("pseudo-other-eval", str(err.value))
+
+
+def _uniform_eval_probs(tmp_path: Path, data_dir: str) -> Path:
+    ids = read_eval(Path(data_dir))["image_id"].tolist()
+    return kit.write_test_probs(tmp_path / "stage1.csv", ids, np.full((len(ids), 18), 1 / 18))
+
+
+def test_pseudo_labels_of_data_without_an_eval_set_are_refused_naming_it(tmp_path, tiny_base):
+    source = _uniform_eval_probs(tmp_path, tiny_base.data_dir)
+    data = Path(shutil.copytree(tiny_base.data_dir, tmp_path / "data"))
+    (data / "eval" / "info.csv").unlink()
+    with pytest.raises(ValueError, match="the data needs its eval set") as err:
+        load_splits(tiny_base.replace(data_dir=str(data), pseudo_labels=str(source)))
+    assert_documented("pseudo-no-eval", str(err.value))
+
+
+def test_a_threshold_no_eval_picture_passes_trains_on_train_csv_alone_and_warns(
+    tmp_path, tiny_base
+):
+    source = _uniform_eval_probs(tmp_path, tiny_base.data_dir)
+    cfg = tiny_base.replace(pseudo_labels=str(source), pseudo_threshold=0.5)
+    splits = []  # logged() swallows errors: the splits must come back
+    seen = logged(lambda: splits.append(load_splits(cfg)))
+    assert len(splits) == 1
+    plain = load_splits(tiny_base)
+    assert splits[0].train["path"].tolist() == plain.train["path"].tolist()
+    assert "this run trains on train.csv alone" in seen
+    assert_documented("pseudo-none-passed", seen)
 
 
 def _stage1_probs(stage1: Path, ids: pd.Series) -> np.ndarray:

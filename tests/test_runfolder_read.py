@@ -18,6 +18,7 @@ from kit.runfolder import (
     read_run,
     read_status,
     read_summary,
+    read_val_keys,
     write_summary,
 )
 from tests._runfolders import Preds, RunSpec, metrics_row, one_hot_probs, summary, write_run
@@ -109,6 +110,15 @@ def test_read_predictions_of_a_run(tmp_path):
     assert test.ids.tolist() == TEST_IDS and test.labels.tolist() == [1, 2, 3, 4]
     (run / "test_probs.csv").unlink()
     assert read_predictions(run)[1] is None
+
+
+def test_validation_keys_of_a_row_the_file_lacks_are_refused_naming_it(tmp_path):
+    run = write_run(tmp_path, RunSpec(summary=summary(0.7), preds=_preds()))
+    keys = read_val_keys(run)
+    assert keys.take(np.array(VAL_IDS[::-1], dtype=object)).ids.tolist() == VAL_IDS[::-1]
+    with pytest.raises(ValueError, match="'nope/img0' has no person / fold") as err:
+        keys.take(np.array(["nope/img0"], dtype=object))
+    assert_documented("val-keys-missing", str(err.value))
 
 
 def test_read_predictions_refuses_rows_the_summary_does_not_count(tmp_path):

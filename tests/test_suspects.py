@@ -13,6 +13,7 @@ from kit.labels import encode
 from kit.runs.__main__ import main as runs_main
 from kit.runs.suspects import Suspects, find_suspects, fixes_table
 from tests._runfolders import Preds, RunSpec, summary, write_run
+from tests._triggers import assert_documented
 
 STEMS = ["mask1", "mask2", "mask3", "mask4", "mask5", "incorrect_mask", "normal"]
 STEM_MASK = [0, 0, 0, 0, 0, 1, 2]
@@ -98,6 +99,14 @@ def test_suspects_of_a_missing_run_is_one_line(tmp_path, capsys):
     assert runs_main(["suspects", str(tmp_path / "nope")]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and err.count("\n") == 1
+
+
+def test_suspects_with_a_top_below_one_is_refused_in_one_line(tmp_path, capsys):
+    run, _, _, _ = _oof_run(tmp_path, people=10)
+    assert runs_main(["suspects", str(run), "--top", "0"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1
+    assert_documented("suspects-top", err)
 
 
 def test_no_fix_suggested_when_the_label_is_still_the_most_likely():

@@ -204,6 +204,14 @@ def test_dropped_ages_are_absent_from_training_rows_and_present_in_validation(ti
     assert drop_ages(splits.train, None) is splits.train
 
 
+def test_dropping_every_training_age_is_refused_naming_the_ages_there_are():
+    people = pd.DataFrame({"age": [27, 28, 29], "path": ["a", "b", "c"]})
+    assert drop_ages(people, "28-28")["age"].tolist() == [27, 29]
+    with pytest.raises(ValueError, match="drop_ages '20-30' leaves no training rows") as err:
+        drop_ages(people, "20-30")
+    assert_documented("drop-ages-all", str(err.value))
+
+
 # ---- EMA -------------------------------------------------------------------------------------
 def test_ema_weights_differ_from_the_raw_ones_and_are_what_the_submission_used(tiny_cfg):
     run = fit(tiny_cfg.replace(ema=True, ema_decay=0.9, epochs=2))

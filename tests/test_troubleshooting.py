@@ -48,11 +48,9 @@ from kit.runs.__main__ import main as runs_main
 from kit.score import main as score_main
 from kit.splits import load_splits
 from kit.train import fit
-from tests._after_training_triggers import AFTER_TRAINING
 from tests._day_one_triggers import DAY_ONE
 from tests._own_code_triggers import OWN_CODE
 from tests._runfolders import Preds, RunSpec, one_hot_probs, summary, write_run
-from tests._technique_triggers import TECHNIQUES
 from tests._triggers import assert_documented, documented, logged, printed, raised, warned
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -369,8 +367,6 @@ TRIGGERS: dict[str, Trigger] = {
         score_main, [str(_unlink(_member(c, "a") / "val_probs.csv").parent)]
     ),
 }
-TRIGGERS.update(AFTER_TRAINING)  # calibration, stacking, per-task merge, label-noise finder
-TRIGGERS.update(TECHNIQUES)  # mixing, boundary ages, EMA, logit adjustment, refit, TTA
 TRIGGERS.update(DAY_ONE)  # the environment: torch and torchvision of different builds
 TRIGGERS.update(OWN_CODE)  # model sources, optimizers, a run's own code
 

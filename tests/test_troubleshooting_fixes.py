@@ -38,9 +38,8 @@ from kit.score import main as score_main
 from kit.splits import load_splits
 from kit.train.setup import RunPictures, check
 from kit.tune import parse_space
-from tests._after_training_triggers import _run
 from tests._day_one_triggers import DAY_ONE_FIXES
-from tests._runfolders import RunSpec, write_run
+from tests._runfolders import Preds, RunSpec, one_hot_probs, summary, write_run
 from tests._triggers import PAGE, documented, logged, printed
 from tests.test_troubleshooting import (
     IDS,
@@ -60,6 +59,18 @@ from tests.test_troubleshooting import (
     _twice,
     layout,  # noqa: F401  (the fixture)
 )
+
+
+def _run(tmp: Path, name: str, prefix: str = "p") -> Path:
+    """A finished two-fold-like run of 36 validation rows (12 people) and 6 test pictures."""
+    n = 36
+    y = np.arange(n) % 18
+    ids = [f"{prefix}{i // 3}/img{i % 3}" for i in range(n)]
+    test = [f"{i:040x}.jpg" for i in range(6)]
+    folds = [(i // 3) % 2 for i in range(n)]
+    preds = Preds(ids, y, one_hot_probs(y, 0.5), test, one_hot_probs(y[:6]), folds=folds)
+    return write_run(tmp, RunSpec(name=name, summary=summary(0.5), preds=preds))
+
 
 _CODE = re.compile(r"`([^`]+)`")
 _FLAG = re.compile(r"(?<![\w-])(--[a-z][a-z-]*|-o)\b")
