@@ -9,6 +9,7 @@ test_config.py, test_ensemble.py and test_score.py; docs/troubleshooting.md list
 
 from __future__ import annotations
 
+import logging
 import shutil
 import warnings
 from collections.abc import Callable
@@ -94,6 +95,14 @@ def _eval_picture(data: Path) -> Path:
     return Path(read_eval(data)["path"].iloc[0])
 
 
+def _add_eval_row(data: Path, image_id: str) -> None:
+    """One more row of info.csv, naming ``image_id`` (no such picture in eval/images)."""
+    info = pd.read_csv(data / "eval" / "info.csv", dtype=str, keep_default_na=False)
+    pd.concat([info, pd.DataFrame({"ImageID": [image_id], "ans": ["0"]})]).to_csv(
+        data / "eval" / "info.csv", index=False
+    )
+
+
 #: case -> (break the layout, a fragment the message must hold)
 BREAKS: dict[str, tuple[Callable[[Path], None], str]] = {
     "data folder missing": (lambda d: shutil.rmtree(d), "data folder not found"),
@@ -108,6 +117,18 @@ BREAKS: dict[str, tuple[Callable[[Path], None], str]] = {
         "missing column(s) age",
     ),
     "person folder missing": (lambda d: shutil.rmtree(_folder(d, 2)), "person folder not found"),
+    "train images folder missing": (
+        lambda d: shutil.rmtree(d / "train" / "images"),
+        "images: folder not found (expected one sub-folder per person)",
+    ),
+    "person id empty": (
+        lambda d: _set_meta(d, 0, "id", ""),
+        "field 'id': found an empty id, expected a person id",
+    ),
+    "folder name empty": (
+        lambda d: _set_meta(d, 1, "path", ""),
+        "field 'path': found an empty path, expected a folder name",
+    ),
     "picture missing": (
         lambda d: next(_folder(d, 1).glob("normal.*")).unlink(),
         "missing picture(s) normal",
@@ -151,6 +172,14 @@ BREAKS: dict[str, tuple[Callable[[Path], None], str]] = {
         lambda d: _eval_picture(d).unlink(),
         "field 'ImageID': 1 of 7 images missing",
     ),
+    "eval picture not there": (
+        lambda d: _add_eval_row(d, "gone.jpg"),
+        "field 'ImageID': 1 of 8 images missing",
+    ),
+    "eval id empty": (
+        lambda d: _add_eval_row(d, ""),
+        "field 'ImageID': found an empty value, expected an image file name",
+    ),
     "eval picture truncated": (
         lambda d: _truncate(_eval_picture(d)),
         "1 of 7 image files cannot be used",
@@ -188,6 +217,16 @@ def test_fit_stops_before_training_with_the_readers_message(
         assert_documented("folder-listed-twice", expected)
     if case == "eval folder missing":
         assert_documented("eval-images-missing", expected)
+    if case == "train images folder missing":
+        assert_documented("train-images-missing", expected)
+    if case == "person id empty":
+        assert_documented("person-id-empty", expected)
+    if case == "folder name empty":
+        assert_documented("path-empty", expected)
+    if case == "eval picture not there":
+        assert_documented("eval-image-missing", expected)
+    if case == "eval id empty":
+        assert_documented("eval-id-empty", expected)
 
     def no_training(*args, **kwargs):
         raise AssertionError("training started on bad data")
@@ -234,6 +273,46 @@ def test_strict_data_off_skips_bad_people_and_pictures_and_counts_them(make_cfg,
     used = pd.concat([splits.train, splits.val])
     assert len(used) == 6 * 7 - 7 - 1 and str(broken) not in set(used["path"])
     assert len(splits.eval) == 7  # the eval set is never thinned: a submission needs every row
+
+
+def test_strict_data_off_refuses_a_train_csv_none_of_whose_people_can_be_read(
+    make_cfg, data, tmp_path
+):
+    _set_meta(data, slice(None), "age", "old")
+    with pytest.raises(DataError, match=r"none of its 6 people can be read: .*field 'age'") as err:
+        read_train(data, strict=False)
+    assert_documented("no-person-readable", str(err.value))
+    with pytest.raises(DataError, match="none of its 6 people can be read"):
+        fit(make_cfg(data, tmp_path / "runs", strict_data=False))
+
+
+def test_strict_data_off_drops_an_unusable_picture_with_one_warning_that_counts_it(data):
+    frame = read_train(data)
+    Path(frame["path"][0]).write_bytes(b"")
+    with pytest.warns(UserWarning, match="dropped 1 of 42 image files") as caught:
+        kept = verify_images(frame, strict=False)
+    assert len(caught) == 1
+    assert_documented("images-dropped", str(caught[0].message))
+    assert len(kept) == 41 and frame["path"][0] not in set(kept["path"])
+
+
+def test_more_folds_than_people_are_refused_naming_n_folds(make_cfg, data, tmp_path):
+    with pytest.raises(ValueError, match=r"6 people cannot fill 10 folds .*'n_folds'") as err:
+        fit(make_cfg(data, tmp_path / "runs", fold=0, n_folds=10))
+    assert_documented("folds-too-many", str(err.value))
+
+
+def test_an_eval_folder_without_info_csv_is_trained_on_with_a_warning_of_no_submission(
+    make_cfg, data, tmp_path, caplog
+):
+    (data / "eval" / "info.csv").unlink()
+    with caplog.at_level(logging.WARNING, logger="kit"):
+        splits = load_splits(make_cfg(data, tmp_path))
+    warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warned) == 1, warned
+    assert_documented("eval-no-info", warned[0])
+    assert str(data / "eval") in warned[0]
+    assert splits.eval is None and len(splits.train) + len(splits.val) == 42
 
 
 # ---- loading a picture that went bad after the check -----------------------------------------

@@ -115,6 +115,7 @@ def test_wrong_types_name_field_value_and_expected_type(key, value, expected):
         ({"crop_mode": "faces"}, "did you mean .face."),
         ({"face_margin": -1.0}, "face_margin"),
         ({"device": "tpu:x"}, "device"),
+        ({"folds": "7"}, "config field 'folds' is '7': there is no fold 7 with n_folds = 5"),
     ],
 )
 def test_validate_rejects_bad_values_with_the_valid_choices(changes, message):
@@ -134,6 +135,38 @@ def test_validate_rejects_bad_values_with_the_valid_choices(changes, message):
         assert_documented("config-head-losses", seen)
     if changes == {"device": "tpu:x"}:
         assert_documented("config-device-name", seen)
+    if changes == {"folds": "7"}:
+        assert_documented("folds-no-such-fold", seen)
+
+
+def test_a_cuda_device_without_a_gpu_is_refused_pointing_to_auto(monkeypatch):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(ValueError, match="'cuda' but torch sees no CUDA GPU; use auto") as err:
+        Config(device="cuda").validate()
+    assert_documented("config-device-no-gpu", str(err.value))
+    Config(device="cpu").validate()
+
+
+def test_a_missing_config_file_or_another_suffix_is_refused_naming_the_file(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(FileNotFoundError, match="config file missing.yaml not found") as err:
+        Config.load("missing.yaml")
+    assert_documented("config-file-missing", str(err.value))
+    (tmp_path / "cfg.txt").write_text("lr: 1")
+    with pytest.raises(ValueError, match=r"cfg\.txt: config files end in \.json") as err:
+        Config.load(tmp_path / "cfg.txt")
+    assert_documented("config-file-suffix", str(err.value))
+
+
+def test_a_missing_pretrained_file_is_refused_by_validate_naming_it_as_given(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ValueError, match="'pretrained_file': weights.pth does not exist") as err:
+        Config(pretrained_file="weights.pth").validate()
+    assert_documented("pretrained-file-missing", str(err.value))
+    (tmp_path / "weights.pth").write_bytes(b"")
+    Config(pretrained_file="weights.pth").validate()
 
 
 def _refused(**changes) -> str:
@@ -296,6 +329,7 @@ def test_cli_resume_starts_from_the_run_config_then_applies_flags(tmp_path):
         ({"preset": "strng"}, r"config field 'preset' is 'strng' \(did you mean 'strong'\?\)"),
         ({"tta": "hflp"}, r"config field 'tta' is 'hflp' \(did you mean 'hflip'\?\)"),
         ({"loss": "0.5*focall+f1"}, r"config field 'loss': loss spec '0.5\*focall\+f1': unknown"),
+        ({"loss": "0.5focal"}, r"config field 'loss'.*cannot read loss spec '0\.5focal'"),
         ({"loss_kwargs": {"gama": 2}}, r"config field 'loss_kwargs': no loss in 'cross_entropy'"),
         (
             {"head": "multi", "head_losses": {"age": "focl"}},
@@ -311,8 +345,10 @@ def test_cli_resume_starts_from_the_run_config_then_applies_flags(tmp_path):
 def test_validate_names_the_field_of_a_bad_registry_name(changes, message):
     with pytest.raises(ValueError, match=message) as err:
         Config(**changes).validate()
-    if changes == {"loss_kwargs": {"gama": 2}}:  # the page's example
+    if changes == {"loss_kwargs": {"gama": 2}}:  # the page's examples
         assert_documented("config-loss-kwargs", str(err.value))
+    if changes == {"loss": "0.5focal"}:
+        assert_documented("config-loss-spec", str(err.value))
 
 
 def test_loss_kwargs_for_every_head_and_per_head_are_accepted():

@@ -155,6 +155,19 @@ def test_missing_people_strict_and_not(frame: pd.DataFrame) -> None:
     assert "14 for people not in the data" in str(report)
 
 
+def test_a_fix_for_a_person_not_in_the_data_is_skipped_with_a_warning_naming_it(
+    frame: pd.DataFrame, tmp_path: Path
+) -> None:
+    fixes = tmp_path / "fixes.csv"
+    fixes.write_text("person_id,field,value\n999999,age,30\n")
+    with pytest.warns(UserWarning, match=r"1 label fix\(es\) name people not in") as caught:
+        got = read_train(tmp_path, fixes=fixes, strict=False)
+    (warning,) = [str(w.message) for w in caught if "label fix" in str(w.message)]
+    assert f"999999 (age=30, from {fixes}" in warning
+    assert_documented("fixes-skipped", warning)
+    assert got["label"].tolist() == frame["label"].tolist()
+
+
 def test_cancelling_a_builtin_swap(frame: pd.DataFrame, tmp_path: Path) -> None:
     user = tmp_path / "mine.csv"
     user.write_text("person_id,field,value\n000020,swap_mask,0\n")

@@ -214,6 +214,15 @@ def test_opencv_detector_uses_the_bundled_cascade_or_says_why_it_cannot(faces_da
             face_boxes(cfg, faces_data, progress=False)
 
 
+def test_opencv_without_its_haar_cascades_is_refused_pointing_to_skimage(tmp_path, monkeypatch):
+    import cv2
+
+    monkeypatch.setattr(cv2.data, "haarcascades", str(tmp_path))  # no cascade file there
+    with pytest.raises(ValueError, match="--face-detector skimage") as err:
+        FACE_DETECTORS.get("opencv").open(Config(), tmp_path)
+    assert_documented("face-detector-no-cascade", str(err.value))
+
+
 def test_a_bad_boxes_file_is_named_with_its_line(tmp_path):
     bad = tmp_path / "b.csv"
     bad.write_text("image_id,x0,y0,x1,y1\na.jpg,1,2,3,4\nb.jpg,1,x,3,4\n")

@@ -198,6 +198,22 @@ def test_resuming_with_a_different_split_is_refused(all_folds):
     assert_documented("kfold-resume-single", str(err.value))
 
 
+def test_resuming_a_kfold_parent_trained_with_another_seed_is_refused_naming_the_split(
+    tiny_base, tmp_path
+):
+    """A K-fold parent folder (config.json, last.pt) of seed 1, resumed with seed 42."""
+    parent = tmp_path / "old-run"
+    parent.mkdir()
+    cfg = tiny_base.replace(output_dir=str(tmp_path / "runs"), folds="all")
+    old = cfg.replace(seed=1).to_dict()
+    (parent / "config.json").write_text(json.dumps(old))
+    (parent / "last.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match=r"with changed seed: 1 -> 42: these decide") as err:
+        fit(cfg.replace(resume=str(parent)))
+    assert_documented("kfold-resume-changed", str(err.value))
+    assert not (tmp_path / "runs").exists()
+
+
 @pytest.mark.parametrize(
     ("flag", "message"),
     [

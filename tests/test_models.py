@@ -10,6 +10,7 @@ import torch
 from kit.config import Config
 from kit.labels import encode
 from kit.models import HEADS, create_model, to_probs
+from tests._triggers import assert_documented
 
 
 @pytest.mark.parametrize("model", ["test_resnet", "test_efficientnet", "test_vit"])
@@ -71,6 +72,22 @@ def test_missing_pretrained_file_is_named(tmp_path):
     missing = tmp_path / "nope.pth"
     with pytest.raises(FileNotFoundError, match="nope.pth"):
         create_model(Config(model="test_resnet", pretrained=True, pretrained_file=str(missing)))
+
+
+def test_a_pretrained_file_that_is_not_a_weights_file_is_refused_naming_it(tmp_path):
+    path = tmp_path / "w.pth"
+    path.write_text("hello")
+    with pytest.raises(ValueError, match=r"cannot load pretrained_file .*w\.pth") as err:
+        create_model(Config(model="test_resnet", pretrained_file=str(path)))
+    assert_documented("pretrained-file-unreadable", str(err.value))
+
+
+def test_a_pretrained_file_of_another_model_is_refused_counting_the_weights_it_holds(tmp_path):
+    path = tmp_path / "w.pth"
+    torch.save({"fc.weight": torch.zeros(2, 2)}, path)
+    with pytest.raises(ValueError, match="it holds 0 of the backbone's 45 weights") as err:
+        create_model(Config(model="test_resnet", pretrained_file=str(path)))
+    assert_documented("pretrained-file-wrong-model", str(err.value))
 
 
 def test_unknown_model_and_head_are_rejected():

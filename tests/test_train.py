@@ -292,6 +292,11 @@ def test_unknown_scheduler_kwargs_name_the_field_before_a_run_folder(tiny_cfg, t
     with pytest.raises(ValueError, match=r"'scheduler_kwargs' has \['min_lr_ratio'\]"):
         fit(cfg)
     assert not (tmp_path / "runs").exists()
+    cfg = tiny_cfg.replace(scheduler="step", scheduler_kwargs={"patience": 2.0})
+    with pytest.raises(ValueError, match=r"'scheduler_kwargs' has \['patience'\]") as err:
+        fit(cfg)
+    assert_documented("config-scheduler-kwargs", str(err.value))
+    assert not (tmp_path / "runs").exists()
 
 
 def test_no_weight_decay_for_biases_and_norm_weights():

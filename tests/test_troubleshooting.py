@@ -22,7 +22,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pandas as pd
 import pytest
@@ -34,14 +33,12 @@ import kit.train.checkpoint as checkpoint
 import kit.tune as kit_tune
 from kit import io as kio
 from kit.config import Config
-from kit.data import read_eval, read_train, verify_images
+from kit.data import read_eval, read_train
 from kit.data.fixture import make_fixture
 from kit.ensemble import ensemble, write
 from kit.ensemble.__main__ import main as ensemble_main
-from kit.faces import FACE_DETECTORS
 from kit.inference import predict
 from kit.losses import LOSSES
-from kit.models import create_model
 from kit.predict import read_inputs
 from kit.runfolder import write_submission
 from kit.runs.__main__ import main as runs_main
@@ -119,15 +116,6 @@ def _bad_picture(ctx: Ctx, content: bytes) -> pd.DataFrame:
     frame = read_train(ctx.data())
     Path(frame["path"][0]).write_bytes(content)
     return frame
-
-
-def _info(ctx: Ctx, ids: list[str]) -> Path:
-    pd.DataFrame({"ImageID": ids, "ans": 0}).to_csv(ctx.data() / "eval" / "info.csv", index=False)
-    return ctx.data()
-
-
-def _eval_ids(ctx: Ctx) -> list[str]:
-    return read_eval(ctx.data())["ImageID"].tolist()
 
 
 def _fixes(ctx: Ctx, text: str) -> Path:
@@ -214,73 +202,6 @@ def _no_val_rows_in_common(ctx: Ctx) -> list[Path]:
 
 Trigger = Callable[[Ctx], str]
 TRIGGERS: dict[str, Trigger] = {
-    # data: the layout
-    "train-images-missing": lambda c: raised(
-        lambda: (shutil.rmtree(c.data() / "train" / "images"), read_train(c.data()))
-    ),
-    "person-id-empty": lambda c: raised(lambda: read_train(_edit_meta(c, 0, "id", ""))),
-    "path-empty": lambda c: raised(lambda: read_train(_edit_meta(c, 1, "path", ""))),
-    "no-person-readable": lambda c: raised(
-        lambda: read_train(_edit_meta(c, slice(None), "age", "old"), strict=False)
-    ),
-    # data: the pictures
-    "images-dropped": lambda c: warned(lambda: verify_images(_bad_picture(c, b""), strict=False)),
-    # data: the evaluation set
-    "eval-id-empty": lambda c: raised(lambda: read_eval(_info(c, ["", *_eval_ids(c)[1:]]))),
-    "eval-image-missing": lambda c: raised(
-        lambda: read_eval(_info(c, [*_eval_ids(c), "gone.jpg"]))
-    ),
-    "eval-no-info": lambda c: logged(
-        lambda: (_unlink(c.data() / "eval" / "info.csv"), load_splits(c.cfg()))
-    ),
-    # data: splitting
-    "folds-too-many": lambda c: raised(lambda: fit(c.cfg(fold=0, n_folds=10))),
-    "folds-no-such-fold": lambda c: raised(lambda: Config(folds="7").validate()),
-    "kfold-resume-changed": lambda c: raised(
-        lambda: fit(c.cfg(folds="all", resume=str(_fake_run(c, c.cfg(folds="all", seed=1)))))
-    ),
-    # label fixes
-    "fixes-skipped": lambda c: warned(
-        lambda: read_train(
-            c.data(), fixes=_fixes(c, "person_id,field,value\n999999,age,30\n"), strict=False
-        )
-    ),
-    # configuration
-    "config-loss-spec": lambda c: raised(lambda: Config(loss="0.5focal").validate()),
-    "config-scheduler-kwargs": lambda c: raised(
-        lambda: fit(c.cfg(scheduler="step", scheduler_kwargs={"patience": 2.0}))
-    ),
-    "config-device-no-gpu": lambda c: raised(
-        lambda: (
-            c.mp.setattr(torch.cuda, "is_available", lambda: False),
-            Config(device="cuda").validate(),
-        )
-    ),
-    "config-file-missing": lambda c: raised(
-        lambda: (c.mp.chdir(c.tmp), Config.load("missing.yaml"))
-    ),
-    "config-file-suffix": lambda c: raised(lambda: Config.load(_file(c, "cfg.txt", "lr: 1"))),
-    # face crop
-    "face-detector-no-cascade": lambda c: raised(
-        lambda: (
-            c.mp.setattr(cv2.data, "haarcascades", str(c.tmp)),
-            FACE_DETECTORS.get("opencv").open(Config(), c.tmp),
-        )
-    ),
-    "pretrained-file-missing": lambda c: raised(
-        lambda: (c.mp.chdir(c.tmp), Config(pretrained_file="weights.pth").validate())
-    ),
-    "pretrained-file-unreadable": lambda c: raised(
-        lambda: create_model(
-            Config(model="test_resnet", pretrained_file=str(_file(c, "w.pth", "hello")))
-        )
-    ),
-    "pretrained-file-wrong-model": lambda c: raised(
-        lambda: (
-            torch.save({"fc.weight": torch.zeros(2, 2)}, c.tmp / "w.pth"),
-            create_model(Config(model="test_resnet", pretrained_file=str(c.tmp / "w.pth"))),
-        )
-    ),
     "checkpoint-missing": lambda c: raised(
         lambda: predict(c.tmp, pd.DataFrame({"path": []})), FileNotFoundError
     ),
