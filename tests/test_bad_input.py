@@ -315,6 +315,15 @@ def test_an_eval_folder_without_info_csv_is_trained_on_with_a_warning_of_no_subm
     assert splits.eval is None and len(splits.train) + len(splits.val) == 42
 
 
+def test_a_bad_eval_picture_is_refused_even_without_strict_data(make_cfg, data, tmp_path):
+    broken = Path(read_eval(data)["path"][0])
+    broken.write_bytes(b"")
+    with pytest.raises(DataError) as err:
+        load_splits(make_cfg(data, tmp_path, strict_data=False))
+    assert str(broken) in str(err.value)
+    assert_documented("eval-picture-bad", str(err.value))
+
+
 # ---- loading a picture that went bad after the check -----------------------------------------
 
 

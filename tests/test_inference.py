@@ -53,6 +53,13 @@ def test_predict_restores_training_mode_and_needs_cfg_for_a_model(trained):
         predict(model, df, cfg, tta="rotate")
 
 
+def test_predict_from_a_folder_without_best_pt_is_refused_naming_the_file(tmp_path):
+    with pytest.raises(FileNotFoundError, match="best.pt not found") as err:
+        predict(tmp_path, pd.DataFrame({"path": []}))
+    assert str(tmp_path / "best.pt") in str(err.value)
+    assert_documented("checkpoint-missing", str(err.value))
+
+
 def test_hflip_tta_averages_the_picture_and_its_mirror(trained, tmp_path):
     df = read_eval(trained.config.data_dir).head(6).reset_index(drop=True)
     mirrored = df.copy()
@@ -114,3 +121,10 @@ def test_write_submission_rejects_bad_predictions(tmp_path, values, message):
         assert_documented("submission-label", str(err.value))
     if message == "NaN":
         assert_documented("submission-nan", str(err.value))
+
+
+def test_write_submission_refuses_fewer_predictions_than_eval_rows(tmp_path):
+    with pytest.raises(ValueError, match="3 predictions for 6 eval rows") as err:
+        write_submission(np.zeros(3, int), _eval_frame(6), tmp_path / "s.csv")
+    assert not (tmp_path / "s.csv").exists()
+    assert_documented("submission-rows", str(err.value))

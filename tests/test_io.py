@@ -47,6 +47,7 @@ def test_read_json_names_the_file(tmp_path):
         (errno.EROFS, "read-only"),
         (errno.ENOSPC, "disk is full"),
         (errno.EACCES, "permission denied"),
+        (errno.EDQUOT, "disk quota is exhausted"),
     ],
 )
 def test_os_errors_are_explained_and_nothing_is_replaced(tmp_path, monkeypatch, code, reason):
@@ -66,6 +67,8 @@ def test_os_errors_are_explained_and_nothing_is_replaced(tmp_path, monkeypatch, 
         assert_documented("output-read-only", str(err.value))
     if code == errno.EACCES:
         assert_documented("output-permission", str(err.value))
+    if code == errno.EDQUOT:
+        assert_documented("output-quota", str(err.value))
 
 
 def test_unwritable_target_gives_a_clear_error(tmp_path):

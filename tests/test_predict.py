@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 from kit.labels import class_name
-from kit.predict import classes_path, main, probs_path
+from kit.predict import classes_path, main, probs_path, read_inputs
 from kit.runfolder import PROB_COLUMNS
 from kit.train import fit
 from tests._triggers import assert_documented
@@ -99,6 +99,21 @@ def test_bad_inputs_are_one_error_line(trained, tmp_path, capsys):
     seen = capsys.readouterr().err
     assert "best.pt not found" in seen
     assert_documented("predict-no-best", seen)
+
+
+def test_a_csv_naming_a_missing_picture_is_refused_naming_its_line(tmp_path):
+    paths = tmp_path / "l.csv"
+    paths.write_text("path\na.jpg\n")
+    with pytest.raises(FileNotFoundError, match=r"l\.csv, line 2, field 'path': ") as err:
+        read_inputs(paths)
+    assert str(tmp_path / "a.jpg") in str(err.value)
+    assert_documented("predict-csv-missing", str(err.value))
+
+
+def test_a_folder_without_pictures_is_refused_naming_what_was_expected(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no pictures") as err:
+        read_inputs(tmp_path)
+    assert_documented("predict-no-pictures", str(err.value))
 
 
 @pytest.mark.filterwarnings("ignore:'kit.inference' found in sys.modules:RuntimeWarning")

@@ -5,25 +5,32 @@ those) end a command with one ``error:`` line."""
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import hashlib
 import json
+import logging
 import os
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import torch
+from torch import nn
 
 import kit
+import kit.runfolder as rundir
 from kit.cli import run_cli
 from kit.config import Config, fields_with_role, resumable_fields, smoke_note
 from kit.data import DataError
 from kit.errors import RunBusyError
 from kit.io import OutputError
+from kit.losses import LOSSES
 from kit.recipe import main as kit_main
 from kit.train import checkpoint, fit
 from kit.train.setup import check
@@ -132,6 +139,15 @@ def test_a_bad_last_pt_leaves_the_resumed_folder_untouched(finished: Path, tmp_p
     assert_documented("checkpoint-unreadable", str(err.value))
 
 
+def test_resume_of_a_folder_without_last_pt_is_refused_naming_it(tiny_cfg: Config, tmp_path: Path):
+    folder = tmp_path / "not-a-run"
+    folder.mkdir()
+    with pytest.raises(FileNotFoundError, match=f"cannot resume {folder}: ") as err:
+        fit(tiny_cfg.replace(resume=str(folder)))
+    assert list(folder.iterdir()) == []
+    assert_documented("resume-no-checkpoint", str(err.value))
+
+
 # ---- 10: SIGTERM ------------------------------------------------------------------------------
 
 _STOPPED_IN_EPOCH_2 = """
@@ -191,6 +207,72 @@ def test_sigterm_mid_epoch_stops_like_ctrl_c(tiny_cfg: Config, tmp_path: Path):
     assert status["status"] == "interrupted" and status["epoch"] == 1
     assert torch.load(run_dir / "last.pt", weights_only=True)["state"]["epoch"] == 1
     assert pd.read_csv(run_dir / "metrics.csv")["epoch"].tolist() == [1]
+
+
+_LOSS = "_test_robustness_loss"  # unregistered after each test that registers it
+
+
+@contextlib.contextmanager
+def _loss(forward: Callable[[torch.Tensor], torch.Tensor]) -> Iterator[str]:
+    """A registered loss whose value is ``forward(logits)``, for the test's length."""
+
+    class _Loss(nn.Module):
+        def forward(self, logits, target):
+            return forward(logits)
+
+    LOSSES.register(_LOSS, lambda **kwargs: _Loss())
+    try:
+        yield _LOSS
+    finally:
+        LOSSES.unregister(_LOSS)
+
+
+def _sigterm(logits: torch.Tensor) -> torch.Tensor:
+    """A real SIGTERM to this process in the middle of the first batch."""
+    os.kill(os.getpid(), signal.SIGTERM)
+    return logits.sum()
+
+
+def test_sigterm_before_any_saved_epoch_is_refused_naming_no_resume(tiny_cfg: Config, caplog):
+    cfg = tiny_cfg.replace(epochs=1, max_steps_per_epoch=1)
+    with (
+        _loss(_sigterm) as loss,
+        caplog.at_level(logging.WARNING, logger="kit"),
+        pytest.raises(SystemExit) as info,
+    ):
+        fit(cfg.replace(loss=loss))
+    assert info.value.code == 143
+    (run_dir,) = Path(cfg.output_dir).iterdir()
+    assert not (run_dir / "last.pt").exists()
+    assert "nothing to resume: start the run again" in caplog.text
+    assert "--resume" not in caplog.text
+    assert_documented("terminated", caplog.text)
+
+
+def test_a_failure_that_cannot_be_recorded_still_raises_and_says_so(
+    tiny_cfg: Config, caplog, monkeypatch
+):
+    real = rundir.write_status
+
+    def write_status(run_dir, status, *args, **kwargs):
+        if status == "failed":
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(run_dir, status, *args, **kwargs)
+
+    def boom(logits: torch.Tensor) -> torch.Tensor:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(rundir, "write_status", write_status)
+    cfg = tiny_cfg.replace(epochs=1, max_steps_per_epoch=1)
+    with (
+        _loss(boom) as loss,
+        caplog.at_level(logging.WARNING, logger="kit"),
+        pytest.raises(RuntimeError, match="boom"),  # the error that stopped the run
+    ):
+        fit(cfg.replace(loss=loss))
+    (run_dir,) = Path(cfg.output_dir).iterdir()
+    assert f"could not record the failure in {run_dir / 'status.json'}" in caplog.text
+    assert_documented("failure-unrecorded", caplog.text)
 
 
 # ---- 11: --smoke checks first, then shrinks, and says what it changed --------------------------

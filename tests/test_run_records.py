@@ -68,6 +68,14 @@ def test_ctrl_c_right_after_an_epoch_line_names_the_saved_epoch_and_that_resume_
     assert [r["epoch"] for r in read_metrics(run_dir)] == [1, 2, 3]
 
 
+def test_ctrl_c_in_the_last_epoch_of_two_names_epoch_1_of_2(tiny_cfg, caplog):
+    cfg = tiny_cfg.replace(epochs=2, max_steps_per_epoch=1)
+    run_dir, text = _interrupt_at(cfg, "epoch 2/2", caplog)
+    assert checkpoint.last_epoch(run_dir / LAST) == 1
+    assert f"last.pt holds epoch 1 of 2: continue with --resume {run_dir}" in text
+    assert_documented("interrupted-resumable", text)
+
+
 def test_ctrl_c_before_any_saved_epoch_points_at_no_resume(tiny_cfg, caplog):
     run_dir, text = _interrupt_at(tiny_cfg.replace(epochs=2), "epoch 1/2", caplog)
     assert not (run_dir / LAST).exists()
@@ -89,6 +97,17 @@ def test_resuming_a_complete_run_trains_nothing_and_says_so(tiny_cfg, caplog, mo
     assert "is complete (best epoch" in caplog.text and "nothing to train" in caplog.text
     assert again.run_dir == run.run_dir and again.best_score == run.best_score
     assert {p.name: p.stat().st_mtime_ns for p in run.run_dir.iterdir()} == before
+
+
+def test_resuming_a_complete_one_epoch_run_names_its_best_epoch_and_score(tiny_cfg, caplog):
+    run = fit(tiny_cfg.replace(epochs=1, max_steps_per_epoch=1, keep_last=False))
+    with caplog.at_level(logging.WARNING, logger="kit"):
+        again = fit(parse_args(Config(), ["--resume", str(run.run_dir)]))
+    assert f"{run.run_dir} is complete (best epoch 1, val macro F1 {run.best_score:.4f})" in (
+        caplog.text
+    )
+    assert again.run_dir == run.run_dir
+    assert_documented("resume-complete", caplog.text)
 
 
 def test_keep_last_is_the_default(tiny_cfg):

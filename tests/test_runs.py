@@ -219,6 +219,14 @@ def test_cli_markdown_vs_and_errors(runs):
     assert_documented("ledger-no-folder", missing.stderr)
 
 
+def test_plot_of_runs_without_metrics_is_refused_saying_so(tmp_path):
+    root = tmp_path / "runs"
+    write_run(root, RunSpec("early", "20240101-000000", status="failed"))  # died in epoch 1
+    out = _cli(str(root), "--plot", str(tmp_path / "x.png"))
+    assert out.returncode == 2 and not (tmp_path / "x.png").exists()
+    assert_documented("ledger-plot-empty", out.stderr)
+
+
 def test_changes_show_whole_numbers_without_a_decimal_point(runs):
     df = load(runs, now=NOW)
     df["cfg.limit_people"] = [12.0 if n.endswith("_lr") else None for n in df["name"]]

@@ -164,6 +164,17 @@ def test_kfold_parent_scores_out_of_fold(tmp_path, capsys):
     assert (tmp_path / "cm.png").is_file() and not (run / VAL_CONFUSION).exists()
 
 
+def test_a_run_without_val_probs_is_refused_naming_the_file(tmp_path, capsys):
+    ids = [f"{k:040x}.jpg" for k in range(6)]
+    val, test = one_hot_probs(np.array([0])), one_hot_probs(np.arange(6))
+    preds = Preds(["p0/mask1"], np.array([0]), val, ids, test)
+    run = write_run(tmp_path, RunSpec(name="a", summary=summary(0.5), preds=preds))
+    (run / "val_probs.csv").unlink()  # test_probs.csv stays: a run that never validated
+    out = _cli(capsys, str(run))
+    assert out.returncode == 2 and str(run) in out.stderr
+    assert_documented("score-no-val", out.stderr)
+
+
 def test_a_picture_that_cannot_be_written_only_warns(files, tmp_path, capsys):
     sub, answers, truth, pred = files
     blocker = tmp_path / "file"

@@ -8,6 +8,7 @@ import torch
 
 from kit.metrics import macro_f1
 from kit.train.loop import Running
+from tests._triggers import assert_documented
 
 
 def _logits(pred: torch.Tensor) -> torch.Tensor:
@@ -41,3 +42,11 @@ def test_the_first_non_finite_loss_is_named_by_its_batch():
         running.add(torch.tensor(value), 4, None, None)
     with pytest.raises(FloatingPointError, match=r"loss is inf at epoch 3, batch 3; .*0\.1"):
         running.check(3, lr=0.1)
+
+
+def test_a_nan_loss_in_the_first_batch_is_refused_naming_epoch_1_and_batch_0():
+    running = Running(torch.device("cpu"), counts=False)
+    running.add(torch.tensor(float("nan")), 4, None, None)
+    with pytest.raises(FloatingPointError, match="training loss is nan at epoch 1, batch 0") as err:
+        running.check(1, lr=0.1)
+    assert_documented("loss-not-finite", str(err.value))

@@ -9,12 +9,9 @@ claims name the same ids, so neither can drift from the code.
 
 from __future__ import annotations
 
-import errno
 import json
-import os
 import re
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -25,30 +22,18 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-import torch
-from torch import nn
 
 import kit.runfolder as rundir
-import kit.train.checkpoint as checkpoint
-import kit.tune as kit_tune
 from kit import io as kio
 from kit.config import Config
-from kit.data import read_eval, read_train
+from kit.data import read_train
 from kit.data.fixture import make_fixture
 from kit.ensemble import ensemble, write
 from kit.ensemble.__main__ import main as ensemble_main
-from kit.inference import predict
-from kit.losses import LOSSES
-from kit.predict import read_inputs
-from kit.runfolder import write_submission
-from kit.runs.__main__ import main as runs_main
-from kit.score import main as score_main
-from kit.splits import load_splits
-from kit.train import fit
 from tests._day_one_triggers import DAY_ONE
 from tests._own_code_triggers import OWN_CODE
 from tests._runfolders import Preds, RunSpec, one_hot_probs, summary, write_run
-from tests._triggers import assert_documented, documented, logged, printed, raised, warned
+from tests._triggers import assert_documented, documented, printed, raised, warned
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -130,32 +115,6 @@ def _file(ctx: Ctx, name: str, text: str) -> Path:
     return path
 
 
-_TEST_LOSS = "kit_test_loss"  # unregistered after every row's test
-
-
-def _register_loss(ctx: Ctx, forward: Callable[[torch.Tensor], torch.Tensor]) -> str:
-    class _Loss(nn.Module):
-        def forward(self, logits, target):
-            return forward(logits)
-
-    LOSSES.register(_TEST_LOSS, lambda **kwargs: _Loss(), overwrite=True)
-    return _TEST_LOSS
-
-
-def _raise(err: BaseException) -> Callable[[torch.Tensor], torch.Tensor]:
-    def forward(logits: torch.Tensor) -> torch.Tensor:
-        raise err
-
-    return forward
-
-
-def _os_error(code: int) -> Callable[..., None]:
-    def fail(*args, **kwargs):
-        raise OSError(code, "simulated")
-
-    return fail
-
-
 def _fake_run(ctx: Ctx, cfg: Config) -> Path:
     """A run folder with a config and an unreadable last.pt (a copy cut short, say)."""
     run = ctx.tmp / "old-run"
@@ -202,41 +161,6 @@ def _no_val_rows_in_common(ctx: Ctx) -> list[Path]:
 
 Trigger = Callable[[Ctx], str]
 TRIGGERS: dict[str, Trigger] = {
-    "checkpoint-missing": lambda c: raised(
-        lambda: predict(c.tmp, pd.DataFrame({"path": []})), FileNotFoundError
-    ),
-    # training and resuming
-    "resume-no-checkpoint": lambda c: raised(lambda: fit(c.cfg(resume=str(c.tmp)))),
-    "terminated": lambda c: logged(lambda: fit(c.cfg(loss=_register_loss(c, _sigterm)))),
-    "eval-picture-bad": lambda c: raised(
-        lambda: (Path(read_eval(c.data())["path"][0]).write_bytes(b""), load_splits(c.cfg()))
-    ),
-    "loss-not-finite": lambda c: raised(
-        lambda: fit(c.cfg(loss=_register_loss(c, lambda x: x.sum() * float("nan"))))
-    ),
-    "predict-csv-missing": lambda c: raised(
-        lambda: read_inputs(_file(c, "l.csv", "path\na.jpg\n"))
-    ),
-    "predict-no-pictures": lambda c: raised(lambda: read_inputs(c.tmp)),
-    "interrupted-resumable": lambda c: logged(
-        lambda: (
-            c.mp.setattr(checkpoint, "save_last", _nth_call_raises(checkpoint.save_last, 2)),
-            fit(c.cfg(epochs=2)),
-        )
-    ),
-    "resume-complete": lambda c: logged(
-        lambda: fit(c.cfg(resume=str(fit(c.cfg(keep_last=False)).run_dir)))
-    ),
-    "failure-unrecorded": lambda c: logged(
-        lambda: (
-            c.mp.setattr(rundir, "write_status", _fail_on_failed(rundir.write_status)),
-            fit(c.cfg(loss=_register_loss(c, _raise(RuntimeError("boom"))))),
-        )
-    ),
-    # output: run folders, files, caches
-    "output-quota": lambda c: raised(
-        lambda: kio.atomic_write(c.tmp / "x.txt", _os_error(errno.EDQUOT))
-    ),
     # ensembling: the members
     "member-missing": lambda c: raised(lambda: ensemble([c.tmp / "nope"])),
     "id-empty": lambda c: raised(
@@ -273,49 +197,9 @@ TRIGGERS: dict[str, Trigger] = {
         )
     ),
     "no-val-score": lambda c: printed(ensemble_main, [str(p) for p in _no_val_rows_in_common(c)]),
-    # scoring and submissions
-    "submission-rows": lambda c: raised(
-        lambda: write_submission(np.zeros(3, int), pd.DataFrame({"ImageID": IDS}), c.tmp / "s.csv")
-    ),
-    # tracking and search (docs/tracking.md, docs/search.md)
-    "tune-folds": lambda c: raised(lambda: kit_tune.run(c.cfg(folds="all"), {"lr": "1e-3"}, 1)),
-    "tune-trial-died": lambda c: logged(lambda: _rerun_killed_trial(c)),
-    "ledger-plot-empty": lambda c: printed(
-        runs_main, [str(_run_without_epochs(c)), "--plot", str(c.tmp / "x.png")]
-    ),
-    # the optional picture, the record's name, the command's own output flag
-    "score-no-val": lambda c: printed(
-        score_main, [str(_unlink(_member(c, "a") / "val_probs.csv").parent)]
-    ),
 }
 TRIGGERS.update(DAY_ONE)  # the environment: torch and torchvision of different builds
 TRIGGERS.update(OWN_CODE)  # model sources, optimizers, a run's own code
-
-
-def _rerun_killed_trial(ctx: Ctx) -> None:
-    """A study whose trial 0 was left running by a worker process that has since ended."""
-    import optuna
-
-    ended = subprocess.run(
-        [sys.executable, "-c", "import os; print(os.getpid())"],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    cfg = ctx.cfg()
-    storage = kit_tune.default_storage(cfg.output_dir)
-    study = optuna.create_study(study_name=cfg.name, storage=storage, direction="maximize")
-    trial = study.ask({"lr": optuna.distributions.CategoricalDistribution([1e-3])})
-    trial.set_user_attr("pid", int(ended.stdout))
-    trial.set_user_attr("host", socket.gethostname())
-    kit_tune.run(cfg, {"lr": "1e-3"}, 1)
-
-
-def _run_without_epochs(ctx: Ctx) -> Path:
-    run = ctx.tmp / "runs" / "20240101-000000_early"
-    run.mkdir(parents=True)
-    (run / "status.json").write_text(json.dumps({"status": "failed", "epoch": 0}))
-    return run.parent
 
 
 def _twice(ctx: Ctx) -> Path:
@@ -324,37 +208,9 @@ def _twice(ctx: Ctx) -> Path:
     return _member(ctx, "a", stamp="20240102-120000").parent
 
 
-def _sigterm(logits: torch.Tensor) -> torch.Tensor:
-    """A real SIGTERM to this process in the middle of the first batch."""
-    os.kill(os.getpid(), signal.SIGTERM)
-    return logits.sum()
-
-
 def _unlink(path: Path) -> Path:
     path.unlink()
     return path
-
-
-def _nth_call_raises(real: Callable[..., None], n: int) -> Callable[..., None]:
-    """``real``, except that its ``n``-th call is a Ctrl-C (before it writes anything)."""
-    calls = [0]
-
-    def call(*args, **kwargs) -> None:
-        calls[0] += 1
-        if calls[0] == n:
-            raise KeyboardInterrupt
-        real(*args, **kwargs)
-
-    return call
-
-
-def _fail_on_failed(real: Callable[..., None]) -> Callable[..., None]:
-    def write_status(run_dir, status, *args, **kwargs):
-        if status == "failed":
-            raise OSError(errno.ENOSPC, "No space left on device")
-        return real(run_dir, status, *args, **kwargs)
-
-    return write_status
 
 
 def _killed_run(ctx: Ctx) -> Path:
@@ -410,9 +266,5 @@ def test_every_row_is_claimed_once_by_a_module_test_or_a_trigger():
 
 @pytest.mark.parametrize("row", sorted(TRIGGERS))
 def test_each_triggered_message_is_what_the_user_sees(row, layout, tmp_path, monkeypatch):
-    try:
-        seen = TRIGGERS[row](Ctx(tmp_path, layout, monkeypatch))
-    finally:
-        if _TEST_LOSS in LOSSES:
-            LOSSES.unregister(_TEST_LOSS)
+    seen = TRIGGERS[row](Ctx(tmp_path, layout, monkeypatch))
     assert_documented(row, seen)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import subprocess
 import sys
 import time
@@ -152,6 +153,35 @@ def test_a_trial_killed_mid_way_is_failed_and_rerun_with_its_parameters(tiny_cfg
     assert trials[0].state == TrialState.FAIL
     assert trials[1].params == trials[0].params and trials[1].state == TrialState.COMPLETE
     assert len(trials) == 3 and [t.number for t in counted(study)] == [1, 2]
+
+
+def test_a_kfold_config_is_refused_naming_the_one_split_per_trial(tiny_cfg):
+    with pytest.raises(ValueError, match="one split per trial") as err:
+        kit.tune(tiny_cfg.replace(folds="all"), {"lr": "1e-3"}, 1)
+    assert not Path(tiny_cfg.output_dir).exists() or not list(Path(tiny_cfg.output_dir).iterdir())
+    assert_documented("tune-folds", str(err.value))
+
+
+def test_a_trial_whose_worker_ended_is_marked_failed_saying_why(tiny_cfg, caplog):
+    # one one-step trial after the dead worker's trial: the fast case of the slow test above
+    base = tiny_cfg.replace(name="s", epochs=1, max_steps_per_epoch=1)
+    ended = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    study = optuna.create_study(
+        study_name="s", storage=default_storage(base.output_dir), direction="maximize"
+    )
+    killed = study.ask({"lr": CategoricalDistribution([1e-3])})
+    killed.set_user_attr("pid", int(ended.stdout))  # as its worker left it when killed
+    killed.set_user_attr("host", __import__("socket").gethostname())
+    with caplog.at_level(logging.WARNING, logger="kit"):
+        study = kit.tune(base, {"lr": "1e-3"}, 1)
+    assert study.get_trials()[0].state == TrialState.FAIL
+    assert "trial 0: its process ended mid-trial; marked failed" in caplog.text
+    assert_documented("tune-trial-died", caplog.text)
 
 
 def _finished_study(tmp_path: Path) -> optuna.Study:
