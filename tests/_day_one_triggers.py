@@ -1,5 +1,6 @@
-"""Triggers of docs/troubleshooting.md's rows about the environment (#24): a torchvision of
-another torch build, planted in front of the real one."""
+"""A torchvision of another torch build, planted in front of the real one (#24): what
+tests/test_doctor.py provokes docs/troubleshooting.md's ``torchvision-build`` row with, and the
+fix tests/test_troubleshooting_fixes.py checks."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-__all__ = ["DAY_ONE", "DAY_ONE_FIXES", "plant_torchvision", "run_with_planted"]
+__all__ = ["DAY_ONE_FIXES", "plant_torchvision", "run_with_planted"]
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -41,9 +42,6 @@ def run_with_planted(folder: Path, code: str) -> subprocess.CompletedProcess[str
 def _torchvision_build(ctx) -> str:
     done = run_with_planted(plant_torchvision(ctx.tmp / "planted"), "import kit.mixing")
     return done.stdout + done.stderr
-
-
-DAY_ONE = {"torchvision-build": _torchvision_build}
 
 
 def _torchvision_reinstalled(ctx) -> tuple[str, str]:

@@ -504,6 +504,50 @@ def test_bad_submission_members_are_named(tmp_path, answers, message, capsys):
     assert err.startswith("error: ") and "sub.csv" in err and "Traceback" not in err
 
 
+@pytest.mark.parametrize(
+    ("text", "error", "message"),
+    [
+        (None, FileNotFoundError, r"sub\.csv: not found; expected a run folder or"),
+        ("", ValueError, r"sub\.csv: not a readable CSV"),
+        ("ImageID,ans\n", ValueError, r"sub\.csv: no rows; expected one row"),
+        (
+            "ImageID,ans\n" + "".join(f"{i},1\n" for i in ["", *IDS[1:]]),
+            ValueError,
+            r"sub\.csv: line 2, field ImageID: empty; expected an image id",
+        ),
+        (
+            "ImageID,ans\n" + "".join(f"{i},1\n" for i in [IDS[0], *IDS[:-1]]),
+            ValueError,
+            rf"sub\.csv: line 3, field ImageID: '{IDS[0]}' appears more than once",
+        ),
+    ],
+    ids=["missing", "empty-file", "header-only", "empty-id", "id-twice"],
+)
+def test_a_missing_or_broken_submission_member_is_refused_naming_file_and_line(
+    tmp_path, text, error, message, capsys
+):
+    a = _run(tmp_path, "a", 0)
+    sub = tmp_path / "sub.csv"
+    if text is not None:
+        sub.write_text(text)
+    with pytest.raises(error, match=message) as info:
+        ensemble([a, sub], method="hard")
+    seen = str(info.value)
+    if text is None:
+        assert_documented("member-missing", seen)
+    elif text == "":
+        assert_documented("csv-unreadable", seen)
+    elif text == "ImageID,ans\n":
+        assert_documented("csv-no-rows", seen)
+    elif "empty" in message:
+        assert_documented("id-empty", seen)
+    else:
+        assert_documented("id-twice", seen)
+    assert ensemble_main([str(a), str(sub), "--method", "hard"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "sub.csv" in err and "Traceback" not in err
+
+
 def test_submission_with_the_wrong_rows_is_refused_against_info_csv(tmp_path):
     a = _run(tmp_path, "a", 0)
     info = tmp_path / "info.csv"

@@ -10,6 +10,7 @@ from kit.__main__ import main as kit_main
 from kit.doctor import OPTIONAL
 from kit.torch_build import build_mismatch, reinstall_command
 from tests._day_one_triggers import plant_torchvision, run_with_planted
+from tests._triggers import assert_documented
 
 
 @pytest.mark.parametrize(
@@ -48,6 +49,7 @@ def test_a_planted_mismatched_torchvision_is_one_line(tmp_path) -> None:
     assert "torchvision::nms does not exist" in lines[0]
     assert "pip install --force-reinstall torch torchvision" in lines[0]
     assert "Traceback" not in done.stderr
+    assert_documented("torchvision-build", lines[0])
 
 
 def test_doctor_names_every_item(capsys) -> None:

@@ -332,7 +332,7 @@ def _copy_sorted(run: Path, tmp_path: Path) -> Path:
     return dst
 
 
-def test_members_with_different_rows_are_refused(two_runs):
+def test_members_with_different_rows_are_refused(two_runs, capsys):
     ra, rb, (_, _, _, ta, tb) = two_runs
     df = pd.read_csv(rb / "val_probs.csv", dtype={"image_id": str})
     df.loc[5, "image_id"] = "999999_male_Asian_20/mask1"
@@ -345,6 +345,10 @@ def test_members_with_different_rows_are_refused(two_runs):
     res = ensemble([ra, rb], "soft")
     assert res.val_macro_f1 is None and "validation rows differ" in res.val_note
     np.testing.assert_allclose(res.test_probs, (ta + tb) / 2, atol=1e-6)
+    proc = _ens(capsys, str(ra), str(rb))  # the command says why its table has no score
+    assert proc.returncode == 0, proc.stderr
+    assert "no ensemble validation score: validation rows differ" in proc.stdout
+    assert_documented("no-val-score", proc.stdout)
     # different test rows: refused outright
     df = pd.read_csv(rb / "test_probs.csv", dtype={"image_id": str})
     df.iloc[:-2].to_csv(rb / "test_probs.csv", index=False)
@@ -369,6 +373,29 @@ def test_csv_members_join_the_hard_vote_only(two_runs, tmp_path):
         if counts.max() == 1:  # three different votes: the first member's
             assert pred == votes[0, row]
     assert res.val_macro_f1 is None and res.test_probs is None
+
+
+def test_a_member_without_test_predictions_is_refused_when_others_have_them(two_runs):
+    ra, rb, _ = two_runs
+    (rb / "test_probs.csv").unlink()
+    with pytest.raises(ValueError, match=rf"\['{rb.name}'\] have no test predictions") as err:
+        ensemble([ra, rb])
+    assert_documented("no-test-for-some", str(err.value))
+
+
+def test_an_ensemble_without_test_predictions_is_scored_but_writes_no_submission(
+    two_runs, tmp_path
+):
+    ra, rb, _ = two_runs
+    for run in (ra, rb):
+        (run / "test_probs.csv").unlink()
+    res = ensemble([ra, rb])
+    assert res.test_labels is None and res.val_macro_f1 is not None
+    out = tmp_path / "out" / "ens.csv"
+    with pytest.raises(ValueError, match=r"has no test predictions \(no member has") as err:
+        write(res, out)
+    assert_documented("nothing-to-write", str(err.value))
+    assert not out.exists() and not out.with_suffix(".json").exists()
 
 
 @pytest.mark.parametrize(
@@ -481,6 +508,15 @@ def test_an_output_named_like_its_record_is_refused_before_anything_is_written(
     assert out.read_text() == "the user's own file\n"
 
 
+def test_weights_that_are_not_numbers_are_refused_by_the_commands_parser(two_runs, capsys):
+    ra, _, _ = two_runs
+    with pytest.raises(SystemExit) as info:
+        ensemble_main([str(ra), "--weights", "half,half"])
+    err = capsys.readouterr().err
+    assert info.value.code == 2 and "got 'half,half'" in err and "Traceback" not in err
+    assert_documented("weights-cli", err)
+
+
 def test_an_unwritable_output_names_this_commands_flag(two_runs, tmp_path, capsys):
     ra, rb, _ = two_runs
     blocker = tmp_path / "file"
@@ -506,3 +542,10 @@ def test_a_warning_is_one_line(two_runs, capsys):
         proc.stderr == f"warning: {rb.name}: {len(y)} validation labels differ from {ra.name} "
         "(label fixes?); scoring against the first member's labels\n"
     )
+    # the page's example: 8 of the labels fixed
+    df.assign(label=df.label.where(df.index >= 8, (df.label + 1) % 18)).to_csv(
+        rb / "val_probs.csv", index=False
+    )
+    proc = _ens(capsys, str(ra), str(rb))
+    assert proc.returncode == 0 and proc.stderr.count("\n") == 1, proc.stderr
+    assert_documented("labels-differ", proc.stderr)

@@ -11,8 +11,19 @@ from pathlib import Path
 
 import pytest
 
-from kit.runfolder import GIT_DIFF, RECIPE, env_info, git_state, recipe_path, write_source
+from kit.config import Config
+from kit.models import HEADS
+from kit.runfolder import (
+    GIT_DIFF,
+    RECIPE,
+    ensure_run_code,
+    env_info,
+    git_state,
+    recipe_path,
+    write_source,
+)
 from tests import _proc
+from tests._triggers import assert_documented
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -149,3 +160,16 @@ def test_the_modules_copied_are_those_whose_file_lies_in_the_folders_links_follo
         "t_via": (mine / "helper.py").resolve(),
         "t_linked": (mine / "helper.py").resolve(),
     }
+
+
+def test_a_run_whose_recipe_no_longer_imports_is_refused_naming_the_file(tmp_path):
+    """The config names a piece no registry has, so the run's recipe.py is imported: one
+    ValueError naming that file and what its import raised."""
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / RECIPE).write_text("import no_such_module_of_mine\n")
+    assert "gone_head" not in HEADS  # (importing kit.models loads the heads' registry)
+    with pytest.raises(ValueError, match=r"importing the run's code .*recipe\.py failed") as e:
+        ensure_run_code(run, Config(head="gone_head"))
+    assert "ModuleNotFoundError" in str(e.value) and "no_such_module_of_mine" in str(e.value)
+    assert_documented("run-code-broken", str(e.value))

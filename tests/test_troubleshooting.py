@@ -28,12 +28,8 @@ from kit import io as kio
 from kit.config import Config
 from kit.data import read_train
 from kit.data.fixture import make_fixture
-from kit.ensemble import ensemble, write
-from kit.ensemble.__main__ import main as ensemble_main
-from tests._day_one_triggers import DAY_ONE
-from tests._own_code_triggers import OWN_CODE
 from tests._runfolders import Preds, RunSpec, one_hot_probs, summary, write_run
-from tests._triggers import assert_documented, documented, printed, raised, warned
+from tests._triggers import assert_documented, documented
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -160,46 +156,7 @@ def _no_val_rows_in_common(ctx: Ctx) -> list[Path]:
 # ---- the registry: id -> trigger ----------------------------------------------------------------
 
 Trigger = Callable[[Ctx], str]
-TRIGGERS: dict[str, Trigger] = {
-    # ensembling: the members
-    "member-missing": lambda c: raised(lambda: ensemble([c.tmp / "nope"])),
-    "id-empty": lambda c: raised(
-        lambda: ensemble([_member(c, "a"), _sub(c, [1] * 6, ["", *IDS[1:]])], "hard")
-    ),
-    "id-twice": lambda c: raised(
-        lambda: ensemble([_member(c, "a"), _sub(c, [1] * 6, [IDS[0], *IDS[:-1]])], "hard")
-    ),
-    "csv-unreadable": lambda c: raised(
-        lambda: ensemble([_member(c, "a"), _file(c, "sub.csv", "")], "hard")
-    ),
-    "csv-no-rows": lambda c: raised(
-        lambda: ensemble([_member(c, "a"), _file(c, "sub.csv", "ImageID,ans\n")], "hard")
-    ),
-    "no-test-for-some": lambda c: raised(
-        lambda: ensemble([_member(c, "a"), _unlink(_member(c, "b", 1) / "test_probs.csv").parent])
-    ),
-    "weights-cli": lambda c: printed(
-        ensemble_main, [str(_member(c, "a")), "--weights", "half,half"]
-    ),
-    "nothing-to-write": lambda c: raised(
-        lambda: write(
-            ensemble([_unlink(_member(c, "a") / "test_probs.csv").parent]), c.tmp / "s.csv"
-        )
-    ),
-    "labels-differ": lambda c: warned(
-        lambda: ensemble(
-            [
-                _member(c, "a"),
-                _edit_csv(
-                    _member(c, "b", 1) / "val_probs.csv", lambda d: d.assign(label=17)
-                ).parent,
-            ]
-        )
-    ),
-    "no-val-score": lambda c: printed(ensemble_main, [str(p) for p in _no_val_rows_in_common(c)]),
-}
-TRIGGERS.update(DAY_ONE)  # the environment: torch and torchvision of different builds
-TRIGGERS.update(OWN_CODE)  # model sources, optimizers, a run's own code
+TRIGGERS: dict[str, Trigger] = {}
 
 
 def _twice(ctx: Ctx) -> Path:
