@@ -1,8 +1,7 @@
 """docs/troubleshooting.md's rows and the text a user sees: :func:`assert_documented` checks a
-row's message excerpt is in what a test saw, where the test provokes it (a module's own test, or
-a trigger of tests/test_troubleshooting.py); :func:`raised`, :func:`warned`, :func:`logged` and
-:func:`printed` return that text: an exception's message, the warnings, the ``kit`` logger's
-warnings or a command's output."""
+row's message excerpt is in what a test saw, in the test of the module that produces the message;
+:func:`raised`, :func:`warned`, :func:`logged` and :func:`printed` return that text: an
+exception's message, the warnings, the ``kit`` logger's warnings or a command's output."""
 
 from __future__ import annotations
 
@@ -41,7 +40,7 @@ def documented() -> dict[str, str]:
 def assert_documented(row: str, seen: str) -> None:
     """The page's row ``row`` shows what the user saw: its excerpt is in ``seen`` (spacing
     aside). Call it where a test provokes the message; tests/test_troubleshooting.py checks
-    every row of the page is claimed by such a call or by one of its triggers."""
+    every row of the page is claimed by such a call."""
     rows = _rows()
     assert row in rows, f"no row `{row}` in {PAGE.name}"
     excerpt = " ".join(rows[row].split())
