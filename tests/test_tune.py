@@ -128,9 +128,8 @@ def test_search_runs_tagged_trials_prunes_and_continues(tiny_cfg):
     assert Path(default_storage(base.output_dir).removeprefix("sqlite:///")).is_file()
 
 
-@pytest.mark.slow  # a worker killed mid-trial: a fresh interpreter training, then a resumed study
-def test_a_trial_killed_mid_way_is_failed_and_rerun_with_its_parameters(tiny_cfg):
-    base = _trials(tiny_cfg)
+def _trial_of_a_dead_worker(output_dir: str, distributions: dict) -> None:
+    """Study ``s`` with one trial left running by a worker process that has since ended."""
     ended = subprocess.run(
         [sys.executable, "-c", "import os; print(os.getpid())"],
         capture_output=True,
@@ -138,16 +137,23 @@ def test_a_trial_killed_mid_way_is_failed_and_rerun_with_its_parameters(tiny_cfg
         check=True,
     )
     study = optuna.create_study(
-        study_name="s", storage=default_storage(base.output_dir), direction="maximize"
+        study_name="s", storage=default_storage(output_dir), direction="maximize"
     )
-    killed = study.ask(
+    killed = study.ask(distributions)
+    killed.set_user_attr("pid", int(ended.stdout))  # as its worker left it when killed
+    killed.set_user_attr("host", __import__("socket").gethostname())
+
+
+@pytest.mark.slow  # a worker killed mid-trial: a fresh interpreter training, then a resumed study
+def test_a_trial_killed_mid_way_is_failed_and_rerun_with_its_parameters(tiny_cfg):
+    base = _trials(tiny_cfg)
+    _trial_of_a_dead_worker(
+        base.output_dir,
         {
             "lr": FloatDistribution(1e-4, 1e-2, log=True),
             "loss": CategoricalDistribution(["cross_entropy", "focal"]),
-        }
+        },
     )
-    killed.set_user_attr("pid", int(ended.stdout))  # as its worker left it when killed
-    killed.set_user_attr("host", __import__("socket").gethostname())
     study = kit.tune(base, SPACE, 2, pruner=optuna.pruners.NopPruner())
     trials = study.get_trials()
     assert trials[0].state == TrialState.FAIL
@@ -165,18 +171,7 @@ def test_a_kfold_config_is_refused_naming_the_one_split_per_trial(tiny_cfg):
 def test_a_trial_whose_worker_ended_is_marked_failed_saying_why(tiny_cfg, caplog):
     # one one-step trial after the dead worker's trial: the fast case of the slow test above
     base = tiny_cfg.replace(name="s", epochs=1, max_steps_per_epoch=1)
-    ended = subprocess.run(
-        [sys.executable, "-c", "import os; print(os.getpid())"],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    study = optuna.create_study(
-        study_name="s", storage=default_storage(base.output_dir), direction="maximize"
-    )
-    killed = study.ask({"lr": CategoricalDistribution([1e-3])})
-    killed.set_user_attr("pid", int(ended.stdout))  # as its worker left it when killed
-    killed.set_user_attr("host", __import__("socket").gethostname())
+    _trial_of_a_dead_worker(base.output_dir, {"lr": CategoricalDistribution([1e-3])})
     with caplog.at_level(logging.WARNING, logger="kit"):
         study = kit.tune(base, {"lr": "1e-3"}, 1)
     assert study.get_trials()[0].state == TrialState.FAIL
