@@ -55,7 +55,6 @@ LONG_FIRST = (
     "tests/test_device_aug.py",
     "tests/test_troubleshooting_fixes.py",
     "tests/test_docs.py",
-    "tests/test_troubleshooting.py",
     "tests/test_robustness.py",
     "tests/test_proc.py",
     "tests/test_ensemble.py",
