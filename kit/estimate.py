@@ -111,7 +111,10 @@ def time_train_steps(
     t.parts.module = training_module(t.parts.model, cfg, SINGLE, device)
     mixer = t.start_epoch(cfg, 1)
     clock = StepClock(t.loader, warmup + steps, warmup, device)
-    train_one_epoch(t.parts, clock, t.criterion, cfg, 1, mixer)
+    try:
+        train_one_epoch(t.parts, clock, t.criterion, cfg, 1, mixer)
+    finally:
+        t.close()
     sync(device)
     return time.perf_counter() - clock.started, t.parts.evaluated
 

@@ -174,13 +174,16 @@ def find_lr(
     criterion = _Recorded(t.criterion, sweep)
     log(f"find-lr: {n} steps, lr {start:.0e} -> {end:.0e}, {checked.model} on {device} ...")
     stopped, epoch = "", 1
-    while not stopped:
-        mixer = t.start_epoch(run_cfg, epoch)
-        try:
-            train_one_epoch(t.parts, t.loader, criterion, run_cfg, epoch, mixer)
-        except _Stop as end_of:
-            stopped = end_of.why
-        epoch += 1
+    try:
+        while not stopped:
+            mixer = t.start_epoch(run_cfg, epoch)
+            try:
+                train_one_epoch(t.parts, t.loader, criterion, run_cfg, epoch, mixer)
+            except _Stop as end_of:
+                stopped = end_of.why
+            epoch += 1
+    finally:
+        t.close()
     smoothed = smooth(sweep.losses, sweep.beta)
     finite = [v if math.isfinite(v) else math.inf for v in smoothed]
     at_min = sweep.seen_lrs[int(np.argmin(finite))]

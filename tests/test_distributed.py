@@ -3,7 +3,9 @@ depend on the number of DataLoader workers or training processes."""
 
 from __future__ import annotations
 
+import gc
 import json
+import multiprocessing
 import os
 import subprocess
 import sys
@@ -22,6 +24,7 @@ from kit.data.dataset import ImageDataset
 from kit.data.sampling import SeededSampler, ShardSampler, train_loader
 from kit.inference import load_run_model, predict
 from kit.splits import load_splits
+from kit.tracking import Tracker
 from kit.train import fit
 from kit.train.distributed import SINGLE, DistContext, from_env, gather_rows, shard_rows
 from kit.train.setup import Trainer
@@ -191,6 +194,32 @@ def test_worker_loaders_persist_and_pin_memory_only_on_cuda(tiny_cfg):
     assert loader.num_workers == 2 and loader.persistent_workers
     assert loader.pin_memory == torch.cuda.is_available()
     assert not train_loader(dataset, tiny_cfg.replace(workers=0), torch.Generator()).num_workers
+
+
+def _ctrl_c_after_epoch_1(start):
+    class Interrupt(Tracker):
+        def log_epoch(self, epoch, metrics):
+            raise KeyboardInterrupt
+
+    return Interrupt()
+
+
+@pytest.mark.parametrize("how", ["complete", "refit", "interrupted"])
+def test_a_run_ends_its_loader_workers_however_it_ends(tiny_cfg, how):
+    """Persistent workers end with the training, not when the garbage collector reaches the
+    loader: until then they hold memory, and the collection waits up to 5 s for each."""
+    cfg = tiny_cfg.replace(workers=1, epochs=1, max_steps_per_epoch=1)
+    before = set(multiprocessing.active_children())
+    gc.disable()  # what a collection would end must be ended by the run itself
+    try:
+        if how == "interrupted":
+            with pytest.raises(SystemExit):
+                fit(cfg, hooks=[_ctrl_c_after_epoch_1])
+        else:
+            fit(cfg.replace(refit="continue" if how == "refit" else "none"))
+        assert set(multiprocessing.active_children()) - before == set()
+    finally:
+        gc.enable()
 
 
 def test_compile_and_channels_last_wire_through_fit(tiny_cfg, monkeypatch):

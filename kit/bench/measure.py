@@ -51,7 +51,7 @@ from kit.data.dataset import ImageDataset, load_rgb
 from kit.data.fixture import make_fixture
 from kit.data.image_cache import ImageCache
 from kit.data.pictures import build_run_cache
-from kit.data.sampling import resolve_workers, train_loader
+from kit.data.sampling import close_workers, resolve_workers, train_loader
 from kit.device import cpu_info, resolve_device
 from kit.losses import build_criterion
 from kit.models import create_model
@@ -336,10 +336,14 @@ def sample_rows(df: pd.DataFrame, rows: int, seed: int) -> pd.DataFrame:
 def _run_phase(
     kind: str, make: Callable[[], Any], cfg: Config, device: torch.device, opts: BenchOptions
 ) -> tuple[float, float | None]:
-    batches = make()  # dropped on return: a loader's workers end with the phase
-    if kind == "train":
-        return time_train(batches, cfg, device, opts.steps, opts.warmup), None
-    return time_data(batches, opts.steps, opts.warmup)
+    batches = make()
+    try:
+        if kind == "train":
+            return time_train(batches, cfg, device, opts.steps, opts.warmup), None
+        return time_data(batches, opts.steps, opts.warmup)
+    finally:
+        if isinstance(batches, DataLoader):
+            close_workers(batches)  # a loader's workers end with its phase
 
 
 #: One repeat: seconds, CPU seconds (data phases) and the phase's memory.
@@ -349,7 +353,7 @@ Repeat = tuple[float, float | None, PeakMemory]
 def _measure(run: Callable[[], tuple[float, float | None]]) -> Repeat:
     with PeakMemory() as mem:
         seconds, cpu = run()
-        gc.collect()  # let the phase's loader and its workers go before the next phase
+        gc.collect()  # let the phase's batches go before the next phase
     return seconds, cpu, mem
 
 

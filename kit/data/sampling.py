@@ -32,6 +32,7 @@ __all__ = [
     "SeededDataset",
     "SeededSampler",
     "ShardSampler",
+    "close_workers",
     "epoch_seed",
     "resolve_workers",
     "seed_transform",
@@ -205,3 +206,17 @@ def train_loader(
         collate_fn=collate_pictures,
         drop_last=len(sampler) > cfg.batch_size,
     )
+
+
+def close_workers(loader: DataLoader) -> None:
+    """End ``loader``'s persistent worker processes now (a no-op without workers).
+
+    torch ends them only when the loader is garbage collected (DataLoader has no public close).
+    A loader caught in a reference cycle (a run's objects, a traceback, a notebook's last
+    result) keeps its workers, and the memory they hold, until a later collection, which then
+    waits up to 5 s for each: its queues may be finalized before the workers are told to stop.
+    """
+    workers = getattr(loader, "_iterator", None)
+    if workers is not None:
+        loader._iterator = None
+        workers._shutdown_workers()

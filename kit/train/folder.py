@@ -141,6 +141,8 @@ def fit_run(
         except OSError:  # a full disk must not hide the error that stopped the run
             _log.warning("could not record the failure in %s", run_dir / rundir.STATUS)
         raise
+    finally:
+        ready.trainer.close()
 
 
 def finish(job: Job, ready: Ready) -> Run:

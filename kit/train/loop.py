@@ -199,8 +199,11 @@ def refit(job: Job, ready: Ready, best: dict[str, Any]) -> Callable[[pd.DataFram
     )
     t.parts.module = distributed.training_module(t.parts.model, cfg, job.ctx, job.device)
     _log.info("refit %s: %d epochs on %d images", job.cfg.refit, cfg.epochs, len(t.loader.dataset))
-    for epoch, loss, lr in epochs(t, cfg):
-        _log.info("refit epoch %d/%d  train_loss %.4f  lr %.2e", epoch, cfg.epochs, loss, lr)
+    try:
+        for epoch, loss, lr in epochs(t, cfg):
+            _log.info("refit epoch %d/%d  train_loss %.4f  lr %.2e", epoch, cfg.epochs, loss, lr)
+    finally:
+        t.close()
     if job.ctx.is_main:
         path = job.run_dir / rundir.REFIT
         checkpoint.save_best(path, t.parts.evaluated, job.cfg.to_dict(), cfg.epochs, math.nan)

@@ -236,6 +236,10 @@ class Trainer:
         active = mix_active(epoch, mix=cfg.mix, epochs=cfg.epochs, off_epochs=cfg.mix_off_epochs)
         return self.mixer if active else None
 
+    def close(self) -> None:
+        """End the loader's worker processes (kept between epochs): the training is over."""
+        sampling.close_workers(self.loader)
+
 
 def build_trainer(
     cfg: Config,
