@@ -60,7 +60,7 @@ PRELOAD = [
 _PRELOADED_TOPS = {"numpy", "pandas", "torch", "torchvision", "timm", "albumentations", "cv2"}
 _PRELOADED_TOPS |= {"sklearn", "matplotlib", "kit", "PIL", "scipy", "huggingface_hub", "tests"}
 #: Variables a child may set differently: read when used, never when the libraries are imported.
-_READ_WHEN_USED = {"OMP_NUM_THREADS", "PATH", "KIT_DEBUG", "COLUMNS", "PWD", "OLDPWD"}
+_READ_WHEN_USED = {"OMP_NUM_THREADS", "PATH", "KIT_DEBUG", "COLUMNS", "LINES", "PWD", "OLDPWD"}
 _READ_WHEN_USED |= {"PYTEST_CURRENT_TEST"}  # pytest sets it anew for each test
 # a shell sets these for the commands it starts (python_on_path): `_` (the command's path) and
 # SHLVL, and a non-interactive bash drops PS1 and PS2; no library reads them

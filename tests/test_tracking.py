@@ -110,8 +110,18 @@ def tracked(tiny_base, tmp_path_factory):
         (run_dir,) = (tmp / "runs").iterdir()
         first_ids = read_tracker_ids(run_dir)
         run = fit(cfg.replace(resume=str(run_dir)))
+    # wandb keeps its service running for the process and names it in os.environ
+    # (WANDB_SERVICE), which no monkeypatch undoes: stopped here, so that the tests after these
+    # find the environment they started with (tests/_proc.py forks only for such an environment)
+    import wandb
+
+    wandb.teardown()
     assert run.status == "complete"
     return cfg, run.run_dir, first_ids
+
+
+def test_the_tracked_runs_leave_no_wandb_service_behind(tracked):
+    assert "WANDB_SERVICE" not in os.environ
 
 
 def test_tensorboard_event_files_hold_the_epochs_and_pictures(tracked):
