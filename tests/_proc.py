@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import gc
 import json
 import os
 import runpy
@@ -232,6 +233,9 @@ def _serve() -> None:
     for name in PRELOAD:
         __import__(name)
     _draw_once()
+    # as after a test worker's collection (tests/conftest.py): the imports live as long as each
+    # fork, whose full collections then skip them
+    gc.freeze()
     for line in sys.stdin:
         request = json.loads(line)
         pid = os.fork()

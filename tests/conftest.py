@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import atexit
+import gc
 import logging
 import os
 import signal
@@ -94,6 +95,13 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
             super()._assign_work_unit(node)
 
     return LongFirst(config, log)
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """The objects collection made (torch, timm, kit, the test modules: about a million) go to
+    the garbage collector's permanent generation: they live to the end anyway, and each full
+    collection during the tests no longer walks them (a tiny fit: 13 % less CPU)."""
+    gc.freeze()
 
 
 def pytest_configure(config: pytest.Config) -> None:

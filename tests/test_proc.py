@@ -4,6 +4,7 @@ process), or the tests that use it would test something else than what a user ru
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import subprocess
@@ -103,6 +104,14 @@ def test_what_only_a_new_interpreter_can_do_goes_to_subprocess(monkeypatch, tmp_
     _proc.run([sys.executable, "-c", "pass"], env=shadow)
     _proc.run(["git", "--version"])
     assert len(seen) == 4
+
+
+def test_the_imports_are_frozen_for_the_garbage_collector_here_and_in_each_fork():
+    frozen = "import gc; print(gc.get_freeze_count())"
+    assert gc.get_freeze_count() > 100_000  # tests/conftest.py, after collection
+    forked = _proc.run([sys.executable, "-c", frozen])
+    assert int(forked.stdout) > 100_000, forked.stderr
+    assert "torch" in _proc.PRELOAD  # what the forks' count holds
 
 
 def test_python_on_a_shells_path_runs_warm_and_replays_streams_and_code(tmp_path: Path):
