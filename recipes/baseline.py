@@ -1,6 +1,6 @@
 """Baseline: a small CNN trained from scratch, one holdout split, one submission.
 
-python recipes/baseline.py                       # synthetic fixture, ~2 minutes on a CPU
+python recipes/baseline.py                       # synthetic fixture, about a minute on 2 CPU cores
 python recipes/baseline.py --data-dir /data      # the competition data
 python recipes/baseline.py --smoke               # seconds: checks the whole path
 python recipes/baseline.py --help                # every option, with its default
