@@ -24,11 +24,11 @@ from kit.data.dataset import ImageDataset
 from kit.data.sampling import SeededSampler, ShardSampler, train_loader
 from kit.inference import load_run_model, predict
 from kit.splits import load_splits
-from kit.tracking import Tracker
 from kit.train import fit
 from kit.train.distributed import SINGLE, DistContext, from_env, gather_rows, shard_rows
 from kit.train.setup import Trainer
 from kit.transforms import build_transforms
+from tests._training import interrupted_in_epoch_2
 
 ROOT = Path(__file__).resolve().parents[1]
 PROBS = [f"p{k}" for k in range(18)]
@@ -196,14 +196,6 @@ def test_worker_loaders_persist_and_pin_memory_only_on_cuda(tiny_cfg):
     assert not train_loader(dataset, tiny_cfg.replace(workers=0), torch.Generator()).num_workers
 
 
-def _ctrl_c_after_epoch_1(start):
-    class Interrupt(Tracker):
-        def log_epoch(self, epoch, metrics):
-            raise KeyboardInterrupt
-
-    return Interrupt()
-
-
 @pytest.mark.parametrize("how", ["complete", "refit", "interrupted"])
 def test_a_run_ends_its_loader_workers_however_it_ends(tiny_cfg, how):
     """Persistent workers end with the training, not when the garbage collector reaches the
@@ -212,9 +204,8 @@ def test_a_run_ends_its_loader_workers_however_it_ends(tiny_cfg, how):
     before = set(multiprocessing.active_children())
     gc.disable()  # what a collection would end must be ended by the run itself
     try:
-        if how == "interrupted":
-            with pytest.raises(SystemExit):
-                fit(cfg, hooks=[_ctrl_c_after_epoch_1])
+        if how == "interrupted":  # mid-epoch, batches in flight
+            interrupted_in_epoch_2(cfg.replace(epochs=2, max_steps_per_epoch=3))
         else:
             fit(cfg.replace(refit="continue" if how == "refit" else "none"))
         assert set(multiprocessing.active_children()) - before == set()
