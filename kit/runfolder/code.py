@@ -1,30 +1,16 @@
-"""The run's own code (docs/run-folder.md): what re-creates a run and everything of one's own
-that shaped it, recorded at its start so that every tool after training (``kit.predict``,
-``kit.ensemble``, ``kit.score``, ``--resume``, ``kit.tune``) finds it in a fresh process from
-the run folder alone.
+"""The run's own code (docs/run-folder.md), recorded at its start so that every tool after
+training (``kit.predict``, ``kit.ensemble``, ``kit.score``, ``--resume``, ``kit.tune``) finds it
+in a fresh process from the run folder alone:
 
-- The source: the git state of the code, a copy of the recipe that started the run (or the
-  code cells of the Jupyter notebook that did) and, when the working tree was dirty, the
-  uncommitted changes (:func:`write_source`). A recipe written and run before it is committed
-  (a newcomer's normal flow) counts as dirty: untracked files under ``recipes/`` and ``kit/``
-  are changes too.
-- The registered pieces (model, head, loss, preset, TTA view, face detector, ...) the config
-  names that kit itself does not define: :func:`write_code` records each in ``env.json``
-  (``code``: its registry kind, name, module and file) and copies the file of each such module,
-  other than the recipe itself (``recipe.py`` already), into the run folder's ``code/`` folder.
-  :func:`ensure_run_code` makes a run's pieces available again: when the config names one the
-  registries lack, it imports the run's code (:func:`load_run_code`), and when that does not
-  register it either, it fails with one message naming the piece and where it was defined.
-- A custom training transform (``fit(cfg, train_transform=...)``), what the Config's
-  ``preset`` cannot say, so the ledger can name it and ``--resume`` re-create it:
-  ``train_transform.json`` holds albumentations' own serialization (``A.to_dict``; re-created
-  by ``A.from_dict``), a one-line summary (``custom: CLAHE, GridDropout (3f2a1c9e)``: the
-  transforms' names and a fingerprint of their settings, so two pipelines that differ only in
-  a parameter still read as different) and the fingerprint itself. A pipeline albumentations
-  cannot serialize and re-create (a ``Lambda``, a transform class it does not know) is
-  recorded by its ``repr`` and a fingerprint of the source of its functions, and its summary
-  says it is not serializable. albumentations is imported only by the functions that build or
-  re-create a pipeline: the ledger reads the JSON alone (and stays quick to start).
+- the source (:func:`write_source`): the git state, ``recipe.py`` or ``notebook.py``, and
+  ``git.diff`` when the working tree is dirty (untracked files under ``recipes/`` and ``kit/``
+  count: a recipe run before it is committed is a change);
+- the registered pieces of one's own the config names (:func:`write_code`: ``env.json``'s
+  ``code`` and the ``code/`` folder), imported again by :func:`ensure_run_code`;
+- a custom training transform (``train_transform.json``): ``A.to_dict``, or for a pipeline
+  albumentations cannot re-create (a ``Lambda``) its ``repr`` and a fingerprint of its
+  functions' source. albumentations is imported only to build or re-create a pipeline: the
+  ledger reads the JSON alone (and stays quick to start).
 """
 
 from __future__ import annotations
@@ -196,23 +182,14 @@ def notebook_module(cells: list[str]) -> str:
     return "\n".join([*head, *top, *main]).rstrip() + "\n"
 
 
-def _untracked_diff(top: Path, paths: tuple[str, ...]) -> str:
-    """Untracked files as new-file patches, so ``git apply`` re-creates them too."""
-    return "".join(
-        _git("diff", "--no-index", "--", os.devnull, p, cwd=top, ok=(0, 1)) or "" for p in paths
-    )
-
-
 def write_source(
     run_dir: str | os.PathLike[str],
     recipe: str | os.PathLike[str] | None = None,
     cwd: Path | None = None,
 ) -> list[Path]:
-    """Store what re-creates the run in ``run_dir``: ``recipe.py`` (a copy of ``recipe``, by
-    default :func:`recipe_path`), or in a Jupyter kernel ``notebook.py`` (its code cells, see
-    :func:`notebook_module`), and, when the working tree is dirty, ``git.diff`` (``git diff
-    HEAD`` plus the untracked files under ``recipes/`` and ``kit/``, for ``git apply``).
-    Returns the files written."""
+    """Store ``recipe.py`` (a copy of ``recipe``, by default :func:`recipe_path`) or in a Jupyter
+    kernel ``notebook.py`` (:func:`notebook_module`), and ``git.diff`` when the working tree is
+    dirty; returns the files written."""
     run_dir = Path(run_dir)
     written = []
     source = Path(recipe) if recipe is not None else recipe_path()
@@ -224,8 +201,10 @@ def write_source(
     state = git_state(cwd)
     if state.dirty:
         top = Path((_git("rev-parse", "--show-toplevel", cwd=cwd) or ".").strip())
-        diff = (_git("diff", "HEAD", "--binary", cwd=top) or "") + _untracked_diff(
-            top, state.untracked
+        diff = (_git("diff", "HEAD", "--binary", cwd=top) or "") + "".join(
+            # untracked files as new-file patches, so that git apply re-creates them too
+            _git("diff", "--no-index", "--", os.devnull, p, cwd=top, ok=(0, 1)) or ""
+            for p in state.untracked
         )
         if diff:
             written.append(io.write_text(run_dir / GIT_DIFF, diff))
@@ -233,11 +212,6 @@ def write_source(
 
 
 # The registered pieces of one's own and their modules.
-
-
-def _origin(entry: Any) -> str | None:
-    """The module that defined a registry entry (:func:`kit.registry.definition`)."""
-    return getattr(definition(entry), "__module__", None)
 
 
 def _kit_module(module: str) -> bool:
@@ -262,7 +236,7 @@ def registered_pieces(cfg: Any) -> list[dict[str, Any]]:
     words, pieces = _names_in(cfg), []
     for kind, registry in sorted(REGISTRIES.items()):
         for name, entry in registry.items():
-            module = _origin(entry)
+            module = getattr(definition(entry), "__module__", None)
             if name not in words or module is None or _kit_module(module):
                 continue
             path = getattr(sys.modules.get(module), "__file__", None)
@@ -305,20 +279,18 @@ def _installed() -> set[Path]:
 def write_code(
     run_dir: str | os.PathLike[str], cfg: Any, recipe: Path | None = None
 ) -> list[dict[str, Any]]:
-    """Copy into ``run_dir/code/`` the file of every module that defined a piece ``cfg``
-    names, and of every module imported from its folder or the folder of ``recipe`` (the
-    recipe's own, copied as ``recipe.py``; by default ``sys.argv[0]``'s): what the run's code
-    imports. Returns the pieces, for ``env.json``'s ``code``."""
+    """Copy into ``run_dir/code/`` the file of every module that defined a piece ``cfg`` names,
+    and of every module imported from its folder or the folder of ``recipe`` (by default
+    :func:`recipe_path`; itself is ``recipe.py``). Returns the pieces, for ``env.json``."""
     pieces = registered_pieces(cfg)
     recipe = recipe_path() if recipe is None else recipe
     folders = {Path(p["file"]).parent for p in pieces if p["file"]}
     folders |= {recipe.resolve().parent} if recipe is not None else set()
     folders -= _installed()  # a piece of an installed package: that package is not copied
-    kit_dir = Path(__file__).resolve().parents[1]
     modules = {
         name: path
         for name, path in _local_modules(folders).items()
-        if kit_dir not in path.parents and "." not in name
+        if _KIT_DIR not in path.parents and "." not in name
     }
     modules |= {
         p["module"]: Path(p["file"])
@@ -364,35 +336,26 @@ def load_run_code(run_dir: str | os.PathLike[str]) -> list[Path]:
     "__main__"``). Returns the files imported; ValueError naming the file that failed."""
     run_dir = Path(run_dir).resolve()
     code_dir, done = run_dir / CODE_DIR, []
+    copied = [(p, p.stem) for p in sorted(code_dir.glob("*.py"))]
+    own = [(p, f"kit_run_{_sha(str(p), 'sha1')[:10]}_{p.stem}") for p in code_files(run_dir)]
     with _on_path(code_dir):
-        for path in sorted(code_dir.glob("*.py")) if code_dir.is_dir() else []:
-            if path.stem not in sys.modules:
-                _run(path, lambda p=path: _import_file(p, p.stem))
-                done.append(path)
-        for path in code_files(run_dir):
-            digest = hashlib.sha1(str(path).encode()).hexdigest()[:10]
-            name = f"kit_run_{digest}_{path.stem}"
+        for path, name in [*copied, *own]:
             if name not in sys.modules:
-                _run(path, lambda p=path, n=name: _import_file(p, n))
+                _import(path, name)
                 done.append(path)
     return done
 
 
-def _import_file(path: Path, name: str) -> None:
+def _import(path: Path, name: str) -> None:
     spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module  # dataclasses and pickling look modules up by name
     try:
         spec.loader.exec_module(module)
-    except BaseException:
+    except BaseException as err:
         del sys.modules[name]
-        raise
-
-
-def _run(path: Path, load: Any) -> None:
-    try:
-        load()
-    except Exception as err:
+        if not isinstance(err, Exception):
+            raise
         raise ValueError(
             f"importing the run's code {path} failed ({type(err).__name__}: {err}); fix or "
             "restore that file (it is a copy of the code the run trained with)"
@@ -494,8 +457,8 @@ def _source(fn: types.FunctionType) -> str:
         return f"{fn.__qualname__}:{code.co_code.hex()}:{code.co_consts!r}"
 
 
-def _sha(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+def _sha(text: str, algorithm: str = "sha256") -> str:
+    return hashlib.new(algorithm, text.encode("utf-8")).hexdigest()
 
 
 def transform_record(transform: Any) -> dict[str, Any]:

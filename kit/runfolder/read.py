@@ -1,12 +1,9 @@
-"""Reading a run folder (docs/run-folder.md): its JSON records and epochs, its checked
-prediction files, the :class:`Run`, whether the process that writes it is still alive, and
-whether it may be resumed under a config.
+"""Reading a run folder (docs/run-folder.md): records, epochs, checked prediction files, the
+:class:`Run`, whether its writer is alive and whether it may be resumed under a config.
 
-The record readers (:func:`read_config`, :func:`read_env`, :func:`read_status`,
-:func:`read_summary`) give ``{}`` for a missing file unless ``missing_ok=False``: the ledger
-lists unfinished and foreign folders too. A file that is there but unreadable always raises,
-naming it; a prediction file's error names the file, the line and the field, what was found
-and what was expected.
+The record readers give ``{}`` for a missing file unless ``missing_ok=False`` (the ledger lists
+unfinished and foreign folders too); a file that is there but unreadable always raises, naming
+it (a prediction file's error: the line and field, what was found and what was expected).
 """
 
 from __future__ import annotations
@@ -21,7 +18,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from kit import io
 from kit.config import Config, resumable_fields, saved_config, split_fields
 from kit.errors import RunBusyError
 from kit.io import csv_source, read_json
@@ -38,11 +34,10 @@ from kit.runfolder.names import (
     SUBMISSION_COLUMNS,
     SUMMARY,
     TASK_COLUMNS,
-    TEST_COLUMNS,
     TEST_KEYS,
     TEST_PROBS,
     TRACKER_IDS,
-    VAL_COLUMNS,
+    VAL_KEYS,
     VAL_PROBS,
 )
 
@@ -89,9 +84,6 @@ _MARKERS = (CONFIG, STATUS, SUMMARY, METRICS)
 _SUM_TOL = 1e-3
 
 
-# The JSON records and the epochs.
-
-
 def _record(run_dir: str | os.PathLike[str], name: str, missing_ok: bool) -> dict[str, Any]:
     path = Path(run_dir) / name
     if missing_ok and not path.is_file():
@@ -103,23 +95,21 @@ def _record(run_dir: str | os.PathLike[str], name: str, missing_ok: bool) -> dic
 
 
 def read_config(run_dir: str | os.PathLike[str], *, missing_ok: bool = True) -> dict[str, Any]:
-    """``config.json`` as a dict (``{}`` when missing and ``missing_ok``), with the fields it
-    predates as the run trained them (:func:`kit.config.saved_config`)."""
+    """``config.json``, with the fields it predates as the run trained them
+    (:func:`kit.config.saved_config`)."""
     return saved_config(_record(run_dir, CONFIG, missing_ok))
 
 
 def read_env(run_dir: str | os.PathLike[str], *, missing_ok: bool = True) -> dict[str, Any]:
-    """``env.json`` as a dict (``{}`` when missing and ``missing_ok``)."""
     return _record(run_dir, ENV, missing_ok)
 
 
 def read_status(run_dir: str | os.PathLike[str], *, missing_ok: bool = True) -> dict[str, Any]:
-    """``status.json`` as a dict (``{}`` when missing and ``missing_ok``)."""
     return _record(run_dir, STATUS, missing_ok)
 
 
 def read_summary(run_dir: str | os.PathLike[str], *, missing_ok: bool = True) -> dict[str, Any]:
-    """``summary.json`` as a dict (``{}`` when missing, i.e. unfinished, and ``missing_ok``)."""
+    """``summary.json`` (``{}``, when missing and ``missing_ok``, means unfinished)."""
     return _record(run_dir, SUMMARY, missing_ok)
 
 
@@ -131,10 +121,7 @@ def is_complete(run_dir: str | os.PathLike[str]) -> bool:
 
 
 def read_metrics(run_dir: str | os.PathLike[str]) -> list[dict[str, Any]]:
-    """Rows of ``metrics.csv``, one per epoch (empty when it is missing or empty).
-
-    Raises ValueError naming the file when it is not a readable CSV.
-    """
+    """Rows of ``metrics.csv``, one per epoch (none when it is missing or empty)."""
     path = Path(run_dir) / METRICS
     if not path.is_file() or path.stat().st_size == 0:
         return []
@@ -165,10 +152,6 @@ def fold_run_dirs(
     return [Path(parent) / str(f.get("run_dir", "")) for f in folds]
 
 
-# The checked prediction files: val_probs.csv, test_probs.csv and submission CSVs, each
-# read into a Split.
-
-
 @dataclass
 class Split:
     """One side (validation or test) of a member, rows keyed by ``ids``."""
@@ -181,17 +164,8 @@ class Split:
 
     def take(self, order: np.ndarray) -> Split:
         """The same split with rows in ``order`` (positions)."""
-
-        def pick(a: np.ndarray | None) -> np.ndarray | None:
-            return None if a is None else a[order]
-
-        return replace(
-            self,
-            ids=self.ids[order],
-            labels=self.labels[order],
-            probs=pick(self.probs),
-            truth=pick(self.truth),
-        )
+        arrays = {k: getattr(self, k) for k in ("ids", "labels", "probs", "truth")}
+        return replace(self, **{k: None if a is None else a[order] for k, a in arrays.items()})
 
 
 def read_checked_csv(path: Path, columns: Sequence[str], id_columns: Sequence[str]) -> pd.DataFrame:
@@ -280,23 +254,26 @@ def checked_probs(
     return p
 
 
+def _read_probs(
+    path: str | Path, keys: Sequence[str], cols: Sequence[str], ids: list[str]
+) -> Split:
+    """The ``keys`` then the probability ``cols`` of a prediction file; ``truth`` from its
+    ``label`` column when ``keys`` has one (validation)."""
+    path = Path(path)
+    df = read_checked_csv(path, [*keys, *cols], ids)
+    probs = checked_probs(path, df, cols)
+    truth = checked_class_ids(path, df, "label") if "label" in keys else None
+    return Split(df["image_id"].to_numpy(object), probs.argmax(axis=1), probs, truth, path)
+
+
 def read_val_probs(path: str | Path) -> Split:
     """Validation / out-of-fold probabilities: ``image_id,person_id,label,fold,p0..p17``."""
-    path = Path(path)
-    df = read_checked_csv(path, VAL_COLUMNS, ["image_id", "person_id"])
-    probs = checked_probs(path, df)
-    ids = df["image_id"].to_numpy(object)
-    truth = checked_class_ids(path, df, "label")
-    return Split(ids, probs.argmax(axis=1), probs, truth, path)
+    return _read_probs(path, VAL_KEYS, PROB_COLUMNS, ["image_id", "person_id"])
 
 
 def read_test_probs(path: str | Path) -> Split:
     """Test probabilities: ``image_id,p0..p17`` in info.csv order."""
-    path = Path(path)
-    (image_id,) = TEST_KEYS
-    df = read_checked_csv(path, TEST_COLUMNS, [image_id])
-    probs = checked_probs(path, df)
-    return Split(df[image_id].to_numpy(object), probs.argmax(axis=1), probs, None, path)
+    return _read_probs(path, TEST_KEYS, PROB_COLUMNS, ["image_id"])
 
 
 def read_submission(path: str | Path) -> Split:
@@ -373,7 +350,7 @@ def probs_task(path: str | Path) -> str | None:
     """The task whose columns the probability file ``path`` holds, or None for 18-way rows
     (or a file that is neither: the 18-way reader then names what is missing)."""
     try:
-        header = pd.read_csv(**io.csv_source(path), nrows=0).columns
+        header = pd.read_csv(**csv_source(path), nrows=0).columns
     except (OSError, ValueError):
         return None
     if all(c in header for c in PROB_COLUMNS):
@@ -385,21 +362,12 @@ def probs_task(path: str | Path) -> str | None:
 def read_task_val_probs(path: str | Path, task: str) -> Split:
     """A per-task run's validation rows: ``probs`` (n, classes of ``task``), ``labels`` the
     predicted value of the task, ``truth`` the 18-way class."""
-    path = Path(path)
-    cols = TASK_COLUMNS[task]
-    df = read_checked_csv(path, ["image_id", "person_id", "label", "fold", *cols], ["image_id"])
-    probs = checked_probs(path, df, cols)
-    ids = df["image_id"].to_numpy(object)
-    return Split(ids, probs.argmax(axis=1), probs, checked_class_ids(path, df, "label"), path)
+    return _read_probs(path, VAL_KEYS, TASK_COLUMNS[task], ["image_id"])
 
 
 def read_task_test_probs(path: str | Path, task: str) -> Split:
     """A per-task run's test rows: ``image_id`` and the task's columns, info.csv order."""
-    path = Path(path)
-    cols = TASK_COLUMNS[task]
-    df = read_checked_csv(path, ["image_id", *cols], ["image_id"])
-    probs = checked_probs(path, df, cols)
-    return Split(df["image_id"].to_numpy(object), probs.argmax(axis=1), probs, None, path)
+    return _read_probs(path, TEST_KEYS, TASK_COLUMNS[task], ["image_id"])
 
 
 def read_task_predictions(run_dir: str | Path) -> tuple[str, Split | None, Split | None] | None:
@@ -451,13 +419,10 @@ def read_tracker_ids(run_dir: Path) -> dict[str, str]:
     path = Path(run_dir) / TRACKER_IDS
     if not path.is_file():
         return {}
-    ids = io.read_json(path)
+    ids = read_json(path)
     if not isinstance(ids, dict) or not all(isinstance(v, str) for v in ids.values()):
         raise ValueError(f"{path}: expected a mapping of tracker name -> run id text")
     return ids
-
-
-# The run a folder holds, and the process that writes it.
 
 
 @dataclass
@@ -513,7 +478,7 @@ def writer_alive(status: dict[str, Any]) -> bool | None:
     except ProcessLookupError:
         return False
     except OSError:  # e.g. another user's live process
-        return True
+        pass
     return True
 
 
@@ -530,12 +495,6 @@ def running_pid(run: str | os.PathLike[str]) -> int | None:
     return int(pid)
 
 
-# Whether a run folder can be resumed under a config: it has what --resume needs (a run's
-# last.pt, a K-fold parent's config.json), no live process writes it, and the config changes
-# none of the fields its last.pt was trained under (all but kit.config.resumable_fields; a
-# K-fold parent singles out kit.config.split_fields). Checked before anything is written,
-# so a refused resume leaves the folder as it was.
-
 #: fields a resumed run may change (field metadata ``resume``); any other change is refused
 _MAY_CHANGE = resumable_fields()
 
@@ -547,13 +506,9 @@ def nothing_to_train(cfg: Config) -> bool:
 
 
 def check_resumable(cfg: Config, folder: Path) -> None:
-    """Refuse to resume ``folder`` under ``cfg`` when that cannot work.
-
-    A run folder needs its ``last.pt`` and no live process writing it, a K-fold parent
-    (``cfg.folds`` set) its config.json. Both refuse any change of a field that shapes the
-    weights, the data, the split or the schedule (all but :func:`kit.config.resumable_fields`),
-    before anything is written; a K-fold parent's message singles out the split's fields.
-    """
+    """Refuse to resume ``folder`` under ``cfg`` when that cannot work, before anything is
+    written: a run folder needs its ``last.pt`` and no live process writing it, a K-fold parent
+    (``cfg.folds`` set) its config.json; then :func:`check_unchanged`."""
     if cfg.folds is None:
         if not (folder / LAST).is_file():
             raise FileNotFoundError(f"cannot resume {folder}: it has no last.pt")

@@ -1,9 +1,4 @@
-"""Writing a run folder (docs/run-folder.md): creation, config, environment, status, metrics,
-probabilities (18-way or a per-task run's), the submission, the summary, a pseudo-labelled
-run's files and the trackers' run ids (names and columns: :mod:`kit.runfolder.names`).
-
-Every file is written atomically through :mod:`kit.io`.
-"""
+"""Writing a run folder (docs/run-folder.md), every file atomically through :mod:`kit.io`."""
 
 from __future__ import annotations
 
@@ -39,9 +34,9 @@ from kit.runfolder.names import (
     SUBMISSION_COLUMNS,
     SUMMARY,
     SUMMARY_KEYS,
-    TASK_COLUMNS,
     TEST_KEYS,
     TRACKER_IDS,
+    prob_columns,
 )
 from kit.runfolder.read import read_tracker_ids
 
@@ -114,7 +109,7 @@ def create_run_dir(output_dir: str | Path, name: str) -> Path:
 
 
 def package_version(package: str) -> str | None:
-    """The installed version of ``package``, or None when it is not installed."""
+    """The installed version of ``package``, or None."""
     try:
         return metadata.version(package)
     except metadata.PackageNotFoundError:
@@ -148,12 +143,11 @@ def env_info(device: str) -> dict[str, Any]:
 
 
 def write_config(run_dir: Path, config: dict[str, Any]) -> None:
-    """``config.json``: the full resolved config, as :meth:`kit.config.Config.to_dict` gives."""
+    """``config.json``: :meth:`kit.config.Config.to_dict` of the resolved config."""
     io.write_json(run_dir / CONFIG, config)
 
 
 def write_env(run_dir: Path, env: dict[str, Any]) -> None:
-    """``env.json``: the :func:`env_info` of the run's start."""
     io.write_json(run_dir / ENV, env)
 
 
@@ -192,41 +186,31 @@ def write_metrics(run_dir: Path, rows: list[dict[str, Any]]) -> None:
     io.write_text(run_dir / METRICS, buf.getvalue())
 
 
-def write_probs(path: Path, keys: pd.DataFrame, probs: np.ndarray) -> None:
-    """``keys`` columns then ``p0..p17``, as CSV."""
-    if probs.ndim != 2 or probs.shape[1] != NUM_CLASSES:
-        raise ValueError(f"probabilities must have shape (n, {NUM_CLASSES}), got {probs.shape}")
-    frame = pd.DataFrame(probs, columns=PROB_COLUMNS)
-    table = pd.concat([keys.reset_index(drop=True), frame], axis=1)
-    io.write_text(path, table.to_csv(index=False, float_format="%.8g", lineterminator="\n"))
-
-
-def write_task_probs(path: Path, keys: pd.DataFrame, probs: np.ndarray, task: str) -> None:
-    """``keys`` columns then ``task``'s probability columns, as CSV (atomically)."""
-    cols = TASK_COLUMNS[task]
+def write_run_probs(path: Path, keys: pd.DataFrame, probs: np.ndarray, task: str | None) -> None:
+    """``keys`` columns then the probabilities as CSV: ``p0..p17``, or ``task``'s columns."""
+    cols = prob_columns(task)
     if probs.ndim != 2 or probs.shape[1] != len(cols):  # a programming error, not user input
-        raise ValueError(
-            f"{task} probabilities must have shape (n, {len(cols)}), got {probs.shape}"
-        )
+        what = "probabilities" if task is None else f"{task} probabilities"
+        raise ValueError(f"{what} must have shape (n, {len(cols)}), got {probs.shape}")
     table = pd.concat([keys.reset_index(drop=True), pd.DataFrame(probs, columns=cols)], axis=1)
     io.write_text(path, table.to_csv(index=False, float_format="%.8g", lineterminator="\n"))
 
 
-def write_run_probs(path: Path, keys: pd.DataFrame, probs: np.ndarray, task: str | None) -> None:
-    """A run's probabilities: ``p0..p17`` (:func:`write_probs`), or ``task``'s columns."""
-    if task is None:
-        write_probs(path, keys, probs)
-    else:
-        write_task_probs(path, keys, probs, task)
+def write_probs(path: Path, keys: pd.DataFrame, probs: np.ndarray) -> None:
+    """``keys`` columns then ``p0..p17``, as CSV."""
+    write_run_probs(path, keys, probs, None)
+
+
+def write_task_probs(path: Path, keys: pd.DataFrame, probs: np.ndarray, task: str) -> None:
+    """``keys`` columns then ``task``'s probability columns, as CSV."""
+    write_run_probs(path, keys, probs, task)
 
 
 def write_submission(
     probs_or_labels: Any, eval_df: pd.DataFrame, path: str | os.PathLike[str]
 ) -> Path:
-    """``ImageID,ans`` in ``eval_df`` (info.csv) order; (n, 18) probabilities are argmaxed.
-
-    Raises ValueError on a row-count mismatch, NaN, or a class outside 0..17.
-    """
+    """``ImageID,ans`` in ``eval_df`` (info.csv) order; (n, 18) probabilities are argmaxed;
+    ValueError on a row-count mismatch, NaN, or a class outside 0..17."""
     values = np.asarray(probs_or_labels)
     if values.ndim == 2:
         if values.shape[1] != NUM_CLASSES:
@@ -282,16 +266,10 @@ def drop_last(run_dir: str | os.PathLike[str]) -> int:
     return size
 
 
-# A stage-2 run's pseudo-labels (docs/run-folder.md, "Pseudo-labels"): pseudo_labels.csv
-# holds image_id,label,p_top (the predicted class and its probability), then, for soft
-# pseudo-labels, p0..p17 (the soft target each picture trained on), one row per eval picture
-# that passed the threshold, in info.csv order; summary.json's key "pseudo" says where they
-# came from (pseudo_record).
-
-
 def write_pseudo_labels(run_dir: Path, rows: pd.DataFrame) -> None:
-    """``pseudo_labels.csv`` from ``rows`` (columns :data:`PSEUDO_COLUMNS`, and the soft
-    targets ``p0..p17`` when ``rows`` has them), atomically."""
+    """``pseudo_labels.csv`` (docs/run-folder.md, "Pseudo-labels"): one row per eval picture
+    that passed the threshold, in info.csv order, :data:`PSEUDO_COLUMNS` (the predicted class
+    and its probability) and the soft targets ``p0..p17`` when ``rows`` has them."""
     soft = PROB_COLUMNS if all(c in rows.columns for c in PROB_COLUMNS) else []
     table = rows[[*PSEUDO_COLUMNS, *soft]]
     io.write_text(
@@ -331,7 +309,7 @@ def write_test_probs(path: str | Path, image_ids: Any, probs: np.ndarray) -> Pat
 
 
 def write_tracker_id(run_dir: Path, tracker: str, run_id: str) -> None:
-    """Record (or replace) ``tracker``'s run id in ``trackers.json``, atomically."""
+    """Record (or replace) ``tracker``'s run id in ``trackers.json``."""
     ids = read_tracker_ids(run_dir)
     if ids.get(tracker) != run_id:
         io.write_json(Path(run_dir) / TRACKER_IDS, {**ids, tracker: run_id})
