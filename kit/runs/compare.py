@@ -14,7 +14,6 @@ import math
 import os
 import re
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +39,6 @@ __all__ = [
     "IGNORED_FIELDS",
     "SEED_FIELDS",
     "BaselineChoice",
-    "Noise",
     "baseline_family",
     "baseline_runs",
     "bootstrap_runs",
@@ -66,7 +64,8 @@ class BaselineChoice(UserWarning):
 
 
 _SHOWN = ("name", "date", "who", "status", *SCORE_COLUMNS, "best_epoch")
-
+#: The columns a baseline (``vs``) adds.
+_VS_COLUMNS = ("changes", "flag", "interval", "verdict", "noise", "pair")
 
 #: The fields repeats over seeds differ in (a group's row shows them joined: ``42,43,44``).
 SEED_FIELDS = ("seed", "split_seed")
@@ -74,9 +73,6 @@ SEED_FIELDS = ("seed", "split_seed")
 GROUP_NAME = re.compile(r" \(\+\d+ seeds?\)$")
 #: Resamples of the people in the ledger's bootstrap (seeded: the same table every time).
 BOOTSTRAP_RESAMPLES = 2000
-
-
-# The config fields two runs differ in.
 
 
 def _key(value: Any) -> str:
@@ -150,9 +146,6 @@ def find_run(df: pd.DataFrame, ref: str | os.PathLike[str]) -> pd.Series:
     raise ValueError(f"no run {ref_s!r} in the ledger; runs: {df['name'].tolist()}")
 
 
-# Repeats over seeds, and the noise.
-
-
 def _plain(value: Any) -> Any:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return None
@@ -210,9 +203,7 @@ def group_repeats(df: pd.DataFrame, ignore: tuple[str, ...]) -> pd.DataFrame:
         key = keys[i]
         same = df[keys == key] if key is not None else df.loc[[i]]
         # one run per seed: the newest (folder names start with the time)
-        per_seed = {}
-        for _, r in same.sort_values("name").iterrows():
-            per_seed[seed_key(r)] = r
+        per_seed = {seed_key(r): r for _, r in same.sort_values("name").iterrows()}
         if key is None or len(per_seed) < 2:
             done.add(i)
             out_rows.append({**row.to_dict(), "n": 1, "f1_sd": None, "members": [row["name"]]})
@@ -220,8 +211,7 @@ def group_repeats(df: pd.DataFrame, ignore: tuple[str, ...]) -> pd.DataFrame:
         members = [per_seed[k] for k in sorted(per_seed, key=lambda k: tuple(map(str, k)))]
         done.update(same.index)
         out_rows.append(_group_row(members))
-    out = pd.DataFrame(out_rows)
-    return out
+    return pd.DataFrame(out_rows)
 
 
 def _group_row(members: list[pd.Series]) -> dict[str, Any]:
@@ -246,28 +236,14 @@ def _group_row(members: list[pd.Series]) -> dict[str, Any]:
     return row
 
 
-@dataclass(frozen=True)
-class Noise:
-    """A row's difference from its baseline: the interval, or why there is none."""
-
-    interval: Interval | None
-    reason: str = ""
-
-    @property
-    def verdict(self) -> str:
-        return "n/a" if self.interval is None else self.interval.verdict
-
-    @property
-    def text(self) -> str:
-        return "-" if self.interval is None else self.interval.text()
-
-    @property
-    def how(self) -> str:
-        """The method (with the standard error of a difference of means), or the reason."""
-        if self.interval is None:
-            return self.reason
-        se = self.interval.se
-        return self.interval.method + ("" if se is None else f", se {se:.4f}")
+def _noise(interval: Interval | None, reason: str = "") -> dict[str, str]:
+    """A row's ``interval``, ``verdict`` and ``noise`` cells against its baseline: the
+    interval and how it was found (with the standard error of a difference of means), or why
+    there is none."""
+    if interval is None:
+        return {"interval": "-", "verdict": "n/a", "noise": reason}
+    se = "" if interval.se is None else f", se {interval.se:.4f}"
+    return {"interval": interval.text(), "verdict": interval.verdict, "noise": interval.method + se}
 
 
 def baseline_family(df: pd.DataFrame, base: pd.Series, ignore: tuple[str, ...]) -> pd.DataFrame:
@@ -285,7 +261,7 @@ def same_seed_run(family: pd.DataFrame, run: pd.Series) -> pd.Series | None:
     return max(hits, key=lambda r: r["name"]) if hits else None
 
 
-def seeds_noise(df: pd.DataFrame, base: pd.Series, other: pd.Series) -> Noise:
+def seeds_noise(df: pd.DataFrame, base: pd.Series, other: pd.Series) -> dict[str, str]:
     """Group versus group: the difference of the mean val_macro_f1 and its interval (paired
     seed by seed when both groups ran the same seeds)."""
     by_name = df.set_index("name")
@@ -293,12 +269,12 @@ def seeds_noise(df: pd.DataFrame, base: pd.Series, other: pd.Series) -> Noise:
     b = {seed_key(by_name.loc[m]): float(by_name.loc[m, "val_macro_f1"]) for m in other["members"]}
     if len(a) < 2 or len(b) < 2:
         which = "the baseline has" if len(a) < 2 else "this row has"
-        return Noise(None, f"{which} one seed: no spread (train with --seeds 3)")
+        return _noise(None, f"{which} one seed: no spread (train with --seeds 3)")
     paired = set(a) == set(b)
     order = sorted(a, key=lambda k: tuple(map(str, k)))
     ref = [a[k] for k in order] if paired else list(a.values())
     oth = [b[k] for k in order] if paired else list(b.values())
-    return Noise(seed_difference(reference=ref, other=oth, paired=paired))
+    return _noise(seed_difference(reference=ref, other=oth, paired=paired))
 
 
 def _val(run_dir: str) -> pd.DataFrame | None:
@@ -315,17 +291,17 @@ def _val(run_dir: str) -> pd.DataFrame | None:
     )
 
 
-def bootstrap_runs(base_dir: str, run_dir: str, *, seed: int = 0) -> Noise:
+def bootstrap_runs(base_dir: str, run_dir: str, *, seed: int = 0) -> dict[str, str]:
     """One run versus one: the paired bootstrap over the validation people both predicted
     (their ``val_probs.csv``; a K-fold parent's is every person's out-of-fold prediction)."""
     fa, fb = _val(base_dir), _val(run_dir)
     if fa is None or fb is None:
-        return Noise(None, "no readable 18-class val_probs.csv")
+        return _noise(None, "no readable 18-class val_probs.csv")
     if set(fa.index) != set(fb.index):
-        return Noise(None, "other validation pictures (another split)")
+        return _noise(None, "other validation pictures (another split)")
     fb = fb.loc[fa.index]
     if not (fa["truth"].to_numpy() == fb["truth"].to_numpy()).all():
-        return Noise(None, "other labels for the same pictures (other label fixes)")
+        return _noise(None, "other labels for the same pictures (other label fixes)")
     interval = bootstrap_difference(
         truth=fa["truth"].to_numpy(),
         pred_reference=fa["pred"].to_numpy(),
@@ -334,10 +310,7 @@ def bootstrap_runs(base_dir: str, run_dir: str, *, seed: int = 0) -> Noise:
         resamples=BOOTSTRAP_RESAMPLES,
         seed=seed,
     )
-    return Noise(interval)
-
-
-# The table, and each row against a baseline.
+    return _noise(interval)
 
 
 def baseline_runs(df: pd.DataFrame, ref: str | os.PathLike[str]) -> tuple[str, pd.DataFrame]:
@@ -417,11 +390,8 @@ def table(
         f"{u or '?'}@{c or '?'}{'*' if d else ''}"
         for u, c, d in zip(out["user"], out["commit"], out["dirty"], strict=True)
     ]
-    fields = (
-        [c for c in rows.columns if c.startswith("cfg.")] if all_fields else varying_fields(rows)
-    )
-    if all_fields:
-        fields = [c for c in fields if c[4:] not in ignore]
+    every = [c for c in rows.columns if c.startswith("cfg.") and c[4:] not in ignore]
+    fields = every if all_fields else varying_fields(rows)
     shown = list(_SHOWN)
     if (rows["n"] > 1).any():
         at = shown.index("val_macro_f1") + 1
@@ -429,7 +399,7 @@ def table(
     columns = [*shown, *(["parent"] if out["parent"].notna().any() else []), *fields]
     if vs is not None:
         out = pd.concat([out, _versus(df, rows, vs, ignore)], axis=1)
-        columns += ["changes", "flag", "interval", "verdict", "noise", "pair"]
+        columns += _VS_COLUMNS
     if sort is not None:
         if sort not in out.columns:
             raise ValueError(f"cannot sort by {sort!r}; expected one of {list(out.columns)}")
@@ -454,8 +424,7 @@ def _versus(
     cells = []
     for _, row in rows.iterrows():
         if row["name"] == base["name"]:
-            cells.append(dict.fromkeys(("changes", "interval", "verdict", "noise", "pair"), ""))
-            cells[-1]["flag"] = "baseline"
+            cells.append({**dict.fromkeys(_VS_COLUMNS, ""), "flag": "baseline"})
             continue
         if row["n"] > 1:  # a group: compared with the baseline's group
             changes = diff(base, row, seedless)
@@ -467,14 +436,6 @@ def _versus(
             changes = diff(partner, row, ignore)
             noise = bootstrap_runs(partner["run_dir"], row["run_dir"])
             pair = partner["name"]
-        cells.append(
-            {
-                "changes": _change_text(changes, partner, row),
-                "flag": _flag(len(changes)),
-                "interval": noise.text,
-                "verdict": noise.verdict,
-                "noise": noise.how,
-                "pair": pair,
-            }
-        )
+        changed = _change_text(changes, partner, row)
+        cells.append({"changes": changed, "flag": _flag(len(changes)), **noise, "pair": pair})
     return pd.DataFrame(cells, index=rows.index)

@@ -75,9 +75,6 @@ _ENV_KEYS = {
 STATUSES = ("complete", "running", "interrupted", "failed", "pruned", "incomplete")
 
 
-# The rows: one per run folder.
-
-
 def _env_value(env: dict[str, Any], what: str) -> Any:
     for scope in (env, env.get("git") if isinstance(env.get("git"), dict) else {}):
         for key in _ENV_KEYS[what]:
@@ -252,9 +249,6 @@ def load(
     return df if rows else pd.DataFrame(columns=["name", "run_dir", "status"])
 
 
-# Choosing the rows and the columns.
-
-
 def _matches(text: object, pattern: str) -> bool:
     text = "" if text is None else str(text)
     if any(ch in pattern for ch in "*?["):
@@ -310,9 +304,6 @@ def pick_columns(shown: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
     return shown[wanted]
 
 
-# Printing the table.
-
-
 def is_score(column: str) -> bool:
     """Whether higher is better for ``column`` (F1 and accuracy columns)."""
     return "f1" in column or "accuracy" in column
@@ -346,21 +337,13 @@ SHORT_HEADERS = {
 
 
 #: Columns a width-limited table drops first, in this order; config fields come next (the
-#: rightmost first), then the per-head scores. name, status, F1, changes and flag always stay;
-#: the seeds' spread and the noise verdict go only once ``changes`` is cut (:data:`_DROP_CUT`).
+#: rightmost first), then the per-head scores (``_DROP_LAST``). name, status, F1, changes and
+#: flag always stay; the seeds' spread and the noise verdict go only once ``changes`` is cut
+#: (``_DROP_CUT``, in this order: the verdict last).
 DROP_FIRST = ("date", "who", "val_accuracy", "parent", "best_epoch", "pair", "noise")
-
-
 _DROP_LAST = ("val_f1_age", "val_f1_gender", "val_f1_mask")
-
-
-#: After the columns above, with ``changes`` cut, these go in this order: the verdict last.
 _DROP_CUT = ("interval", "n", "f1_sd", "verdict")
-
-
 _KEEP = ("name", "status", "val_macro_f1", "changes", "flag")
-
-
 _MIN_CELL = 24  # long cells (changes, JSON values) are cut to this before columns go
 
 

@@ -86,12 +86,9 @@ def _pictures(run: Path) -> tuple[pd.DataFrame, tuple[str, ...]]:
 
 def _ranked(rows: pd.DataFrame, task: str, top: int) -> pd.DataFrame:
     rows = rows.sort_values(["p_own", "person_id", "image_id"], kind="stable").head(top)
-    rows = rows.assign(
-        task=task,
-        label=[VALUE_NAMES[task][v] for v in rows["own"]],
-        predicted=[VALUE_NAMES[task][v] for v in rows["pred"]],
-    )
-    return rows
+    names = VALUE_NAMES[task]
+    label, predicted = ([names[v] for v in rows[c]] for c in ("own", "pred"))
+    return rows.assign(task=task, label=label, predicted=predicted)
 
 
 def find_suspects(run: str | Path, top: int = 20) -> Suspects:
@@ -103,29 +100,17 @@ def find_suspects(run: str | Path, top: int = 20) -> Suspects:
     parts = []
     for task in tasks:
         cols = [c for c in pics.columns if c.startswith(f"{task}_p")]
-        probs = pics[cols].to_numpy()
-        own = pics[f"{task}_own"].to_numpy()
         if task == "mask":  # a picture's own label
-            rows = pics[["person_id", "image_id"]].assign(
-                example=pics["image_id"],
-                p_own=probs[np.arange(len(own)), own],
-                own=own,
-                pred=probs.argmax(1),
-            )
+            keys = pics[["person_id", "image_id"]].assign(example=pics["image_id"])
+            probs, own = pics[cols].to_numpy(), pics[f"{task}_own"].to_numpy()
         else:  # a person's: pool the pictures
             groups = pics.groupby("person_id", sort=True)
             pooled = groups[[*cols, f"{task}_own"]].mean()
-            p, o = pooled[cols].to_numpy(), pooled[f"{task}_own"].round().astype(int).to_numpy()
-            rows = pd.DataFrame(
-                {
-                    "person_id": pooled.index,
-                    "image_id": "",
-                    "p_own": p[np.arange(len(o)), o],
-                    "own": o,
-                    "pred": p.argmax(1),
-                    "example": groups["image_id"].first().to_numpy(),
-                }
-            )
+            example = groups["image_id"].first().to_numpy()
+            keys = pd.DataFrame({"person_id": pooled.index, "image_id": "", "example": example})
+            probs = pooled[cols].to_numpy()
+            own = pooled[f"{task}_own"].round().astype(int).to_numpy()
+        rows = keys.assign(p_own=probs[np.arange(len(own)), own], own=own, pred=probs.argmax(1))
         parts.append(_ranked(rows, task, top))
     table = pd.concat(parts, ignore_index=True)
     return Suspects(Path(run), table[[*SUSPECT_COLUMNS, "own", "pred", "example"]])
@@ -156,8 +141,7 @@ def fixes_table(suspects: Suspects) -> pd.DataFrame:
             f"suspect in {suspects.run.name}{where}: p({row['label']}) = {row['p_own']:.3f}, "
             f"predicted {row['predicted']}; review before use"
         )
-        rows.append({"person_id": row["person_id"], "field": fix[0], "value": fix[1], **row})
-        rows[-1]["source"] = source
+        rows.append({"field": fix[0], "value": fix[1], **row, "source": source})
     cols = ["person_id", "field", "value", "source", *SUSPECT_COLUMNS[:1], *SUSPECT_COLUMNS[2:]]
     table = pd.DataFrame(rows, columns=cols)
     return table.drop_duplicates(["person_id", "field"], keep="first").reset_index(drop=True)
