@@ -56,12 +56,12 @@ def _aligned(sub_path: Path, answers_path: Path) -> tuple[np.ndarray, np.ndarray
     sub, ans = read_submission(sub_path), read_submission(answers_path)
     missing = np.setdiff1d(ans.ids.astype(str), sub.ids.astype(str))
     extra = np.setdiff1d(sub.ids.astype(str), ans.ids.astype(str))
-    if len(missing) or len(extra):
-        parts = []
-        if len(missing):
-            parts.append(f"{len(missing)} ImageID(s) of the answers missing ({_examples(missing)})")
-        if len(extra):
-            parts.append(f"{len(extra)} ImageID(s) not in the answers ({_examples(extra)})")
+    parts = [
+        f"{len(ids)} ImageID(s) {what} ({_examples(ids)})"
+        for ids, what in ((missing, "of the answers missing"), (extra, "not in the answers"))
+        if len(ids)
+    ]
+    if parts:
         raise ValueError(
             f"{sub_path}: {'; '.join(parts)}; expected exactly the {len(ans.ids)} ImageIDs of "
             f"{answers_path}"
@@ -217,13 +217,12 @@ def _task_report(task: str, y_true: np.ndarray, y_pred: np.ndarray) -> str:
     """Per-value precision / recall / F1 / support of a per-task run (``y_true`` 18-way class
     ids, ``y_pred`` the task's values): scikit-learn's report, whose macro avg F1 is the
     task's macro F1."""
-    values = range(TASK_SIZES[task])
     from sklearn.metrics import classification_report  # seconds: only for the report
 
     return classification_report(
         task_values(task, y_true),
         y_pred,
-        labels=values,
+        labels=range(TASK_SIZES[task]),
         target_names=VALUE_NAMES[task],
         digits=4,
         zero_division=0,

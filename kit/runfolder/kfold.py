@@ -138,14 +138,9 @@ def write_parent(
         write_run_probs(parent / TEST_PROBS, test[list(TEST_KEYS)], test_probs, task)
         if task is None:
             write_submission(test_probs, test[list(TEST_KEYS)], parent / SUBMISSION)
-    truth = oof["label"].to_numpy()
-    scores = (
-        summarize(truth, probs.argmax(1))
-        if task is None
-        else summarize_task(task, truth, probs.argmax(1))
-    )
+    truth, pred = oof["label"].to_numpy(), probs.argmax(1)
+    scores = summarize(truth, pred) if task is None else summarize_task(task, truth, pred)
     trained = sorted(fold_dirs)
-    subset = len(trained) < n_folds
     summaries = [fold_summaries[k] for k in trained]
     summary = {
         "name": name,
@@ -171,7 +166,7 @@ def write_parent(
         "cv_note": (
             f"out-of-fold scores cover folds {trained} of {n_folds} only (a subset of the "
             "training images)"
-            if subset
+            if len(trained) < n_folds
             else None
         ),
         **({} if task is None else {"task": task}),

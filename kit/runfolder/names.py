@@ -69,23 +69,16 @@ RUN_FILES = (
     *(CONFIG, ENV, STATUS, METRICS, LAST, BEST, VAL_PROBS, TEST_PROBS, SUBMISSION, SUMMARY),
     *(CURVES_PNG, VAL_CONFUSION),
 )
-#: Files a run folder holds only sometimes (docs/run-folder.md's second table): the recipe
-#: that started the run, the uncommitted changes when the working tree was dirty, the mistakes
-#: sheet (the most confident wrong validation predictions: a run's, at its end; a K-fold
-#: parent's, from ``python -m kit.score PARENT --mistakes``), the eval pictures a
-#: pseudo-labelled run trained on (``Config.pseudo_labels``), and the weights after a refit
-#: (``Config.refit``): what test_probs.csv and submission.csv used.
+#: Files a run folder holds only sometimes (docs/run-folder.md's second table says when): the
+#: recipe, the uncommitted changes, the mistakes sheet, the eval pictures a pseudo-labelled run
+#: trained on, the weights after a refit (``Config.refit``; then test_probs.csv and
+#: submission.csv are its), a custom training transform and a notebook's code cells
+#: (:mod:`kit.runfolder.code`).
 RECIPE, GIT_DIFF, VAL_MISTAKES = "recipe.py", "git.diff", "val_mistakes.png"
-PSEUDO_LABELS = "pseudo_labels.csv"
-REFIT = "refit.pt"
-#: The custom training transform passed to ``fit`` (kit.runfolder.code): albumentations'
-#: serialization of it, or its repr and a fingerprint of its source.
-TRAIN_TRANSFORM = "train_transform.json"
+PSEUDO_LABELS, REFIT = "pseudo_labels.csv", "refit.pt"
+TRAIN_TRANSFORM, NOTEBOOK = "train_transform.json", "notebook.py"
 #: The modules of one's own that defined a registered piece of the run (kit.runfolder.code).
 CODE_DIR = "code"
-#: The code cells of the Jupyter notebook that started the run (kit.runfolder.code), as an
-#: importable file: it defines and registers at import, and runs the rest as a script.
-NOTEBOOK = "notebook.py"
 EXTRA_FILES = (RECIPE, GIT_DIFF, VAL_MISTAKES, PSEUDO_LABELS, REFIT, TRAIN_TRANSFORM, NOTEBOOK)
 #: The run's own code, each an importable Python file: importing it registers again what the
 #: run's recipe or notebook registered (a model, head, loss, preset) without training.

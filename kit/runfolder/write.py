@@ -170,10 +170,8 @@ def write_status(
     record: dict[str, Any] = {"status": status, "epoch": epoch, "updated": now()}
     # who writes it: the ledger shows a "running" run whose process is gone as incomplete
     record.update(pid=os.getpid(), host=socket.gethostname())
-    if error is not None:
-        record["error"] = error
-    if progress is not None:
-        record["progress"] = progress
+    optional = {"error": error, "progress": progress}
+    record.update({k: v for k, v in optional.items() if v is not None})
     io.write_json(run_dir / STATUS, record)
 
 

@@ -1,14 +1,9 @@
 """``python -m kit.runs [DIR]``: the ledger of run folders (docs/experiments.md).
 
-Filters (``--name``, ``--status``, ``--no-smoke``, ``--study``) choose the rows, ``--columns``
-the columns; ``--markdown`` and ``--csv`` print every column at full width; ``--plot`` overlays
-the rows' curves; ``--prune`` frees disk space, listing what goes before anything goes.
-
-Whole run folders of failed runs and of ``--smoke`` runs go; complete runs lose only their
-``last.pt`` (what ``--resume`` needs; ``best.pt`` and the predictions stay, so they still
-ensemble, score and predict). A run that is still running, and everything inside it, is never
-touched; so are interrupted and incomplete runs (they can be resumed), and a failed K-fold
-parent keeps its complete folds.
+``--prune`` lists, then deletes, whole run folders of failed and ``--smoke`` runs and the
+``last.pt`` of complete runs (``best.pt`` and the predictions stay). A run still running, and
+everything inside it, is never touched; nor are interrupted and incomplete runs (they can be
+resumed), and a failed K-fold parent keeps its complete folds.
 """
 
 from __future__ import annotations

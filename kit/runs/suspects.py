@@ -29,12 +29,11 @@ import pandas as pd
 
 from kit import cli, io
 from kit.cli import add_debug_flag, run_cli
-from kit.io import read_json
 from kit.labels import TASKS, VALUE_NAMES, decode, heads_from_joint
 from kit.plot import picture_sheet, train_picture_files
 from kit.runfolder import (
-    CONFIG,
     VAL_PROBS,
+    read_config,
     read_task_predictions,
     read_val_keys,
     read_val_probs,
@@ -153,8 +152,8 @@ def contact_sheet(
     """A PNG grid of the first ``n`` suspects (lowest p_own across tasks) with label and
     prediction; a person-level suspect shows the person's first picture. Pictures come from
     ``data_dir`` (default: the run's); a missing one is drawn as "picture not found"."""
-    if data_dir is None and (suspects.run / CONFIG).is_file():
-        data_dir = read_json(suspects.run / CONFIG).get("data_dir")
+    if data_dir is None:
+        data_dir = read_config(suspects.run).get("data_dir")
     files = train_picture_files(data_dir)
     rows = suspects.table.sort_values("p_own", kind="stable").head(n)
     cells = [
