@@ -37,24 +37,18 @@ def build_parser() -> argparse.ArgumentParser:
         description="Images per second of kit's training pipeline with and without the picture "
         "cache, against the model's own limit and a plain per-sample baseline.",
     )
+    size = {"type": _positive, "nargs": 2, "metavar": ("H", "W")}
     p.add_argument("--data-dir", default=None, help="competition data (default: a fixture)")
     p.add_argument("--people", type=_positive, default=d.people, help="fixture size in people")
     p.add_argument(
         "--fixture-size",
-        type=_positive,
-        nargs=2,
+        **size,
         default=d.fixture_size,
-        metavar=("H", "W"),
         help="fixture picture height and width (default: 512 384)",
     )
     p.add_argument("--model", default=d.model, help="timm model name")
     p.add_argument(
-        "--image-size",
-        type=_positive,
-        nargs=2,
-        default=d.image_size,
-        metavar=("H", "W"),
-        help="network input (height width)",
+        "--image-size", **size, default=d.image_size, help="network input (height width)"
     )
     p.add_argument("--batch-size", type=_positive, default=d.batch_size)
     p.add_argument("--workers", type=_workers, default=d.workers, help="loader workers or auto")
@@ -119,13 +113,9 @@ def _main(argv: list[str]) -> int:
                 "argument --data-workers: expected worker counts (integers >= 0), not auto"
             )
         args["data_workers"] = tuple(args["data_workers"])
-    opts = BenchOptions(
-        **{
-            **args,
-            "image_size": tuple(args["image_size"]),
-            "fixture_size": tuple(args["fixture_size"]),
-        }
-    )
+    for key in ("image_size", "fixture_size"):
+        args[key] = tuple(args[key])
+    opts = BenchOptions(**args)
     from kit.bench.measure import run_benchmark  # torch: after the command line parsed
 
     result = run_benchmark(opts, log=lambda line: print(line, file=sys.stderr, flush=True))
