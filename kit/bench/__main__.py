@@ -11,12 +11,9 @@ from kit.bench import BenchOptions, format_report
 
 
 def _workers(text: str) -> int | str:
-    if text == "auto":
-        return text
-    value = int(text) if text.isdigit() else -1
-    if value < 0:
+    if text != "auto" and not text.isdigit():
         raise argparse.ArgumentTypeError(f"expected an integer >= 0 or auto, got {text!r}")
-    return value
+    return text if text == "auto" else int(text)
 
 
 def _positive(text: str) -> int:
