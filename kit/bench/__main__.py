@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from dataclasses import asdict
 
 from kit import cli, io
 from kit.bench import BenchOptions, format_report
@@ -28,66 +29,51 @@ def _positive(text: str) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """The benchmark's options; defaults are those of :class:`BenchOptions`."""
-    d = BenchOptions()
     p = cli.ArgumentParser(
         prog="python -m kit.bench",
         description="Images per second of kit's training pipeline with and without the picture "
         "cache, against the model's own limit and a plain per-sample baseline.",
     )
+    p.set_defaults(**asdict(BenchOptions()))
     size = {"type": _positive, "nargs": 2, "metavar": ("H", "W")}
-    p.add_argument("--data-dir", default=None, help="competition data (default: a fixture)")
-    p.add_argument("--people", type=_positive, default=d.people, help="fixture size in people")
+    p.add_argument("--data-dir", help="competition data (default: a fixture)")
+    p.add_argument("--people", type=_positive, help="fixture size in people")
     p.add_argument(
-        "--fixture-size",
-        **size,
-        default=d.fixture_size,
-        help="fixture picture height and width (default: 512 384)",
+        "--fixture-size", **size, help="fixture picture height and width (default: 512 384)"
     )
-    p.add_argument("--model", default=d.model, help="timm model name")
+    p.add_argument("--model", help="timm model name")
+    p.add_argument("--image-size", **size, help="network input (height width)")
+    p.add_argument("--batch-size", type=_positive)
+    p.add_argument("--workers", type=_workers, help="loader workers or auto")
+    p.add_argument("--steps", type=_positive, help="timed batches per phase")
+    p.add_argument("--warmup", type=int, help="untimed batches first")
+    p.add_argument("--threads", type=_positive, help="torch compute threads")
     p.add_argument(
-        "--image-size", **size, default=d.image_size, help="network input (height width)"
-    )
-    p.add_argument("--batch-size", type=_positive, default=d.batch_size)
-    p.add_argument("--workers", type=_workers, default=d.workers, help="loader workers or auto")
-    p.add_argument("--steps", type=_positive, default=d.steps, help="timed batches per phase")
-    p.add_argument("--warmup", type=int, default=d.warmup, help="untimed batches first")
-    p.add_argument("--threads", type=_positive, default=None, help="torch compute threads")
-    p.add_argument(
-        "--repeats",
-        type=_positive,
-        default=d.repeats,
-        help="the median is reported, with the fastest and slowest",
+        "--repeats", type=_positive, help="the median is reported, with the fastest and slowest"
     )
     p.add_argument(
         "--data-workers",
         type=_workers,
         nargs="+",
-        default=None,
         metavar="N",
         help="data-only sweep (default 0 1 2 4 .. cores)",
     )
-    p.add_argument("--device", default=d.device, help="auto, cpu, cuda, cuda:1, mps")
-    p.add_argument("--amp", action=argparse.BooleanOptionalAction, default=d.amp)
+    p.add_argument("--device", help="auto, cpu, cuda, cuda:1, mps")
+    p.add_argument("--amp", action=argparse.BooleanOptionalAction)
+    p.add_argument("--amp-dtype", help="autocast dtype with --amp: auto, bfloat16 or float16")
+    p.add_argument("--channels-last", action=argparse.BooleanOptionalAction)
+    p.add_argument("--compile", action=argparse.BooleanOptionalAction)
+    p.add_argument("--preset", help="augmentation preset: base or strong")
     p.add_argument(
-        "--amp-dtype",
-        default=d.amp_dtype,
-        help="autocast dtype with --amp: auto, bfloat16 or float16",
-    )
-    p.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=False)
-    p.add_argument("--compile", action=argparse.BooleanOptionalAction, default=False)
-    p.add_argument("--preset", default=d.preset, help="augmentation preset: base or strong")
-    p.add_argument(
-        "--device-aug",
-        default=d.device_aug,
-        help="training batches augmented on the device: none, flip, strong",
+        "--device-aug", help="training batches augmented on the device: none, flip, strong"
     )
     p.add_argument(
         "--data-only",
         action="store_true",
         help="only the data side per worker count (no model, no baseline)",
     )
-    p.add_argument("--seed", type=int, default=d.seed)
-    p.add_argument("--json", metavar="OUT.json", default=None, help="also write the figures")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--json", metavar="OUT.json", help="also write the figures")
     cli.add_debug_flag(p)
     return p
 
