@@ -35,97 +35,57 @@ def _quiet_interrupt(kind: type[BaseException], value: BaseException, tb: Any) -
 if sys.excepthook.__name__ != "_quiet_interrupt":  # once, even if kit is imported again
     _previous_hook, sys.excepthook = sys.excepthook, _quiet_interrupt
 
+# module -> the names kit re-exports from it (a recipe's own head or loss registers through
+# kit.registry without importing torch: its --help stays instant)
+_MODULES = {
+    "kit.labels": "NUM_CLASSES AgeGroup Gender Mask age_to_group class_name decode encode "
+    "heads_from_joint joint_from_heads",
+    "kit.data": "DataError load_fixes read_eval read_train verify_images",
+    # from its own module: kit.data would have to import it lazily (`python -m kit.data.fixture`
+    # must not find the module already imported by its package)
+    "kit.data.fixture": "make_fixture",
+    "kit.data.image_cache": "build_cache load_cache",
+    "kit.data.dataset": "ImageDataset",
+    "kit.data.pseudo": "PSEUDO_TARGETS",
+    "kit.data.pictures": "build_run_cache",
+    "kit.splits": "holdout person_folds",
+    "kit.losses": "build_loss build_multihead_loss",
+    "kit.metrics": "accuracy confusion_matrix f1_from_confusion head_f1 macro_f1 report summarize "
+    "bootstrap_difference seed_difference",
+    "kit.config": "Config check_registries",
+    "kit.recipe": "main parse_args",
+    "kit.errors": "ConfigError KitError UserCodeError",
+    "kit.cli": "run_cli",
+    "kit.registry": "Registry UnknownName get_registry register_head register_loss",
+    "kit.models": "create_model register_model to_probs Weights WeightsUnavailable resolve_weights",
+    "kit.transforms": "PRESETS build_transforms normalization CROP_MODES",
+    "kit.batch": "to_model_input DEVICE_AUGS create_device_aug",
+    "kit.optim": "build_optimizer",
+    "kit.tta": "TTA tta_views",
+    "kit.mixing": "MIXES MIX_PAIRS build_mixer",
+    "kit.faces": "FACE_DETECTORS face_boxes prepared_loader register_face_detector",
+    "kit.train": "fit is_main_process",
+    "kit.runfolder": "Run read_run write_submission write_test_probs",
+    "kit.predict": "predict_run read_inputs",
+    "kit.plot": "mistakes_sheet picture_sheet worst_mistakes",
+    "kit.ensemble": "apply_biases calibrate fit_biases fit_stacker search_weights",
+    "kit.score": "score_submission",
+    "kit.tune": "tune",
+    "kit.tracking": "TRACKERS Pruned Tracker TrackerSpec TrackerStart",
+}
 # name -> module that defines it, or "module:attribute" where the top-level name differs from
 # the module's own (a name there is only unique inside its module: `kit.ensemble` and
 # `kit.runs` are packages, and importing one sets that attribute of `kit` to the package).
 _EXPORTS: dict[str, str] = {
-    **dict.fromkeys(
-        [
-            "NUM_CLASSES",
-            "AgeGroup",
-            "Gender",
-            "Mask",
-            "age_to_group",
-            "class_name",
-            "decode",
-            "encode",
-            "heads_from_joint",
-            "joint_from_heads",
-        ],
-        "kit.labels",
-    ),
-    **dict.fromkeys(
-        [
-            "DataError",
-            "load_fixes",
-            "read_eval",
-            "read_train",
-            "verify_images",
-        ],
-        "kit.data",
-    ),
-    # from its own module: kit.data would have to import it lazily (`python -m kit.data.fixture`
-    # must not find the module already imported by its package)
-    "make_fixture": "kit.data.fixture",
-    **dict.fromkeys(["build_cache", "load_cache"], "kit.data.image_cache"),
-    "ImageDataset": "kit.data.dataset",
-    "PSEUDO_TARGETS": "kit.data.pseudo",
-    **dict.fromkeys(["holdout", "person_folds"], "kit.splits"),
-    **dict.fromkeys(["build_loss", "build_multihead_loss"], "kit.losses"),
-    **dict.fromkeys(
-        [
-            "accuracy",
-            "confusion_matrix",
-            "f1_from_confusion",
-            "head_f1",
-            "macro_f1",
-            "report",
-            "summarize",
-        ],
-        "kit.metrics",
-    ),
-    **dict.fromkeys(["Config", "check_registries"], "kit.config"),
-    **dict.fromkeys(["main", "parse_args"], "kit.recipe"),
-    **dict.fromkeys(["ConfigError", "KitError", "UserCodeError"], "kit.errors"),
-    "run_cli": "kit.cli",
-    **dict.fromkeys(["Registry", "UnknownName", "get_registry"], "kit.registry"),
-    # a recipe's own head or loss registers without importing torch: its --help stays instant
-    **dict.fromkeys(["register_head", "register_loss"], "kit.registry"),
-    **dict.fromkeys(["create_model", "register_model", "to_probs"], "kit.models"),
-    **dict.fromkeys(["PRESETS", "build_transforms", "normalization"], "kit.transforms"),
-    "to_model_input": "kit.batch",
-    "build_optimizer": "kit.optim",
-    **dict.fromkeys(["DEVICE_AUGS", "create_device_aug"], "kit.batch"),
-    **dict.fromkeys(["TTA", "tta_views"], "kit.tta"),
-    **dict.fromkeys(["MIXES", "MIX_PAIRS", "build_mixer"], "kit.mixing"),
-    "CROP_MODES": "kit.transforms",
-    **dict.fromkeys(["Weights", "WeightsUnavailable", "resolve_weights"], "kit.models"),
-    **dict.fromkeys(
-        ["FACE_DETECTORS", "face_boxes", "prepared_loader", "register_face_detector"],
-        "kit.faces",
-    ),
-    **dict.fromkeys(["fit", "is_main_process"], "kit.train"),
-    "build_run_cache": "kit.data.pictures",
-    **dict.fromkeys(["Run", "read_run", "write_submission", "write_test_probs"], "kit.runfolder"),
+    **{name: module for module, names in _MODULES.items() for name in names.split()},
     # not `predict`: that is the command module kit.predict (`python -m kit.predict RUN_DIR`)
     "predict_probs": "kit.inference:predict",
-    **dict.fromkeys(["predict_run", "read_inputs"], "kit.predict"),
-    **dict.fromkeys(["mistakes_sheet", "picture_sheet", "worst_mistakes"], "kit.plot"),
-    **dict.fromkeys(
-        ["apply_biases", "calibrate", "fit_biases", "fit_stacker", "search_weights"], "kit.ensemble"
-    ),
     "find_suspects": "kit.runs.suspects:find_suspects",
     "ensemble_runs": "kit.ensemble:ensemble",
     "write_ensemble": "kit.ensemble:write",
     "load_runs": "kit.runs:load",
     "runs_table": "kit.runs:table",
     "diff_configs": "kit.runs:diff",
-    **dict.fromkeys(["score_submission"], "kit.score"),
-    **dict.fromkeys(["tune"], "kit.tune"),
-    **dict.fromkeys(["bootstrap_difference", "seed_difference"], "kit.metrics"),
-    **dict.fromkeys(
-        ["TRACKERS", "Pruned", "Tracker", "TrackerSpec", "TrackerStart"], "kit.tracking"
-    ),
 }
 
 #: The public surface: what a recipe or notebook needs. The other names of _EXPORTS still

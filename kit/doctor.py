@@ -1,11 +1,6 @@
-"""``python -m kit doctor``: what this machine and environment hold, in one screen.
-
-Python, torch, torchvision and timm (and whether torch and torchvision are one build: their
-versions pair up and ``torchvision.ops.nms`` runs), CUDA with each GPU's name and memory, the
-free disk where the picture caches go, the Hugging Face cache that pretrained weights come
-from, and which optional packages are installed (trackers, Optuna, facenet-pytorch). Each row
-says ``ok``, ``--`` (absent, fine) or ``!!`` (a problem, with its fix); the exit code is 1 when
-a row says ``!!``.
+"""``python -m kit doctor``: what this machine and environment hold, in one screen: versions
+(torch and torchvision one build?), GPUs, free disk, the Hugging Face cache, optional packages.
+Each row says ``ok``, ``--`` (absent, fine) or ``!!`` (a problem, with its fix; exit code 1).
 """
 
 from __future__ import annotations
@@ -96,14 +91,9 @@ def _hf_row() -> Row:
     except Exception as err:  # a damaged cache folder must not stop the report
         return (PROBLEM, "hf cache", f"{where}: unreadable ({err})")
     models = sorted(r.repo_id for r in info.repos if r.repo_type == "model")
-    shown = ", ".join(models[:5]) + (", ..." if len(models) > 5 else "")
-    return (
-        OK,
-        "hf cache",
-        f"{where}: {len(models)} model(s), {_gib(info.size_on_disk)}"
-        + (f" ({shown})" if shown else "")
-        + offline,
-    )
+    shown = f" ({', '.join(models[:5])}{', ...' if len(models) > 5 else ''})" if models else ""
+    text = f"{where}: {len(models)} model(s), {_gib(info.size_on_disk)}{shown}{offline}"
+    return (OK, "hf cache", text)
 
 
 def check(cache_dir: Path) -> list[Row]:

@@ -1,10 +1,6 @@
-"""Predictions from a trained model or a run folder.
-
-``predict`` always uses the evaluation transform of the run's own config, so inference crops,
-resizes and normalises exactly like training did (it runs training's own forward pass,
-:func:`kit.train.forward.predict_frame`, which validation scores every epoch with). A recipe
-or notebook reaches it as ``kit.predict_probs``: ``kit.predict`` is the command module
-(``python -m kit.predict RUN_DIR``).
+"""Predictions from a trained model or a run folder, through training's own forward pass and
+the run's own evaluation transform (:func:`kit.train.forward.predict_frame`). A recipe reaches
+``predict`` as ``kit.predict_probs``: ``kit.predict`` is the command module.
 """
 
 from __future__ import annotations
@@ -85,8 +81,7 @@ def predict(
 if __name__ == "__main__":  # a library, not a command: say which command predicts
     print(
         "error: kit.inference is a library (predict, load_run_model); to predict from the shell "
-        "run: "
-        "python -m kit.predict RUN_DIR [--data-dir DIR] [-o submission.csv]",
+        "run: python -m kit.predict RUN_DIR [--data-dir DIR] [-o submission.csv]",
         file=sys.stderr,
     )
     raise SystemExit(2)

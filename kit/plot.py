@@ -1,23 +1,10 @@
 """Pictures a person looks at: plots drawn with matplotlib, contact sheets with Pillow.
 
-- :func:`confusion_png`: the 18x18 confusion matrix through scikit-learn's
-  ``ConfusionMatrixDisplay`` with class names, rows true, cell colour the row share.
-- :func:`curves_png`: one run's per-epoch curves (loss, macro F1, per-head F1, learning rate)
-  from its ``metrics.csv`` rows.
-- :func:`overlay_png`: the same panels with several runs overlaid (``python -m kit.runs --plot``).
-
-Each ``*_figure`` function returns a matplotlib ``Figure`` (tests read its texts and lines);
-each ``*_png`` function writes it atomically. Figures are made with ``Figure()``, not pyplot,
-so they render with the Agg canvas whatever backend the user's session has chosen (no display
-needed, no global figure state, nothing to close).
-
-- :func:`picture_sheet`: contact sheets, grids of pictures with a caption above each, and
-  :func:`mistakes_sheet`, the mistakes sheet of a run.
-
-The mistakes sheet shows the validation pictures the model got wrong most confidently (the
-highest probability given to a wrong class first), with the true and the predicted class
-under each: what a teammate looks at to see what the model gets wrong (docs/run-folder.md,
-``val_mistakes.png``).
+Plots (the confusion matrix, one run's per-epoch curves, several runs overlaid, the lr range
+test): each ``*_figure`` returns a matplotlib ``Figure`` made with ``Figure()``, not pyplot, so
+it renders with Agg whatever backend the session chose (no display, no global figure state);
+each ``*_png`` writes it atomically. Sheets: :func:`picture_sheet`, and :func:`mistakes_sheet`,
+the validation pictures a run got wrong most confidently (``val_mistakes.png``).
 """
 
 from __future__ import annotations
@@ -69,7 +56,6 @@ Rows = Sequence[Mapping[str, Any]]
 
 
 def save_png(fig: Figure, path: str | os.PathLike[str]) -> Path:
-    """Write ``fig`` as a PNG at ``path`` atomically."""
     with atomic_path(path) as tmp:  # zlib's fastest level: a third of the default's time
         fig.savefig(tmp, format="png", dpi=100, pil_kwargs={"compress_level": 1})
     return Path(path)
@@ -131,7 +117,6 @@ def confusion_png(
     class_names: Sequence[str] | None = None,
     title: str | None = None,
 ) -> Path:
-    """Draw :func:`confusion_figure` to a PNG at ``path``."""
     return save_png(confusion_figure(confusion, class_names=class_names, title=title), path)
 
 
@@ -187,12 +172,11 @@ def curves_figure(runs: Mapping[str, Rows], title: str | None = None) -> Figure:
 
 
 def curves_png(rows: Rows, path: str | os.PathLike[str], title: str | None = None) -> Path:
-    """One run's per-epoch curves (its ``metrics.csv`` rows) as a PNG at ``path``."""
+    """One run's per-epoch curves (its ``metrics.csv`` rows)."""
     return save_png(curves_figure({"": rows}, title), path)
 
 
 def overlay_png(runs: Mapping[str, Rows], path: str | os.PathLike[str]) -> Path:
-    """Several runs' curves on the same panels (``runs``: label -> epoch rows)."""
     return save_png(curves_figure(runs, f"{len(runs)} runs"), path)
 
 
@@ -235,7 +219,6 @@ def lr_find_png(
     path: str | os.PathLike[str],
     title: str | None = None,
 ) -> Path:
-    """:func:`lr_find_figure`, written to ``path``."""
     return save_png(lr_find_figure(lrs, losses, smoothed, suggested, title), path)
 
 
@@ -255,13 +238,6 @@ def _font(size: int) -> ImageFont.FreeTypeFont:
     from matplotlib import get_data_path  # matplotlib installs the font; nothing else loads
 
     return ImageFont.truetype(str(Path(get_data_path(), "fonts", "ttf", "DejaVuSans.ttf")), size)
-
-
-def _picture(file: str | os.PathLike[str]) -> Image.Image:
-    """``file`` as RGB, scaled to fit ``_BOX`` (up or down, aspect kept)."""
-    with Image.open(file) as img:
-        img.draft("RGB", _BOX)  # a JPEG decodes at a fraction of its size: cheaper
-        return ImageOps.contain(img.convert("RGB"), _BOX, Image.Resampling.BICUBIC)
 
 
 def picture_sheet(
@@ -299,7 +275,9 @@ def picture_sheet(
         box_w, box_h = _BOX
         top = y + lines * line + _GAP // 2
         if file is not None and Path(file).is_file():
-            pic = _picture(file)
+            with Image.open(file) as img:  # scaled to fit _BOX, up or down, aspect kept
+                img.draft("RGB", _BOX)  # a JPEG decodes at a fraction of its size: cheaper
+                pic = ImageOps.contain(img.convert("RGB"), _BOX, Image.Resampling.BICUBIC)
             sheet.paste(pic, (round(x - pic.width / 2), top + (box_h - pic.height) // 2))
         else:
             box = (round(x - box_w / 2), top, round(x + box_w / 2), top + box_h)

@@ -1,23 +1,13 @@
 """``python -m kit.predict RUN_DIR [--data-dir DIR] [--tta hflip] [-o submission.csv]``:
 predict with a run's best weights and its own transforms, without writing Python.
 
-What it predicts (``--data-dir``, default: the data the run trained on):
-
-- a data folder holding ``eval/info.csv`` (the competition layout), or the ``eval`` folder
-  itself: every row of ``info.csv``, in its order, as a submission;
-- any folder of pictures: every ``.jpg`` / ``.jpeg`` / ``.png`` under it, sorted, the
-  ``ImageID`` being the path relative to the folder;
-- a CSV with a ``path`` column (relative to the CSV's folder, or absolute) and optionally
-  ``ImageID`` (default: the path as written).
-
-It writes the submission (``ImageID,ans``, exactly the competition's format) to ``-o``, the
-probabilities beside it as ``<name>_probs.csv`` (``image_id,p0..p17``, the columns of a run's
-``test_probs.csv``), and for a person checking the predictions ``<name>_classes.csv``:
-``ImageID,ans,class,confidence`` (``class`` the name, e.g. ``wear/female/<30``; ``confidence``
-the probability of ``ans``), with ``--class-probs`` also one probability column per class name.
-The class names go in a file of their own because the submission must stay ``ImageID,ans``. A
-K-fold parent predicts with every fold's best weights and averages the probabilities, as its
-own ``test_probs.csv`` does.
+``--data-dir`` (default: the data the run trained on) is a data folder with ``eval/info.csv``
+or that eval folder (its rows, in order), any folder of pictures (sorted; ``ImageID`` the
+relative path), or a CSV with a ``path`` column (relative to the CSV or absolute) and optionally
+``ImageID``. Beside the submission ``-o`` go ``<name>_probs.csv`` (the columns of a run's
+``test_probs.csv``) and, for a person, ``<name>_classes.csv``: ``ImageID,ans,class,confidence``
+(with ``--class-probs`` one probability column per class name), since the submission must stay
+``ImageID,ans``. A K-fold parent averages its folds' probabilities, as its ``test_probs.csv``.
 """
 
 from __future__ import annotations
@@ -53,8 +43,6 @@ from kit.runfolder import (
 
 __all__ = ["class_table", "classes_path", "main", "predict_run", "read_inputs", "run_members"]
 __all__ += ["weights_of"]
-
-_OUTPUT_FIX = "pass another -o PATH, or free space"
 
 
 def weights_of(run_dir: Path) -> str:
@@ -155,12 +143,10 @@ def _default_source(run_dir: Path) -> Path:
 
 
 def probs_path(output: Path) -> Path:
-    """Where the probabilities go beside the submission ``output``."""
     return output.with_name(f"{output.stem}_probs.csv")
 
 
 def classes_path(output: Path) -> Path:
-    """Where the named predictions go beside the submission ``output``."""
     return output.with_name(f"{output.stem}_classes.csv")
 
 
@@ -250,7 +236,7 @@ def _main(argv: Sequence[str]) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m kit.predict``; returns the exit code (2, one ``error:`` line: bad input)."""
-    return run_cli(_main, argv, output_fix=_OUTPUT_FIX)
+    return run_cli(_main, argv, output_fix="pass another -o PATH, or free space")
 
 
 if __name__ == "__main__":

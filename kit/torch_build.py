@@ -1,14 +1,10 @@
 """Whether torch and torchvision are one build, and one line saying so when they are not.
 
-A torchvision built for another torch (pip fetched ``torch 2.13.0+cpu`` from the CPU index and a
-CUDA ``torchvision 0.28.0`` from PyPI, or upgraded one without the other) fails on its own
-import with ``RuntimeError: operator torchvision::nms does not exist``, 50 lines into a
-traceback through timm. :func:`guard_torchvision_import` (installed by ``import kit``) turns that
-into one ``error:`` line naming both versions and the reinstall that fixes it;
-:func:`build_mismatch` is what ``python -m kit doctor`` reports.
-
-Nothing here imports torch or torchvision to find their versions (package metadata says), so
-installing the guard costs nothing.
+A torchvision built for another torch fails on its own import with ``RuntimeError: operator
+torchvision::nms does not exist``, 50 lines into a traceback through timm.
+:func:`guard_torchvision_import` (installed by ``import kit``) turns that into one ``error:``
+line naming both versions and the reinstall that fixes it. Versions come from package metadata,
+so installing the guard imports neither.
 """
 
 from __future__ import annotations
@@ -58,11 +54,9 @@ def _split(version: str) -> tuple[tuple[int, ...], str]:
 
 def reinstall_command(torch_version: str) -> str:
     """The pip command that installs torch and a torchvision of the same build."""
-    _, local = _split(torch_version)
-    if local == "cpu" or re.fullmatch(r"cu\d+|rocm[\d.]+", local or ""):
-        index = f" --index-url https://download.pytorch.org/whl/{local}"
-    else:
-        index = ""  # PyPI's wheels carry no suffix
+    _, local = _split(torch_version)  # PyPI's wheels carry no suffix, and need no index
+    own_index = local == "cpu" or re.fullmatch(r"cu\d+|rocm[\d.]+", local or "")
+    index = f" --index-url https://download.pytorch.org/whl/{local}" if own_index else ""
     return f"pip install --force-reinstall torch torchvision{index}"
 
 

@@ -1,20 +1,10 @@
 """Experiment trackers that mirror a run folder: TensorBoard, W&B, MLflow (docs/tracking.md).
 
-``Config(track="tensorboard,wandb,mlflow")`` (``--track``) opens them for a run; the packages
-come with ``pip install -e ".[track]"``. Importing this module imports none of them: each is
-imported when its tracker opens.
-
-A tracker is opened from a :class:`TrackerStart` (the run folder, its flattened config, the run
-id stored by an earlier, resumed process) and then receives, in this order, every finished
-epoch's metrics, the final summary, the artifact files, and the run's final status. The run
-folder stays the source of truth.
-
-The epoch loop talks to one :class:`Trackers`: it opens the ``--track`` trackers and any epoch
-hooks (``kit.tune``'s pruning check is one), stores their run ids in ``trackers.json``, and
-forwards every call. A tracker that raises (server gone, disk full, a bug) is logged once and
-left out of later calls; only :class:`Pruned` goes through, since stopping the run is what a
-hook raising it asks for. kit's own trackers are registered in :data:`TRACKERS` at the end of
-this module.
+``--track tensorboard,wandb,mlflow``; each package is imported only when its tracker opens.
+:class:`Trackers` forwards the epoch loop's calls (epochs, summary, artifacts, status) to every
+open tracker and epoch hook (``kit.tune``'s pruning check is one), and stores their run ids in
+``trackers.json``. A tracker that raises is logged once and dropped; only :class:`Pruned` goes
+through. The run folder stays the source of truth.
 """
 
 from __future__ import annotations
@@ -26,7 +16,7 @@ import logging
 import os
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -87,7 +77,7 @@ class TrackerStart:
 
 
 class Tracker:
-    """The calls a tracker receives; each does nothing unless overridden. Any may raise."""
+    """The calls a tracker receives, in this order; each does nothing unless overridden."""
 
     #: The tracker run's id, stored in trackers.json so a resumed run continues it.
     run_id: str | None = None
@@ -234,7 +224,6 @@ class Trackers:
         self._each("log_epoch", lambda t: t.log_epoch(int(row["epoch"]), metrics))
 
     def log_summary(self, summary: Mapping[str, Any]) -> None:
-        """The numbers of the run's summary (its summary.json)."""
         metrics = summary_metrics(summary)
         self._each("log_summary", lambda t: t.log_summary(metrics))
 
@@ -271,23 +260,13 @@ def open_trackers(
     """
     run_dir = Path(run_dir)
     ids = runfolder.read_tracker_ids(run_dir) if cfg.resume else {}
-    config = flatten(cfg.to_dict())
+    start = TrackerStart(run_dir, run_dir.name, flatten(cfg.to_dict()), cfg.study, cfg.mlflow_uri)
     entries: list[tuple[str, Tracker]] = []
     openers = [(name, TRACKERS.use(name).open) for name in track_names(cfg.track)]
-    for k, hook in enumerate(hooks):
-        openers.append((getattr(hook, "__name__", f"hook{k}"), hook))
+    openers += [(getattr(h, "__name__", f"hook{k}"), h) for k, h in enumerate(hooks)]
     for name, opener in openers:
-        start = TrackerStart(
-            run_dir=run_dir,
-            name=run_dir.name,
-            config=config,
-            study=cfg.study,
-            mlflow_uri=cfg.mlflow_uri,
-            resume_id=ids.get(name),
-            first_epoch=first_epoch,
-        )
         try:
-            tracker = opener(start)
+            tracker = opener(replace(start, resume_id=ids.get(name), first_epoch=first_epoch))
             if tracker.run_id is not None:
                 runfolder.write_tracker_id(run_dir, name, tracker.run_id)
         except Exception as err:
@@ -308,9 +287,8 @@ _MLFLOW_PARAM_LIMIT = 6000
 
 
 class TensorBoardTracker(Tracker):
-    """Event files in ``<run folder>/tensorboard/``, so ``tensorboard --logdir runs`` lists every
-    run (a K-fold's fold runs one level further down): scalars per epoch, the config as text,
-    the PNGs as images (files stay in the folder)."""
+    """Event files in ``<run folder>/tensorboard/``: scalars per epoch, the config as text,
+    the PNGs as images."""
 
     def __init__(self, start: TrackerStart) -> None:
         from torch.utils.tensorboard import SummaryWriter  # optional: the tensorboard package
@@ -346,13 +324,8 @@ class TensorBoardTracker(Tracker):
 
 
 class WandbTracker(Tracker):
-    """One W&B run per run folder, its files under ``<run folder>/wandb/``: config, per-epoch
-    metrics (step = epoch), summary, pictures and a run-files artifact.
-
-    ``WANDB_MODE=offline`` works with no network (``wandb sync <run folder>/wandb/offline-run-*``
-    uploads later); ``WANDB_PROJECT`` / ``WANDB_ENTITY`` choose where it goes (default project
-    kit). A resumed run passes the stored id with ``resume="allow"``: the same W&B run continues.
-    """
+    """One W&B run per run folder, its files under ``<run folder>/wandb/`` (``WANDB_MODE``,
+    ``WANDB_PROJECT``: docs/tracking.md); a resumed run continues the stored id."""
 
     def __init__(self, start: TrackerStart) -> None:
         import wandb  # optional: the wandb package
@@ -394,13 +367,9 @@ class WandbTracker(Tracker):
 
 
 class MlflowTracker(Tracker):
-    """One MLflow run per run folder, in experiment ``kit`` (or the search's study): params (the
-    flattened config), metrics per epoch, summary metrics, artifact files.
-
-    ``--mlflow-uri`` names the tracking server or store (``http://host:5000``, ``sqlite:///x.db``);
-    without it MLflow's own default applies (``MLFLOW_TRACKING_URI``, else a local store in the
-    working directory). Uses ``MlflowClient`` (no global "active run"), so several runs in one
-    process (``kit.tune``) never mix. A resumed run reopens the stored run id.
+    """One MLflow run per run folder, in experiment ``kit`` (or the search's study), at
+    ``--mlflow-uri`` (else MLflow's default). ``MlflowClient``, not the global active run, so
+    several runs in one process (``kit.tune``) never mix. A resumed run reopens the stored id.
     """
 
     def __init__(self, start: TrackerStart) -> None:

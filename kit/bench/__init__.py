@@ -1,14 +1,6 @@
-"""``python -m kit.bench``: how close kit's data pipeline gets to the model's own speed.
-
-In one process, at one model, image size, batch size and worker count, it measures training
-throughput (a) on a batch already in memory (the limit), (b) through kit's loader with the
-picture cache, (c) without it, and (d) through a plain per-sample pipeline like the official
-baseline's; then the loaders alone for (b), (c) and (d), and each phase's peak memory.
-See docs/benchmarks.md.
-
-This module holds what is measured (its options) and the printed table, apart from the
-measuring (``kit.bench.measure``, torch), so that the command's ``--help`` and its parser
-answer without loading torch.
+"""``python -m kit.bench``: how close kit's data pipeline gets to the model's own speed
+(docs/benchmarks.md): the :data:`PHASES` measured, their options and the printed table. The
+measuring itself (torch) is ``kit.bench.measure``, so ``--help`` answers without loading torch.
 """
 
 from __future__ import annotations

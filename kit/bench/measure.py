@@ -1,22 +1,14 @@
-"""The benchmark's measuring (torch): ``run_benchmark`` runs every phase in one process, at
-one model, image size, batch size and worker count.
+"""The benchmark's measuring (torch): ``run_benchmark`` runs every phase in one process.
 
-Every source of batches yields ``(images, targets)`` batches of one size for one model:
+The sources of batches: ``limit`` (one batch in memory, again and again), ``cached`` and
+``files`` (kit's training loader reading the picture cache, or decoding every file), and
+``plain`` (a per-sample pipeline like the official baseline's, :class:`PlainDataset`).
 
-- ``limit``: one batch already in memory, again and again (the model's compute alone);
-- ``kit_cached``, ``kit_files``: kit's own training loader (``train_loader``) over an
-  ``ImageDataset`` reading the picture cache, or decoding every file;
-- ``plain``: a per-sample pipeline like the competition's official baseline: a torch Dataset
-  that opens each full-size JPEG with PIL and applies torchvision ``Resize``, ``ToTensor`` and
-  ``Normalize``, in a plain shuffling DataLoader.
-
-Peak memory and CPU time of a phase cover the process and its DataLoader workers. The kernel's
-own peak (``ru_maxrss``, ``VmHWM``) never goes down, so after the first phase it says nothing
-about the next one. Instead a background thread sums the proportional set size (PSS: shared
-pages split between the processes sharing them, so the memory-mapped cache and the forked
-workers are not counted twice) of this process and all its descendants every ``interval``
-seconds, and keeps the largest sum. Without ``/proc`` (macOS, Windows) it measures nothing and
-reports None.
+Peak memory and CPU time cover the process and its DataLoader workers. The kernel's own peak
+(``VmHWM``) never goes down, so a thread samples the summed PSS (shared pages split between
+their processes: the memory-mapped cache and forked workers count once) of the process tree
+every ``interval`` seconds and keeps the largest; without ``/proc`` it reports None
+(docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -34,7 +26,6 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict
 from functools import partial
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 import pandas as pd
@@ -152,25 +143,22 @@ class PeakMemory:
         self._thread.start()
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join()
         self._sample()
 
     @property
     def peak_mib(self) -> float | None:
-        """The largest sample, in MiB."""
-        return None if self.peak_bytes is None else round(self.peak_bytes / 2**20, 1)
+        return _mib(self.peak_bytes)
 
     @property
     def start_mib(self) -> float | None:
-        """The sample taken when the phase started, in MiB."""
-        return None if self.start_bytes is None else round(self.start_bytes / 2**20, 1)
+        return _mib(self.start_bytes)
+
+
+def _mib(n: int | None) -> float | None:
+    return None if n is None else round(n / 2**20, 1)
 
 
 def ensure_fixture(people: int, size: tuple[int, int], root: Path = Path("data")) -> Path:
@@ -208,13 +196,8 @@ class PlainDataset(Dataset):
     def __init__(self, df: pd.DataFrame, image_size: tuple[int, int]) -> None:
         self.paths = df["path"].astype(str).tolist()
         self.labels = df["label"].astype(int).tolist()
-        self.transform = T.Compose(
-            [
-                T.Resize(tuple(image_size), T.InterpolationMode.BILINEAR),
-                T.ToTensor(),
-                T.Normalize(mean=MEAN, std=STD),
-            ]
-        )
+        resize = T.Resize(tuple(image_size), T.InterpolationMode.BILINEAR)
+        self.transform = T.Compose([resize, T.ToTensor(), T.Normalize(mean=MEAN, std=STD)])
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -306,23 +289,15 @@ def time_data(batches: Iterable[Any], steps: int, warmup: int) -> tuple[float, f
     return time.perf_counter() - start, tree_cpu_seconds() - cpu
 
 
+#: The options that are Config fields of the same name.
+_CONFIG_FIELDS = ("model", "batch_size", "workers", "device", "amp", "amp_dtype", "seed")
+_CONFIG_FIELDS += ("channels_last", "compile", "preset", "device_aug")
+
+
 def _config(opts: BenchOptions) -> Config:
+    same = {name: getattr(opts, name) for name in _CONFIG_FIELDS}
     return Config(
-        model=opts.model,
-        image_size=tuple(opts.image_size),
-        batch_size=opts.batch_size,
-        workers=opts.workers,
-        device=opts.device,
-        amp=opts.amp,
-        amp_dtype=opts.amp_dtype,
-        channels_last=opts.channels_last,
-        compile=opts.compile,
-        preset=opts.preset,
-        device_aug=opts.device_aug,
-        seed=opts.seed,
-        epochs=1,
-        warmup_epochs=0.0,
-        quiet=True,
+        **same, image_size=tuple(opts.image_size), epochs=1, warmup_epochs=0.0, quiet=True
     ).validate()
 
 
@@ -457,21 +432,12 @@ def _worker_sweep(
     out = {}
     for w in counts:
         at = cfg.replace(workers=w)
+        make = partial(kit_loader, df, at, cache)
         runs = []
         for repeat in range(1, opts.repeats + 1):
             log(f"measuring data only, with the cache, {w} workers ({repeat}/{opts.repeats}) ...")
-            runs.append(
-                _measure(
-                    partial(
-                        _run_phase,
-                        "data",
-                        partial(kit_loader, df, at, cache),
-                        at,
-                        torch.device("cpu"),
-                        opts,
-                    )
-                )
-            )
+            cpu = torch.device("cpu")
+            runs.append(_measure(partial(_run_phase, "data", make, at, cpu, opts)))
         out[str(w)] = _summary(f"data only: (b) with the cache, {w} workers", images, runs)
     return out
 

@@ -1,7 +1,6 @@
-"""Ensembling run folders and submissions end to end: :func:`ensemble` combines members into
-an :class:`EnsembleResult`, :func:`calibrate_ensemble` fits per-class biases on it, and
-:func:`write` puts the submission and its record (``<stem>.json``; calibrated, the biases)
-side by side.
+"""Ensembling end to end: :func:`ensemble` combines members into an :class:`EnsembleResult`,
+:func:`calibrate_ensemble` fits per-class biases on it, :func:`write` writes the submission,
+its record (``<stem>.json``) and, calibrated, the biases.
 """
 
 from __future__ import annotations
@@ -17,18 +16,19 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from kit.ensemble.inputs import Member, align, load_member, member_folds, merge_task_members
-from kit.ensemble.methods import Method, argmax, combine, get_method, normalise_weights
+from kit.ensemble.inputs import (
+    Member,
+    align,
+    aligned,
+    load_member,
+    member_folds,
+    merge_task_members,
+)
+from kit.ensemble.methods import argmax, combine, get_method, normalise_weights
 from kit.ensemble.search import GRID, Calibration, SearchResult, calibrate, search_weights
 from kit.io import write_json
 from kit.metrics import macro_f1, summarize
-from kit.runfolder import (
-    SUBMISSION_COLUMNS,
-    TEST_PROBS,
-    Split,
-    read_submission,
-    write_submission,
-)
+from kit.runfolder import SUBMISSION_COLUMNS, TEST_PROBS, Split, read_submission, write_submission
 
 __all__ = [
     "EnsembleResult",
@@ -102,28 +102,6 @@ class EnsembleResult:
 Weights = Sequence[float] | str | None
 
 
-def _test(members: list[Member]) -> list[Split] | None:
-    """Aligned test splits; None when no member has any; refuses differing rows."""
-    splits = [m.test for m in members]
-    if all(s is None for s in splits):
-        return None
-    lacking = [m.name for m in members if m.test is None]
-    if lacking:
-        raise ValueError(f"{lacking} have no test predictions ({TEST_PROBS}); others do")
-    return align(splits, [m.name for m in members], "test")
-
-
-def _validation(members: list[Member]) -> tuple[list[Split] | None, str | None]:
-    """Aligned validation splits, or None and why: the vote on test can still go ahead."""
-    lacking = [m.name for m in members if m.val is None]
-    if lacking:
-        return None, f"{lacking} have no validation predictions"
-    try:
-        return align([m.val for m in members], [m.name for m in members], "validation"), None
-    except ValueError as err:  # e.g. runs with different splits: fine for test, no val score
-        return None, str(err)
-
-
 def _truth(members: list[Member], val: list[Split]) -> np.ndarray:
     truth = val[0].truth
     for m, s in zip(members[1:], val[1:], strict=True):
@@ -162,25 +140,6 @@ def _weights(
     return normalise_weights(weights, len(members)), None
 
 
-def _check_fitted(spec: Method, weights: Weights, val: list[Split] | None, why: str | None):
-    if weights is not None:
-        raise ValueError(
-            f"method {spec.name!r} learns how much to trust each member; leave --weights out"
-        )
-    if val is None:
-        raise ValueError(
-            f"method {spec.name!r} fits a meta-model on validation rows shared by every member, "
-            f"but {why.rstrip('.')}. Use members of the same split (or K-fold parents of the "
-            "same folds), or another method."
-        )
-
-
-def _reorder_to_info(test: list[Split], info: str | os.PathLike[str]) -> list[Split]:
-    order = read_submission(info)  # info.csv has the submission's columns
-    ref = Split(order.ids, order.labels)
-    return align([ref, *test], [f"{info}", *(str(s.source) for s in test)], "test")[1:]
-
-
 def ensemble(
     members: Sequence[str | os.PathLike[str] | Member],
     method: str = "soft",
@@ -210,9 +169,17 @@ def ensemble(
             f"method {method!r} needs probabilities, but {csvs} are submission CSVs "
             "(ImageID,ans: labels only). Use --method hard, or pass their run folders."
         )
-    val, why = _validation(loaded)
-    if spec.fit is not None:
-        _check_fitted(spec, weights, val, why)
+    val, why = aligned(loaded, "val")  # without it the vote on test can still go ahead
+    if spec.fit is not None and weights is not None:
+        raise ValueError(
+            f"method {spec.name!r} learns how much to trust each member; leave --weights out"
+        )
+    if spec.fit is not None and val is None:
+        raise ValueError(
+            f"method {spec.name!r} fits a meta-model on validation rows shared by every member, "
+            f"but {why.rstrip('.')}. Use members of the same split (or K-fold parents of the "
+            "same folds), or another method."
+        )
     w, found = _weights(weights, method, loaded, val, why, seed)
     result = EnsembleResult(method, w.tolist(), [], search=found, val_note=why)
     for m, wm in zip(loaded, w, strict=True):
@@ -232,10 +199,15 @@ def ensemble(
                 method, [s.probs for s in val], [s.labels for s in val], w
             )
         result.val_scores = summarize(result.val_truth, result.val_labels)
-    test = _test(loaded)
+    lacking = [m.name for m in loaded if m.test is None]
+    if lacking and len(lacking) < len(loaded):
+        raise ValueError(f"{lacking} have no test predictions ({TEST_PROBS}); others do")
+    test, _ = aligned(loaded, "test")
     if test is not None:
-        if info is not None:
-            test = _reorder_to_info(test, info)
+        if info is not None:  # info.csv has the submission's columns
+            order = read_submission(info)
+            names = [f"{info}", *(str(s.source) for s in test)]
+            test = align([Split(order.ids, order.labels), *test], names, "test")[1:]
         result.test_ids = test[0].ids
         if fitted is not None:
             result.test_probs = fitted.predict([s.probs for s in test])

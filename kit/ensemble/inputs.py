@@ -1,19 +1,6 @@
 """What an ensemble reads: its members (run folders, K-fold parents, submission CSVs) with
-their rows aligned, per-task runs merged into one 18-way member, and honest folds.
-
-A run folder (or K-fold parent) gives ``val_probs.csv`` and, when it has one,
-``test_probs.csv``; a submission CSV (``ImageID,ans``) gives test labels only.
-
-Per-task runs: a mask run, a gender run and an age run become one 18-way member through
-:func:`kit.labels.joint_from_heads` (independent product). Each task's probabilities are the
-mean of its per-task runs. A task that no per-task run covers is filled from the 18-way
-members' marginals (their mean), so a mask run can join two 18-way runs. The merged member
-then votes like any run (its weight counts once); it has validation rows, and so an
-out-of-fold score, when every per-task run (and filler) predicted the same validation images.
-
-Honest folds (fit on some validation rows, score on the others): out-of-fold rows of a K-fold
-parent carry their fold in ``val_probs.csv``; a holdout run's rows all share one fold, so they
-are split into person-grouped folds instead (a person's pictures never sit on both sides).
+their rows aligned, per-task runs merged into one 18-way member, and honest folds
+(docs/ensembling.md, Members and Per-task runs).
 """
 
 from __future__ import annotations
@@ -39,6 +26,7 @@ __all__ = [
     "HonestFolds",
     "Member",
     "align",
+    "aligned",
     "honest_folds",
     "load_member",
     "member_folds",
@@ -117,20 +105,27 @@ def merge_heads(task_probs: Mapping[str, Sequence[np.ndarray]]) -> np.ndarray:
     return joint_from_heads(*means)
 
 
-def _merge_side(
-    sources: list[Member], side: str, missing: list[str]
-) -> tuple[Split | None, str | None]:
-    splits = [getattr(m, side) for m in sources]
-    if any(s is None for s in splits):
-        lacking = [m.name for m, s in zip(sources, splits, strict=True) if s is None]
-        return None, f"{lacking} have no {side} predictions"
+def aligned(members: Sequence[Member], side: str) -> tuple[list[Split] | None, str | None]:
+    """The members' ``side`` ("val" or "test") splits in the first one's row order, or None and
+    why (a member lacks them; validation rows differ). Differing test rows are refused."""
     what = "validation" if side == "val" else "test"
+    lacking = [m.name for m in members if getattr(m, side) is None]
+    if lacking:
+        return None, f"{lacking} have no {what} predictions"
     try:
-        splits = align(splits, [m.name for m in sources], what)
-    except ValueError as err:
+        return align([getattr(m, side) for m in members], [m.name for m in members], what), None
+    except ValueError as err:  # e.g. runs with different splits: fine for test, no val score
         if side == "test":
             raise
         return None, str(err)
+
+
+def _merge_side(
+    sources: list[Member], side: str, missing: list[str]
+) -> tuple[Split | None, str | None]:
+    splits, why = aligned(sources, side)
+    if splits is None:
+        return None, why
     by_task: dict[str, list[np.ndarray]] = {t: [] for t in TASKS}
     full = [s.probs for m, s in zip(sources, splits, strict=True) if m.kind not in TASKS]
     for m, s in zip(sources, splits, strict=True):

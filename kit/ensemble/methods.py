@@ -1,28 +1,15 @@
-"""The ensemblers: ways to combine members' predictions, each a plain function on arrays, and
-the registry of voting methods (``--method``) built on them.
+"""The ensemblers, plain functions on arrays, and the registry of voting methods (``--method``;
+docs/ensembling.md, Methods and Stacking).
 
-Every probability method takes a list of ``(n, 18)`` probability arrays and optional
-non-negative weights (normalised to sum to 1) and returns ``(n, 18)`` rows that sum to 1:
-:func:`soft_vote` ((weighted) mean), :func:`geometric_mean`, :func:`rank_average`. The hard
-vote (:func:`hard_vote`) takes ``(n,)`` label arrays and returns labels. Stacking
-(:func:`fit_stacker`, the method ``stack``) learns a meta-model from validation labels.
+Probability methods take a list of ``(n, 18)`` arrays and optional non-negative weights
+(normalised to sum to 1) and return ``(n, 18)`` rows summing to 1; :func:`hard_vote` takes
+``(n,)`` labels. Each vote is split into :class:`Method`'s ``prepare`` (stack the members
+once) and ``apply`` (weight them), so a weight search prepares its inputs only once.
 
-Each vote is split in two, stacking the members once and weighting them many times
-(:class:`Method`'s ``prepare`` and ``apply``), so a weight search prepares its inputs only once.
-
-Ties are broken deterministically:
-
-* :func:`argmax` (every probability method) takes the lowest class id among equal maxima.
-* :func:`hard_vote` takes the class with the most (weighted) votes; among tied classes the
-  one with the highest (weighted) summed probability when every member has probabilities;
-  then the class voted by the earliest member in the list; then the lowest class id.
-
-Stacking is a regularised logistic regression on the members' out-of-fold log-probabilities:
-it learns which member to trust for which class (and corrects classes a member confuses). Its
-own validation score is honest: each fold's rows are predicted by a meta-model fitted on the
-other folds (the ``fold`` column of K-fold parents, or person-grouped folds), so with K-fold
-members the rows are out-of-fold twice over. The test rows are predicted by a meta-model
-fitted on every validation row.
+Ties: :func:`argmax` takes the lowest class id among equal maxima. :func:`hard_vote` takes the
+class with the most (weighted) votes; among tied classes the one with the highest (weighted)
+summed probability when every member has probabilities; then the class voted by the earliest
+member; then the lowest class id.
 """
 
 from __future__ import annotations
@@ -327,33 +314,26 @@ def stack_features(probs: Sequence[np.ndarray]) -> np.ndarray:
     return np.log(np.clip(joined, _FLOOR, None))
 
 
-def _model(c: float, seed: int) -> Pipeline:
+def _fit(x: np.ndarray, y: np.ndarray, c: float, seed: int) -> Pipeline | int:
+    """A fitted meta-model, or the one class when the rows hold only one."""
+    classes = np.unique(y)
+    if len(classes) == 1:
+        return int(classes[0])
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    return make_pipeline(
-        StandardScaler(), LogisticRegression(C=c, max_iter=200, tol=_STACK_TOL, random_state=seed)
-    )
-
-
-def _probs18(model: Pipeline, x: np.ndarray) -> np.ndarray:
-    """``(n, 18)`` probabilities; classes absent from the fitting rows get 0."""
-    out = np.zeros((len(x), NUM_CLASSES))
-    out[:, model.classes_] = model.predict_proba(x)
-    return out
-
-
-def _fit(x: np.ndarray, y: np.ndarray, c: float, seed: int) -> Pipeline | int:
-    """A fitted meta-model, or the one class when the rows hold only one."""
-    classes = np.unique(y)
-    return int(classes[0]) if len(classes) == 1 else _model(c, seed).fit(x, y)
+    model = LogisticRegression(C=c, max_iter=200, tol=_STACK_TOL, random_state=seed)
+    return make_pipeline(StandardScaler(), model).fit(x, y)
 
 
 def _predict(model: Pipeline | int, x: np.ndarray) -> np.ndarray:
+    """``(n, 18)`` probabilities; classes absent from the fitting rows get 0."""
     if isinstance(model, int):
         return np.eye(NUM_CLASSES)[np.full(len(x), model)]
-    return _probs18(model, x)
+    out = np.zeros((len(x), NUM_CLASSES))
+    out[:, model.classes_] = model.predict_proba(x)
+    return out
 
 
 @dataclass

@@ -1,29 +1,14 @@
-"""What an ensemble searches on validation rows: member weights and per-class biases, both for
-macro F1.
+"""What an ensemble searches on validation rows for macro F1: member weights
+(:func:`search_weights`) and per-class log-probability biases (:func:`calibrate`); see
+docs/ensembling.md, Weight search and Calibration.
 
-**Weight search** (:func:`search_weights`): non-negative member weights that maximise
-validation macro F1. Coordinate ascent over a grid, started from "all weight on the best
-single member" (or from equal weights when those score at least as well) and from a few seeded
-random (Dirichlet) starts, then refined on a finer grid. Only strict improvements are
-accepted, so the result is never worse than the best member on the validation rows it was
-searched on. Deterministic for a given seed.
-
-The objective is vectorised: one coordinate step scores every grid value at once. For the
-methods whose prediction is the argmax of a weighted sum of prepared member arrays (``soft``,
-``weighted``: probabilities; ``geometric``: log probabilities) the candidates' scores are the
-current sum plus ``(g - w_i) * X_i``, their labels one argmax, and their macro F1 one
-``np.bincount`` of confusion counts; the hard vote (tie rules) is applied per candidate. The
-reported score is recomputed with the method itself at the returned weights.
-
-**Bias calibration** (:func:`calibrate`): 18 additive log-probability biases. Macro F1 weighs
-every class equally, so a rare class predicted a little more often can gain more than the
-common classes lose. :func:`fit_biases` finds biases ``b`` so that ``argmax(log p + b)``
-maximises macro F1 on out-of-fold (or validation) rows, by coordinate search: one class at a
-time, every value of a grid is scored at once (vectorised over the grid), and only strict
-improvements are kept, so in-sample macro F1 never goes down. The in-sample gain is
-optimistic: :func:`calibrate` also fits on some folds and scores on the others (the ``fold``
-column of a K-fold parent, or person-grouped folds for a holdout run), and reports that honest
-estimate beside it. No library fits per-class decision offsets for macro F1, hence this code.
+Both are coordinate searches that keep only strict gains, so the result never scores below its
+start (the best member; the uncalibrated probabilities) on the rows it was fitted on. Both are
+vectorised over the grid: for the methods whose labels are the argmax of a weighted sum
+(``soft``, ``weighted``, ``geometric``) a step is a rank-1 update and one ``np.bincount`` of
+confusion counts; for a bias, the counts follow from the order in which rows switch class.
+Calibration also reports an honest estimate, cross-fitted over folds. No library fits
+per-class decision offsets for macro F1, hence this code.
 """
 
 from __future__ import annotations

@@ -2,25 +2,12 @@
 ``python -m kit.tune RECIPE --trials N --param lr=log:1e-4:1e-2 ...``.
 
 ``kit.tune`` is this module, and calling it calls :func:`run` (a submodule and a function of
-one name cannot both be ``kit.tune``).
+one name cannot both be ``kit.tune``). What answers without Optuna lives here (a recipe's base
+config, the default storage, the search space, ``run``); the study itself is ``kit.tune.study``.
 
-TPE sampling, a median pruner fed each epoch's val macro F1, one ordinary run folder per trial
-(tagged ``study`` and ``trial``), and the study in a database (SQLite beside the runs by
-default) that several workers share and that a restarted search continues.
-
-This module holds what answers without Optuna (a recipe's base config, the default storage,
-the search space, ``run``); the study (Optuna) is ``kit.tune.study``, loaded when a search
-runs or its report is asked for.
-
-The search space: ``--param lr=log:1e-4:1e-2``, ``--param loss=cross_entropy,focal``. A
-parameter is a :class:`~kit.config.Config` field and a range or a list of choices:
-
-- ``NAME=log:LOW:HIGH``: log-uniform between LOW and HIGH (both > 0);
-- ``NAME=LOW:HIGH``: uniform;
-- ``NAME=A,B,C``: one of the choices (one choice alone fixes the field).
-
-Ranges are integers for an int field, floats otherwise; choices are parsed like the field's
-command-line flag. Only fields holding one number, text or flag can be searched.
+A parameter is a :class:`~kit.config.Config` field holding one number, text or flag, and
+``log:LOW:HIGH`` (log-uniform, both > 0), ``LOW:HIGH`` (uniform; integers for an int field) or
+``A,B,C`` (choices parsed like the field's flag; one choice alone fixes the field).
 """
 
 from __future__ import annotations

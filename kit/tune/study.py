@@ -1,16 +1,10 @@
-"""A kit search on Optuna: the study in an RDB storage, one run folder per trial, pruning.
+"""A kit search on Optuna (docs/search.md): the study in an RDB storage that several workers
+share, one ordinary run folder per trial (tagged ``study`` / ``trial``), pruning on each epoch's
+val macro F1 (the hook raises :class:`~kit.tracking.Pruned`), and what the search found.
 
-Each trial is an ordinary ``fit`` of the recipe's config with the trial's parameters, tagged
-``study`` / ``trial`` in its config.json. Its val macro F1 is reported to Optuna after every
-epoch; a :class:`~kit.tracking.Pruned` raised by the hook stops it (run folder ``pruned``).
-
-Several workers (processes, machines) share one study through its storage. A worker stops
-once the study has ``n_trials`` finished or running trials. A trial whose process died is
-marked failed and re-queued with the same parameters once: at once when it ran on this
+A worker stops once the study has ``n_trials`` finished or running trials. A trial whose
+process died is failed and re-queued with its parameters once: at once when it ran on this
 machine (its pid is gone), else by Optuna's heartbeat after :data:`GRACE_SECONDS`.
-
-What a search found: the best trial, its changes from the recipe, parameter importance, and
-Optuna's matplotlib history and importance plots.
 """
 
 from __future__ import annotations
@@ -87,11 +81,10 @@ def open_storage(url: str) -> RDBStorage:
     SQLAlchemy cannot parse, a scheme it has no dialect or driver for, and a database it cannot
     reach are a :class:`~kit.errors.ConfigError` naming ``--storage``."""
     try:
-        sqlalchemy.engine.make_url(url)
+        database = _sqlite_file(url)
     except sqlalchemy.exc.ArgumentError:
         raise ConfigError(f"--storage {url!r} is not a database URL; {_STORAGE_FIX}") from None
-    database = sqlalchemy.engine.make_url(url).database
-    if url.startswith("sqlite") and database and database != ":memory:":
+    if database:
         # the folder of a new SQLite file is made, as the default storage's is; one that
         # cannot be (a file in the way, no permission) is the flag's fault, not a traceback's
         folder = Path(database).parent
@@ -105,7 +98,7 @@ def open_storage(url: str) -> RDBStorage:
                 "write, or leave --storage out (the study goes to the runs folder)"
             ) from err
     try:
-        return _open_storage(url)
+        return _open_storage(url, database)
     except (sqlalchemy.exc.NoSuchModuleError, ImportError) as err:
         scheme = url.partition(":")[0]
         raise ConfigError(
@@ -118,7 +111,13 @@ def open_storage(url: str) -> RDBStorage:
         ) from err
 
 
-def _open_storage(url: str) -> RDBStorage:
+def _sqlite_file(url: str) -> str | None:
+    """The file of an SQLite ``url`` (None for another database or SQLite in memory)."""
+    database = sqlalchemy.engine.make_url(url).database
+    return database if url.startswith("sqlite") and database != ":memory:" else None
+
+
+def _open_storage(url: str, database: str | None) -> RDBStorage:
     # SQLite: wait for a teammate's write lock instead of failing ("database is locked")
     engine = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}
 
@@ -132,21 +131,18 @@ def _open_storage(url: str) -> RDBStorage:
                 heartbeat_stale_trial_callback=_RETRY,
             )
 
-    database = sqlalchemy.engine.make_url(url).database
-    if url.startswith("sqlite") and database and database != ":memory:":
+    if database:
         # Two workers creating a new SQLite file at once race on its tables ("table studies
         # already exists"); an OS lock beside the file makes the schema creation one at a time.
         with FileLock(f"{database}.lock", timeout=120):
             return storage()
-    for attempt in range(3):
+    for attempt in range(2):
         try:
             return storage()
         except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.OperationalError):
             # two workers creating a new database at once: the other one's tables now exist
-            if attempt == 2:
-                raise
             time.sleep(1 + attempt)
-    raise AssertionError("unreachable")
+    return storage()
 
 
 def open_study(
@@ -292,6 +288,7 @@ def report(study: optuna.Study, base: Config, storage: str) -> str:
 
 def write_plots(study: optuna.Study, folder: str | os.PathLike[str]) -> list[Path]:
     """``history.png`` and (with 2+ complete trials) ``importance.png`` in ``folder``."""
+    import matplotlib.pyplot as plt
     from optuna.visualization import matplotlib as views
 
     written = []
@@ -299,18 +296,10 @@ def write_plots(study: optuna.Study, folder: str | os.PathLike[str]) -> list[Pat
     if not isinstance(importance(study), str):
         plots.append(("importance.png", views.plot_param_importances))
     for name, draw in plots:
-        with warnings.catch_warnings():  # Optuna marks its matplotlib views experimental
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            axes = draw(study)
-        figure = axes.figure
+        with _experimental_ok():  # as are its matplotlib views
+            figure = draw(study).figure
         figure.set_size_inches(8, 5)
         figure.tight_layout()
         written.append(save_png(figure, Path(folder) / name))
-        _close(figure)
+        plt.close(figure)  # Optuna draws through pyplot: free its figure
     return written
-
-
-def _close(figure: Any) -> None:
-    import matplotlib.pyplot as plt  # Optuna draws through pyplot: free its figure
-
-    plt.close(figure)
