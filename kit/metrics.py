@@ -1,25 +1,14 @@
 """The competition score (macro F1 over all 18 classes) and the numbers shown beside it.
 
-Everything is plain numpy over a bincount confusion matrix, so scoring 12,600 rows costs
-microseconds. ``macro_f1`` equals
-``sklearn.metrics.f1_score(y, p, labels=range(18), average="macro", zero_division=0)``:
-a class absent from both truth and prediction counts as F1 = 0, exactly like the leaderboard.
+Plain numpy over a bincount confusion matrix. ``macro_f1`` equals
+``sklearn.metrics.f1_score(y, p, labels=range(18), average="macro", zero_division=0)``: a class
+absent from both truth and prediction counts as F1 = 0, exactly like the leaderboard.
 
-Real or noise: is a difference of macro F1 larger than what chance alone moves it by? Two
-sources of chance, two methods (docs/experiments.md):
-
-- :func:`seed_difference`: runs of each config repeated over seeds. The spread between the
-  repeats (their standard deviation) is the noise; the difference of the means gets a
-  Student-t interval (paired seed by seed where both configs ran the same seeds, else Welch's).
-- :func:`bootstrap_difference`: one run of each on the same validation people. The people are
-  resampled with replacement (never single pictures: a person's 7 pictures are not
-  independent), each resample's macro F1 is recomputed from the people's confusion counts, and
-  the middle 95% of the resampled differences is the interval. It measures the noise of the
-  validation sample for these two fixed models, not the seed noise.
-
-A difference is ``beyond noise`` when its interval leaves out zero. Every function takes
-explicit keyword arguments and plain arrays; the ledger (:mod:`kit.runs`) reads the run
-folders and wires them in.
+Real or noise (docs/experiments.md): :func:`seed_difference` compares repeats over seeds (a
+Student-t interval, paired seed by seed or Welch's); :func:`bootstrap_difference` compares one
+run of each on the same validation people, resampled with replacement (never single pictures:
+a person's 7 pictures are not independent). A difference is ``beyond noise`` when its interval
+leaves out zero.
 """
 
 from __future__ import annotations
@@ -65,15 +54,15 @@ def _as_labels(name: str, y: Any) -> np.ndarray:
         return arr.astype(np.int64, copy=False)
     if arr.dtype.kind != "f":
         raise ValueError(f"{name} must hold integer class ids, got dtype {arr.dtype}")
-    bad = ~np.isfinite(arr)
+    _refuse(name, arr, ~np.isfinite(arr) | (arr != np.round(arr)), "integer class ids")
+    return arr.astype(np.int64)
+
+
+def _refuse(name: str, arr: np.ndarray, bad: np.ndarray, expected: str) -> None:
+    """ValueError naming the first value of ``arr`` where ``bad``."""
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
-        raise ValueError(f"{name} holds {arr[i]} at position {i}; expected integer class ids")
-    frac = arr != np.round(arr)
-    if frac.any():
-        i = int(np.flatnonzero(frac)[0])
-        raise ValueError(f"{name} holds {arr[i]} at position {i}; expected integer class ids")
-    return arr.astype(np.int64)
+        raise ValueError(f"{name} holds {arr[i]} at position {i}; expected {expected}")
 
 
 def _validate(y_true: Any, y_pred: Any, num_classes: int | None) -> tuple[np.ndarray, np.ndarray]:
@@ -84,18 +73,18 @@ def _validate(y_true: Any, y_pred: Any, num_classes: int | None) -> tuple[np.nda
         raise ValueError("y_true and y_pred are empty; expected at least one label")
     if num_classes is not None:
         for name, arr in (("y_true", t), ("y_pred", p)):
-            bad = (arr < 0) | (arr >= num_classes)
-            if bad.any():
-                i = int(np.flatnonzero(bad)[0])
-                raise ValueError(
-                    f"{name} holds {arr[i]} at position {i}; expected 0..{num_classes - 1}"
-                )
+            _refuse(name, arr, (arr < 0) | (arr >= num_classes), f"0..{num_classes - 1}")
     return t, p
 
 
 def _confusion(t: np.ndarray, p: np.ndarray, num_classes: int) -> np.ndarray:
     flat = np.bincount(t * num_classes + p, minlength=num_classes * num_classes)
     return flat.reshape(num_classes, num_classes)
+
+
+def _ratio(num: np.ndarray, denom: np.ndarray) -> np.ndarray:
+    """``num / denom``, 0 where ``denom`` is 0 (a class absent on both sides scores 0)."""
+    return np.divide(num, denom, out=np.zeros_like(num, dtype=np.float64), where=denom > 0)
 
 
 def f1_from_confusion(cm: Any) -> np.ndarray:
@@ -109,8 +98,7 @@ def f1_from_confusion(cm: Any) -> np.ndarray:
     if cm.ndim < 2 or cm.shape[-1] != cm.shape[-2]:
         raise ValueError(f"expected confusion counts of shape (..., c, c), got shape {cm.shape}")
     tp = np.diagonal(cm, axis1=-2, axis2=-1).astype(np.float64)
-    denom = cm.sum(-2) + cm.sum(-1)  # = 2tp + fp + fn
-    return np.divide(2 * tp, denom, out=np.zeros_like(tp), where=denom > 0)
+    return _ratio(2 * tp, cm.sum(-2) + cm.sum(-1))  # predicted + true = 2tp + fp + fn
 
 
 def confusion_matrix(y_true: Any, y_pred: Any, num_classes: int = NUM_CLASSES) -> np.ndarray:
@@ -214,9 +202,7 @@ def report(y_true: Any, y_pred: Any) -> str:
     cm = _confusion(t, p, NUM_CLASSES)
     tp = np.diag(cm).astype(np.float64)
     predicted, support = cm.sum(0), cm.sum(1)
-    precision = np.divide(tp, predicted, out=np.zeros_like(tp), where=predicted > 0)
-    recall = np.divide(tp, support, out=np.zeros_like(tp), where=support > 0)
-    f1 = f1_from_confusion(cm)
+    precision, recall, f1 = _ratio(tp, predicted), _ratio(tp, support), f1_from_confusion(cm)
     lines = [f"{'class':>5}  {'name':<24}{'precision':>10}{'recall':>10}{'f1':>10}{'support':>9}"]
     for c in range(NUM_CLASSES):
         lines.append(
@@ -270,13 +256,6 @@ def mean_sd(values: Sequence[float]) -> tuple[float, float | None, int]:
     return float(x.mean()), sd, int(x.size)
 
 
-def _t_quantile(p: float, df: float) -> float:
-    # scipy costs half a second to import: only a comparison of repeats pays it
-    from scipy.stats import t
-
-    return float(t.ppf(p, df))
-
-
 def seed_difference(
     *,
     reference: Sequence[float],
@@ -306,8 +285,10 @@ def seed_difference(
         denom = va**2 / (a.size - 1) + vb**2 / (b.size - 1)
         df = (va + vb) ** 2 / denom if denom > 0 else a.size + b.size - 2
         method = f"seeds {a.size} vs {b.size}"
+    from scipy.stats import t  # half a second to import: only a comparison of repeats pays it
+
     delta = float(b.mean() - a.mean())
-    half = _t_quantile(0.5 + confidence / 2, df) * se
+    half = float(t.ppf(0.5 + confidence / 2, df)) * se
     return Interval(delta, delta - half, delta + half, method, se)
 
 
@@ -338,11 +319,8 @@ def person_counts(
 
 
 def _macro_f1(tp: np.ndarray, predicted: np.ndarray, true: np.ndarray) -> np.ndarray:
-    """Macro F1 of summed counts ``(..., classes)``: a class absent on both sides scores 0,
-    as in :func:`kit.metrics.macro_f1`."""
-    denom = predicted + true
-    f1 = np.divide(2 * tp, denom, out=np.zeros_like(tp), where=denom > 0)
-    return f1.mean(-1)
+    """Macro F1 of summed counts ``(..., classes)``, as :func:`macro_f1` scores."""
+    return _ratio(2 * tp, predicted + true).mean(-1)
 
 
 def bootstrap_difference(
