@@ -1,24 +1,12 @@
-"""Batch mixing for training: MixUp, CutMix and half-picture CutMix, with soft targets.
+"""Batch mixing for training: MixUp, CutMix and half-picture CutMix, with soft targets
+(docs/techniques.md, "What each does").
 
-A mixed batch pairs every picture with a partner from the same batch and blends the two: MixUp
-blends the pixels, CutMix pastes a box of the partner, the half-picture variants paste one half
-(left / right for ``vhalves``, top / bottom for ``hhalves``) with a cut position drawn from the
-narrow range ``lam`` (``--mix-lam``; the 1st place of the competition cut near the middle). The
-targets become ``lam * target + (1 - lam) * partner's target``, soft (n, C) rows that sum to 1;
-a three-head model gets each head's marginal of the mixed 18-way target, so every head mixes
-its own target with the same ``lam``.
-
-Partners (:data:`MIX_PAIRS`) are ``random`` or ``same_class`` (a partner of the same 18-way
-training class, so a cut can never paste a mask onto a face labelled "not wear": the reason the
-3rd place gave for CutMix "making wrong examples"). A per-task head (``--head age``) mixes its
-task's values the same way (same class: the same task value). Targets that are soft already
-(soft pseudo-labels) are mixed as they are, partners paired by their most likely class.
-
-Classic random-pair MixUp / CutMix is ``timm.data.Mixup`` itself; kit adds only what timm has
-no option for (partners of the same class, half pictures). Every random draw (timm's too) comes
-from numpy's global generator, which training re-seeds at the start of every epoch
-(``kit.device.seed_everything``): a resumed run mixes its batches exactly as an
-uninterrupted one.
+Every picture is blended with a partner of the same batch (:data:`MIX_PAIRS`: ``random``, or
+``same_class``, so a cut never pastes a mask onto a face labelled "not wear"), and its target
+becomes ``lam * target + (1 - lam) * partner's target``; a three-head model gets each head's
+marginal of that, a per-task head its task's values. Random-pair MixUp / CutMix is
+``timm.data.Mixup`` itself. Every draw comes from numpy's global generator, which training
+re-seeds every epoch: a resumed run mixes its batches exactly as an uninterrupted one.
 """
 
 from __future__ import annotations

@@ -1,15 +1,11 @@
-"""How training minimises its loss (built by :func:`kit.losses.build_criterion`):
-the optimizer and the learning-rate scheduler (built with timm's factories and classes), the
-:class:`Parts` that train together (model, optimizer, scheduler, gradient scaler, weight
-average) and the refit schedules :data:`REFITS` (what trains after validation).
+"""How training minimises its loss (:func:`kit.losses.build_criterion`): the optimizer and the
+learning-rate scheduler (timm's), the :class:`Parts` that train together and the refit schedules
+:data:`REFITS` (what trains after validation).
 
-``cfg.optimizer`` is any timm optimizer name (``create_optimizer_v2``; :data:`OPTIMIZERS` adds
-one's own), over the parameter groups of ``cfg.layer_decay`` and ``cfg.backbone_lr_scale``
-(:func:`param_groups`); ``cfg.freeze_epochs`` trains the head alone first
-(:func:`freeze_backbone`). :data:`SCHEDULERS` holds the names ``cfg.scheduler`` accepts.
-Schedulers are timm schedulers stepped per optimizer update
+``cfg.optimizer`` is any timm optimizer name or one of :data:`OPTIMIZERS`, over the parameter
+groups of :func:`param_groups`. Schedulers (:data:`SCHEDULERS`) step per optimizer update
 (``step_update(num_updates)``, after gradient accumulation) with a linear warmup of
-``cfg.warmup_epochs`` (fractions allowed), and told the validation macro F1 at every epoch end
+``cfg.warmup_epochs``, and hear the validation macro F1 at every epoch end
 (``step(epoch, metric)``; only ``plateau`` listens). Their state goes into ``last.pt``.
 """
 
@@ -200,11 +196,10 @@ class SchedulerSpec:
 
 
 SCHEDULERS: Registry[SchedulerSpec] = Registry("scheduler")
+Warmup, Kwargs = dict[str, Any], dict[str, float]  # timm's warmup arguments, scheduler_kwargs
 
 
-def _cosine(
-    opt: Any, lr: float, epochs: int, spe: int, warmup: dict[str, Any], kw: dict[str, float]
-) -> Any:
+def _cosine(opt: Any, lr: float, epochs: int, spe: int, warmup: Warmup, kw: Kwargs) -> Any:
     total = spe * epochs
     return CosineLRScheduler(
         opt,
@@ -216,9 +211,7 @@ def _cosine(
     )
 
 
-def _step(
-    opt: Any, lr: float, epochs: int, spe: int, warmup: dict[str, Any], kw: dict[str, float]
-) -> Any:
+def _step(opt: Any, lr: float, epochs: int, spe: int, warmup: Warmup, kw: Kwargs) -> Any:
     every = kw.get("step_epochs") or epochs / 3
     return StepLRScheduler(
         opt,
@@ -230,15 +223,11 @@ def _step(
     )
 
 
-def _plateau(
-    opt: Any, lr: float, epochs: int, spe: int, warmup: dict[str, Any], kw: dict[str, float]
-) -> Any:
+def _plateau(opt: Any, lr: float, epochs: int, spe: int, warmup: Warmup, kw: Kwargs) -> Any:
     return _Plateau(opt, kw.get("patience", 1), kw.get("factor", 0.1), **warmup)
 
 
-def _constant(
-    opt: Any, lr: float, epochs: int, spe: int, warmup: dict[str, Any], kw: dict[str, float]
-) -> Any:
+def _constant(opt: Any, lr: float, epochs: int, spe: int, warmup: Warmup, kw: Kwargs) -> Any:
     return StepLRScheduler(opt, decay_t=1, decay_rate=1.0, t_in_epochs=False, **warmup)
 
 
