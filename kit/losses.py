@@ -270,15 +270,6 @@ def _array(labels: Any) -> np.ndarray:
     return np.asarray(labels.cpu() if hasattr(labels, "cpu") else labels).reshape(-1)
 
 
-def _head_labels(labels: Any) -> dict[str, Any]:
-    """Per-head training labels from a dict of them or from 18-way class ids."""
-    if labels is None:
-        return {}
-    if isinstance(labels, Mapping):
-        return dict(labels)
-    return dict(zip(TASKS, decode(_array(labels)), strict=True))
-
-
 def build_multihead_loss(
     specs: str | Mapping[str, str],
     weights: Mapping[str, float] | None = None,
@@ -302,12 +293,13 @@ def build_multihead_loss(
     for head, kw in kwargs_per_head.items():
         if not isinstance(kw, Mapping):
             raise TypeError(f"keywords for head {head!r} must be a dict, got {kw!r}")
-    head_labels = _head_labels(labels)
+    if labels is not None and not isinstance(labels, Mapping):  # 18-way class ids
+        labels = dict(zip(TASKS, decode(_array(labels)), strict=True))
     losses = {
         h: build_loss(
             specs[h],
             num_classes=TASK_SIZES[h],
-            labels=head_labels.get(h),
+            labels=(labels or {}).get(h),
             **kwargs_per_head.get(h, {}),
         )
         for h in heads

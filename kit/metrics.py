@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Literal
 
 import numpy as np
@@ -77,9 +78,10 @@ def _validate(y_true: Any, y_pred: Any, num_classes: int | None) -> tuple[np.nda
     return t, p
 
 
-def _confusion(t: np.ndarray, p: np.ndarray, num_classes: int) -> np.ndarray:
-    flat = np.bincount(t * num_classes + p, minlength=num_classes * num_classes)
-    return flat.reshape(num_classes, num_classes)
+def _confusion(t: np.ndarray, p: np.ndarray, k: int, rows: int | None = None) -> np.ndarray:
+    """Counts of the pairs ``(t, p)`` of values in ``0..k-1``: ``(rows, k)``, by default square."""
+    rows = k if rows is None else rows
+    return np.bincount(t * k + p, minlength=rows * k).reshape(rows, k)
 
 
 def _ratio(num: np.ndarray, denom: np.ndarray) -> np.ndarray:
@@ -134,19 +136,13 @@ def head_f1(y_true: Any, y_pred: Any) -> dict[str, float]:
 
 
 def summarize(y_true: Any, y_pred: Any) -> dict[str, Any]:
-    """Scores of 18-way labels: macro_f1, accuracy, f1_mask, f1_gender, f1_age, confusion.
-
-    ``confusion`` is a list of lists (JSON-ready), rows true, columns predicted.
-    """
+    """Scores of 18-way labels: macro_f1, accuracy, f1_mask, f1_gender, f1_age and
+    ``confusion`` (a JSON-ready list of lists, rows true, columns predicted)."""
     t, p = _validate(y_true, y_pred, NUM_CLASSES)
     cm = _confusion(t, p, NUM_CLASSES)
-    heads = head_f1(t, p)
-    return {
-        "macro_f1": float(f1_from_confusion(cm).mean()),
-        "accuracy": float(np.mean(t == p)),
-        **{f"f1_{head}": value for head, value in heads.items()},
-        "confusion": cm.tolist(),
-    }
+    heads = {f"f1_{head}": value for head, value in head_f1(t, p).items()}
+    f1 = float(f1_from_confusion(cm).mean())
+    return {"macro_f1": f1, "accuracy": float(np.mean(t == p)), **heads, "confusion": cm.tolist()}
 
 
 def task_values(task: str, labels: Any) -> np.ndarray:
@@ -158,10 +154,9 @@ def task_values(task: str, labels: Any) -> np.ndarray:
 
 
 def summarize_task(task: str, y_true: Any, y_pred: Any) -> dict[str, Any]:
-    """Scores of a per-task run: ``y_true`` are 18-way class ids, ``y_pred`` predicted values
-    of ``task``. The keys of :func:`summarize`: ``f1_<task>`` (macro F1 over the task's values)
-    and ``accuracy`` are the task's; ``macro_f1`` and the other tasks' F1 are None (a per-task
-    run predicts no class), ``confusion`` is the task's (k, k) matrix."""
+    """:func:`summarize`'s keys for a per-task run (``y_true`` 18-way class ids, ``y_pred``
+    values of ``task``): ``f1_<task>``, ``accuracy`` and ``confusion`` are the task's;
+    ``macro_f1`` and the other tasks' F1 are None (a per-task run predicts no class)."""
     k = TASK_SIZES.get(task, 0)
     t, p = _validate(task_values(task, y_true), y_pred, k)
     cm = _confusion(t, p, k)
@@ -173,20 +168,13 @@ def summarize_task(task: str, y_true: Any, y_pred: Any) -> dict[str, Any]:
 def score_probs(
     truth: Any, probs: np.ndarray, task: str | None = None
 ) -> tuple[dict[str, Any], float]:
-    """(scores, loss) of ``probs`` against the official 18-way labels ``truth``.
-
-    The loss is the mean negative log-likelihood of the official class under the 18-way
-    probabilities: comparable across heads, losses and age thresholds. A per-task run's
-    ``probs`` are its ``task``'s: scores and loss are the task's (:func:`summarize_task`).
-    """
-    truth = np.asarray(truth, dtype=np.int64)
-    if task is not None:
-        values = task_values(task, truth)
-        picked = probs[np.arange(len(values)), values]
-        scores = summarize_task(task, truth, probs.argmax(1))
-    else:
-        picked = probs[np.arange(len(truth)), truth]
-        scores = summarize(truth, probs.argmax(1))
+    """(scores, loss) of ``probs`` against the official 18-way labels ``truth``; the loss is
+    the mean negative log-likelihood of the official class (comparable across heads, losses and
+    age thresholds). A per-task run's ``probs``, scores and loss are its ``task``'s."""
+    truth, pred = np.asarray(truth, dtype=np.int64), probs.argmax(1)
+    values = truth if task is None else task_values(task, truth)
+    picked = probs[np.arange(len(values)), values]
+    scores = summarize(truth, pred) if task is None else summarize_task(task, truth, pred)
     return scores, float(-np.log(np.clip(picked, 1e-12, None)).mean())
 
 
@@ -224,12 +212,9 @@ Verdict = Literal["beyond noise", "within noise", "n/a"]
 
 @dataclass(frozen=True)
 class Interval:
-    """``delta`` (the other config minus the reference) and its interval ``[low, high]``.
-
-    ``method`` says where the noise came from, e.g. ``bootstrap over 60 people`` or
-    ``seeds 3 vs 3, paired``; ``se`` is the standard error of ``delta`` where the interval is
-    Student's (seeds), None for the bootstrap's percentile interval.
-    """
+    """``delta`` (the other config minus the reference), its interval ``[low, high]``, where
+    the noise came from (``method``: ``bootstrap over 60 people``, ``seeds 3 vs 3, paired``)
+    and the standard error of a Student interval (``se``; None for the bootstrap's)."""
 
     delta: float
     low: float
@@ -309,13 +294,10 @@ def person_counts(
             f"truth, pred and person_ids differ in length: {len(t)}, {len(p)}, {len(person)}"
         )
     n_people = int(person.max()) + 1 if len(person) else 0
-
-    def count(rows: np.ndarray, classes: np.ndarray) -> np.ndarray:
-        flat = np.bincount(rows * num_classes + classes, minlength=n_people * num_classes)
-        return flat.reshape(n_people, num_classes).astype(np.float64)
-
+    count = partial(_confusion, k=num_classes, rows=n_people)
     hit = t == p
-    return count(person[hit], t[hit]), count(person, p), count(person, t)
+    tp, predicted, true = count(person[hit], t[hit]), count(person, p), count(person, t)
+    return tp.astype(np.float64), predicted.astype(np.float64), true.astype(np.float64)
 
 
 def _macro_f1(tp: np.ndarray, predicted: np.ndarray, true: np.ndarray) -> np.ndarray:

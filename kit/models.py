@@ -125,8 +125,7 @@ def _joint_probs(output: torch.Tensor) -> torch.Tensor:
 
 
 def _heads_probs(output: Mapping[str, torch.Tensor]) -> torch.Tensor:
-    soft = {h: torch.softmax(output[h].float(), dim=1) for h in TASK_SIZES}
-    return joint_from_heads(soft["mask"], soft["gender"], soft["age"])
+    return joint_from_heads(*(torch.softmax(output[h].float(), dim=1) for h in TASKS))
 
 
 def _heads_target(label: int) -> dict[str, int]:
@@ -470,12 +469,9 @@ def register_model(
     std: tuple[float, float, float] | None = None,
     overwrite: bool = False,
 ) -> Callable[[Factory], Factory]:
-    """Decorator adding a backbone factory to :data:`MODELS`, so ``--model name`` builds it.
-
-    The factory takes no argument (``pretrained=True`` with ``--pretrained``: it loads its own
-    weights then, and ``mean`` / ``std`` must be those weights' normalisation) and returns a
-    module mapping ``(n, 3, H, W)`` to ``(n, width)`` features; the head goes on top.
-    """
+    """Decorator adding a backbone factory (:class:`ModelSpec`) to :data:`MODELS`, so
+    ``--model name`` builds it; with ``--pretrained`` it loads its own weights, and ``mean`` /
+    ``std`` must be those weights' normalisation."""
     spec = partial(ModelSpec, mean=_triple(mean), std=_triple(std))
     return _adding(MODELS.register(name, overwrite=overwrite), spec)
 
@@ -521,9 +517,8 @@ def _check_weights(backbone: nn.Module, path: Path, model: str) -> None:
 
 
 def backbone_width(backbone: nn.Module, image_size: tuple[int, int]) -> int:
-    """The feature width of ``backbone``: its ``num_features`` (timm's ``head_hidden_size``
-    first), else the width of its output for one ``image_size`` picture. ValueError when that
-    output is not ``(1, width)``."""
+    """The feature width of ``backbone``: timm's ``head_hidden_size`` or ``num_features``, else
+    measured on one ``image_size`` picture (ValueError when its output is not ``(1, width)``)."""
     width = getattr(backbone, "head_hidden_size", None) or getattr(backbone, "num_features", None)
     if width:
         return int(width)
@@ -638,14 +633,10 @@ def _timm(cfg: Config, weights: Weights | None) -> nn.Module:
 
 
 def create_model(cfg: Config, weights: Weights | None = None) -> Classifier:
-    """The model of ``cfg``: the backbone ``cfg.model`` (timm, ``torchvision/<name>`` or
-    registered with :func:`register_model`) plus ``cfg.head`` on its features.
-
-    With ``cfg.pretrained`` or ``cfg.pretrained_file`` the backbone starts from the weights
-    :func:`resolve_weights` finds (or from ``weights``, already resolved), without their
-    classifier; ``model.weights`` records them. Fixed-size timm models (ViT, Swin) are built
-    for ``cfg.image_size``. Unknown heads or models raise ValueError.
-    """
+    """The model of ``cfg``: the backbone ``cfg.model`` plus ``cfg.head`` on its features.
+    The backbone starts from ``weights``, else those :func:`resolve_weights` finds (recorded
+    in ``model.weights``). Fixed-size timm models (ViT, Swin) are built for
+    ``cfg.image_size``. Unknown heads or models raise ValueError."""
     head = head_spec(cfg.head)
     spec = registered_model(cfg.model)
     if spec is None and torchvision_name(cfg.model) is not None:

@@ -80,12 +80,10 @@ def param_groups(
     layer_decay: float | None = None,
     backbone_lr_scale: float = 1.0,
 ) -> list[dict[str, Any]]:
-    """The parameter groups of ``model`` under ``layer_decay`` and ``backbone_lr_scale``: the
-    head at the optimizer's rate; the backbone's top block at ``backbone_lr_scale`` times it
-    and, with ``layer_decay``, each block below at ``layer_decay`` times the rate of the block
-    above (timm's ``param_groups_layer_decay``, which groups a timm backbone by its
-    ``group_matcher``). Biases and norm weights take no weight decay, as timm does.
-    """
+    """The parameter groups of ``model``: the head at the optimizer's rate, the backbone at
+    ``backbone_lr_scale`` times it and, with ``layer_decay``, each block at ``layer_decay``
+    times the rate of the block above (timm's ``param_groups_layer_decay``). Biases and norm
+    weights take no weight decay, as timm does."""
     backbone, head = backbone_and_head(model)
     wd = weight_decay
     no_decay = getattr(backbone, "no_weight_decay", lambda: set())()
@@ -112,14 +110,10 @@ def build_optimizer(
     layer_decay: float | None = None,
     backbone_lr_scale: float = 1.0,
 ) -> torch.optim.Optimizer:
-    """``optimizer`` (``--optimizer``) over ``model``'s parameters: timm's
-    ``create_optimizer_v2`` (timm's ``sgd`` is SGD with Nesterov momentum; ``momentum`` reaches
-    only optimizers that take it), or an entry of :data:`OPTIMIZERS`.
-
-    Without ``layer_decay`` and with ``backbone_lr_scale`` 1, timm groups the whole model itself
-    (biases and norm weights without weight decay), as runs trained before those fields did,
-    so their ``last.pt`` resumes; otherwise the groups are :func:`param_groups`.
-    """
+    """``optimizer`` over ``model``: an entry of :data:`OPTIMIZERS`, else timm's
+    ``create_optimizer_v2`` (its ``sgd`` has Nesterov momentum). Without ``layer_decay`` and
+    ``backbone_lr_scale``, timm groups the whole model itself, as runs trained before those
+    fields did, so their ``last.pt`` resumes; otherwise the groups are :func:`param_groups`."""
     plain = layer_decay is None and backbone_lr_scale == 1.0
     groups = functools.partial(
         param_groups,
@@ -138,9 +132,9 @@ def build_optimizer(
 
 
 def freeze_backbone(model: nn.Module, frozen: bool) -> None:
-    """Stop (``frozen``) or restart the training of ``model``'s backbone: its parameters get no
-    gradient, so the optimizer leaves them and their moments alone (fastai's ``freeze``). The
-    head always trains; a model without one is never frozen."""
+    """Stop (``frozen``) or restart the training of ``model``'s backbone (fastai's ``freeze``):
+    no gradient, so the optimizer leaves it and its moments alone. A model without a head is
+    never frozen."""
     backbone, head = backbone_and_head(model)
     if head is None:
         return
@@ -149,13 +143,10 @@ def freeze_backbone(model: nn.Module, frozen: bool) -> None:
 
 
 class _Plateau(StepLRScheduler):
-    """Constant after warmup; at an epoch end the rate shrinks by ``factor`` once ``patience``
-    epochs have passed without a better val macro F1.
-
-    Written here because timm's ``PlateauLRScheduler`` is deprecated, steps only per epoch and
-    (its docstring says) forgets its counters on resume; these live in ``__dict__``, which timm's
-    ``state_dict`` saves.
-    """
+    """Constant after warmup; the rate shrinks by ``factor`` at the end of an epoch after more
+    than ``patience`` epochs without a better val macro F1. Not timm's ``PlateauLRScheduler``:
+    that is deprecated, steps only per epoch and forgets its counters on resume (these live in
+    ``__dict__``, which timm's ``state_dict`` saves)."""
 
     def __init__(self, optimizer: Any, patience: float, factor: float, **warmup: Any) -> None:
         super().__init__(optimizer, decay_t=1, decay_rate=1.0, t_in_epochs=False, **warmup)
