@@ -26,6 +26,9 @@ from kit.registry import Registry
 
 __all__ = ["MIXES", "MIX_PAIRS", "Mixer", "build_mixer", "mix_active", "soft_targets"]
 
+#: ``mix(images, partner, alpha, lam) -> share kept``: see :class:`MixSpec`.
+MixFn = Callable[[torch.Tensor, np.ndarray, float, tuple[float, float]], float]
+
 #: pairing name -> ``pairs(class ids (n,) numpy) -> partner index of each row``.
 MIX_PAIRS: Registry[Callable[[np.ndarray], np.ndarray]] = Registry("mix_pairs")
 
@@ -53,7 +56,7 @@ class MixSpec:
     CutMix; ``lam``: the range of the half-picture cut); ``timm`` the ``timm.data.Mixup``
     arguments that do the same with random partners (None: kit's own code for every pairing)."""
 
-    mix: Callable[[torch.Tensor, np.ndarray, float, tuple[float, float]], float] | None
+    mix: MixFn | None
     timm: dict[str, float] | None = None
 
 
@@ -70,7 +73,7 @@ def _box(x: torch.Tensor, partner: np.ndarray, alpha: float, lam: tuple[float, f
     return float(lam)
 
 
-def _halves(axis: int) -> Callable[[torch.Tensor, np.ndarray, float, tuple[float, float]], float]:
+def _halves(axis: int) -> MixFn:
     def mix(x: torch.Tensor, partner: np.ndarray, alpha: float, lam: tuple[float, float]) -> float:
         size = x.shape[axis]
         cut = round(float(np.random.uniform(*lam)) * size)
@@ -103,8 +106,7 @@ def soft_targets(
 ) -> torch.Tensor:
     """``lam * one_hot(classes) + (1 - lam) * one_hot(classes[partner])``: (n, width) rows
     summing to 1."""
-    onehot = torch.nn.functional.one_hot(classes.long(), width).float()
-    return onehot * lam + onehot[torch.as_tensor(partner, device=onehot.device)] * (1.0 - lam)
+    return _mix_soft(torch.nn.functional.one_hot(classes.long(), width).float(), partner, lam)
 
 
 def _is_soft(targets: Any) -> bool:
@@ -127,14 +129,9 @@ def _like(targets: Any, soft: torch.Tensor) -> Any:
 
 
 class Mixer:
-    """Mixes a training batch with ``mix`` (:data:`MIXES`; ``--mix``), partners of ``pairs``
-    (:data:`MIX_PAIRS`; ``--mix-pairs``), ``alpha`` (``--mix-alpha``), ``lam`` (``--mix-lam``),
-    a share ``prob`` of the batches mixed (``--mix-prob``), targets of ``head`` (``--head``):
-    ``mixer(images, targets) -> (images, soft targets)``.
-
-    ``images`` are changed in place. A batch left unmixed (probability ``1 - prob``) still
-    gets soft (one-hot) targets, so the loss sees one kind of target all epoch.
-    """
+    """``mixer(images, targets) -> (images, soft targets)``, the images changed in place; the
+    arguments are the ``--mix*`` options and ``--head``. A batch left unmixed (probability
+    ``1 - prob``) still gets soft (one-hot) targets: the loss sees one kind all epoch."""
 
     def __init__(
         self,

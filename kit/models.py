@@ -257,10 +257,14 @@ def to_probs(output: torch.Tensor | Mapping[str, torch.Tensor], kind: str | None
     return OUTPUT_KINDS.use(kind).probs(output)
 
 
-@register_head("single", "joint")
-def _linear(in_features: int) -> nn.Module:
-    """One linear layer to the 18 classes."""
-    return nn.Linear(in_features, NUM_CLASSES)
+def _linear(width: int, in_features: int) -> nn.Module:
+    """One linear layer to ``width`` outputs: the 18 classes, or a task's values."""
+    return nn.Linear(in_features, width)
+
+
+register_head("single", "joint")(partial(_linear, NUM_CLASSES))
+for _task in TASKS:  # heads "mask", "gender", "age": one task each (a per-task run)
+    register_head(_task, _task)(partial(_linear, TASK_SIZES[_task]))
 
 
 @register_head("multi", "heads")
@@ -273,15 +277,6 @@ class MultiHead(nn.Module):
 
     def forward(self, features: torch.Tensor) -> dict[str, torch.Tensor]:
         return {h: layer(features) for h, layer in self.heads.items()}
-
-
-def _task_linear(task: str, in_features: int) -> nn.Module:
-    """One linear layer to the values of ``task`` (a per-task run)."""
-    return nn.Linear(in_features, TASK_SIZES[task])
-
-
-for _task in TASKS:  # heads "mask", "gender", "age": one task each
-    register_head(_task, _task)(partial(_task_linear, _task))
 
 
 # last, once everything register_head uses is defined: kit.register_head (kit.registry's, which
