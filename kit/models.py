@@ -543,27 +543,23 @@ def _load_file(module: nn.Module, path: str, model: str) -> None:
         ) from err
 
 
-def _strip_classifier(model: nn.Module, name: str) -> nn.Module:
-    """``model`` without its classifier: the last ``nn.Linear`` becomes ``nn.Identity``."""
-    linears = [n for n, m in model.named_modules() if isinstance(m, nn.Linear)]
-    if not linears:
-        raise ValueError(f"torchvision model {name!r} has no nn.Linear classifier to replace")
-    parent_name, _, attr = linears[-1].rpartition(".")
-    parent = model.get_submodule(parent_name)
-    width = getattr(parent, attr).in_features
-    setattr(parent, attr, nn.Identity())
-    model.num_features = width
-    return model
-
-
 def _torchvision(cfg: Config, weights: Weights | None) -> nn.Module:
+    """torchvision's model without its classifier: the last ``nn.Linear`` becomes
+    ``nn.Identity``."""
     from torchvision import models
 
     name = torchvision_name(cfg.model)
     model = models.get_model(name)  # random weights; the file is loaded below
     if weights is not None:
         _load_file(model, weights.file, cfg.model)
-    return _strip_classifier(model, name)
+    linears = [n for n, m in model.named_modules() if isinstance(m, nn.Linear)]
+    if not linears:
+        raise ValueError(f"torchvision model {name!r} has no nn.Linear classifier to replace")
+    parent_name, _, attr = linears[-1].rpartition(".")
+    parent = model.get_submodule(parent_name)
+    model.num_features = getattr(parent, attr).in_features
+    setattr(parent, attr, nn.Identity())
+    return model
 
 
 def _registered(cfg: Config, spec: ModelSpec, weights: Weights | None) -> nn.Module:
