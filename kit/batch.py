@@ -1,52 +1,17 @@
 """The batch as the model sees it, made on the model's device from the loaders' uint8 pictures.
 
-kit's loaders ship pictures as they are after augmentation: uint8, (B, H, W, 3), collated with
-no float conversion (``build_transforms(cfg, tensor=False)``). That is a quarter of float32's
-bytes through the worker queues, the pinned memory and the copy to the GPU, and no per-picture
-normalisation on a CPU core, as timm's prefetching loader does. :func:`to_model_input` then
-moves the batch to the device, converts it to float, normalises it with the run's mean and std
-(:func:`kit.transforms.normalization`) and lays it out as the model wants it (channels-last
-with ``--channels-last``). The result is the tensor the CPU path ``build_transforms(cfg)``
-(``A.Normalize``, then ``ToTensorV2``) gives, to the bit: the same float32 arithmetic, with
-albumentations' own constants.
+kit's loaders ship augmented pictures as uint8 (B, H, W, 3) (``build_transforms(cfg,
+tensor=False)``): a quarter of float32's bytes through the worker queues and the copy to the
+GPU. :func:`to_model_input` moves the batch to the device, converts it to float, normalises it
+with the run's mean and std and lays it out for the model, giving to the bit what the CPU path
+(``A.Normalize``, then ``ToTensorV2``) gives.
 
-``augment`` (training batches only: :func:`create_device_aug`) augments the batch there as
-float (B, 3, H, W) in [0, 1], between the conversion and the normalisation.
-
-Training augmentation on the model's device, a batch at a time (``cfg.device_aug``)
-------------------------------------------------------------------------------------
-
-The CPU presets of :mod:`kit.transforms` augment one picture at a time in the loader workers;
-at 224 px ``strong`` costs a worker more than reading the picture (docs/speed.md). The presets
-here do the batch-friendly part of that work where the model runs, with kornia's augmentation
-modules: :func:`to_model_input` hands them a training batch as float
-(B, 3, H, W) in [0, 1] after its uint8 copy to the device and before normalisation, and
-validation, test and TTA batches never pass through them. Batch mixing (CutMix, MixUp, the
-half-picture variants) already runs on the device after this, in :mod:`kit.mixing`.
-
-Why kornia: its modules draw every parameter per picture within a batch (``same_on_batch`` is
-off), like the CPU presets, where ``torchvision.transforms.v2`` draws one set per call (one
-flip decision for the whole batch). Its draws come from torch's global generator, which
-training re-seeds from ``(cfg.seed, epoch)`` at the start of every epoch
-(``kit.train.checkpoint.Trainer.start_epoch``): the same seed gives the same augmentations
-whatever the number of loader workers, and a resumed run repeats them exactly. Under torchrun
-each process seeds its own draws (from the epoch's seed and its rank), as for batch mixing.
-
-``strong`` is the counterpart of the CPU ``strong`` preset, with its probabilities and ranges,
-and these differences:
-
-- colour jitter: the same torchvision formulas, but the order of its four steps is drawn once
-  per batch (albumentations: per picture);
-- brightness / contrast: albumentations' ``RandomBrightnessContrast`` (``x * alpha + beta``)
-  changes both with p=0.3 together; here contrast (``x * alpha``) and brightness (``x + beta``)
-  are two steps, each with p=0.3 on its own;
-- affine: the same scale (x and y apart), shift and rotation ranges and black border, sampled
-  bilinearly from the float picture (OpenCV on uint8 rounds to whole grey levels);
-- cutout: ``CoarseDropout``'s 1-4 holes of 5-15% of each side become one black rectangle of
-  0.25-9% of the picture (the area of one small to four large holes) with sides in ratio
-  1:3 to 3:1 (kornia's ``RandomErasing`` makes one rectangle per picture);
-- the pictures stay float: nothing is rounded back to 256 grey levels.
-
+``cfg.device_aug`` (:data:`DEVICE_AUGS`, kornia presets; docs/speed.md, "Where to augment")
+augments training batches only, as float (B, 3, H, W) in [0, 1] between the conversion and the
+normalisation. kornia draws every parameter per picture, as the CPU presets do (torchvision's
+``transforms.v2`` draws one set per call), from torch's global generator, which training
+re-seeds every epoch: a resumed run repeats the augmentations exactly. ``strong`` is the CPU
+``strong`` preset with its probabilities and ranges; docs/speed.md lists where it differs.
 A preset is a function ``cfg -> module or None``: register one of your own with
 ``@kit.DEVICE_AUGS.register("name")`` and choose it with ``--device-aug name``.
 """

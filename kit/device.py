@@ -1,16 +1,11 @@
 """The device a run computes on, the precision of its autocast (AMP), and what makes it
 repeatable: seeds, deterministic kernels and the random states a checkpoint keeps.
 
-``cfg.amp`` turns autocast on; ``cfg.amp_dtype`` (registry :data:`AMP_DTYPES`) picks its
-dtype: ``auto`` is bfloat16 on a GPU that supports it (Ampere and later) and float16 on older
-ones; ``bfloat16`` also runs on the CPU (torch autocasts CPU matmuls and convolutions in
-bfloat16); ``float16`` is CUDA only. Elsewhere the run computes in float32, as without
-``--amp``. Only float16 needs a gradient scaler: bfloat16 has float32's exponent range, so its
-small gradients do not underflow.
-
-The same config and seed give the same metrics, and a resumed run ends like an uninterrupted one;
-the random states are tensors and plain Python values, so a checkpoint holding them still loads
-with ``torch.load(..., weights_only=True)``.
+``cfg.amp_dtype`` (:data:`AMP_DTYPES`): ``auto`` is bfloat16 on a GPU that supports it
+(Ampere and later), else float16; ``bfloat16`` also runs on the CPU; ``float16`` is CUDA only;
+elsewhere the run computes in float32. Only float16 needs a gradient scaler: bfloat16 has
+float32's exponent range, so its small gradients do not underflow. The random states are
+tensors and plain values, so a checkpoint holding them loads with ``weights_only=True``.
 """
 
 from __future__ import annotations

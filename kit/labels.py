@@ -54,14 +54,11 @@ AGE_THRESHOLDS: tuple[int, int] = (30, 60)
 TASKS: tuple[str, str, str] = ("mask", "gender", "age")
 TASK_SIZES: dict[str, int] = {"mask": 3, "gender": 2, "age": 3}
 
-_MASK_NAMES = ("wear", "incorrect", "not_wear")
-_GENDER_NAMES = ("male", "female")
-_AGE_NAMES = ("<30", "30-59", ">=60")
 #: task -> the names of its values, in id order (``VALUE_NAMES["mask"][1] == "incorrect"``).
 VALUE_NAMES: dict[str, tuple[str, ...]] = {
-    "mask": _MASK_NAMES,
-    "gender": _GENDER_NAMES,
-    "age": _AGE_NAMES,
+    "mask": ("wear", "incorrect", "not_wear"),
+    "gender": ("male", "female"),
+    "age": ("<30", "30-59", ">=60"),
 }
 
 T = TypeVar("T")
@@ -74,11 +71,9 @@ def _is_tensor(x: Any) -> bool:
 def _check_range(name: str, x: Any, upper: int) -> None:
     """Raise ValueError naming the first value of ``x`` outside ``[0, upper)``."""
     arr = x.detach().cpu().numpy() if _is_tensor(x) else np.asarray(x)
-    if arr.dtype.kind not in "iub":
-        if arr.dtype.kind == "f" and np.all(np.isfinite(arr)) and np.all(arr == np.round(arr)):
-            pass
-        else:
-            raise ValueError(f"{name} must be integer, got dtype {arr.dtype} ({arr.ravel()[:3]!r})")
+    whole = arr.dtype.kind == "f" and np.all(np.isfinite(arr)) and np.all(arr == np.round(arr))
+    if arr.dtype.kind not in "iub" and not whole:
+        raise ValueError(f"{name} must be integer, got dtype {arr.dtype} ({arr.ravel()[:3]!r})")
     bad = (arr < 0) | (arr >= upper)
     if np.any(bad):
         value = arr[bad].ravel()[0] if arr.ndim else arr
@@ -87,9 +82,8 @@ def _check_range(name: str, x: Any, upper: int) -> None:
 
 def encode(mask: T, gender: T, age_group: T) -> T:
     """Class id from (mask, gender, age_group); elementwise on arrays and tensors."""
-    _check_range("mask", mask, 3)
-    _check_range("gender", gender, 2)
-    _check_range("age_group", age_group, 3)
+    for name, x, upper in (("mask", mask, 3), ("gender", gender, 2), ("age_group", age_group, 3)):
+        _check_range(name, x, upper)
     out = mask * 6 + gender * 3 + age_group
     return int(out) if isinstance(out, (int, np.integer)) else out
 
@@ -123,8 +117,7 @@ def age_to_group(age: T, thresholds: tuple[int, int] = AGE_THRESHOLDS) -> T:
 
 def class_name(label: int) -> str:
     """Readable name of a class id, e.g. ``class_name(0) == "wear/male/<30"``."""
-    mask, gender, age_group = decode(int(label))
-    return f"{_MASK_NAMES[mask]}/{_GENDER_NAMES[gender]}/{_AGE_NAMES[age_group]}"
+    return "/".join(VALUE_NAMES[t][v] for t, v in zip(TASKS, decode(int(label)), strict=True))
 
 
 def _check_probs(name: str, p: Any, width: int) -> None:
@@ -138,19 +131,15 @@ def joint_from_heads(p_mask: T, p_gender: T, p_age: T) -> T:
     Inputs are (n, 3), (n, 2), (n, 3) rows of probabilities; the result's rows sum to 1
     and column ``encode(m, g, a)`` holds ``p_mask[m] * p_gender[g] * p_age[a]``.
     """
-    _check_probs("p_mask", p_mask, 3)
-    _check_probs("p_gender", p_gender, 2)
-    _check_probs("p_age", p_age, 3)
+    for task, p in zip(TASKS, (p_mask, p_gender, p_age), strict=True):
+        _check_probs(f"p_{task}", p, TASK_SIZES[task])
     joint = p_mask[:, :, None, None] * p_gender[:, None, :, None] * p_age[:, None, None, :]
     joint = joint.reshape(joint.shape[0], NUM_CLASSES)
-    total = joint.sum(1, keepdims=True) if not _is_tensor(joint) else joint.sum(1, keepdim=True)
-    return joint / total
+    return joint / joint.sum(1, keepdims=True)  # numpy's keyword, which torch accepts too
 
 
 def heads_from_joint(p18: T) -> tuple[T, T, T]:
     """Marginal (mask, gender, age) probabilities of 18-way probabilities."""
     _check_probs("p18", p18, NUM_CLASSES)
     cube = p18.reshape(p18.shape[0], 3, 2, 3)
-    if _is_tensor(cube):
-        return cube.sum((2, 3)), cube.sum((1, 3)), cube.sum((1, 2))
-    return cube.sum(axis=(2, 3)), cube.sum(axis=(1, 3)), cube.sum(axis=(1, 2))
+    return cube.sum((2, 3)), cube.sum((1, 3)), cube.sum((1, 2))

@@ -4,16 +4,10 @@
 >>> loss = build_multihead_loss({"mask": "cross_entropy", "gender": "cross_entropy",
 ...                              "age": "focal"}, weights={"age": 2.0})
 
-The built-in losses (cross entropy, focal, label smoothing, soft macro F1 and logit adjustment
-for the long tail) take ``logits (n, C)`` and ``target``: class ids ``(n,)`` (long) or, in mixed
-batches (``cfg.mix``), soft targets ``(n, C)`` (float rows of probabilities), and return a
-scalar. None of them assumes a number of classes: C always comes from the logits (the official
-baseline's F1 loss defaulted to 3 classes on the 18-class problem).
-
-Add your own loss with ``@register_loss("name")`` on a function or class that returns such an
-``nn.Module``. The loss a config trains (:func:`build_criterion`) is ``cfg.loss``, or
-``cfg.head_losses`` per head, over the output kind of ``cfg.head``, with the training labels
-for class-balanced weights.
+A loss takes ``logits (n, C)`` and ``target``: class ids ``(n,)`` or, in mixed batches
+(``cfg.mix``), soft targets ``(n, C)``, and returns a scalar. C always comes from the logits
+(the official baseline's F1 loss defaulted to 3 classes on the 18-class problem). Add your own
+with ``@register_loss("name")``. The loss a config trains is :func:`build_criterion`'s.
 """
 
 from __future__ import annotations
@@ -21,6 +15,7 @@ from __future__ import annotations
 import inspect
 import re
 from collections.abc import Callable, Mapping, Sequence
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -79,20 +74,6 @@ def _describe(name: str, factory: LossFactory) -> str:
     return f"{name}({', '.join(_takes(factory))})"
 
 
-def _parse(spec: str) -> list[tuple[float, str]]:
-    terms = []
-    for part in spec.split("+"):
-        match = _TERM.match(part)
-        if match is None:
-            raise ValueError(
-                f"cannot read loss spec {spec!r} at {part.strip()!r}; expected terms like "
-                f"'focal' or '0.5*focal' joined by '+'"
-            )
-        weight = match["weight"]
-        terms.append((float(weight) if weight else 1.0, match["name"]))
-    return terms
-
-
 def check_spec(spec: Any, kwargs: Mapping[str, Any] | None = None) -> list[tuple[float, str]]:
     """The ``(weight, name)`` terms of a loss spec, checked without building anything.
 
@@ -102,7 +83,15 @@ def check_spec(spec: Any, kwargs: Mapping[str, Any] | None = None) -> list[tuple
     """
     if not isinstance(spec, str):
         raise TypeError(f"loss spec must be a string such as 'focal+f1', got {spec!r}")
-    terms = _parse(spec)
+    terms = []
+    for part in spec.split("+"):
+        match = _TERM.match(part)
+        if match is None:
+            raise ValueError(
+                f"cannot read loss spec {spec!r} at {part.strip()!r}; expected terms like "
+                f"'focal' or '0.5*focal' joined by '+'"
+            )
+        terms.append((float(match["weight"] or 1.0), match["name"]))
     for _, name in terms:
         if name not in LOSSES:
             where = "" if spec.strip() == name else f"loss spec {spec!r}: "
@@ -154,10 +143,9 @@ def _check(value: Any, field: str | None, cfg: Config | None) -> None:
     _named(where, lambda: check_spec(value))
     if cfg is None or field != "loss":
         return
-    kind = head_spec(cfg.head).kind
-    if kind != "heads":  # one loss over one output: 18-way or a single task
+    if head_spec(cfg.head).kind != "heads":  # one loss over one output: 18-way or a single task
         _named("config field 'loss_kwargs'", lambda: check_spec(cfg.loss, cfg.loss_kwargs))
-    elif kind == "heads":
+    else:
         for head, kw in cfg.loss_kwargs.items():
             if head in TASKS and not isinstance(kw, Mapping):
                 raise TypeError(f"config field 'loss_kwargs': {head} must be a dict, got {kw!r}")
@@ -214,16 +202,12 @@ def build_loss(
     every component that declares them; every other keyword goes to each component that
     accepts it, and one no component accepts is an error. ``forward(logits, target)``.
     """
-    terms = check_spec(spec, kwargs)
-    accepted = {name: _accepted(LOSSES.get(name)) for _, name in terms}
     context = {"num_classes": num_classes, "labels": labels}
+    given = {**kwargs, **{k: v for k, v in context.items() if v is not None}}
     modules = []
-    for weight, name in terms:
-        acc = accepted[name]
-        args = {k: v for k, v in kwargs.items() if acc is None or k in acc}
-        args.update(
-            {k: v for k, v in context.items() if v is not None and (acc is None or k in acc)}
-        )
+    for weight, name in check_spec(spec, kwargs):
+        acc = _accepted(LOSSES.get(name))
+        args = {k: v for k, v in given.items() if acc is None or k in acc}
         with LOSSES.calling(name, on=f"keyword arguments {sorted(args)}"):
             modules.append((weight, LOSSES.get(name)(**args)))
     if len(modules) == 1 and modules[0][0] == 1.0:
@@ -281,14 +265,9 @@ class MultiHeadLoss(nn.Module):
         return f"weights={self.weights}"
 
 
-def _head_labels(labels: Any) -> dict[str, Any]:
-    """Per-head training labels from a dict of them or from 18-way class ids."""
-    if labels is None:
-        return {}
-    if isinstance(labels, Mapping):
-        return dict(labels)
-    arr = np.asarray(labels.cpu() if hasattr(labels, "cpu") else labels)
-    return dict(zip(TASKS, decode(arr), strict=True))
+def _array(labels: Any) -> np.ndarray:
+    """Labels (a sequence, numpy array or torch tensor) as a flat numpy array."""
+    return np.asarray(labels.cpu() if hasattr(labels, "cpu") else labels).reshape(-1)
 
 
 def build_multihead_loss(
@@ -314,21 +293,18 @@ def build_multihead_loss(
     for head, kw in kwargs_per_head.items():
         if not isinstance(kw, Mapping):
             raise TypeError(f"keywords for head {head!r} must be a dict, got {kw!r}")
-    head_labels = _head_labels(labels)
+    if labels is not None and not isinstance(labels, Mapping):  # 18-way class ids
+        labels = dict(zip(TASKS, decode(_array(labels)), strict=True))
     losses = {
         h: build_loss(
             specs[h],
             num_classes=TASK_SIZES[h],
-            labels=head_labels.get(h),
+            labels=(labels or {}).get(h),
             **kwargs_per_head.get(h, {}),
         )
         for h in heads
     }
     return MultiHeadLoss(losses, weights)
-
-
-def _joint_criterion(cfg: Config, labels: Any) -> nn.Module:
-    return build_loss(cfg.loss, num_classes=NUM_CLASSES, labels=labels, **cfg.loss_kwargs)
 
 
 def _heads_criterion(cfg: Config, labels: Any) -> nn.Module:
@@ -338,33 +314,27 @@ def _heads_criterion(cfg: Config, labels: Any) -> nn.Module:
     return build_multihead_loss(specs, weights=cfg.head_weights, labels=labels, **per_head)
 
 
-def _task_criterion(task: str) -> Callable[[Any, Any], nn.Module]:
-    """``cfg.loss`` over one task's values; balanced weights count the task's values."""
-
-    def build(cfg: Config, labels: Any) -> nn.Module:
-        values = None if labels is None else decode(np.asarray(labels))[TASKS.index(task)]
-        return build_loss(cfg.loss, num_classes=TASK_SIZES[task], labels=values, **cfg.loss_kwargs)
-
-    return build
+def _one_criterion(task: str | None, cfg: Config, labels: Any) -> nn.Module:
+    """``cfg.loss`` over the 18 classes, or over one ``task``'s values (balanced weights then
+    count the task's values)."""
+    if task is None:
+        return build_loss(cfg.loss, num_classes=NUM_CLASSES, labels=labels, **cfg.loss_kwargs)
+    values = None if labels is None else decode(np.asarray(labels))[TASKS.index(task)]
+    return build_loss(cfg.loss, num_classes=TASK_SIZES[task], labels=values, **cfg.loss_kwargs)
 
 
 #: output kind (``kit.models.OUTPUT_KINDS``) -> builder(cfg, labels) of its loss.
 CRITERIA: dict[str, Callable[[Any, Any], nn.Module]] = {
-    "joint": _joint_criterion,
+    "joint": partial(_one_criterion, None),
     "heads": _heads_criterion,
-    **{task: _task_criterion(task) for task in TASKS},
+    **{task: partial(_one_criterion, task) for task in TASKS},
 }
 
 
 def build_criterion(cfg: Config, labels: Any = None) -> nn.Module:
-    """The loss of ``cfg`` for its head's output kind; ``labels`` are the 18-way training
-    labels (for balanced weights).
-
-    ``"joint"`` heads use ``loss``; so do per-task heads (``"mask"``, ``"gender"``,
-    ``"age"``), over their task's values. ``"heads"`` heads: ``head_losses`` per head (heads not
-    named use ``loss``); ``loss_kwargs`` keys named after a head (``age: {gamma: 2}``) go to
-    that head only, other keys to every head.
-    """
+    """The loss of ``cfg`` for its head's output kind (:data:`CRITERIA`): ``cfg.loss``, over
+    a per-task head's values for one; per head for ``"heads"`` (:func:`head_loss_args`).
+    ``labels`` are the 18-way training labels (for balanced weights)."""
     kind = head_spec(cfg.head).kind
     if kind not in CRITERIA:
         raise ValueError(
@@ -390,7 +360,7 @@ def balanced_weights(labels: Any, num_classes: int) -> torch.Tensor:
     A class absent from ``labels`` gets weight 0: it cannot occur among those targets, and 0
     keeps the other weights unchanged rather than inventing a count for it.
     """
-    arr = np.asarray(labels.cpu() if hasattr(labels, "cpu") else labels).reshape(-1)
+    arr = _array(labels)
     if arr.size == 0:
         raise ValueError("class_weights='balanced' got no labels to count")
     if arr.dtype.kind not in "iu" or arr.min() < 0 or arr.max() >= num_classes:
@@ -462,25 +432,16 @@ def _check_target(logits: torch.Tensor, target: torch.Tensor, expected: int | No
         raise ValueError(f"target holds {low}..{high}; logits have classes 0..{num_classes - 1}")
 
 
-def _as_probs(target: torch.Tensor, num_classes: int) -> torch.Tensor:
-    """Soft targets as they are; class ids as one-hot rows."""
-    if target.is_floating_point():
-        return target.float()
-    return F.one_hot(target.long(), num_classes).float()
-
-
 class _Weighted(nn.Module):
     """Shared state of the per-sample losses: optional class weights and a class count."""
 
     def __init__(self, num_classes: int | None, labels: Any, class_weights: ClassWeights) -> None:
         super().__init__()
         weight = resolve_class_weights(class_weights, num_classes=num_classes, labels=labels)
-        self.num_classes = num_classes if num_classes is not None else _len(weight)
+        if num_classes is None and weight is not None:
+            num_classes = len(weight)
+        self.num_classes = num_classes
         self.register_buffer("weight", weight)
-
-
-def _len(weight: torch.Tensor | None) -> int | None:
-    return None if weight is None else len(weight)
 
 
 @register_loss("cross_entropy")
@@ -590,7 +551,8 @@ class SoftF1Loss(nn.Module):
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         _check_target(logits, target)
         probs = F.softmax(logits.float(), dim=1)
-        onehot = _as_probs(target, logits.shape[1])
+        soft = target.is_floating_point()
+        onehot = target.float() if soft else F.one_hot(target.long(), logits.shape[1]).float()
         tp = (probs * onehot).sum(0)
         # 2TP + FP + FN = (TP + FP) + (TP + FN) = predicted mass + true count
         f1 = 2 * tp / (probs.sum(0) + onehot.sum(0) + self.eps)
@@ -600,19 +562,16 @@ class SoftF1Loss(nn.Module):
         return f"eps={self.eps}"
 
 
-# Logit adjustment (balanced softmax) for the long tail: the >=60 age classes are rare.
-# The loss is cross entropy on ``logits + tau * log(prior)``, with the class priors counted from
-# the training labels that ``build_loss`` passes (``labels``). The model is trained to beat the
-# priors rather than to reproduce them, and predicts with its plain logits, which then favour
-# the rare classes (Menon et al. 2021, "Long-tail learning via logit adjustment"; with
-# ``tau = 1`` it is the balanced softmax of Ren et al. 2020). Soft targets work as in
-# cross entropy.
+# Logit adjustment for the long tail (the >=60 age classes are rare): trained on
+# ``logits + tau * log(prior)``, the model learns to beat the priors rather than reproduce them
+# and predicts with its plain logits, which then favour the rare classes (Menon et al. 2021;
+# ``tau = 1`` is the balanced softmax of Ren et al. 2020).
 
 
 def class_priors(labels: Any, num_classes: int) -> torch.Tensor:
     """Class shares of ``labels`` with one added to every count (a class missing from the
     training labels gets a small prior, not log 0)."""
-    arr = np.asarray(labels.cpu() if hasattr(labels, "cpu") else labels).reshape(-1)
+    arr = _array(labels)
     if arr.size == 0 or arr.dtype.kind not in "iu" or arr.min() < 0 or arr.max() >= num_classes:
         raise ValueError(
             f"logit adjustment needs training labels in 0..{num_classes - 1}; got "

@@ -1,31 +1,21 @@
 """The competition score (macro F1 over all 18 classes) and the numbers shown beside it.
 
-Everything is plain numpy over a bincount confusion matrix, so scoring 12,600 rows costs
-microseconds. ``macro_f1`` equals
-``sklearn.metrics.f1_score(y, p, labels=range(18), average="macro", zero_division=0)``:
-a class absent from both truth and prediction counts as F1 = 0, exactly like the leaderboard.
+Plain numpy over a bincount confusion matrix. ``macro_f1`` equals
+``sklearn.metrics.f1_score(y, p, labels=range(18), average="macro", zero_division=0)``: a class
+absent from both truth and prediction counts as F1 = 0, exactly like the leaderboard.
 
-Real or noise: is a difference of macro F1 larger than what chance alone moves it by? Two
-sources of chance, two methods (docs/experiments.md):
-
-- :func:`seed_difference`: runs of each config repeated over seeds. The spread between the
-  repeats (their standard deviation) is the noise; the difference of the means gets a
-  Student-t interval (paired seed by seed where both configs ran the same seeds, else Welch's).
-- :func:`bootstrap_difference`: one run of each on the same validation people. The people are
-  resampled with replacement (never single pictures: a person's 7 pictures are not
-  independent), each resample's macro F1 is recomputed from the people's confusion counts, and
-  the middle 95% of the resampled differences is the interval. It measures the noise of the
-  validation sample for these two fixed models, not the seed noise.
-
-A difference is ``beyond noise`` when its interval leaves out zero. Every function takes
-explicit keyword arguments and plain arrays; the ledger (:mod:`kit.runs`) reads the run
-folders and wires them in.
+Real or noise (docs/experiments.md): :func:`seed_difference` compares repeats over seeds (a
+Student-t interval, paired seed by seed or Welch's); :func:`bootstrap_difference` compares one
+run of each on the same validation people, resampled with replacement (never single pictures:
+a person's 7 pictures are not independent). A difference is ``beyond noise`` when its interval
+leaves out zero.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Literal
 
 import numpy as np
@@ -65,15 +55,15 @@ def _as_labels(name: str, y: Any) -> np.ndarray:
         return arr.astype(np.int64, copy=False)
     if arr.dtype.kind != "f":
         raise ValueError(f"{name} must hold integer class ids, got dtype {arr.dtype}")
-    bad = ~np.isfinite(arr)
+    _refuse(name, arr, ~np.isfinite(arr) | (arr != np.round(arr)), "integer class ids")
+    return arr.astype(np.int64)
+
+
+def _refuse(name: str, arr: np.ndarray, bad: np.ndarray, expected: str) -> None:
+    """ValueError naming the first value of ``arr`` where ``bad``."""
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
-        raise ValueError(f"{name} holds {arr[i]} at position {i}; expected integer class ids")
-    frac = arr != np.round(arr)
-    if frac.any():
-        i = int(np.flatnonzero(frac)[0])
-        raise ValueError(f"{name} holds {arr[i]} at position {i}; expected integer class ids")
-    return arr.astype(np.int64)
+        raise ValueError(f"{name} holds {arr[i]} at position {i}; expected {expected}")
 
 
 def _validate(y_true: Any, y_pred: Any, num_classes: int | None) -> tuple[np.ndarray, np.ndarray]:
@@ -84,18 +74,19 @@ def _validate(y_true: Any, y_pred: Any, num_classes: int | None) -> tuple[np.nda
         raise ValueError("y_true and y_pred are empty; expected at least one label")
     if num_classes is not None:
         for name, arr in (("y_true", t), ("y_pred", p)):
-            bad = (arr < 0) | (arr >= num_classes)
-            if bad.any():
-                i = int(np.flatnonzero(bad)[0])
-                raise ValueError(
-                    f"{name} holds {arr[i]} at position {i}; expected 0..{num_classes - 1}"
-                )
+            _refuse(name, arr, (arr < 0) | (arr >= num_classes), f"0..{num_classes - 1}")
     return t, p
 
 
-def _confusion(t: np.ndarray, p: np.ndarray, num_classes: int) -> np.ndarray:
-    flat = np.bincount(t * num_classes + p, minlength=num_classes * num_classes)
-    return flat.reshape(num_classes, num_classes)
+def _confusion(t: np.ndarray, p: np.ndarray, k: int, rows: int | None = None) -> np.ndarray:
+    """Counts of the pairs ``(t, p)`` of values in ``0..k-1``: ``(rows, k)``, by default square."""
+    rows = k if rows is None else rows
+    return np.bincount(t * k + p, minlength=rows * k).reshape(rows, k)
+
+
+def _ratio(num: np.ndarray, denom: np.ndarray) -> np.ndarray:
+    """``num / denom``, 0 where ``denom`` is 0 (a class absent on both sides scores 0)."""
+    return np.divide(num, denom, out=np.zeros_like(num, dtype=np.float64), where=denom > 0)
 
 
 def f1_from_confusion(cm: Any) -> np.ndarray:
@@ -109,8 +100,7 @@ def f1_from_confusion(cm: Any) -> np.ndarray:
     if cm.ndim < 2 or cm.shape[-1] != cm.shape[-2]:
         raise ValueError(f"expected confusion counts of shape (..., c, c), got shape {cm.shape}")
     tp = np.diagonal(cm, axis1=-2, axis2=-1).astype(np.float64)
-    denom = cm.sum(-2) + cm.sum(-1)  # = 2tp + fp + fn
-    return np.divide(2 * tp, denom, out=np.zeros_like(tp), where=denom > 0)
+    return _ratio(2 * tp, cm.sum(-2) + cm.sum(-1))  # predicted + true = 2tp + fp + fn
 
 
 def confusion_matrix(y_true: Any, y_pred: Any, num_classes: int = NUM_CLASSES) -> np.ndarray:
@@ -146,19 +136,13 @@ def head_f1(y_true: Any, y_pred: Any) -> dict[str, float]:
 
 
 def summarize(y_true: Any, y_pred: Any) -> dict[str, Any]:
-    """Scores of 18-way labels: macro_f1, accuracy, f1_mask, f1_gender, f1_age, confusion.
-
-    ``confusion`` is a list of lists (JSON-ready), rows true, columns predicted.
-    """
+    """Scores of 18-way labels: macro_f1, accuracy, f1_mask, f1_gender, f1_age and
+    ``confusion`` (a JSON-ready list of lists, rows true, columns predicted)."""
     t, p = _validate(y_true, y_pred, NUM_CLASSES)
     cm = _confusion(t, p, NUM_CLASSES)
-    heads = head_f1(t, p)
-    return {
-        "macro_f1": float(f1_from_confusion(cm).mean()),
-        "accuracy": float(np.mean(t == p)),
-        **{f"f1_{head}": value for head, value in heads.items()},
-        "confusion": cm.tolist(),
-    }
+    heads = {f"f1_{head}": value for head, value in head_f1(t, p).items()}
+    f1 = float(f1_from_confusion(cm).mean())
+    return {"macro_f1": f1, "accuracy": float(np.mean(t == p)), **heads, "confusion": cm.tolist()}
 
 
 def task_values(task: str, labels: Any) -> np.ndarray:
@@ -170,10 +154,9 @@ def task_values(task: str, labels: Any) -> np.ndarray:
 
 
 def summarize_task(task: str, y_true: Any, y_pred: Any) -> dict[str, Any]:
-    """Scores of a per-task run: ``y_true`` are 18-way class ids, ``y_pred`` predicted values
-    of ``task``. The keys of :func:`summarize`: ``f1_<task>`` (macro F1 over the task's values)
-    and ``accuracy`` are the task's; ``macro_f1`` and the other tasks' F1 are None (a per-task
-    run predicts no class), ``confusion`` is the task's (k, k) matrix."""
+    """:func:`summarize`'s keys for a per-task run (``y_true`` 18-way class ids, ``y_pred``
+    values of ``task``): ``f1_<task>``, ``accuracy`` and ``confusion`` are the task's;
+    ``macro_f1`` and the other tasks' F1 are None (a per-task run predicts no class)."""
     k = TASK_SIZES.get(task, 0)
     t, p = _validate(task_values(task, y_true), y_pred, k)
     cm = _confusion(t, p, k)
@@ -185,20 +168,13 @@ def summarize_task(task: str, y_true: Any, y_pred: Any) -> dict[str, Any]:
 def score_probs(
     truth: Any, probs: np.ndarray, task: str | None = None
 ) -> tuple[dict[str, Any], float]:
-    """(scores, loss) of ``probs`` against the official 18-way labels ``truth``.
-
-    The loss is the mean negative log-likelihood of the official class under the 18-way
-    probabilities: comparable across heads, losses and age thresholds. A per-task run's
-    ``probs`` are its ``task``'s: scores and loss are the task's (:func:`summarize_task`).
-    """
-    truth = np.asarray(truth, dtype=np.int64)
-    if task is not None:
-        values = task_values(task, truth)
-        picked = probs[np.arange(len(values)), values]
-        scores = summarize_task(task, truth, probs.argmax(1))
-    else:
-        picked = probs[np.arange(len(truth)), truth]
-        scores = summarize(truth, probs.argmax(1))
+    """(scores, loss) of ``probs`` against the official 18-way labels ``truth``; the loss is
+    the mean negative log-likelihood of the official class (comparable across heads, losses and
+    age thresholds). A per-task run's ``probs``, scores and loss are its ``task``'s."""
+    truth, pred = np.asarray(truth, dtype=np.int64), probs.argmax(1)
+    values = truth if task is None else task_values(task, truth)
+    picked = probs[np.arange(len(values)), values]
+    scores = summarize(truth, pred) if task is None else summarize_task(task, truth, pred)
     return scores, float(-np.log(np.clip(picked, 1e-12, None)).mean())
 
 
@@ -214,9 +190,7 @@ def report(y_true: Any, y_pred: Any) -> str:
     cm = _confusion(t, p, NUM_CLASSES)
     tp = np.diag(cm).astype(np.float64)
     predicted, support = cm.sum(0), cm.sum(1)
-    precision = np.divide(tp, predicted, out=np.zeros_like(tp), where=predicted > 0)
-    recall = np.divide(tp, support, out=np.zeros_like(tp), where=support > 0)
-    f1 = f1_from_confusion(cm)
+    precision, recall, f1 = _ratio(tp, predicted), _ratio(tp, support), f1_from_confusion(cm)
     lines = [f"{'class':>5}  {'name':<24}{'precision':>10}{'recall':>10}{'f1':>10}{'support':>9}"]
     for c in range(NUM_CLASSES):
         lines.append(
@@ -238,12 +212,9 @@ Verdict = Literal["beyond noise", "within noise", "n/a"]
 
 @dataclass(frozen=True)
 class Interval:
-    """``delta`` (the other config minus the reference) and its interval ``[low, high]``.
-
-    ``method`` says where the noise came from, e.g. ``bootstrap over 60 people`` or
-    ``seeds 3 vs 3, paired``; ``se`` is the standard error of ``delta`` where the interval is
-    Student's (seeds), None for the bootstrap's percentile interval.
-    """
+    """``delta`` (the other config minus the reference), its interval ``[low, high]``, where
+    the noise came from (``method``: ``bootstrap over 60 people``, ``seeds 3 vs 3, paired``)
+    and the standard error of a Student interval (``se``; None for the bootstrap's)."""
 
     delta: float
     low: float
@@ -268,13 +239,6 @@ def mean_sd(values: Sequence[float]) -> tuple[float, float | None, int]:
         raise ValueError("mean_sd of no values; expected at least one score")
     sd = float(x.std(ddof=1)) if x.size > 1 else None
     return float(x.mean()), sd, int(x.size)
-
-
-def _t_quantile(p: float, df: float) -> float:
-    # scipy costs half a second to import: only a comparison of repeats pays it
-    from scipy.stats import t
-
-    return float(t.ppf(p, df))
 
 
 def seed_difference(
@@ -306,8 +270,10 @@ def seed_difference(
         denom = va**2 / (a.size - 1) + vb**2 / (b.size - 1)
         df = (va + vb) ** 2 / denom if denom > 0 else a.size + b.size - 2
         method = f"seeds {a.size} vs {b.size}"
+    from scipy.stats import t  # half a second to import: only a comparison of repeats pays it
+
     delta = float(b.mean() - a.mean())
-    half = _t_quantile(0.5 + confidence / 2, df) * se
+    half = float(t.ppf(0.5 + confidence / 2, df)) * se
     return Interval(delta, delta - half, delta + half, method, se)
 
 
@@ -328,21 +294,15 @@ def person_counts(
             f"truth, pred and person_ids differ in length: {len(t)}, {len(p)}, {len(person)}"
         )
     n_people = int(person.max()) + 1 if len(person) else 0
-
-    def count(rows: np.ndarray, classes: np.ndarray) -> np.ndarray:
-        flat = np.bincount(rows * num_classes + classes, minlength=n_people * num_classes)
-        return flat.reshape(n_people, num_classes).astype(np.float64)
-
+    count = partial(_confusion, k=num_classes, rows=n_people)
     hit = t == p
-    return count(person[hit], t[hit]), count(person, p), count(person, t)
+    tp, predicted, true = count(person[hit], t[hit]), count(person, p), count(person, t)
+    return tp.astype(np.float64), predicted.astype(np.float64), true.astype(np.float64)
 
 
 def _macro_f1(tp: np.ndarray, predicted: np.ndarray, true: np.ndarray) -> np.ndarray:
-    """Macro F1 of summed counts ``(..., classes)``: a class absent on both sides scores 0,
-    as in :func:`kit.metrics.macro_f1`."""
-    denom = predicted + true
-    f1 = np.divide(2 * tp, denom, out=np.zeros_like(tp), where=denom > 0)
-    return f1.mean(-1)
+    """Macro F1 of summed counts ``(..., classes)``, as :func:`macro_f1` scores."""
+    return _ratio(2 * tp, predicted + true).mean(-1)
 
 
 def bootstrap_difference(

@@ -1,24 +1,12 @@
-"""Batch mixing for training: MixUp, CutMix and half-picture CutMix, with soft targets.
+"""Batch mixing for training: MixUp, CutMix and half-picture CutMix, with soft targets
+(docs/techniques.md, "What each does").
 
-A mixed batch pairs every picture with a partner from the same batch and blends the two: MixUp
-blends the pixels, CutMix pastes a box of the partner, the half-picture variants paste one half
-(left / right for ``vhalves``, top / bottom for ``hhalves``) with a cut position drawn from the
-narrow range ``lam`` (``--mix-lam``; the 1st place of the competition cut near the middle). The
-targets become ``lam * target + (1 - lam) * partner's target``, soft (n, C) rows that sum to 1;
-a three-head model gets each head's marginal of the mixed 18-way target, so every head mixes
-its own target with the same ``lam``.
-
-Partners (:data:`MIX_PAIRS`) are ``random`` or ``same_class`` (a partner of the same 18-way
-training class, so a cut can never paste a mask onto a face labelled "not wear": the reason the
-3rd place gave for CutMix "making wrong examples"). A per-task head (``--head age``) mixes its
-task's values the same way (same class: the same task value). Targets that are soft already
-(soft pseudo-labels) are mixed as they are, partners paired by their most likely class.
-
-Classic random-pair MixUp / CutMix is ``timm.data.Mixup`` itself; kit adds only what timm has
-no option for (partners of the same class, half pictures). Every random draw (timm's too) comes
-from numpy's global generator, which training re-seeds at the start of every epoch
-(``kit.device.seed_everything``): a resumed run mixes its batches exactly as an
-uninterrupted one.
+Every picture is blended with a partner of the same batch (:data:`MIX_PAIRS`: ``random``, or
+``same_class``, so a cut never pastes a mask onto a face labelled "not wear"), and its target
+becomes ``lam * target + (1 - lam) * partner's target``; a three-head model gets each head's
+marginal of that, a per-task head its task's values. Random-pair MixUp / CutMix is
+``timm.data.Mixup`` itself. Every draw comes from numpy's global generator, which training
+re-seeds every epoch: a resumed run mixes its batches exactly as an uninterrupted one.
 """
 
 from __future__ import annotations
@@ -37,6 +25,9 @@ from kit.models import head_task, target_classes
 from kit.registry import Registry
 
 __all__ = ["MIXES", "MIX_PAIRS", "Mixer", "build_mixer", "mix_active", "soft_targets"]
+
+#: ``mix(images, partner, alpha, lam) -> share kept``: see :class:`MixSpec`.
+MixFn = Callable[[torch.Tensor, np.ndarray, float, tuple[float, float]], float]
 
 #: pairing name -> ``pairs(class ids (n,) numpy) -> partner index of each row``.
 MIX_PAIRS: Registry[Callable[[np.ndarray], np.ndarray]] = Registry("mix_pairs")
@@ -65,7 +56,7 @@ class MixSpec:
     CutMix; ``lam``: the range of the half-picture cut); ``timm`` the ``timm.data.Mixup``
     arguments that do the same with random partners (None: kit's own code for every pairing)."""
 
-    mix: Callable[[torch.Tensor, np.ndarray, float, tuple[float, float]], float] | None
+    mix: MixFn | None
     timm: dict[str, float] | None = None
 
 
@@ -82,7 +73,7 @@ def _box(x: torch.Tensor, partner: np.ndarray, alpha: float, lam: tuple[float, f
     return float(lam)
 
 
-def _halves(axis: int) -> Callable[[torch.Tensor, np.ndarray, float, tuple[float, float]], float]:
+def _halves(axis: int) -> MixFn:
     def mix(x: torch.Tensor, partner: np.ndarray, alpha: float, lam: tuple[float, float]) -> float:
         size = x.shape[axis]
         cut = round(float(np.random.uniform(*lam)) * size)
@@ -115,8 +106,7 @@ def soft_targets(
 ) -> torch.Tensor:
     """``lam * one_hot(classes) + (1 - lam) * one_hot(classes[partner])``: (n, width) rows
     summing to 1."""
-    onehot = torch.nn.functional.one_hot(classes.long(), width).float()
-    return onehot * lam + onehot[torch.as_tensor(partner, device=onehot.device)] * (1.0 - lam)
+    return _mix_soft(torch.nn.functional.one_hot(classes.long(), width).float(), partner, lam)
 
 
 def _is_soft(targets: Any) -> bool:
@@ -139,14 +129,9 @@ def _like(targets: Any, soft: torch.Tensor) -> Any:
 
 
 class Mixer:
-    """Mixes a training batch with ``mix`` (:data:`MIXES`; ``--mix``), partners of ``pairs``
-    (:data:`MIX_PAIRS`; ``--mix-pairs``), ``alpha`` (``--mix-alpha``), ``lam`` (``--mix-lam``),
-    a share ``prob`` of the batches mixed (``--mix-prob``), targets of ``head`` (``--head``):
-    ``mixer(images, targets) -> (images, soft targets)``.
-
-    ``images`` are changed in place. A batch left unmixed (probability ``1 - prob``) still
-    gets soft (one-hot) targets, so the loss sees one kind of target all epoch.
-    """
+    """``mixer(images, targets) -> (images, soft targets)``, the images changed in place; the
+    arguments are the ``--mix*`` options and ``--head``. A batch left unmixed (probability
+    ``1 - prob``) still gets soft (one-hot) targets: the loss sees one kind all epoch."""
 
     def __init__(
         self,

@@ -1,53 +1,26 @@
 """The model: ``create_model(cfg)``, a backbone with its pretrained weights plus a head of
-:data:`HEADS`.
+:data:`HEADS` (docs/architecture.md, "The backbone contract"; docs/pretrained.md).
 
-The backbone (``cfg.model``) is one of three kinds, all under one contract (docs/architecture.md,
-"The backbone contract"):
+The backbone ``cfg.model`` is a timm name (``timm.create_model(name, num_classes=0)``),
+``torchvision/<name>`` (torchvision's model with its last ``nn.Linear`` replaced by
+``nn.Identity``; ``--pretrained`` loads torchvision's weights through torch's hub cache and
+normalises with their ``transforms()``) or a name registered with :func:`register_model`. It
+maps a normalised ``(n, 3, H, W)`` batch to pooled features ``(n, width)``: ``num_features``,
+else measured by one forward pass. The head is ``HEADS[cfg.head].build(width)``.
 
-- a timm name (the default): ``timm.create_model(name, num_classes=0)``;
-- ``torchvision/<name>`` (``torchvision.models.list_models()``): torchvision's model with its
-  classifier, the last ``nn.Linear``, replaced by ``nn.Identity``; ``--pretrained`` loads
-  torchvision's own weights (torch's hub cache, ``$TORCH_HOME/hub/checkpoints``, else a
-  download) and the pictures are normalised with those weights' ``transforms()``;
-- a name registered with :func:`register_model`: any ``nn.Module`` factory of one's own.
+:func:`resolve_weights` finds pretrained weights as timm would (``--pretrained-file``, else the
+Hugging Face cache, else a download) and returns the :class:`Weights` record the run folder
+keeps. Offline and not cached it fails at once with :class:`WeightsUnavailable`: one metadata
+request with a short timeout and no retry, where huggingface_hub's download retries with
+back-off (measured: 23 s to give up).
 
-A backbone maps a normalised float batch ``(n, 3, H, W)`` to pooled features ``(n, width)``;
-``width`` is its ``num_features`` (timm's, set for torchvision's), else measured by one forward
-pass. The head is built as ``HEADS[cfg.head].build(width)`` and called on those features.
-
-Pretrained weights (``--pretrained``, ``--pretrained-tag``, ``--pretrained-file``) are found by
-:func:`resolve_weights` (below) and loaded here; the model keeps the record of what it
-loaded in ``model.weights``.
-
-Where pretrained weights come from: the Hugging Face cache, the hub, or a local file.
-``resolve_weights(cfg)`` finds the file timm's ``create_model(name, pretrained=True)`` would
-load, the way timm users expect: ``--pretrained-file`` when given; else the Hugging Face cache
-(``HF_HUB_CACHE``, ``HF_HOME``) when it holds the weights; else a download from the hub. It
-returns a :class:`Weights` record (source, hub id or file, sha256) that the run folder keeps.
-
-Offline (``HF_HUB_OFFLINE=1``, or the hub unreachable) and not cached, it fails at once with
-:class:`WeightsUnavailable`, naming the model, the cache folder and both remedies. Why not let
-huggingface_hub find out: its download retries an unreachable hub with back-off (measured: 23 s
-to give up here); one metadata request with a short timeout and no retry tells the same in
-seconds. The timm name of a weight variant is ``<model>.<tag>`` (``--pretrained-tag``).
-
-Heads: the modules on top of the backbone, each declaring the kind of output it gives.
 Training and inference never look at a head's name, only at its output kind
-(:data:`OUTPUT_KINDS`):
-
-- ``"joint"``: one ``(n, 18)`` logits tensor; trained on the 18-way class id (``cfg.loss``).
-- ``"heads"``: a dict ``{"mask": (n, 3), "gender": (n, 2), "age": (n, 3)}`` of logits; trained
-  on the three ids (``cfg.head_losses`` / ``cfg.loss``, weighted by ``cfg.head_weights``).
-- ``"mask"``, ``"gender"``, ``"age"``: one task only, ``(n, 3)``, ``(n, 2)`` or ``(n, 3)``
-  logits, trained on that task's id (``cfg.loss``). Such a run's probabilities are the task's
-  (``OutputKind.task`` says which), never 18-way: the ensembler merges a mask, a gender and an
-  age run (docs/ensembling.md, "Per-task runs").
-
-Each kind also trains on soft targets (soft pseudo-labels): :attr:`OutputKind.soft_target`.
-
-So a new head of either kind is one decorated builder; ``fit``, ``predict`` and the config
-checks accept it by name (a name of the example's own: recipes/torchvision_resnet18.py
-registers ``dropout_linear`` in the same process-wide registry):
+(:data:`OUTPUT_KINDS`): ``"joint"`` (``(n, 18)`` logits, trained on the class id),
+``"heads"`` (a dict of ``mask`` ``(n, 3)``, ``gender`` ``(n, 2)`` and ``age`` ``(n, 3)``
+logits, trained per head with ``cfg.head_losses`` and ``cfg.head_weights``) or one task
+(``"mask"``, ``"gender"``, ``"age"``: that task's logits, whose probabilities are never 18-way;
+docs/ensembling.md, "Per-task runs"). Each kind also trains on soft targets. A new head is one
+decorated builder (recipes/torchvision_resnet18.py registers one in the same registry):
 
 >>> from torch import nn
 >>> @register_head("example_head", kind="joint")
@@ -152,21 +125,20 @@ def _joint_probs(output: torch.Tensor) -> torch.Tensor:
 
 
 def _heads_probs(output: Mapping[str, torch.Tensor]) -> torch.Tensor:
-    soft = {h: torch.softmax(output[h].float(), dim=1) for h in TASK_SIZES}
-    return joint_from_heads(soft["mask"], soft["gender"], soft["age"])
+    return joint_from_heads(*(torch.softmax(output[h].float(), dim=1) for h in TASKS))
 
 
 def _heads_target(label: int) -> dict[str, int]:
     return dict(zip(TASKS, decode(label), strict=True))
 
 
-def _marginals(p18: Any) -> dict[str, torch.Tensor]:
-    rows = heads_from_joint(torch.as_tensor(p18, dtype=torch.float32)[None])
-    return {h: m[0] for h, m in zip(TASKS, rows, strict=True)}
-
-
 def _joint_soft(p18: Any) -> torch.Tensor:
     return torch.as_tensor(p18, dtype=torch.float32)
+
+
+def _marginals(p18: Any) -> dict[str, torch.Tensor]:
+    rows = heads_from_joint(_joint_soft(p18)[None])
+    return {h: m[0] for h, m in zip(TASKS, rows, strict=True)}
 
 
 def _task_soft(task: str, p18: Any) -> torch.Tensor:
@@ -191,16 +163,12 @@ def _task_value(index: int, label: int) -> int:
     return decode(label)[index]
 
 
-def _task_target(index: int) -> Callable[[int], int]:
-    return partial(_task_value, index)  # a partial, not a lambda: DataLoader workers pickle it
-
-
 for _i, _task in enumerate(TASKS):
     OUTPUT_KINDS.register(
         _task,
         OutputKind(
             f"one (n, {TASK_SIZES[_task]}) {_task} logits tensor",
-            _task_target(_i),
+            partial(_task_value, _i),  # a partial, not a lambda: DataLoader workers pickle it
             _joint_probs,  # a softmax over the task's values
             task=_task,
             soft_target=partial(_task_soft, _task),
@@ -231,10 +199,15 @@ def register_head(name: str, kind: str, *, overwrite: bool = False) -> Callable[
     """
     if kind not in OUTPUT_KINDS:
         raise UnknownName(OUTPUT_KINDS.unknown_message(kind, f"head {name!r}: unknown output kind"))
-    add = HEADS.register(name, overwrite=overwrite)  # checks the name now, not at decoration
+    return _adding(HEADS.register(name, overwrite=overwrite), partial(HeadSpec, kind=kind))
+
+
+def _adding(add: Callable[[Any], Any], spec: Callable[[Any], Any]) -> Callable[[Builder], Builder]:
+    """A decorator adding ``spec(its function)`` through ``add`` (a registry's, made before
+    the decoration so that the name is checked at once) and returning the function."""
 
     def decorate(build: Builder) -> Builder:
-        add(HeadSpec(build, kind))
+        add(spec(build))
         return build
 
     return decorate
@@ -249,15 +222,12 @@ def head_spec(name: str) -> HeadSpec:
 
 
 def head_target(name: str) -> Callable[[int], Any]:
-    """The training target of head ``name`` for an 18-way class id (its kind's ``target``):
-    the id itself for ``"joint"`` heads, a ``{mask, gender, age}`` dict for ``"heads"``."""
+    """The training target of head ``name`` for an 18-way class id (its kind's ``target``)."""
     return OUTPUT_KINDS.use(head_spec(name).kind).target
 
 
 def head_soft_target(name: str) -> Callable[[Any], Any]:
-    """The soft training target of head ``name`` for 18-way probabilities ``(18,)``: the
-    vector for ``"joint"`` heads, the three marginals for ``"heads"``, a per-task head's
-    marginal."""
+    """The soft training target of head ``name`` for 18-way probabilities ``(18,)``."""
     kind = head_spec(name).kind
     soft = OUTPUT_KINDS.use(kind).soft_target
     if soft is None:
@@ -287,10 +257,14 @@ def to_probs(output: torch.Tensor | Mapping[str, torch.Tensor], kind: str | None
     return OUTPUT_KINDS.use(kind).probs(output)
 
 
-@register_head("single", "joint")
-def _linear(in_features: int) -> nn.Module:
-    """One linear layer to the 18 classes."""
-    return nn.Linear(in_features, NUM_CLASSES)
+def _linear(width: int, in_features: int) -> nn.Module:
+    """One linear layer to ``width`` outputs: the 18 classes, or a task's values."""
+    return nn.Linear(in_features, width)
+
+
+register_head("single", "joint")(partial(_linear, NUM_CLASSES))
+for _task in TASKS:  # heads "mask", "gender", "age": one task each (a per-task run)
+    register_head(_task, _task)(partial(_linear, TASK_SIZES[_task]))
 
 
 @register_head("multi", "heads")
@@ -303,18 +277,6 @@ class MultiHead(nn.Module):
 
     def forward(self, features: torch.Tensor) -> dict[str, torch.Tensor]:
         return {h: layer(features) for h, layer in self.heads.items()}
-
-
-def _task_head(task: str) -> Callable[[int], nn.Module]:
-    def build(in_features: int) -> nn.Module:
-        return nn.Linear(in_features, TASK_SIZES[task])
-
-    build.__doc__ = f"One linear layer to the {TASK_SIZES[task]} {task} values (a per-task run)."
-    return build
-
-
-for _task in TASKS:  # heads "mask", "gender", "age": one task each
-    register_head(_task, _task)(_task_head(_task))
 
 
 # last, once everything register_head uses is defined: kit.register_head (kit.registry's, which
@@ -356,18 +318,9 @@ def hub_cache_dir() -> Path:
     return Path(constants.HF_HUB_CACHE)
 
 
-def _offline() -> bool:
-    from huggingface_hub import constants
-
-    return bool(constants.HF_HUB_OFFLINE)
-
-
 def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
     with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def _unavailable(name: str, hub_id: str, why: str) -> WeightsUnavailable:
@@ -411,10 +364,9 @@ def _download(name: str, hub_id: str, revision: str | None, files: tuple[str, ..
         except Exception as err:  # connection refused, no DNS, timeout: the hub is unreachable
             raise _unavailable(name, hub_id, f"hub unreachable: {type(err).__name__}") from err
         cache = hub_cache_dir()
-        got = hf_hub_download(
-            hub_id, filename, revision=revision, cache_dir=cache, endpoint=endpoint
+        return Path(
+            hf_hub_download(hub_id, filename, revision=revision, cache_dir=cache, endpoint=endpoint)
         )
-        return Path(got)
     raise _unavailable(name, hub_id, f"the hub repository has none of {list(files)}")
 
 
@@ -456,19 +408,18 @@ def resolve_weights(cfg: Config) -> Weights | None:
     """The weights ``cfg`` starts from (None: random init): ``cfg.pretrained_file``, else the
     cached hub file, else a download. Raises :class:`WeightsUnavailable` (a ValueError) at
     once when offline and not cached, FileNotFoundError for a missing ``pretrained_file``."""
+    name = weights_name(cfg.model, cfg.pretrained_tag)
     if cfg.pretrained_file is not None:
         path = Path(cfg.pretrained_file).expanduser()
         if not path.is_file():
             raise FileNotFoundError(f"pretrained_file {path} does not exist (model {cfg.model!r})")
-        name = weights_name(cfg.model, getattr(cfg, "pretrained_tag", None))
         return Weights("file", name, None, str(path.resolve()), _sha256(path))
     if not cfg.pretrained or registered_model(cfg.model) is not None:
         return None  # a registered factory loads its own weights
     if torchvision_name(cfg.model) is not None:
         return _torchvision_weights(cfg)
-    found = pretrained_cfg(cfg.model, getattr(cfg, "pretrained_tag", None))
-    name = weights_name(cfg.model, getattr(cfg, "pretrained_tag", None))
-    if "." not in name and getattr(found, "tag", None):
+    found = pretrained_cfg(cfg.model, cfg.pretrained_tag)
+    if "." not in name and found.tag:
         name = f"{name}.{found.tag}"
     if not found.hf_hub_id:
         raise WeightsUnavailable(
@@ -476,12 +427,13 @@ def resolve_weights(cfg: Config) -> Weights | None:
             f"--pretrained-file PATH (a timm state_dict of {name!r})"
         )
     hub_id, _, revision = found.hf_hub_id.partition("@")  # timm's "repo@revision"
-    own = getattr(found, "hf_hub_filename", None)
-    files = (own,) if own else _HUB_FILES
+    files = (found.hf_hub_filename,) if found.hf_hub_filename else _HUB_FILES
     path = _cached(hub_id, revision or None, files)
     source = "cache"
     if path is None:
-        if _offline():
+        from huggingface_hub import constants
+
+        if constants.HF_HUB_OFFLINE:
             raise _unavailable(name, hub_id, "HF_HUB_OFFLINE=1")
         path, source = _download(name, hub_id, revision or None, files), "hub"
     return Weights(source, name, found.hf_hub_id, str(path), _sha256(path))
@@ -512,19 +464,11 @@ def register_model(
     std: tuple[float, float, float] | None = None,
     overwrite: bool = False,
 ) -> Callable[[Factory], Factory]:
-    """Decorator adding a backbone factory to :data:`MODELS`, so ``--model name`` builds it.
-
-    The factory takes no argument (``pretrained=True`` with ``--pretrained``: it loads its own
-    weights then, and ``mean`` / ``std`` must be those weights' normalisation) and returns a
-    module mapping ``(n, 3, H, W)`` to ``(n, width)`` features; the head goes on top.
-    """
-    add = MODELS.register(name, overwrite=overwrite)  # checks the name now, not at decoration
-
-    def decorate(build: Factory) -> Factory:
-        add(ModelSpec(build, _triple(mean), _triple(std)))
-        return build
-
-    return decorate
+    """Decorator adding a backbone factory (:class:`ModelSpec`) to :data:`MODELS`, so
+    ``--model name`` builds it; with ``--pretrained`` it loads its own weights, and ``mean`` /
+    ``std`` must be those weights' normalisation."""
+    spec = partial(ModelSpec, mean=_triple(mean), std=_triple(std))
+    return _adding(MODELS.register(name, overwrite=overwrite), spec)
 
 
 def _triple(values: Any) -> tuple[float, float, float] | None:
@@ -568,9 +512,8 @@ def _check_weights(backbone: nn.Module, path: Path, model: str) -> None:
 
 
 def backbone_width(backbone: nn.Module, image_size: tuple[int, int]) -> int:
-    """The feature width of ``backbone``: its ``num_features`` (timm's ``head_hidden_size``
-    first), else the width of its output for one ``image_size`` picture. ValueError when that
-    output is not ``(1, width)``."""
+    """The feature width of ``backbone``: timm's ``head_hidden_size`` or ``num_features``, else
+    measured on one ``image_size`` picture (ValueError when its output is not ``(1, width)``)."""
     width = getattr(backbone, "head_hidden_size", None) or getattr(backbone, "num_features", None)
     if width:
         return int(width)
@@ -600,27 +543,23 @@ def _load_file(module: nn.Module, path: str, model: str) -> None:
         ) from err
 
 
-def _strip_classifier(model: nn.Module, name: str) -> nn.Module:
-    """``model`` without its classifier: the last ``nn.Linear`` becomes ``nn.Identity``."""
-    linears = [n for n, m in model.named_modules() if isinstance(m, nn.Linear)]
-    if not linears:
-        raise ValueError(f"torchvision model {name!r} has no nn.Linear classifier to replace")
-    parent_name, _, attr = linears[-1].rpartition(".")
-    parent = model.get_submodule(parent_name)
-    width = getattr(parent, attr).in_features
-    setattr(parent, attr, nn.Identity())
-    model.num_features = width
-    return model
-
-
 def _torchvision(cfg: Config, weights: Weights | None) -> nn.Module:
+    """torchvision's model without its classifier: the last ``nn.Linear`` becomes
+    ``nn.Identity``."""
     from torchvision import models
 
     name = torchvision_name(cfg.model)
     model = models.get_model(name)  # random weights; the file is loaded below
     if weights is not None:
         _load_file(model, weights.file, cfg.model)
-    return _strip_classifier(model, name)
+    linears = [n for n, m in model.named_modules() if isinstance(m, nn.Linear)]
+    if not linears:
+        raise ValueError(f"torchvision model {name!r} has no nn.Linear classifier to replace")
+    parent_name, _, attr = linears[-1].rpartition(".")
+    parent = model.get_submodule(parent_name)
+    model.num_features = getattr(parent, attr).in_features
+    setattr(parent, attr, nn.Identity())
+    return model
 
 
 def _registered(cfg: Config, spec: ModelSpec, weights: Weights | None) -> nn.Module:
@@ -685,14 +624,10 @@ def _timm(cfg: Config, weights: Weights | None) -> nn.Module:
 
 
 def create_model(cfg: Config, weights: Weights | None = None) -> Classifier:
-    """The model of ``cfg``: the backbone ``cfg.model`` (timm, ``torchvision/<name>`` or
-    registered with :func:`register_model`) plus ``cfg.head`` on its features.
-
-    With ``cfg.pretrained`` or ``cfg.pretrained_file`` the backbone starts from the weights
-    :func:`resolve_weights` finds (or from ``weights``, already resolved), without their
-    classifier; ``model.weights`` records them. Fixed-size timm models (ViT, Swin) are built
-    for ``cfg.image_size``. Unknown heads or models raise ValueError.
-    """
+    """The model of ``cfg``: the backbone ``cfg.model`` plus ``cfg.head`` on its features.
+    The backbone starts from ``weights``, else those :func:`resolve_weights` finds (recorded
+    in ``model.weights``). Fixed-size timm models (ViT, Swin) are built for
+    ``cfg.image_size``. Unknown heads or models raise ValueError."""
     head = head_spec(cfg.head)
     spec = registered_model(cfg.model)
     if spec is None and torchvision_name(cfg.model) is not None:

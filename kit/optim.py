@@ -1,15 +1,11 @@
-"""How training minimises its loss (built by :func:`kit.losses.build_criterion`):
-the optimizer and the learning-rate scheduler (built with timm's factories and classes), the
-:class:`Parts` that train together (model, optimizer, scheduler, gradient scaler, weight
-average) and the refit schedules :data:`REFITS` (what trains after validation).
+"""How training minimises its loss (:func:`kit.losses.build_criterion`): the optimizer and the
+learning-rate scheduler (timm's), the :class:`Parts` that train together and the refit schedules
+:data:`REFITS` (what trains after validation).
 
-``cfg.optimizer`` is any timm optimizer name (``create_optimizer_v2``; :data:`OPTIMIZERS` adds
-one's own), over the parameter groups of ``cfg.layer_decay`` and ``cfg.backbone_lr_scale``
-(:func:`param_groups`); ``cfg.freeze_epochs`` trains the head alone first
-(:func:`freeze_backbone`). :data:`SCHEDULERS` holds the names ``cfg.scheduler`` accepts.
-Schedulers are timm schedulers stepped per optimizer update
+``cfg.optimizer`` is any timm optimizer name or one of :data:`OPTIMIZERS`, over the parameter
+groups of :func:`param_groups`. Schedulers (:data:`SCHEDULERS`) step per optimizer update
 (``step_update(num_updates)``, after gradient accumulation) with a linear warmup of
-``cfg.warmup_epochs`` (fractions allowed), and told the validation macro F1 at every epoch end
+``cfg.warmup_epochs``, and hear the validation macro F1 at every epoch end
 (``step(epoch, metric)``; only ``plateau`` listens). Their state goes into ``last.pt``.
 """
 
@@ -84,12 +80,10 @@ def param_groups(
     layer_decay: float | None = None,
     backbone_lr_scale: float = 1.0,
 ) -> list[dict[str, Any]]:
-    """The parameter groups of ``model`` under ``layer_decay`` and ``backbone_lr_scale``: the
-    head at the optimizer's rate; the backbone's top block at ``backbone_lr_scale`` times it
-    and, with ``layer_decay``, each block below at ``layer_decay`` times the rate of the block
-    above (timm's ``param_groups_layer_decay``, which groups a timm backbone by its
-    ``group_matcher``). Biases and norm weights take no weight decay, as timm does.
-    """
+    """The parameter groups of ``model``: the head at the optimizer's rate, the backbone at
+    ``backbone_lr_scale`` times it and, with ``layer_decay``, each block at ``layer_decay``
+    times the rate of the block above (timm's ``param_groups_layer_decay``). Biases and norm
+    weights take no weight decay, as timm does."""
     backbone, head = backbone_and_head(model)
     wd = weight_decay
     no_decay = getattr(backbone, "no_weight_decay", lambda: set())()
@@ -116,14 +110,10 @@ def build_optimizer(
     layer_decay: float | None = None,
     backbone_lr_scale: float = 1.0,
 ) -> torch.optim.Optimizer:
-    """``optimizer`` (``--optimizer``) over ``model``'s parameters: timm's
-    ``create_optimizer_v2`` (timm's ``sgd`` is SGD with Nesterov momentum; ``momentum`` reaches
-    only optimizers that take it), or an entry of :data:`OPTIMIZERS`.
-
-    Without ``layer_decay`` and with ``backbone_lr_scale`` 1, timm groups the whole model itself
-    (biases and norm weights without weight decay), as runs trained before those fields did,
-    so their ``last.pt`` resumes; otherwise the groups are :func:`param_groups`.
-    """
+    """``optimizer`` over ``model``: an entry of :data:`OPTIMIZERS`, else timm's
+    ``create_optimizer_v2`` (its ``sgd`` has Nesterov momentum). Without ``layer_decay`` and
+    ``backbone_lr_scale``, timm groups the whole model itself, as runs trained before those
+    fields did, so their ``last.pt`` resumes; otherwise the groups are :func:`param_groups`."""
     plain = layer_decay is None and backbone_lr_scale == 1.0
     groups = functools.partial(
         param_groups,
@@ -142,9 +132,9 @@ def build_optimizer(
 
 
 def freeze_backbone(model: nn.Module, frozen: bool) -> None:
-    """Stop (``frozen``) or restart the training of ``model``'s backbone: its parameters get no
-    gradient, so the optimizer leaves them and their moments alone (fastai's ``freeze``). The
-    head always trains; a model without one is never frozen."""
+    """Stop (``frozen``) or restart the training of ``model``'s backbone (fastai's ``freeze``):
+    no gradient, so the optimizer leaves it and its moments alone. A model without a head is
+    never frozen."""
     backbone, head = backbone_and_head(model)
     if head is None:
         return
@@ -153,13 +143,10 @@ def freeze_backbone(model: nn.Module, frozen: bool) -> None:
 
 
 class _Plateau(StepLRScheduler):
-    """Constant after warmup; at an epoch end the rate shrinks by ``factor`` once ``patience``
-    epochs have passed without a better val macro F1.
-
-    Written here because timm's ``PlateauLRScheduler`` is deprecated, steps only per epoch and
-    (its docstring says) forgets its counters on resume; these live in ``__dict__``, which timm's
-    ``state_dict`` saves.
-    """
+    """Constant after warmup; the rate shrinks by ``factor`` at the end of an epoch after more
+    than ``patience`` epochs without a better val macro F1. Not timm's ``PlateauLRScheduler``:
+    that is deprecated, steps only per epoch and forgets its counters on resume (these live in
+    ``__dict__``, which timm's ``state_dict`` saves)."""
 
     def __init__(self, optimizer: Any, patience: float, factor: float, **warmup: Any) -> None:
         super().__init__(optimizer, decay_t=1, decay_rate=1.0, t_in_epochs=False, **warmup)
@@ -200,11 +187,10 @@ class SchedulerSpec:
 
 
 SCHEDULERS: Registry[SchedulerSpec] = Registry("scheduler")
+Warmup, Kwargs = dict[str, Any], dict[str, float]  # timm's warmup arguments, scheduler_kwargs
 
 
-def _cosine(
-    opt: Any, lr: float, epochs: int, spe: int, warmup: dict[str, Any], kw: dict[str, float]
-) -> Any:
+def _cosine(opt: Any, lr: float, epochs: int, spe: int, warmup: Warmup, kw: Kwargs) -> Any:
     total = spe * epochs
     return CosineLRScheduler(
         opt,
@@ -216,9 +202,7 @@ def _cosine(
     )
 
 
-def _step(
-    opt: Any, lr: float, epochs: int, spe: int, warmup: dict[str, Any], kw: dict[str, float]
-) -> Any:
+def _step(opt: Any, lr: float, epochs: int, spe: int, warmup: Warmup, kw: Kwargs) -> Any:
     every = kw.get("step_epochs") or epochs / 3
     return StepLRScheduler(
         opt,
@@ -230,15 +214,11 @@ def _step(
     )
 
 
-def _plateau(
-    opt: Any, lr: float, epochs: int, spe: int, warmup: dict[str, Any], kw: dict[str, float]
-) -> Any:
+def _plateau(opt: Any, lr: float, epochs: int, spe: int, warmup: Warmup, kw: Kwargs) -> Any:
     return _Plateau(opt, kw.get("patience", 1), kw.get("factor", 0.1), **warmup)
 
 
-def _constant(
-    opt: Any, lr: float, epochs: int, spe: int, warmup: dict[str, Any], kw: dict[str, float]
-) -> Any:
+def _constant(opt: Any, lr: float, epochs: int, spe: int, warmup: Warmup, kw: Kwargs) -> Any:
     return StepLRScheduler(opt, decay_t=1, decay_rate=1.0, t_in_epochs=False, **warmup)
 
 

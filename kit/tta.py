@@ -1,18 +1,12 @@
-"""Test-time views: the registry :data:`TTA` of views of a batch of prepared, normalised
-pictures (mirror image, small shifts, zoom in / out, other crops of the original picture), and
-:func:`tta_views`, which combines them (``"hflip+shift"``: every shift of the picture and of its
-mirror image). Validation in training and inference average the probabilities of the views
-alike.
+"""Test-time views (docs/techniques.md, "Test-time views"): the registry :data:`TTA` of views
+of a batch of prepared, normalised pictures, and :func:`tta_views`, which combines them
+(``"hflip+shift"``: every shift of the picture and of its mirror image). Every view keeps the
+batch's shape and the picture's class, so the views' probabilities are averaged as they are.
 
-Every view keeps the batch's shape and none changes a picture's class, so a view's
-probabilities need no inverting before they are averaged.
-
-A :class:`CropViews` entry (``center_face``: the centre crop and the face crop) is not a change
-of the prepared batch but other crops of the original pictures: the forward pass
-(:func:`kit.train.forward.predict_frame`) reads the rows once more under each crop mode the run
-does not use itself, and hands those batches to the views. A crop that needs a face box is
-used only for the pictures that have one (:func:`kit.faces.face_boxes`); a picture without
-one keeps the run's own view in its place (the face crop falls back to the centre crop there).
+A :class:`CropViews` entry (``center_face``) is other crops of the original pictures: the
+forward pass (:func:`kit.train.forward.predict_frame`) reads the rows again under each crop
+mode the run does not use itself (:func:`crop_sources`). A picture without the face box a crop
+needs keeps the run's own view there.
 """
 
 from __future__ import annotations
