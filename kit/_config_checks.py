@@ -1,9 +1,8 @@
 """Type, range and registry checks behind ``Config.replace`` and ``Config.validate``.
 
-A field whose metadata names a ``registry`` kind is checked by the registry of that kind in
-:data:`kit.registry.REGISTRIES`, so a head, preset, loss, optimizer, ... registered in its own
-module is accepted here without edits, and this module imports no training code: a registry
-not imported yet is skipped by ``validate`` and required by :func:`check_registries`.
+A field whose metadata names a ``registry`` kind is checked by that registry in
+:data:`kit.registry.REGISTRIES`, so this module imports no training code: a registry not
+imported yet is skipped by ``validate`` and required by :func:`check_registries`.
 """
 
 from __future__ import annotations
@@ -18,7 +17,7 @@ from kit.errors import ConfigError
 from kit.labels import TASK_SIZES
 from kit.registry import REGISTRIES, did_you_mean
 
-__all__ = ["check", "check_folds", "check_registries", "parse_age_ranges", "parse_folds"]
+__all__ = ["check", "check_registries", "parse_age_ranges", "parse_folds"]
 __all__ += ["pretrained_cfg", "weights_name"]
 __all__ += ["TORCHVISION", "check_model_name", "registered_model"]
 __all__ += ["torchvision_name", "torchvision_weights"]
@@ -141,11 +140,8 @@ _RANGES: dict[str, _Check] = {
 
 
 def check(cfg: Any) -> None:
-    """Raise ValueError naming the first bad field of ``cfg``, its value and what is expected.
-
-    Registry names are checked for the registries imported so far (see
-    :func:`check_registries`).
-    """
+    """Raise ValueError naming the first bad field of ``cfg``, its value and what is expected
+    (registry names: those of the registries imported so far, :func:`check_registries`)."""
     hints = get_type_hints(type(cfg))
     for f in dataclasses.fields(cfg):
         coerce(f.name, getattr(cfg, f.name), hints[f.name])
@@ -155,7 +151,13 @@ def check(cfg: Any) -> None:
             raise ConfigError(f"config field {name!r} is {value!r}; expected {expected}")
     if cfg.fold is not None and cfg.fold >= cfg.n_folds:
         raise ConfigError(f"config field 'fold' is {cfg.fold}; expected 0..{cfg.n_folds - 1}")
-    check_folds(cfg)
+    if cfg.folds is not None:
+        parse_folds(cfg.folds, cfg.n_folds)
+    if cfg.folds is not None and cfg.fold is not None:
+        raise ConfigError(
+            f"config fields 'fold' ({cfg.fold}) and 'folds' ({cfg.folds!r}) are both set; "
+            "expected one: fold k trains one run, folds trains a K-fold (use --fold none)"
+        )
     if cfg.freeze_epochs >= cfg.epochs:
         raise ValueError(
             f"config field 'freeze_epochs' is {cfg.freeze_epochs} with epochs {cfg.epochs}: the "
@@ -256,18 +258,6 @@ def parse_age_ranges(spec: str) -> list[tuple[int, int]]:
     return ranges
 
 
-def check_folds(cfg: Any) -> None:
-    """ValueError when ``cfg.folds`` is malformed or set together with ``cfg.fold``."""
-    if cfg.folds is None:
-        return
-    parse_folds(cfg.folds, cfg.n_folds)
-    if cfg.fold is not None:
-        raise ConfigError(
-            f"config fields 'fold' ({cfg.fold}) and 'folds' ({cfg.folds!r}) are both set; "
-            "expected one: fold k trains one run, folds trains a K-fold (use --fold none)"
-        )
-
-
 def _check_device(name: str) -> None:
     if name == "auto":
         return
@@ -347,9 +337,7 @@ def torchvision_weights(model: str, tag: str | None = None) -> Any:
 
 def weights_name(model: str, tag: str | None = None) -> str:
     """The timm name of ``model``'s weight variant ``tag`` (``model`` itself when no tag)."""
-    if not tag:
-        return model
-    return f"{model.partition('.')[0]}.{tag}"
+    return f"{model.partition('.')[0]}.{tag}" if tag else model
 
 
 def pretrained_cfg(model: str, tag: str | None = None) -> Any:
