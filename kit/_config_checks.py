@@ -196,12 +196,8 @@ def check(cfg: Any) -> None:
 
 
 def check_registries(cfg: Any, require: bool = True) -> None:
-    """Check every field with ``registry`` metadata against the registry of that kind.
-
-    ``require``: a kind with no registry in :data:`kit.registry.REGISTRIES` (its module not
-    imported) is an error; without it such fields are left unchecked. Training calls this
-    once every module that fills a registry is imported.
-    """
+    """Check every field with ``registry`` metadata against the registry of that kind; with
+    ``require``, a kind whose registry is not loaded yet is an error, else left unchecked."""
     for f in dataclasses.fields(cfg):
         kind = f.metadata.get("registry")
         if kind is None:

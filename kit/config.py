@@ -55,11 +55,8 @@ __all__ = [
 
 @dataclass
 class Config(Fields):
-    """Every setting of a training run. Defaults train a tiny CPU model on the fixture.
-
-    The fields, with their help, role and registry kind, are declared in
-    :class:`kit._config_fields.Fields`; this class adds the files, the checks and the variants.
-    """
+    """Every setting of a training run. Defaults train a tiny CPU model on the fixture. The
+    fields are declared in :class:`kit._config_fields.Fields`; this class adds the methods."""
 
     # ---- dictionaries and files -------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:

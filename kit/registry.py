@@ -65,9 +65,7 @@ def did_you_mean(name: str, valid: Iterable[str], n: int = 1, cutoff: float = 0.
     """`` (did you mean 'x'?)`` for the closest valid names, or ``""`` when none is close
     (``cutoff`` is difflib's similarity threshold)."""
     close = difflib.get_close_matches(str(name), list(valid), n=n, cutoff=cutoff)
-    if not close:
-        return ""
-    return f" (did you mean {' or '.join(repr(c) for c in close)}?)"
+    return f" (did you mean {' or '.join(map(repr, close))}?)" if close else ""
 
 
 #: ``check(value, field, cfg)`` of a registry whose values are not plain names.
@@ -459,8 +457,7 @@ def registerer(kind: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
 
 
 def _settle(kind: str) -> None:
-    waiting = _WAITING.pop(kind, [])
-    for register in waiting:
+    for register in _WAITING.pop(kind, []):
         register()
 
 
