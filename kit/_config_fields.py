@@ -40,14 +40,9 @@ def _f(
     if role not in ROLES:
         raise ValueError(f"unknown field role {role!r}; valid: {sorted(ROLES)}")
     may_resume = role != "experiment" if resume is None else resume
-    meta = {
-        "help": help,
-        "role": role,
-        "registry": registry,
-        "split": split,
-        "resume": may_resume,
-        "absent": absent,
-    }
+    meta = dict(
+        help=help, role=role, registry=registry, split=split, resume=may_resume, absent=absent
+    )
     if isinstance(default, (dict, list)):
         return field(default_factory=lambda: copy.deepcopy(default), metadata=meta)
     return field(default=default, metadata=meta)

@@ -68,23 +68,19 @@ def did_you_mean(name: str, valid: Iterable[str], n: int = 1, cutoff: float = 0.
     return f" (did you mean {' or '.join(map(repr, close))}?)" if close else ""
 
 
-#: ``check(value, field, cfg)`` of a registry whose values are not plain names.
-Checker = Callable[[Any, "str | None", Any], None]
-
-
 class Registry(Generic[T]):
     """Entries by name, filled with the :meth:`register` decorator (or call).
 
     ``kind`` names the entries (``loss``, ``ensemble_method``) in messages and in
-    :data:`REGISTRIES`; ``describe`` turns an entry into its ``--help`` line; ``check``
-    replaces :meth:`check`'s "is it a registered name" for composite values (``0.5*focal+f1``).
+    :data:`REGISTRIES`; ``describe`` turns an entry into its ``--help`` line; ``check(value,
+    field, cfg)`` replaces :meth:`check`'s "is it a registered name" for composite values.
     """
 
     def __init__(
         self,
         kind: str,
         describe: Callable[[str, T], str] | None = None,
-        check: Checker | None = None,
+        check: Callable[[Any, str | None, Any], None] | None = None,
     ) -> None:
         self.kind = kind
         self._entries: dict[str, T] = {}
@@ -173,8 +169,7 @@ class Registry(Generic[T]):
         return f"{head} {name!r}{did_you_mean(str(name), self.names())}; valid: {self.names()}"
 
     @property
-    def label(self) -> str:
-        """``kind`` as words, for messages (``ensemble_method`` -> ``ensemble method``)."""
+    def label(self) -> str:  # for messages: "ensemble method"
         return self.kind.replace("_", " ")
 
     def check(self, value: Any, field: str | None = None, cfg: Any = None) -> None:
@@ -187,11 +182,9 @@ class Registry(Generic[T]):
             raise UnknownName(self.unknown_message(value, what))
 
     def names(self) -> list[str]:
-        """The registered names, sorted."""
         return sorted(self._entries)
 
     def items(self) -> list[tuple[str, T]]:
-        """``(name, entry)`` pairs, sorted by name."""
         return sorted(self._entries.items())
 
     def describe(self) -> list[str]:
