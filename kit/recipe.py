@@ -129,9 +129,7 @@ def _train_repeats(step: Callable[[Config], T], cfg: Config, repeats: dict) -> l
     from kit.metrics import mean_sd
     from kit.runfolder import Run, run_score
 
-    parent, results = train_seeds(
-        step, cfg, repeats["seeds"], jobs=repeats["jobs"], vary_split=repeats["vary_split"]
-    )
+    parent, results = train_seeds(step, cfg, **repeats)  # seeds, jobs, vary_split
     scores = [run_score(r.summary) for r in results if isinstance(r, Run) and r.summary]
     if scores:
         mean, sd, n = mean_sd(scores)
