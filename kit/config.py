@@ -58,7 +58,6 @@ class Config(Fields):
     """Every setting of a training run. Defaults train a tiny CPU model on the fixture. The
     fields are declared in :class:`kit._config_fields.Fields`; this class adds the methods."""
 
-    # ---- dictionaries and files -------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
         """Every field as plain JSON/YAML values (tuples become lists)."""
         return json.loads(json.dumps(dataclasses.asdict(self)))
@@ -91,7 +90,6 @@ class Config(Fields):
         """Read a config written by :meth:`save` (or by hand); missing keys keep defaults."""
         return apply_file(cls(), path)
 
-    # ---- checks and variants ----------------------------------------------------------------
     def validate(self) -> Config:
         """Check types, ranges and the names of the registries imported so far (training
         requires them all: :func:`check_registries`); return self so calls can chain."""

@@ -126,13 +126,8 @@ def field_rows(config_cls: type = Config) -> list[dict[str, str]]:
 
 
 def _row(r: dict[str, Any]) -> str:
-    cells = [
-        f"`{r['field']}`",
-        _cell(r["flag"]),
-        _cell(f"`{r['type']}`"),
-        _cell(f"`{r['default']}`"),
-        _prose(r["help"]),
-    ]
+    code = [f"`{r[key]}`" for key in ("type", "default")]
+    cells = [f"`{r['field']}`", *map(_cell, [r["flag"], *code]), _prose(r["help"])]
     return "| " + " | ".join(cells) + " |"
 
 

@@ -158,10 +158,8 @@ def read_json(path: str | os.PathLike[str]) -> Any:
 def _json_default(obj: Any) -> Any:
     if isinstance(obj, os.PathLike):
         return os.fspath(obj)
-    if hasattr(obj, "tolist"):
+    if hasattr(obj, "tolist"):  # numpy and torch, arrays and scalars
         return obj.tolist()
-    if hasattr(obj, "item"):
-        return obj.item()
     raise TypeError(f"cannot write {type(obj).__name__} as JSON")
 
 

@@ -89,7 +89,6 @@ class Registry(Generic[T]):
         self._guarded: dict[str, tuple[T, T]] = {}  # name -> (entry, as use() returns it)
         REGISTRIES[kind] = self
 
-    # ---- filling --------------------------------------------------------------------------
     @overload
     def register(self, name: str, *, overwrite: bool = ...) -> Callable[[T], T]: ...
     @overload
@@ -121,7 +120,6 @@ class Registry(Generic[T]):
         """Remove ``name`` and return its entry (tests and examples clean up with it)."""
         return self._entries.pop(name)
 
-    # ---- reading --------------------------------------------------------------------------
     def get(self, name: str) -> T:
         """The entry of ``name``; :class:`UnknownName` with the close and valid names if none."""
         try:
