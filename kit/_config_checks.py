@@ -226,14 +226,12 @@ def parse_folds(spec: str, n_folds: int) -> list[int]:
             f"config field 'folds' is {spec!r}: {bad!r} is not a fold index; {expected}"
         )
     folds = [int(p) for p in parts]
-    beyond = [k for k in folds if k >= n_folds]
-    if beyond:
+    if beyond := [k for k in folds if k >= n_folds]:
         raise ConfigError(
             f"config field 'folds' is {spec!r}: there is no fold {beyond[0]} with "
             f"n_folds = {n_folds}; {expected}"
         )
-    twice = sorted({k for k in folds if folds.count(k) > 1})
-    if twice:
+    if twice := sorted({k for k in folds if folds.count(k) > 1}):
         raise ConfigError(f"config field 'folds' is {spec!r}: fold {twice[0]} is listed twice")
     return sorted(folds)
 
@@ -338,9 +336,8 @@ def weights_name(model: str, tag: str | None = None) -> str:
 
 def pretrained_cfg(model: str, tag: str | None = None) -> Any:
     """timm's pretrained config of ``model`` with weight variant ``tag`` (mean, std,
-    interpolation, hub id); ValueError listing the valid tags for an unknown one.
-
-    Here, not in :mod:`kit.models`, because checking a config asks it too."""
+    interpolation, hub id); ValueError listing the valid tags for an unknown one. (Here, not in
+    :mod:`kit.models`, because checking a config asks it too.)"""
     import timm  # slow to import: only when a config is checked
 
     name = weights_name(model, tag)

@@ -131,8 +131,7 @@ def smoke_note(cfg: Config, small: Config) -> str:
 
 def fields_with_role(*roles: str) -> tuple[str, ...]:
     """Names of the Config fields whose metadata role is one of ``roles`` (see :data:`ROLES`)."""
-    unknown = [r for r in roles if r not in ROLES]
-    if unknown:
+    if unknown := [r for r in roles if r not in ROLES]:
         raise ValueError(f"unknown field role {unknown[0]!r}; valid: {sorted(ROLES)}")
     return tuple(f.name for f in dataclasses.fields(Config) if f.metadata["role"] in roles)
 

@@ -174,8 +174,7 @@ def main(
 
     if argv is None and in_notebook():  # a kernel's sys.argv holds its own flags, not ours
         argv = []
-    code = run_cli(command, argv)
-    if code:
+    if code := run_cli(command, argv):
         raise SystemExit(code)
     return done[0]
 
