@@ -1,9 +1,8 @@
 """Type, range and registry checks behind ``Config.replace`` and ``Config.validate``.
 
-A field whose metadata names a ``registry`` kind is checked by the registry of that kind in
-:data:`kit.registry.REGISTRIES`, so a head, preset, loss, optimizer, ... registered in its own
-module is accepted here without edits, and this module imports no training code: a registry
-not imported yet is skipped by ``validate`` and required by :func:`check_registries`.
+A field whose metadata names a ``registry`` kind is checked by that registry in
+:data:`kit.registry.REGISTRIES`, so this module imports no training code: a registry not
+imported yet is skipped by ``validate`` and required by :func:`check_registries`.
 """
 
 from __future__ import annotations
@@ -18,7 +17,7 @@ from kit.errors import ConfigError
 from kit.labels import TASK_SIZES
 from kit.registry import REGISTRIES, did_you_mean
 
-__all__ = ["check", "check_folds", "check_registries", "parse_age_ranges", "parse_folds"]
+__all__ = ["check", "check_registries", "parse_age_ranges", "parse_folds"]
 __all__ += ["pretrained_cfg", "weights_name"]
 __all__ += ["TORCHVISION", "check_model_name", "registered_model"]
 __all__ += ["torchvision_name", "torchvision_weights"]
@@ -141,11 +140,8 @@ _RANGES: dict[str, _Check] = {
 
 
 def check(cfg: Any) -> None:
-    """Raise ValueError naming the first bad field of ``cfg``, its value and what is expected.
-
-    Registry names are checked for the registries imported so far (see
-    :func:`check_registries`).
-    """
+    """Raise ValueError naming the first bad field of ``cfg``, its value and what is expected
+    (registry names: those of the registries imported so far, :func:`check_registries`)."""
     hints = get_type_hints(type(cfg))
     for f in dataclasses.fields(cfg):
         coerce(f.name, getattr(cfg, f.name), hints[f.name])
@@ -155,7 +151,13 @@ def check(cfg: Any) -> None:
             raise ConfigError(f"config field {name!r} is {value!r}; expected {expected}")
     if cfg.fold is not None and cfg.fold >= cfg.n_folds:
         raise ConfigError(f"config field 'fold' is {cfg.fold}; expected 0..{cfg.n_folds - 1}")
-    check_folds(cfg)
+    if cfg.folds is not None:
+        parse_folds(cfg.folds, cfg.n_folds)
+    if cfg.folds is not None and cfg.fold is not None:
+        raise ConfigError(
+            f"config fields 'fold' ({cfg.fold}) and 'folds' ({cfg.folds!r}) are both set; "
+            "expected one: fold k trains one run, folds trains a K-fold (use --fold none)"
+        )
     if cfg.freeze_epochs >= cfg.epochs:
         raise ValueError(
             f"config field 'freeze_epochs' is {cfg.freeze_epochs} with epochs {cfg.epochs}: the "
@@ -194,12 +196,8 @@ def check(cfg: Any) -> None:
 
 
 def check_registries(cfg: Any, require: bool = True) -> None:
-    """Check every field with ``registry`` metadata against the registry of that kind.
-
-    ``require``: a kind with no registry in :data:`kit.registry.REGISTRIES` (its module not
-    imported) is an error; without it such fields are left unchecked. Training calls this
-    once every module that fills a registry is imported.
-    """
+    """Check every field with ``registry`` metadata against the registry of that kind; with
+    ``require``, a kind whose registry is not loaded yet is an error, else left unchecked."""
     for f in dataclasses.fields(cfg):
         kind = f.metadata.get("registry")
         if kind is None:
@@ -228,14 +226,12 @@ def parse_folds(spec: str, n_folds: int) -> list[int]:
             f"config field 'folds' is {spec!r}: {bad!r} is not a fold index; {expected}"
         )
     folds = [int(p) for p in parts]
-    beyond = [k for k in folds if k >= n_folds]
-    if beyond:
+    if beyond := [k for k in folds if k >= n_folds]:
         raise ConfigError(
             f"config field 'folds' is {spec!r}: there is no fold {beyond[0]} with "
             f"n_folds = {n_folds}; {expected}"
         )
-    twice = sorted({k for k in folds if folds.count(k) > 1})
-    if twice:
+    if twice := sorted({k for k in folds if folds.count(k) > 1}):
         raise ConfigError(f"config field 'folds' is {spec!r}: fold {twice[0]} is listed twice")
     return sorted(folds)
 
@@ -254,18 +250,6 @@ def parse_age_ranges(spec: str) -> list[tuple[int, int]]:
             )
         ranges.append((int(low), int(high)))
     return ranges
-
-
-def check_folds(cfg: Any) -> None:
-    """ValueError when ``cfg.folds`` is malformed or set together with ``cfg.fold``."""
-    if cfg.folds is None:
-        return
-    parse_folds(cfg.folds, cfg.n_folds)
-    if cfg.fold is not None:
-        raise ConfigError(
-            f"config fields 'fold' ({cfg.fold}) and 'folds' ({cfg.folds!r}) are both set; "
-            "expected one: fold k trains one run, folds trains a K-fold (use --fold none)"
-        )
 
 
 def _check_device(name: str) -> None:
@@ -347,16 +331,13 @@ def torchvision_weights(model: str, tag: str | None = None) -> Any:
 
 def weights_name(model: str, tag: str | None = None) -> str:
     """The timm name of ``model``'s weight variant ``tag`` (``model`` itself when no tag)."""
-    if not tag:
-        return model
-    return f"{model.partition('.')[0]}.{tag}"
+    return f"{model.partition('.')[0]}.{tag}" if tag else model
 
 
 def pretrained_cfg(model: str, tag: str | None = None) -> Any:
     """timm's pretrained config of ``model`` with weight variant ``tag`` (mean, std,
-    interpolation, hub id); ValueError listing the valid tags for an unknown one.
-
-    Here, not in :mod:`kit.models`, because checking a config asks it too."""
+    interpolation, hub id); ValueError listing the valid tags for an unknown one. (Here, not in
+    :mod:`kit.models`, because checking a config asks it too.)"""
     import timm  # slow to import: only when a config is checked
 
     name = weights_name(model, tag)

@@ -1,9 +1,6 @@
-"""The fields of :class:`kit.config.Config`: every setting a run depends on, its default, its
-``--help`` text and its metadata (:data:`ROLES` role, registry kind, split), grouped by the
-``# comment`` headings the reference page (docs/configuration.md) shows as sections.
-
-``Config`` subclasses :class:`Fields` and adds the methods; every list of fields kit needs is
-derived from this metadata (``kit.config.fields_with_role``, ``split_fields``).
+"""The fields of :class:`kit.config.Config` (which subclasses :class:`Fields`): each setting's
+default, ``--help`` text and metadata, grouped by the ``# comment`` headings that
+docs/configuration.md shows as sections. Every list of fields kit needs derives from this metadata.
 """
 
 from __future__ import annotations
@@ -35,26 +32,17 @@ def _f(
     resume: bool | None = None,
     absent: Any = None,
 ) -> Any:
-    """A dataclass field with its ``--help`` text, its :data:`ROLES` role, the registry kind
-    its names come from (``kit.registry``), ``split`` when it decides which people
-    validate (a K-fold resume must keep it), and ``resume``: whether ``--resume`` may change
-    it (default: every role but ``experiment``). ``absent``, when not None, is what a saved
-    ``config.json`` without the field meant: the value runs trained with before the field
-    existed, where that differs from ``default``. Mutable defaults are copied.
-
-    (It returns ``dataclasses.field``, hence the ``noqa: RUF009`` where ruff cannot tell.)
-    """
+    """A dataclass field (hence ``noqa: RUF009`` where ruff cannot tell) with its ``--help``
+    text, :data:`ROLES` role, the registry kind its names come from, ``split`` when it decides
+    which people validate, ``resume``: whether ``--resume`` may change it (default: every role
+    but ``experiment``), and ``absent``: the value runs saved before the field existed trained
+    with, where that differs from ``default``."""
     if role not in ROLES:
         raise ValueError(f"unknown field role {role!r}; valid: {sorted(ROLES)}")
     may_resume = role != "experiment" if resume is None else resume
-    meta = {
-        "help": help,
-        "role": role,
-        "registry": registry,
-        "split": split,
-        "resume": may_resume,
-        "absent": absent,
-    }
+    meta = dict(
+        help=help, role=role, registry=registry, split=split, resume=may_resume, absent=absent
+    )
     if isinstance(default, (dict, list)):
         return field(default_factory=lambda: copy.deepcopy(default), metadata=meta)
     return field(default=default, metadata=meta)

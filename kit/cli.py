@@ -1,15 +1,7 @@
-"""How every kit command ends: kit's own errors as one ``error:`` line and exit code 2.
-
-``python -m kit.<command>`` entry points (and recipes, through ``kit.main``) call
-``sys.exit(run_cli(main))``. An error kit raises about the user's input (bad data, bad config, a
-bad run folder, an unwritable output: :data:`kit.errors.KIT_ERRORS`) is printed as
-``error: <message>`` on stderr with exit code 2; ``--debug`` or ``KIT_DEBUG=1`` shows the Python
-traceback instead. Warnings are one ``warning:`` line each. Anything else is a bug in kit and
-keeps its traceback. Ctrl-C and SIGTERM (what ``timeout``, ``kill`` and job schedulers send)
-end with 130 and 143. A closed pipe (``python -m kit.score RUN | head``) ends quietly.
-
-This module sits in the lowest layer (it imports only :mod:`kit.io` and :mod:`kit.errors`), so
-every entry point can use it.
+"""How every kit command ends (:func:`run_cli`): kit's own errors as one ``error:`` line and
+exit code 2 (``--debug`` or ``KIT_DEBUG=1``: the traceback), warnings as one ``warning:`` line
+each, Ctrl-C and SIGTERM with 130 and 143, a closed pipe (``... | head``) quietly; a bug keeps
+its traceback. In the lowest layer, so every entry point can use it.
 """
 
 from __future__ import annotations
@@ -28,14 +20,11 @@ from kit.errors import DEBUG_ENV, KIT_ERRORS, debug_requested
 from kit.io import OUTPUT_FIX, OutputError
 
 __all__ = [
-    "DEBUG_ENV",
     "INTERRUPTED",
-    "KIT_ERRORS",
     "TERMINATED",
     "ArgumentParser",
     "Terminated",
     "add_debug_flag",
-    "debug_requested",
     "error_text",
     "run_cli",
     "signals_held",
@@ -91,9 +80,8 @@ class Terminated(KeyboardInterrupt):
 
 @contextlib.contextmanager
 def sigterm_as_interrupt() -> Iterator[None]:
-    """Inside, SIGTERM raises :class:`Terminated` (a KeyboardInterrupt) in the main thread, so
-    ``kill``, ``timeout`` and job schedulers stop a run the way Ctrl-C does; outside (or off the
-    main thread, where Python cannot set handlers) nothing changes."""
+    """Inside, SIGTERM raises :class:`Terminated` in the main thread, so ``kill``, ``timeout``
+    and job schedulers stop a run the way Ctrl-C does; off the main thread nothing changes."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -110,12 +98,10 @@ def sigterm_as_interrupt() -> Iterator[None]:
 
 @contextlib.contextmanager
 def signals_held() -> Iterator[None]:
-    """Inside, SIGINT and SIGTERM wait: after the block each one that came is handed to the
-    handler of before (Ctrl-C's KeyboardInterrupt, SIGTERM's :class:`Terminated`). For writes
-    that C++ drives through Python callbacks (``torch.save`` into an open file): an interrupt
-    raised inside one comes out as torch's own RuntimeError ("file write failed"), which read
-    as a failed run (or a full disk) instead of an interrupted one. Off the main thread nothing
-    changes."""
+    """Inside, SIGINT and SIGTERM wait, then the first that came goes to the handler of before.
+    For writes C++ drives through Python callbacks (``torch.save`` into an open file): an
+    interrupt inside one comes out as torch's RuntimeError ("file write failed"), which reads as
+    a failed run instead of an interrupted one. Off the main thread nothing changes."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -137,15 +123,6 @@ def signals_held() -> Iterator[None]:
                 signal.raise_signal(signum)
 
 
-def _quiet_stdout() -> None:
-    """Point stdout at /dev/null so Python's flush at exit cannot fail on the closed pipe."""
-    try:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-    except (OSError, ValueError):  # stdout replaced by an object without a descriptor
-        pass
-
-
 def run_cli(
     main: Callable[[list[str]], int | None],
     argv: Sequence[str] | None = None,
@@ -155,9 +132,8 @@ def run_cli(
     """Run ``main(argv)`` (``sys.argv[1:]`` when None) and return the process's exit code.
 
     ``output_fix``: the command's own way out of an unwritable output (``"pass another -o
-    PATH"``); it replaces the generic hint of an :class:`~kit.io.OutputError` (not the hint of
-    one whose writer knew better: the cache's ``--cache-dir``, a checkpoint's ``--resume``), so
-    the fix a message suggests is a flag this command has.
+    PATH"``); it replaces the generic hint of an :class:`~kit.io.OutputError` (not one whose
+    writer knew better), so the fix a message suggests is a flag this command has.
     """
     args = list(sys.argv[1:] if argv is None else argv)
     try:
@@ -167,7 +143,10 @@ def run_cli(
         return code
     except KIT_ERRORS as err:
         if isinstance(err, BrokenPipeError):
-            _quiet_stdout()
+            # stdout to /dev/null: Python's flush at exit cannot fail on the closed pipe; stdout
+            # replaced by an object without a descriptor raises ValueError
+            with contextlib.suppress(OSError, ValueError):
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             return BROKEN_PIPE
         if debug_requested(args):
             raise

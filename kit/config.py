@@ -1,11 +1,8 @@
 """The ``Config`` dataclass: everything a run depends on, with YAML/JSON files and a command line.
 
 Precedence is recipe values < ``--config FILE`` < command-line flags. The command line is built
-from :func:`dataclasses.fields`, so a new field is a new flag with its help text automatically
-(never stale): ``--image-size 128 96`` parses two ints (never a list of characters), ``--no-amp``
-switches a boolean off, ``--head-losses age=focal,mask=cross_entropy`` fills a dict, ``none``
-clears an optional field. The help of a field with a ``registry`` kind lists what that registry
-holds when the parser is built (losses with the keyword arguments each takes).
+from the fields (:func:`build_parser`), so a new field is a new flag with its help text; the help
+of a field with a ``registry`` kind lists what that registry holds (docs/configuration.md).
 """
 
 from __future__ import annotations
@@ -58,13 +55,9 @@ __all__ = [
 
 @dataclass
 class Config(Fields):
-    """Every setting of a training run. Defaults train a tiny CPU model on the fixture.
+    """Every setting of a training run. Defaults train a tiny CPU model on the fixture. The
+    fields are declared in :class:`kit._config_fields.Fields`; this class adds the methods."""
 
-    The fields, with their help, role and registry kind, are declared in
-    :class:`kit._config_fields.Fields`; this class adds the files, the checks and the variants.
-    """
-
-    # ---- dictionaries and files -------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
         """Every field as plain JSON/YAML values (tuples become lists)."""
         return json.loads(json.dumps(dataclasses.asdict(self)))
@@ -76,10 +69,12 @@ class Config(Fields):
 
     def replace(self, **changes: Any) -> Config:
         """A copy with ``changes`` applied, checked like :meth:`from_dict`."""
-        hints = _hints()
-        unknown = [k for k in changes if k not in hints]
-        if unknown:
-            raise ConfigError(_unknown_message(unknown[0], "config key"))
+        hints = get_type_hints(Config)
+        unknown = next((k for k in changes if k not in hints), None)
+        if unknown is not None:
+            close = did_you_mean(unknown, hints, n=3, cutoff=0.5)
+            valid = ", ".join(hints)
+            raise ConfigError(f"unknown config key {unknown!r}{close}; valid keys: {valid}")
         coerced = {k: coerce(k, v, hints[k]) for k, v in changes.items()}
         return dataclasses.replace(self, **coerced)
 
@@ -95,7 +90,6 @@ class Config(Fields):
         """Read a config written by :meth:`save` (or by hand); missing keys keep defaults."""
         return apply_file(cls(), path)
 
-    # ---- checks and variants ----------------------------------------------------------------
     def validate(self) -> Config:
         """Check types, ranges and the names of the registries imported so far (training
         requires them all: :func:`check_registries`); return self so calls can chain."""
@@ -137,8 +131,7 @@ def smoke_note(cfg: Config, small: Config) -> str:
 
 def fields_with_role(*roles: str) -> tuple[str, ...]:
     """Names of the Config fields whose metadata role is one of ``roles`` (see :data:`ROLES`)."""
-    unknown = [r for r in roles if r not in ROLES]
-    if unknown:
+    if unknown := [r for r in roles if r not in ROLES]:
         raise ValueError(f"unknown field role {unknown[0]!r}; valid: {sorted(ROLES)}")
     return tuple(f.name for f in dataclasses.fields(Config) if f.metadata["role"] in roles)
 
@@ -164,11 +157,6 @@ def split_fields() -> tuple[str, ...]:
     return tuple(f.name for f in dataclasses.fields(Config) if f.metadata["split"])
 
 
-# ---- typing helpers -------------------------------------------------------------------------
-def _hints() -> dict[str, Any]:
-    return get_type_hints(Config)
-
-
 def _kind(path: Path) -> str:
     kinds = {".json": "json", ".yaml": "yaml", ".yml": "yaml"}
     if path.suffix.lower() not in kinds:
@@ -176,44 +164,29 @@ def _kind(path: Path) -> str:
     return kinds[path.suffix.lower()]
 
 
-def read_mapping(path: str | Path) -> dict[str, Any]:
-    """The raw key -> value mapping of a YAML or JSON config file."""
+def apply_file(cfg: Config, path: str | Path, *, saved: bool = False) -> Config:
+    """``cfg`` with the keys present in the YAML/JSON file at ``path`` replaced (others kept);
+    with ``saved``, the file is a run folder's config.json, read by :func:`saved_config`."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"config file {path} not found")
-    text = path.read_text(encoding="utf-8")
+    kind = _kind(path)
     try:
-        data = json.loads(text) if _kind(path) == "json" else yaml.safe_load(text)
+        text = path.read_text(encoding="utf-8")
+        data = json.loads(text) if kind == "json" else yaml.safe_load(text)
     except (json.JSONDecodeError, yaml.YAMLError) as err:
-        raise ConfigError(f"{path}: not valid {_kind(path).upper()} ({err})") from err
+        raise ConfigError(f"{path}: not valid {kind.upper()} ({err})") from err
+    except ValueError as err:  # not UTF-8
+        raise ConfigError(f"{path}: {err}") from err
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping of config keys, got {type(data).__name__}")
-    return data
-
-
-def apply_file(cfg: Config, path: str | Path, *, saved: bool = False) -> Config:
-    """``cfg`` with the keys present in the file at ``path`` replaced (others kept); with
-    ``saved``, the file is a run folder's config.json, read by :func:`saved_config`."""
     try:
-        mapping = read_mapping(path)
-        return cfg.replace(**(saved_config(mapping) if saved else mapping))
+        return cfg.replace(**(saved_config(data) if saved else data))
     except ValueError as err:
-        text = str(err)  # read_mapping's own messages already start with the path
-        raise ConfigError(text if text.startswith(str(path)) else f"{path}: {text}") from err
-
-
-def _unknown_message(key: str, what: str) -> str:
-    close = did_you_mean(key, _hints(), n=3, cutoff=0.5)
-    return f"unknown {what} {key!r}{close}; valid keys: {', '.join(_hints())}"
+        raise ConfigError(f"{path}: {err}") from err
 
 
 _EXTRA = ("config", "save_config", "debug", "estimate", "find_lr")
-#: The description of a parser built without one.
-DESCRIPTION = "Train a model."
-_PRECEDENCE = (
-    "Every field of kit.Config is an option, grouped as in docs/configuration.md; precedence: "
-    "recipe < --config FILE < flags."
-)
 #: a section heading: a short lower-case comment on its own line at the fields' indent.
 _SECTION = re.compile(r"^    # ([a-z][a-z ]{0,30})$")
 _FIELD = re.compile(r"^    (\w+)\s*:")
@@ -228,7 +201,8 @@ def build_parser(base: Any, description: str | None = None) -> argparse.Argument
     parser = cli.ArgumentParser(
         # the one-line usage: the description comes first, the ~90 options follow in groups
         usage="%(prog)s [-h] [--config FILE] [--save-config FILE] [--debug] [--FIELD VALUE ...]",
-        description=f"{description or DESCRIPTION}\n\n{_PRECEDENCE}",
+        description=f"{description or 'Train a model.'}\n\nEvery field of kit.Config is an option, "
+        "grouped as in docs/configuration.md; precedence: recipe < --config FILE < flags.",
         argument_default=argparse.SUPPRESS,
         formatter_class=_HelpFormatter,
     )
@@ -236,28 +210,26 @@ def build_parser(base: Any, description: str | None = None) -> argparse.Argument
     parser.add_argument(
         "--save-config", metavar="FILE", default=None, help="write the resolved config and exit"
     )
-    parser.add_argument(
-        "--estimate",
-        nargs="?",
-        const=0,
-        type=_count,
-        metavar="PICTURES",
-        default=None,
-        help="measure instead of train: time the face boxes, cache, training steps and TTA "
-        "inference on a sample of PICTURES (default 300, 48 with --smoke) at these settings and "
-        "print each stage's projected time, peak GPU memory and the cache's disk; no run folder",
-    )
-    parser.add_argument(
-        "--find-lr",
-        nargs="?",
-        const=0,
-        type=_count,
-        metavar="STEPS",
-        default=None,
-        help="learning-rate range test instead of training: STEPS steps (default 200, 30 with "
-        "--smoke) with the lr growing exponentially until the loss blows up; writes "
-        "lr_find/<name>.png and prints a suggested --lr; no run folder",
-    )
+    for flag, metavar, help_text in (  # measure instead of train (kit.recipe._measure)
+        (
+            "--estimate",
+            "PICTURES",
+            "measure instead of train: time the face boxes, cache, training steps and TTA "
+            "inference on a sample of PICTURES (default 300, 48 with --smoke) at these settings "
+            "and print each stage's projected time, peak GPU memory and the cache's disk; no run "
+            "folder",
+        ),
+        (
+            "--find-lr",
+            "STEPS",
+            "learning-rate range test instead of training: STEPS steps (default 200, 30 with "
+            "--smoke) with the lr growing exponentially until the loss blows up; writes "
+            "lr_find/<name>.png and prints a suggested --lr; no run folder",
+        ),
+    ):
+        parser.add_argument(
+            flag, nargs="?", const=0, type=_count, metavar=metavar, default=None, help=help_text
+        )
     add_debug_flag(parser)
     hints = get_type_hints(type(base))
     by_field, groups = sections(type(base)), {}
@@ -265,29 +237,20 @@ def build_parser(base: Any, description: str | None = None) -> argparse.Argument
         section = by_field.get(f.name, OTHER)
         if section not in groups:
             groups[section] = parser.add_argument_group(section)
-        group = groups[section]
         hint = hints[f.name]
-        default = getattr(base, f.name)
         # a closed choice's values are its metavar, like argparse's own choices
         kind = "" if get_origin(hint) is Literal else f"{type_name(hint)}; "
-        help_text = f"{f.metadata.get('help', '')} [{kind}default: {_show(default)}]"
+        help_text = f"{f.metadata.get('help', '')} [{kind}default: {_show(getattr(base, f.name))}]"
         help_text += _registered(f.metadata.get("registry"))
-        flag = "--" + f.name.replace("_", "-")
         if hint is bool:
-            group.add_argument(flag, action=argparse.BooleanOptionalAction, help=help_text)
+            kwargs: dict[str, Any] = {"action": argparse.BooleanOptionalAction}
         elif get_origin(hint) is tuple:
             elems = get_args(hint)
-            group.add_argument(
-                flag,
-                nargs=len(elems),
-                type=flag_converter(elems[0]),
-                metavar=tuple(type_name(e).upper() for e in elems),
-                help=help_text,
-            )
+            meta = tuple(type_name(e).upper() for e in elems)
+            kwargs = {"nargs": len(elems), "type": flag_converter(elems[0]), "metavar": meta}
         else:
-            group.add_argument(
-                flag, type=flag_converter(hint), metavar=_metavar(hint), help=help_text
-            )
+            kwargs = {"type": flag_converter(hint), "metavar": _metavar(hint)}
+        groups[section].add_argument("--" + f.name.replace("_", "-"), help=help_text, **kwargs)
     return parser
 
 
@@ -343,12 +306,12 @@ class _HelpFormatter(argparse.HelpFormatter):
     """argparse's help, but a line break in a help text or the description stays one (a
     registry's entries are listed one per line); each line is still wrapped to the terminal."""
 
+    # the hooks argparse's own RawDescriptionHelpFormatter and RawTextHelpFormatter override
     def _fill_text(self, text: str, width: int, indent: str) -> str:
-        fill = super()._fill_text  # the hook of argparse's own RawDescriptionHelpFormatter
+        fill = super()._fill_text
         return "\n".join(fill(line, width, indent) for line in text.splitlines())
 
     def _split_lines(self, text: str, width: int) -> list[str]:
-        # _split_lines is the hook argparse's own RawTextHelpFormatter overrides
         split = super()._split_lines  # (super() does not work inside a comprehension)
         return [out for line in text.splitlines() for out in split(line, width)]
 
@@ -406,13 +369,9 @@ def _convert(text: str, hint: Any) -> Any:
             except (ValueError, TypeError) as err:
                 error = err if str(err) and not str(error) else error
         raise error
-    if hint is int:
-        return int(text)
-    if hint is float:
-        return float(text)
-    if hint is str:
-        return text
-    if origin is Literal:  # the config names a value outside it, with the valid ones
+    if hint in (int, float):
+        return hint(text)
+    if hint is str or origin is Literal:  # Config names a Literal's bad value with the valid ones
         return text
     if origin is list:
         return [_convert(t.strip(), args[0]) for t in text.split(",") if t.strip()]

@@ -1,9 +1,6 @@
-"""The configuration reference (docs/configuration.md), generated from the ``Config`` dataclass.
-
-``python -m kit.config_reference > docs/configuration.md`` rewrites the page; a test fails when
-the committed page differs from :func:`markdown`, so the reference can never go stale. Flags
-come from the real command-line parser, sections from the ``# comment`` lines that group the
-fields in the class body.
+"""The configuration reference (docs/configuration.md), generated from the ``Config`` dataclass:
+flags from the real parser, sections from the ``# comment`` lines of the class body. A test fails
+when the committed page differs from :func:`markdown`.
 """
 
 from __future__ import annotations
@@ -86,12 +83,9 @@ _TABLE_HEAD = "| field | flag | type | default | meaning |\n| --- | --- | --- | 
 
 def _flags(config_cls: type) -> dict[str, str]:
     """field -> how it is written on the command line, from the parser the recipes use."""
-    out: dict[str, str] = {}
+    out: dict[str, str] = {}  # (and the options that are no field: never looked up)
     # argparse has no public list of its options; _actions is stable since Python 3.2.
     for action in build_parser(config_cls())._actions:
-        commands = ("help", "config", "save_config", "estimate", "find_lr")  # not fields
-        if not action.option_strings or action.dest in commands:
-            continue
         if action.nargs == 0:  # --amp / --no-amp
             out[action.dest] = " / ".join(f"`{s}`" for s in action.option_strings)
             continue
@@ -132,13 +126,8 @@ def field_rows(config_cls: type = Config) -> list[dict[str, str]]:
 
 
 def _row(r: dict[str, Any]) -> str:
-    cells = [
-        f"`{r['field']}`",
-        _cell(r["flag"]),
-        _cell(f"`{r['type']}`"),
-        _cell(f"`{r['default']}`"),
-        _prose(r["help"]),
-    ]
+    code = [f"`{r[key]}`" for key in ("type", "default")]
+    cells = [f"`{r['field']}`", *map(_cell, [r["flag"], *code]), _prose(r["help"])]
     return "| " + " | ".join(cells) + " |"
 
 

@@ -1,12 +1,8 @@
-"""The one place that says which exceptions are kit's own errors about the user's input.
+"""Which exceptions are kit's own errors about the user's input: every command ends them with
+one ``error: <message>`` line and exit code 2 (:mod:`kit.cli`); anything else is a bug.
 
-Every command (``python -m kit.*``, a recipe through ``kit.main``) ends such an error with one
-``error: <message>`` line and exit code 2; anything else is a bug in kit and keeps its
-traceback (:mod:`kit.cli`).
-
-One hierarchy, for ``except kit.KitError`` in a notebook or a script: every error kit raises on
-purpose about the user's input, files, code or machine subclasses :class:`KitError` *and* the
-built-in type callers already catch (``ValueError``, ``OSError``, ...)::
+Each subclasses :class:`KitError` (``except kit.KitError`` in a notebook) *and* the built-in
+type callers already catch::
 
     KitError
     ├── DataError (ValueError)          the dataset or a CSV the user gave (kit.data, kit.io)
@@ -43,25 +39,21 @@ __all__ = [
 
 
 class KitError(Exception):
-    """An error kit raises on purpose, with a message that names the file, row or field and
-    the fix; never a bug."""
+    """An error kit raises on purpose, naming the file, row or field and the fix; never a bug."""
 
 
 class DataError(KitError, ValueError):
     """The dataset on disk, or a CSV the user gave (fixes, face boxes, a submission), is not
-    what kit expects. Messages name the file, row and field, what was found and what was
-    expected."""
+    what kit expects."""
 
 
 class ConfigError(KitError, ValueError):
-    """A config value, config file or ``KEY=VALUE`` flag kit cannot use; the message names the
-    field."""
+    """A config value, config file or ``KEY=VALUE`` flag kit cannot use."""
 
 
 class UserCodeError(KitError, RuntimeError):
-    """Code the user registered (a face detector, loss, head, preset, model, TTA view, ...)
-    raised or returned the wrong thing; the message names the piece and its input, and the
-    user's own traceback is its ``__cause__`` (shown by ``--debug``)."""
+    """Code the user registered (a loss, head, model, ...) raised or returned the wrong thing;
+    the user's own traceback is its ``__cause__`` (shown by ``--debug``)."""
 
 
 class RunBusyError(KitError, RuntimeError):
@@ -72,8 +64,8 @@ class TrainingDiverged(KitError, FloatingPointError):
     """The training loss became NaN or infinite."""
 
 
-#: What a command reports as one ``error:`` line: bugs (TypeError, KeyError, AssertionError,
-#: RuntimeError from a library, ...) are not in it and keep their traceback.
+#: What a command reports as one ``error:`` line; bugs (TypeError, KeyError, ...) keep their
+#: traceback.
 KIT_ERRORS: tuple[type[BaseException], ...] = (KitError, ValueError, OSError)
 
 
@@ -82,6 +74,6 @@ DEBUG_ENV = "KIT_DEBUG"
 
 
 def debug_requested(argv: Sequence[str]) -> bool:
-    """Whether ``--debug`` is among ``argv`` or ``KIT_DEBUG`` is set to anything but 0/empty:
-    show the traceback of kit's errors (and of Ctrl-C) instead of one line."""
+    """Whether ``--debug`` is in ``argv`` or ``KIT_DEBUG`` is set (not 0/empty): show the
+    traceback of kit's errors (and of Ctrl-C) instead of one line."""
     return "--debug" in argv or os.environ.get(DEBUG_ENV, "").strip() not in ("", "0")

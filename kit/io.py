@@ -1,10 +1,8 @@
 """Atomic file writes: a kill at any moment leaves the old file or the new one, never half of one.
 
-Every file kit writes (checkpoints, run files, caches, submissions) goes through here, and every
-CSV kit reads is decoded here (:func:`read_csv_text`), so all of them accept what spreadsheets
-write: a byte-order mark (Excel's "CSV UTF-8"), UTF-16 (Excel's "Unicode text"), CRLF line ends
-and ``;`` or tab separators, and with ``;`` the decimal comma of the locales that write it
-(German, French Excel: ``0,5``).
+Every file kit writes goes through here, and every CSV kit reads is decoded here
+(:func:`read_csv_text`), accepting what spreadsheets write: a byte-order mark, UTF-16, CRLF, ``;``
+or tab separators, and with ``;`` the decimal comma (German, French Excel: ``0,5``).
 """
 
 from __future__ import annotations
@@ -49,11 +47,9 @@ OUTPUT_FIX = "choose another output folder or free space"
 
 
 class OutputError(KitError, OSError):
-    """An output file could not be written (read-only folder, disk full, ...).
-
-    ``path``, ``reason`` and ``fix`` make up the message; a command replaces the generic fix with
-    the flag that chooses its own output (:meth:`with_fix`), so the hint always works there.
-    """
+    """An output file could not be written (read-only folder, disk full, ...). ``path``,
+    ``reason`` and ``fix`` make up the message; a command replaces the generic fix with its own
+    output flag (:meth:`with_fix`)."""
 
     def __init__(
         self,
@@ -71,21 +67,14 @@ class OutputError(KitError, OSError):
         """The same error suggesting ``fix`` (e.g. ``"pass another -o PATH"``) instead."""
         if self.path is None:  # a message built by hand keeps its own advice
             return self
-        return _error(self.errno or 0, self.path, self.reason, fix)
-
-
-def _error(errno_: int, path: Path, reason: str, fix: str) -> OutputError:
-    message = f"cannot write {path}: {reason}. Nothing was replaced; {fix}."
-    return OutputError(errno_, message, path=path, reason=reason, fix=fix)
+        return output_error(self.path, self, fix, self.reason)
 
 
 def output_error(
     path: str | os.PathLike[str], err: OSError, fix: str = OUTPUT_FIX, reason: str = ""
 ) -> OutputError:
     """``err`` (raised while creating or writing ``path``) as an :class:`OutputError` that says
-    why in plain words (disk full, read-only, permission denied, a file in the way; or
-    ``reason``) and what to do: ``fix``, which names the caller's own option (``"choose another
-    --output-dir"``)."""
+    why in plain words (or ``reason``) and what to do: ``fix``, the caller's own option."""
     reason = reason or {
         errno.ENOSPC: "the disk is full",
         errno.EDQUOT: "the disk quota is exhausted",
@@ -95,7 +84,9 @@ def output_error(
         errno.EEXIST: "a file is in the way where a folder is expected",
         errno.ENOTDIR: "a file is in the way where a folder is expected",
     }.get(err.errno or 0, err.strerror or str(err))
-    return _error(err.errno or 0, Path(path), reason, fix)
+    path = Path(path)
+    message = f"cannot write {path}: {reason}. Nothing was replaced; {fix}."
+    return OutputError(err.errno or 0, message, path=path, reason=reason, fix=fix)
 
 
 @contextlib.contextmanager
@@ -113,15 +104,12 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     tmp = Path(tmp_name)
     try:
         yield tmp
-    except OSError as err:
+    except BaseException as err:
         tmp.unlink(missing_ok=True)
         # Only out-of-space / read-only errors are about the output; others (an unreadable
         # input, say) belong to the caller and keep their own message.
-        if err.errno in _DISK_ERRORS:
+        if isinstance(err, OSError) and err.errno in _DISK_ERRORS:
             raise output_error(target, err) from err
-        raise
-    except BaseException:
-        tmp.unlink(missing_ok=True)
         raise
     try:
         with open(tmp, "rb") as fh:
@@ -170,10 +158,8 @@ def read_json(path: str | os.PathLike[str]) -> Any:
 def _json_default(obj: Any) -> Any:
     if isinstance(obj, os.PathLike):
         return os.fspath(obj)
-    if hasattr(obj, "tolist"):
+    if hasattr(obj, "tolist"):  # numpy and torch, arrays and scalars
         return obj.tolist()
-    if hasattr(obj, "item"):
-        return obj.item()
     raise TypeError(f"cannot write {type(obj).__name__} as JSON")
 
 
@@ -192,13 +178,9 @@ _CSV_FIX = 'save it as "CSV UTF-8" (Excel: File > Save As > CSV UTF-8 (Comma del
 
 
 def read_csv_text(path: str | os.PathLike[str]) -> tuple[str, str]:
-    """``(text, separator)`` of a CSV file as spreadsheets and editors save it.
-
-    The encoding follows the byte-order mark (UTF-8, UTF-16 or UTF-32; none: UTF-8); the
-    separator is whichever of ``,`` ``;`` tab the header line holds most (``,`` on a tie). A
-    file that is not text in one of these encodings is a :class:`~kit.errors.DataError` naming
-    the file, the line and the fix; a missing file a FileNotFoundError naming it.
-    """
+    """``(text, separator)`` of a CSV file as spreadsheets and editors save it: the encoding
+    follows the byte-order mark (none: UTF-8), the separator is whichever of ``,`` ``;`` tab the
+    header line holds most (``,`` on a tie). Other bytes: a :class:`~kit.errors.DataError`."""
     p = Path(path)
     try:
         raw = p.read_bytes()
@@ -229,8 +211,7 @@ _DECIMAL_COMMA = re.compile(r"(?:^|;)[ \t]*[-+]?\d+,\d+(?:[eE][-+]?\d+)?[ \t]*\r
 
 def decimal_mark(text: str, sep: str) -> str:
     """The decimal mark of a CSV's ``text`` separated by ``sep``: ``,`` when the separator is
-    ``;`` and a field is a number written with a comma (what a spreadsheet writes in locales
-    whose decimal mark is the comma), else ``.``."""
+    ``;`` and a field is a number written with a comma, else ``.``."""
     return "," if sep == ";" and _DECIMAL_COMMA.search(text) else "."
 
 
@@ -242,7 +223,6 @@ def csv_number(cell: str, decimal: str = ".") -> float:
 
 def csv_source(path: str | os.PathLike[str]) -> dict[str, Any]:
     """The arguments that make ``pandas.read_csv(**csv_source(path), ...)`` read ``path`` as
-    :func:`read_csv_text` decodes it (any byte-order mark, ``,`` ``;`` or tab; with ``;`` the
-    decimal comma, :func:`decimal_mark`)."""
+    :func:`read_csv_text` decodes it, with its :func:`decimal_mark`."""
     text, sep = read_csv_text(path)
     return {"filepath_or_buffer": io.StringIO(text), "sep": sep, "decimal": decimal_mark(text, sep)}

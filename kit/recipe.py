@@ -1,16 +1,10 @@
 """What a recipe calls: ``main(config)`` (its whole command line: flags, training, errors),
-``main(config, train=fn)`` for a recipe that does more than one ``fit``, or ``parse_args`` alone
-on top of its base ``Config``.
+``main(config, train=fn)`` for a recipe that does more than one ``fit``, or ``parse_args`` alone.
 
-Precedence is recipe values < ``--config FILE`` < command-line flags; ``--resume RUN_DIR``
-starts from that run's saved config instead of the recipe's. ``--seeds 3`` (or ``--seeds 0 1
-2``) trains the config once per seed under one parent folder (:func:`train_seeds`,
-docs/experiments.md), ``--jobs N`` of them side by side, one process and one torch thread each
-(:func:`train_side_by_side`; scripts/ablate.py trains its arms so).
-
-The split is held fixed: every repeat validates on the people of the config's own split seed
-(``split_seed``, else ``seed``) unless ``vary_split`` asks each seed to draw its own split. The
-ledger (``python -m kit.runs``) shows the repeats as one row, mean ± sd over the seeds.
+``--seeds 3`` (or ``--seeds 0 1 2``) trains the config once per seed under one parent folder
+(:func:`train_seeds`, docs/experiments.md), ``--jobs N`` of them side by side
+(:func:`train_side_by_side`). Every repeat validates on the people of the config's own split
+seed unless ``vary_split``; the ledger shows the repeats as one row, mean ± sd.
 """
 
 from __future__ import annotations
@@ -61,41 +55,11 @@ def parse_args(
 ) -> Config:
     """``base`` overridden by ``--config FILE`` and then by command-line flags.
 
-    ``--resume RUN_DIR`` starts from that run's saved config instead of ``base``.
-    ``--save-config FILE`` writes the resolved config and exits. ``description`` opens
-    ``--help`` (what the recipe does, needs and costs). ``--estimate`` and ``--find-lr`` are
-    parsed but act only through :func:`main`.
+    ``--resume RUN_DIR`` starts from that run's saved config instead of ``base``;
+    ``--save-config FILE`` writes the resolved config and exits; ``description`` opens
+    ``--help``. ``--estimate`` and ``--find-lr`` act only through :func:`main`.
     """
     return _parse(base, argv, description, repeats_allowed=False)[0]
-
-
-_REPEAT_FLAGS = ("seeds", "jobs", "vary_split")
-
-
-def _add_repeat_flags(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("repeats over seeds (docs/experiments.md)")
-    group.add_argument(
-        "--seeds",
-        type=int,
-        nargs="+",
-        default=None,
-        metavar="N|SEED",
-        help="train once per seed under one parent folder: a count N (seeds --seed, --seed + 1, "
-        "...) or two or more seeds; the validation people stay those of --seed (or "
-        "--split-seed) unless --vary-split",
-    )
-    group.add_argument(
-        "--jobs",
-        type=int,
-        default=1,
-        help="with --seeds: train this many side by side, one process and torch thread each",
-    )
-    group.add_argument(
-        "--vary-split",
-        action="store_true",
-        default=False,
-        help="with --seeds: each seed also draws its own split (other validation people)",
-    )
 
 
 def _parse(
@@ -109,9 +73,31 @@ def _parse(
     False refuses the repeat flags (a caller that trains once)."""
     parser = build_parser(base, description)
     if repeats_allowed:
-        _add_repeat_flags(parser)
+        group = parser.add_argument_group("repeats over seeds (docs/experiments.md)")
+        group.add_argument(
+            "--seeds",
+            type=int,
+            nargs="+",
+            default=None,
+            metavar="N|SEED",
+            help="train once per seed under one parent folder: a count N (seeds --seed, --seed "
+            "+ 1, ...) or two or more seeds; the validation people stay those of --seed (or "
+            "--split-seed) unless --vary-split",
+        )
+        group.add_argument(
+            "--jobs",
+            type=int,
+            default=1,
+            help="with --seeds: train this many side by side, one process and torch thread each",
+        )
+        group.add_argument(
+            "--vary-split",
+            action="store_true",
+            default=False,
+            help="with --seeds: each seed also draws its own split (other validation people)",
+        )
     ns = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
-    repeats = {k: vars(ns).pop(k, None) for k in _REPEAT_FLAGS}
+    repeats = {k: vars(ns).pop(k, None) for k in ("seeds", "jobs", "vary_split")}
     repeats["jobs"] = repeats["jobs"] or 1
     changes = namespace_changes(ns, type(base))
     if repeats["seeds"] is None and (repeats["jobs"] != 1 or repeats["vary_split"]):
@@ -143,9 +129,7 @@ def _train_repeats(step: Callable[[Config], T], cfg: Config, repeats: dict) -> l
     from kit.metrics import mean_sd
     from kit.runfolder import Run, run_score
 
-    parent, results = train_seeds(
-        step, cfg, repeats["seeds"], jobs=repeats["jobs"], vary_split=repeats["vary_split"]
-    )
+    parent, results = train_seeds(step, cfg, **repeats)  # seeds, jobs, vary_split
     scores = [run_score(r.summary) for r in results if isinstance(r, Run) and r.summary]
     if scores:
         mean, sd, n = mean_sd(scores)
@@ -163,20 +147,13 @@ def main(
     train: Callable[[Config], T] | None = None,
     description: str | None = None,
 ) -> Run | T | list[Run | T]:
-    """A recipe's whole command line: ``fit(parse_args(base, argv), train_transform)``.
+    """A recipe's whole command line: ``fit(parse_args(base, argv), train_transform)``; returns
+    the :class:`Run` (with ``--seeds``, the list of each seed's).
 
-    With ``--seeds`` it trains once per seed (:func:`train_seeds`) and returns the list of
-    what each training returned.
-
-    ``train``: what to do with the parsed config instead (a recipe that trains more than once,
-    or reports more); ``main`` returns what it returns. kit's own errors (bad data, config, run
-    folder, disk) end the process with one ``error:`` line and exit code 2 (``--debug`` or
-    ``KIT_DEBUG=1`` shows the traceback); Ctrl-C and SIGTERM with 130 and 143, after the run
-    recorded where it stopped. A bug keeps its traceback. Returns the :class:`Run` when
-    training finished (``fit`` logs its scores and folder).
-
-    ``description`` opens ``--help``; by default the first paragraph of the docstring of the
-    module that calls ``main`` (the recipe's: what it does, needs and costs).
+    ``train``: what to do with the parsed config instead (a recipe that trains more than once);
+    ``main`` returns what it returns. Errors end as :func:`kit.cli.run_cli` ends them (one
+    ``error:`` line, exit code 2). ``description`` opens ``--help``; by default the first
+    paragraph of the docstring of the module that calls ``main`` (the recipe's).
     """
     if description is None:
         description = first_paragraph(sys._getframe(1).f_globals.get("__doc__"))
@@ -186,19 +163,18 @@ def main(
     step = train if train is not None else partial(_fit, train_transform=train_transform)
     done: list[Run | T | list[Run | T]] = []
 
-    def command(args: list[str]) -> int:
+    def command(args: list[str]) -> None:
         cfg, repeats, ns = _parse(base, args, description)
         if ns.estimate is not None or ns.find_lr is not None:
-            _measure(step, cfg, ns)
-            done.append(None)
-            return 0
-        done.append(step(cfg) if repeats["seeds"] is None else _train_repeats(step, cfg, repeats))
-        return 0
+            done.append(_measure(step, cfg, ns))
+        elif repeats["seeds"] is None:
+            done.append(step(cfg))
+        else:
+            done.append(_train_repeats(step, cfg, repeats))
 
     if argv is None and in_notebook():  # a kernel's sys.argv holds its own flags, not ours
         argv = []
-    code = run_cli(command, argv)
-    if code:
+    if code := run_cli(command, argv):
         raise SystemExit(code)
     return done[0]
 
@@ -210,9 +186,8 @@ def _fit(cfg: Config, train_transform: A.BasicTransform | None = None) -> Run:
 
 
 def _measure(step: Callable[[Config], object], cfg: Config, ns: argparse.Namespace) -> None:
-    """``--estimate`` / ``--find-lr``: the recipe's own code runs, and its first ``kit.fit``
-    measures instead of training (so a recipe's stand-in model or transform is what is
-    measured); nothing after it runs."""
+    """``--estimate`` / ``--find-lr``: the recipe's code runs, and its first ``kit.fit``
+    measures instead of training (the recipe's own model and transform); nothing after it runs."""
     from kit import estimate, find_lr  # torch: after the command line parsed
     from kit.train.fit import INSTEAD_OF_FIT, Measured
 
@@ -255,21 +230,20 @@ def repeat_configs(
     the repeat of ``cfg``'s own seed is ``cfg`` itself), unless ``vary_split``.
     """
     split = cfg.seed if cfg.split_seed is None else cfg.split_seed
-    out = []
-    for seed in seeds:
-        split_seed = None if vary_split or seed == split else split
-        out.append(
-            cfg.replace(
-                seed=seed, split_seed=split_seed, output_dir=str(parent), name=f"{cfg.name}_s{seed}"
-            )
+    return [
+        cfg.replace(
+            seed=seed,
+            split_seed=None if vary_split or seed == split else split,
+            output_dir=str(parent),
+            name=f"{cfg.name}_s{seed}",
         )
-    return out
+        for seed in seeds
+    ]
 
 
 def _one_thread(step: Callable[[Config], T], cfg: Config) -> T:
-    """``step(cfg)`` on one torch thread: runs side by side share the cores, and on a CPU
-    the thread count changes the rounding of the sums, so one thread each keeps the results
-    the same whatever ``jobs``."""
+    """``step(cfg)`` on one torch thread: runs side by side share the cores, and on a CPU the
+    thread count changes the rounding of sums, so results stay the same whatever ``jobs``."""
     import torch  # the worker's own interpreter: torch only where training happens
 
     torch.set_num_threads(1)

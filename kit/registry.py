@@ -13,10 +13,8 @@ Traceback (most recent call last):
 ...
 kit.registry.UnknownName: unknown shape 'sqare' (did you mean 'square'?); valid: ['square']
 
-Every registry made here is also listed in :data:`REGISTRIES` under its ``kind``, so that
-config checks and ``--help`` can find the valid names of a field from its metadata without
-importing the module that fills the registry. A registry whose values are more than one name
-(loss specs such as ``0.5*focal+0.5*f1``) passes its own ``check`` (see :meth:`Registry.check`).
+Every registry is listed in :data:`REGISTRIES` under its ``kind``: config checks and ``--help``
+find a field's valid names from its metadata without importing the module that fills it.
 """
 
 from __future__ import annotations
@@ -33,7 +31,7 @@ import re
 import sys
 import sysconfig
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any, Generic, TypeVar, overload
+from typing import Any, Generic, NoReturn, TypeVar, overload
 
 from kit._builtin_entries import BUILTIN_ENTRIES
 from kit.errors import KitError, UserCodeError
@@ -67,29 +65,22 @@ def did_you_mean(name: str, valid: Iterable[str], n: int = 1, cutoff: float = 0.
     """`` (did you mean 'x'?)`` for the closest valid names, or ``""`` when none is close
     (``cutoff`` is difflib's similarity threshold)."""
     close = difflib.get_close_matches(str(name), list(valid), n=n, cutoff=cutoff)
-    if not close:
-        return ""
-    return f" (did you mean {' or '.join(repr(c) for c in close)}?)"
-
-
-#: ``check(value, field, cfg)`` of a registry whose values are not plain names.
-Checker = Callable[[Any, "str | None", Any], None]
+    return f" (did you mean {' or '.join(map(repr, close))}?)" if close else ""
 
 
 class Registry(Generic[T]):
     """Entries by name, filled with the :meth:`register` decorator (or call).
 
-    ``kind`` names what the entries are (``loss``, ``head``, ``ensemble_method``, ...) in
-    messages (underscores read as spaces) and in :data:`REGISTRIES`. ``describe`` optionally
-    turns an entry into one line for ``--help``; ``check`` replaces the plain "is it a
-    registered name" test of :meth:`check` for composite values.
+    ``kind`` names the entries (``loss``, ``ensemble_method``) in messages and in
+    :data:`REGISTRIES`; ``describe`` turns an entry into its ``--help`` line; ``check(value,
+    field, cfg)`` replaces :meth:`check`'s "is it a registered name" for composite values.
     """
 
     def __init__(
         self,
         kind: str,
         describe: Callable[[str, T], str] | None = None,
-        check: Checker | None = None,
+        check: Callable[[Any, str | None, Any], None] | None = None,
     ) -> None:
         self.kind = kind
         self._entries: dict[str, T] = {}
@@ -98,7 +89,6 @@ class Registry(Generic[T]):
         self._guarded: dict[str, tuple[T, T]] = {}  # name -> (entry, as use() returns it)
         REGISTRIES[kind] = self
 
-    # ---- filling --------------------------------------------------------------------------
     @overload
     def register(self, name: str, *, overwrite: bool = ...) -> Callable[[T], T]: ...
     @overload
@@ -106,9 +96,7 @@ class Registry(Generic[T]):
 
     def register(self, name: str, entry: Any = None, *, overwrite: bool = False) -> Any:
         """Add ``entry`` as ``name``; without ``entry``, a decorator that adds what it wraps.
-
-        Registering another entry under a taken name raises ValueError unless ``overwrite``.
-        """
+        Another entry under a taken name raises ValueError unless ``overwrite``."""
         if not isinstance(name, str) or not _NAME.fullmatch(name):
             raise ValueError(f"{self.label} name must be an identifier, got {name!r}")
 
@@ -132,7 +120,6 @@ class Registry(Generic[T]):
         """Remove ``name`` and return its entry (tests and examples clean up with it)."""
         return self._entries.pop(name)
 
-    # ---- reading --------------------------------------------------------------------------
     def get(self, name: str) -> T:
         """The entry of ``name``; :class:`UnknownName` with the close and valid names if none."""
         try:
@@ -141,12 +128,10 @@ class Registry(Generic[T]):
             raise UnknownName(self.unknown_message(name)) from None
 
     def use(self, name: str) -> T:
-        """The entry of ``name`` as kit calls it: :meth:`get`'s, but an entry of the user's
-        code (:func:`user_origin`) comes back guarded: each call of it (or of a spec's callable
-        fields) runs inside :meth:`calling`, with its arguments as the input a failure names.
-        So every place kit calls a registered piece through ``use`` reports the user's failure
-        as that piece's, in a registry added later too. kit's own entries come back as they
-        are."""
+        """The entry of ``name`` as kit calls it: an entry of the user's code
+        (:func:`user_origin`) comes back guarded, each call of it (or of a spec's callable
+        fields) inside :meth:`calling` with its arguments as the input a failure names; kit's
+        own entries come back as they are."""
         entry = self.get(name)
         cached = self._guarded.get(name)
         if cached is None or cached[0] is not entry:
@@ -158,26 +143,20 @@ class Registry(Generic[T]):
     def calling(
         self, name: str, on: str = "", passing: tuple[type[BaseException], ...] = ()
     ) -> Iterator[None]:
-        """Run the entry ``name`` inside: when it is the user's code (defined outside kit, see
-        :func:`user_origin`), any failure but kit's own errors and Ctrl-C becomes a
-        :class:`~kit.errors.UserCodeError` naming the piece, where it was defined and ``on``
-        (its input: a picture, a batch's shape); the user's traceback is its ``__cause__``,
-        which ``--debug`` shows. kit's own entries fail as they are (a bug keeps its
-        traceback), and so do errors of the types in ``passing`` (the caller handles them)."""
+        """Run the entry ``name`` inside: when it is the user's code (:func:`user_origin`), a
+        failure but kit's own errors, Ctrl-C and the types in ``passing`` (the caller handles
+        them) becomes a :class:`~kit.errors.UserCodeError` naming the piece, where it was
+        defined and ``on`` (its input); the user's traceback is its ``__cause__`` (``--debug``).
+        kit's own entries fail as they are: a bug keeps its traceback."""
         token = _CALLING.set((self.kind, name))
         try:
             yield
         except (KitError, *passing):
             raise
         except Exception as err:
-            origin = user_origin(self._entries.get(name))
-            if origin is None:
-                raise
-            where = f" on {on}" if on else ""
-            raise UserCodeError(
-                f"{self.label} {name!r} (your code, in {origin}) failed{where}: "
-                f"{type(err).__name__}: {err}; fix it there (--debug shows its traceback)"
-            ) from err
+            if origin := user_origin(self._entries.get(name)):
+                _blame(err, f"{self.label} {name!r}", origin, on)
+            raise
         finally:
             _CALLING.reset(token)
 
@@ -188,16 +167,12 @@ class Registry(Generic[T]):
         return f"{head} {name!r}{did_you_mean(str(name), self.names())}; valid: {self.names()}"
 
     @property
-    def label(self) -> str:
-        """``kind`` as words, for messages (``ensemble_method`` -> ``ensemble method``)."""
+    def label(self) -> str:  # for messages: "ensemble method"
         return self.kind.replace("_", " ")
 
     def check(self, value: Any, field: str | None = None, cfg: Any = None) -> None:
-        """Raise ValueError unless ``value`` is valid here: by default a registered name; a
-        registry made with ``check`` decides itself (it may read other fields of ``cfg``).
-
-        ``field`` is the config field ``value`` comes from, named in the message.
-        """
+        """Raise ValueError unless ``value`` (of config field ``field``, named in the message)
+        is a registered name; a registry made with ``check`` decides itself (reading ``cfg``)."""
         if self._check is not None:
             self._check(value, field, cfg)
         elif value not in self:
@@ -205,11 +180,9 @@ class Registry(Generic[T]):
             raise UnknownName(self.unknown_message(value, what))
 
     def names(self) -> list[str]:
-        """The registered names, sorted."""
         return sorted(self._entries)
 
     def items(self) -> list[tuple[str, T]]:
-        """``(name, entry)`` pairs, sorted by name."""
         return sorted(self._entries.items())
 
     def describe(self) -> list[str]:
@@ -234,18 +207,16 @@ class Registry(Generic[T]):
         return f"Registry({self.kind!r}, {self.names()})"
 
 
-#: The registry entry a :meth:`Registry.calling` block runs now, ``(kind, name)``: a guarded
-#: entry called inside its own block leaves the naming to that block (which knows the input
-#: better, and which errors its caller handles itself).
+#: ``(kind, name)`` of the :meth:`Registry.calling` block running now: a guarded entry called
+#: inside its own block leaves the naming to it (it knows the input and what its caller handles).
 _CALLING: contextvars.ContextVar[tuple[str, str] | None] = contextvars.ContextVar(
     "kit_registry_calling", default=None
 )
 
 
 class _Guarded:
-    """A user's registry entry as :meth:`Registry.use` returns it: called, it runs inside the
-    registry's :meth:`~Registry.calling` with its arguments named; anything else (attributes,
-    equality, pickling) is the entry's."""
+    """A user's entry from :meth:`Registry.use`: a call runs inside :meth:`~Registry.calling`
+    with its arguments named; anything else (attributes, equality, pickling) is the entry's."""
 
     def __init__(self, kind: str, name: str, entry: Any) -> None:
         self.kind, self.name, self.__wrapped__ = kind, name, entry
@@ -273,9 +244,8 @@ class _Guarded:
 
 
 def _guard(kind: str, name: str, entry: Any) -> Any:
-    """``entry`` as :meth:`Registry.use` returns it: a callable of the user's code guarded; a
-    spec dataclass (kit's type, the user's functions in its fields) copied with those fields
-    guarded, so ``isinstance`` and its other fields hold; anything else as it is."""
+    """A callable of the user's code guarded; a spec dataclass copied with its user-code fields
+    guarded (so ``isinstance`` and its other fields hold); anything else as it is."""
     if dataclasses.is_dataclass(entry) and not isinstance(entry, type):
         users = {
             f.name: _Guarded(kind, name, value)
@@ -292,8 +262,8 @@ def _guard(kind: str, name: str, entry: Any) -> Any:
 
 
 def _describe_input(args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
-    """A call's arguments as a failure names its input: shapes of tensors and arrays, the run
-    of a config, lengths of sequences, short values as they are."""
+    """A call's arguments as a failure names its input: shapes, a config's run, lengths of
+    sequences, short values as they are."""
     parts = [_describe_value(a) for a in args]
     parts += [f"{k}={_describe_value(v)}" for k, v in kwargs.items()]
     return ", ".join(parts) or "no arguments"
@@ -320,10 +290,9 @@ def _describe_value(value: Any) -> str:
 
 def blame_user(err: BaseException, piece: str, on: str) -> None:
     """Raise a :class:`~kit.errors.UserCodeError` naming ``piece`` (``"loss 'mine'"``) and
-    ``on`` (its input) from ``err`` when the user's code is in its traceback (a model or loss
-    the recipe defined, called by kit or by torch); return otherwise (kit's or a library's own
-    failure keeps its traceback). For call sites that are not one registry entry: a training
-    step, where the model and the loss run."""
+    ``on`` (its input) from ``err`` when the user's code is in its traceback; return otherwise
+    (kit's or a library's failure keeps its traceback). For call sites that are not one
+    registry entry: a training step, where the model and the loss run."""
     if isinstance(err, KitError):
         return
     origin, tb = None, err.__traceback__
@@ -333,10 +302,15 @@ def blame_user(err: BaseException, piece: str, on: str) -> None:
             origin = module
         tb = tb.tb_next
     if origin is not None:
-        raise UserCodeError(
-            f"{piece} (your code, in {origin}) failed on {on}: {type(err).__name__}: {err}; "
-            "fix it there (--debug shows its traceback)"
-        ) from err
+        _blame(err, piece, origin, on)
+
+
+def _blame(err: BaseException, piece: str, origin: str, on: str) -> NoReturn:
+    where = f" on {on}" if on else ""
+    raise UserCodeError(
+        f"{piece} (your code, in {origin}) failed{where}: {type(err).__name__}: {err}; "
+        "fix it there (--debug shows its traceback)"
+    ) from err
 
 
 @contextlib.contextmanager
@@ -351,8 +325,7 @@ def blaming(piece: str, on: str) -> Iterator[None]:
 
 def definition(entry: Any) -> Any:
     """The function or class that defined a registry entry: the first callable field of a
-    spec dataclass (a ``HeadSpec``'s ``build``), else the entry itself; a
-    ``functools.partial`` is unwrapped."""
+    spec dataclass (a ``HeadSpec``'s ``build``), else the entry; a partial is unwrapped."""
     parts = []
     if dataclasses.is_dataclass(entry) and not isinstance(entry, type):
         parts = [getattr(entry, f.name) for f in dataclasses.fields(entry)]
@@ -365,8 +338,8 @@ def definition(entry: Any) -> Any:
 
 
 def _same_definition(old: Any, new: Any) -> bool:
-    """Whether ``new`` is ``old``'s definition run again: the same qualified name, from the
-    same module or the same source file."""
+    """Whether ``new`` is ``old``'s definition run again: same qualified name and module or
+    source file."""
     a, b = definition(old), definition(new)
     name = getattr(a, "__qualname__", None)
     if name is None or name != getattr(b, "__qualname__", None) or "<lambda>" in name:
@@ -388,9 +361,9 @@ def _module(obj: Any) -> str | None:
 
 
 def user_origin(entry: Any, depth: int = 3) -> str | None:
-    """The module of the user's code in a registry entry (a function, class or callable
-    object defined outside kit; or one that kit wraps: a partial's function, a closure's
-    cells, a spec dataclass's fields), or None when it is all kit's (or a library's)."""
+    """The module of the user's code in a registry entry (defined outside kit, or wrapped by
+    kit: a partial's function, a closure's cells, a spec's fields); None when all kit's (or a
+    library's)."""
     entry = entry.__wrapped__ if isinstance(entry, _Guarded) else entry
     module = _module(entry)
     if module and not _kit_or_library(module, getattr(entry, "__globals__", {}).get("__file__")):
@@ -417,9 +390,8 @@ def _filled(cell: Any) -> bool:
 
 @functools.lru_cache(maxsize=256)
 def _kit_or_library(module: str, file: str | None = None) -> bool:
-    """Whether ``module`` is kit's, or installed (the standard library, site-packages): not
-    the user's recipe, notebook or package being worked on. ``file`` (the code's own
-    ``__file__``) decides for a module not imported: a file run by ``runpy.run_path``."""
+    """Whether ``module`` is kit's or installed (stdlib, site-packages), not the user's code.
+    ``file`` (the code's ``__file__``) decides for a module not imported (``runpy.run_path``)."""
     if module.split(".")[0] == "kit":
         return True
     file = getattr(sys.modules.get(module), "__file__", None) or file
@@ -445,10 +417,9 @@ def get_registry(kind: str) -> Registry[Any]:
 
 
 def help_lines(kind: str) -> list[str]:
-    """One line per entry of the registry of ``kind``, for ``--help``: kit's own entries as
-    :mod:`kit._builtin_entries` describes them (so help needs no import of the modules that fill
-    the registry: torch, albumentations), then any other entry registered so far (a recipe's
-    own), as its registry describes it."""
+    """``--help``'s line per entry of the registry of ``kind``: kit's own from
+    :mod:`kit._builtin_entries` (so help imports no torch), then any other registered so far
+    (a recipe's own), as its registry describes it."""
     lines = list(BUILTIN_ENTRIES.get(kind, ()))
     registry = REGISTRIES.get(kind)
     if registry is not None:
@@ -477,17 +448,14 @@ def registerer(kind: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
 
 
 def _settle(kind: str) -> None:
-    waiting = _WAITING.pop(kind, [])
-    for register in waiting:
+    for register in _WAITING.pop(kind, []):
         register()
 
 
 def deferred(kind: str) -> Callable[..., Callable[[T], T]]:
     """A light stand-in for the decorator that fills the registry of ``kind``: same arguments,
-    but it imports nothing. When the registry's module (which loads torch) is imported, it
-    registers at once; else when that module is (training, prediction). So a recipe's own
-    ``@kit.register_loss`` does not cost its ``--help`` the seconds of importing torch; a
-    mistake in the arguments is reported then."""
+    but it registers only once that module (which loads torch) is imported, at once if it is.
+    So a recipe's ``@kit.register_loss`` costs its ``--help`` no torch import."""
 
     def register(*args: Any, **kwargs: Any) -> Callable[[T], T]:
         def decorate(obj: T) -> T:
@@ -502,8 +470,7 @@ def deferred(kind: str) -> Callable[..., Callable[[T], T]]:
     return register
 
 
-#: ``kit.register_head`` and ``kit.register_loss``: those of kit.models and kit.losses, deferred
-#: until those modules are imported. (A model stays ``kit.models.register_model``: a config's
-#: model name is checked against it at once, and a recipe's own backbone needs torch anyway.)
+#: ``kit.register_head`` and ``kit.register_loss``, deferred until kit.models and kit.losses are
+#: imported. (``register_model`` is not: a config's model is checked against it at once.)
 register_head = deferred("head")
 register_loss = deferred("loss")
