@@ -27,7 +27,15 @@ from pathlib import Path
 from filelock import FileLock, Timeout
 
 from kit.cli import ArgumentParser, add_debug_flag, run_cli
-from kit.data.image_cache import CacheMeta, image_key, load_cache, lock_path, read_meta, temp_files
+from kit.data.image_cache import (
+    CacheMeta,
+    image_key,
+    load_cache,
+    lock_free,
+    lock_path,
+    read_meta,
+    temp_files,
+)
 
 __all__ = ["CacheEntry", "main", "prune", "survey"]
 
@@ -73,22 +81,12 @@ def survey(folder: str | os.PathLike[str]) -> list[CacheEntry]:
         entries.setdefault(key, CacheEntry(key, state="leftover")).files.extend(files)
     for e in entries.values():
         if e.state == "leftover":
-            e.state = "leftover" if _lock_free(root, e.key) else "building"
+            e.state = "leftover" if lock_free(root, e.key) else "building"
             continue
         e.meta = read_meta(root / f"{e.key}.json")
         e.state = _state(root, e)
     _mark_superseded([e for e in entries.values() if e.state == "ok"])
     return sorted(entries.values(), key=lambda e: (e.meta.created if e.meta else "", e.key))
-
-
-def _lock_free(root: Path, key: str) -> bool:
-    if not lock_path(root, key).exists():  # every build creates it first: nobody holds it
-        return True
-    try:
-        with FileLock(lock_path(root, key), timeout=0):
-            return True
-    except Timeout:
-        return False
 
 
 def _state(root: Path, e: CacheEntry) -> str:

@@ -1,26 +1,17 @@
 """albumentations pipelines: one config gives the training and the evaluation transform.
 
-Every pipeline is ``prepare`` (a crop of :data:`CROP_MODES`: the centre share
-``cfg.crop`` of the picture, or the region around the face; then a resize to
-``cfg.image_size``), then the preset's augmentations (training only), then ``finish``
-(normalise, to a CHW float tensor: here, or on the device for kit's loaders, ``tensor=False``).
-Train and eval share ``prepare`` and ``finish``, so inference crops, resizes and normalises
-exactly like training. Normalisation follows the weights (:func:`normalization`): a pretrained
-model gets its own pretrained config's mean, std and interpolation, a model trained from scratch
-the competition's pixel statistics.
+Every pipeline is ``prepare`` (the crop of ``cfg.crop_mode``, :data:`CROP_MODES`, then a resize
+to ``cfg.image_size``), the preset's augmentations (training only), then ``finish`` (normalise,
+to a CHW float tensor: here, or on the device for kit's loaders, ``tensor=False``). Train and
+eval share ``prepare`` and ``finish``, so inference crops, resizes and normalises exactly like
+training, with the statistics of the weights (:func:`normalization`). A loader that returns
+prepared pictures (a cache, or the face crop, which needs each picture's face box) pairs with
+``build_transforms(cfg, prepared=True)``, which leaves out the crop and resize.
 
-A loader that already returns prepared images (a cache of cropped, resized pictures, or the face
-crop, which needs each picture's face box) pairs with ``build_transforms(cfg, prepared=True)``,
-which leaves out the crop and resize.
-
-Crop modes (``--crop-mode``) say which rectangle of a picture the network sees: ``center`` keeps
-the centre share ``cfg.crop`` of every picture; ``face`` the region around the picture's face box
-(``--face-margin`` on each side, at the network input's aspect ratio), or a centre crop of that
-aspect ratio where no face was found. A team adds a mode with
-``CROP_MODES.register(name, CropMode(rect, needs_boxes))``; :func:`prepare` applies it, in
-training and inference alike.
-
-The test-time views of a prepared batch are :data:`kit.tta.TTA`.
+Crop modes (``--crop-mode``): ``center`` keeps the centre share ``cfg.crop``; ``face`` the region
+around the face box (``--face-margin`` on each side, at the network input's aspect ratio), or a
+centre crop of that aspect ratio where no face was found. A team adds one with
+``CROP_MODES.register(name, CropMode(rect, needs_boxes))``. Test-time views: :data:`kit.tta.TTA`.
 """
 
 from __future__ import annotations
@@ -178,24 +169,24 @@ def normalization(cfg: Config) -> Normalization:
     if torchvision_name(cfg.model) is not None:
         found = torchvision_weights(cfg.model, cfg.pretrained_tag)
         preset = found.transforms()
-        mode = getattr(preset.interpolation, "value", "bilinear")
-        interpolation = mode if mode in _INTERPOLATIONS else "bilinear"
-        mean, std = tuple(map(float, preset.mean)), tuple(map(float, preset.std))
-        return Normalization(mean, std, interpolation, f"{cfg.model}.{found.name}")  # type: ignore[arg-type]
-    spec = registered_model(cfg.model)
-    if spec is not None:
+        mean, std, source = preset.mean, preset.std, f"{cfg.model}.{found.name}"
+        interpolation = getattr(preset.interpolation, "value", "bilinear")
+    elif (spec := registered_model(cfg.model)) is not None:
         if spec.mean is None or spec.std is None:
             raise ValueError(
                 f"model {cfg.model!r} starts from pretrained weights, but was registered "
                 f"without their mean and std; register it with kit.register_model("
                 f"{cfg.model!r}, mean=(...), std=(...)) as its weights were trained"
             )
-        return Normalization(spec.mean, spec.std, "bilinear", cfg.model)
-    pc = pretrained_cfg(cfg.model, cfg.pretrained_tag)
-    name = weights_name(cfg.model, cfg.pretrained_tag)
-    mean, std = (tuple(float(v) for v in pc.mean), tuple(float(v) for v in pc.std))
-    interpolation = pc.interpolation if pc.interpolation in _INTERPOLATIONS else "bilinear"
-    return Normalization(mean, std, interpolation, name)  # type: ignore[arg-type]
+        mean, std, interpolation, source = spec.mean, spec.std, "bilinear", cfg.model
+    else:
+        pc = pretrained_cfg(cfg.model, cfg.pretrained_tag)
+        mean, std, interpolation = pc.mean, pc.std, pc.interpolation
+        source = weights_name(cfg.model, cfg.pretrained_tag)
+    if interpolation not in _INTERPOLATIONS:
+        interpolation = "bilinear"
+    mean, std = tuple(map(float, mean)), tuple(map(float, std))
+    return Normalization(mean, std, interpolation, source)  # type: ignore[arg-type]
 
 
 class FractionCenterCrop(A.ImageOnlyTransform):
@@ -206,11 +197,8 @@ class FractionCenterCrop(A.ImageOnlyTransform):
         self.fraction = tuple(float(f) for f in fraction)
 
     def apply(self, img: np.ndarray, **params: Any) -> np.ndarray:
-        h, w = img.shape[:2]
-        ch = max(1, round(h * self.fraction[0]))
-        cw = max(1, round(w * self.fraction[1]))
-        top, left = (h - ch) // 2, (w - cw) // 2
-        return np.ascontiguousarray(img[top : top + ch, left : left + cw])
+        x0, y0, x1, y1 = _center_rect(*img.shape[:2], None, crop=self.fraction)
+        return np.ascontiguousarray(img[y0:y1, x0:x1])
 
     def get_transform_init_args_names(self) -> tuple[str, ...]:
         return ("fraction",)
@@ -277,36 +265,12 @@ class _FitResize(A.ImageOnlyTransform):
         return ("height", "width", "enlarge")
 
 
-def _resize(image_size: tuple[int, int], interpolation: str) -> _FitResize:
-    height, width = image_size
-    # the weights' interpolation when enlarging a small crop
-    return _resize_step(height, width, _INTERPOLATIONS[interpolation])
-
-
 @functools.lru_cache(maxsize=32)
-def _resize_step(height: int, width: int, enlarge: int) -> _FitResize:
-    # Built once per geometry, not per picture (building an albumentations pipeline costs about
-    # as much as the resize itself); it holds no random state, so threads may share it.
-    return _FitResize(height, width, enlarge)
-
-
-def _check_whole_pictures(crop_mode: str) -> None:
-    """A transform of whole pictures crops them without their face box."""
-    if CROP_MODES.get(crop_mode).needs_boxes:
-        raise ValueError(
-            f"crop_mode {crop_mode!r} needs each picture's face box: read pictures with "
-            f"kit.faces.prepared_loader(cfg, paths) and pass prepared=True"
-        )
-
-
-def _prepare_steps(
-    crop: tuple[float, float], image_size: tuple[int, int], interpolation: str
-) -> list[A.BasicTransform]:
-    return [FractionCenterCrop(crop), _resize(image_size, interpolation)]
-
-
-def _finish_steps(mean: tuple[float, ...], std: tuple[float, ...]) -> list[A.BasicTransform]:
-    return [A.Normalize(mean=mean, std=std, max_pixel_value=255.0), ToTensorV2()]
+def _resize_step(height: int, width: int, interpolation: str) -> _FitResize:
+    """The resize to (height, width), enlarging with the weights' ``interpolation``. Built once
+    per geometry, not per picture (building it costs about as much as the resize itself); it
+    holds no random state, so threads may share it."""
+    return _FitResize(height, width, _INTERPOLATIONS[interpolation])
 
 
 _OWNED = (A.Normalize, ToTensorV2, A.Resize, A.CenterCrop, _FitResize)
@@ -348,7 +312,8 @@ def prepare(image: np.ndarray, cfg: Config, box: Box | None = None) -> np.ndarra
         face_margin=cfg.face_margin,
     )
     crop = np.ascontiguousarray(image[y0:y1, x0:x1])
-    return _resize(cfg.image_size, normalization(cfg).interpolation)(image=crop)["image"]
+    resize = _resize_step(*cfg.image_size, normalization(cfg).interpolation)
+    return resize(image=crop)["image"]
 
 
 def prepare_key(cfg: Config) -> dict[str, Any]:
@@ -370,12 +335,29 @@ def _own_augmentations(
     return augs
 
 
+def _prepare_steps(
+    crop_mode: str, crop: tuple[float, float], image_size: tuple[int, int], interpolation: str
+) -> list[A.BasicTransform]:
+    """The crop and resize of whole pictures, which are cropped without their face box."""
+    if CROP_MODES.get(crop_mode).needs_boxes:
+        raise ValueError(
+            f"crop_mode {crop_mode!r} needs each picture's face box: read pictures with "
+            f"kit.faces.prepared_loader(cfg, paths) and pass prepared=True"
+        )
+    return [FractionCenterCrop(crop), _resize_step(*image_size, interpolation)]
+
+
 def _pipelines(
     head: list[A.BasicTransform],
     augs: list[A.BasicTransform],
-    tail: list[A.BasicTransform],
+    norm: tuple[tuple[float, ...], tuple[float, ...]] | None,
     seed: int | None,
 ) -> tuple[A.Compose, A.Compose]:
+    """``(train_tf, eval_tf)``: ``head``, ``augs`` (training only), then the normalisation by
+    ``norm`` = (mean, std) to a tensor (None: none)."""
+    tail = []
+    if norm is not None:
+        tail = [A.Normalize(mean=norm[0], std=norm[1], max_pixel_value=255.0), ToTensorV2()]
     return A.Compose([*head, *augs, *tail], seed=seed), A.Compose([*head, *tail], seed=seed)
 
 
@@ -399,12 +381,9 @@ def create_transforms(
     for :func:`kit.batch.to_model_input`). ``prepared=True`` drops the crop and resize;
     ``seed`` seeds albumentations' draws. :func:`build_transforms` gives a Config's.
     """
-    head = []
-    if not prepared:
-        _check_whole_pictures(crop_mode)
-        head = _prepare_steps(crop, image_size, interpolation)
+    head = [] if prepared else _prepare_steps(crop_mode, crop, image_size, interpolation)
     augs = _own_augmentations(augment)
-    return _pipelines(head, augs, _finish_steps(mean, std) if tensor else [], seed)
+    return _pipelines(head, augs, (mean, std) if tensor else None, seed)
 
 
 def build_transforms(
@@ -425,8 +404,8 @@ def build_transforms(
     preset = PRESETS.get(cfg.preset)
     head = []
     if not prepared:
-        _check_whole_pictures(cfg.crop_mode)
-        head = _prepare_steps(cfg.crop, cfg.image_size, normalization(cfg).interpolation)
+        interpolation = normalization(cfg).interpolation
+        head = _prepare_steps(cfg.crop_mode, cfg.crop, cfg.image_size, interpolation)
     if augment is None:
         with PRESETS.calling(cfg.preset, on=f"the config of run {cfg.name!r}"):
             augs = preset(cfg)  # a preset's own steps are its author's: not checked
@@ -434,8 +413,5 @@ def build_transforms(
                 raise TypeError(f"returned {type(augs).__name__}; expected a list of transforms")
     else:
         augs = _own_augmentations(augment)
-    tail = []
-    if tensor:
-        norm = normalization(cfg)
-        tail = _finish_steps(norm.mean, norm.std)
-    return _pipelines(head, augs, tail, cfg.seed)
+    norm = normalization(cfg) if tensor else None
+    return _pipelines(head, augs, None if norm is None else (norm.mean, norm.std), cfg.seed)

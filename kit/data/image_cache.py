@@ -6,25 +6,20 @@ Files in ``cache_dir`` for one key (see :func:`image_key`):
 - ``<key>_flip.npy``: the same rows flipped left-right (only when built with ``flips=True``).
 - ``<key>.json``: :class:`CacheMeta`. Written last, so it is the commit marker: without a json
   saying ``"complete": true`` there is no cache, whatever ``.npy`` files lie around.
-- ``.<key>.lock``: empty; its ``filelock`` makes concurrent builds of one key wait for each
-  other, and tells any build in the folder whether a key's temporary files are live.
+- ``.<key>.lock``: empty; its ``filelock.FileLock`` (an OS lock, released even when a build is
+  killed) makes concurrent builds of one key wait for each other, and proves no live build
+  writes that key's temporary files.
 
 Arrays are written under temporary names and renamed only once complete and flushed
-(``kit.io.atomic_path``), so an interrupted build never leaves a file under a final name; the
-next build of any key in the folder deletes a killed build's temporary files (their key's lock
-is free). ``python -m kit.cache --list / --prune`` shows and removes old caches.
+(``kit.io.atomic_path``); the next build of any key in the folder deletes a killed build's
+temporary files (their key's lock is free). ``python -m kit.cache --list / --prune`` shows and
+removes old caches.
 
-Reading: :class:`ImageCache` reads whole batches of rows with positional reads. A row copied
-out of a memory map costs a page fault for every 4 KiB page the process has not touched yet (a
-224x224 picture is 37 pages): with a cache larger than memory's share of each worker, reads are
-mostly faults. :meth:`ImageCache.rows` instead reads a batch's rows in file order with
-``os.preadv`` straight into the batch array (the kernel copies from its page cache; no mapping
-is faulted in), falling back to the map where ``preadv`` is missing (Windows).
-
-Writing: the build lock is ``filelock.FileLock`` on ``.<key>.lock`` (an OS lock: a killed build
-releases it, and it works on Windows and macOS as on Linux). Holding a key's lock proves no
-live build writes that key's temporary files, which is how any build in a folder tells a killed
-build's pre-allocated leftovers from a running one's.
+Reading: a row copied out of a memory map costs a page fault per 4 KiB page not yet touched (a
+224x224 picture is 37 pages), so with a cache larger than a worker's share of memory, reads
+would be mostly faults. :meth:`ImageCache.rows` instead reads a batch's rows in file order with
+``os.preadv`` straight into the batch array, falling back to the map where ``preadv`` is missing
+(Windows).
 """
 
 from __future__ import annotations
@@ -62,6 +57,7 @@ __all__ = [
     "files_key",
     "image_key",
     "load_cache",
+    "lock_free",
     "lock_path",
     "read_meta",
     "temp_files",
@@ -155,10 +151,8 @@ class ImageCache:
 
     def index_of(self, path: str | os.PathLike[str]) -> int:
         """Row of ``path`` (as given to ``build_cache``)."""
-        if self._index is None:
-            self._index = {}
-            for i, p in enumerate(self.meta.paths):
-                self._index.setdefault(p, i)
+        if self._index is None:  # the first row of a path listed twice
+            self._index = {p: i for i, p in reversed(list(enumerate(self.meta.paths)))}
         try:
             return self._index[os.fspath(path)]
         except KeyError:
@@ -245,23 +239,23 @@ def clean_leftovers(root: Path, key: str) -> list[Path]:
     Returns the files deleted."""
     removed = []
     for other, files in sorted(temp_files(root).items()):
-        if other == key or not lock_path(root, other).exists():  # no lock file: no live build
-            removed += _unlink(files)
-            continue
-        try:
-            with FileLock(lock_path(root, other), timeout=0):
-                removed += _unlink(files)
-        except Timeout:  # that key is being built right now: its files are live
-            continue
-        except OSError:  # a read-only lock file, say: leave that key alone
-            continue
+        if other == key or lock_free(root, other):
+            for f in files:
+                f.unlink(missing_ok=True)
+            removed += files
     return removed
 
 
-def _unlink(files: list[Path]) -> list[Path]:
-    for f in files:
-        f.unlink(missing_ok=True)
-    return files
+def lock_free(root: Path, key: str) -> bool:
+    """Whether no live build holds ``key``'s lock in ``root`` (a lock file that cannot be
+    opened, read-only say, counts as held: its key is left alone)."""
+    if not lock_path(root, key).exists():  # every build creates it first: nobody holds it
+        return True
+    try:
+        with FileLock(lock_path(root, key), timeout=0):
+            return True
+    except (Timeout, OSError):  # Timeout: that key is being built right now
+        return False
 
 
 def _load_checked(load: Callable[[str], Any], shape: tuple[int, ...], path: str) -> np.ndarray:
@@ -297,12 +291,15 @@ def _mapper(workers: int, executor: str) -> Iterator[Callable[..., Iterator[Any]
         yield pool.map
 
 
-def _preallocate(path: Path) -> None:
-    # A memmap over a sparse file dies of SIGBUS when the disk fills; reserving the blocks
-    # first turns that into an ordinary "disk full" error before any decoding.
+def _new_npy(path: Path, shape: tuple[int, ...]) -> np.memmap:
+    """A new uint8 ``.npy`` of ``shape`` at ``path``, mapped. Its blocks are reserved first: a
+    memmap over a sparse file dies of SIGBUS when the disk fills, an ordinary "disk full"
+    error instead comes before any decoding."""
+    out = np.lib.format.open_memmap(path, "w+", dtype=np.uint8, shape=shape)
     if hasattr(os, "posix_fallocate"):
         with open(path, "r+b") as fh:
             os.posix_fallocate(fh.fileno(), 0, os.fstat(fh.fileno()).st_size)
+    return out
 
 
 def write_images(
@@ -322,8 +319,7 @@ def write_images(
     bar = Progress("caching images", len(names), not progress, what="pictures", first_after=5)
     try:
         with _cache_fix(), atomic_path(target) as tmp, bar, _mapper(workers, executor) as imap:
-            out = np.lib.format.open_memmap(tmp, "w+", dtype=np.uint8, shape=(len(names), *shape))
-            _preallocate(tmp)
+            out = _new_npy(tmp, (len(names), *shape))
             for start in range(0, len(names), step):
                 batch = names[start : start + step]
                 for i, img in enumerate(_carried(imap(task, batch)), start):
@@ -371,8 +367,7 @@ def write_flips(source: Path, target: Path) -> None:
     """Write the left-right flip of every row of the ``.npy`` ``source`` to ``target``."""
     src = np.load(source, mmap_mode="r")
     with _cache_fix(), atomic_path(target) as tmp:
-        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=src.shape)
-        _preallocate(tmp)
+        out = _new_npy(tmp, src.shape)
         for start in range(0, len(src), _CHUNK):
             out[start : start + _CHUNK] = src[start : start + _CHUNK, :, ::-1]
         out.flush()
