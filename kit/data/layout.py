@@ -1,19 +1,14 @@
-"""Reading the competition layout: ``train/train.csv`` + person folders, ``eval/info.csv`` and
-the flat ``eval/images/`` folder; and checking that every image file of a frame can be read.
+"""Reading the competition layout (``train/train.csv`` + person folders, ``eval/info.csv`` +
+``eval/images/``) and checking that every image file of a frame can be read.
 
-Both readers check the layout up front and stop with a :class:`DataError` naming the file,
-row and field, what was found and what was expected, instead of failing mid-training;
-:func:`verify_images` is the fast check of the pictures themselves, before a long training
-starts.
+The readers check the layout up front and stop with a :class:`DataError` naming the file, row
+and field, what was found and what was expected, instead of failing mid-training.
 
-Pictures are decoded the way an image viewer shows them (``load_rgb(path) -> uint8 RGB``).
-Cameras and editors write more than 8-bit RGB: phones store the sensor's pixels with an EXIF
-orientation tag (1-8) that a viewer applies, editors write CMYK JPEGs, 16-bit, grayscale,
-palette and transparent PNGs. Each is decoded to what a viewer shows (orientation applied,
-16-bit scaled to 8 bits rather than clipped, transparent areas over white, as on a web page),
-and any other pixel mode (32-bit float, say) is refused naming the file.
-:func:`picture_problem` is the same policy checked from the header alone, so ``verify_images``
-refuses such a file before training starts.
+Pictures are decoded as an image viewer shows them (:func:`load_rgb`): EXIF orientation (phones
+store the sensor's pixels and a tag 1-8) applied, CMYK, grayscale and palette converted, 16-bit
+scaled to 8 bits rather than clipped, transparent areas over white (as on a web page); any other
+pixel mode (32-bit float, say) is refused naming the file. :func:`picture_problem` is the same
+policy checked from the header alone, so :func:`verify_images` refuses such a file up front.
 """
 
 from __future__ import annotations
@@ -34,16 +29,18 @@ from PIL import Image, ImageOps
 from kit.data._common import (
     FRAME_COLUMNS,
     IMAGE_EXTENSIONS,
+    SHOWN,
     STEM_MASK,
     STEMS,
     DataError,
     data_root,
+    listed,
     parse_age,
     parse_gender,
     read_csv_checked,
+    with_labels,
 )
 from kit.data.fixes import FixSpec, apply_fixes, load_fixes
-from kit.labels import age_to_group, encode
 
 __all__ = [
     "BAD_IMAGE_ERRORS",
@@ -117,7 +114,6 @@ def load_rgb(path: str) -> np.ndarray:
 
 TRAIN_COLUMNS: tuple[str, ...] = ("id", "gender", "race", "age", "path")
 _STEM_ORDER = {stem: i for i, stem in enumerate(STEMS)}
-_SHOWN_REASONS = 5
 _log = logging.getLogger("kit")
 
 
@@ -274,18 +270,16 @@ def _count_images(folder: Path) -> int:
 
 
 def _report_problems(problems: list[str], skipped_images: int, strict: bool) -> None:
-    shown = "\n  ".join(problems[:_SHOWN_REASONS])
-    extra = len(problems) - _SHOWN_REASONS
-    more = f"\n  ... and {extra} more" if extra > 0 else ""
     if strict:
         hint = f" (and {len(problems) - 1} more problem(s))" if len(problems) > 1 else ""
         raise DataError(
             f"{problems[0]}{hint}; pass strict=False (training: --no-strict-data) to skip "
             "such people"
         )
+    shown = listed(problems, "\n  ")
     warnings.warn(
         f"read_train skipped {len(problems)} people ({skipped_images} images) with problems:"
-        f"\n  {shown}{more}",
+        f"\n  {shown}",
         stacklevel=3,
     )
 
@@ -296,16 +290,10 @@ def _to_frame(rows: Iterable[dict[str, Any]]) -> pd.DataFrame:
     frame["mask"] = frame["stem"].map(STEM_MASK)
     for col in ("gender", "age", "mask"):
         frame[col] = frame[col].astype(np.int64)
-    frame["age_group"] = age_to_group(frame["age"].to_numpy())
-    frame["label"] = encode(
-        frame["mask"].to_numpy(), frame["gender"].to_numpy(), frame["age_group"].to_numpy()
-    )
+    frame = with_labels(frame)
     order = frame["stem"].map(_STEM_ORDER)
     frame = frame.assign(_order=order).sort_values(["folder", "_order"], kind="stable")
     return frame.drop(columns="_order").reset_index(drop=True)[list(FRAME_COLUMNS)]
-
-
-_SHOWN = 5
 
 
 def read_eval(data_dir: str | os.PathLike[str], strict: bool = True) -> pd.DataFrame:
@@ -325,12 +313,14 @@ def read_eval(data_dir: str | os.PathLike[str], strict: bool = True) -> pd.DataF
     ids = info["ImageID"].str.strip()
     _check_ids(ids, csv_path)
 
-    files = _index(os.listdir(images_dir))
-    names = [_find(image_id, files) for image_id in ids]
+    exact, by_name, by_stem = _index(os.listdir(images_dir))
+    names = [
+        exact.get(i) or by_name.get(_folded(i)) or by_stem.get(_folded(i)) for i in ids.tolist()
+    ]
     missing = [i for i, name in enumerate(names) if name is None]
     if missing:
         first = "; ".join(
-            f"line {ids.index[i]}: {images_dir / ids.iloc[i]} not found" for i in missing[:_SHOWN]
+            f"line {ids.index[i]}: {images_dir / ids.iloc[i]} not found" for i in missing[:SHOWN]
         )
         msg = f"{csv_path}, field 'ImageID': {len(missing)} of {len(ids)} images missing ({first})"
         if strict:
@@ -364,31 +354,23 @@ def _check_ids(ids: pd.Series, csv_path: os.PathLike[str]) -> None:
         )
 
 
-def _index(names: list[str]) -> tuple[dict[str, str], ...]:
-    """Three lookups to a file name: by exact name, by lower-cased name, by lower-cased stem."""
+def _index(names: list[str]) -> tuple[dict[str, str], dict[str, str], dict[str, str]]:
+    """Three lookups to a file name: by exact name, by folded name, by folded image stem."""
     exact: dict[str, str] = {}
-    by_lower: dict[str, str] = {}
+    by_name: dict[str, str] = {}
     by_stem: dict[str, str] = {}
-    for name in sorted(names):
-        if name.startswith("."):
-            continue
+    for name in sorted(n for n in names if not n.startswith(".")):
         stem, ext = os.path.splitext(name)
         exact[name] = name
-        by_lower.setdefault(_folded(name), name)
+        by_name.setdefault(_folded(name), name)
         if ext.lower() in IMAGE_EXTENSIONS:
             by_stem.setdefault(_folded(stem), name)
-    return exact, by_lower, by_stem
+    return exact, by_name, by_stem
 
 
 def _folded(name: str) -> str:
-    """``name`` as its lookups compare it: lower case, Unicode NFC (macOS writes file names
-    decomposed, NFD; spreadsheets and most tools write NFC)."""
+    """Lower case, Unicode NFC (macOS writes file names decomposed, NFD; most tools NFC)."""
     return unicodedata.normalize("NFC", name).lower()
-
-
-def _find(image_id: str, files: tuple[dict[str, str], ...]) -> str | None:
-    exact, by_lower, by_stem = files
-    return exact.get(image_id) or by_lower.get(_folded(image_id)) or by_stem.get(_folded(image_id))
 
 
 # Image.verify() only parses headers, so a JPEG or PNG cut short passes it; their end
@@ -419,14 +401,12 @@ def verify_images(
     bad = [(path, why) for path, why in zip(df["path"], problems, strict=True) if why]
     if not bad:
         return df
-    shown = "; ".join(f"{path}: {why}" for path, why in bad[:_SHOWN])
-    more = f"; ... and {len(bad) - _SHOWN} more" if len(bad) > _SHOWN else ""
-    msg = f"{len(bad)} of {len(df)} image files cannot be used ({shown}{more})"
+    shown = listed([f"{path}: {why}" for path, why in bad], "; ")
+    msg = f"{len(bad)} of {len(df)} image files cannot be used ({shown})"
     if strict:
         raise DataError(f"{msg}; {fix}")
     warnings.warn(
-        f"verify_images dropped {len(bad)} of {len(df)} image files that cannot be used "
-        f"({shown}{more})",
+        f"verify_images dropped {len(bad)} of {len(df)} image files that cannot be used ({shown})",
         stacklevel=2,
     )
     keep = [why is None for why in problems]
@@ -454,16 +434,15 @@ def _problem(path: str, decode: bool) -> str | None:
     if problem is not None:
         return problem
     marker = _END_MARKERS.get(fmt)
-    if marker is not None:
-        with open(path, "rb") as fh:
-            fh.seek(max(0, size - _TAIL_BYTES))
-            ends = marker in fh.read()
+    if marker is None:
+        return None
+    with open(path, "rb") as fh:
+        fh.seek(max(0, size - _TAIL_BYTES))
+        ends = marker in fh.read()
         if not ends and fmt == "JPEG":  # rare: walk the file for the picture's own end
-            with open(path, "rb") as fh:
-                ends = jpeg_ends(fh.read())
-        if not ends:
-            return f"truncated {fmt} file (no end marker in its last {_TAIL_BYTES} bytes)"
-    return None
+            fh.seek(0)
+            ends = jpeg_ends(fh.read())
+    return None if ends else f"truncated {fmt} file (no end marker in its last {_TAIL_BYTES} bytes)"
 
 
 def jpeg_ends(data: bytes) -> bool:
