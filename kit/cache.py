@@ -1,17 +1,11 @@
 """``python -m kit.cache --list DIR`` / ``--prune DIR [--yes]``: the picture caches in a folder.
 
-Every cache key in the folder is one row: its pictures, size, disk use, creation time and
-state. Old caches are those no run can use any more, in four states:
-
-- ``stale``: a picture changed, moved or vanished since it was built (its key no longer
-  matches the files), so every run builds a new one;
-- ``superseded``: a newer cache of the same pictures, crop and size exists (made by another
-  loader version or package versions, which are part of the key);
-- ``partial``: no complete json (an interrupted or damaged build);
-- ``leftover``: only temporary files of a build that is no longer running.
-
-``--prune`` lists the old ones first and deletes them only with ``--yes``; a key whose build
-is running right now (its lock is held) is never touched.
+One row per cache key: its pictures, size, disk use, creation time and state. Old caches, which
+no run can use any more, are ``stale`` (a picture changed, moved or vanished since the build),
+``superseded`` (a newer cache of the same pictures, crop and size exists, made by another loader
+or package version), ``partial`` (no complete json) or ``leftover`` (only temporary files of a
+build no longer running). ``--prune`` lists them and deletes them only with ``--yes``; a key
+being built right now (its lock is held) is never touched.
 """
 
 from __future__ import annotations

@@ -68,10 +68,8 @@ Box = tuple[int, int, int, int]
 
 @dataclass(frozen=True)
 class CropMode:
-    """``rect(height, width, box, crop=, image_size=, face_margin=)``: the crop of a (height,
-    width) picture whose face box is ``box`` (None: none found / not needed), for the centre
-    share ``crop``, the network input ``image_size`` and the margin ``face_margin`` around a
-    face. ``needs_boxes``: the mode uses face boxes."""
+    """``rect(height, width, box, crop=, image_size=, face_margin=)``: the crop of a picture with
+    face ``box`` (None: none found / not needed); ``needs_boxes``: the mode uses face boxes."""
 
     rect: Callable[..., Box]
     needs_boxes: bool
@@ -106,9 +104,8 @@ def _face_rect(
     image_size: tuple[int, int],
     face_margin: float,
 ) -> Box:
-    """The face box grown by ``face_margin`` on each side, then to the input's aspect ratio
-    (so the resize does not stretch the face); where no face was found, the centre crop
-    ``crop``, trimmed to that aspect ratio too."""
+    """The face box grown by ``face_margin`` on each side, then to the input's aspect ratio (the
+    resize must not stretch the face); without a face, the centre crop trimmed to it."""
     aspect = image_size[0] / image_size[1]  # height / width of the network input
     if box is None:
         x0, y0, x1, y1 = _center_rect(height, width, None, crop=crop)
@@ -141,8 +138,7 @@ def crop_rect(
     face_margin: float = 0.0,
 ) -> Box:
     """The crop ``crop_mode`` (:data:`CROP_MODES`) takes of a picture of ``shape`` (H, W, ...)
-    with face ``box``, for the centre share ``crop``, the network input ``image_size`` and
-    ``face_margin`` around a face."""
+    with face ``box``."""
     rect = CROP_MODES.use(crop_mode).rect
     kwargs = {"crop": crop, "image_size": image_size, "face_margin": face_margin}
     return rect(int(shape[0]), int(shape[1]), box, **kwargs)
@@ -150,8 +146,8 @@ def crop_rect(
 
 @dataclass(frozen=True)
 class Normalization:
-    """Pixel statistics and resize interpolation of a run, and whose they are (``source``:
-    ``competition``, or the timm name of the pretrained weights)."""
+    """Pixel statistics and resize interpolation of a run; ``source``: ``competition``, or the
+    name of the pretrained weights."""
 
     mean: tuple[float, float, float]
     std: tuple[float, float, float]
@@ -160,9 +156,8 @@ class Normalization:
 
 
 def normalization(cfg: Config) -> Normalization:
-    """A pretrained model's own mean / std / interpolation: timm's pretrained config of
-    ``cfg.model`` and ``cfg.pretrained_tag``, torchvision's ``weights.transforms()`` for a
-    ``torchvision/<name>`` model, what ``kit.register_model`` was told for one's own; the
+    """A pretrained model's own mean / std / interpolation (timm's pretrained config,
+    torchvision's ``weights.transforms()``, or what ``kit.register_model`` was told); the
     competition's statistics for a model trained from scratch."""
     if not (cfg.pretrained or cfg.pretrained_file):
         return Normalization(MEAN, STD, "bilinear", "competition")
@@ -190,7 +185,7 @@ def normalization(cfg: Config) -> Normalization:
 
 
 class FractionCenterCrop(A.ImageOnlyTransform):
-    """Centre crop keeping ``fraction`` = (height, width) shares of the picture, any size."""
+    """Centre crop keeping ``fraction`` = (height, width) shares of the picture."""
 
     def __init__(self, fraction: tuple[float, float] = (1.0, 1.0), p: float = 1.0) -> None:
         super().__init__(p=p)
@@ -235,9 +230,9 @@ def _strong(cfg: Config) -> list[A.BasicTransform]:
     ]
 
 
-#: At this shrink factor and beyond INTER_AREA (box averaging); below it INTER_LINEAR. Measured on
-#: 384x512 JPEGs cropped to 320x256 (docs/speed.md): at 224x224 (1.4x) bilinear is 0.23 grey
-#: levels from area averaging and 6x faster; at 64x48 (5x) it is 1.8 levels off (aliasing).
+#: From this shrink factor INTER_AREA (box averaging), below it INTER_LINEAR: at a 1.4x shrink
+#: bilinear is 0.23 grey levels from area averaging and 6x faster; at 5x, 1.8 levels off
+#: (aliasing). Measured in docs/speed.md.
 _AREA_FROM = 2.0
 
 
@@ -277,8 +272,7 @@ _OWNED = (A.Normalize, ToTensorV2, A.Resize, A.CenterCrop, _FitResize)
 
 
 def draws_numbers(transform: Any) -> bool:
-    """Whether ``transform`` may draw random numbers: anything but None or a pipeline of kit's
-    own fixed steps (crop, resize, normalise, to a tensor), which need no seeding."""
+    """Whether ``transform`` may draw random numbers: all but None and kit's own fixed steps."""
     if transform is None or isinstance(transform, (*_OWNED, FractionCenterCrop)):
         return False
     steps = getattr(transform, "transforms", None)
@@ -300,9 +294,8 @@ def _check_augment(augs: list[A.BasicTransform]) -> None:
 
 
 def prepare(image: np.ndarray, cfg: Config, box: Box | None = None) -> np.ndarray:
-    """The deterministic geometry of ``cfg`` applied to one uint8 RGB image (H, W, 3): the crop
-    of ``cfg.crop_mode`` (around face ``box`` for ``face``), resized to ``cfg.image_size``.
-    Training, the cache and inference all prepare pictures with this one function."""
+    """The crop of ``cfg.crop_mode`` (around face ``box``) of a uint8 RGB image (H, W, 3),
+    resized to ``cfg.image_size``: training, the cache and inference all use this one."""
     x0, y0, x1, y1 = crop_rect(
         image.shape,
         box,
@@ -317,8 +310,8 @@ def prepare(image: np.ndarray, cfg: Config, box: Box | None = None) -> np.ndarra
 
 
 def prepare_key(cfg: Config) -> dict[str, Any]:
-    """Every setting :func:`prepare` depends on, as JSON values (part of the cache key; the
-    face boxes themselves key it through the caller)."""
+    """Every setting :func:`prepare` depends on, as JSON values (the cache key; the face boxes
+    key it through the caller)."""
     key: dict[str, Any] = {"mode": cfg.crop_mode, "crop": list(cfg.crop)}
     if CROP_MODES.get(cfg.crop_mode).needs_boxes:
         key["margin"] = cfg.face_margin
@@ -375,12 +368,9 @@ def create_transforms(
     seed: int | None = None,
 ) -> tuple[A.Compose, A.Compose]:
     """``(train_tf, eval_tf)`` from explicit settings, as timm's ``create_transform``: the
-    centre share ``crop`` (``crop_mode`` must need no face box) resized to ``image_size``
-    (``interpolation`` when enlarging), then ``augment`` (training only), then normalisation
-    with ``mean`` and ``std`` to a (3, H, W) float tensor (``tensor=False``: the uint8 picture,
-    for :func:`kit.batch.to_model_input`). ``prepared=True`` drops the crop and resize;
-    ``seed`` seeds albumentations' draws. :func:`build_transforms` gives a Config's.
-    """
+    centre share ``crop`` resized to ``image_size`` (``interpolation`` when enlarging; none with
+    ``prepared=True``), ``augment`` (training only), then normalisation with ``mean`` and
+    ``std`` to a (3, H, W) float tensor (``tensor=False``: none). ``seed`` seeds the draws."""
     head = [] if prepared else _prepare_steps(crop_mode, crop, image_size, interpolation)
     augs = _own_augmentations(augment)
     return _pipelines(head, augs, (mean, std) if tensor else None, seed)
@@ -392,14 +382,10 @@ def build_transforms(
     prepared: bool = False,
     tensor: bool = True,
 ) -> tuple[A.Compose, A.Compose]:
-    """``(train_tf, eval_tf)`` of ``cfg`` (its preset, crop, size and the normalisation of its
-    weights: :func:`create_transforms` with the Config unpacked); each maps ``image=uint8
-    RGB`` to a normalised (3, H, W) float tensor, or with ``tensor=False`` to the uint8
-    (H, W, 3) picture before normalisation (kit's loaders: :func:`kit.batch.to_model_input`
-    finishes it on the device, to the same tensor).
-
-    ``augment`` replaces the preset's augmentations (a recipe's own ``A.Compose`` or list); it
-    sees the cropped, resized uint8 image. ``prepared=True`` drops the crop and resize.
+    """:func:`create_transforms` of ``cfg`` (its preset, crop, size and the normalisation of its
+    weights). With ``tensor=False`` the uint8 picture is left for kit's loaders to normalise
+    on the device (:func:`kit.batch.to_model_input`), to the same tensor. ``augment`` replaces
+    the preset's augmentations; it sees the cropped, resized uint8 image.
     """
     preset = PRESETS.get(cfg.preset)
     head = []

@@ -87,12 +87,9 @@ class CacheMeta:
 
 
 class ImageCache:
-    """Read-only cached pictures, memory-mapped on first use.
-
-    Pickles as its file path and metadata only: a DataLoader worker reopens the map, and every
-    process shares the same pages through the OS page cache. ``cache(path)`` returns that path's
-    picture, so a cache can stand in for a loader function.
-    """
+    """Read-only cached pictures, memory-mapped on first use; ``cache(path)`` is that path's
+    picture, so a cache can stand in for a loader. Pickles as its path and metadata only: a
+    DataLoader worker reopens the map (the OS page cache shares the pages)."""
 
     def __init__(self, path: str | os.PathLike[str], meta: CacheMeta) -> None:
         self.path = Path(path)
@@ -106,7 +103,6 @@ class ImageCache:
 
     @property
     def flip_path(self) -> Path:
-        """``<key>_flip.npy`` beside :attr:`path` (exists only when :attr:`has_flips`)."""
         return self.path.with_name(f"{self.key}_flip.npy")
 
     @property
@@ -119,16 +115,14 @@ class ImageCache:
         return len(self.meta.paths)
 
     def __getitem__(self, i: int) -> np.ndarray:
-        """Picture ``i`` as a fresh, writable (H, W, 3) uint8 array."""
         return self.rows([i])[0]
 
     def flipped(self, i: int) -> np.ndarray:
-        """Picture ``i`` flipped left-right, as stored by ``build_cache(..., flips=True)``."""
         return self.rows([i], [True])[0]
 
     def rows(self, indices: Sequence[int], flipped: Sequence[bool] | None = None) -> np.ndarray:
-        """Pictures ``indices`` (their stored mirror images where ``flipped`` says so) as one
-        fresh (N, H, W, 3) uint8 array in the order given, read in file order."""
+        """Pictures ``indices`` (mirror images where ``flipped`` says so) as one fresh
+        (N, H, W, 3) uint8 array in the order given, read in file order."""
         flips = [False] * len(indices) if flipped is None else [bool(f) for f in flipped]
         if any(flips) and not self.has_flips:
             raise ValueError(f"cache {self.key} holds no flipped copies; build it with flips=True")
@@ -150,7 +144,6 @@ class ImageCache:
         into[...] = array[row]  # no preadv, or a short read
 
     def index_of(self, path: str | os.PathLike[str]) -> int:
-        """Row of ``path`` (as given to ``build_cache``)."""
         if self._index is None:  # the first row of a path listed twice
             self._index = {p: i for i, p in reversed(list(enumerate(self.meta.paths)))}
         try:
@@ -185,8 +178,7 @@ class ImageCache:
         return f"ImageCache({self.path}, {len(self)} x {h}x{w}{flips})"
 
 
-#: kit.io.atomic_path's temporary names for a key's files: ``.<key>[_flip].npy.<random>.tmp``
-#: and ``.<key>.json.<random>.tmp``; group 1 is the key.
+#: kit.io.atomic_path's temporary names for a key's files (group 1 is the key).
 _TEMP = re.compile(r"^\.([0-9a-f]{32})(?:_flip)?\.(?:npy|json)\..+\.tmp$")
 
 #: ``build_cache(executor=...)`` name -> pool. Threads suit PIL / OpenCV loaders (they release
@@ -199,13 +191,12 @@ _CHUNK = 256  # rows copied per step when writing flips: bounded memory, few cal
 
 
 def lock_path(root: Path, key: str) -> Path:
-    """``root/.<key>.lock``: held by whoever builds ``key``."""
     return root / f".{key}.lock"
 
 
 @contextlib.contextmanager
 def build_lock(root: Path, key: str) -> Iterator[None]:
-    """Hold the exclusive lock of ``key`` in ``root`` (released by the OS even on SIGKILL)."""
+    """Hold the lock of ``key`` in ``root`` (released by the OS even on SIGKILL)."""
     try:
         root.mkdir(parents=True, exist_ok=True)
         lock = FileLock(lock_path(root, key))
@@ -224,7 +215,6 @@ def build_lock(root: Path, key: str) -> Iterator[None]:
 
 
 def temp_files(root: Path) -> dict[str, list[Path]]:
-    """Temporary files of cache builds in ``root``, by key."""
     found: dict[str, list[Path]] = {}
     with contextlib.suppress(OSError):
         for entry in os.scandir(root):
@@ -234,9 +224,8 @@ def temp_files(root: Path) -> dict[str, list[Path]]:
 
 
 def clean_leftovers(root: Path, key: str) -> list[Path]:
-    """Delete the temporary files of interrupted builds in ``root`` (call holding ``key``'s
-    lock): ``key``'s own, and any other key's whose lock is free (no live build owns them).
-    Returns the files deleted."""
+    """Delete and return the temporary files of interrupted builds in ``root`` (call holding
+    ``key``'s lock): ``key``'s own, and any other key's whose lock is free."""
     removed = []
     for other, files in sorted(temp_files(root).items()):
         if other == key or lock_free(root, other):
@@ -275,7 +264,6 @@ def _load_checked(load: Callable[[str], Any], shape: tuple[int, ...], path: str)
 
 
 def _with_path(err: Exception, path: str) -> Exception:
-    """The loader's error, of the same type where possible, with the file named."""
     try:
         return type(err)(f"{path}: {err}")
     except Exception:
@@ -311,7 +299,6 @@ def write_images(
     executor: str,
     progress: bool,
 ) -> None:
-    """Write ``load(name)`` for every name into the (N, H, W, 3) uint8 ``.npy`` ``target``."""
     shape = (*size, 3)
     task = partial(_load_checked, load, shape)
     # Bounded batches: results wait in memory only until their batch is written.
@@ -364,7 +351,6 @@ def _carried(results: Iterator[np.ndarray]) -> Iterator[np.ndarray]:
 
 
 def write_flips(source: Path, target: Path) -> None:
-    """Write the left-right flip of every row of the ``.npy`` ``source`` to ``target``."""
     src = np.load(source, mmap_mode="r")
     with _cache_fix(), atomic_path(target) as tmp:
         out = _new_npy(tmp, src.shape)
@@ -406,8 +392,8 @@ def image_key(
     crop: Any,
     extra: dict[str, Any] | None = None,
 ) -> str:
-    """Hex digest of everything the cached pixels depend on: every file's path, byte size and
-    mtime_ns, the output ``size`` (height, width), the ``crop`` spec and ``extra`` (JSON values)."""
+    """:func:`files_key` of everything the cached pixels depend on: the files, the output
+    ``size`` (height, width), the ``crop`` spec and ``extra`` (JSON values)."""
     spec = {"format": FORMAT, "size": _check_size(size), "crop": crop, "extra": extra}
     try:
         return files_key(paths, spec)
@@ -420,12 +406,12 @@ def image_key(
 def cache_dir_for(
     cache_dir: str | os.PathLike[str] | None, data_dir: str | os.PathLike[str]
 ) -> Path:
-    """The cache folder of a run: ``cache_dir`` (``Config.cache_dir``), or ``<data_dir>/cache``."""
+    """``cache_dir`` (``Config.cache_dir``), or ``<data_dir>/cache``."""
     return Path(cache_dir).expanduser() if cache_dir else Path(data_dir) / "cache"
 
 
 def read_meta(path: Path) -> CacheMeta | None:
-    """The :class:`CacheMeta` in the json ``path``, or None when absent or damaged."""
+    """The :class:`CacheMeta` in ``path``, or None when absent or damaged."""
     try:
         raw = read_json(path)
         meta = CacheMeta(**raw)
@@ -467,9 +453,8 @@ def build_cache(
     flips: bool = False,
     executor: str = "thread",
 ) -> ImageCache:
-    """Cache ``load(path)`` (an (H, W, 3) uint8 array, ``size`` = (H, W)) for every path, or
-    reuse the complete cache with the same key. ``workers`` > 0 decodes in parallel with an
-    ``EXECUTORS[executor]`` pool (``"process"`` needs a picklable ``load``)."""
+    """Cache ``load(path)`` (uint8 (H, W, 3), ``size`` = (H, W)) for every path, or reuse the
+    complete cache with the same key; ``workers`` > 0 decode in an ``EXECUTORS[executor]``."""
     names = [os.fspath(p) for p in paths]
     if not names:
         raise ValueError("build_cache needs at least one image path; got none")

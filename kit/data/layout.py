@@ -73,8 +73,8 @@ _WHITE = (255, 255, 255, 255)
 
 
 def picture_problem(image: Image.Image) -> str | None:
-    """Why ``image`` (opened, not necessarily decoded) cannot be shown as a viewer shows it,
-    or None. (Damaged EXIF data is no reason: PIL, like viewers, then shows it unrotated.)"""
+    """Why ``image`` (opened, not necessarily decoded) cannot be shown as a viewer shows it, or
+    None. (Damaged EXIF data is no reason: PIL, like viewers, then shows it unrotated.)"""
     if image.mode not in _DIRECT | _ALPHA | _HIGH_BIT:
         return (
             f"pixel mode {image.mode!r} is not a camera or editor picture kit can decode as a "
@@ -84,7 +84,7 @@ def picture_problem(image: Image.Image) -> str | None:
 
 
 def to_rgb(image: Image.Image) -> np.ndarray:
-    """uint8 (H, W, 3) of ``image`` as a viewer shows it (see the module's docstring)."""
+    """uint8 (H, W, 3) of ``image`` as a viewer shows it."""
     problem = picture_problem(image)
     if problem is not None:
         raise ValueError(problem)
@@ -103,8 +103,7 @@ def to_rgb(image: Image.Image) -> np.ndarray:
 
 
 def load_rgb(path: str) -> np.ndarray:
-    """Decode one picture to a uint8 RGB array (H, W, 3) as a viewer shows it (EXIF
-    orientation applied), naming the file if it is unreadable or cannot be shown so."""
+    """One picture as uint8 RGB (H, W, 3), as a viewer shows it; OSError naming the file."""
     try:
         with Image.open(path) as image:
             return to_rgb(image)
@@ -120,12 +119,11 @@ _log = logging.getLogger("kit")
 def read_train(
     data_dir: str | os.PathLike[str], fixes: FixSpec = None, strict: bool = True
 ) -> pd.DataFrame:
-    """One row per training image (columns as in docs/architecture.md), sorted by folder, stem.
+    """One row per training image (columns: docs/architecture.md), sorted by folder, stem.
 
-    ``fixes`` is a :func:`~kit.data.load_fixes` spec (``"builtin"``, a CSV path, a list);
-    the applied fixes are logged and kept in ``df.attrs["fixes"]``. With ``strict=False``
-    people with problems (missing folder or picture, bad gender / age, ...) are skipped with one
-    warning; a missing data folder, train.csv or column is always an error.
+    ``fixes``: a :func:`~kit.data.load_fixes` spec; the applied ones are logged and kept in
+    ``df.attrs["fixes"]``. ``strict=False`` skips people with problems (missing picture, bad
+    age, ...) with one warning; a missing data folder, train.csv or column is always an error.
     """
     root = data_root(data_dir)
     csv_path = root / "train" / "train.csv"
@@ -201,9 +199,8 @@ def _person_rows(
 
 
 def _person_folder(images_dir: Path, folder: str) -> str:
-    """The name on disk of the person folder train.csv calls ``folder``: itself, or the one
-    folder equal to it after Unicode normalisation (macOS writes names decomposed, NFD, while
-    a train.csv is usually composed, NFC: the two look identical and compare unequal)."""
+    """The name on disk of train.csv's ``folder``: itself, or the one folder equal to it after
+    Unicode normalisation (macOS writes names decomposed, NFD; a train.csv is usually NFC)."""
     if (images_dir / folder).is_dir():
         return folder
     want = unicodedata.normalize("NFC", folder)
@@ -299,10 +296,9 @@ def _to_frame(rows: Iterable[dict[str, Any]]) -> pd.DataFrame:
 def read_eval(data_dir: str | os.PathLike[str], strict: bool = True) -> pd.DataFrame:
     """``image_id`` (= ``ImageID``), ``ImageID``, absolute ``path``, in info.csv row order.
 
-    A file named in info.csv may differ from its ``ImageID`` only in letter case, Unicode
-    normalisation (NFC / NFD) or by a missing image extension. Missing files are an error, or
-    with ``strict=False`` dropped with one warning; duplicated ImageIDs are always an error (a
-    submission could not be written).
+    A file may differ from its ``ImageID`` in letter case, Unicode normalisation or by a missing
+    extension. Missing files are an error (``strict=False``: dropped with one warning);
+    duplicated ImageIDs always (a submission could not be written).
     """
     root = data_root(data_dir)
     csv_path = root / "eval" / "info.csv"
@@ -373,9 +369,8 @@ def _folded(name: str) -> str:
     return unicodedata.normalize("NFC", name).lower()
 
 
-# Image.verify() only parses headers, so a JPEG or PNG cut short passes it; their end
-# markers are what a complete file always carries. Looked for near the end because some
-# writers pad a few bytes after the marker.
+# Image.verify() only parses headers, so a JPEG or PNG cut short passes it; a complete file ends
+# with its end marker (some writers pad a few bytes after it).
 _END_MARKERS: dict[str, bytes] = {"JPEG": b"\xff\xd9", "PNG": b"IEND\xaeB`\x82"}
 _TAIL_BYTES = 1024
 
@@ -388,12 +383,9 @@ def verify_images(
     df: pd.DataFrame, strict: bool = True, decode: bool = False, fix: str = DROP_FIX
 ) -> pd.DataFrame:
     """Check each file of ``df.path``: not empty, an image PIL can parse, not truncated, in a
-    mode and orientation :func:`kit.data.dataset.load_rgb` decodes as a viewer shows it.
-
-    Bad files raise a :class:`DataError` naming the first few and then ``fix``, or with
-    ``strict=False`` are dropped with one warning (the returned frame has a fresh index).
-    ``decode=True`` also decodes every pixel (slower; catches corrupt data inside an otherwise
-    complete file).
+    mode :func:`load_rgb` decodes. Bad files raise a :class:`DataError` naming the first few
+    and then ``fix``, or with ``strict=False`` are dropped with one warning (fresh index).
+    ``decode=True`` also decodes every pixel (slower; catches corrupt data in a whole file).
     """
     if "path" not in df.columns:
         raise DataError(f"verify_images: frame has no 'path' column (found {list(df.columns)})")
@@ -414,7 +406,6 @@ def verify_images(
 
 
 def _problem(path: str, decode: bool) -> str | None:
-    """Why the file at ``path`` cannot be used, or None if it is fine."""
     try:
         size = os.path.getsize(path)
     except OSError as err:
@@ -446,13 +437,11 @@ def _problem(path: str, decode: bool) -> str | None:
 
 
 def jpeg_ends(data: bytes) -> bool:
-    """Whether the JPEG in ``data`` reaches its end-of-image marker, whatever follows it.
-
-    Phones append a video to a "motion photo" (and other tools their own data) after the
-    picture's end, as viewers ignore it; so the marker need not be near the file's end. The
-    walk follows the segments from the start (a length each; an EXIF thumbnail's own end
-    marker is inside one) and, after each start-of-scan, the compressed data up to the next
-    marker (``FF00`` is a stuffed byte, ``FFD0``-``FFD7`` restart markers)."""
+    """Whether the JPEG in ``data`` reaches its end-of-image marker, whatever follows it (phones
+    append a video to a "motion photo" after the picture's end). The walk follows the segments
+    from the start (a length each; an EXIF thumbnail's own end marker is inside one) and, after
+    each start-of-scan, the compressed data up to the next marker (``FF00`` is a stuffed byte,
+    ``FFD0``-``FFD7`` restart markers)."""
     if not data.startswith(b"\xff\xd8"):
         return False
     i, n = 2, len(data)
