@@ -247,15 +247,6 @@ _JPEG_QUALITY = 90
 FACE_COLUMNS = ("image_id", "x0", "y0", "x1", "y1")
 
 
-def save(path: Path, image, ext: str) -> None:
-    buf = io.BytesIO()
-    if ext.lower() == "png":
-        image.save(buf, format="PNG", compress_level=1)
-    else:
-        image.save(buf, format="JPEG", quality=_JPEG_QUALITY)
-    put(path, buf.getvalue())
-
-
 def put(path: Path, data: bytes | str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(data.encode() if isinstance(data, str) else data)
@@ -276,7 +267,12 @@ def _person(job: tuple[Path, str, int, int, int, tuple[int, int], list[tuple[str
     boxes = []
     for k, (name, _stem) in enumerate(files):
         image, box = render(look, k, size, np.random.default_rng([seed, side, i, k + 1]), back)
-        save(folder / name, image, Path(name).suffix[1:])
+        buf = io.BytesIO()
+        if name.lower().endswith(".png"):
+            image.save(buf, format="PNG", compress_level=1)
+        else:
+            image.save(buf, format="JPEG", quality=_JPEG_QUALITY)
+        put(folder / name, buf.getvalue())
         boxes.append(box)
     return boxes
 

@@ -133,7 +133,9 @@ class ImageCache:
         return out
 
     def _read(self, path: Path, row: int, into: np.ndarray) -> None:
-        array = self._array(path)
+        if path not in self._arrays:
+            self._arrays[path] = np.load(path, mmap_mode="r")
+        array = self._arrays[path]
         if _PREADV and array.flags.c_contiguous:
             if path not in self._files:
                 fd = self._files[path] = os.open(path, os.O_RDONLY)
@@ -160,11 +162,6 @@ class ImageCache:
     def read_many(self, paths: Sequence[str], seeds: Sequence[int] | None = None) -> np.ndarray:
         """The pictures of ``paths`` in one read (``seeds``: unused, a cache draws nothing)."""
         return self.rows([self.index_of(p) for p in paths])
-
-    def _array(self, path: Path) -> np.ndarray:
-        if path not in self._arrays:
-            self._arrays[path] = np.load(path, mmap_mode="r")
-        return self._arrays[path]
 
     def __getstate__(self) -> dict[str, Any]:  # a worker opens its own maps and descriptors
         return {"path": self.path, "meta": self.meta}

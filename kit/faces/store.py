@@ -9,11 +9,13 @@ every picture's path, size and mtime, the detector's name and version, and the f
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import logging
 import os
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
+from functools import partial
 from io import StringIO
 from pathlib import Path
 
@@ -85,28 +87,21 @@ def _open(name: str, cfg: Config, root: Path) -> Finder:
 
 
 def _compute(cfg: Config, root: Path, paths: list[str], workers: int, progress: bool):
-    detector = FACE_DETECTORS.get(cfg.face_detector)
-    find = _open(cfg.face_detector, cfg, root)  # here first: one that cannot start fails at once
+    name = cfg.face_detector
+    find = _open(name, cfg, root)  # here first: one that cannot start fails at once
     chunks = [paths[i : i + _CHUNK] for i in range(0, len(paths), _CHUNK)]
-    bar = tqdm(
-        total=len(paths),
-        desc=f"face boxes ({cfg.face_detector})",
-        unit="img",
-        disable=not progress,
-        leave=False,
-    )
+    desc = f"face boxes ({name})"
+    bar = tqdm(total=len(paths), desc=desc, unit="img", disable=not progress, leave=False)
     found: list[Box | Face | None] = []
-    if detector.parallel and workers > 1 and len(chunks) > 1:
-        with ProcessPoolExecutor(min(workers, len(chunks))) as pool:
-            tasks = [pool.submit(_detect, cfg.face_detector, cfg, root, c) for c in chunks]
-            for task, chunk in zip(tasks, chunks, strict=True):
-                found.extend(task.result())
-                bar.update(len(chunk))
-    else:
-        for chunk in chunks:
-            found.extend(_detect(cfg.face_detector, cfg, root, chunk, find))
+    with bar, contextlib.ExitStack() as stack:
+        if FACE_DETECTORS.get(name).parallel and workers > 1 and len(chunks) > 1:
+            pool = stack.enter_context(ProcessPoolExecutor(min(workers, len(chunks))))
+            results = pool.map(partial(_detect, name, cfg, root), chunks)
+        else:
+            results = (_detect(name, cfg, root, chunk, find) for chunk in chunks)
+        for chunk, boxes in zip(chunks, results, strict=True):
+            found.extend(boxes)
             bar.update(len(chunk))
-    bar.close()
     return found
 
 
