@@ -1,17 +1,16 @@
 """albumentations pipelines: one config gives the training and the evaluation transform.
 
-Every pipeline is ``prepare`` (the crop of ``cfg.crop_mode``, :data:`CROP_MODES`, then a resize
-to ``cfg.image_size``), the preset's augmentations (training only), then ``finish`` (normalise,
-to a CHW float tensor: here, or on the device for kit's loaders, ``tensor=False``). Train and
-eval share ``prepare`` and ``finish``, so inference crops, resizes and normalises exactly like
-training, with the statistics of the weights (:func:`normalization`). A loader that returns
-prepared pictures (a cache, or the face crop, which needs each picture's face box) pairs with
-``build_transforms(cfg, prepared=True)``, which leaves out the crop and resize.
+Every pipeline is ``prepare`` (the crop of ``cfg.crop_mode``, then a resize to
+``cfg.image_size``), the preset's augmentations (training only), then normalisation with the
+statistics of the weights (:func:`normalization`) to a CHW float tensor (or on the device for
+kit's loaders, ``tensor=False``): inference crops, resizes and normalises exactly like training.
+A loader of prepared pictures (a cache, or the face crop, which needs each picture's face box)
+pairs with ``build_transforms(cfg, prepared=True)``, which leaves out the crop and resize.
 
-Crop modes (``--crop-mode``): ``center`` keeps the centre share ``cfg.crop``; ``face`` the region
-around the face box (``--face-margin`` on each side, at the network input's aspect ratio), or a
-centre crop of that aspect ratio where no face was found. A team adds one with
-``CROP_MODES.register(name, CropMode(rect, needs_boxes))``. Test-time views: :data:`kit.tta.TTA`.
+Crop modes (:data:`CROP_MODES`, ``--crop-mode``): ``center`` keeps the centre share ``cfg.crop``;
+``face`` the region around the face box (``--face-margin`` on each side, at the network input's
+aspect ratio), or a centre crop of that aspect ratio where no face was found. A team adds one
+with ``CROP_MODES.register(name, CropMode(rect, needs_boxes))``.
 """
 
 from __future__ import annotations

@@ -111,13 +111,9 @@ def parse_age(value: str) -> int:
 
 
 def read_csv_checked(path: Path, required: tuple[str, ...]) -> pd.DataFrame:
-    """Read a CSV as text (ids keep leading zeros), checking it exists, parses and has columns.
-
-    Any encoding a spreadsheet writes is read (:func:`kit.io.read_csv_text`: byte-order marks,
-    UTF-16, ``;`` separators). Cells stay strings, column names are stripped, blank lines are
-    skipped, and every row must have as many fields as the header. The index holds each row's
-    line number in the file.
-    """
+    """A CSV in any encoding a spreadsheet writes (:func:`kit.io.read_csv_text`), checked to
+    exist, parse and have the ``required`` columns; cells stay strings (ids keep leading
+    zeros), blank lines are skipped, and the index holds each row's line number in the file."""
     expected = ",".join(required)
     if not path.is_file():
         raise DataError(f"{path}: file not found (expected a CSV with columns {expected})")

@@ -1,25 +1,18 @@
 """A preprocessed image cache: decode, crop and resize every picture once, then memory-map it.
 
-Files in ``cache_dir`` for one key (see :func:`image_key`):
+Files in ``cache_dir`` for one key (:func:`image_key`): ``<key>.npy``, (N, H, W, 3) uint8, row i
+``load(paths[i])``; ``<key>_flip.npy``, the rows flipped left-right (``flips=True``);
+``<key>.json``, :class:`CacheMeta`, written last as the commit marker (no json saying
+``"complete": true``, no cache); ``.<key>.lock``, whose ``filelock`` (an OS lock, released even
+when a build is killed) makes builds of one key wait for each other and proves no live build
+writes that key's temporary files. Arrays are written under temporary names, renamed once
+complete (``kit.io.atomic_path``); any later build in the folder deletes a killed build's.
+``python -m kit.cache --list / --prune`` shows and removes old caches.
 
-- ``<key>.npy``: (N, H, W, 3) uint8; row i is ``load(paths[i])``.
-- ``<key>_flip.npy``: the same rows flipped left-right (only when built with ``flips=True``).
-- ``<key>.json``: :class:`CacheMeta`. Written last, so it is the commit marker: without a json
-  saying ``"complete": true`` there is no cache, whatever ``.npy`` files lie around.
-- ``.<key>.lock``: empty; its ``filelock.FileLock`` (an OS lock, released even when a build is
-  killed) makes concurrent builds of one key wait for each other, and proves no live build
-  writes that key's temporary files.
-
-Arrays are written under temporary names and renamed only once complete and flushed
-(``kit.io.atomic_path``); the next build of any key in the folder deletes a killed build's
-temporary files (their key's lock is free). ``python -m kit.cache --list / --prune`` shows and
-removes old caches.
-
-Reading: a row copied out of a memory map costs a page fault per 4 KiB page not yet touched (a
-224x224 picture is 37 pages), so with a cache larger than a worker's share of memory, reads
-would be mostly faults. :meth:`ImageCache.rows` instead reads a batch's rows in file order with
-``os.preadv`` straight into the batch array, falling back to the map where ``preadv`` is missing
-(Windows).
+Reading: a row copied out of a memory map costs a page fault per 4 KiB page not yet touched, so
+with a cache larger than a worker's share of memory reads would be mostly faults.
+:meth:`ImageCache.rows` instead reads a batch's rows in file order with ``os.preadv`` straight
+into the batch array (the map where ``preadv`` is missing, on Windows).
 """
 
 from __future__ import annotations
