@@ -105,12 +105,6 @@ def _compute(cfg: Config, root: Path, paths: list[str], workers: int, progress: 
     return found
 
 
-def _split(found: list[Box | Face | None], paths: list[str]):
-    boxes = {p: f.box if isinstance(f, Face) else f for p, f in zip(paths, found, strict=True)}
-    scores = {p: f.score for p, f in zip(paths, found, strict=True) if isinstance(f, Face)}
-    return boxes, scores
-
-
 def _write(path: Path, root: Path, boxes: dict[str, Box | None], scores: dict[str, float]) -> None:
     rows = [(image_id(p, root), *(b if b is not None else ("",) * 4)) for p, b in boxes.items()]
     table = pd.DataFrame(rows, columns=list(FACE_COLUMNS))
@@ -143,7 +137,9 @@ def face_boxes(
         boxes = {p: stored.get(image_id(p, root)) for p in names}
         scores = {p: stored_scores[i] for p in names if (i := image_id(p, root)) in stored_scores}
     else:
-        boxes, scores = _split(_compute(cfg, root, names, workers, progress), names)
+        found = dict(zip(names, _compute(cfg, root, names, workers, progress), strict=True))
+        boxes = {p: f.box if isinstance(f, Face) else f for p, f in found.items()}
+        scores = {p: f.score for p, f in found.items() if isinstance(f, Face)}
         _write(file, root, boxes, scores)
     result = FaceBoxes(boxes, file, cfg.face_detector, scores)
     _log.info("%s", result.summary())
