@@ -1,17 +1,11 @@
 """``python -m kit.cache --list DIR`` / ``--prune DIR [--yes]``: the picture caches in a folder.
 
-Every cache key in the folder is one row: its pictures, size, disk use, creation time and
-state. Old caches are those no run can use any more, in four states:
-
-- ``stale``: a picture changed, moved or vanished since it was built (its key no longer
-  matches the files), so every run builds a new one;
-- ``superseded``: a newer cache of the same pictures, crop and size exists (made by another
-  loader version or package versions, which are part of the key);
-- ``partial``: no complete json (an interrupted or damaged build);
-- ``leftover``: only temporary files of a build that is no longer running.
-
-``--prune`` lists the old ones first and deletes them only with ``--yes``; a key whose build
-is running right now (its lock is held) is never touched.
+One row per cache key: its pictures, size, disk use, creation time and state. Old caches, which
+no run can use any more, are ``stale`` (a picture changed, moved or vanished since the build),
+``superseded`` (a newer cache of the same pictures, crop and size exists, made by another loader
+or package version), ``partial`` (no complete json) or ``leftover`` (only temporary files of a
+build no longer running). ``--prune`` lists them and deletes them only with ``--yes``; a key
+being built right now (its lock is held) is never touched.
 """
 
 from __future__ import annotations
@@ -27,7 +21,15 @@ from pathlib import Path
 from filelock import FileLock, Timeout
 
 from kit.cli import ArgumentParser, add_debug_flag, run_cli
-from kit.data.image_cache import CacheMeta, image_key, load_cache, lock_path, read_meta, temp_files
+from kit.data.image_cache import (
+    CacheMeta,
+    image_key,
+    load_cache,
+    lock_free,
+    lock_path,
+    read_meta,
+    temp_files,
+)
 
 __all__ = ["CacheEntry", "main", "prune", "survey"]
 
@@ -73,22 +75,12 @@ def survey(folder: str | os.PathLike[str]) -> list[CacheEntry]:
         entries.setdefault(key, CacheEntry(key, state="leftover")).files.extend(files)
     for e in entries.values():
         if e.state == "leftover":
-            e.state = "leftover" if _lock_free(root, e.key) else "building"
+            e.state = "leftover" if lock_free(root, e.key) else "building"
             continue
         e.meta = read_meta(root / f"{e.key}.json")
         e.state = _state(root, e)
     _mark_superseded([e for e in entries.values() if e.state == "ok"])
     return sorted(entries.values(), key=lambda e: (e.meta.created if e.meta else "", e.key))
-
-
-def _lock_free(root: Path, key: str) -> bool:
-    if not lock_path(root, key).exists():  # every build creates it first: nobody holds it
-        return True
-    try:
-        with FileLock(lock_path(root, key), timeout=0):
-            return True
-    except Timeout:
-        return False
 
 
 def _state(root: Path, e: CacheEntry) -> str:

@@ -1,10 +1,9 @@
 """Person-level validation splits, stratified on gender x age group.
 
-All images of one person land on the same side: splitting by image leaks a face into both
-training and validation and inflates the score. Stratification is exact rather than sampled:
-within each gender x age-group cell, people are shuffled (seeded) and dealt out in turn, so
-every fold holds each cell's count divided by ``n_splits``, give or take one person. The
-result depends only on the people (sorted by id) and the seed, not on the frame's row order.
+All images of one person land on the same side (splitting by image leaks a face into both and
+inflates the score). Within each gender x age-group cell, people are shuffled (seeded) and dealt
+out in turn, so every fold holds each cell's count / ``n_splits``, give or take one person. The
+result depends only on the people and the seed, not on the frame's row order.
 """
 
 from __future__ import annotations
@@ -26,7 +25,6 @@ __all__ = ["Splits", "drop_ages", "holdout", "load_splits", "person_folds", "per
 __all__ += ["run_paths", "split_seed"]
 
 _log = logging.getLogger("kit")
-#: The eval set is never thinned (a submission needs every row), so its bad pictures have one fix.
 _EVAL_FIX = (
     "replace them: a submission needs the picture of every row of eval/info.csv, so "
     "evaluation pictures are never dropped"
@@ -36,11 +34,8 @@ _STRATA = ("gender", "age_group")
 
 
 def _people(df: pd.DataFrame, person_col: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(person ids sorted, stratum of each person, index into those ids for every row).
-
-    A person whose rows disagree on gender or age group takes the values of their first row.
-    A frame with ``age`` but no ``age_group`` gets the official age groups.
-    """
+    """(person ids sorted, stratum of each person, index into those ids for every row). A
+    person takes their first row's gender and age group (from ``age`` if there is none)."""
     if "age_group" not in df.columns and "age" in df.columns:
         df = df.assign(age_group=age_to_group(df["age"].to_numpy()))
     missing = [c for c in (person_col, *_STRATA) if c not in df.columns]
@@ -66,11 +61,8 @@ def _people(df: pd.DataFrame, person_col: str) -> tuple[np.ndarray, np.ndarray, 
 def person_folds(
     df: pd.DataFrame, n_splits: int = 5, seed: int = 0, person_col: str = "person_id"
 ) -> np.ndarray:
-    """Fold id (``0..n_splits-1``) of every row of ``df``; one person, one fold.
-
-    Needs the columns ``person_col``, ``gender`` and ``age_group`` (or ``age``). Raises
-    ValueError when there are fewer people than folds.
-    """
+    """Fold id (``0..n_splits-1``) of every row of ``df``; one person, one fold. Needs the
+    columns ``person_col``, ``gender`` and ``age_group`` (or ``age``)."""
     if int(n_splits) != n_splits or n_splits < 2:
         raise ValueError(f"n_splits must be an integer >= 2, got {n_splits!r}")
     ids, strata, row_person = _people(df, person_col)
@@ -91,10 +83,8 @@ def person_folds(
 
 
 def _quotas(counts: np.ndarray, n_val: int) -> np.ndarray:
-    """Per-cell validation sizes proportional to ``counts`` and summing to ``n_val`` exactly.
-
-    Largest-remainder rounding; ties go to the larger cell, then the earlier one.
-    """
+    """Per-cell validation sizes proportional to ``counts``, summing to ``n_val``: largest
+    remainder, ties to the larger cell, then the earlier one."""
     share = counts * (n_val / counts.sum())
     quota = np.floor(share).astype(np.int64)
     order = np.lexsort((np.arange(len(counts)), -counts, -(share - quota)))
@@ -105,11 +95,8 @@ def _quotas(counts: np.ndarray, n_val: int) -> np.ndarray:
 def holdout(
     df: pd.DataFrame, val_ratio: float = 0.2, seed: int = 0, person_col: str = "person_id"
 ) -> np.ndarray:
-    """Boolean mask over the rows of ``df``: True for validation rows.
-
-    Exactly ``round(val_ratio * n_people)`` people (Python's round: halves go to even) are
-    drawn without replacement, each gender x age-group cell in proportion to its size.
-    """
+    """True for the validation rows of ``df``: ``round(val_ratio * n_people)`` people (halves
+    to even), each gender x age-group cell in proportion to its size."""
     if not 0.0 < val_ratio < 1.0:
         raise ValueError(f"val_ratio must be strictly between 0 and 1, got {val_ratio!r}")
     ids, strata, row_person = _people(df, person_col)
@@ -130,8 +117,7 @@ def holdout(
 
 def drop_ages(df: pd.DataFrame, spec: str | None) -> pd.DataFrame:
     """The rows of ``df`` whose ``age`` lies in none of the inclusive ranges of ``spec``
-    (``"27-29,57-59"``; None keeps every row). Training drops people next to an age-group
-    boundary this way (``cfg.drop_ages``); validation and scoring keep everyone."""
+    (``"27-29,57-59"``; None keeps all): ``cfg.drop_ages``, for training rows only."""
     if spec is None:
         return df
     if "age" not in df.columns:
@@ -149,7 +135,6 @@ def drop_ages(df: pd.DataFrame, spec: str | None) -> pd.DataFrame:
     return kept
 
 
-# ---- the split of a run: its data read and checked, then split by person ------------------
 @dataclass
 class Splits:
     """The frames of one run: training rows, validation rows, and the eval set if any."""
@@ -207,8 +192,7 @@ def load_splits(cfg: Config) -> Splits:
 
 
 def person_folds_of(df: pd.DataFrame, cfg: Config) -> np.ndarray:
-    """Fold of every row of ``df`` under ``cfg.n_folds`` and :func:`split_seed`; too few people for
-    the folds is refused naming the flag that fixes it."""
+    """Fold of every row of ``df`` under ``cfg.n_folds`` and :func:`split_seed`."""
     people = df["person_id"].nunique()
     if people < cfg.n_folds:
         raise ValueError(
@@ -219,13 +203,12 @@ def person_folds_of(df: pd.DataFrame, cfg: Config) -> np.ndarray:
 
 
 def split_seed(cfg: Config) -> int:
-    """The seed of ``cfg``'s split: ``split_seed``, else ``seed`` (repeats over seeds keep
-    their validation people by setting ``split_seed``)."""
+    """``cfg.split_seed``, else ``cfg.seed`` (repeats over seeds keep their validation people
+    by setting ``split_seed``)."""
     return cfg.seed if cfg.split_seed is None else cfg.split_seed
 
 
 def run_paths(data: Splits) -> list[str]:
-    """Every picture of ``data`` (training, validation and eval rows), sorted."""
+    """Every picture of ``data``, sorted: every fold and seed of one data set share a cache."""
     frames = [data.train, data.val] + ([data.eval] if data.eval is not None else [])
-    # sorted, not split order: every fold and seed of one data set shares one cache
     return sorted({str(p) for df in frames for p in df["path"]})

@@ -1,26 +1,16 @@
 """albumentations pipelines: one config gives the training and the evaluation transform.
 
-Every pipeline is ``prepare`` (a crop of :data:`CROP_MODES`: the centre share
-``cfg.crop`` of the picture, or the region around the face; then a resize to
-``cfg.image_size``), then the preset's augmentations (training only), then ``finish``
-(normalise, to a CHW float tensor: here, or on the device for kit's loaders, ``tensor=False``).
-Train and eval share ``prepare`` and ``finish``, so inference crops, resizes and normalises
-exactly like training. Normalisation follows the weights (:func:`normalization`): a pretrained
-model gets its own pretrained config's mean, std and interpolation, a model trained from scratch
-the competition's pixel statistics.
+Every pipeline is ``prepare`` (the crop of ``cfg.crop_mode``, then a resize to
+``cfg.image_size``), the preset's augmentations (training only), then normalisation with the
+statistics of the weights (:func:`normalization`) to a CHW float tensor (or on the device for
+kit's loaders, ``tensor=False``): inference crops, resizes and normalises exactly like training.
+A loader of prepared pictures (a cache, or the face crop, which needs each picture's face box)
+pairs with ``build_transforms(cfg, prepared=True)``, which leaves out the crop and resize.
 
-A loader that already returns prepared images (a cache of cropped, resized pictures, or the face
-crop, which needs each picture's face box) pairs with ``build_transforms(cfg, prepared=True)``,
-which leaves out the crop and resize.
-
-Crop modes (``--crop-mode``) say which rectangle of a picture the network sees: ``center`` keeps
-the centre share ``cfg.crop`` of every picture; ``face`` the region around the picture's face box
-(``--face-margin`` on each side, at the network input's aspect ratio), or a centre crop of that
-aspect ratio where no face was found. A team adds a mode with
-``CROP_MODES.register(name, CropMode(rect, needs_boxes))``; :func:`prepare` applies it, in
-training and inference alike.
-
-The test-time views of a prepared batch are :data:`kit.tta.TTA`.
+Crop modes (:data:`CROP_MODES`, ``--crop-mode``): ``center`` keeps the centre share ``cfg.crop``;
+``face`` the region around the face box (``--face-margin`` on each side, at the network input's
+aspect ratio), or a centre crop of that aspect ratio where no face was found. A team adds one
+with ``CROP_MODES.register(name, CropMode(rect, needs_boxes))``.
 """
 
 from __future__ import annotations
@@ -77,10 +67,8 @@ Box = tuple[int, int, int, int]
 
 @dataclass(frozen=True)
 class CropMode:
-    """``rect(height, width, box, crop=, image_size=, face_margin=)``: the crop of a (height,
-    width) picture whose face box is ``box`` (None: none found / not needed), for the centre
-    share ``crop``, the network input ``image_size`` and the margin ``face_margin`` around a
-    face. ``needs_boxes``: the mode uses face boxes."""
+    """``rect(height, width, box, crop=, image_size=, face_margin=)``: the crop of a picture with
+    face ``box`` (None: none found / not needed); ``needs_boxes``: the mode uses face boxes."""
 
     rect: Callable[..., Box]
     needs_boxes: bool
@@ -115,9 +103,8 @@ def _face_rect(
     image_size: tuple[int, int],
     face_margin: float,
 ) -> Box:
-    """The face box grown by ``face_margin`` on each side, then to the input's aspect ratio
-    (so the resize does not stretch the face); where no face was found, the centre crop
-    ``crop``, trimmed to that aspect ratio too."""
+    """The face box grown by ``face_margin`` on each side, then to the input's aspect ratio (the
+    resize must not stretch the face); without a face, the centre crop trimmed to it."""
     aspect = image_size[0] / image_size[1]  # height / width of the network input
     if box is None:
         x0, y0, x1, y1 = _center_rect(height, width, None, crop=crop)
@@ -150,8 +137,7 @@ def crop_rect(
     face_margin: float = 0.0,
 ) -> Box:
     """The crop ``crop_mode`` (:data:`CROP_MODES`) takes of a picture of ``shape`` (H, W, ...)
-    with face ``box``, for the centre share ``crop``, the network input ``image_size`` and
-    ``face_margin`` around a face."""
+    with face ``box``."""
     rect = CROP_MODES.use(crop_mode).rect
     kwargs = {"crop": crop, "image_size": image_size, "face_margin": face_margin}
     return rect(int(shape[0]), int(shape[1]), box, **kwargs)
@@ -159,8 +145,8 @@ def crop_rect(
 
 @dataclass(frozen=True)
 class Normalization:
-    """Pixel statistics and resize interpolation of a run, and whose they are (``source``:
-    ``competition``, or the timm name of the pretrained weights)."""
+    """Pixel statistics and resize interpolation of a run; ``source``: ``competition``, or the
+    name of the pretrained weights."""
 
     mean: tuple[float, float, float]
     std: tuple[float, float, float]
@@ -169,48 +155,44 @@ class Normalization:
 
 
 def normalization(cfg: Config) -> Normalization:
-    """A pretrained model's own mean / std / interpolation: timm's pretrained config of
-    ``cfg.model`` and ``cfg.pretrained_tag``, torchvision's ``weights.transforms()`` for a
-    ``torchvision/<name>`` model, what ``kit.register_model`` was told for one's own; the
+    """A pretrained model's own mean / std / interpolation (timm's pretrained config,
+    torchvision's ``weights.transforms()``, or what ``kit.register_model`` was told); the
     competition's statistics for a model trained from scratch."""
     if not (cfg.pretrained or cfg.pretrained_file):
         return Normalization(MEAN, STD, "bilinear", "competition")
     if torchvision_name(cfg.model) is not None:
         found = torchvision_weights(cfg.model, cfg.pretrained_tag)
         preset = found.transforms()
-        mode = getattr(preset.interpolation, "value", "bilinear")
-        interpolation = mode if mode in _INTERPOLATIONS else "bilinear"
-        mean, std = tuple(map(float, preset.mean)), tuple(map(float, preset.std))
-        return Normalization(mean, std, interpolation, f"{cfg.model}.{found.name}")  # type: ignore[arg-type]
-    spec = registered_model(cfg.model)
-    if spec is not None:
+        mean, std, source = preset.mean, preset.std, f"{cfg.model}.{found.name}"
+        interpolation = getattr(preset.interpolation, "value", "bilinear")
+    elif (spec := registered_model(cfg.model)) is not None:
         if spec.mean is None or spec.std is None:
             raise ValueError(
                 f"model {cfg.model!r} starts from pretrained weights, but was registered "
                 f"without their mean and std; register it with kit.register_model("
                 f"{cfg.model!r}, mean=(...), std=(...)) as its weights were trained"
             )
-        return Normalization(spec.mean, spec.std, "bilinear", cfg.model)
-    pc = pretrained_cfg(cfg.model, cfg.pretrained_tag)
-    name = weights_name(cfg.model, cfg.pretrained_tag)
-    mean, std = (tuple(float(v) for v in pc.mean), tuple(float(v) for v in pc.std))
-    interpolation = pc.interpolation if pc.interpolation in _INTERPOLATIONS else "bilinear"
-    return Normalization(mean, std, interpolation, name)  # type: ignore[arg-type]
+        mean, std, interpolation, source = spec.mean, spec.std, "bilinear", cfg.model
+    else:
+        pc = pretrained_cfg(cfg.model, cfg.pretrained_tag)
+        mean, std, interpolation = pc.mean, pc.std, pc.interpolation
+        source = weights_name(cfg.model, cfg.pretrained_tag)
+    if interpolation not in _INTERPOLATIONS:
+        interpolation = "bilinear"
+    mean, std = tuple(map(float, mean)), tuple(map(float, std))
+    return Normalization(mean, std, interpolation, source)  # type: ignore[arg-type]
 
 
 class FractionCenterCrop(A.ImageOnlyTransform):
-    """Centre crop keeping ``fraction`` = (height, width) shares of the picture, any size."""
+    """Centre crop keeping ``fraction`` = (height, width) shares of the picture."""
 
     def __init__(self, fraction: tuple[float, float] = (1.0, 1.0), p: float = 1.0) -> None:
         super().__init__(p=p)
         self.fraction = tuple(float(f) for f in fraction)
 
     def apply(self, img: np.ndarray, **params: Any) -> np.ndarray:
-        h, w = img.shape[:2]
-        ch = max(1, round(h * self.fraction[0]))
-        cw = max(1, round(w * self.fraction[1]))
-        top, left = (h - ch) // 2, (w - cw) // 2
-        return np.ascontiguousarray(img[top : top + ch, left : left + cw])
+        x0, y0, x1, y1 = _center_rect(*img.shape[:2], None, crop=self.fraction)
+        return np.ascontiguousarray(img[y0:y1, x0:x1])
 
     def get_transform_init_args_names(self) -> tuple[str, ...]:
         return ("fraction",)
@@ -247,9 +229,9 @@ def _strong(cfg: Config) -> list[A.BasicTransform]:
     ]
 
 
-#: At this shrink factor and beyond INTER_AREA (box averaging); below it INTER_LINEAR. Measured on
-#: 384x512 JPEGs cropped to 320x256 (docs/speed.md): at 224x224 (1.4x) bilinear is 0.23 grey
-#: levels from area averaging and 6x faster; at 64x48 (5x) it is 1.8 levels off (aliasing).
+#: From this shrink factor INTER_AREA (box averaging), below it INTER_LINEAR: at a 1.4x shrink
+#: bilinear is 0.23 grey levels from area averaging and 6x faster; at 5x, 1.8 levels off
+#: (aliasing). Measured in docs/speed.md.
 _AREA_FROM = 2.0
 
 
@@ -277,44 +259,19 @@ class _FitResize(A.ImageOnlyTransform):
         return ("height", "width", "enlarge")
 
 
-def _resize(image_size: tuple[int, int], interpolation: str) -> _FitResize:
-    height, width = image_size
-    # the weights' interpolation when enlarging a small crop
-    return _resize_step(height, width, _INTERPOLATIONS[interpolation])
-
-
 @functools.lru_cache(maxsize=32)
-def _resize_step(height: int, width: int, enlarge: int) -> _FitResize:
-    # Built once per geometry, not per picture (building an albumentations pipeline costs about
-    # as much as the resize itself); it holds no random state, so threads may share it.
-    return _FitResize(height, width, enlarge)
-
-
-def _check_whole_pictures(crop_mode: str) -> None:
-    """A transform of whole pictures crops them without their face box."""
-    if CROP_MODES.get(crop_mode).needs_boxes:
-        raise ValueError(
-            f"crop_mode {crop_mode!r} needs each picture's face box: read pictures with "
-            f"kit.faces.prepared_loader(cfg, paths) and pass prepared=True"
-        )
-
-
-def _prepare_steps(
-    crop: tuple[float, float], image_size: tuple[int, int], interpolation: str
-) -> list[A.BasicTransform]:
-    return [FractionCenterCrop(crop), _resize(image_size, interpolation)]
-
-
-def _finish_steps(mean: tuple[float, ...], std: tuple[float, ...]) -> list[A.BasicTransform]:
-    return [A.Normalize(mean=mean, std=std, max_pixel_value=255.0), ToTensorV2()]
+def _resize_step(height: int, width: int, interpolation: str) -> _FitResize:
+    """The resize to (height, width), enlarging with the weights' ``interpolation``. Built once
+    per geometry, not per picture (building it costs about as much as the resize itself); it
+    holds no random state, so threads may share it."""
+    return _FitResize(height, width, _INTERPOLATIONS[interpolation])
 
 
 _OWNED = (A.Normalize, ToTensorV2, A.Resize, A.CenterCrop, _FitResize)
 
 
 def draws_numbers(transform: Any) -> bool:
-    """Whether ``transform`` may draw random numbers: anything but None or a pipeline of kit's
-    own fixed steps (crop, resize, normalise, to a tensor), which need no seeding."""
+    """Whether ``transform`` may draw random numbers: all but None and kit's own fixed steps."""
     if transform is None or isinstance(transform, (*_OWNED, FractionCenterCrop)):
         return False
     steps = getattr(transform, "transforms", None)
@@ -336,9 +293,8 @@ def _check_augment(augs: list[A.BasicTransform]) -> None:
 
 
 def prepare(image: np.ndarray, cfg: Config, box: Box | None = None) -> np.ndarray:
-    """The deterministic geometry of ``cfg`` applied to one uint8 RGB image (H, W, 3): the crop
-    of ``cfg.crop_mode`` (around face ``box`` for ``face``), resized to ``cfg.image_size``.
-    Training, the cache and inference all prepare pictures with this one function."""
+    """The crop of ``cfg.crop_mode`` (around face ``box``) of a uint8 RGB image (H, W, 3),
+    resized to ``cfg.image_size``: training, the cache and inference all use this one."""
     x0, y0, x1, y1 = crop_rect(
         image.shape,
         box,
@@ -348,12 +304,13 @@ def prepare(image: np.ndarray, cfg: Config, box: Box | None = None) -> np.ndarra
         face_margin=cfg.face_margin,
     )
     crop = np.ascontiguousarray(image[y0:y1, x0:x1])
-    return _resize(cfg.image_size, normalization(cfg).interpolation)(image=crop)["image"]
+    resize = _resize_step(*cfg.image_size, normalization(cfg).interpolation)
+    return resize(image=crop)["image"]
 
 
 def prepare_key(cfg: Config) -> dict[str, Any]:
-    """Every setting :func:`prepare` depends on, as JSON values (part of the cache key; the
-    face boxes themselves key it through the caller)."""
+    """Every setting :func:`prepare` depends on, as JSON values (the cache key; the face boxes
+    key it through the caller)."""
     key: dict[str, Any] = {"mode": cfg.crop_mode, "crop": list(cfg.crop)}
     if CROP_MODES.get(cfg.crop_mode).needs_boxes:
         key["margin"] = cfg.face_margin
@@ -370,12 +327,29 @@ def _own_augmentations(
     return augs
 
 
+def _prepare_steps(
+    crop_mode: str, crop: tuple[float, float], image_size: tuple[int, int], interpolation: str
+) -> list[A.BasicTransform]:
+    """The crop and resize of whole pictures, which are cropped without their face box."""
+    if CROP_MODES.get(crop_mode).needs_boxes:
+        raise ValueError(
+            f"crop_mode {crop_mode!r} needs each picture's face box: read pictures with "
+            f"kit.faces.prepared_loader(cfg, paths) and pass prepared=True"
+        )
+    return [FractionCenterCrop(crop), _resize_step(*image_size, interpolation)]
+
+
 def _pipelines(
     head: list[A.BasicTransform],
     augs: list[A.BasicTransform],
-    tail: list[A.BasicTransform],
+    norm: tuple[tuple[float, ...], tuple[float, ...]] | None,
     seed: int | None,
 ) -> tuple[A.Compose, A.Compose]:
+    """``(train_tf, eval_tf)``: ``head``, ``augs`` (training only), then the normalisation by
+    ``norm`` = (mean, std) to a tensor (None: none)."""
+    tail = []
+    if norm is not None:
+        tail = [A.Normalize(mean=norm[0], std=norm[1], max_pixel_value=255.0), ToTensorV2()]
     return A.Compose([*head, *augs, *tail], seed=seed), A.Compose([*head, *tail], seed=seed)
 
 
@@ -393,18 +367,12 @@ def create_transforms(
     seed: int | None = None,
 ) -> tuple[A.Compose, A.Compose]:
     """``(train_tf, eval_tf)`` from explicit settings, as timm's ``create_transform``: the
-    centre share ``crop`` (``crop_mode`` must need no face box) resized to ``image_size``
-    (``interpolation`` when enlarging), then ``augment`` (training only), then normalisation
-    with ``mean`` and ``std`` to a (3, H, W) float tensor (``tensor=False``: the uint8 picture,
-    for :func:`kit.batch.to_model_input`). ``prepared=True`` drops the crop and resize;
-    ``seed`` seeds albumentations' draws. :func:`build_transforms` gives a Config's.
-    """
-    head = []
-    if not prepared:
-        _check_whole_pictures(crop_mode)
-        head = _prepare_steps(crop, image_size, interpolation)
+    centre share ``crop`` resized to ``image_size`` (``interpolation`` when enlarging; none with
+    ``prepared=True``), ``augment`` (training only), then normalisation with ``mean`` and
+    ``std`` to a (3, H, W) float tensor (``tensor=False``: none). ``seed`` seeds the draws."""
+    head = [] if prepared else _prepare_steps(crop_mode, crop, image_size, interpolation)
     augs = _own_augmentations(augment)
-    return _pipelines(head, augs, _finish_steps(mean, std) if tensor else [], seed)
+    return _pipelines(head, augs, (mean, std) if tensor else None, seed)
 
 
 def build_transforms(
@@ -413,20 +381,16 @@ def build_transforms(
     prepared: bool = False,
     tensor: bool = True,
 ) -> tuple[A.Compose, A.Compose]:
-    """``(train_tf, eval_tf)`` of ``cfg`` (its preset, crop, size and the normalisation of its
-    weights: :func:`create_transforms` with the Config unpacked); each maps ``image=uint8
-    RGB`` to a normalised (3, H, W) float tensor, or with ``tensor=False`` to the uint8
-    (H, W, 3) picture before normalisation (kit's loaders: :func:`kit.batch.to_model_input`
-    finishes it on the device, to the same tensor).
-
-    ``augment`` replaces the preset's augmentations (a recipe's own ``A.Compose`` or list); it
-    sees the cropped, resized uint8 image. ``prepared=True`` drops the crop and resize.
+    """:func:`create_transforms` of ``cfg`` (its preset, crop, size and the normalisation of its
+    weights). With ``tensor=False`` the uint8 picture is left for kit's loaders to normalise
+    on the device (:func:`kit.batch.to_model_input`), to the same tensor. ``augment`` replaces
+    the preset's augmentations; it sees the cropped, resized uint8 image.
     """
     preset = PRESETS.get(cfg.preset)
     head = []
     if not prepared:
-        _check_whole_pictures(cfg.crop_mode)
-        head = _prepare_steps(cfg.crop, cfg.image_size, normalization(cfg).interpolation)
+        interpolation = normalization(cfg).interpolation
+        head = _prepare_steps(cfg.crop_mode, cfg.crop, cfg.image_size, interpolation)
     if augment is None:
         with PRESETS.calling(cfg.preset, on=f"the config of run {cfg.name!r}"):
             augs = preset(cfg)  # a preset's own steps are its author's: not checked
@@ -434,8 +398,5 @@ def build_transforms(
                 raise TypeError(f"returned {type(augs).__name__}; expected a list of transforms")
     else:
         augs = _own_augmentations(augment)
-    tail = []
-    if tensor:
-        norm = normalization(cfg)
-        tail = _finish_steps(norm.mean, norm.std)
-    return _pipelines(head, augs, tail, cfg.seed)
+    norm = normalization(cfg) if tensor else None
+    return _pipelines(head, augs, None if norm is None else (norm.mean, norm.std), cfg.seed)

@@ -506,15 +506,15 @@ def test_a_full_disk_while_caching_suggests_the_cache_flags(
 
     from kit.cli import run_cli
 
-    real, calls = cache_module._preallocate, []
+    real, calls = cache_module._new_npy, []
 
-    def full(path):
+    def full(path, shape):
         calls.append(path)
         if len(calls) == (2 if flips else 1):
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-        return real(path)
+        return real(path, shape)
 
-    monkeypatch.setattr(cache_module, "_preallocate", full)
+    monkeypatch.setattr(cache_module, "_new_npy", full)
     picture = tmp_path / "a.png"
     picture.write_bytes(b"x")
 

@@ -410,14 +410,14 @@ def _cache_disk_full(c: Ctx) -> tuple[str, str]:
     """The disk under ``full/`` has no room: the cache elsewhere, or none, gets past it."""
     from kit.data import image_cache as cache_module
 
-    real = cache_module._preallocate
+    real = cache_module._new_npy
 
-    def preallocate(path: Path) -> None:
+    def new_npy(path: Path, shape: tuple[int, ...]) -> np.memmap:
         if str(c.tmp / "full") in str(path):
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-        real(path)
+        return real(path, shape)
 
-    c.mp.setattr(cache_module, "_preallocate", preallocate)
+    c.mp.setattr(cache_module, "_new_npy", new_npy)
     cfg = c.cfg(cache_dir=str(c.tmp / "full"))
     splits = load_splits(cfg)
     before = seen(lambda: RunPictures.for_run(cfg, splits, progress=False))

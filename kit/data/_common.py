@@ -5,26 +5,30 @@ from __future__ import annotations
 import csv
 import io
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 import pandas as pd
 
 from kit.errors import DataError
 from kit.io import read_csv_text
-from kit.labels import Gender, Mask
+from kit.labels import Gender, Mask, age_to_group, encode
 
 __all__ = [
     "FRAME_COLUMNS",
     "GENDERS",
     "IMAGE_EXTENSIONS",
+    "SHOWN",
     "STEMS",
     "STEM_MASK",
     "DataError",
     "data_root",
+    "listed",
     "parse_age",
     "parse_gender",
     "read_csv_checked",
     "usable_cores",
+    "with_labels",
 ]
 
 
@@ -60,6 +64,21 @@ FRAME_COLUMNS: tuple[str, ...] = (
     "label",
 )
 _MAX_AGE = 120
+#: How many problems a message lists before "... and N more".
+SHOWN = 5
+
+
+def listed(items: Sequence[str], sep: str) -> str:
+    """The first :data:`SHOWN` of ``items`` joined by ``sep``, then ``... and N more``."""
+    more = f"{sep}... and {len(items) - SHOWN} more" if len(items) > SHOWN else ""
+    return sep.join(items[:SHOWN]) + more
+
+
+def with_labels(df: pd.DataFrame) -> pd.DataFrame:
+    """``df`` with ``age_group`` and the 18-way ``label`` (re)computed from mask, gender, age."""
+    df["age_group"] = age_to_group(df["age"].to_numpy())
+    df["label"] = encode(df["mask"].to_numpy(), df["gender"].to_numpy(), df["age_group"].to_numpy())
+    return df
 
 
 def data_root(data_dir: str | os.PathLike[str]) -> Path:
@@ -92,13 +111,9 @@ def parse_age(value: str) -> int:
 
 
 def read_csv_checked(path: Path, required: tuple[str, ...]) -> pd.DataFrame:
-    """Read a CSV as text (ids keep leading zeros), checking it exists, parses and has columns.
-
-    Any encoding a spreadsheet writes is read (:func:`kit.io.read_csv_text`: byte-order marks,
-    UTF-16, ``;`` separators). Cells stay strings, column names are stripped, blank lines are
-    skipped, and every row must have as many fields as the header. The index holds each row's
-    line number in the file.
-    """
+    """A CSV in any encoding a spreadsheet writes (:func:`kit.io.read_csv_text`), checked to
+    exist, parse and have the ``required`` columns; cells stay strings (ids keep leading
+    zeros), blank lines are skipped, and the index holds each row's line number in the file."""
     expected = ",".join(required)
     if not path.is_file():
         raise DataError(f"{path}: file not found (expected a CSV with columns {expected})")

@@ -1,14 +1,9 @@
 """The torch ``Dataset`` over a frame of images: (image tensor, training target) pairs.
 
-Reading a picture is one small replaceable function, ``loader(path) -> uint8 RGB (H, W, 3)``.
-The default decodes the file as a viewer shows it (:func:`kit.data.layout.load_rgb`); a cache of
-prepared (cropped, resized) pictures can take its place together with
-``kit.transforms.build_transforms(cfg, prepared=True)``. A loader with a ``read_many(paths,
-seeds)`` method (:class:`~kit.data.image_cache.ImageCache`, :class:`FlipChoice`) reads a whole batch
-in one call: a DataLoader hands the dataset the batch's indices at once (``__getitems__``).
-
-The dataset knows nothing of model heads: the target of a row is ``target(18-way class id)``,
-a function the caller passes (training passes its head's ``OutputKind.target``).
+A picture is read by ``loader(path) -> uint8 RGB (H, W, 3)`` (default :func:`load_rgb`; a cache
+of prepared pictures pairs with ``build_transforms(cfg, prepared=True)``). A loader with
+``read_many(paths, seeds)`` reads a DataLoader's whole batch in one call (``__getitems__``). The
+target of a row is ``target(18-way class id)``: training passes its head's ``OutputKind.target``.
 """
 
 from __future__ import annotations
@@ -59,12 +54,10 @@ def training_labels(
 class ImageDataset(Dataset):
     """``(transform(image)["image"], target)`` for every row of ``df`` (its ``path`` column).
 
-    ``labels=None`` gives target -1 (inference). Otherwise the target is ``target(class id)``
-    of the row's 18-way training label: ``int`` (the default) for an 18-way head, a head's
-    ``OutputKind.target`` (``kit.models``) for others, e.g. a ``{"mask", "gender", "age"}`` dict.
-    ``soft`` (soft pseudo-labels): ``(n, 18)`` probability rows, NaN where a row has its label
-    only; every target is then ``target(18-way probabilities)`` (a head's ``soft_target``),
-    a labelled row's the one-hot of its training label.
+    The target is ``target(the row's 18-way training label)``, or -1 with ``labels=None``
+    (inference). ``soft`` (soft pseudo-labels): ``(n, 18)`` probability rows, NaN where a row
+    has its label only; every target is then ``target(18-way probabilities)``, a labelled row's
+    the one-hot of its label.
     """
 
     def __init__(
@@ -96,16 +89,14 @@ class ImageDataset(Dataset):
         return self.sample(i, self.loader(self.paths[i]))
 
     def __getitems__(self, indices: Sequence[int]) -> list[tuple[Any, Any]]:
-        """The samples of ``indices`` (a DataLoader's batch), their pictures read together."""
         return [self.sample(i, image) for i, image in zip(indices, self.read(indices), strict=True)]
 
     def read(self, indices: Sequence[int], seeds: Sequence[int] | None = None) -> list[np.ndarray]:
-        """The pictures of rows ``indices`` before the transform, in one call when the loader
-        reads batches; ``seeds`` (one per row) fix a loader's own random choices."""
+        """The pictures of rows ``indices`` before the transform; ``seeds`` (one per row) fix a
+        loader's own random choices."""
         return list(_read_with(self.loader, [self.paths[i] for i in indices], seeds))
 
     def sample(self, i: int, image: np.ndarray) -> tuple[Any, Any]:
-        """Row ``i``'s ``(transform(image), target)``."""
         if self.transform is not None:
             image = self.transform(image=image)["image"]
         if self.soft is not None:
@@ -115,8 +106,7 @@ class ImageDataset(Dataset):
 
 def collate_pictures(batch: Sequence[tuple[Any, Any]]) -> list[Any]:
     """``default_collate``, except that pictures which are the rows, in order, of one array (a
-    batch read whole from the cache and left as it is by a transform of fixed steps) become
-    that array's tensor as they are, without a second copy of the batch."""
+    batch read whole from the cache, untouched by the transform) become its tensor uncopied."""
     images = [sample[0] for sample in batch]
     whole = images[0].base if images and isinstance(images[0], np.ndarray) else None
     if not _rows_of(images, whole):
@@ -142,14 +132,12 @@ class _SeededChoice:
     _seed = 0
 
     def set_random_seed(self, seed: int) -> None:
-        """Seed the next choices."""
         self._seed = int(seed)
 
     def __call__(self, path: str) -> np.ndarray:
         return self.read_many([path])[0]
 
     def read_many(self, paths: Sequence[str], seeds: Sequence[int] | None = None) -> np.ndarray:
-        """The pictures of ``paths``, each as its seed (or the next) draws."""
         if seeds is None:
             seeds = range(self._seed, self._seed + len(paths))
             self._seed += len(paths)
@@ -160,31 +148,26 @@ class _SeededChoice:
 
 
 class FlipChoice(_SeededChoice):
-    """A loader over a cache built with flips: the stored picture or its stored mirror image,
-    with even odds."""
+    """A loader over a cache built with flips: the picture or its mirror image, even odds."""
 
     def __init__(self, cache: ImageCache) -> None:
         self.cache = cache
 
     def choose(self, paths: list[str], seeds: list[int]) -> np.ndarray:
-        """The pictures of ``paths``, each flipped or not as its seed says."""
         rows = [self.cache.index_of(p) for p in paths]
         return self.cache.rows(rows, [_coin(s) for s in seeds])
 
 
 class CropChoice(_SeededChoice):
-    """A training loader that shows a share ``p`` of the pictures under the other crop
-    (``--crop-mix``): ``own`` reads a picture under the run's crop, ``other`` under the other
-    one, which applies to the paths in ``applies`` only (the others always keep their own).
-    Its draw is independent of :class:`FlipChoice`'s, and both sub-loaders get the sample's
-    seed."""
+    """A training loader that shows a share ``p`` of the pictures of ``applies`` under the other
+    crop (``--crop-mix``): loader ``other`` instead of ``own``. Its draw is independent of
+    :class:`FlipChoice`'s, and both sub-loaders get the sample's seed."""
 
     def __init__(self, own: Loader, other: Loader, p: float, applies: Collection[str]) -> None:
         self.own, self.other, self.p = own, other, float(p)
         self.applies = frozenset(applies)
 
     def choose(self, paths: list[str], seeds: list[int]) -> np.ndarray:
-        """The pictures of ``paths``, each under the crop its seed draws."""
         other = [
             p in self.applies and _unit(s, _CROP_SALT) < self.p
             for p, s in zip(paths, seeds, strict=True)
@@ -203,7 +186,7 @@ def _read_with(
     loader: Any, paths: Sequence[str], seeds: Sequence[int] | None
 ) -> Sequence[np.ndarray]:
     """``loader``'s pictures of ``paths``: in one call if it reads batches, else one by one,
-    each after seeding the loader with its seed when it draws and ``seeds`` are given."""
+    seeding the loader first when it draws and ``seeds`` are given."""
     if hasattr(loader, "read_many"):
         return loader.read_many(paths, seeds)
     pictures = []
@@ -228,7 +211,6 @@ def _mix64(seed: int) -> int:
 
 
 def _coin(seed: int) -> bool:
-    """Heads or tails for ``seed``: the top bit of :func:`_mix64`."""
     return bool(_mix64(seed) >> 63)
 
 

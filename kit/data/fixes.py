@@ -17,8 +17,16 @@ from typing import Any, Union
 import numpy as np
 import pandas as pd
 
-from kit.data._common import STEM_MASK, DataError, parse_age, parse_gender, read_csv_checked
-from kit.labels import Mask, age_to_group, encode
+from kit.data._common import (
+    SHOWN,
+    STEM_MASK,
+    DataError,
+    parse_age,
+    parse_gender,
+    read_csv_checked,
+    with_labels,
+)
+from kit.labels import Mask
 
 __all__ = ["BUILTIN_FIXES", "Fix", "FixReport", "FixSpec", "apply_fixes", "load_fixes"]
 
@@ -159,28 +167,18 @@ def _ids(fixes: Iterable[Fix]) -> str:
     return ", ".join(sorted({f.person_id for f in fixes}))
 
 
-def _set_gender(df: pd.DataFrame, rows: np.ndarray, value: str) -> None:
-    df.loc[rows, "gender"] = parse_gender(value)
-
-
-def _set_age(df: pd.DataFrame, rows: np.ndarray, value: str) -> None:
-    df.loc[rows, "age"] = parse_age(value)
-
-
 _SWAPPED = {**STEM_MASK, "incorrect_mask": int(Mask.NOT_WEAR), "normal": int(Mask.INCORRECT)}
 
 
-def _set_swap(df: pd.DataFrame, rows: np.ndarray, value: str) -> None:
-    # From the file stem, not the current label, so applying a fix twice changes nothing.
-    table = _SWAPPED if value == "1" else STEM_MASK
-    df.loc[rows, "mask"] = df.loc[rows, "stem"].map(table).to_numpy()
+def _apply(df: pd.DataFrame, rows: np.ndarray, fix: Fix) -> None:
+    if fix.field == "swap_mask":
+        # From the file stem, not the current label, so applying a fix twice changes nothing.
+        table = _SWAPPED if fix.value == "1" else STEM_MASK
+        df.loc[rows, "mask"] = df.loc[rows, "stem"].map(table).to_numpy()
+    else:
+        df.loc[rows, fix.field] = (parse_gender if fix.field == "gender" else parse_age)(fix.value)
 
 
-_APPLY: dict[str, Callable[[pd.DataFrame, np.ndarray, str], None]] = {
-    "gender": _set_gender,
-    "age": _set_age,
-    "swap_mask": _set_swap,
-}
 _NEEDED = ("person_id", "stem", "gender", "age", "mask")
 
 
@@ -199,7 +197,7 @@ def apply_fixes(
     report = FixReport(missing=[f for f in fixes if f.person_id not in people])
     if report.missing:
         msg = f"{len(report.missing)} label fix(es) name people not in the data: " + "; ".join(
-            f"{f.person_id} ({f.field}={f.value}, from {f.source})" for f in report.missing[:5]
+            f"{f.person_id} ({f.field}={f.value}, from {f.source})" for f in report.missing[:SHOWN]
         )
         if strict:
             raise DataError(msg + "; pass strict=False (training: --no-strict-data) to skip them")
@@ -211,12 +209,8 @@ def apply_fixes(
             continue
         rows = person == fix.person_id
         before = out.loc[rows, ["gender", "age", "mask"]].to_numpy().copy()
-        _APPLY[fix.field](out, rows, fix.value)
+        _apply(out, rows, fix)
         report.applied.append(fix)
         if np.array_equal(before, out.loc[rows, ["gender", "age", "mask"]].to_numpy()):
             report.unchanged.append(fix)
-    out["age_group"] = age_to_group(out["age"].to_numpy())
-    out["label"] = encode(
-        out["mask"].to_numpy(), out["gender"].to_numpy(), out["age_group"].to_numpy()
-    )
-    return out, report
+    return with_labels(out), report

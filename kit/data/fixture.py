@@ -2,16 +2,13 @@
 
 ``python -m kit.data.fixture OUT --people N [--size H W] [--seed S] [--eval-people M]``
 
-Besides the competition's files it writes where it drew each face: ``train/faces.csv`` and
-``eval/faces.csv`` (``image_id,x0,y0,x1,y1``; ``image_id`` is the picture's path relative to
-the data folder), the boxes file format of ``--face-detector boxes`` (docs/faces.md).
+Besides the competition's files it writes each drawn face's box, ``train/faces.csv`` and
+``eval/faces.csv``, in the format of ``--face-detector boxes`` (docs/faces.md).
 
-The pictures are synthetic faces whose visible cues carry the labels. Mask: a mask over nose
-and mouth (wear), below the nose (incorrect) or none (mouth visible). Gender: hair length (long
-down the sides of the face for most women), visible with a mask on. Age: hair greyness and
-forehead lines, both continuous in age, so ages near the group boundaries (28-31, 57-60) stay
-genuinely hard. Vectorised numpy: no per-pixel Python loops. Every picture has its own seeded
-generator, so people can be drawn in any order, in any process, with the same bytes.
+Visible cues carry the labels. Mask: over nose and mouth (wear), below the nose (incorrect) or
+none. Gender: hair length (long down the sides of the face for most women). Age: hair greyness
+and forehead lines, both continuous in age, so ages near the group boundaries stay genuinely
+hard. Every picture has its own seeded generator: same bytes in any order, in any process.
 """
 
 from __future__ import annotations
@@ -48,13 +45,13 @@ _log = logging.getLogger("kit")
 
 __all__ = ["FACE_COLUMNS", "FIXTURE", "SMOKE_FIXTURE", "main", "make_fixture", "resolve_data_dir"]
 
-#: (folder, people, picture size (height, width)) of the fixture a run uses when ``data_dir``
-#: is None (relative to the current folder), and of a ``--smoke`` run's.
+#: (folder, people, picture size (height, width)) of a run's fixture when ``data_dir`` is None,
+#: and of a ``--smoke`` run's.
 FIXTURE = (Path("data/fixture"), 60, (128, 96))
 SMOKE_FIXTURE = (Path("data/fixture-smoke"), 12, (64, 48))
 
-# Real per-person age counts (ages 18..60) of the 2,700 training people; ages are drawn from
-# these so the boundary crowding (57-59, and everyone >= 60 being exactly 60) is reproduced.
+# Real per-person age counts (ages 18..60) of the 2,700 training people: the boundary crowding
+# (57-59, and everyone >= 60 being exactly 60) is reproduced.
 _AGE_COUNTS = np.array(
     [
         *(192, 407, 267, 41, 58, 72, 62, 82, 44, 15, 25, 16),  # 18..29
@@ -180,8 +177,7 @@ def _clip_rows(shape: _Shape, top: float, bottom: float, edge: float) -> _Shape:
 
 
 def background(t: Traits, size: tuple[int, int]) -> np.ndarray:
-    """Person ``t``'s background gradient at ``size`` (height, width): float32 (H, W, 3), the
-    same for all seven pictures of the person, so it is computed once per person."""
+    """Person ``t``'s background gradient (float32 (H, W, 3)), the same in all seven pictures."""
     height, width = size
     col_a, col_b, angle = t.background
     ramp = np.arange(width)[None, :] * np.cos(angle) + np.arange(height)[:, None] * np.sin(angle)
@@ -251,15 +247,6 @@ _JPEG_QUALITY = 90
 FACE_COLUMNS = ("image_id", "x0", "y0", "x1", "y1")
 
 
-def save(path: Path, image, ext: str) -> None:
-    buf = io.BytesIO()
-    if ext.lower() == "png":
-        image.save(buf, format="PNG", compress_level=1)
-    else:
-        image.save(buf, format="JPEG", quality=_JPEG_QUALITY)
-    put(path, buf.getvalue())
-
-
 def put(path: Path, data: bytes | str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(data.encode() if isinstance(data, str) else data)
@@ -270,11 +257,8 @@ def put_csv(path: Path, table: pd.DataFrame) -> None:
 
 
 def _person(job: tuple[Path, str, int, int, int, tuple[int, int], list[tuple[str, str]]]):
-    """Render and save one person's seven pictures; their face boxes (one process's work).
-
-    ``job``: (folder, "train" or "eval", seed, person index, gender*1000+age, size (H, W),
-    (file name, stem) per picture).
-    """
+    """Render and save one person's seven pictures; their face boxes. ``job``: (folder, "train"
+    or "eval", seed, person index, gender*1000+age, size (H, W), (file name, stem) per picture)."""
     folder, part, seed, i, who, size, files = job
     gender, age = divmod(who, 1000)
     side = 0 if part == "train" else 1
@@ -283,13 +267,20 @@ def _person(job: tuple[Path, str, int, int, int, tuple[int, int], list[tuple[str
     boxes = []
     for k, (name, _stem) in enumerate(files):
         image, box = render(look, k, size, np.random.default_rng([seed, side, i, k + 1]), back)
-        save(folder / name, image, Path(name).suffix[1:])
+        buf = io.BytesIO()
+        if name.lower().endswith(".png"):
+            image.save(buf, format="PNG", compress_level=1)
+        else:
+            image.save(buf, format="JPEG", quality=_JPEG_QUALITY)
+        put(folder / name, buf.getvalue())
         boxes.append(box)
     return boxes
 
 
-def draw(jobs: list, workers: int, desc: str, progress: bool) -> list[list]:
-    """Every job's boxes, in job order; in ``workers`` processes when more than one."""
+def draw_people(root: Path, part: str, jobs: list, workers: int, progress: bool) -> None:
+    """Draw every job's pictures (in ``workers`` processes when more than one); write
+    ``root/part/faces.csv`` (each face's true box) and a ``.DS_Store`` to skip."""
+    desc = f"fixture: {'training' if part == 'train' else part} people"
     bar = Progress(desc, len(jobs), quiet=not progress, what="people", first_after=5)
     with bar, contextlib.ExitStack() as stack:
         if workers > 1:
@@ -297,18 +288,10 @@ def draw(jobs: list, workers: int, desc: str, progress: bool) -> list[list]:
             results = pool.map(_person, jobs, chunksize=4)
         else:
             results = map(_person, jobs)
-        out = []
-        for boxes in results:
-            out.append(boxes)
-            bar.step(len(boxes))
-    return out
-
-
-def draw_people(root: Path, part: str, jobs: list, workers: int, progress: bool) -> None:
-    """Draw every job's pictures under ``root/part/images``; write ``root/part/faces.csv`` (each
-    face's true box by the picture's path relative to ``root``) and a ``.DS_Store`` to skip."""
-    desc = f"fixture: {'training' if part == 'train' else part} people"
-    drawn = draw(jobs, workers, desc, progress)
+        drawn = []
+        for person in results:
+            drawn.append(person)
+            bar.step(len(person))
     boxes = [
         ((job[0] / name).relative_to(root).as_posix(), *box)
         for job, person in zip(jobs, drawn, strict=True)
@@ -407,13 +390,11 @@ def make_fixture(
 ) -> Path:
     """Write a synthetic dataset in the competition layout under ``root``; return ``root``.
 
-    ``image_size`` is (height, width), like every size in kit (the real pictures are
-    (512, 384)); ``workers`` processes draw the people (default: one per core, one process
-    for small fixtures); ``progress`` shows a bar or progress lines. ``n_eval_people``
-    defaults to a third of ``n_people`` (0: no eval folder). ``eval/answers.csv`` holds the
-    true classes, ``train/faces.csv`` and ``eval/faces.csv`` the true face boxes. Same
-    arguments (whatever ``workers``), same
-    bytes. An existing ``train/`` or ``eval/`` under ``root`` is an error unless ``overwrite``.
+    ``image_size`` is (height, width) (the real pictures are (512, 384)); ``workers`` processes
+    draw the people (default: per core, one for small fixtures). ``n_eval_people`` defaults to
+    a third of ``n_people`` (0: no eval folder). ``eval/answers.csv`` holds the true classes.
+    Same arguments (whatever ``workers``), same bytes. An existing ``train/`` or ``eval/``
+    under ``root`` is an error unless ``overwrite``.
     """
     root = Path(root)
     n_eval = max(1, n_people // 3) if n_eval_people is None else n_eval_people
@@ -430,9 +411,8 @@ def make_fixture(
             raise FileExistsError(
                 f"{root / part} already exists; pass overwrite=True (--overwrite) to replace it"
             )
-    # Everything is written into a hidden staging folder that is renamed into place at the
-    # end: the dataset appears whole or not at all, without kit.io's fsync per file, which
-    # made full-size (18,900-picture) builds take minutes.
+    # Written into a hidden staging folder renamed into place at the end: the dataset appears
+    # whole or not at all, without kit.io's fsync per file (minutes for a full-size build).
     root.mkdir(parents=True, exist_ok=True)
     stage = Path(tempfile.mkdtemp(prefix=".kit-fixture-", dir=root))
     try:
@@ -450,8 +430,7 @@ def make_fixture(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Command line: write a fixture (with progress) and print where and what; returns the exit
-    code (2 with one ``error:`` line on bad input)."""
+    """Command line; the exit code (2 with one ``error:`` line on bad input)."""
     return cli.run_cli(_main, argv, output_fix="pass another OUT folder, or free space")
 
 

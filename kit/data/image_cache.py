@@ -1,30 +1,18 @@
 """A preprocessed image cache: decode, crop and resize every picture once, then memory-map it.
 
-Files in ``cache_dir`` for one key (see :func:`image_key`):
+Files in ``cache_dir`` for one key (:func:`image_key`): ``<key>.npy``, (N, H, W, 3) uint8, row i
+``load(paths[i])``; ``<key>_flip.npy``, the rows flipped left-right (``flips=True``);
+``<key>.json``, :class:`CacheMeta`, written last as the commit marker (no json saying
+``"complete": true``, no cache); ``.<key>.lock``, whose ``filelock`` (an OS lock, released even
+when a build is killed) makes builds of one key wait for each other and proves no live build
+writes that key's temporary files. Arrays are written under temporary names, renamed once
+complete (``kit.io.atomic_path``); any later build in the folder deletes a killed build's.
+``python -m kit.cache --list / --prune`` shows and removes old caches.
 
-- ``<key>.npy``: (N, H, W, 3) uint8; row i is ``load(paths[i])``.
-- ``<key>_flip.npy``: the same rows flipped left-right (only when built with ``flips=True``).
-- ``<key>.json``: :class:`CacheMeta`. Written last, so it is the commit marker: without a json
-  saying ``"complete": true`` there is no cache, whatever ``.npy`` files lie around.
-- ``.<key>.lock``: empty; its ``filelock`` makes concurrent builds of one key wait for each
-  other, and tells any build in the folder whether a key's temporary files are live.
-
-Arrays are written under temporary names and renamed only once complete and flushed
-(``kit.io.atomic_path``), so an interrupted build never leaves a file under a final name; the
-next build of any key in the folder deletes a killed build's temporary files (their key's lock
-is free). ``python -m kit.cache --list / --prune`` shows and removes old caches.
-
-Reading: :class:`ImageCache` reads whole batches of rows with positional reads. A row copied
-out of a memory map costs a page fault for every 4 KiB page the process has not touched yet (a
-224x224 picture is 37 pages): with a cache larger than memory's share of each worker, reads are
-mostly faults. :meth:`ImageCache.rows` instead reads a batch's rows in file order with
-``os.preadv`` straight into the batch array (the kernel copies from its page cache; no mapping
-is faulted in), falling back to the map where ``preadv`` is missing (Windows).
-
-Writing: the build lock is ``filelock.FileLock`` on ``.<key>.lock`` (an OS lock: a killed build
-releases it, and it works on Windows and macOS as on Linux). Holding a key's lock proves no
-live build writes that key's temporary files, which is how any build in a folder tells a killed
-build's pre-allocated leftovers from a running one's.
+Reading: a row copied out of a memory map costs a page fault per 4 KiB page not yet touched, so
+with a cache larger than a worker's share of memory reads would be mostly faults.
+:meth:`ImageCache.rows` instead reads a batch's rows in file order with ``os.preadv`` straight
+into the batch array (the map where ``preadv`` is missing, on Windows).
 """
 
 from __future__ import annotations
@@ -62,6 +50,7 @@ __all__ = [
     "files_key",
     "image_key",
     "load_cache",
+    "lock_free",
     "lock_path",
     "read_meta",
     "temp_files",
@@ -91,12 +80,9 @@ class CacheMeta:
 
 
 class ImageCache:
-    """Read-only cached pictures, memory-mapped on first use.
-
-    Pickles as its file path and metadata only: a DataLoader worker reopens the map, and every
-    process shares the same pages through the OS page cache. ``cache(path)`` returns that path's
-    picture, so a cache can stand in for a loader function.
-    """
+    """Read-only cached pictures, memory-mapped on first use; ``cache(path)`` is that path's
+    picture, so a cache can stand in for a loader. Pickles as its path and metadata only: a
+    DataLoader worker reopens the map (the OS page cache shares the pages)."""
 
     def __init__(self, path: str | os.PathLike[str], meta: CacheMeta) -> None:
         self.path = Path(path)
@@ -110,7 +96,6 @@ class ImageCache:
 
     @property
     def flip_path(self) -> Path:
-        """``<key>_flip.npy`` beside :attr:`path` (exists only when :attr:`has_flips`)."""
         return self.path.with_name(f"{self.key}_flip.npy")
 
     @property
@@ -123,16 +108,14 @@ class ImageCache:
         return len(self.meta.paths)
 
     def __getitem__(self, i: int) -> np.ndarray:
-        """Picture ``i`` as a fresh, writable (H, W, 3) uint8 array."""
         return self.rows([i])[0]
 
     def flipped(self, i: int) -> np.ndarray:
-        """Picture ``i`` flipped left-right, as stored by ``build_cache(..., flips=True)``."""
         return self.rows([i], [True])[0]
 
     def rows(self, indices: Sequence[int], flipped: Sequence[bool] | None = None) -> np.ndarray:
-        """Pictures ``indices`` (their stored mirror images where ``flipped`` says so) as one
-        fresh (N, H, W, 3) uint8 array in the order given, read in file order."""
+        """Pictures ``indices`` (mirror images where ``flipped`` says so) as one fresh
+        (N, H, W, 3) uint8 array in the order given, read in file order."""
         flips = [False] * len(indices) if flipped is None else [bool(f) for f in flipped]
         if any(flips) and not self.has_flips:
             raise ValueError(f"cache {self.key} holds no flipped copies; build it with flips=True")
@@ -143,7 +126,9 @@ class ImageCache:
         return out
 
     def _read(self, path: Path, row: int, into: np.ndarray) -> None:
-        array = self._array(path)
+        if path not in self._arrays:
+            self._arrays[path] = np.load(path, mmap_mode="r")
+        array = self._arrays[path]
         if _PREADV and array.flags.c_contiguous:
             if path not in self._files:
                 fd = self._files[path] = os.open(path, os.O_RDONLY)
@@ -154,11 +139,8 @@ class ImageCache:
         into[...] = array[row]  # no preadv, or a short read
 
     def index_of(self, path: str | os.PathLike[str]) -> int:
-        """Row of ``path`` (as given to ``build_cache``)."""
-        if self._index is None:
-            self._index = {}
-            for i, p in enumerate(self.meta.paths):
-                self._index.setdefault(p, i)
+        if self._index is None:  # the first row of a path listed twice
+            self._index = {p: i for i, p in reversed(list(enumerate(self.meta.paths)))}
         try:
             return self._index[os.fspath(path)]
         except KeyError:
@@ -174,11 +156,6 @@ class ImageCache:
         """The pictures of ``paths`` in one read (``seeds``: unused, a cache draws nothing)."""
         return self.rows([self.index_of(p) for p in paths])
 
-    def _array(self, path: Path) -> np.ndarray:
-        if path not in self._arrays:
-            self._arrays[path] = np.load(path, mmap_mode="r")
-        return self._arrays[path]
-
     def __getstate__(self) -> dict[str, Any]:  # a worker opens its own maps and descriptors
         return {"path": self.path, "meta": self.meta}
 
@@ -191,8 +168,7 @@ class ImageCache:
         return f"ImageCache({self.path}, {len(self)} x {h}x{w}{flips})"
 
 
-#: kit.io.atomic_path's temporary names for a key's files: ``.<key>[_flip].npy.<random>.tmp``
-#: and ``.<key>.json.<random>.tmp``; group 1 is the key.
+#: kit.io.atomic_path's temporary names for a key's files (group 1 is the key).
 _TEMP = re.compile(r"^\.([0-9a-f]{32})(?:_flip)?\.(?:npy|json)\..+\.tmp$")
 
 #: ``build_cache(executor=...)`` name -> pool. Threads suit PIL / OpenCV loaders (they release
@@ -205,13 +181,12 @@ _CHUNK = 256  # rows copied per step when writing flips: bounded memory, few cal
 
 
 def lock_path(root: Path, key: str) -> Path:
-    """``root/.<key>.lock``: held by whoever builds ``key``."""
     return root / f".{key}.lock"
 
 
 @contextlib.contextmanager
 def build_lock(root: Path, key: str) -> Iterator[None]:
-    """Hold the exclusive lock of ``key`` in ``root`` (released by the OS even on SIGKILL)."""
+    """Hold the lock of ``key`` in ``root`` (released by the OS even on SIGKILL)."""
     try:
         root.mkdir(parents=True, exist_ok=True)
         lock = FileLock(lock_path(root, key))
@@ -230,7 +205,6 @@ def build_lock(root: Path, key: str) -> Iterator[None]:
 
 
 def temp_files(root: Path) -> dict[str, list[Path]]:
-    """Temporary files of cache builds in ``root``, by key."""
     found: dict[str, list[Path]] = {}
     with contextlib.suppress(OSError):
         for entry in os.scandir(root):
@@ -240,28 +214,27 @@ def temp_files(root: Path) -> dict[str, list[Path]]:
 
 
 def clean_leftovers(root: Path, key: str) -> list[Path]:
-    """Delete the temporary files of interrupted builds in ``root`` (call holding ``key``'s
-    lock): ``key``'s own, and any other key's whose lock is free (no live build owns them).
-    Returns the files deleted."""
+    """Delete and return the temporary files of interrupted builds in ``root`` (call holding
+    ``key``'s lock): ``key``'s own, and any other key's whose lock is free."""
     removed = []
     for other, files in sorted(temp_files(root).items()):
-        if other == key or not lock_path(root, other).exists():  # no lock file: no live build
-            removed += _unlink(files)
-            continue
-        try:
-            with FileLock(lock_path(root, other), timeout=0):
-                removed += _unlink(files)
-        except Timeout:  # that key is being built right now: its files are live
-            continue
-        except OSError:  # a read-only lock file, say: leave that key alone
-            continue
+        if other == key or lock_free(root, other):
+            for f in files:
+                f.unlink(missing_ok=True)
+            removed += files
     return removed
 
 
-def _unlink(files: list[Path]) -> list[Path]:
-    for f in files:
-        f.unlink(missing_ok=True)
-    return files
+def lock_free(root: Path, key: str) -> bool:
+    """Whether no live build holds ``key``'s lock in ``root`` (a lock file that cannot be
+    opened, read-only say, counts as held: its key is left alone)."""
+    if not lock_path(root, key).exists():  # every build creates it first: nobody holds it
+        return True
+    try:
+        with FileLock(lock_path(root, key), timeout=0):
+            return True
+    except (Timeout, OSError):  # Timeout: that key is being built right now
+        return False
 
 
 def _load_checked(load: Callable[[str], Any], shape: tuple[int, ...], path: str) -> np.ndarray:
@@ -281,7 +254,6 @@ def _load_checked(load: Callable[[str], Any], shape: tuple[int, ...], path: str)
 
 
 def _with_path(err: Exception, path: str) -> Exception:
-    """The loader's error, of the same type where possible, with the file named."""
     try:
         return type(err)(f"{path}: {err}")
     except Exception:
@@ -297,12 +269,15 @@ def _mapper(workers: int, executor: str) -> Iterator[Callable[..., Iterator[Any]
         yield pool.map
 
 
-def _preallocate(path: Path) -> None:
-    # A memmap over a sparse file dies of SIGBUS when the disk fills; reserving the blocks
-    # first turns that into an ordinary "disk full" error before any decoding.
+def _new_npy(path: Path, shape: tuple[int, ...]) -> np.memmap:
+    """A new uint8 ``.npy`` of ``shape`` at ``path``, mapped. Its blocks are reserved first: a
+    memmap over a sparse file dies of SIGBUS when the disk fills, an ordinary "disk full"
+    error instead comes before any decoding."""
+    out = np.lib.format.open_memmap(path, "w+", dtype=np.uint8, shape=shape)
     if hasattr(os, "posix_fallocate"):
         with open(path, "r+b") as fh:
             os.posix_fallocate(fh.fileno(), 0, os.fstat(fh.fileno()).st_size)
+    return out
 
 
 def write_images(
@@ -314,7 +289,6 @@ def write_images(
     executor: str,
     progress: bool,
 ) -> None:
-    """Write ``load(name)`` for every name into the (N, H, W, 3) uint8 ``.npy`` ``target``."""
     shape = (*size, 3)
     task = partial(_load_checked, load, shape)
     # Bounded batches: results wait in memory only until their batch is written.
@@ -322,8 +296,7 @@ def write_images(
     bar = Progress("caching images", len(names), not progress, what="pictures", first_after=5)
     try:
         with _cache_fix(), atomic_path(target) as tmp, bar, _mapper(workers, executor) as imap:
-            out = np.lib.format.open_memmap(tmp, "w+", dtype=np.uint8, shape=(len(names), *shape))
-            _preallocate(tmp)
+            out = _new_npy(tmp, (len(names), *shape))
             for start in range(0, len(names), step):
                 batch = names[start : start + step]
                 for i, img in enumerate(_carried(imap(task, batch)), start):
@@ -368,11 +341,9 @@ def _carried(results: Iterator[np.ndarray]) -> Iterator[np.ndarray]:
 
 
 def write_flips(source: Path, target: Path) -> None:
-    """Write the left-right flip of every row of the ``.npy`` ``source`` to ``target``."""
     src = np.load(source, mmap_mode="r")
     with _cache_fix(), atomic_path(target) as tmp:
-        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=src.shape)
-        _preallocate(tmp)
+        out = _new_npy(tmp, src.shape)
         for start in range(0, len(src), _CHUNK):
             out[start : start + _CHUNK] = src[start : start + _CHUNK, :, ::-1]
         out.flush()
@@ -411,8 +382,8 @@ def image_key(
     crop: Any,
     extra: dict[str, Any] | None = None,
 ) -> str:
-    """Hex digest of everything the cached pixels depend on: every file's path, byte size and
-    mtime_ns, the output ``size`` (height, width), the ``crop`` spec and ``extra`` (JSON values)."""
+    """:func:`files_key` of everything the cached pixels depend on: the files, the output
+    ``size`` (height, width), the ``crop`` spec and ``extra`` (JSON values)."""
     spec = {"format": FORMAT, "size": _check_size(size), "crop": crop, "extra": extra}
     try:
         return files_key(paths, spec)
@@ -425,12 +396,12 @@ def image_key(
 def cache_dir_for(
     cache_dir: str | os.PathLike[str] | None, data_dir: str | os.PathLike[str]
 ) -> Path:
-    """The cache folder of a run: ``cache_dir`` (``Config.cache_dir``), or ``<data_dir>/cache``."""
+    """``cache_dir`` (``Config.cache_dir``), or ``<data_dir>/cache``."""
     return Path(cache_dir).expanduser() if cache_dir else Path(data_dir) / "cache"
 
 
 def read_meta(path: Path) -> CacheMeta | None:
-    """The :class:`CacheMeta` in the json ``path``, or None when absent or damaged."""
+    """The :class:`CacheMeta` in ``path``, or None when absent or damaged."""
     try:
         raw = read_json(path)
         meta = CacheMeta(**raw)
@@ -472,9 +443,8 @@ def build_cache(
     flips: bool = False,
     executor: str = "thread",
 ) -> ImageCache:
-    """Cache ``load(path)`` (an (H, W, 3) uint8 array, ``size`` = (H, W)) for every path, or
-    reuse the complete cache with the same key. ``workers`` > 0 decodes in parallel with an
-    ``EXECUTORS[executor]`` pool (``"process"`` needs a picklable ``load``)."""
+    """Cache ``load(path)`` (uint8 (H, W, 3), ``size`` = (H, W)) for every path, or reuse the
+    complete cache with the same key; ``workers`` > 0 decode in an ``EXECUTORS[executor]``."""
     names = [os.fspath(p) for p in paths]
     if not names:
         raise ValueError("build_cache needs at least one image path; got none")

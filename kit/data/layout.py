@@ -1,19 +1,14 @@
-"""Reading the competition layout: ``train/train.csv`` + person folders, ``eval/info.csv`` and
-the flat ``eval/images/`` folder; and checking that every image file of a frame can be read.
+"""Reading the competition layout (``train/train.csv`` + person folders, ``eval/info.csv`` +
+``eval/images/``) and checking that every image file of a frame can be read.
 
-Both readers check the layout up front and stop with a :class:`DataError` naming the file,
-row and field, what was found and what was expected, instead of failing mid-training;
-:func:`verify_images` is the fast check of the pictures themselves, before a long training
-starts.
+The readers check the layout up front and stop with a :class:`DataError` naming the file, row
+and field, what was found and what was expected, instead of failing mid-training.
 
-Pictures are decoded the way an image viewer shows them (``load_rgb(path) -> uint8 RGB``).
-Cameras and editors write more than 8-bit RGB: phones store the sensor's pixels with an EXIF
-orientation tag (1-8) that a viewer applies, editors write CMYK JPEGs, 16-bit, grayscale,
-palette and transparent PNGs. Each is decoded to what a viewer shows (orientation applied,
-16-bit scaled to 8 bits rather than clipped, transparent areas over white, as on a web page),
-and any other pixel mode (32-bit float, say) is refused naming the file.
-:func:`picture_problem` is the same policy checked from the header alone, so ``verify_images``
-refuses such a file before training starts.
+Pictures are decoded as an image viewer shows them (:func:`load_rgb`): EXIF orientation (phones
+store the sensor's pixels and a tag 1-8) applied, CMYK, grayscale and palette converted, 16-bit
+scaled to 8 bits rather than clipped, transparent areas over white (as on a web page); any other
+pixel mode (32-bit float, say) is refused naming the file. :func:`picture_problem` is the same
+policy checked from the header alone, so :func:`verify_images` refuses such a file up front.
 """
 
 from __future__ import annotations
@@ -34,16 +29,18 @@ from PIL import Image, ImageOps
 from kit.data._common import (
     FRAME_COLUMNS,
     IMAGE_EXTENSIONS,
+    SHOWN,
     STEM_MASK,
     STEMS,
     DataError,
     data_root,
+    listed,
     parse_age,
     parse_gender,
     read_csv_checked,
+    with_labels,
 )
 from kit.data.fixes import FixSpec, apply_fixes, load_fixes
-from kit.labels import age_to_group, encode
 
 __all__ = [
     "BAD_IMAGE_ERRORS",
@@ -76,8 +73,8 @@ _WHITE = (255, 255, 255, 255)
 
 
 def picture_problem(image: Image.Image) -> str | None:
-    """Why ``image`` (opened, not necessarily decoded) cannot be shown as a viewer shows it,
-    or None. (Damaged EXIF data is no reason: PIL, like viewers, then shows it unrotated.)"""
+    """Why ``image`` (opened, not necessarily decoded) cannot be shown as a viewer shows it, or
+    None. (Damaged EXIF data is no reason: PIL, like viewers, then shows it unrotated.)"""
     if image.mode not in _DIRECT | _ALPHA | _HIGH_BIT:
         return (
             f"pixel mode {image.mode!r} is not a camera or editor picture kit can decode as a "
@@ -87,7 +84,7 @@ def picture_problem(image: Image.Image) -> str | None:
 
 
 def to_rgb(image: Image.Image) -> np.ndarray:
-    """uint8 (H, W, 3) of ``image`` as a viewer shows it (see the module's docstring)."""
+    """uint8 (H, W, 3) of ``image`` as a viewer shows it."""
     problem = picture_problem(image)
     if problem is not None:
         raise ValueError(problem)
@@ -106,8 +103,7 @@ def to_rgb(image: Image.Image) -> np.ndarray:
 
 
 def load_rgb(path: str) -> np.ndarray:
-    """Decode one picture to a uint8 RGB array (H, W, 3) as a viewer shows it (EXIF
-    orientation applied), naming the file if it is unreadable or cannot be shown so."""
+    """One picture as uint8 RGB (H, W, 3), as a viewer shows it; OSError naming the file."""
     try:
         with Image.open(path) as image:
             return to_rgb(image)
@@ -117,19 +113,17 @@ def load_rgb(path: str) -> np.ndarray:
 
 TRAIN_COLUMNS: tuple[str, ...] = ("id", "gender", "race", "age", "path")
 _STEM_ORDER = {stem: i for i, stem in enumerate(STEMS)}
-_SHOWN_REASONS = 5
 _log = logging.getLogger("kit")
 
 
 def read_train(
     data_dir: str | os.PathLike[str], fixes: FixSpec = None, strict: bool = True
 ) -> pd.DataFrame:
-    """One row per training image (columns as in docs/architecture.md), sorted by folder, stem.
+    """One row per training image (columns: docs/architecture.md), sorted by folder, stem.
 
-    ``fixes`` is a :func:`~kit.data.load_fixes` spec (``"builtin"``, a CSV path, a list);
-    the applied fixes are logged and kept in ``df.attrs["fixes"]``. With ``strict=False``
-    people with problems (missing folder or picture, bad gender / age, ...) are skipped with one
-    warning; a missing data folder, train.csv or column is always an error.
+    ``fixes``: a :func:`~kit.data.load_fixes` spec; the applied ones are logged and kept in
+    ``df.attrs["fixes"]``. ``strict=False`` skips people with problems (missing picture, bad
+    age, ...) with one warning; a missing data folder, train.csv or column is always an error.
     """
     root = data_root(data_dir)
     csv_path = root / "train" / "train.csv"
@@ -205,9 +199,8 @@ def _person_rows(
 
 
 def _person_folder(images_dir: Path, folder: str) -> str:
-    """The name on disk of the person folder train.csv calls ``folder``: itself, or the one
-    folder equal to it after Unicode normalisation (macOS writes names decomposed, NFD, while
-    a train.csv is usually composed, NFC: the two look identical and compare unequal)."""
+    """The name on disk of train.csv's ``folder``: itself, or the one folder equal to it after
+    Unicode normalisation (macOS writes names decomposed, NFD; a train.csv is usually NFC)."""
     if (images_dir / folder).is_dir():
         return folder
     want = unicodedata.normalize("NFC", folder)
@@ -274,18 +267,16 @@ def _count_images(folder: Path) -> int:
 
 
 def _report_problems(problems: list[str], skipped_images: int, strict: bool) -> None:
-    shown = "\n  ".join(problems[:_SHOWN_REASONS])
-    extra = len(problems) - _SHOWN_REASONS
-    more = f"\n  ... and {extra} more" if extra > 0 else ""
     if strict:
         hint = f" (and {len(problems) - 1} more problem(s))" if len(problems) > 1 else ""
         raise DataError(
             f"{problems[0]}{hint}; pass strict=False (training: --no-strict-data) to skip "
             "such people"
         )
+    shown = listed(problems, "\n  ")
     warnings.warn(
         f"read_train skipped {len(problems)} people ({skipped_images} images) with problems:"
-        f"\n  {shown}{more}",
+        f"\n  {shown}",
         stacklevel=3,
     )
 
@@ -296,25 +287,18 @@ def _to_frame(rows: Iterable[dict[str, Any]]) -> pd.DataFrame:
     frame["mask"] = frame["stem"].map(STEM_MASK)
     for col in ("gender", "age", "mask"):
         frame[col] = frame[col].astype(np.int64)
-    frame["age_group"] = age_to_group(frame["age"].to_numpy())
-    frame["label"] = encode(
-        frame["mask"].to_numpy(), frame["gender"].to_numpy(), frame["age_group"].to_numpy()
-    )
+    frame = with_labels(frame)
     order = frame["stem"].map(_STEM_ORDER)
     frame = frame.assign(_order=order).sort_values(["folder", "_order"], kind="stable")
     return frame.drop(columns="_order").reset_index(drop=True)[list(FRAME_COLUMNS)]
 
 
-_SHOWN = 5
-
-
 def read_eval(data_dir: str | os.PathLike[str], strict: bool = True) -> pd.DataFrame:
     """``image_id`` (= ``ImageID``), ``ImageID``, absolute ``path``, in info.csv row order.
 
-    A file named in info.csv may differ from its ``ImageID`` only in letter case, Unicode
-    normalisation (NFC / NFD) or by a missing image extension. Missing files are an error, or
-    with ``strict=False`` dropped with one warning; duplicated ImageIDs are always an error (a
-    submission could not be written).
+    A file may differ from its ``ImageID`` in letter case, Unicode normalisation or by a missing
+    extension. Missing files are an error (``strict=False``: dropped with one warning);
+    duplicated ImageIDs always (a submission could not be written).
     """
     root = data_root(data_dir)
     csv_path = root / "eval" / "info.csv"
@@ -325,12 +309,14 @@ def read_eval(data_dir: str | os.PathLike[str], strict: bool = True) -> pd.DataF
     ids = info["ImageID"].str.strip()
     _check_ids(ids, csv_path)
 
-    files = _index(os.listdir(images_dir))
-    names = [_find(image_id, files) for image_id in ids]
+    exact, by_name, by_stem = _index(os.listdir(images_dir))
+    names = [
+        exact.get(i) or by_name.get(_folded(i)) or by_stem.get(_folded(i)) for i in ids.tolist()
+    ]
     missing = [i for i, name in enumerate(names) if name is None]
     if missing:
         first = "; ".join(
-            f"line {ids.index[i]}: {images_dir / ids.iloc[i]} not found" for i in missing[:_SHOWN]
+            f"line {ids.index[i]}: {images_dir / ids.iloc[i]} not found" for i in missing[:SHOWN]
         )
         msg = f"{csv_path}, field 'ImageID': {len(missing)} of {len(ids)} images missing ({first})"
         if strict:
@@ -364,36 +350,27 @@ def _check_ids(ids: pd.Series, csv_path: os.PathLike[str]) -> None:
         )
 
 
-def _index(names: list[str]) -> tuple[dict[str, str], ...]:
-    """Three lookups to a file name: by exact name, by lower-cased name, by lower-cased stem."""
+def _index(names: list[str]) -> tuple[dict[str, str], dict[str, str], dict[str, str]]:
+    """Three lookups to a file name: by exact name, by folded name, by folded image stem."""
     exact: dict[str, str] = {}
-    by_lower: dict[str, str] = {}
+    by_name: dict[str, str] = {}
     by_stem: dict[str, str] = {}
-    for name in sorted(names):
-        if name.startswith("."):
-            continue
+    for name in sorted(n for n in names if not n.startswith(".")):
         stem, ext = os.path.splitext(name)
         exact[name] = name
-        by_lower.setdefault(_folded(name), name)
+        by_name.setdefault(_folded(name), name)
         if ext.lower() in IMAGE_EXTENSIONS:
             by_stem.setdefault(_folded(stem), name)
-    return exact, by_lower, by_stem
+    return exact, by_name, by_stem
 
 
 def _folded(name: str) -> str:
-    """``name`` as its lookups compare it: lower case, Unicode NFC (macOS writes file names
-    decomposed, NFD; spreadsheets and most tools write NFC)."""
+    """Lower case, Unicode NFC (macOS writes file names decomposed, NFD; most tools NFC)."""
     return unicodedata.normalize("NFC", name).lower()
 
 
-def _find(image_id: str, files: tuple[dict[str, str], ...]) -> str | None:
-    exact, by_lower, by_stem = files
-    return exact.get(image_id) or by_lower.get(_folded(image_id)) or by_stem.get(_folded(image_id))
-
-
-# Image.verify() only parses headers, so a JPEG or PNG cut short passes it; their end
-# markers are what a complete file always carries. Looked for near the end because some
-# writers pad a few bytes after the marker.
+# Image.verify() only parses headers, so a JPEG or PNG cut short passes it; a complete file ends
+# with its end marker (some writers pad a few bytes after it).
 _END_MARKERS: dict[str, bytes] = {"JPEG": b"\xff\xd9", "PNG": b"IEND\xaeB`\x82"}
 _TAIL_BYTES = 1024
 
@@ -406,12 +383,9 @@ def verify_images(
     df: pd.DataFrame, strict: bool = True, decode: bool = False, fix: str = DROP_FIX
 ) -> pd.DataFrame:
     """Check each file of ``df.path``: not empty, an image PIL can parse, not truncated, in a
-    mode and orientation :func:`kit.data.dataset.load_rgb` decodes as a viewer shows it.
-
-    Bad files raise a :class:`DataError` naming the first few and then ``fix``, or with
-    ``strict=False`` are dropped with one warning (the returned frame has a fresh index).
-    ``decode=True`` also decodes every pixel (slower; catches corrupt data inside an otherwise
-    complete file).
+    mode :func:`load_rgb` decodes. Bad files raise a :class:`DataError` naming the first few
+    and then ``fix``, or with ``strict=False`` are dropped with one warning (fresh index).
+    ``decode=True`` also decodes every pixel (slower; catches corrupt data in a whole file).
     """
     if "path" not in df.columns:
         raise DataError(f"verify_images: frame has no 'path' column (found {list(df.columns)})")
@@ -419,14 +393,12 @@ def verify_images(
     bad = [(path, why) for path, why in zip(df["path"], problems, strict=True) if why]
     if not bad:
         return df
-    shown = "; ".join(f"{path}: {why}" for path, why in bad[:_SHOWN])
-    more = f"; ... and {len(bad) - _SHOWN} more" if len(bad) > _SHOWN else ""
-    msg = f"{len(bad)} of {len(df)} image files cannot be used ({shown}{more})"
+    shown = listed([f"{path}: {why}" for path, why in bad], "; ")
+    msg = f"{len(bad)} of {len(df)} image files cannot be used ({shown})"
     if strict:
         raise DataError(f"{msg}; {fix}")
     warnings.warn(
-        f"verify_images dropped {len(bad)} of {len(df)} image files that cannot be used "
-        f"({shown}{more})",
+        f"verify_images dropped {len(bad)} of {len(df)} image files that cannot be used ({shown})",
         stacklevel=2,
     )
     keep = [why is None for why in problems]
@@ -434,7 +406,6 @@ def verify_images(
 
 
 def _problem(path: str, decode: bool) -> str | None:
-    """Why the file at ``path`` cannot be used, or None if it is fine."""
     try:
         size = os.path.getsize(path)
     except OSError as err:
@@ -454,26 +425,23 @@ def _problem(path: str, decode: bool) -> str | None:
     if problem is not None:
         return problem
     marker = _END_MARKERS.get(fmt)
-    if marker is not None:
-        with open(path, "rb") as fh:
-            fh.seek(max(0, size - _TAIL_BYTES))
-            ends = marker in fh.read()
+    if marker is None:
+        return None
+    with open(path, "rb") as fh:
+        fh.seek(max(0, size - _TAIL_BYTES))
+        ends = marker in fh.read()
         if not ends and fmt == "JPEG":  # rare: walk the file for the picture's own end
-            with open(path, "rb") as fh:
-                ends = jpeg_ends(fh.read())
-        if not ends:
-            return f"truncated {fmt} file (no end marker in its last {_TAIL_BYTES} bytes)"
-    return None
+            fh.seek(0)
+            ends = jpeg_ends(fh.read())
+    return None if ends else f"truncated {fmt} file (no end marker in its last {_TAIL_BYTES} bytes)"
 
 
 def jpeg_ends(data: bytes) -> bool:
-    """Whether the JPEG in ``data`` reaches its end-of-image marker, whatever follows it.
-
-    Phones append a video to a "motion photo" (and other tools their own data) after the
-    picture's end, as viewers ignore it; so the marker need not be near the file's end. The
-    walk follows the segments from the start (a length each; an EXIF thumbnail's own end
-    marker is inside one) and, after each start-of-scan, the compressed data up to the next
-    marker (``FF00`` is a stuffed byte, ``FFD0``-``FFD7`` restart markers)."""
+    """Whether the JPEG in ``data`` reaches its end-of-image marker, whatever follows it (phones
+    append a video to a "motion photo" after the picture's end). The walk follows the segments
+    from the start (a length each; an EXIF thumbnail's own end marker is inside one) and, after
+    each start-of-scan, the compressed data up to the next marker (``FF00`` is a stuffed byte,
+    ``FFD0``-``FFD7`` restart markers)."""
     if not data.startswith(b"\xff\xd8"):
         return False
     i, n = 2, len(data)

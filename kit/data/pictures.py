@@ -1,11 +1,6 @@
 """Pictures as a run reads them: each file decoded, cropped (around its face box in face mode)
-and resized once, by :class:`PreparedLoader` (or :func:`prepare_file` without face boxes), and
-the run's cache of them, keyed by everything their pixels depend on.
-
-:func:`build_run_cache` builds (or reuses) the cache of a run's pictures under ``cfg``'s crop
-and size; ``kit.train.setup.RunPictures`` wires it into training and inference. The face boxes
-(:class:`FaceBoxes`) come from ``kit.faces.face_boxes``; ``kit.faces.prepared_loader`` finds
-them and returns the loader.
+and resized once by :class:`PreparedLoader` (:func:`prepare_file` without face boxes), and the
+run's cache of them (:func:`build_run_cache`), keyed by everything their pixels depend on.
 """
 
 from __future__ import annotations
@@ -53,14 +48,12 @@ _LOADER_NAME = "kit.train.setup.prepare_file"
 
 
 def prepare_file(path: str, cfg: Any, box: Box | None = None) -> np.ndarray:
-    """One picture decoded, cropped (around face ``box`` in face mode) and resized as ``cfg``
-    says: uint8 (H, W, 3)."""
+    """One picture decoded, cropped (around face ``box``) and resized as ``cfg`` says."""
     return prepare(load_rgb(path), cfg, box)
 
 
 def cache_extra() -> dict[str, Any]:
-    """What else the cached pixels depend on (part of the cache key): the loader's version and
-    the versions of the packages that decode and resize."""
+    """The cache key's loader version and versions of the packages that decode and resize."""
     versions = {p: v for p in _PIXEL_PACKAGES if (v := package_version(p)) is not None}
     return {"loader": _LOADER_NAME, "version": LOADER_VERSION, **versions}
 
@@ -72,9 +65,8 @@ def build_run_cache(
     progress: bool = True,
     loader: Callable[[str], np.ndarray] | None = None,
 ) -> ImageCache:
-    """Build (or reuse) the cache in ``folder`` of ``paths`` prepared under ``cfg``'s crop and
-    size (by ``loader``, a :class:`PreparedLoader`: it holds the face boxes of a face crop),
-    decoding on every core."""
+    """Build (or reuse) the cache in ``folder`` of ``paths`` prepared under ``cfg`` by
+    ``loader`` (a :class:`PreparedLoader`, which holds a face crop's boxes), on every core."""
     extra = cache_extra()
     faces = getattr(loader, "faces", None)
     if faces is not None:
@@ -104,21 +96,17 @@ class FaceBoxes:
 
     @property
     def found(self) -> int:
-        """Pictures with a face box."""
         return sum(b is not None for b in self.boxes.values())
 
     @property
     def fallback(self) -> int:
-        """Pictures without one (centre-cropped)."""
         return len(self.boxes) - self.found
 
     @property
     def min_score(self) -> float | None:
-        """The lowest confidence of a face kept (None: the detector gives none)."""
         return min(self.scores.values()) if self.scores else None
 
     def summary(self) -> str:
-        """``face boxes (detector x): N found, M centre-crop fallback (P%) -> file``."""
         share = self.fallback / max(1, len(self.boxes))
         lowest = "" if self.min_score is None else f" (lowest confidence {self.min_score:.2f})"
         return (
@@ -128,7 +116,7 @@ class FaceBoxes:
         )
 
     def record(self) -> dict[str, Any]:
-        """What the run folder keeps of them (env.json)."""
+        """What env.json keeps of them."""
         return {
             "detector": self.detector,
             "found": self.found,
@@ -139,9 +127,8 @@ class FaceBoxes:
 
 
 class PreparedLoader:
-    """``loader(path)``: the picture decoded and prepared (crop of ``cfg.crop_mode`` around its
-    face box, resize) by :func:`kit.transforms.prepare`; pairs with ``prepared=True``.
-    Picklable, so DataLoader workers and the cache build can use it."""
+    """``loader(path)``: the picture decoded and prepared by :func:`kit.transforms.prepare`
+    (around its face box); pairs with ``prepared=True``. Picklable, for workers."""
 
     def __init__(self, cfg: Config, boxes: FaceBoxes | None = None) -> None:
         if boxes is None and CROP_MODES.get(cfg.crop_mode).needs_boxes:
@@ -152,11 +139,9 @@ class PreparedLoader:
 
     @property
     def summary(self) -> str:
-        """The found / fallback counts of the face boxes (or that none are used)."""
         return "no face boxes (centre crop)" if self.faces is None else self.faces.summary()
 
     def box(self, path: str) -> Box | None:
-        """The face box of ``path`` (None: none found, or not needed)."""
         return self.boxes.get(os.fspath(path))
 
     def __call__(self, path: str) -> np.ndarray:

@@ -1,15 +1,10 @@
-"""Pseudo-labels: a stage-2 run trains with the eval pictures a finished run (or several: their
-mean) predicts confidently, added to its training rows under their predicted class.
+"""Pseudo-labels: a stage-2 run also trains on the eval pictures that a finished run (or the
+mean of several) predicts confidently, under their predicted class (``hard``) or stage 1's
+probabilities (``soft``, columns ``p0..p17``: :func:`soft_targets`), ``cfg.pseudo_targets``.
 
-What such a picture trains on is ``cfg.pseudo_targets`` (:data:`PSEUDO_TARGETS`): ``hard``, its
-predicted class, or ``soft``, stage 1's 18-way probabilities as a soft target (the rows carry
-them as columns ``p0..p17``; :func:`soft_targets` reads them, NaN for labelled rows, and every
-head kind trains on their form of it: ``kit.models.head_soft_target``).
-
-Only the training rows grow: validation people come from train.csv alone (the split is made
-before these rows exist, and a K-fold's folds never see them), so the validation score of a
-stage-2 run is as honest as stage 1's. The rows and their source are written to the run folder
-(``pseudo_labels.csv`` and ``summary.json``'s ``pseudo``: :mod:`kit.runfolder.write`).
+Only the training rows grow: the split is made from train.csv before these rows exist, so a
+stage-2 run's validation score is as honest as stage 1's. The rows and their source are written
+to the run folder (``pseudo_labels.csv``, ``summary.json``'s ``pseudo``).
 """
 
 from __future__ import annotations
@@ -43,9 +38,8 @@ __all__ = [
 ]
 
 _log = logging.getLogger("kit")
-#: The age a pseudo row carries for its predicted age group, so that training age thresholds
-#: other than the official ones (e.g. 30, 58) keep the group: any thresholds with
-#: 20 < low <= 45 < high <= 60 do.
+#: The age a pseudo row carries for its predicted age group: any training age thresholds with
+#: 20 < low <= 45 < high <= 60 keep the group.
 GROUP_AGES = {AgeGroup.YOUNG: 20, AgeGroup.MIDDLE: 45, AgeGroup.OLD: 60}
 
 
@@ -56,7 +50,6 @@ PSEUDO_TARGETS: Registry[Callable[[np.ndarray], np.ndarray | None]] = Registry("
 
 @PSEUDO_TARGETS.register("hard")
 def _hard(probs: np.ndarray) -> None:
-    """The predicted class (the top probability)."""
     return None
 
 
@@ -67,8 +60,8 @@ def _soft(probs: np.ndarray) -> np.ndarray:
 
 
 def soft_targets(df: pd.DataFrame) -> np.ndarray | None:
-    """``(n, 18)`` soft targets of training rows ``df`` (NaN rows: labelled ones, which train
-    on their label), or None when no row has any (hard pseudo-labels, or none)."""
+    """``(n, 18)`` soft targets of training rows ``df`` (NaN for labelled rows), or None when
+    no row has any."""
     if not all(c in df.columns for c in PROB_COLUMNS):
         return None
     return df[PROB_COLUMNS].to_numpy(dtype=np.float32, na_value=np.nan)
@@ -87,9 +80,8 @@ Sources = str | Sequence[str] | None
 
 
 def check_pseudo_sources(sources: Sources) -> list[tuple[Path, Path | None]]:
-    """The (probability file, run folder) of every source (``Config.pseudo_labels``: a run
-    folder or probability file, or several), checked to be there and 18-way: refused before
-    any run folder is written."""
+    """The (probability file, run folder) of every source (``Config.pseudo_labels``), checked
+    to be there and 18-way before any run folder is written."""
     found = []
     names = [] if sources is None else [sources] if isinstance(sources, str) else list(sources)
     for source in names:
@@ -114,9 +106,8 @@ def load_pseudo_labels(
     threshold: float,
     targets: str = "hard",
 ) -> PseudoLabels:
-    """The eval rows of ``eval_df`` whose top probability (the mean over ``sources``,
-    ``Config.pseudo_labels``) is above ``threshold``, labelled with the predicted class, in
-    info.csv order; what they train on is ``targets`` (:data:`PSEUDO_TARGETS`)."""
+    """The eval rows whose top probability (the mean over ``sources``) is above ``threshold``,
+    labelled with the predicted class, in info.csv order; they train on ``targets``."""
     checked = check_pseudo_sources(sources)
     if eval_df is None:
         raise ValueError(

@@ -1,12 +1,10 @@
 """How training batches are drawn: the samplers ``cfg.sampler`` names, per-sample augmentation
 seeds, process shards, and the training DataLoader.
 
-Every sample of an epoch carries its own augmentation seed, drawn from the epoch's generator
-and its position in the epoch. A sample is therefore augmented the same way whichever process
-(the main one, any DataLoader worker, any distributed rank) prepares it: the number of workers
-and of training processes changes no picture. Re-seeding the generator from ``(seed, epoch)``
-(:func:`epoch_seed`) at every epoch start makes an epoch's batches independent of what ran
-before it, so a resumed run sees the same batches as an uninterrupted one.
+Every sample of an epoch carries its own augmentation seed (the epoch's generator and its
+position), so it is augmented alike whichever process prepares it: the number of workers and of
+training processes changes no picture. Re-seeding the generator with :func:`epoch_seed` at each
+epoch start makes a resumed run see the same batches as an uninterrupted one.
 """
 
 from __future__ import annotations
@@ -42,8 +40,8 @@ __all__ = [
 
 
 class SeededSampler(Sampler):
-    """``(index, seed)`` pairs: the indices of ``sampler`` (or ``range(n)`` shuffled by
-    ``generator`` when it is None), each with a seed for that sample's augmentation."""
+    """``(index, seed)`` pairs: the indices of ``sampler`` (None: ``range(n)`` shuffled by
+    ``generator``), each with its augmentation seed."""
 
     def __init__(self, sampler: Sampler | None, n: int, generator: torch.Generator) -> None:
         self.sampler, self.n, self.generator = sampler, n, generator
@@ -52,8 +50,7 @@ class SeededSampler(Sampler):
         return len(self.sampler) if isinstance(self.sampler, Sized) else self.n
 
     def __iter__(self) -> Iterator[tuple[int, int]]:
-        # One draw from the epoch's generator, before the order is drawn: re-seeding the
-        # generator (kit does at each epoch start) fixes both.
+        # drawn before the order, so re-seeding the generator fixes both
         base = int(torch.randint(0, 2**31, (1,), generator=self.generator))
         if self.sampler is None:
             order = torch.randperm(self.n, generator=self.generator).tolist()
@@ -64,9 +61,9 @@ class SeededSampler(Sampler):
 
 
 class ShardSampler(Sampler):
-    """This process's share of ``sampler`` by ``DistributedSampler``'s rule (pad the epoch by
-    repeating its start to a multiple of ``world_size``, take every ``world_size``-th item from
-    ``rank``), for any sampler. Every rank must draw the same epoch (the same seeded generator)."""
+    """This process's share of any ``sampler`` by ``DistributedSampler``'s rule (pad the epoch
+    by repeating its start, take every ``world_size``-th item from ``rank``). Every rank must
+    draw the same epoch (the same seeded generator)."""
 
     def __init__(self, sampler: Sampler, rank: int, world_size: int) -> None:
         if not 0 <= rank < world_size:
@@ -85,11 +82,9 @@ class ShardSampler(Sampler):
 
 
 class SeededDataset(Dataset):
-    """``dataset[i]`` for a key ``(i, seed)``, with the dataset's transform (and its loader,
-    if it draws random numbers, like :class:`FlipChoice`) seeded by ``seed`` first: a sample
-    is augmented alike whichever worker or process prepares it. A batch of keys reads its
-    pictures in one call (``ImageDataset.read``); a transform of fixed steps only (the ``base``
-    preset) is not re-seeded at all."""
+    """``dataset[i]`` for a key ``(i, seed)``, its transform (and a loader that draws, like
+    :class:`FlipChoice`) seeded by ``seed`` first. A batch of keys reads its pictures in one
+    call (``ImageDataset.read``); a transform of fixed steps only is not re-seeded."""
 
     def __init__(self, dataset: Any) -> None:
         self.dataset = dataset
@@ -127,10 +122,9 @@ class SeededDataset(Dataset):
 
 def seed_transform(transform: Any, seed: int) -> None:
     """Seed ``transform`` for one sample: an albumentations pipeline gets one numpy and one
-    Python generator seeded by ``seed``, shared by all its steps (each step draws the next
-    numbers: independent choices, where ``set_random_seed`` gives every step its own copy of
-    the same stream, so that e.g. two steps of p=0.5 always fire together), at one generator
-    pair per sample instead of one per step; anything else gets ``set_random_seed(seed)``."""
+    Python generator shared by all its steps (``set_random_seed`` would give every step a copy
+    of one stream, so two steps of p=0.5 would always fire together); anything else gets
+    ``set_random_seed(seed)``."""
     if isinstance(transform, BaseCompose):
         transform.set_random_state(np.random.default_rng(seed), random.Random(seed))
     elif hasattr(transform, "set_random_seed"):
@@ -160,11 +154,9 @@ def epoch_seed(seed: int, epoch: int) -> int:
 
 
 def resolve_workers(workers: int | str, processes: int = 1) -> int:
-    """``auto``: of this process's share of the cores (``processes`` training processes split
-    them), one for the training process and every other one loads pictures; none on one or two
-    cores, where a worker process slows the training process's compute threads more than it
-    helps (``python -m kit.bench``, docs/benchmarks.md). No fixed cap: a fast GPU may need
-    every core's pictures (docs/benchmarks.md, pictures per CPU-second per worker)."""
+    """``auto``: of this process's share of the cores (``processes`` split them), one trains and
+    every other one loads pictures; none on one or two cores, where a worker slows training
+    more than it helps. No cap: a fast GPU may need every core (docs/benchmarks.md)."""
     if workers != "auto":
         return int(workers)
     cores = usable_cores() // max(1, processes)
@@ -183,9 +175,8 @@ def _seed_worker(worker_id: int) -> None:
 def train_loader(
     dataset: Any, cfg: Any, generator: torch.Generator, rank: int = 0, world_size: int = 1
 ) -> DataLoader:
-    """The training loader of ``dataset`` (an ``ImageDataset``); re-seed ``generator`` before
-    each epoch for repeatable batches. With ``world_size`` > 1, this process (``rank``) gets its
-    share of every epoch."""
+    """The training loader of an ``ImageDataset``; re-seed ``generator`` before each epoch for
+    repeatable batches. With ``world_size`` > 1, process ``rank`` gets its share."""
     with SAMPLERS.calling(cfg.sampler, on=f"the {len(dataset.targets)} training labels"):
         sampler = SAMPLERS.get(cfg.sampler)(np.asarray(dataset.targets), generator)
     sampler = SeededSampler(sampler, len(dataset), generator)
@@ -211,10 +202,9 @@ def train_loader(
 def close_workers(loader: DataLoader) -> None:
     """End ``loader``'s persistent worker processes now (a no-op without workers).
 
-    torch ends them only when the loader is garbage collected (DataLoader has no public close).
-    A loader caught in a reference cycle (a run's objects, a traceback, a notebook's last
-    result) keeps its workers, and the memory they hold, until a later collection, which then
-    waits up to 5 s for each: its queues may be finalized before the workers are told to stop.
+    torch ends them only when the loader is garbage collected (there is no public close): a
+    loader in a reference cycle keeps its workers and their memory until a later collection,
+    which then waits up to 5 s for each (its queues may be finalized first).
     """
     workers = getattr(loader, "_iterator", None)
     if workers is not None:

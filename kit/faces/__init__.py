@@ -1,20 +1,15 @@
-"""Face crop: face boxes from a registry of detectors, stored once per data folder.
-
-``--crop-mode face`` crops every picture around its face (``--face-margin`` on each side, the
-network's aspect ratio) instead of the fixed centre share; a picture without a detected face
-gets the centre crop, and the run reports how many did. Boxes come from ``--face-detector``
-(:data:`FACE_DETECTORS`: ``skimage``, ``opencv``, ``mtcnn``, ``boxes`` or a registered one),
-are computed once per data folder by :func:`face_boxes` and stored beside the image cache.
-
-``python -m kit.faces DATA_DIR [--preview out.png]`` precomputes them (docs/faces.md).
+"""Face crop (``--crop-mode face``): face boxes from a registry of detectors
+(:data:`FACE_DETECTORS`, ``--face-detector``), computed once per data folder by
+:func:`face_boxes` and stored beside the image cache; a picture without a face gets the centre
+crop. ``python -m kit.faces DATA_DIR [--preview out.png]`` precomputes them (docs/faces.md).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-# The detectors and the store load torch and albumentations, which ``python -m kit.faces
-# --help`` does not need: their names are imported from them on first use.
+# imported on first use: the detectors and the store load torch and albumentations, which
+# ``python -m kit.faces --help`` does not need
 _DETECTORS = ["FACE_DETECTORS", "FaceDetector", "image_id", "read_boxes", "register_face_detector"]
 _STORE = ["boxes_path", "face_boxes", "folder_pictures", "other_crop", "prepared_loader"]
 

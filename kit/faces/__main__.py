@@ -40,10 +40,9 @@ def preview(
     groups: dict[str, Sequence[str]],
     loader: PreparedLoader,
 ) -> Path:
-    """Write a PNG grid to ``out``: for each group (``{"train": paths, "eval": paths}``) a row
-    of pictures with the face box (green; the detector's confidence above, where it gives
-    one) and the crop (yellow, dashed), and a row of the prepared network inputs. Written
-    atomically."""
+    """Write a PNG grid to ``out``: for each group (``{"train": paths, ...}``) a row of pictures
+    with the face box (green; the detector's confidence above) and the crop (yellow, dashed),
+    and a row of the prepared network inputs."""
     from matplotlib.figure import Figure
 
     # torch and albumentations, imported once the command runs: --help needs neither

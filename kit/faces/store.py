@@ -1,21 +1,21 @@
 """Face boxes computed once per data folder, stored beside the image cache, and reused; the
 picture loader built with them (:func:`prepared_loader`, :func:`other_crop`).
 
-``<cache folder>/faces-<key>.csv`` holds one row per picture of the data folder (training and
-eval pictures), in the boxes-file format (``image_id,x0,y0,x1,y1``, empty where no face was
-found), so it can be inspected, corrected and passed back as ``--face-boxes``; a detector that
-gives a confidence (``mtcnn``) adds a ``score`` column. The key is
-built like the image cache's: every picture's path, size and mtime, the detector's name and
-version, and the files it reads (a boxes CSV).
+``<cache folder>/faces-<detector>-<key>.csv`` holds one row per picture of the data folder in
+the boxes-file format (empty where no face was found; a ``score`` column where the detector
+gives a confidence), so it can be corrected and passed back as ``--face-boxes``. The key is
+every picture's path, size and mtime, the detector's name and version, and the files it reads.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import logging
 import os
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
+from functools import partial
 from io import StringIO
 from pathlib import Path
 
@@ -40,7 +40,7 @@ SCORE = "score"  # the stored file's column of the detector's confidence
 
 
 def folder_pictures(data_dir: str | os.PathLike[str], strict: bool = True) -> list[str]:
-    """Every training and eval picture of the data folder, sorted (the boxes' key)."""
+    """Every training and eval picture of the data folder, sorted."""
     frames = [read_train(data_dir, strict=strict)]
     if (Path(data_dir) / "eval" / "info.csv").is_file():
         frames.append(read_eval(data_dir, strict=strict))
@@ -60,7 +60,7 @@ def boxes_path(cfg: Config, data_dir: str | os.PathLike[str], paths: Sequence[st
 def _detect(
     name: str, cfg: Config, root: Path, paths: list[str], find: Finder | None = None
 ) -> list[Box | Face | None]:
-    """One task: open the detector (once per task) unless given, and search ``paths``."""
+    """One task: search ``paths`` with ``find``, or the detector opened once per task."""
     find = find or _open(name, cfg, root)
     out: list[Box | Face | None] = []
     for path in paths:
@@ -82,42 +82,27 @@ _DETECTOR_CONTRACT = (
 
 
 def _open(name: str, cfg: Config, root: Path) -> Finder:
-    """The detector ``name`` started (its model loaded): a user's that fails is named."""
     with FACE_DETECTORS.calling(name, on=f"start (data folder {root})"):
         return FACE_DETECTORS.get(name).open(cfg, root)
 
 
 def _compute(cfg: Config, root: Path, paths: list[str], workers: int, progress: bool):
-    detector = FACE_DETECTORS.get(cfg.face_detector)
-    find = _open(cfg.face_detector, cfg, root)  # here first: one that cannot start fails at once
+    name = cfg.face_detector
+    find = _open(name, cfg, root)  # here first: one that cannot start fails at once
     chunks = [paths[i : i + _CHUNK] for i in range(0, len(paths), _CHUNK)]
-    bar = tqdm(
-        total=len(paths),
-        desc=f"face boxes ({cfg.face_detector})",
-        unit="img",
-        disable=not progress,
-        leave=False,
-    )
+    desc = f"face boxes ({name})"
+    bar = tqdm(total=len(paths), desc=desc, unit="img", disable=not progress, leave=False)
     found: list[Box | Face | None] = []
-    if detector.parallel and workers > 1 and len(chunks) > 1:
-        with ProcessPoolExecutor(min(workers, len(chunks))) as pool:
-            tasks = [pool.submit(_detect, cfg.face_detector, cfg, root, c) for c in chunks]
-            for task, chunk in zip(tasks, chunks, strict=True):
-                found.extend(task.result())
-                bar.update(len(chunk))
-    else:
-        for chunk in chunks:
-            found.extend(_detect(cfg.face_detector, cfg, root, chunk, find))
+    with bar, contextlib.ExitStack() as stack:
+        if FACE_DETECTORS.get(name).parallel and workers > 1 and len(chunks) > 1:
+            pool = stack.enter_context(ProcessPoolExecutor(min(workers, len(chunks))))
+            results = pool.map(partial(_detect, name, cfg, root), chunks)
+        else:
+            results = (_detect(name, cfg, root, chunk, find) for chunk in chunks)
+        for chunk, boxes in zip(chunks, results, strict=True):
+            found.extend(boxes)
             bar.update(len(chunk))
-    bar.close()
     return found
-
-
-def _split(found: list[Box | Face | None], paths: list[str]):
-    """The boxes and, of the faces found with a confidence, their scores."""
-    boxes = {p: f.box if isinstance(f, Face) else f for p, f in zip(paths, found, strict=True)}
-    scores = {p: f.score for p, f in zip(paths, found, strict=True) if isinstance(f, Face)}
-    return boxes, scores
 
 
 def _write(path: Path, root: Path, boxes: dict[str, Box | None], scores: dict[str, float]) -> None:
@@ -129,7 +114,6 @@ def _write(path: Path, root: Path, boxes: dict[str, Box | None], scores: dict[st
 
 
 def _read_scores(path: Path) -> dict[str, float]:
-    """``image_id -> score`` of a stored file's faces (none without a score column)."""
     text, sep = io.read_csv_text(path)
     decimal = io.decimal_mark(text, sep)
     rows = csv.DictReader(StringIO(text, newline=""), delimiter=sep)
@@ -143,9 +127,8 @@ def face_boxes(
     workers: int = 1,
     progress: bool = True,
 ) -> FaceBoxes:
-    """The face boxes of every picture of ``data_dir`` (or of ``paths``) found by
-    ``cfg.face_detector``: read from the stored file when its key matches, else detected
-    (``workers`` processes for the bundled detectors) and stored atomically."""
+    """The face boxes by ``cfg.face_detector`` of every picture of ``data_dir`` (or ``paths``):
+    stored ones when the key matches, else detected (``workers`` processes) and stored."""
     root = Path(data_dir)
     names = sorted(set(paths)) if paths is not None else folder_pictures(root, cfg.strict_data)
     file = boxes_path(cfg, root, names)
@@ -154,7 +137,9 @@ def face_boxes(
         boxes = {p: stored.get(image_id(p, root)) for p in names}
         scores = {p: stored_scores[i] for p in names if (i := image_id(p, root)) in stored_scores}
     else:
-        boxes, scores = _split(_compute(cfg, root, names, workers, progress), names)
+        found = dict(zip(names, _compute(cfg, root, names, workers, progress), strict=True))
+        boxes = {p: f.box if isinstance(f, Face) else f for p, f in found.items()}
+        scores = {p: f.score for p, f in found.items() if isinstance(f, Face)}
         _write(file, root, boxes, scores)
     result = FaceBoxes(boxes, file, cfg.face_detector, scores)
     _log.info("%s", result.summary())
@@ -168,9 +153,8 @@ def prepared_loader(
     workers: int = 1,
     progress: bool = True,
 ) -> PreparedLoader:
-    """The loader that prepares pictures as ``cfg`` says, for training and inference alike:
-    with ``crop_mode`` face, the boxes of the whole data folder (stored, or detected now), plus
-    those of any of ``paths`` outside it."""
+    """The loader that prepares pictures as ``cfg`` says: for a face crop, with the boxes of the
+    whole data folder plus those of any of ``paths`` outside it."""
     if not CROP_MODES.get(cfg.crop_mode).needs_boxes:
         return PreparedLoader(cfg)
     boxes = face_boxes(cfg, data_dir, workers=workers, progress=progress)
@@ -191,12 +175,10 @@ def other_crop(
     progress: bool = True,
     boxes: FaceBoxes | None = None,
 ) -> tuple[PreparedLoader, frozenset[str]]:
-    """The loader of pictures under crop ``mode`` in place of ``cfg.crop_mode`` (TTA
-    ``center_face``, ``--crop-mix``), and the ones of ``paths`` it applies to: where either
-    crop needs a face box (stored per data folder, detected once), those that have one; else
-    all. A picture without a face box keeps the run's own crop: its face crop would only be a
-    centre crop again. ``boxes``: those already found for ``paths`` (a face-crop run's own),
-    reused instead of read again."""
+    """The loader under crop ``mode`` instead of ``cfg.crop_mode`` (TTA ``center_face``,
+    ``--crop-mix``) and the ``paths`` it applies to: where either crop needs face boxes, those
+    with one (without, the face crop would be a centre crop again); else all. ``boxes``: a
+    face-crop run's own, reused instead of read again."""
     other = cfg.replace(crop_mode=mode)
     names = {os.fspath(p) for p in paths}
     with_boxes = [c for c in (other, cfg) if CROP_MODES.get(c.crop_mode).needs_boxes]
