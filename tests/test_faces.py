@@ -274,3 +274,12 @@ def test_training_and_inference_crop_the_same_way(tiny_cfg, tiny_data):
     assert not np.array_equal(
         loader(first), prepare(load_rgb(first), cfg.replace(crop_mode="center"))
     )
+
+
+def test_the_command_parses_where_the_os_cannot_tell_a_process_its_cores(monkeypatch):
+    # macOS and Windows have no os.sched_getaffinity; --workers' default must not need it
+    from kit.faces.__main__ import _parser
+
+    monkeypatch.delattr(os, "sched_getaffinity", raising=False)
+    monkeypatch.setattr(os, "cpu_count", lambda: 3)
+    assert _parser().parse_args(["data"]).workers == 3

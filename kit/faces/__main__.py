@@ -15,6 +15,7 @@ import numpy as np
 from kit.cli import ArgumentParser, add_debug_flag, run_cli
 from kit.config import Config
 from kit.data import read_eval, read_train
+from kit.data._common import usable_cores
 from kit.io import atomic_write
 from kit.registry import help_lines
 
@@ -89,7 +90,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--cache-dir", default=None, help="folder of the stored boxes and cache")
     p.add_argument("--margin", type=float, default=defaults.face_margin, help="face margin")
     p.add_argument("--image-size", type=int, nargs=2, default=(380, 380), metavar=("H", "W"))
-    p.add_argument("--workers", type=int, default=len(os.sched_getaffinity(0)))
+    p.add_argument("--workers", type=int, default=usable_cores(), help="detection processes")
     p.add_argument("--preview", default=None, metavar="PNG", help="write a sample grid here")
     p.add_argument("--samples", type=int, default=6, help="pictures per row of the preview")
     add_debug_flag(p)
