@@ -113,16 +113,6 @@ def time_train_steps(
     return time.perf_counter() - clock.started, t.parts.evaluated
 
 
-def _pictures(cfg: Config, faces: Any, cache: Any) -> RunPictures:
-    """The sample's loaders, as :meth:`kit.train.setup.RunPictures.for_run` makes a run's."""
-    if cache is not None:
-        return RunPictures(FlipChoice(cache) if cfg.cache_flips else cache, cache, cache, faces)
-    if faces is None:
-        return RunPictures(load_rgb, None, None)
-    own = PreparedLoader(cfg, faces)
-    return RunPictures(own, own, None, faces)
-
-
 def _free_disk(folder: Path) -> tuple[int, Path]:
     at = folder.expanduser().resolve()
     while not at.exists() and at != at.parent:
@@ -195,10 +185,10 @@ def estimate(
         else:
             stages.append(Stage("face boxes", "-", None, f"not needed ({checked.crop_mode} crop)"))
         cache, cache_bytes = None, 0
+        own = None if faces is None and not checked.cache else PreparedLoader(small, faces)
         if checked.cache:
             log(f"estimate: cache of {n} pictures ...")
             t0 = time.perf_counter()
-            own = PreparedLoader(small, faces)
             cache = build_run_cache(small, chosen, tmp, progress=False, loader=own)
             took = time.perf_counter() - t0
             sample_bytes = sum(f.stat().st_size for f in Path(tmp).glob("*.npy"))
@@ -212,7 +202,11 @@ def estimate(
             stages.append(
                 Stage("cache build", "-", None, "--no-cache: pictures decoded every epoch")
             )
-        pictures = _pictures(small, faces, cache)
+        # the sample's loaders, as RunPictures.for_run makes a run's
+        pictures = RunPictures(load_rgb, None, None)
+        if own is not None:
+            reader = own if cache is None else FlipChoice(cache) if small.cache_flips else cache
+            pictures = RunPictures(reader, cache or own, cache, faces)
 
         # training steps at the recipe's batch (or the largest that fits)
         train = splits.training[splits.training["path"].astype(str).isin(chosen)]
