@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 
 __all__ = ["SINGLE", "ChannelsLastInput", "DistContext", "barrier", "broadcast", "from_env"]
 __all__ += ["gather_rows", "init", "is_main_process", "mean", "predict_sharded", "prepare_model"]
-__all__ += ["setup_logging", "shard_rows", "teardown", "training_module", "wrap_ddp"]
+__all__ += ["setup_logging", "shard_rows", "teardown", "training_module"]
 
 T = TypeVar("T")
 
@@ -170,19 +170,6 @@ def predict_sharded(
     return gather_rows(predict_fn(df.iloc[rows]), rows, len(df), ctx)
 
 
-def wrap_ddp(
-    model: nn.Module, ctx: DistContext, device: torch.device, find_unused: bool = False
-) -> nn.Module:
-    """``model`` as a ``DistributedDataParallel`` module (unchanged with one process);
-    ``find_unused``: some parameters get no gradient in some steps (a frozen backbone)."""
-    if not ctx.enabled:
-        return model
-    ids = [device.index] if device.type == "cuda" else None
-    return nn.parallel.DistributedDataParallel(
-        model, device_ids=ids, find_unused_parameters=find_unused
-    )
-
-
 # ---- this process: its logging and the module it trains (its device: kit.device) -----
 def setup_logging(quiet: bool) -> logging.Logger:
     """The ``kit`` logger at INFO (WARNING when quiet), printing plain lines to stdout when
@@ -222,8 +209,12 @@ def training_module(
     processes, compiled, as ``cfg`` asks. It shares ``model``'s parameters, so checkpoints and
     validation use the plain ``model`` with plain weight names."""
     module: nn.Module = ChannelsLastInput(model) if cfg.channels_last else model
-    # head-only epochs leave the backbone without gradients: DDP must not wait for them
-    module = wrap_ddp(module, ctx, device, find_unused=getattr(cfg, "freeze_epochs", 0) > 0)
+    if ctx.enabled:  # head-only epochs leave the backbone without gradients: DDP must not wait
+        ids = [device.index] if device.type == "cuda" else None
+        unused = getattr(cfg, "freeze_epochs", 0) > 0
+        module = nn.parallel.DistributedDataParallel(
+            module, device_ids=ids, find_unused_parameters=unused
+        )
     if cfg.compile:
         module = torch.compile(module)
     return module

@@ -66,21 +66,19 @@ def fit(
     loss: Callable[..., nn.Module] | None = None,
     hooks: Sequence[Hook] = (),
 ) -> Run:
-    """Train ``cfg`` and write its run folder (a K-fold parent with ``cfg.folds``).
+    """Train ``cfg`` and write its run folder (a K-fold parent with ``cfg.folds``, whose
+    :class:`Run` holds the fold runs in ``folds``); bad data or config is refused before any
+    folder is written.
 
-    ``model`` / ``loss``: a backbone factory (what :func:`kit.register_model` takes) or a loss
-    factory (what :func:`kit.register_loss` takes) of one's own, say from a notebook cell. It is
-    registered under its own name and the config names it (``model`` / ``loss`` field), so the
-    run folder records it like any registered piece and the ledger, ``kit.predict`` and
-    ``--resume`` find it again; a module or a lambda is refused (nothing could build it again).
-
-    ``train_transform`` replaces the preset's augmentations (it sees cropped, resized uint8
-    pictures; kit adds crop/resize before and normalisation after). Ctrl-C saves the status,
-    keeps ``last.pt`` of the last finished epoch, and exits with code 130 (SIGTERM: the same,
-    with 143). The returned :class:`Run` of a K-fold holds the fold runs in ``folds``. Bad data
-    or config is refused before any run folder is written. ``hooks`` open like
-    ``cfg.track``'s trackers and see every epoch (docs/tracking.md); one raising
-    :class:`kit.tracking.Pruned` stops the run, marked ``pruned``, and ``fit`` re-raises it.
+    ``model`` / ``loss``: a backbone or loss factory of one's own (what
+    :func:`kit.register_model` / :func:`kit.register_loss` take), say from a notebook cell,
+    registered under its own name, which the config then names, so the run folder records it
+    and the ledger, ``kit.predict`` and ``--resume`` find it again (a module or a lambda is
+    refused). ``train_transform`` replaces the preset's augmentations (on cropped, resized uint8
+    pictures; normalisation follows). Ctrl-C keeps ``last.pt`` of the last finished epoch and
+    exits with code 130 (SIGTERM: 143). ``hooks`` see every epoch like ``cfg.track``'s trackers
+    (docs/tracking.md); one raising :class:`kit.tracking.Pruned` stops the run as ``pruned``
+    and ``fit`` re-raises it.
     """
     cfg = own_pieces(cfg, model=model, loss=loss)
     instead = INSTEAD_OF_FIT.get()
