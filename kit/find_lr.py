@@ -188,12 +188,10 @@ def find_lr(
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as err:
-        raise io.output_error(
-            folder, err, "pass another --output-dir (lr_find/ goes beside it)"
-        ) from err
+        fix = "pass another --output-dir (lr_find/ goes beside it)"
+        raise io.output_error(folder, err, fix) from err
     frame = pd.DataFrame({"lr": curve.lrs, "loss": curve.losses, "smoothed": curve.smoothed})
-    with io.atomic_path(curve.csv) as tmp:
-        frame.to_csv(tmp, index=False)
+    io.write_text(curve.csv, frame.to_csv(index=False))
     title = f"{checked.name}: {checked.model}, batch {checked.batch_size}, {checked.optimizer}"
     curve.png = lr_find_png(
         curve.lrs, curve.losses, smoothed, curve.suggested, folder / f"{stem}.png", title

@@ -126,11 +126,11 @@ def fit_run(
             hint += "" if notebook else f" {run_dir}"
         else:
             hint = "no epoch was saved, so there is nothing to resume: start the run again"
-        how = "terminated (SIGTERM)" if isinstance(err, Terminated) else "interrupted"
-        _log.warning("%s; %s", how, hint)
+        terminated = isinstance(err, Terminated)
+        _log.warning("%s; %s", "terminated (SIGTERM)" if terminated else "interrupted", hint)
         if notebook:
             raise
-        raise SystemExit(TERMINATED if isinstance(err, Terminated) else INTERRUPTED) from None
+        raise SystemExit(TERMINATED if terminated else INTERRUPTED) from None
     except Exception as err:
         try:
             stop(job, state.epoch, "failed", f"{type(err).__name__}: {err}")
