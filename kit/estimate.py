@@ -1,19 +1,13 @@
 """``--estimate``: what a recipe's run will cost, measured before it is paid for.
 
-``python recipes/leaderboard.py --estimate`` builds what the real run builds on a sample of its
-pictures (a few hundred; 48 with ``--smoke``): the face boxes and the picture cache, in a
-temporary folder; then the recipe's own trainer (model and pretrained weights, image size,
-batch, sampler, loss, AMP, loader workers, device) trains a few dozen steps on that sample,
-and its model predicts with the run's TTA. Every figure it prints is one of those measurements
-scaled to the whole run: face boxes, cache build, one epoch, validation, one fold, all folds,
-TTA inference, the peak GPU memory, and the disk the cache will need against the disk free
-where it goes. A step that runs out of GPU memory is tried again at half the batch, down to
-one, and the largest batch that fit is named.
-
-Nothing is written where runs, caches or face boxes live: no run folder, nothing in the
-ledger. It is the recipe's own code that calls ``kit.fit`` (:data:`kit.train.fit.INSTEAD_OF_FIT`
-makes that call measure instead of train), so what a recipe changes (a ``--smoke`` stand-in
-model, its transform) is what is measured.
+On a sample of the run's pictures (a few hundred; 48 with ``--smoke``) it builds the face boxes
+and the picture cache in a temporary folder, trains the recipe's own trainer a few dozen steps
+and predicts with the run's TTA; each measurement is scaled to the whole run (face boxes, cache,
+one epoch, validation, one fold, all folds, inference), beside the peak memory and the cache's
+disk against the disk free. A step out of GPU memory is retried at half the batch, down to one.
+Nothing is written where runs, caches or face boxes live. The recipe's own ``kit.fit`` call
+measures instead of training (:data:`kit.train.fit.INSTEAD_OF_FIT`), so what a recipe changes
+(a ``--smoke`` stand-in model, its transform) is what is measured.
 """
 
 from __future__ import annotations
@@ -119,16 +113,6 @@ def time_train_steps(
     return time.perf_counter() - clock.started, t.parts.evaluated
 
 
-def _pictures(cfg: Config, faces: Any, cache: Any) -> RunPictures:
-    """The sample's loaders, as :meth:`kit.train.setup.RunPictures.for_run` makes a run's."""
-    if cache is not None:
-        return RunPictures(FlipChoice(cache) if cfg.cache_flips else cache, cache, cache, faces)
-    if faces is None:
-        return RunPictures(load_rgb, None, None)
-    own = PreparedLoader(cfg, faces)
-    return RunPictures(own, own, None, faces)
-
-
 def _free_disk(folder: Path) -> tuple[int, Path]:
     at = folder.expanduser().resolve()
     while not at.exists() and at != at.parent:
@@ -201,10 +185,10 @@ def estimate(
         else:
             stages.append(Stage("face boxes", "-", None, f"not needed ({checked.crop_mode} crop)"))
         cache, cache_bytes = None, 0
+        own = None if faces is None and not checked.cache else PreparedLoader(small, faces)
         if checked.cache:
             log(f"estimate: cache of {n} pictures ...")
             t0 = time.perf_counter()
-            own = PreparedLoader(small, faces)
             cache = build_run_cache(small, chosen, tmp, progress=False, loader=own)
             took = time.perf_counter() - t0
             sample_bytes = sum(f.stat().st_size for f in Path(tmp).glob("*.npy"))
@@ -218,7 +202,11 @@ def estimate(
             stages.append(
                 Stage("cache build", "-", None, "--no-cache: pictures decoded every epoch")
             )
-        pictures = _pictures(small, faces, cache)
+        # the sample's loaders, as RunPictures.for_run makes a run's
+        pictures = RunPictures(load_rgb, None, None)
+        if own is not None:
+            reader = own if cache is None else FlipChoice(cache) if small.cache_flips else cache
+            pictures = RunPictures(reader, cache or own, cache, faces)
 
         # training steps at the recipe's batch (or the largest that fits)
         train = splits.training[splits.training["path"].astype(str).isin(chosen)]
@@ -253,9 +241,7 @@ def estimate(
         val = splits.val[splits.val["path"].astype(str).isin(chosen)]
         val = val if len(val) else splits.val
         rows = sample_rows(val, max(len(val), 2 * checked.eval_batch_size), checked.seed)
-        predict_frame(
-            model, rows.iloc[: min(len(rows), 8)], small, tta=checked.tta, prepared=pictures.eval
-        )
+        predict_frame(model, rows.iloc[:8], small, tta=checked.tta, prepared=pictures.eval)
         sync(device)
         t0 = time.perf_counter()
         predict_frame(model, rows, small, tta=checked.tta, prepared=pictures.eval)
@@ -263,17 +249,11 @@ def estimate(
         per_picture = (time.perf_counter() - t0) / len(rows)
         del model
     measured = f"{len(rows)} pictures in {_time(per_picture * len(rows))}"
-    val_s = per_picture * len(splits.val)
+    n_val, n_eval = len(splits.val), 0 if splits.eval is None else len(splits.eval)
+    val_s, eval_s = per_picture * n_val, per_picture * n_eval
     stages.append(
-        Stage(
-            f"validation (tta {checked.tta})",
-            measured,
-            val_s,
-            f"{len(splits.val)} pictures, every epoch",
-        )
+        Stage(f"validation (tta {checked.tta})", measured, val_s, f"{n_val} pictures, every epoch")
     )
-    n_eval = 0 if splits.eval is None else len(splits.eval)
-    eval_s = per_picture * n_eval
     stages.append(
         Stage(f"TTA inference ({checked.tta})", measured, eval_s, f"{n_eval} evaluation pictures")
     )
@@ -299,8 +279,7 @@ def estimate(
     amp = amp if amp != "float32" else f"off on {device.type}" if checked.amp else "off"
     settings = (
         f"{checked.name}: {checked.model} at {'x'.join(map(str, checked.image_size))}, batch "
-        f"{checked.batch_size}, AMP {amp}, "
-        f"{resolve_workers(checked.workers)} workers, on {device}"
+        f"{checked.batch_size}, AMP {amp}, {resolve_workers(checked.workers)} workers, on {device}"
     )
     return Estimate(
         settings,

@@ -1,16 +1,12 @@
 """``--find-lr``: a learning-rate range test at a recipe's real settings (as fastai's
 ``lr_find`` and Lightning's ``Tuner.lr_find`` do it).
 
-The recipe's own trainer (model from its starting weights, loss, optimizer with its weight
-decay and layer decay, sampler, batch, AMP, mixing, augmentation) trains on the run's training
-pictures while the learning rate grows exponentially from ``START`` to ``END``, one value per
-optimizer step, and the loss of every step is recorded. It stops after ``steps`` steps or as
-soon as the smoothed loss blows up (above ``BLOWUP`` times its lowest, or not finite).
-
-The suggestion: the learning rate where the smoothed loss falls fastest (the steepest negative
-slope against log lr) before its minimum; the report also names the minimum's rate / 10, the
-other common rule. The curve (PNG, log x) and its figures (CSV) go to ``lr_find/`` beside the
-runs folder (``<output_dir>/../lr_find``), never into a run folder: nothing here becomes a run.
+The recipe's own trainer (model, loss, optimizer with its decays, sampler, batch, AMP, mixing,
+augmentation) trains while the rate grows exponentially from ``START`` to ``END``, one value
+per optimizer step, until ``steps`` steps are done or the smoothed loss blows up (over
+``BLOWUP`` times its lowest, or not finite). It suggests the rate of the steepest fall of the
+smoothed loss before its minimum, and names the minimum's rate / 10 (the other common rule).
+The curve (PNG) and its figures (CSV) go to ``<output_dir>/../lr_find/``, never a run folder.
 """
 
 from __future__ import annotations
@@ -88,9 +84,7 @@ def suggest(lrs: list[float], smoothed: list[float]) -> float | None:
 
 
 class _Stop(Exception):
-    def __init__(self, why: str) -> None:
-        super().__init__(why)
-        self.why = why
+    """The sweep is over; its message says why."""
 
 
 class _Sweep:
@@ -103,7 +97,6 @@ class _Sweep:
         self.seen_lrs: list[float] = []
         self.losses: list[float] = []
         self.best = math.inf
-        self.avg = 0.0
         self._apply()
 
     def _apply(self) -> None:
@@ -119,10 +112,9 @@ class _Sweep:
     def record(self, loss: float) -> None:
         self.seen_lrs.append(float(self.lrs[self.step]))
         self.losses.append(loss)
-        self.avg = self.beta * self.avg + (1 - self.beta) * loss
-        smoothed = self.avg / (1 - self.beta ** len(self.losses))
         if not math.isfinite(loss):
             raise _Stop(f"the loss became {loss} at lr {self.seen_lrs[-1]:.2e}")
+        smoothed = smooth(self.losses, self.beta)[-1]
         self.best = min(self.best, smoothed)
         if len(self.losses) > len(self.lrs) // 10 and smoothed > BLOWUP * self.best:
             raise _Stop(
@@ -180,7 +172,7 @@ def find_lr(
             try:
                 train_one_epoch(t.parts, t.loader, criterion, run_cfg, epoch, mixer)
             except _Stop as end_of:
-                stopped = end_of.why
+                stopped = str(end_of)
             epoch += 1
     finally:
         t.close()
@@ -196,12 +188,10 @@ def find_lr(
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as err:
-        raise io.output_error(
-            folder, err, "pass another --output-dir (lr_find/ goes beside it)"
-        ) from err
+        fix = "pass another --output-dir (lr_find/ goes beside it)"
+        raise io.output_error(folder, err, fix) from err
     frame = pd.DataFrame({"lr": curve.lrs, "loss": curve.losses, "smoothed": curve.smoothed})
-    with io.atomic_path(curve.csv) as tmp:
-        frame.to_csv(tmp, index=False)
+    io.write_text(curve.csv, frame.to_csv(index=False))
     title = f"{checked.name}: {checked.model}, batch {checked.batch_size}, {checked.optimizer}"
     curve.png = lr_find_png(
         curve.lrs, curve.losses, smoothed, curve.suggested, folder / f"{stem}.png", title

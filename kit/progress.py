@@ -1,18 +1,15 @@
-"""Progress of a long loop (a training epoch, a cache build), wherever the output goes.
-
-- On a terminal: a tqdm bar (for an epoch: loss and running F1 beside it), gone at the end.
-- In a Jupyter notebook: tqdm.auto's notebook bar.
-- Anywhere else (``nohup``, CI, a log file, a pipe): one plain log line every
-  :data:`EVERY_FRACTION` of the loop or every :data:`EVERY_SECONDS`, whichever comes first,
-  with pictures per second and the time left.
-
-Whatever is shown, every such moment also calls ``heartbeat`` with the same figures (training
-updates the run's ``status.json`` from it), so a teammate can tell a shared run is alive. This
-module imports nothing of kit (layer 0), so the data layer's cache build uses it too.
+"""Progress of a long loop (a training epoch, a cache build), wherever the output goes: a tqdm
+bar on a terminal (for an epoch: loss and running F1 beside it), tqdm.auto's bar in a Jupyter
+notebook, and anywhere else (``nohup``, CI, a log file, a pipe) a plain log line every
+:data:`EVERY_FRACTION` of the loop or :data:`EVERY_SECONDS`, whichever comes first, with
+pictures per second and the time left. Each such moment also calls ``heartbeat`` with the same
+figures (training updates the run's ``status.json``), so a teammate can tell a shared run is
+alive. This module imports nothing of kit (layer 0): the data layer's cache build uses it too.
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
 import sys
 import time
@@ -33,8 +30,7 @@ EVERY_SECONDS = 30.0
 
 def in_notebook() -> bool:
     """Whether this process is a Jupyter kernel (where tqdm.auto draws a widget bar)."""
-    shell = sys.modules.get("IPython")
-    get = getattr(shell, "get_ipython", None)
+    get = getattr(sys.modules.get("IPython"), "get_ipython", None)
     kernel = get() if callable(get) else None
     return kernel is not None and "IPKernelApp" in getattr(kernel, "config", {})
 
@@ -46,7 +42,8 @@ def _clock(seconds: float) -> str:
 
 class Progress:
     """The progress of a loop of ``steps`` steps (``what``: batches, pictures) titled ``desc``:
-    call :meth:`step` after each step (or batch of steps)."""
+    call :meth:`step` after each step (or batch of steps). ``first_after``: no line (nor
+    heartbeat) in the loop's first seconds, so a short loop stays silent."""
 
     def __init__(
         self,
@@ -57,8 +54,6 @@ class Progress:
         what: str = "batches",
         first_after: float = 0.0,
     ) -> None:
-        """``first_after``: no line (nor heartbeat) in the loop's first seconds, so a short
-        loop stays silent."""
         self.desc, self.steps, self.heartbeat, self.what = desc, steps, heartbeat, what
         self.first_after = first_after
         self.start = self.last = time.monotonic()
@@ -77,10 +72,8 @@ class Progress:
 
     def _next_mark(self) -> int:
         """The first step after :attr:`done` that ends a :data:`EVERY_FRACTION` of the epoch."""
-        k = 1
-        while max(1, round(k * EVERY_FRACTION * self.steps)) <= self.done:
-            k += 1
-        return max(1, round(k * EVERY_FRACTION * self.steps))
+        marks = (max(1, round(k * EVERY_FRACTION * self.steps)) for k in itertools.count(1))
+        return next(mark for mark in marks if mark > self.done)
 
     def step(self, images: int, steps: int = 1, **postfix: str) -> None:
         """``steps`` steps of ``images`` pictures in all done; ``postfix`` goes beside a bar
@@ -93,46 +86,33 @@ class Progress:
                 self.bar.set_postfix(**postfix)
         self.bar.update(steps)
         now = time.monotonic()
-        if self.done >= self.steps:
-            return  # the loop's own end line follows
-        if self.done < self.next_step and now - self.last < EVERY_SECONDS:
+        if self.done >= self.steps:  # the loop's own end line follows
             return
-        if now - self.start < self.first_after:
+        due = self.done >= self.next_step or now - self.last >= EVERY_SECONDS
+        if not due or now - self.start < self.first_after:
             return
         self.next_step, self.last = self._next_mark(), now
         figures = self.figures(now)
         if self.lines:
-            _log.info(
-                "%s  %3d%% (%d/%d %s)  %.1f img/s  ETA %s%s",
-                self.desc,
-                figures["percent"],
-                self.done,
-                self.steps,
-                self.what,
-                figures["images_per_s"],
-                _clock(figures["eta_s"]),
-                "".join(f"  {k} {v}" for k, v in self.postfix.items()),
-            )
+            line = f"{self.desc}  {figures['percent']:3d}% ({self.done}/{self.steps} {self.what})"
+            line += f"  {figures['images_per_s']:.1f} img/s  ETA {_clock(figures['eta_s'])}"
+            _log.info("%s%s", line, "".join(f"  {k} {v}" for k, v in self.postfix.items()))
         if self.heartbeat is not None:
             self.heartbeat(figures)
 
     def figures(self, now: float | None = None) -> dict[str, Any]:
         """Where the loop stands: step, steps, percent, pictures/s, seconds left."""
         elapsed = max((time.monotonic() if now is None else now) - self.start, 1e-9)
-        rate = self.done / elapsed
         return {
             "step": self.done,
             "steps": self.steps,
             "percent": int(100 * self.done / max(self.steps, 1)),
             "images_per_s": round(self.images / elapsed, 1),
-            "eta_s": round((self.steps - self.done) / max(rate, 1e-9), 1),
+            "eta_s": round((self.steps - self.done) / max(self.done / elapsed, 1e-9), 1),
         }
-
-    def close(self) -> None:
-        self.bar.close()
 
     def __enter__(self) -> Progress:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.close()
+        self.bar.close()

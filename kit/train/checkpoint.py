@@ -22,7 +22,6 @@ from kit.optim import Parts
 
 __all__ = ["TrainState", "last_epoch", "load", "restore", "save_best", "save_last"]
 
-_DISK_FIX = "free space (old runs' last.pt, caches), then continue with --resume {run}"
 #: what torch.save's C++ writer says when the OS refused a write (it raises RuntimeError)
 _WRITE_FAILED = ("inline_container", "file write failed", "write failed")
 
@@ -54,8 +53,8 @@ def _save(obj: dict[str, Any], path: Path) -> None:
             raise
         free = shutil.disk_usage(path.parent).free // 2**20
         reason = f"the disk is full at {path.parent} ({free} MB free)"
-        full = OSError(errno.ENOSPC, reason)
-        raise io.output_error(path, full, _DISK_FIX.format(run=path.parent), reason) from err
+        fix = f"free space (old runs' last.pt, caches), then continue with --resume {path.parent}"
+        raise io.output_error(path, OSError(errno.ENOSPC, reason), fix, reason) from err
 
 
 def save_best(

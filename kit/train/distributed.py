@@ -1,12 +1,11 @@
 """The training process: its place among several processes on one machine (``torchrun``: join,
 agree, gather, leave), its device, its logging and the module it trains.
 
-``torchrun --nproc_per_node=N recipe.py ...`` starts N copies of the recipe with ``WORLD_SIZE``,
-``RANK`` and ``LOCAL_RANK`` set. ``fit`` then joins a process group (nccl on CUDA, gloo on CPU),
-trains a ``DistributedDataParallel`` model on each process's share of every epoch, and scores
-validation on the whole validation set: each rank predicts a ``DistributedSampler`` share, the
-shares are gathered with their row numbers, and the padding duplicates fall away. Only rank 0
-writes the run folder and prints; the others learn its path from rank 0.
+Under ``torchrun --nproc_per_node=N`` (docs/multi-gpu.md) each process joins a process group
+(nccl on CUDA, gloo on CPU), trains a ``DistributedDataParallel`` model on its share of every
+epoch and predicts a ``DistributedSampler`` share of the validation set; the shares are gathered
+by row number, so every process scores the whole set. Only rank 0 writes and prints; the
+others learn the run folder's path from it.
 """
 
 from __future__ import annotations
@@ -28,29 +27,11 @@ from torch.utils.data import DistributedSampler
 if TYPE_CHECKING:
     from kit.config import Config
 
-__all__ = [
-    "SINGLE",
-    "ChannelsLastInput",
-    "DistContext",
-    "barrier",
-    "broadcast",
-    "from_env",
-    "gather_rows",
-    "init",
-    "is_main_process",
-    "mean",
-    "predict_sharded",
-    "prepare_model",
-    "setup_logging",
-    "shard_rows",
-    "teardown",
-    "training_module",
-    "wrap_ddp",
-]
+__all__ = ["SINGLE", "ChannelsLastInput", "DistContext", "barrier", "broadcast", "from_env"]
+__all__ += ["gather_rows", "init", "is_main_process", "mean", "predict_sharded", "prepare_model"]
+__all__ += ["setup_logging", "shard_rows", "teardown", "training_module"]
 
 T = TypeVar("T")
-#: backend per device type; anything else (cpu, mps) uses gloo.
-BACKENDS: dict[str, str] = {"cuda": "nccl"}
 
 
 @dataclass(frozen=True)
@@ -119,7 +100,7 @@ def init(device: torch.device) -> tuple[DistContext, torch.device]:
         torch.cuda.set_device(device)
     if dist.is_initialized():
         return ctx, device
-    dist.init_process_group(BACKENDS.get(device.type, "gloo"))
+    dist.init_process_group("nccl" if device.type == "cuda" else "gloo")  # cpu, mps: gloo
     return DistContext(ctx.rank, ctx.world_size, ctx.local_rank, owns_group=True), device
 
 
@@ -189,19 +170,6 @@ def predict_sharded(
     return gather_rows(predict_fn(df.iloc[rows]), rows, len(df), ctx)
 
 
-def wrap_ddp(
-    model: nn.Module, ctx: DistContext, device: torch.device, find_unused: bool = False
-) -> nn.Module:
-    """``model`` as a ``DistributedDataParallel`` module (unchanged with one process);
-    ``find_unused``: some parameters get no gradient in some steps (a frozen backbone)."""
-    if not ctx.enabled:
-        return model
-    ids = [device.index] if device.type == "cuda" else None
-    return nn.parallel.DistributedDataParallel(
-        model, device_ids=ids, find_unused_parameters=find_unused
-    )
-
-
 # ---- this process: its logging and the module it trains (its device: kit.device) -----
 def setup_logging(quiet: bool) -> logging.Logger:
     """The ``kit`` logger at INFO (WARNING when quiet), printing plain lines to stdout when
@@ -241,8 +209,12 @@ def training_module(
     processes, compiled, as ``cfg`` asks. It shares ``model``'s parameters, so checkpoints and
     validation use the plain ``model`` with plain weight names."""
     module: nn.Module = ChannelsLastInput(model) if cfg.channels_last else model
-    # head-only epochs leave the backbone without gradients: DDP must not wait for them
-    module = wrap_ddp(module, ctx, device, find_unused=getattr(cfg, "freeze_epochs", 0) > 0)
+    if ctx.enabled:  # head-only epochs leave the backbone without gradients: DDP must not wait
+        ids = [device.index] if device.type == "cuda" else None
+        unused = getattr(cfg, "freeze_epochs", 0) > 0
+        module = nn.parallel.DistributedDataParallel(
+            module, device_ids=ids, find_unused_parameters=unused
+        )
     if cfg.compile:
         module = torch.compile(module)
     return module

@@ -1,16 +1,12 @@
 """``fit(cfg) -> Run``: one run folder, or with ``cfg.folds`` a K-fold of them.
 
-A run is usable per fold (``cfg.fold = k``), resumable (``cfg.resume = run_dir`` continues in
-the same folder and ends with the same metrics), and leaves every file of docs/run-folder.md.
-
 K-fold: a parent folder ``<output_dir>/<ts>_<name>_kfold/`` holds one ordinary run folder per
-fold, ``<ts>_<name>_fold<k>/``, beside the parent's own files (out-of-fold ``val_probs.csv``,
-fold-averaged ``test_probs.csv``, CV ``summary.json``). Every fold is exactly the run of
-``cfg`` with ``fold = k``: same seed, same split as a lone ``--fold k`` run. Resuming a parent
-keeps the complete folds, resumes an interrupted one and trains the missing ones.
-
-Started by ``torchrun``, every process runs ``fit`` and they train one model together
-(:mod:`kit.train.distributed`, docs/multi-gpu.md); rank 0 decides and writes the folders.
+fold beside its own files (out-of-fold ``val_probs.csv``, fold-averaged ``test_probs.csv``, CV
+``summary.json``); each fold is exactly the run of ``cfg`` with ``fold = k`` (same seed, same
+split as a lone ``--fold k`` run). Resuming a parent keeps the complete folds, resumes an
+interrupted one and trains the missing ones. A resumed run (``cfg.resume``) continues in its
+folder and ends with the same metrics. Under ``torchrun`` every process runs ``fit`` and
+they train one model together (docs/multi-gpu.md); rank 0 decides and writes the folders.
 """
 
 from __future__ import annotations
@@ -70,21 +66,19 @@ def fit(
     loss: Callable[..., nn.Module] | None = None,
     hooks: Sequence[Hook] = (),
 ) -> Run:
-    """Train ``cfg`` and write its run folder (a K-fold parent with ``cfg.folds``).
+    """Train ``cfg`` and write its run folder (a K-fold parent with ``cfg.folds``, whose
+    :class:`Run` holds the fold runs in ``folds``); bad data or config is refused before any
+    folder is written.
 
-    ``model`` / ``loss``: a backbone factory (what :func:`kit.register_model` takes) or a loss
-    factory (what :func:`kit.register_loss` takes) of one's own, say from a notebook cell. It is
-    registered under its own name and the config names it (``model`` / ``loss`` field), so the
-    run folder records it like any registered piece and the ledger, ``kit.predict`` and
-    ``--resume`` find it again; a module or a lambda is refused (nothing could build it again).
-
-    ``train_transform`` replaces the preset's augmentations (it sees cropped, resized uint8
-    pictures; kit adds crop/resize before and normalisation after). Ctrl-C saves the status,
-    keeps ``last.pt`` of the last finished epoch, and exits with code 130 (SIGTERM: the same,
-    with 143). The returned :class:`Run` of a K-fold holds the fold runs in ``folds``. Bad data
-    or config is refused before any run folder is written. ``hooks`` open like
-    ``cfg.track``'s trackers and see every epoch (docs/tracking.md); one raising
-    :class:`kit.tracking.Pruned` stops the run, marked ``pruned``, and ``fit`` re-raises it.
+    ``model`` / ``loss``: a backbone or loss factory of one's own (what
+    :func:`kit.register_model` / :func:`kit.register_loss` take), say from a notebook cell,
+    registered under its own name, which the config then names, so the run folder records it
+    and the ledger, ``kit.predict`` and ``--resume`` find it again (a module or a lambda is
+    refused). ``train_transform`` replaces the preset's augmentations (on cropped, resized uint8
+    pictures; normalisation follows). Ctrl-C keeps ``last.pt`` of the last finished epoch and
+    exits with code 130 (SIGTERM: 143). ``hooks`` see every epoch like ``cfg.track``'s trackers
+    (docs/tracking.md); one raising :class:`kit.tracking.Pruned` stops the run as ``pruned``
+    and ``fit`` re-raises it.
     """
     cfg = own_pieces(cfg, model=model, loss=loss)
     instead = INSTEAD_OF_FIT.get()
@@ -171,9 +165,23 @@ def _fit_folds(
     runs: dict[int, Run] = {}
     _mark(ctx, parent, "running", 0)
     try:
-        for k in wanted:
-            plan = distributed.broadcast(find_fold_run(parent, k) if main else None, ctx)
-            runs[k] = _fit_fold(cfg, parent, k, plan, train_transform, ctx, device, weights)
+        for k in wanted:  # as kit.runfolder.find_fold_run plans it: kept, resumed, or new
+            action, found = distributed.broadcast(find_fold_run(parent, k) if main else None, ctx)
+            if action == "keep" and found is not None:
+                _log.info("fold %d: complete in %s; kept", k, found)
+                runs[k] = read_run(found)
+            else:
+                name = f"{cfg.name}_fold{k}"
+                fold_cfg = cfg.replace(
+                    folds=None, fold=k, resume=None, output_dir=str(parent), name=name
+                )
+                if action == "resume" and found is not None:
+                    _log.info("fold %d: resuming %s", k, found)
+                    fold_cfg = fold_cfg.replace(resume=str(found))
+                    check_resumable(fold_cfg, found)
+                else:
+                    _log.info("fold %d of %d: training", k, cfg.n_folds)
+                runs[k] = fit_run(fold_cfg, train_transform, ctx, device, weights)
             _mark(ctx, parent, "running", len(runs))
         summary = None
         if main:
@@ -191,44 +199,13 @@ def _fit_folds(
         raise
     _mark(ctx, parent, "complete", len(runs))
     task, chosen = summary.get("task"), run_score(summary)
+    what = "macro F1" if task is None else f"{task} F1"
     _log.info(
-        "K-fold done: out-of-fold %s %.4f (accuracy %.4f) over folds %s of %d -> %s",
-        "macro F1" if task is None else f"{task} F1",
-        chosen,
-        summary["val_accuracy"],
-        wanted,
-        cfg.n_folds,
-        parent,
+        f"K-fold done: out-of-fold {what} {chosen:.4f} (accuracy {summary['val_accuracy']:.4f}) "
+        f"over folds {wanted} of {cfg.n_folds} -> {parent}"
     )
     folds = [runs[k] for k in wanted]
     return Run(parent, "complete", cfg, summary, chosen, 0, folds)
-
-
-def _fit_fold(
-    cfg: Config,
-    parent: Path,
-    k: int,
-    plan: tuple[str, Path | None],
-    train_transform: A.BasicTransform | None,
-    ctx: distributed.DistContext,
-    device: torch.device,
-    weights: Weights | None = None,
-) -> Run:
-    """Fold ``k`` as :func:`kit.runfolder.find_fold_run` planned it: kept, resumed, or new."""
-    action, found = plan
-    if action == "keep" and found is not None:
-        _log.info("fold %d: complete in %s; kept", k, found)
-        return read_run(found)
-    fold_cfg = cfg.replace(
-        folds=None, fold=k, resume=None, output_dir=str(parent), name=f"{cfg.name}_fold{k}"
-    )
-    if action == "resume" and found is not None:
-        _log.info("fold %d: resuming %s", k, found)
-        fold_cfg = fold_cfg.replace(resume=str(found))
-        check_resumable(fold_cfg, found)
-    else:
-        _log.info("fold %d of %d: training", k, cfg.n_folds)
-    return fit_run(fold_cfg, train_transform, ctx, device, weights)
 
 
 def _split(cfg: Config) -> pd.Series:

@@ -52,11 +52,9 @@ def open_folder(
     train_transform: A.BasicTransform | None = None,
 ) -> Path:
     """A new folder ``<output_dir>/<ts>_<name>`` (or ``cfg.resume``, reopened) with its
-    config.json and env.json (with the autocast dtype; a resumed folder's env.json lists every
-    resumption) and, in a new folder, what re-creates the run (recipe.py, git.diff:
-    :func:`kit.runfolder.write_source`; train_transform.json for a custom ``train_transform``,
-    which the Config cannot name; the registered pieces of one's own and their modules:
-    :func:`kit.runfolder.write_code`)."""
+    config.json and env.json (a resumed folder's lists every resumption) and, in a new folder,
+    what re-creates the run: recipe.py, git.diff, train_transform.json for a custom
+    ``train_transform`` (the Config cannot name it), the registered pieces of one's own."""
     folder = Path(cfg.resume) if cfg.resume else rundir.create_run_dir(cfg.output_dir, name)
     if not cfg.resume:
         rundir.write_source(folder)
@@ -96,11 +94,9 @@ def fit_run(
     if nothing_to_train(cfg):
         done = read_run(cfg.resume)
         _log.warning(
-            "%s is complete (best epoch %d, val macro F1 %.4f): nothing to train; to train "
-            "longer, start a new run with more --epochs",
-            done.run_dir,
-            done.best_epoch,
-            done.best_score,
+            f"{done.run_dir} is complete (best epoch {done.best_epoch}, val macro F1 "
+            f"{done.best_score:.4f}): nothing to train; to train longer, start a new run with "
+            "more --epochs"
         )
         return done
     if cfg.resume:  # the transform last.pt was trained under: given again, or re-created
@@ -130,11 +126,11 @@ def fit_run(
             hint += "" if notebook else f" {run_dir}"
         else:
             hint = "no epoch was saved, so there is nothing to resume: start the run again"
-        how = "terminated (SIGTERM)" if isinstance(err, Terminated) else "interrupted"
-        _log.warning("%s; %s", how, hint)
+        terminated = isinstance(err, Terminated)
+        _log.warning("%s; %s", "terminated (SIGTERM)" if terminated else "interrupted", hint)
         if notebook:
             raise
-        raise SystemExit(TERMINATED if isinstance(err, Terminated) else INTERRUPTED) from None
+        raise SystemExit(TERMINATED if terminated else INTERRUPTED) from None
     except Exception as err:
         try:
             stop(job, state.epoch, "failed", f"{type(err).__name__}: {err}")
@@ -194,22 +190,14 @@ def finish(job: Job, ready: Ready) -> Run:
         rundir.drop_last(run_dir)  # only --resume needs it, and a complete run trains no more
     complete(job, rows, summary)
     chosen = selection_score(scores, task)
-    heads = ", ".join(
-        f"{h} {summary[f'val_f1_{h}']:.3f}"
-        for h in ("mask", "gender", "age")
-        if summary.get(f"val_f1_{h}") is not None
-    )
+    what = "macro F1" if task is None else f"{task} F1"
+    f1 = {h: summary.get(f"val_f1_{h}") for h in ("mask", "gender", "age")}
+    heads = ", ".join(f"{h} {v:.3f}" for h, v in f1.items() if v is not None)
+    submission = run_dir / rundir.SUBMISSION
     _log.info(
-        "done: best epoch %d, val %s %.4f (accuracy %.4f%s) -> %s%s",
-        summary["best_epoch"],
-        "macro F1" if task is None else f"{task} F1",
-        chosen,
-        summary["val_accuracy"],
-        f"; {heads}" if heads else "",
-        run_dir,
-        f"\nsubmission: {run_dir / rundir.SUBMISSION}"
-        if (run_dir / rundir.SUBMISSION).is_file()
-        else "",
+        f"done: best epoch {summary['best_epoch']}, val {what} {chosen:.4f} (accuracy "
+        f"{summary['val_accuracy']:.4f}{'; ' + heads if heads else ''}) -> {run_dir}"
+        + (f"\nsubmission: {submission}" if submission.is_file() else "")
     )
     return Run(run_dir, "complete", cfg, summary, chosen, summary["best_epoch"])
 

@@ -1,8 +1,7 @@
-"""The forward pass over a frame: its rows in order through the run's evaluation transform,
-as probabilities. Validation scores every epoch with it and :mod:`kit.inference` predicts with
-it, so inference crops, resizes and normalises exactly like training did. It lives in
-``kit.train`` (below ``kit.inference``, which loads a run folder's model) because the epoch
-loop needs it too, and a layer imports downwards only.
+"""The forward pass over a frame: its rows in order through the run's evaluation transform, as
+probabilities. Validation and :mod:`kit.inference` both predict with it, so inference crops,
+resizes and normalises exactly like training did (here, below ``kit.inference``, because the
+epoch loop needs it too).
 """
 
 from __future__ import annotations
@@ -71,15 +70,11 @@ def predict_frame(
     prepared: Any = None,
 ) -> np.ndarray:
     """(n, 18) probabilities of ``model`` (trained under ``cfg``, on its device) for the rows of
-    ``df`` (column ``path``), in row order, through ``cfg``'s evaluation transform; a per-task
-    head (``kit.models.head_task``) gives its task's (n, k) probabilities instead.
-
-    ``tta`` names the test-time views whose probabilities are averaged
-    (``kit.tta.tta_views``: ``"hflip"``, ``"hflip+shift"``, ...); a crop view
-    (``"center_face"``) also reads the rows under the other crop modes it names
-    (``kit.tta.crop_sources``). ``prepared`` reads pictures already cropped and resized for
-    ``cfg`` by path (an ``ImageCache``).
-    """
+    ``df`` (column ``path``), in row order; a per-task head gives its task's (n, k) instead.
+    ``tta`` names the test-time views whose probabilities are averaged (``kit.tta.tta_views``:
+    ``"hflip"``, ``"hflip+shift"``, ...; a crop view such as ``"center_face"`` also reads the
+    rows under the other crop mode). ``prepared`` reads pictures already cropped and resized
+    for ``cfg`` by path (an ``ImageCache``)."""
     views_of = tta_views(tta)
     device = next(model.parameters()).device
     kind = head_spec(cfg.head).kind
@@ -119,9 +114,5 @@ def predictor(
     model: nn.Module, cfg: Config, pictures: Any, ctx: distributed.DistContext
 ) -> Callable[[pd.DataFrame], np.ndarray]:
     """Probabilities of ``model`` for a frame, in shares over the processes (on every one)."""
-
-    def predict(df: pd.DataFrame) -> np.ndarray:  # in shares over the processes
-        share = partial(predict_frame, model, cfg=cfg, tta=cfg.tta, prepared=pictures.eval)
-        return distributed.predict_sharded(share, df, ctx)
-
-    return predict
+    share = partial(predict_frame, model, cfg=cfg, tta=cfg.tta, prepared=pictures.eval)
+    return partial(distributed.predict_sharded, share, ctx=ctx)

@@ -1,19 +1,12 @@
 """The training of one run folder, in one process: the epoch loop (:func:`epochs`, shared by
-the run and its refit), the batch loop (:func:`train_one_epoch`) and what the batch loop keeps
-on the device between reads (:class:`Running`).
+the run in :func:`train_run` and its :func:`refit`) and the batch loop (:func:`train_one_epoch`).
+Each epoch is seeded on its own, so a resumed run ends like an uninterrupted one; after each,
+the validation set is scored and ``best.pt`` / ``last.pt`` / ``metrics.csv`` are kept current.
+Under torchrun every process trains its share of the batches; rank 0 alone writes.
 
-:func:`train_run` trains the :class:`~kit.train.setup.Trainer` that
-:func:`~kit.train.setup.prepare` built (restored from ``last.pt`` when resuming) epoch after
-epoch, each seeded on its own so a resumed run ends like an uninterrupted one, scores the
-validation set after each and keeps ``best.pt`` / ``last.pt`` / ``metrics.csv`` current;
-:func:`refit` trains again on the training and validation people. Under torchrun every process
-runs them on its share of the batches; rank 0 alone writes.
-
-Reading a device tensor waits for the device to finish its queued work, so the batch loop reads
-its loss sum (and NaN check, and running F1) every :data:`SYNC_EVERY` steps and at the end of
-the epoch, never each step: the GPU stays a few steps ahead of the Python code. The running F1
-is updated from confusion counts (one ``torch.bincount`` per batch), not recomputed over every
-label seen so far.
+Reading a device tensor waits for the device, so the batch loop reads its loss sum (and NaN
+check, and running F1 from confusion counts) every :data:`SYNC_EVERY` steps, never each step:
+the GPU stays a few steps ahead of the Python code.
 """
 
 from __future__ import annotations
@@ -42,9 +35,8 @@ from kit.mixing import Mixer
 from kit.models import OUTPUT_KINDS, head_spec, head_task, target_classes, to_probs
 from kit.optim import REFITS, Parts, epoch_steps, optimizer_steps
 from kit.progress import Progress
-from kit.registry import blame_user, blaming
+from kit.registry import blaming
 from kit.train import checkpoint, distributed
-from kit.train.checkpoint import TrainState
 from kit.train.forward import predictor
 from kit.train.setup import Job, Ready, Trainer, build_trainer, inputs_record
 from kit.transforms import normalization
@@ -77,8 +69,10 @@ def epochs(
 
 
 def train_run(job: Job, ready: Ready) -> None:
-    """Train every remaining epoch of ``job`` from ``ready``; ``ready.state`` and ``ready.rows``
-    are kept current (the caller reports where an interrupt stopped, and ends the run)."""
+    """Train every remaining epoch of ``job`` from ``ready``, each followed by the validation
+    score, the scheduler's step, ``best.pt`` when it improved, its metrics.csv row and
+    ``last.pt``; ``ready.state`` and ``ready.rows`` are kept current (the caller reports where
+    an interrupt stopped, and ends the run)."""
     cfg, device, ctx = job.cfg, job.device, job.ctx
     splits, t, state, rows = ready.splits, ready.trainer, ready.state, ready.rows
     if splits.pseudo is not None and ctx.is_main:
@@ -89,88 +83,54 @@ def train_run(job: Job, ready: Ready) -> None:
     if ctx.is_main:  # after last.pt: a resumed run continues its tracker runs at this epoch
         job.trackers.open(cfg, job.run_dir, job.hooks, state.epoch + 1)
     predict = predictor(t.parts.evaluated, cfg, ready.pictures, ctx)
+    people = " / ".join(str(s["person_id"].nunique()) for s in (splits.train, splits.val))
     _log.info(
-        "run %s: %s/%s on %s; %d train / %d val images (%d / %d people) from %s",
-        job.run_dir,
-        cfg.model,
-        cfg.head,
-        device,
-        len(t.loader.dataset),
-        len(splits.val),
-        splits.train["person_id"].nunique(),
-        splits.val["person_id"].nunique(),
-        splits.data_dir,
+        f"run {job.run_dir}: {cfg.model}/{cfg.head} on {device}; {len(t.loader.dataset)} train / "
+        f"{len(splits.val)} val images ({people} people) from {splits.data_dir}"
     )
 
     def heartbeat(done: int, figures: dict[str, Any]) -> None:
         job.write_status("running", done, progress=figures)
 
+    task, heads = head_task(cfg.head), ("mask", "gender", "age")
     t0 = time.time()
     for epoch, train_loss, lr in epochs(t, cfg, state.epoch + 1, heartbeat):
-        rows.append(_validated(job, t.parts, state, predict, splits.val, epoch, train_loss, lr, t0))
+        # the whole validation set, scored the same on every process
+        train_loss = distributed.mean(train_loss, ctx)
+        scores, val_loss = score_probs(splits.val["label"], predict(splits.val), task)
+        chosen = selection_score(scores, task)  # a per-task run keeps its best task F1
+        with blaming(f"scheduler {cfg.scheduler!r}", f"the end of epoch {epoch}"):
+            t.parts.scheduler.step(epoch, chosen)
+        improved = chosen > state.best_score
+        if improved:
+            state.best_score, state.best_epoch, state.bad_epochs = chosen, epoch, 0
+            if ctx.is_main:
+                best = job.run_dir / rundir.BEST
+                checkpoint.save_best(best, t.parts.evaluated, cfg.to_dict(), epoch, chosen)
+        else:
+            state.bad_epochs += 1
+        state.epoch = epoch
+        row = {"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss}
+        row.update({f"val_{k}": scores[k] for k in ("macro_f1", "accuracy")})
+        row.update({f"val_f1_{h}": scores[f"f1_{h}"] for h in heads})
+        row.update(lr=lr, seconds=round(time.time() - t0, 3))
+        rows.append(row)
+        f1 = " ".join(f"{h} {_fmt(row[f'val_f1_{h}'])}" for h in heads)
+        _log.info(
+            f"epoch {epoch}/{cfg.epochs}  train_loss {train_loss:.4f}  val_loss {val_loss:.4f}  "
+            f"val_f1 {_fmt(row['val_macro_f1'], 4)} ({f1})  acc {row['val_accuracy']:.4f}  "
+            f"lr {lr:.2e}  {row['seconds']:.1f}s{'  *best' if improved else ''}"
+        )
         if ctx.is_main:
             rundir.write_metrics(job.run_dir, rows)
             checkpoint.save_last(job.run_dir / rundir.LAST, t.parts, state, cfg.to_dict())
         job.write_status("running", state.epoch)
-        job.trackers.log_epoch(rows[-1])  # after last.pt: a hook may stop the run here
+        job.trackers.log_epoch(row)  # after last.pt: a hook may stop the run here
         stop = bool(cfg.early_stopping) and state.bad_epochs >= cfg.early_stopping
         if distributed.broadcast(stop, ctx):  # every process stops at the same epoch
             _log.info("early stop: no val macro F1 gain in %d epochs", cfg.early_stopping)
             break
         t0 = time.time()
-
-
-def _validated(
-    job: Job,
-    parts: Parts,
-    state: TrainState,
-    predict: Callable[[pd.DataFrame], np.ndarray],
-    val: pd.DataFrame,
-    epoch: int,
-    train_loss: float,
-    lr: float,
-    t0: float,
-) -> dict[str, Any]:
-    """After training epoch ``epoch`` (begun at ``t0``): score the whole validation set (the
-    same on every process), tell the scheduler, keep ``best.pt``: the epoch's row of
-    metrics.csv."""
-    cfg = job.cfg
-    train_loss = distributed.mean(train_loss, job.ctx)
-    task = head_task(cfg.head)
-    scores, val_loss = score_probs(val["label"], predict(val), task)
-    chosen = selection_score(scores, task)  # a per-task run keeps its best task F1
-    with blaming(f"scheduler {cfg.scheduler!r}", f"the end of epoch {epoch}"):
-        parts.scheduler.step(epoch, chosen)
-    improved = chosen > state.best_score
-    if improved:
-        state.best_score, state.best_epoch, state.bad_epochs = chosen, epoch, 0
-        if job.ctx.is_main:
-            best = job.run_dir / rundir.BEST
-            checkpoint.save_best(best, parts.evaluated, cfg.to_dict(), epoch, state.best_score)
-    else:
-        state.bad_epochs += 1
-    state.epoch = epoch
-    row = {"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss}
-    row.update({f"val_{k}": scores[k] for k in ("macro_f1", "accuracy")})
-    row.update({f"val_f1_{h}": scores[f"f1_{h}"] for h in ("mask", "gender", "age")})
-    row.update(lr=lr, seconds=round(time.time() - t0, 3))
-    _log.info(
-        "epoch %d/%d  train_loss %.4f  val_loss %.4f  val_f1 %s (mask %s gender %s "
-        "age %s)  acc %.4f  lr %.2e  %.1fs%s",
-        epoch,
-        cfg.epochs,
-        train_loss,
-        val_loss,
-        _fmt(row["val_macro_f1"], 4),
-        _fmt(row["val_f1_mask"]),
-        _fmt(row["val_f1_gender"]),
-        _fmt(row["val_f1_age"]),
-        row["val_accuracy"],
-        lr,
-        row["seconds"],
-        "  *best" if improved else "",
-    )
-    return row
 
 
 def _fmt(value: float | None, digits: int = 3) -> str:
@@ -211,18 +171,12 @@ def refit(job: Job, ready: Ready, best: dict[str, Any]) -> Callable[[pd.DataFram
 
 
 # ---- the batch loop ----------------------------------------------------------------------------
-def _batch_codes(output: Any, targets: Any) -> tuple[torch.Tensor, torch.Tensor]:
-    """(training targets, predictions) of one batch, on the model's device: 18-way, or a
-    per-task head's values."""
+def batch_labels(output: Any, targets: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    """(training targets, predictions) of one batch for the running F1, on the model's device:
+    18-way, or a per-task head's values."""
     with torch.no_grad():
         pred = to_probs(output.detach() if torch.is_tensor(output) else output).argmax(1)
     return target_classes(targets), pred
-
-
-def batch_labels(output: Any, targets: Any) -> tuple[np.ndarray, np.ndarray]:
-    """(18-way training targets, 18-way predictions) of one batch, for the running F1."""
-    true, pred = _batch_codes(output, targets)
-    return true.cpu().numpy(), pred.cpu().numpy()
 
 
 class Running:
@@ -243,7 +197,7 @@ class Running:
         self.pending.append(loss)
         self.loss_sum += loss.to(self.loss_sum.dtype) * n
         if self.cm is not None:
-            true, pred = _batch_codes(output, targets)
+            true, pred = batch_labels(output, targets)
             self.cm += torch.bincount(true * self.width + pred, minlength=self.width**2)
 
     def check(self, epoch: int, lr: float) -> None:
@@ -265,11 +219,6 @@ class Running:
         """Macro F1 of every training batch so far, from the confusion counts."""
         cm = self.cm.cpu().numpy().reshape(self.width, self.width)
         return float(f1_from_confusion(cm).mean())
-
-
-def _batch(images: torch.Tensor) -> str:
-    """A training batch as a failure names it."""
-    return f"a training batch of shape {tuple(images.shape)} ({images.dtype}, {images.device})"
 
 
 def _to_device(targets: Any, device: torch.device) -> Any:
@@ -295,8 +244,15 @@ def train_one_epoch(
     model, optimizer, scaler = parts.trained, parts.optimizer, parts.scaler
     device = next(model.parameters()).device
     amp = pick_amp(cfg, device)  # the scaler of build_parts is on for float16 alone
-    augment = create_device_aug(cfg)  # training batches only, on the device
-    norm = normalization(cfg)
+    norm = normalization(cfg)  # device augmentation: training batches only
+    as_input = partial(
+        to_model_input,
+        device=device,
+        mean=norm.mean,
+        std=norm.std,
+        channels_last=cfg.channels_last,
+        augment=create_device_aug(cfg),
+    )
     steps = epoch_steps(loader, cfg.max_steps_per_epoch)
     updates = (epoch - 1) * optimizer_steps(loader, cfg.max_steps_per_epoch, cfg.grad_accum)
     model.train()
@@ -308,28 +264,16 @@ def train_one_epoch(
         running = Running(device, counts=progress.bar_shown, width=width)
         # islice, not a break: a break would load (and throw away) one batch too many
         for i, (images, targets) in enumerate(itertools.islice(loader, steps)):
-            images = to_model_input(
-                images,
-                device,
-                mean=norm.mean,
-                std=norm.std,
-                channels_last=cfg.channels_last,
-                augment=augment,
-            )
+            images = as_input(images)
             targets = hard = _to_device(targets, device)
             if mixer is not None:
                 images, targets = mixer(images, targets)
+            on = f"a training batch of shape {tuple(images.shape)} ({images.dtype}, {device})"
             with amp.autocast():
-                try:
+                with blaming(f"model {cfg.model!r} (head {cfg.head!r})", on):
                     output = model(images)
-                except Exception as err:
-                    blame_user(err, f"model {cfg.model!r} (head {cfg.head!r})", _batch(images))
-                    raise
-                try:
+                with blaming(f"loss {cfg.loss!r}", on):
                     loss = criterion(output, targets)
-                except Exception as err:
-                    blame_user(err, f"loss {cfg.loss!r}", _batch(images))
-                    raise
             running.add(loss, len(images), output, hard)
             seen += len(images)
             postfix = {}

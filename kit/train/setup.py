@@ -1,21 +1,13 @@
 """What a run starts from, before its folder is written: the config checked in full with the
-folder it resumes (:func:`check`), then the data, the model and their :class:`Trainer`, new or
-restored from ``last.pt`` (:func:`prepare`): a refusal leaves no run folder behind. Once the
-folder is open, the :class:`Job` says which folder this process trains, on which device, and
-writes its ``status.json``.
+folder it resumes (:func:`check`), then the data, the picture loaders, the model and their
+:class:`Trainer`, new or restored from ``last.pt`` (:func:`prepare`); a refusal leaves no run
+folder behind. Once the folder is open, the :class:`Job` says which folder this process trains,
+on which device, and writes its ``status.json``.
 
-A run's pictures come from the picture cache and the training dataset (the data
-folder and its split are :mod:`kit.splits`, the loader of a frame to predict
-:mod:`kit.train.forward`; batches are drawn by :mod:`kit.data.sampling`).
-
-With ``cfg.cache`` on, every picture of the data set is decoded, cropped (centre or face,
-``cfg.crop_mode``) and resized once by :class:`kit.data.pictures.PreparedLoader` (the one
-prepare step of training and inference) into a memory-mapped cache (:mod:`kit.data.image_cache`);
-the datasets then read it with ``build_transforms(cfg, prepared=True)``. Pixels are identical
-either way.
-The face crop without the cache reads pictures through the same loader (it needs each
-picture's face box, which the transforms do not see), in training and in inference alike.
-Both loaders ship uint8 pictures, normalised on the model's device by ``to_model_input``.
+With ``cfg.cache`` every picture is decoded, cropped and resized once by
+:class:`kit.data.pictures.PreparedLoader` into a memory-mapped cache (:mod:`kit.data.image_cache`);
+a face crop without it reads through the same loader (it needs each picture's face box). The
+pixels are identical either way, shipped as uint8 and normalised on the model's device.
 """
 
 from __future__ import annotations
@@ -38,14 +30,7 @@ from kit.data import sampling
 from kit.data._common import usable_cores
 from kit.data.dataset import CropChoice, FlipChoice, ImageDataset, load_rgb
 from kit.data.image_cache import ImageCache, cache_dir_for
-from kit.data.pictures import (
-    LOADER_VERSION,
-    FaceBoxes,
-    PreparedLoader,
-    build_run_cache,
-    cache_extra,
-    prepare_file,
-)
+from kit.data.pictures import FaceBoxes, PreparedLoader, build_run_cache
 from kit.data.pseudo import check_pseudo_sources, soft_targets
 from kit.device import seed_everything, set_determinism
 from kit.faces import other_crop, prepared_loader
@@ -60,21 +45,8 @@ from kit.train.checkpoint import TrainState, load, restore
 from kit.train.distributed import SINGLE, DistContext, barrier, prepare_model
 from kit.transforms import CROP_MODES, OTHER_CROP, build_transforms, normalization
 
-__all__ = [
-    "LOADER_VERSION",
-    "Job",
-    "Ready",
-    "RunPictures",
-    "Trainer",
-    "build_run_cache",
-    "build_trainer",
-    "cache_extra",
-    "check",
-    "inputs_record",
-    "prepare",
-    "prepare_file",
-    "train_dataset",
-]
+__all__ = ["Job", "Ready", "RunPictures", "Trainer", "build_trainer", "check", "inputs_record"]
+__all__ += ["prepare", "train_dataset"]
 
 
 # ---- the picture cache ---------------------------------------------------------------------
@@ -266,23 +238,15 @@ def build_trainer(
     criterion = build_criterion(cfg, train_ds.targets).to(device)
     steps = optimizer_steps(loader, cfg.max_steps_per_epoch, cfg.grad_accum)
     parts = build_parts(cfg, model, steps, device)
-    mixer = build_mixer(
-        cfg.mix,
-        pairs=cfg.mix_pairs,
-        alpha=cfg.mix_alpha,
-        lam=cfg.mix_lam,
-        prob=cfg.mix_prob,
-        head=cfg.head,
-    )
+    mixing = {k: getattr(cfg, f"mix_{k}") for k in ("pairs", "alpha", "lam", "prob")}
+    mixer = build_mixer(cfg.mix, head=cfg.head, **mixing)
     return Trainer(loader, generator, train_ds.transform, criterion, parts, mixer, ctx.rank)
 
 
 @dataclass
 class Ready:
-    """A run from its first epoch to its end: built by :func:`prepare` before its folder is
-    written (so bad data, a model that does not fit its weights or a damaged ``last.pt`` leave
-    no run folder behind, and a resumed folder untouched), then kept current by the epoch loop
-    (``state``, ``rows``) for the end of the run."""
+    """A run from its first epoch to its end: built by :func:`prepare`, then kept current by
+    the epoch loop (``state``, ``rows``) for the end of the run."""
 
     splits: Splits
     pictures: RunPictures
@@ -301,7 +265,9 @@ def prepare(
 ) -> Ready:
     """The data (read and checked), the picture cache and the :class:`Trainer` of ``cfg``
     (starting from the resolved ``weights``), restored from ``cfg.resume``'s ``last.pt`` when
-    resuming. Nothing is written to a run folder (the new one does not exist yet)."""
+    resuming. Nothing is written to a run folder (the new one does not exist yet): bad data, a
+    model that does not fit its weights or a damaged ``last.pt`` leave none behind, and a
+    resumed folder untouched."""
     set_determinism(cfg.deterministic)
     seed_everything(cfg.seed)
     splits = kit_splits.load_splits(cfg)
