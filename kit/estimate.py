@@ -29,7 +29,7 @@ from kit import splits as kit_splits
 from kit.bench.measure import PeakMemory, StepClock, sample_rows, sync
 from kit.config import Config, parse_folds
 from kit.data._common import usable_cores
-from kit.data.dataset import FlipChoice, load_rgb
+from kit.data.dataset import load_rgb
 from kit.data.image_cache import cache_dir_for
 from kit.data.pictures import PreparedLoader, build_run_cache
 from kit.data.sampling import resolve_workers, train_loader
@@ -42,7 +42,7 @@ from kit.train.distributed import SINGLE, training_module
 from kit.train.fit import Measured
 from kit.train.forward import predict_frame
 from kit.train.loop import train_one_epoch
-from kit.train.setup import RunPictures, build_trainer, check, train_dataset
+from kit.train.setup import RunPictures, build_trainer, check, train_dataset, training_reader
 from kit.transforms import CROP_MODES
 
 __all__ = ["Estimate", "Stage", "estimate", "format_estimate", "report", "time_train_steps"]
@@ -205,8 +205,7 @@ def estimate(
         # the sample's loaders, as RunPictures.for_run makes a run's
         pictures = RunPictures(load_rgb, None, None)
         if own is not None:
-            reader = own if cache is None else FlipChoice(cache) if small.cache_flips else cache
-            pictures = RunPictures(reader, cache or own, cache, faces)
+            pictures = RunPictures(training_reader(small, own, cache), cache or own, cache, faces)
 
         # training steps at the recipe's batch (or the largest that fits)
         train = splits.training[splits.training["path"].astype(str).isin(chosen)]

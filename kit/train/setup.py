@@ -46,7 +46,7 @@ from kit.train.distributed import SINGLE, DistContext, barrier, prepare_model
 from kit.transforms import CROP_MODES, OTHER_CROP, build_transforms, normalization
 
 __all__ = ["Job", "Ready", "RunPictures", "Trainer", "build_trainer", "check", "inputs_record"]
-__all__ += ["prepare", "train_dataset"]
+__all__ += ["prepare", "train_dataset", "training_reader"]
 
 
 # ---- the picture cache ---------------------------------------------------------------------
@@ -85,13 +85,13 @@ class RunPictures:
             cores = usable_cores()
             own = prepared_loader(cfg, data.data_dir, paths, workers=cores, progress=show)
             cache = build_run_cache(cfg, paths, folder, show, loader=own) if cfg.cache else None
-            train, faces, other_cache = _training_reader(cfg, own, cache), own.faces, None
+            train, faces, other_cache = training_reader(cfg, own, cache), own.faces, None
             if cfg.crop_mix:  # the other crop's pictures (a centre run's face boxes, found once)
                 mode = OTHER_CROP[cfg.crop_mode]
                 other, applies = other_crop(cfg, mode, data.data_dir, paths, cores, show, faces)
                 if cfg.cache:
                     other_cache = build_run_cache(other.cfg, paths, folder, show, loader=other)
-                other_train = _training_reader(cfg, other, other_cache)
+                other_train = training_reader(cfg, other, other_cache)
                 train = CropChoice(train, other_train, cfg.crop_mix, applies)
                 faces = faces or other.faces
             return cls(train, cache or own, cache, faces, other_cache)
@@ -102,7 +102,7 @@ class RunPictures:
         return pictures if ctx.is_main else build(False)
 
 
-def _training_reader(cfg: Config, loader: PreparedLoader, cache: ImageCache | None) -> Any:
+def training_reader(cfg: Config, loader: PreparedLoader, cache: ImageCache | None) -> Any:
     """What training reads a crop's pictures with: its cache (a stored mirror image or not,
     seeded, with ``cache_flips``), else its loader."""
     if cache is None:
