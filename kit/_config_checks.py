@@ -17,11 +17,22 @@ from kit.errors import ConfigError
 from kit.labels import TASK_SIZES
 from kit.registry import REGISTRIES, did_you_mean
 
-__all__ = ["check", "check_registries", "parse_age_ranges", "parse_folds"]
-__all__ += ["pretrained_cfg", "weights_name"]
-__all__ += ["TORCHVISION", "check_model_name", "registered_model"]
-__all__ += ["torchvision_name", "torchvision_weights"]
-__all__ += ["coerce", "matches", "type_name"]
+__all__ = [
+    "TORCHVISION",
+    "check",
+    "check_model_name",
+    "check_registries",
+    "coerce",
+    "matches",
+    "parse_age_ranges",
+    "parse_folds",
+    "pretrained_cfg",
+    "registered_model",
+    "torchvision_name",
+    "torchvision_weights",
+    "type_name",
+    "weights_name",
+]
 
 
 def type_name(hint: Any) -> str:

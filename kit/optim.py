@@ -33,10 +33,24 @@ from kit.config import Config
 from kit.device import pick_amp
 from kit.registry import Registry, UnknownName, did_you_mean
 
-__all__ = ["OPTIMIZERS", "REFITS", "SCHEDULERS", "Parts", "RefitSpec", "SchedulerSpec"]
-__all__ += ["backbone_and_head", "freeze_backbone", "optimizer_names", "param_groups"]
-__all__ += ["build_optimizer", "build_parts", "build_scheduler", "check_scheduler_kwargs"]
-__all__ += ["epoch_steps", "optimizer_steps"]
+__all__ = [
+    "OPTIMIZERS",
+    "REFITS",
+    "SCHEDULERS",
+    "Parts",
+    "RefitSpec",
+    "SchedulerSpec",
+    "backbone_and_head",
+    "build_optimizer",
+    "build_parts",
+    "build_scheduler",
+    "check_scheduler_kwargs",
+    "epoch_steps",
+    "freeze_backbone",
+    "optimizer_names",
+    "optimizer_steps",
+    "param_groups",
+]
 
 
 def _check_optimizer(value: Any, field: str | None, cfg: Config | None) -> None:

@@ -41,8 +41,15 @@ from kit.runfolder import (
     write_submission,
 )
 
-__all__ = ["class_table", "classes_path", "main", "predict_run", "read_inputs", "run_members"]
-__all__ += ["weights_of"]
+__all__ = [
+    "class_table",
+    "classes_path",
+    "main",
+    "predict_run",
+    "read_inputs",
+    "run_members",
+    "weights_of",
+]
 
 
 def weights_of(run_dir: Path) -> str:

@@ -21,8 +21,16 @@ from kit.data.fixture import resolve_data_dir
 from kit.data.pseudo import PseudoLabels, load_pseudo_labels
 from kit.labels import age_to_group
 
-__all__ = ["Splits", "drop_ages", "holdout", "load_splits", "person_folds", "person_folds_of"]
-__all__ += ["run_paths", "split_seed"]
+__all__ = [
+    "Splits",
+    "drop_ages",
+    "holdout",
+    "load_splits",
+    "person_folds",
+    "person_folds_of",
+    "run_paths",
+    "split_seed",
+]
 
 _log = logging.getLogger("kit")
 _EVAL_FIX = (

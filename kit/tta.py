@@ -26,8 +26,16 @@ from kit.faces import other_crop
 from kit.registry import Registry, UnknownName
 from kit.transforms import CROP_MODES
 
-__all__ = ["TTA", "CropSource", "CropViews", "Views", "crop_sources", "shift", "tta_views"]
-__all__ += ["zoom"]
+__all__ = [
+    "TTA",
+    "CropSource",
+    "CropViews",
+    "Views",
+    "crop_sources",
+    "shift",
+    "tta_views",
+    "zoom",
+]
 
 
 def _check_tta(value: Any, field: str | None, cfg: Config | None) -> None:

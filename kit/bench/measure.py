@@ -51,10 +51,24 @@ from kit.train.distributed import SINGLE, prepare_model, training_module
 from kit.train.loop import train_one_epoch
 from kit.transforms import MEAN, STD, build_transforms
 
-__all__ = ["PeakMemory", "PlainDataset", "StepClock", "ensure_fixture", "kit_loader"]
-__all__ += ["limit_batches", "machine_info", "plain_loader", "run_benchmark", "sample_rows"]
-__all__ += ["sweep_workers", "sync", "time_data", "time_train", "tree_cpu_seconds"]
-__all__ += ["tree_pss_bytes"]
+__all__ = [
+    "PeakMemory",
+    "PlainDataset",
+    "StepClock",
+    "ensure_fixture",
+    "kit_loader",
+    "limit_batches",
+    "machine_info",
+    "plain_loader",
+    "run_benchmark",
+    "sample_rows",
+    "sweep_workers",
+    "sync",
+    "time_data",
+    "time_train",
+    "tree_cpu_seconds",
+    "tree_pss_bytes",
+]
 
 _PROC = Path("/proc")
 

@@ -27,9 +27,24 @@ from torch.utils.data import DistributedSampler
 if TYPE_CHECKING:
     from kit.config import Config
 
-__all__ = ["SINGLE", "ChannelsLastInput", "DistContext", "barrier", "broadcast", "from_env"]
-__all__ += ["gather_rows", "init", "is_main_process", "mean", "predict_sharded", "prepare_model"]
-__all__ += ["setup_logging", "shard_rows", "teardown", "training_module"]
+__all__ = [
+    "SINGLE",
+    "ChannelsLastInput",
+    "DistContext",
+    "barrier",
+    "broadcast",
+    "from_env",
+    "gather_rows",
+    "init",
+    "is_main_process",
+    "mean",
+    "predict_sharded",
+    "prepare_model",
+    "setup_logging",
+    "shard_rows",
+    "teardown",
+    "training_module",
+]
 
 T = TypeVar("T")
 

@@ -41,8 +41,15 @@ from kit.train.forward import predictor
 from kit.train.setup import Job, Ready, Trainer, build_trainer, inputs_record
 from kit.transforms import normalization
 
-__all__ = ["SYNC_EVERY", "Running", "batch_labels", "epochs", "refit", "train_one_epoch"]
-__all__ += ["train_run"]
+__all__ = [
+    "SYNC_EVERY",
+    "Running",
+    "batch_labels",
+    "epochs",
+    "refit",
+    "train_one_epoch",
+    "train_run",
+]
 
 _log = logging.getLogger("kit")
 

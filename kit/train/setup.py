@@ -45,8 +45,18 @@ from kit.train.checkpoint import TrainState, load, restore
 from kit.train.distributed import SINGLE, DistContext, barrier, prepare_model
 from kit.transforms import CROP_MODES, OTHER_CROP, build_transforms, normalization
 
-__all__ = ["Job", "Ready", "RunPictures", "Trainer", "build_trainer", "check", "inputs_record"]
-__all__ += ["prepare", "train_dataset", "training_reader"]
+__all__ = [
+    "Job",
+    "Ready",
+    "RunPictures",
+    "Trainer",
+    "build_trainer",
+    "check",
+    "inputs_record",
+    "prepare",
+    "train_dataset",
+    "training_reader",
+]
 
 
 # ---- the picture cache ---------------------------------------------------------------------
