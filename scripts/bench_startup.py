@@ -1,15 +1,18 @@
 """Start-up of kit's commands, side by side: wall and CPU seconds of a fresh interpreter.
 
-    python scripts/bench_startup.py                  # every recipe's and command's --help
-    python scripts/bench_startup.py --repeats 3      # the median of 3 runs each
-    python scripts/bench_startup.py --runs runs      # also the ledger over your own run folders
+    python scripts/bench_startup.py                    # every recipe's and command's --help
+    python scripts/bench_startup.py --repeats 3        # the median of 3 runs each
+    python scripts/bench_startup.py --runs runs        # the ledger over your own run folders
+    python scripts/bench_startup.py --ledger-runs 200  # the ledger over 200 copies of a run
 
 Each command runs as its own process, exactly as a user types it; its CPU seconds (user + sys of
 that process and its children, from ``os.wait4``) hold on a busy machine where wall time does
 not, so both are printed, with the load average before and after. The ledger
-(``python -m kit.runs DIR``) is timed on ``--runs DIR``, or else on 20 run folders made by
-copying one ``--smoke`` baseline run (trained once into a temporary folder, about a minute on a
-CPU) with a different learning rate each, so that the ledger has a column to show.
+(``python -m kit.runs DIR``) is timed on ``--runs DIR``, or else on 20 (``--ledger-runs N``) run
+folders made by copying one ``--smoke`` baseline run (trained once into a temporary folder,
+about a minute on a CPU) with a different learning rate each, so that the ledger has a column to
+show. A team's ledger grows to hundreds of runs in two weeks: its time should grow with the runs
+it reads, not with their square.
 
 The goal (issue #28): each figure under 1.5 s on an idle machine. tests/test_startup.py checks
 the cause structurally (no torch import for help or the ledger); this script measures.
@@ -78,6 +81,13 @@ def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--repeats", type=int, default=1, help="runs per command (median shown)")
     p.add_argument("--runs", type=Path, help="time the ledger on this folder of run folders")
+    p.add_argument(
+        "--ledger-runs",
+        type=int,
+        default=20,
+        metavar="N",
+        help="without --runs: the ledger over N copies of a smoke run (default: 20)",
+    )
     args = p.parse_args(argv)
 
     python = sys.executable
@@ -86,7 +96,7 @@ def main(argv: list[str] | None = None) -> None:
         [python, "-m", module, "--help"] for module in kit_commands() if module not in NOT_COMMANDS
     ]
     with tempfile.TemporaryDirectory() as tmp:
-        runs = args.runs or ledger_folders(Path(tmp))
+        runs = args.runs or ledger_folders(Path(tmp), args.ledger_runs)
         n_runs = sum(1 for d in runs.iterdir() if d.is_dir())
         commands += [[python, "-m", "kit.runs", str(runs)]]
         print(f"load average before: {_load()}  (1, 5, 15 min)")

@@ -191,26 +191,26 @@ def group_repeats(df: pd.DataFrame, ignore: tuple[str, ...]) -> pd.DataFrame:
     """
     if df.empty:
         return df.assign(n=[], f1_sd=[], members=[])
-    ok = _candidates(df)
-    keys = pd.Series(
-        [config_key(r, ignore) if ok[i] else None for i, r in df.iterrows()], index=df.index
-    )
+    rows = [r for _, r in df.iterrows()]
+    keys = [
+        config_key(r, ignore) if ok else None for r, ok in zip(rows, _candidates(df), strict=True)
+    ]
+    # each config's runs by seed, one per seed: the newest (folder names start with the time)
+    by_seed: dict[str, dict[tuple[Any, Any], pd.Series]] = {}
+    for row, key in sorted(zip(rows, keys, strict=True), key=lambda pair: pair[0]["name"]):
+        if key is not None:
+            by_seed.setdefault(key, {})[seed_key(row)] = row
     out_rows: list[dict[str, Any]] = []
-    done: set[Any] = set()
-    for i, row in df.iterrows():
-        if i in done:
-            continue
-        key = keys[i]
-        same = df[keys == key] if key is not None else df.loc[[i]]
-        # one run per seed: the newest (folder names start with the time)
-        per_seed = {seed_key(r): r for _, r in same.sort_values("name").iterrows()}
-        if key is None or len(per_seed) < 2:
-            done.add(i)
+    shown: set[str] = set()
+    for row, key in zip(rows, keys, strict=True):
+        group = by_seed.get(key, {})
+        if len(group) < 2:
             out_rows.append({**row.to_dict(), "n": 1, "f1_sd": None, "members": [row["name"]]})
-            continue
-        members = [per_seed[k] for k in sorted(per_seed, key=lambda k: tuple(map(str, k)))]
-        done.update(same.index)
-        out_rows.append(_group_row(members))
+        elif key not in shown:  # the group's row stands where its first run stood
+            shown.add(key)
+            out_rows.append(
+                _group_row([group[k] for k in sorted(group, key=lambda k: tuple(map(str, k)))])
+            )
     return pd.DataFrame(out_rows)
 
 
