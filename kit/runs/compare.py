@@ -9,11 +9,13 @@ initial weights and batches, the same validation people.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
 import re
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -291,10 +293,13 @@ def _val(run_dir: str) -> pd.DataFrame | None:
     )
 
 
-def bootstrap_runs(base_dir: str, run_dir: str, *, seed: int = 0) -> dict[str, str]:
+def bootstrap_runs(
+    base_dir: str, run_dir: str, *, seed: int = 0, read: Callable[[str], pd.DataFrame | None] = _val
+) -> dict[str, str]:
     """One run versus one: the paired bootstrap over the validation people both predicted
-    (their ``val_probs.csv``; a K-fold parent's is every person's out-of-fold prediction)."""
-    fa, fb = _val(base_dir), _val(run_dir)
+    (their ``val_probs.csv``; a K-fold parent's is every person's out-of-fold prediction).
+    ``read`` reads a run's validation rows (a table of many runs reads each once)."""
+    fa, fb = read(base_dir), read(run_dir)
     if fa is None or fb is None:
         return _noise(None, "no readable 18-class val_probs.csv")
     if set(fa.index) != set(fb.index):
@@ -421,6 +426,7 @@ def _versus(
         base_run = df[df["name"] == max(base["members"])].iloc[0]
     seedless = (*ignore, *SEED_FIELDS)
     family = baseline_family(df, base_run, ignore)
+    val = functools.cache(_val)  # the baseline's file is every single run's partner
     cells = []
     for _, row in rows.iterrows():
         if row["name"] == base["name"]:
@@ -434,7 +440,7 @@ def _versus(
             partner = same_seed_run(family, row)
             partner = base_run if partner is None else partner
             changes = diff(partner, row, ignore)
-            noise = bootstrap_runs(partner["run_dir"], row["run_dir"])
+            noise = bootstrap_runs(partner["run_dir"], row["run_dir"], read=val)
             pair = partner["name"]
         changed = _change_text(changes, partner, row)
         cells.append({"changes": changed, "flag": _flag(len(changes)), **noise, "pair": pair})
