@@ -14,7 +14,6 @@ import pytest
 
 import kit
 from kit.config import Config
-from kit.data.fixture import make_fixture
 from kit.ensemble.__main__ import main as ensemble_main
 from kit.predict import main as predict_main
 from kit.predict import probs_path
@@ -30,11 +29,10 @@ UNSTABLE = ["seconds"]
 
 @pytest.fixture(scope="module")
 def work(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A folder like the one the old runs ran in (their config.json names ``data`` and ``runs``
-    relative to it): the fixture they trained on (today's generator draws the same bytes) and
-    a copy of the runs."""
+    """A copy of the folder the old runs ran in (their config.json names ``data`` and ``runs``
+    relative to it): the pictures they trained on and the runs."""
     root = tmp_path_factory.mktemp("old")
-    make_fixture(root / "data", n_people=24, image_size=(48, 36), seed=0, n_eval_people=4)
+    shutil.copytree(OLD / "data", root / "data")
     for run in (COMPLETE, INTERRUPTED):
         shutil.copytree(OLD / run, root / "runs" / run)
     return root
