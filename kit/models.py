@@ -319,8 +319,12 @@ def hub_cache_dir() -> Path:
 
 
 def _sha256(path: Path) -> str:
+    # not hashlib.file_digest: kit supports Python 3.10, and it came in 3.11
+    digest = hashlib.sha256()
     with open(path, "rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def _unavailable(name: str, hub_id: str, why: str) -> WeightsUnavailable:
