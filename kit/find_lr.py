@@ -191,7 +191,7 @@ def find_lr(
         fix = "pass another --output-dir (lr_find/ goes beside it)"
         raise io.output_error(folder, err, fix) from err
     frame = pd.DataFrame({"lr": curve.lrs, "loss": curve.losses, "smoothed": curve.smoothed})
-    io.write_text(curve.csv, frame.to_csv(index=False))
+    io.write_text(curve.csv, frame.to_csv(index=False, lineterminator="\n"))
     title = f"{checked.name}: {checked.model}, batch {checked.batch_size}, {checked.optimizer}"
     curve.png = lr_find_png(
         curve.lrs, curve.losses, smoothed, curve.suggested, folder / f"{stem}.png", title
