@@ -25,7 +25,7 @@ from kit import runfolder as rundir
 from kit.cli import INTERRUPTED, TERMINATED, Terminated
 from kit.config import Config
 from kit.device import cpu_info, pick_amp
-from kit.labels import VALUE_NAMES, class_name
+from kit.labels import TASKS, VALUE_NAMES, class_name
 from kit.metrics import score_probs, selection_score
 from kit.models import Weights, head_task
 from kit.plot import confusion_png, curves_png, mistakes_sheet
@@ -191,7 +191,7 @@ def finish(job: Job, ready: Ready) -> Run:
     complete(job, rows, summary)
     chosen = selection_score(scores, task)
     what = "macro F1" if task is None else f"{task} F1"
-    f1 = {h: summary.get(f"val_f1_{h}") for h in ("mask", "gender", "age")}
+    f1 = {h: summary.get(f"val_f1_{h}") for h in TASKS}
     heads = ", ".join(f"{h} {v:.3f}" for h, v in f1.items() if v is not None)
     submission = run_dir / rundir.SUBMISSION
     _log.info(

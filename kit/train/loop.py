@@ -29,7 +29,7 @@ from kit.batch import create_device_aug, to_model_input
 from kit.config import Config
 from kit.device import pick_amp, seed_everything
 from kit.errors import TrainingDiverged
-from kit.labels import NUM_CLASSES
+from kit.labels import NUM_CLASSES, TASKS
 from kit.metrics import f1_from_confusion, score_probs, selection_score
 from kit.mixing import Mixer
 from kit.models import OUTPUT_KINDS, head_spec, head_task, target_classes, to_probs
@@ -99,7 +99,7 @@ def train_run(job: Job, ready: Ready) -> None:
     def heartbeat(done: int, figures: dict[str, Any]) -> None:
         job.write_status("running", done, progress=figures)
 
-    task, heads = head_task(cfg.head), ("mask", "gender", "age")
+    task = head_task(cfg.head)
     t0 = time.time()
     for epoch, train_loss, lr in epochs(t, cfg, state.epoch + 1, heartbeat):
         # the whole validation set, scored the same on every process
@@ -119,10 +119,10 @@ def train_run(job: Job, ready: Ready) -> None:
         state.epoch = epoch
         row = {"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss}
         row.update({f"val_{k}": scores[k] for k in ("macro_f1", "accuracy")})
-        row.update({f"val_f1_{h}": scores[f"f1_{h}"] for h in heads})
+        row.update({f"val_f1_{h}": scores[f"f1_{h}"] for h in TASKS})
         row.update(lr=lr, seconds=round(time.time() - t0, 3))
         rows.append(row)
-        f1 = " ".join(f"{h} {_fmt(row[f'val_f1_{h}'])}" for h in heads)
+        f1 = " ".join(f"{h} {_fmt(row[f'val_f1_{h}'])}" for h in TASKS)
         _log.info(
             f"epoch {epoch}/{cfg.epochs}  train_loss {train_loss:.4f}  val_loss {val_loss:.4f}  "
             f"val_f1 {_fmt(row['val_macro_f1'], 4)} ({f1})  acc {row['val_accuracy']:.4f}  "
