@@ -319,7 +319,7 @@ def _one_criterion(task: str | None, cfg: Config, labels: Any) -> nn.Module:
     count the task's values)."""
     if task is None:
         return build_loss(cfg.loss, num_classes=NUM_CLASSES, labels=labels, **cfg.loss_kwargs)
-    values = None if labels is None else decode(np.asarray(labels))[TASKS.index(task)]
+    values = None if labels is None else decode(_array(labels))[TASKS.index(task)]
     return build_loss(cfg.loss, num_classes=TASK_SIZES[task], labels=values, **cfg.loss_kwargs)
 
 
