@@ -165,23 +165,9 @@ def _fit_folds(
     runs: dict[int, Run] = {}
     _mark(ctx, parent, "running", 0)
     try:
-        for k in wanted:  # as kit.runfolder.find_fold_run plans it: kept, resumed, or new
-            action, found = distributed.broadcast(find_fold_run(parent, k) if main else None, ctx)
-            if action == "keep" and found is not None:
-                _log.info("fold %d: complete in %s; kept", k, found)
-                runs[k] = read_run(found)
-            else:
-                name = f"{cfg.name}_fold{k}"
-                fold_cfg = cfg.replace(
-                    folds=None, fold=k, resume=None, output_dir=str(parent), name=name
-                )
-                if action == "resume" and found is not None:
-                    _log.info("fold %d: resuming %s", k, found)
-                    fold_cfg = fold_cfg.replace(resume=str(found))
-                    check_resumable(fold_cfg, found)
-                else:
-                    _log.info("fold %d of %d: training", k, cfg.n_folds)
-                runs[k] = fit_run(fold_cfg, train_transform, ctx, device, weights)
+        for k in wanted:
+            plan = distributed.broadcast(find_fold_run(parent, k) if main else None, ctx)
+            runs[k] = _fit_fold(cfg, parent, k, plan, train_transform, ctx, device, weights)
             _mark(ctx, parent, "running", len(runs))
         summary = None
         if main:
@@ -206,6 +192,33 @@ def _fit_folds(
     )
     folds = [runs[k] for k in wanted]
     return Run(parent, "complete", cfg, summary, chosen, 0, folds)
+
+
+def _fit_fold(
+    cfg: Config,
+    parent: Path,
+    k: int,
+    plan: tuple[str, Path | None],
+    train_transform: A.BasicTransform | None,
+    ctx: distributed.DistContext,
+    device: torch.device,
+    weights: Weights | None = None,
+) -> Run:
+    """Fold ``k`` as :func:`kit.runfolder.find_fold_run` planned it: kept, resumed, or new."""
+    action, found = plan
+    if action == "keep" and found is not None:
+        _log.info("fold %d: complete in %s; kept", k, found)
+        return read_run(found)
+    fold_cfg = cfg.replace(
+        folds=None, fold=k, resume=None, output_dir=str(parent), name=f"{cfg.name}_fold{k}"
+    )
+    if action == "resume" and found is not None:
+        _log.info("fold %d: resuming %s", k, found)
+        fold_cfg = fold_cfg.replace(resume=str(found))
+        check_resumable(fold_cfg, found)
+    else:
+        _log.info("fold %d of %d: training", k, cfg.n_folds)
+    return fit_run(fold_cfg, train_transform, ctx, device, weights)
 
 
 def _split(cfg: Config) -> pd.Series:
