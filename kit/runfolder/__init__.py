@@ -111,6 +111,7 @@ from kit.runfolder.read import (
     read_task_val_probs,
     read_test_probs,
     read_tracker_ids,
+    read_val,
     read_val_keys,
     read_val_probs,
     run_score,

@@ -37,6 +37,7 @@ from kit.runfolder.names import (
     TEST_KEYS,
     TEST_PROBS,
     TRACKER_IDS,
+    VAL_COLUMNS,
     VAL_KEYS,
     VAL_PROBS,
 )
@@ -71,6 +72,7 @@ __all__ = [
     "read_task_val_probs",
     "read_test_probs",
     "read_tracker_ids",
+    "read_val",
     "read_val_keys",
     "read_val_probs",
     "run_score",
@@ -264,7 +266,10 @@ def _read_probs(
     """The ``keys`` then the probability ``cols`` of a prediction file; ``truth`` from its
     ``label`` column when ``keys`` has one (validation)."""
     path = Path(path)
-    df = read_checked_csv(path, [*keys, *cols], ids)
+    return _probs_split(path, read_checked_csv(path, [*keys, *cols], ids), keys, cols)
+
+
+def _probs_split(path: Path, df: pd.DataFrame, keys: Sequence[str], cols: Sequence[str]) -> Split:
     probs = checked_probs(path, df, cols)
     truth = checked_class_ids(path, df, "label") if "label" in keys else None
     return Split(df["image_id"].to_numpy(object), probs.argmax(axis=1), probs, truth, path)
@@ -338,8 +343,20 @@ def read_val_keys(path: str | Path) -> ValKeys:
     if path.is_dir():
         path = path / VAL_PROBS
     df = read_checked_csv(path, ["image_id", "person_id", "fold"], ["image_id", "person_id"])
+    return _val_keys(path, df)
+
+
+def _val_keys(path: Path, df: pd.DataFrame) -> ValKeys:
     folds = checked_numbers(path, df, ["fold"])[:, 0].astype(np.int64)
     return ValKeys(df["image_id"].to_numpy(object), df["person_id"].to_numpy(object), folds)
+
+
+def read_val(path: str | Path) -> tuple[Split, ValKeys]:
+    """:func:`read_val_probs` and :func:`read_val_keys` of one ``val_probs.csv``, parsed once
+    (the same checks; the keys in the split's row order)."""
+    path = Path(path)
+    df = read_checked_csv(path, VAL_COLUMNS, ["image_id", "person_id"])
+    return _probs_split(path, df, VAL_KEYS, PROB_COLUMNS), _val_keys(path, df)
 
 
 # A per-task run's probability files (a head that predicts one task only knows nothing of

@@ -15,7 +15,6 @@ import math
 import os
 import re
 import warnings
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -29,8 +28,7 @@ from kit.runfolder import (
     TRANSFORM_FIELD,
     VAL_PROBS,
     read_config,
-    read_val_keys,
-    read_val_probs,
+    read_val,
     transform_summary,
 )
 from kit.runs.ledger import flatten_config, is_score
@@ -284,22 +282,22 @@ def _val(run_dir: str) -> pd.DataFrame | None:
     val_probs.csv is missing or damaged."""
     path = Path(run_dir)
     try:
-        split, keys = read_val_probs(path / VAL_PROBS), read_val_keys(path)
+        split, keys = read_val(path / VAL_PROBS)
     except (OSError, ValueError):
         return None
-    keys = keys.take(split.ids)
     return pd.DataFrame(
         {"truth": split.truth, "person": keys.person_ids, "pred": split.labels}, index=split.ids
     )
 
 
-def bootstrap_runs(
-    base_dir: str, run_dir: str, *, seed: int = 0, read: Callable[[str], pd.DataFrame | None] = _val
-) -> dict[str, str]:
+def bootstrap_runs(base_dir: str, run_dir: str, *, seed: int = 0) -> dict[str, str]:
     """One run versus one: the paired bootstrap over the validation people both predicted
-    (their ``val_probs.csv``; a K-fold parent's is every person's out-of-fold prediction).
-    ``read`` reads a run's validation rows (a table of many runs reads each once)."""
-    fa, fb = read(base_dir), read(run_dir)
+    (their ``val_probs.csv``; a K-fold parent's is every person's out-of-fold prediction)."""
+    return _bootstrap(_val(base_dir), _val(run_dir), seed)
+
+
+def _bootstrap(fa: pd.DataFrame | None, fb: pd.DataFrame | None, seed: int = 0) -> dict[str, str]:
+    """:func:`bootstrap_runs` of two runs' validation rows (:func:`_val`)."""
     if fa is None or fb is None:
         return _noise(None, "no readable 18-class val_probs.csv")
     if set(fa.index) != set(fb.index):
@@ -440,7 +438,7 @@ def _versus(
             partner = same_seed_run(family, row)
             partner = base_run if partner is None else partner
             changes = diff(partner, row, ignore)
-            noise = bootstrap_runs(partner["run_dir"], row["run_dir"], read=val)
+            noise = _bootstrap(val(partner["run_dir"]), val(row["run_dir"]))
             pair = partner["name"]
         changed = _change_text(changes, partner, row)
         cells.append({"changes": changed, "flag": _flag(len(changes)), **noise, "pair": pair})

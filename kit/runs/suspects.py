@@ -35,8 +35,8 @@ from kit.runfolder import (
     VAL_PROBS,
     read_config,
     read_task_predictions,
+    read_val,
     read_val_keys,
-    read_val_probs,
 )
 
 __all__ = ["SUSPECT_COLUMNS", "Suspects", "find_suspects", "fixes_table", "main"]
@@ -63,7 +63,7 @@ def _pictures(run: Path) -> tuple[pd.DataFrame, tuple[str, ...]]:
     (all three, or a per-task run's one), and those tasks."""
     per_task = read_task_predictions(run)
     if per_task is None:
-        split = read_val_probs(run / VAL_PROBS)
+        split, keys = read_val(run / VAL_PROBS)
         marg = dict(zip(TASKS, heads_from_joint(split.probs), strict=True))
     else:
         task, split = per_task[:2]
@@ -73,7 +73,7 @@ def _pictures(run: Path) -> tuple[pd.DataFrame, tuple[str, ...]]:
                 "give a run folder that finished validation"
             )
         marg = {task: split.probs}
-    keys = read_val_keys(run).take(split.ids)
+        keys = read_val_keys(run).take(split.ids)
     own = dict(zip(TASKS, decode(split.truth), strict=True))
     frame = pd.DataFrame({"image_id": split.ids, "person_id": keys.person_ids})
     for task in marg:
