@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Executor, ProcessPoolExecutor
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -26,6 +30,7 @@ __all__ = [
     "listed",
     "parse_age",
     "parse_gender",
+    "pool_map",
     "read_csv_checked",
     "usable_cores",
     "with_labels",
@@ -146,6 +151,20 @@ def read_csv_checked(path: Path, required: tuple[str, ...]) -> pd.DataFrame:
             f"{', '.join(header)}, expected {expected}"
         )
     return pd.DataFrame(rows, columns=header, index=pd.Index(lines, name="line"), dtype=str)
+
+
+@contextlib.contextmanager
+def pool_map(
+    workers: int, executor: Callable[..., Executor] = ProcessPoolExecutor, **map_kwargs: Any
+) -> Iterator[Callable[..., Iterator[Any]]]:
+    """``map`` in this process when ``workers`` <= 0, else the ``map`` of an ``executor`` of
+    ``workers`` (with ``map_kwargs``, e.g. ``chunksize``), shut down on leaving: results in
+    input order either way."""
+    if workers <= 0:
+        yield map
+        return
+    with executor(max_workers=workers) as pool:
+        yield partial(pool.map, **map_kwargs)
 
 
 def usable_cores() -> int:

@@ -14,7 +14,6 @@ hard. Every picture has its own seeded generator: same bytes in any order, in an
 from __future__ import annotations
 
 import argparse
-import contextlib
 import hashlib
 import io
 import logging
@@ -24,7 +23,6 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -34,7 +32,7 @@ import pandas as pd
 from PIL import Image, ImageFilter
 
 from kit import cli
-from kit.data._common import STEM_MASK, STEMS, usable_cores
+from kit.data._common import STEM_MASK, STEMS, pool_map, usable_cores
 from kit.labels import age_to_group, encode
 from kit.progress import Progress
 
@@ -282,14 +280,9 @@ def draw_people(root: Path, part: str, jobs: list, workers: int, progress: bool)
     ``root/part/faces.csv`` (each face's true box) and a ``.DS_Store`` to skip."""
     desc = f"fixture: {'training' if part == 'train' else part} people"
     bar = Progress(desc, len(jobs), quiet=not progress, what="people", first_after=5)
-    with bar, contextlib.ExitStack() as stack:
-        if workers > 1:
-            pool = stack.enter_context(ProcessPoolExecutor(workers))
-            results = pool.map(_person, jobs, chunksize=4)
-        else:
-            results = map(_person, jobs)
+    with bar, pool_map(workers if workers > 1 else 0, chunksize=4) as imap:
         drawn = []
-        for person in results:
+        for person in imap(_person, jobs):
             drawn.append(person)
             bar.step(len(person))
     boxes = [

@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 from filelock import FileLock, Timeout
 
+from kit.data._common import pool_map
 from kit.io import OutputError, atomic_path, read_json, write_json
 from kit.progress import Progress
 from kit.registry import Registry
@@ -260,15 +261,6 @@ def _with_path(err: Exception, path: str) -> Exception:
         return RuntimeError(f"{path}: {type(err).__name__}: {err}")
 
 
-@contextlib.contextmanager
-def _mapper(workers: int, executor: str) -> Iterator[Callable[..., Iterator[Any]]]:
-    if workers <= 0:
-        yield map
-        return
-    with EXECUTORS.use(executor)(max_workers=workers) as pool:
-        yield pool.map
-
-
 def _new_npy(path: Path, shape: tuple[int, ...]) -> np.memmap:
     """A new uint8 ``.npy`` of ``shape`` at ``path``, mapped. Its blocks are reserved first: a
     memmap over a sparse file dies of SIGBUS when the disk fills, an ordinary "disk full"
@@ -294,8 +286,9 @@ def write_images(
     # Bounded batches: results wait in memory only until their batch is written.
     step = max(1, workers) * 8
     bar = Progress("caching images", len(names), not progress, what="pictures", first_after=5)
+    pool = pool_map(workers, EXECUTORS.use(executor))
     try:
-        with _cache_fix(), atomic_path(target) as tmp, bar, _mapper(workers, executor) as imap:
+        with _cache_fix(), atomic_path(target) as tmp, bar, pool as imap:
             out = _new_npy(tmp, (len(names), *shape))
             for start in range(0, len(names), step):
                 batch = names[start : start + step]

@@ -9,12 +9,10 @@ every picture's path, size and mtime, the detector's name and version, and the f
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import logging
 import os
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
 from functools import partial
 from io import StringIO
 from pathlib import Path
@@ -25,6 +23,7 @@ from tqdm.auto import tqdm
 from kit import io
 from kit.config import Config
 from kit.data import read_eval, read_train
+from kit.data._common import pool_map
 from kit.data.fixture import FACE_COLUMNS
 from kit.data.image_cache import cache_dir_for, files_key
 from kit.data.pictures import FaceBoxes, PreparedLoader
@@ -93,13 +92,11 @@ def _compute(cfg: Config, root: Path, paths: list[str], workers: int, progress: 
     desc = f"face boxes ({name})"
     bar = tqdm(total=len(paths), desc=desc, unit="img", disable=not progress, leave=False)
     found: list[Box | Face | None] = []
-    with bar, contextlib.ExitStack() as stack:
-        if FACE_DETECTORS.get(name).parallel and workers > 1 and len(chunks) > 1:
-            pool = stack.enter_context(ProcessPoolExecutor(min(workers, len(chunks))))
-            results = pool.map(partial(_detect, name, cfg, root), chunks)
-        else:
-            results = (_detect(name, cfg, root, chunk, find) for chunk in chunks)
-        for chunk, boxes in zip(chunks, results, strict=True):
+    parallel = FACE_DETECTORS.get(name).parallel and workers > 1 and len(chunks) > 1
+    # each worker process opens its own detector; this process uses the one opened above
+    task = partial(_detect, name, cfg, root, find=None if parallel else find)
+    with bar, pool_map(min(workers, len(chunks)) if parallel else 0) as imap:
+        for chunk, boxes in zip(chunks, imap(task, chunks), strict=True):
             found.extend(boxes)
             bar.update(len(chunk))
     return found
